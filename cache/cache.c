@@ -1,0 +1,415 @@
+/*
+ * cache.c - creating, opening and closing the local state of a filesystem.
+ *
+ * cache_dir/lock is the single-writer guard on this machine: whoever holds
+ * an exclusive flock() on it owns the read-write LMDB environment and the
+ * data files; its pid is written into the file for `phifs status`.
+ * Read-only opens (status) take no lock and never write.
+ */
+#include "cache_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#define MAP_SIZE (64ull << 30)	/* address space only; the file grows */
+
+static const char *const meta_files[] = { "meta/data.mdb", "meta/lock.mdb" };
+
+static int env_create(MDB_env **out, const char *dir, unsigned flags)
+{
+	char path[4096];
+	MDB_env *env;
+	int rc;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/meta", dir) >= sizeof(path))
+		return -ENAMETOOLONG;
+	rc = mdb_env_create(&env);
+	if (rc)
+		return meta_err(rc);
+	mdb_env_set_maxdbs(env, 8);
+	mdb_env_set_maxreaders(env, 512);
+	mdb_env_set_mapsize(env, MAP_SIZE);
+	rc = mdb_env_open(env, path, flags | MDB_NOTLS, 0600);
+	if (rc) {
+		mdb_env_close(env);
+		return meta_err(rc);
+	}
+	*out = env;
+	return 0;
+}
+
+static int put_super(struct cache *c, MDB_txn *txn, const char *key,
+		     const void *data, size_t len)
+{
+	MDB_val k = { strlen(key), (void *)key }, v = { len, (void *)data };
+
+	return meta_err(mdb_put(txn, c->db_super, &k, &v, 0));
+}
+
+struct format_arg {
+	const struct cache_config *cfg;
+	uid_t uid;
+	gid_t gid;
+};
+
+static int format_txn(struct cache *c, MDB_txn *txn, void *arg)
+{
+	struct format_arg *a = arg;
+	uint64_t version = CACHE_FORMAT_VERSION, next = CACHE_ROOT_INO + 1;
+	uint64_t bs = a->cfg->block_size;
+	struct timespec now = phi_now();
+	struct inode_rec root = { 0 };
+	int rc;
+
+	rc = meta_open_dbs(c, txn, MDB_CREATE);
+	if (rc == 0 && getrandom(c->fsid, sizeof(c->fsid), 0) !=
+	    (ssize_t)sizeof(c->fsid))
+		rc = -errno;
+	if (rc == 0)
+		rc = put_super(c, txn, "version", &version, sizeof(version));
+	if (rc == 0)
+		rc = put_super(c, txn, "fsid", c->fsid, sizeof(c->fsid));
+	if (rc == 0)
+		rc = put_super(c, txn, "block_size", &bs, sizeof(bs));
+	if (rc == 0)
+		rc = put_super(c, txn, "next_ino", &next, sizeof(next));
+	if (rc)
+		return rc;
+	root.mode = S_IFDIR | 0755;
+	root.uid = a->uid;
+	root.gid = a->gid;
+	root.nlink = 2;
+	root.size = 4096;
+	root.parent = CACHE_ROOT_INO;
+	root.next_cookie = 3;
+	rec_set_time(&root.atime_sec, &root.atime_nsec, now);
+	rec_set_time(&root.mtime_sec, &root.mtime_nsec, now);
+	rec_set_time(&root.ctime_sec, &root.ctime_nsec, now);
+	rec_set_time(&root.btime_sec, &root.btime_nsec, now);
+	return inode_put(c, txn, CACHE_ROOT_INO, &root, NULL, 0);
+}
+
+/* Remove what a failed format created; best effort. */
+static void unformat(int dirfd, int made_lock)
+{
+	char name[16];
+
+	for (int i = 0; i < 256; i++) {
+		snprintf(name, sizeof(name), "data/%02x", i);
+		unlinkat(dirfd, name, AT_REMOVEDIR);
+	}
+	unlinkat(dirfd, "data", AT_REMOVEDIR);
+	for (size_t i = 0; i < 2; i++)
+		unlinkat(dirfd, meta_files[i], 0);
+	unlinkat(dirfd, "meta", AT_REMOVEDIR);
+	if (made_lock)
+		unlinkat(dirfd, "lock", 0);
+}
+
+static int make_dirs(int dirfd)
+{
+	char name[16];
+
+	if (mkdirat(dirfd, "meta", 0700) || mkdirat(dirfd, "data", 0700))
+		return -errno;
+	for (int i = 0; i < 256; i++) {
+		snprintf(name, sizeof(name), "data/%02x", i);
+		if (mkdirat(dirfd, name, 0700))
+			return -errno;
+	}
+	return 0;
+}
+
+/* Open and exclusively lock cache_dir/lock. */
+static int take_lock(int dirfd, int create, int *made)
+{
+	int fd = openat(dirfd, "lock", O_RDWR | O_CLOEXEC);
+
+	*made = 0;
+	if (fd < 0 && errno == ENOENT && create) {
+		fd = openat(dirfd, "lock", O_RDWR | O_CREAT | O_EXCL |
+			    O_CLOEXEC, 0600);
+		*made = fd >= 0;
+	}
+	if (fd < 0)
+		return errno == ENOENT ? PHI_ENOFS : -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		int e = errno;
+
+		close(fd);
+		return e == EWOULDBLOCK ? PHI_EBUSYFS : -e;
+	}
+	return fd;
+}
+
+static int has_fs(int dirfd)
+{
+	return faccessat(dirfd, "meta", F_OK, 0) == 0;
+}
+
+int cache_format(const struct cache_config *cfg, uid_t uid, gid_t gid)
+{
+	struct format_arg a = { cfg, uid, gid };
+	struct cache c = { 0 };
+	int dirfd, lockfd, made_lock = 0, rc;
+
+	dirfd = open(cfg->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0)
+		return -errno;
+	if (faccessat(dirfd, ".", W_OK | X_OK, AT_EACCESS)) {
+		rc = -errno;
+		goto out;
+	}
+	if (has_fs(dirfd)) {
+		rc = PHI_EEXISTFS;
+		goto out;
+	}
+	lockfd = take_lock(dirfd, 1, &made_lock);
+	if (lockfd < 0) {
+		rc = lockfd;
+		goto out;
+	}
+	rc = make_dirs(dirfd);
+	if (rc == 0)
+		rc = env_create(&c.env, cfg->dir, 0);
+	if (rc == 0) {
+		rc = meta_write(&c, format_txn, &a);
+		if (rc == 0)
+			rc = meta_err(mdb_env_sync(c.env, 1));
+		mdb_env_close(c.env);
+	}
+	if (rc == 0 && fsync(dirfd))
+		rc = -errno;
+	if (rc)
+		unformat(dirfd, made_lock);
+	close(lockfd);
+out:
+	close(dirfd);
+	return rc;
+}
+
+static int read_super(struct cache *c)
+{
+	MDB_val k = { 4, (void *)"fsid" }, v;
+	uint64_t version, bs;
+	MDB_txn *txn;
+	int rc;
+
+	rc = meta_err(mdb_txn_begin(c->env, NULL,
+				    c->rdonly ? MDB_RDONLY : 0, &txn));
+	if (rc)
+		return rc;
+	rc = meta_open_dbs(c, txn, 0);
+	if (rc == 0)
+		rc = meta_super_get_u64(c, txn, "version", &version);
+	if (rc == 0 && version != CACHE_FORMAT_VERSION)
+		rc = PHI_EVERSION;
+	if (rc == 0)
+		rc = meta_super_get_u64(c, txn, "block_size", &bs);
+	if (rc == 0 && (rc = mdb_get(txn, c->db_super, &k, &v)) != 0)
+		rc = meta_err(rc) == -ENOENT ? PHI_ECORRUPT : meta_err(rc);
+	if (rc == 0 && v.mv_size != sizeof(c->fsid))
+		rc = PHI_ECORRUPT;
+	if (rc == 0) {
+		memcpy(c->fsid, v.mv_data, sizeof(c->fsid));
+		c->block_size = (uint32_t)bs;
+		rc = meta_err(mdb_txn_commit(txn));
+	} else {
+		mdb_txn_abort(txn);
+	}
+	return rc;
+}
+
+static void write_pid(int fd)
+{
+	char buf[32];
+	int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+
+	if (ftruncate(fd, 0) == 0 && pwrite(fd, buf, (size_t)n, 0) < 0)
+		PHI_LOG(PHI_LOG_WARNING, "cannot record pid in lock file");
+}
+
+static int open_files(struct cache *c, const struct cache_config *cfg,
+		      unsigned flags)
+{
+	int made;
+
+	c->dirfd = open(cfg->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (c->dirfd < 0)
+		return -errno;
+	if (!has_fs(c->dirfd))
+		return PHI_ENOFS;
+	if (!(flags & CACHE_OPEN_RDONLY)) {
+		c->lockfd = take_lock(c->dirfd, 0, &made);
+		if (c->lockfd < 0)
+			return c->lockfd;
+		write_pid(c->lockfd);
+	}
+	c->datafd = openat(c->dirfd, "data", O_RDONLY | O_DIRECTORY |
+			   O_CLOEXEC);
+	return c->datafd < 0 ? (errno == ENOENT ? PHI_ECORRUPT : -errno) : 0;
+}
+
+int cache_open(struct cache **out, const struct cache_config *cfg,
+	       unsigned flags)
+{
+	struct cache *c = calloc(1, sizeof(*c));
+	uint64_t used = 0;
+	int rc;
+
+	if (!c)
+		return -ENOMEM;
+	c->dirfd = c->datafd = c->lockfd = -1;
+	c->rdonly = !!(flags & CACHE_OPEN_RDONLY);
+	c->size_limit = cfg->size_limit;
+	pthread_mutex_init(&c->nodes_lock, NULL);
+	c->dir = strdup(cfg->dir);
+	rc = c->dir ? open_files(c, cfg, flags) : -ENOMEM;
+	if (rc == 0)
+		rc = env_create(&c->env, c->dir, c->rdonly ? MDB_RDONLY :
+				MDB_NOMETASYNC);
+	if (rc == 0)
+		rc = read_super(c);
+	if (rc == 0 && !c->rdonly)
+		rc = meta_free_orphans(c);
+	if (rc == 0)
+		rc = meta_used_bytes(c, &used);
+	if (rc) {
+		cache_close(c);
+		return rc;
+	}
+	atomic_store(&c->used, used);
+	*out = c;
+	return 0;
+}
+
+int cache_sync(struct cache *c)
+{
+	int rc;
+
+	if (c->rdonly)
+		return 0;
+	if (atomic_load(&c->latched))
+		return PHI_ELATCHED;
+	rc = mdb_env_sync(c->env, 1);
+	return rc ? cache_latch(c, meta_err(rc)) : 0;
+}
+
+int cache_close(struct cache *c)
+{
+	int rc = 0, rc2;
+
+	if (c->env && !c->rdonly) {
+		rc = node_fold_all(c);
+		if (syncfs(c->datafd) && rc == 0)
+			rc = -errno;
+		rc2 = cache_sync(c);
+		if (rc == 0)
+			rc = rc2;
+	}
+	node_table_free(c);
+	if (c->env)
+		mdb_env_close(c->env);
+	if (c->datafd >= 0)
+		close(c->datafd);
+	if (c->lockfd >= 0)
+		close(c->lockfd);	/* drops the flock */
+	if (c->dirfd >= 0)
+		close(c->dirfd);
+	pthread_mutex_destroy(&c->nodes_lock);
+	free(c->dir);
+	free(c);
+	return rc;
+}
+
+static void lock_holder(struct cache *c, struct cache_stats *s)
+{
+	char buf[32] = { 0 };
+	int fd = openat(c->dirfd, "lock", O_RDONLY | O_CLOEXEC);
+
+	s->mounted = 0;
+	s->pid = 0;
+	if (fd < 0)
+		return;
+	if (c->lockfd >= 0) {
+		s->mounted = 1;		/* it is us */
+		s->pid = (long)getpid();
+	} else if (flock(fd, LOCK_SH | LOCK_NB) && errno == EWOULDBLOCK) {
+		s->mounted = 1;
+		if (pread(fd, buf, sizeof(buf) - 1, 0) > 0)
+			s->pid = strtol(buf, NULL, 10);
+	}
+	close(fd);
+}
+
+static uint64_t entries(MDB_txn *txn, MDB_dbi dbi)
+{
+	MDB_stat st;
+
+	return mdb_stat(txn, dbi, &st) == 0 ? st.ms_entries : 0;
+}
+
+int cache_stats(struct cache *c, struct cache_stats *out)
+{
+	struct cache_stats s = { 0 };
+	MDB_txn *txn;
+	int rc;
+
+	txn = meta_read_begin(c, &rc);
+	if (!txn)
+		return rc;
+	s.inodes = entries(txn, c->db_inodes);
+	s.orphans = entries(txn, c->db_orphans);
+	meta_read_end(txn);
+	if (c->rdonly) {
+		uint64_t used;
+
+		rc = meta_used_bytes(c, &used);
+		if (rc)
+			return rc;
+		atomic_store(&c->used, used);
+	}
+	s.used_bytes = atomic_load(&c->used);
+	s.size_limit = c->size_limit;
+	s.block_size = c->block_size;
+	s.format_version = CACHE_FORMAT_VERSION;
+	for (size_t i = 0; i < sizeof(c->fsid); i++)
+		snprintf(s.fsid + 2 * i, 3, "%02x", c->fsid[i]);
+	lock_holder(c, &s);
+	*out = s;
+	return 0;
+}
+
+int cache_statfs(struct cache *c, struct statvfs *out)
+{
+	struct statvfs disk;
+	uint64_t used = atomic_load(&c->used), bsize = 4096, avail;
+	struct cache_stats s;
+	int rc;
+
+	if (fstatvfs(c->dirfd, &disk))
+		return -errno;
+	rc = cache_stats(c, &s);
+	if (rc)
+		return rc;
+	avail = used < c->size_limit ? c->size_limit - used : 0;
+	if (avail > (uint64_t)disk.f_bavail * disk.f_frsize)
+		avail = (uint64_t)disk.f_bavail * disk.f_frsize;
+	memset(out, 0, sizeof(*out));
+	out->f_bsize = bsize;
+	out->f_frsize = bsize;
+	out->f_blocks = c->size_limit / bsize;
+	out->f_bfree = avail / bsize;
+	out->f_bavail = avail / bsize;
+	out->f_files = s.inodes + disk.f_ffree;
+	out->f_ffree = disk.f_ffree;
+	out->f_favail = disk.f_ffree;
+	out->f_namemax = CACHE_NAME_MAX;
+	return 0;
+}

@@ -1,0 +1,266 @@
+/*
+ * cache.h - the local state of one phifs filesystem.
+ *
+ * The cache owns everything under cache_dir:
+ *
+ *   meta/        LMDB environment: inodes, directory entries (by name and by
+ *                readdir cookie), extended attributes, orphans, superblock
+ *   data/XX/INO  the local block store: one sparse file per regular-file
+ *                inode, holding its content at its own offsets (holes stay
+ *                holes).  Named by inode number only.
+ *   lock         flock()ed by the one process that has the cache open
+ *                read-write
+ *
+ * Every metadata change goes through one write transaction helper in
+ * cache_meta.c (meta_write()), which is where the disaster-recovery journal
+ * will hook in.  Content goes through cache_write()/cache_read_extent(); the
+ * sealing of blocks into immutable objects will live behind these calls
+ * without fs/ noticing.
+ *
+ * Durability.  Metadata commits are ordered (LMDB with MDB_NOMETASYNC keeps
+ * integrity across a power loss); a write() only touches the data file and
+ * an in-memory record of the new size and times, folded into LMDB at flush,
+ * fsync, release, setattr and close.  cache_fsync() makes one file's data
+ * and all metadata durable on the local disk.  A crash loses at most what
+ * was written since the last fsync; after a crash the next cache_open()
+ * frees the inodes that were unlinked but still open.
+ *
+ * Lookup counts.  Every call that returns an entry (struct stat for a name)
+ * to the caller takes one lookup reference on that inode, as the kernel
+ * counts them; cache_forget() drops them.  An unlinked inode is freed when
+ * its lookup count and open count both reach zero.
+ *
+ * Threads.  All calls may be made concurrently from any thread once
+ * cache_open() has returned, except cache_close().
+ *
+ * Errors.  0 or a positive count on success; a negative errno, or a PHI_E*
+ * code from phi.h, on failure.  Out-parameters are only written on success.
+ */
+#ifndef CACHE_H
+#define CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+
+struct cache;
+struct cache_file;
+
+#define CACHE_ROOT_INO 1
+#define CACHE_NAME_MAX 255
+#define CACHE_XATTR_SIZE_MAX 65536
+
+/* Settings from [filesystem]; strings are borrowed during the call only. */
+struct cache_config {
+	const char *dir;	/* cache_dir, must exist and be writable */
+	uint64_t size_limit;	/* cache_size in bytes */
+	uint32_t block_size;	/* fixed at format time */
+};
+
+enum cache_open_flags {
+	CACHE_OPEN_RDONLY = 1 << 0,	/* status: no lock, no writes */
+};
+
+/*
+ * Create a new, empty filesystem in cfg->dir (root directory owned by
+ * uid/gid, mode 0755).  Returns PHI_EEXISTFS if one is already there,
+ * PHI_EBUSYFS if a mount holds it, -errno if the directory is unusable.
+ * Creates nothing on failure.
+ */
+int cache_format(const struct cache_config *cfg, uid_t uid, gid_t gid);
+
+/*
+ * Open the filesystem in cfg->dir.  Read-write opens take cache_dir/lock
+ * and fail with PHI_EBUSYFS if another process holds it; they also free
+ * inodes orphaned by a crash.  PHI_ENOFS if there is no filesystem.
+ * On success *out is a handle to be closed with cache_close().
+ */
+int cache_open(struct cache **out, const struct cache_config *cfg,
+	       unsigned flags);
+
+/*
+ * Fold every pending write record, sync data and metadata, release the
+ * lock and free the handle.  Files still open are flushed and closed.
+ * Returns the first error met while flushing (the handle is freed anyway).
+ */
+int cache_close(struct cache *c);
+
+/* Make all data and metadata durable on the local disk. */
+int cache_sync(struct cache *c);
+
+/* Summary for `phifs status`. */
+struct cache_stats {
+	uint64_t inodes;	/* live inodes, root included */
+	uint64_t orphans;	/* unlinked but still open */
+	uint64_t used_bytes;	/* bytes the local block store occupies */
+	uint64_t size_limit;	/* cache_size */
+	uint32_t block_size;
+	uint64_t format_version;
+	char fsid[33];		/* filesystem id, hex */
+	int mounted;		/* another process holds the lock */
+	long pid;		/* that process, when mounted */
+};
+int cache_stats(struct cache *c, struct cache_stats *out);
+
+/* Counts for statfs(2). */
+int cache_statfs(struct cache *c, struct statvfs *out);
+
+/* --- names and attributes ------------------------------------------- */
+
+/* Attributes of ino.  Does not take a lookup reference. */
+int cache_getattr(struct cache *c, uint64_t ino, struct stat *st);
+
+/* Look name up in directory parent; takes a lookup reference. */
+int cache_lookup(struct cache *c, uint64_t parent, const char *name,
+		 struct stat *st);
+
+/* Drop nlookup lookup references (FUSE forget). */
+void cache_forget(struct cache *c, uint64_t ino, uint64_t nlookup);
+
+enum cache_set {
+	CACHE_SET_MODE = 1 << 0,
+	CACHE_SET_UID = 1 << 1,
+	CACHE_SET_GID = 1 << 2,
+	CACHE_SET_SIZE = 1 << 3,
+	CACHE_SET_ATIME = 1 << 4,
+	CACHE_SET_MTIME = 1 << 5,
+	CACHE_SET_ATIME_NOW = 1 << 6,
+	CACHE_SET_MTIME_NOW = 1 << 7,
+	CACHE_SET_CTIME = 1 << 8,
+};
+
+/*
+ * Change the attributes selected by `set` (enum cache_set) from `in`
+ * (st_mode, st_uid, st_gid, st_size, st_atim, st_mtim, st_ctim); ctime
+ * becomes now unless CACHE_SET_CTIME.  Permission checks are the kernel's
+ * (default_permissions).  Writes the new attributes to *out.
+ */
+int cache_setattr(struct cache *c, uint64_t ino, unsigned set,
+		  const struct stat *in, struct stat *out);
+
+/* Who creates a node: its owner, and the group unless the directory is
+ * setgid. */
+struct cache_cred {
+	uid_t uid;
+	gid_t gid;
+};
+
+/*
+ * Create name in parent: a regular file, directory, FIFO, socket or
+ * device (mode's type bits), or a symlink to `target` when S_ISLNK(mode).
+ * EEXIST if the name exists, ENAMETOOLONG past CACHE_NAME_MAX bytes,
+ * ENOTDIR if parent is no directory.  Takes a lookup reference.
+ */
+int cache_mknod(struct cache *c, uint64_t parent, const char *name,
+		mode_t mode, dev_t rdev, const char *target,
+		const struct cache_cred *cred, struct stat *st);
+
+/* New hard link newparent/newname to ino (not a directory: EPERM).
+ * Takes a lookup reference. */
+int cache_link(struct cache *c, uint64_t ino, uint64_t newparent,
+	       const char *newname, struct stat *st);
+
+/* Remove a non-directory entry (EISDIR for a directory). */
+int cache_unlink(struct cache *c, uint64_t parent, const char *name);
+
+/* Remove an empty directory (ENOTEMPTY, ENOTDIR). */
+int cache_rmdir(struct cache *c, uint64_t parent, const char *name);
+
+enum cache_rename_flags {
+	CACHE_RENAME_NOREPLACE = 1 << 0,	/* RENAME_NOREPLACE */
+	CACHE_RENAME_EXCHANGE = 1 << 1,		/* RENAME_EXCHANGE */
+};
+
+/* rename(2)/renameat2(2) semantics, including EINVAL for moving a
+ * directory into itself and the ENOTDIR/EISDIR/ENOTEMPTY cases. */
+int cache_rename(struct cache *c, uint64_t parent, const char *name,
+		 uint64_t newparent, const char *newname, unsigned flags);
+
+/* Copy a symlink's target, NUL-terminated, into buf; -ERANGE if short. */
+int cache_readlink(struct cache *c, uint64_t ino, char *buf, size_t size);
+
+/*
+ * Called by cache_readdir() per entry; `next` is the offset at which a
+ * later call resumes after this entry.  st is complete when `plus` was
+ * requested, else only st_ino and the type bits of st_mode are set.
+ * Return 0 if the entry was taken, non-zero to stop before it.
+ */
+typedef int cache_dirent_fn(void *ctx, const char *name,
+			    const struct stat *st, uint64_t next);
+
+/*
+ * List directory ino from offset `off` (0 = start; otherwise a `next`
+ * value from an earlier call).  Offsets stay valid while the directory
+ * changes: an entry present throughout is returned exactly once.  Lists
+ * "." and ".." first.  With `plus`, each taken entry other than "." and
+ * ".." gets a lookup reference.
+ */
+int cache_readdir(struct cache *c, uint64_t ino, uint64_t off, int plus,
+		  cache_dirent_fn *fn, void *ctx);
+
+/* --- extended attributes (user.* namespace) ---------------------------- */
+
+enum cache_xattr_flags {
+	CACHE_XATTR_CREATE = 1 << 0,	/* XATTR_CREATE: EEXIST if present */
+	CACHE_XATTR_REPLACE = 1 << 1,	/* XATTR_REPLACE: ENODATA if absent */
+};
+
+/* Other namespaces than user.* get -ENOTSUP (they are not stored). */
+int cache_setxattr(struct cache *c, uint64_t ino, const char *name,
+		   const void *value, size_t size, unsigned flags);
+
+/* With size 0, return the value's length; -ERANGE if size is too small,
+ * -ENODATA if absent.  Otherwise copy and return the length. */
+int cache_getxattr(struct cache *c, uint64_t ino, const char *name,
+		   void *value, size_t size);
+
+/* NUL-separated names, same size rules as cache_getxattr(). */
+int cache_listxattr(struct cache *c, uint64_t ino, char *list, size_t size);
+
+int cache_removexattr(struct cache *c, uint64_t ino, const char *name);
+
+/* --- file content ------------------------------------------------------ */
+
+/*
+ * Open regular file ino for I/O.  Handles of the same inode share one
+ * state.  `trunc` truncates to zero first (O_TRUNC).  *out lives until
+ * cache_file_release().
+ */
+int cache_file_open(struct cache *c, uint64_t ino, int trunc,
+		    struct cache_file **out);
+
+/* Fold this handle's pending size and times into the metadata (close()). */
+int cache_file_flush(struct cache *c, struct cache_file *f);
+
+/* Drop the handle; frees an unlinked inode at its last reference. */
+void cache_file_release(struct cache *c, struct cache_file *f);
+
+/* A range of content readable in place: read len bytes of fd at off.
+ * fd is borrowed and valid until cache_file_release(). */
+struct cache_extent {
+	int fd;
+	uint64_t off;
+	size_t len;
+};
+
+/* Where to read [off, off+len) of the file, clamped to its size (len 0 at
+ * or past the end).  Holes read as zeros. */
+int cache_read_extent(struct cache *c, struct cache_file *f, uint64_t off,
+		      size_t len, struct cache_extent *out);
+
+/* Write len bytes at off; returns len or a negative code (-ENOSPC once
+ * the local store would pass cache_size). */
+ssize_t cache_write(struct cache *c, struct cache_file *f, uint64_t off,
+		    const void *buf, size_t len);
+
+/* fsync(2): the file's content (unless datasync) and all metadata are
+ * durable on the local disk when this returns 0. */
+int cache_fsync(struct cache *c, struct cache_file *f, int datasync);
+
+/* fallocate(2) mode 0 only (others: -EOPNOTSUPP); may extend the size. */
+int cache_fallocate(struct cache *c, struct cache_file *f, int mode,
+		    uint64_t off, uint64_t len);
+
+#endif

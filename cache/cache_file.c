@@ -1,0 +1,336 @@
+/*
+ * cache_file.c - file content in the local block store, and setattr.
+ *
+ * Content lives in one sparse data file per inode; write() goes straight
+ * to it and records the new size and times in the node (cache_node.c).
+ * Durability is fsync's business: cache_fsync() folds the node, syncs the
+ * data file (and its directory, the first time) and then the LMDB
+ * environment, in that order, so that metadata never points at content
+ * the disk does not have.
+ *
+ * A failed fdatasync() latches the cache (cache_latch()): after such a
+ * failure the kernel may have dropped the dirty pages, so no later fsync
+ * could be trusted to mean what it says.
+ */
+#include "cache_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Re-measure a node's allocation after this many bytes of writes. */
+#define GROWTH_RECHECK (64ull << 20)
+
+static void refresh_alloc(struct cache *c, struct cnode *n)
+{
+	struct stat st;
+
+	if (fstat(n->fd, &st))
+		return;
+	used_adjust(c, (int64_t)st.st_blocks * 512 - (int64_t)n->alloc);
+	n->alloc = (uint64_t)st.st_blocks * 512;
+	n->growth = 0;
+}
+
+/* -ENOSPC if writing len more bytes could pass cache_size. */
+static int room_for(struct cache *c, struct cnode *n, uint64_t len)
+{
+	if (n->growth > GROWTH_RECHECK)
+		refresh_alloc(c, n);
+	if (atomic_load(&c->used) + n->growth + len <= c->size_limit)
+		return 0;
+	refresh_alloc(c, n);
+	if (atomic_load(&c->used) + len <= c->size_limit)
+		return 0;
+	return -ENOSPC;
+}
+
+int cache_file_open(struct cache *c, uint64_t ino, int trunc,
+		    struct cache_file **out)
+{
+	struct cache_file *f;
+	struct cnode *n;
+	int rc;
+
+	f = malloc(sizeof(*f));
+	n = f ? node_acquire(c, ino) : NULL;
+	if (!n) {
+		free(f);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&n->lock);
+	rc = node_load(c, n);
+	if (rc == 0 && trunc) {
+		if (c->rdonly)
+			rc = -EROFS;
+		else if (ftruncate(n->fd, 0))
+			rc = -errno;
+		else {
+			n->size = 0;
+			n->mtime = n->ctime = phi_now();
+			n->dirty = 1;
+		}
+	}
+	pthread_mutex_unlock(&n->lock);
+	if (rc) {
+		node_release(c, n);
+		free(f);
+		return rc;
+	}
+	f->node = n;
+	*out = f;
+	return 0;
+}
+
+int cache_file_flush(struct cache *c, struct cache_file *f)
+{
+	int rc;
+
+	pthread_mutex_lock(&f->node->lock);
+	rc = node_fold(c, f->node);
+	pthread_mutex_unlock(&f->node->lock);
+	return rc;
+}
+
+void cache_file_release(struct cache *c, struct cache_file *f)
+{
+	node_release(c, f->node);
+	free(f);
+}
+
+int cache_read_extent(struct cache *c, struct cache_file *f, uint64_t off,
+		      size_t len, struct cache_extent *out)
+{
+	struct cnode *n = f->node;
+
+	(void)c;
+	pthread_mutex_lock(&n->lock);
+	out->fd = n->fd;
+	out->off = off;
+	out->len = off >= n->size ? 0 :
+		   n->size - off < len ? (size_t)(n->size - off) : len;
+	pthread_mutex_unlock(&n->lock);
+	return 0;
+}
+
+static ssize_t write_all(int fd, const char *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t w = pwrite(fd, buf + done, len - done,
+				   (off_t)(off + done));
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return done ? (ssize_t)done : -errno;
+		done += (size_t)w;
+	}
+	return (ssize_t)done;
+}
+
+ssize_t cache_write(struct cache *c, struct cache_file *f, uint64_t off,
+		    const void *buf, size_t len)
+{
+	struct cnode *n = f->node;
+	ssize_t w;
+	int rc;
+
+	if (atomic_load(&c->latched))
+		return PHI_ELATCHED;
+	if (c->rdonly)
+		return -EROFS;
+	if (off + len < off || off + len > (uint64_t)INT64_MAX)
+		return -EFBIG;
+	pthread_mutex_lock(&n->lock);
+	rc = room_for(c, n, len);
+	w = rc ? rc : write_all(n->fd, buf, len, off);
+	if (w > 0) {
+		if (off + (uint64_t)w > n->size)
+			n->size = off + (uint64_t)w;
+		n->mtime = n->ctime = phi_now();
+		n->growth += (uint64_t)w;
+		n->dirty = 1;
+	}
+	pthread_mutex_unlock(&n->lock);
+	return w;
+}
+
+static int sync_data_dir(struct cache *c, uint64_t ino)
+{
+	char name[32], *slash;
+	int fd, rc = 0;
+
+	data_name(ino, name, sizeof(name));
+	slash = strchr(name, '/');
+	*slash = '\0';
+	fd = openat(c->datafd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd))
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+int cache_fsync(struct cache *c, struct cache_file *f, int datasync)
+{
+	struct cnode *n = f->node;
+	int rc;
+
+	(void)datasync;	/* size changes are folded either way */
+	if (atomic_load(&c->latched))
+		return PHI_ELATCHED;
+	pthread_mutex_lock(&n->lock);
+	rc = node_fold(c, n);
+	if (rc == 0 && fdatasync(n->fd))
+		rc = cache_latch(c, -errno);
+	if (rc == 0 && n->created) {
+		rc = sync_data_dir(c, n->ino);
+		if (rc == 0)
+			n->created = 0;
+	}
+	pthread_mutex_unlock(&n->lock);
+	return rc ? rc : cache_sync(c);
+}
+
+int cache_fallocate(struct cache *c, struct cache_file *f, int mode,
+		    uint64_t off, uint64_t len)
+{
+	struct cnode *n = f->node;
+	int rc;
+
+	if (mode != 0)
+		return -EOPNOTSUPP;
+	if (c->rdonly)
+		return -EROFS;
+	if (off + len < off || off + len > (uint64_t)INT64_MAX)
+		return -EFBIG;
+	pthread_mutex_lock(&n->lock);
+	rc = room_for(c, n, len);
+	if (rc == 0 && fallocate(n->fd, 0, (off_t)off, (off_t)len))
+		rc = -errno;
+	if (rc == 0) {
+		refresh_alloc(c, n);
+		if (off + len > n->size) {
+			n->size = off + len;
+			n->mtime = phi_now();
+		}
+		n->ctime = phi_now();
+		n->dirty = 1;
+	}
+	pthread_mutex_unlock(&n->lock);
+	return rc;
+}
+
+/* --- setattr ----------------------------------------------------------- */
+
+struct setattr_arg {
+	struct cnode *n;	/* loaded node of a regular file, or NULL */
+	uint64_t ino;
+	unsigned set;
+	const struct stat *in;
+	struct inode_rec rec;	/* out */
+};
+
+static void apply_times(struct inode_rec *rec, unsigned set,
+			const struct stat *in, struct timespec now)
+{
+	if (set & CACHE_SET_ATIME_NOW)
+		rec_set_time(&rec->atime_sec, &rec->atime_nsec, now);
+	else if (set & CACHE_SET_ATIME)
+		rec_set_time(&rec->atime_sec, &rec->atime_nsec, in->st_atim);
+	if (set & CACHE_SET_MTIME_NOW)
+		rec_set_time(&rec->mtime_sec, &rec->mtime_nsec, now);
+	else if (set & CACHE_SET_MTIME)
+		rec_set_time(&rec->mtime_sec, &rec->mtime_nsec, in->st_mtim);
+	if (set & CACHE_SET_CTIME)
+		rec_set_time(&rec->ctime_sec, &rec->ctime_nsec, in->st_ctim);
+	else
+		rec_set_time(&rec->ctime_sec, &rec->ctime_nsec, now);
+}
+
+static int setattr_txn(struct cache *c, MDB_txn *txn, void *arg)
+{
+	struct setattr_arg *a = arg;
+	struct inode_rec *rec = &a->rec;
+	struct timespec now = phi_now();
+	int rc;
+
+	rc = inode_get(c, txn, a->ino, rec, NULL, NULL);
+	if (rc)
+		return rc;
+	if (a->n) {
+		rec->size = a->n->size;
+		rec->blocks = a->n->alloc / 512;
+		rec_set_time(&rec->mtime_sec, &rec->mtime_nsec, a->n->mtime);
+	}
+	if (a->set & CACHE_SET_MODE)
+		rec->mode = (rec->mode & S_IFMT) | (a->in->st_mode & 07777);
+	if (a->set & CACHE_SET_UID)
+		rec->uid = a->in->st_uid;
+	if (a->set & CACHE_SET_GID)
+		rec->gid = a->in->st_gid;
+	if ((a->set & CACHE_SET_SIZE) &&
+	    !(a->set & (CACHE_SET_MTIME | CACHE_SET_MTIME_NOW)))
+		rec_set_time(&rec->mtime_sec, &rec->mtime_nsec, now);
+	apply_times(rec, a->set, a->in, now);
+	return inode_update(c, txn, a->ino, rec);
+}
+
+/* Truncate n's data file to size; n->lock held. */
+static int set_size(struct cache *c, struct cnode *n, uint64_t size)
+{
+	int rc = 0;
+
+	if (size > (uint64_t)INT64_MAX)
+		return -EFBIG;
+	if (size > n->size)
+		rc = room_for(c, n, 0);
+	if (rc == 0 && ftruncate(n->fd, (off_t)size))
+		rc = -errno;
+	if (rc == 0) {
+		n->size = size;
+		refresh_alloc(c, n);
+	}
+	return rc;
+}
+
+int cache_setattr(struct cache *c, uint64_t ino, unsigned set,
+		  const struct stat *in, struct stat *out)
+{
+	struct setattr_arg a = { NULL, ino, set, in, {0} };
+	struct cnode *n;
+	int rc;
+
+	n = node_acquire(c, ino);
+	if (!n)
+		return -ENOMEM;
+	pthread_mutex_lock(&n->lock);
+	rc = node_load(c, n);
+	if (rc == 0)
+		a.n = n;
+	else if (rc == -EISDIR || rc == -EINVAL)
+		rc = (set & CACHE_SET_SIZE) ? rc : 0;
+	if (rc == 0 && (set & CACHE_SET_SIZE))
+		rc = set_size(c, n, (uint64_t)in->st_size);
+	else if (rc == 0 && a.n)
+		refresh_alloc(c, n);
+	if (rc == 0)
+		rc = meta_write(c, setattr_txn, &a);
+	if (rc == 0 && a.n) {
+		n->mtime = (struct timespec){ a.rec.mtime_sec, a.rec.mtime_nsec };
+		n->ctime = (struct timespec){ a.rec.ctime_sec, a.rec.ctime_nsec };
+		n->dirty = 0;
+	}
+	pthread_mutex_unlock(&n->lock);
+	node_release(c, n);
+	if (rc == 0) {
+		inode_to_stat(ino, &a.rec, out);
+		node_overlay(c, ino, out);
+	}
+	return rc;
+}

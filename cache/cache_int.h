@@ -1,0 +1,168 @@
+/*
+ * cache_int.h - shared inside cache/ only.
+ *
+ * LMDB databases (all keys big-endian so that cursors walk in order):
+ *
+ *   super       "version" "fsid" "block_size" "next_ino" -> values
+ *   inodes      ino                 -> struct inode_rec [+ symlink target]
+ *   dirents     parent ino, name    -> struct dirent_rec
+ *   dircookies  parent ino, cookie  -> struct dirent_rec + name
+ *   xattrs      ino, name           -> value
+ *   orphans     ino                 -> (empty) nlink reached 0, not yet freed
+ *
+ * Lock order: node->lock, then an LMDB write transaction, then
+ * c->nodes_lock.  No write transaction is ever begun while nodes_lock is
+ * held, and nothing calls out of cache/ with any of them held.
+ */
+#ifndef CACHE_INT_H
+#define CACHE_INT_H
+
+#include "cache.h"
+#include "phi.h"
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define CACHE_FORMAT_VERSION 1
+#define NODE_BUCKETS 4096
+
+/* Value in `inodes`.  Host byte order: the LMDB file never leaves the
+ * machine as is (journals and snapshots have their own format). */
+struct inode_rec {
+	uint32_t mode;
+	uint32_t uid;
+	uint32_t gid;
+	uint32_t nlink;
+	uint64_t size;
+	uint64_t blocks;	/* 512-byte units in the local store */
+	uint64_t rdev;
+	uint64_t parent;	/* directories: containing directory */
+	uint64_t next_cookie;	/* directories: next readdir cookie */
+	int64_t atime_sec, mtime_sec, ctime_sec, btime_sec;
+	uint32_t atime_nsec, mtime_nsec, ctime_nsec, btime_nsec;
+};
+
+/* Value in `dirents` and (followed by the name) in `dircookies`. */
+struct dirent_rec {
+	uint64_t ino;
+	uint64_t cookie;
+	uint32_t type;		/* mode & S_IFMT */
+	uint32_t pad;
+};
+
+/* In-memory state of an inode the kernel or an open handle refers to. */
+struct cnode {
+	uint64_t ino;
+	struct cnode *next;	/* hash chain; protected by c->nodes_lock */
+	uint64_t nlookup;	/* protected by c->nodes_lock */
+	uint32_t nref;		/* open handles and temporary users;
+				   protected by c->nodes_lock */
+	pthread_mutex_t lock;	/* protects everything below */
+	int fd;			/* data file, -1 until loaded */
+	int loaded;		/* size/mtime/ctime below are current */
+	int dirty;		/* they differ from the inode record */
+	int created;		/* data file new, its directory not synced */
+	uint64_t size;
+	struct timespec mtime, ctime;
+	uint64_t alloc;		/* bytes the data file had at last fstat */
+	uint64_t growth;	/* bytes written since then (upper bound) */
+};
+
+struct cache_file {
+	struct cnode *node;
+};
+
+struct cache {
+	char *dir;
+	int dirfd;		/* cache_dir */
+	int datafd;		/* cache_dir/data */
+	int lockfd;
+	int rdonly;
+	uint64_t size_limit;
+	uint32_t block_size;
+	uint8_t fsid[16];
+	MDB_env *env;
+	MDB_dbi db_super, db_inodes, db_dirents, db_cookies, db_xattrs,
+		db_orphans;
+	atomic_int latched;	/* first uncertain failure, 0 if none */
+	atomic_uint_fast64_t used;	/* bytes in the local store */
+	pthread_mutex_t nodes_lock;
+	struct cnode *nodes[NODE_BUCKETS];	/* by nodes_lock */
+};
+
+/* --- cache_meta.c: records and transactions -------------------------- */
+
+typedef int meta_fn(struct cache *c, MDB_txn *txn, void *arg);
+
+/* Run fn in a write transaction; commit when it returns 0.  The one
+ * place every metadata change passes through. */
+int meta_write(struct cache *c, meta_fn *fn, void *arg);
+
+/* Begin/end a read transaction (NULL on failure, code in *rc). */
+MDB_txn *meta_read_begin(struct cache *c, int *rc);
+void meta_read_end(MDB_txn *txn);
+
+/* Translate an LMDB return code into a phifs code. */
+int meta_err(int rc);
+
+int meta_open_dbs(struct cache *c, MDB_txn *txn, unsigned flags);
+
+/* Inode record get/put.  get copies at most one record; *target (if not
+ * NULL) points into the txn's pages, valid until the txn ends. */
+int inode_get(struct cache *c, MDB_txn *txn, uint64_t ino,
+	      struct inode_rec *rec, const char **target, size_t *tlen);
+int inode_put(struct cache *c, MDB_txn *txn, uint64_t ino,
+	      const struct inode_rec *rec, const char *target, size_t tlen);
+/* Replace the record of ino, keeping its symlink target. */
+int inode_update(struct cache *c, MDB_txn *txn, uint64_t ino,
+		 const struct inode_rec *rec);
+void inode_to_stat(uint64_t ino, const struct inode_rec *rec,
+		   struct stat *st);
+void rec_set_time(int64_t *sec, uint32_t *nsec, struct timespec ts);
+
+/* Free an inode whose nlink reached zero once nothing refers to it. */
+void meta_maybe_free(struct cache *c, uint64_t ino);
+
+/* Free every orphan (after a crash).  Read-write open only. */
+int meta_free_orphans(struct cache *c);
+
+/* Sum of blocks over all inodes, in bytes. */
+int meta_used_bytes(struct cache *c, uint64_t *out);
+
+int meta_super_get_u64(struct cache *c, MDB_txn *txn, const char *key,
+		       uint64_t *out);
+
+/* --- cache_node.c: in-memory inode table ----------------------------- */
+
+/* Take one temporary reference (created if absent).  NULL: -ENOMEM. */
+struct cnode *node_acquire(struct cache *c, uint64_t ino);
+/* Drop one temporary reference; the last one folds and frees. */
+void node_release(struct cache *c, struct cnode *n);
+/* Add lookup references. */
+void node_ref_lookup(struct cache *c, uint64_t ino, uint64_t n);
+/* Whether anything refers to ino (lookups or handles). */
+int node_in_use(struct cache *c, uint64_t ino);
+/*
+ * Overlay pending size/times of ino onto st if its node holds them.
+ */
+void node_overlay(struct cache *c, uint64_t ino, struct stat *st);
+/* Load size/times and open the data file; call with n->lock held. */
+int node_load(struct cache *c, struct cnode *n);
+/* Write pending size/times into the inode record; n->lock held. */
+int node_fold(struct cache *c, struct cnode *n);
+/* Fold every node (unmount, sync). */
+int node_fold_all(struct cache *c);
+/* Free the table (cache_close). */
+void node_table_free(struct cache *c);
+
+/* Path of ino's data file relative to c->datafd, "XX/INO". */
+void data_name(uint64_t ino, char *buf, size_t size);
+
+/* Add delta to c->used, never below zero. */
+void used_adjust(struct cache *c, int64_t delta);
+
+/* Record a failure that leaves local state uncertain (EIO from fsync). */
+int cache_latch(struct cache *c, int code);
+
+#endif

@@ -1,0 +1,382 @@
+/*
+ * cache_meta.c - LMDB records and the one write path for metadata.
+ *
+ * Invariants kept by every transaction:
+ *   - every dirents entry has a dircookies twin with the same ino and type;
+ *   - a directory's nlink is 2 plus its subdirectories; its `parent` is the
+ *     directory that names it (the root names itself);
+ *   - an inode with nlink 0 is in `orphans` until meta_maybe_free() has
+ *     removed its data file, its xattrs and its record, in that order, so
+ *     that a crash at any point leaves something the next open can finish.
+ *
+ * meta_write() is the single door for metadata changes: the journal that
+ * ships changes to the regions will be written from there.
+ */
+#include "cache_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <string.h>
+#include <unistd.h>
+
+int meta_err(int rc)
+{
+	switch (rc) {
+	case MDB_SUCCESS:
+		return 0;
+	case MDB_NOTFOUND:
+		return -ENOENT;
+	case MDB_MAP_FULL:
+	case MDB_TXN_FULL:
+		return -ENOSPC;
+	case MDB_CORRUPTED:
+	case MDB_PAGE_NOTFOUND:
+	case MDB_INVALID:
+		return PHI_ECORRUPT;
+	case MDB_VERSION_MISMATCH:
+		return PHI_EVERSION;
+	case MDB_PANIC:
+		return -EIO;
+	}
+	if (rc > 0 && rc < PHI_ERR_BASE)
+		return -rc;
+	return -EIO;
+}
+
+int cache_latch(struct cache *c, int code)
+{
+	int expected = 0;
+
+	if (atomic_compare_exchange_strong(&c->latched, &expected, code))
+		PHI_LOG(PHI_LOG_ERR, "local store failed (%s); refusing further "
+			"changes until remount", phi_strerror(code));
+	return PHI_ELATCHED;
+}
+
+int meta_write(struct cache *c, meta_fn *fn, void *arg)
+{
+	MDB_txn *txn;
+	int rc;
+
+	if (c->rdonly)
+		return -EROFS;
+	if (atomic_load(&c->latched))
+		return PHI_ELATCHED;
+	rc = mdb_txn_begin(c->env, NULL, 0, &txn);
+	if (rc)
+		return meta_err(rc);
+	rc = fn(c, txn, arg);
+	if (rc) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	rc = mdb_txn_commit(txn);
+	if (rc == MDB_PANIC || rc == EIO)
+		return cache_latch(c, meta_err(rc));
+	return meta_err(rc);
+}
+
+MDB_txn *meta_read_begin(struct cache *c, int *rc)
+{
+	MDB_txn *txn = NULL;
+	int r = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn);
+
+	*rc = meta_err(r);
+	return r ? NULL : txn;
+}
+
+void meta_read_end(MDB_txn *txn)
+{
+	mdb_txn_abort(txn);
+}
+
+int meta_open_dbs(struct cache *c, MDB_txn *txn, unsigned flags)
+{
+	static const char *const names[] = {
+		"super", "inodes", "dirents", "dircookies", "xattrs", "orphans",
+	};
+	MDB_dbi *dbis[] = {
+		&c->db_super, &c->db_inodes, &c->db_dirents, &c->db_cookies,
+		&c->db_xattrs, &c->db_orphans,
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		int rc = mdb_dbi_open(txn, names[i], flags, dbis[i]);
+
+		if (rc == MDB_NOTFOUND)
+			return PHI_ECORRUPT;
+		if (rc)
+			return meta_err(rc);
+	}
+	return 0;
+}
+
+static void be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+int inode_get(struct cache *c, MDB_txn *txn, uint64_t ino,
+	      struct inode_rec *rec, const char **target, size_t *tlen)
+{
+	uint8_t k[8];
+	MDB_val key = { sizeof(k), k }, val;
+	int rc;
+
+	be64(k, ino);
+	rc = mdb_get(txn, c->db_inodes, &key, &val);
+	if (rc)
+		return meta_err(rc);
+	if (val.mv_size < sizeof(*rec))
+		return PHI_ECORRUPT;
+	memcpy(rec, val.mv_data, sizeof(*rec));
+	if (target) {
+		*target = (const char *)val.mv_data + sizeof(*rec);
+		*tlen = val.mv_size - sizeof(*rec);
+	}
+	return 0;
+}
+
+int inode_put(struct cache *c, MDB_txn *txn, uint64_t ino,
+	      const struct inode_rec *rec, const char *target, size_t tlen)
+{
+	uint8_t k[8];
+	MDB_val key = { sizeof(k), k }, val = { sizeof(*rec) + tlen, NULL };
+	int rc;
+
+	be64(k, ino);
+	rc = mdb_put(txn, c->db_inodes, &key, &val, MDB_RESERVE);
+	if (rc)
+		return meta_err(rc);
+	memcpy(val.mv_data, rec, sizeof(*rec));
+	if (tlen)
+		memcpy((char *)val.mv_data + sizeof(*rec), target, tlen);
+	return 0;
+}
+
+int inode_update(struct cache *c, MDB_txn *txn, uint64_t ino,
+		 const struct inode_rec *rec)
+{
+	struct inode_rec old;
+	const char *target;
+	char buf[PATH_MAX];
+	size_t tlen;
+	int rc;
+
+	rc = inode_get(c, txn, ino, &old, &target, &tlen);
+	if (rc)
+		return rc;
+	if (tlen > sizeof(buf))
+		return PHI_ECORRUPT;
+	/* target points into the map; mdb_put may reuse that page */
+	memcpy(buf, target, tlen);
+	return inode_put(c, txn, ino, rec, buf, tlen);
+}
+
+void rec_set_time(int64_t *sec, uint32_t *nsec, struct timespec ts)
+{
+	*sec = ts.tv_sec;
+	*nsec = (uint32_t)ts.tv_nsec;
+}
+
+void inode_to_stat(uint64_t ino, const struct inode_rec *rec,
+		   struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_mode = rec->mode;
+	st->st_nlink = rec->nlink;
+	st->st_uid = rec->uid;
+	st->st_gid = rec->gid;
+	st->st_rdev = rec->rdev;
+	st->st_size = (off_t)rec->size;
+	st->st_blocks = (blkcnt_t)rec->blocks;
+	st->st_blksize = 65536;
+	st->st_atim.tv_sec = rec->atime_sec;
+	st->st_atim.tv_nsec = rec->atime_nsec;
+	st->st_mtim.tv_sec = rec->mtime_sec;
+	st->st_mtim.tv_nsec = rec->mtime_nsec;
+	st->st_ctim.tv_sec = rec->ctime_sec;
+	st->st_ctim.tv_nsec = rec->ctime_nsec;
+}
+
+int meta_super_get_u64(struct cache *c, MDB_txn *txn, const char *key,
+		       uint64_t *out)
+{
+	MDB_val k = { strlen(key), (void *)key }, v;
+	int rc = mdb_get(txn, c->db_super, &k, &v);
+
+	if (rc)
+		return rc == MDB_NOTFOUND ? PHI_ECORRUPT : meta_err(rc);
+	if (v.mv_size != sizeof(*out))
+		return PHI_ECORRUPT;
+	memcpy(out, v.mv_data, sizeof(*out));
+	return 0;
+}
+
+/* Delete every key of `dbi` that starts with the 8-byte prefix of ino. */
+static int del_prefixed(MDB_txn *txn, MDB_dbi dbi, uint64_t ino)
+{
+	uint8_t k[8];
+	MDB_val key = { sizeof(k), k }, val;
+	MDB_cursor *cur;
+	int rc;
+
+	be64(k, ino);
+	rc = mdb_cursor_open(txn, dbi, &cur);
+	if (rc)
+		return meta_err(rc);
+	rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+	while (rc == 0 && key.mv_size >= 8 && memcmp(key.mv_data, k, 8) == 0) {
+		rc = mdb_cursor_del(cur, 0);
+		if (rc == 0)
+			rc = mdb_cursor_get(cur, &key, &val, MDB_GET_CURRENT);
+		if (rc == 0 && (key.mv_size < 8 || memcmp(key.mv_data, k, 8)))
+			break;
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND || rc == 0 ? 0 : meta_err(rc);
+}
+
+struct free_arg {
+	uint64_t ino;
+	uint64_t freed;		/* bytes the inode occupied */
+};
+
+static int free_inode_txn(struct cache *c, MDB_txn *txn, void *arg)
+{
+	struct free_arg *fa = arg;
+	uint64_t ino = fa->ino;
+	struct inode_rec rec;
+	uint8_t k[8];
+	MDB_val key = { sizeof(k), k };
+	int rc;
+
+	rc = inode_get(c, txn, ino, &rec, NULL, NULL);
+	if (rc == -ENOENT)
+		goto drop_orphan;
+	if (rc)
+		return rc;
+	if (rec.nlink > 0)
+		goto drop_orphan;	/* relinked meanwhile */
+	rc = del_prefixed(txn, c->db_xattrs, ino);
+	if (rc)
+		return rc;
+	be64(k, ino);
+	rc = mdb_del(txn, c->db_inodes, &key, NULL);
+	if (rc)
+		return meta_err(rc);
+	fa->freed = rec.blocks * 512;
+drop_orphan:
+	be64(k, ino);
+	rc = mdb_del(txn, c->db_orphans, &key, NULL);
+	return rc == MDB_NOTFOUND ? 0 : meta_err(rc);
+}
+
+static int is_orphan(struct cache *c, uint64_t ino)
+{
+	uint8_t k[8];
+	MDB_val key = { sizeof(k), k }, val;
+	MDB_txn *txn;
+	int rc, found;
+
+	txn = meta_read_begin(c, &rc);
+	if (!txn)
+		return 0;
+	be64(k, ino);
+	found = mdb_get(txn, c->db_orphans, &key, &val) == 0;
+	meta_read_end(txn);
+	return found;
+}
+
+void meta_maybe_free(struct cache *c, uint64_t ino)
+{
+	struct free_arg fa = { ino, 0 };
+	char name[32];
+	int rc;
+
+	if (c->rdonly || node_in_use(c, ino) || !is_orphan(c, ino))
+		return;
+	/* Data first: a crash after this leaves an orphan whose data file
+	 * is already gone, which the next open finishes freeing. */
+	data_name(ino, name, sizeof(name));
+	if (unlinkat(c->datafd, name, 0) && errno != ENOENT)
+		PHI_LOG(PHI_LOG_WARNING, "cannot remove data of inode %llu: %s",
+			(unsigned long long)ino, strerror(errno));
+	rc = meta_write(c, free_inode_txn, &fa);
+	if (rc == 0)
+		used_adjust(c, -(int64_t)fa.freed);
+	else
+		PHI_LOG(PHI_LOG_WARNING, "cannot free inode %llu: %s",
+			(unsigned long long)ino, phi_strerror(rc));
+}
+
+int meta_free_orphans(struct cache *c)
+{
+	uint64_t inos[256];
+	size_t n;
+
+	do {
+		MDB_val key, val;
+		MDB_cursor *cur;
+		MDB_txn *txn;
+		int rc;
+
+		txn = meta_read_begin(c, &rc);
+		if (!txn)
+			return rc;
+		n = 0;
+		rc = mdb_cursor_open(txn, c->db_orphans, &cur);
+		if (rc) {
+			meta_read_end(txn);
+			return meta_err(rc);
+		}
+		for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+		     rc == 0 && n < 256;
+		     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+			const uint8_t *p = key.mv_data;
+			uint64_t ino = 0;
+
+			for (int i = 0; i < 8; i++)
+				ino = ino << 8 | p[i];
+			inos[n++] = ino;
+		}
+		mdb_cursor_close(cur);
+		meta_read_end(txn);
+		for (size_t i = 0; i < n; i++)
+			meta_maybe_free(c, inos[i]);
+	} while (n == 256);
+	return 0;
+}
+
+int meta_used_bytes(struct cache *c, uint64_t *out)
+{
+	MDB_val key, val;
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	uint64_t sum = 0;
+	int rc;
+
+	txn = meta_read_begin(c, &rc);
+	if (!txn)
+		return rc;
+	rc = mdb_cursor_open(txn, c->db_inodes, &cur);
+	if (rc == 0) {
+		while ((rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) == 0) {
+			struct inode_rec rec;
+
+			if (val.mv_size < sizeof(rec))
+				continue;
+			memcpy(&rec, val.mv_data, sizeof(rec));
+			sum += rec.blocks * 512;
+		}
+		mdb_cursor_close(cur);
+	}
+	meta_read_end(txn);
+	if (rc != MDB_NOTFOUND)
+		return meta_err(rc);
+	*out = sum;
+	return 0;
+}

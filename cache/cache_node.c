@@ -1,0 +1,347 @@
+/*
+ * cache_node.c - the in-memory table of inodes in use.
+ *
+ * A node exists while the kernel holds lookup references to its inode or
+ * someone holds it (open handles, a setattr in progress).  It carries what
+ * write() changes (size, mtime, ctime) so that a write costs no metadata
+ * transaction; node_fold() writes that state into the inode record.
+ *
+ *         node_acquire()             cache_write()
+ *   none ----------------> clean  ----------------> dirty
+ *     ^                      |  ^                     |
+ *     | last reference       |  +---------------------+
+ *     +----------------------+      node_fold(): flush, fsync, setattr,
+ *       node_release(),              release, close
+ *       cache_forget()
+ *
+ * A node is freed only clean: node_release() folds before it lets go.
+ */
+#include "cache_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void data_name(uint64_t ino, char *buf, size_t size)
+{
+	snprintf(buf, size, "%02x/%llu", (unsigned)(ino & 0xff),
+		 (unsigned long long)ino);
+}
+
+void used_adjust(struct cache *c, int64_t delta)
+{
+	uint_fast64_t old = atomic_load(&c->used), new;
+
+	do {
+		if (delta < 0 && (uint64_t)-delta > old)
+			new = 0;
+		else
+			new = old + (uint64_t)delta;
+	} while (!atomic_compare_exchange_weak(&c->used, &old, new));
+}
+
+static struct cnode **bucket(struct cache *c, uint64_t ino)
+{
+	return &c->nodes[(ino * 0x9E3779B97F4A7C15ull) >> 52];
+}
+
+/* Find ino; nodes_lock held. */
+static struct cnode *find(struct cache *c, uint64_t ino)
+{
+	struct cnode *n;
+
+	for (n = *bucket(c, ino); n; n = n->next)
+		if (n->ino == ino)
+			return n;
+	return NULL;
+}
+
+/* Find or create ino; nodes_lock held. */
+static struct cnode *get(struct cache *c, uint64_t ino)
+{
+	struct cnode *n = find(c, ino);
+	struct cnode **b;
+
+	if (n)
+		return n;
+	n = calloc(1, sizeof(*n));
+	if (!n)
+		return NULL;
+	n->ino = ino;
+	n->fd = -1;
+	pthread_mutex_init(&n->lock, NULL);
+	b = bucket(c, ino);
+	n->next = *b;
+	*b = n;
+	return n;
+}
+
+/* Unhook n if nothing refers to it; nodes_lock held.  Returns n if the
+ * caller must free it. */
+static struct cnode *unhook_if_unused(struct cache *c, struct cnode *n)
+{
+	struct cnode **p;
+
+	if (n->nlookup || n->nref)
+		return NULL;
+	for (p = bucket(c, n->ino); *p != n; p = &(*p)->next)
+		;
+	*p = n->next;
+	return n;
+}
+
+static void node_free(struct cnode *n)
+{
+	if (n->fd >= 0)
+		close(n->fd);
+	pthread_mutex_destroy(&n->lock);
+	free(n);
+}
+
+struct cnode *node_acquire(struct cache *c, uint64_t ino)
+{
+	struct cnode *n;
+
+	pthread_mutex_lock(&c->nodes_lock);
+	n = get(c, ino);
+	if (n)
+		n->nref++;
+	pthread_mutex_unlock(&c->nodes_lock);
+	return n;
+}
+
+void node_release(struct cache *c, struct cnode *n)
+{
+	uint64_t ino = n->ino;
+	struct cnode *dead;
+	int last;
+
+	pthread_mutex_lock(&c->nodes_lock);
+	last = n->nref == 1 && n->nlookup == 0;
+	pthread_mutex_unlock(&c->nodes_lock);
+	if (last) {
+		/* Fold while the node is still findable, so that getattr
+		 * never sees the record without the pending size. */
+		pthread_mutex_lock(&n->lock);
+		node_fold(c, n);
+		pthread_mutex_unlock(&n->lock);
+	}
+	pthread_mutex_lock(&c->nodes_lock);
+	n->nref--;
+	dead = unhook_if_unused(c, n);
+	pthread_mutex_unlock(&c->nodes_lock);
+	if (dead) {
+		pthread_mutex_lock(&dead->lock);
+		node_fold(c, dead);	/* a lookup came and went meanwhile */
+		pthread_mutex_unlock(&dead->lock);
+		node_free(dead);
+		meta_maybe_free(c, ino);
+	}
+}
+
+void node_ref_lookup(struct cache *c, uint64_t ino, uint64_t count)
+{
+	struct cnode *n;
+
+	pthread_mutex_lock(&c->nodes_lock);
+	n = get(c, ino);
+	if (n)
+		n->nlookup += count;
+	pthread_mutex_unlock(&c->nodes_lock);
+	if (!n)
+		PHI_LOG(PHI_LOG_ERR, "out of memory tracking inode %llu",
+			(unsigned long long)ino);
+}
+
+void cache_forget(struct cache *c, uint64_t ino, uint64_t nlookup)
+{
+	struct cnode *n, *dead = NULL;
+
+	pthread_mutex_lock(&c->nodes_lock);
+	n = find(c, ino);
+	if (n) {
+		n->nlookup -= nlookup < n->nlookup ? nlookup : n->nlookup;
+		dead = unhook_if_unused(c, n);
+	}
+	pthread_mutex_unlock(&c->nodes_lock);
+	if (dead) {
+		/* nref is 0: no handle, so nothing is pending */
+		node_free(dead);
+		meta_maybe_free(c, ino);
+	}
+}
+
+int node_in_use(struct cache *c, uint64_t ino)
+{
+	struct cnode *n;
+	int used;
+
+	pthread_mutex_lock(&c->nodes_lock);
+	n = find(c, ino);
+	used = n && (n->nlookup || n->nref);
+	pthread_mutex_unlock(&c->nodes_lock);
+	return used;
+}
+
+void node_overlay(struct cache *c, uint64_t ino, struct stat *st)
+{
+	struct cnode *n;
+
+	pthread_mutex_lock(&c->nodes_lock);
+	n = find(c, ino);
+	if (n) {
+		pthread_mutex_lock(&n->lock);
+		if (n->dirty) {
+			st->st_size = (off_t)n->size;
+			st->st_mtim = n->mtime;
+			st->st_ctim = n->ctime;
+			st->st_blocks = (blkcnt_t)((n->alloc + n->growth) / 512);
+		}
+		pthread_mutex_unlock(&n->lock);
+	}
+	pthread_mutex_unlock(&c->nodes_lock);
+}
+
+/* Open (creating if needed) the data file of n; n->lock held. */
+static int open_data(struct cache *c, struct cnode *n)
+{
+	char name[32];
+	int fd;
+
+	data_name(n->ino, name, sizeof(name));
+	fd = openat(c->datafd, name, O_RDWR | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT) {
+		fd = openat(c->datafd, name, O_RDWR | O_CREAT | O_EXCL |
+			    O_CLOEXEC, 0600);
+		n->created = fd >= 0;
+	}
+	if (fd < 0)
+		return -errno;
+	n->fd = fd;
+	return 0;
+}
+
+int node_load(struct cache *c, struct cnode *n)
+{
+	struct inode_rec rec;
+	struct stat st;
+	MDB_txn *txn;
+	int rc;
+
+	if (n->loaded)
+		return 0;
+	txn = meta_read_begin(c, &rc);
+	if (!txn)
+		return rc;
+	rc = inode_get(c, txn, n->ino, &rec, NULL, NULL);
+	meta_read_end(txn);
+	if (rc)
+		return rc;
+	if (!S_ISREG(rec.mode))
+		return S_ISDIR(rec.mode) ? -EISDIR : -EINVAL;
+	if (n->fd < 0 && (rc = open_data(c, n)))
+		return rc;
+	if (fstat(n->fd, &st))
+		return -errno;
+	/* After a power loss the data file may be shorter than the record
+	 * says; extend it so the tail reads as zeros, not as EOF. */
+	if ((uint64_t)st.st_size < rec.size && ftruncate(n->fd, (off_t)rec.size))
+		return -errno;
+	n->size = rec.size;
+	n->mtime = (struct timespec){ rec.mtime_sec, rec.mtime_nsec };
+	n->ctime = (struct timespec){ rec.ctime_sec, rec.ctime_nsec };
+	n->alloc = (uint64_t)st.st_blocks * 512;
+	n->growth = 0;
+	n->loaded = 1;
+	return 0;
+}
+
+struct fold_arg {
+	struct cnode *n;
+	uint64_t blocks;
+};
+
+static int fold_txn(struct cache *c, MDB_txn *txn, void *arg)
+{
+	struct fold_arg *a = arg;
+	struct inode_rec rec;
+	int rc;
+
+	rc = inode_get(c, txn, a->n->ino, &rec, NULL, NULL);
+	if (rc)
+		return rc;
+	rec.size = a->n->size;
+	rec.blocks = a->blocks;
+	rec_set_time(&rec.mtime_sec, &rec.mtime_nsec, a->n->mtime);
+	rec_set_time(&rec.ctime_sec, &rec.ctime_nsec, a->n->ctime);
+	return inode_put(c, txn, a->n->ino, &rec, NULL, 0);
+}
+
+int node_fold(struct cache *c, struct cnode *n)
+{
+	struct fold_arg a = { n, 0 };
+	struct stat st;
+	int rc;
+
+	if (!n->dirty)
+		return 0;
+	if (fstat(n->fd, &st))
+		return -errno;
+	a.blocks = (uint64_t)st.st_blocks;
+	rc = meta_write(c, fold_txn, &a);
+	if (rc == -ENOENT)
+		rc = 0;		/* freed meanwhile: nothing to record */
+	if (rc)
+		return rc;
+	used_adjust(c, (int64_t)(a.blocks * 512) - (int64_t)n->alloc);
+	n->alloc = a.blocks * 512;
+	n->growth = 0;
+	n->dirty = 0;
+	return 0;
+}
+
+int node_fold_all(struct cache *c)
+{
+	int first = 0;
+
+	for (size_t i = 0; i < NODE_BUCKETS; i++) {
+		for (;;) {
+			struct cnode *n, *dirty = NULL;
+			int rc;
+
+			pthread_mutex_lock(&c->nodes_lock);
+			for (n = c->nodes[i]; n && !dirty; n = n->next)
+				if (n->dirty)
+					dirty = n;
+			if (dirty)
+				dirty->nref++;
+			pthread_mutex_unlock(&c->nodes_lock);
+			if (!dirty)
+				break;
+			pthread_mutex_lock(&dirty->lock);
+			rc = node_fold(c, dirty);
+			if (rc && !first)
+				first = rc;
+			if (rc)
+				dirty->dirty = 0;	/* reported; do not loop */
+			pthread_mutex_unlock(&dirty->lock);
+			node_release(c, dirty);
+		}
+	}
+	return first;
+}
+
+void node_table_free(struct cache *c)
+{
+	for (size_t i = 0; i < NODE_BUCKETS; i++) {
+		while (c->nodes[i]) {
+			struct cnode *n = c->nodes[i];
+
+			c->nodes[i] = n->next;
+			node_free(n);
+		}
+	}
+}

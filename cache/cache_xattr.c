@@ -1,0 +1,177 @@
+/*
+ * cache_xattr.c - user.* extended attributes, one LMDB entry per name.
+ *
+ * Only the user.* namespace is stored.  Reads of any other name answer
+ * ENODATA without a transaction: the kernel asks for security.capability
+ * before every write, and that question must be cheap.
+ */
+#include "cache_int.h"
+
+#include <errno.h>
+#include <string.h>
+
+#define XATTR_NAME_MAX_LEN 255
+
+struct xkey {
+	uint8_t b[8 + XATTR_NAME_MAX_LEN];
+	MDB_val val;
+};
+
+static int user_name(const char *name)
+{
+	return strncmp(name, "user.", 5) == 0 && name[5] != '\0';
+}
+
+static int xattr_key(struct xkey *k, uint64_t ino, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n > XATTR_NAME_MAX_LEN)
+		return -ERANGE;
+	for (int i = 7; i >= 0; i--, ino >>= 8)
+		k->b[i] = (uint8_t)ino;
+	memcpy(k->b + 8, name, n);
+	k->val.mv_size = 8 + n;
+	k->val.mv_data = k->b;
+	return 0;
+}
+
+struct set_arg {
+	uint64_t ino;
+	const char *name;
+	const void *value;
+	size_t size;
+	unsigned flags;
+	int remove;
+};
+
+static int set_txn(struct cache *c, MDB_txn *txn, void *arg)
+{
+	struct set_arg *a = arg;
+	struct inode_rec rec;
+	struct xkey k;
+	MDB_val v = { a->size, (void *)a->value }, old;
+	int rc, exists;
+
+	rc = inode_get(c, txn, a->ino, &rec, NULL, NULL);
+	if (rc == 0)
+		rc = xattr_key(&k, a->ino, a->name);
+	if (rc)
+		return rc;
+	rc = mdb_get(txn, c->db_xattrs, &k.val, &old);
+	if (rc && rc != MDB_NOTFOUND)
+		return meta_err(rc);
+	exists = rc == 0;
+	if (a->remove || (a->flags & CACHE_XATTR_REPLACE)) {
+		if (!exists)
+			return -ENODATA;
+	}
+	if ((a->flags & CACHE_XATTR_CREATE) && exists)
+		return -EEXIST;
+	if (a->remove)
+		rc = mdb_del(txn, c->db_xattrs, &k.val, NULL);
+	else
+		rc = mdb_put(txn, c->db_xattrs, &k.val, &v, 0);
+	if (rc)
+		return meta_err(rc);
+	rec_set_time(&rec.ctime_sec, &rec.ctime_nsec, phi_now());
+	return inode_update(c, txn, a->ino, &rec);
+}
+
+int cache_setxattr(struct cache *c, uint64_t ino, const char *name,
+		   const void *value, size_t size, unsigned flags)
+{
+	struct set_arg a = { ino, name, value, size, flags, 0 };
+
+	if (!user_name(name))
+		return -EOPNOTSUPP;
+	if (size > CACHE_XATTR_SIZE_MAX)
+		return -E2BIG;
+	return meta_write(c, set_txn, &a);
+}
+
+int cache_removexattr(struct cache *c, uint64_t ino, const char *name)
+{
+	struct set_arg a = { ino, name, NULL, 0, 0, 1 };
+
+	if (!user_name(name))
+		return -ENODATA;
+	return meta_write(c, set_txn, &a);
+}
+
+int cache_getxattr(struct cache *c, uint64_t ino, const char *name,
+		   void *value, size_t size)
+{
+	struct xkey k;
+	MDB_txn *txn;
+	MDB_val v;
+	int rc;
+
+	if (!user_name(name))
+		return -ENODATA;
+	rc = xattr_key(&k, ino, name);
+	if (rc)
+		return -ENODATA;
+	txn = meta_read_begin(c, &rc);
+	if (!txn)
+		return rc;
+	rc = mdb_get(txn, c->db_xattrs, &k.val, &v);
+	if (rc == MDB_NOTFOUND)
+		rc = -ENODATA;
+	else if (rc)
+		rc = meta_err(rc);
+	else if (size == 0)
+		rc = (int)v.mv_size;
+	else if (size < v.mv_size)
+		rc = -ERANGE;
+	else {
+		memcpy(value, v.mv_data, v.mv_size);
+		rc = (int)v.mv_size;
+	}
+	meta_read_end(txn);
+	return rc;
+}
+
+int cache_listxattr(struct cache *c, uint64_t ino, char *list, size_t size)
+{
+	struct xkey k;
+	MDB_val key, v;
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	size_t total = 0;
+	int rc;
+
+	xattr_key(&k, ino, "");
+	txn = meta_read_begin(c, &rc);
+	if (!txn)
+		return rc;
+	rc = mdb_cursor_open(txn, c->db_xattrs, &cur);
+	if (rc) {
+		meta_read_end(txn);
+		return meta_err(rc);
+	}
+	key = k.val;
+	for (rc = mdb_cursor_get(cur, &key, &v, MDB_SET_RANGE); rc == 0;
+	     rc = mdb_cursor_get(cur, &key, &v, MDB_NEXT)) {
+		size_t n = key.mv_size - 8;
+
+		if (key.mv_size < 8 || memcmp(key.mv_data, k.b, 8))
+			break;
+		if (size && total + n + 1 > size) {
+			total = SIZE_MAX;
+			break;
+		}
+		if (size) {
+			memcpy(list + total, (char *)key.mv_data + 8, n);
+			list[total + n] = '\0';
+		}
+		total += n + 1;
+	}
+	mdb_cursor_close(cur);
+	meta_read_end(txn);
+	if (total == SIZE_MAX)
+		return -ERANGE;
+	if (rc && rc != MDB_NOTFOUND && rc > 0)
+		return meta_err(rc);
+	return (int)total;
+}

@@ -1,0 +1,71 @@
+/*
+ * phi.h - what every phifs module shares: error codes, logging, time.
+ *
+ * Errors.  Every function in phifs returns 0 (or a byte count) on success
+ * and a negative errno on failure.  Failures errno cannot name get codes
+ * in the reserved range below PHI_ERR_BASE; phi_strerror() describes both.
+ * Each seam translates once: fs/ turns these into errno for the kernel in
+ * one place (fs_errno()), tools/ turns them into a message for the user.
+ *
+ * Logging.  PHI_LOG() tests the threshold before evaluating its arguments.
+ * Messages say what failed first, in lowercase, without a full stop, and
+ * name inodes and object ids, never file names or contents.
+ *
+ * Thread safety: all of this may be called from any thread.
+ */
+#ifndef PHI_H
+#define PHI_H
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <time.h>
+
+/* Codes errno cannot express.  Keep them below -PHI_ERR_BASE. */
+#define PHI_ERR_BASE 4096
+enum phi_err {
+	PHI_ECORRUPT = -(PHI_ERR_BASE + 1),	/* on-disk state fails a check */
+	PHI_ENOFS = -(PHI_ERR_BASE + 2),	/* no filesystem at this cache_dir */
+	PHI_EEXISTFS = -(PHI_ERR_BASE + 3),	/* a filesystem is already there */
+	PHI_EBUSYFS = -(PHI_ERR_BASE + 4),	/* cache_dir in use by a mount */
+	PHI_EVERSION = -(PHI_ERR_BASE + 5),	/* format version we cannot read */
+	PHI_ECONFIG = -(PHI_ERR_BASE + 6),	/* bad configuration */
+	PHI_ELATCHED = -(PHI_ERR_BASE + 7),	/* an earlier failure left local
+						   state uncertain; remount */
+};
+
+/* Message for a phifs code or a negative errno.  Static storage. */
+const char *phi_strerror(int code);
+
+enum phi_log_level {
+	PHI_LOG_ERR = 3,
+	PHI_LOG_WARNING = 4,
+	PHI_LOG_NOTICE = 5,
+	PHI_LOG_INFO = 6,
+	PHI_LOG_DEBUG = 7,
+};
+
+/* Messages above this level are dropped.  Default PHI_LOG_NOTICE. */
+extern int phi_log_threshold;
+
+/* A sink receives the formatted line without trailing newline. */
+typedef void phi_log_sink_fn(enum phi_log_level level, const char *msg);
+
+/* Replace the sink (NULL restores stderr).  Call before threads start. */
+void phi_log_set_sink(phi_log_sink_fn *sink);
+
+/* Send messages to syslog instead of stderr (for a daemonized mount). */
+void phi_log_to_syslog(const char *ident);
+
+void phi_log_write(enum phi_log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#define PHI_LOG(level, ...)						\
+	do {								\
+		if ((int)(level) <= phi_log_threshold)			\
+			phi_log_write((level), __VA_ARGS__);		\
+	} while (0)
+
+/* Current wall-clock time (CLOCK_REALTIME). */
+struct timespec phi_now(void);
+
+#endif

@@ -1,0 +1,649 @@
+/*
+ * fs.c - FUSE low-level operations.
+ *
+ * Every handler is a shell around one cache/ call: it unpacks the request,
+ * calls the cache, and replies once, translating the result through
+ * fs_errno().  Inode numbers are the cache's; file handles carry a
+ * struct cache_file.  Lookup counting is the cache's job: every reply that
+ * hands the kernel an entry comes from a cache call that took one
+ * reference for it.
+ *
+ * Locks (fcntl and flock) are left to the kernel, which arbitrates them
+ * between all processes on this machine; a single mount is the only
+ * writer, so that is every process that can see the files.
+ */
+#include "fs.h"
+
+#include "cache.h"
+#include "phi.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <fuse_lowlevel.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#define TIMEOUT 1.0
+
+struct fs {
+	struct fuse_session *se;
+	struct cache *c;
+	int mounted;
+};
+
+int fs_errno(int code)
+{
+	if (code >= 0)
+		return 0;
+	if (code > -PHI_ERR_BASE)
+		return -code;
+	switch (code) {
+	case PHI_EBUSYFS:
+		return EBUSY;
+	case PHI_ENOFS:
+		return ENOENT;
+	default:
+		return EIO;
+	}
+}
+
+static struct cache *cache_of(fuse_req_t req)
+{
+	return ((struct fs *)fuse_req_userdata(req))->c;
+}
+
+static struct cache_file *file_of(struct fuse_file_info *fi)
+{
+	return (struct cache_file *)(uintptr_t)fi->fh;
+}
+
+/* Reply with an error; log once what errno cannot carry. */
+static void reply_err(fuse_req_t req, fuse_ino_t ino, int code)
+{
+	if (code <= -PHI_ERR_BASE)
+		PHI_LOG(PHI_LOG_ERR, "request on inode %llu failed: %s",
+			(unsigned long long)ino, phi_strerror(code));
+	fuse_reply_err(req, fs_errno(code));
+}
+
+static void reply_entry(fuse_req_t req, fuse_ino_t parent, int rc,
+			const struct stat *st)
+{
+	struct fuse_entry_param e;
+
+	if (rc) {
+		reply_err(req, parent, rc);
+		return;
+	}
+	memset(&e, 0, sizeof(e));
+	e.ino = st->st_ino;
+	e.attr = *st;
+	e.attr_timeout = TIMEOUT;
+	e.entry_timeout = TIMEOUT;
+	fuse_reply_entry(req, &e);
+}
+
+static void fs_init(void *data, struct fuse_conn_info *conn)
+{
+	(void)data;
+	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+	conn->max_write = 1 << 20;
+	conn->max_readahead = 1 << 20;
+}
+
+static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fuse_entry_param e;
+	struct stat st;
+	int rc = cache_lookup(cache_of(req), parent, name, &st);
+
+	if (rc == -ENOENT) {
+		/* a negative entry: the kernel may cache the absence */
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = TIMEOUT;
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	reply_entry(req, parent, rc, &st);
+}
+
+static void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	cache_forget(cache_of(req), ino, nlookup);
+	fuse_reply_none(req);
+}
+
+static void fs_forget_multi(fuse_req_t req, size_t count,
+			    struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		cache_forget(cache_of(req), forgets[i].ino, forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct stat st;
+	int rc = cache_getattr(cache_of(req), ino, &st);
+
+	(void)fi;
+	if (rc)
+		reply_err(req, ino, rc);
+	else
+		fuse_reply_attr(req, &st, TIMEOUT);
+}
+
+static unsigned setattr_flags(int to_set)
+{
+	static const struct { int fuse; unsigned cache; } map[] = {
+		{ FUSE_SET_ATTR_MODE, CACHE_SET_MODE },
+		{ FUSE_SET_ATTR_UID, CACHE_SET_UID },
+		{ FUSE_SET_ATTR_GID, CACHE_SET_GID },
+		{ FUSE_SET_ATTR_SIZE, CACHE_SET_SIZE },
+		{ FUSE_SET_ATTR_ATIME, CACHE_SET_ATIME },
+		{ FUSE_SET_ATTR_MTIME, CACHE_SET_MTIME },
+		{ FUSE_SET_ATTR_ATIME_NOW, CACHE_SET_ATIME_NOW },
+		{ FUSE_SET_ATTR_MTIME_NOW, CACHE_SET_MTIME_NOW },
+		{ FUSE_SET_ATTR_CTIME, CACHE_SET_CTIME },
+	};
+	unsigned set = 0;
+
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (to_set & map[i].fuse)
+			set |= map[i].cache;
+	return set;
+}
+
+static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
+{
+	struct stat st;
+	int rc;
+
+	(void)fi;
+	rc = cache_setattr(cache_of(req), ino, setattr_flags(to_set), attr,
+			   &st);
+	if (rc)
+		reply_err(req, ino, rc);
+	else
+		fuse_reply_attr(req, &st, TIMEOUT);
+}
+
+static void fs_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char buf[PATH_MAX + 1];
+	int rc = cache_readlink(cache_of(req), ino, buf, sizeof(buf));
+
+	if (rc)
+		reply_err(req, ino, rc);
+	else
+		fuse_reply_readlink(req, buf);
+}
+
+static int make_node(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev, const char *target,
+		     struct stat *st)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct cache_cred cred = { ctx->uid, ctx->gid };
+
+	return cache_mknod(cache_of(req), parent, name, mode, rdev, target,
+			   &cred, st);
+}
+
+static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev)
+{
+	struct stat st;
+	int rc = make_node(req, parent, name, mode, rdev, NULL, &st);
+
+	reply_entry(req, parent, rc, &st);
+}
+
+static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
+{
+	struct stat st;
+	int rc = make_node(req, parent, name, S_IFDIR | (mode & 07777), 0,
+			   NULL, &st);
+
+	reply_entry(req, parent, rc, &st);
+}
+
+static void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		       const char *name)
+{
+	struct stat st;
+	int rc = make_node(req, parent, name, S_IFLNK | 0777, 0, link, &st);
+
+	reply_entry(req, parent, rc, &st);
+}
+
+static void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		    const char *newname)
+{
+	struct stat st;
+	int rc = cache_link(cache_of(req), ino, newparent, newname, &st);
+
+	reply_entry(req, newparent, rc, &st);
+}
+
+static void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	reply_err(req, parent, cache_unlink(cache_of(req), parent, name));
+}
+
+static void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	reply_err(req, parent, cache_rmdir(cache_of(req), parent, name));
+}
+
+static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
+{
+	unsigned cflags = 0;
+	int rc;
+
+	if (flags & RENAME_NOREPLACE)
+		cflags |= CACHE_RENAME_NOREPLACE;
+	if (flags & RENAME_EXCHANGE)
+		cflags |= CACHE_RENAME_EXCHANGE;
+	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE))
+		rc = -EINVAL;	/* RENAME_WHITEOUT is for overlayfs */
+	else
+		rc = cache_rename(cache_of(req), parent, name, newparent,
+				  newname, cflags);
+	reply_err(req, parent, rc);
+}
+
+static int open_file(fuse_req_t req, fuse_ino_t ino,
+		     struct fuse_file_info *fi)
+{
+	struct cache_file *f;
+	int rc;
+
+	rc = cache_file_open(cache_of(req), ino, !!(fi->flags & O_TRUNC), &f);
+	if (rc)
+		return rc;
+	fi->fh = (uintptr_t)f;
+	/* Every change passes through this kernel: its pages stay valid. */
+	fi->keep_cache = 1;
+	return 0;
+}
+
+static void fs_open(fuse_req_t req, fuse_ino_t ino,
+		    struct fuse_file_info *fi)
+{
+	int rc = open_file(req, ino, fi);
+
+	if (rc)
+		reply_err(req, ino, rc);
+	else if (fuse_reply_open(req, fi) == -ENOENT)
+		cache_file_release(cache_of(req), file_of(fi));
+}
+
+static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	struct fuse_entry_param e;
+	int rc;
+
+	memset(&e, 0, sizeof(e));
+	rc = make_node(req, parent, name, S_IFREG | (mode & 07777), 0, NULL,
+		       &e.attr);
+	if (rc == 0) {
+		fi->flags &= ~O_TRUNC;	/* it is new */
+		rc = open_file(req, e.attr.st_ino, fi);
+		if (rc)
+			cache_forget(cache_of(req), e.attr.st_ino, 1);
+	}
+	if (rc) {
+		reply_err(req, parent, rc);
+		return;
+	}
+	e.ino = e.attr.st_ino;
+	e.attr_timeout = TIMEOUT;
+	e.entry_timeout = TIMEOUT;
+	if (fuse_reply_create(req, &e, fi) == -ENOENT)
+		cache_file_release(cache_of(req), file_of(fi));
+}
+
+static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(0);
+	struct cache_extent ext;
+	int rc;
+
+	rc = cache_read_extent(cache_of(req), file_of(fi), (uint64_t)off, size,
+			       &ext);
+	if (rc) {
+		reply_err(req, ino, rc);
+		return;
+	}
+	buf.buf[0].size = ext.len;
+	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+	buf.buf[0].fd = ext.fd;
+	buf.buf[0].pos = (off_t)ext.off;
+	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+}
+
+static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *data,
+		     size_t size, off_t off, struct fuse_file_info *fi)
+{
+	ssize_t w = cache_write(cache_of(req), file_of(fi), (uint64_t)off,
+				data, size);
+
+	if (w < 0)
+		reply_err(req, ino, (int)w);
+	else
+		fuse_reply_write(req, (size_t)w);
+}
+
+static void fs_flush(fuse_req_t req, fuse_ino_t ino,
+		     struct fuse_file_info *fi)
+{
+	reply_err(req, ino, cache_file_flush(cache_of(req), file_of(fi)));
+}
+
+static void fs_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	(void)ino;
+	cache_file_release(cache_of(req), file_of(fi));
+	fuse_reply_err(req, 0);
+}
+
+static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
+{
+	reply_err(req, ino, cache_fsync(cache_of(req), file_of(fi), datasync));
+}
+
+static void fs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+			struct fuse_file_info *fi)
+{
+	(void)datasync;
+	(void)fi;
+	reply_err(req, ino, cache_sync(cache_of(req)));
+}
+
+struct dir_ctx {
+	fuse_req_t req;
+	char *buf;
+	size_t size, used;
+	int plus;
+};
+
+static int add_dirent(void *arg, const char *name, const struct stat *st,
+		      uint64_t next)
+{
+	struct dir_ctx *d = arg;
+	size_t room = d->size - d->used, n;
+
+	if (d->plus) {
+		struct fuse_entry_param e;
+		int dot = strcmp(name, ".") == 0 || strcmp(name, "..") == 0;
+
+		memset(&e, 0, sizeof(e));
+		e.ino = dot ? 0 : st->st_ino;	/* no reference for dots */
+		e.attr = *st;
+		e.attr_timeout = TIMEOUT;
+		e.entry_timeout = TIMEOUT;
+		n = fuse_add_direntry_plus(d->req, d->buf + d->used, room, name,
+					   &e, (off_t)next);
+	} else {
+		n = fuse_add_direntry(d->req, d->buf + d->used, room, name, st,
+				      (off_t)next);
+	}
+	if (n > room)
+		return 1;
+	d->used += n;
+	return 0;
+}
+
+static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, int plus)
+{
+	struct dir_ctx d = { req, NULL, size, 0, plus };
+	int rc;
+
+	d.buf = malloc(size ? size : 1);
+	if (!d.buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	rc = cache_readdir(cache_of(req), ino, (uint64_t)off, plus, add_dirent,
+			   &d);
+	if (rc)
+		reply_err(req, ino, rc);
+	else
+		fuse_reply_buf(req, d.buf, d.used);
+	free(d.buf);
+}
+
+static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
+		       off_t off, struct fuse_file_info *fi)
+{
+	(void)fi;
+	readdir_common(req, ino, size, off, 0);
+}
+
+static void fs_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	(void)fi;
+	readdir_common(req, ino, size, off, 1);
+}
+
+static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs sv;
+	int rc = cache_statfs(cache_of(req), &sv);
+
+	if (rc)
+		reply_err(req, ino, rc);
+	else
+		fuse_reply_statfs(req, &sv);
+}
+
+static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			const char *value, size_t size, int flags)
+{
+	unsigned cflags = 0;
+
+	if (flags & XATTR_CREATE)
+		cflags |= CACHE_XATTR_CREATE;
+	if (flags & XATTR_REPLACE)
+		cflags |= CACHE_XATTR_REPLACE;
+	reply_err(req, ino, cache_setxattr(cache_of(req), ino, name, value,
+					   size, cflags));
+}
+
+/* Shared by getxattr and listxattr: size 0 asks for the length. */
+static void reply_xattr(fuse_req_t req, fuse_ino_t ino, size_t size,
+			int (*get)(struct cache *, uint64_t, const char *,
+				   char *, size_t),
+			const char *name)
+{
+	char *buf = size ? malloc(size) : NULL;
+	int rc;
+
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	rc = get(cache_of(req), ino, name, buf, size);
+	if (rc < 0)
+		reply_err(req, ino, rc);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)rc);
+	else
+		fuse_reply_buf(req, buf, (size_t)rc);
+	free(buf);
+}
+
+static int get_one(struct cache *c, uint64_t ino, const char *name,
+		   char *buf, size_t size)
+{
+	return cache_getxattr(c, ino, name, buf, size);
+}
+
+static int get_list(struct cache *c, uint64_t ino, const char *name,
+		    char *buf, size_t size)
+{
+	(void)name;
+	return cache_listxattr(c, ino, buf, size);
+}
+
+static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			size_t size)
+{
+	reply_xattr(req, ino, size, get_one, name);
+}
+
+static void fs_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	reply_xattr(req, ino, size, get_list, NULL);
+}
+
+static void fs_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	reply_err(req, ino, cache_removexattr(cache_of(req), ino, name));
+}
+
+static void fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
+			 off_t off, off_t len, struct fuse_file_info *fi)
+{
+	reply_err(req, ino, cache_fallocate(cache_of(req), file_of(fi), mode,
+					    (uint64_t)off, (uint64_t)len));
+}
+
+static const struct fuse_lowlevel_ops fs_ops = {
+	.init = fs_init,
+	.lookup = fs_lookup,
+	.forget = fs_forget,
+	.forget_multi = fs_forget_multi,
+	.getattr = fs_getattr,
+	.setattr = fs_setattr,
+	.readlink = fs_readlink,
+	.mknod = fs_mknod,
+	.mkdir = fs_mkdir,
+	.symlink = fs_symlink,
+	.link = fs_link,
+	.unlink = fs_unlink,
+	.rmdir = fs_rmdir,
+	.rename = fs_rename,
+	.open = fs_open,
+	.create = fs_create,
+	.read = fs_read,
+	.write = fs_write,
+	.flush = fs_flush,
+	.release = fs_release,
+	.fsync = fs_fsync,
+	.readdir = fs_readdir,
+	.readdirplus = fs_readdirplus,
+	.fsyncdir = fs_fsyncdir,
+	.statfs = fs_statfs,
+	.setxattr = fs_setxattr,
+	.getxattr = fs_getxattr,
+	.listxattr = fs_listxattr,
+	.removexattr = fs_removexattr,
+	.fallocate = fs_fallocate,
+};
+
+/* --- session ------------------------------------------------------------ */
+
+static int build_args(struct fuse_args *args, const struct fs_options *o)
+{
+	char opts[4096];
+	int n;
+
+	n = snprintf(opts, sizeof(opts), "fsname=phifs:%ld,subtype=phifs,"
+		     "default_permissions%s%s", (long)getpid(),
+		     o->fuse_opts && *o->fuse_opts ? "," : "",
+		     o->fuse_opts ? o->fuse_opts : "");
+	if (n < 0 || (size_t)n >= sizeof(opts))
+		return -E2BIG;
+	if (fuse_opt_add_arg(args, "phifs") || fuse_opt_add_arg(args, "-o") ||
+	    fuse_opt_add_arg(args, opts))
+		return -ENOMEM;
+	if (o->debug && fuse_opt_add_arg(args, "-d"))
+		return -ENOMEM;
+	return 0;
+}
+
+int fs_mount(struct fs **out, struct cache *c, const char *mountpoint,
+	     const struct fs_options *opts, char *err, size_t errlen)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct fs *fs = calloc(1, sizeof(*fs));
+	int rc;
+
+	if (!fs)
+		return -ENOMEM;
+	fs->c = c;
+	rc = build_args(&args, opts);
+	if (rc) {
+		snprintf(err, errlen, "mount options too long");
+		goto fail;
+	}
+	fs->se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), fs);
+	if (!fs->se) {
+		snprintf(err, errlen, "invalid mount options '%s'",
+			 opts->fuse_opts ? opts->fuse_opts : "");
+		rc = -EINVAL;
+		goto fail;
+	}
+	if (fuse_set_signal_handlers(fs->se) ||
+	    fuse_session_mount(fs->se, mountpoint)) {
+		snprintf(err, errlen, "cannot mount on %s", mountpoint);
+		rc = -EIO;
+		goto fail;
+	}
+	fs->mounted = 1;
+	fuse_opt_free_args(&args);
+	*out = fs;
+	return 0;
+fail:
+	fuse_opt_free_args(&args);
+	if (fs->se) {
+		fuse_remove_signal_handlers(fs->se);
+		fuse_session_destroy(fs->se);
+	}
+	free(fs);
+	return rc;
+}
+
+int fs_run(struct fs *fs)
+{
+	struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+	int rc;
+
+	if (!cfg)
+		return -ENOMEM;
+	fuse_loop_cfg_set_clone_fd(cfg, 0);
+	fuse_loop_cfg_set_max_threads(cfg, 16);
+	rc = fuse_session_loop_mt(fs->se, cfg);
+	fuse_loop_cfg_destroy(cfg);
+	return rc < 0 ? rc : 0;
+}
+
+void fs_unmount(struct fs *fs)
+{
+	if (fs->mounted)
+		fuse_session_unmount(fs->se);
+	fuse_remove_signal_handlers(fs->se);
+	fuse_session_destroy(fs->se);
+	free(fs);
+}

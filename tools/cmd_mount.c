@@ -1,0 +1,387 @@
+/*
+ * cmd_mount.c - phifs mount and phifs umount.
+ *
+ * mount checks what it can before it forks (config, mountpoint), then the
+ * child opens the cache, mounts, and tells the parent through a pipe
+ * whether it got that far; the parent exits 0 only then.  The LMDB
+ * environment is opened in the child, never across fork().
+ *
+ * The mount's source is "phifs:PID" (fs_mount()), which is how umount
+ * finds the daemon to wait for: a clean exit means every pending write
+ * record was folded and LMDB synced (cache_close()).
+ */
+#include "cmd.h"
+#include "fs.h"
+#include "phi.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char mount_usage[] =
+	"usage: phifs mount CONFIG MOUNTPOINT [-f] [-o OPT[,OPT...]]\n\n"
+	"Mount the filesystem of CONFIG on MOUNTPOINT.  Returns once it is "
+	"mounted\nand keeps serving it in the background, unless -f.\n\n"
+	"  -f            stay in the foreground, log to stderr\n"
+	"  -o OPTIONS    FUSE mount options, comma separated:\n"
+	"                allow_other (let other users in; needs root or\n"
+	"                user_allow_other in /etc/fuse.conf), ro, debug, ...\n"
+	"                default_permissions is always on: the kernel checks\n"
+	"                permissions for every user.\n";
+
+static const char umount_usage[] =
+	"usage: phifs umount MOUNTPOINT\n\n"
+	"Flush everything to the local disk and unmount.  Returns once the\n"
+	"phifs process serving MOUNTPOINT has finished.\n";
+
+struct mount_args {
+	const char *config, *mountpoint;
+	int foreground, debug;
+	char opts[2048];
+};
+
+/* Append one -o list, taking out the options that are ours. */
+static int add_opts(struct mount_args *a, const char *list)
+{
+	char buf[2048], *save = NULL;
+
+	if (strlen(list) >= sizeof(buf))
+		return -1;
+	strcpy(buf, list);
+	for (char *o = strtok_r(buf, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+		size_t n = strlen(a->opts);
+
+		if (strcmp(o, "debug") == 0) {
+			a->debug = 1;
+			continue;
+		}
+		if (n + strlen(o) + 2 > sizeof(a->opts))
+			return -1;
+		snprintf(a->opts + n, sizeof(a->opts) - n, "%s%s", n ? "," : "", o);
+	}
+	return 0;
+}
+
+static int parse_mount_args(int argc, char **argv, struct mount_args *a)
+{
+	int npos = 0;
+
+	memset(a, 0, sizeof(*a));
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-f") == 0) {
+			a->foreground = 1;
+		} else if (strcmp(argv[i], "-o") == 0 && i + 1 < argc) {
+			if (add_opts(a, argv[++i]))
+				return -1;
+		} else if (strncmp(argv[i], "-o", 2) == 0 && argv[i][2]) {
+			if (add_opts(a, argv[i] + 2))
+				return -1;
+		} else if (argv[i][0] == '-') {
+			return -1;
+		} else if (npos == 0) {
+			a->config = argv[i];
+			npos++;
+		} else if (npos == 1) {
+			a->mountpoint = argv[i];
+			npos++;
+		} else {
+			return -1;
+		}
+	}
+	return npos == 2 ? 0 : -1;
+}
+
+/* Undo the octal escapes of /proc/self/mountinfo in place. */
+static void unescape(char *s)
+{
+	char *w = s;
+
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '7' && s[2] && s[3]) {
+			*w++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 +
+				      (s[3] - '0'));
+			s += 3;
+		} else {
+			*w++ = *s;
+		}
+	}
+	*w = '\0';
+}
+
+/*
+ * Look path up in mountinfo.  Returns 1 if something is mounted there,
+ * copying its type and source; 0 if not; -1 if mountinfo is unreadable.
+ */
+static int find_mount(const char *path, char *type, char *source, size_t len)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[8192];
+	int found = 0;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		char *field[10], *save = NULL, *dash;
+		int n = 0;
+
+		dash = strstr(line, " - ");
+		if (!dash)
+			continue;
+		*dash = '\0';
+		for (char *t = strtok_r(line, " ", &save); t && n < 10;
+		     t = strtok_r(NULL, " ", &save))
+			field[n++] = t;
+		if (n < 5)
+			continue;
+		unescape(field[4]);
+		if (strcmp(field[4], path) != 0)
+			continue;
+		save = NULL;
+		snprintf(type, len, "%s", strtok_r(dash + 3, " ", &save));
+		snprintf(source, len, "%s", strtok_r(NULL, " \n", &save));
+		found = 1;	/* keep going: the last mount on top wins */
+	}
+	fclose(f);
+	return found;
+}
+
+static int check_mountpoint(const char *mp, char *real)
+{
+	char type[256], source[256];
+	struct stat st;
+
+	if (stat(mp, &st)) {
+		if (errno == ENOTCONN)
+			tool_error("mountpoint %s: a dead mount is left there; "
+				   "run: fusermount3 -u %s", mp, mp);
+		else
+			tool_error("mountpoint %s: %s", mp, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		tool_error("mountpoint %s: not a directory", mp);
+		return -1;
+	}
+	if (!realpath(mp, real)) {
+		tool_error("mountpoint %s: %s", mp, strerror(errno));
+		return -1;
+	}
+	if (find_mount(real, type, source, sizeof(type)) == 1) {
+		tool_error("mountpoint %s: already mounted (%s)", mp, type);
+		return -1;
+	}
+	return 0;
+}
+
+/* Child side: detach from the terminal once the mount is up. */
+static void detach(int notify_fd)
+{
+	int fd = open("/dev/null", O_RDWR);
+	char ok = 0;
+
+	if (write(notify_fd, &ok, 1) != 1)
+		PHI_LOG(PHI_LOG_WARNING, "cannot notify parent");
+	close(notify_fd);
+	phi_log_to_syslog("phifs");
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	if (chdir("/"))
+		PHI_LOG(PHI_LOG_WARNING, "cannot chdir to /");
+}
+
+/* Open, mount, serve, flush.  Runs in the daemon (or with -f). */
+static int serve(const struct phi_config *cfg, const struct mount_args *a,
+		 const char *mp, int notify_fd)
+{
+	struct fs_options fo = { a->opts, a->debug };
+	struct cache_config cc;
+	struct cache *c;
+	struct fs *fs;
+	char err[512];
+	int rc;
+
+	tool_cache_config(cfg, &cc);
+	rc = cache_open(&c, &cc, 0);
+	if (rc) {
+		tool_cache_error(cfg, rc);
+		return 1;
+	}
+	rc = fs_mount(&fs, c, mp, &fo, err, sizeof(err));
+	if (rc) {
+		tool_error("%s", err);
+		cache_close(c);
+		return 1;
+	}
+	if (notify_fd >= 0)
+		detach(notify_fd);
+	PHI_LOG(PHI_LOG_NOTICE, "mounted (pid %ld)", (long)getpid());
+	fs_run(fs);
+	fs_unmount(fs);
+	rc = cache_close(c);
+	if (rc)
+		PHI_LOG(PHI_LOG_ERR, "flush at unmount failed: %s",
+			phi_strerror(rc));
+	else
+		PHI_LOG(PHI_LOG_NOTICE, "unmounted cleanly");
+	return rc ? 1 : 0;
+}
+
+/* Parent side: wait until the child has mounted or failed. */
+static int wait_child(pid_t pid, int fd)
+{
+	char ok;
+	ssize_t n;
+	int status;
+
+	do
+		n = read(fd, &ok, 1);
+	while (n < 0 && errno == EINTR);
+	close(fd);
+	if (n == 1 && ok == 0)
+		return 0;
+	waitpid(pid, &status, 0);
+	return 1;	/* the child said why on stderr */
+}
+
+static int daemonize_and_serve(const struct phi_config *cfg,
+			       const struct mount_args *a, const char *mp)
+{
+	int p[2];
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC)) {
+		tool_error("cannot create pipe: %s", strerror(errno));
+		return 1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		tool_error("cannot fork: %s", strerror(errno));
+		return 1;
+	}
+	if (pid > 0) {
+		close(p[1]);
+		return wait_child(pid, p[0]);
+	}
+	close(p[0]);
+	setsid();
+	_exit(serve(cfg, a, mp, p[1]));
+}
+
+int cmd_mount(int argc, char **argv)
+{
+	struct phi_config cfg;
+	struct mount_args a;
+	char real[PATH_MAX];
+	int rc;
+
+	if (tool_want_help(argc, argv, mount_usage))
+		return 0;
+	if (parse_mount_args(argc, argv, &a)) {
+		tool_error("usage: phifs mount CONFIG MOUNTPOINT [-f] "
+			   "[-o OPT[,OPT...]]");
+		return 2;
+	}
+	if (tool_load_config(a.config, &cfg))
+		return 1;
+	if (check_mountpoint(a.mountpoint, real)) {
+		phi_config_release(&cfg);
+		return 1;
+	}
+	if (a.debug)
+		phi_log_threshold = PHI_LOG_DEBUG;
+	rc = a.foreground ? serve(&cfg, &a, real, -1) :
+			    daemonize_and_serve(&cfg, &a, real);
+	phi_config_release(&cfg);
+	return rc;
+}
+
+/* --- umount --------------------------------------------------------------- */
+
+static int unmount_path(const char *mp)
+{
+	pid_t pid;
+	int status;
+
+	if (geteuid() == 0) {
+		if (umount2(mp, UMOUNT_NOFOLLOW) == 0)
+			return 0;
+		if (errno == EBUSY) {
+			tool_error("%s is busy: close the programs that have "
+				   "files open there, then retry", mp);
+			return -1;
+		}
+	}
+	pid = fork();
+	if (pid == 0) {
+		execlp("fusermount3", "fusermount3", "-u", "-q", mp, (char *)NULL);
+		_exit(127);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
+	    WEXITSTATUS(status) != 0) {
+		tool_error("cannot unmount %s (is it busy?)", mp);
+		return -1;
+	}
+	return 0;
+}
+
+/* Wait for the daemon to finish flushing and exit. */
+static int wait_exit(pid_t pid)
+{
+	const struct timespec tick = { 0, 20 * 1000 * 1000 };
+
+	for (long i = 0; i < 30L * 60 * 50; i++) {	/* 30 minutes */
+		if (kill(pid, 0) && errno == ESRCH)
+			return 0;
+		nanosleep(&tick, NULL);
+	}
+	tool_error("unmounted, but phifs (pid %ld) is still flushing; "
+		   "it will finish on its own", (long)pid);
+	return -1;
+}
+
+int cmd_umount(int argc, char **argv)
+{
+	char real[PATH_MAX], type[256], source[256];
+	long pid = 0;
+
+	if (tool_want_help(argc, argv, umount_usage))
+		return 0;
+	if (argc != 2) {
+		tool_error("usage: phifs umount MOUNTPOINT");
+		return 2;
+	}
+	if (!realpath(argv[1], real)) {
+		/* a dead mount cannot be resolved, but can be named */
+		if (errno != ENOTCONN) {
+			tool_error("%s: %s", argv[1], strerror(errno));
+			return 1;
+		}
+		snprintf(real, sizeof(real), "%s", argv[1]);
+	}
+	if (find_mount(real, type, source, sizeof(type)) != 1 ||
+	    strcmp(type, "fuse.phifs") != 0) {
+		tool_error("%s is not a phifs mount", argv[1]);
+		return 1;
+	}
+	if (strncmp(source, "phifs:", 6) == 0)
+		pid = strtol(source + 6, NULL, 10);
+	if (unmount_path(real))
+		return 1;
+	if (pid > 0 && wait_exit((pid_t)pid))
+		return 1;
+	return 0;
+}

@@ -1,0 +1,69 @@
+/*
+ * config.h - the phifs INI configuration, parsed once by tools/.
+ *
+ * The parser is table driven: every key has a name, a type, an offset into
+ * struct phi_config (or struct phi_region), a default and a help line.
+ * Keys are a contract with users' files: add, never rename.
+ *
+ *   [filesystem]
+ *   cache_dir  = PATH      required; LMDB and block store live here
+ *   cache_size = SIZE      upper bound for the local store (default 20G)
+ *   block_size = SIZE      fixed at mkfs (default 1M; 4K..16M, power of two)
+ *
+ *   [region NAME]          one per region; NAME is [A-Za-z0-9_.-]{1,64}
+ *   url = dir:PATH | s3://BUCKET[/PREFIX]
+ *   endpoint, region, path_style, allow_http, credentials_file, ca_file,
+ *   gc_credentials_file   (S3 settings; validated for form only for now)
+ *
+ * SIZE is a decimal number with an optional binary suffix K, M, G, T
+ * (optionally followed by "iB" or "B"), e.g. 4096, 512K, 1M, 20G.
+ */
+#ifndef PHI_CONFIG_H
+#define PHI_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PHI_MAX_REGIONS 16
+
+struct phi_region {
+	char name[65];
+	char *url;
+	char *endpoint;
+	char *region;
+	int path_style;		/* -1 unset, else 0/1 */
+	int allow_http;		/* 0/1 */
+	char *credentials_file;
+	char *ca_file;
+	char *gc_credentials_file;
+	int line;		/* line of the [region] header, for messages */
+};
+
+struct phi_config {
+	char *path;		/* the file it came from */
+	char *cache_dir;	/* absolute path */
+	uint64_t cache_size;
+	uint32_t block_size;
+	int nregions;
+	struct phi_region regions[PHI_MAX_REGIONS];
+};
+
+/*
+ * Parse the file at path into *cfg.  On failure returns PHI_ECONFIG (or
+ * -errno when the file cannot be read) and writes one line into err,
+ * naming the file, line and key: "clinic.ini:4: cache_size: bad size 'x'
+ * (use a number with K, M, G or T)".  cfg is released on failure.
+ */
+int phi_config_load(struct phi_config *cfg, const char *path, char *err,
+		    size_t errlen);
+
+/* Free what phi_config_load() allocated. */
+void phi_config_release(struct phi_config *cfg);
+
+/* Parse SIZE as described above; 0 on success, -EINVAL otherwise. */
+int phi_parse_size(const char *s, uint64_t *out);
+
+/* Print the key table with defaults and help (for `phifs help config`). */
+void phi_config_print_help(void);
+
+#endif

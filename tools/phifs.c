@@ -1,0 +1,151 @@
+/*
+ * phifs.c - the phifs command: dispatch to subcommands, git style.
+ */
+#include "cmd.h"
+#include "phi.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+} commands[] = {
+	{ "mkfs", cmd_mkfs, "create a new, empty filesystem" },
+	{ "mount", cmd_mount, "mount a filesystem (daemonizes unless -f)" },
+	{ "umount", cmd_umount, "flush everything locally and unmount" },
+	{ "status", cmd_status, "show the state of a filesystem" },
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+void tool_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("phifs: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int tool_load_config(const char *path, struct phi_config *cfg)
+{
+	char err[1024];
+
+	if (phi_config_load(cfg, path, err, sizeof(err)) == 0)
+		return 0;
+	tool_error("%s", err);
+	return -1;
+}
+
+void tool_cache_config(const struct phi_config *cfg, struct cache_config *out)
+{
+	out->dir = cfg->cache_dir;
+	out->size_limit = cfg->cache_size;
+	out->block_size = cfg->block_size;
+}
+
+void tool_cache_error(const struct phi_config *cfg, int rc)
+{
+	switch (rc) {
+	case PHI_ENOFS:
+		tool_error("%s: no phifs filesystem in cache_dir %s (create one "
+			   "with: phifs mkfs %s)", cfg->path, cfg->cache_dir,
+			   cfg->path);
+		break;
+	case PHI_EEXISTFS:
+		tool_error("%s: cache_dir %s already holds a phifs filesystem; "
+			   "refusing to overwrite it", cfg->path,
+			   cfg->cache_dir);
+		break;
+	case PHI_EBUSYFS:
+		tool_error("%s: cache_dir %s is in use by a running phifs "
+			   "mount", cfg->path, cfg->cache_dir);
+		break;
+	case -ENOENT:
+	case -ENOTDIR:
+	case -EACCES:
+	case -EPERM:
+	case -EROFS:
+		tool_error("%s: cache_dir %s: %s", cfg->path, cfg->cache_dir,
+			   rc == -EACCES || rc == -EPERM || rc == -EROFS ?
+			   "not writable" : phi_strerror(rc));
+		break;
+	default:
+		tool_error("%s: cache_dir %s: %s", cfg->path, cfg->cache_dir,
+			   phi_strerror(rc));
+	}
+}
+
+int tool_want_help(int argc, char **argv, const char *usage)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			fputs(usage, stdout);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static void usage(FILE *out)
+{
+	fputs("usage: phifs <command> [arguments]\n\n"
+	      "phifs mounts patient folders as ordinary files, keeps a "
+	      "write-back cache\non the local disk and its metadata in LMDB.\n\n"
+	      "commands:\n", out);
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fprintf(out, "  %-8s %s\n", commands[i].name,
+			commands[i].summary);
+	fputs("  help     this text; 'phifs help COMMAND' for one command,\n"
+	      "           'phifs help config' for the configuration keys\n",
+	      out);
+}
+
+static int help(int argc, char **argv)
+{
+	char help_opt[] = "--help";
+	char *help_argv[] = { NULL, help_opt, NULL };
+
+	if (argc < 2) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "config") == 0) {
+		phi_config_print_help();
+		return 0;
+	}
+	for (size_t i = 0; i < NCOMMANDS; i++) {
+		if (strcmp(argv[1], commands[i].name) == 0) {
+			help_argv[0] = argv[1];
+			return commands[i].run(2, help_argv);
+		}
+	}
+	tool_error("no help for '%s' (see phifs help)", argv[1]);
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0)
+		return help(argc - 1, argv + 1);
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].run(argc - 1, argv + 1);
+	tool_error("unknown command '%s' (see phifs help)", argv[1]);
+	return 2;
+}
