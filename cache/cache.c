@@ -256,6 +256,60 @@ static int open_files(struct cache *c, const struct cache_config *cfg,
 	return c->datafd < 0 ? (errno == ENOENT ? PHI_ECORRUPT : -errno) : 0;
 }
 
+static void *folder_main(void *arg)
+{
+	struct cache *c = arg;
+	struct timespec until;
+
+	pthread_mutex_lock(&c->folder_lock);
+	while (!c->folder_stop) {
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += FOLD_INTERVAL_MS / 1000;
+		until.tv_nsec += (FOLD_INTERVAL_MS % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&c->folder_cond, &c->folder_lock, &until);
+		if (c->folder_stop)
+			break;
+		pthread_mutex_unlock(&c->folder_lock);
+		node_fold_all(c);
+		pthread_mutex_lock(&c->folder_lock);
+	}
+	pthread_mutex_unlock(&c->folder_lock);
+	return NULL;
+}
+
+static int folder_start(struct cache *c)
+{
+	pthread_condattr_t ca;
+	int rc;
+
+	pthread_mutex_init(&c->folder_lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->folder_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	rc = pthread_create(&c->folder, NULL, folder_main, c);
+	if (rc)
+		return -rc;
+	c->folder_running = 1;
+	return 0;
+}
+
+static void folder_stop(struct cache *c)
+{
+	if (!c->folder_running)
+		return;
+	pthread_mutex_lock(&c->folder_lock);
+	c->folder_stop = 1;
+	pthread_cond_signal(&c->folder_cond);
+	pthread_mutex_unlock(&c->folder_lock);
+	pthread_join(c->folder, NULL);
+	c->folder_running = 0;
+}
+
 int cache_open(struct cache **out, const struct cache_config *cfg,
 	       unsigned flags)
 {
@@ -280,6 +334,8 @@ int cache_open(struct cache **out, const struct cache_config *cfg,
 		rc = meta_free_orphans(c);
 	if (rc == 0)
 		rc = meta_used_bytes(c, &used);
+	if (rc == 0 && !c->rdonly)
+		rc = folder_start(c);
 	if (rc) {
 		cache_close(c);
 		return rc;
@@ -305,6 +361,7 @@ int cache_close(struct cache *c)
 {
 	int rc = 0, rc2;
 
+	folder_stop(c);
 	if (c->env && !c->rdonly) {
 		rc = node_fold_all(c);
 		if (syncfs(c->datafd) && rc == 0)

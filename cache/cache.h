@@ -19,9 +19,11 @@
  *
  * Durability.  Metadata commits are ordered (LMDB with MDB_NOMETASYNC keeps
  * integrity across a power loss); a write() only touches the data file and
- * an in-memory record of the new size and times, folded into LMDB at flush,
- * fsync, release, setattr and close.  cache_fsync() makes one file's data
- * and all metadata durable on the local disk.  A crash loses at most what
+ * an in-memory record of the new size and times, folded into LMDB by a
+ * background thread every two seconds (one transaction for all files), and
+ * at fsync, setattr, the last reference and cache_close().
+ * cache_fsync() makes one file's data and all metadata durable on the
+ * local disk.  A crash loses at most what
  * was written since the last fsync; after a crash the next cache_open()
  * frees the inodes that were unlinked but still open.
  *
@@ -231,7 +233,9 @@ int cache_removexattr(struct cache *c, uint64_t ino, const char *name);
 int cache_file_open(struct cache *c, uint64_t ino, int trunc,
 		    struct cache_file **out);
 
-/* Fold this handle's pending size and times into the metadata (close()). */
+/* close(): nothing is owed (pending size and times reach LMDB within
+ * about two seconds, or at fsync); returns PHI_ELATCHED after a failure
+ * of the local store so that close() reports it. */
 int cache_file_flush(struct cache *c, struct cache_file *f);
 
 /* Drop the handle; frees an unlinked inode at its last reference. */

@@ -61,7 +61,8 @@ struct cnode {
 	pthread_mutex_t lock;	/* protects everything below */
 	int fd;			/* data file, -1 until loaded */
 	int loaded;		/* size/mtime/ctime below are current */
-	int dirty;		/* they differ from the inode record */
+	atomic_int dirty;	/* they differ from the inode record;
+				   read without the lock by folds */
 	int created;		/* data file new, its directory not synced */
 	uint64_t size;
 	struct timespec mtime, ctime;
@@ -89,7 +90,16 @@ struct cache {
 	atomic_uint_fast64_t used;	/* bytes in the local store */
 	pthread_mutex_t nodes_lock;
 	struct cnode *nodes[NODE_BUCKETS];	/* by nodes_lock */
+	/* the folder thread: folds pending write records every
+	 * FOLD_INTERVAL_MS, so a crash loses little even without fsync */
+	pthread_t folder;
+	int folder_running;
+	pthread_mutex_t folder_lock;
+	pthread_cond_t folder_cond;
+	int folder_stop;	/* by folder_lock */
 };
+
+#define FOLD_INTERVAL_MS 2000
 
 /* --- cache_meta.c: records and transactions -------------------------- */
 

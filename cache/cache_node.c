@@ -168,7 +168,10 @@ void cache_forget(struct cache *c, uint64_t ino, uint64_t nlookup)
 	}
 	pthread_mutex_unlock(&c->nodes_lock);
 	if (dead) {
-		/* nref is 0: no handle, so nothing is pending */
+		/* Nobody can reach the node any more; fold what is left. */
+		if (dead->dirty && node_fold(c, dead))
+			PHI_LOG(PHI_LOG_ERR, "lost size and times of inode %llu",
+				(unsigned long long)ino);
 		node_free(dead);
 		meta_maybe_free(c, ino);
 	}
@@ -303,35 +306,107 @@ int node_fold(struct cache *c, struct cnode *n)
 	return 0;
 }
 
-int node_fold_all(struct cache *c)
+#define BATCH 512
+
+struct batch {
+	struct cnode *n[BATCH];
+	uint64_t blocks[BATCH];
+	int locked[BATCH];
+	size_t count;
+};
+
+/* Pick up to BATCH dirty nodes, each with a temporary reference. */
+static void batch_collect(struct cache *c, struct batch *b)
 {
-	int first = 0;
-
-	for (size_t i = 0; i < NODE_BUCKETS; i++) {
-		for (;;) {
-			struct cnode *n, *dirty = NULL;
-			int rc;
-
-			pthread_mutex_lock(&c->nodes_lock);
-			for (n = c->nodes[i]; n && !dirty; n = n->next)
-				if (n->dirty)
-					dirty = n;
-			if (dirty)
-				dirty->nref++;
-			pthread_mutex_unlock(&c->nodes_lock);
-			if (!dirty)
-				break;
-			pthread_mutex_lock(&dirty->lock);
-			rc = node_fold(c, dirty);
-			if (rc && !first)
-				first = rc;
-			if (rc)
-				dirty->dirty = 0;	/* reported; do not loop */
-			pthread_mutex_unlock(&dirty->lock);
-			node_release(c, dirty);
+	b->count = 0;
+	pthread_mutex_lock(&c->nodes_lock);
+	for (size_t i = 0; i < NODE_BUCKETS && b->count < BATCH; i++) {
+		for (struct cnode *n = c->nodes[i]; n && b->count < BATCH;
+		     n = n->next) {
+			if (!n->dirty)
+				continue;
+			n->nref++;
+			b->locked[b->count] = 0;
+			b->n[b->count++] = n;
 		}
 	}
-	return first;
+	pthread_mutex_unlock(&c->nodes_lock);
+}
+
+/*
+ * Fold every node of the batch whose lock is free into one transaction.
+ * Taking node locks inside a write transaction reverses the lock order,
+ * so only trylock is used here: a busy node is left for the next round.
+ * The locks are held until the commit is known (batch_finish()).
+ */
+static int batch_txn(struct cache *c, MDB_txn *txn, void *arg)
+{
+	struct batch *b = arg;
+
+	for (size_t i = 0; i < b->count; i++) {
+		struct cnode *n = b->n[i];
+		struct fold_arg a = { n, 0 };
+		struct stat st;
+		int rc;
+
+		if (pthread_mutex_trylock(&n->lock))
+			continue;
+		b->locked[i] = 1;
+		if (!n->dirty || fstat(n->fd, &st))
+			continue;
+		a.blocks = (uint64_t)st.st_blocks;
+		rc = fold_txn(c, txn, &a);
+		if (rc && rc != -ENOENT)
+			return rc;
+		b->blocks[i] = a.blocks;
+	}
+	return 0;
+}
+
+static void batch_finish(struct cache *c, struct batch *b, int committed)
+{
+	for (size_t i = 0; i < b->count; i++) {
+		struct cnode *n = b->n[i];
+
+		if (b->locked[i] && committed && n->dirty) {
+			used_adjust(c, (int64_t)(b->blocks[i] * 512) -
+				       (int64_t)n->alloc);
+			n->alloc = b->blocks[i] * 512;
+			n->growth = 0;
+			n->dirty = 0;
+		}
+		if (b->locked[i])
+			pthread_mutex_unlock(&n->lock);
+		node_release(c, n);
+	}
+}
+
+int node_fold_all(struct cache *c)
+{
+	struct batch *b = malloc(sizeof(*b));
+	int rc = 0, rounds = 0;
+
+	if (!b)
+		return -ENOMEM;
+	for (;;) {
+		batch_collect(c, b);
+		if (b->count == 0)
+			break;
+		memset(b->locked, 0, sizeof(b->locked));
+		rc = meta_write(c, batch_txn, b);
+		if (rc) {
+			/* locks taken before the failure are released here */
+			batch_finish(c, b, 0);
+			break;
+		}
+		batch_finish(c, b, 1);
+		/* Nodes busy every time belong to writers that will fold
+		 * themselves; do not spin on them. */
+		if (++rounds > 64)
+			break;
+	}
+	free(b);
+	return rc;
 }
 
 void node_table_free(struct cache *c)

@@ -1,0 +1,675 @@
+/*
+ * test_config.c - phi_config_load() and phi_parse_size(), through
+ * config.h only.  Every rejected file is checked for the return code, the
+ * exact "FILE:LINE: KEY: message" text and a fully released config.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "phi.h"
+#include "test.h"
+
+/* Two lines: the smallest file that loads. */
+#define FS "[filesystem]\ncache_dir = /var/cache/phifs\n"
+
+#define BAD_SIZE "(use a number with K, M, G or T)"
+#define BAD_BLOCK "must be a power of two from 4K to 16M"
+#define BAD_BOOL "(use true/false, yes/no, on/off or 1/0)"
+#define BAD_NAME "bad region name (use 1 to 64 of A-Z a-z 0-9 _ . -)"
+
+static char ini_path[4200];
+
+/* Write text to phifs.ini in the case's directory; returns its path. */
+static const char *write_ini(const char *text)
+{
+	FILE *f;
+
+	snprintf(ini_path, sizeof(ini_path), "%s/phifs.ini", test_tmpdir());
+	f = fopen(ini_path, "w");
+	ASSERT_TRUE(f != NULL);
+	ASSERT_TRUE(fputs(text, f) >= 0);
+	ASSERT_OK(fclose(f));
+	return ini_path;
+}
+
+static void load_ok(const char *text, struct phi_config *cfg)
+{
+	char err[512] = "";
+	int rc = phi_config_load(cfg, write_ini(text), err, sizeof(err));
+
+	ASSERT_STREQ(err, "");
+	ASSERT_OK(rc);
+}
+
+static void assert_released(const struct phi_config *cfg)
+{
+	ASSERT_TRUE(cfg->path == NULL);
+	ASSERT_TRUE(cfg->cache_dir == NULL);
+	ASSERT_EQ(cfg->nregions, 0);
+}
+
+/* Load path expecting want_rc and the message path + tail. */
+static void expect_path_error(const char *path, int want_rc, const char *tail)
+{
+	struct phi_config cfg;
+	char err[512], want[4800];
+
+	ASSERT_ERR(phi_config_load(&cfg, path, err, sizeof(err)), want_rc);
+	snprintf(want, sizeof(want), "%s%s", path, tail);
+	ASSERT_STREQ(err, want);
+	assert_released(&cfg);
+}
+
+static void expect_error(const char *text, const char *tail)
+{
+	expect_path_error(write_ini(text), PHI_ECONFIG, tail);
+}
+
+TEST(minimal_file_gets_defaults)
+{
+	struct phi_config cfg;
+
+	load_ok(FS, &cfg);
+	ASSERT_STREQ(cfg.path, ini_path);
+	ASSERT_STREQ(cfg.cache_dir, "/var/cache/phifs");
+	ASSERT_EQ(cfg.cache_size, 20ULL << 30);
+	ASSERT_EQ(cfg.block_size, 1u << 20);
+	ASSERT_EQ(cfg.nregions, 0);
+	phi_config_release(&cfg);
+	assert_released(&cfg);
+}
+
+TEST(full_file_loads)
+{
+	struct phi_config cfg;
+	const struct phi_region *a, *b;
+
+	load_ok("; phifs configuration\n"
+		"[filesystem]\n"
+		"cache_dir = /srv/cache/\n"
+		"cache_size = 64G\n"
+		"block_size = 4M\n"
+		"\n"
+		"[region local]\n"
+		"url = dir:/srv/objects\n"
+		"[region s3.eu-1]\n"
+		"url = s3://phifs-bucket/clinic\n"
+		"endpoint = https://s3.example.com\n"
+		"region = eu-west-1\n"
+		"path_style = yes\n"
+		"allow_http = off\n"
+		"credentials_file = /etc/phifs/s3.key\n"
+		"ca_file = /etc/phifs/ca.pem\n"
+		"gc_credentials_file = /etc/phifs/gc.key\n", &cfg);
+	ASSERT_STREQ(cfg.cache_dir, "/srv/cache");
+	ASSERT_EQ(cfg.cache_size, 64ULL << 30);
+	ASSERT_EQ(cfg.block_size, 4u << 20);
+	ASSERT_EQ(cfg.nregions, 2);
+	a = &cfg.regions[0];
+	b = &cfg.regions[1];
+	ASSERT_STREQ(a->name, "local");
+	ASSERT_EQ(a->line, 7);
+	ASSERT_STREQ(a->url, "dir:/srv/objects");
+	ASSERT_TRUE(a->endpoint == NULL && a->credentials_file == NULL);
+	ASSERT_EQ(a->path_style, -1);
+	ASSERT_EQ(a->allow_http, 0);
+	ASSERT_STREQ(b->name, "s3.eu-1");
+	ASSERT_EQ(b->line, 9);
+	ASSERT_STREQ(b->url, "s3://phifs-bucket/clinic");
+	ASSERT_STREQ(b->endpoint, "https://s3.example.com");
+	ASSERT_STREQ(b->region, "eu-west-1");
+	ASSERT_EQ(b->path_style, 1);
+	ASSERT_EQ(b->allow_http, 0);
+	ASSERT_STREQ(b->credentials_file, "/etc/phifs/s3.key");
+	ASSERT_STREQ(b->ca_file, "/etc/phifs/ca.pem");
+	ASSERT_STREQ(b->gc_credentials_file, "/etc/phifs/gc.key");
+	phi_config_release(&cfg);
+}
+
+TEST(layout_indent_comments_crlf_bom)
+{
+	struct phi_config cfg;
+
+	/* Indented keys must not become continuations of the previous
+	 * value, and a header behind a byte order mark still counts. */
+	load_ok("\xEF\xBB\xBF[filesystem]   ; the one filesystem\r\n"
+		"\tcache_dir = /c ; inline comment\r\n"
+		"    # a comment\r\n"
+		"    cache_size = 1G\r\n"
+		"[region a]\r\n"
+		"  url = dir:/o\r\n"
+		"  allow_http = TRUE\r\n", &cfg);
+	ASSERT_STREQ(cfg.cache_dir, "/c");
+	ASSERT_EQ(cfg.cache_size, 1ULL << 30);
+	ASSERT_EQ(cfg.nregions, 1);
+	ASSERT_STREQ(cfg.regions[0].url, "dir:/o");
+	ASSERT_EQ(cfg.regions[0].allow_http, 1);
+	phi_config_release(&cfg);
+}
+
+TEST(cache_dir_trailing_slashes)
+{
+	static const char *const cases[][2] = {
+		{ "/srv/cache///", "/srv/cache" }, { "/", "/" },
+		{ "///", "/" }, { "/a/b", "/a/b" },
+	};
+	struct phi_config cfg;
+	char text[256];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(text, sizeof(text), "[filesystem]\ncache_dir = %s\n",
+			 cases[i][0]);
+		load_ok(text, &cfg);
+		ASSERT_STREQ(cfg.cache_dir, cases[i][1]);
+		phi_config_release(&cfg);
+	}
+}
+
+TEST(bool_spellings)
+{
+	static const char *const words[][2] = {
+		{ "true", "false" }, { "yes", "no" }, { "on", "off" },
+		{ "1", "0" }, { "Yes", "OFF" },
+	};
+	struct phi_config cfg;
+	char text[256];
+
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		snprintf(text, sizeof(text), FS "[region r]\nurl = dir:/o\n"
+			 "path_style = %s\nallow_http = %s\n", words[i][0],
+			 words[i][1]);
+		load_ok(text, &cfg);
+		ASSERT_EQ(cfg.regions[0].path_style, 1);
+		ASSERT_EQ(cfg.regions[0].allow_http, 0);
+		phi_config_release(&cfg);
+	}
+}
+
+TEST(block_size_limits_accepted)
+{
+	struct phi_config cfg;
+
+	load_ok(FS "block_size = 4K\ncache_size = 64K\n", &cfg);
+	ASSERT_EQ(cfg.block_size, 4096);
+	ASSERT_EQ(cfg.cache_size, 65536);
+	phi_config_release(&cfg);
+	load_ok(FS "block_size = 16MiB\ncache_size = 256M\n", &cfg);
+	ASSERT_EQ(cfg.block_size, 16u << 20);
+	phi_config_release(&cfg);
+}
+
+TEST(region_name_64_chars)
+{
+	/* longer than inih's 49-character section buffer */
+	static const char name[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL"
+				   "NOPQRSTUVWXYZ0123456789_.-";
+	struct phi_config cfg;
+	char text[512];
+
+	ASSERT_EQ(strlen(name), 64);
+	snprintf(text, sizeof(text), FS "[region %s]\nurl = dir:/o\n", name);
+	load_ok(text, &cfg);
+	ASSERT_STREQ(cfg.regions[0].name, name);
+	phi_config_release(&cfg);
+}
+
+TEST(max_regions_accepted)
+{
+	struct phi_config cfg;
+	char text[4096];
+	size_t n = snprintf(text, sizeof(text), FS);
+
+	for (int i = 0; i < PHI_MAX_REGIONS; i++)
+		n += snprintf(text + n, sizeof(text) - n,
+			      "[region r%d]\nurl = dir:/o/%d\n", i, i);
+	load_ok(text, &cfg);
+	ASSERT_EQ(cfg.nregions, PHI_MAX_REGIONS);
+	ASSERT_STREQ(cfg.regions[15].url, "dir:/o/15");
+	phi_config_release(&cfg);
+}
+
+TEST(missing_file)
+{
+	char path[4200];
+
+	snprintf(path, sizeof(path), "%s/absent.ini", test_tmpdir());
+	expect_path_error(path, -ENOENT,
+			  ": cannot read: No such file or directory");
+}
+
+TEST(file_is_a_directory)
+{
+	expect_path_error(test_tmpdir(), -EISDIR, ": cannot read: Is a directory");
+}
+
+TEST(unreadable_file)
+{
+	const char *path = write_ini(FS);
+
+	if (geteuid() == 0)
+		TEST_SKIP("root reads any file");
+	ASSERT_OK(chmod(path, 0));
+	expect_path_error(path, -EACCES, ": cannot read: Permission denied");
+}
+
+TEST(syntax_error)
+{
+	expect_error("[filesystem]\ncache_dir /var/cache\n",
+		     ":2: syntax error (expected KEY = VALUE or [SECTION])");
+}
+
+TEST(syntax_error_before_key_error)
+{
+	/* inih finds the syntax error, the handler the later bad key */
+	expect_error("[filesystem]\nnonsense\ncache_size = x\n",
+		     ":2: syntax error (expected KEY = VALUE or [SECTION])");
+}
+
+TEST(first_error_wins)
+{
+	expect_error("[filesystem]\ncache_size = x\nblock_size = y\nfoo\n",
+		     ":2: cache_size: bad size 'x' " BAD_SIZE);
+}
+
+TEST(header_without_bracket)
+{
+	expect_error("[filesystem\ncache_dir = /c\n",
+		     ":1: section header has no ']'");
+}
+
+TEST(header_with_trailing_text)
+{
+	expect_error("[filesystem] cache\ncache_dir = /c\n",
+		     ":1: unexpected text after ']'");
+}
+
+TEST(unknown_section)
+{
+	expect_error(FS "\n[cache]\nsize = 1G\n",
+		     ":4: [cache]: unknown section (use [filesystem] or "
+		     "[region NAME])");
+	expect_error("[Filesystem]\ncache_dir = /c\n",
+		     ":1: [Filesystem]: unknown section (use [filesystem] or "
+		     "[region NAME])");
+}
+
+TEST(empty_section_is_still_checked)
+{
+	expect_error(FS "[bogus]\n", ":3: [bogus]: unknown section (use "
+		     "[filesystem] or [region NAME])");
+	expect_error(FS "[region a]\n", ":3: [region a]: url is required");
+}
+
+TEST(unknown_key)
+{
+	expect_error(FS "cache_dri = /x\n", ":3: cache_dri: unknown key");
+	expect_error(FS "Cache_Size = 1G\n", ":3: Cache_Size: unknown key");
+	expect_error(FS "url = dir:/o\n", ":3: url: unknown key");
+	expect_error(FS "[region a]\nurl = dir:/o\ncache_size = 1G\n",
+		     ":5: cache_size: unknown key");
+}
+
+TEST(key_outside_section)
+{
+	expect_error("cache_dir = /c\n" FS,
+		     ":1: cache_dir: not in a section (put it under "
+		     "[filesystem] or [region NAME])");
+}
+
+TEST(missing_key_name)
+{
+	expect_error(FS "= 1G\n", ":3: missing key before '='");
+}
+
+TEST(duplicate_key)
+{
+	expect_error(FS "cache_size = 1G\n\ncache_size = 2G\n",
+		     ":5: cache_size: duplicate key (first set on line 3)");
+	expect_error(FS "[region a]\nurl = dir:/a\nurl = dir:/b\n",
+		     ":5: url: duplicate key (first set on line 4)");
+}
+
+TEST(same_key_in_two_regions)
+{
+	struct phi_config cfg;
+
+	load_ok(FS "[region a]\nurl = dir:/a\n[region b]\nurl = dir:/b\n",
+		&cfg);
+	ASSERT_STREQ(cfg.regions[1].url, "dir:/b");
+	phi_config_release(&cfg);
+}
+
+TEST(duplicate_region)
+{
+	expect_error(FS "[region a]\nurl = dir:/a\n[region a]\nurl = dir:/b\n",
+		     ":5: [region a]: duplicate region (first on line 3)");
+}
+
+TEST(duplicate_filesystem)
+{
+	expect_error(FS "[filesystem]\ncache_size = 1G\n",
+		     ":3: [filesystem]: duplicate section (first on line 1)");
+}
+
+TEST(bad_size)
+{
+	expect_error(FS "cache_size = x\n",
+		     ":3: cache_size: bad size 'x' " BAD_SIZE);
+	expect_error(FS "cache_size = 1.5G\n",
+		     ":3: cache_size: bad size '1.5G' " BAD_SIZE);
+	expect_error(FS "block_size = -4K\n",
+		     ":3: block_size: bad size '-4K' " BAD_SIZE);
+}
+
+TEST(size_zero)
+{
+	expect_error(FS "cache_size = 0\n",
+		     ":3: cache_size: size must not be 0");
+	expect_error(FS "block_size = 0K\n",
+		     ":3: block_size: size must not be 0");
+}
+
+TEST(block_size_rules)
+{
+	expect_error(FS "block_size = 12K\n", ":3: block_size: " BAD_BLOCK);
+	expect_error(FS "block_size = 2K\n", ":3: block_size: " BAD_BLOCK);
+	expect_error(FS "block_size = 32M\n", ":3: block_size: " BAD_BLOCK);
+	expect_error(FS "block_size = 8G\n", ":3: block_size: " BAD_BLOCK);
+	expect_error(FS "block_size = 4097\n", ":3: block_size: " BAD_BLOCK);
+}
+
+TEST(cache_size_below_16_blocks)
+{
+	expect_error(FS "cache_size = 8M\n", ":3: cache_size: must be at "
+		     "least 16 * block_size (16M)");
+	expect_error(FS "cache_size = 1G\nblock_size = 128M\n",
+		     ":4: block_size: " BAD_BLOCK);
+	expect_error(FS "cache_size = 63M\n\nblock_size = 4M\n",
+		     ":3: cache_size: must be at least 16 * block_size (64M)");
+}
+
+TEST(missing_cache_dir)
+{
+	expect_error("[filesystem]\ncache_size = 1G\n",
+		     ": [filesystem]: cache_dir is required");
+}
+
+TEST(missing_filesystem_section)
+{
+	expect_error("[region a]\nurl = dir:/o\n",
+		     ": [filesystem]: section is missing");
+	expect_error("", ": [filesystem]: section is missing");
+	expect_error("; only a comment\n", ": [filesystem]: section is missing");
+}
+
+TEST(relative_paths)
+{
+	expect_error("[filesystem]\ncache_dir = var/cache\n",
+		     ":2: cache_dir: must be an absolute path");
+	expect_error(FS "[region a]\nurl = dir:/o\n"
+		     "credentials_file = s3.key\n",
+		     ":5: credentials_file: must be an absolute path");
+}
+
+TEST(bad_region_name)
+{
+	expect_error(FS "[region a/b]\n", ":3: [region a/b]: " BAD_NAME);
+	expect_error(FS "[region  a]\n", ":3: [region  a]: " BAD_NAME);
+	expect_error(FS "[region a b]\n", ":3: [region a b]: " BAD_NAME);
+	expect_error(FS "[region é]\n", ":3: [region é]: " BAD_NAME);
+	expect_error(FS "[region]\n",
+		     ":3: [region]: a region needs a name ([region NAME])");
+	expect_error(FS "[region ]\n",
+		     ":3: [region ]: a region needs a name ([region NAME])");
+	expect_error(FS "[regions]\n", ":3: [regions]: unknown section "
+		     "(use [filesystem] or [region NAME])");
+}
+
+TEST(region_name_65_chars)
+{
+	char text[512], want[512];
+	char name[66];
+
+	memset(name, 'x', 65);
+	name[65] = '\0';
+	snprintf(text, sizeof(text), FS "[region %s]\nurl = dir:/o\n", name);
+	snprintf(want, sizeof(want), ":3: [region %s]: " BAD_NAME, name);
+	expect_error(text, want);
+}
+
+TEST(region_without_url)
+{
+	expect_error(FS "[region a]\nurl = dir:/a\n\n[region b]\n"
+		     "endpoint = https://s3.example.com\n",
+		     ":6: [region b]: url is required");
+}
+
+TEST(bad_region_url)
+{
+	expect_error(FS "[region a]\nurl = ftp://host/x\n", ":4: url: unknown "
+		     "scheme (use dir:/PATH or s3://BUCKET/PREFIX)");
+	expect_error(FS "[region a]\nurl = dir:objects\n", ":4: url: dir: "
+		     "needs an absolute path (dir:/srv/phifs/region-a)");
+	expect_error(FS "[region a]\nurl = s3://Bucket\n", ":4: url: bad "
+		     "bucket name (3-63 characters: lowercase letters, "
+		     "digits, '.' and '-')");
+}
+
+TEST(url_secret_not_echoed)
+{
+	expect_error(FS "[region a]\nurl = s3://AKIA:hunter2@bucket/p\n",
+		     ":4: url: credentials do not belong in the url; use "
+		     "credentials_file");
+}
+
+TEST(bad_bool)
+{
+	expect_error(FS "[region a]\nurl = dir:/o\nallow_http = maybe\n",
+		     ":5: allow_http: bad boolean 'maybe' " BAD_BOOL);
+	expect_error(FS "[region a]\nurl = dir:/o\npath_style = 2\n",
+		     ":5: path_style: bad boolean '2' " BAD_BOOL);
+}
+
+TEST(too_many_regions)
+{
+	char text[4096];
+	size_t n = snprintf(text, sizeof(text), FS);
+
+	for (int i = 0; i <= PHI_MAX_REGIONS; i++)
+		n += snprintf(text + n, sizeof(text) - n,
+			      "[region r%d]\nurl = dir:/o/%d\n", i, i);
+	/* the 17th header is on line 3 + 2 * 16 */
+	expect_error(text, ":35: [region r16]: too many regions (at most 16)");
+}
+
+TEST(empty_value)
+{
+	expect_error(FS "cache_size =\n", ":3: cache_size: empty value");
+	expect_error(FS "cache_size = ; nothing\n",
+		     ":3: cache_size: empty value");
+	expect_error(FS "[region a]\nurl = \n", ":4: url: empty value");
+}
+
+TEST(line_too_long)
+{
+	char text[1024], value[400];
+
+	memset(value, 'a', 300);
+	value[300] = '\0';
+	snprintf(text, sizeof(text), FS "endpoint = /%s\ncache_size = x\n",
+		 value);
+	expect_error(text, ":3: line too long (at most 197 characters)");
+}
+
+TEST(line_numbers_count_every_line)
+{
+	expect_error("# header comment\n\n[filesystem]\n; note\n\n"
+		     "  cache_dir = /c\r\n\r\n\tblock_size = 3\n",
+		     ":8: block_size: " BAD_BLOCK);
+}
+
+TEST(error_is_one_line_and_fits)
+{
+	struct phi_config cfg;
+	char err[24];
+
+	ASSERT_ERR(phi_config_load(&cfg, write_ini(FS "cache_size = x\n"),
+				   err, sizeof(err)), PHI_ECONFIG);
+	ASSERT_EQ(strlen(err), sizeof(err) - 1);
+	ASSERT_TRUE(strchr(err, '\n') == NULL);
+	ASSERT_ERR(phi_config_load(&cfg, ini_path, NULL, 0), PHI_ECONFIG);
+	assert_released(&cfg);
+}
+
+/* Capture what phi_config_print_help() writes to stdout. */
+static void capture_help(char *buf, size_t len)
+{
+	char path[4200];
+	int saved, fd;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/help.txt", test_tmpdir());
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ASSERT_TRUE(fd >= 0);
+	fflush(stdout);
+	saved = dup(STDOUT_FILENO);
+	ASSERT_TRUE(saved >= 0);
+	ASSERT_TRUE(dup2(fd, STDOUT_FILENO) >= 0);
+	phi_config_print_help();
+	fflush(stdout);
+	dup2(saved, STDOUT_FILENO);
+	close(saved);
+	n = pread(fd, buf, len - 1, 0);
+	close(fd);
+	ASSERT_TRUE(n > 0);
+	buf[n] = '\0';
+}
+
+TEST(help_lists_every_key)
+{
+	static const char *const want[] = {
+		"[filesystem]", "[region NAME]", "cache_dir", "cache_size",
+		"20G", "block_size", "1M", "url", "endpoint", "region",
+		"path_style", "allow_http", "credentials_file", "ca_file",
+		"gc_credentials_file", NULL,
+	};
+	char out[8192];
+
+	capture_help(out, sizeof(out));
+	for (const char *const *w = want; *w; w++) {
+		if (!strstr(out, *w))
+			test_diag("help lacks %s", *w);
+		ASSERT_TRUE(strstr(out, *w) != NULL);
+	}
+}
+
+static void expect_size(const char *s, uint64_t want)
+{
+	uint64_t v = 42;
+
+	if (phi_parse_size(s, &v) != 0)
+		test_diag("phi_parse_size(\"%s\") refused", s);
+	ASSERT_OK(phi_parse_size(s, &v));
+	ASSERT_EQ(v, want);
+}
+
+static void expect_bad_size(const char *s)
+{
+	uint64_t v = 42;
+
+	if (phi_parse_size(s, &v) == 0)
+		test_diag("phi_parse_size(\"%s\") accepted", s);
+	ASSERT_ERR(phi_parse_size(s, &v), -EINVAL);
+	ASSERT_EQ(v, 42);	/* untouched on failure */
+}
+
+TEST(parse_size_plain)
+{
+	expect_size("0", 0);
+	expect_size("4096", 4096);
+	expect_size("007", 7);
+	expect_size("4096B", 4096);
+	expect_size("18446744073709551615", UINT64_MAX);
+}
+
+TEST(parse_size_suffixes)
+{
+	expect_size("1K", 1024);
+	expect_size("512k", 512 << 10);
+	expect_size("1M", 1 << 20);
+	expect_size("1MiB", 1 << 20);
+	expect_size("1MB", 1 << 20);
+	expect_size("1mib", 1 << 20);
+	expect_size("20g", 20ULL << 30);
+	expect_size("20GB", 20ULL << 30);
+	expect_size("2T", 2ULL << 40);
+	expect_size("16777215T", 16777215ULL << 40);
+}
+
+TEST(parse_size_rejects)
+{
+	static const char *const bad[] = {
+		"", "-1", "+1", " 1", "1 ", "1 K", "1.5G", "1,5G", "0x10",
+		"1X", "1KK", "1MiBx", "1Mi", "1iB", "M", "KiB", "1P", "1E",
+		"18446744073709551616", "99999999999999999999",
+		"16777216T", "17179869184G", "18014398509481984K",
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		expect_bad_size(bad[i]);
+}
+
+TEST_MAIN(
+	TEST_ENTRY(minimal_file_gets_defaults),
+	TEST_ENTRY(full_file_loads),
+	TEST_ENTRY(layout_indent_comments_crlf_bom),
+	TEST_ENTRY(cache_dir_trailing_slashes),
+	TEST_ENTRY(bool_spellings),
+	TEST_ENTRY(block_size_limits_accepted),
+	TEST_ENTRY(region_name_64_chars),
+	TEST_ENTRY(max_regions_accepted),
+	TEST_ENTRY(missing_file),
+	TEST_ENTRY(file_is_a_directory),
+	TEST_ENTRY(unreadable_file),
+	TEST_ENTRY(syntax_error),
+	TEST_ENTRY(syntax_error_before_key_error),
+	TEST_ENTRY(first_error_wins),
+	TEST_ENTRY(header_without_bracket),
+	TEST_ENTRY(header_with_trailing_text),
+	TEST_ENTRY(unknown_section),
+	TEST_ENTRY(empty_section_is_still_checked),
+	TEST_ENTRY(unknown_key),
+	TEST_ENTRY(key_outside_section),
+	TEST_ENTRY(missing_key_name),
+	TEST_ENTRY(duplicate_key),
+	TEST_ENTRY(same_key_in_two_regions),
+	TEST_ENTRY(duplicate_region),
+	TEST_ENTRY(duplicate_filesystem),
+	TEST_ENTRY(bad_size),
+	TEST_ENTRY(size_zero),
+	TEST_ENTRY(block_size_rules),
+	TEST_ENTRY(cache_size_below_16_blocks),
+	TEST_ENTRY(missing_cache_dir),
+	TEST_ENTRY(missing_filesystem_section),
+	TEST_ENTRY(relative_paths),
+	TEST_ENTRY(bad_region_name),
+	TEST_ENTRY(region_name_65_chars),
+	TEST_ENTRY(region_without_url),
+	TEST_ENTRY(bad_region_url),
+	TEST_ENTRY(url_secret_not_echoed),
+	TEST_ENTRY(bad_bool),
+	TEST_ENTRY(too_many_regions),
+	TEST_ENTRY(empty_value),
+	TEST_ENTRY(line_too_long),
+	TEST_ENTRY(line_numbers_count_every_line),
+	TEST_ENTRY(error_is_one_line_and_fits),
+	TEST_ENTRY(help_lists_every_key),
+	TEST_ENTRY(parse_size_plain),
+	TEST_ENTRY(parse_size_suffixes),
+	TEST_ENTRY(parse_size_rejects),
+)

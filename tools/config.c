@@ -1,0 +1,700 @@
+/*
+ * config.c - load the phifs INI file into struct phi_config.
+ *
+ * inih does the lexing (comments, KEY = VALUE, whitespace); the rest is
+ * ours, because what the installed inih hands a handler is too lossy for
+ * messages that name a line: no line numbers, no call for a section that
+ * has no keys, section names cut at 49 characters (a region name may have
+ * 64), an indented line glued to the previous value, and a line longer
+ * than its buffer silently split in two.  So inih reads through our own
+ * reader, which counts lines, strips indentation, refuses overlong lines
+ * and opens sections itself; the handler only ever sees keys.
+ *
+ * Invariants: the earliest error (lowest line) is the one reported, and
+ * reading stops once there is one; ctx->sect is the section of the line
+ * inih is parsing; a key is set at most once per section and a section
+ * opened at most once, so no stored string is ever overwritten by a file.
+ */
+#include "config.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <ini.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "backend.h"
+#include "phi.h"
+
+enum key_scope {
+	SCOPE_FS,		/* [filesystem], fields of struct phi_config */
+	SCOPE_REGION,		/* [region NAME], fields of struct phi_region */
+};
+
+enum key_type {
+	KEY_PATH,		/* absolute path, char *, trailing '/' dropped */
+	KEY_SIZE,		/* phi_parse_size(), uint64_t or uint32_t */
+	KEY_STRING,		/* any non-empty text, char * */
+	KEY_BOOL,		/* int: 0/1, or -1 while unset and no default */
+	KEY_URL,		/* backend_url_parse() accepts it, char * */
+};
+
+struct key_def {
+	enum key_scope scope;
+	const char *name;
+	enum key_type type;
+	size_t offset;
+	size_t width;		/* sizeof the field */
+	const char *def;	/* default, written as a user would write it */
+	bool required;		/* only for pointer fields */
+	const char *(*check)(uint64_t v);	/* extra rule for a size */
+	const char *help;
+};
+
+#define MIN_BLOCK_SIZE (UINT64_C(4) << 10)
+#define MAX_BLOCK_SIZE (UINT64_C(16) << 20)
+#define MIN_CACHE_BLOCKS 16
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+static const char *check_block_size(uint64_t v)
+{
+	if (v < MIN_BLOCK_SIZE || v > MAX_BLOCK_SIZE || (v & (v - 1)) != 0)
+		return "must be a power of two from 4K to 16M";
+	return NULL;
+}
+
+#define FS(field) offsetof(struct phi_config, field), \
+	sizeof(((struct phi_config *)0)->field)
+#define RG(field) offsetof(struct phi_region, field), \
+	sizeof(((struct phi_region *)0)->field)
+
+static const struct key_def keys[] = {
+	{ SCOPE_FS, "cache_dir", KEY_PATH, FS(cache_dir), NULL, true, NULL,
+	  "folder for the metadata (LMDB) and blocks" },
+	{ SCOPE_FS, "cache_size", KEY_SIZE, FS(cache_size), "20G", false,
+	  NULL, "upper bound for the local store" },
+	{ SCOPE_FS, "block_size", KEY_SIZE, FS(block_size), "1M", false,
+	  check_block_size, "fixed at mkfs; power of two, 4K to 16M" },
+	{ SCOPE_REGION, "url", KEY_URL, RG(url), NULL, true, NULL,
+	  "dir:/PATH or s3://BUCKET[/PREFIX]" },
+	{ SCOPE_REGION, "endpoint", KEY_STRING, RG(endpoint), NULL, false,
+	  NULL, "S3 endpoint: https://HOST[:PORT]" },
+	{ SCOPE_REGION, "region", KEY_STRING, RG(region), NULL, false, NULL,
+	  "S3 signing region, e.g. eu-west-1" },
+	{ SCOPE_REGION, "path_style", KEY_BOOL, RG(path_style), NULL, false,
+	  NULL, "S3: bucket in the path, not the host" },
+	{ SCOPE_REGION, "allow_http", KEY_BOOL, RG(allow_http), "false",
+	  false, NULL, "S3: permit an http:// endpoint" },
+	{ SCOPE_REGION, "credentials_file", KEY_PATH, RG(credentials_file),
+	  NULL, false, NULL, "S3: access key file" },
+	{ SCOPE_REGION, "ca_file", KEY_PATH, RG(ca_file), NULL, false, NULL,
+	  "S3: CA bundle to check the endpoint" },
+	{ SCOPE_REGION, "gc_credentials_file", KEY_PATH,
+	  RG(gc_credentials_file), NULL, false, NULL,
+	  "S3: key file for garbage collection" },
+};
+
+#define N_KEYS (sizeof(keys) / sizeof(keys[0]))
+
+struct load_ctx {
+	struct phi_config *cfg;
+	FILE *f;
+	int line;		/* lines read so far: the one inih is parsing */
+	int sect;		/* -1 none, 0 [filesystem], 1 + i region i */
+	int fs_line;		/* line of [filesystem], 0 while absent */
+	int seen[1 + PHI_MAX_REGIONS][N_KEYS];	/* line a key was set on */
+	int read_errno;		/* fgets() failed with this */
+	int rc;			/* the error to return, 0 while none */
+	int err_line;		/* its line, 0 for the file as a whole */
+	char msg[512];		/* its text, after "FILE:LINE: " */
+};
+
+__attribute__((format(printf, 5, 0)))
+static void vfail(struct load_ctx *ctx, int code, int line, const char *key,
+		  const char *fmt, va_list ap)
+{
+	size_t n = 0;
+
+	/* The earliest error is the one to fix first; file-level errors
+	 * (line 0) are only raised when they trump everything else. */
+	if (ctx->rc && line >= ctx->err_line)
+		return;
+	ctx->rc = code;
+	ctx->err_line = line;
+	if (key) {
+		n = (size_t)snprintf(ctx->msg, sizeof(ctx->msg), "%s: ", key);
+		if (n >= sizeof(ctx->msg))
+			n = sizeof(ctx->msg) - 1;
+	}
+	vsnprintf(ctx->msg + n, sizeof(ctx->msg) - n, fmt, ap);
+}
+
+/* Record a configuration error; returns PHI_ECONFIG for tail calls. */
+__attribute__((format(printf, 4, 5)))
+static int fail(struct load_ctx *ctx, int line, const char *key,
+		const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfail(ctx, PHI_ECONFIG, line, key, fmt, ap);
+	va_end(ap);
+	return PHI_ECONFIG;
+}
+
+__attribute__((format(printf, 3, 4)))
+static int fail_code(struct load_ctx *ctx, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfail(ctx, code, 0, NULL, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+static int nomem(struct load_ctx *ctx)
+{
+	return fail_code(ctx, -ENOMEM, "out of memory");
+}
+
+static int find_key(enum key_scope scope, const char *name)
+{
+	for (size_t i = 0; i < N_KEYS; i++)
+		if (keys[i].scope == scope && strcmp(keys[i].name, name) == 0)
+			return (int)i;
+	return -1;
+}
+
+/*
+ * Number with an optional K/M/G/T, which may be followed by "B" or "iB";
+ * a bare "B" means bytes.  Case does not matter: "20g" is what people
+ * type.  Digits only, so "-1", "+1", " 1" and "1.5G" are refused.
+ */
+int phi_parse_size(const char *s, uint64_t *out)
+{
+	static const char units[] = "kmgt";
+	const char *unit;
+	unsigned shift = 0;
+	uint64_t v = 0;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		unsigned d = (unsigned)(*s - '0');
+
+		if (v > (UINT64_MAX - d) / 10)
+			return -EINVAL;
+		v = v * 10 + d;
+	}
+	unit = *s ? strchr(units, *s | 0x20) : NULL;
+	if (unit) {
+		shift = 10 * (unsigned)(unit - units + 1);
+		s++;
+	}
+	if (!(*s == '\0' || strcasecmp(s, "b") == 0 ||
+	      (unit && strcasecmp(s, "ib") == 0)))
+		return -EINVAL;
+	if (v > UINT64_MAX >> shift)
+		return -EINVAL;
+	*out = v << shift;
+	return 0;
+}
+
+static int parse_bool(const char *s, int *out)
+{
+	static const char *const words[][2] = {
+		{ "false", "true" }, { "no", "yes" }, { "off", "on" },
+		{ "0", "1" },
+	};
+
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+		for (int b = 0; b < 2; b++) {
+			if (strcasecmp(s, words[i][b]) == 0) {
+				*out = b;
+				return 0;
+			}
+		}
+	}
+	return -EINVAL;
+}
+
+static int set_string(struct load_ctx *ctx, char **field, const char *value)
+{
+	char *copy = strdup(value);
+
+	if (!copy)
+		return nomem(ctx);
+	free(*field);
+	*field = copy;
+	return 0;
+}
+
+static int set_path(struct load_ctx *ctx, const struct key_def *k,
+		    char **field, const char *value)
+{
+	size_t n = strlen(value);
+
+	/* A mount daemonizes into "/", so a relative path would quietly
+	 * mean something else there than where the user typed it. */
+	if (value[0] != '/')
+		return fail(ctx, ctx->line, k->name,
+			    "must be an absolute path");
+	if (set_string(ctx, field, value) < 0)
+		return ctx->rc;
+	while (n > 1 && (*field)[n - 1] == '/')
+		(*field)[--n] = '\0';
+	return 0;
+}
+
+static int set_size(struct load_ctx *ctx, const struct key_def *k,
+		    void *field, const char *value)
+{
+	const char *why;
+	uint64_t v;
+
+	if (phi_parse_size(value, &v) < 0)
+		return fail(ctx, ctx->line, k->name, "bad size '%s' (use a "
+			    "number with K, M, G or T)", value);
+	if (v == 0)
+		return fail(ctx, ctx->line, k->name, "size must not be 0");
+	why = k->check ? k->check(v) : NULL;
+	if (why)
+		return fail(ctx, ctx->line, k->name, "%s", why);
+	if (k->width == sizeof(uint32_t)) {
+		if (v > UINT32_MAX)
+			return fail(ctx, ctx->line, k->name, "too large");
+		*(uint32_t *)field = (uint32_t)v;
+	} else {
+		assert(k->width == sizeof(uint64_t));
+		*(uint64_t *)field = v;
+	}
+	return 0;
+}
+
+static int set_url(struct load_ctx *ctx, const struct key_def *k,
+		   char **field, const char *value)
+{
+	struct backend_url url;
+	char why[256];
+
+	/* The reason only, never the url: one carrying a secret is exactly
+	 * what gets refused, and it must not reach a terminal or a log. */
+	if (backend_url_parse(value, &url, why, sizeof(why)) < 0)
+		return fail(ctx, ctx->line, k->name, "%s", why);
+	return set_string(ctx, field, value);
+}
+
+/* Parse value into key k of the section struct at base. */
+static int set_key(struct load_ctx *ctx, const struct key_def *k,
+		   void *base, const char *value)
+{
+	void *field = (char *)base + k->offset;
+
+	switch (k->type) {
+	case KEY_PATH:
+		return set_path(ctx, k, field, value);
+	case KEY_SIZE:
+		return set_size(ctx, k, field, value);
+	case KEY_STRING:
+		return set_string(ctx, field, value);
+	case KEY_URL:
+		return set_url(ctx, k, field, value);
+	case KEY_BOOL:
+		assert(k->width == sizeof(int));
+		if (parse_bool(value, field) < 0)
+			return fail(ctx, ctx->line, k->name, "bad boolean "
+				    "'%s' (use true/false, yes/no, on/off or "
+				    "1/0)", value);
+		return 0;
+	}
+	assert(!"unknown key type");
+	return PHI_ECONFIG;
+}
+
+/* Defaults go through the same parsers as the file, so that the text
+ * phi_config_print_help() shows is the value a user gets. */
+static int apply_defaults(struct load_ctx *ctx, enum key_scope scope,
+			  void *base)
+{
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct key_def *k = &keys[i];
+		int rc;
+
+		if (k->scope != scope)
+			continue;
+		if (k->type == KEY_BOOL)
+			*(int *)((char *)base + k->offset) = -1;
+		if (!k->def)
+			continue;
+		rc = set_key(ctx, k, base, k->def);
+		assert(rc == 0 || rc == -ENOMEM);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static void free_strings(enum key_scope scope, void *base)
+{
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct key_def *k = &keys[i];
+
+		if (k->scope == scope && (k->type == KEY_PATH ||
+		    k->type == KEY_STRING || k->type == KEY_URL))
+			free(*(char **)((char *)base + k->offset));
+	}
+}
+
+void phi_config_release(struct phi_config *cfg)
+{
+	free(cfg->path);
+	free_strings(SCOPE_FS, cfg);
+	for (int i = 0; i < cfg->nregions; i++)
+		free_strings(SCOPE_REGION, &cfg->regions[i]);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+static void open_filesystem(struct load_ctx *ctx, const char *label)
+{
+	if (ctx->fs_line) {
+		fail(ctx, ctx->line, label, "duplicate section (first on "
+		     "line %d)", ctx->fs_line);
+		return;
+	}
+	ctx->fs_line = ctx->line;
+	ctx->sect = 0;
+}
+
+static const char *region_name_error(const struct phi_config *cfg,
+				     const char *name, int *first)
+{
+	static const char allowed[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		"abcdefghijklmnopqrstuvwxyz0123456789_.-";
+	size_t n = strlen(name);
+
+	if (n == 0)
+		return "a region needs a name ([region NAME])";
+	/* The name ends up in paths and object keys: keep it plain. */
+	if (n > 64 || strspn(name, allowed) != n)
+		return "bad region name (use 1 to 64 of A-Z a-z 0-9 _ . -)";
+	for (int i = 0; i < cfg->nregions; i++) {
+		if (strcmp(cfg->regions[i].name, name) == 0) {
+			*first = cfg->regions[i].line;
+			return "duplicate region";
+		}
+	}
+	if (cfg->nregions == PHI_MAX_REGIONS)
+		return "too many regions (at most " STR(PHI_MAX_REGIONS) ")";
+	return NULL;
+}
+
+static void open_region(struct load_ctx *ctx, const char *label,
+			const char *name)
+{
+	struct phi_config *cfg = ctx->cfg;
+	struct phi_region *r;
+	const char *why;
+	int first = 0;
+
+	why = region_name_error(cfg, name, &first);
+	if (why && first) {
+		fail(ctx, ctx->line, label, "%s (first on line %d)", why,
+		     first);
+		return;
+	}
+	if (why) {
+		fail(ctx, ctx->line, label, "%s", why);
+		return;
+	}
+	r = &cfg->regions[cfg->nregions++];
+	memset(r, 0, sizeof(*r));
+	strcpy(r->name, name);
+	r->line = ctx->line;
+	ctx->sect = cfg->nregions;
+	apply_defaults(ctx, SCOPE_REGION, r);
+}
+
+/* After ']' only blanks or a comment may follow; inih would ignore it. */
+static bool header_tail_ok(const char *s)
+{
+	s += strspn(s, " \t\r\n");
+	return *s == '\0' || *s == ';' || *s == '#';
+}
+
+/* buf starts with '['.  Opens the section or records why not. */
+static void open_section(struct load_ctx *ctx, const char *buf)
+{
+	const char *end = strchr(buf, ']');
+	char label[256];
+	const char *head;
+
+	ctx->sect = -1;
+	if (!end) {
+		fail(ctx, ctx->line, NULL, "section header has no ']'");
+		return;
+	}
+	if (!header_tail_ok(end + 1)) {
+		fail(ctx, ctx->line, NULL, "unexpected text after ']'");
+		return;
+	}
+	/* inih's lines are shorter than label; a longer header would be
+	 * cut here and then still be refused, as a bad region name. */
+	snprintf(label, sizeof(label), "%.*s", (int)(end - buf + 1), buf);
+	head = label + 1;
+	if (strcmp(head, "filesystem]") == 0)
+		open_filesystem(ctx, label);
+	else if (strcmp(head, "region]") == 0)
+		open_region(ctx, label, "");
+	else if (strncmp(head, "region ", 7) == 0) {
+		char name[sizeof(label)];
+
+		snprintf(name, sizeof(name), "%.*s",
+			 (int)(strlen(head) - 8), head + 7);
+		open_region(ctx, label, name);
+	} else
+		fail(ctx, ctx->line, label, "unknown section (use "
+		     "[filesystem] or [region NAME])");
+}
+
+/* True if buf holds a whole line; otherwise the rest of the line is
+ * consumed so that the next read starts on the next line. */
+static bool whole_line(FILE *f, const char *buf, int size)
+{
+	size_t len = strlen(buf);
+	int ch;
+
+	if (len + 1 < (size_t)size || buf[len - 1] == '\n')
+		return true;
+	ch = getc(f);
+	if (ch == EOF || ch == '\n')
+		return true;
+	while (ch != EOF && ch != '\n')
+		ch = getc(f);
+	return false;
+}
+
+/*
+ * fgets for inih, one physical line per call, so that ctx->line is the
+ * line inih is about to parse and section headers are seen before inih
+ * calls the handler for the keys under them.
+ */
+static char *read_line(char *buf, int size, void *stream)
+{
+	struct load_ctx *ctx = stream;
+	size_t skip;
+
+	if (ctx->rc)
+		return NULL;
+	if (!fgets(buf, size, ctx->f)) {
+		if (ferror(ctx->f))
+			ctx->read_errno = errno ? errno : EIO;
+		return NULL;
+	}
+	ctx->line++;
+	if (!whole_line(ctx->f, buf, size)) {
+		fail(ctx, ctx->line, NULL, "line too long (at most %d "
+		     "characters)", size - 3);
+		buf[0] = '\0';
+		return buf;
+	}
+	/* inih skips a UTF-8 byte order mark too, but only after we would
+	 * have missed a header behind it. */
+	skip = (ctx->line == 1 && strncmp(buf, "\xEF\xBB\xBF", 3) == 0) ? 3 : 0;
+	skip += strspn(buf + skip, " \t");
+	memmove(buf, buf + skip, strlen(buf + skip) + 1);
+	if (buf[0] == '[')
+		open_section(ctx, buf);
+	return buf;
+}
+
+/* One KEY = VALUE line of the current section. */
+static int take_key(struct load_ctx *ctx, const char *name, const char *value)
+{
+	int *seen;
+	int i;
+
+	if (name[0] == '\0')
+		return fail(ctx, ctx->line, NULL, "missing key before '='");
+	if (ctx->sect < 0)
+		return fail(ctx, ctx->line, name, "not in a section (put it "
+			    "under [filesystem] or [region NAME])");
+	i = find_key(ctx->sect ? SCOPE_REGION : SCOPE_FS, name);
+	if (i < 0)
+		return fail(ctx, ctx->line, name, "unknown key");
+	seen = &ctx->seen[ctx->sect][i];
+	if (*seen)
+		return fail(ctx, ctx->line, name, "duplicate key (first set "
+			    "on line %d)", *seen);
+	if (!value || value[0] == '\0')
+		return fail(ctx, ctx->line, name, "empty value");
+	*seen = ctx->line;
+	if (ctx->sect == 0)
+		return set_key(ctx, &keys[i], ctx->cfg, value);
+	return set_key(ctx, &keys[i], &ctx->cfg->regions[ctx->sect - 1],
+		       value);
+}
+
+/* inih's handler.  section is ignored: inih truncates long ones, and
+ * ctx->sect already says where we are. */
+static int on_key(void *user, const char *section, const char *name,
+		  const char *value)
+{
+	struct load_ctx *ctx = user;
+
+	(void)section;
+	if (!ctx->rc)
+		take_key(ctx, name, value);
+	return !ctx->rc;
+}
+
+static void parse_file(struct load_ctx *ctx, const char *path)
+{
+	int rc;
+
+	ctx->f = fopen(path, "re");
+	if (!ctx->f) {
+		int e = errno;
+
+		fail_code(ctx, -e, "cannot read: %s", strerror(e));
+		return;
+	}
+	if (apply_defaults(ctx, SCOPE_FS, ctx->cfg) == 0) {
+		rc = ini_parse_stream(read_line, ctx, on_key, ctx);
+		if (ctx->read_errno)
+			fail_code(ctx, -ctx->read_errno, "cannot read: %s",
+				  strerror(ctx->read_errno));
+		else if (rc > 0)
+			fail(ctx, rc, NULL, "syntax error (expected KEY = "
+			     "VALUE or [SECTION])");
+		else if (rc < 0)
+			nomem(ctx);
+	}
+	fclose(ctx->f);
+	ctx->f = NULL;
+}
+
+static void check_required(struct load_ctx *ctx, enum key_scope scope,
+			   const void *base, int line, const char *label)
+{
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct key_def *k = &keys[i];
+
+		if (k->scope != scope || !k->required)
+			continue;
+		assert(k->width == sizeof(char *));
+		if (!*(char *const *)((const char *)base + k->offset))
+			fail(ctx, line, label, "%s is required", k->name);
+	}
+}
+
+static void format_size(uint64_t v, char *buf, size_t len)
+{
+	static const char units[] = "KMGT";
+	int u = -1;
+
+	while (u < 3 && v >= 1024 && v % 1024 == 0) {
+		v /= 1024;
+		u++;
+	}
+	if (u < 0)
+		snprintf(buf, len, "%" PRIu64, v);
+	else
+		snprintf(buf, len, "%" PRIu64 "%c", v, units[u]);
+}
+
+/* Fewer blocks than this and eviction would thrash on any real workload.
+ * Blamed on cache_size: today's block_size limits cannot fail the default. */
+static void check_cache_size(struct load_ctx *ctx)
+{
+	const struct phi_config *cfg = ctx->cfg;
+	uint64_t need = MIN_CACHE_BLOCKS * (uint64_t)cfg->block_size;
+	char text[32];
+
+	if (cfg->cache_size >= need)
+		return;
+	format_size(need, text, sizeof(text));
+	fail(ctx, ctx->seen[0][find_key(SCOPE_FS, "cache_size")], "cache_size",
+	     "must be at least %d * block_size (%s)", MIN_CACHE_BLOCKS, text);
+}
+
+/* What only the whole file can tell. */
+static void check_config(struct load_ctx *ctx)
+{
+	struct phi_config *cfg = ctx->cfg;
+	char label[sizeof(cfg->regions[0].name) + 16];
+
+	if (!ctx->fs_line) {
+		fail(ctx, 0, "[filesystem]", "section is missing");
+		return;
+	}
+	check_required(ctx, SCOPE_FS, cfg, 0, "[filesystem]");
+	for (int i = 0; i < cfg->nregions; i++) {
+		snprintf(label, sizeof(label), "[region %s]",
+			 cfg->regions[i].name);
+		check_required(ctx, SCOPE_REGION, &cfg->regions[i],
+			       cfg->regions[i].line, label);
+	}
+	check_cache_size(ctx);
+}
+
+int phi_config_load(struct phi_config *cfg, const char *path, char *err,
+		    size_t errlen)
+{
+	struct load_ctx ctx = { .cfg = cfg, .sect = -1 };
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->path = strdup(path);
+	if (!cfg->path)
+		nomem(&ctx);
+	else
+		parse_file(&ctx, path);
+	if (!ctx.rc)
+		check_config(&ctx);
+	if (!ctx.rc)
+		return 0;
+	if (err && errlen && ctx.err_line)
+		snprintf(err, errlen, "%s:%d: %s", path, ctx.err_line, ctx.msg);
+	else if (err && errlen)
+		snprintf(err, errlen, "%s: %s", path, ctx.msg);
+	phi_config_release(cfg);
+	return ctx.rc;
+}
+
+static void print_scope(enum key_scope scope)
+{
+	static const char *const type_names[] = {
+		[KEY_PATH] = "PATH", [KEY_SIZE] = "SIZE",
+		[KEY_STRING] = "TEXT", [KEY_BOOL] = "BOOL", [KEY_URL] = "URL",
+	};
+
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct key_def *k = &keys[i];
+		const char *def = k->def ? k->def :
+				  k->required ? "required" : "unset";
+
+		if (k->scope == scope)
+			printf("  %-20s %-5s %-9s %s\n", k->name,
+			       type_names[k->type], def, k->help);
+	}
+}
+
+void phi_config_print_help(void)
+{
+	printf("  %-20s %-5s %-9s %s\n", "KEY", "TYPE", "DEFAULT", "MEANING");
+	printf("[filesystem]\n");
+	print_scope(SCOPE_FS);
+	printf("[region NAME]   at most %d; NAME is 1 to 64 of A-Z a-z 0-9 "
+	       "_ . -\n", PHI_MAX_REGIONS);
+	print_scope(SCOPE_REGION);
+	printf("\nSIZE: a number with an optional K, M, G or T (powers of "
+	       "1024): 4096, 1M, 20G.\nBOOL: true/false, yes/no, on/off or "
+	       "1/0.  PATH: absolute.\n");
+}
