@@ -26,6 +26,15 @@ const char *phi_strerror(int code)
 		return "filesystem format version is not supported by this build";
 	case PHI_ECONFIG:
 		return "invalid configuration";
+	case PHI_EUNREACHABLE:
+		return "region unreachable";
+	case PHI_EAUTH:
+		return "region refused the credentials";
+	case PHI_EBADKEY:
+		return "wrong passphrase or key file";
+	case PHI_EAUTHFAIL:
+		return "object failed authentication (tampered, swapped or "
+		       "from another filesystem)";
 	case PHI_ELATCHED:
 		return "an earlier local failure left the cache uncertain; "
 		       "unmount and mount again";

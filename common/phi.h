@@ -31,6 +31,11 @@ enum phi_err {
 	PHI_ECONFIG = -(PHI_ERR_BASE + 6),	/* bad configuration */
 	PHI_ELATCHED = -(PHI_ERR_BASE + 7),	/* an earlier failure left local
 						   state uncertain; remount */
+	PHI_EUNREACHABLE = -(PHI_ERR_BASE + 8),	/* region did not answer */
+	PHI_EAUTH = -(PHI_ERR_BASE + 9),	/* region refused credentials */
+	PHI_EBADKEY = -(PHI_ERR_BASE + 10),	/* wrong passphrase or key file */
+	PHI_EAUTHFAIL = -(PHI_ERR_BASE + 11),	/* object failed authentication
+						   (tampered, swapped, other fs) */
 };
 
 /* Message for a phifs code or a negative errno.  Static storage. */
