@@ -1,14 +1,27 @@
 /*
- * backend.c - region url parsing.  A url names a place; it never carries
- * credentials (those live in a credentials file), so a url with a user
- * part is refused rather than silently logged somewhere.
+ * backend.c - region url parsing, key rules and the method wrappers.
+ *
+ * A url names a place; it never carries credentials (those live in a
+ * credentials file), so a url with a user part is refused rather than
+ * silently logged somewhere.
+ *
+ * Every call into a driver goes through one wrapper here: the single place
+ * that checks keys, asserts what callers owe, traces at debug level and
+ * restores a caller's buffer after a failed get.  Fault injection is a
+ * driver (backend_fault.c) so that tests can put it anywhere in a stack.
  */
-#include "backend.h"
+#include "backend_int.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "phi.h"
+
+/* ---- region urls ---------------------------------------------------- */
 
 static int fail(char *err, size_t errlen, const char *why)
 {
@@ -37,51 +50,55 @@ static int bucket_ok(const char *b)
 static int parse_dir(const char *rest, struct backend_url *out, char *err,
 		     size_t errlen)
 {
+	size_t n = strlen(rest);
+
 	if (rest[0] != '/')
 		return fail(err, errlen, "dir: needs an absolute path "
 			    "(dir:/srv/phifs/region-a)");
-	if (strlen(rest) >= sizeof(out->buf))
+	if (n >= sizeof(out->path))
 		return fail(err, errlen, "path too long");
-	memcpy(out->buf, rest, strlen(rest) + 1);
+	memcpy(out->path, rest, n + 1);
 	out->kind = BACKEND_DIR;
-	out->path = out->buf;
-	out->bucket = NULL;
-	out->prefix = NULL;
 	return 0;
+}
+
+/* Copy [p, end) into prefix without the slashes at either end. */
+static void set_prefix(struct backend_url *out, const char *p,
+		       const char *end)
+{
+	while (p < end && *p == '/')
+		p++;
+	while (end > p && end[-1] == '/')
+		end--;
+	memcpy(out->prefix, p, (size_t)(end - p));
+	out->prefix[end - p] = '\0';
 }
 
 static int parse_s3(const char *rest, struct backend_url *out, char *err,
 		    size_t errlen)
 {
-	size_t n = strlen(rest);
-	char *slash, *p;
-	static char empty[] = "";
+	static const char bad_bucket[] = "bad bucket name (3-63 characters: "
+		"lowercase letters, digits, '.' and '-')";
+	size_t n = strlen(rest), blen;
+	const char *slash;
 
 	if (n == 0)
 		return fail(err, errlen, "s3:// needs a bucket (s3://BUCKET/PREFIX)");
-	if (n >= sizeof(out->buf) / 2)
+	if (n >= sizeof(out->prefix))
 		return fail(err, errlen, "url too long");
 	if (strchr(rest, '@'))
 		return fail(err, errlen, "credentials do not belong in the url; "
 			    "use credentials_file");
-	memcpy(out->buf, rest, n + 1);
-	slash = strchr(out->buf, '/');
-	p = empty;
-	if (slash) {
-		*slash = '\0';
-		p = slash + 1;
-		while (*p == '/')
-			p++;
-		for (size_t m = strlen(p); m > 0 && p[m - 1] == '/'; m--)
-			p[m - 1] = '\0';
-	}
-	if (!bucket_ok(out->buf))
-		return fail(err, errlen, "bad bucket name (3-63 characters: "
-			    "lowercase letters, digits, '.' and '-')");
+	slash = strchr(rest, '/');
+	blen = slash ? (size_t)(slash - rest) : n;
+	if (blen >= sizeof(out->bucket))
+		return fail(err, errlen, bad_bucket);
+	memcpy(out->bucket, rest, blen);
+	out->bucket[blen] = '\0';
+	if (!bucket_ok(out->bucket))
+		return fail(err, errlen, bad_bucket);
+	set_prefix(out, rest + blen, rest + n);
 	out->kind = BACKEND_S3;
-	out->bucket = out->buf;
-	out->prefix = p;
-	out->path = NULL;
 	return 0;
 }
 
@@ -91,6 +108,8 @@ int backend_url_parse(const char *url, struct backend_url *out, char *err,
 	struct backend_url tmp;
 	int rc;
 
+	/* Built aside so that out stays untouched on failure. */
+	memset(&tmp, 0, sizeof(tmp));
 	if (strncmp(url, "dir:", 4) == 0)
 		rc = parse_dir(url + 4, &tmp, err, errlen);
 	else if (strncmp(url, "s3://", 5) == 0)
@@ -98,17 +117,251 @@ int backend_url_parse(const char *url, struct backend_url *out, char *err,
 	else
 		rc = fail(err, errlen, "unknown scheme (use dir:/PATH or "
 			  "s3://BUCKET/PREFIX)");
-	if (rc == 0) {
+	if (rc == 0)
 		*out = tmp;
-		/* re-point into the caller's copy of buf */
-		if (tmp.path)
-			out->path = out->buf + (tmp.path - tmp.buf);
-		if (tmp.bucket)
-			out->bucket = out->buf + (tmp.bucket - tmp.buf);
-		if (tmp.prefix && tmp.prefix[0])
-			out->prefix = out->buf + (tmp.prefix - tmp.buf);
-		else if (tmp.prefix)
-			out->prefix = "";
-	}
 	return rc;
+}
+
+/* ---- keys ----------------------------------------------------------- */
+
+/* Spelled out rather than isalnum(): the rule must not bend with the
+ * locale. */
+static int key_char_ok(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	       (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' ||
+	       ch == '/' || ch == '-';
+}
+
+static int chars_ok(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!key_char_ok(s[i]))
+			return 0;
+	return 1;
+}
+
+int backend_key_check(const char *key)
+{
+	size_t n;
+
+	if (!key)
+		return -EINVAL;
+	n = strnlen(key, BACKEND_KEY_MAX + 1);
+	if (n == 0 || n > BACKEND_KEY_MAX || !chars_ok(key, n) ||
+	    strstr(key, ".."))
+		return -EINVAL;
+	/* Each part must be non-empty (no leading '/', "//" or trailing '/')
+	 * and must not start with '.', which also keeps "." and ".." out and
+	 * leaves names like ".tmp.*" to the drivers. */
+	for (size_t start = 0; start <= n; start++) {
+		if (start > 0 && key[start - 1] != '/')
+			continue;
+		if (key[start] == '/' || key[start] == '\0' ||
+		    key[start] == '.')
+			return -EINVAL;
+	}
+	return 0;
+}
+
+static int prefix_check(const char *prefix)
+{
+	size_t n;
+
+	if (!prefix)
+		return -EINVAL;
+	n = strnlen(prefix, BACKEND_KEY_MAX + 1);
+	if (n > BACKEND_KEY_MAX || !chars_ok(prefix, n) || prefix[0] == '/')
+		return -EINVAL;
+	return 0;
+}
+
+/* ---- wrappers ------------------------------------------------------- */
+
+/* Keys are opaque ids, so they may be logged; a key that failed the check
+ * might be anything (a file name by mistake) and is not. */
+static void trace(const struct backend *be, const char *op, const char *key,
+		  int rc)
+{
+	PHI_LOG(PHI_LOG_DEBUG, "backend %s: %s %s: %s", be->ops->name, op,
+		rc == -EINVAL ? "(key not shown)" : key,
+		rc ? phi_strerror(rc) : "ok");
+}
+
+int backend_put(struct backend *be, const char *key, const void *data,
+		size_t len)
+{
+	int rc;
+
+	assert(be && be->ops && be->ops->put);
+	assert(data || len == 0);
+	rc = backend_key_check(key);
+	if (rc == 0)
+		rc = be->ops->put(be, key, data, len);
+	trace(be, "put", key, rc);
+	return rc;
+}
+
+int backend_get(struct backend *be, const char *key, uint64_t off,
+		uint64_t len, struct buf *out)
+{
+	size_t old;
+	int rc;
+
+	assert(be && be->ops && be->ops->get && out);
+	old = buf_len(out);
+	rc = backend_key_check(key);
+	if (rc == 0)
+		rc = be->ops->get(be, key, off, len, out);
+	assert(buf_len(out) >= old);
+	if (rc < 0)
+		buf_setlen(out, old);
+	trace(be, "get", key, rc);
+	return rc;
+}
+
+int backend_head(struct backend *be, const char *key, uint64_t *size)
+{
+	uint64_t sz = 0;
+	int rc;
+
+	assert(be && be->ops && be->ops->head && size);
+	rc = backend_key_check(key);
+	if (rc == 0)
+		rc = be->ops->head(be, key, &sz);
+	if (rc == 0)
+		*size = sz;
+	trace(be, "head", key, rc);
+	return rc;
+}
+
+int backend_list(struct backend *be, const char *prefix,
+		 backend_list_fn *fn, void *ctx)
+{
+	int rc;
+
+	assert(be && be->ops && be->ops->list && fn);
+	rc = prefix_check(prefix);
+	if (rc == 0)
+		rc = be->ops->list(be, prefix, fn, ctx);
+	trace(be, "list", prefix, rc);
+	return rc;
+}
+
+int backend_del(struct backend *be, const char *key)
+{
+	int rc;
+
+	assert(be && be->ops && be->ops->del);
+	rc = backend_key_check(key);
+	if (rc == 0)
+		rc = be->ops->del(be, key);
+	trace(be, "del", key, rc);
+	return rc;
+}
+
+void backend_close(struct backend *be)
+{
+	if (!be)
+		return;
+	assert(be->ops && be->ops->close);
+	be->ops->close(be);
+}
+
+const char *backend_name(const struct backend *be)
+{
+	assert(be && be->ops);
+	return be->ops->name;
+}
+
+int backend_open(struct backend **out, const struct backend_url *url,
+		 char *err, size_t errlen)
+{
+	int rc;
+
+	*out = NULL;
+	switch (url->kind) {
+	case BACKEND_DIR:
+		rc = backend_dir_open(out, url->path);
+		if (rc < 0)
+			snprintf(err, errlen, "cannot open region folder %s: %s",
+				 url->path, phi_strerror(rc));
+		return rc;
+	case BACKEND_S3:
+		snprintf(err, errlen, "s3 regions are not supported by this "
+			 "build yet");
+		return -ENOTSUP;
+	}
+	snprintf(err, errlen, "unknown region kind");
+	return -EINVAL;
+}
+
+/* ---- key lists ------------------------------------------------------ */
+
+int backend_keys_add(struct backend_keys *ks, const char *key,
+		     uint64_t size, int src)
+{
+	char *copy;
+
+	if (ks->n == ks->cap) {
+		size_t cap = ks->cap ? ks->cap * 2 : 64;
+		struct backend_key *v = realloc(ks->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		ks->v = v;
+		ks->cap = cap;
+	}
+	copy = strdup(key);
+	if (!copy)
+		return -ENOMEM;
+	ks->v[ks->n++] = (struct backend_key){ copy, size, src };
+	return 0;
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+	const struct backend_key *x = a, *y = b;
+	int c = strcmp(x->key, y->key);	/* compares as unsigned char */
+
+	if (c)
+		return c;
+	return (x->src > y->src) - (x->src < y->src);
+}
+
+void backend_keys_sort(struct backend_keys *ks)
+{
+	size_t w = 0;
+
+	if (ks->n == 0)
+		return;
+	qsort(ks->v, ks->n, sizeof(ks->v[0]), key_cmp);
+	for (size_t r = 1; r < ks->n; r++) {
+		if (strcmp(ks->v[r].key, ks->v[w].key) == 0)
+			free(ks->v[r].key);
+		else
+			ks->v[++w] = ks->v[r];
+	}
+	ks->n = w + 1;
+}
+
+int backend_keys_emit(const struct backend_keys *ks, backend_list_fn *fn,
+		      void *ctx)
+{
+	for (size_t i = 0; i < ks->n; i++) {
+		int rc = fn(ctx, ks->v[i].key, ks->v[i].size);
+
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+void backend_keys_release(struct backend_keys *ks)
+{
+	for (size_t i = 0; i < ks->n; i++)
+		free(ks->v[i].key);
+	free(ks->v);
+	ks->v = NULL;
+	ks->n = ks->cap = 0;
 }

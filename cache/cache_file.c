@@ -71,6 +71,7 @@ int cache_file_open(struct cache *c, uint64_t ino, int trunc,
 			n->size = 0;
 			n->mtime = n->ctime = phi_now();
 			n->dirty = 1;
+		n->unsynced = 1;
 		}
 	}
 	pthread_mutex_unlock(&n->lock);
@@ -153,6 +154,7 @@ ssize_t cache_write(struct cache *c, struct cache_file *f, uint64_t off,
 		n->mtime = n->ctime = phi_now();
 		n->growth += (uint64_t)w;
 		n->dirty = 1;
+		n->unsynced = 1;
 	}
 	pthread_mutex_unlock(&n->lock);
 	return w;
@@ -187,6 +189,8 @@ int cache_fsync(struct cache *c, struct cache_file *f, int datasync)
 	rc = node_fold(c, n);
 	if (rc == 0 && fdatasync(n->fd))
 		rc = cache_latch(c, -errno);
+	if (rc == 0)
+		n->unsynced = 0;
 	if (rc == 0 && n->created) {
 		rc = sync_data_dir(c, n->ino);
 		if (rc == 0)
@@ -194,6 +198,31 @@ int cache_fsync(struct cache *c, struct cache_file *f, int datasync)
 	}
 	pthread_mutex_unlock(&n->lock);
 	return rc ? rc : cache_sync(c);
+}
+
+int node_sync_for_replace(struct cache *c, uint64_t ino)
+{
+	struct cnode *n = node_find_ref(c, ino);
+	int rc = 0;
+
+	if (!n)
+		return 0;	/* not in use: nothing unsynced */
+	pthread_mutex_lock(&n->lock);
+	if (n->unsynced) {
+		rc = node_fold(c, n);
+		if (rc == 0 && fdatasync(n->fd))
+			rc = cache_latch(c, -errno);
+		if (rc == 0)
+			n->unsynced = 0;
+	}
+	if (rc == 0 && n->created) {
+		rc = sync_data_dir(c, n->ino);
+		if (rc == 0)
+			n->created = 0;
+	}
+	pthread_mutex_unlock(&n->lock);
+	node_release(c, n);
+	return rc;
 }
 
 int cache_fallocate(struct cache *c, struct cache_file *f, int mode,
@@ -220,6 +249,7 @@ int cache_fallocate(struct cache *c, struct cache_file *f, int mode,
 		}
 		n->ctime = phi_now();
 		n->dirty = 1;
+		n->unsynced = 1;
 	}
 	pthread_mutex_unlock(&n->lock);
 	return rc;
@@ -293,6 +323,7 @@ static int set_size(struct cache *c, struct cnode *n, uint64_t size)
 		rc = -errno;
 	if (rc == 0) {
 		n->size = size;
+		n->unsynced = 1;
 		refresh_alloc(c, n);
 	}
 	return rc;

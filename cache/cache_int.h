@@ -64,6 +64,7 @@ struct cnode {
 	atomic_int dirty;	/* they differ from the inode record;
 				   read without the lock by folds */
 	int created;		/* data file new, its directory not synced */
+	int unsynced;		/* data written since the last fdatasync */
 	uint64_t size;
 	struct timespec mtime, ctime;
 	uint64_t alloc;		/* bytes the data file had at last fstat */
@@ -147,6 +148,8 @@ int meta_super_get_u64(struct cache *c, MDB_txn *txn, const char *key,
 
 /* Take one temporary reference (created if absent).  NULL: -ENOMEM. */
 struct cnode *node_acquire(struct cache *c, uint64_t ino);
+/* Take a temporary reference if ino has a node; NULL otherwise. */
+struct cnode *node_find_ref(struct cache *c, uint64_t ino);
 /* Drop one temporary reference; the last one folds and frees. */
 void node_release(struct cache *c, struct cnode *n);
 /* Add lookup references. */
@@ -161,6 +164,9 @@ void node_overlay(struct cache *c, uint64_t ino, struct stat *st);
 int node_load(struct cache *c, struct cnode *n);
 /* Write pending size/times into the inode record; n->lock held. */
 int node_fold(struct cache *c, struct cnode *n);
+/* Make ino's content durable if it has unsynced writes: called before a
+ * rename replaces another file with it (the save-by-rename pattern). */
+int node_sync_for_replace(struct cache *c, uint64_t ino);
 /* Fold every node (unmount, sync). */
 int node_fold_all(struct cache *c);
 /* Free the table (cache_close). */

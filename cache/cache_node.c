@@ -113,6 +113,18 @@ struct cnode *node_acquire(struct cache *c, uint64_t ino)
 	return n;
 }
 
+struct cnode *node_find_ref(struct cache *c, uint64_t ino)
+{
+	struct cnode *n;
+
+	pthread_mutex_lock(&c->nodes_lock);
+	n = find(c, ino);
+	if (n)
+		n->nref++;
+	pthread_mutex_unlock(&c->nodes_lock);
+	return n;
+}
+
 void node_release(struct cache *c, struct cnode *n)
 {
 	uint64_t ino = n->ino;

@@ -751,6 +751,30 @@ static int rename_txn(struct cache *c, MDB_txn *txn, void *arg)
 	return rename_move(c, txn, a, s, d, have_d, &p, now);
 }
 
+/*
+ * The classic save: write a temporary file, rename it over the original.
+ * If the program skipped fsync, make the new content durable before the
+ * rename can be, so that a power loss shows the old file or the new one,
+ * never an empty or torn one (ext4's auto_da_alloc does the same).
+ */
+static int sync_before_replace(struct cache *c, uint64_t parent,
+			       const char *name, uint64_t newparent,
+			       const char *newname)
+{
+	struct dirent_rec s, d;
+	MDB_txn *txn;
+	int rc, replace;
+
+	txn = meta_read_begin(c, &rc);
+	if (!txn)
+		return rc;
+	replace = dirent_get(c, txn, parent, name, &s) == 0 &&
+		  s.type == S_IFREG &&
+		  dirent_get(c, txn, newparent, newname, &d) == 0;
+	meta_read_end(txn);
+	return replace ? node_sync_for_replace(c, s.ino) : 0;
+}
+
 int cache_rename(struct cache *c, uint64_t parent, const char *name,
 		 uint64_t newparent, const char *newname, unsigned flags)
 {
@@ -764,6 +788,8 @@ int cache_rename(struct cache *c, uint64_t parent, const char *name,
 	rc = name_check(name);
 	if (rc == 0)
 		rc = name_check(newname);
+	if (rc == 0 && !(flags & CACHE_RENAME_EXCHANGE))
+		rc = sync_before_replace(c, parent, name, newparent, newname);
 	if (rc)
 		return rc;
 	rc = meta_write(c, rename_txn, &a);

@@ -7,12 +7,6 @@
 #include "backend.h"
 #include "test.h"
 
-/* Parsed strings must live in the caller's struct, not in a temporary. */
-static void assert_in_buf(const struct backend_url *u, const char *s)
-{
-	ASSERT_TRUE(s >= u->buf && s < u->buf + sizeof(u->buf));
-}
-
 static void expect_bad(const char *url, const char *reason)
 {
 	struct backend_url u;
@@ -21,7 +15,10 @@ static void expect_bad(const char *url, const char *reason)
 	memset(&u, 0x5a, sizeof(u));
 	ASSERT_ERR(backend_url_parse(url, &u, err, sizeof(err)), -EINVAL);
 	ASSERT_STREQ(err, reason);
-	ASSERT_EQ(u.buf[0], 0x5a);	/* out is left alone on failure */
+	/* out is left alone on failure */
+	ASSERT_EQ(u.path[0], 0x5a);
+	ASSERT_EQ(u.bucket[0], 0x5a);
+	ASSERT_EQ(u.prefix[0], 0x5a);
 }
 
 TEST(dir_absolute)
@@ -34,8 +31,8 @@ TEST(dir_absolute)
 	ASSERT_STREQ(err, "");
 	ASSERT_EQ(u.kind, BACKEND_DIR);
 	ASSERT_STREQ(u.path, "/srv/phifs/region-a");
-	assert_in_buf(&u, u.path);
-	ASSERT_TRUE(u.bucket == NULL && u.prefix == NULL);
+	ASSERT_STREQ(u.bucket, "");
+	ASSERT_STREQ(u.prefix, "");
 }
 
 TEST(dir_relative_refused)
@@ -57,8 +54,7 @@ TEST(s3_bucket_only)
 	ASSERT_EQ(u.kind, BACKEND_S3);
 	ASSERT_STREQ(u.bucket, "phifs-data");
 	ASSERT_STREQ(u.prefix, "");
-	ASSERT_TRUE(u.path == NULL);
-	assert_in_buf(&u, u.bucket);
+	ASSERT_STREQ(u.path, "");
 }
 
 TEST(s3_bucket_and_prefix)
@@ -70,8 +66,49 @@ TEST(s3_bucket_and_prefix)
 				    sizeof(err)));
 	ASSERT_STREQ(u.bucket, "my.bucket-1");
 	ASSERT_STREQ(u.prefix, "clinic/a");
-	assert_in_buf(&u, u.bucket);
-	assert_in_buf(&u, u.prefix);
+}
+
+/* The struct holds its strings: a copy outlives the original. */
+TEST(url_copy_is_self_contained)
+{
+	struct backend_url a, b;
+	char err[256];
+
+	ASSERT_OK(backend_url_parse("s3://bkt/clinic/a", &a, err,
+				    sizeof(err)));
+	b = a;
+	memset(&a, 0, sizeof(a));
+	ASSERT_STREQ(b.bucket, "bkt");
+	ASSERT_STREQ(b.prefix, "clinic/a");
+	ASSERT_OK(backend_url_parse("dir:/srv/r", &a, err, sizeof(err)));
+	b = a;
+	memset(&a, 0, sizeof(a));
+	ASSERT_STREQ(b.path, "/srv/r");
+}
+
+/* The longest url each field holds, and one byte more. */
+TEST(url_length_limits)
+{
+	struct backend_url u;
+	char url[1200], err[256];
+
+	strcpy(url, "dir:/");
+	memset(url + 5, 'p', 1022);
+	url[1027] = '\0';
+	ASSERT_OK(backend_url_parse(url, &u, err, sizeof(err)));
+	ASSERT_EQ(strlen(u.path), 1023);
+	strcat(url, "p");
+	ASSERT_ERR(backend_url_parse(url, &u, err, sizeof(err)), -EINVAL);
+	ASSERT_STREQ(err, "path too long");
+
+	strcpy(url, "s3://bkt/");
+	memset(url + 9, 'x', 507);
+	url[516] = '\0';
+	ASSERT_OK(backend_url_parse(url, &u, err, sizeof(err)));
+	ASSERT_EQ(strlen(u.prefix), 507);
+	strcat(url, "x");
+	ASSERT_ERR(backend_url_parse(url, &u, err, sizeof(err)), -EINVAL);
+	ASSERT_STREQ(err, "url too long");
 }
 
 TEST(s3_prefix_slashes_trimmed)
@@ -142,6 +179,8 @@ TEST_MAIN(
 	TEST_ENTRY(dir_relative_refused),
 	TEST_ENTRY(s3_bucket_only),
 	TEST_ENTRY(s3_bucket_and_prefix),
+	TEST_ENTRY(url_copy_is_self_contained),
+	TEST_ENTRY(url_length_limits),
 	TEST_ENTRY(s3_prefix_slashes_trimmed),
 	TEST_ENTRY(s3_bad_bucket),
 	TEST_ENTRY(s3_bucket_63_chars),

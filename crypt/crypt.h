@@ -1,0 +1,350 @@
+/*
+ * crypt.h - keys, key slots, the superblock, and sealing blocks into
+ * objects.
+ *
+ * This module owns every secret of phifs and every byte format that
+ * protects data leaving the machine:
+ *
+ *   - the master key (struct crypt_key): 256 random bits, held in memory
+ *     that is mlock()ed (never swapped) and madvise(MADV_DONTDUMP)ed
+ *     (never in a core dump), wiped when freed.  No function here logs,
+ *     returns or stores it in the clear;
+ *   - keys derived from it with HKDF-SHA256: one per object (salt = the
+ *     filesystem id, info = a label and the object id), one for the
+ *     deduplication hash, one for the superblock MAC;
+ *   - the sealed frame: a block compressed with zstd (or kept raw when that
+ *     does not shrink it) and encrypted with AES-256-GCM, whose associated
+ *     data binds the filesystem id and the object id, so a swapped,
+ *     replayed or foreign object fails to open;
+ *   - the superblock: a small object in every region, readable without a
+ *     key, whose key slots wrap the master key (a passphrase through
+ *     scrypt, or a key file through HKDF) and whose MAC, under a key
+ *     derived from the master key, proves nothing else in it was altered.
+ *     Adding or removing a slot rewrites only the superblock; data is
+ *     never re-encrypted.
+ *
+ * Errors.  Functions return 0 (or a documented non-negative value) on
+ * success and a negative code on failure: a negative errno, or one of
+ * PHI_EBADKEY (no key slot opens with this passphrase or key file),
+ * PHI_EAUTHFAIL (an object fails authentication: tampered, swapped, other
+ * filesystem, other key), PHI_ECORRUPT (malformed input, or a superblock
+ * whose MAC fails), PHI_EVERSION (a format version this build cannot
+ * read).  -ENOMEM also stands for an internal failure of the crypto
+ * library, which in practice only fails to allocate.  Out-parameters are
+ * set only on success.
+ *
+ * Threads.  Every function may be called from any thread at the same
+ * time, provided no two threads use the same struct buf at once.  A
+ * struct crypt_key is read-only once made and may be shared by all
+ * threads; crypt_key_free() must not race with its use.
+ *
+ * Fork.  Memory locks are not inherited by a child process: make or
+ * unlock the master key after daemonizing, not before.
+ *
+ * Calls nothing of phifs but common/ (phi.h, buf.h); uses OpenSSL 3
+ * (libcrypto) and zstd.
+ */
+#ifndef CRYPT_H
+#define CRYPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "phi.h"
+
+/* ------------------------------------------------------------------ */
+/* Process and keys                                                    */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Keep secrets out of core dumps for the whole process: marks it not
+ * dumpable (prctl PR_SET_DUMPABLE 0, which also keeps other processes of
+ * the same user from ptrace()ing it and makes /proc/PID owned by root)
+ * and sets RLIMIT_CORE to 0.  The mount calls it once, early.  Returns 0
+ * or the negative errno of the first step that failed (both are tried).
+ */
+int crypt_harden_process(void);
+
+/* A 256-bit master key in locked, undumpable memory.  Opaque. */
+struct crypt_key;
+
+/*
+ * Make a new random master key (OpenSSL's CSPRNG) into *out.  Returns 0,
+ * -ENOMEM, -EIO if the random generator fails, or the negative errno of
+ * mlock() (-ENOMEM or -EPERM when RLIMIT_MEMLOCK is too low: each key
+ * locks one page).  Free with crypt_key_free().
+ */
+int crypt_key_new_random(struct crypt_key **out);
+
+/* Wipe and free k.  NULL is a no-op. */
+void crypt_key_free(struct crypt_key *k);
+
+/*
+ * Fill out with n bytes from OpenSSL's CSPRNG (filesystem ids, key
+ * files).  Returns 0 or -EIO.
+ */
+int crypt_random_bytes(void *out, size_t n);
+
+/*
+ * A fresh opaque object name: 128 random bits as 32 lowercase hex digits
+ * and a NUL.  Returns 0 or -EIO (out untouched).
+ */
+int crypt_random_id(char out[33]);
+
+/*
+ * The deduplication hash of a block: HMAC-SHA256 of data under a key
+ * derived from mk, never a plain hash, so equal blocks of two filesystems
+ * (or a guessed document) cannot be recognised from their hashes.  Stable
+ * for one master key.  Returns 0 or -ENOMEM (out untouched).
+ */
+int crypt_block_hash(const struct crypt_key *mk, const void *data,
+		     size_t len, uint8_t out[32]);
+
+/* ------------------------------------------------------------------ */
+/* Sealed frames                                                       */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Frame format, version 1 (integers big-endian):
+ *
+ *	offset	size	field
+ *	0	4	magic "PHIS"
+ *	4	1	format version (1)
+ *	5	1	flags: bit 0 = payload is a zstd frame; others zero
+ *	6	12	nonce, random per seal
+ *	18	8	plaintext length (before compression)
+ *	26	8	payload length n
+ *	34	n	ciphertext of the payload: the zstd frame (then
+ *			n < plaintext length), or the plaintext itself when
+ *			compression did not shrink it (then n equals it)
+ *	34+n	16	GCM tag
+ *
+ * Key: HKDF-SHA256(ikm = master key, salt = fsid,
+ *		    info = "phifs object v1" NUL object_id), 32 bytes.
+ * AAD: the 34 header bytes || fsid (16 bytes) || object_id (its bytes).
+ * So every header field is authenticated, and an object opened under
+ * another name, another filesystem or another key fails its tag.  The
+ * payload length makes a truncated object (a cut download) malformed
+ * rather than forged: it is told from tampering without the key.
+ */
+#define CRYPT_FRAME_HEADER 34
+#define CRYPT_FRAME_OVERHEAD (CRYPT_FRAME_HEADER + 16)
+#define CRYPT_FRAME_VERSION 1
+
+/* The largest plaintext crypt_seal() takes (blocks are up to 16 MiB;
+ * metadata snapshots may be larger). */
+#define CRYPT_SEAL_MAX ((size_t)1 << 30)
+
+/* Object ids are 1..CRYPT_ID_MAX bytes, NUL-terminated. */
+#define CRYPT_ID_MAX 255
+
+/*
+ * The largest frame crypt_seal() can append for len bytes of plaintext
+ * (compression never makes it larger: the raw form is the fallback).
+ */
+size_t crypt_seal_bound(size_t len);
+
+/*
+ * Set the zstd level for every later crypt_seal() in the process
+ * (default 3).  Returns 0, or -EINVAL if zstd has no such level.
+ */
+int crypt_set_level(int level);
+
+/*
+ * Compress, encrypt and append one frame for plain[0..len) to out,
+ * sealed for the object named object_id of the filesystem fsid.
+ *
+ * Returns 0; -EINVAL if len > CRYPT_SEAL_MAX or object_id is empty or
+ * longer than CRYPT_ID_MAX; -E2BIG if out's cap is too small (reserve
+ * crypt_seal_bound(len)); -ENOMEM; -EIO if the random generator fails.
+ * On failure out keeps its previous contents.  plain may be NULL when
+ * len is 0; it must not point into out (out may move as it grows).
+ */
+int crypt_seal(const struct crypt_key *mk, const uint8_t fsid[16],
+	       const char *object_id, const void *plain, size_t len,
+	       struct buf *out);
+
+/*
+ * Check, decrypt and decompress the frame frame[0..len) and append the
+ * plaintext to out.  object_id and fsid must be those it was sealed for.
+ *
+ * Returns 0; PHI_EAUTHFAIL if the tag does not verify (a bit flipped, or
+ * another object id, filesystem id or master key); PHI_ECORRUPT if the
+ * frame is malformed (bad magic, truncated, unknown flags, lengths that
+ * contradict each other, a payload that does not decompress to the
+ * stated length); PHI_EVERSION for a format version this build does not
+ * know; -EINVAL for a bad object_id; -E2BIG if the plaintext does not fit
+ * under out's cap; -ENOMEM.  Nothing unauthenticated is ever left in
+ * out: on failure out keeps its previous contents.  frame must not point
+ * into out.
+ */
+int crypt_unseal(const struct crypt_key *mk, const uint8_t fsid[16],
+		 const char *object_id, const void *frame, size_t len,
+		 struct buf *out);
+
+/* ------------------------------------------------------------------ */
+/* Superblock and key slots                                            */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Superblock format, version 1 (integers big-endian), always
+ * CRYPT_SUPER_SIZE bytes:
+ *
+ *	offset	size	field
+ *	0	8	magic "PHIFSSB" and a NUL
+ *	8	4	format version (1)
+ *	12	16	filesystem id
+ *	28	4	block size
+ *	32	8	creation time, seconds since the epoch (signed)
+ *	40	1	number of slots in use
+ *	41	3	zero
+ *	44	8*112	key slots 0..7, in place: a slot keeps its number
+ *	940	32	HMAC-SHA256 of bytes 0..940 under
+ *			HKDF(master key, salt = fsid, "phifs superblock mac v1")
+ *
+ * A key slot (112 bytes; all zero when empty):
+ *
+ *	0	1	type: 1 passphrase, 2 key file
+ *	1	3	zero
+ *	4	8	scrypt N   } passphrase slots; zero for key files
+ *	12	4	scrypt r   }
+ *	16	4	scrypt p   }
+ *	20	32	salt, random per slot
+ *	52	12	nonce
+ *	64	32	the master key, encrypted with AES-256-GCM under the KEK
+ *	96	16	GCM tag
+ *
+ * KEK of a passphrase slot: scrypt(passphrase, salt, N, r, p), 32 bytes.
+ * KEK of a key-file slot: HKDF-SHA256(ikm = the file's bytes, salt,
+ * "phifs keyfile kek v1"), 32 bytes.  AAD of the wrap: slot bytes 0..52
+ * (type, KDF parameters, salt) || fsid, so a slot cannot be moved to
+ * another filesystem nor its parameters changed.
+ */
+#define CRYPT_SUPER_VERSION 1
+#define CRYPT_MAX_SLOTS 8
+#define CRYPT_SUPER_SIZE 972
+
+/* The largest block size a superblock may record. */
+#define CRYPT_MAX_BLOCK ((uint32_t)16 << 20)
+
+/* Key files must hold at least this many bytes. */
+#define CRYPT_KEYFILE_MIN 32
+
+/*
+ * scrypt parameters.  n is a power of two, 2 <= n <= 2^22; 1 <= r <= 32;
+ * 1 <= p <= 16; the memory they need, about 128 * n * r bytes, is at
+ * most 2 GiB.
+ */
+struct crypt_kdf_params {
+	uint64_t n;
+	uint32_t r, p;
+};
+
+/* Parameters that take about one second on the machines phifs targets. */
+void crypt_kdf_default(struct crypt_kdf_params *p);
+
+enum crypt_slot_type {
+	CRYPT_SLOT_EMPTY = 0,
+	CRYPT_SLOT_PASSPHRASE = 1,
+	CRYPT_SLOT_KEYFILE = 2,
+};
+
+struct crypt_slot_info {
+	enum crypt_slot_type type;
+	struct crypt_kdf_params kdf;	/* passphrase slots; else zero */
+};
+
+/* What a superblock says, readable without a key. */
+struct crypt_super_info {
+	uint32_t version;	/* CRYPT_SUPER_VERSION */
+	uint8_t fsid[16];
+	uint32_t block_size;	/* 1..CRYPT_MAX_BLOCK */
+	int64_t created;	/* seconds since the epoch */
+	int nslots;		/* slots in use */
+	struct crypt_slot_info slots[CRYPT_MAX_SLOTS];
+};
+
+/*
+ * Append a new superblock without key slots to out, MACed under mk.
+ * Taken from info: fsid, block_size, created; version, nslots and slots
+ * are ignored.  Add at least one slot before storing it: a superblock
+ * without one can never be unlocked.
+ *
+ * Returns 0; -EINVAL if block_size is 0 or above CRYPT_MAX_BLOCK; -E2BIG
+ * or -ENOMEM from out (then unchanged).
+ */
+int crypt_super_create(const struct crypt_key *mk,
+		       const struct crypt_super_info *info, struct buf *out);
+
+/*
+ * Read the superblock sb[0..len) without a key into *info.  Checks its
+ * structure only; its MAC needs the master key (the unlock functions
+ * check it).  Returns 0, PHI_ECORRUPT (wrong size, bad magic, bad
+ * fields), or PHI_EVERSION.
+ */
+int crypt_super_parse(const void *sb, size_t len,
+		      struct crypt_super_info *info);
+
+/*
+ * Add a key slot that opens with the passphrase pass[0..plen) (any
+ * bytes, not necessarily NUL-terminated) to the superblock that sb holds,
+ * and nothing else (modified in place; its length does not change),
+ * using the scrypt parameters *p (crypt_kdf_default() for real use).
+ * Takes as long as the KDF.  mk must be the filesystem's master key: the MAC is checked
+ * before and rewritten after.
+ *
+ * Returns the number of the slot used (0..CRYPT_MAX_SLOTS-1); -EINVAL
+ * for an empty passphrase or parameters outside the limits above;
+ * -ENOSPC if every slot is in use; PHI_ECORRUPT / PHI_EVERSION as
+ * crypt_super_parse(), or PHI_ECORRUPT if the MAC fails under mk (sb
+ * altered, or mk is another filesystem's key); -ENOMEM; -EIO.  On failure
+ * sb is unchanged.
+ */
+int crypt_super_add_passphrase(struct buf *sb, const struct crypt_key *mk,
+			       const char *pass, size_t plen,
+			       const struct crypt_kdf_params *p);
+
+/*
+ * As crypt_super_add_passphrase(), for a slot that opens with the key file
+ * whose contents are kf[0..kflen); kflen >= CRYPT_KEYFILE_MIN, else
+ * -EINVAL.  A key file should be random (crypt_random_bytes()); it goes
+ * through HKDF, not a slow KDF.
+ */
+int crypt_super_add_keyfile(struct buf *sb, const struct crypt_key *mk,
+			    const void *kf, size_t kflen);
+
+/*
+ * Empty slot number slot of the superblock in sb (in place).  Returns 0;
+ * -ENOENT if that slot is empty or out of range; -EPERM if it is the last
+ * slot in use (removing it would lock everyone out); PHI_ECORRUPT /
+ * PHI_EVERSION as for adding.  On failure sb is unchanged.
+ */
+int crypt_super_remove_slot(struct buf *sb, const struct crypt_key *mk,
+			    int slot);
+
+/*
+ * Try every passphrase slot of sb[0..len) with pass[0..plen); on the
+ * first that opens, check the superblock's MAC and set *out to the master
+ * key (free it with crypt_key_free()).  Takes as long as one KDF per
+ * passphrase slot tried.
+ *
+ * Returns 0; PHI_EBADKEY if no slot opens (including when there is no
+ * passphrase slot); PHI_ECORRUPT if sb is malformed, or a slot opens but
+ * the MAC fails (something in the superblock was altered); PHI_EVERSION;
+ * -ENOMEM (also when the KDF cannot get its memory); mlock() errors as
+ * crypt_key_new_random().
+ */
+int crypt_super_unlock_passphrase(const void *sb, size_t len,
+				  const char *pass, size_t plen,
+				  struct crypt_key **out);
+
+/*
+ * As crypt_super_unlock_passphrase(), with the key-file slots and the
+ * key file's contents kf[0..kflen).  A key file shorter than
+ * CRYPT_KEYFILE_MIN bytes is PHI_EBADKEY.
+ */
+int crypt_super_unlock_keyfile(const void *sb, size_t len, const void *kf,
+			       size_t kflen, struct crypt_key **out);
+
+#endif

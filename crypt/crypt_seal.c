@@ -1,0 +1,353 @@
+/*
+ * crypt_seal.c - blocks into sealed frames and back (format in crypt.h).
+ *
+ * Sealing writes straight into the caller's buffer: zstd compresses into
+ * the payload's place, and AES-GCM encrypts there in place, so a 16 MiB
+ * block costs no temporary copy.  When compression would not shrink the
+ * block (zstd runs out of the len - 1 bytes it is given), the plaintext
+ * is encrypted raw instead; compression failing for any reason only
+ * costs space, never a seal.
+ *
+ * Unsealing checks everything that can be checked without the key first
+ * (magic, version, flags, lengths), so a cut or garbled object is
+ * PHI_ECORRUPT and only a well-formed one that fails its tag is
+ * PHI_EAUTHFAIL.  No unauthenticated byte stays in the caller's buffer:
+ * a raw payload is decrypted into out's reserved room and committed only
+ * once the tag verifies (wiped otherwise); a compressed payload is
+ * decrypted into a temporary, verified, then decompressed into out.
+ *
+ * Each thread keeps one zstd compression and one decompression context
+ * (thread-specific data, freed when the thread exits): making a context
+ * per block would allocate and clear a few hundred KiB each time.
+ */
+#include "crypt_int.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <zstd.h>
+#include <zstd_errors.h>
+
+#define FRAME_MAGIC "PHIS"
+#define FLAG_ZSTD 0x01
+#define OFF_VERSION 4
+#define OFF_FLAGS 5
+#define OFF_NONCE 6
+#define OFF_PLEN 18
+#define OFF_CLEN 26
+
+static const char LABEL_OBJECT[] = "phifs object v1";
+
+static atomic_int seal_level = 3;
+
+static pthread_key_t cctx_key, dctx_key;
+static pthread_once_t zstd_once = PTHREAD_ONCE_INIT;
+static bool zstd_keys_ok;
+
+static void cctx_free(void *p)
+{
+	ZSTD_freeCCtx(p);
+}
+
+static void dctx_free(void *p)
+{
+	ZSTD_freeDCtx(p);
+}
+
+static void zstd_keys_make(void)
+{
+	zstd_keys_ok = pthread_key_create(&cctx_key, cctx_free) == 0 &&
+		       pthread_key_create(&dctx_key, dctx_free) == 0;
+}
+
+static ZSTD_CCtx *thread_cctx(void)
+{
+	ZSTD_CCtx *c;
+
+	pthread_once(&zstd_once, zstd_keys_make);
+	if (!zstd_keys_ok)
+		return NULL;
+	c = pthread_getspecific(cctx_key);
+	if (!c) {
+		c = ZSTD_createCCtx();
+		if (c && pthread_setspecific(cctx_key, c) != 0) {
+			ZSTD_freeCCtx(c);
+			c = NULL;
+		}
+	}
+	return c;
+}
+
+static ZSTD_DCtx *thread_dctx(void)
+{
+	ZSTD_DCtx *d;
+
+	pthread_once(&zstd_once, zstd_keys_make);
+	if (!zstd_keys_ok)
+		return NULL;
+	d = pthread_getspecific(dctx_key);
+	if (!d) {
+		d = ZSTD_createDCtx();
+		if (d && pthread_setspecific(dctx_key, d) != 0) {
+			ZSTD_freeDCtx(d);
+			d = NULL;
+		}
+	}
+	return d;
+}
+
+int crypt_set_level(int level)
+{
+	if (level < ZSTD_minCLevel() || level > ZSTD_maxCLevel())
+		return -EINVAL;
+	atomic_store(&seal_level, level);
+	return 0;
+}
+
+size_t crypt_seal_bound(size_t len)
+{
+	if (len > SIZE_MAX - CRYPT_FRAME_OVERHEAD)
+		return SIZE_MAX;
+	return len + CRYPT_FRAME_OVERHEAD;
+}
+
+static int check_id(const char *object_id, size_t *idlen)
+{
+	size_t n = object_id ? strnlen(object_id, CRYPT_ID_MAX + 1) : 0;
+
+	if (n == 0 || n > CRYPT_ID_MAX)
+		return -EINVAL;
+	*idlen = n;
+	return 0;
+}
+
+static int object_key(const struct crypt_key *mk, const uint8_t fsid[16],
+		      const char *object_id, size_t idlen,
+		      uint8_t key[CRYPT_KEY_LEN])
+{
+	return crypt__hkdf(mk->master, sizeof(mk->master), fsid, 16,
+			   LABEL_OBJECT, object_id, idlen, key,
+			   CRYPT_KEY_LEN);
+}
+
+/* Compressed size of src in dst, or 0 if that would not be smaller. */
+static size_t compress_into(void *dst, const void *src, size_t len)
+{
+	ZSTD_CCtx *c;
+	size_t n;
+
+	if (len < 2)
+		return 0;
+	c = thread_cctx();
+	if (!c)
+		return 0;
+	n = ZSTD_compressCCtx(c, dst, len - 1, src, len,
+			      atomic_load(&seal_level));
+	return ZSTD_isError(n) ? 0 : n;
+}
+
+static int seal_frame(const struct crypt_key *mk, const uint8_t fsid[16],
+		      const char *object_id, size_t idlen, const void *plain,
+		      size_t len, uint8_t *frame, size_t *framelen)
+{
+	uint8_t key[CRYPT_KEY_LEN], *payload = frame + CRYPT_FRAME_HEADER;
+	size_t clen = compress_into(payload, plain, len);
+	bool zipped = clen > 0;
+	struct crypt_span aad[3] = {
+		{ frame, CRYPT_FRAME_HEADER }, { fsid, 16 },
+		{ object_id, idlen },
+	};
+	int rc;
+
+	if (!zipped)
+		clen = len;
+	memcpy(frame, FRAME_MAGIC, 4);
+	frame[OFF_VERSION] = CRYPT_FRAME_VERSION;
+	frame[OFF_FLAGS] = zipped ? FLAG_ZSTD : 0;
+	crypt__put_be64(frame + OFF_PLEN, len);
+	crypt__put_be64(frame + OFF_CLEN, clen);
+	rc = crypt_random_bytes(frame + OFF_NONCE, CRYPT_NONCE_LEN);
+	if (rc == 0)
+		rc = object_key(mk, fsid, object_id, idlen, key);
+	if (rc == 0)
+		rc = crypt__gcm_seal(key, frame + OFF_NONCE, aad, 3,
+				     zipped ? payload : plain, clen, payload,
+				     payload + clen);
+	OPENSSL_cleanse(key, sizeof(key));
+	*framelen = CRYPT_FRAME_HEADER + clen + CRYPT_TAG_LEN;
+	return rc;
+}
+
+int crypt_seal(const struct crypt_key *mk, const uint8_t fsid[16],
+	       const char *object_id, const void *plain, size_t len,
+	       struct buf *out)
+{
+	size_t idlen, olen = buf_len(out), bound, framelen;
+	uint8_t *frame;
+	int rc;
+
+	assert(mk && fsid && (plain || len == 0));
+	rc = check_id(object_id, &idlen);
+	if (rc < 0)
+		return rc;
+	if (len > CRYPT_SEAL_MAX)
+		return -EINVAL;
+	bound = crypt_seal_bound(len);
+	rc = buf_reserve(out, bound);
+	if (rc < 0)
+		return rc;
+	frame = (uint8_t *)buf_mut(out) + olen;
+	rc = seal_frame(mk, fsid, object_id, idlen, plain, len, frame,
+			&framelen);
+	if (rc < 0) {
+		/* the room may hold compressed plaintext */
+		OPENSSL_cleanse(frame, bound);
+		return rc;
+	}
+	buf_setlen(out, olen + framelen);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+
+/* What unseal needs from a frame that passed the structural checks. */
+struct frame_view {
+	const uint8_t *head, *payload, *tag;
+	uint64_t plen, clen;
+	bool zipped;
+};
+
+static int frame_parse(const void *frame, size_t len, struct frame_view *v)
+{
+	const uint8_t *f = frame;
+	uint8_t flags;
+
+	if (len < CRYPT_FRAME_OVERHEAD || memcmp(f, FRAME_MAGIC, 4) != 0)
+		return PHI_ECORRUPT;
+	if (f[OFF_VERSION] != CRYPT_FRAME_VERSION)
+		return PHI_EVERSION;
+	flags = f[OFF_FLAGS];
+	if (flags & ~FLAG_ZSTD)
+		return PHI_ECORRUPT;
+	v->zipped = flags & FLAG_ZSTD;
+	v->plen = crypt__get_be64(f + OFF_PLEN);
+	v->clen = crypt__get_be64(f + OFF_CLEN);
+	if (v->plen > CRYPT_SEAL_MAX ||
+	    v->clen != len - CRYPT_FRAME_OVERHEAD)
+		return PHI_ECORRUPT;	/* truncated, padded or lying */
+	if (v->zipped ? v->clen >= v->plen : v->clen != v->plen)
+		return PHI_ECORRUPT;
+	v->head = f;
+	v->payload = f + CRYPT_FRAME_HEADER;
+	v->tag = v->payload + v->clen;
+	return 0;
+}
+
+static int open_payload(const uint8_t key[CRYPT_KEY_LEN],
+			const uint8_t fsid[16], const char *object_id,
+			size_t idlen, const struct frame_view *v, void *dst)
+{
+	struct crypt_span aad[3] = {
+		{ v->head, CRYPT_FRAME_HEADER }, { fsid, 16 },
+		{ object_id, idlen },
+	};
+
+	return crypt__gcm_open(key, v->head + OFF_NONCE, aad, 3, v->payload,
+			       v->clen, dst, v->tag);
+}
+
+/* Decompress an authenticated zstd payload into out's reserved room. */
+static int unzip_into(struct buf *out, const void *src, size_t clen,
+		      size_t plen)
+{
+	size_t olen = buf_len(out), n;
+	ZSTD_DCtx *d = thread_dctx();
+	uint8_t *dst;
+	int rc;
+
+	if (!d)
+		return -ENOMEM;
+	rc = buf_reserve(out, plen);
+	if (rc < 0)
+		return rc;
+	dst = (uint8_t *)buf_mut(out) + olen;
+	n = ZSTD_decompressDCtx(d, dst, plen, src, clen);
+	if (ZSTD_isError(n) || n != plen) {
+		/* authentic yet undecodable: a bug of the writer, or worse */
+		OPENSSL_cleanse(dst, plen);
+		return ZSTD_getErrorCode(n) == ZSTD_error_memory_allocation ?
+		       -ENOMEM : PHI_ECORRUPT;
+	}
+	buf_setlen(out, olen + plen);
+	return 0;
+}
+
+static int unseal_zipped(const uint8_t key[CRYPT_KEY_LEN],
+			 const uint8_t fsid[16], const char *object_id,
+			 size_t idlen, const struct frame_view *v,
+			 struct buf *out)
+{
+	uint8_t *tmp = malloc(v->clen);
+	int rc;
+
+	if (!tmp)
+		return -ENOMEM;
+	rc = open_payload(key, fsid, object_id, idlen, v, tmp);
+	if (rc == 0)
+		rc = unzip_into(out, tmp, v->clen, v->plen);
+	OPENSSL_clear_free(tmp, v->clen);
+	return rc;
+}
+
+static int unseal_raw(const uint8_t key[CRYPT_KEY_LEN],
+		      const uint8_t fsid[16], const char *object_id,
+		      size_t idlen, const struct frame_view *v,
+		      struct buf *out)
+{
+	size_t olen = buf_len(out);
+	uint8_t *dst;
+	int rc;
+
+	rc = buf_reserve(out, v->plen);
+	if (rc < 0)
+		return rc;
+	dst = (uint8_t *)buf_mut(out) + olen;
+	rc = open_payload(key, fsid, object_id, idlen, v, dst);
+	if (rc < 0) {
+		OPENSSL_cleanse(dst, v->plen);
+		return rc;
+	}
+	buf_setlen(out, olen + v->plen);
+	return 0;
+}
+
+int crypt_unseal(const struct crypt_key *mk, const uint8_t fsid[16],
+		 const char *object_id, const void *frame, size_t len,
+		 struct buf *out)
+{
+	struct frame_view v;
+	uint8_t key[CRYPT_KEY_LEN];
+	size_t idlen;
+	int rc;
+
+	assert(mk && fsid && (frame || len == 0));
+	rc = check_id(object_id, &idlen);
+	if (rc < 0)
+		return rc;
+	rc = frame_parse(frame, len, &v);
+	if (rc < 0)
+		return rc;
+	rc = object_key(mk, fsid, object_id, idlen, key);
+	if (rc == 0 && v.zipped)
+		rc = unseal_zipped(key, fsid, object_id, idlen, &v, out);
+	else if (rc == 0)
+		rc = unseal_raw(key, fsid, object_id, idlen, &v, out);
+	OPENSSL_cleanse(key, sizeof(key));
+	return rc;
+}

@@ -1,0 +1,846 @@
+/*
+ * test_crypt.c - keys, sealed frames, the superblock, through crypt.h only.
+ *
+ * Byte offsets used for tampering come from the formats documented in
+ * crypt.h, which are part of its contract.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "crypt.h"
+#include "test.h"
+
+#define MIB ((size_t)1 << 20)
+
+static const uint8_t FSID[16] = "0123456789abcdef";
+static const uint8_t FSID2[16] = "0123456789abcdeF";
+
+/* Small scrypt parameters: tests need the code path, not the cost. */
+static const struct crypt_kdf_params FAST = { 1u << 10, 8, 1 };
+
+static double now_s(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static struct crypt_key *new_key(void)
+{
+	struct crypt_key *k = NULL;
+
+	ASSERT_OK(crypt_key_new_random(&k));
+	ASSERT_TRUE(k != NULL);
+	return k;
+}
+
+static uint8_t *random_data(size_t n)
+{
+	uint8_t *p = malloc(n ? n : 1);
+
+	ASSERT_TRUE(p != NULL);
+	ASSERT_OK(crypt_random_bytes(p, n));
+	return p;
+}
+
+/* Letter-like text: compresses well, like most clinical documents. */
+static char *text_data(size_t n)
+{
+	char *p = malloc(n + 64), *q = p;
+	unsigned line = 0;
+
+	ASSERT_TRUE(p != NULL);
+	while ((size_t)(q - p) < n)
+		q += sprintf(q, "Line %u: blood pressure within normal range.\n",
+			     line++);
+	return p;
+}
+
+/* Seal then unseal len bytes; return the frame's length, check flags. */
+static size_t round_trip(const struct crypt_key *mk, const void *data,
+			 size_t len, int want_zstd)
+{
+	struct buf frame, plain;
+	size_t flen;
+
+	buf_init(&frame, SIZE_MAX);
+	buf_init(&plain, SIZE_MAX);
+	ASSERT_OK(crypt_seal(mk, FSID, "obj-1", data, len, &frame));
+	flen = buf_len(&frame);
+	ASSERT_TRUE(flen <= crypt_seal_bound(len));
+	ASSERT_TRUE(memcmp(buf_data(&frame), "PHIS", 4) == 0);
+	if (want_zstd >= 0)
+		ASSERT_EQ(((const uint8_t *)buf_data(&frame))[5] & 1,
+			  want_zstd);
+	ASSERT_OK(crypt_unseal(mk, FSID, "obj-1", buf_data(&frame), flen,
+			       &plain));
+	ASSERT_EQ(buf_len(&plain), len);
+	ASSERT_TRUE(len == 0 || memcmp(buf_data(&plain), data, len) == 0);
+	buf_release(&frame);
+	buf_release(&plain);
+	return flen;
+}
+
+TEST(seal_empty)
+{
+	struct crypt_key *mk = new_key();
+
+	ASSERT_EQ(round_trip(mk, NULL, 0, 0), (size_t)CRYPT_FRAME_OVERHEAD);
+	crypt_key_free(mk);
+}
+
+TEST(seal_one_byte)
+{
+	struct crypt_key *mk = new_key();
+
+	ASSERT_EQ(round_trip(mk, "x", 1, 0), (size_t)CRYPT_FRAME_OVERHEAD + 1);
+	crypt_key_free(mk);
+}
+
+TEST(seal_text_compresses)
+{
+	struct crypt_key *mk = new_key();
+	char *text = text_data(4096);
+	size_t flen = round_trip(mk, text, 4096, 1);
+
+	test_diag("4 KiB of text seals into %zu bytes", flen);
+	ASSERT_TRUE(flen < 4096 / 4);
+	free(text);
+	crypt_key_free(mk);
+}
+
+TEST(seal_random_stored_raw)
+{
+	struct crypt_key *mk = new_key();
+	uint8_t *data = random_data(MIB);
+
+	ASSERT_EQ(round_trip(mk, data, MIB, 0), crypt_seal_bound(MIB));
+	free(data);
+	crypt_key_free(mk);
+}
+
+TEST(seal_16mib)
+{
+	struct crypt_key *mk = new_key();
+	uint8_t *data = random_data(16 * MIB);
+	char *text = text_data(16 * MIB);
+
+	round_trip(mk, data, 16 * MIB, 0);
+	ASSERT_TRUE(round_trip(mk, text, 16 * MIB, 1) < 16 * MIB / 4);
+	free(text);
+	free(data);
+	crypt_key_free(mk);
+}
+
+/* Both directions append, leaving earlier contents alone. */
+TEST(seal_appends)
+{
+	struct crypt_key *mk = new_key();
+	struct buf frame, plain;
+	size_t first;
+
+	buf_init(&frame, SIZE_MAX);
+	buf_init(&plain, SIZE_MAX);
+	ASSERT_OK(buf_add(&frame, "hdr", 3));
+	ASSERT_OK(crypt_seal(mk, FSID, "a", "hello", 5, &frame));
+	first = buf_len(&frame);
+	ASSERT_OK(crypt_seal(mk, FSID, "b", "world", 5, &frame));
+	ASSERT_OK(buf_add(&plain, "> ", 2));
+	ASSERT_OK(crypt_unseal(mk, FSID, "a",
+			       (const char *)buf_data(&frame) + 3, first - 3,
+			       &plain));
+	ASSERT_OK(crypt_unseal(mk, FSID, "b",
+			       (const char *)buf_data(&frame) + first,
+			       buf_len(&frame) - first, &plain));
+	ASSERT_STREQ(buf_data(&plain), "> helloworld");
+	buf_release(&frame);
+	buf_release(&plain);
+	crypt_key_free(mk);
+}
+
+/* Flip one bit at off; unseal must fail with a code that says why, and
+ * leave out as it was. */
+static void expect_tamper_fails(const struct crypt_key *mk,
+				const struct buf *frame, size_t off)
+{
+	size_t len = buf_len(frame);
+	uint8_t *copy = malloc(len);
+	struct buf out;
+	int rc;
+
+	ASSERT_TRUE(copy != NULL && off < len);
+	memcpy(copy, buf_data(frame), len);
+	copy[off] ^= 0x01;
+	buf_init(&out, SIZE_MAX);
+	ASSERT_OK(buf_add(&out, "keep", 4));
+	rc = crypt_unseal(mk, FSID, "obj-1", copy, len, &out);
+	if (off == 4)	/* the version byte */
+		ASSERT_ERR(rc, PHI_EVERSION);
+	else if (rc != PHI_EAUTHFAIL)
+		ASSERT_ERR(rc, PHI_ECORRUPT);
+	ASSERT_STREQ(buf_data(&out), "keep");
+	buf_release(&out);
+	free(copy);
+}
+
+static void tamper_all(const struct crypt_key *mk, const void *data,
+		       size_t len)
+{
+	struct buf frame;
+	size_t flen, offs[] = { 0, 3, 4, 5, 6, 17, 18, 25, 26, 33, 34 };
+
+	buf_init(&frame, SIZE_MAX);
+	ASSERT_OK(crypt_seal(mk, FSID, "obj-1", data, len, &frame));
+	flen = buf_len(&frame);
+	for (size_t i = 0; i < sizeof(offs) / sizeof(offs[0]); i++)
+		expect_tamper_fails(mk, &frame, offs[i]);
+	expect_tamper_fails(mk, &frame, (CRYPT_FRAME_HEADER + flen) / 2);
+	expect_tamper_fails(mk, &frame, flen - 17);	/* last payload */
+	expect_tamper_fails(mk, &frame, flen - 16);	/* tag */
+	expect_tamper_fails(mk, &frame, flen - 1);
+	buf_release(&frame);
+}
+
+TEST(tamper_detected)
+{
+	struct crypt_key *mk = new_key();
+	uint8_t *data = random_data(4096);
+	char *text = text_data(4096);
+
+	tamper_all(mk, data, 4096);	/* raw */
+	tamper_all(mk, text, 4096);	/* compressed */
+	free(text);
+	free(data);
+	crypt_key_free(mk);
+}
+
+/* Seal "obj-1" of FSID under mk with text, for the mix-up tests. */
+static void seal_text(const struct crypt_key *mk, struct buf *frame)
+{
+	char *text = text_data(4096);
+
+	buf_init(frame, SIZE_MAX);
+	ASSERT_OK(crypt_seal(mk, FSID, "obj-1", text, 4096, frame));
+	free(text);
+}
+
+TEST(other_object_id)
+{
+	struct crypt_key *mk = new_key();
+	struct buf frame, out;
+
+	seal_text(mk, &frame);
+	buf_init(&out, SIZE_MAX);
+	ASSERT_ERR(crypt_unseal(mk, FSID, "obj-2", buf_data(&frame),
+				buf_len(&frame), &out), PHI_EAUTHFAIL);
+	ASSERT_ERR(crypt_unseal(mk, FSID, "obj-", buf_data(&frame),
+				buf_len(&frame), &out), PHI_EAUTHFAIL);
+	ASSERT_EQ(buf_len(&out), 0u);
+	buf_release(&frame);
+	buf_release(&out);
+	crypt_key_free(mk);
+}
+
+TEST(other_fsid)
+{
+	struct crypt_key *mk = new_key();
+	struct buf frame, out;
+
+	seal_text(mk, &frame);
+	buf_init(&out, SIZE_MAX);
+	ASSERT_ERR(crypt_unseal(mk, FSID2, "obj-1", buf_data(&frame),
+				buf_len(&frame), &out), PHI_EAUTHFAIL);
+	ASSERT_EQ(buf_len(&out), 0u);
+	buf_release(&frame);
+	buf_release(&out);
+	crypt_key_free(mk);
+}
+
+TEST(other_key)
+{
+	struct crypt_key *mk = new_key(), *other = new_key();
+	struct buf frame, out;
+
+	seal_text(mk, &frame);
+	buf_init(&out, SIZE_MAX);
+	ASSERT_ERR(crypt_unseal(other, FSID, "obj-1", buf_data(&frame),
+				buf_len(&frame), &out), PHI_EAUTHFAIL);
+	ASSERT_EQ(buf_len(&out), 0u);
+	buf_release(&frame);
+	buf_release(&out);
+	crypt_key_free(other);
+	crypt_key_free(mk);
+}
+
+static void expect_corrupt(const struct crypt_key *mk, const void *frame,
+			   size_t len)
+{
+	struct buf out;
+
+	buf_init(&out, SIZE_MAX);
+	ASSERT_ERR(crypt_unseal(mk, FSID, "obj-1", frame, len, &out),
+		   PHI_ECORRUPT);
+	ASSERT_EQ(buf_len(&out), 0u);
+	buf_release(&out);
+}
+
+TEST(truncated_or_padded)
+{
+	struct crypt_key *mk = new_key();
+	uint8_t *data = random_data(4096);
+	struct buf frames[2];
+
+	seal_text(mk, &frames[0]);
+	buf_init(&frames[1], SIZE_MAX);
+	ASSERT_OK(crypt_seal(mk, FSID, "obj-1", data, 4096, &frames[1]));
+	for (int i = 0; i < 2; i++) {
+		const uint8_t *f = buf_data(&frames[i]);
+		size_t len = buf_len(&frames[i]);
+
+		expect_corrupt(mk, f, len - 1);
+		expect_corrupt(mk, f, len - 16);
+		expect_corrupt(mk, f, len / 2);
+		expect_corrupt(mk, f, CRYPT_FRAME_HEADER);
+		expect_corrupt(mk, f, 10);
+		expect_corrupt(mk, f, 0);
+		ASSERT_OK(buf_add(&frames[i], "", 1));	/* one byte more */
+		expect_corrupt(mk, buf_data(&frames[i]), len + 1);
+		buf_release(&frames[i]);
+	}
+	expect_corrupt(mk, "garbage garbage garbage garbage garbage garbage "
+		       "garbage", 55);
+	free(data);
+	crypt_key_free(mk);
+}
+
+TEST(bad_arguments)
+{
+	struct crypt_key *mk = new_key();
+	char long_id[CRYPT_ID_MAX + 2];
+	struct buf out;
+
+	memset(long_id, 'a', sizeof(long_id) - 1);
+	long_id[sizeof(long_id) - 1] = '\0';
+	buf_init(&out, SIZE_MAX);
+	ASSERT_ERR(crypt_seal(mk, FSID, "", "x", 1, &out), -EINVAL);
+	ASSERT_ERR(crypt_seal(mk, FSID, long_id, "x", 1, &out), -EINVAL);
+	long_id[CRYPT_ID_MAX] = '\0';	/* exactly the maximum */
+	ASSERT_OK(crypt_seal(mk, FSID, long_id, "x", 1, &out));
+	buf_release(&out);
+
+	/* a cap too small for the frame: -E2BIG, out unchanged */
+	buf_init(&out, 100);
+	ASSERT_OK(buf_add(&out, "ab", 2));
+	ASSERT_ERR(crypt_seal(mk, FSID, "o", "0123456789012345678901234567"
+			      "890123456789012345678901234567890123456789",
+			      70, &out), -E2BIG);
+	ASSERT_STREQ(buf_data(&out), "ab");
+	ASSERT_ERR(crypt_set_level(1000), -EINVAL);
+	ASSERT_OK(crypt_set_level(19));
+	ASSERT_OK(crypt_set_level(3));
+	buf_release(&out);
+	crypt_key_free(mk);
+}
+
+TEST(nonce_is_random)
+{
+	struct crypt_key *mk = new_key();
+	struct buf a, b;
+
+	seal_text(mk, &a);
+	seal_text(mk, &b);
+	ASSERT_EQ(buf_len(&a), buf_len(&b));
+	ASSERT_TRUE(memcmp(buf_data(&a), buf_data(&b), buf_len(&a)) != 0);
+	ASSERT_TRUE(memcmp((const uint8_t *)buf_data(&a) + 6,
+			   (const uint8_t *)buf_data(&b) + 6, 12) != 0);
+	buf_release(&a);
+	buf_release(&b);
+	crypt_key_free(mk);
+}
+
+TEST(block_hash_keyed)
+{
+	struct crypt_key *k1 = new_key(), *k2 = new_key();
+	uint8_t h1[32], h1b[32], h2[32], h3[32];
+
+	ASSERT_OK(crypt_block_hash(k1, "block", 5, h1));
+	ASSERT_OK(crypt_block_hash(k1, "block", 5, h1b));
+	ASSERT_OK(crypt_block_hash(k2, "block", 5, h2));
+	ASSERT_OK(crypt_block_hash(k1, "bloCk", 5, h3));
+	ASSERT_TRUE(memcmp(h1, h1b, 32) == 0);
+	ASSERT_TRUE(memcmp(h1, h2, 32) != 0);
+	ASSERT_TRUE(memcmp(h1, h3, 32) != 0);
+	ASSERT_OK(crypt_block_hash(k1, NULL, 0, h3));
+	crypt_key_free(k1);
+	crypt_key_free(k2);
+}
+
+TEST(random_ids)
+{
+	char a[33], b[33];
+
+	ASSERT_OK(crypt_random_id(a));
+	ASSERT_OK(crypt_random_id(b));
+	ASSERT_EQ(strlen(a), 32u);
+	ASSERT_EQ(strspn(a, "0123456789abcdef"), 32u);
+	ASSERT_EQ(strspn(b, "0123456789abcdef"), 32u);
+	ASSERT_TRUE(strcmp(a, b) != 0);
+}
+
+TEST(harden_process)
+{
+	struct rlimit rl;
+
+	ASSERT_OK(crypt_harden_process());
+	ASSERT_EQ(prctl(PR_GET_DUMPABLE, 0, 0, 0, 0), 0);
+	ASSERT_OK(getrlimit(RLIMIT_CORE, &rl));
+	ASSERT_EQ(rl.rlim_cur, 0u);
+	/* LeakSanitizer must ptrace this process at exit: undo */
+	ASSERT_OK(prctl(PR_SET_DUMPABLE, 1, 0, 0, 0));
+	crypt_key_free(NULL);
+}
+
+/* ------------------------------------------------------------------ */
+
+static void new_super(const struct crypt_key *mk, struct buf *sb)
+{
+	struct crypt_super_info info = { 0 };
+
+	memcpy(info.fsid, FSID, 16);
+	info.block_size = 1u << 20;
+	info.created = 1700000000;
+	buf_init(sb, 4096);
+	ASSERT_OK(crypt_super_create(mk, &info, sb));
+	ASSERT_EQ(buf_len(sb), (size_t)CRYPT_SUPER_SIZE);
+}
+
+/* What mk sealed, key opens. */
+static void assert_same_key(const struct crypt_key *mk,
+			    const struct crypt_key *key)
+{
+	struct buf frame, out;
+	uint8_t h1[32], h2[32];
+
+	buf_init(&frame, SIZE_MAX);
+	buf_init(&out, SIZE_MAX);
+	ASSERT_OK(crypt_seal(mk, FSID, "sb-test", "secret note", 11, &frame));
+	ASSERT_OK(crypt_unseal(key, FSID, "sb-test", buf_data(&frame),
+			       buf_len(&frame), &out));
+	ASSERT_STREQ(buf_data(&out), "secret note");
+	ASSERT_OK(crypt_block_hash(mk, "x", 1, h1));
+	ASSERT_OK(crypt_block_hash(key, "x", 1, h2));
+	ASSERT_TRUE(memcmp(h1, h2, 32) == 0);
+	buf_release(&frame);
+	buf_release(&out);
+}
+
+TEST(super_passphrase)
+{
+	struct crypt_key *mk = new_key(), *k = NULL;
+	struct crypt_super_info info;
+	struct buf sb;
+
+	new_super(mk, &sb);
+	ASSERT_OK(crypt_super_parse(buf_data(&sb), buf_len(&sb), &info));
+	ASSERT_EQ(info.nslots, 0);
+	ASSERT_EQ(crypt_super_add_passphrase(&sb, mk, "correct horse", 13,
+					     &FAST), 0);
+	ASSERT_EQ(buf_len(&sb), (size_t)CRYPT_SUPER_SIZE);
+	ASSERT_OK(crypt_super_parse(buf_data(&sb), buf_len(&sb), &info));
+	ASSERT_EQ(info.version, 1u);
+	ASSERT_TRUE(memcmp(info.fsid, FSID, 16) == 0);
+	ASSERT_EQ(info.block_size, 1u << 20);
+	ASSERT_EQ(info.created, 1700000000);
+	ASSERT_EQ(info.nslots, 1);
+	ASSERT_EQ(info.slots[0].type, CRYPT_SLOT_PASSPHRASE);
+	ASSERT_OK(crypt_super_unlock_passphrase(buf_data(&sb), buf_len(&sb),
+						"correct horse", 13, &k));
+	assert_same_key(mk, k);
+	crypt_key_free(k);
+	buf_release(&sb);
+	crypt_key_free(mk);
+}
+
+TEST(super_wrong_passphrase)
+{
+	struct crypt_key *mk = new_key(), *k = NULL;
+	struct buf sb;
+
+	new_super(mk, &sb);
+	ASSERT_EQ(crypt_super_add_passphrase(&sb, mk, "correct horse", 13,
+					     &FAST), 0);
+	ASSERT_ERR(crypt_super_unlock_passphrase(buf_data(&sb), buf_len(&sb),
+						 "correct hors", 12, &k),
+		   PHI_EBADKEY);
+	ASSERT_ERR(crypt_super_unlock_passphrase(buf_data(&sb), buf_len(&sb),
+						 "Correct horse", 13, &k),
+		   PHI_EBADKEY);
+	ASSERT_ERR(crypt_super_unlock_passphrase(buf_data(&sb), buf_len(&sb),
+						 "", 0, &k), PHI_EBADKEY);
+	ASSERT_TRUE(k == NULL);
+	/* no key-file slot at all */
+	ASSERT_ERR(crypt_super_unlock_keyfile(buf_data(&sb), buf_len(&sb),
+					      FSID, 16, &k), PHI_EBADKEY);
+	ASSERT_ERR(crypt_super_add_passphrase(&sb, mk, "", 0, &FAST),
+		   -EINVAL);
+	buf_release(&sb);
+	crypt_key_free(mk);
+}
+
+TEST(super_keyfile)
+{
+	struct crypt_key *mk = new_key(), *k = NULL;
+	uint8_t *kf = random_data(64), *other = random_data(64);
+	struct buf sb;
+
+	new_super(mk, &sb);
+	ASSERT_ERR(crypt_super_add_keyfile(&sb, mk, kf, 31), -EINVAL);
+	ASSERT_EQ(crypt_super_add_keyfile(&sb, mk, kf, 64), 0);
+	ASSERT_OK(crypt_super_unlock_keyfile(buf_data(&sb), buf_len(&sb), kf,
+					     64, &k));
+	assert_same_key(mk, k);
+	crypt_key_free(k);
+	k = NULL;
+	ASSERT_ERR(crypt_super_unlock_keyfile(buf_data(&sb), buf_len(&sb),
+					      other, 64, &k), PHI_EBADKEY);
+	ASSERT_ERR(crypt_super_unlock_keyfile(buf_data(&sb), buf_len(&sb), kf,
+					      63, &k), PHI_EBADKEY);
+	ASSERT_ERR(crypt_super_unlock_keyfile(buf_data(&sb), buf_len(&sb), kf,
+					      16, &k), PHI_EBADKEY);
+	ASSERT_ERR(crypt_super_unlock_passphrase(buf_data(&sb), buf_len(&sb),
+						 (const char *)kf, 64, &k),
+		   PHI_EBADKEY);
+	ASSERT_TRUE(k == NULL);
+	free(kf);
+	free(other);
+	buf_release(&sb);
+	crypt_key_free(mk);
+}
+
+/* Both slots open; removing one leaves the other; the last stays. */
+TEST(super_two_slots_and_remove)
+{
+	struct crypt_key *mk = new_key(), *k = NULL;
+	uint8_t *kf = random_data(32);
+	struct crypt_super_info info;
+	struct buf sb;
+
+	new_super(mk, &sb);
+	ASSERT_EQ(crypt_super_add_passphrase(&sb, mk, "pw", 2, &FAST), 0);
+	ASSERT_EQ(crypt_super_add_keyfile(&sb, mk, kf, 32), 1);
+	ASSERT_OK(crypt_super_parse(buf_data(&sb), buf_len(&sb), &info));
+	ASSERT_EQ(info.nslots, 2);
+	ASSERT_EQ(info.slots[1].type, CRYPT_SLOT_KEYFILE);
+	ASSERT_OK(crypt_super_unlock_passphrase(buf_data(&sb), buf_len(&sb),
+						"pw", 2, &k));
+	assert_same_key(mk, k);
+	crypt_key_free(k);
+	ASSERT_OK(crypt_super_unlock_keyfile(buf_data(&sb), buf_len(&sb), kf,
+					     32, &k));
+	assert_same_key(mk, k);
+	crypt_key_free(k);
+
+	ASSERT_ERR(crypt_super_remove_slot(&sb, mk, 5), -ENOENT);
+	ASSERT_ERR(crypt_super_remove_slot(&sb, mk, 8), -ENOENT);
+	ASSERT_ERR(crypt_super_remove_slot(&sb, mk, -1), -ENOENT);
+	ASSERT_OK(crypt_super_remove_slot(&sb, mk, 0));
+	ASSERT_OK(crypt_super_parse(buf_data(&sb), buf_len(&sb), &info));
+	ASSERT_EQ(info.nslots, 1);
+	ASSERT_EQ(info.slots[0].type, CRYPT_SLOT_EMPTY);
+	ASSERT_ERR(crypt_super_unlock_passphrase(buf_data(&sb), buf_len(&sb),
+						 "pw", 2, &k), PHI_EBADKEY);
+	ASSERT_OK(crypt_super_unlock_keyfile(buf_data(&sb), buf_len(&sb), kf,
+					     32, &k));
+	crypt_key_free(k);
+	ASSERT_ERR(crypt_super_remove_slot(&sb, mk, 1), -EPERM);
+	/* a freed slot is reused; slot numbers do not move */
+	ASSERT_EQ(crypt_super_add_passphrase(&sb, mk, "pw2", 3, &FAST), 0);
+	ASSERT_OK(crypt_super_remove_slot(&sb, mk, 1));
+	ASSERT_OK(crypt_super_unlock_passphrase(buf_data(&sb), buf_len(&sb),
+						"pw2", 3, &k));
+	assert_same_key(mk, k);
+	crypt_key_free(k);
+	free(kf);
+	buf_release(&sb);
+	crypt_key_free(mk);
+}
+
+TEST(super_slots_full)
+{
+	struct crypt_key *mk = new_key();
+	uint8_t kf[32] = "a key file of thirty-two bytes!";
+	struct buf sb;
+
+	new_super(mk, &sb);
+	for (int i = 0; i < CRYPT_MAX_SLOTS; i++) {
+		kf[0] = (uint8_t)i;
+		ASSERT_EQ(crypt_super_add_keyfile(&sb, mk, kf, 32), i);
+	}
+	ASSERT_ERR(crypt_super_add_keyfile(&sb, mk, kf, 32), -ENOSPC);
+	buf_release(&sb);
+	crypt_key_free(mk);
+}
+
+/* An edit needs the filesystem's own key: the MAC is checked first. */
+TEST(super_edit_needs_key)
+{
+	struct crypt_key *mk = new_key(), *other = new_key();
+	uint8_t kf[32] = "a key file of thirty-two bytes!", before[2048];
+	struct buf sb;
+
+	new_super(mk, &sb);
+	ASSERT_EQ(crypt_super_add_keyfile(&sb, mk, kf, 32), 0);
+	memcpy(before, buf_data(&sb), buf_len(&sb));
+	ASSERT_ERR(crypt_super_add_keyfile(&sb, other, kf, 32),
+		   PHI_ECORRUPT);
+	ASSERT_ERR(crypt_super_remove_slot(&sb, other, 0), PHI_ECORRUPT);
+	ASSERT_TRUE(memcmp(before, buf_data(&sb), buf_len(&sb)) == 0);
+	buf_release(&sb);
+	crypt_key_free(other);
+	crypt_key_free(mk);
+}
+
+/* The block size (offset 28..31) is outside every slot: only the MAC
+ * catches its change. */
+TEST(super_block_size_altered)
+{
+	struct crypt_key *mk = new_key(), *k = NULL;
+	struct crypt_super_info info;
+	struct buf sb;
+	uint8_t *b;
+
+	new_super(mk, &sb);
+	ASSERT_EQ(crypt_super_add_passphrase(&sb, mk, "pw", 2, &FAST), 0);
+	b = buf_mut(&sb);
+	ASSERT_EQ(b[29], 0x10);		/* 1 MiB, big-endian */
+	b[29] = 0x20;			/* 2 MiB: still a valid size */
+	ASSERT_OK(crypt_super_parse(b, buf_len(&sb), &info));
+	ASSERT_EQ(info.block_size, 2u << 20);
+	ASSERT_ERR(crypt_super_unlock_passphrase(b, buf_len(&sb), "pw", 2,
+						 &k), PHI_ECORRUPT);
+	ASSERT_TRUE(k == NULL);
+	b[29] = 0x10;
+	b[35] ^= 1;			/* creation time */
+	ASSERT_ERR(crypt_super_unlock_passphrase(b, buf_len(&sb), "pw", 2,
+						 &k), PHI_ECORRUPT);
+	b[35] ^= 1;
+	b[CRYPT_SUPER_SIZE - 1] ^= 1;	/* the MAC itself */
+	ASSERT_ERR(crypt_super_unlock_passphrase(b, buf_len(&sb), "pw", 2,
+						 &k), PHI_ECORRUPT);
+	b[CRYPT_SUPER_SIZE - 1] ^= 1;
+	ASSERT_OK(crypt_super_unlock_passphrase(b, buf_len(&sb), "pw", 2,
+						&k));
+	crypt_key_free(k);
+	buf_release(&sb);
+	crypt_key_free(mk);
+}
+
+/* A slot's KDF parameters are bound to its wrap: weakening N, or moving
+ * the slot to another filesystem, makes it not open. */
+TEST(super_slot_bound)
+{
+	struct crypt_key *mk = new_key(), *k = NULL;
+	struct crypt_super_info info = { 0 };
+	struct buf sb, sb2;
+	uint8_t *b;
+
+	new_super(mk, &sb);
+	ASSERT_EQ(crypt_super_add_passphrase(&sb, mk, "pw", 2, &FAST), 0);
+	b = buf_mut(&sb);
+	b[44 + 4 + 6] ^= 0x06;		/* N = 2^10 becomes 2^9 */
+	ASSERT_OK(crypt_super_parse(b, buf_len(&sb), &info));
+	ASSERT_EQ(info.slots[0].kdf.n, 1u << 9);
+	ASSERT_ERR(crypt_super_unlock_passphrase(b, buf_len(&sb), "pw", 2,
+						 &k), PHI_EBADKEY);
+	b[44 + 4 + 6] ^= 0x06;
+
+	/* the same slot in another filesystem's superblock */
+	memcpy(info.fsid, FSID2, 16);
+	info.block_size = 1u << 20;
+	buf_init(&sb2, 4096);
+	ASSERT_OK(crypt_super_create(mk, &info, &sb2));
+	ASSERT_EQ(crypt_super_add_keyfile(&sb2, mk,
+					  "0123456789abcdef0123456789abcdef",
+					  32), 0);
+	memcpy((uint8_t *)buf_mut(&sb2) + 44, b + 44, 112);
+	ASSERT_ERR(crypt_super_unlock_passphrase(buf_data(&sb2),
+						 buf_len(&sb2), "pw", 2, &k),
+		   PHI_EBADKEY);
+	buf_release(&sb2);
+	buf_release(&sb);
+	crypt_key_free(mk);
+}
+
+TEST(super_parse_garbage)
+{
+	struct crypt_key *mk = new_key();
+	struct crypt_super_info info;
+	uint8_t *junk = random_data(CRYPT_SUPER_SIZE);
+	struct crypt_key *k = NULL;
+	struct buf sb;
+	uint8_t *b;
+
+	ASSERT_ERR(crypt_super_parse(junk, CRYPT_SUPER_SIZE, &info),
+		   PHI_ECORRUPT);
+	ASSERT_ERR(crypt_super_parse(junk, 10, &info), PHI_ECORRUPT);
+	ASSERT_ERR(crypt_super_parse(NULL, 0, &info), PHI_ECORRUPT);
+	ASSERT_ERR(crypt_super_unlock_passphrase(junk, CRYPT_SUPER_SIZE, "pw",
+						 2, &k), PHI_ECORRUPT);
+	new_super(mk, &sb);
+	ASSERT_ERR(crypt_super_parse(buf_data(&sb), buf_len(&sb) - 1, &info),
+		   PHI_ECORRUPT);
+	b = buf_mut(&sb);
+	b[40] = 1;			/* claims a slot it does not have */
+	ASSERT_ERR(crypt_super_parse(b, buf_len(&sb), &info), PHI_ECORRUPT);
+	b[40] = 0;
+	b[44] = 9;			/* unknown slot type */
+	ASSERT_ERR(crypt_super_parse(b, buf_len(&sb), &info), PHI_ECORRUPT);
+	b[44] = 0;
+	b[31] = 0;
+	b[29] = 0;			/* block size 0 */
+	ASSERT_ERR(crypt_super_parse(b, buf_len(&sb), &info), PHI_ECORRUPT);
+	b[29] = 0x10;
+	b[11] = 2;			/* a later format */
+	ASSERT_ERR(crypt_super_parse(b, buf_len(&sb), &info), PHI_EVERSION);
+	b[11] = 1;
+	ASSERT_OK(crypt_super_parse(b, buf_len(&sb), &info));
+	free(junk);
+	buf_release(&sb);
+	crypt_key_free(mk);
+}
+
+TEST(kdf_params_round_trip)
+{
+	static const struct crypt_kdf_params ps[] = {
+		{ 1u << 10, 8, 1 }, { 1u << 11, 4, 2 }, { 1u << 8, 1, 3 },
+	};
+	static const struct crypt_kdf_params bad[] = {
+		{ 1000, 8, 1 }, { 1, 8, 1 }, { 1u << 10, 0, 1 },
+		{ 1u << 10, 8, 0 }, { 1u << 23, 1, 1 }, { 1u << 22, 8, 1 },
+	};
+	struct crypt_key *mk = new_key(), *k = NULL;
+	struct crypt_kdf_params def;
+	struct crypt_super_info info;
+	char pw[2] = "0";
+	struct buf sb;
+
+	new_super(mk, &sb);
+	for (int i = 0; i < 3; i++) {
+		pw[0] = (char)('0' + i);
+		ASSERT_EQ(crypt_super_add_passphrase(&sb, mk, pw, 1, &ps[i]),
+			  i);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ASSERT_ERR(crypt_super_add_passphrase(&sb, mk, "pw", 2,
+						      &bad[i]), -EINVAL);
+	ASSERT_OK(crypt_super_parse(buf_data(&sb), buf_len(&sb), &info));
+	for (int i = 0; i < 3; i++) {
+		ASSERT_EQ(info.slots[i].kdf.n, ps[i].n);
+		ASSERT_EQ(info.slots[i].kdf.r, ps[i].r);
+		ASSERT_EQ(info.slots[i].kdf.p, ps[i].p);
+	}
+	ASSERT_OK(crypt_super_unlock_passphrase(buf_data(&sb), buf_len(&sb),
+						"2", 1, &k));
+	crypt_key_free(k);
+	crypt_kdf_default(&def);
+	ASSERT_TRUE(def.n >= 1u << 17 && def.n <= 1u << 20);
+	ASSERT_EQ(def.r, 8u);
+	ASSERT_EQ(def.p, 1u);
+	buf_release(&sb);
+	crypt_key_free(mk);
+}
+
+/* Informational figures; nothing here is asserted on time. */
+TEST(measure)
+{
+	struct crypt_key *mk = new_key();
+	uint8_t *data = random_data(MIB);
+	char *text = text_data(MIB);
+	struct crypt_kdf_params def;
+	struct buf sb, frame, out;
+	const int rounds = 32;
+	double t0, ts, tu;
+
+	crypt_kdf_default(&def);
+	new_super(mk, &sb);
+	t0 = now_s();
+	ASSERT_EQ(crypt_super_add_passphrase(&sb, mk, "pw", 2, &def), 0);
+	test_diag("scrypt N=2^%d r=%u p=%u (%llu MiB): %.2f s",
+		  __builtin_ctzll(def.n), def.r, def.p,
+		  (unsigned long long)(128 * def.n * def.r >> 20),
+		  now_s() - t0);
+	buf_release(&sb);
+
+	buf_init(&frame, SIZE_MAX);
+	buf_init(&out, SIZE_MAX);
+	for (int kind = 0; kind < 2; kind++) {
+		const void *src = kind ? (const void *)text : data;
+
+		t0 = now_s();
+		for (int i = 0; i < rounds; i++) {
+			buf_reset(&frame);
+			ASSERT_OK(crypt_seal(mk, FSID, "m", src, MIB, &frame));
+		}
+		ts = now_s() - t0;
+		t0 = now_s();
+		for (int i = 0; i < rounds; i++) {
+			buf_reset(&out);
+			ASSERT_OK(crypt_unseal(mk, FSID, "m", buf_data(&frame),
+					       buf_len(&frame), &out));
+		}
+		tu = now_s() - t0;
+		test_diag("1 MiB %s blocks: seal %.0f MB/s, unseal %.0f MB/s "
+			  "(frame %zu bytes)", kind ? "text" : "random",
+			  rounds * (double)MIB / ts / 1e6,
+			  rounds * (double)MIB / tu / 1e6, buf_len(&frame));
+	}
+	t0 = now_s();
+	for (int i = 0; i < 10000; i++) {
+		buf_reset(&frame);
+		ASSERT_OK(crypt_seal(mk, FSID, "m", "x", 1, &frame));
+	}
+	test_diag("1-byte seal (HKDF + GCM per object): %.1f us",
+		  (now_s() - t0) / 10000 * 1e6);
+	buf_release(&frame);
+	buf_release(&out);
+	free(text);
+	free(data);
+	crypt_key_free(mk);
+}
+
+TEST_MAIN(
+	TEST_ENTRY(seal_empty),
+	TEST_ENTRY(seal_one_byte),
+	TEST_ENTRY(seal_text_compresses),
+	TEST_ENTRY(seal_random_stored_raw),
+	TEST_ENTRY(seal_16mib),
+	TEST_ENTRY(seal_appends),
+	TEST_ENTRY(tamper_detected),
+	TEST_ENTRY(other_object_id),
+	TEST_ENTRY(other_fsid),
+	TEST_ENTRY(other_key),
+	TEST_ENTRY(truncated_or_padded),
+	TEST_ENTRY(bad_arguments),
+	TEST_ENTRY(nonce_is_random),
+	TEST_ENTRY(block_hash_keyed),
+	TEST_ENTRY(random_ids),
+	TEST_ENTRY(harden_process),
+	TEST_ENTRY(super_passphrase),
+	TEST_ENTRY(super_wrong_passphrase),
+	TEST_ENTRY(super_keyfile),
+	TEST_ENTRY(super_two_slots_and_remove),
+	TEST_ENTRY(super_slots_full),
+	TEST_ENTRY(super_edit_needs_key),
+	TEST_ENTRY(super_block_size_altered),
+	TEST_ENTRY(super_slot_bound),
+	TEST_ENTRY(super_parse_garbage),
+	TEST_ENTRY(kdf_params_round_trip),
+	TEST_ENTRY(measure),
+)
