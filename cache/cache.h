@@ -67,8 +67,9 @@ enum cache_open_flags {
 
 /*
  * Create a new, empty filesystem in cfg->dir (root directory owned by
- * uid/gid, mode 0755).  Returns PHI_EEXISTFS if one is already there,
- * PHI_EBUSYFS if a mount holds it, -errno if the directory is unusable.
+ * uid/gid, mode 0755).  Returns PHI_EEXISTFS if one is already there
+ * (whether mounted or not), PHI_EBUSYFS if another mkfs holds the lock,
+ * -errno if the directory is unusable.
  * Creates nothing on failure.
  */
 int cache_format(const struct cache_config *cfg, uid_t uid, gid_t gid);
@@ -84,7 +85,7 @@ int cache_open(struct cache **out, const struct cache_config *cfg,
 
 /*
  * Fold every pending write record, sync data and metadata, release the
- * lock and free the handle.  Files still open are flushed and closed.
+ * lock and free the handle.  Every cache_file must have been released.
  * Returns the first error met while flushing (the handle is freed anyway).
  */
 int cache_close(struct cache *c);
@@ -209,7 +210,8 @@ enum cache_xattr_flags {
 	CACHE_XATTR_REPLACE = 1 << 1,	/* XATTR_REPLACE: ENODATA if absent */
 };
 
-/* Other namespaces than user.* get -ENOTSUP (they are not stored). */
+/* Other namespaces than user.* get -EOPNOTSUPP (they are not stored);
+ * values over CACHE_XATTR_SIZE_MAX get -E2BIG. */
 int cache_setxattr(struct cache *c, uint64_t ino, const char *name,
 		   const void *value, size_t size, unsigned flags);
 
