@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# bench/bench.sh - phifs against a plain directory on the same disk.
+#
+#   ninja -C build && bash bench/bench.sh        (as root)
+#
+# Makes a fresh phifs in /var/tmp/phifs-bench.PID (one dir: region, mounted
+# with default options) and a plain directory beside it, runs each
+# measurement BENCH_RUNS times (default 3) on both, and prints the median.
+# See bench/README.md for what each line measures and the other BENCH_*
+# settings.  Needs about 4 GiB free in /var/tmp; removes everything it
+# made, and always unmounts.
+set -eu
+shopt -s inherit_errexit
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PHIFS=$ROOT/build/tools/phifs
+RUNS=${BENCH_RUNS:-3}
+BASE=${BENCH_TMP:-/var/tmp}/phifs-bench.$$
+MNT=$BASE/mnt
+PLAIN=$BASE/plain
+CONFIG=$BASE/phifs.ini
+RANDOM_FILE=$BASE/random
+SIZE_MIB=${BENCH_SIZE_MIB:-1024}	# the big file
+NFILES=${BENCH_FILES:-10000}	# the small files
+
+die() { echo "bench.sh: $*" >&2; exit 1; }
+
+[ "$(id -u)" -eq 0 ] || die "run as root (it drops caches and mounts)"
+[ -x "$PHIFS" ] || die "no $PHIFS: build first (ninja -C build)"
+for v in "$RUNS" "$SIZE_MIB" "$NFILES"; do
+	case $v in '' | *[!0-9]* | 0) die "BENCH_RUNS, BENCH_SIZE_MIB and BENCH_FILES must be positive numbers" ;; esac
+done
+size_label="$SIZE_MIB MiB"
+[ $((SIZE_MIB % 1024)) -ne 0 ] || size_label="$((SIZE_MIB / 1024)) GiB"
+
+is_mounted() {
+	awk -v m="$1" '$2 == m { f = 1 } END { exit !f }' /proc/mounts
+}
+
+cleanup() {
+	if is_mounted "$MNT"; then
+		"$PHIFS" umount "$MNT" || fusermount3 -u -z "$MNT" || true
+	fi
+	if is_mounted "$MNT"; then
+		echo "bench.sh: $MNT is still mounted; leaving $BASE in place" >&2
+	else
+		rm -rf "$BASE"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+mkdir -p "$BASE"
+avail_kib=$(df -Pk "$BASE" | awk 'NR == 2 { print $4 }')
+need_mib=$((3 * SIZE_MIB + 2 * RUNS * NFILES * 4 / 1024 + 512))	# 3 big files, 2 x RUNS dirs of small ones
+[ "$avail_kib" -ge $((need_mib * 1024)) ] ||
+	die "needs $need_mib MiB free under $(dirname "$BASE"), has $((avail_kib / 1024)) MiB"
+
+mkdir -p "$BASE/cache" "$BASE/region" "$MNT" "$PLAIN"
+cat >"$CONFIG" <<EOF
+[filesystem]
+cache_dir = $BASE/cache
+cache_size = 8G
+
+[region bench]
+url = dir:$BASE/region
+EOF
+"$PHIFS" mkfs "$CONFIG" >/dev/null
+"$PHIFS" mount "$CONFIG" "$MNT" >&2
+
+can_drop=1
+if ! (echo 1 >/proc/sys/vm/drop_caches) 2>/dev/null; then
+	can_drop=0
+	echo "bench.sh: warning: cannot write /proc/sys/vm/drop_caches;" \
+		"cold reads may be served from the page cache" >&2
+fi
+
+# Forget cached data: for phifs also unmount and mount again, which drops
+# the FUSE side (kernel page cache and attributes of the mount).
+cold() {
+	if [ "$1" = phifs ]; then	# >&2: keep the daemon off $(...)'s pipe
+		"$PHIFS" umount "$MNT" >&2
+		"$PHIFS" mount "$CONFIG" "$MNT" >&2
+	fi
+	sync
+	if [ "$can_drop" -eq 1 ]; then
+		echo 3 >/proc/sys/vm/drop_caches
+	fi
+}
+
+now() { date +%s.%N; }
+# rate AMOUNT T0 T1: AMOUNT per second
+rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.1f", n / (b - a) }'; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+dir_of() { if [ "$1" = phifs ]; then echo "$MNT"; else echo "$PLAIN"; fi; }
+
+# One run of each measurement; prints the value.
+run_write() {	# TARGET SOURCE
+	local d t0 t1
+	d=$(dir_of "$1")
+	rm -f "$d/big"
+	sync
+	[ "$2" = /dev/zero ] || cat "$2" >/dev/null	# source from memory
+	t0=$(now)
+	dd if="$2" of="$d/big" bs=1M count="$SIZE_MIB" conv=fsync status=none
+	t1=$(now)
+	rate "$SIZE_MIB" "$t0" "$t1"
+}
+
+run_read() {	# TARGET
+	local d t0 t1
+	d=$(dir_of "$1")
+	cold "$1"
+	t0=$(now)
+	dd if="$d/big" of=/dev/null bs=1M status=none
+	t1=$(now)
+	rate "$SIZE_MIB" "$t0" "$t1"
+}
+
+RUN=0	# index of the current run, set by measure()
+run_create() {	# TARGET
+	local d t0 t1
+	d=$(dir_of "$1")/small.$RUN
+	mkdir "$d"
+	sync
+	t0=$(now)
+	/usr/bin/python3 - "$d" "$NFILES" <<'EOF'
+import os, sys
+d, n = sys.argv[1], int(sys.argv[2])
+buf = os.urandom(4096)
+for i in range(n):
+    with open("%s/f%05d" % (d, i), "wb") as f:
+        f.write(buf)
+os.sync()
+EOF
+	t1=$(now)
+	rate "$NFILES" "$t0" "$t1"
+}
+
+run_ls() {	# TARGET
+	local d t0 t1
+	d=$(dir_of "$1")/small.$((RUNS - 1))	# the last one run_create made
+	cold "$1"
+	t0=$(now)
+	ls -l "$d" >/dev/null
+	t1=$(now)
+	secs "$t0" "$t1"
+}
+
+declare -A RESULT
+measure() {	# KEY TARGET FUNCTION ARGS...
+	local key=$1 target=$2 i v
+	shift 2
+	local vals=()
+	for ((i = 0; i < RUNS; i++)); do
+		RUN=$i
+		v=$("$@")
+		vals+=("$v")
+	done
+	RESULT[$key,$target]=$(median "${vals[@]}")
+	echo "  $key on $target: ${vals[*]} -> median ${RESULT[$key,$target]}" >&2
+}
+
+echo "bench.sh: generating $size_label of random data" >&2
+head -c "${SIZE_MIB}M" /dev/urandom >"$RANDOM_FILE"
+
+for t in phifs plain; do
+	echo "bench.sh: $t" >&2
+	measure wzero "$t" run_write "$t" /dev/zero
+	measure wrand "$t" run_write "$t" "$RANDOM_FILE"
+	measure read "$t" run_read "$t"
+	measure create "$t" run_create "$t"
+	measure ls "$t" run_ls "$t"
+done
+
+row() {	# LABEL UNIT KEY
+	local p=${RESULT[$3,phifs]} q=${RESULT[$3,plain]}
+	printf '%-34s %12s %12s %8s  %s\n' "$1" "$p" "$q" \
+		"$(awk -v a="$p" -v b="$q" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')" "$2"
+}
+
+echo
+echo "phifs vs plain directory in $(dirname "$BASE") ($(df -PT "$BASE" | awk 'NR == 2 { print $2 }'))," \
+	"median of $RUNS runs, $(uname -r)"
+printf '%-34s %12s %12s %8s  %s\n' operation phifs plain ratio unit
+row "write $size_label, zeros, fsync" MiB/s wzero
+row "write $size_label, random data, fsync" MiB/s wrand
+row "read $size_label, cold" MiB/s read
+row "create $NFILES 4 KiB files + sync" files/s create
+row "ls -l $NFILES entries, cold" seconds ls
+echo "ratio = phifs/plain: below 1 is slower for MiB/s and files/s, above 1 is slower for seconds"
