@@ -177,49 +177,50 @@ static int sync_data_dir(struct cache *c, uint64_t ino)
 	return rc;
 }
 
-int cache_fsync(struct cache *c, struct cache_file *f, int datasync)
+/*
+ * Fold n's pending size and times, then make its content and its data
+ * file's directory entry durable; n->lock held.  The LMDB meta page is
+ * the caller's to sync (cache_sync()), or the next commit's to order.
+ */
+static int sync_content(struct cache *c, struct cnode *n)
 {
-	struct cnode *n = f->node;
-	int rc;
+	int rc = node_fold(c, n);
 
-	(void)datasync;	/* size changes are folded either way */
-	if (atomic_load(&c->latched))
-		return PHI_ELATCHED;
-	pthread_mutex_lock(&n->lock);
-	rc = node_fold(c, n);
-	if (rc == 0 && fdatasync(n->fd))
-		rc = cache_latch(c, -errno);
-	if (rc == 0)
+	if (rc == 0 && n->unsynced) {
+		if (fdatasync(n->fd))
+			return cache_latch(c, -errno);
 		n->unsynced = 0;
+	}
 	if (rc == 0 && n->created) {
 		rc = sync_data_dir(c, n->ino);
 		if (rc == 0)
 			n->created = 0;
 	}
-	pthread_mutex_unlock(&n->lock);
+	return rc;
+}
+
+int cache_fsync(struct cache *c, struct cache_file *f, int datasync)
+{
+	int rc;
+
+	(void)datasync;	/* size changes are folded either way */
+	if (atomic_load(&c->latched))
+		return PHI_ELATCHED;
+	pthread_mutex_lock(&f->node->lock);
+	rc = sync_content(c, f->node);
+	pthread_mutex_unlock(&f->node->lock);
 	return rc ? rc : cache_sync(c);
 }
 
 int node_sync_for_replace(struct cache *c, uint64_t ino)
 {
 	struct cnode *n = node_find_ref(c, ino);
-	int rc = 0;
+	int rc;
 
 	if (!n)
 		return 0;	/* not in use: nothing unsynced */
 	pthread_mutex_lock(&n->lock);
-	if (n->unsynced) {
-		rc = node_fold(c, n);
-		if (rc == 0 && fdatasync(n->fd))
-			rc = cache_latch(c, -errno);
-		if (rc == 0)
-			n->unsynced = 0;
-	}
-	if (rc == 0 && n->created) {
-		rc = sync_data_dir(c, n->ino);
-		if (rc == 0)
-			n->created = 0;
-	}
+	rc = n->fd >= 0 ? sync_content(c, n) : 0;
 	pthread_mutex_unlock(&n->lock);
 	node_release(c, n);
 	return rc;
