@@ -15,6 +15,7 @@
 #include <assert.h>
 #include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -294,6 +295,61 @@ int backend_open(struct backend **out, const struct backend_url *url,
 	}
 	snprintf(err, errlen, "unknown region kind");
 	return -EINVAL;
+}
+
+static bool is_set(const char *v)
+{
+	return v && v[0];
+}
+
+static int open_s3_region(struct backend **out,
+			  const struct phi_region_settings *r,
+			  const struct backend_url *url, const char *name,
+			  char *err, size_t errlen)
+{
+	struct backend_s3_config cfg = {
+		.name = name, .bucket = url->bucket, .prefix = url->prefix,
+		.endpoint = r->endpoint, .region = r->region,
+		.path_style = r->path_style, .allow_http = r->allow_http,
+		.ca_file = r->ca_file, .max_transfers = r->max_transfers,
+	};
+	char *ak = NULL, *sk = NULL, why[384];
+	int rc;
+
+	rc = backend_s3_load_credentials(r->credentials_file, &ak, &sk, why,
+					 sizeof(why));
+	if (rc) {
+		snprintf(err, errlen, "region %s: %s", name, why);
+		return rc;
+	}
+	cfg.access_key = ak;
+	cfg.secret_key = sk;
+	rc = backend_s3_open(out, &cfg, err, errlen);
+	explicit_bzero(ak, strlen(ak));
+	explicit_bzero(sk, strlen(sk));
+	free(ak);
+	free(sk);
+	return rc;
+}
+
+int backend_open_region(struct backend **out,
+			const struct phi_region_settings *r, char *err,
+			size_t errlen)
+{
+	const char *name = is_set(r->name) ? r->name : "?";
+	struct backend_url url;
+	char why[256];
+	int rc;
+
+	*out = NULL;
+	rc = backend_url_parse(r->url ? r->url : "", &url, why, sizeof(why));
+	if (rc) {
+		snprintf(err, errlen, "region %s: url: %s", name, why);
+		return rc;
+	}
+	if (url.kind == BACKEND_S3)
+		return open_s3_region(out, r, &url, name, err, errlen);
+	return backend_open(out, &url, err, errlen);
 }
 
 /* ---- key lists ------------------------------------------------------ */

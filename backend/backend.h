@@ -8,8 +8,8 @@
  *     method (backend_put/get/head/list/del/close);
  *   - the drivers: "dir" (a local folder), "replica" (a set of N regions
  *     with fan-out writes and read failover) and the test-only "fault"
- *     backend that wraps another and makes it fail on demand.  The "s3"
- *     driver comes later behind the same interface.
+ *     backend that wraps another and makes it fail on demand, and "s3"
+ *     (any S3-compatible object store, over libcurl).
  *
  * Keys.  1..BACKEND_KEY_MAX bytes of [A-Za-z0-9._/-]; no leading or
  * trailing '/', no "//", no "..", and no '/'-separated part starting with
@@ -84,12 +84,60 @@ int backend_key_check(const char *key);
 
 /*
  * Open the backend a url names, for tools/.  dir: urls open the folder
- * (see backend_dir_open()); s3: urls fail with -ENOTSUP until the s3
- * driver lands.  On failure err says why, without credentials, and *out
- * is NULL.
+ * (see backend_dir_open()); s3: urls need endpoint and credentials, which
+ * a url alone does not carry, so they fail here with -ENOTSUP: open them
+ * with backend_open_region().  On failure err says why, without
+ * credentials, and *out is NULL.
  */
 int backend_open(struct backend **out, const struct backend_url *url,
 		 char *err, size_t errlen);
+
+/*
+ * A region's settings as the configuration gives them (tools/ fills this
+ * from its [region NAME] section; backend/ never reads the config file).
+ * Strings are borrowed for the duration of backend_open_region() only;
+ * NULL and "" both mean "not set".
+ */
+struct phi_region_settings {
+	const char *name;		/* region name, for messages */
+	const char *url;		/* dir:/PATH or s3://BUCKET[/PREFIX] */
+	const char *endpoint;		/* s3: scheme://host[:port]; unset =
+					   https://s3.REGION.amazonaws.com */
+	const char *region;		/* s3: signing region; unset = us-east-1 */
+	int path_style;			/* s3: -1 unset (path-style for an
+					   address or localhost endpoint,
+					   else virtual-host), 0, 1 */
+	int allow_http;			/* s3: allow http:// to a host that
+					   is not loopback */
+	const char *credentials_file;	/* s3: see
+					   backend_s3_load_credentials() */
+	const char *ca_file;		/* s3: CA bundle for TLS; unset = the
+					   system's */
+	unsigned max_transfers;		/* s3: 0 = 8 */
+};
+
+/*
+ * Open the region r describes: parse r->url, then for dir: as
+ * backend_open(); for s3: load the credentials (file, else environment),
+ * open the s3 driver and wipe the loaded secrets.  Does no network I/O:
+ * a bad endpoint or key shows at the first call.  Returns 0, -EINVAL (bad
+ * url or setting), PHI_ECONFIG (credentials), -ENOMEM or what the driver
+ * returns; on failure err says why, naming the region but no secret, and
+ * *out is NULL.
+ */
+int backend_open_region(struct backend **out,
+			const struct phi_region_settings *r, char *err,
+			size_t errlen);
+
+/*
+ * A message for the latest failure seen by be, for the user: "region b:
+ * access denied: check credentials_file".  "" if be has failed no call
+ * yet or keeps no messages (every driver but s3; a replica set or fault
+ * backend does not look into its regions).  Never holds a credential or
+ * signature.  The string is this thread's copy, valid until this thread
+ * calls backend_last_error() again.  Any thread.
+ */
+const char *backend_last_error(struct backend *be);
 
 /*
  * Store data under key, replacing any object there.  Atomic: a concurrent
@@ -132,7 +180,7 @@ int backend_del(struct backend *be, const char *key);
 /* Free be and everything it owns.  NULL is a no-op. */
 void backend_close(struct backend *be);
 
-/* "dir", "replica", "fault" (later "s3").  Static storage. */
+/* "dir", "replica", "fault", "s3".  Static storage. */
 const char *backend_name(const struct backend *be);
 
 /* ---- the dir driver ------------------------------------------------- */
@@ -149,6 +197,99 @@ const char *backend_name(const struct backend *be);
  * failure.
  */
 int backend_dir_open(struct backend **out, const char *path);
+
+/* ---- the s3 driver -------------------------------------------------- */
+
+/*
+ * Settings of one s3 region.  Strings are copied by backend_s3_open();
+ * NULL and "" mean unset.  Numbers 0 mean the default.
+ */
+struct backend_s3_config {
+	const char *name;	/* region name for messages; unset = "s3" */
+	const char *bucket;	/* required */
+	const char *prefix;	/* key prefix without slashes at the ends */
+	const char *endpoint;	/* scheme://host[:port][/]; unset =
+				   https://s3.REGION.amazonaws.com */
+	const char *region;	/* signing region; unset = us-east-1 */
+	int path_style;		/* 1 /bucket/key, 0 bucket.host/key, -1
+				   path-style for an IP or localhost
+				   endpoint, else virtual-host */
+	int allow_http;		/* http:// to a non-loopback host (warns) */
+	const char *access_key;	/* required */
+	const char *secret_key;	/* required */
+	const char *ca_file;	/* CA bundle file for https */
+	unsigned max_transfers;	/* transfers in flight at once (8) */
+	uint64_t multipart_threshold;	/* objects larger go multipart
+					   (64 MiB) */
+	uint64_t part_size;	/* multipart part size (16 MiB; at least
+				   5 MiB, raised so that no object needs
+				   more than 1000 parts) */
+	unsigned max_attempts;	/* tries per request (5) */
+	unsigned connect_timeout_ms;	/* per connection attempt (5000) */
+	unsigned low_speed_time_s;	/* abort a transfer slower than
+					   1 KiB/s for this long (30) */
+};
+
+/*
+ * The s3 driver: objects in cfg->bucket under cfg->prefix + "/" + key,
+ * over HTTP(S) with AWS Signature Version 4.
+ *
+ *   put   one PUT with Content-Length, or above multipart_threshold a
+ *         multipart upload (parts sent one after the other; an upload
+ *         that fails is aborted).  Atomic as S3 is: readers see the old
+ *         or the new object.
+ *   get   GET, with a Range header unless the whole object is wanted;
+ *         a range starting at or past the end (416) appends nothing.
+ *   head  HEAD; its Content-Length is the size.  A missing bucket also
+ *         reads as -ENOENT here (HEAD replies carry no error code).
+ *   list  ListObjectsV2 pages (at most 1000 keys each) followed by their
+ *         continuation tokens; all pages are read before fn is called.
+ *         Objects whose names are not valid keys are skipped.
+ *   del   HEAD then DELETE: S3 answers a DELETE of a missing object with
+ *         success, so the HEAD is what gives -ENOENT.
+ *
+ * Requests that fail with 5xx, 429/SlowDown, a timeout or a dropped
+ * connection are retried with exponential backoff and jitter, up to
+ * max_attempts tries; other 4xx never are.  Failures come back as
+ * PHI_EAUTH (refused credentials, wrong signing region), PHI_ENOBUCKET,
+ * PHI_ECLOCKSKEW, PHI_ETLS, PHI_EUNREACHABLE (refused, timed out, no
+ * such host, server unavailable after the retries), -ENOENT, or -EIO
+ * (anything else); backend_last_error() then says what to do.
+ *
+ * Refuses (-EINVAL, with err saying why) an http:// endpoint whose host is
+ * not loopback (127.0.0.0/8, ::1, localhost) unless allow_http, in which
+ * case it logs a warning.  Does no network I/O.  The secret is kept only
+ * inside the handle and wiped by backend_close().  Returns 0, -EINVAL or
+ * -ENOMEM; *out is NULL on failure.
+ */
+int backend_s3_open(struct backend **out, const struct backend_s3_config *cfg,
+		    char *err, size_t errlen);
+
+/*
+ * Read the credentials file at path: lines "access_key_id = ..." and
+ * "secret_access_key = ..." ("aws_" in front of either name is accepted;
+ * '#' and ';' start comments, [sections] are ignored).  A file that group
+ * or others may read (mode & 077), or that is not a regular file, is
+ * refused.  With path NULL or "", AWS_ACCESS_KEY_ID and
+ * AWS_SECRET_ACCESS_KEY are used instead.  On success *access_key and
+ * *secret_key are malloc'd: the caller wipes (explicit_bzero) and frees
+ * them.  Returns 0, PHI_ECONFIG (mode, missing or malformed values, no
+ * environment variables) or -errno (cannot open); err says why, never
+ * quoting a value; both outputs NULL on failure.
+ */
+int backend_s3_load_credentials(const char *path, char **access_key,
+				char **secret_key, char *err, size_t errlen);
+
+/*
+ * Delete the objects keys[0..n) (each a valid key) from an s3 backend
+ * with multi-object delete requests (POST ?delete, up to 1000 keys each,
+ * with Content-MD5).  Missing objects are not an error.  Returns 0, or the
+ * first failure (a key check's -EINVAL, a request's error, or -EIO if the
+ * server refused some key); keys before a failed request may be gone.
+ * be must be an s3 backend.
+ */
+int backend_s3_del_many(struct backend *be, const char *const *keys,
+			size_t n);
 
 /* ---- the replica set ------------------------------------------------ */
 

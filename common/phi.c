@@ -38,6 +38,12 @@ const char *phi_strerror(int code)
 	case PHI_ELATCHED:
 		return "an earlier local failure left the cache uncertain; "
 		       "unmount and mount again";
+	case PHI_ENOBUCKET:
+		return "region has no such bucket";
+	case PHI_ECLOCKSKEW:
+		return "system clock too far off the region's (fix the clock)";
+	case PHI_ETLS:
+		return "TLS connection to the region failed (check ca_file)";
 	}
 	if (code < 0 && code > -PHI_ERR_BASE)
 		return strerror(-code);

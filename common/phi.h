@@ -36,6 +36,10 @@ enum phi_err {
 	PHI_EBADKEY = -(PHI_ERR_BASE + 10),	/* wrong passphrase or key file */
 	PHI_EAUTHFAIL = -(PHI_ERR_BASE + 11),	/* object failed authentication
 						   (tampered, swapped, other fs) */
+	PHI_ENOBUCKET = -(PHI_ERR_BASE + 12),	/* region's bucket does not exist */
+	PHI_ECLOCKSKEW = -(PHI_ERR_BASE + 13),	/* region refused our clock */
+	PHI_ETLS = -(PHI_ERR_BASE + 14),	/* TLS handshake or certificate
+						   verification failed */
 };
 
 /* Message for a phifs code or a negative errno.  Static storage. */

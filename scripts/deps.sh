@@ -24,6 +24,17 @@ PHIFS_DEPS=(
 	python3
 	python3-pytest
 	attr
+	libcurl4-openssl-dev
+	libexpat1-dev
+	curl
+	swift
+	swift-proxy
+	swift-object
+	swift-container
+	swift-account
+	python3-swift
+	memcached
+	awscli
 )
 
 # Print the packages of PHIFS_DEPS that are not installed, one per line.
