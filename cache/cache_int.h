@@ -10,9 +10,12 @@
  *   xattrs      ino, name           -> value
  *   orphans     ino                 -> (empty) nlink reached 0, not yet freed
  *
- * Lock order: node->lock, then an LMDB write transaction, then
- * c->nodes_lock.  No write transaction is ever begun while nodes_lock is
- * held, and nothing calls out of cache/ with any of them held.
+ * Lock order: c->nodes_lock before node->lock (node_overlay()), and
+ * node->lock before an LMDB write transaction (node_fold()).  Never take
+ * nodes_lock while holding a node lock, nor begin a write transaction
+ * while holding nodes_lock.  The batch fold, which holds a transaction
+ * while it gathers node locks, only ever trylocks them.  Nothing calls out
+ * of cache/ with any of these held.
  */
 #ifndef CACHE_INT_H
 #define CACHE_INT_H

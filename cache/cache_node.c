@@ -380,17 +380,21 @@ static void batch_finish(struct cache *c, struct batch *b, int committed)
 	for (size_t i = 0; i < b->count; i++) {
 		struct cnode *n = b->n[i];
 
-		if (b->locked[i] && committed && n->dirty) {
+		if (!b->locked[i])
+			continue;
+		if (committed && n->dirty) {
 			used_adjust(c, (int64_t)(b->blocks[i] * 512) -
 				       (int64_t)n->alloc);
 			n->alloc = b->blocks[i] * 512;
 			n->growth = 0;
 			n->dirty = 0;
 		}
-		if (b->locked[i])
-			pthread_mutex_unlock(&n->lock);
-		node_release(c, n);
+		pthread_mutex_unlock(&n->lock);
 	}
+	/* Only now, with no node lock held: node_release() takes nodes_lock,
+	 * and node_overlay() takes a node lock under nodes_lock. */
+	for (size_t i = 0; i < b->count; i++)
+		node_release(c, b->n[i]);
 }
 
 int node_fold_all(struct cache *c)
