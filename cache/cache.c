@@ -40,6 +40,9 @@ static int env_create(MDB_env **out, const char *dir, unsigned flags)
 		mdb_env_close(env);
 		return meta_err(rc);
 	}
+	/* A killed process leaves its reader slot behind, which would pin
+	 * old pages and make the file grow; clear such slots. */
+	mdb_reader_check(env, NULL);
 	*out = env;
 	return 0;
 }

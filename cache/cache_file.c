@@ -23,25 +23,14 @@
 /* Re-measure a node's allocation after this many bytes of writes. */
 #define GROWTH_RECHECK (64ull << 20)
 
-static void refresh_alloc(struct cache *c, struct cnode *n)
-{
-	struct stat st;
-
-	if (fstat(n->fd, &st))
-		return;
-	used_adjust(c, (int64_t)st.st_blocks * 512 - (int64_t)n->alloc);
-	n->alloc = (uint64_t)st.st_blocks * 512;
-	n->growth = 0;
-}
-
 /* -ENOSPC if writing len more bytes could pass cache_size. */
 static int room_for(struct cache *c, struct cnode *n, uint64_t len)
 {
 	if (n->growth > GROWTH_RECHECK)
-		refresh_alloc(c, n);
+		node_refresh_alloc(c, n);
 	if (atomic_load(&c->used) + n->growth + len <= c->size_limit)
 		return 0;
-	refresh_alloc(c, n);
+	node_refresh_alloc(c, n);
 	if (atomic_load(&c->used) + len <= c->size_limit)
 		return 0;
 	return -ENOSPC;
@@ -186,6 +175,8 @@ static int sync_content(struct cache *c, struct cnode *n)
 {
 	int rc = node_fold(c, n);
 
+	if (rc == 0 && (n->unsynced || n->created))
+		rc = node_load(c, n);	/* the descriptor may be closed */
 	if (rc == 0 && n->unsynced) {
 		if (fdatasync(n->fd))
 			return cache_latch(c, -errno);
@@ -220,7 +211,7 @@ int node_sync_for_replace(struct cache *c, uint64_t ino)
 	if (!n)
 		return 0;	/* not in use: nothing unsynced */
 	pthread_mutex_lock(&n->lock);
-	rc = n->fd >= 0 ? sync_content(c, n) : 0;
+	rc = n->loaded ? sync_content(c, n) : 0;
 	pthread_mutex_unlock(&n->lock);
 	node_release(c, n);
 	return rc;
@@ -243,7 +234,7 @@ int cache_fallocate(struct cache *c, struct cache_file *f, int mode,
 	if (rc == 0 && fallocate(n->fd, 0, (off_t)off, (off_t)len))
 		rc = -errno;
 	if (rc == 0) {
-		refresh_alloc(c, n);
+		node_refresh_alloc(c, n);
 		if (off + len > n->size) {
 			n->size = off + len;
 			n->mtime = phi_now();
@@ -325,7 +316,7 @@ static int set_size(struct cache *c, struct cnode *n, uint64_t size)
 	if (rc == 0) {
 		n->size = size;
 		n->unsynced = 1;
-		refresh_alloc(c, n);
+		node_refresh_alloc(c, n);
 	}
 	return rc;
 }
@@ -349,7 +340,7 @@ int cache_setattr(struct cache *c, uint64_t ino, unsigned set,
 	if (rc == 0 && (set & CACHE_SET_SIZE))
 		rc = set_size(c, n, (uint64_t)in->st_size);
 	else if (rc == 0 && a.n)
-		refresh_alloc(c, n);
+		node_refresh_alloc(c, n);
 	if (rc == 0)
 		rc = meta_write(c, setattr_txn, &a);
 	if (rc == 0 && a.n) {

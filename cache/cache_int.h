@@ -62,7 +62,7 @@ struct cnode {
 	uint32_t nref;		/* open handles and temporary users;
 				   protected by c->nodes_lock */
 	pthread_mutex_t lock;	/* protects everything below */
-	int fd;			/* data file, -1 until loaded */
+	int fd;			/* data file while handles are open, or -1 */
 	int loaded;		/* size/mtime/ctime below are current */
 	atomic_int dirty;	/* they differ from the inode record;
 				   read without the lock by folds */
@@ -163,8 +163,12 @@ int node_in_use(struct cache *c, uint64_t ino);
  * Overlay pending size/times of ino onto st if its node holds them.
  */
 void node_overlay(struct cache *c, uint64_t ino, struct stat *st);
-/* Load size/times and open the data file; call with n->lock held. */
+/* Load size/times (once) and open the data file (again if it was
+ * closed with the last handle); n->lock held. */
 int node_load(struct cache *c, struct cnode *n);
+/* Re-measure the data file's allocation into n->alloc and c->used;
+ * n->lock held. */
+void node_refresh_alloc(struct cache *c, struct cnode *n);
 /* Write pending size/times into the inode record; n->lock held. */
 int node_fold(struct cache *c, struct cnode *n);
 /* Make ino's content durable if it has unsynced writes: called before a

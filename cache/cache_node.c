@@ -125,6 +125,20 @@ struct cnode *node_find_ref(struct cache *c, uint64_t ino)
 	return n;
 }
 
+/* The last handle is gone: give the data file's descriptor back, so that
+ * a program walking thousands of files does not run the daemon out of
+ * them.  The pending size stays in the node.  nodes_lock held. */
+static void close_data(struct cache *c, struct cnode *n)
+{
+	pthread_mutex_lock(&n->lock);
+	if (n->fd >= 0) {
+		node_refresh_alloc(c, n);
+		close(n->fd);
+		n->fd = -1;
+	}
+	pthread_mutex_unlock(&n->lock);
+}
+
 void node_release(struct cache *c, struct cnode *n)
 {
 	uint64_t ino = n->ino;
@@ -142,7 +156,8 @@ void node_release(struct cache *c, struct cnode *n)
 		pthread_mutex_unlock(&n->lock);
 	}
 	pthread_mutex_lock(&c->nodes_lock);
-	n->nref--;
+	if (--n->nref == 0)
+		close_data(c, n);
 	dead = unhook_if_unused(c, n);
 	pthread_mutex_unlock(&c->nodes_lock);
 	if (dead) {
@@ -201,6 +216,15 @@ int node_in_use(struct cache *c, uint64_t ino)
 	return used;
 }
 
+/* The later of two times: namespace operations move ctime in the record
+ * while a node may hold an older pending one from its last write. */
+static struct timespec later(struct timespec a, int64_t sec, uint32_t nsec)
+{
+	if (sec > a.tv_sec || (sec == a.tv_sec && (long)nsec > a.tv_nsec))
+		return (struct timespec){ sec, nsec };
+	return a;
+}
+
 void node_overlay(struct cache *c, uint64_t ino, struct stat *st)
 {
 	struct cnode *n;
@@ -212,7 +236,8 @@ void node_overlay(struct cache *c, uint64_t ino, struct stat *st)
 		if (n->dirty) {
 			st->st_size = (off_t)n->size;
 			st->st_mtim = n->mtime;
-			st->st_ctim = n->ctime;
+			st->st_ctim = later(n->ctime, st->st_ctim.tv_sec,
+					    (uint32_t)st->st_ctim.tv_nsec);
 			st->st_blocks = (blkcnt_t)((n->alloc + n->growth) / 512);
 		}
 		pthread_mutex_unlock(&n->lock);
@@ -247,7 +272,7 @@ int node_load(struct cache *c, struct cnode *n)
 	int rc;
 
 	if (n->loaded)
-		return 0;
+		return n->fd >= 0 ? 0 : open_data(c, n);
 	txn = meta_read_begin(c, &rc);
 	if (!txn)
 		return rc;
@@ -261,18 +286,32 @@ int node_load(struct cache *c, struct cnode *n)
 		return rc;
 	if (fstat(n->fd, &st))
 		return -errno;
-	/* After a power loss the data file may be shorter than the record
-	 * says; extend it so the tail reads as zeros, not as EOF. */
-	if ((uint64_t)st.st_size < rec.size && ftruncate(n->fd, (off_t)rec.size))
+	/* The record is the truth.  After a crash the data file can hold an
+	 * unsynced tail past it (which must never reappear when the file
+	 * grows again) or, after a power loss, end short of it (the rest
+	 * must read as zeros, not as EOF). */
+	if ((uint64_t)st.st_size != rec.size &&
+	    ftruncate(n->fd, (off_t)rec.size))
 		return -errno;
 	n->size = rec.size;
 	n->mtime = (struct timespec){ rec.mtime_sec, rec.mtime_nsec };
 	n->ctime = (struct timespec){ rec.ctime_sec, rec.ctime_nsec };
-	n->alloc = (uint64_t)st.st_blocks * 512;
-	n->growth = 0;
 	n->loaded = 1;
+	node_refresh_alloc(c, n);
 	return 0;
 }
+
+void node_refresh_alloc(struct cache *c, struct cnode *n)
+{
+	struct stat st;
+
+	if (n->fd < 0 || fstat(n->fd, &st))
+		return;
+	used_adjust(c, (int64_t)st.st_blocks * 512 - (int64_t)n->alloc);
+	n->alloc = (uint64_t)st.st_blocks * 512;
+	n->growth = 0;
+}
+
 
 struct fold_arg {
 	struct cnode *n;
@@ -291,29 +330,23 @@ static int fold_txn(struct cache *c, MDB_txn *txn, void *arg)
 	rec.size = a->n->size;
 	rec.blocks = a->blocks;
 	rec_set_time(&rec.mtime_sec, &rec.mtime_nsec, a->n->mtime);
-	rec_set_time(&rec.ctime_sec, &rec.ctime_nsec, a->n->ctime);
+	rec_set_time(&rec.ctime_sec, &rec.ctime_nsec,
+		     later(a->n->ctime, rec.ctime_sec, rec.ctime_nsec));
 	return inode_put(c, txn, a->n->ino, &rec, NULL, 0);
 }
 
 int node_fold(struct cache *c, struct cnode *n)
 {
 	struct fold_arg a = { n, 0 };
-	struct stat st;
 	int rc;
 
 	if (!n->dirty)
 		return 0;
-	if (fstat(n->fd, &st))
-		return -errno;
-	a.blocks = (uint64_t)st.st_blocks;
+	node_refresh_alloc(c, n);
+	a.blocks = n->alloc / 512;
 	rc = meta_write(c, fold_txn, &a);
-	if (rc == -ENOENT)
-		rc = 0;		/* freed meanwhile: nothing to record */
-	if (rc)
+	if (rc && rc != -ENOENT)	/* ENOENT: freed meanwhile */
 		return rc;
-	used_adjust(c, (int64_t)(a.blocks * 512) - (int64_t)n->alloc);
-	n->alloc = a.blocks * 512;
-	n->growth = 0;
 	n->dirty = 0;
 	return 0;
 }
@@ -322,7 +355,6 @@ int node_fold(struct cache *c, struct cnode *n)
 
 struct batch {
 	struct cnode *n[BATCH];
-	uint64_t blocks[BATCH];
 	int locked[BATCH];
 	size_t count;
 };
@@ -358,19 +390,18 @@ static int batch_txn(struct cache *c, MDB_txn *txn, void *arg)
 	for (size_t i = 0; i < b->count; i++) {
 		struct cnode *n = b->n[i];
 		struct fold_arg a = { n, 0 };
-		struct stat st;
 		int rc;
 
 		if (pthread_mutex_trylock(&n->lock))
 			continue;
 		b->locked[i] = 1;
-		if (!n->dirty || fstat(n->fd, &st))
+		if (!n->dirty)
 			continue;
-		a.blocks = (uint64_t)st.st_blocks;
+		node_refresh_alloc(c, n);
+		a.blocks = n->alloc / 512;
 		rc = fold_txn(c, txn, &a);
 		if (rc && rc != -ENOENT)
 			return rc;
-		b->blocks[i] = a.blocks;
 	}
 	return 0;
 }
@@ -378,18 +409,11 @@ static int batch_txn(struct cache *c, MDB_txn *txn, void *arg)
 static void batch_finish(struct cache *c, struct batch *b, int committed)
 {
 	for (size_t i = 0; i < b->count; i++) {
-		struct cnode *n = b->n[i];
-
 		if (!b->locked[i])
 			continue;
-		if (committed && n->dirty) {
-			used_adjust(c, (int64_t)(b->blocks[i] * 512) -
-				       (int64_t)n->alloc);
-			n->alloc = b->blocks[i] * 512;
-			n->growth = 0;
-			n->dirty = 0;
-		}
-		pthread_mutex_unlock(&n->lock);
+		if (committed)
+			b->n[i]->dirty = 0;
+		pthread_mutex_unlock(&b->n[i]->lock);
 	}
 	/* Only now, with no node lock held: node_release() takes nodes_lock,
 	 * and node_overlay() takes a node lock under nodes_lock. */

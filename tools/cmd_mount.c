@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -203,6 +204,20 @@ static void detach(int notify_fd)
 		PHI_LOG(PHI_LOG_WARNING, "cannot chdir to /");
 }
 
+/* A clinic's program may keep thousands of files open; the daemon holds
+ * one descriptor per open file.  Take the whole hard limit. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl))
+			PHI_LOG(PHI_LOG_WARNING, "cannot raise the open file "
+				"limit");
+	}
+}
+
 /* Open, mount, serve, flush.  Runs in the daemon (or with -f). */
 static int serve(const struct phi_config *cfg, const struct mount_args *a,
 		 const char *mp, int notify_fd)
@@ -214,6 +229,7 @@ static int serve(const struct phi_config *cfg, const struct mount_args *a,
 	char err[512];
 	int rc;
 
+	raise_fd_limit();
 	tool_cache_config(cfg, &cc);
 	rc = cache_open(&c, &cc, 0);
 	if (rc) {
@@ -338,13 +354,33 @@ static int unmount_path(const char *mp)
 	return 0;
 }
 
+/* Whether pid has exited: gone, or a zombie its parent has not reaped. */
+static int exited(pid_t pid)
+{
+	char path[64], buf[512], *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 1;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');	/* the name may hold spaces and parens */
+	return p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X');
+}
+
 /* Wait for the daemon to finish flushing and exit. */
 static int wait_exit(pid_t pid)
 {
 	const struct timespec tick = { 0, 20 * 1000 * 1000 };
 
 	for (long i = 0; i < 30L * 60 * 50; i++) {	/* 30 minutes */
-		if (kill(pid, 0) && errno == ESRCH)
+		if (exited(pid))
 			return 0;
 		nanosleep(&tick, NULL);
 	}
