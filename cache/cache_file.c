@@ -350,9 +350,7 @@ int cache_setattr(struct cache *c, uint64_t ino, unsigned set,
 	}
 	pthread_mutex_unlock(&n->lock);
 	node_release(c, n);
-	if (rc == 0) {
-		inode_to_stat(ino, &a.rec, out);
-		node_overlay(c, ino, out);
-	}
+	if (rc == 0)
+		rc = node_stat(c, NULL, ino, out);
 	return rc;
 }

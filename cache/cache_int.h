@@ -10,7 +10,7 @@
  *   xattrs      ino, name           -> value
  *   orphans     ino                 -> (empty) nlink reached 0, not yet freed
  *
- * Lock order: c->nodes_lock before node->lock (node_overlay()), and
+ * Lock order: c->nodes_lock before node->lock (close_data()), and
  * node->lock before an LMDB write transaction (node_fold()).  Never take
  * nodes_lock while holding a node lock, nor begin a write transaction
  * while holding nodes_lock.  The batch fold, which holds a transaction
@@ -160,9 +160,10 @@ void node_ref_lookup(struct cache *c, uint64_t ino, uint64_t n);
 /* Whether anything refers to ino (lookups or handles). */
 int node_in_use(struct cache *c, uint64_t ino);
 /*
- * Overlay pending size/times of ino onto st if its node holds them.
+ * Attributes of ino: its record with any pending size and times of its
+ * node on top.  txn (may be NULL) serves when ino has no node.
  */
-void node_overlay(struct cache *c, uint64_t ino, struct stat *st);
+int node_stat(struct cache *c, MDB_txn *txn, uint64_t ino, struct stat *st);
 /* Load size/times (once) and open the data file (again if it was
  * closed with the last handle); n->lock held. */
 int node_load(struct cache *c, struct cnode *n);

@@ -158,12 +158,12 @@ void node_release(struct cache *c, struct cnode *n)
 	pthread_mutex_lock(&c->nodes_lock);
 	if (--n->nref == 0)
 		close_data(c, n);
-	dead = unhook_if_unused(c, n);
+	/* Still dirty only if the fold above failed: keep the node (and
+	 * its pending size) rather than let a newer node load a stale
+	 * record. */
+	dead = n->dirty ? NULL : unhook_if_unused(c, n);
 	pthread_mutex_unlock(&c->nodes_lock);
 	if (dead) {
-		pthread_mutex_lock(&dead->lock);
-		node_fold(c, dead);	/* a lookup came and went meanwhile */
-		pthread_mutex_unlock(&dead->lock);
 		node_free(dead);
 		meta_maybe_free(c, ino);
 	}
@@ -186,19 +186,27 @@ void node_ref_lookup(struct cache *c, uint64_t ino, uint64_t count)
 void cache_forget(struct cache *c, uint64_t ino, uint64_t nlookup)
 {
 	struct cnode *n, *dead = NULL;
+	int fold = 0;
 
 	pthread_mutex_lock(&c->nodes_lock);
 	n = find(c, ino);
 	if (n) {
 		n->nlookup -= nlookup < n->nlookup ? nlookup : n->nlookup;
-		dead = unhook_if_unused(c, n);
+		/* A node must never leave the table with a pending size: a
+		 * new node for the same inode would load the older record
+		 * (and trim the data file to it).  Fold through a temporary
+		 * reference instead; node_release() then unhooks it clean. */
+		if (n->nlookup == 0 && n->nref == 0 && n->dirty) {
+			n->nref++;
+			fold = 1;
+		} else {
+			dead = unhook_if_unused(c, n);
+		}
 	}
 	pthread_mutex_unlock(&c->nodes_lock);
-	if (dead) {
-		/* Nobody can reach the node any more; fold what is left. */
-		if (dead->dirty && node_fold(c, dead))
-			PHI_LOG(PHI_LOG_ERR, "lost size and times of inode %llu",
-				(unsigned long long)ino);
+	if (fold) {
+		node_release(c, n);	/* nref 1, nlookup 0: folds, unhooks */
+	} else if (dead) {
 		node_free(dead);
 		meta_maybe_free(c, ino);
 	}
@@ -225,24 +233,51 @@ static struct timespec later(struct timespec a, int64_t sec, uint32_t nsec)
 	return a;
 }
 
-void node_overlay(struct cache *c, uint64_t ino, struct stat *st)
+/* Put n's pending size and times on top of st; n->lock held. */
+static void overlay(const struct cnode *n, struct stat *st)
 {
-	struct cnode *n;
+	if (!n->dirty)
+		return;
+	st->st_size = (off_t)n->size;
+	st->st_mtim = n->mtime;
+	st->st_ctim = later(n->ctime, st->st_ctim.tv_sec,
+			    (uint32_t)st->st_ctim.tv_nsec);
+	st->st_blocks = (blkcnt_t)((n->alloc + n->growth) / 512);
+}
 
-	pthread_mutex_lock(&c->nodes_lock);
-	n = find(c, ino);
-	if (n) {
-		pthread_mutex_lock(&n->lock);
-		if (n->dirty) {
-			st->st_size = (off_t)n->size;
-			st->st_mtim = n->mtime;
-			st->st_ctim = later(n->ctime, st->st_ctim.tv_sec,
-					    (uint32_t)st->st_ctim.tv_nsec);
-			st->st_blocks = (blkcnt_t)((n->alloc + n->growth) / 512);
-		}
-		pthread_mutex_unlock(&n->lock);
-	}
-	pthread_mutex_unlock(&c->nodes_lock);
+static int read_stat(struct cache *c, MDB_txn *txn, uint64_t ino,
+		     struct stat *st)
+{
+	struct inode_rec rec;
+	int rc = 0, own = !txn;
+
+	if (own && !(txn = meta_read_begin(c, &rc)))
+		return rc;
+	rc = inode_get(c, txn, ino, &rec, NULL, NULL);
+	if (own)
+		meta_read_end(txn);
+	if (rc == 0)
+		inode_to_stat(ino, &rec, st);
+	return rc;
+}
+
+int node_stat(struct cache *c, MDB_txn *txn, uint64_t ino, struct stat *st)
+{
+	struct cnode *n = node_find_ref(c, ino);
+	int rc;
+
+	if (!n)
+		return read_stat(c, txn, ino, st);
+	/* Folds commit under n->lock: reading the record under it, in a
+	 * transaction of our own, can never pair a record from before a
+	 * fold with a node that is already clean after it. */
+	pthread_mutex_lock(&n->lock);
+	rc = read_stat(c, NULL, ino, st);
+	if (rc == 0)
+		overlay(n, st);
+	pthread_mutex_unlock(&n->lock);
+	node_release(c, n);
+	return rc;
 }
 
 /* Open (creating if needed) the data file of n; n->lock held. */
@@ -416,7 +451,7 @@ static void batch_finish(struct cache *c, struct batch *b, int committed)
 		pthread_mutex_unlock(&b->n[i]->lock);
 	}
 	/* Only now, with no node lock held: node_release() takes nodes_lock,
-	 * and node_overlay() takes a node lock under nodes_lock. */
+	 * and close_data() takes a node lock under nodes_lock. */
 	for (size_t i = 0; i < b->count; i++)
 		node_release(c, b->n[i]);
 }

@@ -192,27 +192,13 @@ static int orphan_del(struct cache *c, MDB_txn *txn, uint64_t ino)
 
 int cache_getattr(struct cache *c, uint64_t ino, struct stat *st)
 {
-	struct inode_rec rec;
-	MDB_txn *txn;
-	int rc;
-
-	txn = meta_read_begin(c, &rc);
-	if (!txn)
-		return rc;
-	rc = inode_get(c, txn, ino, &rec, NULL, NULL);
-	meta_read_end(txn);
-	if (rc)
-		return rc;
-	inode_to_stat(ino, &rec, st);
-	node_overlay(c, ino, st);
-	return 0;
+	return node_stat(c, NULL, ino, st);
 }
 
 int cache_lookup(struct cache *c, uint64_t parent, const char *name,
 		 struct stat *st)
 {
 	struct dirent_rec d;
-	struct inode_rec rec;
 	MDB_txn *txn;
 	int rc;
 
@@ -224,14 +210,10 @@ int cache_lookup(struct cache *c, uint64_t parent, const char *name,
 		return rc;
 	rc = dirent_get(c, txn, parent, name, &d);
 	if (rc == 0)
-		rc = inode_get(c, txn, d.ino, &rec, NULL, NULL);
+		rc = node_stat(c, txn, d.ino, st);
 	meta_read_end(txn);
-	if (rc == -ENOENT)
-		return -ENOENT;
 	if (rc)
 		return rc;
-	inode_to_stat(d.ino, &rec, st);
-	node_overlay(c, d.ino, st);
 	node_ref_lookup(c, d.ino, 1);
 	return 0;
 }
@@ -853,15 +835,8 @@ static int emit_entries(struct cache *c, MDB_txn *txn, uint64_t dir,
 		memset(&st, 0, sizeof(st));
 		st.st_ino = d.ino;
 		st.st_mode = d.type;
-		if (plus) {
-			struct inode_rec rec;
-
-			rc = inode_get(c, txn, d.ino, &rec, NULL, NULL);
-			if (rc)
-				break;
-			inode_to_stat(d.ino, &rec, &st);
-			node_overlay(c, d.ino, &st);
-		}
+		if (plus && (rc = node_stat(c, txn, d.ino, &st)) != 0)
+			break;
 		if (fn(ctx, name, &st, d.cookie))
 			break;
 		if (plus)
