@@ -129,6 +129,25 @@ static int make_dirs(int dirfd)
 	return 0;
 }
 
+/* Make the new directories themselves durable: a format half there after
+ * a power loss would be refused by both mkfs and mount. */
+static int sync_dirs(int dirfd)
+{
+	static const char *const names[] = { "meta", "data", "." };
+	int rc = 0;
+
+	for (size_t i = 0; i < 3 && rc == 0; i++) {
+		int fd = openat(dirfd, names[i], O_RDONLY | O_DIRECTORY |
+				O_CLOEXEC);
+
+		if (fd < 0 || fsync(fd))
+			rc = -errno;
+		if (fd >= 0)
+			close(fd);
+	}
+	return rc;
+}
+
 /* Open and exclusively lock cache_dir/lock. */
 static int take_lock(int dirfd, int create, int *made)
 {
@@ -187,8 +206,8 @@ int cache_format(const struct cache_config *cfg, uid_t uid, gid_t gid)
 			rc = meta_err(mdb_env_sync(c.env, 1));
 		mdb_env_close(c.env);
 	}
-	if (rc == 0 && fsync(dirfd))
-		rc = -errno;
+	if (rc == 0)
+		rc = sync_dirs(dirfd);
 	if (rc)
 		unformat(dirfd, made_lock);
 	close(lockfd);

@@ -90,7 +90,8 @@ int cache_open(struct cache **out, const struct cache_config *cfg,
  */
 int cache_close(struct cache *c);
 
-/* Make all data and metadata durable on the local disk. */
+/* Make all metadata (the LMDB environment) durable on the local disk;
+ * file content is cache_fsync()'s. */
 int cache_sync(struct cache *c);
 
 /* Summary for `phifs status`. */

@@ -36,6 +36,39 @@ static int room_for(struct cache *c, struct cnode *n, uint64_t len)
 	return -ENOSPC;
 }
 
+/*
+ * Cutting a file is ordered record first: a crash between the two steps
+ * leaves a record shorter than the data file, which node_load() trims.
+ * The other order could resurrect the cut bytes as zeros past a record
+ * that still holds the old size.  Growing is ordered data file first
+ * for the same reason.  n->lock held.
+ */
+static int cut_data(struct cache *c, struct cnode *n, uint64_t size)
+{
+	if (ftruncate(n->fd, (off_t)size))
+		return cache_latch(c, -errno);	/* record and file disagree */
+	n->unsynced = 1;
+	node_refresh_alloc(c, n);
+	return 0;
+}
+
+/* O_TRUNC: record size 0 now, then cut. */
+static int truncate_open(struct cache *c, struct cnode *n)
+{
+	uint64_t old = n->size;
+	int rc;
+
+	n->size = 0;
+	n->mtime = n->ctime = phi_now();
+	n->dirty = 1;
+	rc = node_fold(c, n);
+	if (rc) {
+		n->size = old;
+		return rc;
+	}
+	return old ? cut_data(c, n, 0) : 0;
+}
+
 int cache_file_open(struct cache *c, uint64_t ino, int trunc,
 		    struct cache_file **out)
 {
@@ -51,18 +84,8 @@ int cache_file_open(struct cache *c, uint64_t ino, int trunc,
 	}
 	pthread_mutex_lock(&n->lock);
 	rc = node_load(c, n);
-	if (rc == 0 && trunc) {
-		if (c->rdonly)
-			rc = -EROFS;
-		else if (ftruncate(n->fd, 0))
-			rc = -errno;
-		else {
-			n->size = 0;
-			n->mtime = n->ctime = phi_now();
-			n->dirty = 1;
-		n->unsynced = 1;
-		}
-	}
+	if (rc == 0 && trunc)
+		rc = c->rdonly ? -EROFS : truncate_open(c, n);
 	pthread_mutex_unlock(&n->lock);
 	if (rc) {
 		node_release(c, n);
@@ -205,13 +228,15 @@ int cache_fsync(struct cache *c, struct cache_file *f, int datasync)
 
 int node_sync_for_replace(struct cache *c, uint64_t ino)
 {
-	struct cnode *n = node_find_ref(c, ino);
+	struct cnode *n = node_acquire(c, ino);
 	int rc;
 
 	if (!n)
-		return 0;	/* not in use: nothing unsynced */
+		return -ENOMEM;
 	pthread_mutex_lock(&n->lock);
-	rc = n->loaded ? sync_content(c, n) : 0;
+	rc = node_load(c, n);
+	if (rc == 0)
+		rc = sync_content(c, n);
 	pthread_mutex_unlock(&n->lock);
 	node_release(c, n);
 	return rc;
@@ -302,22 +327,43 @@ static int setattr_txn(struct cache *c, MDB_txn *txn, void *arg)
 	return inode_update(c, txn, a->ino, rec);
 }
 
-/* Truncate n's data file to size; n->lock held. */
-static int set_size(struct cache *c, struct cnode *n, uint64_t size)
+/* Grow the data file before the record says so; n->lock held. */
+static int grow_data(struct cache *c, struct cnode *n, uint64_t size)
 {
-	int rc = 0;
+	int rc = room_for(c, n, 0);
 
-	if (size > (uint64_t)INT64_MAX)
-		return -EFBIG;
-	if (size > n->size)
-		rc = room_for(c, n, 0);
 	if (rc == 0 && ftruncate(n->fd, (off_t)size))
 		rc = -errno;
 	if (rc == 0) {
-		n->size = size;
 		n->unsynced = 1;
 		node_refresh_alloc(c, n);
 	}
+	return rc;
+}
+
+static int setattr_locked(struct cache *c, struct cnode *n,
+			  struct setattr_arg *a)
+{
+	uint64_t old = n->size, size = (uint64_t)a->in->st_size;
+	int rc = 0, resize = a->n && (a->set & CACHE_SET_SIZE);
+
+	if (resize && size > (uint64_t)INT64_MAX)
+		return -EFBIG;
+	if (resize && size > old)
+		rc = grow_data(c, n, size);
+	else if (a->n)
+		node_refresh_alloc(c, n);
+	if (rc)
+		return rc;
+	if (resize)
+		n->size = size;		/* setattr_txn records it */
+	rc = meta_write(c, setattr_txn, a);
+	if (rc) {
+		n->size = old;
+		return rc;
+	}
+	if (resize && size < old)
+		rc = cut_data(c, n, size);
 	return rc;
 }
 
@@ -337,12 +383,8 @@ int cache_setattr(struct cache *c, uint64_t ino, unsigned set,
 		a.n = n;
 	else if (rc == -EISDIR || rc == -EINVAL)
 		rc = (set & CACHE_SET_SIZE) ? rc : 0;
-	if (rc == 0 && (set & CACHE_SET_SIZE))
-		rc = set_size(c, n, (uint64_t)in->st_size);
-	else if (rc == 0 && a.n)
-		node_refresh_alloc(c, n);
 	if (rc == 0)
-		rc = meta_write(c, setattr_txn, &a);
+		rc = setattr_locked(c, n, &a);
 	if (rc == 0 && a.n) {
 		n->mtime = (struct timespec){ a.rec.mtime_sec, a.rec.mtime_nsec };
 		n->ctime = (struct timespec){ a.rec.ctime_sec, a.rec.ctime_nsec };

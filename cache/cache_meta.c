@@ -347,7 +347,9 @@ int meta_free_orphans(struct cache *c)
 		meta_read_end(txn);
 		for (size_t i = 0; i < n; i++)
 			meta_maybe_free(c, inos[i]);
-	} while (n == 256);
+		/* Stop when a pass frees nothing rather than spin on orphans
+		 * that cannot be freed now; the next open tries again. */
+	} while (n == 256 && is_orphan(c, inos[0]) == 0);
 	return 0;
 }
 

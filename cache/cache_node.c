@@ -332,7 +332,13 @@ int node_load(struct cache *c, struct cnode *n)
 	n->mtime = (struct timespec){ rec.mtime_sec, rec.mtime_nsec };
 	n->ctime = (struct timespec){ rec.ctime_sec, rec.ctime_nsec };
 	n->loaded = 1;
+	/* c->used counts rec.blocks already; only the difference moves. */
+	n->alloc = rec.blocks * 512;
 	node_refresh_alloc(c, n);
+	/* An earlier node, or a killed daemon, may have left this file's
+	 * pages unsynced: the first fsync of a new node always syncs. */
+	n->unsynced = 1;
+	n->created = 1;
 	return 0;
 }
 
@@ -394,20 +400,30 @@ struct batch {
 	size_t count;
 };
 
-/* Pick up to BATCH dirty nodes, each with a temporary reference. */
-static void batch_collect(struct cache *c, struct batch *b)
+/*
+ * Pick dirty nodes, each with a temporary reference, from *bucket on,
+ * until BATCH are taken.  A bucket that does not fit is left for the next
+ * round (its folded nodes are clean by then), so successive rounds make
+ * one pass over the table.
+ */
+static void batch_collect(struct cache *c, struct batch *b, size_t *bucket)
 {
 	b->count = 0;
 	pthread_mutex_lock(&c->nodes_lock);
-	for (size_t i = 0; i < NODE_BUCKETS && b->count < BATCH; i++) {
-		for (struct cnode *n = c->nodes[i]; n && b->count < BATCH;
-		     n = n->next) {
+	for (; *bucket < NODE_BUCKETS; (*bucket)++) {
+		struct cnode *n;
+
+		for (n = c->nodes[*bucket]; n; n = n->next) {
 			if (!n->dirty)
 				continue;
+			if (b->count == BATCH)
+				break;
 			n->nref++;
 			b->locked[b->count] = 0;
 			b->n[b->count++] = n;
 		}
+		if (n)
+			break;
 	}
 	pthread_mutex_unlock(&c->nodes_lock);
 }
@@ -415,8 +431,8 @@ static void batch_collect(struct cache *c, struct batch *b)
 /*
  * Fold every node of the batch whose lock is free into one transaction.
  * Taking node locks inside a write transaction reverses the lock order,
- * so only trylock is used here: a busy node is left for the next round.
- * The locks are held until the commit is known (batch_finish()).
+ * so only trylock is used here: a busy node is left for the next pass.
+ * The locks are held until the commit is known (batch_unlock()).
  */
 static int batch_txn(struct cache *c, MDB_txn *txn, void *arg)
 {
@@ -427,9 +443,11 @@ static int batch_txn(struct cache *c, MDB_txn *txn, void *arg)
 		struct fold_arg a = { n, 0 };
 		int rc;
 
-		if (pthread_mutex_trylock(&n->lock))
-			continue;
-		b->locked[i] = 1;
+		if (!b->locked[i]) {
+			if (pthread_mutex_trylock(&n->lock))
+				continue;
+			b->locked[i] = 1;
+		}
 		if (!n->dirty)
 			continue;
 		node_refresh_alloc(c, n);
@@ -441,47 +459,68 @@ static int batch_txn(struct cache *c, MDB_txn *txn, void *arg)
 	return 0;
 }
 
-static void batch_finish(struct cache *c, struct batch *b, int committed)
+/* The batch failed as a whole: fold its nodes one by one, so that one
+ * bad inode does not hold back the others.  First error returned. */
+static int batch_fold_each(struct cache *c, struct batch *b)
 {
+	int first = 0;
+
+	for (size_t i = 0; i < b->count; i++) {
+		int rc;
+
+		if (!b->locked[i])
+			continue;
+		rc = node_fold(c, b->n[i]);
+		if (rc && !first)
+			first = rc;
+	}
+	return first;
+}
+
+/* Unlock, then release: node_release() takes nodes_lock, and
+ * close_data() takes a node lock under nodes_lock. */
+static size_t batch_finish(struct cache *c, struct batch *b, int committed)
+{
+	size_t taken = 0;
+
 	for (size_t i = 0; i < b->count; i++) {
 		if (!b->locked[i])
 			continue;
 		if (committed)
 			b->n[i]->dirty = 0;
 		pthread_mutex_unlock(&b->n[i]->lock);
+		taken++;
 	}
-	/* Only now, with no node lock held: node_release() takes nodes_lock,
-	 * and close_data() takes a node lock under nodes_lock. */
 	for (size_t i = 0; i < b->count; i++)
 		node_release(c, b->n[i]);
+	return taken;
 }
 
 int node_fold_all(struct cache *c)
 {
 	struct batch *b = malloc(sizeof(*b));
-	int rc = 0, rounds = 0;
+	size_t bucket = 0;
+	int first = 0;
 
 	if (!b)
 		return -ENOMEM;
 	for (;;) {
-		batch_collect(c, b);
+		int rc;
+
+		batch_collect(c, b, &bucket);
 		if (b->count == 0)
 			break;
-		memset(b->locked, 0, sizeof(b->locked));
 		rc = meta_write(c, batch_txn, b);
-		if (rc) {
-			/* locks taken before the failure are released here */
-			batch_finish(c, b, 0);
-			break;
-		}
-		batch_finish(c, b, 1);
-		/* Nodes busy every time belong to writers that will fold
-		 * themselves; do not spin on them. */
-		if (++rounds > 64)
+		if (rc)
+			rc = batch_fold_each(c, b);
+		if (rc && !first)
+			first = rc;
+		/* Every node busy: their writers fold them; stop the pass. */
+		if (batch_finish(c, b, rc == 0) == 0)
 			break;
 	}
 	free(b);
-	return rc;
+	return first;
 }
 
 void node_table_free(struct cache *c)

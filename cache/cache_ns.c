@@ -809,14 +809,14 @@ static int emit_entries(struct cache *c, MDB_txn *txn, uint64_t dir,
 	struct dkey k;
 	MDB_val key, v;
 	MDB_cursor *cur;
-	int rc;
+	int rc = 0, mrc;	/* ours, and LMDB's */
 
-	rc = mdb_cursor_open(txn, c->db_cookies, &cur);
-	if (rc)
-		return meta_err(rc);
+	mrc = mdb_cursor_open(txn, c->db_cookies, &cur);
+	if (mrc)
+		return meta_err(mrc);
 	key = *cookie_key(&k, dir, from);
-	for (rc = mdb_cursor_get(cur, &key, &v, MDB_SET_RANGE); rc == 0;
-	     rc = mdb_cursor_get(cur, &key, &v, MDB_NEXT)) {
+	for (mrc = mdb_cursor_get(cur, &key, &v, MDB_SET_RANGE); mrc == 0;
+	     mrc = mdb_cursor_get(cur, &key, &v, MDB_NEXT)) {
 		struct dirent_rec d;
 		char name[CACHE_NAME_MAX + 1];
 		struct stat st;
@@ -843,7 +843,9 @@ static int emit_entries(struct cache *c, MDB_txn *txn, uint64_t dir,
 			node_ref_lookup(c, d.ino, 1);
 	}
 	mdb_cursor_close(cur);
-	return rc == MDB_NOTFOUND ? 0 : rc > 0 ? meta_err(rc) : rc;
+	if (rc)
+		return rc;
+	return mrc == MDB_NOTFOUND ? 0 : meta_err(mrc);
 }
 
 int cache_readdir(struct cache *c, uint64_t ino, uint64_t off, int plus,

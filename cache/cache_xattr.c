@@ -171,7 +171,7 @@ int cache_listxattr(struct cache *c, uint64_t ino, char *list, size_t size)
 	meta_read_end(txn);
 	if (total == SIZE_MAX)
 		return -ERANGE;
-	if (rc && rc != MDB_NOTFOUND && rc > 0)
+	if (rc && rc != MDB_NOTFOUND)
 		return meta_err(rc);
 	return (int)total;
 }

@@ -84,7 +84,10 @@ static void reply_entry(fuse_req_t req, fuse_ino_t parent, int rc,
 	e.attr = *st;
 	e.attr_timeout = TIMEOUT;
 	e.entry_timeout = TIMEOUT;
-	fuse_reply_entry(req, &e);
+	/* An interrupted request never reaches the kernel, nor does the
+	 * lookup reference the cache took for it. */
+	if (fuse_reply_entry(req, &e) == -ENOENT)
+		cache_forget(cache_of(req), e.ino, 1);
 }
 
 static void fs_init(void *data, struct fuse_conn_info *conn)
@@ -314,8 +317,10 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	e.ino = e.attr.st_ino;
 	e.attr_timeout = TIMEOUT;
 	e.entry_timeout = TIMEOUT;
-	if (fuse_reply_create(req, &e, fi) == -ENOENT)
+	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
 		cache_file_release(cache_of(req), file_of(fi));
+		cache_forget(cache_of(req), e.ino, 1);
+	}
 }
 
 static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -383,6 +388,8 @@ struct dir_ctx {
 	char *buf;
 	size_t size, used;
 	int plus;
+	uint64_t *taken;	/* readdirplus: inodes given a reference */
+	size_t ntaken;
 };
 
 static int add_dirent(void *arg, const char *name, const struct stat *st,
@@ -402,6 +409,8 @@ static int add_dirent(void *arg, const char *name, const struct stat *st,
 		e.entry_timeout = TIMEOUT;
 		n = fuse_add_direntry_plus(d->req, d->buf + d->used, room, name,
 					   &e, (off_t)next);
+		if (n <= room && !dot)
+			d->taken[d->ntaken++] = st->st_ino;
 	} else {
 		n = fuse_add_direntry(d->req, d->buf + d->used, room, name, st,
 				      (off_t)next);
@@ -415,21 +424,27 @@ static int add_dirent(void *arg, const char *name, const struct stat *st,
 static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
 			   off_t off, int plus)
 {
-	struct dir_ctx d = { req, NULL, size, 0, plus };
+	struct dir_ctx d = { req, NULL, size, 0, plus, NULL, 0 };
 	int rc;
 
 	d.buf = malloc(size ? size : 1);
-	if (!d.buf) {
+	/* no entry is shorter than 24 bytes: that bounds the references */
+	d.taken = plus ? malloc((size / 24 + 1) * sizeof(*d.taken)) : NULL;
+	if (!d.buf || (plus && !d.taken)) {
+		free(d.buf);
+		free(d.taken);
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
 	rc = cache_readdir(cache_of(req), ino, (uint64_t)off, plus, add_dirent,
 			   &d);
-	if (rc)
+	if (rc && d.ntaken == 0)
 		reply_err(req, ino, rc);
-	else
-		fuse_reply_buf(req, d.buf, d.used);
+	else if (fuse_reply_buf(req, d.buf, d.used) != 0)
+		for (size_t i = 0; i < d.ntaken; i++)
+			cache_forget(cache_of(req), d.taken[i], 1);
 	free(d.buf);
+	free(d.taken);
 }
 
 static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
