@@ -297,6 +297,7 @@ static void *folder_main(void *arg)
 			break;
 		pthread_mutex_unlock(&c->folder_lock);
 		node_fold_all(c);
+		trash_empty(c);
 		pthread_mutex_lock(&c->folder_lock);
 	}
 	pthread_mutex_unlock(&c->folder_lock);
@@ -341,7 +342,7 @@ int cache_open(struct cache **out, const struct cache_config *cfg,
 
 	if (!c)
 		return -ENOMEM;
-	c->dirfd = c->datafd = c->lockfd = -1;
+	c->dirfd = c->datafd = c->lockfd = c->trashfd = -1;
 	c->rdonly = !!(flags & CACHE_OPEN_RDONLY);
 	c->size_limit = cfg->size_limit;
 	pthread_mutex_init(&c->nodes_lock, NULL);
@@ -352,6 +353,10 @@ int cache_open(struct cache **out, const struct cache_config *cfg,
 				MDB_NOMETASYNC);
 	if (rc == 0)
 		rc = read_super(c);
+	if (rc == 0 && !c->rdonly)
+		rc = trash_open(c);
+	if (rc == 0 && !c->rdonly)
+		rc = trash_recover(c);
 	if (rc == 0 && !c->rdonly)
 		rc = meta_free_orphans(c);
 	if (rc == 0)
@@ -391,10 +396,15 @@ int cache_close(struct cache *c)
 		rc2 = cache_sync(c);
 		if (rc == 0)
 			rc = rc2;
+		rc2 = trash_empty(c);
+		if (rc == 0)
+			rc = rc2;
 	}
 	node_table_free(c);
 	if (c->env)
 		mdb_env_close(c->env);
+	if (c->trashfd >= 0)
+		close(c->trashfd);
 	if (c->datafd >= 0)
 		close(c->datafd);
 	if (c->lockfd >= 0)

@@ -82,6 +82,7 @@ struct cache {
 	char *dir;
 	int dirfd;		/* cache_dir */
 	int datafd;		/* cache_dir/data */
+	int trashfd;		/* cache_dir/data/trash (read-write opens) */
 	int lockfd;
 	int rdonly;
 	uint64_t size_limit;
@@ -185,6 +186,17 @@ void data_name(uint64_t ino, char *buf, size_t size);
 
 /* Add delta to c->used, never below zero. */
 void used_adjust(struct cache *c, int64_t delta);
+
+/* --- cache_trash.c: data files waiting for a durable unlink ------ */
+
+int trash_open(struct cache *c);
+/* Move ino's data file to the trash (instead of deleting it). */
+void trash_put(struct cache *c, uint64_t ino);
+/* Sync LMDB, then delete what was in the trash. */
+int trash_empty(struct cache *c);
+/* At open: restore the data of trashed inodes that are still alive
+ * (their unlink was rolled back by a power loss), delete the rest. */
+int trash_recover(struct cache *c);
 
 /* Record a failure that leaves local state uncertain (EIO from fsync). */
 int cache_latch(struct cache *c, int code);

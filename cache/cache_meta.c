@@ -294,17 +294,13 @@ static int is_orphan(struct cache *c, uint64_t ino)
 void meta_maybe_free(struct cache *c, uint64_t ino)
 {
 	struct free_arg fa = { ino, 0 };
-	char name[32];
 	int rc;
 
 	if (c->rdonly || node_in_use(c, ino) || !is_orphan(c, ino))
 		return;
 	/* Data first: a crash after this leaves an orphan whose data file
-	 * is already gone, which the next open finishes freeing. */
-	data_name(ino, name, sizeof(name));
-	if (unlinkat(c->datafd, name, 0) && errno != ENOENT)
-		PHI_LOG(PHI_LOG_WARNING, "cannot remove data of inode %llu: %s",
-			(unsigned long long)ino, strerror(errno));
+	 * is already in the trash, which the next open finishes freeing. */
+	trash_put(c, ino);
 	rc = meta_write(c, free_inode_txn, &fa);
 	if (rc == 0)
 		used_adjust(c, -(int64_t)fa.freed);

@@ -17,6 +17,8 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
+#include <stdio.h>
 #include <linux/falloc.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -1931,6 +1933,44 @@ TEST(persistence_across_reopen)
 	ASSERT_OK(cache_close(c));
 }
 
+/*
+ * A power loss can roll an unlink back after its data file was moved to
+ * data/trash (the layout cache.h documents).  Simulate that state: the
+ * inode alive in LMDB, its data in the trash.  Open must put it back;
+ * data of inodes that are really gone must be deleted.
+ */
+TEST(trash_recovered_at_open)
+{
+	struct cache_config cfg = format_limit(20 * GiB);
+	struct cache *c = open_rw(&cfg);
+	struct cache_file *f;
+	char from[PATH_MAX], to[PATH_MAX], buf[16];
+	uint64_t ino;
+
+	ino = mkfile(c, CACHE_ROOT_INO, "letter.txt");
+	f = fopen_(c, ino, 0);
+	wr(c, f, 0, "kept content", 12);
+	ASSERT_OK(cache_fsync(c, f, 0));
+	cache_file_release(c, f);
+	ASSERT_OK(cache_close(c));
+	snprintf(from, sizeof(from), "%s/data/%02x/%llu", cfg.dir,
+		 (unsigned)(ino & 0xff), (unsigned long long)ino);
+	snprintf(to, sizeof(to), "%s/data/trash/%llu", cfg.dir,
+		 (unsigned long long)ino);
+	ASSERT_OK(rename(from, to));
+	snprintf(from, sizeof(from), "%s/data/trash/999999", cfg.dir);
+	close(open(from, O_CREAT | O_WRONLY, 0600));	/* no such inode */
+
+	c = open_rw(&cfg);
+	ASSERT_EQ(access(to, F_OK), -1);
+	ASSERT_EQ(access(from, F_OK), -1);
+	f = fopen_(c, ino, 0);
+	ASSERT_EQ(rd(c, f, 0, buf, sizeof(buf)), 12);
+	ASSERT_TRUE(memcmp(buf, "kept content", 12) == 0);
+	cache_file_release(c, f);
+	ASSERT_OK(cache_close(c));
+}
+
 TEST(statfs_counts)
 {
 	struct cache_config cfg = format_limit(64 * MiB);
@@ -2005,5 +2045,6 @@ TEST_MAIN(
 	TEST_ENTRY(setattr_times),
 	TEST_ENTRY(write_updates_mtime_and_ctime),
 	TEST_ENTRY(persistence_across_reopen),
+	TEST_ENTRY(trash_recovered_at_open),
 	TEST_ENTRY(statfs_counts),
 )
