@@ -211,13 +211,14 @@ enum cache_xattr_flags {
 	CACHE_XATTR_REPLACE = 1 << 1,	/* XATTR_REPLACE: ENODATA if absent */
 };
 
-/* Other namespaces than user.* get -EOPNOTSUPP (they are not stored);
- * values over CACHE_XATTR_SIZE_MAX get -E2BIG. */
+/* Names outside user.* get -EOPNOTSUPP from every xattr call (they are
+ * not stored); values over CACHE_XATTR_SIZE_MAX get -E2BIG. */
 int cache_setxattr(struct cache *c, uint64_t ino, const char *name,
 		   const void *value, size_t size, unsigned flags);
 
 /* With size 0, return the value's length; -ERANGE if size is too small,
- * -ENODATA if absent.  Otherwise copy and return the length. */
+ * -ENODATA if absent (-EOPNOTSUPP outside user.*).  Otherwise copy and
+ * return the length. */
 int cache_getxattr(struct cache *c, uint64_t ino, const char *name,
 		   void *value, size_t size);
 

@@ -1,9 +1,11 @@
 /*
  * cache_xattr.c - user.* extended attributes, one LMDB entry per name.
  *
- * Only the user.* namespace is stored.  Reads of any other name answer
- * ENODATA without a transaction: the kernel asks for security.capability
- * before every write, and that question must be cheap.
+ * Only the user.* namespace is stored.  Any other name is answered
+ * EOPNOTSUPP without a transaction: the kernel asks for
+ * security.capability before every write, so that answer must be cheap,
+ * and `ls -l` asks for ACLs and SELinux labels of every file unless it has
+ * been told once that this filesystem supports neither.
  */
 #include "cache_int.h"
 
@@ -95,7 +97,7 @@ int cache_removexattr(struct cache *c, uint64_t ino, const char *name)
 	struct set_arg a = { ino, name, NULL, 0, 0, 1 };
 
 	if (!user_name(name))
-		return -ENODATA;
+		return -EOPNOTSUPP;
 	return meta_write(c, set_txn, &a);
 }
 
@@ -108,7 +110,7 @@ int cache_getxattr(struct cache *c, uint64_t ino, const char *name,
 	int rc;
 
 	if (!user_name(name))
-		return -ENODATA;
+		return -EOPNOTSUPP;
 	rc = xattr_key(&k, ino, name);
 	if (rc)
 		return -ENODATA;
