@@ -5,8 +5,10 @@
 #
 # Installs missing Debian packages, configures build/ (wiping a broken one),
 # builds, runs `meson test` one test at a time (integration tests mount),
-# and ends with the line "N passed, N failed" (", N skipped" when some
-# were) counted from meson's JUnit log.  Exits non-zero if the build or any
+# then builds build-asan/ with AddressSanitizer and UBSan and runs every
+# test again (PHIFS_NO_SANITIZE=1 skips that), and ends with the line
+# "N passed, N failed" (", N skipped" when some were) counted from both
+# runs' JUnit logs.  Exits non-zero if the build or any
 # test failed, or if no test ran.  phifs mounts that crashed tests left
 # under /tmp are cleared before and after the run.
 set -eu
@@ -36,47 +38,67 @@ clear_stale_mounts() {
 	[ "$n" -eq 0 ] || echo "test.sh: warning: cleared $n stale mount(s)" >&2
 }
 
-# Configure build/ unless it already is a working meson build directory.
-configure() {
-	if [ ! -e build ]; then
-		meson setup build
-	elif [ ! -f build/build.ninja ] || ! meson configure build >/dev/null 2>&1; then
-		echo "test.sh: build/ is not a usable meson build directory; wiping it" >&2
-		if ! meson setup --wipe build; then
-			rm -rf build
-			meson setup build
+# Configure DIR (with meson OPTIONS) unless it already is a working meson
+# build directory.
+configure() {	# DIR [OPTIONS...]
+	local dir=$1
+	shift
+	if [ ! -e "$dir" ]; then
+		meson setup "$dir" "$@"
+	elif [ ! -f "$dir/build.ninja" ] || ! meson configure "$dir" >/dev/null 2>&1; then
+		echo "test.sh: $dir/ is not a usable meson build directory; wiping it" >&2
+		if ! meson setup --wipe "$dir" "$@"; then
+			rm -rf "$dir"
+			meson setup "$dir" "$@"
 		fi
 	fi
 }
 
+# Build DIR and run its tests; only this run's logs may be counted.
+run_suite() {	# DIR [MESON-TEST-ARGS...]
+	local dir=$1
+	shift
+	ninja -C "$dir" || return
+	mkdir -p "$dir/meson-logs"
+	rm -f "$dir"/meson-logs/*.junit.xml "$dir"/meson-logs/testlog*.json
+	meson test -C "$dir" --print-errorlogs --num-processes 1 "$@"
+}
+
 clear_stale_mounts before
-configure
-ninja -C build
-
-logs=build/meson-logs
-mkdir -p "$logs"
-# Only this run's logs may be counted.
-rm -f "$logs"/*.junit.xml "$logs"/testlog*.json
-
 rc=0
-meson test -C build --print-errorlogs --num-processes 1 "$@" || rc=$?
-
+configure build
+run_suite build "$@" || rc=$?
 clear_stale_mounts after
+logdirs=(build/meson-logs)
+
+# The same tests once more, built with AddressSanitizer and UBSan: the
+# daemon too runs instrumented under the integration tests.
+# PHIFS_NO_SANITIZE=1 skips this for a quicker local run.
+if [ -z "${PHIFS_NO_SANITIZE:-}" ]; then
+	echo "test.sh: again under AddressSanitizer and UBSan (build-asan/)"
+	configure build-asan -Db_sanitize=address,undefined -Dbuildtype=debug
+	run_suite build-asan "$@" || rc=$?
+	clear_stale_mounts "after the sanitizer run"
+	logdirs+=(build-asan/meson-logs)
+fi
 
 # Count test cases.  TAP subtests are testcases of their own in the JUnit
 # log.  A test meson judged bad without a failing testcase there (a TAP
 # program that crashed after its last "ok", a plain test that timed out) is
 # counted as a failure from meson's JSON log.
 count=0
-/usr/bin/python3 - "$logs" <<'EOF' || count=$?
+/usr/bin/python3 - "${logdirs[@]}" <<'EOF' || count=$?
 import glob, json, os, sys
 import xml.etree.ElementTree as ET
 
-logs = sys.argv[1]
+logdirs = sys.argv[1:]
 passed = failed = skipped = 0
 failures = []   # (classname, name) of failed testcases
 passes = []     # (classname, name) of passed ones
-for path in sorted(glob.glob(os.path.join(logs, "*.junit.xml"))):
+def logs_of(pattern):
+    return [p for d in logdirs for p in sorted(glob.glob(os.path.join(d, pattern)))]
+
+for path in logs_of("*.junit.xml"):
     try:
         cases = list(ET.parse(path).getroot().iter("testcase"))
     except (OSError, ET.ParseError) as e:
@@ -101,7 +123,7 @@ def covered(test):
 
 bad = {"FAIL", "ERROR", "TIMEOUT", "INTERRUPT", "UNEXPECTEDPASS"}
 extra = []
-for path in sorted(glob.glob(os.path.join(logs, "testlog*.json"))):
+for path in logs_of("testlog*.json"):
     with open(path, encoding="utf-8", errors="replace") as f:
         for line in f:
             try:
