@@ -106,6 +106,23 @@ struct cache {
 
 #define FOLD_INTERVAL_MS 2000
 
+/* Keys begin with an inode number, big-endian, so cursors walk in order. */
+static inline void key_put_u64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static inline uint64_t key_get_u64(const void *p)
+{
+	const uint8_t *b = p;
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | b[i];
+	return v;
+}
+
 /* --- cache_meta.c: records and transactions -------------------------- */
 
 typedef int meta_fn(struct cache *c, MDB_txn *txn, void *arg);

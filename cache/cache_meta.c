@@ -112,12 +112,6 @@ int meta_open_dbs(struct cache *c, MDB_txn *txn, unsigned flags)
 	return 0;
 }
 
-static void be64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
 int inode_get(struct cache *c, MDB_txn *txn, uint64_t ino,
 	      struct inode_rec *rec, const char **target, size_t *tlen)
 {
@@ -125,7 +119,7 @@ int inode_get(struct cache *c, MDB_txn *txn, uint64_t ino,
 	MDB_val key = { sizeof(k), k }, val;
 	int rc;
 
-	be64(k, ino);
+	key_put_u64(k, ino);
 	rc = mdb_get(txn, c->db_inodes, &key, &val);
 	if (rc)
 		return meta_err(rc);
@@ -146,7 +140,7 @@ int inode_put(struct cache *c, MDB_txn *txn, uint64_t ino,
 	MDB_val key = { sizeof(k), k }, val = { sizeof(*rec) + tlen, NULL };
 	int rc;
 
-	be64(k, ino);
+	key_put_u64(k, ino);
 	rc = mdb_put(txn, c->db_inodes, &key, &val, MDB_RESERVE);
 	if (rc)
 		return meta_err(rc);
@@ -224,7 +218,7 @@ static int del_prefixed(MDB_txn *txn, MDB_dbi dbi, uint64_t ino)
 	MDB_cursor *cur;
 	int rc;
 
-	be64(k, ino);
+	key_put_u64(k, ino);
 	rc = mdb_cursor_open(txn, dbi, &cur);
 	if (rc)
 		return meta_err(rc);
@@ -264,13 +258,13 @@ static int free_inode_txn(struct cache *c, MDB_txn *txn, void *arg)
 	rc = del_prefixed(txn, c->db_xattrs, ino);
 	if (rc)
 		return rc;
-	be64(k, ino);
+	key_put_u64(k, ino);
 	rc = mdb_del(txn, c->db_inodes, &key, NULL);
 	if (rc)
 		return meta_err(rc);
 	fa->freed = rec.blocks * 512;
 drop_orphan:
-	be64(k, ino);
+	key_put_u64(k, ino);
 	rc = mdb_del(txn, c->db_orphans, &key, NULL);
 	return rc == MDB_NOTFOUND ? 0 : meta_err(rc);
 }
@@ -285,7 +279,7 @@ static int is_orphan(struct cache *c, uint64_t ino)
 	txn = meta_read_begin(c, &rc);
 	if (!txn)
 		return 0;
-	be64(k, ino);
+	key_put_u64(k, ino);
 	found = mdb_get(txn, c->db_orphans, &key, &val) == 0;
 	meta_read_end(txn);
 	return found;
@@ -332,12 +326,7 @@ int meta_free_orphans(struct cache *c)
 		for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
 		     rc == 0 && n < 256;
 		     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-			const uint8_t *p = key.mv_data;
-			uint64_t ino = 0;
-
-			for (int i = 0; i < 8; i++)
-				ino = ino << 8 | p[i];
-			inos[n++] = ino;
+			inos[n++] = key_get_u64(key.mv_data);
 		}
 		mdb_cursor_close(cur);
 		meta_read_end(txn);

@@ -23,22 +23,6 @@ struct dkey {
 	MDB_val val;
 };
 
-static void be64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
-static uint64_t get_be64(const void *p)
-{
-	const uint8_t *b = p;
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | b[i];
-	return v;
-}
-
 static int name_check(const char *name)
 {
 	size_t n = strlen(name);
@@ -54,7 +38,7 @@ static MDB_val *name_key(struct dkey *k, uint64_t parent, const char *name)
 {
 	size_t n = strlen(name);
 
-	be64(k->b, parent);
+	key_put_u64(k->b, parent);
 	memcpy(k->b + 8, name, n);
 	k->val.mv_size = 8 + n;
 	k->val.mv_data = k->b;
@@ -63,8 +47,8 @@ static MDB_val *name_key(struct dkey *k, uint64_t parent, const char *name)
 
 static MDB_val *cookie_key(struct dkey *k, uint64_t parent, uint64_t cookie)
 {
-	be64(k->b, parent);
-	be64(k->b + 8, cookie);
+	key_put_u64(k->b, parent);
+	key_put_u64(k->b + 8, cookie);
 	k->val.mv_size = 16;
 	k->val.mv_data = k->b;
 	return &k->val;
@@ -136,12 +120,12 @@ static int dir_is_empty(struct cache *c, MDB_txn *txn, uint64_t ino)
 	rc = mdb_cursor_open(txn, c->db_dirents, &cur);
 	if (rc)
 		return meta_err(rc);
-	be64(k.b, ino);
+	key_put_u64(k.b, ino);
 	key.mv_size = 8;
 	key.mv_data = k.b;
 	rc = mdb_cursor_get(cur, &key, &v, MDB_SET_RANGE);
 	empty = rc == MDB_NOTFOUND ||
-		(rc == 0 && (key.mv_size < 8 || get_be64(key.mv_data) != ino));
+		(rc == 0 && (key.mv_size < 8 || key_get_u64(key.mv_data) != ino));
 	mdb_cursor_close(cur);
 	if (rc && rc != MDB_NOTFOUND)
 		return meta_err(rc);
@@ -173,7 +157,7 @@ static int orphan_add(struct cache *c, MDB_txn *txn, uint64_t ino)
 	uint8_t k[8];
 	MDB_val key = { sizeof(k), k }, val = { 0, NULL };
 
-	be64(k, ino);
+	key_put_u64(k, ino);
 	return meta_err(mdb_put(txn, c->db_orphans, &key, &val, 0));
 }
 
@@ -183,7 +167,7 @@ static int orphan_del(struct cache *c, MDB_txn *txn, uint64_t ino)
 	MDB_val key = { sizeof(k), k };
 	int rc;
 
-	be64(k, ino);
+	key_put_u64(k, ino);
 	rc = mdb_del(txn, c->db_orphans, &key, NULL);
 	return rc == MDB_NOTFOUND ? 0 : meta_err(rc);
 }
@@ -822,7 +806,7 @@ static int emit_entries(struct cache *c, MDB_txn *txn, uint64_t dir,
 		struct stat st;
 		size_t n;
 
-		if (key.mv_size != 16 || get_be64(key.mv_data) != dir)
+		if (key.mv_size != 16 || key_get_u64(key.mv_data) != dir)
 			break;
 		if (v.mv_size < sizeof(d) || v.mv_size > sizeof(d) + CACHE_NAME_MAX) {
 			rc = PHI_ECORRUPT;

@@ -30,8 +30,7 @@ static int xattr_key(struct xkey *k, uint64_t ino, const char *name)
 
 	if (n > XATTR_NAME_MAX_LEN)
 		return -ERANGE;
-	for (int i = 7; i >= 0; i--, ino >>= 8)
-		k->b[i] = (uint8_t)ino;
+	key_put_u64(k->b, ino);
 	memcpy(k->b + 8, name, n);
 	k->val.mv_size = 8 + n;
 	k->val.mv_data = k->b;

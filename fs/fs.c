@@ -32,7 +32,6 @@
 struct fs {
 	struct fuse_session *se;
 	struct cache *c;
-	int mounted;
 };
 
 int fs_errno(int code)
@@ -626,7 +625,6 @@ int fs_mount(struct fs **out, struct cache *c, const char *mountpoint,
 		rc = -EIO;
 		goto fail;
 	}
-	fs->mounted = 1;
 	fuse_opt_free_args(&args);
 	*out = fs;
 	return 0;
@@ -656,8 +654,7 @@ int fs_run(struct fs *fs)
 
 void fs_unmount(struct fs *fs)
 {
-	if (fs->mounted)
-		fuse_session_unmount(fs->se);
+	fuse_session_unmount(fs->se);
 	fuse_remove_signal_handlers(fs->se);
 	fuse_session_destroy(fs->se);
 	free(fs);
