@@ -346,6 +346,7 @@ int cache_open(struct cache **out, const struct cache_config *cfg,
 	c->rdonly = !!(flags & CACHE_OPEN_RDONLY);
 	c->size_limit = cfg->size_limit;
 	pthread_mutex_init(&c->nodes_lock, NULL);
+	pthread_mutex_init(&c->files_lock, NULL);
 	c->dir = strdup(cfg->dir);
 	rc = c->dir ? open_files(c, cfg, flags) : -ENOMEM;
 	if (rc == 0)
@@ -388,6 +389,11 @@ int cache_close(struct cache *c)
 {
 	int rc = 0, rc2;
 
+	/* Handles the kernel never released (the session ended on a
+	 * signal with files open) are dropped here, so that their pending
+	 * sizes are folded below and no memory is left behind. */
+	while (c->files)
+		cache_file_release(c, c->files);
 	folder_stop(c);
 	if (c->env && !c->rdonly) {
 		rc = node_fold_all(c);
@@ -412,6 +418,7 @@ int cache_close(struct cache *c)
 	if (c->dirfd >= 0)
 		close(c->dirfd);
 	pthread_mutex_destroy(&c->nodes_lock);
+	pthread_mutex_destroy(&c->files_lock);
 	free(c->dir);
 	free(c);
 	return rc;

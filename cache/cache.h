@@ -85,7 +85,8 @@ int cache_open(struct cache **out, const struct cache_config *cfg,
 
 /*
  * Fold every pending write record, sync data and metadata, release the
- * lock and free the handle.  Every cache_file must have been released.
+ * lock and free the handle.  cache_files still open (the kernel never
+ * sent their RELEASE) are released first.
  * Returns the first error met while flushing (the handle is freed anyway).
  */
 int cache_close(struct cache *c);

@@ -93,6 +93,13 @@ int cache_file_open(struct cache *c, uint64_t ino, int trunc,
 		return rc;
 	}
 	f->node = n;
+	f->prev = NULL;
+	pthread_mutex_lock(&c->files_lock);
+	f->next = c->files;
+	if (f->next)
+		f->next->prev = f;
+	c->files = f;
+	pthread_mutex_unlock(&c->files_lock);
 	*out = f;
 	return 0;
 }
@@ -108,6 +115,14 @@ int cache_file_flush(struct cache *c, struct cache_file *f)
 
 void cache_file_release(struct cache *c, struct cache_file *f)
 {
+	pthread_mutex_lock(&c->files_lock);
+	if (f->prev)
+		f->prev->next = f->next;
+	else
+		c->files = f->next;
+	if (f->next)
+		f->next->prev = f->prev;
+	pthread_mutex_unlock(&c->files_lock);
 	node_release(c, f->node);
 	free(f);
 }

@@ -76,6 +76,7 @@ struct cnode {
 
 struct cache_file {
 	struct cnode *node;
+	struct cache_file *prev, *next;	/* c->files, by files_lock */
 };
 
 struct cache {
@@ -95,6 +96,10 @@ struct cache {
 	atomic_uint_fast64_t used;	/* bytes in the local store */
 	pthread_mutex_t nodes_lock;
 	struct cnode *nodes[NODE_BUCKETS];	/* by nodes_lock */
+	/* open handles: a signal may end the session before the kernel
+	 * sends RELEASE for each, and cache_close() must still drop them */
+	pthread_mutex_t files_lock;
+	struct cache_file *files;
 	/* the folder thread: folds pending write records every
 	 * FOLD_INTERVAL_MS, so a crash loses little even without fsync */
 	pthread_t folder;
