@@ -20,6 +20,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <ini.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -39,9 +40,12 @@ enum key_scope {
 enum key_type {
 	KEY_PATH,		/* absolute path, char *, trailing '/' dropped */
 	KEY_SIZE,		/* phi_parse_size(), uint64_t or uint32_t */
+	KEY_SIZE0,		/* the same, where 0 means "derive it" */
 	KEY_STRING,		/* any non-empty text, char * */
 	KEY_BOOL,		/* int: 0/1, or -1 while unset and no default */
 	KEY_URL,		/* backend_url_parse() accepts it, char * */
+	KEY_DURATION,		/* phi_parse_duration(), unsigned ms */
+	KEY_UINT,		/* a decimal number, unsigned */
 };
 
 struct key_def {
@@ -52,13 +56,18 @@ struct key_def {
 	size_t width;		/* sizeof the field */
 	const char *def;	/* default, written as a user would write it */
 	bool required;		/* only for pointer fields */
-	const char *(*check)(uint64_t v);	/* extra rule for a size */
+	const char *(*check)(uint64_t v);	/* extra rule for a size,
+						   duration (ms) or number */
 	const char *help;
 };
 
 #define MIN_BLOCK_SIZE (UINT64_C(4) << 10)
 #define MAX_BLOCK_SIZE (UINT64_C(16) << 20)
 #define MIN_CACHE_BLOCKS 16
+#define MAX_SEAL_DELAY_MS (UINT64_C(3600) * 1000)
+#define MAX_UPLOADERS 64
+#define MIN_PACK_SIZE (UINT64_C(64) << 10)
+#define MAX_PACK_SIZE (UINT64_C(64) << 20)
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -67,6 +76,27 @@ static const char *check_block_size(uint64_t v)
 {
 	if (v < MIN_BLOCK_SIZE || v > MAX_BLOCK_SIZE || (v & (v - 1)) != 0)
 		return "must be a power of two from 4K to 16M";
+	return NULL;
+}
+
+static const char *check_seal_delay(uint64_t ms)
+{
+	if (ms < 1 || ms > MAX_SEAL_DELAY_MS)
+		return "must be from 1ms to 1h";
+	return NULL;
+}
+
+static const char *check_uploaders(uint64_t v)
+{
+	if (v < 1 || v > MAX_UPLOADERS)
+		return "must be from 1 to " STR(MAX_UPLOADERS);
+	return NULL;
+}
+
+static const char *check_pack_size(uint64_t v)
+{
+	if (v < MIN_PACK_SIZE || v > MAX_PACK_SIZE)
+		return "must be from 64K to 64M";
 	return NULL;
 }
 
@@ -82,6 +112,19 @@ static const struct key_def keys[] = {
 	  NULL, "upper bound for the local store" },
 	{ SCOPE_FS, "block_size", KEY_SIZE, FS(block_size), "1M", false,
 	  check_block_size, "fixed at mkfs; power of two, 4K to 16M" },
+	{ SCOPE_FS, "key_file", KEY_PATH, FS(key_file), NULL, false, NULL,
+	  "unlock with this key file (mkfs makes it); unset = passphrase" },
+	{ SCOPE_FS, "seal_delay", KEY_DURATION, FS(seal_delay_ms), "5s",
+	  false, check_seal_delay, "idle time before a written block is "
+	  "sealed for the regions" },
+	{ SCOPE_FS, "uploaders", KEY_UINT, FS(uploaders), "4", false,
+	  check_uploaders, "uploads at once, 1 to " STR(MAX_UPLOADERS) },
+	{ SCOPE_FS, "pack_size", KEY_SIZE, FS(pack_size), "4M", false,
+	  check_pack_size, "sealed blocks go out in objects this big, "
+	  "64K to 64M" },
+	{ SCOPE_FS, "dirty_limit", KEY_SIZE0, FS(dirty_limit), "0", false,
+	  NULL, "unsealed bytes that start sealing at once; 0 = "
+	  "cache_size/4" },
 	{ SCOPE_REGION, "url", KEY_URL, RG(url), NULL, true, NULL,
 	  "dir:/PATH or s3://BUCKET[/PREFIX]" },
 	{ SCOPE_REGION, "endpoint", KEY_STRING, RG(endpoint), NULL, false,
@@ -208,6 +251,41 @@ int phi_parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+/*
+ * A number with an optional unit: ms, s, m or h (any case); a bare number
+ * is seconds, as in "seal_delay = 5".  Digits only, like sizes.
+ */
+int phi_parse_duration(const char *s, uint64_t *ms)
+{
+	static const struct {
+		const char *unit;
+		uint64_t ms;
+	} units[] = {
+		{ "", 1000 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 },
+		{ "h", 3600000 },
+	};
+	uint64_t v = 0;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		unsigned d = (unsigned)(*s - '0');
+
+		if (v > (UINT64_MAX - d) / 10)
+			return -EINVAL;
+		v = v * 10 + d;
+	}
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcasecmp(s, units[i].unit) != 0)
+			continue;
+		if (v > UINT64_MAX / units[i].ms)
+			return -EINVAL;
+		*ms = v * units[i].ms;
+		return 0;
+	}
+	return -EINVAL;
+}
+
 static int parse_bool(const char *s, int *out)
 {
 	static const char *const words[][2] = {
@@ -263,7 +341,7 @@ static int set_size(struct load_ctx *ctx, const struct key_def *k,
 	if (phi_parse_size(value, &v) < 0)
 		return fail(ctx, ctx->line, k->name, "bad size '%s' (use a "
 			    "number with K, M, G or T)", value);
-	if (v == 0)
+	if (v == 0 && k->type != KEY_SIZE0)
 		return fail(ctx, ctx->line, k->name, "size must not be 0");
 	why = k->check ? k->check(v) : NULL;
 	if (why)
@@ -276,6 +354,41 @@ static int set_size(struct load_ctx *ctx, const struct key_def *k,
 		assert(k->width == sizeof(uint64_t));
 		*(uint64_t *)field = v;
 	}
+	return 0;
+}
+
+static int set_duration(struct load_ctx *ctx, const struct key_def *k,
+			unsigned *field, const char *value)
+{
+	const char *why;
+	uint64_t ms;
+
+	if (phi_parse_duration(value, &ms) < 0)
+		return fail(ctx, ctx->line, k->name, "bad duration '%s' (use "
+			    "a number with ms, s, m or h)", value);
+	why = k->check ? k->check(ms) : NULL;
+	if (why)
+		return fail(ctx, ctx->line, k->name, "%s", why);
+	assert(ms <= UINT_MAX);
+	*field = (unsigned)ms;
+	return 0;
+}
+
+static int set_uint(struct load_ctx *ctx, const struct key_def *k,
+		    unsigned *field, const char *value)
+{
+	const char *why;
+	uint64_t v = 0;
+	const char *s;
+
+	for (s = value; *s >= '0' && *s <= '9' && v <= UINT_MAX; s++)
+		v = v * 10 + (unsigned)(*s - '0');
+	if (s == value || *s != '\0' || v > UINT_MAX)
+		return fail(ctx, ctx->line, k->name, "bad number '%s'", value);
+	why = k->check ? k->check(v) : NULL;
+	if (why)
+		return fail(ctx, ctx->line, k->name, "%s", why);
+	*field = (unsigned)v;
 	return 0;
 }
 
@@ -302,11 +415,18 @@ static int set_key(struct load_ctx *ctx, const struct key_def *k,
 	case KEY_PATH:
 		return set_path(ctx, k, field, value);
 	case KEY_SIZE:
+	case KEY_SIZE0:
 		return set_size(ctx, k, field, value);
 	case KEY_STRING:
 		return set_string(ctx, field, value);
 	case KEY_URL:
 		return set_url(ctx, k, field, value);
+	case KEY_DURATION:
+		assert(k->width == sizeof(unsigned));
+		return set_duration(ctx, k, field, value);
+	case KEY_UINT:
+		assert(k->width == sizeof(unsigned));
+		return set_uint(ctx, k, field, value);
 	case KEY_BOOL:
 		assert(k->width == sizeof(int));
 		if (parse_bool(value, field) < 0)
@@ -625,6 +745,22 @@ static void check_cache_size(struct load_ctx *ctx)
 	     "must be at least %d * block_size (%s)", MIN_CACHE_BLOCKS, text);
 }
 
+/* A dirty limit at or above cache_size could never start sealing before
+ * the store is full; below one block, every write would. */
+static void check_dirty_limit(struct load_ctx *ctx)
+{
+	const struct phi_config *cfg = ctx->cfg;
+	int line = ctx->seen[0][find_key(SCOPE_FS, "dirty_limit")];
+
+	if (cfg->dirty_limit == 0)
+		return;
+	if (cfg->dirty_limit < cfg->block_size)
+		fail(ctx, line, "dirty_limit", "must be 0 (cache_size/4) or "
+		     "at least block_size");
+	else if (cfg->dirty_limit >= cfg->cache_size)
+		fail(ctx, line, "dirty_limit", "must be below cache_size");
+}
+
 /* What only the whole file can tell. */
 static void check_config(struct load_ctx *ctx)
 {
@@ -643,6 +779,7 @@ static void check_config(struct load_ctx *ctx)
 			       cfg->regions[i].line, label);
 	}
 	check_cache_size(ctx);
+	check_dirty_limit(ctx);
 }
 
 int phi_config_load(struct phi_config *cfg, const char *path, char *err,
@@ -671,8 +808,9 @@ int phi_config_load(struct phi_config *cfg, const char *path, char *err,
 static void print_scope(enum key_scope scope)
 {
 	static const char *const type_names[] = {
-		[KEY_PATH] = "PATH", [KEY_SIZE] = "SIZE",
+		[KEY_PATH] = "PATH", [KEY_SIZE] = "SIZE", [KEY_SIZE0] = "SIZE",
 		[KEY_STRING] = "TEXT", [KEY_BOOL] = "BOOL", [KEY_URL] = "URL",
+		[KEY_DURATION] = "TIME", [KEY_UINT] = "N",
 	};
 
 	for (size_t i = 0; i < N_KEYS; i++) {
@@ -695,6 +833,7 @@ void phi_config_print_help(void)
 	       "_ . -\n", PHI_MAX_REGIONS);
 	print_scope(SCOPE_REGION);
 	printf("\nSIZE: a number with an optional K, M, G or T (powers of "
-	       "1024): 4096, 1M, 20G.\nBOOL: true/false, yes/no, on/off or "
-	       "1/0.  PATH: absolute.\n");
+	       "1024): 4096, 1M, 20G.\nTIME: a number with ms, s, m or h; "
+	       "seconds without: 500ms, 5s, 2m.\nBOOL: true/false, yes/no, "
+	       "on/off or 1/0.  PATH: absolute.  N: a whole number.\n");
 }

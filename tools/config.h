@@ -9,6 +9,15 @@
  *   cache_dir  = PATH      required; LMDB and block store live here
  *   cache_size = SIZE      upper bound for the local store (default 20G)
  *   block_size = SIZE      fixed at mkfs (default 1M; 4K..16M, power of two)
+ *   key_file   = PATH      unlock with this key file instead of a
+ *                          passphrase (mkfs creates it if absent)
+ *   seal_delay = TIME      idle time before a block is sealed (default 5s;
+ *                          1ms..1h)
+ *   uploaders  = N         uploads at once (default 4; 1..64)
+ *   pack_size  = SIZE      size of the objects sent (default 4M; 64K..64M)
+ *   dirty_limit = SIZE     unsealed bytes that start sealing at once
+ *                          (default 0 = cache_size/4; else block_size or
+ *                          more, below cache_size)
  *
  *   [region NAME]          one per region; NAME is [A-Za-z0-9_.-]{1,64}
  *   url = dir:PATH | s3://BUCKET[/PREFIX]
@@ -17,6 +26,8 @@
  *
  * SIZE is a decimal number with an optional binary suffix K, M, G, T
  * (optionally followed by "iB" or "B"), e.g. 4096, 512K, 1M, 20G.
+ * TIME is a decimal number with an optional unit ms, s, m or h; without a
+ * unit it is seconds: 500ms, 5s, 5, 2m.
  */
 #ifndef PHI_CONFIG_H
 #define PHI_CONFIG_H
@@ -44,6 +55,11 @@ struct phi_config {
 	char *cache_dir;	/* absolute path */
 	uint64_t cache_size;
 	uint32_t block_size;
+	char *key_file;		/* absolute path, or NULL: passphrase */
+	unsigned seal_delay_ms;
+	unsigned uploaders;
+	uint64_t pack_size;
+	uint64_t dirty_limit;	/* 0 = cache_size / 4 (the cache's default) */
 	int nregions;
 	struct phi_region regions[PHI_MAX_REGIONS];
 };
@@ -62,6 +78,10 @@ void phi_config_release(struct phi_config *cfg);
 
 /* Parse SIZE as described above; 0 on success, -EINVAL otherwise. */
 int phi_parse_size(const char *s, uint64_t *out);
+
+/* Parse TIME as described above into milliseconds; 0 on success,
+ * -EINVAL otherwise (*ms untouched). */
+int phi_parse_duration(const char *s, uint64_t *ms);
 
 /* Print the key table with defaults and help (for `phifs help config`). */
 void phi_config_print_help(void);

@@ -79,9 +79,61 @@ TEST(minimal_file_gets_defaults)
 	ASSERT_STREQ(cfg.cache_dir, "/var/cache/phifs");
 	ASSERT_EQ(cfg.cache_size, 20ULL << 30);
 	ASSERT_EQ(cfg.block_size, 1u << 20);
+	ASSERT_TRUE(cfg.key_file == NULL);
+	ASSERT_EQ(cfg.seal_delay_ms, 5000);
+	ASSERT_EQ(cfg.uploaders, 4);
+	ASSERT_EQ(cfg.pack_size, 4u << 20);
+	ASSERT_EQ(cfg.dirty_limit, 0);
 	ASSERT_EQ(cfg.nregions, 0);
 	phi_config_release(&cfg);
 	assert_released(&cfg);
+}
+
+TEST(sealing_keys_load)
+{
+	struct phi_config cfg;
+
+	load_ok(FS "key_file = /etc/phifs//clinic.key/\n"
+		"seal_delay = 500ms\n"
+		"uploaders = 64\n"
+		"pack_size = 64K\n"
+		"dirty_limit = 1G\n", &cfg);
+	ASSERT_STREQ(cfg.key_file, "/etc/phifs//clinic.key");
+	ASSERT_EQ(cfg.seal_delay_ms, 500);
+	ASSERT_EQ(cfg.uploaders, 64);
+	ASSERT_EQ(cfg.pack_size, 64u << 10);
+	ASSERT_EQ(cfg.dirty_limit, 1ULL << 30);
+	phi_config_release(&cfg);
+	assert_released(&cfg);
+	ASSERT_TRUE(cfg.key_file == NULL);
+	load_ok(FS "uploaders = 1\npack_size = 64MiB\ndirty_limit = 0\n",
+		&cfg);
+	ASSERT_EQ(cfg.uploaders, 1);
+	ASSERT_EQ(cfg.pack_size, 64u << 20);
+	ASSERT_EQ(cfg.dirty_limit, 0);
+	phi_config_release(&cfg);
+}
+
+TEST(seal_delay_spellings)
+{
+	static const struct {
+		const char *text;
+		unsigned ms;
+	} cases[] = {
+		{ "5", 5000 }, { "5s", 5000 }, { "500ms", 500 },
+		{ "2m", 120000 }, { "1h", 3600000 }, { "1ms", 1 },
+		{ "3S", 3000 }, { "250MS", 250 }, { "3600s", 3600000 },
+	};
+	struct phi_config cfg;
+	char text[256];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(text, sizeof(text), FS "seal_delay = %s\n",
+			 cases[i].text);
+		load_ok(text, &cfg);
+		ASSERT_EQ(cfg.seal_delay_ms, cases[i].ms);
+		phi_config_release(&cfg);
+	}
 }
 
 TEST(full_file_loads)
@@ -513,6 +565,73 @@ TEST(line_numbers_count_every_line)
 		     ":8: block_size: " BAD_BLOCK);
 }
 
+TEST(key_file_must_be_absolute)
+{
+	expect_error(FS "key_file = clinic.key\n",
+		     ":3: key_file: must be an absolute path");
+	expect_error(FS "key_file =\n", ":3: key_file: empty value");
+}
+
+TEST(bad_seal_delay)
+{
+	static const char *const bad[] = {
+		"x", "1.5s", "-1s", "5 s", "5sec", "1d", "s", "ms5",
+		"99999999999999999999ms",
+	};
+	char text[256], want[256];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), FS "seal_delay = %s\n", bad[i]);
+		snprintf(want, sizeof(want), ":3: seal_delay: bad duration "
+			 "'%s' (use a number with ms, s, m or h)", bad[i]);
+		expect_error(text, want);
+	}
+	expect_error(FS "seal_delay = 0\n",
+		     ":3: seal_delay: must be from 1ms to 1h");
+	expect_error(FS "seal_delay = 0ms\n",
+		     ":3: seal_delay: must be from 1ms to 1h");
+	expect_error(FS "seal_delay = 61m\n",
+		     ":3: seal_delay: must be from 1ms to 1h");
+	expect_error(FS "seal_delay = 3600001ms\n",
+		     ":3: seal_delay: must be from 1ms to 1h");
+}
+
+TEST(bad_uploaders)
+{
+	expect_error(FS "uploaders = 0\n",
+		     ":3: uploaders: must be from 1 to 64");
+	expect_error(FS "uploaders = 65\n",
+		     ":3: uploaders: must be from 1 to 64");
+	expect_error(FS "uploaders = four\n",
+		     ":3: uploaders: bad number 'four'");
+	expect_error(FS "uploaders = -1\n", ":3: uploaders: bad number '-1'");
+	expect_error(FS "uploaders = 4.0\n",
+		     ":3: uploaders: bad number '4.0'");
+	expect_error(FS "uploaders = 99999999999\n",
+		     ":3: uploaders: bad number '99999999999'");
+}
+
+TEST(bad_pack_size)
+{
+	expect_error(FS "pack_size = 32K\n",
+		     ":3: pack_size: must be from 64K to 64M");
+	expect_error(FS "pack_size = 65M\n",
+		     ":3: pack_size: must be from 64K to 64M");
+	expect_error(FS "pack_size = 0\n", ":3: pack_size: size must not be 0");
+	expect_error(FS "pack_size = big\n",
+		     ":3: pack_size: bad size 'big' " BAD_SIZE);
+}
+
+TEST(bad_dirty_limit)
+{
+	expect_error(FS "dirty_limit = 512K\n", ":3: dirty_limit: must be 0 "
+		     "(cache_size/4) or at least block_size");
+	expect_error(FS "cache_size = 1G\ndirty_limit = 1G\n",
+		     ":4: dirty_limit: must be below cache_size");
+	expect_error(FS "dirty_limit = x\n",
+		     ":3: dirty_limit: bad size 'x' " BAD_SIZE);
+}
+
 TEST(error_is_one_line_and_fits)
 {
 	struct phi_config cfg;
@@ -556,7 +675,8 @@ TEST(help_lists_every_key)
 		"[filesystem]", "[region NAME]", "cache_dir", "cache_size",
 		"20G", "block_size", "1M", "url", "endpoint", "region",
 		"path_style", "allow_http", "credentials_file", "ca_file",
-		"gc_credentials_file", NULL,
+		"gc_credentials_file", "key_file", "seal_delay", "5s",
+		"uploaders", "pack_size", "4M", "dirty_limit", "TIME", NULL,
 	};
 	char out[8192];
 
@@ -624,8 +744,43 @@ TEST(parse_size_rejects)
 		expect_bad_size(bad[i]);
 }
 
+static void expect_duration(const char *s, uint64_t want)
+{
+	uint64_t v = 42;
+
+	if (phi_parse_duration(s, &v) != 0)
+		test_diag("phi_parse_duration(\"%s\") refused", s);
+	ASSERT_OK(phi_parse_duration(s, &v));
+	ASSERT_EQ(v, want);
+}
+
+TEST(parse_duration)
+{
+	static const char *const bad[] = {
+		"", " 1", "1 ", "+1", "-1", "1.5", "1x", "1mss", "h", "1sm",
+		"18446744073709551616", "18446744073709552s",
+	};
+	uint64_t v = 42;
+
+	expect_duration("0", 0);
+	expect_duration("7", 7000);
+	expect_duration("7s", 7000);
+	expect_duration("7ms", 7);
+	expect_duration("7m", 420000);
+	expect_duration("7h", 25200000);
+	expect_duration("18446744073709551615ms", UINT64_MAX);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (phi_parse_duration(bad[i], &v) == 0)
+			test_diag("phi_parse_duration(\"%s\") accepted", bad[i]);
+		ASSERT_ERR(phi_parse_duration(bad[i], &v), -EINVAL);
+		ASSERT_EQ(v, 42);
+	}
+}
+
 TEST_MAIN(
 	TEST_ENTRY(minimal_file_gets_defaults),
+	TEST_ENTRY(sealing_keys_load),
+	TEST_ENTRY(seal_delay_spellings),
 	TEST_ENTRY(full_file_loads),
 	TEST_ENTRY(layout_indent_comments_crlf_bom),
 	TEST_ENTRY(cache_dir_trailing_slashes),
@@ -667,9 +822,15 @@ TEST_MAIN(
 	TEST_ENTRY(empty_value),
 	TEST_ENTRY(line_too_long),
 	TEST_ENTRY(line_numbers_count_every_line),
+	TEST_ENTRY(key_file_must_be_absolute),
+	TEST_ENTRY(bad_seal_delay),
+	TEST_ENTRY(bad_uploaders),
+	TEST_ENTRY(bad_pack_size),
+	TEST_ENTRY(bad_dirty_limit),
 	TEST_ENTRY(error_is_one_line_and_fits),
 	TEST_ENTRY(help_lists_every_key),
 	TEST_ENTRY(parse_size_plain),
 	TEST_ENTRY(parse_size_suffixes),
 	TEST_ENTRY(parse_size_rejects),
+	TEST_ENTRY(parse_duration),
 )
