@@ -367,6 +367,36 @@ struct backend_fault {
  */
 int backend_fault_open(struct backend **out, struct backend *inner);
 
+/*
+ * A fault backend whose settings live in the file at path (a test hook:
+ * tools/ opens every region this way when PHIFS_FAULT_DIR is set, with
+ * path $PHIFS_FAULT_DIR/<region name>).  The file is read at open and
+ * again whenever it changes (checked with one stat() at every call), and
+ * each new reading restarts the fail_nth count.  A missing file means no
+ * faults; so does one that cannot be read or parsed (logged as an error).
+ * Write it whole and rename it into place so that no call reads half of
+ * it.  Its format is backend_fault_parse()'s.  path is copied.  Takes
+ * ownership of inner, on failure too.  Returns 0 or -ENOMEM; *out is NULL
+ * on failure.  backend_fault_set() overrides the file until it changes.
+ */
+int backend_fault_open_file(struct backend **out, struct backend *inner,
+			    const char *path);
+
+/*
+ * Parse fault settings written as words separated by blanks or newlines
+ * ('#' comments to the end of the line):
+ *
+ *   fail_all  fail_nth=N  corrupt_get  latency_ms=N
+ *   error=unreachable|auth|nobucket|clockskew|tls|authfail|corrupt|
+ *         eio|enoent|eacces|enospc|etimedout
+ *   put get head list del    the methods the faults apply to (ops_mask);
+ *                            none named = all
+ *
+ * e.g. "fail_all put get" or "latency_ms=200".  Empty text is no faults.
+ * Returns 0, or -EINVAL for an unknown word (*out untouched).
+ */
+int backend_fault_parse(const char *text, struct backend_fault *out);
+
 /* Replace the fault settings (NULL: behave) and restart the fail_nth
  * count.  be must be a fault backend.  Any thread. */
 void backend_fault_set(struct backend *be, const struct backend_fault *f);

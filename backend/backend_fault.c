@@ -7,15 +7,26 @@
  * lock; the sleep and the inner call run unlocked, so one slow call does
  * not serialise the others and a test may change the settings while calls
  * are in flight.
+ *
+ * A fault backend opened on a file (backend_fault_open_file()) stats that
+ * file at every call, under the lock, and re-reads it when its identity,
+ * size or times changed; a stat costs a microsecond against a region
+ * call's milliseconds, and a test that rewrites the file sees the next
+ * call obey it.
  */
 #include "backend_int.h"
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "phi.h"
 
@@ -28,7 +39,13 @@ struct fault_backend {
 	struct backend_fault f;
 	int countdown;			/* matching calls until fail_nth fires */
 	unsigned long calls[OP_COUNT];
+	char *path;			/* settings file, or NULL; set at open */
+	struct stat seen;		/* that file when last read; st_nlink 0
+					   while it was missing */
 };
+
+/* The largest settings file read; the rest is ignored. */
+#define FAULT_FILE_MAX 4096
 
 static const struct backend_ops fault_ops;
 
@@ -55,6 +72,156 @@ static void sleep_ms(unsigned ms)
 		;
 }
 
+static const struct {
+	const char *name;
+	int code;
+} fault_errors[] = {
+	{ "unreachable", PHI_EUNREACHABLE }, { "auth", PHI_EAUTH },
+	{ "nobucket", PHI_ENOBUCKET }, { "clockskew", PHI_ECLOCKSKEW },
+	{ "tls", PHI_ETLS }, { "authfail", PHI_EAUTHFAIL },
+	{ "corrupt", PHI_ECORRUPT }, { "eio", -EIO }, { "enoent", -ENOENT },
+	{ "eacces", -EACCES }, { "enospc", -ENOSPC },
+	{ "etimedout", -ETIMEDOUT },
+};
+
+static const char *const fault_ops_words[OP_COUNT] = {
+	"put", "get", "head", "list", "del",
+};
+
+/* "name=N" with N a decimal number that fits an int; -1 if not. */
+static int word_number(const char *word, const char *name)
+{
+	size_t n = strlen(name);
+	long v = 0;
+	const char *p;
+
+	if (strncmp(word, name, n) != 0 || word[n] != '=')
+		return -1;
+	for (p = word + n + 1; *p >= '0' && *p <= '9' && v < 1000000000L; p++)
+		v = v * 10 + (*p - '0');
+	if (p == word + n + 1 || *p || v >= 1000000000L)
+		return -1;
+	return (int)v;
+}
+
+static int parse_word(const char *w, struct backend_fault *f)
+{
+	int v;
+
+	if (strcmp(w, "fail_all") == 0) {
+		f->fail_all = 1;
+		return 0;
+	}
+	if (strcmp(w, "corrupt_get") == 0) {
+		f->corrupt_get = 1;
+		return 0;
+	}
+	for (int i = 0; i < OP_COUNT; i++) {
+		if (strcmp(w, fault_ops_words[i]) == 0) {
+			f->ops_mask |= 1 << i;
+			return 0;
+		}
+	}
+	if ((v = word_number(w, "fail_nth")) > 0) {
+		f->fail_nth = v;
+		return 0;
+	}
+	if ((v = word_number(w, "latency_ms")) >= 0) {
+		f->latency_ms = (unsigned)v;
+		return 0;
+	}
+	if (strncmp(w, "error=", 6) == 0) {
+		for (size_t i = 0; i < sizeof(fault_errors) /
+		     sizeof(fault_errors[0]); i++) {
+			if (strcmp(w + 6, fault_errors[i].name) == 0) {
+				f->error = fault_errors[i].code;
+				return 0;
+			}
+		}
+	}
+	return -EINVAL;
+}
+
+int backend_fault_parse(const char *text, struct backend_fault *out)
+{
+	struct backend_fault f = { 0 };
+	char word[64];
+
+	while (*text) {
+		size_t n;
+
+		text += strspn(text, " \t\r\n");
+		if (*text == '#') {
+			text += strcspn(text, "\n");
+			continue;
+		}
+		n = strcspn(text, " \t\r\n#");
+		if (n == 0)
+			continue;
+		if (n >= sizeof(word))
+			return -EINVAL;
+		memcpy(word, text, n);
+		word[n] = '\0';
+		text += n;
+		if (parse_word(word, &f) < 0)
+			return -EINVAL;
+	}
+	*out = f;
+	return 0;
+}
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_nlink == b->st_nlink && a->st_dev == b->st_dev &&
+	       a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+	       a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+	       a->st_ctim.tv_sec == b->st_ctim.tv_sec &&
+	       a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/* The settings the file holds: none if it is missing, unreadable or not
+ * understood (the last two are logged, once per change). */
+static void read_settings(const char *path, struct backend_fault *f)
+{
+	char text[FAULT_FILE_MAX + 1];
+	ssize_t n = -1;
+	int fd;
+
+	memset(f, 0, sizeof(*f));
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT)
+		return;
+	if (fd >= 0) {
+		n = read(fd, text, FAULT_FILE_MAX);
+		close(fd);
+	}
+	if (n < 0) {
+		PHI_LOG(PHI_LOG_ERR, "fault file %s: cannot read it", path);
+		return;
+	}
+	text[n] = '\0';
+	if (backend_fault_parse(text, f) < 0)
+		PHI_LOG(PHI_LOG_ERR, "fault file %s: not understood, no "
+			"faults", path);
+}
+
+/* With fb->lock held: re-read the settings file if it changed. */
+static void reload_locked(struct fault_backend *fb)
+{
+	struct stat st;
+
+	if (!fb->path)
+		return;
+	if (stat(fb->path, &st) < 0)
+		memset(&st, 0, sizeof(st));	/* st_nlink 0: missing */
+	if (same_file(&st, &fb->seen))
+		return;
+	fb->seen = st;
+	read_settings(fb->path, &fb->f);
+	fb->countdown = fb->f.fail_nth;
+}
+
 /* Count a call of op and decide it: 0 to go ahead, or the error to fail
  * with.  *corrupt says whether a get's result is to be damaged. */
 static int fault_enter(struct fault_backend *fb, enum backend_op op,
@@ -64,6 +231,7 @@ static int fault_enter(struct fault_backend *fb, enum backend_op op,
 	int rc = 0;
 
 	pthread_mutex_lock(&fb->lock);
+	reload_locked(fb);
 	fb->calls[op_index(op)]++;
 	if (!fb->f.ops_mask || (fb->f.ops_mask & (int)op)) {
 		int err = fb->f.error ? fb->f.error : PHI_EUNREACHABLE;
@@ -140,6 +308,7 @@ static void fault_close(struct backend *be)
 
 	backend_close(fb->inner);
 	pthread_mutex_destroy(&fb->lock);
+	free(fb->path);
 	free(fb);
 }
 
@@ -170,6 +339,33 @@ int backend_fault_open(struct backend **out, struct backend *inner)
 	fb->base.ops = &fault_ops;
 	fb->inner = inner;
 	*out = &fb->base;
+	return 0;
+}
+
+int backend_fault_open_file(struct backend **out, struct backend *inner,
+			    const char *path)
+{
+	struct fault_backend *fb;
+	char *copy = strdup(path);
+	int rc;
+
+	*out = NULL;
+	if (!copy) {
+		backend_close(inner);
+		return -ENOMEM;
+	}
+	rc = backend_fault_open(out, inner);
+	if (rc < 0) {
+		free(copy);
+		return rc;
+	}
+	fb = fault_of(*out);
+	fb->path = copy;
+	pthread_mutex_lock(&fb->lock);
+	fb->seen.st_nlink = 1;		/* differs from any missing file */
+	fb->seen.st_ino = (ino_t)-1;
+	reload_locked(fb);
+	pthread_mutex_unlock(&fb->lock);
 	return 0;
 }
 

@@ -1136,6 +1136,126 @@ TEST(fault_counters)
 	backend_close(be);
 }
 
+TEST(fault_parse_words)
+{
+	struct backend_fault f;
+
+	memset(&f, 0x5a, sizeof(f));
+	ASSERT_OK(backend_fault_parse("", &f));
+	ASSERT_EQ(f.fail_all, 0);
+	ASSERT_EQ(f.ops_mask, 0);
+	ASSERT_EQ(f.error, 0);
+	ASSERT_OK(backend_fault_parse("fail_all put get\n", &f));
+	ASSERT_EQ(f.fail_all, 1);
+	ASSERT_EQ(f.ops_mask, BACKEND_OP_PUT | BACKEND_OP_GET);
+	ASSERT_EQ(f.fail_nth, 0);
+	ASSERT_OK(backend_fault_parse("# a comment\n  corrupt_get\t"
+				      "latency_ms=200 head#more\n", &f));
+	ASSERT_EQ(f.corrupt_get, 1);
+	ASSERT_EQ(f.latency_ms, 200);
+	ASSERT_EQ(f.ops_mask, BACKEND_OP_HEAD);
+	ASSERT_EQ(f.fail_all, 0);
+	ASSERT_OK(backend_fault_parse("fail_nth=3 error=eio list del", &f));
+	ASSERT_EQ(f.fail_nth, 3);
+	ASSERT_EQ(f.error, -EIO);
+	ASSERT_EQ(f.ops_mask, BACKEND_OP_LIST | BACKEND_OP_DEL);
+	ASSERT_OK(backend_fault_parse("error=unreachable", &f));
+	ASSERT_EQ(f.error, PHI_EUNREACHABLE);
+	ASSERT_OK(backend_fault_parse("error=auth", &f));
+	ASSERT_EQ(f.error, PHI_EAUTH);
+	ASSERT_OK(backend_fault_parse("error=nobucket", &f));
+	ASSERT_EQ(f.error, PHI_ENOBUCKET);
+}
+
+TEST(fault_parse_refuses)
+{
+	static const char *const bad[] = {
+		"fail", "fail_all=1", "fail_nth", "fail_nth=0", "fail_nth=x",
+		"fail_nth=-1", "latency_ms=", "latency_ms=1.5", "error=",
+		"error=nope", "PUT", "fail_all, put",
+		"latency_ms=99999999999",
+	};
+	struct backend_fault f = { .latency_ms = 7 };
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (backend_fault_parse(bad[i], &f) == 0)
+			test_diag("accepted '%s'", bad[i]);
+		ASSERT_ERR(backend_fault_parse(bad[i], &f), -EINVAL);
+		ASSERT_EQ(f.latency_ms, 7);	/* untouched */
+	}
+}
+
+/* Replace the settings file whole, as the contract asks. */
+static void write_settings(const char *path, const char *text)
+{
+	char tmp[4200];
+	int fd;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ASSERT_TRUE(fd >= 0);
+	ASSERT_EQ(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	ASSERT_OK(close(fd));
+	ASSERT_OK(rename(tmp, path));
+}
+
+TEST(fault_file_reload)
+{
+	const char *root = subdir("objects");
+	char path[4200];
+	struct backend *be = NULL;
+	uint64_t size;
+
+	snprintf(path, sizeof(path), "%s/a", subdir("faults"));
+	ASSERT_OK(backend_fault_open_file(&be, open_dir(root), path));
+	ASSERT_STREQ(backend_name(be), "fault");
+	put_str(be, "k", "v");			/* no file: no faults */
+
+	write_settings(path, "fail_all put get\n");
+	ASSERT_ERR(backend_put(be, "k", "w", 1), PHI_EUNREACHABLE);
+	ASSERT_ERR(backend_put(be, "k", "w", 1), PHI_EUNREACHABLE);
+	ASSERT_OK(backend_head(be, "k", &size));
+	write_settings(path, "fail_all error=eio");
+	ASSERT_ERR(backend_head(be, "k", &size), -EIO);
+	write_settings(path, "fail_nth=2 head");
+	ASSERT_OK(backend_head(be, "k", &size));
+	ASSERT_OK(backend_put(be, "k", "v", 1));	/* not in the mask */
+	ASSERT_ERR(backend_head(be, "k", &size), PHI_EUNREACHABLE);
+	ASSERT_OK(backend_head(be, "k", &size));
+	/* the same text written again is a change: the count restarts */
+	write_settings(path, "fail_nth=2 head");
+	ASSERT_OK(backend_head(be, "k", &size));
+	ASSERT_ERR(backend_head(be, "k", &size), PHI_EUNREACHABLE);
+	write_settings(path, "nonsense words");	/* logged, no faults */
+	ASSERT_OK(backend_head(be, "k", &size));
+	write_settings(path, "fail_all");
+	ASSERT_ERR(backend_head(be, "k", &size), PHI_EUNREACHABLE);
+	ASSERT_OK(unlink(path));		/* gone: no faults */
+	ASSERT_OK(backend_head(be, "k", &size));
+	expect_obj(be, "k", "v");
+	ASSERT_EQ(backend_fault_calls(be, BACKEND_OP_HEAD), 10);
+	backend_close(be);
+}
+
+TEST(fault_file_read_at_open)
+{
+	char path[4200];
+	struct backend *be = NULL;
+	uint64_t size;
+
+	snprintf(path, sizeof(path), "%s/a", subdir("faults"));
+	write_settings(path, "fail_all error=auth");
+	ASSERT_OK(backend_fault_open_file(&be, open_dir(subdir("objects")),
+					  path));
+	ASSERT_ERR(backend_head(be, "k", &size), PHI_EAUTH);
+	/* backend_fault_set() rules until the file changes */
+	backend_fault_set(be, NULL);
+	ASSERT_ERR(backend_head(be, "k", &size), -ENOENT);
+	write_settings(path, "fail_all");
+	ASSERT_ERR(backend_head(be, "k", &size), PHI_EUNREACHABLE);
+	backend_close(be);
+}
+
 TEST_MAIN(
 	TEST_ENTRY(buf_cap_and_growth),
 	TEST_ENTRY(buf_large_appends),
@@ -1168,4 +1288,8 @@ TEST_MAIN(
 	TEST_ENTRY(fault_corrupt_get),
 	TEST_ENTRY(fault_latency),
 	TEST_ENTRY(fault_counters),
+	TEST_ENTRY(fault_parse_words),
+	TEST_ENTRY(fault_parse_refuses),
+	TEST_ENTRY(fault_file_reload),
+	TEST_ENTRY(fault_file_read_at_open),
 )
