@@ -32,7 +32,7 @@ static int env_create(MDB_env **out, const char *dir, unsigned flags)
 	rc = mdb_env_create(&env);
 	if (rc)
 		return meta_err(rc);
-	mdb_env_set_maxdbs(env, 8);
+	mdb_env_set_maxdbs(env, 16);
 	mdb_env_set_maxreaders(env, 512);
 	mdb_env_set_mapsize(env, MAP_SIZE);
 	rc = mdb_env_open(env, path, flags | MDB_NOTLS, 0600);
@@ -71,8 +71,10 @@ static int format_txn(struct cache *c, MDB_txn *txn, void *arg)
 	int rc;
 
 	rc = meta_open_dbs(c, txn, MDB_CREATE);
-	if (rc == 0 && getrandom(c->fsid, sizeof(c->fsid), 0) !=
-	    (ssize_t)sizeof(c->fsid))
+	if (rc == 0 && a->cfg->fsid)
+		memcpy(c->fsid, a->cfg->fsid, sizeof(c->fsid));
+	else if (rc == 0 && getrandom(c->fsid, sizeof(c->fsid), 0) !=
+		 (ssize_t)sizeof(c->fsid))
 		rc = -errno;
 	if (rc == 0)
 		rc = put_super(c, txn, "version", &version, sizeof(version));
@@ -298,6 +300,7 @@ static void *folder_main(void *arg)
 		pthread_mutex_unlock(&c->folder_lock);
 		node_fold_all(c);
 		trash_empty(c);
+		blk_lru_flush(c);
 		pthread_mutex_lock(&c->folder_lock);
 	}
 	pthread_mutex_unlock(&c->folder_lock);
@@ -362,13 +365,16 @@ int cache_open(struct cache **out, const struct cache_config *cfg,
 		rc = meta_free_orphans(c);
 	if (rc == 0)
 		rc = meta_used_bytes(c, &used);
+	if (rc == 0)
+		atomic_store(&c->used, used);
 	if (rc == 0 && !c->rdonly)
 		rc = folder_start(c);
+	if (rc == 0)
+		rc = seal_start(c, cfg);
 	if (rc) {
 		cache_close(c);
 		return rc;
 	}
-	atomic_store(&c->used, used);
 	*out = c;
 	return 0;
 }
@@ -394,6 +400,7 @@ int cache_close(struct cache *c)
 	 * sizes are folded below and no memory is left behind. */
 	while (c->files)
 		cache_file_release(c, c->files);
+	seal_stop(c);
 	folder_stop(c);
 	if (c->env && !c->rdonly) {
 		rc = node_fold_all(c);
@@ -407,6 +414,7 @@ int cache_close(struct cache *c)
 			rc = rc2;
 	}
 	node_table_free(c);
+	seal_free(c);
 	if (c->env)
 		mdb_env_close(c->env);
 	if (c->trashfd >= 0)
@@ -457,12 +465,17 @@ int cache_stats(struct cache *c, struct cache_stats *out)
 	MDB_txn *txn;
 	int rc;
 
+	if (c->seal)
+		upload_record_health(c);	/* status shows it as it is */
 	txn = meta_read_begin(c, &rc);
 	if (!txn)
 		return rc;
 	s.inodes = entries(txn, c->db_inodes);
 	s.orphans = entries(txn, c->db_orphans);
+	rc = seal_stats(c, txn, &s);
 	meta_read_end(txn);
+	if (rc)
+		return rc;
 	if (c->rdonly) {
 		uint64_t used;
 
@@ -471,7 +484,7 @@ int cache_stats(struct cache *c, struct cache_stats *out)
 			return rc;
 		atomic_store(&c->used, used);
 	}
-	s.used_bytes = atomic_load(&c->used);
+	s.used_bytes = atomic_load(&c->used) + atomic_load(&c->packs_used);
 	s.size_limit = c->size_limit;
 	s.block_size = c->block_size;
 	s.format_version = CACHE_FORMAT_VERSION;
@@ -485,7 +498,8 @@ int cache_stats(struct cache *c, struct cache_stats *out)
 int cache_statfs(struct cache *c, struct statvfs *out)
 {
 	struct statvfs disk;
-	uint64_t used = atomic_load(&c->used), bsize = 4096, avail;
+	uint64_t used = atomic_load(&c->used) + atomic_load(&c->packs_used);
+	uint64_t bsize = 4096, avail;
 	struct cache_stats s;
 	int rc;
 

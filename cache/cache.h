@@ -8,6 +8,8 @@
  *   data/XX/INO  the local block store: one sparse file per regular-file
  *                inode, holding its content at its own offsets (holes stay
  *                holes).  Named by inode number only.
+ *   packs/ID     sealed objects (packs of frames) waiting for upload to
+ *                some region; deleted once every region holds them
  *   lock         flock()ed by the one process that has the cache open
  *                read-write
  *
@@ -49,16 +51,42 @@
 
 struct cache;
 struct cache_file;
+struct backend;
+struct crypt_key;
 
 #define CACHE_ROOT_INO 1
 #define CACHE_NAME_MAX 255
 #define CACHE_XATTR_SIZE_MAX 65536
 
-/* Settings from [filesystem]; strings are borrowed during the call only. */
+/*
+ * Settings from [filesystem]; strings are borrowed during the call only.
+ * Zero in an optional field means its default.
+ */
 struct cache_config {
 	const char *dir;	/* cache_dir, must exist and be writable */
 	uint64_t size_limit;	/* cache_size in bytes */
 	uint32_t block_size;	/* fixed at format time */
+	const uint8_t *fsid;	/* cache_format(): the 16-byte filesystem id
+				   of the superblock; NULL = a random one */
+
+	/* Sealing and replication (cache_open() read-write only). */
+	struct backend *regions;	/* a replica set over the regions
+					   (backend_replica_open()), borrowed
+					   until cache_close(); NULL = local
+					   only: nothing is sealed */
+	const char *const *region_names;	/* [i] names region i of the
+						   set ([region NAME]); the
+						   upload queue and status
+						   know regions by name */
+	const struct crypt_key *key;	/* the master key, required with
+					   regions; borrowed likewise */
+	unsigned seal_delay_ms;	/* idle time before a dirty block is
+				   sealed (5000) */
+	unsigned uploaders;	/* uploader threads (4) */
+	uint64_t pack_size;	/* sealed blocks are packed into objects of
+				   about this size (4 MiB) */
+	uint64_t dirty_limit;	/* past this many dirty bytes, sealing starts
+				   at once (size_limit / 4) */
 };
 
 enum cache_open_flags {
@@ -95,6 +123,45 @@ int cache_close(struct cache *c);
  * file content is cache_fsync()'s. */
 int cache_sync(struct cache *c);
 
+/*
+ * Ask for everything written so far to be sealed and queued at once, as
+ * `phifs sync` does.  Async-signal-safe (the mount calls it from its
+ * SIGUSR1 handler): it only bumps a counter the sealer polls.  When the
+ * pass that answers it has finished, cache_stats() shows a sync_mark_ns
+ * later than the moment of the request, and sync_waiting counts the
+ * objects of that pass (and earlier) not yet in every region.
+ */
+void cache_request_sync(struct cache *c);
+
+/*
+ * The same, waited for in this process: seal everything, then wait until
+ * every object sealed so far is in every region.  Returns 0; -ETIMEDOUT
+ * after timeout_ms (0 = wait for ever); PHI_ELATCHED; 0 at once without
+ * regions.
+ */
+int cache_sync_regions(struct cache *c, unsigned timeout_ms);
+
+/*
+ * Evict clean blocks that every region holds, of files not open, least
+ * recently used first, until want bytes are freed (UINT64_MAX: all that
+ * can go).  The cache does this by itself near cache_size; this is for
+ * tests and tools.  Returns the bytes freed.
+ */
+uint64_t cache_evict(struct cache *c, uint64_t want);
+
+/* The time CLOCK_MONOTONIC shows now, in ns (shared by all processes). */
+uint64_t cache_mono_ns(void);
+
+struct cache_region_stats {
+	char name[65];
+	uint64_t waiting;	/* objects not yet in this region */
+	uint64_t waiting_bytes;
+	uint32_t fails;		/* consecutive failed uploads */
+	int down;		/* marked down after repeated failures */
+	int64_t last_ok;	/* last successful upload, epoch seconds; 0 */
+	uint64_t bad;		/* bad or missing copies recorded for repair */
+};
+
 /* Summary for `phifs status`. */
 struct cache_stats {
 	uint64_t inodes;	/* live inodes, root included */
@@ -106,6 +173,22 @@ struct cache_stats {
 	char fsid[33];		/* filesystem id, hex */
 	int mounted;		/* another process holds the lock */
 	long pid;		/* that process, when mounted */
+	/* sealing and replication (as last recorded in LMDB: the mount
+	 * folds its state every two seconds) */
+	uint64_t dirty_blocks;	/* written, not yet sealed */
+	uint64_t dirty_bytes;	/* the same in bytes (whole blocks) */
+	uint64_t sealed_objects;	/* objects sealed locally, not yet in
+					   every region */
+	uint64_t sealed_bytes;
+	uint64_t resident_blocks;	/* sealed blocks also cached as
+					   plaintext */
+	uint64_t evicted_blocks;	/* sealed blocks only in the regions */
+	uint64_t sync_mark_ns;	/* cache_mono_ns() when the last sync
+				   pass began; 0 if none */
+	uint64_t sync_waiting;	/* objects of that pass (or earlier) not
+				   yet in every region */
+	int nregions;
+	struct cache_region_stats regions[16];
 };
 int cache_stats(struct cache *c, struct cache_stats *out);
 

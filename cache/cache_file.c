@@ -23,17 +23,41 @@
 /* Re-measure a node's allocation after this many bytes of writes. */
 #define GROWTH_RECHECK (64ull << 20)
 
+static uint64_t used_total(struct cache *c)
+{
+	return atomic_load(&c->used) + atomic_load(&c->packs_used);
+}
+
 /* -ENOSPC if writing len more bytes could pass cache_size. */
 static int room_for(struct cache *c, struct cnode *n, uint64_t len)
 {
 	if (n->growth > GROWTH_RECHECK)
 		node_refresh_alloc(c, n);
-	if (atomic_load(&c->used) + n->growth + len <= c->size_limit)
+	if (used_total(c) + n->growth + len <= c->size_limit)
 		return 0;
 	node_refresh_alloc(c, n);
-	if (atomic_load(&c->used) + len <= c->size_limit)
+	if (used_total(c) + len <= c->size_limit)
 		return 0;
 	return -ENOSPC;
+}
+
+/*
+ * room_for(), evicting replicated blocks of other files when the cache is
+ * full.  Eviction takes other nodes' locks (and nodes_lock), so n->lock is
+ * dropped meanwhile; the caller rechecks what it read under it.  ENOSPC
+ * stays when what fills the cache is dirty or not yet replicated.
+ */
+static int make_room(struct cache *c, struct cnode *n, uint64_t len)
+{
+	int rc = room_for(c, n, len);
+
+	if (rc != -ENOSPC || !c->seal)
+		return rc;
+	pthread_mutex_unlock(&n->lock);
+	blk_evict(c, used_total(c) + len - c->size_limit + c->size_limit / 10);
+	seal_kick(c);
+	pthread_mutex_lock(&n->lock);
+	return room_for(c, n, len);
 }
 
 /*
@@ -58,6 +82,9 @@ static int truncate_open(struct cache *c, struct cnode *n)
 	uint64_t old = n->size;
 	int rc;
 
+	rc = blk_prepare_cut(c, n, 0);
+	if (rc)
+		return rc;
 	n->size = 0;
 	n->mtime = n->ctime = phi_now();
 	n->dirty = 1;
@@ -86,12 +113,15 @@ int cache_file_open(struct cache *c, uint64_t ino, int trunc,
 	rc = node_load(c, n);
 	if (rc == 0 && trunc)
 		rc = c->rdonly ? -EROFS : truncate_open(c, n);
+	if (rc == 0)
+		n->handles++;
 	pthread_mutex_unlock(&n->lock);
 	if (rc) {
 		node_release(c, n);
 		free(f);
 		return rc;
 	}
+	blk_touch(c, ino);
 	f->node = n;
 	f->prev = NULL;
 	pthread_mutex_lock(&c->files_lock);
@@ -115,6 +145,8 @@ int cache_file_flush(struct cache *c, struct cache_file *f)
 
 void cache_file_release(struct cache *c, struct cache_file *f)
 {
+	int closed;
+
 	pthread_mutex_lock(&c->files_lock);
 	if (f->prev)
 		f->prev->next = f->next;
@@ -123,6 +155,11 @@ void cache_file_release(struct cache *c, struct cache_file *f)
 	if (f->next)
 		f->next->prev = f->prev;
 	pthread_mutex_unlock(&c->files_lock);
+	pthread_mutex_lock(&f->node->lock);
+	closed = --f->node->handles == 0 && f->node->dblk.n;
+	pthread_mutex_unlock(&f->node->lock);
+	if (closed)
+		seal_closed(c, f->node->ino);
 	node_release(c, f->node);
 	free(f);
 }
@@ -131,9 +168,14 @@ int cache_read_extent(struct cache *c, struct cache_file *f, uint64_t off,
 		      size_t len, struct cache_extent *out)
 {
 	struct cnode *n = f->node;
+	int rc;
 
-	(void)c;
 	pthread_mutex_lock(&n->lock);
+	rc = blk_prepare_read(c, n, off, len);
+	if (rc) {
+		pthread_mutex_unlock(&n->lock);
+		return rc;
+	}
 	out->fd = n->fd;
 	out->off = off;
 	out->len = off >= n->size ? 0 :
@@ -173,9 +215,12 @@ ssize_t cache_write(struct cache *c, struct cache_file *f, uint64_t off,
 	if (off + len < off || off + len > (uint64_t)INT64_MAX)
 		return -EFBIG;
 	pthread_mutex_lock(&n->lock);
-	rc = room_for(c, n, len);
+	rc = make_room(c, n, len);
+	if (rc == 0)
+		rc = blk_prepare_write(c, n, off, len);
 	w = rc ? rc : write_all(n->fd, buf, len, off);
 	if (w > 0) {
+		blk_mark_dirty(c, n, off, (uint64_t)w);
 		if (off + (uint64_t)w > n->size)
 			n->size = off + (uint64_t)w;
 		n->mtime = n->ctime = phi_now();
@@ -328,6 +373,9 @@ static int setattr_txn(struct cache *c, MDB_txn *txn, void *arg)
 		rec->size = a->n->size;
 		rec->blocks = a->n->alloc / 512;
 		rec_set_time(&rec->mtime_sec, &rec->mtime_nsec, a->n->mtime);
+		rc = blk_fold_txn(c, txn, a->n);
+		if (rc)
+			return rc;
 	}
 	if (a->set & CACHE_SET_MODE)
 		rec->mode = (rec->mode & S_IFMT) | (a->in->st_mode & 07777);
@@ -368,6 +416,8 @@ static int setattr_locked(struct cache *c, struct cnode *n,
 		rc = grow_data(c, n, size);
 	else if (a->n)
 		node_refresh_alloc(c, n);
+	if (rc == 0 && resize && size < old)
+		rc = blk_prepare_cut(c, n, size);
 	if (rc)
 		return rc;
 	if (resize)
@@ -377,6 +427,8 @@ static int setattr_locked(struct cache *c, struct cnode *n,
 		n->size = old;
 		return rc;
 	}
+	if (a->n)
+		blk_fold_done(n);
 	if (resize && size < old)
 		rc = cut_data(c, n, size);
 	return rc;

@@ -9,6 +9,16 @@
  *   dircookies  parent ino, cookie  -> struct dirent_rec + name
  *   xattrs      ino, name           -> value
  *   orphans     ino                 -> (empty) nlink reached 0, not yet freed
+ *   blocks      ino, block          -> struct block_rec: where a sealed
+ *                                      block lives (cache_blk.c)
+ *   dirty       ino, block          -> (empty) written, not yet sealed
+ *   packs       pack seq            -> struct pack_rec: a sealed object not
+ *                                      yet in every region (the upload
+ *                                      queue, cache_upload.c)
+ *   regions     region name         -> struct region_rec: its bit in
+ *                                      pack_rec.pending, and its health
+ *   lru         ino                 -> last use, CLOCK_REALTIME ns
+ *   repair      pack seq, bit       -> (empty) a region served a bad copy
  *
  * Lock order: c->nodes_lock before node->lock (close_data()), and
  * node->lock before an LMDB write transaction (node_fold()).  Never take
@@ -29,6 +39,58 @@
 
 #define CACHE_FORMAT_VERSION 1
 #define NODE_BUCKETS 4096
+
+/* A sorted set of block numbers (in-memory state of a node). */
+struct blkset {
+	uint64_t *v;
+	size_t n, cap;
+};
+
+/* 1 if b was added, 0 if it was there, -ENOMEM. */
+int blkset_add(struct blkset *s, uint64_t b);
+int blkset_has(const struct blkset *s, uint64_t b);
+void blkset_del(struct blkset *s, uint64_t b);
+/* Drop every member >= from. */
+void blkset_cut(struct blkset *s, uint64_t from);
+void blkset_free(struct blkset *s);
+
+#define BLOCK_RESIDENT 1u	/* plaintext also in the data file */
+
+/* Value in `blocks`.  Host byte order, like every record here. */
+struct block_rec {
+	uint8_t pack[16];	/* the pack object's id */
+	uint64_t seq;		/* its key in `packs` while not replicated */
+	uint64_t off;		/* the frame's offset in the pack */
+	uint32_t len;		/* frame length */
+	uint32_t plain;		/* plaintext length */
+	uint32_t flags;		/* BLOCK_* */
+	uint32_t pad;
+};
+
+/* Value in `packs`. */
+struct pack_rec {
+	uint8_t id[16];
+	uint64_t size;
+	uint32_t pending;	/* bits of the regions still to receive it */
+	uint32_t pad;
+	int64_t created;	/* epoch seconds */
+};
+
+/* Value in `regions`. */
+struct region_rec {
+	uint32_t bit;		/* 0..31 */
+	uint32_t fails;		/* consecutive failed uploads */
+	int32_t down;
+	uint32_t pad;
+	int64_t last_ok;	/* epoch seconds of the last upload; 0 */
+};
+
+#define PACK_KEY_LEN 34		/* "d/" + 32 hex digits */
+/* Object key of a pack: "d/<hex id>". */
+void pack_key(const uint8_t id[16], char out[PACK_KEY_LEN + 1]);
+#define PACK_FILE_LEN 38	/* "packs/" + 32 hex digits */
+/* Its local copy, relative to cache_dir: "packs/<hex id>". */
+void pack_file(const uint8_t id[16], char out[PACK_FILE_LEN + 1]);
 
 /* Value in `inodes`.  Host byte order: the LMDB file never leaves the
  * machine as is (journals and snapshots have their own format). */
@@ -68,6 +130,18 @@ struct cnode {
 				   read without the lock by folds */
 	int created;		/* data file new, its directory not synced */
 	int unsynced;		/* data written since the last fdatasync */
+	/* blocks (regular files with sealing on; valid while loaded) */
+	struct blkset dblk;	/* dirty blocks: written since last read
+				   for sealing */
+	struct blkset fresh;	/* of those, not yet in the `dirty` db */
+	struct blkset gone;	/* sealed, plaintext not in the data file */
+	struct blkset fetched;	/* fetched back; resident flag unrecorded */
+	struct blkset sealing;	/* in a pack not stored yet */
+	uint64_t cut_from;	/* blocks >= this to drop from the dbs at
+				   the next fold; UINT64_MAX if none */
+	uint64_t last_write_ns;	/* cache_mono_ns() of the last write */
+	atomic_uint gen;	/* bumped when a block joins `dirty` */
+	int handles;		/* open cache_files */
 	uint64_t size;
 	struct timespec mtime, ctime;
 	uint64_t alloc;		/* bytes the data file had at last fstat */
@@ -91,9 +165,13 @@ struct cache {
 	uint8_t fsid[16];
 	MDB_env *env;
 	MDB_dbi db_super, db_inodes, db_dirents, db_cookies, db_xattrs,
-		db_orphans;
+		db_orphans, db_blocks, db_dirty, db_packs, db_regions, db_lru,
+		db_repair;
+	int have_blockdbs;	/* the six above exist (read-only opens of
+				   an older cache may lack them) */
 	atomic_int latched;	/* first uncertain failure, 0 if none */
-	atomic_uint_fast64_t used;	/* bytes in the local store */
+	atomic_uint_fast64_t used;	/* bytes of the data files */
+	atomic_uint_fast64_t packs_used;	/* bytes of packs/ */
 	pthread_mutex_t nodes_lock;
 	struct cnode *nodes[NODE_BUCKETS];	/* by nodes_lock */
 	/* open handles: a signal may end the session before the kernel
@@ -107,7 +185,121 @@ struct cache {
 	pthread_mutex_t folder_lock;
 	pthread_cond_t folder_cond;
 	int folder_stop;	/* by folder_lock */
+
+	/* sealing and replication (cache_seal.c, cache_upload.c) */
+	struct seal *seal;	/* NULL: local only */
 };
+
+/* --- cache_blk.c: block maps, fetching back, eviction ----------------- */
+
+/* Load the dirty and gone sets of n from LMDB (node_load()). */
+int blk_load(struct cache *c, MDB_txn *txn, struct cnode *n);
+/* Add the `dirty` entries of n missing from n->dirty; n->lock held. */
+int blk_reload_dirty(struct cache *c, struct cnode *n);
+/* Before writing [off, off+len): fetch gone blocks the write does not
+ * cover whole, forget those it does.  n->lock held. */
+int blk_prepare_write(struct cache *c, struct cnode *n, uint64_t off,
+		      uint64_t len);
+/* After writing [off, off+len): mark its blocks dirty.  n->lock held. */
+void blk_mark_dirty(struct cache *c, struct cnode *n, uint64_t off,
+		    uint64_t len);
+/* Before reading [off, off+len): fetch its gone blocks.  n->lock held. */
+int blk_prepare_read(struct cache *c, struct cnode *n, uint64_t off,
+		     uint64_t len);
+/* Before cutting n to size: fetch a gone block that the cut splits, mark
+ * it dirty, and drop the blocks past it from the sets; the dbs follow at
+ * the next fold (n->cut_from).  n->lock held. */
+int blk_prepare_cut(struct cache *c, struct cnode *n, uint64_t size);
+/* Inside a transaction that records n: apply cut_from, record fresh. */
+int blk_fold_txn(struct cache *c, MDB_txn *txn, struct cnode *n);
+/* That transaction committed. */
+void blk_fold_done(struct cnode *n);
+/* Drop every block entry of a freed inode. */
+int blk_free_txn(struct cache *c, MDB_txn *txn, uint64_t ino);
+/* Record fetched blocks as resident, after an fdatasync (sealer). */
+void blk_persist_fetched(struct cache *c);
+/* Evict clean, replicated blocks of files not open, least recently used
+ * first, until `want` bytes are freed or nothing more can go.  Takes no
+ * lock on entry.  Returns the bytes freed. */
+uint64_t blk_evict(struct cache *c, uint64_t want);
+/* Note a use of ino for the LRU order. */
+void blk_touch(struct cache *c, uint64_t ino);
+/* Write pending LRU times (folder thread). */
+void blk_lru_flush(struct cache *c);
+/* "dirty", "local" or "replicated" for user.phifs.state. */
+int blk_state(struct cache *c, uint64_t ino, const char **out);
+
+/* --- cache_seal.c: the sealer ----------------------------------------- */
+
+int seal_start(struct cache *c, const struct cache_config *cfg);
+/* Seal what is left, stop the threads (cache_close()). */
+void seal_stop(struct cache *c);
+void seal_free(struct cache *c);
+/* A file with dirty blocks lost its last handle. */
+void seal_closed(struct cache *c, uint64_t ino);
+/* Wake the sealer (dirty bytes past the limit, space needed). */
+void seal_kick(struct cache *c);
+int seal_stats(struct cache *c, MDB_txn *txn, struct cache_stats *s);
+
+/* The shared state behind c->seal (cache_seal.c and cache_upload.c). */
+#define SEAL_MAX_REGIONS 16
+struct seal_region {
+	struct backend *be;	/* borrowed from the replica set */
+	char name[65];
+	uint32_t bit;
+	/* by seal->lock: */
+	unsigned fails;
+	int down;
+	uint64_t retry_ns;	/* no uploads before this */
+	int busy;		/* uploads in flight */
+	int dirty;		/* health to record in LMDB */
+	int64_t last_ok;
+};
+
+struct seal {
+	struct backend *regions;
+	const struct crypt_key *key;
+	int nregions;
+	struct seal_region r[SEAL_MAX_REGIONS];
+	uint32_t all_bits;
+	uint64_t delay_ns;
+	uint64_t pack_size;
+	uint64_t dirty_limit;
+	atomic_uint_fast64_t dirty_blocks;	/* in memory, approximate */
+	atomic_uint sync_req;			/* cache_request_sync() */
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;		/* sealer wakes */
+	pthread_cond_t done;		/* sync passes, uploads finish */
+	int stop;
+	int kicked;
+	uint64_t *closed;		/* inos whose last handle went */
+	size_t nclosed, capclosed;
+	uint64_t next_seq;		/* next pack sequence number */
+	uint64_t sync_mark;		/* last finished sync pass */
+	uint64_t sync_seq;		/* packs up to it belong to it */
+	uint64_t *inflight;		/* seq << 5 | bit, by lock */
+	size_t ninflight, capinflight;
+	pthread_t sealer;
+	int sealer_running;
+	pthread_t uploader[64];
+	int nuploaders;
+	/* LRU times not yet in LMDB: by lock */
+	uint64_t (*lru)[2];
+	size_t nlru, caplru;
+	int fetched;			/* some node has fetched blocks */
+};
+
+/* --- cache_upload.c --------------------------------------------------- */
+
+int upload_start(struct cache *c, unsigned threads);
+/* Load regions' bits and health; read-write open. */
+int upload_regions_load(struct cache *c, const char *const *names);
+/* End every region's backoff now (a sync was asked for). */
+void upload_retry_now(struct cache *c);
+/* Record health changes (sealer pass). */
+void upload_record_health(struct cache *c);
+
 
 #define FOLD_INTERVAL_MS 2000
 
@@ -176,6 +368,8 @@ int meta_super_get_u64(struct cache *c, MDB_txn *txn, const char *key,
 struct cnode *node_acquire(struct cache *c, uint64_t ino);
 /* Take a temporary reference if ino has a node; NULL otherwise. */
 struct cnode *node_find_ref(struct cache *c, uint64_t ino);
+/* One more temporary reference to a node the caller holds. */
+void node_hold(struct cache *c, struct cnode *n);
 /* Drop one temporary reference; the last one folds and frees. */
 void node_release(struct cache *c, struct cnode *n);
 /* Add lookup references. */

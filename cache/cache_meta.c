@@ -91,6 +91,9 @@ void meta_read_end(MDB_txn *txn)
 	mdb_txn_abort(txn);
 }
 
+static int meta_open_block_dbs(struct cache *c, MDB_txn *txn,
+			       unsigned flags);
+
 int meta_open_dbs(struct cache *c, MDB_txn *txn, unsigned flags)
 {
 	static const char *const names[] = {
@@ -109,6 +112,33 @@ int meta_open_dbs(struct cache *c, MDB_txn *txn, unsigned flags)
 		if (rc)
 			return meta_err(rc);
 	}
+	return meta_open_block_dbs(c, txn, flags);
+}
+
+/* The block databases came with sealing: a read-write open creates them
+ * in a cache made before; a read-only one does without. */
+static int meta_open_block_dbs(struct cache *c, MDB_txn *txn, unsigned flags)
+{
+	static const char *const names[] = {
+		"blocks", "dirty", "packs", "regions", "lru", "repair",
+	};
+	MDB_dbi *dbis[] = {
+		&c->db_blocks, &c->db_dirty, &c->db_packs, &c->db_regions,
+		&c->db_lru, &c->db_repair,
+	};
+
+	if (!c->rdonly)
+		flags |= MDB_CREATE;
+	c->have_blockdbs = 0;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		int rc = mdb_dbi_open(txn, names[i], flags, dbis[i]);
+
+		if (rc == MDB_NOTFOUND)
+			return 0;
+		if (rc)
+			return meta_err(rc);
+	}
+	c->have_blockdbs = 1;
 	return 0;
 }
 
@@ -256,6 +286,8 @@ static int free_inode_txn(struct cache *c, MDB_txn *txn, void *arg)
 	if (rec.nlink > 0)
 		goto drop_orphan;	/* relinked meanwhile */
 	rc = del_prefixed(txn, c->db_xattrs, ino);
+	if (rc == 0)
+		rc = blk_free_txn(c, txn, ino);
 	if (rc)
 		return rc;
 	key_put_u64(k, ino);

@@ -72,6 +72,7 @@ static struct cnode *get(struct cache *c, uint64_t ino)
 		return NULL;
 	n->ino = ino;
 	n->fd = -1;
+	n->cut_from = UINT64_MAX;
 	pthread_mutex_init(&n->lock, NULL);
 	b = bucket(c, ino);
 	n->next = *b;
@@ -97,6 +98,11 @@ static void node_free(struct cnode *n)
 {
 	if (n->fd >= 0)
 		close(n->fd);
+	blkset_free(&n->dblk);
+	blkset_free(&n->fresh);
+	blkset_free(&n->gone);
+	blkset_free(&n->fetched);
+	blkset_free(&n->sealing);
 	pthread_mutex_destroy(&n->lock);
 	free(n);
 }
@@ -111,6 +117,13 @@ struct cnode *node_acquire(struct cache *c, uint64_t ino)
 		n->nref++;
 	pthread_mutex_unlock(&c->nodes_lock);
 	return n;
+}
+
+void node_hold(struct cache *c, struct cnode *n)
+{
+	pthread_mutex_lock(&c->nodes_lock);
+	n->nref++;
+	pthread_mutex_unlock(&c->nodes_lock);
 }
 
 struct cnode *node_find_ref(struct cache *c, uint64_t ino)
@@ -312,6 +325,8 @@ int node_load(struct cache *c, struct cnode *n)
 	if (!txn)
 		return rc;
 	rc = inode_get(c, txn, n->ino, &rec, NULL, NULL);
+	if (rc == 0 && S_ISREG(rec.mode))
+		rc = blk_load(c, txn, n);
 	meta_read_end(txn);
 	if (rc)
 		return rc;
@@ -373,7 +388,8 @@ static int fold_txn(struct cache *c, MDB_txn *txn, void *arg)
 	rec_set_time(&rec.mtime_sec, &rec.mtime_nsec, a->n->mtime);
 	rec_set_time(&rec.ctime_sec, &rec.ctime_nsec,
 		     later(a->n->ctime, rec.ctime_sec, rec.ctime_nsec));
-	return inode_put(c, txn, a->n->ino, &rec, NULL, 0);
+	rc = blk_fold_txn(c, txn, a->n);
+	return rc ? rc : inode_put(c, txn, a->n->ino, &rec, NULL, 0);
 }
 
 int node_fold(struct cache *c, struct cnode *n)
@@ -389,6 +405,7 @@ int node_fold(struct cache *c, struct cnode *n)
 	if (rc && rc != -ENOENT)	/* ENOENT: freed meanwhile */
 		return rc;
 	n->dirty = 0;
+	blk_fold_done(n);
 	return 0;
 }
 
@@ -486,8 +503,10 @@ static size_t batch_finish(struct cache *c, struct batch *b, int committed)
 	for (size_t i = 0; i < b->count; i++) {
 		if (!b->locked[i])
 			continue;
-		if (committed)
+		if (committed) {
 			b->n[i]->dirty = 0;
+			blk_fold_done(b->n[i]);
+		}
 		pthread_mutex_unlock(&b->n[i]->lock);
 		taken++;
 	}

@@ -6,6 +6,10 @@
  * security.capability before every write, so that answer must be cheap,
  * and `ls -l` asks for ACLs and SELinux labels of every file unless it has
  * been told once that this filesystem supports neither.
+ *
+ * user.phifs.state is computed, not stored: "dirty", "local" or
+ * "replicated" (cache_blk.c).  It cannot be set or removed, and listxattr
+ * does not name it, so `cp -a` does not try to copy it.
  */
 #include "cache_int.h"
 
@@ -19,9 +23,28 @@ struct xkey {
 	MDB_val val;
 };
 
+#define STATE_NAME "user.phifs.state"
+
 static int user_name(const char *name)
 {
 	return strncmp(name, "user.", 5) == 0 && name[5] != '\0';
+}
+
+static int get_state(struct cache *c, uint64_t ino, void *value, size_t size)
+{
+	const char *state;
+	size_t len;
+	int rc = blk_state(c, ino, &state);
+
+	if (rc)
+		return rc;
+	len = strlen(state);
+	if (size == 0)
+		return (int)len;
+	if (size < len)
+		return -ERANGE;
+	memcpy(value, state, len);
+	return (int)len;
 }
 
 static int xattr_key(struct xkey *k, uint64_t ino, const char *name)
@@ -86,6 +109,8 @@ int cache_setxattr(struct cache *c, uint64_t ino, const char *name,
 
 	if (!user_name(name))
 		return -EOPNOTSUPP;
+	if (strcmp(name, STATE_NAME) == 0)
+		return -EPERM;
 	if (size > CACHE_XATTR_SIZE_MAX)
 		return -E2BIG;
 	return meta_write(c, set_txn, &a);
@@ -97,6 +122,8 @@ int cache_removexattr(struct cache *c, uint64_t ino, const char *name)
 
 	if (!user_name(name))
 		return -EOPNOTSUPP;
+	if (strcmp(name, STATE_NAME) == 0)
+		return -EPERM;
 	return meta_write(c, set_txn, &a);
 }
 
@@ -110,6 +137,8 @@ int cache_getxattr(struct cache *c, uint64_t ino, const char *name,
 
 	if (!user_name(name))
 		return -EOPNOTSUPP;
+	if (strcmp(name, STATE_NAME) == 0)
+		return get_state(c, ino, value, size);
 	rc = xattr_key(&k, ino, name);
 	if (rc)
 		return -ENODATA;

@@ -39,7 +39,8 @@ static const struct cache_cred cred = { 1000, 1001 };
 
 static struct cache_config config(const char *dir, uint64_t limit)
 {
-	return (struct cache_config){ dir, limit, 1 << 20 };
+	return (struct cache_config){ .dir = dir, .size_limit = limit,
+				      .block_size = 1 << 20 };
 }
 
 /* A path inside the case's directory; static storage, one at a time. */

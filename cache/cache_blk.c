@@ -1,0 +1,982 @@
+/*
+ * cache_blk.c - which blocks of a file are dirty, sealed, or gone from the
+ * local store; fetching gone blocks back; eviction.
+ *
+ * A block of a regular file is in one of these states:
+ *
+ *   hole/local  no `blocks` entry, not dirty: the data file is the truth
+ *               (a hole reads as zeros)
+ *   dirty       written since it was last sealed: the data file is the
+ *               truth, a `blocks` entry (if any) is an older version
+ *   resident    sealed, and its plaintext is also in the data file
+ *   gone        sealed and evicted: the data file has a hole there, the
+ *               frame is in a pack, locally or in the regions
+ *
+ * Dirty wins over everything: a block in `dirty` is read from the data
+ * file whatever `blocks` says.  The in-memory sets of a node (struct
+ * cnode) are the truth while it is loaded; `fresh` dirty blocks reach the
+ * `dirty` db with the node's next fold, and the `cut_from` of a truncate
+ * with it, so a crash loses no more than the unfolded size would.
+ *
+ * A fetched block is written into the data file at once but recorded as
+ * resident only after an fdatasync (blk_persist_fetched()); until then a
+ * crash merely costs a second fetch, never a block of zeros.
+ *
+ * Eviction punches holes into data files of files that have no open
+ * handle, so that a read spliced from the data file after the node lock
+ * was dropped can never meet a hole being punched under it.
+ */
+#include "cache_int.h"
+#include "backend.h"
+#include "crypt.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* --- blkset ------------------------------------------------------------ */
+
+static size_t blkset_pos(const struct blkset *s, uint64_t b)
+{
+	size_t lo = 0, hi = s->n;
+
+	if (s->n && s->v[s->n - 1] < b)	/* appending is the common case */
+		return s->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (s->v[mid] < b)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+int blkset_add(struct blkset *s, uint64_t b)
+{
+	size_t i = blkset_pos(s, b);
+
+	if (i < s->n && s->v[i] == b)
+		return 0;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 16;
+		uint64_t *v = realloc(s->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		s->v = v;
+		s->cap = cap;
+	}
+	memmove(s->v + i + 1, s->v + i, (s->n - i) * sizeof(*s->v));
+	s->v[i] = b;
+	s->n++;
+	return 1;
+}
+
+int blkset_has(const struct blkset *s, uint64_t b)
+{
+	size_t i = blkset_pos(s, b);
+
+	return i < s->n && s->v[i] == b;
+}
+
+void blkset_del(struct blkset *s, uint64_t b)
+{
+	size_t i = blkset_pos(s, b);
+
+	if (i < s->n && s->v[i] == b) {
+		memmove(s->v + i, s->v + i + 1, (s->n - i - 1) * sizeof(*s->v));
+		s->n--;
+	}
+}
+
+void blkset_cut(struct blkset *s, uint64_t from)
+{
+	s->n = blkset_pos(s, from);
+}
+
+void blkset_free(struct blkset *s)
+{
+	free(s->v);
+	memset(s, 0, sizeof(*s));
+}
+
+void pack_key(const uint8_t id[16], char out[PACK_KEY_LEN + 1])
+{
+	out[0] = 'd';
+	out[1] = '/';
+	for (int i = 0; i < 16; i++)
+		snprintf(out + 2 + 2 * i, 3, "%02x", id[i]);
+}
+
+void pack_file(const uint8_t id[16], char out[PACK_FILE_LEN + 1])
+{
+	memcpy(out, "packs/", 6);
+	for (int i = 0; i < 16; i++)
+		snprintf(out + 6 + 2 * i, 3, "%02x", id[i]);
+}
+
+/* --- records ----------------------------------------------------------- */
+
+static void blk_key(uint8_t k[16], uint64_t ino, uint64_t blk)
+{
+	key_put_u64(k, ino);
+	key_put_u64(k + 8, blk);
+}
+
+static int rec_get(struct cache *c, MDB_txn *txn, uint64_t ino,
+		   uint64_t blk, struct block_rec *rec)
+{
+	uint8_t k[16];
+	MDB_val key = { sizeof(k), k }, val;
+	int rc;
+
+	blk_key(k, ino, blk);
+	rc = mdb_get(txn, c->db_blocks, &key, &val);
+	if (rc)
+		return meta_err(rc);
+	if (val.mv_size != sizeof(*rec))
+		return PHI_ECORRUPT;
+	memcpy(rec, val.mv_data, sizeof(*rec));
+	return 0;
+}
+
+int blk_load(struct cache *c, MDB_txn *txn, struct cnode *n)
+{
+	uint8_t k[16];
+	MDB_val key = { sizeof(k), k }, val;
+	MDB_cursor *cur;
+	int rc;
+
+	n->cut_from = UINT64_MAX;
+	if (!c->seal || !c->have_blockdbs)
+		return 0;
+	for (int pass = 0; pass < 2; pass++) {
+		MDB_dbi dbi = pass == 0 ? c->db_dirty : c->db_blocks;
+
+		blk_key(k, n->ino, 0);
+		key.mv_size = sizeof(k);
+		key.mv_data = k;
+		rc = mdb_cursor_open(txn, dbi, &cur);
+		if (rc)
+			return meta_err(rc);
+		for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+		     rc == 0 && key.mv_size == 16 &&
+		     key_get_u64(key.mv_data) == n->ino;
+		     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+			uint64_t blk = key_get_u64((uint8_t *)key.mv_data + 8);
+			struct block_rec rec;
+			int r = 0;
+
+			if (pass == 0) {
+				r = blkset_add(&n->dblk, blk);
+				atomic_fetch_add(&c->seal->dirty_blocks, r > 0);
+			} else if (val.mv_size == sizeof(rec)) {
+				memcpy(&rec, val.mv_data, sizeof(rec));
+				if (!(rec.flags & BLOCK_RESIDENT) &&
+				    !blkset_has(&n->dblk, blk))
+					r = blkset_add(&n->gone, blk);
+			}
+			if (r < 0) {
+				mdb_cursor_close(cur);
+				return r;
+			}
+		}
+		mdb_cursor_close(cur);
+		if (rc != MDB_NOTFOUND && rc != 0)
+			return meta_err(rc);
+	}
+	return 0;
+}
+
+int blk_reload_dirty(struct cache *c, struct cnode *n)
+{
+	uint8_t k[16];
+	MDB_val key = { sizeof(k), k }, val;
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	int rc, r = 0;
+
+	txn = meta_read_begin(c, &rc);
+	if (!txn)
+		return rc;
+	rc = meta_err(mdb_cursor_open(txn, c->db_dirty, &cur));
+	if (rc == 0) {
+		blk_key(k, n->ino, 0);
+		for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+		     rc == 0 && r >= 0 && key.mv_size == 16 &&
+		     key_get_u64(key.mv_data) == n->ino;
+		     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+			uint64_t blk = key_get_u64((uint8_t *)key.mv_data + 8);
+
+			/* a gone block's sealed copy is the truth: its data
+			 * file range is a hole, never to be sealed */
+			if (blkset_has(&n->gone, blk) ||
+			    blkset_has(&n->sealing, blk))
+				continue;
+			r = blkset_add(&n->dblk, blk);
+			if (r > 0)
+				atomic_fetch_add(&c->seal->dirty_blocks, 1);
+		}
+		mdb_cursor_close(cur);
+		rc = r < 0 ? r : 0;
+	}
+	meta_read_end(txn);
+	return rc;
+}
+
+/* --- fetching a gone block back ---------------------------------------- */
+
+struct verify_ctx {
+	struct cache *c;
+	const char *frame_id;
+	struct buf *plain;
+};
+
+static int verify_frame(void *arg, const void *data, size_t len)
+{
+	struct verify_ctx *v = arg;
+
+	buf_reset(v->plain);
+	return crypt_unseal(v->c->seal->key, v->c->fsid, v->frame_id, data,
+			    len, v->plain);
+}
+
+static void frame_id(const struct block_rec *rec, char *out, size_t size)
+{
+	char key[PACK_KEY_LEN + 1];
+
+	pack_key(rec->pack, key);
+	snprintf(out, size, "%s@%" PRIu64, key, rec->off);
+}
+
+/* The frame from the local copy of its pack, if there is one. */
+static int local_frame(struct cache *c, const struct block_rec *rec,
+		       struct buf *frame)
+{
+	char name[PACK_FILE_LEN + 1];
+	ssize_t r;
+	int fd, rc;
+
+	pack_file(rec->pack, name);
+	fd = openat(c->dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	buf_reset(frame);
+	rc = buf_reserve(frame, rec->len);
+	if (rc == 0) {
+		r = pread(fd, buf_mut(frame), rec->len, (off_t)rec->off);
+		if (r == (ssize_t)rec->len)
+			buf_setlen(frame, rec->len);
+		else
+			rc = r < 0 ? -errno : PHI_ECORRUPT;
+	}
+	close(fd);
+	return rc;
+}
+
+struct repair_arg {
+	uint64_t seq;
+	int mask;		/* region indexes */
+	int fresh;		/* out: regions not recorded before */
+};
+
+static int repair_txn(struct cache *c, MDB_txn *txn, void *arg)
+{
+	struct repair_arg *a = arg;
+
+	for (int i = 0; i < c->seal->nregions; i++) {
+		uint8_t k[12];
+		MDB_val key = { sizeof(k), k }, val = { 0, (void *)"" };
+		int rc;
+
+		if (!(a->mask & (1 << i)))
+			continue;
+		key_put_u64(k, a->seq);
+		k[8] = k[9] = k[10] = 0;
+		k[11] = (uint8_t)c->seal->r[i].bit;
+		rc = mdb_put(txn, c->db_repair, &key, &val, MDB_NOOVERWRITE);
+		if (rc == 0)
+			a->fresh |= 1 << i;
+		else if (rc != MDB_KEYEXIST)
+			return meta_err(rc);
+	}
+	return 0;
+}
+
+/* Plaintext of block blk of n into plain; n->lock held. */
+static int read_sealed(struct cache *c, struct cnode *n, uint64_t blk,
+		       const struct block_rec *rec, struct buf *plain)
+{
+	struct buf frame;
+	char fid[PACK_KEY_LEN + 32], key[PACK_KEY_LEN + 1];
+	struct verify_ctx v = { c, fid, plain };
+	int bad = 0, rc;
+
+	frame_id(rec, fid, sizeof(fid));
+	buf_init(&frame, SIZE_MAX);
+	rc = local_frame(c, rec, &frame);
+	if (rc == 0)
+		rc = verify_frame(&v, buf_data(&frame), buf_len(&frame));
+	buf_release(&frame);
+	if (rc == 0)
+		return 0;
+	pack_key(rec->pack, key);
+	buf_init(&frame, SIZE_MAX);
+	rc = backend_replica_get_verified(c->seal->regions, key, rec->off,
+					  rec->len, &frame, verify_frame, &v,
+					  &bad);
+	buf_release(&frame);
+	if (bad) {
+		struct repair_arg a = { rec->seq, bad, 0 };
+
+		meta_write(c, repair_txn, &a);
+		for (int i = 0; i < c->seal->nregions; i++)
+			if (a.fresh & (1 << i))
+				PHI_LOG(PHI_LOG_WARNING, "object %s: region %s "
+					"has a bad or missing copy; recorded "
+					"for repair", key, c->seal->r[i].name);
+	}
+	if (rc)
+		PHI_LOG(PHI_LOG_ERR, "inode %llu block %llu: no region could "
+			"serve object %s: %s", (unsigned long long)n->ino,
+			(unsigned long long)blk, key, phi_strerror(rc));
+	return rc;
+}
+
+/* Bring gone block blk of n back into the data file; n->lock held. */
+static int fetch(struct cache *c, struct cnode *n, uint64_t blk)
+{
+	uint64_t bs = c->block_size, off = blk * bs, len;
+	struct block_rec rec;
+	struct buf plain;
+	MDB_txn *txn;
+	int rc;
+
+	txn = meta_read_begin(c, &rc);
+	if (!txn)
+		return rc;
+	rc = rec_get(c, txn, n->ino, blk, &rec);
+	meta_read_end(txn);
+	if (rc == -ENOENT) {		/* cut meanwhile: a hole */
+		blkset_del(&n->gone, blk);
+		return 0;
+	}
+	if (rc)
+		return rc;
+	buf_init(&plain, SIZE_MAX);
+	rc = read_sealed(c, n, blk, &rec, &plain);
+	if (rc == 0 && buf_len(&plain) != rec.plain)
+		rc = PHI_ECORRUPT;
+	if (rc == 0) {
+		len = off >= n->size ? 0 : n->size - off;
+		if (len > rec.plain)
+			len = rec.plain;
+		if (len && pwrite(n->fd, buf_data(&plain), len, (off_t)off) !=
+		    (ssize_t)len)
+			rc = errno == ENOSPC ? -ENOSPC : -EIO;
+	}
+	buf_release(&plain);
+	if (rc)
+		return rc == -ENOSPC ? -ENOSPC : -EIO;
+	blkset_del(&n->gone, blk);
+	node_refresh_alloc(c, n);
+	n->dirty = 1;		/* the record's block count */
+	if (atomic_load(&c->used) + atomic_load(&c->packs_used) >
+	    c->size_limit)
+		seal_kick(c);	/* evicts others; not under this lock */
+	if (blkset_add(&n->fetched, blk) < 0)
+		return 0;	/* it is only fetched again after a reload */
+	n->unsynced = 1;
+	pthread_mutex_lock(&c->seal->lock);
+	c->seal->fetched = 1;
+	pthread_mutex_unlock(&c->seal->lock);
+	return 0;
+}
+
+/* Fetch every gone block of [off, off+len), except the ones a write
+ * covers whole (skip_whole). */
+static int fetch_range(struct cache *c, struct cnode *n, uint64_t off,
+		       uint64_t len, int skip_whole)
+{
+	uint64_t bs = c->block_size, first, last;
+
+	if (!n->gone.n || len == 0)
+		return 0;
+	first = off / bs;
+	last = (off + len - 1) / bs;
+	for (size_t i = blkset_pos(&n->gone, first);
+	     i < n->gone.n && n->gone.v[i] <= last;) {
+		uint64_t blk = n->gone.v[i];
+		int rc;
+
+		if (skip_whole && off <= blk * bs && off + len >= (blk + 1) * bs) {
+			blkset_del(&n->gone, blk);	/* overwritten whole */
+			continue;
+		}
+		rc = fetch(c, n, blk);
+		if (rc)
+			return rc;
+		i = blkset_pos(&n->gone, blk + 1);
+	}
+	return 0;
+}
+
+int blk_prepare_write(struct cache *c, struct cnode *n, uint64_t off,
+		      uint64_t len)
+{
+	return c->seal ? fetch_range(c, n, off, len, 1) : 0;
+}
+
+int blk_prepare_read(struct cache *c, struct cnode *n, uint64_t off,
+		     uint64_t len)
+{
+	if (!c->seal || off >= n->size)
+		return 0;
+	if (len > n->size - off)
+		len = n->size - off;
+	return fetch_range(c, n, off, len, 0);
+}
+
+static void mark(struct cache *c, struct cnode *n, uint64_t blk)
+{
+	int r = blkset_add(&n->dblk, blk);
+
+	if (r > 0) {
+		atomic_fetch_add(&n->gen, 1);
+		atomic_fetch_add(&c->seal->dirty_blocks, 1);
+	}
+	if (r >= 0)
+		r = blkset_add(&n->fresh, blk);
+	if (r < 0)
+		cache_latch(c, -ENOMEM);	/* a write we could not track */
+	n->dirty = 1;
+}
+
+void blk_mark_dirty(struct cache *c, struct cnode *n, uint64_t off,
+		    uint64_t len)
+{
+	uint64_t bs = c->block_size;
+
+	if (!c->seal || len == 0)
+		return;
+	for (uint64_t b = off / bs; b <= (off + len - 1) / bs; b++)
+		mark(c, n, b);
+	n->last_write_ns = cache_mono_ns();
+	if (atomic_load(&c->seal->dirty_blocks) * bs > c->seal->dirty_limit)
+		seal_kick(c);
+}
+
+int blk_prepare_cut(struct cache *c, struct cnode *n, uint64_t size)
+{
+	uint64_t bs = c->block_size, keep = (size + bs - 1) / bs;
+	int rc;
+
+	if (!c->seal)
+		return 0;
+	if (size % bs) {
+		/* The block the cut splits changes: its tail becomes zeros. */
+		if (blkset_has(&n->gone, size / bs) &&
+		    (rc = fetch(c, n, size / bs)))
+			return rc;
+		if (size < n->size)
+			mark(c, n, size / bs);
+	}
+	for (size_t i = blkset_pos(&n->dblk, keep); i < n->dblk.n; i++)
+		atomic_fetch_sub(&c->seal->dirty_blocks, 1);
+	blkset_cut(&n->dblk, keep);
+	blkset_cut(&n->fresh, keep);
+	blkset_cut(&n->gone, keep);
+	blkset_cut(&n->fetched, keep);
+	blkset_cut(&n->sealing, keep);
+	if (keep < n->cut_from)
+		n->cut_from = keep;
+	n->dirty = 1;
+	return 0;
+}
+
+/* Delete the entries of ino from `from` on in dbi. */
+static int del_from(MDB_txn *txn, MDB_dbi dbi, uint64_t ino, uint64_t from)
+{
+	uint8_t k[16];
+	MDB_val key = { sizeof(k), k }, val;
+	MDB_cursor *cur;
+	int rc;
+
+	blk_key(k, ino, from);
+	rc = mdb_cursor_open(txn, dbi, &cur);
+	if (rc)
+		return meta_err(rc);
+	rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+	while (rc == 0 && key.mv_size == 16 && key_get_u64(key.mv_data) == ino) {
+		rc = mdb_cursor_del(cur, 0);
+		if (rc == 0)
+			rc = mdb_cursor_get(cur, &key, &val, MDB_GET_CURRENT);
+	}
+	mdb_cursor_close(cur);
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 : meta_err(rc);
+}
+
+int blk_fold_txn(struct cache *c, MDB_txn *txn, struct cnode *n)
+{
+	int rc;
+
+	if (!c->seal)
+		return 0;
+	if (n->cut_from != UINT64_MAX) {
+		rc = del_from(txn, c->db_blocks, n->ino, n->cut_from);
+		if (rc == 0)
+			rc = del_from(txn, c->db_dirty, n->ino, n->cut_from);
+		if (rc)
+			return rc;
+	}
+	for (size_t i = 0; i < n->fresh.n; i++) {
+		uint8_t k[16];
+		MDB_val key = { sizeof(k), k }, val = { 0, (void *)"" };
+
+		blk_key(k, n->ino, n->fresh.v[i]);
+		rc = mdb_put(txn, c->db_dirty, &key, &val, 0);
+		if (rc)
+			return meta_err(rc);
+	}
+	return 0;
+}
+
+void blk_fold_done(struct cnode *n)
+{
+	n->fresh.n = 0;
+	n->cut_from = UINT64_MAX;
+}
+
+int blk_free_txn(struct cache *c, MDB_txn *txn, uint64_t ino)
+{
+	uint8_t k[8];
+	MDB_val key = { sizeof(k), k };
+	int rc;
+
+	if (!c->have_blockdbs)
+		return 0;
+	rc = del_from(txn, c->db_blocks, ino, 0);
+	if (rc == 0)
+		rc = del_from(txn, c->db_dirty, ino, 0);
+	if (rc)
+		return rc;
+	key_put_u64(k, ino);
+	rc = mdb_del(txn, c->db_lru, &key, NULL);
+	return rc == MDB_NOTFOUND ? 0 : meta_err(rc);
+}
+
+/* --- recording fetched blocks ------------------------------------------ */
+
+struct flags_arg {
+	struct cnode *n;
+	const uint64_t *blk;
+	size_t count;
+	uint32_t set, clear;
+};
+
+static int flags_txn(struct cache *c, MDB_txn *txn, void *arg)
+{
+	struct flags_arg *a = arg;
+
+	for (size_t i = 0; i < a->count; i++) {
+		uint8_t k[16];
+		MDB_val key = { sizeof(k), k };
+		struct block_rec rec;
+		int rc = rec_get(c, txn, a->n->ino, a->blk[i], &rec);
+
+		if (rc == -ENOENT)
+			continue;
+		if (rc)
+			return rc;
+		rec.flags = (rec.flags | a->set) & ~a->clear;
+		blk_key(k, a->n->ino, a->blk[i]);
+		MDB_val val = { sizeof(rec), &rec };
+		rc = mdb_put(txn, c->db_blocks, &key, &val, 0);
+		if (rc)
+			return meta_err(rc);
+	}
+	return 0;
+}
+
+/* Nodes with fetched blocks, each with a temporary reference. */
+static size_t collect_fetched(struct cache *c, struct cnode **out, size_t max)
+{
+	size_t count = 0;
+
+	pthread_mutex_lock(&c->nodes_lock);
+	for (size_t b = 0; b < NODE_BUCKETS && count < max; b++)
+		for (struct cnode *n = c->nodes[b]; n && count < max;
+		     n = n->next)
+			if (n->fetched.n) {	/* racy peek; rechecked */
+				n->nref++;
+				out[count++] = n;
+			}
+	pthread_mutex_unlock(&c->nodes_lock);
+	return count;
+}
+
+void blk_persist_fetched(struct cache *c)
+{
+	struct cnode *nodes[256];
+	size_t count;
+
+	if (!c->seal)
+		return;
+	pthread_mutex_lock(&c->seal->lock);
+	if (!c->seal->fetched) {
+		pthread_mutex_unlock(&c->seal->lock);
+		return;
+	}
+	c->seal->fetched = 0;
+	pthread_mutex_unlock(&c->seal->lock);
+	do {
+		count = collect_fetched(c, nodes, 256);
+		for (size_t i = 0; i < count; i++) {
+			struct cnode *n = nodes[i];
+			struct flags_arg a = { n, NULL, 0, BLOCK_RESIDENT, 0 };
+
+			pthread_mutex_lock(&n->lock);
+			if (n->fetched.n && node_load(c, n) == 0 &&
+			    fdatasync(n->fd) == 0) {
+				a.blk = n->fetched.v;
+				a.count = n->fetched.n;
+				if (meta_write(c, flags_txn, &a) == 0)
+					n->fetched.n = 0;
+			}
+			pthread_mutex_unlock(&n->lock);
+			node_release(c, n);
+		}
+	} while (count == 256);
+}
+
+/* --- LRU and eviction -------------------------------------------------- */
+
+void blk_touch(struct cache *c, uint64_t ino)
+{
+	struct seal *s = c->seal;
+	struct timespec now;
+
+	if (!s)
+		return;
+	clock_gettime(CLOCK_REALTIME, &now);
+	pthread_mutex_lock(&s->lock);
+	if (s->nlru == s->caplru) {
+		size_t cap = s->caplru ? 2 * s->caplru : 256;
+		void *v = realloc(s->lru, cap * sizeof(*s->lru));
+
+		if (!v) {
+			pthread_mutex_unlock(&s->lock);
+			return;		/* the order is a hint only */
+		}
+		s->lru = v;
+		s->caplru = cap;
+	}
+	s->lru[s->nlru][0] = ino;
+	s->lru[s->nlru][1] = (uint64_t)now.tv_sec * 1000000000ull +
+			     (uint64_t)now.tv_nsec;
+	s->nlru++;
+	pthread_mutex_unlock(&s->lock);
+}
+
+struct lru_arg {
+	uint64_t (*v)[2];
+	size_t n;
+};
+
+static int lru_txn(struct cache *c, MDB_txn *txn, void *arg)
+{
+	struct lru_arg *a = arg;
+
+	for (size_t i = 0; i < a->n; i++) {
+		uint8_t k[8];
+		MDB_val key = { sizeof(k), k }, val = { 8, &a->v[i][1] }, old;
+		struct inode_rec rec;
+		int rc;
+
+		/* an inode freed meanwhile must not come back as an entry */
+		if (inode_get(c, txn, a->v[i][0], &rec, NULL, NULL))
+			continue;
+		key_put_u64(k, a->v[i][0]);
+		if (mdb_get(txn, c->db_lru, &key, &old) == 0 &&
+		    old.mv_size == 8 && memcmp(old.mv_data, &a->v[i][1], 8) > 0)
+			continue;
+		rc = mdb_put(txn, c->db_lru, &key, &val, 0);
+		if (rc)
+			return meta_err(rc);
+	}
+	return 0;
+}
+
+void blk_lru_flush(struct cache *c)
+{
+	struct seal *s = c->seal;
+	struct lru_arg a;
+
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	a.v = s->lru;
+	a.n = s->nlru;
+	s->lru = NULL;
+	s->nlru = s->caplru = 0;
+	pthread_mutex_unlock(&s->lock);
+	if (a.n)
+		meta_write(c, lru_txn, &a);
+	free(a.v);
+}
+
+static int cmp_time(const void *a, const void *b)
+{
+	const uint64_t *x = a, *y = b;
+
+	return x[1] < y[1] ? -1 : x[1] > y[1];
+}
+
+/* Every inode in `lru`, oldest use first.  *out is malloc()ed. */
+static size_t lru_order(struct cache *c, uint64_t (**out)[2])
+{
+	uint64_t (*v)[2] = NULL;
+	size_t n = 0, cap = 0;
+	MDB_val key, val;
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	int rc;
+
+	*out = NULL;
+	txn = meta_read_begin(c, &rc);
+	if (!txn)
+		return 0;
+	if (mdb_cursor_open(txn, c->db_lru, &cur) == 0) {
+		while (mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0) {
+			if (key.mv_size != 8 || val.mv_size != 8)
+				continue;
+			if (n == cap) {
+				size_t ncap = cap ? 2 * cap : 1024;
+				void *p = realloc(v, ncap * sizeof(*v));
+
+				if (!p)
+					break;
+				v = p;
+				cap = ncap;
+			}
+			v[n][0] = key_get_u64(key.mv_data);
+			memcpy(&v[n][1], val.mv_data, 8);
+			n++;
+		}
+		mdb_cursor_close(cur);
+	}
+	meta_read_end(txn);
+	qsort(v, n, sizeof(*v), cmp_time);
+	*out = v;
+	return n;
+}
+
+/* Whether pack seq is in every region (no longer in `packs`). */
+static int replicated(struct cache *c, MDB_txn *txn, uint64_t seq)
+{
+	uint8_t k[8];
+	MDB_val key = { sizeof(k), k }, val;
+
+	key_put_u64(k, seq);
+	return mdb_get(txn, c->db_packs, &key, &val) == MDB_NOTFOUND;
+}
+
+static int in_dirty_db(struct cache *c, MDB_txn *txn, uint64_t ino,
+		       uint64_t blk)
+{
+	uint8_t k[16];
+	MDB_val key = { sizeof(k), k }, val;
+
+	blk_key(k, ino, blk);
+	return mdb_get(txn, c->db_dirty, &key, &val) == 0;
+}
+
+/* Blocks of n that may go: resident, clean, replicated.  n->lock held. */
+static int evictable(struct cache *c, struct cnode *n, struct blkset *out,
+		     int *left)
+{
+	uint8_t k[16];
+	MDB_val key = { sizeof(k), k }, val;
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	int rc;
+
+	*left = 0;
+	txn = meta_read_begin(c, &rc);
+	if (!txn)
+		return rc;
+	rc = meta_err(mdb_cursor_open(txn, c->db_blocks, &cur));
+	if (rc) {
+		meta_read_end(txn);
+		return rc;
+	}
+	blk_key(k, n->ino, 0);
+	for (int r = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+	     r == 0 && key.mv_size == 16 && key_get_u64(key.mv_data) == n->ino;
+	     r = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		uint64_t blk = key_get_u64((uint8_t *)key.mv_data + 8);
+		struct block_rec rec;
+
+		if (val.mv_size != sizeof(rec))
+			continue;
+		memcpy(&rec, val.mv_data, sizeof(rec));
+		if (blkset_has(&n->gone, blk))
+			continue;
+		if (blkset_has(&n->dblk, blk) || in_dirty_db(c, txn, n->ino, blk) ||
+		    !replicated(c, txn, rec.seq)) {
+			*left = 1;
+			continue;
+		}
+		if (blkset_add(out, blk) < 0) {
+			*left = 1;
+			break;
+		}
+	}
+	mdb_cursor_close(cur);
+	meta_read_end(txn);
+	if (n->dblk.n)
+		*left = 1;
+	return 0;
+}
+
+static int lru_del_txn(struct cache *c, MDB_txn *txn, void *arg)
+{
+	uint8_t k[8];
+	MDB_val key = { sizeof(k), k };
+	int rc;
+
+	key_put_u64(k, *(uint64_t *)arg);
+	rc = mdb_del(txn, c->db_lru, &key, NULL);
+	return rc == MDB_NOTFOUND ? 0 : meta_err(rc);
+}
+
+/* Evict what can go of ino; returns the bytes freed. */
+static uint64_t evict_one(struct cache *c, uint64_t ino)
+{
+	uint64_t bs = c->block_size, before, freed = 0;
+	struct blkset go = { 0 };
+	struct cnode *n = node_acquire(c, ino);
+	int left = 1, rc;
+
+	if (!n)
+		return 0;
+	pthread_mutex_lock(&n->lock);
+	rc = n->handles ? -EBUSY : node_load(c, n);
+	if (rc == 0)
+		rc = evictable(c, n, &go, &left);
+	if (rc == 0 && go.n) {
+		struct flags_arg a = { n, go.v, go.n, 0, BLOCK_RESIDENT };
+		size_t done = 0;
+
+		/* Record first: a crash after it costs a fetch, the other
+		 * order could leave a resident flag over a hole. */
+		rc = meta_write(c, flags_txn, &a);
+		before = n->alloc;
+		for (; rc == 0 && done < go.n; done++) {
+			uint64_t b = go.v[done];
+
+			if (fallocate(n->fd, FALLOC_FL_PUNCH_HOLE |
+				      FALLOC_FL_KEEP_SIZE, (off_t)(b * bs),
+				      (off_t)bs))
+				break;
+			blkset_del(&n->fetched, b);
+			if (blkset_add(&n->gone, b) < 0)
+				break;
+		}
+		node_refresh_alloc(c, n);
+		freed = before > n->alloc ? before - n->alloc : 0;
+		n->dirty = 1;	/* the record's block count */
+		node_fold(c, n);
+	}
+	pthread_mutex_unlock(&n->lock);
+	node_release(c, n);
+	if (rc == 0 && !left)
+		meta_write(c, lru_del_txn, &ino);
+	blkset_free(&go);
+	return freed;
+}
+
+uint64_t blk_evict(struct cache *c, uint64_t want)
+{
+	uint64_t (*order)[2], freed = 0;
+	size_t n;
+
+	if (!c->seal)
+		return 0;
+	blk_lru_flush(c);
+	n = lru_order(c, &order);
+	for (size_t i = 0; i < n && freed < want; i++)
+		freed += evict_one(c, order[i][0]);
+	free(order);
+	if (freed)
+		PHI_LOG(PHI_LOG_INFO, "evicted %llu bytes of replicated blocks",
+			(unsigned long long)freed);
+	return freed;
+}
+
+uint64_t cache_evict(struct cache *c, uint64_t want)
+{
+	return blk_evict(c, want);
+}
+
+/* --- user.phifs.state -------------------------------------------------- */
+
+int blk_state(struct cache *c, uint64_t ino, const char **out)
+{
+	uint8_t k[16];
+	MDB_val key = { sizeof(k), k }, val;
+	struct cnode *n = node_find_ref(c, ino);
+	struct inode_rec rec;
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	int dirty = 0, local = 0, rc;
+
+	if (n) {
+		pthread_mutex_lock(&n->lock);
+		dirty = n->dblk.n > 0;
+		pthread_mutex_unlock(&n->lock);
+		node_release(c, n);
+	}
+	txn = meta_read_begin(c, &rc);
+	if (!txn)
+		return rc;
+	rc = inode_get(c, txn, ino, &rec, NULL, NULL);
+	if (rc || !c->have_blockdbs || !S_ISREG(rec.mode))
+		goto out;
+	blk_key(k, ino, 0);
+	if (!dirty && mdb_cursor_open(txn, c->db_dirty, &cur) == 0) {
+		dirty = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE) == 0 &&
+			key.mv_size == 16 && key_get_u64(key.mv_data) == ino;
+		mdb_cursor_close(cur);
+	}
+	key.mv_size = sizeof(k);
+	key.mv_data = k;
+	if (!dirty && mdb_cursor_open(txn, c->db_blocks, &cur) == 0) {
+		for (int r = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+		     r == 0 && !local && key.mv_size == 16 &&
+		     key_get_u64(key.mv_data) == ino;
+		     r = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+			struct block_rec b;
+
+			if (val.mv_size != sizeof(b))
+				continue;
+			memcpy(&b, val.mv_data, sizeof(b));
+			local = !replicated(c, txn, b.seq);
+		}
+		mdb_cursor_close(cur);
+	}
+	/* Without regions nothing is ever sealed: all of it is local. */
+	if (!c->seal && rec.size)
+		local = 1;
+out:
+	meta_read_end(txn);
+	if (rc == 0)
+		*out = dirty ? "dirty" : local ? "local" : "replicated";
+	return rc;
+}

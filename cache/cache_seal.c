@@ -1,0 +1,922 @@
+/*
+ * cache_seal.c - the sealer: dirty blocks into packs of sealed frames.
+ *
+ * One thread.  Every SEAL_TICK_MS, or when woken, it looks at the inodes
+ * with dirty blocks (the `dirty` db, which folds keep current) and seals
+ * the blocks of those that are due: idle for seal_delay, closed, asked
+ * for by a sync, or all of them while the dirty total is past
+ * dirty_limit.  A block is read from the data file under its node's
+ * lock (and leaves the node's dirty set there), then compressed and
+ * encrypted (crypt_seal()) into the current pack without the lock.
+ *
+ * A pack is written to cache_dir/packs/ (fdatasync, rename, fsync of the
+ * directory) before one transaction records it in `packs` (the upload
+ * queue), points the blocks' `blocks` entries at its frames and drops
+ * their `dirty` entries.  So a recorded frame always exists locally until
+ * every region has it, and a crash before the commit leaves only an
+ * unreferenced file, which the next open deletes.
+ *
+ * A block written again while it was being sealed stays dirty: the node's
+ * generation counter, read without a lock inside the transaction, tells
+ * that the dirty entry must stay (it may keep one too many, which costs
+ * one more seal, never a lost write).
+ *
+ * Frames are sealed for the object id "d/<pack id>@<offset>", so that a
+ * frame moved within a pack, or into another, fails to open.
+ */
+#include "cache_int.h"
+#include "backend.h"
+#include "crypt.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <dirent.h>
+
+#define SEAL_TICK_MS 200
+#define DEFAULT_DELAY_MS 5000
+#define DEFAULT_PACK (4ull << 20)
+#define PACK_MAX_AGE_MS 3000	/* a pack not full is stored after this */
+
+uint64_t cache_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void cache_request_sync(struct cache *c)
+{
+	if (c->seal)
+		atomic_fetch_add(&c->seal->sync_req, 1);
+}
+
+void seal_kick(struct cache *c)
+{
+	struct seal *s = c->seal;
+
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	s->kicked = 1;
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void seal_closed(struct cache *c, uint64_t ino)
+{
+	struct seal *s = c->seal;
+
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	if (s->nclosed == s->capclosed) {
+		size_t cap = s->capclosed ? 2 * s->capclosed : 64;
+		uint64_t *v = realloc(s->closed, cap * sizeof(*v));
+
+		if (v) {
+			s->closed = v;
+			s->capclosed = cap;
+		}
+	}
+	if (s->nclosed < s->capclosed)	/* else sealed after the delay */
+		s->closed[s->nclosed++] = ino;
+	s->kicked = 1;
+	pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* --- packs ------------------------------------------------------------- */
+
+struct pack_entry {
+	struct cnode *n;	/* a temporary reference */
+	uint64_t blk;
+	uint64_t off;
+	uint32_t len, plain;
+	unsigned gen;		/* n->gen when the block was read */
+};
+
+struct packer {
+	uint8_t id[16];
+	char key[PACK_KEY_LEN + 1];
+	struct buf data;
+	struct pack_entry *e;
+	size_t n, cap;
+	struct buf plain;	/* the block being sealed */
+	uint64_t opened_ns;	/* when its first frame was added */
+	uint64_t packs, bytes_in, bytes_out;	/* for the log */
+};
+
+static void packer_drop(struct cache *c, struct packer *p)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		struct cnode *n = p->e[i].n;
+
+		pthread_mutex_lock(&n->lock);
+		blkset_del(&n->sealing, p->e[i].blk);
+		pthread_mutex_unlock(&n->lock);
+		node_release(c, n);
+	}
+	p->n = 0;
+	buf_reset(&p->data);
+}
+
+/* Write the pack file durably. */
+static int write_pack(struct cache *c, struct packer *p)
+{
+	char name[PACK_FILE_LEN + 1], tmp[PACK_FILE_LEN + 8];
+	const char *d = buf_data(&p->data);
+	size_t len = buf_len(&p->data), done = 0;
+	int fd, dfd, rc = 0;
+
+	pack_file(p->id, name);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+	fd = openat(c->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		    0600);
+	if (fd < 0)
+		return -errno;
+	while (rc == 0 && done < len) {
+		ssize_t w = write(fd, d + done, len - done);
+
+		if (w < 0 && errno != EINTR)
+			rc = -errno;
+		else if (w > 0)
+			done += (size_t)w;
+	}
+	if (rc == 0 && fdatasync(fd))
+		rc = -errno;
+	close(fd);
+	if (rc == 0 && renameat(c->dirfd, tmp, c->dirfd, name))
+		rc = -errno;
+	if (rc == 0) {
+		dfd = openat(c->dirfd, "packs", O_RDONLY | O_DIRECTORY |
+			     O_CLOEXEC);
+		if (dfd < 0 || fsync(dfd))
+			rc = -errno;
+		if (dfd >= 0)
+			close(dfd);
+	}
+	if (rc)
+		unlinkat(c->dirfd, rc ? tmp : name, 0);
+	return rc;
+}
+
+struct commit_arg {
+	struct packer *p;
+	uint64_t seq;
+};
+
+static int commit_txn(struct cache *c, MDB_txn *txn, void *arg)
+{
+	struct commit_arg *a = arg;
+	struct packer *p = a->p;
+	struct pack_rec pr = { .size = buf_len(&p->data),
+			       .pending = c->seal->all_bits,
+			       .created = phi_now().tv_sec };
+	uint64_t next = a->seq + 1;
+	uint8_t k[16];
+	MDB_val key = { 8, k }, val = { sizeof(pr), &pr };
+	MDB_val nk = { 8, (void *)"next_seq" }, nv = { 8, &next };
+	int rc;
+
+	memcpy(pr.id, p->id, 16);
+	key_put_u64(k, a->seq);
+	rc = mdb_put(txn, c->db_packs, &key, &val, 0);
+	if (rc == 0)
+		rc = mdb_put(txn, c->db_super, &nk, &nv, 0);
+	if (rc)
+		return meta_err(rc);
+	for (size_t i = 0; i < p->n; i++) {
+		struct pack_entry *e = &p->e[i];
+		struct block_rec br = { .seq = a->seq, .off = e->off,
+					.len = e->len, .plain = e->plain,
+					.flags = BLOCK_RESIDENT };
+		struct inode_rec rec;
+
+		memcpy(br.pack, p->id, 16);
+		/* Freed, or cut below this block since it was read: the
+		 * frame is garbage already. */
+		rc = inode_get(c, txn, e->n->ino, &rec, NULL, NULL);
+		if (rc == -ENOENT)
+			continue;
+		if (rc)
+			return rc;
+		if (e->blk * c->block_size >= rec.size)
+			continue;
+		key_put_u64(k, e->n->ino);
+		key_put_u64(k + 8, e->blk);
+		key.mv_size = 16;
+		val.mv_size = sizeof(br);
+		val.mv_data = &br;
+		rc = mdb_put(txn, c->db_blocks, &key, &val, 0);
+		if (rc)
+			return meta_err(rc);
+		if (atomic_load(&e->n->gen) != e->gen)
+			continue;	/* written again meanwhile */
+		rc = mdb_del(txn, c->db_dirty, &key, NULL);
+		if (rc && rc != MDB_NOTFOUND)
+			return meta_err(rc);
+	}
+	return 0;
+}
+
+/* Store and record the pack; the entries' blocks stay dirty on failure. */
+static int pack_commit(struct cache *c, struct packer *p)
+{
+	struct seal *s = c->seal;
+	struct commit_arg a = { p, 0 };
+	int rc;
+
+	if (p->n == 0)
+		return 0;
+	rc = write_pack(c, p);
+	if (rc == 0) {
+		pthread_mutex_lock(&s->lock);
+		a.seq = s->next_seq++;
+		pthread_mutex_unlock(&s->lock);
+		rc = meta_write(c, commit_txn, &a);
+		if (rc) {
+			char name[PACK_FILE_LEN + 1];
+
+			pack_file(p->id, name);
+			unlinkat(c->dirfd, name, 0);
+		}
+	}
+	if (rc) {
+		/* Put the blocks back into their nodes' dirty sets. */
+		for (size_t i = 0; i < p->n; i++) {
+			struct cnode *n = p->e[i].n;
+
+			pthread_mutex_lock(&n->lock);
+			if (blkset_add(&n->dblk, p->e[i].blk) > 0)
+				atomic_fetch_add(&s->dirty_blocks, 1);
+			pthread_mutex_unlock(&n->lock);
+		}
+		PHI_LOG(PHI_LOG_ERR, "cannot store sealed object %s: %s; "
+			"will retry", p->key, phi_strerror(rc));
+	} else {
+		atomic_fetch_add(&c->packs_used, buf_len(&p->data));
+		p->packs++;
+		p->bytes_out += buf_len(&p->data);
+		pthread_mutex_lock(&s->lock);
+		pthread_cond_broadcast(&s->done);	/* uploaders */
+		pthread_mutex_unlock(&s->lock);
+	}
+	packer_drop(c, p);
+	return rc;
+}
+
+static int packer_begin(struct packer *p)
+{
+	int rc = crypt_random_bytes(p->id, sizeof(p->id));
+
+	if (rc == 0)
+		pack_key(p->id, p->key);
+	return rc;
+}
+
+/* Seal plain as the next frame of the pack, for block blk of n. */
+static int pack_add(struct cache *c, struct packer *p, struct cnode *n,
+		    uint64_t blk, unsigned gen)
+{
+	char fid[PACK_KEY_LEN + 32];
+	size_t off, len = buf_len(&p->plain);
+	int rc;
+
+	if (p->n == 0 && buf_len(&p->data) == 0) {
+		rc = packer_begin(p);
+		if (rc)
+			return rc;
+		p->opened_ns = cache_mono_ns();
+	}
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? 2 * p->cap : 64;
+		void *v = realloc(p->e, cap * sizeof(*p->e));
+
+		if (!v)
+			return -ENOMEM;
+		p->e = v;
+		p->cap = cap;
+	}
+	off = buf_len(&p->data);
+	snprintf(fid, sizeof(fid), "%s@%zu", p->key, off);
+	rc = buf_reserve(&p->data, crypt_seal_bound(len));
+	if (rc == 0)
+		rc = crypt_seal(c->seal->key, c->fsid, fid, buf_data(&p->plain),
+				len, &p->data);
+	if (rc)
+		return rc;
+	p->e[p->n++] = (struct pack_entry){ n, blk, off,
+					    (uint32_t)(buf_len(&p->data) - off),
+					    (uint32_t)len, gen };
+	p->bytes_in += len;
+	return 0;
+}
+
+/* --- the sealing pass -------------------------------------------------- */
+
+struct due {
+	int force;		/* sync: every dirty block */
+	int pressure;		/* past dirty_limit */
+	uint64_t now;
+	uint64_t *closed;	/* sorted */
+	size_t nclosed;
+};
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int is_due(struct cache *c, struct cnode *n, const struct due *d)
+{
+	if (d->force || d->pressure || n->last_write_ns == 0)
+		return 1;
+	if (bsearch(&n->ino, d->closed, d->nclosed, sizeof(uint64_t), cmp_u64))
+		return 1;
+	return d->now - n->last_write_ns >= c->seal->delay_ns;
+}
+
+/* Seal the due dirty blocks of ino into p. */
+static int seal_inode(struct cache *c, struct packer *p, uint64_t ino,
+		      const struct due *d)
+{
+	uint64_t bs = c->block_size;
+	struct cnode *n = node_acquire(c, ino);
+	struct blkset todo = { 0 };
+	int rc;
+
+	if (!n)
+		return -ENOMEM;
+	pthread_mutex_lock(&n->lock);
+	rc = node_load(c, n);
+	if (rc == 0 && !is_due(c, n, d))
+		rc = 1;
+	if (rc == 0)
+		rc = node_fold(c, n);	/* the size the commit checks */
+	if (rc == 0)		/* entries a commit kept to be safe */
+		rc = blk_reload_dirty(c, n);
+	for (size_t i = 0; rc == 0 && i < n->dblk.n; i++)
+		rc = blkset_add(&todo, n->dblk.v[i]) < 0 ? -ENOMEM : 0;
+	pthread_mutex_unlock(&n->lock);
+
+	for (size_t i = 0; rc == 0 && i < todo.n; i++) {
+		uint64_t blk = todo.v[i], len;
+		unsigned gen;
+		ssize_t r;
+
+		pthread_mutex_lock(&n->lock);
+		if (!blkset_has(&n->dblk, blk)) {
+			pthread_mutex_unlock(&n->lock);
+			continue;
+		}
+		len = blk * bs >= n->size ? 0 :
+		      n->size - blk * bs < bs ? n->size - blk * bs : bs;
+		buf_reset(&p->plain);
+		rc = buf_reserve(&p->plain, bs);
+		r = rc ? rc : len ? pread(n->fd, buf_mut(&p->plain), len,
+					  (off_t)(blk * bs)) : 0;
+		if (r >= 0 && (uint64_t)r < len) {	/* past a short file */
+			memset((char *)buf_mut(&p->plain) + r, 0, len - (size_t)r);
+			r = (ssize_t)len;
+		}
+		if (r < 0) {
+			rc = rc ? rc : -errno;
+			pthread_mutex_unlock(&n->lock);
+			break;
+		}
+		buf_setlen(&p->plain, len);
+		blkset_del(&n->dblk, blk);
+		atomic_fetch_sub(&c->seal->dirty_blocks, 1);
+		gen = atomic_load(&n->gen);
+		if (len && blkset_add(&n->sealing, blk) < 0) {
+			if (blkset_add(&n->dblk, blk) > 0)
+				atomic_fetch_add(&c->seal->dirty_blocks, 1);
+			pthread_mutex_unlock(&n->lock);
+			rc = -ENOMEM;
+			break;
+		}
+		pthread_mutex_unlock(&n->lock);
+		if (len == 0) {
+			/* past the end: nothing to seal; the entry goes with
+			 * the next cut or seal of the file */
+			continue;
+		}
+		node_hold(c, n);
+		rc = pack_add(c, p, n, blk, gen);
+		if (rc) {
+			node_release(c, n);
+			pthread_mutex_lock(&n->lock);
+			blkset_del(&n->sealing, blk);
+			if (blkset_add(&n->dblk, blk) > 0)
+				atomic_fetch_add(&c->seal->dirty_blocks, 1);
+			pthread_mutex_unlock(&n->lock);
+			break;
+		}
+		if (buf_len(&p->data) >= c->seal->pack_size)
+			rc = pack_commit(c, p);
+	}
+	blkset_free(&todo);
+	node_release(c, n);
+	return rc > 0 ? 0 : rc;
+}
+
+/* Inodes with entries in `dirty`, ascending.  *out is malloc()ed. */
+static size_t dirty_inodes(struct cache *c, uint64_t **out)
+{
+	uint64_t *v = NULL, next = 0;
+	size_t n = 0, cap = 0;
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	int rc;
+
+	*out = NULL;
+	txn = meta_read_begin(c, &rc);
+	if (!txn)
+		return 0;
+	if (mdb_cursor_open(txn, c->db_dirty, &cur) == 0) {
+		for (;;) {
+			uint8_t k[16];
+			MDB_val key = { sizeof(k), k }, val;
+
+			key_put_u64(k, next);
+			key_put_u64(k + 8, 0);
+			if (mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE) ||
+			    key.mv_size != 16)
+				break;
+			if (n == cap) {
+				size_t ncap = cap ? 2 * cap : 256;
+				void *p = realloc(v, ncap * sizeof(*v));
+
+				if (!p)
+					break;
+				v = p;
+				cap = ncap;
+			}
+			v[n] = key_get_u64(key.mv_data);
+			next = v[n++] + 1;
+			if (next == 0)
+				break;
+		}
+		mdb_cursor_close(cur);
+	}
+	meta_read_end(txn);
+	*out = v;
+	return n;
+}
+
+static void seal_pass(struct cache *c, struct packer *p, int force)
+{
+	struct seal *s = c->seal;
+	struct due d = { force, 0, cache_mono_ns(), NULL, 0 };
+	uint64_t *inos;
+	size_t count;
+	int rc = 0;
+
+	pthread_mutex_lock(&s->lock);
+	d.closed = s->closed;
+	d.nclosed = s->nclosed;
+	s->closed = NULL;
+	s->nclosed = s->capclosed = 0;
+	pthread_mutex_unlock(&s->lock);
+	qsort(d.closed, d.nclosed, sizeof(uint64_t), cmp_u64);
+	d.pressure = atomic_load(&s->dirty_blocks) * c->block_size >
+		     s->dirty_limit;
+	if (force || d.pressure || d.nclosed)
+		node_fold_all(c);	/* every dirty block into `dirty` */
+	count = dirty_inodes(c, &inos);
+	for (size_t i = 0; i < count && rc == 0; i++)
+		rc = seal_inode(c, p, inos[i], &d);
+	/* A pack that is not full stays open across passes for a while,
+	 * so that files saved one by one still share objects. */
+	if (rc == 0 && (force || cache_mono_ns() - p->opened_ns >=
+			PACK_MAX_AGE_MS * 1000000ull))
+		rc = pack_commit(c, p);
+	else if (rc)
+		packer_drop(c, p);
+	free(inos);
+	free(d.closed);
+	if (rc && rc != PHI_ELATCHED)
+		PHI_LOG(PHI_LOG_ERR, "sealing: %s", phi_strerror(rc));
+}
+
+/* --- sync -------------------------------------------------------------- */
+
+struct sync_arg {
+	uint64_t mark, seq;
+};
+
+static int sync_txn(struct cache *c, MDB_txn *txn, void *arg)
+{
+	struct sync_arg *a = arg;
+	MDB_val k1 = { 9, (void *)"sync_mark" }, v1 = { 8, &a->mark };
+	MDB_val k2 = { 8, (void *)"sync_seq" }, v2 = { 8, &a->seq };
+	int rc = mdb_put(txn, c->db_super, &k1, &v1, 0);
+
+	if (rc == 0)
+		rc = mdb_put(txn, c->db_super, &k2, &v2, 0);
+	return meta_err(rc);
+}
+
+/* Packs with seq <= upto not yet in every region. */
+static uint64_t waiting_upto(struct cache *c, MDB_txn *txn, uint64_t upto)
+{
+	MDB_val key, val;
+	MDB_cursor *cur;
+	uint64_t n = 0;
+
+	if (!c->have_blockdbs || mdb_cursor_open(txn, c->db_packs, &cur))
+		return 0;
+	while (mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0 &&
+	       key.mv_size == 8 && key_get_u64(key.mv_data) <= upto)
+		n++;
+	mdb_cursor_close(cur);
+	return n;
+}
+
+int cache_sync_regions(struct cache *c, unsigned timeout_ms)
+{
+	struct seal *s = c->seal;
+	uint64_t start = cache_mono_ns(), deadline;
+	int rc = 0;
+
+	if (!s)
+		return 0;
+	deadline = timeout_ms ? start + timeout_ms * 1000000ull : UINT64_MAX;
+	cache_request_sync(c);
+	seal_kick(c);
+	for (;;) {
+		struct timespec ts;
+		uint64_t mark, seq, waiting = 0;
+		MDB_txn *txn;
+
+		if (atomic_load(&c->latched))
+			return PHI_ELATCHED;
+		pthread_mutex_lock(&s->lock);
+		mark = s->sync_mark;
+		seq = s->sync_seq;
+		pthread_mutex_unlock(&s->lock);
+		if (mark > start) {
+			txn = meta_read_begin(c, &rc);
+			if (!txn)
+				return rc;
+			waiting = waiting_upto(c, txn, seq);
+			meta_read_end(txn);
+			if (waiting == 0)
+				return 0;
+		}
+		if (cache_mono_ns() >= deadline)
+			return -ETIMEDOUT;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += 50 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_mutex_lock(&s->lock);
+		pthread_cond_timedwait(&s->done, &s->lock, &ts);
+		pthread_mutex_unlock(&s->lock);
+	}
+}
+
+/* --- the thread -------------------------------------------------------- */
+
+static void maybe_evict(struct cache *c)
+{
+	uint64_t used = atomic_load(&c->used) + atomic_load(&c->packs_used);
+	uint64_t high = c->size_limit / 10 * 9, low = c->size_limit / 10 * 8;
+
+	if (used > high)
+		blk_evict(c, used - low);
+}
+
+static void *sealer_main(void *arg)
+{
+	struct cache *c = arg;
+	struct seal *s = c->seal;
+	struct packer p;
+	unsigned handled = atomic_load(&s->sync_req);
+
+	memset(&p, 0, sizeof(p));
+	buf_init(&p.data, SIZE_MAX);
+	buf_init(&p.plain, SIZE_MAX);
+	pthread_mutex_lock(&s->lock);
+	while (!s->stop) {
+		struct timespec ts;
+		unsigned req;
+		uint64_t mark;
+		int force;
+
+		if (!s->kicked && atomic_load(&s->sync_req) == handled) {
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_nsec += SEAL_TICK_MS * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
+			pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+		}
+		if (s->stop)
+			break;
+		s->kicked = 0;
+		pthread_mutex_unlock(&s->lock);
+
+		req = atomic_load(&s->sync_req);
+		force = req != handled;
+		mark = cache_mono_ns();
+		if (!atomic_load(&c->latched))
+			seal_pass(c, &p, force);
+		blk_persist_fetched(c);
+		upload_record_health(c);
+		if (force) {
+			struct sync_arg a = { mark, 0 };
+
+			pthread_mutex_lock(&s->lock);
+			a.seq = s->next_seq - 1;
+			pthread_mutex_unlock(&s->lock);
+			if (meta_write(c, sync_txn, &a) == 0) {
+				pthread_mutex_lock(&s->lock);
+				s->sync_mark = mark;
+				s->sync_seq = a.seq;
+				pthread_cond_broadcast(&s->done);
+				pthread_mutex_unlock(&s->lock);
+			}
+			handled = req;
+		}
+		if (atomic_load(&s->sync_req) != handled)
+			upload_retry_now(c);	/* a sync does not wait out a
+						   backoff */
+		maybe_evict(c);
+		pthread_mutex_lock(&s->lock);
+	}
+	pthread_mutex_unlock(&s->lock);
+	/* Store the pack begun; dirty blocks not sealed yet stay in the
+	 * `dirty` db, and the next mount seals them first thing, so that
+	 * unmount does not wait for sealing. */
+	if (!atomic_load(&c->latched))
+		pack_commit(c, &p);
+	packer_drop(c, &p);
+	blk_persist_fetched(c);
+	buf_release(&p.data);
+	buf_release(&p.plain);
+	free(p.e);
+	return NULL;
+}
+
+/* Delete pack files nothing refers to: a crash after the file was
+ * written but before its commit, or after its last upload. */
+static void packs_recover(struct cache *c)
+{
+	int fd = openat(c->dirfd, "packs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	uint64_t bytes = 0;
+	struct dirent *de;
+	MDB_txn *txn;
+	DIR *dir;
+	int rc;
+
+	if (fd < 0 || !(dir = fdopendir(fd))) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	txn = meta_read_begin(c, &rc);
+	while (txn && (de = readdir(dir))) {
+		uint8_t id[16];
+		struct stat st;
+		int known = 0;
+		MDB_val key, val;
+		MDB_cursor *cur;
+
+		if (de->d_name[0] == '.')
+			continue;
+		if (strlen(de->d_name) == 32) {
+			for (int i = 0; i < 16; i++) {
+				unsigned x;
+
+				if (sscanf(de->d_name + 2 * i, "%2x", &x) != 1)
+					break;
+				id[i] = (uint8_t)x;
+			}
+			if (mdb_cursor_open(txn, c->db_packs, &cur) == 0) {
+				while (!known && mdb_cursor_get(cur, &key, &val,
+								MDB_NEXT) == 0)
+					known = val.mv_size ==
+						sizeof(struct pack_rec) &&
+						memcmp(val.mv_data, id, 16) == 0;
+				mdb_cursor_close(cur);
+			}
+		}
+		if (!known)
+			unlinkat(fd, de->d_name, 0);
+		else if (fstatat(fd, de->d_name, &st, 0) == 0)
+			bytes += (uint64_t)st.st_size;
+	}
+	if (txn)
+		meta_read_end(txn);
+	closedir(dir);
+	atomic_store(&c->packs_used, bytes);
+}
+
+static int load_state(struct cache *c)
+{
+	struct seal *s = c->seal;
+	MDB_val k = { 8, (void *)"next_seq" }, v;
+	MDB_txn *txn;
+	int rc;
+
+	txn = meta_read_begin(c, &rc);
+	if (!txn)
+		return rc;
+	s->next_seq = 1;
+	if (mdb_get(txn, c->db_super, &k, &v) == 0 && v.mv_size == 8)
+		memcpy(&s->next_seq, v.mv_data, 8);
+	meta_read_end(txn);
+	return 0;
+}
+
+int seal_start(struct cache *c, const struct cache_config *cfg)
+{
+	struct seal *s;
+	pthread_condattr_t ca;
+	int rc;
+
+	if (!cfg->regions || c->rdonly)
+		return 0;
+	if (!cfg->key)
+		return -EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->regions = cfg->regions;
+	s->key = cfg->key;
+	s->delay_ns = (uint64_t)(cfg->seal_delay_ms ? cfg->seal_delay_ms :
+				 DEFAULT_DELAY_MS) * 1000000ull;
+	s->pack_size = cfg->pack_size ? cfg->pack_size : DEFAULT_PACK;
+	s->dirty_limit = cfg->dirty_limit ? cfg->dirty_limit :
+			 c->size_limit / 4;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->cond, &ca);
+	pthread_cond_init(&s->done, &ca);
+	pthread_condattr_destroy(&ca);
+	c->seal = s;
+	if (mkdirat(c->dirfd, "packs", 0700) && errno != EEXIST)
+		return -errno;
+	rc = load_state(c);
+	if (rc == 0)
+		rc = upload_regions_load(c, cfg->region_names);
+	if (rc)
+		return rc;
+	packs_recover(c);
+	rc = pthread_create(&s->sealer, NULL, sealer_main, c);
+	if (rc)
+		return -rc;
+	s->sealer_running = 1;
+	return upload_start(c, cfg->uploaders ? cfg->uploaders : 4);
+}
+
+void seal_stop(struct cache *c)
+{
+	struct seal *s = c->seal;
+
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	s->stop = 1;
+	pthread_cond_broadcast(&s->cond);
+	pthread_cond_broadcast(&s->done);
+	pthread_mutex_unlock(&s->lock);
+	if (s->sealer_running)
+		pthread_join(s->sealer, NULL);
+	s->sealer_running = 0;
+	for (int i = 0; i < s->nuploaders; i++)
+		pthread_join(s->uploader[i], NULL);
+	s->nuploaders = 0;
+	upload_record_health(c);
+	blk_lru_flush(c);
+}
+
+void seal_free(struct cache *c)
+{
+	struct seal *s = c->seal;
+
+	if (!s)
+		return;
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->cond);
+	pthread_cond_destroy(&s->done);
+	free(s->closed);
+	free(s->inflight);
+	free(s->lru);
+	free(s);
+	c->seal = NULL;
+}
+
+/* --- status ------------------------------------------------------------ */
+
+static uint64_t count(MDB_txn *txn, MDB_dbi dbi)
+{
+	MDB_stat st;
+
+	return mdb_stat(txn, dbi, &st) == 0 ? st.ms_entries : 0;
+}
+
+int seal_stats(struct cache *c, MDB_txn *txn, struct cache_stats *s)
+{
+	MDB_val key, val;
+	MDB_cursor *cur;
+	struct {
+		char name[65];
+		uint32_t bit;
+		struct region_rec rec;
+	} reg[16];
+	int nreg = 0;
+
+	if (!c->have_blockdbs)
+		return 0;
+	s->dirty_blocks = count(txn, c->db_dirty);
+	s->dirty_bytes = s->dirty_blocks * c->block_size;
+	if (mdb_cursor_open(txn, c->db_regions, &cur) == 0) {
+		while (nreg < 16 &&
+		       mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0) {
+			if (val.mv_size != sizeof(struct region_rec) ||
+			    key.mv_size >= sizeof(reg[0].name))
+				continue;
+			memcpy(reg[nreg].name, key.mv_data, key.mv_size);
+			reg[nreg].name[key.mv_size] = '\0';
+			memcpy(&reg[nreg].rec, val.mv_data, val.mv_size);
+			nreg++;
+		}
+		mdb_cursor_close(cur);
+	}
+	s->nregions = nreg;
+	for (int i = 0; i < nreg; i++) {
+		memcpy(s->regions[i].name, reg[i].name, sizeof(reg[i].name));
+		s->regions[i].fails = reg[i].rec.fails;
+		s->regions[i].down = reg[i].rec.down;
+		s->regions[i].last_ok = reg[i].rec.last_ok;
+	}
+	if (mdb_cursor_open(txn, c->db_packs, &cur) == 0) {
+		while (mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0) {
+			struct pack_rec pr;
+
+			if (val.mv_size != sizeof(pr))
+				continue;
+			memcpy(&pr, val.mv_data, sizeof(pr));
+			s->sealed_objects++;
+			s->sealed_bytes += pr.size;
+			for (int i = 0; i < nreg; i++)
+				if (pr.pending & (1u << reg[i].rec.bit)) {
+					s->regions[i].waiting++;
+					s->regions[i].waiting_bytes += pr.size;
+				}
+		}
+		mdb_cursor_close(cur);
+	}
+	if (mdb_cursor_open(txn, c->db_repair, &cur) == 0) {
+		while (mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0) {
+			if (key.mv_size != 12)
+				continue;
+			for (int i = 0; i < nreg; i++)
+				if (((uint8_t *)key.mv_data)[11] == reg[i].rec.bit)
+					s->regions[i].bad++;
+		}
+		mdb_cursor_close(cur);
+	}
+	if (mdb_cursor_open(txn, c->db_blocks, &cur) == 0) {
+		while (mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0) {
+			struct block_rec br;
+
+			if (val.mv_size != sizeof(br))
+				continue;
+			memcpy(&br, val.mv_data, sizeof(br));
+			if (br.flags & BLOCK_RESIDENT)
+				s->resident_blocks++;
+			else
+				s->evicted_blocks++;
+		}
+		mdb_cursor_close(cur);
+	}
+	key.mv_size = 9;
+	key.mv_data = (void *)"sync_mark";
+	if (mdb_get(txn, c->db_super, &key, &val) == 0 && val.mv_size == 8)
+		memcpy(&s->sync_mark_ns, val.mv_data, 8);
+	key.mv_size = 8;
+	key.mv_data = (void *)"sync_seq";
+	if (mdb_get(txn, c->db_super, &key, &val) == 0 && val.mv_size == 8) {
+		uint64_t seq;
+
+		memcpy(&seq, val.mv_data, 8);
+		s->sync_waiting = waiting_upto(c, txn, seq);
+	}
+	return 0;
+}

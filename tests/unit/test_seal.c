@@ -1,0 +1,580 @@
+/*
+ * test_seal.c - sealing, replication, fetching back and eviction, through
+ * cache.h, over two dir: regions each behind a fault-injecting backend.
+ *
+ * Every case formats a fresh filesystem in its test_tmpdir() with regions
+ * a/ and b/ beside it and a random master key made by the test.
+ */
+#include "backend.h"
+#include "cache.h"
+#include "crypt.h"
+#include "phi.h"
+#include "test.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define KiB 1024ull
+#define MiB (1024ull * KiB)
+
+static const struct cache_cred cred = { 1000, 1000 };
+static const char *const names[] = { "a", "b" };
+
+struct env {
+	struct cache_config cfg;
+	struct crypt_key *key;
+	struct backend *rs;
+	struct backend *fault[2];	/* borrowed from rs */
+	struct cache *c;
+	char regdir[2][4096];
+};
+
+static void make_regions(struct env *e)
+{
+	struct backend *r[2];
+
+	for (int i = 0; i < 2; i++) {
+		struct backend *dir;
+
+		ASSERT_OK(backend_dir_open(&dir, e->regdir[i]));
+		ASSERT_OK(backend_fault_open(&r[i], dir));
+		e->fault[i] = r[i];
+	}
+	ASSERT_OK(backend_replica_open(&e->rs, r, 2));
+}
+
+static void env_open(struct env *e)
+{
+	make_regions(e);
+	e->cfg.regions = e->rs;
+	e->cfg.region_names = names;
+	e->cfg.key = e->key;
+	e->c = NULL;
+	ASSERT_OK(cache_open(&e->c, &e->cfg, 0));
+}
+
+static void env_close(struct env *e)
+{
+	ASSERT_OK(cache_close(e->c));
+	e->c = NULL;
+	backend_close(e->rs);
+	e->rs = NULL;
+}
+
+static void env_init(struct env *e, uint64_t limit)
+{
+	memset(e, 0, sizeof(*e));
+	for (int i = 0; i < 2; i++) {
+		snprintf(e->regdir[i], sizeof(e->regdir[i]), "%s/region-%s",
+			 test_tmpdir(), names[i]);
+		ASSERT_OK(mkdir(e->regdir[i], 0700));
+	}
+	e->cfg.dir = test_tmpdir();
+	e->cfg.size_limit = limit;
+	e->cfg.block_size = 64 * KiB;
+	e->cfg.seal_delay_ms = 100;
+	e->cfg.pack_size = 1 * MiB;
+	e->cfg.uploaders = 2;
+	ASSERT_OK(crypt_key_new_random(&e->key));
+	ASSERT_OK(cache_format(&e->cfg, 0, 0));
+	env_open(e);
+}
+
+static void env_done(struct env *e)
+{
+	if (e->c)
+		env_close(e);
+	crypt_key_free(e->key);
+}
+
+static void fault(struct env *e, int region, int fail_all, int corrupt)
+{
+	struct backend_fault f = { 0 };
+
+	f.fail_all = fail_all;
+	f.corrupt_get = corrupt;
+	backend_fault_set(e->fault[region], &f);
+}
+
+static uint64_t mkfile(struct cache *c, const char *name)
+{
+	struct stat st;
+
+	ASSERT_OK(cache_mknod(c, CACHE_ROOT_INO, name, S_IFREG | 0644, 0, NULL,
+			      &cred, &st));
+	cache_forget(c, st.st_ino, 1);
+	return st.st_ino;
+}
+
+static void put(struct cache *c, uint64_t ino, uint64_t off, const void *buf,
+		size_t len)
+{
+	struct cache_file *f;
+
+	ASSERT_OK(cache_file_open(c, ino, 0, &f));
+	ASSERT_EQ(cache_write(c, f, off, buf, len), (ssize_t)len);
+	cache_file_release(c, f);
+}
+
+/* Read [off, off+len) through cache_read_extent(); returns its code. */
+static int get(struct cache *c, uint64_t ino, uint64_t off, void *buf,
+	       size_t len, size_t *got)
+{
+	struct cache_file *f;
+	struct cache_extent ext;
+	int rc;
+
+	ASSERT_OK(cache_file_open(c, ino, 0, &f));
+	rc = cache_read_extent(c, f, off, len, &ext);
+	if (rc == 0) {
+		ASSERT_EQ(pread(ext.fd, buf, ext.len, (off_t)ext.off),
+			  (ssize_t)ext.len);
+		*got = ext.len;
+	}
+	cache_file_release(c, f);
+	return rc;
+}
+
+static void fill(unsigned char *buf, size_t len, unsigned seed)
+{
+	uint32_t x = seed * 2654435761u + 1;
+
+	for (size_t i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		buf[i] = (unsigned char)x;
+	}
+}
+
+static void expect(struct cache *c, uint64_t ino, const void *want,
+		   size_t len)
+{
+	unsigned char *buf = malloc(len + 1);
+	size_t got = 0;
+
+	ASSERT_TRUE(buf != NULL);
+	ASSERT_OK(get(c, ino, 0, buf, len + 1, &got));
+	ASSERT_EQ(got, len);
+	ASSERT_TRUE(memcmp(buf, want, len) == 0);
+	free(buf);
+}
+
+/* Objects (files) in a region directory, recursively; with `needle`,
+ * also fail if any file or name contains it. */
+static int scan(const char *dir, const char *needle)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int count = 0;
+
+	ASSERT_TRUE(d != NULL);
+	while ((de = readdir(d))) {
+		char path[8192];
+		struct stat st;
+
+		if (de->d_name[0] == '.')
+			continue;
+		if (needle)
+			ASSERT_TRUE(strstr(de->d_name, needle) == NULL);
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		ASSERT_OK(lstat(path, &st));
+		if (S_ISDIR(st.st_mode)) {
+			count += scan(path, needle);
+			continue;
+		}
+		count++;
+		if (needle) {
+			FILE *f = fopen(path, "rb");
+			char *data = malloc((size_t)st.st_size + 1);
+
+			ASSERT_TRUE(f && data);
+			ASSERT_EQ(fread(data, 1, (size_t)st.st_size, f),
+				  (size_t)st.st_size);
+			data[st.st_size] = '\0';
+			ASSERT_TRUE(memmem(data, (size_t)st.st_size, needle,
+					   strlen(needle)) == NULL);
+			free(data);
+			fclose(f);
+		}
+	}
+	closedir(d);
+	return count;
+}
+
+static const char *state(struct cache *c, uint64_t ino)
+{
+	static char buf[32];
+	int n = cache_getxattr(c, ino, "user.phifs.state", buf,
+			       sizeof(buf) - 1);
+
+	ASSERT_TRUE(n > 0);
+	buf[n] = '\0';
+	return buf;
+}
+
+static void sync_ok(struct env *e)
+{
+	ASSERT_OK(cache_sync_regions(e->c, 20000));
+}
+
+/* --- cases ------------------------------------------------------------- */
+
+#define MARKER "PHIFS-MARKER-7f3a9c"
+
+TEST(sealed_objects_in_both_regions_say_nothing)
+{
+	struct env e;
+	static char text[300 * 1024];
+	struct cache_stats st;
+	uint64_t ino;
+
+	env_init(&e, 1ull << 30);
+	for (size_t i = 0; i + sizeof(MARKER) < sizeof(text);
+	     i += sizeof(MARKER))
+		memcpy(text + i, MARKER " ", sizeof(MARKER));
+	ino = mkfile(e.c, MARKER);
+	put(e.c, ino, 0, text, sizeof(text));
+	ASSERT_STREQ(state(e.c, ino), "dirty");
+	sync_ok(&e);
+	ASSERT_STREQ(state(e.c, ino), "replicated");
+	ASSERT_TRUE(scan(e.regdir[0], MARKER) >= 1);
+	ASSERT_EQ(scan(e.regdir[0], NULL), scan(e.regdir[1], NULL));
+	scan(e.regdir[1], MARKER);
+	ASSERT_OK(cache_stats(e.c, &st));
+	ASSERT_EQ(st.sealed_objects, 0);
+	ASSERT_EQ(st.dirty_blocks, 0);
+	ASSERT_EQ(st.resident_blocks, 5);	/* 300 KiB in 64 KiB blocks */
+	ASSERT_EQ(st.nregions, 2);
+	ASSERT_EQ(st.regions[0].waiting, 0);
+	ASSERT_TRUE(st.sync_mark_ns > 0);
+	ASSERT_EQ(cache_setxattr(e.c, ino, "user.phifs.state", "x", 1, 0),
+		  -EPERM);
+	ASSERT_EQ(cache_removexattr(e.c, ino, "user.phifs.state"), -EPERM);
+	ASSERT_EQ(cache_listxattr(e.c, ino, NULL, 0), 0);
+	env_done(&e);
+}
+
+TEST(small_files_share_packs)
+{
+	struct env e;
+	char name[32], data[4096];
+
+	env_init(&e, 1ull << 30);
+	for (int i = 0; i < 1000; i++) {
+		uint64_t ino;
+
+		snprintf(name, sizeof(name), "letter-%d", i);
+		fill((unsigned char *)data, sizeof(data), (unsigned)i);
+		ino = mkfile(e.c, name);
+		put(e.c, ino, 0, data, sizeof(data));
+	}
+	sync_ok(&e);
+	/* 4 MB of incompressible data in 1 MiB packs */
+	test_diag("objects per region: %d", scan(e.regdir[0], NULL));
+	ASSERT_TRUE(scan(e.regdir[0], NULL) <= 8);
+	ASSERT_EQ(scan(e.regdir[1], NULL), scan(e.regdir[0], NULL));
+	env_done(&e);
+}
+
+TEST(evicted_blocks_read_back_after_reopen)
+{
+	struct env e;
+	static unsigned char a[1 * MiB + 4321], b[200 * KiB];
+	struct cache_stats st;
+	uint64_t fa, fb;
+
+	env_init(&e, 1ull << 30);
+	fill(a, sizeof(a), 1);
+	fill(b, sizeof(b), 2);
+	fa = mkfile(e.c, "a");
+	fb = mkfile(e.c, "b");
+	put(e.c, fa, 0, a, sizeof(a));
+	put(e.c, fb, 0, b, sizeof(b));
+	sync_ok(&e);
+	ASSERT_TRUE(cache_evict(e.c, UINT64_MAX) >= sizeof(a));
+	ASSERT_OK(cache_stats(e.c, &st));
+	ASSERT_EQ(st.resident_blocks, 0);
+	ASSERT_EQ(st.evicted_blocks, 17 + 4);
+	expect(e.c, fa, a, sizeof(a));
+	env_close(&e);
+
+	env_open(&e);
+	expect(e.c, fa, a, sizeof(a));		/* fetched, now resident */
+	expect(e.c, fb, b, sizeof(b));		/* fetched after reopen */
+	env_done(&e);
+}
+
+TEST(region_a_gone_reads_from_b)
+{
+	struct env e;
+	static unsigned char a[700 * KiB];
+	char cmd[8300];
+	uint64_t fa;
+
+	env_init(&e, 1ull << 30);
+	fill(a, sizeof(a), 3);
+	fa = mkfile(e.c, "a");
+	put(e.c, fa, 0, a, sizeof(a));
+	sync_ok(&e);
+	ASSERT_TRUE(cache_evict(e.c, UINT64_MAX) > 0);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'/*", e.regdir[0]);
+	ASSERT_OK(system(cmd));
+	ASSERT_EQ(scan(e.regdir[0], NULL), 0);
+	expect(e.c, fa, a, sizeof(a));
+	env_done(&e);
+}
+
+TEST(corrupt_copy_in_a_fails_over_and_is_recorded)
+{
+	struct env e;
+	static unsigned char a[300 * KiB];
+	struct cache_stats st;
+	uint64_t fa;
+
+	env_init(&e, 1ull << 30);
+	fill(a, sizeof(a), 4);
+	fa = mkfile(e.c, "a");
+	put(e.c, fa, 0, a, sizeof(a));
+	sync_ok(&e);
+	ASSERT_TRUE(cache_evict(e.c, UINT64_MAX) > 0);
+	fault(&e, 0, 0, 1);
+	expect(e.c, fa, a, sizeof(a));
+	fault(&e, 0, 0, 0);
+	env_close(&e);			/* status reads what was recorded */
+	env_open(&e);
+	ASSERT_OK(cache_stats(e.c, &st));
+	ASSERT_TRUE(st.regions[0].bad >= 1);
+	ASSERT_EQ(st.regions[1].bad, 0);
+	env_done(&e);
+}
+
+TEST(no_region_answers_read_fails_with_eio_writes_go_on)
+{
+	struct env e;
+	static unsigned char a[200 * KiB], buf[64];
+	uint64_t fa, fb;
+	size_t got;
+	struct timespec t0, t1;
+
+	env_init(&e, 1ull << 30);
+	fill(a, sizeof(a), 5);
+	fa = mkfile(e.c, "a");
+	put(e.c, fa, 0, a, sizeof(a));
+	sync_ok(&e);
+	ASSERT_TRUE(cache_evict(e.c, UINT64_MAX) > 0);
+	fault(&e, 0, 1, 0);
+	fault(&e, 1, 1, 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ASSERT_EQ(get(e.c, fa, 0, buf, sizeof(buf), &got), -EIO);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	test_diag("failed read took %ld ms",
+		  (long)((t1.tv_sec - t0.tv_sec) * 1000 +
+			 (t1.tv_nsec - t0.tv_nsec) / 1000000));
+	/* writes and reads of cached data go on */
+	fb = mkfile(e.c, "b");
+	put(e.c, fb, 0, a, sizeof(a));
+	expect(e.c, fb, a, sizeof(a));
+	ASSERT_EQ(cache_sync_regions(e.c, 1500), -ETIMEDOUT);
+	ASSERT_STREQ(state(e.c, fb), "local");
+	fault(&e, 0, 0, 0);
+	fault(&e, 1, 0, 0);
+	sync_ok(&e);
+	ASSERT_STREQ(state(e.c, fb), "replicated");
+	expect(e.c, fa, a, sizeof(a));
+	env_done(&e);
+}
+
+TEST(region_down_during_writes_catches_up)
+{
+	struct env e;
+	static unsigned char a[256 * KiB];
+	struct cache_stats st;
+	uint64_t ino[20];
+
+	env_init(&e, 1ull << 30);
+	fault(&e, 0, 1, 0);
+	for (int i = 0; i < 20; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "f%d", i);
+		fill(a, sizeof(a), 100 + (unsigned)i);
+		ino[i] = mkfile(e.c, name);
+		put(e.c, ino[i], 0, a, sizeof(a));
+	}
+	ASSERT_EQ(cache_sync_regions(e.c, 3000), -ETIMEDOUT);
+	env_close(&e);			/* the queue must survive this */
+	env_open(&e);
+	ASSERT_OK(cache_stats(e.c, &st));
+	ASSERT_TRUE(st.regions[0].waiting > 0);
+	ASSERT_EQ(st.regions[1].waiting, 0);
+	ASSERT_TRUE(st.regions[0].fails >= 1);
+	ASSERT_EQ(scan(e.regdir[0], NULL), 0);
+	sync_ok(&e);			/* new mount: no fault any more */
+	ASSERT_EQ(scan(e.regdir[0], NULL), scan(e.regdir[1], NULL));
+	ASSERT_OK(cache_stats(e.c, &st));
+	ASSERT_EQ(st.regions[0].waiting, 0);
+	ASSERT_EQ(st.regions[0].down, 0);
+	ASSERT_TRUE(cache_evict(e.c, UINT64_MAX) > 0);
+	for (int i = 0; i < 20; i++) {
+		fill(a, sizeof(a), 100 + (unsigned)i);
+		expect(e.c, ino[i], a, sizeof(a));
+	}
+	env_done(&e);
+}
+
+TEST(overwrite_and_truncate_evicted_blocks)
+{
+	struct env e;
+	static unsigned char a[300 * KiB];
+	unsigned char zero[1000] = { 0 }, buf[1000];
+	struct stat in = { 0 }, out;
+	size_t got;
+	uint64_t fa;
+
+	env_init(&e, 1ull << 30);
+	fill(a, sizeof(a), 6);
+	fa = mkfile(e.c, "a");
+	put(e.c, fa, 0, a, sizeof(a));
+	sync_ok(&e);
+	ASSERT_TRUE(cache_evict(e.c, UINT64_MAX) > 0);
+	/* a partial overwrite of a gone block keeps the rest of it */
+	memcpy(a + 70000, "patched", 7);
+	put(e.c, fa, 70000, "patched", 7);
+	/* cut inside a gone block, then grow: the cut part reads zeros */
+	in.st_size = 150000;
+	ASSERT_OK(cache_setattr(e.c, fa, CACHE_SET_SIZE, &in, &out));
+	in.st_size = sizeof(a);
+	ASSERT_OK(cache_setattr(e.c, fa, CACHE_SET_SIZE, &in, &out));
+	memset(a + 150000, 0, sizeof(a) - 150000);
+	expect(e.c, fa, a, sizeof(a));
+	sync_ok(&e);
+	ASSERT_TRUE(cache_evict(e.c, UINT64_MAX) > 0);
+	expect(e.c, fa, a, sizeof(a));
+	ASSERT_OK(get(e.c, fa, 200000, buf, sizeof(buf), &got));
+	ASSERT_TRUE(memcmp(buf, zero, sizeof(buf)) == 0);
+	env_close(&e);
+	env_open(&e);
+	expect(e.c, fa, a, sizeof(a));
+	env_done(&e);
+}
+
+TEST(dirty_blocks_outlive_a_close_and_seal_at_next_open)
+{
+	struct env e;
+	static unsigned char a[100 * KiB];
+	struct cache_stats st;
+	uint64_t fa;
+
+	env_init(&e, 1ull << 30);
+	e.cfg.seal_delay_ms = 600000;	/* never by time in this case */
+	env_close(&e);
+	env_open(&e);
+	fill(a, sizeof(a), 7);
+	fa = mkfile(e.c, "a");
+	{
+		struct cache_file *f;
+
+		ASSERT_OK(cache_file_open(e.c, fa, 0, &f));
+		ASSERT_EQ(cache_write(e.c, f, 0, a, sizeof(a)),
+			  (ssize_t)sizeof(a));
+		env_close(&e);		/* still open: the kernel never
+					   released it */
+	}
+	env_open(&e);
+	ASSERT_OK(cache_stats(e.c, &st));
+	ASSERT_TRUE(st.dirty_blocks == 2 || st.sealed_objects > 0);
+	sync_ok(&e);
+	ASSERT_STREQ(state(e.c, fa), "replicated");
+	ASSERT_TRUE(cache_evict(e.c, UINT64_MAX) > 0);
+	expect(e.c, fa, a, sizeof(a));
+	env_done(&e);
+}
+
+TEST(working_set_larger_than_cache)
+{
+	struct env e;
+	static unsigned char a[512 * KiB];
+	struct cache_stats st;
+	uint64_t ino[16];
+
+	/* 8 MiB of files through a 3 MiB cache */
+	env_init(&e, 3 * MiB);
+	for (int i = 0; i < 16; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "f%d", i);
+		fill(a, sizeof(a), 200 + (unsigned)i);
+		ino[i] = mkfile(e.c, name);
+		put(e.c, ino[i], 0, a, sizeof(a));
+		sync_ok(&e);
+	}
+	ASSERT_OK(cache_stats(e.c, &st));
+	test_diag("used %llu of %llu", (unsigned long long)st.used_bytes,
+		  (unsigned long long)st.size_limit);
+	ASSERT_TRUE(st.used_bytes <= 3 * MiB);
+	for (int round = 0; round < 2; round++)
+		for (int i = 0; i < 16; i++) {
+			fill(a, sizeof(a), 200 + (unsigned)i);
+			expect(e.c, ino[i], a, sizeof(a));
+		}
+	/* what fetching brought back goes again, in the background */
+	for (int i = 0; i < 100; i++) {
+		ASSERT_OK(cache_stats(e.c, &st));
+		if (st.used_bytes <= 3 * MiB)
+			break;
+		usleep(50000);
+	}
+	test_diag("used %llu of %llu after reads",
+		  (unsigned long long)st.used_bytes,
+		  (unsigned long long)st.size_limit);
+	ASSERT_TRUE(st.used_bytes <= 3 * MiB);
+	env_done(&e);
+}
+
+TEST(dirty_data_fills_cache_enospc)
+{
+	struct env e;
+	static unsigned char a[256 * KiB];
+	struct cache_file *f;
+	ssize_t w = 0;
+	uint64_t ino, off = 0;
+
+	env_init(&e, 2 * MiB);
+	fault(&e, 0, 1, 0);		/* nothing can be replicated */
+	fill(a, sizeof(a), 9);
+	ino = mkfile(e.c, "big");
+	ASSERT_OK(cache_file_open(e.c, ino, 0, &f));
+	for (int i = 0; i < 64; i++) {
+		w = cache_write(e.c, f, off, a, sizeof(a));
+		if (w < 0)
+			break;
+		off += (uint64_t)w;
+	}
+	cache_file_release(e.c, f);
+	ASSERT_EQ(w, -ENOSPC);
+	test_diag("wrote %llu bytes before ENOSPC", (unsigned long long)off);
+	ASSERT_TRUE(off >= 1 * MiB);
+	env_done(&e);
+}
+
+TEST_MAIN(
+	TEST_ENTRY(sealed_objects_in_both_regions_say_nothing),
+	TEST_ENTRY(small_files_share_packs),
+	TEST_ENTRY(evicted_blocks_read_back_after_reopen),
+	TEST_ENTRY(region_a_gone_reads_from_b),
+	TEST_ENTRY(corrupt_copy_in_a_fails_over_and_is_recorded),
+	TEST_ENTRY(no_region_answers_read_fails_with_eio_writes_go_on),
+	TEST_ENTRY(region_down_during_writes_catches_up),
+	TEST_ENTRY(overwrite_and_truncate_evicted_blocks),
+	TEST_ENTRY(dirty_blocks_outlive_a_close_and_seal_at_next_open),
+	TEST_ENTRY(working_set_larger_than_cache),
+	TEST_ENTRY(dirty_data_fills_cache_enospc),
+)
