@@ -8,8 +8,15 @@
 #ifndef PHI_CMD_H
 #define PHI_CMD_H
 
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
 #include "cache.h"
 #include "config.h"
+
+struct backend;
+struct crypt_key;
 
 int cmd_mkfs(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
@@ -19,10 +26,14 @@ int cmd_status(int argc, char **argv);
 /* One line on stderr, "phifs: " first. */
 void tool_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* One line on stderr, "phifs: warning: " first. */
+void tool_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Load CONFIG, printing the parser's line on failure.  0 or -1. */
 int tool_load_config(const char *path, struct phi_config *cfg);
 
-/* The cache's view of the configuration (strings borrowed from cfg). */
+/* The cache's view of the configuration (strings borrowed from cfg);
+ * regions, key and fsid are left NULL for the caller to fill. */
 void tool_cache_config(const struct phi_config *cfg,
 		       struct cache_config *out);
 
@@ -31,5 +42,113 @@ void tool_cache_error(const struct phi_config *cfg, int rc);
 
 /* If argv holds -h or --help, print usage on stdout and return 1. */
 int tool_want_help(int argc, char **argv, const char *usage);
+
+/*
+ * The filesystem's summary through a read-only open (works while
+ * mounted).  0, or -1 after printing why (tool_cache_error()).
+ */
+int tool_fs_stats(const struct phi_config *cfg, struct cache_stats *out);
+
+/* ---- secrets and the superblock (keys.c) ---------------------------- */
+
+/*
+ * What unlocks the filesystem: the bytes of a key file, or a passphrase
+ * (data[0..len), not NUL-terminated).  data is malloc'd, mlock()ed when
+ * the limits allow, and wiped by tool_secret_wipe().
+ */
+struct tool_secret {
+	unsigned char *data;
+	size_t len;		/* bytes in use */
+	size_t size;		/* bytes allocated */
+	int is_keyfile;
+	int locked;
+};
+
+/* Wipe and free; a zeroed or wiped secret is a no-op. */
+void tool_secret_wipe(struct tool_secret *s);
+
+/*
+ * Read a key file, refusing one that group or others may read (mode &
+ * 077), one that is not a regular file, and one outside
+ * CRYPT_KEYFILE_MIN..64 KiB.  0, or -1 after printing why.
+ */
+int tool_keyfile_read(const char *path, struct tool_secret *s);
+
+/* 64 fresh random bytes for a new key file.  0 or -1 (printed). */
+int tool_keyfile_new(struct tool_secret *s);
+
+/* Write s to a new file at path (O_EXCL, mode 0600) and make it durable.
+ * 0 or -1 (printed; nothing left behind). */
+int tool_keyfile_create(const char *path, const struct tool_secret *s);
+
+/*
+ * A passphrase from PHIFS_PASSPHRASE, else asked on /dev/tty without
+ * echo (with confirm: twice, and both must match).  0 or -1 (printed).
+ */
+int tool_passphrase_read(struct tool_secret *s, int confirm);
+
+/* For mount and sync: cfg's key_file if set, else a passphrase (asked
+ * once).  0 or -1 (printed). */
+int tool_secret_read(const struct phi_config *cfg, struct tool_secret *s);
+
+/*
+ * Open the superblock sb with s; on success *out is the master key (free
+ * with crypt_key_free()).  A wrong secret prints "wrong passphrase or key
+ * file: no key slot opens".  0 or -1 (printed).
+ */
+int tool_unlock(const struct phi_config *cfg, const struct buf *sb,
+		const struct tool_secret *s, struct crypt_key **out);
+
+/* fsid as 32 lowercase hex digits and a NUL. */
+void tool_fsid_hex(const uint8_t fsid[16], char out[33]);
+
+/*
+ * Read cache_dir/superblock into sb (an empty buffer); if there is none,
+ * take the copy of the first region that gives one and store it there.
+ * Either way it must be filesystem fsid_hex (what LMDB holds).  0 or -1
+ * (printed).
+ */
+int tool_superblock_load(const struct phi_config *cfg, const char *fsid_hex,
+			 struct buf *sb);
+
+/* Write sb to a new cache_dir/superblock (mode 0600), durably.  0 or -1
+ * (printed; nothing left behind). */
+int tool_superblock_store(const struct phi_config *cfg, const struct buf *sb);
+
+/* ---- regions (regions.c) -------------------------------------------- */
+
+/*
+ * Open region i of cfg (no network I/O).  With PHIFS_FAULT_DIR set (a
+ * test hook) it is wrapped in a fault backend reading
+ * $PHIFS_FAULT_DIR/<name>.  0, or -1 with err = "region NAME: why".
+ */
+int tool_region_open(const struct phi_config *cfg, int i,
+		     struct backend **out, char *err, size_t errlen);
+
+/* Why the call on region be (named name) failed with rc: the driver's
+ * message when it kept one, else phi_strerror(rc); never a secret. */
+void tool_region_why(struct backend *be, const char *name, int rc,
+		     char *out, size_t len);
+
+/* msg without a leading "region NAME: ". */
+const char *tool_strip_region(const char *msg, const char *name);
+
+/*
+ * For mount and sync: open every region and check it holds a superblock.
+ * A region that refuses (credentials, bucket) or lacks the superblock is
+ * an error; one that does not answer is a warning, and the set is made
+ * with it.  *out is the replica set, or NULL when cfg has no region.
+ * 0 or -1 (printed).
+ */
+int tool_regions_attach(const struct phi_config *cfg, struct backend **out);
+
+/*
+ * The cache's record of region i of cfg, named as in cfg: the entry of
+ * that name, else the entry at position i when the counts agree (the
+ * replica set is in config order), else all zero (nothing recorded yet).
+ */
+void tool_region_stats(const struct phi_config *cfg,
+		       const struct cache_stats *s, int i,
+		       struct cache_region_stats *out);
 
 #endif

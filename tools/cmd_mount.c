@@ -9,15 +9,30 @@
  * The mount's source is "phifs:PID" (fs_mount()), which is how umount
  * finds the daemon to wait for: a clean exit means every pending write
  * record was folded and LMDB synced (cache_close()).
+ *
+ * Keys.  The parent reads the superblock and the secret (a terminal
+ * prompt must happen before the terminal is let go); the process that
+ * serves the mount unlocks the master key, because its locked memory
+ * would not survive fork().  That process is also made undumpable
+ * (crypt_harden_process()).  It opens the regions, checks each holds the
+ * superblock, and hands the cache a replica set over them.
+ *
+ * Order of the daemon's resources, opened top down and closed bottom up:
+ * master key, regions (the replica set owns them), cache, FUSE session.
+ * SIGUSR1 (sent by `phifs sync`) asks the cache to seal at once.
  */
 #include "cmd.h"
+#include "backend.h"
+#include "crypt.h"
 #include "fs.h"
 #include "phi.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,28 +233,118 @@ static void raise_fd_limit(void)
 	}
 }
 
+/* What unlocks the filesystem, read by the parent. */
+struct mount_keys {
+	const struct buf *sb;
+	struct tool_secret *secret;	/* wiped once used */
+};
+
+/*
+ * The cache `phifs sync` wants sealed; NULL while there is none.  Lock-free
+ * atomics, so the handler may use them.  The handler may run on any
+ * thread, the cache's own included: close_daemon() clears the pointer and
+ * then waits for handlers still holding the old one (sync_handlers).
+ */
+static _Atomic(struct cache *) sync_target;
+static atomic_int sync_handlers;
+
+static void on_sigusr1(int sig)
+{
+	struct cache *c;
+
+	(void)sig;
+	atomic_fetch_add(&sync_handlers, 1);
+	c = atomic_load(&sync_target);
+	if (c)
+		cache_request_sync(c);
+	atomic_fetch_sub(&sync_handlers, 1);
+}
+
+/* Before the lock that makes `phifs sync` see us as mounted: SIGUSR1
+ * would otherwise end the process. */
+static void catch_sync_signal(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sigusr1;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGUSR1, &sa, NULL))
+		PHI_LOG(PHI_LOG_WARNING, "cannot catch SIGUSR1");
+}
+
+/* Unlock, attach the regions, open the cache.  0, or 1 (printed, all
+ * closed again). */
+static int open_daemon(const struct phi_config *cfg, struct mount_keys *k,
+		       struct crypt_key **key, struct backend **regions,
+		       struct cache **c)
+{
+	struct cache_config cc;
+	int rc;
+
+	rc = crypt_harden_process();
+	if (rc)
+		PHI_LOG(PHI_LOG_WARNING, "cannot keep secrets out of core "
+			"dumps: %s", phi_strerror(rc));
+	rc = tool_unlock(cfg, k->sb, k->secret, key);
+	tool_secret_wipe(k->secret);
+	if (rc)
+		return 1;
+	if (tool_regions_attach(cfg, regions)) {
+		crypt_key_free(*key);
+		return 1;
+	}
+	tool_cache_config(cfg, &cc);
+	cc.regions = *regions;
+	cc.key = *key;
+	rc = cache_open(c, &cc, 0);
+	if (rc) {
+		tool_cache_error(cfg, rc);
+		backend_close(*regions);
+		crypt_key_free(*key);
+		return 1;
+	}
+	atomic_store(&sync_target, *c);
+	return 0;
+}
+
+/* The cache first (it may still be uploading through the regions), then
+ * the regions, then the key they were sealed with. */
+static int close_daemon(struct crypt_key *key, struct backend *regions,
+			struct cache *c)
+{
+	int rc;
+
+	atomic_store(&sync_target, NULL);
+	while (atomic_load(&sync_handlers))
+		sched_yield();
+	rc = cache_close(c);
+	backend_close(regions);
+	crypt_key_free(key);
+	return rc;
+}
+
 /* Open, mount, serve, flush.  Runs in the daemon (or with -f). */
 static int serve(const struct phi_config *cfg, const struct mount_args *a,
-		 const char *mp, int notify_fd)
+		 const char *mp, int notify_fd, struct mount_keys *k)
 {
 	struct fs_options fo = { a->opts, a->debug };
-	struct cache_config cc;
+	struct crypt_key *key = NULL;
+	struct backend *regions = NULL;
 	struct cache *c;
 	struct fs *fs;
 	char err[512];
 	int rc;
 
+	catch_sync_signal();
 	raise_fd_limit();
-	tool_cache_config(cfg, &cc);
-	rc = cache_open(&c, &cc, 0);
-	if (rc) {
-		tool_cache_error(cfg, rc);
+	if (open_daemon(cfg, k, &key, &regions, &c))
 		return 1;
-	}
 	rc = fs_mount(&fs, c, mp, &fo, err, sizeof(err));
 	if (rc) {
 		tool_error("%s", err);
-		cache_close(c);
+		close_daemon(key, regions, c);
 		return 1;
 	}
 	if (notify_fd >= 0)
@@ -247,7 +352,7 @@ static int serve(const struct phi_config *cfg, const struct mount_args *a,
 	PHI_LOG(PHI_LOG_NOTICE, "mounted (pid %ld)", (long)getpid());
 	fs_run(fs);
 	fs_unmount(fs);
-	rc = cache_close(c);
+	rc = close_daemon(key, regions, c);
 	if (rc)
 		PHI_LOG(PHI_LOG_ERR, "flush at unmount failed: %s",
 			phi_strerror(rc));
@@ -274,7 +379,8 @@ static int wait_child(pid_t pid, int fd)
 }
 
 static int daemonize_and_serve(const struct phi_config *cfg,
-			       const struct mount_args *a, const char *mp)
+			       const struct mount_args *a, const char *mp,
+			       struct mount_keys *k)
 {
 	int p[2];
 	pid_t pid;
@@ -290,18 +396,40 @@ static int daemonize_and_serve(const struct phi_config *cfg,
 	}
 	if (pid > 0) {
 		close(p[1]);
+		tool_secret_wipe(k->secret);
 		return wait_child(pid, p[0]);
 	}
 	close(p[0]);
 	setsid();
-	_exit(serve(cfg, a, mp, p[1]));
+	_exit(serve(cfg, a, mp, p[1], k));
+}
+
+/* In the parent: the filesystem must exist and not be mounted; read its
+ * superblock and the secret.  0 or -1 (printed). */
+static int prepare_keys(const struct phi_config *cfg, struct buf *sb,
+			struct tool_secret *secret)
+{
+	struct cache_stats st;
+
+	if (tool_fs_stats(cfg, &st))
+		return -1;
+	if (st.mounted) {
+		tool_cache_error(cfg, PHI_EBUSYFS);
+		return -1;
+	}
+	if (tool_superblock_load(cfg, st.fsid, sb))
+		return -1;
+	return tool_secret_read(cfg, secret);
 }
 
 int cmd_mount(int argc, char **argv)
 {
+	struct tool_secret secret = { 0 };
+	struct mount_keys k = { NULL, &secret };
 	struct phi_config cfg;
 	struct mount_args a;
 	char real[PATH_MAX];
+	struct buf sb;
 	int rc;
 
 	if (tool_want_help(argc, argv, mount_usage))
@@ -313,14 +441,20 @@ int cmd_mount(int argc, char **argv)
 	}
 	if (tool_load_config(a.config, &cfg))
 		return 1;
-	if (check_mountpoint(a.mountpoint, real)) {
-		phi_config_release(&cfg);
-		return 1;
+	buf_init(&sb, CRYPT_SUPER_SIZE);
+	k.sb = &sb;
+	if (check_mountpoint(a.mountpoint, real) ||
+	    prepare_keys(&cfg, &sb, &secret)) {
+		rc = 1;
+		goto out;
 	}
 	if (a.debug)
 		phi_log_threshold = PHI_LOG_DEBUG;
-	rc = a.foreground ? serve(&cfg, &a, real, -1) :
-			    daemonize_and_serve(&cfg, &a, real);
+	rc = a.foreground ? serve(&cfg, &a, real, -1, &k) :
+			    daemonize_and_serve(&cfg, &a, real, &k);
+out:
+	tool_secret_wipe(&secret);
+	buf_release(&sb);
 	phi_config_release(&cfg);
 	return rc;
 }

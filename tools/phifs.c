@@ -35,6 +35,17 @@ void tool_error(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+void tool_warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("phifs: warning: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
 int tool_load_config(const char *path, struct phi_config *cfg)
 {
 	char err[1024];
@@ -47,9 +58,33 @@ int tool_load_config(const char *path, struct phi_config *cfg)
 
 void tool_cache_config(const struct phi_config *cfg, struct cache_config *out)
 {
+	memset(out, 0, sizeof(*out));
 	out->dir = cfg->cache_dir;
 	out->size_limit = cfg->cache_size;
 	out->block_size = cfg->block_size;
+	out->seal_delay_ms = cfg->seal_delay_ms;
+	out->uploaders = cfg->uploaders;
+	out->pack_size = cfg->pack_size;
+	out->dirty_limit = cfg->dirty_limit;
+}
+
+int tool_fs_stats(const struct phi_config *cfg, struct cache_stats *out)
+{
+	struct cache_config cc;
+	struct cache *c;
+	int rc;
+
+	tool_cache_config(cfg, &cc);
+	rc = cache_open(&c, &cc, CACHE_OPEN_RDONLY);
+	if (rc == 0) {
+		rc = cache_stats(c, out);
+		cache_close(c);
+	}
+	if (rc) {
+		tool_cache_error(cfg, rc);
+		return -1;
+	}
+	return 0;
 }
 
 void tool_cache_error(const struct phi_config *cfg, int rc)
