@@ -5,16 +5,20 @@
  * (LMDB readers share the environment with the writer).
  */
 #include "cmd.h"
+#include "backend.h"
 #include "phi.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 static const char status_usage[] =
 	"usage: phifs status CONFIG [--json]\n\n"
 	"Show the state of the filesystem of CONFIG: whether it is mounted, "
-	"its\ninodes and how much of cache_size the local store uses.\n"
-	"Works while mounted.  --json prints one JSON object.\n";
+	"its\ninodes, how much of cache_size the local store uses, what is "
+	"written but\nnot yet sealed, and per region what it still lacks "
+	"and whether it\nanswers.  Works while mounted (the mount records "
+	"its state every two\nseconds).  --json prints one JSON object.\n";
 
 static void json_str(const char *s)
 {
@@ -30,6 +34,41 @@ static void json_str(const char *s)
 			putchar(ch);
 	}
 	putchar('"');
+}
+
+static const char *url_kind(const char *url)
+{
+	struct backend_url u;
+	char why[256];
+
+	if (backend_url_parse(url, &u, why, sizeof(why)))
+		return "unknown";
+	return u.kind == BACKEND_S3 ? "s3" : "dir";
+}
+
+static void print_json_regions(const struct phi_config *cfg,
+			       const struct cache_stats *s)
+{
+	printf(",\"region_state\":[");
+	for (int i = 0; i < cfg->nregions; i++) {
+		struct cache_region_stats r;
+
+		tool_region_stats(cfg, s, i, &r);
+		printf("%s{\"name\":", i ? "," : "");
+		json_str(r.name);
+		printf(",\"kind\":\"%s\",\"waiting\":%llu,"
+		       "\"waiting_bytes\":%llu,\"fails\":%u,\"down\":%s,"
+		       "\"last_ok\":", url_kind(cfg->regions[i].url),
+		       (unsigned long long)r.waiting,
+		       (unsigned long long)r.waiting_bytes, (unsigned)r.fails,
+		       r.down ? "true" : "false");
+		if (r.last_ok > 0)
+			printf("%lld", (long long)r.last_ok);
+		else
+			printf("null");
+		printf(",\"bad\":%llu}", (unsigned long long)r.bad);
+	}
+	putchar(']');
 }
 
 static void print_json(const struct phi_config *cfg,
@@ -56,7 +95,19 @@ static void print_json(const struct phi_config *cfg,
 		json_str(cfg->regions[i].url);
 		putchar('}');
 	}
-	printf("]}\n");
+	printf("],\"dirty_blocks\":%llu,\"dirty_bytes\":%llu,"
+	       "\"sealed_objects\":%llu,\"sealed_bytes\":%llu,"
+	       "\"resident_blocks\":%llu,\"evicted_blocks\":%llu,"
+	       "\"sync_waiting\":%llu",
+	       (unsigned long long)s->dirty_blocks,
+	       (unsigned long long)s->dirty_bytes,
+	       (unsigned long long)s->sealed_objects,
+	       (unsigned long long)s->sealed_bytes,
+	       (unsigned long long)s->resident_blocks,
+	       (unsigned long long)s->evicted_blocks,
+	       (unsigned long long)s->sync_waiting);
+	print_json_regions(cfg, s);
+	printf("}\n");
 }
 
 static void human(uint64_t n, char *buf, size_t len)
@@ -72,10 +123,60 @@ static void human(uint64_t n, char *buf, size_t len)
 	snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
 }
 
+/* "up", "up, 3 objects (1.2 MiB) waiting, 2 failed uploads in a row,
+ * last upload 2024-05-01 10:00:00" and the like. */
+static void region_line(const struct cache_region_stats *r, char *out,
+			size_t len)
+{
+	char size[32], when[64];
+	size_t n;
+
+	n = (size_t)snprintf(out, len, "%s", r->down ? "down" : "up");
+	if (r->waiting && n < len) {
+		human(r->waiting_bytes, size, sizeof(size));
+		n += (size_t)snprintf(out + n, len - n, ", %llu object%s (%s) "
+				      "waiting", (unsigned long long)r->waiting,
+				      r->waiting == 1 ? "" : "s", size);
+	}
+	if (r->fails && n < len)
+		n += (size_t)snprintf(out + n, len - n, ", %u failed upload%s "
+				      "in a row", (unsigned)r->fails,
+				      r->fails == 1 ? "" : "s");
+	if (r->bad && n < len)
+		n += (size_t)snprintf(out + n, len - n, ", %llu bad cop%s to "
+				      "repair", (unsigned long long)r->bad,
+				      r->bad == 1 ? "y" : "ies");
+	if (r->last_ok > 0 && n < len) {
+		time_t t = (time_t)r->last_ok;
+		struct tm tm;
+
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S",
+			 localtime_r(&t, &tm));
+		snprintf(out + n, len - n, ", last upload %s", when);
+	}
+}
+
+static void print_sealing(const struct cache_stats *s)
+{
+	char dirty[32], sealed[32];
+
+	human(s->dirty_bytes, dirty, sizeof(dirty));
+	human(s->sealed_bytes, sealed, sizeof(sealed));
+	printf("not sealed   %llu block%s (%s)\n",
+	       (unsigned long long)s->dirty_blocks,
+	       s->dirty_blocks == 1 ? "" : "s", dirty);
+	printf("sealed       %llu object%s (%s) not yet in every region\n",
+	       (unsigned long long)s->sealed_objects,
+	       s->sealed_objects == 1 ? "" : "s", sealed);
+	printf("blocks       %llu sealed and kept here, %llu only in the "
+	       "regions\n", (unsigned long long)s->resident_blocks,
+	       (unsigned long long)s->evicted_blocks);
+}
+
 static void print_text(const struct phi_config *cfg,
 		       const struct cache_stats *s)
 {
-	char used[32], limit[32], bs[32];
+	char used[32], limit[32], bs[32], state[256];
 
 	human(s->used_bytes, used, sizeof(used));
 	human(s->size_limit, limit, sizeof(limit));
@@ -88,21 +189,27 @@ static void print_text(const struct phi_config *cfg,
 		printf("mounted      no\n");
 	printf("inodes       %llu (%llu unlinked but open)\n",
 	       (unsigned long long)s->inodes, (unsigned long long)s->orphans);
-	printf("local store  %s of %s\n", used, limit);
+	printf("local store  %s of %s (%.0f%%)\n", used, limit,
+	       s->size_limit ? 100.0 * (double)s->used_bytes /
+			       (double)s->size_limit : 0.0);
 	printf("block size   %s\n", bs);
-	for (int i = 0; i < cfg->nregions; i++)
-		printf("region       %s  %s\n", cfg->regions[i].name,
-		       cfg->regions[i].url);
+	print_sealing(s);
+	for (int i = 0; i < cfg->nregions; i++) {
+		struct cache_region_stats r;
+
+		tool_region_stats(cfg, s, i, &r);
+		region_line(&r, state, sizeof(state));
+		printf("region       %s  %s  %s\n", cfg->regions[i].name,
+		       cfg->regions[i].url, state);
+	}
 }
 
 int cmd_status(int argc, char **argv)
 {
 	struct phi_config cfg;
-	struct cache_config cc;
 	struct cache_stats s;
-	struct cache *c;
 	const char *config = NULL;
-	int json = 0, bad = 0, rc;
+	int json = 0, bad = 0;
 
 	if (tool_want_help(argc, argv, status_usage))
 		return 0;
@@ -120,14 +227,7 @@ int cmd_status(int argc, char **argv)
 	}
 	if (tool_load_config(config, &cfg))
 		return 1;
-	tool_cache_config(&cfg, &cc);
-	rc = cache_open(&c, &cc, CACHE_OPEN_RDONLY);
-	if (rc == 0) {
-		rc = cache_stats(c, &s);
-		cache_close(c);
-	}
-	if (rc) {
-		tool_cache_error(&cfg, rc);
+	if (tool_fs_stats(&cfg, &s)) {
 		phi_config_release(&cfg);
 		return 1;
 	}
