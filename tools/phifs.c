@@ -20,6 +20,8 @@ static const struct command {
 	{ "mount", cmd_mount, "mount a filesystem (daemonizes unless -f)" },
 	{ "umount", cmd_umount, "flush everything locally and unmount" },
 	{ "status", cmd_status, "show the state of a filesystem" },
+	{ "sync", cmd_sync, "seal what was written and wait until every "
+	  "region has it" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
