@@ -1,7 +1,9 @@
 """Fixtures and a TAP reporter for the phifs integration tests.
 
 Every test gets a private directory under /tmp holding a config file, a
-cache_dir, a dir: region and a mountpoint.  The `phifs` fixture formats and
+cache_dir, two dir: regions (a and b), a mountpoint, and the key file that
+mkfs creates there (so that nothing ever asks for a passphrase).  The
+`phifs` fixture formats and
 mounts a fresh filesystem there (with -f, in a child process whose pid the
 test can kill -9) and always unmounts and removes it afterwards, also when
 the test failed or the daemon died.  `phifs_bare` gives the same directory
@@ -10,6 +12,13 @@ more of either kind.
 
 The tests need root (other uids, allow_other) and /dev/fuse; without them
 every test is skipped.  The binary under test is $PHIFS.
+
+Every phifs command a fixture runs gets PhiFS.env on top of the test's
+environment: a test sets PHIFS_PASSPHRASE or PHIFS_FAULT_DIR there.  The
+fault hook: with PHIFS_FAULT_DIR set, each region is wrapped in a fault
+backend that obeys the file $PHIFS_FAULT_DIR/<region name> (see
+PhiFS.set_faults()).  Commands run in a new session, without a
+controlling terminal, so a missing secret fails instead of prompting.
 
 TAP.  meson runs each test file with protocol 'tap'.  The plugin at the end
 of this file writes "ok N - nodeid" / "not ok N - nodeid" for each test to
@@ -239,9 +248,14 @@ DEFAULT_CONFIG = """\
 cache_dir = {cache_dir}
 cache_size = 20G
 block_size = 1M
+key_file = {key_file}
+seal_delay = 1s
 
 [region a]
-url = dir:{region_dir}
+url = dir:{region_dir_a}
+
+[region b]
+url = dir:{region_dir_b}
 """
 
 
@@ -249,19 +263,25 @@ _ALL = []       # every PhiFS made, for the safety net at the end
 
 
 class PhiFS:
-    """One private filesystem: config, cache_dir, region, mountpoint."""
+    """One private filesystem: config, cache_dir, regions, mountpoint."""
 
     def __init__(self, tag="it"):
         self.base = tempfile.mkdtemp(prefix=f"phifs-{tag}-", dir="/tmp")
         # other uids must reach the mountpoint through base
         os.chmod(self.base, 0o755)
         self.cache_dir = os.path.join(self.base, "cache")
-        self.region_dir = os.path.join(self.base, "region")
+        self.region_dir_a = os.path.join(self.base, "region-a")
+        self.region_dir_b = os.path.join(self.base, "region-b")
+        self.region_dir = self.region_dir_a     # older tests: one region
+        self.key_file = os.path.join(self.base, "key")    # made by mkfs
+        self.fault_dir = os.path.join(self.base, "faults")
         self.mnt = os.path.join(self.base, "mnt")
         self.config = os.path.join(self.base, "phifs.ini")
-        for d in (self.cache_dir, self.region_dir, self.mnt):
+        for d in (self.cache_dir, self.region_dir_a, self.region_dir_b,
+                  self.mnt):
             os.mkdir(d)
             os.chmod(d, 0o755)
+        self.env = {}           # added to every phifs command's environment
         self.write_config()
         self.proc = None        # Popen of a -f mount
         self.pid = None         # daemon pid
@@ -276,11 +296,36 @@ class PhiFS:
     def write_config(self, text=None):
         if text is None:
             text = DEFAULT_CONFIG.format(cache_dir=self.cache_dir,
-                                         region_dir=self.region_dir)
+                                         key_file=self.key_file,
+                                         region_dir_a=self.region_dir_a,
+                                         region_dir_b=self.region_dir_b)
         with open(self.config, "w") as f:
             f.write(text)
 
-    def run(self, *args, timeout=120, user=None, check=False, cwd=None):
+    def environ(self, env=None):
+        e = dict(os.environ)
+        e.update(self.env)
+        e.update(env or {})
+        return e
+
+    def set_faults(self, region, words):
+        """Make region misbehave ("fail_all", "latency_ms=200 put", ...;
+        None for no faults) in processes started with the fault hook on,
+        which set_faults() turns on for later commands."""
+        os.makedirs(self.fault_dir, exist_ok=True)
+        self.env["PHIFS_FAULT_DIR"] = self.fault_dir
+        path = os.path.join(self.fault_dir, region)
+        if words is None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            return
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(words + "\n")
+        os.rename(tmp, path)        # whole, as the fault backend reads it
+
+    def run(self, *args, timeout=120, user=None, check=False, cwd=None,
+            env=None):
         """Run `phifs ARGS`; return the CompletedProcess (text)."""
         kw = {}
         if user is not None:
@@ -288,7 +333,8 @@ class PhiFS:
         p = subprocess.run([PHIFS] + list(args), stdin=subprocess.DEVNULL,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True, errors="replace", timeout=timeout,
-                           cwd=cwd or self.base, **kw)
+                           cwd=cwd or self.base, env=self.environ(env),
+                           start_new_session=True, **kw)
         if check and p.returncode != 0:
             raise AssertionError(
                 f"phifs {' '.join(args)} exited {p.returncode}: "
@@ -326,7 +372,7 @@ class PhiFS:
                 prefix + [PHIFS, "mount", self.config, self.mnt, "-f",
                           "-o", opts],
                 stdin=subprocess.DEVNULL, stdout=lf, stderr=lf,
-                cwd=self.base)
+                cwd=self.base, env=self.environ(), start_new_session=True)
         self.pid = self.proc.pid
         # Reap the daemon as soon as it exits, as systemd or a shell would:
         # `phifs umount` waits for the daemon to be gone, not a zombie.

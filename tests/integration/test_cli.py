@@ -1,9 +1,10 @@
-"""The `phifs` command line: bad input, status, mount and unmount.
+"""The `phifs` command line: bad input, keys, regions, status, sync, mount
+and unmount.
 
 Every bad input must give a non-zero exit, exactly one non-empty line on
 stderr (naming file, line and key for config errors) and leave everything
 as it was: the tests snapshot the test's whole private directory (config,
-cache_dir, region, mountpoint) before and after.
+key file, cache_dir, regions, mountpoint) before and after.
 """
 
 import hashlib
@@ -92,11 +93,12 @@ def no_daemon_left(fs):
 def test_help(phifs_bare):
     p = phifs_bare.run("help")
     assert p.returncode == 0, p.stderr
-    for word in ("mkfs", "mount", "umount", "status"):
+    for word in ("mkfs", "mount", "umount", "status", "sync"):
         assert word in p.stdout, f"'phifs help' does not mention {word}"
 
 
-@pytest.mark.parametrize("cmd", ["mkfs", "mount", "umount", "status"])
+@pytest.mark.parametrize("cmd", ["mkfs", "mount", "umount", "status",
+                                 "sync"])
 def test_subcommand_help(phifs_bare, cmd):
     before = snapshot(phifs_bare.base)
     p = phifs_bare.run(cmd, "--help")
@@ -115,7 +117,7 @@ def test_unknown_subcommand(phifs_bare):
 
 # --- configuration errors -----------------------------------------------------
 
-@pytest.mark.parametrize("cmd", ["mkfs", "mount", "status"])
+@pytest.mark.parametrize("cmd", ["mkfs", "mount", "status", "sync"])
 def test_missing_config(phifs_bare, cmd):
     fs = phifs_bare
     missing = os.path.join(fs.base, "none.ini")
@@ -138,14 +140,17 @@ def test_unreadable_config(phifs_bare):
 
 
 def _config(fs, filesystem_extra="", region_extra="", cache_dir=None,
-            url=None, cache_size="20G"):
+            url=None, cache_size="20G", key_file=True):
     """Lines: 1 [filesystem], 2 cache_dir, 3 cache_size, 4 filesystem_extra
-    (if any), then [region a], url, region_extra."""
+    (if any), then key_file (unless key_file=False), [region a], url,
+    region_extra."""
     lines = ["[filesystem]",
              f"cache_dir = {cache_dir or fs.cache_dir}",
              f"cache_size = {cache_size}".rstrip()]
     if filesystem_extra:
         lines.append(filesystem_extra)
+    if key_file:
+        lines.append(f"key_file = {fs.key_file}")
     lines += ["", "[region a]", f"url = {url or 'dir:' + fs.region_dir}"]
     if region_extra:
         lines.append(region_extra)
@@ -155,7 +160,7 @@ def _config(fs, filesystem_extra="", region_extra="", cache_dir=None,
 # (id, config changes, line, key)
 BAD_CONFIGS = [
     ("unknown-key", dict(filesystem_extra="colour = blue"), 4, "colour"),
-    ("unknown-region-key", dict(region_extra="endpont = x"), 7, "endpont"),
+    ("unknown-region-key", dict(region_extra="endpont = x"), 8, "endpont"),
     ("bad-size-suffix", dict(cache_size="20Q"), 3, "cache_size"),
     ("bad-size-negative", dict(cache_size="-1G"), 3, "cache_size"),
     ("bad-size-empty", dict(cache_size=""), 3, "cache_size"),
@@ -167,7 +172,19 @@ BAD_CONFIGS = [
     ("block-size-too-small", dict(filesystem_extra="block_size = 1K"), 4,
      "block_size"),
     ("relative-cache-dir", dict(cache_dir="relative/cache"), 2, "cache_dir"),
-    ("bad-url", dict(url="ftp://example.org/x"), 6, "url"),
+    ("bad-url", dict(url="ftp://example.org/x"), 7, "url"),
+    ("seal-delay-zero", dict(filesystem_extra="seal_delay = 0"), 4,
+     "seal_delay"),
+    ("seal-delay-words", dict(filesystem_extra="seal_delay = soon"), 4,
+     "seal_delay"),
+    ("uploaders-too-many", dict(filesystem_extra="uploaders = 65"), 4,
+     "uploaders"),
+    ("pack-size-too-small", dict(filesystem_extra="pack_size = 4K"), 4,
+     "pack_size"),
+    ("dirty-limit-too-big", dict(filesystem_extra="dirty_limit = 20G"), 4,
+     "dirty_limit"),
+    ("relative-key-file", dict(filesystem_extra="key_file = k"), 4,
+     "key_file"),
 ]
 
 
@@ -429,3 +446,311 @@ def test_mount_read_only(phifs):
     with pytest.raises(OSError):
         os.open(phifs.path("f"), os.O_WRONLY)
     assert sorted(os.listdir(phifs.mnt)) == ["f"]
+
+
+# --- keys and regions at mkfs ----------------------------------------------
+
+def region_objects(path):
+    """Relative paths of the objects in a dir: region."""
+    res = set()
+    for dirpath, _, filenames in os.walk(path):
+        for n in filenames:
+            if not n.startswith("."):
+                res.add(os.path.relpath(os.path.join(dirpath, n), path))
+    return res
+
+
+def test_mkfs_creates_key_file_and_superblocks(phifs_bare):
+    fs = phifs_bare
+    p = fs.run("mkfs", fs.config)
+    assert p.returncode == 0, p.stderr
+    st = os.stat(fs.key_file)
+    assert stat.S_IMODE(st.st_mode) == 0o600 and st.st_size >= 32, st
+    assert fs.key_file in p.stdout and "safe" in p.stdout, p.stdout
+    local = os.path.join(fs.cache_dir, "superblock")
+    assert stat.S_IMODE(os.stat(local).st_mode) == 0o600
+    sb = read_file(local)
+    for region in (fs.region_dir_a, fs.region_dir_b):
+        assert region_objects(region) == {"superblock"}
+        assert read_file(os.path.join(region, "superblock")) == sb
+    fsid = fs.status()["fsid"]
+    assert fsid in p.stdout and "1048576" in p.stdout, p.stdout
+    key = read_file(fs.key_file)
+    fs.mount()
+    write_file(fs.path("f"), b"with a key")
+    fs.remount()
+    assert read_file(fs.path("f")) == b"with a key"
+    assert read_file(fs.key_file) == key
+
+
+def test_mkfs_uses_existing_key_file(phifs_bare):
+    fs = phifs_bare
+    key = os.urandom(48)
+    write_file(fs.key_file, key, mode=0o600)
+    fs.mkfs()
+    assert read_file(fs.key_file) == key
+    fs.mount()
+    assert os.listdir(fs.mnt) == []
+
+
+def test_mkfs_without_region(phifs_bare):
+    fs = phifs_bare
+    fs.write_config(f"[filesystem]\ncache_dir = {fs.cache_dir}\n"
+                    f"key_file = {fs.key_file}\n")
+    before = snapshot(fs.base)
+    line = one_error_line(fs.run("mkfs", fs.config))
+    assert "region" in line, line
+    assert_unchanged(before, snapshot(fs.base))
+
+
+def test_mkfs_key_file_readable_by_others(phifs_bare):
+    fs = phifs_bare
+    write_file(fs.key_file, os.urandom(64), mode=0o640)
+    os.chmod(fs.key_file, 0o640)
+    before = snapshot(fs.base)
+    line = one_error_line(fs.run("mkfs", fs.config))
+    assert fs.key_file in line, line
+    assert_unchanged(before, snapshot(fs.base))
+    assert os.listdir(fs.cache_dir) == []
+
+
+def test_mkfs_region_holds_superblock(phifs_bare):
+    fs = phifs_bare
+    write_file(os.path.join(fs.region_dir_b, "superblock"), b"another fs")
+    before = snapshot(fs.base)
+    line = one_error_line(fs.run("mkfs", fs.config))
+    assert "region b" in line and "superblock" in line, line
+    assert_unchanged(before, snapshot(fs.base))
+    assert not os.path.exists(fs.key_file)
+
+
+def test_mkfs_region_not_writable(phifs_bare):
+    fs = phifs_bare
+    fs.set_faults("b", "fail_all put")
+    before = snapshot(fs.base)
+    line = one_error_line(fs.run("mkfs", fs.config))
+    assert "region b" in line, line
+    assert_unchanged(before, snapshot(fs.base))
+    assert os.listdir(fs.cache_dir) == []
+
+
+def test_mkfs_undoes_a_late_failure(phifs_bare):
+    fs = phifs_bare
+    # region b takes the test object (put 1), then refuses the superblock
+    # (put 2) after region a already has it
+    fs.set_faults("b", "fail_nth=2 put")
+    before = snapshot(fs.base)
+    line = one_error_line(fs.run("mkfs", fs.config))
+    assert "region b" in line, line
+    assert_unchanged(before, snapshot(fs.base))
+    assert region_objects(fs.region_dir_a) == set()
+    assert not os.path.exists(fs.key_file)
+    fs.set_faults("b", None)
+    fs.mkfs()
+
+
+def test_mkfs_unreachable_region(phifs_bare):
+    fs = phifs_bare
+    fs.set_faults("a", "fail_all")
+    before = snapshot(fs.base)
+    line = one_error_line(fs.run("mkfs", fs.config))
+    assert "region a" in line, line
+    assert_unchanged(before, snapshot(fs.base))
+
+
+# --- keys at mount -----------------------------------------------------------
+
+def test_mount_wrong_key_file(phifs_bare):
+    fs = phifs_bare
+    fs.mkfs()
+    other = os.path.join(fs.base, "other.key")
+    write_file(other, os.urandom(64), mode=0o600)
+    with open(fs.config) as f:
+        text = f.read()
+    fs.write_config(text.replace(f"key_file = {fs.key_file}",
+                                 f"key_file = {other}"))
+    before = snapshot(fs.base)
+    line = one_error_line(fs.run("mount", fs.config, fs.mnt, "-o",
+                                 MOUNT_OPTS))
+    assert "wrong passphrase or key file" in line, line
+    assert not is_fuse_mounted(fs.mnt)
+    assert_unchanged(before, snapshot(fs.base))
+    no_daemon_left(fs)
+
+
+def test_mount_key_file_readable_by_others(phifs_bare):
+    fs = phifs_bare
+    fs.mkfs()
+    os.chmod(fs.key_file, 0o644)
+    before = snapshot(fs.base)
+    line = one_error_line(fs.run("mount", fs.config, fs.mnt, "-o",
+                                 MOUNT_OPTS))
+    assert fs.key_file in line, line
+    assert not is_fuse_mounted(fs.mnt)
+    assert_unchanged(before, snapshot(fs.base))
+    no_daemon_left(fs)
+    os.chmod(fs.key_file, 0o600)
+    fs.mount()
+
+
+def test_passphrase(phifs_bare):
+    fs = phifs_bare
+    fs.write_config(_config(fs, key_file=False))
+    fs.env.update(PHIFS_PASSPHRASE="correct horse", PHIFS_KDF_N="1024")
+    fs.mkfs()
+    assert not os.path.exists(fs.key_file)
+    fs.mount()
+    write_file(fs.path("f"), b"passphrase")
+    fs.umount()
+    before = snapshot(fs.base)
+    for env in ({"PHIFS_PASSPHRASE": "wrong horse"},
+                {"PHIFS_PASSPHRASE": ""}):
+        line = one_error_line(fs.run("mount", fs.config, fs.mnt, "-o",
+                                     MOUNT_OPTS, env=env))
+        if env["PHIFS_PASSPHRASE"]:
+            assert "wrong passphrase" in line, line
+        assert not is_fuse_mounted(fs.mnt)
+    # no passphrase at all, and no terminal to ask on
+    del fs.env["PHIFS_PASSPHRASE"]
+    line = one_error_line(fs.run("mount", fs.config, fs.mnt, "-o",
+                                 MOUNT_OPTS))
+    assert "passphrase" in line, line
+    assert_unchanged(before, snapshot(fs.base))
+    no_daemon_left(fs)
+    fs.env["PHIFS_PASSPHRASE"] = "correct horse"
+    fs.mount(foreground=False)
+    assert read_file(fs.path("f")) == b"passphrase"
+
+
+def test_mount_region_without_superblock(phifs_bare):
+    fs = phifs_bare
+    fs.mkfs()
+    os.unlink(os.path.join(fs.region_dir_b, "superblock"))
+    before = snapshot(fs.base)
+    line = one_error_line(fs.run("mount", fs.config, fs.mnt, "-o",
+                                 MOUNT_OPTS))
+    assert "region b" in line and "superblock" in line, line
+    assert not is_fuse_mounted(fs.mnt)
+    assert_unchanged(before, snapshot(fs.base))
+    no_daemon_left(fs)
+
+
+def test_mount_region_refusing_credentials(phifs_bare):
+    fs = phifs_bare
+    fs.mkfs()
+    fs.set_faults("a", "fail_all error=auth")
+    before = snapshot(fs.base)
+    line = one_error_line(fs.run("mount", fs.config, fs.mnt, "-o",
+                                 MOUNT_OPTS))
+    assert "region a" in line, line
+    assert not is_fuse_mounted(fs.mnt)
+    assert_unchanged(before, snapshot(fs.base))
+    no_daemon_left(fs)
+
+
+def test_mount_with_unreachable_region(phifs_bare):
+    fs = phifs_bare
+    fs.mkfs()
+    fs.set_faults("b", "fail_all")
+    p = fs.run("mount", fs.config, fs.mnt, "-o", MOUNT_OPTS)
+    if p.returncode == 0:
+        fs.pid = fs.status()["pid"]
+    assert p.returncode == 0, p.stderr
+    assert "warning" in p.stderr and "region b" in p.stderr, p.stderr
+    write_file(fs.path("f"), b"region b is away")
+    assert read_file(fs.path("f")) == b"region b is away"
+
+
+def test_superblock_fetched_from_region(phifs_bare):
+    fs = phifs_bare
+    fs.mkfs()
+    local = os.path.join(fs.cache_dir, "superblock")
+    sb = read_file(local)
+    os.unlink(local)
+    fs.mount()
+    assert read_file(local) == sb
+    assert stat.S_IMODE(os.stat(local).st_mode) == 0o600
+
+
+# --- sync ------------------------------------------------------------------
+
+def test_sync_mounted(phifs):
+    write_file(phifs.path("f"), os.urandom(3 * MiB))
+    p = phifs.run("sync", phifs.config, "--timeout", "60")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip(), "sync printed nothing"
+    a, b = (region_objects(phifs.region_dir_a),
+            region_objects(phifs.region_dir_b))
+    assert a == b and len(a) > 1, (a, b)
+    st = phifs.status()
+    assert st["sync_waiting"] == 0 and st["dirty_blocks"] == 0, st
+
+
+def test_sync_unmounted(phifs):
+    write_file(phifs.path("f"), os.urandom(2 * MiB + 7))
+    phifs.umount()
+    p = phifs.run("sync", phifs.config, "--timeout", "60")
+    assert p.returncode == 0, p.stderr
+    a, b = (region_objects(phifs.region_dir_a),
+            region_objects(phifs.region_dir_b))
+    assert a == b and len(a) > 1, (a, b)
+    st = phifs.status()
+    assert st["mounted"] is False and st["sync_waiting"] == 0, st
+    phifs.mount()
+    assert len(read_file(phifs.path("f"))) == 2 * MiB + 7
+
+
+def test_sync_timeout_names_faulted_region(phifs_bare):
+    fs = phifs_bare
+    fs.mkfs()
+    fs.set_faults("a", "fail_all put")
+    fs.mount()
+    data = os.urandom(2 * MiB)
+    write_file(fs.path("f"), data)
+    p = fs.run("sync", fs.config, "--timeout", "5")
+    line = one_error_line(p)
+    assert p.returncode == 1, p.returncode
+    assert "region a" in line and "region b" not in line, line
+    # region a is back: everything goes out
+    fs.set_faults("a", None)
+    p = fs.run("sync", fs.config, "--timeout", "120")
+    assert p.returncode == 0, p.stderr
+    assert region_objects(fs.region_dir_a) == \
+        region_objects(fs.region_dir_b)
+    assert read_file(fs.path("f")) == data
+
+
+def test_sync_bad_arguments(phifs):
+    for args in (["sync"], ["sync", phifs.config, "--timeout", "soon"],
+                 ["sync", phifs.config, "--bogus"]):
+        p = phifs.run(*args)
+        one_error_line(p)
+        assert p.returncode == 2, (args, p.returncode)
+
+
+# --- status with sealing and regions ---------------------------------------
+
+NEW_STATUS_KEYS = ("dirty_bytes", "dirty_blocks", "sealed_objects",
+                   "sealed_bytes", "resident_blocks", "evicted_blocks")
+
+
+def test_status_json_sealing_and_regions(phifs):
+    write_file(phifs.path("f"), os.urandom(MiB))
+    st = phifs.status()
+    for k in NEW_STATUS_KEYS:
+        assert isinstance(st.get(k), int) and st[k] >= 0, (k, st)
+    assert st["regions"] == [
+        {"name": "a", "url": "dir:" + phifs.region_dir_a},
+        {"name": "b", "url": "dir:" + phifs.region_dir_b}], st
+    names = [r["name"] for r in st["region_state"]]
+    assert names == ["a", "b"], st
+    for r in st["region_state"]:
+        assert r["kind"] == "dir"
+        for k in ("waiting", "waiting_bytes", "fails", "bad"):
+            assert isinstance(r[k], int) and r[k] >= 0, (k, r)
+        assert isinstance(r["down"], bool), r
+        assert r["last_ok"] is None or isinstance(r["last_ok"], int), r
+    p = phifs.run("status", phifs.config)
+    assert p.returncode == 0, p.stderr
+    assert "region       a" in p.stdout and "not sealed" in p.stdout, \
+        p.stdout
