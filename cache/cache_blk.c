@@ -573,6 +573,23 @@ int blk_free_txn(struct cache *c, MDB_txn *txn, uint64_t ino)
 
 /* --- recording fetched blocks ------------------------------------------ */
 
+void blk_punch_gone(struct cache *c, struct cnode *n)
+{
+	uint64_t bs = c->block_size;
+
+	/* A block fetched back but not yet recorded as resident when the
+	 * node went (a crash) is a gone block with data in the data file:
+	 * punch it, or it would take space that eviction never frees. */
+	for (size_t i = 0; i < n->gone.n; i++) {
+		off_t off = (off_t)(n->gone.v[i] * bs);
+		off_t data = lseek(n->fd, off, SEEK_DATA);
+
+		if (data >= 0 && data < off + (off_t)bs)
+			fallocate(n->fd, FALLOC_FL_PUNCH_HOLE |
+				  FALLOC_FL_KEEP_SIZE, off, (off_t)bs);
+	}
+}
+
 struct flags_arg {
 	struct cnode *n;
 	const uint64_t *blk;
@@ -621,6 +638,22 @@ static size_t collect_fetched(struct cache *c, struct cnode **out, size_t max)
 	return count;
 }
 
+int blk_persist_node(struct cache *c, struct cnode *n)
+{
+	struct flags_arg a = { n, n->fetched.v, n->fetched.n, BLOCK_RESIDENT,
+			       0 };
+	int rc;
+
+	if (!n->fetched.n || n->fd < 0)
+		return 0;
+	if (fdatasync(n->fd))
+		return -errno;
+	rc = meta_write(c, flags_txn, &a);
+	if (rc == 0)
+		n->fetched.n = 0;
+	return rc;
+}
+
 void blk_persist_fetched(struct cache *c)
 {
 	struct cnode *nodes[256];
@@ -639,16 +672,10 @@ void blk_persist_fetched(struct cache *c)
 		count = collect_fetched(c, nodes, 256);
 		for (size_t i = 0; i < count; i++) {
 			struct cnode *n = nodes[i];
-			struct flags_arg a = { n, NULL, 0, BLOCK_RESIDENT, 0 };
 
 			pthread_mutex_lock(&n->lock);
-			if (n->fetched.n && node_load(c, n) == 0 &&
-			    fdatasync(n->fd) == 0) {
-				a.blk = n->fetched.v;
-				a.count = n->fetched.n;
-				if (meta_write(c, flags_txn, &a) == 0)
-					n->fetched.n = 0;
-			}
+			if (n->fetched.n && node_load(c, n) == 0)
+				blk_persist_node(c, n);
 			pthread_mutex_unlock(&n->lock);
 			node_release(c, n);
 		}

@@ -43,19 +43,35 @@ static int room_for(struct cache *c, struct cnode *n, uint64_t len)
 
 /*
  * room_for(), evicting replicated blocks of other files when the cache is
- * full.  Eviction takes other nodes' locks (and nodes_lock), so n->lock is
- * dropped meanwhile; the caller rechecks what it read under it.  ENOSPC
- * stays when what fills the cache is dirty or not yet replicated.
+ * full.  What is dirty or not yet in every region cannot go: while every
+ * region is up, the write waits (at most ROOM_WAIT_MS) for the sealer and
+ * the uploaders to turn it into something that can; with a region down,
+ * or after that, it fails with ENOSPC rather than hang.  Eviction takes
+ * other nodes' locks (and nodes_lock), so n->lock is dropped meanwhile.
  */
+#define ROOM_WAIT_MS 30000
+
 static int make_room(struct cache *c, struct cnode *n, uint64_t len)
 {
+	uint64_t deadline = cache_mono_ns() + ROOM_WAIT_MS * 1000000ull;
 	int rc = room_for(c, n, len);
 
 	if (rc != -ENOSPC || !c->seal)
 		return rc;
 	pthread_mutex_unlock(&n->lock);
-	blk_evict(c, used_total(c) + len - c->size_limit + c->size_limit / 10);
-	seal_kick(c);
+	for (;;) {
+		uint64_t over = used_total(c) + len + c->size_limit / 10;
+
+		if (over > c->size_limit)
+			blk_evict(c, over - c->size_limit);
+		if (used_total(c) + len <= c->size_limit ||
+		    !upload_all_up(c) || cache_mono_ns() > deadline ||
+		    atomic_load(&c->latched))
+			break;
+		cache_request_sync(c);	/* seal now, upload now */
+		seal_kick(c);
+		usleep(50000);
+	}
 	pthread_mutex_lock(&n->lock);
 	return room_for(c, n, len);
 }

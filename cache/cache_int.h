@@ -216,6 +216,11 @@ int blk_fold_txn(struct cache *c, MDB_txn *txn, struct cnode *n);
 void blk_fold_done(struct cnode *n);
 /* Drop every block entry of a freed inode. */
 int blk_free_txn(struct cache *c, MDB_txn *txn, uint64_t ino);
+/* Punch gone blocks that hold data (node_load()); n->lock held. */
+void blk_punch_gone(struct cache *c, struct cnode *n);
+/* Record n's fetched blocks as resident after an fdatasync; n->lock
+ * held, data file open. */
+int blk_persist_node(struct cache *c, struct cnode *n);
 /* Record fetched blocks as resident, after an fdatasync (sealer). */
 void blk_persist_fetched(struct cache *c);
 /* Evict clean, replicated blocks of files not open, least recently used
@@ -295,6 +300,8 @@ struct seal {
 int upload_start(struct cache *c, unsigned threads);
 /* Load regions' bits and health; read-write open. */
 int upload_regions_load(struct cache *c, const char *const *names);
+/* No region is marked down. */
+int upload_all_up(struct cache *c);
 /* End every region's backoff now (a sync was asked for). */
 void upload_retry_now(struct cache *c);
 /* Record health changes (sealer pass). */

@@ -165,6 +165,7 @@ void node_release(struct cache *c, struct cnode *n)
 		/* Fold while the node is still findable, so that getattr
 		 * never sees the record without the pending size. */
 		pthread_mutex_lock(&n->lock);
+		blk_persist_node(c, n);	/* or the next node fetches again */
 		node_fold(c, n);
 		pthread_mutex_unlock(&n->lock);
 	}
@@ -343,6 +344,7 @@ int node_load(struct cache *c, struct cnode *n)
 	if ((uint64_t)st.st_size != rec.size &&
 	    ftruncate(n->fd, (off_t)rec.size))
 		return -errno;
+	blk_punch_gone(c, n);
 	n->size = rec.size;
 	n->mtime = (struct timespec){ rec.mtime_sec, rec.mtime_nsec };
 	n->ctime = (struct timespec){ rec.ctime_sec, rec.ctime_nsec };

@@ -493,6 +493,18 @@ int upload_start(struct cache *c, unsigned threads)
 	return 0;
 }
 
+int upload_all_up(struct cache *c)
+{
+	struct seal *s = c->seal;
+	int up = 1;
+
+	pthread_mutex_lock(&s->lock);
+	for (int i = 0; i < s->nregions; i++)
+		up &= !s->r[i].down;
+	pthread_mutex_unlock(&s->lock);
+	return up;
+}
+
 void upload_retry_now(struct cache *c)
 {
 	struct seal *s = c->seal;
