@@ -5,7 +5,8 @@
 #
 # Installs the Debian packages it needs, builds into build/, creates
 # /var/tmp/phifs-demo/ (cache, two dir: regions, mount point, phifs.ini),
-# makes the filesystem once, and mounts it at /var/tmp/phifs-demo/mnt.
+# makes the filesystem once (mkfs also makes its key file, so nothing asks
+# for a passphrase), and mounts it at /var/tmp/phifs-demo/mnt.
 # Running it again is harmless: what already exists is left as it is.
 set -eu
 
@@ -14,6 +15,7 @@ cd "$ROOT"
 
 DEMO=/var/tmp/phifs-demo
 CONFIG=$DEMO/phifs.ini
+KEY=$DEMO/key
 MNT=$DEMO/mnt
 PHIFS=$ROOT/build/tools/phifs
 
@@ -48,8 +50,10 @@ if [ ! -e "$CONFIG" ]; then
 cache_dir = $DEMO/cache
 cache_size = 2G
 block_size = 1M
+# made by phifs mkfs; whoever holds it can read the filesystem
+key_file = $KEY
 
-# Regions are checked now; sealing and replication to them come later.
+# Blocks are sealed (compressed, encrypted) and copied to both regions.
 [region a]
 url = dir:$DEMO/region-a
 
@@ -57,6 +61,14 @@ url = dir:$DEMO/region-a
 url = dir:$DEMO/region-b
 EOF
 	echo "demo.sh: wrote $CONFIG"
+fi
+
+# A demo made before filesystems had keys cannot be mounted any more.
+if ! grep -q '^key_file' "$CONFIG" ||
+   { [ -e "$DEMO/cache/meta" ] && [ ! -e "$DEMO/cache/superblock" ]; }; then
+	echo "demo.sh: $DEMO is from an older phifs without keys;" \
+	     "unmount it, remove $DEMO and run demo.sh again" >&2
+	exit 1
 fi
 
 if [ -e "$DEMO/cache/meta" ]; then
@@ -78,8 +90,9 @@ fi
 if [ -z "$(ls -A "$MNT")" ]; then
 	cat >"$MNT/README.txt" <<'EOF'
 This folder is a phifs filesystem.  Files you put here live in the local
-cache (/var/tmp/phifs-demo/cache).  Copy, edit, rename and delete them as in
-any folder.
+cache (/var/tmp/phifs-demo/cache); a few seconds after a change they are
+sealed (compressed and encrypted) and copied to region-a and region-b.
+Copy, edit, rename and delete them as in any folder.
 EOF
 	sync "$MNT/README.txt"
 fi
@@ -88,6 +101,8 @@ cat <<EOF
 
 phifs is mounted at $MNT
   config:   $CONFIG
+  key file: $KEY (keep a copy somewhere safe)
   status:   $PHIFS status $CONFIG
+  sync:     $PHIFS sync $CONFIG
   unmount:  $PHIFS umount $MNT
 EOF
