@@ -224,11 +224,14 @@ static int prompt_line(int fd, const char *prompt, struct tool_secret *s)
 	char ch;
 	ssize_t r = 0;
 
+	/* Echo goes off before the prompt shows: turning it off flushes
+	 * pending input, which must not hold an answer already typed. */
+	echo_off(fd);
 	if (write(fd, prompt, strlen(prompt)) < 0) {
+		echo_on();
 		tool_error("cannot write to the terminal: %s", strerror(errno));
 		return -1;
 	}
-	echo_off(fd);
 	while (n < s->size && (r = read(fd, &ch, 1)) == 1 && ch != '\n')
 		s->data[n++] = (unsigned char)ch;
 	echo_on();
@@ -425,9 +428,14 @@ static int fetch_from_regions(const struct phi_config *cfg, struct buf *sb)
 			continue;
 		buf_reset(sb);
 		rc = backend_get(be, "superblock", 0, 0, sb);
-		if (rc)
-			tool_region_why(be, cfg->regions[i].name, rc, why,
-					sizeof(why));
+		if (rc) {
+			char reason[400];
+
+			tool_region_why(be, cfg->regions[i].name, rc, reason,
+					sizeof(reason));
+			snprintf(why, sizeof(why), "region %s: %s",
+				 cfg->regions[i].name, reason);
+		}
 		backend_close(be);
 		if (rc == 0)
 			return 0;
