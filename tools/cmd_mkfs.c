@@ -84,7 +84,7 @@ static int probe_region(struct backend *be, const char *name)
 	const char *step = "write";
 	struct buf b;
 	uint64_t size;
-	int rc;
+	int rc, del_rc;
 
 	if (crypt_random_id(id)) {
 		tool_error("the random generator failed");
@@ -101,8 +101,9 @@ static int probe_region(struct backend *be, const char *name)
 			rc = PHI_ECORRUPT;
 		if (rc == 0)
 			step = "delete";
-		if (backend_del(be, key) && rc == 0)
-			rc = -EIO;
+		del_rc = backend_del(be, key);
+		if (rc == 0)
+			rc = del_rc;
 	}
 	buf_release(&b);
 	if (rc) {
