@@ -508,15 +508,21 @@ static int del_from(MDB_txn *txn, MDB_dbi dbi, uint64_t ino, uint64_t from)
 	MDB_cursor *cur;
 	int rc;
 
-	blk_key(k, ino, from);
 	rc = mdb_cursor_open(txn, dbi, &cur);
 	if (rc)
 		return meta_err(rc);
-	rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-	while (rc == 0 && key.mv_size == 16 && key_get_u64(key.mv_data) == ino) {
+	/* Seek again after each delete: where a deleting cursor stands at
+	 * the end of a page or of the tree is not worth relying on. */
+	for (;;) {
+		blk_key(k, ino, from);
+		key.mv_size = sizeof(k);
+		key.mv_data = k;
+		rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+		if (rc || key.mv_size != 16 || key_get_u64(key.mv_data) != ino)
+			break;
 		rc = mdb_cursor_del(cur, 0);
-		if (rc == 0)
-			rc = mdb_cursor_get(cur, &key, &val, MDB_GET_CURRENT);
+		if (rc)
+			break;
 	}
 	mdb_cursor_close(cur);
 	return rc == 0 || rc == MDB_NOTFOUND ? 0 : meta_err(rc);
@@ -731,8 +737,13 @@ static int lru_txn(struct cache *c, MDB_txn *txn, void *arg)
 			continue;
 		key_put_u64(k, a->v[i][0]);
 		if (mdb_get(txn, c->db_lru, &key, &old) == 0 &&
-		    old.mv_size == 8 && memcmp(old.mv_data, &a->v[i][1], 8) > 0)
-			continue;
+		    old.mv_size == 8) {
+			uint64_t t;
+
+			memcpy(&t, old.mv_data, 8);
+			if (t > a->v[i][1])
+				continue;	/* a later use is recorded */
+		}
 		rc = mdb_put(txn, c->db_lru, &key, &val, 0);
 		if (rc)
 			return meta_err(rc);
@@ -824,6 +835,22 @@ static int in_dirty_db(struct cache *c, MDB_txn *txn, uint64_t ino,
 	return mdb_get(txn, c->db_dirty, &key, &val) == 0;
 }
 
+static int has_dirty(struct cache *c, MDB_txn *txn, uint64_t ino)
+{
+	uint8_t k[16];
+	MDB_val key = { sizeof(k), k }, val;
+	MDB_cursor *cur;
+	int found;
+
+	if (mdb_cursor_open(txn, c->db_dirty, &cur))
+		return 1;
+	blk_key(k, ino, 0);
+	found = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE) == 0 &&
+		key.mv_size == 16 && key_get_u64(key.mv_data) == ino;
+	mdb_cursor_close(cur);
+	return found;
+}
+
 /* Blocks of n that may go: resident, clean, replicated.  n->lock held. */
 static int evictable(struct cache *c, struct cnode *n, struct blkset *out,
 		     int *left)
@@ -866,9 +893,11 @@ static int evictable(struct cache *c, struct cnode *n, struct blkset *out,
 		}
 	}
 	mdb_cursor_close(cur);
-	meta_read_end(txn);
-	if (n->dblk.n)
+	/* Blocks still to be sealed will be resident later: keep the file
+	 * in the LRU order. */
+	if (n->dblk.n || n->sealing.n || has_dirty(c, txn, n->ino))
 		*left = 1;
+	meta_read_end(txn);
 	return 0;
 }
 

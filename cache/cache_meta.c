@@ -252,12 +252,15 @@ static int del_prefixed(MDB_txn *txn, MDB_dbi dbi, uint64_t ino)
 	rc = mdb_cursor_open(txn, dbi, &cur);
 	if (rc)
 		return meta_err(rc);
-	rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-	while (rc == 0 && key.mv_size >= 8 && memcmp(key.mv_data, k, 8) == 0) {
+	/* Seek again after each delete (see del_from() in cache_blk.c). */
+	for (;;) {
+		key.mv_size = sizeof(k);
+		key.mv_data = k;
+		rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+		if (rc || key.mv_size < 8 || memcmp(key.mv_data, k, 8))
+			break;
 		rc = mdb_cursor_del(cur, 0);
-		if (rc == 0)
-			rc = mdb_cursor_get(cur, &key, &val, MDB_GET_CURRENT);
-		if (rc == 0 && (key.mv_size < 8 || memcmp(key.mv_data, k, 8)))
+		if (rc)
 			break;
 	}
 	mdb_cursor_close(cur);

@@ -167,6 +167,24 @@ static int write_pack(struct cache *c, struct packer *p)
 	return rc;
 }
 
+/* Put ino in the LRU order if it is not there (a resident block must
+ * always be reachable by eviction, even if the open that would have
+ * noted its use was lost in a crash).  An LMDB code. */
+static int lru_enter(struct cache *c, MDB_txn *txn, uint64_t ino)
+{
+	struct timespec now;
+	uint64_t t;
+	uint8_t k[8];
+	MDB_val key = { sizeof(k), k }, val = { 8, &t };
+	int rc;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	t = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+	key_put_u64(k, ino);
+	rc = mdb_put(txn, c->db_lru, &key, &val, MDB_NOOVERWRITE);
+	return rc == MDB_KEYEXIST ? 0 : rc;
+}
+
 struct commit_arg {
 	struct packer *p;
 	uint64_t seq;
@@ -215,6 +233,8 @@ static int commit_txn(struct cache *c, MDB_txn *txn, void *arg)
 		val.mv_size = sizeof(br);
 		val.mv_data = &br;
 		rc = mdb_put(txn, c->db_blocks, &key, &val, 0);
+		if (rc == 0)
+			rc = lru_enter(c, txn, e->n->ino);
 		if (rc)
 			return meta_err(rc);
 		if (atomic_load(&e->n->gen) != e->gen)

@@ -68,6 +68,12 @@ void tool_cache_config(const struct phi_config *cfg, struct cache_config *out)
 	out->uploaders = cfg->uploaders;
 	out->pack_size = cfg->pack_size;
 	out->dirty_limit = cfg->dirty_limit;
+	/* The cache knows regions by name (upload queue, status); the
+	 * names live as long as cfg, which outlives the cache. */
+	static const char *names[PHI_MAX_REGIONS];
+	for (int i = 0; i < cfg->nregions && i < PHI_MAX_REGIONS; i++)
+		names[i] = cfg->regions[i].name;
+	out->region_names = names;
 }
 
 int tool_fs_stats(const struct phi_config *cfg, struct cache_stats *out)

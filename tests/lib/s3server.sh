@@ -16,6 +16,11 @@
 #   s3server.sh stop DIR
 #	Kills the recorded processes (TERM, then KILL after 10 s), unmounts
 #	DIR/srv if it mounted a tmpfs there, removes DIR.
+#   s3server.sh pause DIR
+#	Stops the proxy only (the S3 endpoint goes away, connections are
+#	refused); the storage servers and what they hold stay.
+#   s3server.sh resume DIR
+#	Starts the proxy again and waits until it answers.
 #   s3server.sh sign DIR METHOD PATH [FILE]
 #	One signed request (body from FILE, default empty) to the server
 #	of DIR; prints the HTTP status, then the body.  For checks by hand.
@@ -354,6 +359,35 @@ start() {
 	exit 1
 }
 
+# ---- pause and resume: the endpoint goes away, the data stays ----------
+
+pause() {
+	[ $# -eq 1 ] || usage
+	local dir=$1 pid name i
+	[ -f "$dir/pids" ] || die "$dir: no server there"
+	while read -r pid name; do
+		[ "$name" = proxy ] || continue
+		kill -TERM "$pid" 2>/dev/null
+		for i in $(seq 1 100); do
+			alive "$pid" || break
+			sleep 0.1
+		done
+		alive "$pid" && kill -KILL "$pid" 2>/dev/null
+	done < "$dir/pids"
+	grep -v ' proxy$' "$dir/pids" > "$dir/pids.new"
+	mv "$dir/pids.new" "$dir/pids"
+}
+
+resume() {
+	[ $# -eq 1 ] || usage
+	local dir=$1
+	[ -f "$dir/pids" ] || die "$dir: no server there"
+	grep -q ' proxy$' "$dir/pids" && die "$dir: the proxy is running"
+	spawn "$dir" proxy swift-proxy-server "$dir/etc/proxy-server.conf" -v
+	wait_ready "$dir" || { show_logs "$dir" >&2; exit 1; }
+	echo ready
+}
+
 # ---- stop --------------------------------------------------------------
 
 stop() {
@@ -387,6 +421,8 @@ stop() {
 case ${1:-} in
 start) shift; start "$@" ;;
 stop) shift; stop "$@" ;;
+pause) shift; pause "$@" ;;
+resume) shift; resume "$@" ;;
 sign) [ $# -ge 4 ] || usage; py "$2" sign "$3" "$4" ${5:+"$5"} ;;
 presign) [ $# -ge 4 ] || usage; d=$2 m=$3; shift 3; py "$d" presign "$m" 3600 "$@" ;;
 *) usage ;;

@@ -113,6 +113,14 @@ static uint64_t mkfile(struct cache *c, const char *name)
 	return st.st_ino;
 }
 
+static long long attr_size(struct cache *c, uint64_t ino)
+{
+	struct stat st;
+
+	ASSERT_OK(cache_getattr(c, ino, &st));
+	return (long long)st.st_size;
+}
+
 static void put(struct cache *c, uint64_t ino, uint64_t off, const void *buf,
 		size_t len)
 {
@@ -463,6 +471,16 @@ TEST(overwrite_and_truncate_evicted_blocks)
 	env_close(&e);
 	env_open(&e);
 	expect(e.c, fa, a, sizeof(a));
+	{
+		struct cache_file *f;
+		struct cache_stats st;
+
+		ASSERT_OK(cache_file_open(e.c, fa, 1, &f));	/* O_TRUNC */
+		cache_file_release(e.c, f);
+		ASSERT_EQ(attr_size(e.c, fa), 0);
+		ASSERT_OK(cache_stats(e.c, &st));
+		ASSERT_EQ(st.resident_blocks + st.evicted_blocks, 0);
+	}
 	env_done(&e);
 }
 
