@@ -130,6 +130,7 @@ def s3_config(fs, servers, cache_size="20G", prefix=""):
     text = f"""[filesystem]
 cache_dir = {fs.cache_dir}
 cache_size = {cache_size}
+block_size = 256K
 key_file = {fs.key_file}
 seal_delay = 1s
 """
@@ -236,9 +237,10 @@ def test_mkfs_refuses_bad_credentials(servers, phifs_bare):
     s3_config(fs, servers, prefix=prefix)
     cred = os.path.join(fs.base, "s3.cred")
     with open(cred, "w") as f:
-        f.write("access_key_id = test:tester\nsecret_access_key = wrong\n")
+        f.write("access_key_id = test:tester\n"
+                "secret_access_key = s3cr3t-n0t-1t\n")
     p = fs.run("mkfs", fs.config)
     assert p.returncode != 0
     assert "region a" in p.stderr and "credentials" in p.stderr, p.stderr
-    assert "wrong" not in p.stderr and "testing" not in p.stderr
+    assert "s3cr3t" not in p.stderr and "testing" not in p.stderr
     assert not os.listdir(fs.cache_dir)
