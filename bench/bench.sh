@@ -61,6 +61,7 @@ cat >"$CONFIG" <<EOF
 [filesystem]
 cache_dir = $BASE/cache
 cache_size = 8G
+key_file = $BASE/key
 
 [region bench]
 url = dir:$BASE/region

@@ -1,8 +1,8 @@
 #!/bin/sh
 # run.sh PHIFS SYSCALLS - mount a fresh phifs and run the syscall checks.
 #
-# Makes a private directory holding a config, a cache_dir, a dir: region
-# and a mountpoint; formats and mounts there; runs SYSCALLS on the mount
+# Makes a private directory holding a config, a cache_dir, two dir: regions,
+# a key file (made by mkfs) and a mountpoint; formats and mounts there; runs SYSCALLS on the mount
 # with its TAP going straight to stdout; and always unmounts (EXIT trap)
 # and removes the directory.  Our own chatter goes to stderr so that
 # stdout stays TAP.  Exits with the status of SYSCALLS.
@@ -45,15 +45,20 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-mkdir "$tmp/cache" "$tmp/region" "$mnt"
+mkdir "$tmp/cache" "$tmp/region-a" "$tmp/region-b" "$mnt"
 cat > "$tmp/phifs.ini" <<CONFIG
 [filesystem]
 cache_dir = $tmp/cache
 cache_size = 16G
 block_size = 1M
+key_file = $tmp/key
+seal_delay = 1s
 
 [region a]
-url = dir:$tmp/region
+url = dir:$tmp/region-a
+
+[region b]
+url = dir:$tmp/region-b
 CONFIG
 
 "$phifs" mkfs "$tmp/phifs.ini" >&2
