@@ -122,7 +122,8 @@ def servers():
         shutil.rmtree(root, ignore_errors=True)
 
 
-def s3_config(fs, servers, cache_size="20G", prefix=""):
+def s3_config(fs, servers, cache_size="20G", prefix="", signing=None,
+              buckets=None):
     cred = os.path.join(fs.base, "s3.cred")
     with open(cred, "w") as f:
         f.write("access_key_id = test:tester\nsecret_access_key = testing\n")
@@ -134,12 +135,13 @@ block_size = 256K
 key_file = {fs.key_file}
 seal_delay = 1s
 """
-    for s in servers:
+    for i, s in enumerate(servers):
+        bucket = buckets[i] if buckets else s.bucket
         text += f"""
 [region {s.name}]
-url = s3://{s.bucket}/{prefix}
+url = s3://{bucket}/{prefix}
 endpoint = {s.endpoint}
-region = {SIGNING_REGION}
+region = {signing or SIGNING_REGION}
 path_style = true
 credentials_file = {cred}
 """
@@ -244,3 +246,64 @@ def test_mkfs_refuses_bad_credentials(servers, phifs_bare):
     assert "region a" in p.stderr and "credentials" in p.stderr, p.stderr
     assert "s3cr3t" not in p.stderr and "testing" not in p.stderr
     assert not os.listdir(fs.cache_dir)
+
+
+def _fresh(fs):
+    """Nothing was made: an empty cache_dir and no key file."""
+    assert not os.listdir(fs.cache_dir), os.listdir(fs.cache_dir)
+    assert not os.path.exists(fs.key_file)
+
+
+def test_mkfs_wrong_signing_region(servers, phifs_bare):
+    fs = phifs_bare
+    s3_config(fs, servers, prefix=f"t{random.randrange(1 << 30)}",
+              signing="eu-west-9")
+    p = fs.run("mkfs", fs.config)
+    assert p.returncode != 0
+    assert "region a" in p.stderr, p.stderr
+    _fresh(fs)
+
+
+def test_mkfs_missing_bucket(servers, phifs_bare):
+    fs = phifs_bare
+    s3_config(fs, servers, prefix=f"t{random.randrange(1 << 30)}",
+              buckets=["phifs-a", "no-such-bucket-here"])
+    p = fs.run("mkfs", fs.config)
+    assert p.returncode != 0
+    assert "region b" in p.stderr and "bucket" in p.stderr, p.stderr
+    _fresh(fs)
+    prefix = f"t{random.randrange(1 << 30)}"
+    assert not [k for k in servers[0].keys() if k.startswith(prefix)]
+
+
+def test_mount_refuses_wrong_credentials(servers, phifs_bare):
+    fs = phifs_bare
+    s3_config(fs, servers, prefix=f"t{random.randrange(1 << 30)}")
+    fs.mkfs()
+    cred = os.path.join(fs.base, "s3.cred")
+    with open(cred, "w") as f:
+        f.write("access_key_id = test:tester\n"
+                "secret_access_key = s3cr3t-n0t-1t\n")
+    before = sorted(os.listdir(fs.cache_dir))
+    p = fs.run("mount", fs.config, fs.mnt)
+    assert p.returncode != 0
+    assert "region a" in p.stderr and "credentials" in p.stderr, p.stderr
+    assert "s3cr3t" not in p.stderr
+    assert sorted(os.listdir(fs.cache_dir)) == before
+
+
+def test_reads_fail_over_while_a_region_is_stopped(servers, phifs_bare):
+    fs = phifs_bare
+    prefix = f"t{random.randrange(1 << 30)}"
+    s3_config(fs, servers, cache_size="6M", prefix=prefix)
+    fs.mkfs()
+    fs.mount()
+    made = tree(fs, 10, MiB, seed=3)     # 10 MiB through a 6 MiB cache
+    sync(fs)
+    st = fs.wait_status(lambda s: s["evicted_blocks"] > 0)
+    assert st["evicted_blocks"] > 0, st
+    servers[0].pause()
+    try:
+        check(fs, made)                  # what was evicted comes from b
+    finally:
+        servers[0].resume()
