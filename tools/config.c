@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "backend.h"
 #include "phi.h"
@@ -46,6 +47,7 @@ enum key_type {
 	KEY_URL,		/* backend_url_parse() accepts it, char * */
 	KEY_DURATION,		/* phi_parse_duration(), unsigned ms */
 	KEY_UINT,		/* a decimal number, unsigned */
+	KEY_PERIOD,		/* phi_parse_period(), uint64_t ms */
 };
 
 struct key_def {
@@ -65,9 +67,15 @@ struct key_def {
 #define MAX_BLOCK_SIZE (UINT64_C(16) << 20)
 #define MIN_CACHE_BLOCKS 16
 #define MAX_SEAL_DELAY_MS (UINT64_C(3600) * 1000)
+#define MIN_LEASE_TIME_MS (UINT64_C(1000))
+#define MAX_LEASE_TIME_MS (UINT64_C(3600) * 1000)
 #define MAX_UPLOADERS 64
 #define MIN_PACK_SIZE (UINT64_C(64) << 10)
 #define MAX_PACK_SIZE (UINT64_C(64) << 20)
+#define MIN_META_INTERVAL_MS 100
+#define MAX_META_INTERVAL_MS (UINT64_C(3600) * 1000)
+#define DAY_MS (UINT64_C(86400) * 1000)
+#define MAX_RETENTION_DAYS 36500
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -86,6 +94,16 @@ static const char *check_seal_delay(uint64_t ms)
 	return NULL;
 }
 
+/* Renewed every third of it: below a second that is a put to every region
+ * several times a second; above an hour a crashed machine blocks the
+ * filesystem too long. */
+static const char *check_lease_time(uint64_t ms)
+{
+	if (ms < MIN_LEASE_TIME_MS || ms > MAX_LEASE_TIME_MS)
+		return "must be from 1s to 1h";
+	return NULL;
+}
+
 static const char *check_uploaders(uint64_t v)
 {
 	if (v < 1 || v > MAX_UPLOADERS)
@@ -97,6 +115,20 @@ static const char *check_pack_size(uint64_t v)
 {
 	if (v < MIN_PACK_SIZE || v > MAX_PACK_SIZE)
 		return "must be from 64K to 64M";
+	return NULL;
+}
+
+static const char *check_metadata_interval(uint64_t ms)
+{
+	if (ms < MIN_META_INTERVAL_MS || ms > MAX_META_INTERVAL_MS)
+		return "must be from 100ms to 1h";
+	return NULL;
+}
+
+static const char *check_retention(uint64_t ms)
+{
+	if (ms < 1000 || ms > MAX_RETENTION_DAYS * DAY_MS)
+		return "must be from 1s to " STR(MAX_RETENTION_DAYS) "d";
 	return NULL;
 }
 
@@ -125,6 +157,15 @@ static const struct key_def keys[] = {
 	{ SCOPE_FS, "dirty_limit", KEY_SIZE0, FS(dirty_limit), "0", false,
 	  NULL, "unsealed bytes that start sealing at once; 0 = "
 	  "cache_size/4" },
+	{ SCOPE_FS, "lease_time", KEY_DURATION, FS(lease_time_ms), "5m",
+	  false, check_lease_time, "a writable mount's lease expires this "
+	  "long after its last renewal" },
+	{ SCOPE_FS, "metadata_interval", KEY_DURATION,
+	  FS(metadata_interval_ms), "30s", false, check_metadata_interval,
+	  "metadata changes reach the regions within this, 100ms to 1h" },
+	{ SCOPE_FS, "retention", KEY_PERIOD, FS(retention_ms), "30d", false,
+	  check_retention, "how long history is kept: versions lists "
+	  "moments this far back; 1s to " STR(MAX_RETENTION_DAYS) "d" },
 	{ SCOPE_REGION, "url", KEY_URL, RG(url), NULL, true, NULL,
 	  "dir:/PATH or s3://BUCKET[/PREFIX]" },
 	{ SCOPE_REGION, "endpoint", KEY_STRING, RG(endpoint), NULL, false,
@@ -251,19 +292,15 @@ int phi_parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
-/*
- * A number with an optional unit: ms, s, m or h (any case); a bare number
- * is seconds, as in "seal_delay = 5".  Digits only, like sizes.
- */
-int phi_parse_duration(const char *s, uint64_t *ms)
+struct time_unit {
+	const char *unit;
+	uint64_t ms;
+};
+
+/* Digits, then one of units (any case); *ms untouched on failure. */
+static int parse_with_units(const char *s, const struct time_unit *units,
+			    size_t nunits, uint64_t *ms)
 {
-	static const struct {
-		const char *unit;
-		uint64_t ms;
-	} units[] = {
-		{ "", 1000 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 },
-		{ "h", 3600000 },
-	};
 	uint64_t v = 0;
 
 	if (*s < '0' || *s > '9')
@@ -275,7 +312,7 @@ int phi_parse_duration(const char *s, uint64_t *ms)
 			return -EINVAL;
 		v = v * 10 + d;
 	}
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+	for (size_t i = 0; i < nunits; i++) {
 		if (strcasecmp(s, units[i].unit) != 0)
 			continue;
 		if (v > UINT64_MAX / units[i].ms)
@@ -284,6 +321,197 @@ int phi_parse_duration(const char *s, uint64_t *ms)
 		return 0;
 	}
 	return -EINVAL;
+}
+
+/*
+ * A number with an optional unit: ms, s, m or h (any case); a bare number
+ * is seconds, as in "seal_delay = 5".  Digits only, like sizes.
+ */
+int phi_parse_duration(const char *s, uint64_t *ms)
+{
+	static const struct time_unit units[] = {
+		{ "", 1000 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 },
+		{ "h", 3600000 },
+	};
+
+	return parse_with_units(s, units, sizeof(units) / sizeof(units[0]),
+				ms);
+}
+
+/* The same with days, for spans like retention that run to years. */
+int phi_parse_period(const char *s, uint64_t *ms)
+{
+	static const struct time_unit units[] = {
+		{ "", 1000 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 },
+		{ "h", 3600000 }, { "d", DAY_MS },
+	};
+
+	return parse_with_units(s, units, sizeof(units) / sizeof(units[0]),
+				ms);
+}
+
+/* n digits of s as a number, or -1 if they are not all digits. */
+static int digits(const char *s, int n)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
+}
+
+/* "-2h", "-3d": now_ms less a period.  0 or -EINVAL. */
+static int parse_ago(const char *s, int64_t now_ms, int64_t *out)
+{
+	size_t n = strlen(s);
+	uint64_t ms;
+
+	/* A unit is required: "-90" could mean anything. */
+	if (n == 0 || (s[n - 1] >= '0' && s[n - 1] <= '9') ||
+	    phi_parse_period(s, &ms) < 0 || now_ms < 0 ||
+	    ms > (uint64_t)now_ms)
+		return -EINVAL;
+	*out = now_ms - (int64_t)ms;
+	return 0;
+}
+
+/* "HH:MM[:SS[.fff...]]" into tm and *ms; returns the rest, or NULL. */
+static const char *parse_clock(const char *s, struct tm *tm, int *ms)
+{
+	int n, scale = 100;
+
+	tm->tm_hour = digits(s, 2);
+	if (tm->tm_hour < 0 || tm->tm_hour > 23 || s[2] != ':')
+		return NULL;
+	tm->tm_min = digits(s + 3, 2);
+	if (tm->tm_min < 0 || tm->tm_min > 59)
+		return NULL;
+	s += 5;
+	if (*s != ':')
+		return s;
+	tm->tm_sec = digits(s + 1, 2);
+	if (tm->tm_sec < 0 || tm->tm_sec > 59)
+		return NULL;
+	s += 3;
+	if (*s != '.' && *s != ',')
+		return s;
+	for (n = 0, s++; *s >= '0' && *s <= '9'; s++, n++) {
+		*ms += (*s - '0') * scale;	/* beyond ms: cut, not rounded */
+		scale /= 10;
+	}
+	return n >= 1 && n <= 9 ? s : NULL;
+}
+
+/* "Z", "+HH:MM", "-HHMM", "+HH" into seconds east of UTC. */
+static int parse_zone(const char *s, long *east)
+{
+	int sign = *s == '-' ? -1 : 1, h, m = 0;
+
+	if (strcasecmp(s, "z") == 0) {
+		*east = 0;
+		return 0;
+	}
+	if (*s != '+' && *s != '-')
+		return -EINVAL;
+	h = digits(s + 1, 2);
+	if (h < 0 || h > 23)
+		return -EINVAL;
+	s += 3;
+	if (*s == ':')
+		s++;
+	if (*s) {
+		m = digits(s, 2);
+		if (m < 0 || m > 59)
+			return -EINVAL;
+		s += 2;
+	}
+	if (*s)
+		return -EINVAL;
+	*east = sign * (h * 3600L + m * 60L);
+	return 0;
+}
+
+/* A calendar date; timegm() would quietly turn Feb 30 into Mar 2. */
+static bool date_exists(const struct tm *tm)
+{
+	struct tm t = *tm;
+	time_t secs = timegm(&t);
+
+	return secs != (time_t)-1 && t.tm_mday == tm->tm_mday &&
+	       t.tm_mon == tm->tm_mon && t.tm_year == tm->tm_year;
+}
+
+/* ISO 8601: DATE[(T| )CLOCK[ZONE]], local time without a zone. */
+static int parse_iso(const char *s, int64_t *out)
+{
+	struct tm tm;
+	time_t secs;
+	long east = 0;
+	int ms = 0, local = 1;
+
+	if (strlen(s) < 10 || s[4] != '-' || s[7] != '-')
+		return -EINVAL;
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = digits(s, 4) - 1900;
+	tm.tm_mon = digits(s + 5, 2) - 1;
+	tm.tm_mday = digits(s + 8, 2);
+	if (tm.tm_year < 70 || tm.tm_mon < 0 || tm.tm_mon > 11 ||
+	    tm.tm_mday < 1 || !date_exists(&tm))
+		return -EINVAL;
+	s += 10;
+	if (*s == 'T' || *s == 't' || *s == ' ') {
+		s = parse_clock(s + 1, &tm, &ms);
+		if (!s)
+			return -EINVAL;
+		if (*s) {
+			if (parse_zone(s, &east))
+				return -EINVAL;
+			local = 0;
+		}
+	} else if (*s) {
+		return -EINVAL;
+	}
+	if (local) {
+		tm.tm_isdst = -1;
+		secs = mktime(&tm);
+	} else {
+		secs = timegm(&tm) - east;
+	}
+	if (secs == (time_t)-1 || secs < 0)
+		return -EINVAL;
+	*out = (int64_t)secs * 1000 + ms;
+	return 0;
+}
+
+int phi_parse_moment(const char *s, int64_t now_ms, int64_t *ms)
+{
+	if (strcasecmp(s, "now") == 0) {
+		*ms = now_ms;
+		return 0;
+	}
+	if (s[0] == '-')
+		return parse_ago(s + 1, now_ms, ms);
+	return parse_iso(s, ms);
+}
+
+void phi_format_moment(int64_t ms, char out[32])
+{
+	time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+	char text[96];
+	struct tm tm;
+
+	if (!gmtime_r(&secs, &tm) || tm.tm_year + 1900 > 9999)
+		snprintf(text, sizeof(text), "%lld ms", (long long)ms);
+	else
+		snprintf(text, sizeof(text), "%04d-%02d-%02dT%02d:%02d:%02d."
+			 "%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+			 tm.tm_hour, tm.tm_min, tm.tm_sec,
+			 (int)(ms - (int64_t)secs * 1000));
+	text[31] = '\0';
+	memcpy(out, text, strlen(text) + 1);
 }
 
 static int parse_bool(const char *s, int *out)
@@ -374,6 +602,22 @@ static int set_duration(struct load_ctx *ctx, const struct key_def *k,
 	return 0;
 }
 
+static int set_period(struct load_ctx *ctx, const struct key_def *k,
+		      uint64_t *field, const char *value)
+{
+	const char *why;
+	uint64_t ms;
+
+	if (phi_parse_period(value, &ms) < 0)
+		return fail(ctx, ctx->line, k->name, "bad period '%s' (use "
+			    "a number with s, m, h or d)", value);
+	why = k->check ? k->check(ms) : NULL;
+	if (why)
+		return fail(ctx, ctx->line, k->name, "%s", why);
+	*field = ms;
+	return 0;
+}
+
 static int set_uint(struct load_ctx *ctx, const struct key_def *k,
 		    unsigned *field, const char *value)
 {
@@ -427,6 +671,9 @@ static int set_key(struct load_ctx *ctx, const struct key_def *k,
 	case KEY_UINT:
 		assert(k->width == sizeof(unsigned));
 		return set_uint(ctx, k, field, value);
+	case KEY_PERIOD:
+		assert(k->width == sizeof(uint64_t));
+		return set_period(ctx, k, field, value);
 	case KEY_BOOL:
 		assert(k->width == sizeof(int));
 		if (parse_bool(value, field) < 0)
@@ -811,6 +1058,7 @@ static void print_scope(enum key_scope scope)
 		[KEY_PATH] = "PATH", [KEY_SIZE] = "SIZE", [KEY_SIZE0] = "SIZE",
 		[KEY_STRING] = "TEXT", [KEY_BOOL] = "BOOL", [KEY_URL] = "URL",
 		[KEY_DURATION] = "TIME", [KEY_UINT] = "N",
+		[KEY_PERIOD] = "PERIOD",
 	};
 
 	for (size_t i = 0; i < N_KEYS; i++) {
@@ -819,14 +1067,14 @@ static void print_scope(enum key_scope scope)
 				  k->required ? "required" : "unset";
 
 		if (k->scope == scope)
-			printf("  %-20s %-5s %-9s %s\n", k->name,
+			printf("  %-20s %-6s %-9s %s\n", k->name,
 			       type_names[k->type], def, k->help);
 	}
 }
 
 void phi_config_print_help(void)
 {
-	printf("  %-20s %-5s %-9s %s\n", "KEY", "TYPE", "DEFAULT", "MEANING");
+	printf("  %-20s %-6s %-9s %s\n", "KEY", "TYPE", "DEFAULT", "MEANING");
 	printf("[filesystem]\n");
 	print_scope(SCOPE_FS);
 	printf("[region NAME]   at most %d; NAME is 1 to 64 of A-Z a-z 0-9 "
@@ -834,6 +1082,7 @@ void phi_config_print_help(void)
 	print_scope(SCOPE_REGION);
 	printf("\nSIZE: a number with an optional K, M, G or T (powers of "
 	       "1024): 4096, 1M, 20G.\nTIME: a number with ms, s, m or h; "
-	       "seconds without: 500ms, 5s, 2m.\nBOOL: true/false, yes/no, "
+	       "seconds without: 500ms, 5s, 2m.\nPERIOD: the same, "
+	       "with d for days too: 30d, 12h.\nBOOL: true/false, yes/no, "
 	       "on/off or 1/0.  PATH: absolute.  N: a whole number.\n");
 }

@@ -18,6 +18,13 @@
  *   dirty_limit = SIZE     unsealed bytes that start sealing at once
  *                          (default 0 = cache_size/4; else block_size or
  *                          more, below cache_size)
+ *   metadata_interval = TIME  metadata changes reach the regions within
+ *                          this (default 30s; 100ms..1h)
+ *   retention  = PERIOD    how long history is kept; `phifs versions`
+ *                          lists moments this far back (default 30d;
+ *                          1s..36500d)
+ *   lease_time = TIME      a writable mount's lease in the regions lives
+ *                          this long unless renewed (default 5m; 1s..1h)
  *
  *   [region NAME]          one per region; NAME is [A-Za-z0-9_.-]{1,64}
  *   url = dir:PATH | s3://BUCKET[/PREFIX]
@@ -27,7 +34,8 @@
  * SIZE is a decimal number with an optional binary suffix K, M, G, T
  * (optionally followed by "iB" or "B"), e.g. 4096, 512K, 1M, 20G.
  * TIME is a decimal number with an optional unit ms, s, m or h; without a
- * unit it is seconds: 500ms, 5s, 5, 2m.
+ * unit it is seconds: 500ms, 5s, 5, 2m.  PERIOD is a TIME that may also
+ * be in days: 30d.
  */
 #ifndef PHI_CONFIG_H
 #define PHI_CONFIG_H
@@ -60,6 +68,10 @@ struct phi_config {
 	unsigned uploaders;
 	uint64_t pack_size;
 	uint64_t dirty_limit;	/* 0 = cache_size / 4 (the cache's default) */
+	unsigned metadata_interval_ms;
+	uint64_t retention_ms;
+	unsigned lease_time_ms;	/* the lease expires this long after its
+				   last renewal (lease.c) */
 	int nregions;
 	struct phi_region regions[PHI_MAX_REGIONS];
 };
@@ -82,6 +94,29 @@ int phi_parse_size(const char *s, uint64_t *out);
 /* Parse TIME as described above into milliseconds; 0 on success,
  * -EINVAL otherwise (*ms untouched). */
 int phi_parse_duration(const char *s, uint64_t *ms);
+
+/* Parse PERIOD (TIME, or a number of days with d) into milliseconds;
+ * 0 on success, -EINVAL otherwise (*ms untouched). */
+int phi_parse_period(const char *s, uint64_t *ms);
+
+/*
+ * A moment given on the command line (--at), into ms since the epoch:
+ *
+ *   2026-11-29T10:00:00Z        ISO 8601 in UTC; also +01:00, -0500, +01
+ *   2026-11-29T10:00:00.250Z    with a fraction (beyond ms it is cut)
+ *   2026-11-29T10:00:00         local time (TZ); seconds may be left out
+ *   2026-11-29                  local midnight; a space may replace T
+ *   -90s -30m -2h -3d           that long before now_ms (a unit is needed)
+ *   now                         now_ms
+ *
+ * 0 on success, -EINVAL otherwise (*ms untouched): impossible dates
+ * (Feb 30), times before 1970.
+ */
+int phi_parse_moment(const char *s, int64_t now_ms, int64_t *ms);
+
+/* ms since the epoch as "2026-11-29T10:00:03.120Z" (UTC, always 24
+ * characters for years 1970..9999) and a NUL. */
+void phi_format_moment(int64_t ms, char out[32]);
 
 /* Print the key table with defaults and help (for `phifs help config`). */
 void phi_config_print_help(void);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -84,6 +85,8 @@ TEST(minimal_file_gets_defaults)
 	ASSERT_EQ(cfg.uploaders, 4);
 	ASSERT_EQ(cfg.pack_size, 4u << 20);
 	ASSERT_EQ(cfg.dirty_limit, 0);
+	ASSERT_EQ(cfg.metadata_interval_ms, 30000);
+	ASSERT_EQ(cfg.retention_ms, 30ULL * 86400 * 1000);
 	ASSERT_EQ(cfg.nregions, 0);
 	phi_config_release(&cfg);
 	assert_released(&cfg);
@@ -676,7 +679,8 @@ TEST(help_lists_every_key)
 		"20G", "block_size", "1M", "url", "endpoint", "region",
 		"path_style", "allow_http", "credentials_file", "ca_file",
 		"gc_credentials_file", "key_file", "seal_delay", "5s",
-		"uploaders", "pack_size", "4M", "dirty_limit", "TIME", NULL,
+		"uploaders", "pack_size", "4M", "dirty_limit", "TIME",
+		"metadata_interval", "30s", "retention", "30d", "PERIOD", NULL,
 	};
 	char out[8192];
 
@@ -777,6 +781,203 @@ TEST(parse_duration)
 	}
 }
 
+TEST(history_keys_load)
+{
+	static const struct {
+		const char *text;
+		uint64_t ms;
+	} periods[] = {
+		{ "30d", 30ULL * 86400000 }, { "12h", 43200000 },
+		{ "90m", 5400000 }, { "45s", 45000 }, { "45", 45000 },
+		{ "1s", 1000 }, { "2D", 2ULL * 86400000 },
+		{ "36500d", 36500ULL * 86400000 },
+	};
+	struct phi_config cfg;
+	char text[256];
+
+	load_ok(FS "metadata_interval = 2s\nretention = 7d\n", &cfg);
+	ASSERT_EQ(cfg.metadata_interval_ms, 2000);
+	ASSERT_EQ(cfg.retention_ms, 7ULL * 86400000);
+	phi_config_release(&cfg);
+	load_ok(FS "metadata_interval = 100ms\n", &cfg);
+	ASSERT_EQ(cfg.metadata_interval_ms, 100);
+	phi_config_release(&cfg);
+	load_ok(FS "metadata_interval = 1h\n", &cfg);
+	ASSERT_EQ(cfg.metadata_interval_ms, 3600000);
+	phi_config_release(&cfg);
+	for (size_t i = 0; i < sizeof(periods) / sizeof(periods[0]); i++) {
+		snprintf(text, sizeof(text), FS "retention = %s\n",
+			 periods[i].text);
+		load_ok(text, &cfg);
+		ASSERT_EQ(cfg.retention_ms, periods[i].ms);
+		phi_config_release(&cfg);
+	}
+}
+
+TEST(bad_history_keys)
+{
+	expect_error(FS "metadata_interval = 99ms\n",
+		     ":3: metadata_interval: must be from 100ms to 1h");
+	expect_error(FS "metadata_interval = 61m\n",
+		     ":3: metadata_interval: must be from 100ms to 1h");
+	expect_error(FS "metadata_interval = 1d\n",
+		     ":3: metadata_interval: bad duration '1d' (use a number "
+		     "with ms, s, m or h)");
+	expect_error(FS "retention = 0\n",
+		     ":3: retention: must be from 1s to 36500d");
+	expect_error(FS "retention = 999ms\n",
+		     ":3: retention: must be from 1s to 36500d");
+	expect_error(FS "retention = 36501d\n",
+		     ":3: retention: must be from 1s to 36500d");
+	expect_error(FS "retention = 1w\n",
+		     ":3: retention: bad period '1w' (use a number with s, m, "
+		     "h or d)");
+	expect_error(FS "retention = -1d\n",
+		     ":3: retention: bad period '-1d' (use a number with s, "
+		     "m, h or d)");
+	expect_error(FS "retention = 1.5d\n",
+		     ":3: retention: bad period '1.5d' (use a number with s, "
+		     "m, h or d)");
+}
+
+TEST(parse_period)
+{
+	static const char *const bad[] = {
+		"", "d", "1 d", "-1d", "1dd", "1w", "1.5d",
+		"213503982334602d",
+	};
+	uint64_t v = 42;
+
+	ASSERT_OK(phi_parse_period("3d", &v));
+	ASSERT_EQ(v, 3ULL * 86400000);
+	ASSERT_OK(phi_parse_period("2h", &v));
+	ASSERT_EQ(v, 7200000);
+	ASSERT_OK(phi_parse_period("5", &v));
+	ASSERT_EQ(v, 5000);
+	ASSERT_OK(phi_parse_period("250ms", &v));
+	ASSERT_EQ(v, 250);
+	v = 42;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (phi_parse_period(bad[i], &v) == 0)
+			test_diag("phi_parse_period(\"%s\") accepted", bad[i]);
+		ASSERT_ERR(phi_parse_period(bad[i], &v), -EINVAL);
+		ASSERT_EQ(v, 42);
+	}
+	/* TIME does not take days: seal_delay = 1d stays a bad duration */
+	ASSERT_ERR(phi_parse_duration("1d", &v), -EINVAL);
+}
+
+/* 2026-11-29T10:00:00Z */
+#define T0 INT64_C(1795946400000)
+
+static void expect_moment(const char *s, int64_t want)
+{
+	int64_t v = 42;
+
+	if (phi_parse_moment(s, T0, &v) != 0)
+		test_diag("phi_parse_moment(\"%s\") refused", s);
+	ASSERT_OK(phi_parse_moment(s, T0, &v));
+	if (v != want)
+		test_diag("phi_parse_moment(\"%s\")", s);
+	ASSERT_EQ(v, want);
+}
+
+TEST(parse_moment_utc_and_offsets)
+{
+	expect_moment("2026-11-29T10:00:00Z", T0);
+	expect_moment("2026-11-29t10:00:00z", T0);
+	expect_moment("2026-11-29 10:00:00Z", T0);
+	expect_moment("2026-11-29T10:00Z", T0);
+	expect_moment("2026-11-29T10:00:00.250Z", T0 + 250);
+	expect_moment("2026-11-29T10:00:00.2Z", T0 + 200);
+	expect_moment("2026-11-29T10:00:00,25Z", T0 + 250);
+	expect_moment("2026-11-29T10:00:00.999999999Z", T0 + 999);
+	expect_moment("2026-11-29T11:00:00+01:00", T0);
+	expect_moment("2026-11-29T11:30:00+0130", T0);
+	expect_moment("2026-11-29T05:00:00-05", T0);
+	expect_moment("2026-11-29T05:00:00-05:00", T0);
+	expect_moment("1970-01-01T00:00:00Z", 0);
+	expect_moment("2028-02-29T00:00:00Z", INT64_C(1835395200000));
+}
+
+TEST(parse_moment_local_time)
+{
+	const char *old = getenv("TZ");
+	char saved[256] = "";
+
+	if (old)
+		snprintf(saved, sizeof(saved), "%s", old);
+	/* POSIX rules, so that no zoneinfo file is needed: CET/CEST */
+	setenv("TZ", "CET-1CEST,M3.5.0,M10.5.0/3", 1);
+	tzset();
+	expect_moment("2026-11-29T11:00:00", T0);
+	expect_moment("2026-11-29T11:00", T0);
+	expect_moment("2026-11-29 11:00:00.500", T0 + 500);
+	expect_moment("2026-11-30", T0 + 13 * 3600000LL);
+	/* summer time: two hours ahead */
+	expect_moment("2026-07-01T12:00:00", INT64_C(1782900000000));
+	setenv("TZ", "UTC0", 1);
+	tzset();
+	expect_moment("2026-11-29T10:00:00", T0);
+	if (old)
+		setenv("TZ", saved, 1);
+	else
+		unsetenv("TZ");
+	tzset();
+}
+
+TEST(parse_moment_relative)
+{
+	expect_moment("now", T0);
+	expect_moment("NOW", T0);
+	expect_moment("-90s", T0 - 90000);
+	expect_moment("-30m", T0 - 1800000);
+	expect_moment("-2h", T0 - 7200000);
+	expect_moment("-3d", T0 - 3 * 86400000LL);
+	expect_moment("-500ms", T0 - 500);
+}
+
+TEST(parse_moment_rejects)
+{
+	static const char *const bad[] = {
+		"", "yesterday", "-90", "-", "-2w", "--2h", "+2h", "-2 h",
+		"2026", "2026-11", "2026-11-29T", "2026-11-29X10:00:00Z",
+		"2026-13-01", "2026-00-10", "2026-02-29", "2026-11-31",
+		"2026-11-00", "1969-12-31T23:59:59Z", "2026-11-29T24:00:00Z",
+		"2026-11-29T10:60:00Z", "2026-11-29T10:00:60Z",
+		"2026-11-29T10Z", "2026-11-29T10:00:00.Z",
+		"2026-11-29T10:00:00.1234567890Z", "2026-11-29T10:00:00+24:00",
+		"2026-11-29T10:00:00+01:60", "2026-11-29T10:00:00+1",
+		"2026-11-29T10:00:00+01:00x", "2026-11-29T10:00:00 Z",
+		"26-11-29", "2026/11/29", "2026-1-29", "x2026-11-29",
+	};
+	int64_t v = 42;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (phi_parse_moment(bad[i], T0, &v) == 0)
+			test_diag("phi_parse_moment(\"%s\") accepted", bad[i]);
+		ASSERT_ERR(phi_parse_moment(bad[i], T0, &v), -EINVAL);
+		ASSERT_EQ(v, 42);
+	}
+	/* further back than the epoch */
+	ASSERT_ERR(phi_parse_moment("-36500d", T0, &v), -EINVAL);
+}
+
+TEST(format_moment)
+{
+	char out[32];
+	int64_t back = 0;
+
+	phi_format_moment(T0 + 120, out);
+	ASSERT_STREQ(out, "2026-11-29T10:00:00.120Z");
+	phi_format_moment(0, out);
+	ASSERT_STREQ(out, "1970-01-01T00:00:00.000Z");
+	phi_format_moment(T0 + 3 * 86400000LL + 59999, out);
+	ASSERT_STREQ(out, "2026-12-02T10:00:59.999Z");
+	ASSERT_OK(phi_parse_moment(out, 0, &back));
+	ASSERT_EQ(back, T0 + 3 * 86400000LL + 59999);
+}
+
 TEST_MAIN(
 	TEST_ENTRY(minimal_file_gets_defaults),
 	TEST_ENTRY(sealing_keys_load),
@@ -828,6 +1029,14 @@ TEST_MAIN(
 	TEST_ENTRY(bad_pack_size),
 	TEST_ENTRY(bad_dirty_limit),
 	TEST_ENTRY(error_is_one_line_and_fits),
+	TEST_ENTRY(history_keys_load),
+	TEST_ENTRY(bad_history_keys),
+	TEST_ENTRY(parse_period),
+	TEST_ENTRY(parse_moment_utc_and_offsets),
+	TEST_ENTRY(parse_moment_local_time),
+	TEST_ENTRY(parse_moment_relative),
+	TEST_ENTRY(parse_moment_rejects),
+	TEST_ENTRY(format_moment),
 	TEST_ENTRY(help_lists_every_key),
 	TEST_ENTRY(parse_size_plain),
 	TEST_ENTRY(parse_size_suffixes),
