@@ -370,7 +370,7 @@ int cache_open(struct cache **out, const struct cache_config *cfg,
 	if (rc == 0 && !c->rdonly)
 		rc = folder_start(c);
 	if (rc == 0)
-		rc = seal_start(c, cfg);
+		rc = seal_start(c, cfg, flags);
 	if (rc) {
 		cache_close(c);
 		return rc;

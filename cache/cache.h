@@ -87,10 +87,15 @@ struct cache_config {
 				   about this size (4 MiB) */
 	uint64_t dirty_limit;	/* past this many dirty bytes, sealing starts
 				   at once (size_limit / 4) */
+	unsigned metadata_interval_ms;	/* metadata changes reach the
+					   regions within this (30000) */
 };
 
 enum cache_open_flags {
 	CACHE_OPEN_RDONLY = 1 << 0,	/* status: no lock, no writes */
+	CACHE_OPEN_FETCH_ONLY = 1 << 1,	/* restore: read gone blocks back from
+					   the regions, but seal, upload and
+					   journal nothing (no threads) */
 };
 
 /*
@@ -194,6 +199,97 @@ int cache_stats(struct cache *c, struct cache_stats *out);
 
 /* Counts for statfs(2). */
 int cache_statfs(struct cache *c, struct statvfs *out);
+
+/* --- history in the regions ------------------------------------------ */
+
+/*
+ * With regions, every metadata change (names, attributes, xattrs, block
+ * maps) also goes to every region: as journal segments, each the records
+ * that changed since the one before, within metadata_interval and at
+ * every sync, and now and then as a snapshot of the whole.  Each is one
+ * sealed object named "m/<32 hex>", a name only the key can read (it
+ * holds the kind, a sequence number and the time).  A segment reaches a
+ * region only after every pack its records point into.  The mount never
+ * deletes or overwrites an object.
+ */
+
+/* One metadata object of a region, as its name says. */
+struct cache_moment {
+	uint64_t seq;		/* 1, 2, ... in the order they were made */
+	int64_t time_ms;	/* when, ms since the epoch (CLOCK_REALTIME) */
+	int snapshot;		/* 1 snapshot, 0 segment */
+	uint64_t size;		/* bytes in the region */
+	char key[40];		/* object key, "m/<hex>" */
+};
+
+/* Progress of a long run, for a terminal display: done of total units
+ * (bytes or objects, named by `what`). */
+typedef void cache_progress_fn(void *ctx, const char *what, uint64_t done,
+			       uint64_t total);
+
+/*
+ * The metadata objects in region (one region's backend, not a replica
+ * set) that decode under key and fsid, by sequence number.  *out is
+ * malloc()ed (free()).  Returns 0 or a region error.
+ */
+int cache_history_list(struct backend *region, const struct crypt_key *key,
+		       const uint8_t fsid[16], struct cache_moment **out,
+		       size_t *count);
+
+struct cache_recover_args {
+	const char *dir;	/* cache_dir: holds no filesystem (leftovers
+				   of an interrupted recover are removed) */
+	uint32_t block_size;	/* from the superblock */
+	const uint8_t *fsid;	/* 16 bytes, from the superblock */
+	const struct crypt_key *key;
+	struct backend *region;	/* where to read the history from */
+	struct backend *const *others;	/* every region reachable, for the
+					   highest sequence number in use;
+					   may be NULL */
+	int nothers;
+	int64_t at_ms;		/* the moment; INT64_MAX = the latest */
+	cache_progress_fn *progress;	/* may be NULL */
+	void *progress_ctx;
+};
+
+struct cache_recover_info {
+	uint64_t seq;		/* the last object applied */
+	int64_t time_ms;	/* its time */
+	uint64_t objects;	/* metadata objects read */
+	uint64_t bytes;		/* their bytes */
+	uint64_t inodes;	/* inodes in the result */
+};
+
+/*
+ * Rebuild cache_dir from the region's history as it was at at_ms: the
+ * latest snapshot at or before it and every segment after that up to it.
+ * Works in cache_dir/recover.tmp and moves the result into place at the
+ * end, so an interrupted run leaves no filesystem and may be run again.
+ * Content is not fetched: every block starts gone and comes back on
+ * first read.  The next read-write open with regions writes a snapshot
+ * first, starting a new line of history.
+ *
+ * Returns 0; PHI_EEXISTFS if cache_dir holds a filesystem; -ENOENT if
+ * the region has no history at or before at_ms; PHI_EAUTHFAIL /
+ * PHI_ECORRUPT for a damaged metadata object (never applied); a region
+ * error; -errno.
+ */
+int cache_recover(const struct cache_recover_args *a,
+		  struct cache_recover_info *info);
+
+/*
+ * Replay the region's history from its oldest snapshot up to a->at_ms in
+ * a->dir (an empty scratch directory, left holding the last state), and
+ * after each object applied call fn with it and a view of the filesystem
+ * as it was then: a read-only struct cache for cache_lookup(),
+ * cache_getattr(), cache_readdir(), cache_readlink(), cache_getxattr()
+ * (cache_forget() what lookups take).  fn returns 0 to go on, anything
+ * else to stop (returned).  For `phifs versions`.
+ */
+typedef int cache_moment_fn(void *ctx, const struct cache_moment *m,
+			    struct cache *view);
+int cache_history_walk(const struct cache_recover_args *a,
+		       cache_moment_fn *fn, void *ctx);
 
 /* --- names and attributes ------------------------------------------- */
 

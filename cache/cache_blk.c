@@ -501,7 +501,8 @@ int blk_prepare_cut(struct cache *c, struct cnode *n, uint64_t size)
 }
 
 /* Delete the entries of ino from `from` on in dbi. */
-static int del_from(MDB_txn *txn, MDB_dbi dbi, uint64_t ino, uint64_t from)
+static int del_from(struct cache *c, MDB_txn *txn, MDB_dbi dbi, uint64_t ino,
+		    uint64_t from)
 {
 	uint8_t k[16];
 	MDB_val key = { sizeof(k), k }, val;
@@ -520,6 +521,9 @@ static int del_from(MDB_txn *txn, MDB_dbi dbi, uint64_t ino, uint64_t from)
 		rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
 		if (rc || key.mv_size != 16 || key_get_u64(key.mv_data) != ino)
 			break;
+		if (dbi == c->db_blocks &&
+		    (rc = jnote(c, txn, JDB_BLOCKS, &key)) != 0)
+			break;
 		rc = mdb_cursor_del(cur, 0);
 		if (rc)
 			break;
@@ -535,9 +539,9 @@ int blk_fold_txn(struct cache *c, MDB_txn *txn, struct cnode *n)
 	if (!c->seal)
 		return 0;
 	if (n->cut_from != UINT64_MAX) {
-		rc = del_from(txn, c->db_blocks, n->ino, n->cut_from);
+		rc = del_from(c, txn, c->db_blocks, n->ino, n->cut_from);
 		if (rc == 0)
-			rc = del_from(txn, c->db_dirty, n->ino, n->cut_from);
+			rc = del_from(c, txn, c->db_dirty, n->ino, n->cut_from);
 		if (rc)
 			return rc;
 	}
@@ -567,9 +571,9 @@ int blk_free_txn(struct cache *c, MDB_txn *txn, uint64_t ino)
 
 	if (!c->have_blockdbs)
 		return 0;
-	rc = del_from(txn, c->db_blocks, ino, 0);
+	rc = del_from(c, txn, c->db_blocks, ino, 0);
 	if (rc == 0)
-		rc = del_from(txn, c->db_dirty, ino, 0);
+		rc = del_from(c, txn, c->db_dirty, ino, 0);
 	if (rc)
 		return rc;
 	key_put_u64(k, ino);

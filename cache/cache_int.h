@@ -19,6 +19,10 @@
  *                                      pack_rec.pending, and its health
  *   lru         ino                 -> last use, CLOCK_REALTIME ns
  *   repair      pack seq, bit       -> (empty) a region served a bad copy
+ *   changed     jdb id, key         -> (empty) a replicated record changed
+ *                                      since the last journal segment
+ *   metaq       meta seq            -> struct meta_rec: a journal segment
+ *                                      or snapshot not yet in every region
  *
  * Lock order: c->nodes_lock before node->lock (close_data()), and
  * node->lock before an LMDB write transaction (node_fold()).  Never take
@@ -74,6 +78,16 @@ struct pack_rec {
 	uint32_t pending;	/* bits of the regions still to receive it */
 	uint32_t pad;
 	int64_t created;	/* epoch seconds */
+};
+
+/* Value in `metaq`. */
+struct meta_rec {
+	char key[40];		/* "m/<hex>", NUL-terminated */
+	uint64_t size;
+	uint64_t dep;		/* packs up to this seq must be there first */
+	int64_t time_ms;
+	uint32_t pending;	/* region bits */
+	uint32_t snapshot;
 };
 
 /* Value in `regions`. */
@@ -166,7 +180,8 @@ struct cache {
 	MDB_env *env;
 	MDB_dbi db_super, db_inodes, db_dirents, db_cookies, db_xattrs,
 		db_orphans, db_blocks, db_dirty, db_packs, db_regions, db_lru,
-		db_repair;
+		db_repair, db_changed, db_metaq;
+	int journal;		/* note replicated changes in `changed` */
 	int have_blockdbs;	/* the six above exist (read-only opens of
 				   an older cache may lack them) */
 	atomic_int latched;	/* first uncertain failure, 0 if none */
@@ -236,7 +251,8 @@ int blk_state(struct cache *c, uint64_t ino, const char **out);
 
 /* --- cache_seal.c: the sealer ----------------------------------------- */
 
-int seal_start(struct cache *c, const struct cache_config *cfg);
+int seal_start(struct cache *c, const struct cache_config *cfg,
+	       unsigned flags);
 /* Seal what is left, stop the threads (cache_close()). */
 void seal_stop(struct cache *c);
 void seal_free(struct cache *c);
@@ -268,6 +284,7 @@ struct seal {
 	struct seal_region r[SEAL_MAX_REGIONS];
 	uint32_t all_bits;
 	uint64_t delay_ns;
+	uint64_t journal_ns;	/* metadata_interval */
 	uint64_t pack_size;
 	uint64_t dirty_limit;
 	atomic_uint_fast64_t dirty_blocks;	/* in memory, approximate */
@@ -283,6 +300,7 @@ struct seal {
 	uint64_t next_seq;		/* next pack sequence number */
 	uint64_t sync_mark;		/* last finished sync pass */
 	uint64_t sync_seq;		/* packs up to it belong to it */
+	uint64_t sync_mseq;		/* metadata objects likewise */
 	uint64_t *inflight;		/* seq << 5 | bit, by lock */
 	size_t ninflight, capinflight;
 	pthread_t sealer;
@@ -294,6 +312,18 @@ struct seal {
 	size_t nlru, caplru;
 	int fetched;			/* some node has fetched blocks */
 };
+
+/* --- cache_journal.c: metadata for the regions ----------------------- */
+
+/* Write what changed since the last segment as a new one (or a
+ * snapshot); *seq is its number, 0 if nothing had changed. */
+int journal_flush(struct cache *c, uint64_t *seq);
+/* Something to write (changes, or a snapshot owed). */
+int journal_pending(struct cache *c);
+/* At open: delete local copies that nothing refers to. */
+void journal_recover_files(struct cache *c);
+/* The local copy of metadata object key: "journal/<hex>". */
+void journal_file(const char *key, char *out, size_t size);
 
 /* --- cache_upload.c --------------------------------------------------- */
 
@@ -338,6 +368,23 @@ int meta_write(struct cache *c, meta_fn *fn, void *arg);
 /* Begin/end a read transaction (NULL on failure, code in *rc). */
 MDB_txn *meta_read_begin(struct cache *c, int *rc);
 void meta_read_end(MDB_txn *txn);
+
+/*
+ * The databases whose records go to the regions (journal.c), by the id
+ * a journal record and the `changed` db carry.
+ */
+enum jdb {
+	JDB_SUPER = 1,		/* only next_ino changes after format */
+	JDB_INODES = 2,
+	JDB_DIRENTS = 3,
+	JDB_COOKIES = 4,
+	JDB_XATTRS = 5,
+	JDB_BLOCKS = 6,		/* resident flags are local: not noted */
+};
+
+/* Note that key of database jdb changed in txn, for the next journal
+ * segment (nothing when journaling is off).  An LMDB code. */
+int jnote(struct cache *c, MDB_txn *txn, int jdb, const MDB_val *key);
 
 /* Translate an LMDB return code into a phifs code. */
 int meta_err(int rc);

@@ -20,6 +20,20 @@
 #include <string.h>
 #include <unistd.h>
 
+int jnote(struct cache *c, MDB_txn *txn, int jdb, const MDB_val *key)
+{
+	uint8_t k[1 + 511];
+	MDB_val kk = { 1 + key->mv_size, k }, v = { 0, (void *)"" };
+
+	if (!c->journal)
+		return 0;
+	if (key->mv_size > sizeof(k) - 1)
+		return MDB_BAD_VALSIZE;
+	k[0] = (uint8_t)jdb;
+	memcpy(k + 1, key->mv_data, key->mv_size);
+	return mdb_put(txn, c->db_changed, &kk, &v, 0);
+}
+
 int meta_err(int rc)
 {
 	switch (rc) {
@@ -121,10 +135,11 @@ static int meta_open_block_dbs(struct cache *c, MDB_txn *txn, unsigned flags)
 {
 	static const char *const names[] = {
 		"blocks", "dirty", "packs", "regions", "lru", "repair",
+		"changed", "metaq",
 	};
 	MDB_dbi *dbis[] = {
 		&c->db_blocks, &c->db_dirty, &c->db_packs, &c->db_regions,
-		&c->db_lru, &c->db_repair,
+		&c->db_lru, &c->db_repair, &c->db_changed, &c->db_metaq,
 	};
 
 	if (!c->rdonly)
@@ -139,6 +154,7 @@ static int meta_open_block_dbs(struct cache *c, MDB_txn *txn, unsigned flags)
 			return meta_err(rc);
 	}
 	c->have_blockdbs = 1;
+	c->journal = !c->rdonly;
 	return 0;
 }
 
@@ -172,6 +188,8 @@ int inode_put(struct cache *c, MDB_txn *txn, uint64_t ino,
 
 	key_put_u64(k, ino);
 	rc = mdb_put(txn, c->db_inodes, &key, &val, MDB_RESERVE);
+	if (rc == 0)
+		rc = jnote(c, txn, JDB_INODES, &key);
 	if (rc)
 		return meta_err(rc);
 	memcpy(val.mv_data, rec, sizeof(*rec));
@@ -241,7 +259,8 @@ int meta_super_get_u64(struct cache *c, MDB_txn *txn, const char *key,
 }
 
 /* Delete every key of `dbi` that starts with the 8-byte prefix of ino. */
-static int del_prefixed(MDB_txn *txn, MDB_dbi dbi, uint64_t ino)
+static int del_prefixed(struct cache *c, MDB_txn *txn, MDB_dbi dbi, int jdb,
+			uint64_t ino)
 {
 	uint8_t k[8];
 	MDB_val key = { sizeof(k), k }, val;
@@ -258,6 +277,8 @@ static int del_prefixed(MDB_txn *txn, MDB_dbi dbi, uint64_t ino)
 		key.mv_data = k;
 		rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
 		if (rc || key.mv_size < 8 || memcmp(key.mv_data, k, 8))
+			break;
+		if (jdb && (rc = jnote(c, txn, jdb, &key)) != 0)
 			break;
 		rc = mdb_cursor_del(cur, 0);
 		if (rc)
@@ -288,13 +309,15 @@ static int free_inode_txn(struct cache *c, MDB_txn *txn, void *arg)
 		return rc;
 	if (rec.nlink > 0)
 		goto drop_orphan;	/* relinked meanwhile */
-	rc = del_prefixed(txn, c->db_xattrs, ino);
+	rc = del_prefixed(c, txn, c->db_xattrs, JDB_XATTRS, ino);
 	if (rc == 0)
 		rc = blk_free_txn(c, txn, ino);
 	if (rc)
 		return rc;
 	key_put_u64(k, ino);
 	rc = mdb_del(txn, c->db_inodes, &key, NULL);
+	if (rc == 0)
+		rc = jnote(c, txn, JDB_INODES, &key);
 	if (rc)
 		return meta_err(rc);
 	fa->freed = rec.blocks * 512;

@@ -84,6 +84,8 @@ static int dirent_add(struct cache *c, MDB_txn *txn, uint64_t parent,
 		     MDB_NOOVERWRITE);
 	if (rc == MDB_KEYEXIST)
 		return -EEXIST;
+	if (rc == 0)
+		rc = jnote(c, txn, JDB_DIRENTS, &k.val);
 	if (rc)
 		return meta_err(rc);
 	v.mv_size = sizeof(d) + n;
@@ -94,6 +96,9 @@ static int dirent_add(struct cache *c, MDB_txn *txn, uint64_t parent,
 		return meta_err(rc);
 	memcpy(v.mv_data, &d, sizeof(d));
 	memcpy((char *)v.mv_data + sizeof(d), name, n);
+	rc = jnote(c, txn, JDB_COOKIES, &k.val);
+	if (rc)
+		return meta_err(rc);
 	return 0;
 }
 
@@ -105,8 +110,12 @@ static int dirent_del(struct cache *c, MDB_txn *txn, uint64_t parent,
 
 	rc = mdb_del(txn, c->db_dirents, name_key(&k, parent, name), NULL);
 	if (rc == 0)
+		rc = jnote(c, txn, JDB_DIRENTS, &k.val);
+	if (rc == 0)
 		rc = mdb_del(txn, c->db_cookies,
 			     cookie_key(&k, parent, d->cookie), NULL);
+	if (rc == 0)
+		rc = jnote(c, txn, JDB_COOKIES, &k.val);
 	return rc == MDB_NOTFOUND ? PHI_ECORRUPT : meta_err(rc);
 }
 
@@ -222,7 +231,10 @@ static int alloc_ino(struct cache *c, MDB_txn *txn, uint64_t *out)
 	if (rc)
 		return rc;
 	*out = next++;
-	return meta_err(mdb_put(txn, c->db_super, &k, &v, 0));
+	rc = mdb_put(txn, c->db_super, &k, &v, 0);
+	if (rc == 0)
+		rc = jnote(c, txn, JDB_SUPER, &k);
+	return meta_err(rc);
 }
 
 static void init_rec(struct inode_rec *rec, const struct mknod_arg *a,
@@ -520,6 +532,8 @@ static int dirent_repoint(struct cache *c, MDB_txn *txn, uint64_t dir,
 	int rc;
 
 	rc = mdb_put(txn, c->db_dirents, name_key(&k, dir, name), &v, 0);
+	if (rc == 0)
+		rc = jnote(c, txn, JDB_DIRENTS, &k.val);
 	if (rc)
 		return meta_err(rc);
 	v.mv_size = sizeof(d) + n;
@@ -530,6 +544,9 @@ static int dirent_repoint(struct cache *c, MDB_txn *txn, uint64_t dir,
 		return meta_err(rc);
 	memcpy(v.mv_data, &d, sizeof(d));
 	memcpy((char *)v.mv_data + sizeof(d), name, n);
+	rc = jnote(c, txn, JDB_COOKIES, &k.val);
+	if (rc)
+		return meta_err(rc);
 	return 0;
 }
 

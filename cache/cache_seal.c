@@ -234,6 +234,8 @@ static int commit_txn(struct cache *c, MDB_txn *txn, void *arg)
 		val.mv_data = &br;
 		rc = mdb_put(txn, c->db_blocks, &key, &val, 0);
 		if (rc == 0)
+			rc = jnote(c, txn, JDB_BLOCKS, &key);
+		if (rc == 0)
 			rc = lru_enter(c, txn, e->n->ino);
 		if (rc)
 			return meta_err(rc);
@@ -531,7 +533,7 @@ static void seal_pass(struct cache *c, struct packer *p, int force)
 /* --- sync -------------------------------------------------------------- */
 
 struct sync_arg {
-	uint64_t mark, seq;
+	uint64_t mark, seq, mseq;
 };
 
 static int sync_txn(struct cache *c, MDB_txn *txn, void *arg)
@@ -539,27 +541,40 @@ static int sync_txn(struct cache *c, MDB_txn *txn, void *arg)
 	struct sync_arg *a = arg;
 	MDB_val k1 = { 9, (void *)"sync_mark" }, v1 = { 8, &a->mark };
 	MDB_val k2 = { 8, (void *)"sync_seq" }, v2 = { 8, &a->seq };
+	MDB_val k3 = { 9, (void *)"sync_mseq" }, v3 = { 8, &a->mseq };
 	int rc = mdb_put(txn, c->db_super, &k1, &v1, 0);
 
 	if (rc == 0)
 		rc = mdb_put(txn, c->db_super, &k2, &v2, 0);
+	if (rc == 0)
+		rc = mdb_put(txn, c->db_super, &k3, &v3, 0);
 	return meta_err(rc);
 }
 
-/* Packs with seq <= upto not yet in every region. */
-static uint64_t waiting_upto(struct cache *c, MDB_txn *txn, uint64_t upto)
+/* Objects with seq <= upto in db not yet in every region. */
+static uint64_t count_upto(MDB_txn *txn, MDB_dbi dbi, uint64_t upto)
 {
 	MDB_val key, val;
 	MDB_cursor *cur;
 	uint64_t n = 0;
 
-	if (!c->have_blockdbs || mdb_cursor_open(txn, c->db_packs, &cur))
+	if (mdb_cursor_open(txn, dbi, &cur))
 		return 0;
 	while (mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0 &&
 	       key.mv_size == 8 && key_get_u64(key.mv_data) <= upto)
 		n++;
 	mdb_cursor_close(cur);
 	return n;
+}
+
+/* Packs up to seq and metadata objects up to mseq not everywhere yet. */
+static uint64_t waiting_upto(struct cache *c, MDB_txn *txn, uint64_t seq,
+			     uint64_t mseq)
+{
+	if (!c->have_blockdbs)
+		return 0;
+	return count_upto(txn, c->db_packs, seq) +
+	       count_upto(txn, c->db_metaq, mseq);
 }
 
 int cache_sync_regions(struct cache *c, unsigned timeout_ms)
@@ -575,7 +590,7 @@ int cache_sync_regions(struct cache *c, unsigned timeout_ms)
 	seal_kick(c);
 	for (;;) {
 		struct timespec ts;
-		uint64_t mark, seq, waiting = 0;
+		uint64_t mark, seq, mseq, waiting = 0;
 		MDB_txn *txn;
 
 		if (atomic_load(&c->latched))
@@ -583,12 +598,13 @@ int cache_sync_regions(struct cache *c, unsigned timeout_ms)
 		pthread_mutex_lock(&s->lock);
 		mark = s->sync_mark;
 		seq = s->sync_seq;
+		mseq = s->sync_mseq;
 		pthread_mutex_unlock(&s->lock);
 		if (mark > start) {
 			txn = meta_read_begin(c, &rc);
 			if (!txn)
 				return rc;
-			waiting = waiting_upto(c, txn, seq);
+			waiting = waiting_upto(c, txn, seq, mseq);
 			meta_read_end(txn);
 			if (waiting == 0)
 				return 0;
@@ -624,6 +640,8 @@ static void *sealer_main(void *arg)
 	struct seal *s = c->seal;
 	struct packer p;
 	unsigned handled = atomic_load(&s->sync_req);
+	uint64_t last_journal = cache_mono_ns(), mseq;
+	int jdue;
 
 	memset(&p, 0, sizeof(p));
 	buf_init(&p.data, SIZE_MAX);
@@ -652,20 +670,51 @@ static void *sealer_main(void *arg)
 		req = atomic_load(&s->sync_req);
 		force = req != handled;
 		mark = cache_mono_ns();
+		/* Metadata goes out every metadata_interval: everything
+		 * written is sealed first, so that a segment never names a
+		 * block whose content is not in some pack. */
+		jdue = force || (mark - last_journal >= s->journal_ns &&
+				 journal_pending(c));
+		mseq = 0;
 		if (!atomic_load(&c->latched))
-			seal_pass(c, &p, force);
+			seal_pass(c, &p, jdue);
+		if (jdue && !atomic_load(&c->latched)) {
+			int rc = journal_flush(c, &mseq);
+
+			if (rc)
+				PHI_LOG(PHI_LOG_ERR, "metadata journal: %s",
+					phi_strerror(rc));
+			last_journal = mark;
+			if (mseq) {
+				pthread_mutex_lock(&s->lock);
+				pthread_cond_broadcast(&s->done);
+				pthread_mutex_unlock(&s->lock);
+			}
+		}
 		blk_persist_fetched(c);
 		upload_record_health(c);
 		if (force) {
-			struct sync_arg a = { mark, 0 };
+			struct sync_arg a = { mark, 0, 0 };
+			MDB_txn *txn;
+			int rc;
 
 			pthread_mutex_lock(&s->lock);
 			a.seq = s->next_seq - 1;
 			pthread_mutex_unlock(&s->lock);
+			txn = meta_read_begin(c, &rc);
+			if (txn) {
+				MDB_val k = { 8, (void *)"meta_seq" }, v;
+
+				if (mdb_get(txn, c->db_super, &k, &v) == 0 &&
+				    v.mv_size == 8)
+					memcpy(&a.mseq, v.mv_data, 8);
+				meta_read_end(txn);
+			}
 			if (meta_write(c, sync_txn, &a) == 0) {
 				pthread_mutex_lock(&s->lock);
 				s->sync_mark = mark;
 				s->sync_seq = a.seq;
+				s->sync_mseq = a.mseq;
 				pthread_cond_broadcast(&s->done);
 				pthread_mutex_unlock(&s->lock);
 			}
@@ -762,7 +811,8 @@ static int load_state(struct cache *c)
 	return 0;
 }
 
-int seal_start(struct cache *c, const struct cache_config *cfg)
+int seal_start(struct cache *c, const struct cache_config *cfg,
+	       unsigned flags)
 {
 	struct seal *s;
 	pthread_condattr_t ca;
@@ -780,6 +830,9 @@ int seal_start(struct cache *c, const struct cache_config *cfg)
 	s->delay_ns = (uint64_t)(cfg->seal_delay_ms ? cfg->seal_delay_ms :
 				 DEFAULT_DELAY_MS) * 1000000ull;
 	s->pack_size = cfg->pack_size ? cfg->pack_size : DEFAULT_PACK;
+	s->journal_ns = (uint64_t)(cfg->metadata_interval_ms ?
+				   cfg->metadata_interval_ms : 30000) *
+			1000000ull;
 	s->dirty_limit = cfg->dirty_limit ? cfg->dirty_limit :
 			 c->size_limit / 4;
 	pthread_mutex_init(&s->lock, NULL);
@@ -791,12 +844,19 @@ int seal_start(struct cache *c, const struct cache_config *cfg)
 	c->seal = s;
 	if (mkdirat(c->dirfd, "packs", 0700) && errno != EEXIST)
 		return -errno;
+	if (mkdirat(c->dirfd, "journal", 0700) && errno != EEXIST)
+		return -errno;
 	rc = load_state(c);
 	if (rc == 0)
 		rc = upload_regions_load(c, cfg->region_names);
 	if (rc)
 		return rc;
+	if (flags & CACHE_OPEN_FETCH_ONLY) {
+		c->journal = 0;		/* a scratch copy: nothing goes out */
+		return 0;
+	}
 	packs_recover(c);
+	journal_recover_files(c);
 	rc = pthread_create(&s->sealer, NULL, sealer_main, c);
 	if (rc)
 		return -rc;
@@ -902,6 +962,23 @@ int seal_stats(struct cache *c, MDB_txn *txn, struct cache_stats *s)
 		}
 		mdb_cursor_close(cur);
 	}
+	if (mdb_cursor_open(txn, c->db_metaq, &cur) == 0) {
+		while (mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0) {
+			struct meta_rec mr;
+
+			if (val.mv_size != sizeof(mr))
+				continue;
+			memcpy(&mr, val.mv_data, sizeof(mr));
+			s->sealed_objects++;
+			s->sealed_bytes += mr.size;
+			for (int i = 0; i < nreg; i++)
+				if (mr.pending & (1u << reg[i].rec.bit)) {
+					s->regions[i].waiting++;
+					s->regions[i].waiting_bytes += mr.size;
+				}
+		}
+		mdb_cursor_close(cur);
+	}
 	if (mdb_cursor_open(txn, c->db_repair, &cur) == 0) {
 		while (mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0) {
 			if (key.mv_size != 12)
@@ -933,10 +1010,15 @@ int seal_stats(struct cache *c, MDB_txn *txn, struct cache_stats *s)
 	key.mv_size = 8;
 	key.mv_data = (void *)"sync_seq";
 	if (mdb_get(txn, c->db_super, &key, &val) == 0 && val.mv_size == 8) {
-		uint64_t seq;
+		uint64_t seq, mseq = 0;
 
 		memcpy(&seq, val.mv_data, 8);
-		s->sync_waiting = waiting_upto(c, txn, seq);
+		key.mv_size = 9;
+		key.mv_data = (void *)"sync_mseq";
+		if (mdb_get(txn, c->db_super, &key, &val) == 0 &&
+		    val.mv_size == 8)
+			memcpy(&mseq, val.mv_data, 8);
+		s->sync_waiting = waiting_upto(c, txn, seq, mseq);
 	}
 	return 0;
 }

@@ -218,8 +218,12 @@ void upload_record_health(struct cache *c)
 struct job {
 	uint64_t seq;
 	int region;		/* index */
+	int meta;		/* a metadata object (mr), else a pack (pr) */
 	struct pack_rec pr;
+	struct meta_rec mr;
 };
+
+#define META_TAG (1ull << 63)	/* in-flight tags of metadata objects */
 
 static int inflight_has(struct seal *s, uint64_t tag)
 {
@@ -263,7 +267,11 @@ static int pick(struct cache *c, struct job *j, uint64_t *wake_ns)
 	MDB_txn *txn;
 	int rc, found = 0;
 
+	uint64_t minp[32];
+
 	*wake_ns = UINT64_MAX;
+	for (int b = 0; b < 32; b++)
+		minp[b] = UINT64_MAX;
 	txn = meta_read_begin(c, &rc);
 	if (!txn)
 		return rc;
@@ -271,28 +279,69 @@ static int pick(struct cache *c, struct job *j, uint64_t *wake_ns)
 		meta_read_end(txn);
 		return -EIO;
 	}
-	while (!found && mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0) {
-		if (key.mv_size != 8 || val.mv_size != sizeof(j->pr))
+	/* Packs first, oldest first; note the oldest pack each region
+	 * still lacks, which holds back the metadata that may point into
+	 * it. */
+	while (mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0) {
+		struct pack_rec pr;
+		uint64_t seq;
+
+		if (key.mv_size != 8 || val.mv_size != sizeof(pr))
 			continue;
-		memcpy(&j->pr, val.mv_data, sizeof(j->pr));
-		j->seq = key_get_u64(key.mv_data);
-		for (int i = 0; i < s->nregions && !found; i++) {
+		memcpy(&pr, val.mv_data, sizeof(pr));
+		seq = key_get_u64(key.mv_data);
+		for (int i = 0; i < s->nregions; i++) {
 			struct seal_region *r = &s->r[i];
 
-			if (!(j->pr.pending & (1u << r->bit)))
+			if (!(pr.pending & (1u << r->bit)))
+				continue;
+			if (seq < minp[r->bit])
+				minp[r->bit] = seq;
+			if (found)
 				continue;
 			if (r->retry_ns > now) {
 				if (r->retry_ns < *wake_ns)
 					*wake_ns = r->retry_ns;
 				continue;
 			}
-			if (inflight_has(s, j->seq << 5 | r->bit))
+			if (inflight_has(s, seq << 5 | r->bit))
 				continue;
+			j->pr = pr;
+			j->seq = seq;
 			j->region = i;
+			j->meta = 0;
 			found = 1;
 		}
 	}
 	mdb_cursor_close(cur);
+	if (!found && mdb_cursor_open(txn, c->db_metaq, &cur) == 0) {
+		while (!found &&
+		       mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0) {
+			struct meta_rec mr;
+			uint64_t seq;
+
+			if (key.mv_size != 8 || val.mv_size != sizeof(mr))
+				continue;
+			memcpy(&mr, val.mv_data, sizeof(mr));
+			seq = key_get_u64(key.mv_data);
+			for (int i = 0; i < s->nregions && !found; i++) {
+				struct seal_region *r = &s->r[i];
+
+				if (!(mr.pending & (1u << r->bit)) ||
+				    minp[r->bit] <= mr.dep ||
+				    r->retry_ns > now ||
+				    inflight_has(s, META_TAG | seq << 5 |
+						 r->bit))
+					continue;
+				j->mr = mr;
+				j->seq = seq;
+				j->region = i;
+				j->meta = 1;
+				found = 1;
+			}
+		}
+		mdb_cursor_close(cur);
+	}
 	meta_read_end(txn);
 	return found ? 0 : -ENOENT;
 }
@@ -336,22 +385,54 @@ static int done_txn(struct cache *c, MDB_txn *txn, void *arg)
 	return meta_err(rc);
 }
 
-static int read_pack(struct cache *c, const struct pack_rec *pr,
-		     struct buf *out)
+struct done_meta_arg {
+	uint64_t seq;
+	uint32_t bit;
+	int emptied;
+};
+
+static int done_meta_txn(struct cache *c, MDB_txn *txn, void *arg)
 {
-	char name[PACK_FILE_LEN + 1];
+	struct done_meta_arg *a = arg;
+	uint8_t k[8];
+	MDB_val key = { sizeof(k), k }, val;
+	struct meta_rec mr;
+	int rc;
+
+	key_put_u64(k, a->seq);
+	rc = mdb_get(txn, c->db_metaq, &key, &val);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return meta_err(rc);
+	if (val.mv_size != sizeof(mr))
+		return PHI_ECORRUPT;
+	memcpy(&mr, val.mv_data, sizeof(mr));
+	mr.pending &= ~(1u << a->bit);
+	a->emptied = mr.pending == 0;
+	if (a->emptied)
+		rc = mdb_del(txn, c->db_metaq, &key, NULL);
+	else
+		rc = mdb_put(txn, c->db_metaq, &key,
+			     &(MDB_val){ sizeof(mr), &mr }, 0);
+	return meta_err(rc);
+}
+
+/* Read the local file name of size bytes into out. */
+static int read_local(struct cache *c, const char *name, uint64_t size,
+		      struct buf *out)
+{
 	size_t done = 0;
 	int fd, rc;
 
-	pack_file(pr->id, name);
 	fd = openat(c->dirfd, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	buf_reset(out);
-	rc = buf_reserve(out, pr->size);
-	while (rc == 0 && done < pr->size) {
+	rc = buf_reserve(out, size);
+	while (rc == 0 && done < size) {
 		ssize_t r = pread(fd, (char *)buf_mut(out) + done,
-				  pr->size - done, (off_t)done);
+				  size - done, (off_t)done);
 
 		if (r < 0 && errno != EINTR)
 			rc = -errno;
@@ -362,7 +443,7 @@ static int read_pack(struct cache *c, const struct pack_rec *pr,
 	}
 	close(fd);
 	if (rc == 0)
-		buf_setlen(out, pr->size);
+		buf_setlen(out, size);
 	return rc;
 }
 
@@ -385,12 +466,21 @@ static void upload(struct cache *c, const struct job *j, struct buf *data)
 {
 	struct seal *s = c->seal;
 	struct seal_region *r = &s->r[j->region];
-	char key[PACK_KEY_LEN + 1];
+	char key[48], name[128];
 	struct done_arg a = { j->seq, r->bit, 0, 0, { 0 } };
+	struct done_meta_arg ma = { j->seq, r->bit, 0 };
+	uint64_t tag = (j->meta ? META_TAG : 0) | j->seq << 5 | r->bit;
 	int rc;
 
-	pack_key(j->pr.id, key);
-	rc = read_pack(c, &j->pr, data);
+	if (j->meta) {
+		snprintf(key, sizeof(key), "%s", j->mr.key);
+		journal_file(key, name, sizeof(name));
+		rc = read_local(c, name, j->mr.size, data);
+	} else {
+		pack_key(j->pr.id, key);
+		pack_file(j->pr.id, name);
+		rc = read_local(c, name, j->pr.size, data);
+	}
 	if (rc) {
 		/* The local copy is gone or damaged: nothing to send.  Keep
 		 * the pair in flight for good so that it is not retried in
@@ -402,9 +492,10 @@ static void upload(struct cache *c, const struct job *j, struct buf *data)
 	}
 	rc = backend_put(r->be, key, buf_data(data), buf_len(data));
 	if (rc == 0)
-		rc = meta_write(c, done_txn, &a);
+		rc = meta_write(c, j->meta ? done_meta_txn : done_txn,
+				j->meta ? (void *)&ma : (void *)&a);
 	pthread_mutex_lock(&s->lock);
-	inflight_del(s, j->seq << 5 | r->bit);
+	inflight_del(s, tag);
 	if (rc == 0) {
 		if (r->down)
 			PHI_LOG(PHI_LOG_NOTICE, "region %s is back", r->name);
@@ -426,14 +517,13 @@ static void upload(struct cache *c, const struct job *j, struct buf *data)
 	}
 	pthread_cond_broadcast(&s->done);
 	pthread_mutex_unlock(&s->lock);
-	if (rc == 0 && a.emptied) {
-		char name[PACK_FILE_LEN + 1];
+	if (rc == 0 && (j->meta ? ma.emptied : a.emptied)) {
 		uint64_t used = atomic_load(&c->packs_used);
+		uint64_t size = j->meta ? j->mr.size : a.size;
 
-		pack_file(a.id, name);
 		if (unlinkat(c->dirfd, name, 0) == 0)
 			atomic_store(&c->packs_used,
-				     used > a.size ? used - a.size : 0);
+				     used > size ? used - size : 0);
 	}
 }
 
@@ -452,7 +542,8 @@ static void *uploader_main(void *arg)
 
 		if (atomic_load(&c->latched) == 0 &&
 		    pick(c, &j, &wake) == 0 &&
-		    inflight_add(s, j.seq << 5 | s->r[j.region].bit) == 0) {
+		    inflight_add(s, (j.meta ? META_TAG : 0) | j.seq << 5 |
+				 s->r[j.region].bit) == 0) {
 			s->r[j.region].busy++;
 			pthread_mutex_unlock(&s->lock);
 			upload(c, &j, &data);

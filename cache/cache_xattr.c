@@ -96,6 +96,8 @@ static int set_txn(struct cache *c, MDB_txn *txn, void *arg)
 		rc = mdb_del(txn, c->db_xattrs, &k.val, NULL);
 	else
 		rc = mdb_put(txn, c->db_xattrs, &k.val, &v, 0);
+	if (rc == 0)
+		rc = jnote(c, txn, JDB_XATTRS, &k.val);
 	if (rc)
 		return meta_err(rc);
 	rec_set_time(&rec.ctime_sec, &rec.ctime_nsec, phi_now());

@@ -27,6 +27,7 @@
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
@@ -338,4 +339,70 @@ int crypt__gcm_open(const uint8_t key[CRYPT_KEY_LEN],
 		rc = PHI_EAUTHFAIL;
 	EVP_CIPHER_CTX_free(ctx);
 	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Object names                                                        */
+/* ------------------------------------------------------------------ */
+
+static const char LABEL_NAME[] = "phifs object names v1";
+
+/* One AES-256 block, encrypted or decrypted, under the name key. */
+static int name_block(const struct crypt_key *mk, const uint8_t fsid[16],
+		      const uint8_t in[16], uint8_t out[16], int enc)
+{
+	uint8_t key[CRYPT_KEY_LEN];
+	EVP_CIPHER_CTX *ctx;
+	int n = 0, rc = -ENOMEM;
+
+	if (crypt__hkdf(mk->master, sizeof(mk->master), fsid, 16, LABEL_NAME,
+			NULL, 0, key, sizeof(key)))
+		return -ENOMEM;
+	ctx = EVP_CIPHER_CTX_new();
+	if (ctx && EVP_CipherInit_ex(ctx, EVP_aes_256_ecb(), NULL, key, NULL,
+				     enc) == 1 &&
+	    EVP_CIPHER_CTX_set_padding(ctx, 0) == 1 &&
+	    EVP_CipherUpdate(ctx, out, &n, in, 16) == 1 && n == 16)
+		rc = 0;
+	EVP_CIPHER_CTX_free(ctx);
+	OPENSSL_cleanse(key, sizeof(key));
+	return rc;
+}
+
+int crypt_name_encode(const struct crypt_key *mk, const uint8_t fsid[16],
+		      const uint8_t plain[16], char out[33])
+{
+	static const char hex[] = "0123456789abcdef";
+	uint8_t c[16];
+	int rc = name_block(mk, fsid, plain, c, 1);
+
+	if (rc)
+		return rc;
+	for (int i = 0; i < 16; i++) {
+		out[2 * i] = hex[c[i] >> 4];
+		out[2 * i + 1] = hex[c[i] & 15];
+	}
+	out[32] = '\0';
+	return 0;
+}
+
+int crypt_name_decode(const struct crypt_key *mk, const uint8_t fsid[16],
+		      const char *name, uint8_t plain[16])
+{
+	uint8_t c[16];
+
+	for (int i = 0; i < 16; i++) {
+		int hi = name[2 * i], lo = hi ? name[2 * i + 1] : 0;
+
+		hi = hi >= '0' && hi <= '9' ? hi - '0' :
+		     hi >= 'a' && hi <= 'f' ? hi - 'a' + 10 : -1;
+		lo = lo >= '0' && lo <= '9' ? lo - '0' :
+		     lo >= 'a' && lo <= 'f' ? lo - 'a' + 10 : -1;
+		if (hi < 0 || lo < 0)
+			return -EINVAL;
+		c[i] = (uint8_t)(hi << 4 | lo);
+	}
+	if (name[32] != '\0')
+		return -EINVAL;
+	return name_block(mk, fsid, c, plain, 0);
 }

@@ -101,6 +101,22 @@ int crypt_random_id(char out[33]);
 int crypt_block_hash(const struct crypt_key *mk, const void *data,
 		     size_t len, uint8_t out[32]);
 
+/*
+ * Names that only the key holder can read.  An object name the regions
+ * see must say nothing, yet recovery must learn from a listing which
+ * object is which (a journal segment, its sequence number and time).
+ * crypt_name_encode() encrypts a 16-byte plaintext with AES-256 (one
+ * block, a keyed permutation) under HKDF(master key, salt = fsid,
+ * "phifs object names v1") into 32 lowercase hex digits and a NUL;
+ * crypt_name_decode() reverses it.  The caller puts a check value into
+ * the plaintext to tell a name of this filesystem from anything else.
+ * Returns 0, -EINVAL (decode: not 32 hex digits) or -ENOMEM.
+ */
+int crypt_name_encode(const struct crypt_key *mk, const uint8_t fsid[16],
+		      const uint8_t plain[16], char out[33]);
+int crypt_name_decode(const struct crypt_key *mk, const uint8_t fsid[16],
+		      const char *name, uint8_t plain[16]);
+
 /* ------------------------------------------------------------------ */
 /* Sealed frames                                                       */
 /* ------------------------------------------------------------------ */

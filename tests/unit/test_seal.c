@@ -34,6 +34,8 @@ struct env {
 	struct backend *fault[2];	/* borrowed from rs */
 	struct cache *c;
 	char regdir[2][4096];
+	uint8_t fsid[16];
+	char dirbuf[4200];
 };
 
 static void make_regions(struct env *e)
@@ -83,6 +85,8 @@ static void env_init(struct env *e, uint64_t limit)
 	e->cfg.pack_size = 1 * MiB;
 	e->cfg.uploaders = 2;
 	ASSERT_OK(crypt_key_new_random(&e->key));
+	ASSERT_OK(crypt_random_bytes(e->fsid, sizeof(e->fsid)));
+	e->cfg.fsid = e->fsid;
 	ASSERT_OK(cache_format(&e->cfg, 0, 0));
 	env_open(e);
 }
@@ -583,6 +587,227 @@ TEST(dirty_data_fills_cache_enospc)
 	env_done(&e);
 }
 
+/* --- metadata history ------------------------------------------------- */
+
+static uint64_t mkdir_(struct cache *c, uint64_t parent, const char *name)
+{
+	struct stat st;
+
+	ASSERT_OK(cache_mknod(c, parent, name, S_IFDIR | 0750, 0, NULL, &cred,
+			      &st));
+	cache_forget(c, st.st_ino, 1);
+	return st.st_ino;
+}
+
+static uint64_t mkfile_in(struct cache *c, uint64_t parent, const char *name)
+{
+	struct stat st;
+
+	ASSERT_OK(cache_mknod(c, parent, name, S_IFREG | 0640, 0, NULL, &cred,
+			      &st));
+	cache_forget(c, st.st_ino, 1);
+	return st.st_ino;
+}
+
+static long long look(struct cache *c, uint64_t parent, const char *name)
+{
+	struct stat st;
+	int rc = cache_lookup(c, parent, name, &st);
+
+	if (rc)
+		return rc;
+	cache_forget(c, st.st_ino, 1);
+	return (long long)st.st_ino;
+}
+
+/* Recover e's filesystem from region `from` into a fresh dir; returns an
+ * env on it, opened with the same regions. */
+static void recover_into_dir(struct env *e, struct env *r, int from,
+			     int64_t at_ms, const char *sub)
+{
+	struct cache_recover_args a = { 0 };
+	struct cache_recover_info info;
+	struct backend *dir, *fb;
+	char path[4200];
+
+	*r = *e;
+	r->c = NULL;
+	r->rs = NULL;
+	snprintf(path, sizeof(path), "%s/%s", test_tmpdir(), sub);
+	mkdir(path, 0700);
+	ASSERT_OK(backend_dir_open(&dir, e->regdir[from]));
+	ASSERT_OK(backend_fault_open(&fb, dir));
+	a.dir = path;
+	a.block_size = e->cfg.block_size;
+	a.fsid = r->fsid;
+	a.key = e->key;
+	a.region = fb;
+	a.at_ms = at_ms;
+	ASSERT_OK(cache_recover(&a, &info));
+	backend_close(fb);
+	test_diag("recovered seq %llu: %llu objects, %llu bytes, %llu inodes",
+		  (unsigned long long)info.seq,
+		  (unsigned long long)info.objects,
+		  (unsigned long long)info.bytes,
+		  (unsigned long long)info.inodes);
+	snprintf(r->dirbuf, sizeof(r->dirbuf), "%s", path);
+	r->cfg.dir = r->dirbuf;
+	env_open(r);
+}
+
+static void recover_into(struct env *e, struct env *r, int from,
+			 int64_t at_ms)
+{
+	recover_into_dir(e, r, from, at_ms, "recovered");
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+TEST(recover_rebuilds_tree_from_one_region)
+{
+	struct env e, r;
+	static unsigned char big[700 * KiB];
+	struct stat st, want_f, want_d;
+	uint64_t d, f, sub, l;
+	char buf[64];
+	int n;
+
+	env_init(&e, 1ull << 30);
+	fill(big, sizeof(big), 11);
+	d = mkdir_(e.c, CACHE_ROOT_INO, "patient-17");
+	sub = mkdir_(e.c, d, "scans");
+	f = mkfile_in(e.c, sub, "ct.raw");
+	put(e.c, f, 0, big, sizeof(big));
+	ASSERT_OK(cache_link(e.c, f, d, "ct-link", &st));
+	cache_forget(e.c, st.st_ino, 1);
+	ASSERT_OK(cache_mknod(e.c, d, "latest", S_IFLNK | 0777, 0,
+			      "scans/ct.raw", &cred, &st));
+	cache_forget(e.c, st.st_ino, 1);
+	l = st.st_ino;
+	ASSERT_OK(cache_setxattr(e.c, f, "user.modality", "CT", 2, 0));
+	ASSERT_OK(cache_getattr(e.c, f, &want_f));
+	ASSERT_OK(cache_getattr(e.c, d, &want_d));
+	sync_ok(&e);
+	ASSERT_OK(cache_sync_regions(e.c, 20000));
+
+	recover_into(&e, &r, 1, INT64_MAX);
+	ASSERT_EQ(look(r.c, CACHE_ROOT_INO, "patient-17"), (long long)d);
+	ASSERT_EQ(look(r.c, d, "scans"), (long long)sub);
+	ASSERT_EQ(look(r.c, sub, "ct.raw"), (long long)f);
+	ASSERT_EQ(look(r.c, d, "ct-link"), (long long)f);
+	ASSERT_OK(cache_getattr(r.c, f, &st));
+	ASSERT_EQ(st.st_size, want_f.st_size);
+	ASSERT_EQ(st.st_nlink, 2);
+	ASSERT_EQ(st.st_mode, want_f.st_mode);
+	ASSERT_EQ(st.st_mtim.tv_nsec, want_f.st_mtim.tv_nsec);
+	ASSERT_OK(cache_getattr(r.c, d, &st));
+	ASSERT_EQ(st.st_nlink, want_d.st_nlink);
+	ASSERT_OK(cache_readlink(r.c, l, buf, sizeof(buf)));
+	ASSERT_STREQ(buf, "scans/ct.raw");
+	n = cache_getxattr(r.c, f, "user.modality", buf, sizeof(buf));
+	ASSERT_EQ(n, 2);
+	expect(r.c, f, big, sizeof(big));	/* fetched from the regions */
+	/* the recovered filesystem goes on: new inodes, new history */
+	ASSERT_TRUE(mkfile_in(r.c, d, "after") > l);
+	ASSERT_OK(cache_sync_regions(r.c, 20000));
+	env_close(&r);
+	env_done(&e);
+}
+
+TEST(recover_as_at_a_moment)
+{
+	struct env e, r;
+	uint64_t f, g;
+	int64_t t1;
+
+	env_init(&e, 1ull << 30);
+	f = mkfile_in(e.c, CACHE_ROOT_INO, "letter");
+	put(e.c, f, 0, "version one", 11);
+	sync_ok(&e);
+	usleep(20000);
+	t1 = now_ms();
+	usleep(20000);
+	put(e.c, f, 0, "VERSION TWO, longer", 19);
+	g = mkfile_in(e.c, CACHE_ROOT_INO, "later");
+	ASSERT_OK(cache_unlink(e.c, CACHE_ROOT_INO, "later"));
+	(void)g;
+	mkfile_in(e.c, CACHE_ROOT_INO, "new");
+	sync_ok(&e);
+
+	recover_into(&e, &r, 0, t1);
+	ASSERT_EQ(look(r.c, CACHE_ROOT_INO, "letter"), (long long)f);
+	ASSERT_EQ(look(r.c, CACHE_ROOT_INO, "new"), -ENOENT);
+	expect(r.c, f, "version one", 11);
+	env_close(&r);
+	/* and the latest moment, a snapshot and a segment later */
+	recover_into_dir(&e, &r, 1, INT64_MAX, "latest");
+	ASSERT_EQ(look(r.c, CACHE_ROOT_INO, "later"), -ENOENT);
+	ASSERT_TRUE(look(r.c, CACHE_ROOT_INO, "new") > 0);
+	expect(r.c, f, "VERSION TWO, longer", 19);
+	env_close(&r);
+	env_done(&e);
+}
+
+TEST(metadata_reaches_regions_without_sync)
+{
+	struct env e, r;
+	struct cache_stats st;
+	uint64_t f;
+
+	memset(&e, 0, sizeof(e));
+	env_init(&e, 1ull << 30);
+	env_close(&e);
+	e.cfg.metadata_interval_ms = 300;
+	env_open(&e);
+	f = mkfile_in(e.c, CACHE_ROOT_INO, "unsynced");
+	put(e.c, f, 0, "no sync asked", 13);
+	for (int i = 0; i < 100; i++) {
+		usleep(50000);
+		ASSERT_OK(cache_stats(e.c, &st));
+		if (i > 20 && st.sealed_objects == 0)
+			break;
+	}
+	recover_into(&e, &r, 0, INT64_MAX);
+	ASSERT_EQ(look(r.c, CACHE_ROOT_INO, "unsynced"), (long long)f);
+	expect(r.c, f, "no sync asked", 13);
+	env_close(&r);
+	env_done(&e);
+}
+
+TEST(recover_refuses_a_filesystem_and_a_time_before_history)
+{
+	struct env e;
+	struct cache_recover_args a = { 0 };
+	struct cache_recover_info info;
+
+	env_init(&e, 1ull << 30);
+	mkfile_in(e.c, CACHE_ROOT_INO, "x");
+	sync_ok(&e);
+	a.dir = test_tmpdir();		/* holds this filesystem */
+	a.block_size = e.cfg.block_size;
+	a.fsid = e.fsid;
+	a.key = e.key;
+	a.region = e.fault[0];
+	a.at_ms = INT64_MAX;
+	ASSERT_EQ(cache_recover(&a, &info), PHI_EEXISTFS);
+	{
+		char path[4200];
+
+		snprintf(path, sizeof(path), "%s/empty", test_tmpdir());
+		ASSERT_OK(mkdir(path, 0700));
+		a.dir = path;
+		a.at_ms = 1000;		/* 1970 */
+		ASSERT_EQ(cache_recover(&a, &info), -ENOENT);
+	}
+	env_done(&e);
+}
+
 TEST_MAIN(
 	TEST_ENTRY(sealed_objects_in_both_regions_say_nothing),
 	TEST_ENTRY(small_files_share_packs),
@@ -595,4 +820,8 @@ TEST_MAIN(
 	TEST_ENTRY(dirty_blocks_outlive_a_close_and_seal_at_next_open),
 	TEST_ENTRY(working_set_larger_than_cache),
 	TEST_ENTRY(dirty_data_fills_cache_enospc),
+	TEST_ENTRY(recover_rebuilds_tree_from_one_region),
+	TEST_ENTRY(recover_as_at_a_moment),
+	TEST_ENTRY(metadata_reaches_regions_without_sync),
+	TEST_ENTRY(recover_refuses_a_filesystem_and_a_time_before_history),
 )

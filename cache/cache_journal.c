@@ -1,0 +1,959 @@
+/*
+ * cache_journal.c - metadata in the regions: journal segments and
+ * snapshots, and rebuilding a cache_dir from them.
+ *
+ * Every write transaction notes the keys of replicated records it changes
+ * in the `changed` db (jnote()).  journal_flush() turns them into one
+ * segment: the current value of each noted key, or its deletion, so that
+ * a segment says what the records are after it, not how they got there,
+ * and applying it twice is harmless.  Now and then a snapshot holds all
+ * replicated records instead.  Either is sealed (zstd + AES-256-GCM, bound
+ * to its object key) and written to cache_dir/journal/ before one
+ * transaction records it in `metaq`, clears `changed` and advances
+ * meta_seq: the same discipline as packs (cache_seal.c).  The uploaders
+ * send it to a region only once every pack it may point into is there.
+ *
+ * Object names are "m/" and 32 hex digits that only the key can read
+ * (crypt_name_encode()): 'M', the kind ('S' snapshot, 'J' segment), the
+ * sequence number (48 bits) and the time in ms, so that recovery finds
+ * its way from a listing alone, and a region's listing says nothing.
+ *
+ * Plaintext of a segment or snapshot, format 1 (integers big-endian
+ * unless said otherwise):
+ *
+ *	0	4	"PHIJ"
+ *	4	1	format version (1)
+ *	5	1	kind, 'S' or 'J'
+ *	6	2	zero
+ *	8	8	sequence number
+ *	16	8	time, ms since the epoch
+ *	24	8	the last pack sequence number it may point into
+ *	32	8	number of records
+ *	40	...	records: db id (1), op (1: 1 put, 2 delete), key length
+ *			(2), value length (4), key, value
+ *
+ * Record values are the LMDB values as they are, in the byte order of the
+ * machine that wrote them (little-endian x86-64 and arm64 alike): moving
+ * a filesystem to a big-endian machine is not supported by format 1.
+ */
+#include "cache_int.h"
+#include "backend.h"
+#include "crypt.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define JOURNAL_VERSION 1
+#define SNAPSHOT_EVERY 100	/* segments between snapshots, at most */
+#define OP_PUT 1
+#define OP_DEL 2
+#define HEADER 40
+
+static void put_be(uint8_t *p, uint64_t v, int n)
+{
+	for (int i = n - 1; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static uint64_t get_be(const uint8_t *p, int n)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < n; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* --- names ------------------------------------------------------------- */
+
+static int meta_name(const struct crypt_key *key, const uint8_t fsid[16],
+		     int kind, uint64_t seq, int64_t time_ms,
+		     char out[PACK_KEY_LEN + 1])
+{
+	uint8_t plain[16];
+	char hex[33];
+	int rc;
+
+	plain[0] = 'M';
+	plain[1] = (uint8_t)kind;
+	put_be(plain + 2, seq, 6);
+	put_be(plain + 8, (uint64_t)time_ms, 8);
+	rc = crypt_name_encode(key, fsid, plain, hex);
+	if (rc == 0)
+		snprintf(out, PACK_KEY_LEN + 1, "m/%s", hex);
+	return rc;
+}
+
+/* 0 and the fields if key is a metadata object name of this filesystem. */
+static int meta_parse(const struct crypt_key *key, const uint8_t fsid[16],
+		      const char *name, struct cache_moment *m)
+{
+	uint8_t plain[16];
+
+	if (strncmp(name, "m/", 2) != 0 || strlen(name) != 34 ||
+	    crypt_name_decode(key, fsid, name + 2, plain) != 0 ||
+	    plain[0] != 'M' || (plain[1] != 'S' && plain[1] != 'J'))
+		return -EINVAL;
+	m->snapshot = plain[1] == 'S';
+	m->seq = get_be(plain + 2, 6);
+	m->time_ms = (int64_t)get_be(plain + 8, 8);
+	snprintf(m->key, sizeof(m->key), "%s", name);
+	return 0;
+}
+
+void journal_file(const char *key, char *out, size_t size)
+{
+	snprintf(out, size, "journal/%s", key + 2);
+}
+
+/* --- writing ----------------------------------------------------------- */
+
+struct jbuf {
+	struct buf b;
+	uint64_t count;
+	int err;
+};
+
+static void rec_add(struct jbuf *j, int db, int op, const void *k,
+		    size_t klen, const void *v, size_t vlen)
+{
+	uint8_t h[8];
+
+	if (j->err)
+		return;
+	h[0] = (uint8_t)db;
+	h[1] = (uint8_t)op;
+	put_be(h + 2, klen, 2);
+	put_be(h + 4, vlen, 4);
+	j->err = buf_add(&j->b, h, sizeof(h));
+	if (!j->err)
+		j->err = buf_add(&j->b, k, klen);
+	if (!j->err && vlen)
+		j->err = buf_add(&j->b, v, vlen);
+	j->count++;
+}
+
+static MDB_dbi db_of(struct cache *c, int db)
+{
+	switch (db) {
+	case JDB_SUPER: return c->db_super;
+	case JDB_INODES: return c->db_inodes;
+	case JDB_DIRENTS: return c->db_dirents;
+	case JDB_COOKIES: return c->db_cookies;
+	case JDB_XATTRS: return c->db_xattrs;
+	default: return c->db_blocks;
+	}
+}
+
+/* The replicated form of a value: a block map entry without its local
+ * resident flag. */
+static void add_value(struct jbuf *j, int db, const MDB_val *k,
+		      const MDB_val *v)
+{
+	if (db == JDB_BLOCKS && v->mv_size == sizeof(struct block_rec)) {
+		struct block_rec br;
+
+		memcpy(&br, v->mv_data, sizeof(br));
+		br.flags = 0;
+		rec_add(j, db, OP_PUT, k->mv_data, k->mv_size, &br, sizeof(br));
+		return;
+	}
+	rec_add(j, db, OP_PUT, k->mv_data, k->mv_size, v->mv_data, v->mv_size);
+}
+
+static const char *const super_keys[] = {
+	"version", "fsid", "block_size", "next_ino",
+};
+
+static int dump_all(struct cache *c, MDB_txn *txn, struct jbuf *j)
+{
+	static const int dbs[] = { JDB_INODES, JDB_DIRENTS, JDB_COOKIES,
+				   JDB_XATTRS, JDB_BLOCKS };
+
+	for (size_t i = 0; i < 4; i++) {
+		MDB_val k = { strlen(super_keys[i]), (void *)super_keys[i] }, v;
+
+		if (mdb_get(txn, c->db_super, &k, &v) == 0)
+			add_value(j, JDB_SUPER, &k, &v);
+	}
+	for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
+		MDB_cursor *cur;
+		MDB_val k, v;
+		int rc = mdb_cursor_open(txn, db_of(c, dbs[i]), &cur);
+
+		if (rc)
+			return meta_err(rc);
+		while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0)
+			add_value(j, dbs[i], &k, &v);
+		mdb_cursor_close(cur);
+		if (rc != MDB_NOTFOUND)
+			return meta_err(rc);
+	}
+	return j->err;
+}
+
+static int dump_changed(struct cache *c, MDB_txn *txn, struct jbuf *j)
+{
+	MDB_cursor *cur;
+	MDB_val ck, cv;
+	int rc = mdb_cursor_open(txn, c->db_changed, &cur);
+
+	if (rc)
+		return meta_err(rc);
+	while ((rc = mdb_cursor_get(cur, &ck, &cv, MDB_NEXT)) == 0) {
+		int db = ((uint8_t *)ck.mv_data)[0];
+		MDB_val k = { ck.mv_size - 1, (uint8_t *)ck.mv_data + 1 }, v;
+
+		if (ck.mv_size < 1 || db < JDB_SUPER || db > JDB_BLOCKS)
+			continue;
+		if (mdb_get(txn, db_of(c, db), &k, &v) == 0)
+			add_value(j, db, &k, &v);
+		else
+			rec_add(j, db, OP_DEL, k.mv_data, k.mv_size, NULL, 0);
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? j->err : meta_err(rc);
+}
+
+static uint64_t super_u64(struct cache *c, MDB_txn *txn, const char *key,
+			  uint64_t dflt)
+{
+	MDB_val k = { strlen(key), (void *)key }, v;
+	uint64_t x;
+
+	if (mdb_get(txn, c->db_super, &k, &v) || v.mv_size != 8)
+		return dflt;
+	memcpy(&x, v.mv_data, 8);
+	return x;
+}
+
+static int set_u64(struct cache *c, MDB_txn *txn, const char *key,
+		   uint64_t x)
+{
+	MDB_val k = { strlen(key), (void *)key }, v = { 8, &x };
+
+	return mdb_put(txn, c->db_super, &k, &v, 0);
+}
+
+/* Write data durably to cache_dir/name. */
+static int write_file(struct cache *c, const char *name, const void *data,
+		      size_t len)
+{
+	char tmp[128];
+	size_t done = 0;
+	int fd, dfd, rc = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+	fd = openat(c->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		    0600);
+	if (fd < 0)
+		return -errno;
+	while (rc == 0 && done < len) {
+		ssize_t w = write(fd, (const char *)data + done, len - done);
+
+		if (w < 0 && errno != EINTR)
+			rc = -errno;
+		else if (w > 0)
+			done += (size_t)w;
+	}
+	if (rc == 0 && fdatasync(fd))
+		rc = -errno;
+	close(fd);
+	if (rc == 0 && renameat(c->dirfd, tmp, c->dirfd, name))
+		rc = -errno;
+	if (rc == 0) {
+		dfd = openat(c->dirfd, "journal", O_RDONLY | O_DIRECTORY |
+			     O_CLOEXEC);
+		if (dfd < 0 || fsync(dfd))
+			rc = -errno;
+		if (dfd >= 0)
+			close(dfd);
+	}
+	if (rc)
+		unlinkat(c->dirfd, tmp, 0);
+	return rc;
+}
+
+struct flush_arg {
+	uint64_t seq;		/* out: 0 if there was nothing to write */
+	char file[80];		/* out: the local copy, for undo */
+};
+
+static int flush_txn(struct cache *c, MDB_txn *txn, void *arg)
+{
+	struct flush_arg *a = arg;
+	uint64_t seq = super_u64(c, txn, "meta_seq", 0) + 1;
+	uint64_t snap_seq = super_u64(c, txn, "meta_snap_seq", 0);
+	uint64_t since = super_u64(c, txn, "meta_since_snap", 0);
+	uint64_t snap_size = super_u64(c, txn, "meta_snap_size", 0);
+	uint64_t dep = super_u64(c, txn, "next_seq", 1) - 1;
+	int need = super_u64(c, txn, "need_snapshot", 0) != 0;
+	int64_t t = now_ms();
+	struct jbuf j = { .count = 0, .err = 0 };
+	struct meta_rec mr = { 0 };
+	char key[PACK_KEY_LEN + 1];
+	struct buf sealed;
+	uint8_t h[HEADER];
+	MDB_stat st;
+	int snapshot, rc;
+
+	if (mdb_stat(txn, c->db_changed, &st))
+		return -EIO;
+	if (st.ms_entries == 0 && !need && seq > 1)
+		return 0;		/* nothing new */
+	snapshot = seq == 1 || need || seq - snap_seq >= SNAPSHOT_EVERY ||
+		   (snap_size && since > snap_size);
+	buf_init(&j.b, SIZE_MAX);
+	memcpy(h, "PHIJ", 4);
+	h[4] = JOURNAL_VERSION;
+	h[5] = snapshot ? 'S' : 'J';
+	h[6] = h[7] = 0;
+	put_be(h + 8, seq, 8);
+	put_be(h + 16, (uint64_t)t, 8);
+	put_be(h + 24, dep, 8);
+	j.err = buf_add(&j.b, h, sizeof(h));
+	rc = j.err ? j.err : snapshot ? dump_all(c, txn, &j) :
+	     dump_changed(c, txn, &j);
+	if (rc == 0) {
+		put_be((uint8_t *)buf_mut(&j.b) + 32, j.count, 8);
+		rc = meta_name(c->seal->key, c->fsid, h[5], seq, t, key);
+	}
+	buf_init(&sealed, SIZE_MAX);
+	if (rc == 0)
+		rc = buf_reserve(&sealed, crypt_seal_bound(buf_len(&j.b)));
+	if (rc == 0)
+		rc = crypt_seal(c->seal->key, c->fsid, key, buf_data(&j.b),
+				buf_len(&j.b), &sealed);
+	buf_release(&j.b);
+	if (rc == 0) {
+		journal_file(key, a->file, sizeof(a->file));
+		rc = write_file(c, a->file, buf_data(&sealed), buf_len(&sealed));
+		if (rc)
+			a->file[0] = '\0';
+	}
+	if (rc == 0) {
+		uint8_t k[8];
+		MDB_val kk = { 8, k }, vv = { sizeof(mr), &mr };
+
+		snprintf(mr.key, sizeof(mr.key), "%s", key);
+		mr.size = buf_len(&sealed);
+		mr.pending = c->seal->all_bits;
+		mr.dep = dep;
+		mr.time_ms = t;
+		mr.snapshot = snapshot;
+		key_put_u64(k, seq);
+		rc = meta_err(mdb_put(txn, c->db_metaq, &kk, &vv, 0));
+		if (rc == 0)
+			rc = meta_err(mdb_drop(txn, c->db_changed, 0));
+		if (rc == 0)
+			rc = meta_err(set_u64(c, txn, "meta_seq", seq));
+		if (rc == 0 && snapshot) {
+			rc = meta_err(set_u64(c, txn, "meta_snap_seq", seq));
+			if (rc == 0)
+				rc = meta_err(set_u64(c, txn, "meta_snap_size",
+						      mr.size));
+			if (rc == 0)
+				rc = meta_err(set_u64(c, txn,
+						      "meta_since_snap", 0));
+			if (rc == 0)
+				rc = meta_err(set_u64(c, txn,
+						      "need_snapshot", 0));
+		} else if (rc == 0) {
+			rc = meta_err(set_u64(c, txn, "meta_since_snap",
+					      since + mr.size));
+		}
+		a->seq = seq;
+	}
+	buf_release(&sealed);
+	return rc;
+}
+
+int journal_flush(struct cache *c, uint64_t *seq)
+{
+	struct flush_arg a = { 0, "" };
+	int rc;
+
+	*seq = 0;
+	if (!c->seal || !c->have_blockdbs)
+		return 0;
+	rc = meta_write(c, flush_txn, &a);
+	if (rc && a.file[0])
+		unlinkat(c->dirfd, a.file, 0);	/* never recorded */
+	if (rc == 0 && a.seq) {
+		struct stat st;
+
+		if (fstatat(c->dirfd, a.file, &st, 0) == 0)
+			atomic_fetch_add(&c->packs_used, (uint64_t)st.st_size);
+		*seq = a.seq;
+	}
+	return rc;
+}
+
+int journal_pending(struct cache *c)
+{
+	MDB_txn *txn;
+	MDB_stat st;
+	int rc, any = 0;
+
+	if (!c->have_blockdbs)
+		return 0;
+	txn = meta_read_begin(c, &rc);
+	if (!txn)
+		return 0;
+	if (mdb_stat(txn, c->db_changed, &st) == 0)
+		any = st.ms_entries > 0;
+	if (!any)
+		any = super_u64(c, txn, "need_snapshot", 0) ||
+		      super_u64(c, txn, "meta_seq", 0) == 0;
+	meta_read_end(txn);
+	return any;
+}
+
+/* Delete local copies nothing refers to (a crash between writing one and
+ * recording it, or after its last upload). */
+void journal_recover_files(struct cache *c)
+{
+	int fd = openat(c->dirfd, "journal", O_RDONLY | O_DIRECTORY |
+			O_CLOEXEC);
+	uint64_t bytes = 0;
+	struct dirent *de;
+	MDB_txn *txn;
+	DIR *dir;
+	int rc;
+
+	if (fd < 0 || !(dir = fdopendir(fd))) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	txn = meta_read_begin(c, &rc);
+	while (txn && (de = readdir(dir))) {
+		MDB_cursor *cur;
+		MDB_val k, v;
+		struct stat st;
+		int known = 0;
+
+		if (de->d_name[0] == '.')
+			continue;
+		if (mdb_cursor_open(txn, c->db_metaq, &cur) == 0) {
+			while (!known &&
+			       mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0)
+				known = v.mv_size == sizeof(struct meta_rec) &&
+					strcmp(((const struct meta_rec *)
+						v.mv_data)->key + 2,
+					       de->d_name) == 0;
+			mdb_cursor_close(cur);
+		}
+		if (!known)
+			unlinkat(fd, de->d_name, 0);
+		else if (fstatat(fd, de->d_name, &st, 0) == 0)
+			bytes += (uint64_t)st.st_size;
+	}
+	if (txn)
+		meta_read_end(txn);
+	closedir(dir);
+	atomic_fetch_add(&c->packs_used, bytes);
+}
+
+/* --- reading: the history of a region ---------------------------------- */
+
+struct list_ctx {
+	const struct crypt_key *key;
+	const uint8_t *fsid;
+	struct cache_moment *v;
+	size_t n, cap;
+	int err;
+};
+
+static int list_one(void *arg, const char *name, uint64_t size)
+{
+	struct list_ctx *l = arg;
+	struct cache_moment m;
+
+	if (meta_parse(l->key, l->fsid, name, &m))
+		return 0;		/* not ours: ignore */
+	m.size = size;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 64;
+		void *p = realloc(l->v, cap * sizeof(*l->v));
+
+		if (!p) {
+			l->err = -ENOMEM;
+			return -ENOMEM;
+		}
+		l->v = p;
+		l->cap = cap;
+	}
+	l->v[l->n++] = m;
+	return 0;
+}
+
+static int cmp_moment(const void *a, const void *b)
+{
+	const struct cache_moment *x = a, *y = b;
+
+	if (x->seq != y->seq)
+		return x->seq < y->seq ? -1 : 1;
+	return x->time_ms < y->time_ms ? -1 : x->time_ms > y->time_ms;
+}
+
+int cache_history_list(struct backend *region, const struct crypt_key *key,
+		       const uint8_t fsid[16], struct cache_moment **out,
+		       size_t *count)
+{
+	struct list_ctx l = { key, fsid, NULL, 0, 0, 0 };
+	int rc = backend_list(region, "m/", list_one, &l);
+
+	if (rc == 0 && l.err)
+		rc = l.err;
+	if (rc) {
+		free(l.v);
+		return rc;
+	}
+	qsort(l.v, l.n, sizeof(*l.v), cmp_moment);
+	*out = l.v;
+	*count = l.n;
+	return 0;
+}
+
+/*
+ * The objects to apply for at_ms: the latest snapshot at or before it,
+ * then the segments after it with consecutive numbers, up to at_ms.
+ * Returns the index of the snapshot and sets *end (one past the last).
+ */
+static int plan(const struct cache_moment *v, size_t n, int64_t at_ms,
+		size_t *start, size_t *end)
+{
+	size_t best = n;
+
+	for (size_t i = 0; i < n; i++)
+		if (v[i].snapshot && v[i].time_ms <= at_ms)
+			best = i;	/* the last such, in seq order */
+	if (best == n)
+		return -ENOENT;
+	*start = best;
+	*end = best + 1;
+	for (size_t i = best + 1; i < n; i++) {
+		if (v[i].snapshot || v[i].time_ms > at_ms ||
+		    v[i].seq != v[*end - 1].seq + 1)
+			break;
+		*end = i + 1;
+	}
+	return 0;
+}
+
+/* --- applying ---------------------------------------------------------- */
+
+struct apply_arg {
+	const uint8_t *data;
+	size_t len;
+	int snapshot;
+	uint64_t max_block_seq;
+};
+
+static int clear_replicated(struct cache *c, MDB_txn *txn)
+{
+	MDB_dbi dbs[] = { c->db_inodes, c->db_dirents, c->db_cookies,
+			  c->db_xattrs, c->db_blocks, c->db_orphans,
+			  c->db_dirty, c->db_changed };
+
+	for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
+		int rc = mdb_drop(txn, dbs[i], 0);
+
+		if (rc)
+			return meta_err(rc);
+	}
+	return 0;
+}
+
+static int apply_txn(struct cache *c, MDB_txn *txn, void *arg)
+{
+	struct apply_arg *a = arg;
+	const uint8_t *p = a->data + HEADER, *end = a->data + a->len;
+	uint64_t count = get_be(a->data + 32, 8);
+	int rc;
+
+	if (a->snapshot && (rc = clear_replicated(c, txn)) != 0)
+		return rc;
+	for (uint64_t i = 0; i < count; i++) {
+		int db, op;
+		size_t klen, vlen;
+		MDB_val k, v;
+
+		if (end - p < 8)
+			return PHI_ECORRUPT;
+		db = p[0];
+		op = p[1];
+		klen = get_be(p + 2, 2);
+		vlen = get_be(p + 4, 4);
+		p += 8;
+		if ((size_t)(end - p) < klen + vlen || klen == 0 ||
+		    db < JDB_SUPER || db > JDB_BLOCKS ||
+		    (op != OP_PUT && op != OP_DEL))
+			return PHI_ECORRUPT;
+		k.mv_size = klen;
+		k.mv_data = (void *)p;
+		v.mv_size = vlen;
+		v.mv_data = (void *)(p + klen);
+		p += klen + vlen;
+		if (db == JDB_SUPER && (klen != 8 ||
+					memcmp(k.mv_data, "next_ino", 8)))
+			continue;	/* version, fsid, block size: ours */
+		if (op == OP_DEL) {
+			rc = mdb_del(txn, db_of(c, db), &k, NULL);
+			if (rc && rc != MDB_NOTFOUND)
+				return meta_err(rc);
+			continue;
+		}
+		if (db == JDB_INODES && vlen >= sizeof(struct inode_rec)) {
+			struct inode_rec rec;
+			uint8_t *dst;
+
+			/* nothing of it is in this local store yet */
+			memcpy(&rec, v.mv_data, sizeof(rec));
+			if (S_ISREG(rec.mode))
+				rec.blocks = 0;
+			rc = mdb_put(txn, c->db_inodes, &k, &v, MDB_RESERVE);
+			if (rc)
+				return meta_err(rc);
+			dst = v.mv_data;
+			memcpy(dst, &rec, sizeof(rec));
+			memcpy(dst + sizeof(rec), p - vlen + sizeof(rec),
+			       vlen - sizeof(rec));
+			continue;
+		}
+		if (db == JDB_BLOCKS && vlen == sizeof(struct block_rec)) {
+			struct block_rec br;
+
+			memcpy(&br, v.mv_data, sizeof(br));
+			if (br.seq > a->max_block_seq)
+				a->max_block_seq = br.seq;
+		}
+		rc = mdb_put(txn, db_of(c, db), &k, &v, 0);
+		if (rc)
+			return meta_err(rc);
+	}
+	return p == end ? 0 : PHI_ECORRUPT;
+}
+
+/* Fetch, authenticate and check one metadata object; plain gets its
+ * plaintext. */
+static int fetch_object(struct cache *c, struct backend *region,
+			const struct crypt_key *key,
+			const struct cache_moment *m, struct buf *plain)
+{
+	struct buf raw;
+	const uint8_t *d;
+	int rc;
+
+	buf_init(&raw, SIZE_MAX);
+	rc = backend_get(region, m->key, 0, 0, &raw);
+	buf_reset(plain);
+	if (rc == 0)
+		rc = crypt_unseal(key, c->fsid, m->key, buf_data(&raw),
+				  buf_len(&raw), plain);
+	buf_release(&raw);
+	if (rc)
+		return rc;
+	d = buf_data(plain);
+	if (buf_len(plain) < HEADER || memcmp(d, "PHIJ", 4) ||
+	    d[4] != JOURNAL_VERSION || d[5] != (m->snapshot ? 'S' : 'J') ||
+	    get_be(d + 8, 8) != m->seq ||
+	    (int64_t)get_be(d + 16, 8) != m->time_ms)
+		return d && buf_len(plain) >= 5 && d[4] != JOURNAL_VERSION &&
+		       memcmp(d, "PHIJ", 4) == 0 ? PHI_EVERSION : PHI_ECORRUPT;
+	return 0;
+}
+
+struct after_arg {
+	uint64_t max_seq;
+	uint64_t max_block_seq;
+};
+
+/* Recovery is done: the next mount starts a new line with a snapshot, and
+ * numbers packs and metadata after everything seen. */
+static int after_txn(struct cache *c, MDB_txn *txn, void *arg)
+{
+	struct after_arg *a = arg;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int rc;
+
+	rc = set_u64(c, txn, "meta_seq", a->max_seq);
+	if (rc == 0)
+		rc = set_u64(c, txn, "need_snapshot", 1);
+	if (rc == 0)
+		rc = set_u64(c, txn, "next_seq", a->max_block_seq + 1);
+	if (rc == 0)
+		rc = mdb_drop(txn, c->db_changed, 0);
+	if (rc)
+		return meta_err(rc);
+	/* inodes unlinked while open on the old machine: free at open */
+	rc = mdb_cursor_open(txn, c->db_inodes, &cur);
+	if (rc)
+		return meta_err(rc);
+	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+		struct inode_rec rec;
+		MDB_val e = { 0, (void *)"" };
+
+		if (v.mv_size < sizeof(rec))
+			continue;
+		memcpy(&rec, v.mv_data, sizeof(rec));
+		if (rec.nlink == 0 &&
+		    (rc = mdb_put(txn, c->db_orphans, &k, &e, 0)) != 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	return rc == MDB_NOTFOUND ? 0 : meta_err(rc);
+}
+
+/* --- recover and walk -------------------------------------------------- */
+
+static int rm_rf_at(int dfd, const char *name)
+{
+	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+			O_CLOEXEC);
+	struct dirent *de;
+	DIR *dir;
+
+	if (fd < 0)
+		return unlinkat(dfd, name, 0) && errno != ENOENT ? -errno : 0;
+	dir = fdopendir(fd);
+	if (!dir) {
+		close(fd);
+		return -errno;
+	}
+	while ((de = readdir(dir)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			rm_rf_at(fd, de->d_name);
+	closedir(dir);
+	return unlinkat(dfd, name, AT_REMOVEDIR) && errno != ENOENT ?
+	       -errno : 0;
+}
+
+/* Open a fresh filesystem in dir for applying a history to it. */
+static int scratch_open(const struct cache_recover_args *a, struct cache **c)
+{
+	struct cache_config cfg = { .dir = a->dir, .size_limit = UINT64_MAX,
+				    .block_size = a->block_size,
+				    .fsid = a->fsid };
+	int rc = cache_format(&cfg, 0, 0);
+
+	if (rc == 0)
+		rc = cache_open(c, &cfg, 0);
+	if (rc == 0)
+		(*c)->journal = 0;	/* applying is not changing */
+	return rc;
+}
+
+struct replay {
+	const struct cache_recover_args *a;
+	struct cache_moment *v;
+	size_t n, start, end;
+	uint64_t max_seq;
+};
+
+static int prepare(const struct cache_recover_args *a, struct replay *r,
+		   int from_oldest)
+{
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	r->a = a;
+	rc = cache_history_list(a->region, a->key, a->fsid, &r->v, &r->n);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < r->n; i++)
+		if (r->v[i].seq > r->max_seq)
+			r->max_seq = r->v[i].seq;
+	for (int i = 0; a->others && i < a->nothers; i++) {
+		struct cache_moment *o;
+		size_t no;
+
+		if (!a->others[i] || cache_history_list(a->others[i], a->key,
+							a->fsid, &o, &no))
+			continue;	/* unreachable: a best effort */
+		for (size_t k = 0; k < no; k++)
+			if (o[k].seq > r->max_seq)
+				r->max_seq = o[k].seq;
+		free(o);
+	}
+	rc = plan(r->v, r->n, a->at_ms, &r->start, &r->end);
+	if (rc == 0 && from_oldest) {
+		/* the oldest snapshot; segments from there, up to at_ms,
+		 * crossing later snapshots */
+		size_t first = r->n;
+
+		for (size_t i = 0; i < r->n && first == r->n; i++)
+			if (r->v[i].snapshot && r->v[i].time_ms <= a->at_ms)
+				first = i;
+		r->start = first;
+	}
+	if (rc)
+		free(r->v);
+	return rc;
+}
+
+static int replay(struct replay *r, struct cache *c, cache_moment_fn *fn,
+		  void *ctx, struct cache_recover_info *info,
+		  uint64_t *max_block_seq)
+{
+	const struct cache_recover_args *a = r->a;
+	uint64_t total = 0, done = 0, last = 0;
+	struct buf plain;
+	int rc = 0;
+
+	for (size_t i = r->start; i < r->end; i++)
+		total += r->v[i].size;
+	buf_init(&plain, SIZE_MAX);
+	for (size_t i = r->start; i < r->end && rc == 0; i++) {
+		const struct cache_moment *m = &r->v[i];
+		struct apply_arg ap = { 0 };
+
+		if (i > r->start && !m->snapshot && m->seq != last + 1)
+			break;		/* a gap: the history ends here */
+		rc = fetch_object(c, a->region, a->key, m, &plain);
+		if (rc) {
+			PHI_LOG(PHI_LOG_ERR, "metadata object %s: %s; not "
+				"applied", m->key, phi_strerror(rc));
+			break;
+		}
+		ap.data = buf_data(&plain);
+		ap.len = buf_len(&plain);
+		ap.snapshot = m->snapshot;
+		rc = meta_write(c, apply_txn, &ap);
+		if (ap.max_block_seq > *max_block_seq)
+			*max_block_seq = ap.max_block_seq;
+		if (rc)
+			break;
+		last = m->seq;
+		done += m->size;
+		if (info) {
+			info->seq = m->seq;
+			info->time_ms = m->time_ms;
+			info->objects++;
+			info->bytes += m->size;
+		}
+		if (a->progress)
+			a->progress(a->progress_ctx, "bytes", done, total);
+		if (fn)
+			rc = fn(ctx, m, c);
+	}
+	buf_release(&plain);
+	return rc;
+}
+
+static int move_into_place(int dirfd)
+{
+	static const char *const parts[] = { "data", "lock", "meta" };
+	char from[64];
+
+	/* meta last: it is what says "a filesystem is here" */
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(from, sizeof(from), "recover.tmp/%s", parts[i]);
+		if (renameat(dirfd, from, dirfd, parts[i]))
+			return -errno;
+	}
+	if (fsync(dirfd))
+		return -errno;
+	return rm_rf_at(dirfd, "recover.tmp");
+}
+
+int cache_recover(const struct cache_recover_args *a,
+		  struct cache_recover_info *info)
+{
+	struct cache_recover_args sa = *a;
+	struct after_arg aa = { 0, 0 };
+	char tmp[4096];
+	struct replay r;
+	struct cache *c = NULL;
+	int dirfd, rc;
+
+	memset(info, 0, sizeof(*info));
+	dirfd = open(a->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dirfd < 0)
+		return -errno;
+	if (faccessat(dirfd, "meta", F_OK, 0) == 0) {
+		close(dirfd);
+		return PHI_EEXISTFS;
+	}
+	/* leftovers of an interrupted run */
+	static const char *const left[] = { "recover.tmp", "data", "lock",
+					    "packs", "journal" };
+	for (size_t i = 0; i < sizeof(left) / sizeof(left[0]); i++)
+		rm_rf_at(dirfd, left[i]);
+	rc = prepare(a, &r, 0);
+	if (rc) {
+		close(dirfd);
+		return rc;
+	}
+	snprintf(tmp, sizeof(tmp), "%s/recover.tmp", a->dir);
+	if (mkdirat(dirfd, "recover.tmp", 0700))
+		rc = -errno;
+	sa.dir = tmp;
+	if (rc == 0)
+		rc = scratch_open(&sa, &c);
+	if (rc == 0)
+		rc = replay(&r, c, NULL, NULL, info, &aa.max_block_seq);
+	if (rc == 0) {
+		aa.max_seq = r.max_seq;
+		rc = meta_write(c, after_txn, &aa);
+	}
+	if (rc == 0) {
+		MDB_txn *txn = meta_read_begin(c, &rc);
+		MDB_stat st;
+
+		if (txn && mdb_stat(txn, c->db_inodes, &st) == 0)
+			info->inodes = st.ms_entries;
+		if (txn)
+			meta_read_end(txn);
+	}
+	if (c) {
+		int rc2 = cache_close(c);
+
+		if (rc == 0)
+			rc = rc2;
+	}
+	if (rc == 0)
+		rc = move_into_place(dirfd);
+	else
+		rm_rf_at(dirfd, "recover.tmp");
+	free(r.v);
+	close(dirfd);
+	return rc;
+}
+
+int cache_history_walk(const struct cache_recover_args *a,
+		       cache_moment_fn *fn, void *ctx)
+{
+	uint64_t max_block_seq = 0;
+	struct cache *c = NULL;
+	struct replay r;
+	int rc;
+
+	rc = prepare(a, &r, 1);
+	if (rc)
+		return rc;
+	rc = scratch_open(a, &c);
+	if (rc == 0)
+		rc = replay(&r, c, fn, ctx, NULL, &max_block_seq);
+	if (c)
+		cache_close(c);
+	free(r.v);
+	return rc;
+}
