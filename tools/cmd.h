@@ -152,4 +152,42 @@ void tool_region_stats(const struct phi_config *cfg,
 		       const struct cache_stats *s, int i,
 		       struct cache_region_stats *out);
 
+/* ---- the single-writer lease (lease.c) ------------------------------ */
+
+/* A writable mount's lease in the regions.  Opaque. */
+struct tool_lease;
+
+enum tool_lease_flags {
+	TOOL_LEASE_FORCE = 1 << 0,	/* take over a live lease (--force) */
+};
+
+/*
+ * For a writable mount, in the process that serves it, after the regions
+ * are attached and before the cache writes to them: read the lease
+ * objects ("l/...") of every region that answers and refuse when another
+ * mount's lease is live, printing one line that names its host, pid and
+ * since when ("filesystem is in use: ...").  With TOOL_LEASE_FORCE, or
+ * when the lease has expired (its holder stopped without unmounting),
+ * warn and take it over.  Then write this mount's first lease object and
+ * renew it from a thread every lease_time/3.  Never deletes or
+ * overwrites an object.
+ *
+ * cfg, regions (the replica set of tool_regions_attach(), in config
+ * order) and key are borrowed and must outlive the lease; fsid is
+ * copied.  With regions NULL there is nothing to hold and *out is NULL.
+ * 0, or -1 after printing why (nothing left behind but, after a lost
+ * race, a released object).
+ */
+int tool_lease_open(struct tool_lease **out, const struct phi_config *cfg,
+		    struct backend *regions, const struct crypt_key *key,
+		    const uint8_t fsid[16], int flags);
+
+/*
+ * Stop renewing; with release (a clean unmount) write a released object
+ * so that the next mount need not wait for the lease to expire; without,
+ * the lease expires lease_time after its last renewal.  Frees l.  NULL is
+ * a no-op.  Call before closing the regions or the key.
+ */
+void tool_lease_close(struct tool_lease *l, int release);
+
 #endif

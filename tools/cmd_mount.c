@@ -17,8 +17,15 @@
  * (crypt_harden_process()).  It opens the regions, checks each holds the
  * superblock, and hands the cache a replica set over them.
  *
+ * One writer.  A writable mount then takes the lease in the regions
+ * (lease.c) before the cache may write to them, and refuses to mount when
+ * another mount, here or on another machine, holds it; the refusal is
+ * printed before detach(), so it reaches the terminal.  A clean unmount
+ * releases the lease.  A read-only mount (-o ro) takes none.
+ *
  * Order of the daemon's resources, opened top down and closed bottom up:
- * master key, regions (the replica set owns them), cache, FUSE session.
+ * master key, regions (the replica set owns them), lease, cache, FUSE
+ * session.
  * SIGUSR1 (sent by `phifs sync`) asks the cache to seal at once.
  */
 #include "cmd.h"
@@ -44,10 +51,16 @@
 #include <unistd.h>
 
 static const char mount_usage[] =
-	"usage: phifs mount CONFIG MOUNTPOINT [-f] [-o OPT[,OPT...]]\n\n"
+	"usage: phifs mount CONFIG MOUNTPOINT [-f] [--force] "
+	"[-o OPT[,OPT...]]\n\n"
 	"Mount the filesystem of CONFIG on MOUNTPOINT.  Returns once it is "
-	"mounted\nand keeps serving it in the background, unless -f.\n\n"
+	"mounted\nand keeps serving it in the background, unless -f.\n"
+	"A writable mount holds a lease in the regions: while another mount\n"
+	"(here or on another machine) holds it, mounting is refused.\n\n"
 	"  -f            stay in the foreground, log to stderr\n"
+	"  --force       take the lease over from a mount that still holds it\n"
+	"                (only when that mount is surely gone: two writers\n"
+	"                lose each other's changes)\n"
 	"  -o OPTIONS    FUSE mount options, comma separated:\n"
 	"                allow_other (let other users in; needs root or\n"
 	"                user_allow_other in /etc/fuse.conf), ro, debug, ...\n"
@@ -62,6 +75,8 @@ static const char umount_usage[] =
 struct mount_args {
 	const char *config, *mountpoint;
 	int foreground, debug;
+	int force;		/* --force: take over a live lease */
+	int readonly;		/* -o ro (the last of ro/rw wins): no lease */
 	char opts[2048];
 };
 
@@ -80,6 +95,8 @@ static int add_opts(struct mount_args *a, const char *list)
 			a->debug = 1;
 			continue;
 		}
+		if (strcmp(o, "ro") == 0 || strcmp(o, "rw") == 0)
+			a->readonly = o[1] == 'o';
 		if (n + strlen(o) + 2 > sizeof(a->opts))
 			return -1;
 		snprintf(a->opts + n, sizeof(a->opts) - n, "%s%s", n ? "," : "", o);
@@ -95,6 +112,8 @@ static int parse_mount_args(int argc, char **argv, struct mount_args *a)
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-f") == 0) {
 			a->foreground = 1;
+		} else if (strcmp(argv[i], "--force") == 0) {
+			a->force = 1;
 		} else if (strcmp(argv[i], "-o") == 0 && i + 1 < argc) {
 			if (add_opts(a, argv[++i]))
 				return -1;
@@ -274,11 +293,35 @@ static void catch_sync_signal(void)
 		PHI_LOG(PHI_LOG_WARNING, "cannot catch SIGUSR1");
 }
 
-/* Unlock, attach the regions, open the cache.  0, or 1 (printed, all
- * closed again). */
-static int open_daemon(const struct phi_config *cfg, struct mount_keys *k,
+/* The lease of a writable mount (nothing for -o ro).  0 or -1
+ * (printed). */
+static int take_lease(const struct phi_config *cfg,
+		      const struct mount_args *a, const struct buf *sb,
+		      const struct crypt_key *key, struct backend *regions,
+		      struct tool_lease **lease)
+{
+	struct crypt_super_info info;
+	int rc;
+
+	*lease = NULL;
+	if (a->readonly)
+		return 0;
+	rc = crypt_super_parse(buf_data(sb), buf_len(sb), &info);
+	if (rc) {
+		tool_error("%s/superblock: %s", cfg->cache_dir,
+			   phi_strerror(rc));
+		return -1;
+	}
+	return tool_lease_open(lease, cfg, regions, key, info.fsid,
+			       a->force ? TOOL_LEASE_FORCE : 0);
+}
+
+/* Unlock, attach the regions, take the lease, open the cache.  0, or 1
+ * (printed, all closed again). */
+static int open_daemon(const struct phi_config *cfg,
+		       const struct mount_args *a, struct mount_keys *k,
 		       struct crypt_key **key, struct backend **regions,
-		       struct cache **c)
+		       struct tool_lease **lease, struct cache **c)
 {
 	struct cache_config cc;
 	int rc;
@@ -295,12 +338,18 @@ static int open_daemon(const struct phi_config *cfg, struct mount_keys *k,
 		crypt_key_free(*key);
 		return 1;
 	}
+	if (take_lease(cfg, a, k->sb, *key, *regions, lease)) {
+		backend_close(*regions);
+		crypt_key_free(*key);
+		return 1;
+	}
 	tool_cache_config(cfg, &cc);
 	cc.regions = *regions;
 	cc.key = *key;
 	rc = cache_open(c, &cc, 0);
 	if (rc) {
 		tool_cache_error(cfg, rc);
+		tool_lease_close(*lease, 1);	/* nothing was written */
 		backend_close(*regions);
 		crypt_key_free(*key);
 		return 1;
@@ -310,9 +359,11 @@ static int open_daemon(const struct phi_config *cfg, struct mount_keys *k,
 }
 
 /* The cache first (it may still be uploading through the regions), then
- * the regions, then the key they were sealed with. */
+ * the lease (released only when the cache closed cleanly: after a failed
+ * flush it is left to expire), then the regions, then the key they were
+ * sealed with. */
 static int close_daemon(struct crypt_key *key, struct backend *regions,
-			struct cache *c)
+			struct tool_lease *lease, struct cache *c)
 {
 	int rc;
 
@@ -320,6 +371,7 @@ static int close_daemon(struct crypt_key *key, struct backend *regions,
 	while (atomic_load(&sync_handlers))
 		sched_yield();
 	rc = cache_close(c);
+	tool_lease_close(lease, rc == 0);
 	backend_close(regions);
 	crypt_key_free(key);
 	return rc;
@@ -332,6 +384,7 @@ static int serve(const struct phi_config *cfg, const struct mount_args *a,
 	struct fs_options fo = { a->opts, a->debug };
 	struct crypt_key *key = NULL;
 	struct backend *regions = NULL;
+	struct tool_lease *lease = NULL;
 	struct cache *c;
 	struct fs *fs;
 	char err[512];
@@ -339,12 +392,12 @@ static int serve(const struct phi_config *cfg, const struct mount_args *a,
 
 	catch_sync_signal();
 	raise_fd_limit();
-	if (open_daemon(cfg, k, &key, &regions, &c))
+	if (open_daemon(cfg, a, k, &key, &regions, &lease, &c))
 		return 1;
 	rc = fs_mount(&fs, c, mp, &fo, err, sizeof(err));
 	if (rc) {
 		tool_error("%s", err);
-		close_daemon(key, regions, c);
+		close_daemon(key, regions, lease, c);
 		return 1;
 	}
 	if (notify_fd >= 0)
@@ -352,7 +405,7 @@ static int serve(const struct phi_config *cfg, const struct mount_args *a,
 	PHI_LOG(PHI_LOG_NOTICE, "mounted (pid %ld)", (long)getpid());
 	fs_run(fs);
 	fs_unmount(fs);
-	rc = close_daemon(key, regions, c);
+	rc = close_daemon(key, regions, lease, c);
 	if (rc)
 		PHI_LOG(PHI_LOG_ERR, "flush at unmount failed: %s",
 			phi_strerror(rc));
@@ -436,7 +489,7 @@ int cmd_mount(int argc, char **argv)
 		return 0;
 	if (parse_mount_args(argc, argv, &a)) {
 		tool_error("usage: phifs mount CONFIG MOUNTPOINT [-f] "
-			   "[-o OPT[,OPT...]]");
+			   "[--force] [-o OPT[,OPT...]]");
 		return 2;
 	}
 	if (tool_load_config(a.config, &cfg))
