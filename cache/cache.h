@@ -291,6 +291,78 @@ typedef int cache_moment_fn(void *ctx, const struct cache_moment *m,
 int cache_history_walk(const struct cache_recover_args *a,
 		       cache_moment_fn *fn, void *ctx);
 
+/* One line of a report (fsck, scrub, gc); never names a file. */
+typedef void cache_report_fn(void *ctx, const char *line);
+
+/*
+ * Check the local metadata: directory entries and their readdir twins,
+ * link counts, parents, block maps, orphans.  Reports each problem
+ * through fn and returns how many there were (0: consistent), or a
+ * negative code.  Works on a read-only open, also while mounted.
+ */
+long cache_fsck(struct cache *c, cache_report_fn *fn, void *ctx);
+
+struct cache_scrub_args {
+	struct backend *const *regions;	/* each region's own backend */
+	const char *const *names;	/* their names, for the report */
+	int nregions;
+	const struct crypt_key *key;
+	const uint8_t *fsid;
+	int repair;		/* copy good copies over bad or missing */
+	cache_report_fn *report;
+	cache_progress_fn *progress;
+	void *ctx;
+};
+
+struct cache_scrub_result {
+	uint64_t objects;	/* distinct objects seen */
+	uint64_t bytes;		/* fetched */
+	uint64_t bad;		/* copies that failed authentication */
+	uint64_t missing;	/* copies a region lacks */
+	uint64_t repaired;	/* copies rewritten from a good one */
+	uint64_t lost;		/* objects with no good copy anywhere */
+};
+
+/*
+ * Fetch and authenticate every object (packs frame by frame, metadata
+ * objects whole) in every region; with repair, put a good copy into each
+ * region that has a bad one or none.  Safe while mounted: objects are
+ * immutable and a repair writes the same bytes.  Returns 0 (problems are
+ * in *out and the report) or a region error that stopped it.
+ */
+int cache_scrub(const struct cache_scrub_args *a,
+		struct cache_scrub_result *out);
+
+struct cache_gc_args {
+	struct backend *const *regions;	/* opened with the credentials
+					   that may delete */
+	const char *const *names;
+	int nregions;
+	const struct crypt_key *key;
+	const uint8_t *fsid;
+	int64_t keep_after_ms;	/* now - retention: every moment after it
+				   stays restorable */
+	int dry_run;
+	cache_report_fn *report;
+	void *ctx;
+};
+
+struct cache_gc_result {
+	uint64_t meta_deleted, packs_deleted, leases_deleted;
+	uint64_t bytes_deleted;
+	uint64_t kept_unreferenced;	/* packs no history names (in flight
+					   from a mount, or left by a crash) */
+};
+
+/*
+ * Delete what no moment after keep_after_ms needs: metadata objects older
+ * than the last snapshot at or before it, packs only they referred to,
+ * and old lease objects.  Packs no metadata object has ever named are
+ * kept (a mount may be uploading them).  Packs go first, then metadata,
+ * so an interrupted run leaves nothing dangling.  Safe while mounted.
+ */
+int cache_gc(const struct cache_gc_args *a, struct cache_gc_result *out);
+
 /* --- names and attributes ------------------------------------------- */
 
 /* Attributes of ino.  Does not take a lookup reference. */

@@ -1,0 +1,653 @@
+/*
+ * cache_check.c - fsck of the local metadata, scrub and repair of the
+ * regions, and garbage collection of history older than retention.
+ *
+ * Reports name inode numbers and object keys, never file names.
+ */
+#include "cache_int.h"
+#include "backend.h"
+#include "crypt.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void say(cache_report_fn *fn, void *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void say(cache_report_fn *fn, void *ctx, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+
+	if (!fn)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	fn(ctx, line);
+}
+
+static uint64_t be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* --- fsck -------------------------------------------------------------- */
+
+struct icount {
+	uint64_t ino;
+	uint32_t mode, nlink;
+	uint64_t parent, size;
+	uint32_t names;		/* entries naming it */
+	uint32_t subdirs;	/* directories it holds */
+};
+
+static int cmp_ino(const void *a, const void *b)
+{
+	const struct icount *x = a, *y = b;
+
+	return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+static struct icount *find_ino(struct icount *v, size_t n, uint64_t ino)
+{
+	struct icount key = { .ino = ino };
+
+	return bsearch(&key, v, n, sizeof(*v), cmp_ino);
+}
+
+long cache_fsck(struct cache *c, cache_report_fn *fn, void *ctx)
+{
+	struct icount *v = NULL;
+	size_t n = 0, cap = 0;
+	long problems = 0;
+	MDB_cursor *cur;
+	MDB_val k, d;
+	MDB_txn *txn;
+	int rc;
+
+	txn = meta_read_begin(c, &rc);
+	if (!txn)
+		return rc;
+	rc = meta_err(mdb_cursor_open(txn, c->db_inodes, &cur));
+	while (rc == 0 && mdb_cursor_get(cur, &k, &d, MDB_NEXT) == 0) {
+		struct inode_rec rec;
+
+		if (k.mv_size != 8 || d.mv_size < sizeof(rec)) {
+			say(fn, ctx, "inodes: a malformed record");
+			problems++;
+			continue;
+		}
+		memcpy(&rec, d.mv_data, sizeof(rec));
+		if (n == cap) {
+			size_t nc = cap ? 2 * cap : 1024;
+			void *p = realloc(v, nc * sizeof(*v));
+
+			if (!p) {
+				rc = -ENOMEM;
+				break;
+			}
+			v = p;
+			cap = nc;
+		}
+		v[n++] = (struct icount){ key_get_u64(k.mv_data), rec.mode,
+					  rec.nlink, rec.parent, rec.size, 0,
+					  0 };
+	}
+	if (rc == 0)
+		mdb_cursor_close(cur);
+	/* keys are big-endian: the cursor gave them in order already */
+	for (int pass = 0; rc == 0 && pass < 2; pass++) {
+		MDB_dbi dbi = pass ? c->db_cookies : c->db_dirents;
+		MDB_dbi twin = pass ? c->db_dirents : c->db_cookies;
+
+		rc = meta_err(mdb_cursor_open(txn, dbi, &cur));
+		while (rc == 0 && mdb_cursor_get(cur, &k, &d, MDB_NEXT) == 0) {
+			struct dirent_rec dr;
+			uint64_t parent;
+			struct icount *ic, *pc;
+			uint8_t tk[8 + CACHE_NAME_MAX];
+			MDB_val tkey = { 0, tk }, tval;
+
+			if (k.mv_size < 9 || d.mv_size < sizeof(dr)) {
+				say(fn, ctx, "%s: a malformed entry",
+				    pass ? "dircookies" : "dirents");
+				problems++;
+				continue;
+			}
+			memcpy(&dr, d.mv_data, sizeof(dr));
+			parent = key_get_u64(k.mv_data);
+			/* the twin: by cookie for a name, by name for a cookie */
+			key_put_u64(tk, parent);
+			if (pass == 0) {
+				key_put_u64(tk + 8, dr.cookie);
+				tkey.mv_size = 16;
+			} else {
+				size_t nl = d.mv_size - sizeof(dr);
+
+				memcpy(tk + 8, (uint8_t *)d.mv_data + sizeof(dr),
+				       nl);
+				tkey.mv_size = 8 + nl;
+			}
+			if (mdb_get(txn, twin, &tkey, &tval) != 0 ||
+			    tval.mv_size < sizeof(dr) ||
+			    ((struct dirent_rec *)tval.mv_data)->ino != dr.ino) {
+				say(fn, ctx, "directory %" PRIu64 ": entry for "
+				    "inode %" PRIu64 " has no matching %s "
+				    "entry", parent, dr.ino,
+				    pass ? "name" : "readdir");
+				problems++;
+			}
+			if (pass)
+				continue;
+			ic = find_ino(v, n, dr.ino);
+			pc = find_ino(v, n, parent);
+			if (!pc || !S_ISDIR(pc->mode)) {
+				say(fn, ctx, "entry in %" PRIu64 ", which is "
+				    "no directory", parent);
+				problems++;
+			}
+			if (!ic) {
+				say(fn, ctx, "directory %" PRIu64 " names "
+				    "inode %" PRIu64 ", which does not exist",
+				    parent, dr.ino);
+				problems++;
+				continue;
+			}
+			if ((ic->mode & S_IFMT) != dr.type) {
+				say(fn, ctx, "directory %" PRIu64 ": type of "
+				    "inode %" PRIu64 " differs from its entry",
+				    parent, dr.ino);
+				problems++;
+			}
+			ic->names++;
+			if (S_ISDIR(ic->mode)) {
+				if (pc)
+					pc->subdirs++;
+				if (ic->parent != parent) {
+					say(fn, ctx, "directory %" PRIu64
+					    " has parent %" PRIu64 ", is in %"
+					    PRIu64, dr.ino, ic->parent, parent);
+					problems++;
+				}
+			}
+		}
+		if (rc == 0)
+			mdb_cursor_close(cur);
+	}
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		struct icount *ic = &v[i];
+		uint32_t want = S_ISDIR(ic->mode) ? 2 + ic->subdirs : ic->names;
+		uint8_t ok[8];
+		MDB_val okey = { 8, ok }, oval;
+
+		if (ic->ino == CACHE_ROOT_INO)
+			continue;
+		if (ic->nlink != want) {
+			key_put_u64(ok, ic->ino);
+			/* unlinked while open: nlink 0 and an orphan */
+			if (!(ic->nlink == 0 && ic->names == 0 &&
+			      mdb_get(txn, c->db_orphans, &okey, &oval) == 0)) {
+				say(fn, ctx, "inode %" PRIu64 ": link count %u,"
+				    " but %u found", ic->ino, ic->nlink, want);
+				problems++;
+			}
+		}
+	}
+	if (rc == 0 && n) {
+		struct icount *root = find_ino(v, n, CACHE_ROOT_INO);
+
+		if (!root || root->nlink != 2 + root->subdirs) {
+			say(fn, ctx, "the root directory is missing or its "
+			    "link count is wrong");
+			problems++;
+		}
+	}
+	if (rc == 0 && c->have_blockdbs) {
+		rc = meta_err(mdb_cursor_open(txn, c->db_blocks, &cur));
+		while (rc == 0 && mdb_cursor_get(cur, &k, &d, MDB_NEXT) == 0) {
+			uint64_t ino, blk;
+			struct icount *ic;
+
+			if (k.mv_size != 16 ||
+			    d.mv_size != sizeof(struct block_rec)) {
+				say(fn, ctx, "blocks: a malformed entry");
+				problems++;
+				continue;
+			}
+			ino = key_get_u64(k.mv_data);
+			blk = key_get_u64((uint8_t *)k.mv_data + 8);
+			ic = find_ino(v, n, ino);
+			if (!ic || !S_ISREG(ic->mode) ||
+			    blk * c->block_size >= ic->size) {
+				say(fn, ctx, "inode %" PRIu64 ": block %"
+				    PRIu64 " is mapped but not part of a "
+				    "file", ino, blk);
+				problems++;
+			}
+		}
+		if (rc == 0)
+			mdb_cursor_close(cur);
+	}
+	meta_read_end(txn);
+	free(v);
+	return rc ? rc : problems;
+}
+
+/* --- object sets --------------------------------------------------------- */
+
+struct keyset {
+	char (*k)[48];
+	size_t n, cap;
+};
+
+static int keyset_add(struct keyset *s, const char *key)
+{
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 256;
+		void *p = realloc(s->k, cap * sizeof(*s->k));
+
+		if (!p)
+			return -ENOMEM;
+		s->k = p;
+		s->cap = cap;
+	}
+	snprintf(s->k[s->n++], sizeof(s->k[0]), "%s", key);
+	return 0;
+}
+
+static int cmp_key(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static void keyset_sort(struct keyset *s)
+{
+	size_t w = 0;
+
+	qsort(s->k, s->n, sizeof(*s->k), cmp_key);
+	for (size_t i = 0; i < s->n; i++)
+		if (w == 0 || strcmp(s->k[w - 1], s->k[i]))
+			memmove(s->k[w++], s->k[i], sizeof(s->k[0]));
+	s->n = w;
+}
+
+static int keyset_has(const struct keyset *s, const char *key)
+{
+	return s->n && bsearch(key, s->k, s->n, sizeof(*s->k), cmp_key);
+}
+
+static int list_add(void *ctx, const char *key, uint64_t size)
+{
+	(void)size;
+	if (strlen(key) >= 48)
+		return 0;
+	return keyset_add(ctx, key);
+}
+
+/* --- scrub ------------------------------------------------------------- */
+
+/* Authenticate every frame of a pack. */
+static int check_pack(const struct crypt_key *key, const uint8_t *fsid,
+		      const char *name, const uint8_t *d, size_t len,
+		      struct buf *scratch)
+{
+	size_t off = 0;
+
+	if (len == 0)
+		return PHI_ECORRUPT;
+	while (off < len) {
+		char fid[64];
+		uint64_t n;
+		size_t flen;
+		int rc;
+
+		if (len - off < CRYPT_FRAME_OVERHEAD)
+			return PHI_ECORRUPT;
+		n = be64(d + off + 26);
+		if (n > len - off - CRYPT_FRAME_OVERHEAD)
+			return PHI_ECORRUPT;
+		flen = CRYPT_FRAME_OVERHEAD + (size_t)n;
+		snprintf(fid, sizeof(fid), "%s@%zu", name, off);
+		buf_reset(scratch);
+		rc = crypt_unseal(key, fsid, fid, d + off, flen, scratch);
+		if (rc)
+			return rc;
+		off += flen;
+	}
+	return 0;
+}
+
+static int check_object(const struct cache_scrub_args *a, const char *name,
+			const struct buf *obj, struct buf *scratch)
+{
+	const uint8_t *d = buf_data(obj);
+
+	buf_reset(scratch);
+	if (name[0] == 'd')
+		return check_pack(a->key, a->fsid, name, d, buf_len(obj),
+				  scratch);
+	return crypt_unseal(a->key, a->fsid, name, d, buf_len(obj), scratch);
+}
+
+int cache_scrub(const struct cache_scrub_args *a,
+		struct cache_scrub_result *out)
+{
+	static const char *const prefixes[] = { "d/", "m/" };
+	struct keyset all = { 0 };
+	struct buf good, copy, scratch;
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	for (int i = 0; i < a->nregions; i++)
+		for (size_t p = 0; p < 2; p++) {
+			int r = backend_list(a->regions[i], prefixes[p],
+					     list_add, &all);
+
+			if (r) {
+				say(a->report, a->ctx, "region %s: cannot list "
+				    "its objects: %s", a->names[i],
+				    phi_strerror(r));
+				rc = r;
+			}
+		}
+	if (rc) {
+		free(all.k);
+		return rc;
+	}
+	keyset_sort(&all);
+	buf_init(&good, SIZE_MAX);
+	buf_init(&copy, SIZE_MAX);
+	buf_init(&scratch, SIZE_MAX);
+	for (size_t k = 0; k < all.n; k++) {
+		const char *name = all.k[k];
+		int state[BACKEND_REPLICA_MAX] = { 0 };	/* 1 ok, 2 bad, 3 none */
+		int have_good = 0;
+
+		out->objects++;
+		for (int i = 0; i < a->nregions; i++) {
+			int r;
+
+			buf_reset(&copy);
+			r = backend_get(a->regions[i], name, 0, 0, &copy);
+			if (r == -ENOENT) {
+				state[i] = 3;
+				continue;
+			}
+			if (r) {
+				say(a->report, a->ctx, "region %s: cannot read "
+				    "%s: %s", a->names[i], name,
+				    phi_strerror(r));
+				continue;
+			}
+			out->bytes += buf_len(&copy);
+			r = check_object(a, name, &copy, &scratch);
+			state[i] = r ? 2 : 1;
+			if (r == 0 && !have_good) {
+				buf_reset(&good);
+				if (buf_add(&good, buf_data(&copy),
+					    buf_len(&copy)) == 0)
+					have_good = 1;
+			}
+		}
+		for (int i = 0; i < a->nregions; i++) {
+			if (state[i] < 2)
+				continue;
+			if (state[i] == 2)
+				out->bad++;
+			else
+				out->missing++;
+			say(a->report, a->ctx, "region %s: %s %s", a->names[i],
+			    name, state[i] == 2 ? "fails authentication" :
+			    "is missing");
+			if (!a->repair || !have_good)
+				continue;
+			if (backend_put(a->regions[i], name, buf_data(&good),
+					buf_len(&good)) == 0) {
+				out->repaired++;
+				say(a->report, a->ctx, "region %s: %s repaired "
+				    "from a good copy", a->names[i], name);
+			} else {
+				say(a->report, a->ctx, "region %s: %s could not "
+				    "be repaired: %s", a->names[i], name,
+				    backend_last_error(a->regions[i]));
+			}
+		}
+		if (!have_good) {
+			out->lost++;
+			say(a->report, a->ctx, "%s has no good copy in any "
+			    "region", name);
+		}
+		if (a->progress)
+			a->progress(a->ctx, "objects", k + 1, all.n);
+	}
+	buf_release(&good);
+	buf_release(&copy);
+	buf_release(&scratch);
+	free(all.k);
+	return 0;
+}
+
+/* --- gc ---------------------------------------------------------------- */
+
+/* Add the pack keys block records of a journal plaintext point to. */
+static int collect_packs(const uint8_t *d, size_t len, struct keyset *out)
+{
+	const uint8_t *p = d + 40, *end = d + len;
+	uint64_t count;
+
+	if (len < 40 || memcmp(d, "PHIJ", 4))
+		return PHI_ECORRUPT;
+	count = be64(d + 32);
+	for (uint64_t i = 0; i < count; i++) {
+		size_t klen, vlen;
+
+		if (end - p < 8)
+			return PHI_ECORRUPT;
+		klen = (size_t)p[2] << 8 | p[3];
+		vlen = (size_t)p[4] << 24 | (size_t)p[5] << 16 |
+		       (size_t)p[6] << 8 | p[7];
+		if ((size_t)(end - p - 8) < klen + vlen)
+			return PHI_ECORRUPT;
+		if (p[0] == JDB_BLOCKS && p[1] == 1 &&
+		    vlen == sizeof(struct block_rec)) {
+			struct block_rec br;
+			char key[PACK_KEY_LEN + 1];
+
+			memcpy(&br, p + 8 + klen, sizeof(br));
+			pack_key(br.pack, key);
+			if (keyset_add(out, key))
+				return -ENOMEM;
+		}
+		p += 8 + klen + vlen;
+	}
+	return 0;
+}
+
+/* Read a metadata object from the first region that has a good copy. */
+static int read_meta(const struct cache_gc_args *a, const char *name,
+		     struct buf *plain)
+{
+	struct buf raw;
+	int rc = -ENOENT;
+
+	buf_init(&raw, SIZE_MAX);
+	for (int i = 0; i < a->nregions; i++) {
+		buf_reset(&raw);
+		buf_reset(plain);
+		rc = backend_get(a->regions[i], name, 0, 0, &raw);
+		if (rc == 0)
+			rc = crypt_unseal(a->key, a->fsid, name,
+					  buf_data(&raw), buf_len(&raw), plain);
+		if (rc == 0)
+			break;
+	}
+	buf_release(&raw);
+	return rc;
+}
+
+struct lease_ctx {
+	const struct cache_gc_args *a;
+	struct keyset keys;
+	int64_t newest;
+};
+
+static int lease_time(const struct cache_gc_args *a, const char *key,
+		      int64_t *t)
+{
+	uint8_t plain[16];
+
+	if (strncmp(key, "l/", 2) || strlen(key) != 34 ||
+	    crypt_name_decode(a->key, a->fsid, key + 2, plain) ||
+	    plain[0] != 'L')
+		return -EINVAL;
+	*t = (int64_t)be64(plain + 8);
+	return 0;
+}
+
+#define LEASE_KEEP_MS (3600 * 1000ll)	/* lease objects younger stay */
+
+int cache_gc(const struct cache_gc_args *a, struct cache_gc_result *out)
+{
+	struct cache_moment *all = NULL;
+	size_t n = 0, base = SIZE_MAX;
+	struct keyset live = { 0 }, old = { 0 };
+	struct buf plain;
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	/* the union of every region's history, by key */
+	for (int i = 0; i < a->nregions; i++) {
+		struct cache_moment *v;
+		size_t nv;
+		int r = cache_history_list(a->regions[i], a->key, a->fsid, &v,
+					   &nv);
+
+		if (r) {
+			say(a->report, a->ctx, "region %s: cannot list its "
+			    "history: %s; nothing deleted", a->names[i],
+			    phi_strerror(r));
+			free(all);
+			return r;
+		}
+		for (size_t k = 0; k < nv; k++) {
+			size_t j;
+
+			for (j = 0; j < n; j++)
+				if (strcmp(all[j].key, v[k].key) == 0)
+					break;
+			if (j < n)
+				continue;
+			if (!(n & (n + 1)) || n == 0) {
+				void *p = realloc(all, (2 * n + 2) *
+						  sizeof(*all));
+
+				if (!p) {
+					free(v);
+					free(all);
+					return -ENOMEM;
+				}
+				all = p;
+			}
+			all[n++] = v[k];
+		}
+		free(v);
+	}
+	for (size_t i = 0; i < n; i++)
+		if (all[i].snapshot && all[i].time_ms <= a->keep_after_ms &&
+		    (base == SIZE_MAX || all[i].seq > all[base].seq))
+			base = i;
+	buf_init(&plain, SIZE_MAX);
+	if (base == SIZE_MAX) {
+		say(a->report, a->ctx, "all history is younger than "
+		    "retention: no metadata or packs to delete");
+	} else {
+		for (size_t i = 0; i < n && rc == 0; i++) {
+			int keep = all[i].seq >= all[base].seq;
+			int r = read_meta(a, all[i].key, &plain);
+
+			if (r == 0)
+				r = collect_packs(buf_data(&plain),
+						  buf_len(&plain),
+						  keep ? &live : &old);
+			if (r && keep) {
+				say(a->report, a->ctx, "%s, needed by a kept "
+				    "moment, cannot be read (%s): nothing "
+				    "deleted", all[i].key, phi_strerror(r));
+				rc = r;
+			}
+		}
+	}
+	keyset_sort(&live);
+	keyset_sort(&old);
+	for (int i = 0; i < a->nregions && rc == 0; i++) {
+		struct keyset packs = { 0 }, leases = { 0 };
+		int64_t newest = INT64_MIN, t;
+		int r = backend_list(a->regions[i], "d/", list_add, &packs);
+
+		if (r == 0)
+			r = backend_list(a->regions[i], "l/", list_add, &leases);
+		if (r) {
+			say(a->report, a->ctx, "region %s: cannot list: %s",
+			    a->names[i], phi_strerror(r));
+			free(packs.k);
+			free(leases.k);
+			continue;
+		}
+		/* packs first: an interrupted run leaves no metadata that
+		 * names a deleted pack */
+		for (size_t k = 0; k < packs.n && base != SIZE_MAX; k++) {
+			const char *key = packs.k[k];
+
+			if (keyset_has(&live, key))
+				continue;
+			if (!keyset_has(&old, key)) {
+				out->kept_unreferenced++;
+				continue;
+			}
+			out->packs_deleted++;
+			if (!a->dry_run && backend_del(a->regions[i], key) &&
+			    backend_head(a->regions[i], key, NULL) == 0)
+				say(a->report, a->ctx, "region %s: cannot "
+				    "delete %s: %s", a->names[i], key,
+				    backend_last_error(a->regions[i]));
+		}
+		for (size_t k = 0; k < n && base != SIZE_MAX; k++) {
+			if (all[k].seq >= all[base].seq)
+				continue;
+			out->meta_deleted++;
+			out->bytes_deleted += all[k].size;
+			if (!a->dry_run)
+				backend_del(a->regions[i], all[k].key);
+		}
+		for (size_t k = 0; k < leases.n; k++)
+			if (lease_time(a, leases.k[k], &t) == 0 && t > newest)
+				newest = t;
+		for (size_t k = 0; k < leases.n; k++) {
+			int64_t now = (int64_t)time(NULL) * 1000;
+
+			if (lease_time(a, leases.k[k], &t) || t == newest ||
+			    now - t < LEASE_KEEP_MS)
+				continue;
+			out->leases_deleted++;
+			if (!a->dry_run)
+				backend_del(a->regions[i], leases.k[k]);
+		}
+		free(packs.k);
+		free(leases.k);
+	}
+	buf_release(&plain);
+	free(live.k);
+	free(old.k);
+	free(all);
+	return rc;
+}
