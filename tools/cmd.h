@@ -14,6 +14,7 @@
 #include "buf.h"
 #include "cache.h"
 #include "config.h"
+#include "crypt.h"
 
 struct backend;
 struct crypt_key;
@@ -23,6 +24,9 @@ int cmd_mount(int argc, char **argv);
 int cmd_umount(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_sync(int argc, char **argv);
+int cmd_recover(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
+int cmd_versions(int argc, char **argv);
 
 /* One line on stderr, "phifs: " first. */
 void tool_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -189,5 +193,91 @@ int tool_lease_open(struct tool_lease **out, const struct phi_config *cfg,
  * a no-op.  Call before closing the regions or the key.
  */
 void tool_lease_close(struct tool_lease *l, int release);
+
+/* ---- history in the regions (cmd_recover.c) ------------------------- */
+
+/*
+ * What recover, restore and versions share: the regions of a
+ * configuration, the one chosen to read the history from, the superblock
+ * it holds and the master key that superblock opens.
+ */
+struct tool_history {
+	struct backend *set;	/* replica set over the regions below */
+	const char *names[PHI_MAX_REGIONS];	/* [i] names region i of set
+						   (borrowed from the config) */
+	int nset;
+	int chosen;		/* index in set of the history's region */
+	struct backend *others[PHI_MAX_REGIONS];	/* regions that answer
+							   (borrowed from set) */
+	int nothers;
+	int lacks_sb[PHI_MAX_REGIONS];	/* [i]: region i answered, but holds
+					   no superblock (emptied) */
+	struct buf sb;		/* the chosen region's superblock */
+	struct crypt_super_info info;
+	struct crypt_key *key;
+};
+
+/*
+ * Open every region of cfg, choose the one named `region` (NULL: the
+ * first that gives a superblock), read its superblock and unlock it as
+ * mount does (key_file, PHIFS_PASSPHRASE, a prompt).  A region that does
+ * not answer gets a warning; one holding another filesystem is left out.
+ * 0, or -1 (printed; h released).
+ */
+int tool_history_open(const struct phi_config *cfg, const char *region,
+		      struct tool_history *h);
+
+/* Close the regions, free the key.  A zeroed h is a no-op. */
+void tool_history_close(struct tool_history *h);
+
+/* The name of the history's region. */
+const char *tool_history_region(const struct tool_history *h);
+
+/* Arguments for cache_recover()/cache_history_walk() into dir, as at
+ * at_ms, with a terminal progress display when stderr is one. */
+void tool_history_args(struct tool_history *h, const char *dir,
+		       int64_t at_ms, struct cache_recover_args *a);
+
+/* Explain a cache_recover()/cache_history_walk() failure.  Always -1. */
+int tool_history_error(const struct tool_history *h, int64_t at_ms, int rc);
+
+/* --at TIME (phi_parse_moment() against now).  0, or -1 after printing
+ * which argument was wrong and what is accepted. */
+int tool_time_arg(const char *opt, const char *text, int64_t *ms);
+
+/* Whether process pid exists and is not a zombie. */
+int tool_pid_alive(long pid);
+
+/* "1.5 MiB" */
+void tool_human_size(uint64_t n, char *buf, size_t len);
+
+/*
+ * A progress line on stderr, only when it is a terminal: done of total,
+ * rate and time left, redrawn a few times a second.  Usable as a
+ * cache_progress_fn with the struct as ctx.
+ */
+struct tool_progress {
+	int on;
+	const char *label;
+	uint64_t start_ns, last_ns;
+	int shown;
+};
+void tool_progress_init(struct tool_progress *p, const char *label);
+void tool_progress_show(void *ctx, const char *what, uint64_t done,
+			uint64_t total);
+/* Erase the line, if one was drawn. */
+void tool_progress_end(struct tool_progress *p);
+
+/*
+ * Run fn(ctx, dir) in a child process with dir a new, empty scratch
+ * folder (mode 0700) beside cache_dir (else in $TMPDIR or /tmp), and
+ * remove the folder when the child ends, however it ends; signals that
+ * would end this process are passed on to the child first.  Scratch
+ * folders left by a process that no longer runs are removed as well.
+ * Returns fn's result (an exit code), or 1 (printed).
+ */
+typedef int tool_scratch_fn(void *ctx, const char *dir);
+int tool_with_scratch(const struct phi_config *cfg, tool_scratch_fn *fn,
+		      void *ctx);
 
 #endif

@@ -22,6 +22,11 @@ static const struct command {
 	{ "status", cmd_status, "show the state of a filesystem" },
 	{ "sync", cmd_sync, "seal what was written and wait until every "
 	  "region has it" },
+	{ "recover", cmd_recover, "rebuild cache_dir from a region's history "
+	  "(new machine)" },
+	{ "restore", cmd_restore, "copy a file or folder out, as it was at "
+	  "a moment" },
+	{ "versions", cmd_versions, "the moments at which a path changed" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -68,6 +73,7 @@ void tool_cache_config(const struct phi_config *cfg, struct cache_config *out)
 	out->uploaders = cfg->uploaders;
 	out->pack_size = cfg->pack_size;
 	out->dirty_limit = cfg->dirty_limit;
+	out->metadata_interval_ms = cfg->metadata_interval_ms;
 	/* The cache knows regions by name (upload queue, status); the
 	 * names live as long as cfg, which outlives the cache. */
 	static const char *names[PHI_MAX_REGIONS];
