@@ -191,12 +191,14 @@ static void date_text(int64_t ms, char *out, size_t len)
 		snprintf(out, len, "%lld ms after the epoch", (long long)ms);
 }
 
-/* A span for people: "40 s", "12 min", "5 h", "3 days". */
+/* A span for people: "333 ms", "40 s", "12 min", "5 h", "3 days". */
 static void span_text(int64_t ms, char *out, size_t len)
 {
 	long long s = (long long)(ms / 1000);
 
-	if (s < 120)
+	if (ms > 0 && ms < 1000)
+		snprintf(out, len, "%lld ms", (long long)ms);
+	else if (s < 120)
 		snprintf(out, len, "%lld s", s);
 	else if (s < 120 * 60)
 		snprintf(out, len, "%lld min", s / 60);
@@ -211,7 +213,9 @@ static void age_text(int64_t age_ms, char *out, size_t len)
 {
 	char span[32];
 
-	span_text(age_ms < 0 ? -age_ms : age_ms, span, sizeof(span));
+	/* whole seconds: a lease renewed "16 ms ago" is just as live */
+	span_text((age_ms < 0 ? -age_ms : age_ms) / 1000 * 1000, span,
+		  sizeof(span));
 	snprintf(out, len, age_ms < 0 ? "%s from now by our clock (that "
 		 "machine's clock is ahead)" : "%s ago", span);
 }
@@ -534,11 +538,12 @@ static uint32_t all_regions(const struct tool_lease *l)
 static void lease_first_write(struct tool_lease *l, uint32_t answered)
 {
 	int rcs[BACKEND_REPLICA_MAX];
-	char why[512];
+	char why[512], span[32];
 
 	l->ok_mask = lease_write(l, 0, answered, rcs);
 	l->first_ms = l->last_ms ? l->last_ms : now_ms();
 	l->last_ok_ms = l->first_ms;	/* the clock for "not renewed" */
+	span_text(l->lease_ms / 3, span, sizeof(span));
 	for (int i = 0; i < l->nregions; i++) {
 		struct backend *be = backend_replica_region(l->regions, i);
 		const char *name = l->cfg->regions[i].name;
@@ -546,9 +551,8 @@ static void lease_first_write(struct tool_lease *l, uint32_t answered)
 		if (rcs[i] == 0)
 			continue;
 		tool_region_why(be, name, rcs[i], why, sizeof(why));
-		tool_warn("region %s: cannot write the lease (%s); it is "
-			  "retried every %u ms", name, why,
-			  (unsigned)(l->lease_ms / 3));
+		tool_warn("region %s: cannot write the lease (%s); retrying "
+			  "every %s", name, why, span);
 	}
 }
 

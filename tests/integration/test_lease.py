@@ -10,6 +10,7 @@ delete or overwrite one: the tests record each file's inode, size and
 mtime and check that every one is still there, unchanged, afterwards.
 """
 
+import itertools
 import os
 import re
 import socket
@@ -153,6 +154,19 @@ def test_one_failing_region_hides_nothing(phifs_factory):
     fs.umount()
 
 
+def test_region_refusing_the_lease_warns(phifs_factory):
+    fs = first_machine(phifs_factory)
+    other = second_machine(phifs_factory, fs)
+    fs.set_faults("a", "fail_all error=eacces put")
+    p = mount_bg(fs)
+    assert p.returncode == 0, p.stderr
+    assert "phifs: warning: region a: cannot write the lease (" in \
+        p.stderr and "retrying every 100 s" in p.stderr, p.stderr
+    # region b holds it
+    assert f"(pid {fs.pid})" in refusal(mount_bg(other))
+    fs.umount()
+
+
 def test_mounts_racing_one_wins(phifs_factory):
     fs = first_machine(phifs_factory)
     other = second_machine(phifs_factory, fs)
@@ -285,22 +299,27 @@ def test_mount_never_deletes_or_overwrites(phifs_factory):
 def test_lease_names_say_nothing(phifs_factory):
     fs = first_machine(phifs_factory, lease_time="1s")
     fs.mount()
+    pid = fs.pid
     time.sleep(1.2)
-    pid = str(fs.pid)
     fs.umount()
     objs = lease_objects(fs)
     names = {n for _, n in objs}
     assert {n for r, n in objs if r == "a"} == \
         {n for r, n in objs if r == "b"}
     assert len(names) >= 3, names           # first, renewals, released
-    hex_host = HOST.encode().hex()
     for n in names:
         assert re.fullmatch(r"l/[0-9a-f]{32}", n), n
-        assert HOST not in n and pid not in n and hex_host not in n, n
+        assert HOST not in n, n
+    # each name is one AES block: the names of one mount (one host, pid
+    # and mount id) have no more in common than random ones
+    for x, y in itertools.combinations(sorted(names), 2):
+        same = sum(a == b for a, b in zip(x[2:], y[2:]))
+        assert same < 12, (x, y)
     for region, n in objs:
         root = fs.region_dir_a if region == "a" else fs.region_dir_b
         body = read_file(os.path.join(root, n))
         assert HOST.encode() not in body and b"host=" not in body, n
+        assert str(pid).encode() not in body, n
 
 
 # --- configuration ----------------------------------------------------------
