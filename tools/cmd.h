@@ -27,6 +27,8 @@ int cmd_sync(int argc, char **argv);
 int cmd_recover(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_versions(int argc, char **argv);
+int cmd_fsck(int argc, char **argv);
+int cmd_gc(int argc, char **argv);
 
 /* One line on stderr, "phifs: " first. */
 void tool_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -116,6 +118,14 @@ void tool_fsid_hex(const uint8_t fsid[16], char out[33]);
 int tool_superblock_load(const struct phi_config *cfg, const char *fsid_hex,
 			 struct buf *sb);
 
+/*
+ * The superblock from cache_dir/superblock, else from the first region
+ * that has it (stored nowhere), and the filesystem id it names: for
+ * commands that may run on a machine without the filesystem (gc, fsck
+ * --scrub).  0 or -1 (printed).
+ */
+int tool_superblock_find(const struct phi_config *cfg, struct buf *sb,
+			 uint8_t fsid[16]);
 /* Write sb to a new cache_dir/superblock (mode 0600), durably.  0 or -1
  * (printed; nothing left behind). */
 int tool_superblock_store(const struct phi_config *cfg, const struct buf *sb);

@@ -476,3 +476,26 @@ int tool_superblock_load(const struct phi_config *cfg, const char *fsid_hex,
 	}
 	return fetched ? tool_superblock_store(cfg, sb) : 0;
 }
+
+int tool_superblock_find(const struct phi_config *cfg, struct buf *sb,
+			 uint8_t fsid[16])
+{
+	struct crypt_super_info info;
+	char path[4200];
+	int rc;
+
+	superblock_path(cfg, path, sizeof(path));
+	rc = read_local(path, sb);
+	if (rc == -ENOENT)
+		rc = fetch_from_regions(cfg, sb);
+	if (rc)
+		return -1;
+	rc = crypt_super_parse(buf_data(sb), buf_len(sb), &info);
+	if (rc) {
+		tool_error("the superblock is not one this phifs can read: %s",
+			   phi_strerror(rc));
+		return -1;
+	}
+	memcpy(fsid, info.fsid, 16);
+	return 0;
+}

@@ -27,6 +27,9 @@ static const struct command {
 	{ "restore", cmd_restore, "copy a file or folder out, as it was at "
 	  "a moment" },
 	{ "versions", cmd_versions, "the moments at which a path changed" },
+	{ "fsck", cmd_fsck, "check the metadata; --scrub/--repair the "
+	  "regions' objects" },
+	{ "gc", cmd_gc, "delete what no moment within retention needs" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -1,0 +1,280 @@
+/*
+ * cmd_check.c - phifs fsck CONFIG [--scrub] [--repair] and
+ * phifs gc CONFIG [--dry-run].
+ *
+ * fsck checks the local metadata (a read-only open: it works while
+ * mounted).  --scrub fetches and authenticates every object in every
+ * region; --repair (which implies --scrub) copies good copies over bad or
+ * missing ones.  gc deletes what no moment within `retention` needs, with
+ * the regions opened with gc_credentials_file where a region has one.
+ * Both may run on a machine without the filesystem: the superblock then
+ * comes from a region.  Reports name object keys and inode numbers only.
+ */
+#include "cmd.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "crypt.h"
+#include "phi.h"
+
+static const char fsck_usage[] =
+	"usage: phifs fsck CONFIG [--scrub] [--repair]\n\n"
+	"Check the local metadata of the filesystem of CONFIG (also while it "
+	"is\nmounted).\n\n"
+	"  --scrub    also fetch every object from every region and "
+	"authenticate it\n"
+	"  --repair   scrub, and copy a good copy over each bad or missing "
+	"one\n\n"
+	"Exit status 0 when nothing is wrong (or everything was repaired), "
+	"1 otherwise.\n";
+
+static const char gc_usage[] =
+	"usage: phifs gc CONFIG [--dry-run]\n\n"
+	"Delete from every region what no moment within `retention` needs: "
+	"older\nmetadata, the packs only it named, old lease objects.  Uses "
+	"a region's\ngc_credentials_file when it has one.  Safe while the "
+	"filesystem is mounted,\nhere or elsewhere.\n\n"
+	"  --dry-run  say what would be deleted, delete nothing\n";
+
+static void print_line(void *ctx, const char *line)
+{
+	(void)ctx;
+	printf("%s\n", line);
+	fflush(stdout);
+}
+
+static void progress(void *ctx, const char *what, uint64_t done,
+		     uint64_t total)
+{
+	(void)ctx;
+	if (!isatty(2))
+		return;
+	fprintf(stderr, "\r%llu of %llu %s checked", (unsigned long long)done,
+		(unsigned long long)total, what);
+	if (done == total)
+		fputc('\n', stderr);
+}
+
+struct regions {
+	struct backend *be[PHI_MAX_REGIONS];
+	const char *names[PHI_MAX_REGIONS];
+	int n;
+};
+
+static void regions_close(struct regions *r)
+{
+	for (int i = 0; i < r->n; i++)
+		backend_close(r->be[i]);
+	r->n = 0;
+}
+
+/* Open every region, each on its own; gc swaps in gc credentials. */
+static int regions_open(const struct phi_config *cfg, int for_gc,
+			struct regions *r)
+{
+	struct phi_config c = *cfg;
+
+	r->n = 0;
+	for (int i = 0; i < cfg->nregions; i++) {
+		char err[512];
+
+		if (for_gc && cfg->regions[i].gc_credentials_file)
+			c.regions[i].credentials_file =
+				cfg->regions[i].gc_credentials_file;
+		if (tool_region_open(&c, i, &r->be[r->n], err, sizeof(err))) {
+			tool_error("%s", err);
+			regions_close(r);
+			return -1;
+		}
+		r->names[r->n++] = cfg->regions[i].name;
+	}
+	return 0;
+}
+
+/* The master key and the filesystem id, from wherever the superblock is. */
+static int unlock(const struct phi_config *cfg, struct crypt_key **key,
+		  uint8_t fsid[16])
+{
+	struct tool_secret secret = { 0 };
+	struct buf sb;
+	int rc = -1;
+
+	buf_init(&sb, CRYPT_SUPER_SIZE);
+	crypt_harden_process();
+	if (tool_superblock_find(cfg, &sb, fsid) == 0 &&
+	    tool_secret_read(cfg, &secret) == 0 &&
+	    tool_unlock(cfg, &sb, &secret, key) == 0)
+		rc = 0;
+	tool_secret_wipe(&secret);
+	buf_release(&sb);
+	return rc;
+}
+
+static int local_fsck(const struct phi_config *cfg, long *problems)
+{
+	struct cache_config cc;
+	struct cache *c;
+	long n;
+	int rc;
+
+	tool_cache_config(cfg, &cc);
+	rc = cache_open(&c, &cc, CACHE_OPEN_RDONLY);
+	if (rc == PHI_ENOFS) {
+		printf("metadata: no filesystem in %s on this machine; "
+		       "not checked\n", cfg->cache_dir);
+		return 0;
+	}
+	if (rc) {
+		tool_cache_error(cfg, rc);
+		return -1;
+	}
+	n = cache_fsck(c, print_line, NULL);
+	cache_close(c);
+	if (n < 0) {
+		tool_error("cannot check the metadata: %s",
+			   phi_strerror((int)n));
+		return -1;
+	}
+	printf("metadata: %ld problem%s\n", n, n == 1 ? "" : "s");
+	*problems += n;
+	return 0;
+}
+
+int cmd_fsck(int argc, char **argv)
+{
+	struct phi_config cfg;
+	int scrub = 0, repair = 0, rc = 1;
+	const char *path = NULL;
+	long problems = 0;
+
+	if (tool_want_help(argc, argv, fsck_usage))
+		return 0;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--scrub") == 0)
+			scrub = 1;
+		else if (strcmp(argv[i], "--repair") == 0)
+			scrub = repair = 1;
+		else if (argv[i][0] != '-' && !path)
+			path = argv[i];
+		else {
+			tool_error("fsck: unexpected argument '%s' (see phifs "
+				   "fsck --help)", argv[i]);
+			return 2;
+		}
+	}
+	if (!path) {
+		tool_error("usage: phifs fsck CONFIG [--scrub] [--repair]");
+		return 2;
+	}
+	if (tool_load_config(path, &cfg))
+		return 1;
+	if (local_fsck(&cfg, &problems))
+		goto out;
+	if (scrub) {
+		struct cache_scrub_args a = { 0 };
+		struct cache_scrub_result res;
+		struct crypt_key *key = NULL;
+		struct regions r;
+		uint8_t fsid[16];
+
+		if (unlock(&cfg, &key, fsid) || regions_open(&cfg, 0, &r)) {
+			crypt_key_free(key);
+			goto out;
+		}
+		a.regions = r.be;
+		a.names = r.names;
+		a.nregions = r.n;
+		a.key = key;
+		a.fsid = fsid;
+		a.repair = repair;
+		a.report = print_line;
+		a.progress = progress;
+		if (cache_scrub(&a, &res)) {
+			tool_error("scrub stopped: a region could not be "
+				   "listed");
+			problems++;
+		} else {
+			printf("regions: %llu objects, %llu bytes checked; "
+			       "%llu bad, %llu missing, %llu repaired, %llu "
+			       "with no good copy\n",
+			       (unsigned long long)res.objects,
+			       (unsigned long long)res.bytes,
+			       (unsigned long long)res.bad,
+			       (unsigned long long)res.missing,
+			       (unsigned long long)res.repaired,
+			       (unsigned long long)res.lost);
+			problems += (long)(res.bad + res.missing - res.repaired +
+					   res.lost);
+		}
+		regions_close(&r);
+		crypt_key_free(key);
+	}
+	rc = problems ? 1 : 0;
+out:
+	phi_config_release(&cfg);
+	return rc;
+}
+
+int cmd_gc(int argc, char **argv)
+{
+	struct cache_gc_args a = { 0 };
+	struct cache_gc_result res;
+	struct crypt_key *key = NULL;
+	struct phi_config cfg;
+	const char *path = NULL;
+	struct regions r = { .n = 0 };
+	uint8_t fsid[16];
+	int dry = 0, rc = 1;
+
+	if (tool_want_help(argc, argv, gc_usage))
+		return 0;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--dry-run") == 0)
+			dry = 1;
+		else if (argv[i][0] != '-' && !path)
+			path = argv[i];
+		else {
+			tool_error("gc: unexpected argument '%s' (see phifs gc "
+				   "--help)", argv[i]);
+			return 2;
+		}
+	}
+	if (!path) {
+		tool_error("usage: phifs gc CONFIG [--dry-run]");
+		return 2;
+	}
+	if (tool_load_config(path, &cfg))
+		return 1;
+	if (unlock(&cfg, &key, fsid) || regions_open(&cfg, 1, &r))
+		goto out;
+	a.regions = r.be;
+	a.names = r.names;
+	a.nregions = r.n;
+	a.key = key;
+	a.fsid = fsid;
+	a.keep_after_ms = (int64_t)time(NULL) * 1000 -
+			  (int64_t)cfg.retention_ms;
+	a.dry_run = dry;
+	a.report = print_line;
+	if (cache_gc(&a, &res) == 0) {
+		printf("%s %llu metadata objects, %llu packs, %llu lease "
+		       "objects; kept %llu packs no history names yet\n",
+		       dry ? "would delete" : "deleted",
+		       (unsigned long long)res.meta_deleted,
+		       (unsigned long long)res.packs_deleted,
+		       (unsigned long long)res.leases_deleted,
+		       (unsigned long long)res.kept_unreferenced);
+		rc = 0;
+	}
+out:
+	regions_close(&r);
+	crypt_key_free(key);
+	phi_config_release(&cfg);
+	return rc;
+}
