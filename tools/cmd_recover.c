@@ -153,8 +153,9 @@ void tool_progress_show(void *ctx, const char *what, uint64_t done,
 	if (rate > 0 && total > done)
 		snprintf(left, sizeof(left), ", %.0f s left",
 			 (double)(total - done) / rate);
-	fprintf(stderr, "\r%s: %s of %s %s (%.0f%%), %s/s%s\033[K", p->label,
-		d, t, strcmp(what, "bytes") == 0 ? "" : what,
+	fprintf(stderr, "\r%s: %s of %s%s%s (%.0f%%), %s/s%s\033[K", p->label,
+		d, t, strcmp(what, "bytes") == 0 ? "" : " ",
+		strcmp(what, "bytes") == 0 ? "" : what,
 		total ? 100.0 * (double)done / (double)total : 100.0, r, left);
 	fflush(stderr);
 	p->shown = 1;

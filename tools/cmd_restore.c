@@ -100,6 +100,7 @@ struct restore {
 	int last_new;		/* the last say() was create or replace */
 	struct tool_progress prog;
 	uint64_t total_bytes, done_bytes, since_evict;
+	uint64_t total_entries, done_entries;
 	uint64_t files, folders, symlinks, hardlinks, others;
 	uint64_t created, replaced, same, bytes;
 };
@@ -514,6 +515,36 @@ static int diff_attrs(struct restore *r, uint64_t ino, const struct stat *st,
 
 /* ---- what to do with one target ------------------------------------- */
 
+/* The progress line: entries and bytes; the time left from the mean of
+ * the two fractions, since many small files cost more than their bytes. */
+static void show_progress(struct restore *r)
+{
+	struct tool_progress *p = &r->prog;
+	uint64_t now = cache_mono_ns();
+	double fe, fb, f, secs;
+	char done[32], total[32], left[32] = "";
+
+	if (!p->on || now - p->last_ns < 250000000)
+		return;
+	p->last_ns = now;
+	fe = r->total_entries ? (double)r->done_entries /
+				(double)r->total_entries : 1;
+	fb = r->total_bytes ? (double)r->done_bytes / (double)r->total_bytes :
+			      1;
+	f = (fe + fb) / 2;
+	secs = (double)(now - p->start_ns) / 1e9;
+	if (f > 0.01 && f < 1)
+		snprintf(left, sizeof(left), ", %.0f s left",
+			 secs * (1 - f) / f);
+	tool_human_size(r->done_bytes, done, sizeof(done));
+	tool_human_size(r->total_bytes, total, sizeof(total));
+	fprintf(stderr, "\r%s: %" PRIu64 " of %" PRIu64 " entries, %s of %s "
+		"(%.0f%%)%s\033[K", p->label, r->done_entries,
+		r->total_entries, done, total, 100 * f, left);
+	fflush(stderr);
+	p->shown = 1;
+}
+
 enum verdict { V_CREATE, V_REPLACE, V_FIX, V_SAME };
 
 static void say(struct restore *r, enum verdict v, const char *path,
@@ -523,6 +554,8 @@ static void say(struct restore *r, enum verdict v, const char *path,
 					    "same" };
 
 	r->last_new = v == V_CREATE || v == V_REPLACE;
+	r->done_entries++;
+	show_progress(r);
 	if (v == V_CREATE)
 		r->created++;
 	else if (v == V_SAME)
@@ -648,7 +681,7 @@ static void count_bytes(struct restore *r, size_t n)
 {
 	r->done_bytes += n;
 	r->since_evict += n;
-	tool_progress_show(&r->prog, "bytes", r->done_bytes, r->total_bytes);
+	show_progress(r);
 }
 
 /* The content of f into the new file fd.  0 or -1 (printed). */
@@ -1046,17 +1079,17 @@ static int restore_entry(struct restore *r, uint64_t ino,
 	return rc;
 }
 
-/* Bytes of the regular files under ino, for the progress display. */
-static uint64_t tree_bytes(struct restore *r, uint64_t ino,
-			   const struct stat *st)
+/* Entries and bytes of regular files under ino, for the progress
+ * display. */
+static void tree_size(struct restore *r, uint64_t ino, const struct stat *st)
 {
 	struct entries e;
-	uint64_t sum = 0;
 
+	r->total_entries++;
 	if (S_ISREG(st->st_mode))
-		return (uint64_t)st->st_size;
+		r->total_bytes += (uint64_t)st->st_size;
 	if (!S_ISDIR(st->st_mode))
-		return 0;
+		return;
 	memset(&e, 0, sizeof(e));
 	if (cache_readdir(r->c, ino, 0, 0, collect, &e) == 0) {
 		for (size_t i = 0; i < e.n; i++) {
@@ -1064,12 +1097,11 @@ static uint64_t tree_bytes(struct restore *r, uint64_t ino,
 
 			if (cache_lookup(r->c, ino, e.name[i], &cst))
 				continue;
-			sum += tree_bytes(r, (uint64_t)cst.st_ino, &cst);
+			tree_size(r, (uint64_t)cst.st_ino, &cst);
 			cache_forget(r->c, (uint64_t)cst.st_ino, 1);
 		}
 	}
 	entries_free(&e);
-	return sum;
 }
 
 /* ---- the worker ---------------------------------------------------------- */
@@ -1131,23 +1163,22 @@ static int copy_out(struct restore *r, const struct cache_recover_info *info,
 {
 	struct stat st;
 	uint64_t ino;
-	char *target;
-	int rc, is_root;
+	char *target = NULL;
+	int rc, is_root = 0;
 
 	if (resolve(r, &ino, &st))
 		return -1;
 	rc = top_target(r, &target, &is_root);
-	if (rc == 0 && r->prog.on && !r->dry_run)
-		r->total_bytes = tree_bytes(r, ino, &st);
-	if (rc == 0 && is_root) {
-		if (!r->dry_run)
-			sweep_tmp(target);
-		rc = restore_children(r, ino, target);
-	} else if (rc == 0) {
-		if (!r->dry_run)
-			sweep_tmp(r->dest);
-		rc = restore_entry(r, ino, &st, r->dest, target);
+	if (rc == 0 && r->prog.on && !r->dry_run) {
+		tree_size(r, ino, &st);
+		r->total_entries -= (uint64_t)is_root;	/* DEST itself */
 	}
+	if (rc == 0 && !r->dry_run)
+		sweep_tmp(is_root ? target : r->dest);
+	if (rc == 0 && is_root)
+		rc = restore_children(r, ino, target);
+	else if (rc == 0)
+		rc = restore_entry(r, ino, &st, r->dest, target);
 	tool_progress_end(&r->prog);
 	if (rc == 0)
 		summary(r, target, info, start_ns);
