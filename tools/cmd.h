@@ -181,10 +181,12 @@ enum tool_lease_flags {
  * objects ("l/...") of every region that answers and refuse when another
  * mount's lease is live, printing one line that names its host, pid and
  * since when ("filesystem is in use: ...").  With TOOL_LEASE_FORCE, or
- * when the lease has expired (its holder stopped without unmounting),
- * warn and take it over.  Then write this mount's first lease object and
- * renew it from a thread every lease_time/3.  Never deletes or
- * overwrites an object.
+ * when the lease has expired (its holder stopped without unmounting), or
+ * when its holder was a mount of this cache_dir on this machine (which
+ * cannot be running: the caller checked cache_dir's lock), warn and take
+ * it over.  Then write this mount's first lease object and renew it
+ * from a thread every lease_time/3.  Never deletes or overwrites an
+ * object.
  *
  * cfg, regions (the replica set of tool_regions_attach(), in config
  * order) and key are borrowed and must outlive the lease; fsid is

@@ -20,9 +20,10 @@
  *
  * So a listing tells the key holder who holds the lease and how fresh it
  * is, and tells anyone else nothing.  The body is sealed for its key
- * (crypt_seal()) and holds the text "host=NAME\npid=N\nsince=SECONDS\n"
- * (since = when the mount started); it is read only to name the holder in
- * a message.  Every object has a new name (a new time), so a mount never
+ * (crypt_seal()) and holds text lines "host=NAME", "pid=N", "since=SECONDS"
+ * (when the mount started), "machine=ID" (/etc/machine-id) and "dir=PATH"
+ * (cache_dir); it is read only for a live or stale holder, to name it in
+ * a message and to tell whether it ran from this very cache_dir here.  Every object has a new name (a new time), so a mount never
  * overwrites or deletes one: its credentials need no right to delete, and
  * ransomware that takes them cannot wipe the regions.  `phifs gc` removes
  * old lease objects.
@@ -37,7 +38,10 @@
  * wrote the newest object, taking over from it is worth a warning.  The
  * mount id matters beyond the newest object: a mount that was taken over
  * with --force and still runs keeps renewing, and stays live even after
- * the mount that forced it out has released.
+ * the mount that forced it out has released.  One exception: a live
+ * lease of a mount of this same cache_dir on this machine was left by a
+ * kill -9 or a crash (see left_here()); it is taken over with a warning,
+ * so a machine never waits for its own lease.
  *
  *   tool_lease_open()	scan -> refuse, or warn and go on -> write the
  *			first renewal to the regions that answered -> scan
@@ -53,7 +57,9 @@
  */
 #include "cmd.h"
 
+#include <assert.h>
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,7 +75,7 @@
 #define LEASE_KEY_LEN (2 + 32)		/* "l/" and the hex */
 #define LEASE_CHECK 'L'
 #define LEASE_RELEASED 1
-#define LEASE_BODY_MAX 1024		/* plaintext of one object */
+#define LEASE_BODY_MAX 8192		/* plaintext of one object */
 #define LEASE_FRAME_MAX (64 * 1024)	/* a sealed body, with room to spare */
 
 /*
@@ -96,6 +102,7 @@ struct lease_holder {
 	int64_t first_ms;	/* its oldest object: when it claimed */
 	int64_t last_ms;	/* its newest object */
 	uint8_t last_flags;	/* that object's flags (for its name) */
+	int left_here;		/* left by this cache_dir here (left_here()) */
 };
 
 /* What the regions hold under "l/", read by lease_scan(). */
@@ -118,7 +125,10 @@ struct tool_lease {
 	int nregions;
 	int64_t lease_ms;
 	int64_t first_ms;		/* our first object's time */
-	char body[LEASE_BODY_MAX];	/* host, pid, since */
+	char host[256];			/* gethostname() */
+	char machine[64];		/* /etc/machine-id, or "" */
+	char dir[PATH_MAX];		/* cache_dir, resolved */
+	char body[LEASE_BODY_MAX];	/* host, pid, since, machine, dir */
 	size_t body_len;
 
 	/* Touched by the opener, then only by the renewal thread, then
@@ -352,48 +362,60 @@ static int is_live(const struct tool_lease *l, const struct lease_holder *h,
 	return !h->released && now - h->last_ms < l->lease_ms;
 }
 
-/* Keep the printable part of a value from a lease body. */
-static void clean_copy(char *out, size_t len, const char *v, size_t n)
+/* What the body of a holder's newest object says. */
+struct lease_info {
+	int rc;			/* 0, or why the body could not be read */
+	char host[256];
+	char machine[64];	/* /etc/machine-id, or "" */
+	char dir[PATH_MAX];	/* cache_dir */
+	long long pid;
+	long long since;	/* seconds since the epoch, or -1 */
+};
+
+/* Copy a value of a lease body; with clean, only its printable bytes. */
+static void value_copy(char *out, size_t len, const char *v, size_t n,
+		       int clean)
 {
 	size_t j = 0;
 
 	for (size_t i = 0; i < n && j + 1 < len; i++)
-		out[j++] = v[i] >= 0x20 && v[i] < 0x7f ? v[i] : '?';
+		out[j++] = !clean || (v[i] >= 0x20 && v[i] < 0x7f) ? v[i] : '?';
 	out[j] = '\0';
 }
 
-/* "host=...\npid=...\nsince=...\n" into "HOST (pid N) since DATE". */
-static void describe_body(const char *text, char *out, size_t len)
+static void parse_body(const char *text, struct lease_info *in)
 {
-	char host[256] = "an unknown host", date[64] = "an unknown time";
-	long long pid = 0, since = -1;
-
 	for (const char *p = text; *p;) {
 		const char *end = strchr(p, '\n');
 		size_t n = end ? (size_t)(end - p) : strlen(p);
 
 		if (n > 5 && strncmp(p, "host=", 5) == 0)
-			clean_copy(host, sizeof(host), p + 5, n - 5);
+			value_copy(in->host, sizeof(in->host), p + 5, n - 5, 1);
+		else if (strncmp(p, "machine=", 8) == 0)
+			value_copy(in->machine, sizeof(in->machine), p + 8,
+				   n - 8, 1);
+		else if (strncmp(p, "dir=", 4) == 0)
+			value_copy(in->dir, sizeof(in->dir), p + 4, n - 4, 0);
 		else if (strncmp(p, "pid=", 4) == 0)
-			pid = strtoll(p + 4, NULL, 10);
+			in->pid = strtoll(p + 4, NULL, 10);
 		else if (strncmp(p, "since=", 6) == 0)
-			since = strtoll(p + 6, NULL, 10);
+			in->since = strtoll(p + 6, NULL, 10);
 		p += n + (end != NULL);
 	}
-	if (since >= 0)
-		date_text(since * 1000, date, sizeof(date));
-	snprintf(out, len, "%s (pid %lld) since %s", host, pid, date);
 }
 
-/* Who h is, from the body of its newest object (any region that has a
- * good copy): "HOST (pid N) since DATE". */
-static void describe(const struct tool_lease *l, const struct lease_holder *h,
-		     char *out, size_t len)
+/* The body of h's newest object, from any region with a good copy. */
+static void lease_info_read(const struct tool_lease *l,
+			    const struct lease_holder *h,
+			    struct lease_info *in)
 {
 	struct buf frame, plain;
 	char key[LEASE_KEY_LEN + 1];
 	int rc;
 
+	memset(in, 0, sizeof(*in));
+	snprintf(in->host, sizeof(in->host), "an unknown host");
+	in->since = -1;
 	buf_init(&frame, LEASE_FRAME_MAX);
 	buf_init(&plain, LEASE_BODY_MAX);
 	rc = lease_key(l, h->id, h->last_flags, h->last_ms, key);
@@ -403,26 +425,56 @@ static void describe(const struct tool_lease *l, const struct lease_holder *h,
 		rc = crypt_unseal(l->key, l->fsid, key, buf_data(&frame),
 				  buf_len(&frame), &plain);
 	if (rc == 0)
-		describe_body(buf_data(&plain), out, len);
-	else
-		snprintf(out, len, "another machine (its lease object %s "
-			 "cannot be read: %s)", key, phi_strerror(rc));
+		parse_body(buf_data(&plain), in);
+	in->rc = rc;
 	buf_release(&frame);
 	buf_release(&plain);
+}
+
+/* "HOST (pid N) since DATE" for messages. */
+static void who_text(const struct lease_info *in, char *out, size_t len)
+{
+	char date[64] = "an unknown time";
+
+	if (in->rc) {
+		snprintf(out, len, "another machine (its lease object cannot "
+			 "be read: %s)", phi_strerror(in->rc));
+		return;
+	}
+	if (in->since >= 0)
+		date_text(in->since * 1000, date, sizeof(date));
+	snprintf(out, len, "%s (pid %lld) since %s", in->host, in->pid, date);
+}
+
+/*
+ * Whether the holder was a mount of this very cache_dir on this machine.
+ * Then it is not running, however fresh its lease: a running mount holds
+ * cache_dir's lock, and cmd_mount.c checked that no one does before it
+ * forked (two mounts of one cache_dir racing past that check both get
+ * here, and cache_open() refuses the second).  So a kill -9 or a crash
+ * here does not keep this machine waiting for its own lease.  A copy of
+ * cache_dir, elsewhere or in another folder, is another place.
+ */
+static int left_here(const struct tool_lease *l, const struct lease_info *in)
+{
+	return in->rc == 0 && strcmp(in->dir, l->dir) == 0 &&
+	       strcmp(in->machine, l->machine) == 0 &&
+	       (l->machine[0] || strcmp(in->host, l->host) == 0);
 }
 
 /* ---- judging and writing -------------------------------------------- */
 
 /* The live mount other than ours that wrote last, or NULL. */
-static const struct lease_holder *newest_live(const struct tool_lease *l,
-					      const struct lease_scan *s)
+static struct lease_holder *newest_live(const struct tool_lease *l,
+					struct lease_scan *s)
 {
-	const struct lease_holder *best = NULL;
+	struct lease_holder *best = NULL;
 
 	for (size_t i = 0; i < s->nh; i++) {
-		const struct lease_holder *h = &s->h[i];
+		struct lease_holder *h = &s->h[i];
 
-		if (!is_self(l, h) && is_live(l, h, s->now_ms) &&
+		if (!is_self(l, h) && !h->left_here &&
+		    is_live(l, h, s->now_ms) &&
 		    (!best || h->last_ms > best->last_ms))
 			best = h;
 	}
@@ -441,11 +493,10 @@ static const struct lease_holder *newest(const struct lease_scan *s)
 }
 
 static void refuse(const struct tool_lease *l, const struct lease_holder *h,
-		   int64_t now)
+		   const char *who, int64_t now)
 {
-	char who[512], age[128], until[64];
+	char age[128], until[64];
 
-	describe(l, h, who, sizeof(who));
 	age_text(now - h->last_ms, age, sizeof(age));
 	date_text(h->last_ms + l->lease_ms, until, sizeof(until));
 	tool_error("filesystem is in use: mounted on %s, lease renewed %s; "
@@ -453,39 +504,58 @@ static void refuse(const struct tool_lease *l, const struct lease_holder *h,
 		   "or mount with --force", who, age, until);
 }
 
+static void warn_expired(const struct tool_lease *l,
+			 const struct lease_holder *h, int64_t now)
+{
+	struct lease_info in;
+	char who[PATH_MAX], age[128], span[32];
+
+	lease_info_read(l, h, &in);
+	who_text(&in, who, sizeof(who));
+	age_text(now - h->last_ms, age, sizeof(age));
+	span_text(l->lease_ms, span, sizeof(span));
+	tool_warn("taking over an expired lease: the mount on %s stopped "
+		  "without unmounting (lease last renewed %s, lease_time is "
+		  "%s)", who, age, span);
+}
+
 /*
  * Decide on the first scan: 0 to go on (with a warning when taking over
- * from a mount that is live (force) or that stopped without unmounting),
- * -1 after printing the refusal.
+ * from a mount that is live (force), that ran from this cache_dir here,
+ * or that stopped without unmounting), -1 after printing the refusal.
  */
-static int lease_judge(const struct tool_lease *l, const struct lease_scan *s,
+static int lease_judge(const struct tool_lease *l, struct lease_scan *s,
 		       int force)
 {
-	const struct lease_holder *h = newest_live(l, s);
-	char who[512], age[128], span[32];
+	const struct lease_holder *last;
+	struct lease_holder *h;
+	struct lease_info in;
+	char who[PATH_MAX], age[128];
 
-	if (h && !force) {
-		refuse(l, h, s->now_ms);
-		return -1;
-	}
-	if (h) {
-		describe(l, h, who, sizeof(who));
+	while ((h = newest_live(l, s))) {
+		lease_info_read(l, h, &in);
+		who_text(&in, who, sizeof(who));
 		age_text(s->now_ms - h->last_ms, age, sizeof(age));
+		if (left_here(l, &in)) {
+			tool_warn("taking over the lease of the last mount of "
+				  "this cache_dir on %s: it stopped without "
+				  "unmounting (lease renewed %s)", who, age);
+			h->left_here = 1;
+			continue;
+		}
+		if (!force) {
+			refuse(l, h, who, s->now_ms);
+			return -1;
+		}
 		tool_warn("--force: taking over the lease of the mount on %s, "
 			  "renewed %s; if that mount still runs, two machines "
 			  "now write this filesystem: unmount it there at once",
 			  who, age);
 		return 0;
 	}
-	h = newest(s);
-	if (h && !h->released) {
-		describe(l, h, who, sizeof(who));
-		age_text(s->now_ms - h->last_ms, age, sizeof(age));
-		span_text(l->lease_ms, span, sizeof(span));
-		tool_warn("taking over an expired lease: the mount on %s "
-			  "stopped without unmounting (lease last renewed %s, "
-			  "lease_time is %s)", who, age, span);
-	}
+	last = newest(s);
+	if (last && !last->released && !last->left_here)
+		warn_expired(l, last, s->now_ms);
 	return 0;
 }
 
@@ -565,8 +635,10 @@ static void lease_first_write(struct tool_lease *l, uint32_t answered)
 static int lease_recheck(struct tool_lease *l)
 {
 	const struct lease_holder *winner = NULL;
+	struct lease_info in, win;
 	struct lease_scan s;
 	int rcs[BACKEND_REPLICA_MAX];
+	char who[PATH_MAX];
 
 	if (lease_scan(l, &s, 0)) {
 		lease_write(l, LEASE_RELEASED, l->ok_mask, rcs);
@@ -578,14 +650,19 @@ static int lease_recheck(struct tool_lease *l)
 			     (h->first_ms == l->first_ms &&
 			      memcmp(h->id, l->id, 6) < 0);
 
-		if (is_self(l, h) || !is_live(l, h, s.now_ms) || !before)
+		if (is_self(l, h) || !is_live(l, h, s.now_ms) || !before ||
+		    (winner && h->first_ms >= winner->first_ms))
 			continue;
-		if (!winner || h->first_ms < winner->first_ms)
+		lease_info_read(l, h, &in);
+		if (!left_here(l, &in)) {
 			winner = h;
+			win = in;
+		}
 	}
 	if (winner) {
 		lease_write(l, LEASE_RELEASED, l->ok_mask, rcs);
-		refuse(l, winner, s.now_ms);
+		who_text(&win, who, sizeof(who));
+		refuse(l, winner, who, s.now_ms);
 	}
 	scan_release(&s);
 	return winner ? -1 : 0;
@@ -674,6 +751,34 @@ static void lease_free(struct tool_lease *l)
 	free(l);
 }
 
+/* The first line of path into out, or "". */
+static void read_line_of(const char *path, char *out, size_t len)
+{
+	FILE *f = fopen(path, "re");
+
+	out[0] = '\0';
+	if (!f)
+		return;
+	if (!fgets(out, (int)len, f))
+		out[0] = '\0';
+	out[strcspn(out, "\n")] = '\0';
+	fclose(f);
+}
+
+/* Where this mount runs: host name, machine id, cache_dir. */
+static void lease_place(struct tool_lease *l)
+{
+	if (gethostname(l->host, sizeof(l->host)) != 0)
+		snprintf(l->host, sizeof(l->host), "unknown");
+	l->host[sizeof(l->host) - 1] = '\0';
+	read_line_of("/etc/machine-id", l->machine, sizeof(l->machine));
+	if (!l->machine[0])
+		read_line_of("/var/lib/dbus/machine-id", l->machine,
+			     sizeof(l->machine));
+	if (!realpath(l->cfg->cache_dir, l->dir))
+		snprintf(l->dir, sizeof(l->dir), "%s", l->cfg->cache_dir);
+}
+
 /* A lease handle with a fresh mount id and its body.  NULL (printed). */
 static struct tool_lease *lease_new(const struct phi_config *cfg,
 				    struct backend *regions,
@@ -682,7 +787,6 @@ static struct tool_lease *lease_new(const struct phi_config *cfg,
 {
 	struct tool_lease *l = calloc(1, sizeof(*l));
 	pthread_condattr_t ca;
-	char host[256];
 	int rc;
 
 	if (!l) {
@@ -697,13 +801,15 @@ static struct tool_lease *lease_new(const struct phi_config *cfg,
 	if (l->nregions > cfg->nregions)
 		l->nregions = cfg->nregions;	/* names come from cfg */
 	l->lease_ms = cfg->lease_time_ms;
-	if (gethostname(host, sizeof(host)) != 0)
-		snprintf(host, sizeof(host), "unknown");
-	host[sizeof(host) - 1] = '\0';
+	lease_place(l);
+	/* host and dir are bounded: the body always fits */
 	l->body_len = (size_t)snprintf(l->body, sizeof(l->body),
-				       "host=%s\npid=%ld\nsince=%lld\n", host,
+				       "host=%s\npid=%ld\nsince=%lld\n"
+				       "machine=%s\ndir=%s\n", l->host,
 				       (long)getpid(),
-				       (long long)(now_ms() / 1000));
+				       (long long)(now_ms() / 1000),
+				       l->machine, l->dir);
+	assert(l->body_len < sizeof(l->body));
 	rc = crypt_random_bytes(l->id, sizeof(l->id));
 	pthread_mutex_init(&l->lock, NULL);
 	pthread_condattr_init(&ca);

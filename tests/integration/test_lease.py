@@ -206,6 +206,25 @@ def test_takeover_after_expiry(phifs_factory):
     other.umount()
 
 
+def test_kill9_then_mount_here_again(phifs_factory):
+    fs = first_machine(phifs_factory)       # lease_time 5m
+    other = second_machine(phifs_factory, fs)
+    fs.mount()
+    old = fs.pid
+    fs.kill9()
+    # another machine waits for the lease to expire...
+    assert f"(pid {old})" in refusal(mount_bg(other))
+    # ...but the same cache_dir here need not: its lock says no mount
+    # of it runs
+    fs.mount()
+    log = log_text(fs)
+    assert f"phifs: warning: taking over the lease of the last mount of " \
+           f"this cache_dir on {HOST} (pid {old}) since " in log, log
+    assert read_file(fs.path("letter")) == b"dear doctor"
+    assert f"(pid {fs.pid})" in refusal(mount_bg(other))
+    fs.umount()
+
+
 def test_force_takes_over_a_live_lease(phifs_factory):
     fs = first_machine(phifs_factory)
     other = second_machine(phifs_factory, fs)
