@@ -23,10 +23,12 @@
  * (crypt_seal()) and holds text lines "host=NAME", "pid=N", "since=SECONDS"
  * (when the mount started), "machine=ID" (/etc/machine-id) and "dir=PATH"
  * (cache_dir); it is read only for a live or stale holder, to name it in
- * a message and to tell whether it ran from this very cache_dir here.  Every object has a new name (a new time), so a mount never
- * overwrites or deletes one: its credentials need no right to delete, and
- * ransomware that takes them cannot wipe the regions.  `phifs gc` removes
- * old lease objects.
+ * a message and to tell whether it ran from this very cache_dir here.
+ *
+ * Every object has a new name (a new time), so a mount never overwrites
+ * or deletes one: its credentials need no right to delete, and ransomware
+ * that takes them cannot wipe the regions.  `phifs gc` removes old lease
+ * objects.
  *
  * Rules (lease_judge()).  The objects of every region that answers are
  * read together and grouped by mount id.  A mount is live while it has
