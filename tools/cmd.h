@@ -253,6 +253,11 @@ void tool_history_args(struct tool_history *h, const char *dir,
 /* Explain a cache_recover()/cache_history_walk() failure.  Always -1. */
 int tool_history_error(const struct tool_history *h, int64_t at_ms, int rc);
 
+/* Warn about every other region whose history reaches a later moment
+ * at or before at_ms than got_ms, the one used. */
+void tool_history_compare(const struct tool_history *h, int64_t at_ms,
+			  int64_t got_ms);
+
 /* --at TIME (phi_parse_moment() against now).  0, or -1 after printing
  * which argument was wrong and what is accepted. */
 int tool_time_arg(const char *opt, const char *text, int64_t *ms);

@@ -442,6 +442,36 @@ int tool_history_error(const struct tool_history *h, int64_t at_ms, int rc)
 	return -1;
 }
 
+void tool_history_compare(const struct tool_history *h, int64_t at_ms,
+			  int64_t got_ms)
+{
+	char got[32], best[32];
+
+	for (int i = 0; i < h->nset; i++) {
+		struct backend *be = backend_replica_region(h->set, i);
+		struct cache_moment *m = NULL;
+		int64_t latest = INT64_MIN;
+		size_t n = 0;
+
+		if (i == h->chosen ||
+		    cache_history_list(be, h->key, h->info.fsid, &m, &n))
+			continue;
+		for (size_t k = 0; k < n; k++)
+			if (m[k].time_ms <= at_ms && m[k].time_ms > latest)
+				latest = m[k].time_ms;
+		free(m);
+		if (latest <= got_ms)
+			continue;
+		phi_format_moment(got_ms, got);
+		phi_format_moment(latest, best);
+		tool_warn("region %s holds a later moment (%s) than the %s used "
+			  "from region %s (it may lag behind, or miss a "
+			  "segment); --region %s would give the later one",
+			  h->names[i], best, got, tool_history_region(h),
+			  h->names[i]);
+	}
+}
+
 /* ---- scratch folders -------------------------------------------------- */
 
 static int remove_one(const char *path, const struct stat *st, int flag,
@@ -744,6 +774,7 @@ static int recover(const struct phi_config *cfg, const struct recover_args *ra,
 	if (rc == 0) {
 		report(cfg, &h, &info, start);
 		reseed(&h);
+		tool_history_compare(&h, at_ms, info.time_ms);
 	}
 	tool_history_close(&h);
 	return rc ? 1 : 0;

@@ -1233,6 +1233,8 @@ static int restore_in(void *ctx, const char *dir)
 	tool_progress_end(&r->prog);
 	if (rc)
 		rc = tool_history_error(&h, r->at_ms, rc);
+	else
+		tool_history_compare(&h, r->at_ms, info.time_ms);
 	if (rc == 0)
 		rc = open_copy(r, &h, dir);
 	if (rc == 0) {

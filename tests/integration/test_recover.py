@@ -379,6 +379,33 @@ def test_metadata_reaches_regions_without_sync(phifs_bare):
     assert os.path.isdir(os.path.join(cache2, "meta"))
 
 
+def test_a_lagging_region_is_named(phifs_bare):
+    fs = phifs_bare
+    fs.set_faults("b", None)        # the mount obeys the hook from now on
+    fs.mkfs()
+    fs.mount()
+    write_file(fs.path("first"), b"in both regions")
+    sync(fs)
+    fs.set_faults("b", "fail_all put")
+    time.sleep(1.1)
+    write_file(fs.path("second"), b"only in region a")
+    p = fs.run("sync", fs.config, "--timeout", "3")
+    assert p.returncode == 1, p.stdout + p.stderr
+    config2, cache2 = second_config(fs)
+    p = ok(fs.run("recover", config2, "--region", "b"), "recover")
+    assert re.search(r"^phifs: warning: region a holds a later moment "
+                     r"\(\S+Z\) than the \S+Z used from region b \(it may "
+                     r"lag behind, or miss a segment\); --region a would "
+                     r"give the later one$", p.stderr, re.M), p.stderr
+    dest = fresh_dir(fs, "dest")
+    p = restore(fs, "/", dest, "--region", "b", config=config2)
+    assert "region a holds a later moment" in p.stderr
+    assert sorted(os.listdir(dest)) == ["first"]
+    p = restore(fs, "/", dest, config=config2)
+    assert p.stderr == "", p.stderr
+    assert read_file(os.path.join(dest, "second")) == b"only in region a"
+
+
 def many_moments(fs, files=300, rounds=12):
     """files small files written over `rounds` syncs (so many objects)."""
     made = {}
