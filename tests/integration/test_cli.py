@@ -451,12 +451,15 @@ def test_mount_read_only(phifs):
 # --- keys and regions at mkfs ----------------------------------------------
 
 def region_objects(path):
-    """Relative paths of the objects in a dir: region."""
+    """Relative paths of the objects in a dir: region, lease objects
+    aside (each region gets its own as it answers; they are not
+    replicated through the upload queue)."""
     res = set()
     for dirpath, _, filenames in os.walk(path):
         for n in filenames:
-            if not n.startswith("."):
-                res.add(os.path.relpath(os.path.join(dirpath, n), path))
+            rel = os.path.relpath(os.path.join(dirpath, n), path)
+            if not n.startswith(".") and not rel.startswith("l/"):
+                res.add(rel)
     return res
 
 

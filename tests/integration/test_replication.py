@@ -30,7 +30,10 @@ def region_files(root):
 
 
 def objects(root):
-    return {k for k in region_files(root) if k != "superblock"}
+    """Data and metadata objects; not the superblock, and not lease
+    objects, which each region gets on its own as it answers."""
+    return {k for k in region_files(root)
+            if k != "superblock" and not k.startswith("l/")}
 
 
 def sync(fs, timeout=120, check=True):
