@@ -832,7 +832,8 @@ static int restore_file(struct restore *r, uint64_t ino,
 			rc = set_attrs(r, ino, st, target);
 	}
 	cache_file_release(r->c, f);
-	if (r->since_evict >= EVICT_EVERY) {
+	if (r->since_evict >= EVICT_EVERY ||
+	    r->since_evict >= r->cfg->cache_size / 4) {
 		/* the scratch copy need not keep what is in DEST now */
 		cache_evict(r->c, UINT64_MAX);
 		r->since_evict = 0;

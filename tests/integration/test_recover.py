@@ -658,6 +658,34 @@ def test_recover_errors(phifs):
     assert os.listdir(cache2) == []
 
 
+def test_recover_with_a_passphrase(phifs_bare):
+    fs = phifs_bare
+    with open(fs.config) as f:
+        text = f.read()
+    fs.write_config(re.sub(r"^key_file = .*\n", "", text, flags=re.M))
+    fs.env.update(PHIFS_PASSPHRASE="correct horse", PHIFS_KDF_N="1024")
+    fs.mkfs()
+    fs.mount()
+    write_file(fs.path("f"), b"behind a passphrase")
+    sync(fs)
+    fs.umount()
+    shutil.rmtree(fs.cache_dir)
+    os.mkdir(fs.cache_dir)
+    p = fs.run("recover", fs.config, env={"PHIFS_PASSPHRASE": "wrong"})
+    assert p.returncode == 1
+    assert p.stderr.strip().endswith(
+        "wrong passphrase or key file: no key slot opens"), p.stderr
+    assert os.listdir(fs.cache_dir) == []
+    del fs.env["PHIFS_PASSPHRASE"]      # and no terminal to ask on
+    p = fs.run("recover", fs.config)
+    assert p.returncode == 1 and "passphrase" in p.stderr, p.stderr
+    assert os.listdir(fs.cache_dir) == []
+    fs.env["PHIFS_PASSPHRASE"] = "correct horse"
+    ok(fs.run("recover", fs.config), "recover")
+    fs.mount()
+    assert read_file(fs.path("f")) == b"behind a passphrase"
+
+
 def test_help_names_the_commands(phifs_bare):
     p = phifs_bare.run("help")
     for cmd in ("recover", "restore", "versions"):
