@@ -1240,6 +1240,7 @@ static int restore_in(void *ctx, const char *dir)
 		rc = open_copy(r, &h, dir);
 	if (rc == 0) {
 		tool_progress_init(&r->prog, "restore");
+		r->prog.on &= !r->dry_run;	/* its lines are the output */
 		rc = copy_out(r, &info, start);
 		cache_close(r->c);
 	}
