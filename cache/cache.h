@@ -258,6 +258,9 @@ struct cache_recover_info {
 	uint64_t objects;	/* metadata objects read */
 	uint64_t bytes;		/* their bytes */
 	uint64_t inodes;	/* inodes in the result */
+	uint64_t skipped;	/* objects of the region at or before at_ms
+				   left out because one before them is
+				   missing or damaged (a gap) */
 };
 
 /*

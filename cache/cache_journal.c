@@ -828,11 +828,8 @@ static int replay(struct replay *r, struct cache *c, cache_moment_fn *fn,
 		if (i > r->start && !m->snapshot && m->seq != last + 1)
 			break;		/* a gap: the history ends here */
 		rc = fetch_object(c, a->region, a->key, m, &plain);
-		if (rc) {
-			PHI_LOG(PHI_LOG_ERR, "metadata object %s: %s; not "
-				"applied", m->key, phi_strerror(rc));
-			break;
-		}
+		if (rc)
+			break;		/* damaged: never applied */
 		ap.data = buf_data(&plain);
 		ap.len = buf_len(&plain);
 		ap.snapshot = m->snapshot;
@@ -910,6 +907,9 @@ int cache_recover(const struct cache_recover_args *a,
 		rc = scratch_open(&sa, &c);
 	if (rc == 0)
 		rc = replay(&r, c, NULL, NULL, info, &aa.max_block_seq);
+	for (size_t i = 0; rc == 0 && i < r.n; i++)
+		if (r.v[i].seq > info->seq && r.v[i].time_ms <= a->at_ms)
+			info->skipped++;
 	if (rc == 0) {
 		aa.max_seq = r.max_seq;
 		rc = meta_write(c, after_txn, &aa);

@@ -773,6 +773,14 @@ static int recover(const struct phi_config *cfg, const struct recover_args *ra,
 		rc = -1;
 	if (rc == 0) {
 		report(cfg, &h, &info, start);
+		if (info.skipped)
+			tool_warn("region %s holds %llu later metadata "
+				  "object%s that could not be applied (one "
+				  "before them is missing or damaged): run "
+				  "phifs fsck --repair, or recover from "
+				  "another region", h.names[h.chosen],
+				  (unsigned long long)info.skipped,
+				  info.skipped == 1 ? "" : "s");
 		reseed(&h);
 		tool_history_compare(&h, at_ms, info.time_ms);
 	}
