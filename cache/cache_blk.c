@@ -814,7 +814,8 @@ static size_t lru_order(struct cache *c, uint64_t (**out)[2])
 		mdb_cursor_close(cur);
 	}
 	meta_read_end(txn);
-	qsort(v, n, sizeof(*v), cmp_time);
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_time);
 	*out = v;
 	return n;
 }

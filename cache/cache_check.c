@@ -62,7 +62,7 @@ static struct icount *find_ino(struct icount *v, size_t n, uint64_t ino)
 {
 	struct icount key = { .ino = ino };
 
-	return bsearch(&key, v, n, sizeof(*v), cmp_ino);
+	return n ? bsearch(&key, v, n, sizeof(*v), cmp_ino) : NULL;
 }
 
 long cache_fsck(struct cache *c, cache_report_fn *fn, void *ctx)
@@ -138,9 +138,12 @@ long cache_fsck(struct cache *c, cache_report_fn *fn, void *ctx)
 				       nl);
 				tkey.mv_size = 8 + nl;
 			}
-			if (mdb_get(txn, twin, &tkey, &tval) != 0 ||
-			    tval.mv_size < sizeof(dr) ||
-			    ((struct dirent_rec *)tval.mv_data)->ino != dr.ino) {
+			struct dirent_rec tw = { 0 };
+
+			if (mdb_get(txn, twin, &tkey, &tval) == 0 &&
+			    tval.mv_size >= sizeof(tw))
+				memcpy(&tw, tval.mv_data, sizeof(tw));
+			if (tw.ino != dr.ino) {
 				say(fn, ctx, "directory %" PRIu64 ": entry for "
 				    "inode %" PRIu64 " has no matching %s "
 				    "entry", parent, dr.ino,
@@ -274,7 +277,8 @@ static void keyset_sort(struct keyset *s)
 {
 	size_t w = 0;
 
-	qsort(s->k, s->n, sizeof(*s->k), cmp_key);
+	if (s->n)
+		qsort(s->k, s->n, sizeof(*s->k), cmp_key);
 	for (size_t i = 0; i < s->n; i++)
 		if (w == 0 || strcmp(s->k[w - 1], s->k[i]))
 			memmove(s->k[w++], s->k[i], sizeof(s->k[0]));

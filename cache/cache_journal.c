@@ -453,9 +453,10 @@ void journal_recover_files(struct cache *c)
 		if (mdb_cursor_open(txn, c->db_metaq, &cur) == 0) {
 			while (!known &&
 			       mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0)
+				/* key is the first member: no struct access
+				 * through a possibly unaligned pointer */
 				known = v.mv_size == sizeof(struct meta_rec) &&
-					strcmp(((const struct meta_rec *)
-						v.mv_data)->key + 2,
+					strcmp((const char *)v.mv_data + 2,
 					       de->d_name) == 0;
 			mdb_cursor_close(cur);
 		}
@@ -525,7 +526,8 @@ int cache_history_list(struct backend *region, const struct crypt_key *key,
 		free(l.v);
 		return rc;
 	}
-	qsort(l.v, l.n, sizeof(*l.v), cmp_moment);
+	if (l.n)
+		qsort(l.v, l.n, sizeof(*l.v), cmp_moment);
 	*out = l.v;
 	*count = l.n;
 	return 0;

@@ -362,7 +362,8 @@ static int is_due(struct cache *c, struct cnode *n, const struct due *d)
 {
 	if (d->force || d->pressure || n->last_write_ns == 0)
 		return 1;
-	if (bsearch(&n->ino, d->closed, d->nclosed, sizeof(uint64_t), cmp_u64))
+	if (d->nclosed && bsearch(&n->ino, d->closed, d->nclosed,
+				  sizeof(uint64_t), cmp_u64))
 		return 1;
 	return d->now - n->last_write_ns >= c->seal->delay_ns;
 }
@@ -509,7 +510,8 @@ static void seal_pass(struct cache *c, struct packer *p, int force)
 	s->closed = NULL;
 	s->nclosed = s->capclosed = 0;
 	pthread_mutex_unlock(&s->lock);
-	qsort(d.closed, d.nclosed, sizeof(uint64_t), cmp_u64);
+	if (d.nclosed)	/* qsort() of NULL is undefined, even for 0 */
+		qsort(d.closed, d.nclosed, sizeof(uint64_t), cmp_u64);
 	d.pressure = atomic_load(&s->dirty_blocks) * c->block_size >
 		     s->dirty_limit;
 	if (force || d.pressure || d.nclosed)
@@ -639,7 +641,9 @@ static void *sealer_main(void *arg)
 	struct cache *c = arg;
 	struct seal *s = c->seal;
 	struct packer p;
-	unsigned handled = atomic_load(&s->sync_req);
+	/* sync_req starts at 0 with s: a request made before this thread
+	 * ran is not lost */
+	unsigned handled = 0;
 	uint64_t last_journal = cache_mono_ns(), mseq;
 	int jdue;
 

@@ -77,7 +77,10 @@ logdirs=(build/meson-logs)
 if [ -z "${PHIFS_NO_SANITIZE:-}" ]; then
 	echo "test.sh: again under AddressSanitizer and UBSan (build-asan/)"
 	configure build-asan -Db_sanitize=address,undefined -Dbuildtype=debug
-	run_suite build-asan "$@" || rc=$?
+	# An undefined-behaviour report fails the test that caused it, as
+	# a memory error does.
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		run_suite build-asan "$@" || rc=$?
 	clear_stale_mounts "after the sanitizer run"
 	logdirs+=(build-asan/meson-logs)
 fi

@@ -282,7 +282,8 @@ static int lease_group(struct lease_scan *s)
 
 	if (s->nobj == 0)
 		return 0;
-	qsort(s->obj, s->nobj, sizeof(*s->obj), by_id_then_time);
+	if (s->nobj)
+		qsort(s->obj, s->nobj, sizeof(*s->obj), by_id_then_time);
 	s->h = calloc(s->nobj, sizeof(*s->h));
 	if (!s->h)
 		return -ENOMEM;
