@@ -251,6 +251,11 @@ int blk_state(struct cache *c, uint64_t ino, const char **out);
 
 /* --- cache_seal.c: the sealer ----------------------------------------- */
 
+/* Write data to cache_dir/name (in directory dir) durably: a temporary
+ * file, fdatasync, rename, fsync of dir.  Nothing is left on failure. */
+int store_durably(struct cache *c, const char *dir, const char *name,
+		  const void *data, size_t len);
+
 int seal_start(struct cache *c, const struct cache_config *cfg,
 	       unsigned flags);
 /* Seal what is left, stop the threads (cache_close()). */

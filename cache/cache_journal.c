@@ -250,45 +250,6 @@ static int set_u64(struct cache *c, MDB_txn *txn, const char *key,
 	return mdb_put(txn, c->db_super, &k, &v, 0);
 }
 
-/* Write data durably to cache_dir/name. */
-static int write_file(struct cache *c, const char *name, const void *data,
-		      size_t len)
-{
-	char tmp[128];
-	size_t done = 0;
-	int fd, dfd, rc = 0;
-
-	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
-	fd = openat(c->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-		    0600);
-	if (fd < 0)
-		return -errno;
-	while (rc == 0 && done < len) {
-		ssize_t w = write(fd, (const char *)data + done, len - done);
-
-		if (w < 0 && errno != EINTR)
-			rc = -errno;
-		else if (w > 0)
-			done += (size_t)w;
-	}
-	if (rc == 0 && fdatasync(fd))
-		rc = -errno;
-	close(fd);
-	if (rc == 0 && renameat(c->dirfd, tmp, c->dirfd, name))
-		rc = -errno;
-	if (rc == 0) {
-		dfd = openat(c->dirfd, "journal", O_RDONLY | O_DIRECTORY |
-			     O_CLOEXEC);
-		if (dfd < 0 || fsync(dfd))
-			rc = -errno;
-		if (dfd >= 0)
-			close(dfd);
-	}
-	if (rc)
-		unlinkat(c->dirfd, tmp, 0);
-	return rc;
-}
-
 struct flush_arg {
 	uint64_t seq;		/* out: 0 if there was nothing to write */
 	char file[80];		/* out: the local copy, for undo */
@@ -342,7 +303,8 @@ static int flush_txn(struct cache *c, MDB_txn *txn, void *arg)
 	buf_release(&j.b);
 	if (rc == 0) {
 		journal_file(key, a->file, sizeof(a->file));
-		rc = write_file(c, a->file, buf_data(&sealed), buf_len(&sealed));
+		rc = store_durably(c, "journal", a->file,
+				   buf_data(&sealed), buf_len(&sealed));
 		if (rc)
 			a->file[0] = '\0';
 	}

@@ -127,22 +127,21 @@ static void packer_drop(struct cache *c, struct packer *p)
 	buf_reset(&p->data);
 }
 
-/* Write the pack file durably. */
-static int write_pack(struct cache *c, struct packer *p)
+int store_durably(struct cache *c, const char *dir, const char *name,
+		  const void *data, size_t len)
 {
-	char name[PACK_FILE_LEN + 1], tmp[PACK_FILE_LEN + 8];
-	const char *d = buf_data(&p->data);
-	size_t len = buf_len(&p->data), done = 0;
+	char tmp[128];
+	size_t done = 0;
 	int fd, dfd, rc = 0;
 
-	pack_file(p->id, name);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp", name) >= sizeof(tmp))
+		return -ENAMETOOLONG;
 	fd = openat(c->dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
 		    0600);
 	if (fd < 0)
 		return -errno;
 	while (rc == 0 && done < len) {
-		ssize_t w = write(fd, d + done, len - done);
+		ssize_t w = write(fd, (const char *)data + done, len - done);
 
 		if (w < 0 && errno != EINTR)
 			rc = -errno;
@@ -155,16 +154,27 @@ static int write_pack(struct cache *c, struct packer *p)
 	if (rc == 0 && renameat(c->dirfd, tmp, c->dirfd, name))
 		rc = -errno;
 	if (rc == 0) {
-		dfd = openat(c->dirfd, "packs", O_RDONLY | O_DIRECTORY |
-			     O_CLOEXEC);
+		dfd = openat(c->dirfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (dfd < 0 || fsync(dfd))
 			rc = -errno;
 		if (dfd >= 0)
 			close(dfd);
+		if (rc)
+			unlinkat(c->dirfd, name, 0);
+	} else {
+		unlinkat(c->dirfd, tmp, 0);
 	}
-	if (rc)
-		unlinkat(c->dirfd, rc ? tmp : name, 0);
 	return rc;
+}
+
+/* Write the pack file durably. */
+static int write_pack(struct cache *c, struct packer *p)
+{
+	char name[PACK_FILE_LEN + 1];
+
+	pack_file(p->id, name);
+	return store_durably(c, "packs", name, buf_data(&p->data),
+			     buf_len(&p->data));
 }
 
 /* Put ino in the LRU order if it is not there (a resident block must

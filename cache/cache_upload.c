@@ -21,6 +21,7 @@
 #include "crypt.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -348,73 +349,49 @@ static int pick(struct cache *c, struct job *j, uint64_t *wake_ns)
 
 /* --- doing it ---------------------------------------------------------- */
 
+/* A region now holds object seq of a queue (packs or metaq): clear its
+ * bit; the last bit takes the entry out of the queue. */
 struct done_arg {
+	int meta;		/* metaq, else packs */
 	uint64_t seq;
 	uint32_t bit;
-	int emptied;
-	uint64_t size;
-	uint8_t id[16];
+	int emptied;		/* out */
 };
 
 static int done_txn(struct cache *c, MDB_txn *txn, void *arg)
 {
 	struct done_arg *a = arg;
+	MDB_dbi dbi = a->meta ? c->db_metaq : c->db_packs;
+	size_t size = a->meta ? sizeof(struct meta_rec) :
+		      sizeof(struct pack_rec);
+	size_t at = a->meta ? offsetof(struct meta_rec, pending) :
+		    offsetof(struct pack_rec, pending);
+	union {
+		struct pack_rec pr;
+		struct meta_rec mr;
+	} rec;
+	uint32_t pending;
 	uint8_t k[8];
 	MDB_val key = { sizeof(k), k }, val;
-	struct pack_rec pr;
 	int rc;
 
 	key_put_u64(k, a->seq);
-	rc = mdb_get(txn, c->db_packs, &key, &val);
+	rc = mdb_get(txn, dbi, &key, &val);
 	if (rc == MDB_NOTFOUND)
 		return 0;
 	if (rc)
 		return meta_err(rc);
-	if (val.mv_size != sizeof(pr))
+	if (val.mv_size != size)
 		return PHI_ECORRUPT;
-	memcpy(&pr, val.mv_data, sizeof(pr));
-	pr.pending &= ~(1u << a->bit);
-	a->emptied = pr.pending == 0;
-	a->size = pr.size;
-	memcpy(a->id, pr.id, 16);
+	memcpy(&rec, val.mv_data, size);
+	memcpy(&pending, (char *)&rec + at, sizeof(pending));
+	pending &= ~(1u << a->bit);
+	memcpy((char *)&rec + at, &pending, sizeof(pending));
+	a->emptied = pending == 0;
 	if (a->emptied)
-		rc = mdb_del(txn, c->db_packs, &key, NULL);
+		rc = mdb_del(txn, dbi, &key, NULL);
 	else
-		rc = mdb_put(txn, c->db_packs, &key,
-			     &(MDB_val){ sizeof(pr), &pr }, 0);
-	return meta_err(rc);
-}
-
-struct done_meta_arg {
-	uint64_t seq;
-	uint32_t bit;
-	int emptied;
-};
-
-static int done_meta_txn(struct cache *c, MDB_txn *txn, void *arg)
-{
-	struct done_meta_arg *a = arg;
-	uint8_t k[8];
-	MDB_val key = { sizeof(k), k }, val;
-	struct meta_rec mr;
-	int rc;
-
-	key_put_u64(k, a->seq);
-	rc = mdb_get(txn, c->db_metaq, &key, &val);
-	if (rc == MDB_NOTFOUND)
-		return 0;
-	if (rc)
-		return meta_err(rc);
-	if (val.mv_size != sizeof(mr))
-		return PHI_ECORRUPT;
-	memcpy(&mr, val.mv_data, sizeof(mr));
-	mr.pending &= ~(1u << a->bit);
-	a->emptied = mr.pending == 0;
-	if (a->emptied)
-		rc = mdb_del(txn, c->db_metaq, &key, NULL);
-	else
-		rc = mdb_put(txn, c->db_metaq, &key,
-			     &(MDB_val){ sizeof(mr), &mr }, 0);
+		rc = mdb_put(txn, dbi, &key, &(MDB_val){ size, &rec }, 0);
 	return meta_err(rc);
 }
 
@@ -467,8 +444,7 @@ static void upload(struct cache *c, const struct job *j, struct buf *data)
 	struct seal *s = c->seal;
 	struct seal_region *r = &s->r[j->region];
 	char key[48], name[128];
-	struct done_arg a = { j->seq, r->bit, 0, 0, { 0 } };
-	struct done_meta_arg ma = { j->seq, r->bit, 0 };
+	struct done_arg a = { j->meta, j->seq, r->bit, 0 };
 	uint64_t tag = (j->meta ? META_TAG : 0) | j->seq << 5 | r->bit;
 	int rc;
 
@@ -492,8 +468,7 @@ static void upload(struct cache *c, const struct job *j, struct buf *data)
 	}
 	rc = backend_put(r->be, key, buf_data(data), buf_len(data));
 	if (rc == 0)
-		rc = meta_write(c, j->meta ? done_meta_txn : done_txn,
-				j->meta ? (void *)&ma : (void *)&a);
+		rc = meta_write(c, done_txn, &a);
 	pthread_mutex_lock(&s->lock);
 	inflight_del(s, tag);
 	if (rc == 0) {
@@ -517,9 +492,9 @@ static void upload(struct cache *c, const struct job *j, struct buf *data)
 	}
 	pthread_cond_broadcast(&s->done);
 	pthread_mutex_unlock(&s->lock);
-	if (rc == 0 && (j->meta ? ma.emptied : a.emptied)) {
+	if (rc == 0 && a.emptied) {
 		uint64_t used = atomic_load(&c->packs_used);
-		uint64_t size = j->meta ? j->mr.size : a.size;
+		uint64_t size = j->meta ? j->mr.size : j->pr.size;
 
 		if (unlinkat(c->dirfd, name, 0) == 0)
 			atomic_store(&c->packs_used,
