@@ -255,6 +255,11 @@ int blk_state(struct cache *c, uint64_t ino, const char **out);
  * file, fdatasync, rename, fsync of dir.  Nothing is left on failure. */
 int store_durably(struct cache *c, const char *dir, const char *name,
 		  const void *data, size_t len);
+/* At open: delete the files of cache_dir/dirname that known() does not
+ * find in its queue; returns the bytes of those kept. */
+uint64_t sweep_unrecorded(struct cache *c, const char *dirname,
+			  int (*known)(struct cache *c, MDB_txn *txn,
+				       const char *name));
 
 int seal_start(struct cache *c, const struct cache_config *cfg,
 	       unsigned flags);
@@ -325,8 +330,8 @@ struct seal {
 int journal_flush(struct cache *c, uint64_t *seq);
 /* Something to write (changes, or a snapshot owed). */
 int journal_pending(struct cache *c);
-/* At open: delete local copies that nothing refers to. */
-void journal_recover_files(struct cache *c);
+/* Whether name (in journal/) is a metadata object in the queue. */
+int journal_known(struct cache *c, MDB_txn *txn, const char *name);
 /* The local copy of metadata object key: "journal/<hex>". */
 void journal_file(const char *key, char *out, size_t size);
 

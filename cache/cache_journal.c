@@ -386,51 +386,21 @@ int journal_pending(struct cache *c)
 	return any;
 }
 
-/* Delete local copies nothing refers to (a crash between writing one and
- * recording it, or after its last upload). */
-void journal_recover_files(struct cache *c)
+int journal_known(struct cache *c, MDB_txn *txn, const char *name)
 {
-	int fd = openat(c->dirfd, "journal", O_RDONLY | O_DIRECTORY |
-			O_CLOEXEC);
-	uint64_t bytes = 0;
-	struct dirent *de;
-	MDB_txn *txn;
-	DIR *dir;
-	int rc;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	int known = 0;
 
-	if (fd < 0 || !(dir = fdopendir(fd))) {
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
-	txn = meta_read_begin(c, &rc);
-	while (txn && (de = readdir(dir))) {
-		MDB_cursor *cur;
-		MDB_val k, v;
-		struct stat st;
-		int known = 0;
-
-		if (de->d_name[0] == '.')
-			continue;
-		if (mdb_cursor_open(txn, c->db_metaq, &cur) == 0) {
-			while (!known &&
-			       mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0)
-				/* key is the first member: no struct access
-				 * through a possibly unaligned pointer */
-				known = v.mv_size == sizeof(struct meta_rec) &&
-					strcmp((const char *)v.mv_data + 2,
-					       de->d_name) == 0;
-			mdb_cursor_close(cur);
-		}
-		if (!known)
-			unlinkat(fd, de->d_name, 0);
-		else if (fstatat(fd, de->d_name, &st, 0) == 0)
-			bytes += (uint64_t)st.st_size;
-	}
-	if (txn)
-		meta_read_end(txn);
-	closedir(dir);
-	atomic_fetch_add(&c->packs_used, bytes);
+	if (mdb_cursor_open(txn, c->db_metaq, &cur))
+		return 1;	/* keep what we cannot judge */
+	while (!known && mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0)
+		/* key is the first member: no struct access through a
+		 * possibly unaligned pointer */
+		known = v.mv_size == sizeof(struct meta_rec) &&
+			strcmp((const char *)v.mv_data + 2, name) == 0;
+	mdb_cursor_close(cur);
+	return known;
 }
 
 /* --- reading: the history of a region ---------------------------------- */

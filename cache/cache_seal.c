@@ -754,11 +754,12 @@ static void *sealer_main(void *arg)
 	return NULL;
 }
 
-/* Delete pack files nothing refers to: a crash after the file was
- * written but before its commit, or after its last upload. */
-static void packs_recover(struct cache *c)
+uint64_t sweep_unrecorded(struct cache *c, const char *dirname,
+			  int (*known)(struct cache *c, MDB_txn *txn,
+				       const char *name))
 {
-	int fd = openat(c->dirfd, "packs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = openat(c->dirfd, dirname, O_RDONLY | O_DIRECTORY |
+			O_CLOEXEC);
 	uint64_t bytes = 0;
 	struct dirent *de;
 	MDB_txn *txn;
@@ -768,36 +769,15 @@ static void packs_recover(struct cache *c)
 	if (fd < 0 || !(dir = fdopendir(fd))) {
 		if (fd >= 0)
 			close(fd);
-		return;
+		return 0;
 	}
 	txn = meta_read_begin(c, &rc);
 	while (txn && (de = readdir(dir))) {
-		uint8_t id[16];
 		struct stat st;
-		int known = 0;
-		MDB_val key, val;
-		MDB_cursor *cur;
 
 		if (de->d_name[0] == '.')
 			continue;
-		if (strlen(de->d_name) == 32) {
-			for (int i = 0; i < 16; i++) {
-				unsigned x;
-
-				if (sscanf(de->d_name + 2 * i, "%2x", &x) != 1)
-					break;
-				id[i] = (uint8_t)x;
-			}
-			if (mdb_cursor_open(txn, c->db_packs, &cur) == 0) {
-				while (!known && mdb_cursor_get(cur, &key, &val,
-								MDB_NEXT) == 0)
-					known = val.mv_size ==
-						sizeof(struct pack_rec) &&
-						memcmp(val.mv_data, id, 16) == 0;
-				mdb_cursor_close(cur);
-			}
-		}
-		if (!known)
+		if (!known(c, txn, de->d_name))
 			unlinkat(fd, de->d_name, 0);
 		else if (fstatat(fd, de->d_name, &st, 0) == 0)
 			bytes += (uint64_t)st.st_size;
@@ -805,7 +785,30 @@ static void packs_recover(struct cache *c)
 	if (txn)
 		meta_read_end(txn);
 	closedir(dir);
-	atomic_store(&c->packs_used, bytes);
+	return bytes;
+}
+
+/* Whether name (in packs/) is a pack in the upload queue. */
+static int pack_known(struct cache *c, MDB_txn *txn, const char *name)
+{
+	char key[PACK_KEY_LEN + 1];
+	MDB_val k, v;
+	MDB_cursor *cur;
+	int known = 0;
+
+	if (mdb_cursor_open(txn, c->db_packs, &cur))
+		return 1;	/* keep what we cannot judge */
+	while (!known && mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) {
+		struct pack_rec pr;
+
+		if (v.mv_size != sizeof(pr))
+			continue;
+		memcpy(&pr, v.mv_data, sizeof(pr));
+		pack_key(pr.id, key);
+		known = strcmp(key + 2, name) == 0;
+	}
+	mdb_cursor_close(cur);
+	return known;
 }
 
 static int load_state(struct cache *c)
@@ -869,8 +872,10 @@ int seal_start(struct cache *c, const struct cache_config *cfg,
 		c->journal = 0;		/* a scratch copy: nothing goes out */
 		return 0;
 	}
-	packs_recover(c);
-	journal_recover_files(c);
+	/* files a crash left between writing and recording, or after
+	 * their last upload */
+	atomic_store(&c->packs_used, sweep_unrecorded(c, "packs", pack_known) +
+		     sweep_unrecorded(c, "journal", journal_known));
 	rc = pthread_create(&s->sealer, NULL, sealer_main, c);
 	if (rc)
 		return -rc;
