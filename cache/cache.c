@@ -499,15 +499,19 @@ int cache_statfs(struct cache *c, struct statvfs *out)
 {
 	struct statvfs disk;
 	uint64_t used = atomic_load(&c->used) + atomic_load(&c->packs_used);
-	uint64_t bsize = 4096, avail;
-	struct cache_stats s;
+	uint64_t bsize = 4096, avail, inodes;
+	MDB_txn *txn;
 	int rc;
 
 	if (fstatvfs(c->dirfd, &disk))
 		return -errno;
-	rc = cache_stats(c, &s);
-	if (rc)
+	/* only the inode count: cache_stats() also walks the block map and
+	 * the queues, too much for every df */
+	txn = meta_read_begin(c, &rc);
+	if (!txn)
 		return rc;
+	inodes = entries(txn, c->db_inodes);
+	meta_read_end(txn);
 	avail = used < c->size_limit ? c->size_limit - used : 0;
 	if (avail > (uint64_t)disk.f_bavail * disk.f_frsize)
 		avail = (uint64_t)disk.f_bavail * disk.f_frsize;
@@ -517,7 +521,7 @@ int cache_statfs(struct cache *c, struct statvfs *out)
 	out->f_blocks = c->size_limit / bsize;
 	out->f_bfree = avail / bsize;
 	out->f_bavail = avail / bsize;
-	out->f_files = s.inodes + disk.f_ffree;
+	out->f_files = inodes + disk.f_ffree;
 	out->f_ffree = disk.f_ffree;
 	out->f_favail = disk.f_ffree;
 	out->f_namemax = CACHE_NAME_MAX;
