@@ -22,12 +22,48 @@
  * resident only after an fdatasync (blk_persist_fetched()); until then a
  * crash merely costs a second fetch, never a block of zeros.
  *
+ * THE INVARIANT: no byte of the data file changes while its block is
+ * recorded clean.  What a file shows after any crash is then what the
+ * next seal puts into every region, and a clean block never reads back
+ * anything but the content its record names.  The order that keeps it:
+ *
+ *   write     blk_prepare_write() commits the block's `dirty` record
+ *             (and bumps n->gen) BEFORE cache_write() touches the data
+ *             file.  A kill -9 at any instruction leaves either the old
+ *             bytes under a dirty record (sealed again: same content) or
+ *             the new bytes under one (sealed: the content the file
+ *             showed).  The commit is not fsync'ed: the page cache and
+ *             LMDB's pages both outlive the process.
+ *   seal      the sealer reads the bytes under n->lock, records their
+ *             CRC-32C in the new `blocks` entry, and drops the `dirty`
+ *             record only if n->gen did not move (cache_seal.c).
+ *   cut       the size and the dirty record of the block it splits are
+ *             committed before ftruncate() (cache_file.c).
+ *   fetch     writes an authenticated plaintext into a hole; it is
+ *             recorded resident only after an fdatasync.
+ *   evict     clears the resident flag before punching the hole.
+ *
+ * Power loss may drop unsynced pages of the data file and undo LMDB's
+ * last commit (MDB_NOMETASYNC), each on its own: a new byte may reach the
+ * disk while the dirty record written ahead of it does not.  Such a block
+ * is recorded clean with bytes that do not match its checksum, which is
+ * what blk_check_range() looks for: a clean block whose bytes fail their
+ * record is never returned; it is punched and fetched again from a
+ * region (the write was never fsync'ed, so losing it is allowed; showing
+ * it locally while the regions hold something else is not).  Local data
+ * in a block no record names is dropped the same way.  An fsync()
+ * orders everything: data file, then LMDB synced (cache_fsync()).
+ * A dirty block has no checksum: a torn write in it after a power loss
+ * is sealed as found (the issue on encryption at rest authenticates
+ * every local block, dirty ones too).
+ *
  * Eviction punches holes into data files of files that have no open
  * handle, so that a read spliced from the data file after the node lock
  * was dropped can never meet a hole being punched under it.
  */
 #include "cache_int.h"
 #include "backend.h"
+#include "crc32c.h"
 #include "crypt.h"
 
 #include <errno.h>
@@ -385,6 +421,7 @@ static int fetch(struct cache *c, struct cnode *n, uint64_t blk)
 	if (rc)
 		return rc == -ENOSPC ? -ENOSPC : -EIO;
 	blkset_del(&n->gone, blk);
+	blkset_add(&n->checked, blk);	/* authenticated: good as it is */
 	node_refresh_alloc(c, n);
 	n->dirty = 1;		/* the record's block count */
 	if (atomic_load(&c->used) + atomic_load(&c->packs_used) >
@@ -400,9 +437,10 @@ static int fetch(struct cache *c, struct cnode *n, uint64_t blk)
 }
 
 /* Fetch every gone block of [off, off+len), except the ones a write
- * covers whole (skip_whole). */
+ * covers whole (skip_whole), which stay gone for write_ahead(); *fetched
+ * is set when something was written into the data file. */
 static int fetch_range(struct cache *c, struct cnode *n, uint64_t off,
-		       uint64_t len, int skip_whole)
+		       uint64_t len, int skip_whole, int *fetched)
 {
 	uint64_t bs = c->block_size, first, last;
 
@@ -416,31 +454,309 @@ static int fetch_range(struct cache *c, struct cnode *n, uint64_t off,
 		int rc;
 
 		if (skip_whole && off <= blk * bs && off + len >= (blk + 1) * bs) {
-			blkset_del(&n->gone, blk);	/* overwritten whole */
+			i++;
 			continue;
 		}
 		rc = fetch(c, n, blk);
 		if (rc)
 			return rc;
+		*fetched = 1;
 		i = blkset_pos(&n->gone, blk + 1);
 	}
 	return 0;
 }
 
+/* Whether [off, off+len) of the data file holds any data (not a hole). */
+static int has_data(int fd, uint64_t off, uint64_t len)
+{
+	off_t d = lseek(fd, (off_t)off, SEEK_DATA);
+
+	return d >= 0 && (uint64_t)d < off + len;
+}
+
+/* --- after a crash: writes recorded ahead that never happened ---------- */
+
+/* Whether the write recorded ahead of block blk of ino (DIRTY_WAS_GONE)
+ * never reached the data file: the block is still a hole there and its
+ * sealed copy is still not resident. */
+static int never_written(struct cache *c, MDB_txn *txn, uint64_t ino,
+			 uint64_t blk)
+{
+	uint64_t bs = c->block_size;
+	struct block_rec rec;
+	char name[32];
+	int fd, hole;
+
+	if (rec_get(c, txn, ino, blk, &rec) || (rec.flags & BLOCK_RESIDENT))
+		return 0;
+	data_name(ino, name, sizeof(name));
+	fd = openat(c->datafd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT;
+	hole = !has_data(fd, blk * bs, bs);
+	close(fd);
+	return hole;
+}
+
+static int settle_txn(struct cache *c, MDB_txn *txn, void *arg)
+{
+	MDB_cursor *cur;
+	MDB_val key, val;
+	uint64_t *dropped = arg;
+	int rc;
+
+	rc = mdb_cursor_open(txn, c->db_dirty, &cur);
+	if (rc)
+		return meta_err(rc);
+	for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		uint64_t ino, blk;
+
+		if (key.mv_size != 16 || val.mv_size != 1 ||
+		    !(*(uint8_t *)val.mv_data & DIRTY_WAS_GONE))
+			continue;
+		ino = key_get_u64(key.mv_data);
+		blk = key_get_u64((uint8_t *)key.mv_data + 8);
+		if (!never_written(c, txn, ino, blk))
+			continue;
+		rc = mdb_cursor_del(cur, 0);
+		if (rc)
+			break;
+		(*dropped)++;
+	}
+	mdb_cursor_close(cur);
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 : meta_err(rc);
+}
+
+int blk_settle(struct cache *c)
+{
+	uint64_t dropped = 0;
+	int rc;
+
+	if (c->rdonly || !c->have_blockdbs)
+		return 0;
+	rc = meta_write(c, settle_txn, &dropped);
+	if (rc == 0 && dropped)
+		PHI_LOG(PHI_LOG_NOTICE, "%llu block writes recorded ahead of a "
+			"crash never reached the local store; their sealed "
+			"copies stand", (unsigned long long)dropped);
+	return rc;
+}
+
+/* --- checking local bytes against their records ------------------------ */
+
+/* Forget the local bytes of block blk: punch them and clear its resident
+ * flag (record first, as eviction does), so that a read fetches the
+ * sealed copy again.  n->lock held. */
+static int drop_local(struct cache *c, struct cnode *n, uint64_t blk,
+		      int has_rec);
+
+/* 0 if block blk's local bytes are what rec says, PHI_ECORRUPT if not,
+ * or an error reading them.  buf holds a block. */
+static int check_block(struct cache *c, struct cnode *n, uint64_t blk,
+		       const struct block_rec *rec, int have_rec,
+		       struct buf *buf)
+{
+	uint64_t bs = c->block_size, off = blk * bs, len;
+	ssize_t r;
+
+	if (!have_rec)		/* nothing recorded: a hole */
+		return has_data(n->fd, off, off >= n->size ? 0 :
+				n->size - off < bs ? n->size - off : bs) ?
+		       PHI_ECORRUPT : 0;
+	if (!(rec->flags & BLOCK_RESIDENT) || !(rec->flags & BLOCK_SUMMED))
+		return 0;	/* fetched just now, or sealed unsummed */
+	len = rec->plain;
+	buf_reset(buf);
+	if (buf_reserve(buf, len))
+		return -ENOMEM;
+	r = pread(n->fd, buf_mut(buf), len, (off_t)off);
+	if (r < 0)
+		return -errno;
+	if ((uint64_t)r < len)	/* a data file cut short: zeros */
+		memset((char *)buf_mut(buf) + r, 0, len - (uint64_t)r);
+	return phi_crc32c(0, buf_data(buf), len) == rec->crc ? 0 :
+	       PHI_ECORRUPT;
+}
+
+/*
+ * Check the clean blocks of [off, off+len) that were not checked since
+ * the node was loaded; with partial_only, only the first and last block
+ * if the range covers them in part (a write replaces the rest).  A block
+ * that fails is dropped from the local store, so that what follows
+ * (fetch_range()) brings back its sealed copy.  n->lock held.
+ */
+static int check_range(struct cache *c, struct cnode *n, uint64_t off,
+		       uint64_t len, int partial_only)
+{
+	uint64_t bs = c->block_size, first, last;
+	struct buf buf;
+	MDB_txn *txn = NULL;
+	int rc = 0;
+
+	if (len == 0 || off >= n->size)
+		return 0;
+	if (len > n->size - off)
+		len = n->size - off;
+	first = off / bs;
+	last = (off + len - 1) / bs;
+	buf_init(&buf, SIZE_MAX);
+	for (uint64_t b = first; b <= last && rc == 0; b++) {
+		struct block_rec rec;
+		int r, have;
+
+		if (partial_only && b != first && b != last)
+			continue;
+		if (partial_only && off <= b * bs && off + len >= (b + 1) * bs)
+			continue;
+		if (blkset_has(&n->checked, b) || blkset_has(&n->dblk, b) ||
+		    blkset_has(&n->gone, b) || blkset_has(&n->sealing, b))
+			continue;
+		if (!txn && !(txn = meta_read_begin(c, &rc)))
+			break;
+		r = rec_get(c, txn, n->ino, b, &rec);
+		if (r && r != -ENOENT) {
+			rc = r;
+			break;
+		}
+		have = r == 0;
+		r = check_block(c, n, b, &rec, have, &buf);
+		if (r == PHI_ECORRUPT) {
+			PHI_LOG(PHI_LOG_ERR, "inode %llu block %llu: local copy "
+				"%s; %s", (unsigned long long)n->ino,
+				(unsigned long long)b, have ?
+				"fails its checksum" : "holds data no record "
+				"names", have ? "fetching the sealed copy "
+				"again" : "dropped");
+			meta_read_end(txn);
+			txn = NULL;
+			r = drop_local(c, n, b, have);
+		}
+		if (r == 0)
+			r = blkset_add(&n->checked, b) < 0 ? -ENOMEM : 0;
+		rc = r;
+	}
+	if (txn)
+		meta_read_end(txn);
+	buf_release(&buf);
+	return rc;
+}
+
+/* --- the dirty record goes first --------------------------------------- */
+
+struct ahead_arg {
+	uint64_t ino;
+	const uint64_t *blk;
+	const uint8_t *flags;
+	size_t n;
+};
+
+static int ahead_txn(struct cache *c, MDB_txn *txn, void *arg)
+{
+	struct ahead_arg *a = arg;
+
+	for (size_t i = 0; i < a->n; i++) {
+		uint8_t k[16];
+		MDB_val key = { sizeof(k), k };
+		MDB_val val = { a->flags[i] ? 1 : 0, (void *)&a->flags[i] };
+		int rc;
+
+		blk_key(k, a->ino, a->blk[i]);
+		rc = mdb_put(txn, c->db_dirty, &key, &val, 0);
+		if (rc)
+			return meta_err(rc);
+	}
+	return 0;
+}
+
+/*
+ * Record every block of [off, off+len) that is not recorded dirty yet
+ * (not in n->dblk, or only in n->fresh) in `dirty`, committed, before
+ * the caller writes.  n->gen moves first, so that a seal in flight keeps
+ * the record (cache_seal.c).  Gone blocks the write covers whole leave
+ * `gone` here, marked DIRTY_WAS_GONE.  n->lock held.
+ */
+static int write_ahead(struct cache *c, struct cnode *n, uint64_t off,
+		       uint64_t len)
+{
+	uint64_t bs = c->block_size, first = off / bs, last;
+	uint64_t *blk;
+	uint8_t *flags;
+	size_t count = 0;
+	int rc;
+
+	if (len == 0)
+		return 0;
+	last = (off + len - 1) / bs;
+	blk = malloc((size_t)(last - first + 1) * sizeof(*blk));
+	flags = malloc((size_t)(last - first + 1));
+	if (!blk || !flags) {
+		free(blk);
+		free(flags);
+		return -ENOMEM;
+	}
+	for (uint64_t b = first; b <= last; b++) {
+		if (blkset_has(&n->dblk, b) && !blkset_has(&n->fresh, b))
+			continue;
+		flags[count] = blkset_has(&n->gone, b) ? DIRTY_WAS_GONE : 0;
+		blk[count++] = b;
+	}
+	rc = 0;
+	if (count) {
+		struct ahead_arg a = { n->ino, blk, flags, count };
+
+		atomic_fetch_add(&n->gen, 1);
+		rc = meta_write(c, ahead_txn, &a);
+	}
+	for (size_t i = 0; rc == 0 && i < count; i++) {
+		int r = blkset_add(&n->dblk, blk[i]);
+
+		if (r < 0) {
+			/* recorded, not tracked: the next load finds it */
+			rc = cache_latch(c, -ENOMEM);
+			break;
+		}
+		if (r > 0)
+			atomic_fetch_add(&c->seal->dirty_blocks, 1);
+		blkset_del(&n->fresh, blk[i]);
+		blkset_del(&n->gone, blk[i]);
+		blkset_del(&n->fetched, blk[i]);
+	}
+	free(blk);
+	free(flags);
+	return rc;
+}
+
 int blk_prepare_write(struct cache *c, struct cnode *n, uint64_t off,
 		      uint64_t len)
 {
-	return c->seal ? fetch_range(c, n, off, len, 1) : 0;
+	int fetched = 0, rc;
+
+	if (!c->seal)
+		return 0;
+	rc = check_range(c, n, off, len, 1);
+	if (rc == 0)
+		rc = fetch_range(c, n, off, len, 1, &fetched);
+	/* A fetched block becomes dirty below: its plaintext must be on the
+	 * disk before a record says the data file is its truth. */
+	if (rc == 0 && fetched && fdatasync(n->fd))
+		rc = cache_latch(c, -errno);
+	if (rc == 0)
+		rc = write_ahead(c, n, off, len);
+	return rc;
 }
 
 int blk_prepare_read(struct cache *c, struct cnode *n, uint64_t off,
 		     uint64_t len)
 {
+	int fetched = 0, rc;
+
 	if (!c->seal || off >= n->size)
 		return 0;
 	if (len > n->size - off)
 		len = n->size - off;
-	return fetch_range(c, n, off, len, 0);
+	rc = check_range(c, n, off, len, 0);
+	return rc ? rc : fetch_range(c, n, off, len, 0, &fetched);
 }
 
 static void mark(struct cache *c, struct cnode *n, uint64_t blk)
@@ -463,10 +779,9 @@ void blk_mark_dirty(struct cache *c, struct cnode *n, uint64_t off,
 {
 	uint64_t bs = c->block_size;
 
+	(void)off;
 	if (!c->seal || len == 0)
 		return;
-	for (uint64_t b = off / bs; b <= (off + len - 1) / bs; b++)
-		mark(c, n, b);
 	n->last_write_ns = cache_mono_ns();
 	if (atomic_load(&c->seal->dirty_blocks) * bs > c->seal->dirty_limit)
 		seal_kick(c);
@@ -479,13 +794,18 @@ int blk_prepare_cut(struct cache *c, struct cnode *n, uint64_t size)
 
 	if (!c->seal)
 		return 0;
-	if (size % bs) {
-		/* The block the cut splits changes: its tail becomes zeros. */
-		if (blkset_has(&n->gone, size / bs) &&
-		    (rc = fetch(c, n, size / bs)))
+	if (size % bs && size < n->size) {
+		/* The block the cut splits changes: its tail becomes zeros,
+		 * its head stays and must be good. */
+		rc = check_range(c, n, size / bs * bs, size % bs, 0);
+		if (rc == 0 && blkset_has(&n->gone, size / bs)) {
+			rc = fetch(c, n, size / bs);
+			if (rc == 0 && fdatasync(n->fd))
+				rc = cache_latch(c, -errno);
+		}
+		if (rc)
 			return rc;
-		if (size < n->size)
-			mark(c, n, size / bs);
+		mark(c, n, size / bs);
 	}
 	for (size_t i = blkset_pos(&n->dblk, keep); i < n->dblk.n; i++)
 		atomic_fetch_sub(&c->seal->dirty_blocks, 1);
@@ -494,6 +814,7 @@ int blk_prepare_cut(struct cache *c, struct cnode *n, uint64_t size)
 	blkset_cut(&n->gone, keep);
 	blkset_cut(&n->fetched, keep);
 	blkset_cut(&n->sealing, keep);
+	blkset_cut(&n->checked, keep);
 	if (keep < n->cut_from)
 		n->cut_from = keep;
 	n->dirty = 1;
@@ -628,6 +949,30 @@ static int flags_txn(struct cache *c, MDB_txn *txn, void *arg)
 		if (rc)
 			return meta_err(rc);
 	}
+	return 0;
+}
+
+static int drop_local(struct cache *c, struct cnode *n, uint64_t blk,
+		      int has_rec)
+{
+	uint64_t bs = c->block_size;
+	int rc = 0;
+
+	if (has_rec) {
+		struct flags_arg a = { n, &blk, 1, 0, BLOCK_RESIDENT };
+
+		rc = meta_write(c, flags_txn, &a);
+		if (rc)
+			return rc;
+	}
+	if (fallocate(n->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)(blk * bs), (off_t)bs))
+		return cache_latch(c, -errno);
+	blkset_del(&n->fetched, blk);
+	if (has_rec && blkset_add(&n->gone, blk) < 0)
+		return -ENOMEM;
+	node_refresh_alloc(c, n);
+	n->dirty = 1;		/* the record's block count */
 	return 0;
 }
 
@@ -947,6 +1292,7 @@ static uint64_t evict_one(struct cache *c, uint64_t ino)
 				      (off_t)bs))
 				break;
 			blkset_del(&n->fetched, b);
+			blkset_del(&n->checked, b);
 			if (blkset_add(&n->gone, b) < 0)
 				break;
 		}

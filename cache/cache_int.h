@@ -58,7 +58,10 @@ void blkset_del(struct blkset *s, uint64_t b);
 void blkset_cut(struct blkset *s, uint64_t from);
 void blkset_free(struct blkset *s);
 
-#define BLOCK_RESIDENT 1u	/* plaintext also in the data file */
+#define BLOCK_RESIDENT 1u	/* plaintext also in the data file (local
+				   only: never in a journal record) */
+#define BLOCK_SUMMED 2u		/* crc is the CRC-32C of the plaintext
+				   (records sealed before checksums lack it) */
 
 /* Value in `blocks`.  Host byte order, like every record here. */
 struct block_rec {
@@ -68,8 +71,17 @@ struct block_rec {
 	uint32_t len;		/* frame length */
 	uint32_t plain;		/* plaintext length */
 	uint32_t flags;		/* BLOCK_* */
-	uint32_t pad;
+	uint32_t crc;		/* phi_crc32c() of the plain bytes */
 };
+
+/*
+ * Value in `dirty`: empty, or one byte of these.  DIRTY_WAS_GONE: the
+ * record was written ahead of a write that covers the block whole while
+ * its plaintext was not in the data file; if a crash came before that
+ * write reached the data file, the block is still a hole there, and the
+ * sealed copy, not the hole, is its content (blk_settle()).
+ */
+#define DIRTY_WAS_GONE 1u
 
 /* Value in `packs`. */
 struct pack_rec {
@@ -151,6 +163,9 @@ struct cnode {
 	struct blkset gone;	/* sealed, plaintext not in the data file */
 	struct blkset fetched;	/* fetched back; resident flag unrecorded */
 	struct blkset sealing;	/* in a pack not stored yet */
+	struct blkset checked;	/* clean blocks whose local bytes were
+				   found to match their record since the
+				   node was loaded (blk_check_range()) */
 	uint64_t cut_from;	/* blocks >= this to drop from the dbs at
 				   the next fold; UINT64_MAX if none */
 	uint64_t last_write_ns;	/* cache_mono_ns() of the last write */
@@ -212,15 +227,26 @@ int blk_load(struct cache *c, MDB_txn *txn, struct cnode *n);
 /* Add the `dirty` entries of n missing from n->dirty; n->lock held. */
 int blk_reload_dirty(struct cache *c, struct cnode *n);
 /* Before writing [off, off+len): fetch gone blocks the write does not
- * cover whole, forget those it does.  n->lock held. */
+ * cover whole and check the clean ones it covers in part, then record
+ * every block of the range in `dirty` (committed) before returning, so
+ * that no byte of the data file changes while its block is recorded
+ * clean.  On failure nothing is recorded and the write must not happen.
+ * n->lock held. */
 int blk_prepare_write(struct cache *c, struct cnode *n, uint64_t off,
 		      uint64_t len);
-/* After writing [off, off+len): mark its blocks dirty.  n->lock held. */
+/* After writing [off, off+len): note the time (seal_delay).  n->lock
+ * held. */
 void blk_mark_dirty(struct cache *c, struct cnode *n, uint64_t off,
 		    uint64_t len);
-/* Before reading [off, off+len): fetch its gone blocks.  n->lock held. */
+/* Before reading [off, off+len): check the clean blocks' local bytes
+ * against their records (once per block while the node is loaded),
+ * drop the ones that fail, and fetch what is gone.  n->lock held. */
 int blk_prepare_read(struct cache *c, struct cnode *n, uint64_t off,
 		     uint64_t len);
+/* At a read-write open, before any node loads: drop the `dirty` records
+ * written ahead of whole-block writes over gone blocks that never reached
+ * the data file (DIRTY_WAS_GONE over a hole). */
+int blk_settle(struct cache *c);
 /* Before cutting n to size: fetch a gone block that the cut splits, mark
  * it dirty, and drop the blocks past it from the sets; the dbs follow at
  * the next fold (n->cut_from).  n->lock held. */

@@ -161,7 +161,7 @@ static MDB_dbi db_of(struct cache *c, int db)
 }
 
 /* The replicated form of a value: a block map entry without its local
- * resident flag. */
+ * resident flag (its checksum goes along: it names the plaintext). */
 static void add_value(struct jbuf *j, int db, const MDB_val *k,
 		      const MDB_val *v)
 {
@@ -169,7 +169,7 @@ static void add_value(struct jbuf *j, int db, const MDB_val *k,
 		struct block_rec br;
 
 		memcpy(&br, v->mv_data, sizeof(br));
-		br.flags = 0;
+		br.flags &= ~BLOCK_RESIDENT;
 		rec_add(j, db, OP_PUT, k->mv_data, k->mv_size, &br, sizeof(br));
 		return;
 	}

@@ -103,6 +103,7 @@ static void node_free(struct cnode *n)
 	blkset_free(&n->gone);
 	blkset_free(&n->fetched);
 	blkset_free(&n->sealing);
+	blkset_free(&n->checked);
 	pthread_mutex_destroy(&n->lock);
 	free(n);
 }

@@ -26,6 +26,7 @@
  */
 #include "cache_int.h"
 #include "backend.h"
+#include "crc32c.h"
 #include "crypt.h"
 
 #include <errno.h>
@@ -99,6 +100,7 @@ struct pack_entry {
 	uint64_t blk;
 	uint64_t off;
 	uint32_t len, plain;
+	uint32_t crc;		/* phi_crc32c() of the plaintext */
 	unsigned gen;		/* n->gen when the block was read */
 };
 
@@ -224,7 +226,8 @@ static int commit_txn(struct cache *c, MDB_txn *txn, void *arg)
 		struct pack_entry *e = &p->e[i];
 		struct block_rec br = { .seq = a->seq, .off = e->off,
 					.len = e->len, .plain = e->plain,
-					.flags = BLOCK_RESIDENT };
+					.flags = BLOCK_RESIDENT | BLOCK_SUMMED,
+					.crc = e->crc };
 		struct inode_rec rec;
 
 		memcpy(br.pack, p->id, 16);
@@ -346,7 +349,9 @@ static int pack_add(struct cache *c, struct packer *p, struct cnode *n,
 		return rc;
 	p->e[p->n++] = (struct pack_entry){ n, blk, off,
 					    (uint32_t)(buf_len(&p->data) - off),
-					    (uint32_t)len, gen };
+					    (uint32_t)len,
+					    phi_crc32c(0, buf_data(&p->plain), len),
+					    gen };
 	p->bytes_in += len;
 	return 0;
 }
@@ -428,6 +433,8 @@ static int seal_inode(struct cache *c, struct packer *p, uint64_t ino,
 		}
 		buf_setlen(&p->plain, len);
 		blkset_del(&n->dblk, blk);
+		/* what the record will say is what the data file holds */
+		blkset_add(&n->checked, blk);
 		atomic_fetch_sub(&c->seal->dirty_blocks, 1);
 		gen = atomic_load(&n->gen);
 		if (len && blkset_add(&n->sealing, blk) < 0) {
@@ -527,19 +534,29 @@ static void seal_pass(struct cache *c, struct packer *p, int force)
 	if (force || d.pressure || d.nclosed)
 		node_fold_all(c);	/* every dirty block into `dirty` */
 	count = dirty_inodes(c, &inos);
-	for (size_t i = 0; i < count && rc == 0; i++)
-		rc = seal_inode(c, p, inos[i], &d);
+	for (size_t i = 0; i < count && rc != PHI_ELATCHED; i++) {
+		int r = seal_inode(c, p, inos[i], &d);
+
+		/* A file unlinked and freed since the list was made is a
+		 * normal event: its blocks went with it.  Any other failure
+		 * leaves that file's blocks dirty for the next pass and the
+		 * other files' frames in the pack. */
+		if (r && r != -ENOENT && r != PHI_ELATCHED)
+			PHI_LOG(PHI_LOG_ERR, "cannot seal inode %llu: %s; will "
+				"retry", (unsigned long long)inos[i],
+				phi_strerror(r));
+		if (r && r != -ENOENT && rc == 0)
+			rc = r;
+	}
 	/* A pack that is not full stays open across passes for a while,
 	 * so that files saved one by one still share objects. */
-	if (rc == 0 && (force || cache_mono_ns() - p->opened_ns >=
-			PACK_MAX_AGE_MS * 1000000ull))
-		rc = pack_commit(c, p);
-	else if (rc)
+	if (rc != PHI_ELATCHED && (force || cache_mono_ns() - p->opened_ns >=
+				   PACK_MAX_AGE_MS * 1000000ull))
+		pack_commit(c, p);
+	else if (rc == PHI_ELATCHED)
 		packer_drop(c, p);
 	free(inos);
 	free(d.closed);
-	if (rc && rc != PHI_ELATCHED)
-		PHI_LOG(PHI_LOG_ERR, "sealing: %s", phi_strerror(rc));
 }
 
 /* --- sync -------------------------------------------------------------- */
