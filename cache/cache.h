@@ -336,6 +336,61 @@ struct cache_scrub_result {
 int cache_scrub(const struct cache_scrub_args *a,
 		struct cache_scrub_result *out);
 
+struct cache_verify_result {
+	uint64_t files;		/* regular files with a data file */
+	uint64_t blocks;	/* resident blocks checked */
+	uint64_t unsummed;	/* resident blocks sealed before checksums:
+				   not checkable locally */
+	uint64_t damaged;	/* resident blocks whose bytes fail their
+				   checksum */
+	uint64_t unrecorded;	/* blocks holding data no record names */
+};
+
+/*
+ * Check the local store: every clean, resident block against the
+ * CRC-32C its record holds, and that no block holds data where no record
+ * names any.  Dirty blocks have no checksum yet and are not checked.
+ * Works on a read-only open, also while mounted (a block written
+ * meanwhile is not reported).  Each problem is one report line naming
+ * the file's path (for the user's own terminal: never log these).
+ * Returns the number of problems, or a negative code.
+ */
+long cache_verify_local(struct cache *c, cache_report_fn *fn, void *ctx,
+			struct cache_verify_result *out);
+
+struct cache_compare_args {
+	struct backend *region;	/* the region view was rebuilt from */
+	const char *label;	/* its name, for the report */
+	const struct crypt_key *key;
+	cache_report_fn *report;	/* lines naming paths, as above */
+	void *ctx;
+};
+
+struct cache_compare_result {
+	uint64_t files;		/* regular files compared */
+	uint64_t blocks;	/* frames fetched, authenticated, compared */
+	uint64_t differ;	/* files or names that differ */
+	uint64_t pending;	/* differences explained by local changes
+				   not yet in every region */
+	int was_pending;	/* such changes existed: run phifs sync */
+};
+
+/*
+ * Prove that the filesystem of c reads exactly what view (a read-only
+ * open of a region's latest metadata, rebuilt by cache_recover()) names:
+ * the same names, types, sizes, modes, owners and link targets, the same
+ * sealed frames for every block, and, fetched from a->region and
+ * authenticated, the same bytes as every resident local block.  While c
+ * has changes not yet in every region, differences in names and maps
+ * count as pending; content that differs under the same frame never
+ * does.  Holds no transaction while it fetches.  Returns the number of
+ * files that differ (0: equal), or a negative code (PHI_EAUTHFAIL: view
+ * is another filesystem).
+ */
+long cache_compare(struct cache *c, struct cache *view,
+		   const struct cache_compare_args *a,
+		   struct cache_compare_result *out);
+
 struct cache_gc_args {
 	struct backend *const *regions;	/* opened with the credentials
 					   that may delete */

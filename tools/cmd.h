@@ -286,6 +286,17 @@ void tool_progress_show(void *ctx, const char *what, uint64_t done,
 void tool_progress_end(struct tool_progress *p);
 
 /*
+ * fsck --scrub, end to end (verify.c).  tool_verify_local() checks this
+ * machine's local store against its checksums; tool_verify_regions()
+ * compares every file with each region's latest metadata, byte for byte.
+ * Both print what they find (paths included) and a summary line, add
+ * the problems to *problems, and return 0, or -1 when a check could not
+ * run (printed).  Without a filesystem on this machine they do nothing.
+ */
+int tool_verify_local(const struct phi_config *cfg, long *problems);
+int tool_verify_regions(const struct phi_config *cfg, long *problems);
+
+/*
  * Run fn(ctx, dir) in a child process with dir a new, empty scratch
  * folder (mode 0700) beside cache_dir (else in $TMPDIR or /tmp), and
  * remove the folder when the child ends, however it ends; signals that

@@ -28,7 +28,12 @@ static const char fsck_usage[] =
 	"Check the local metadata of the filesystem of CONFIG (also while it "
 	"is\nmounted).\n\n"
 	"  --scrub    also fetch every object from every region and "
-	"authenticate it\n"
+	"authenticate it,\n"
+	"             check the local store against its checksums, and "
+	"prove that\n"
+	"             every file here reads what each region's latest "
+	"metadata names\n"
+	"             (files that differ are named by path)\n"
 	"  --repair   scrub, and copy a good copy over each bad or missing "
 	"one\n\n"
 	"Exit status 0 when nothing is wrong (or everything was repaired), "
@@ -214,6 +219,9 @@ int cmd_fsck(int argc, char **argv)
 		}
 		regions_close(&r);
 		crypt_key_free(key);
+		if (tool_verify_local(&cfg, &problems) ||
+		    tool_verify_regions(&cfg, &problems))
+			problems++;
 	}
 	rc = problems ? 1 : 0;
 out:
