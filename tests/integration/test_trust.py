@@ -260,7 +260,9 @@ def _run_workload(mnt, seed):
 
 
 def crash_trials(fs, trials, seed):
+    """Returns the most blocks found evicted after a trial."""
     rng = random.Random(seed)
+    evicted = 0
     fs.mkfs()
     fs.mount()
     for t in range(trials):
@@ -270,8 +272,12 @@ def crash_trials(fs, trials, seed):
                                         os.waitpid(pid, 0)))
         fs.mount()
         sync(fs)
+        evicted = max(evicted, fs.status().get("evicted_blocks", 0))
         compare_with_regions(fs, f"trial {t} (PHIFS_SEED={seed})")
     fs.umount()
+    ok(fs.run("fsck", fs.config, "--scrub", timeout=300),
+       f"fsck --scrub after the trials (PHIFS_SEED={seed})")
+    return evicted
 
 
 def test_crash_and_compare(phifs_bare):
@@ -281,6 +287,17 @@ def test_crash_and_compare(phifs_bare):
     fs = phifs_bare
     configure(fs)
     crash_trials(fs, trials, seed)
+
+
+def test_crash_and_compare_while_evicting(phifs_bare):
+    """The same with a cache smaller than the files: overwrites meet
+    evicted blocks, whole and in part."""
+    seed = int(os.environ.get("PHIFS_SEED", random.randrange(1 << 30)))
+    trials = max(1, int(os.environ.get("PHIFS_TRUST_TRIALS", "30")) // 3)
+    print(f"# PHIFS_SEED={seed} trials={trials}")
+    fs = phifs_bare
+    configure(fs, cache_size="2M")
+    assert crash_trials(fs, trials, seed) > 0, "nothing was ever evicted"
 
 
 # --- end-to-end verification -------------------------------------------------
