@@ -6,6 +6,8 @@
 # Makes a fresh phifs in /var/tmp/phifs-bench.PID (one dir: region, mounted
 # with default options) and a plain directory beside it, runs each
 # measurement BENCH_RUNS times (default 3) on both, and prints the median.
+# With BENCH_PHIFS_BEFORE=PATH (a phifs binary built from an older commit)
+# it also measures that one, in the same run, for a before/after column.
 # See bench/README.md for what each line measures and the other BENCH_*
 # settings.  Needs about 4 GiB free in /var/tmp; removes everything it
 # made, and always unmounts.
@@ -14,11 +16,15 @@ shopt -s inherit_errexit
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PHIFS=$ROOT/build/tools/phifs
+BEFORE=${BENCH_PHIFS_BEFORE:-}
 RUNS=${BENCH_RUNS:-3}
 BASE=${BENCH_TMP:-/var/tmp}/phifs-bench.$$
 MNT=$BASE/mnt
 PLAIN=$BASE/plain
 CONFIG=$BASE/phifs.ini
+# the older binary, when there is one: its own filesystem beside ours
+BMNT=$BASE/before/mnt
+BCONFIG=$BASE/before/phifs.ini
 RANDOM_FILE=$BASE/random
 SIZE_MIB=${BENCH_SIZE_MIB:-1024}	# the big file
 NFILES=${BENCH_FILES:-10000}	# the small files
@@ -27,6 +33,7 @@ die() { echo "bench.sh: $*" >&2; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || die "run as root (it drops caches and mounts)"
 [ -x "$PHIFS" ] || die "no $PHIFS: build first (ninja -C build)"
+[ -z "$BEFORE" ] || [ -x "$BEFORE" ] || die "BENCH_PHIFS_BEFORE: no program at $BEFORE"
 for v in "$RUNS" "$SIZE_MIB" "$NFILES"; do
 	case $v in '' | *[!0-9]* | 0) die "BENCH_RUNS, BENCH_SIZE_MIB and BENCH_FILES must be positive numbers" ;; esac
 done
@@ -38,14 +45,17 @@ is_mounted() {
 }
 
 cleanup() {
-	if is_mounted "$MNT"; then
-		"$PHIFS" umount "$MNT" || fusermount3 -u -z "$MNT" || true
-	fi
-	if is_mounted "$MNT"; then
-		echo "bench.sh: $MNT is still mounted; leaving $BASE in place" >&2
-	else
-		rm -rf "$BASE"
-	fi
+	local m left=0
+	for m in "$MNT" "$BMNT"; do
+		if is_mounted "$m"; then
+			"$PHIFS" umount "$m" || fusermount3 -u -z "$m" || true
+		fi
+		if is_mounted "$m"; then
+			echo "bench.sh: $m is still mounted; leaving $BASE in place" >&2
+			left=1
+		fi
+	done
+	[ "$left" -eq 1 ] || rm -rf "$BASE"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -56,18 +66,28 @@ need_mib=$((3 * SIZE_MIB + 2 * RUNS * NFILES * 4 / 1024 + 512))	# 3 big files, 2
 [ "$avail_kib" -ge $((need_mib * 1024)) ] ||
 	die "needs $need_mib MiB free under $(dirname "$BASE"), has $((avail_kib / 1024)) MiB"
 
-mkdir -p "$BASE/cache" "$BASE/region" "$MNT" "$PLAIN"
-cat >"$CONFIG" <<EOF
+# make_fs BIN DIR CONFIG MNT: a fresh filesystem in DIR, mounted at MNT
+make_fs() {
+	mkdir -p "$2/cache" "$2/region" "$4"
+	cat >"$3" <<EOF
 [filesystem]
-cache_dir = $BASE/cache
+cache_dir = $2/cache
 cache_size = 8G
-key_file = $BASE/key
+key_file = $2/key
 
 [region bench]
-url = dir:$BASE/region
+url = dir:$2/region
 EOF
-"$PHIFS" mkfs "$CONFIG" >/dev/null
-"$PHIFS" mount "$CONFIG" "$MNT" >&2
+	"$1" mkfs "$3" >/dev/null
+	"$1" mount "$3" "$4" >&2
+}
+mkdir -p "$PLAIN"
+make_fs "$PHIFS" "$BASE" "$CONFIG" "$MNT"
+TARGETS=(phifs plain)
+if [ -n "$BEFORE" ]; then
+	make_fs "$BEFORE" "$BASE/before" "$BCONFIG" "$BMNT"
+	TARGETS=(phifs before plain)
+fi
 
 can_drop=1
 if ! (echo 1 >/proc/sys/vm/drop_caches) 2>/dev/null; then
@@ -82,6 +102,9 @@ cold() {
 	if [ "$1" = phifs ]; then	# >&2: keep the daemon off $(...)'s pipe
 		"$PHIFS" umount "$MNT" >&2
 		"$PHIFS" mount "$CONFIG" "$MNT" >&2
+	elif [ "$1" = before ]; then
+		"$BEFORE" umount "$BMNT" >&2
+		"$BEFORE" mount "$BCONFIG" "$BMNT" >&2
 	fi
 	sync
 	if [ "$can_drop" -eq 1 ]; then
@@ -95,7 +118,9 @@ rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.1f", n / (b - a) }
 secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
-dir_of() { if [ "$1" = phifs ]; then echo "$MNT"; else echo "$PLAIN"; fi; }
+dir_of() {
+	case $1 in phifs) echo "$MNT" ;; before) echo "$BMNT" ;; *) echo "$PLAIN" ;; esac
+}
 
 # One run of each measurement; prints the value.
 run_write() {	# TARGET SOURCE
@@ -167,28 +192,42 @@ measure() {	# KEY TARGET FUNCTION ARGS...
 echo "bench.sh: generating $size_label of random data" >&2
 head -c "${SIZE_MIB}M" /dev/urandom >"$RANDOM_FILE"
 
-for t in phifs plain; do
-	echo "bench.sh: $t" >&2
-	measure wzero "$t" run_write "$t" /dev/zero
-	measure wrand "$t" run_write "$t" "$RANDOM_FILE"
-	measure read "$t" run_read "$t"
-	measure create "$t" run_create "$t"
-	measure ls "$t" run_ls "$t"
+# Each measurement on every target in turn, so that a noisy moment of the
+# machine falls on all of them alike.
+for m in "wzero run_write /dev/zero" "wrand run_write $RANDOM_FILE" \
+	"read run_read" "create run_create" "ls run_ls"; do
+	# shellcheck disable=SC2086  # words on purpose
+	set -- $m
+	for t in "${TARGETS[@]}"; do
+		echo "bench.sh: $1 on $t" >&2
+		measure "$1" "$t" "$2" "$t" "${@:3}"
+	done
 done
 
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 row() {	# LABEL UNIT KEY
-	local p=${RESULT[$3,phifs]} q=${RESULT[$3,plain]}
-	printf '%-34s %12s %12s %8s  %s\n' "$1" "$p" "$q" \
-		"$(awk -v a="$p" -v b="$q" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')" "$2"
+	local p=${RESULT[$3,phifs]} q=${RESULT[$3,plain]} b
+	if [ -n "$BEFORE" ]; then
+		b=${RESULT[$3,before]}
+		printf '%-34s %12s %12s %12s %8s %9s  %s\n' "$1" "$p" "$b" "$q" \
+			"$(ratio "$p" "$q")" "$(ratio "$p" "$b")" "$2"
+	else
+		printf '%-34s %12s %12s %8s  %s\n' "$1" "$p" "$q" "$(ratio "$p" "$q")" "$2"
+	fi
 }
 
 echo
 echo "phifs vs plain directory in $(dirname "$BASE") ($(df -PT "$BASE" | awk 'NR == 2 { print $2 }'))," \
 	"median of $RUNS runs, $(uname -r)"
-printf '%-34s %12s %12s %8s  %s\n' operation phifs plain ratio unit
+if [ -n "$BEFORE" ]; then
+	printf '%-34s %12s %12s %12s %8s %9s  %s\n' operation phifs before plain ratio vs-before unit
+else
+	printf '%-34s %12s %12s %8s  %s\n' operation phifs plain ratio unit
+fi
 row "write $size_label, zeros, fsync" MiB/s wzero
 row "write $size_label, random data, fsync" MiB/s wrand
 row "read $size_label, cold" MiB/s read
 row "create $NFILES 4 KiB files + sync" files/s create
 row "ls -l $NFILES entries, cold" seconds ls
 echo "ratio = phifs/plain: below 1 is slower for MiB/s and files/s, above 1 is slower for seconds"
+[ -z "$BEFORE" ] || echo "vs-before = phifs/before, read the same way"

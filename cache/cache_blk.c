@@ -551,14 +551,41 @@ int blk_settle(struct cache *c)
 static int drop_local(struct cache *c, struct cnode *n, uint64_t blk,
 		      int has_rec);
 
-/* 0 if block blk's local bytes are what rec says, PHI_ECORRUPT if not,
- * or an error reading them.  buf holds a block. */
-static int check_block(struct cache *c, struct cnode *n, uint64_t blk,
-		       const struct block_rec *rec, int have_rec,
-		       struct buf *buf)
+/* The CRC-32C of len bytes of fd at off (zeros past its end), read a
+ * chunk at a time through a buffer that stays in the cache. */
+static int crc_of(int fd, uint64_t off, uint64_t len, uint32_t *out)
 {
-	uint64_t bs = c->block_size, off = blk * bs, len;
-	ssize_t r;
+	static _Thread_local uint8_t chunk[128 << 10];
+	uint32_t crc = 0;
+
+	while (len) {
+		size_t want = len < sizeof(chunk) ? (size_t)len : sizeof(chunk);
+		ssize_t r = pread(fd, chunk, want, (off_t)off);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0) {		/* a data file cut short: zeros */
+			memset(chunk, 0, want);
+			r = (ssize_t)want;
+		}
+		crc = phi_crc32c(crc, chunk, (size_t)r);
+		off += (uint64_t)r;
+		len -= (uint64_t)r;
+	}
+	*out = crc;
+	return 0;
+}
+
+/* 0 if block blk's local bytes are what rec says, PHI_ECORRUPT if not,
+ * or an error reading them. */
+static int check_block(struct cache *c, struct cnode *n, uint64_t blk,
+		       const struct block_rec *rec, int have_rec)
+{
+	uint64_t bs = c->block_size, off = blk * bs;
+	uint32_t crc = 0;
+	int rc;
 
 	if (!have_rec)		/* nothing recorded: a hole */
 		return has_data(n->fd, off, off >= n->size ? 0 :
@@ -566,17 +593,10 @@ static int check_block(struct cache *c, struct cnode *n, uint64_t blk,
 		       PHI_ECORRUPT : 0;
 	if (!(rec->flags & BLOCK_RESIDENT) || !(rec->flags & BLOCK_SUMMED))
 		return 0;	/* fetched just now, or sealed unsummed */
-	len = rec->plain;
-	buf_reset(buf);
-	if (buf_reserve(buf, len))
-		return -ENOMEM;
-	r = pread(n->fd, buf_mut(buf), len, (off_t)off);
-	if (r < 0)
-		return -errno;
-	if ((uint64_t)r < len)	/* a data file cut short: zeros */
-		memset((char *)buf_mut(buf) + r, 0, len - (uint64_t)r);
-	return phi_crc32c(0, buf_data(buf), len) == rec->crc ? 0 :
-	       PHI_ECORRUPT;
+	rc = crc_of(n->fd, off, rec->plain, &crc);
+	if (rc)
+		return rc;
+	return crc == rec->crc ? 0 : PHI_ECORRUPT;
 }
 
 /*
@@ -590,7 +610,6 @@ static int check_range(struct cache *c, struct cnode *n, uint64_t off,
 		       uint64_t len, int partial_only)
 {
 	uint64_t bs = c->block_size, first, last;
-	struct buf buf;
 	MDB_txn *txn = NULL;
 	int rc = 0;
 
@@ -600,7 +619,6 @@ static int check_range(struct cache *c, struct cnode *n, uint64_t off,
 		len = n->size - off;
 	first = off / bs;
 	last = (off + len - 1) / bs;
-	buf_init(&buf, SIZE_MAX);
 	for (uint64_t b = first; b <= last && rc == 0; b++) {
 		struct block_rec rec;
 		int r, have;
@@ -620,7 +638,7 @@ static int check_range(struct cache *c, struct cnode *n, uint64_t off,
 			break;
 		}
 		have = r == 0;
-		r = check_block(c, n, b, &rec, have, &buf);
+		r = check_block(c, n, b, &rec, have);
 		if (r == PHI_ECORRUPT) {
 			PHI_LOG(PHI_LOG_ERR, "inode %llu block %llu: local copy "
 				"%s; %s", (unsigned long long)n->ino,
@@ -638,8 +656,22 @@ static int check_range(struct cache *c, struct cnode *n, uint64_t off,
 	}
 	if (txn)
 		meta_read_end(txn);
-	buf_release(&buf);
 	return rc;
+}
+
+static void mark(struct cache *c, struct cnode *n, uint64_t blk)
+{
+	int r = blkset_add(&n->dblk, blk);
+
+	if (r > 0) {
+		atomic_fetch_add(&n->gen, 1);
+		atomic_fetch_add(&c->seal->dirty_blocks, 1);
+	}
+	if (r >= 0)
+		r = blkset_add(&n->fresh, blk);
+	if (r < 0)
+		cache_latch(c, -ENOMEM);	/* a write we could not track */
+	n->dirty = 1;
 }
 
 /* --- the dirty record goes first --------------------------------------- */
@@ -674,7 +706,13 @@ static int ahead_txn(struct cache *c, MDB_txn *txn, void *arg)
  * (not in n->dblk, or only in n->fresh) in `dirty`, committed, before
  * the caller writes.  n->gen moves first, so that a seal in flight keeps
  * the record (cache_seal.c).  Gone blocks the write covers whole leave
- * `gone` here, marked DIRTY_WAS_GONE.  n->lock held.
+ * `gone` here, marked DIRTY_WAS_GONE.
+ *
+ * Blocks wholly past the size the inode record holds need no record
+ * ahead: a crash cuts the data file back to that size (node_load()), and
+ * the fold that records a larger size records their `dirty` entries in
+ * the same transaction (blk_fold_txn()).  So appending, the common case,
+ * costs no commit.  n->lock held.
  */
 static int write_ahead(struct cache *c, struct cnode *n, uint64_t off,
 		       uint64_t len)
@@ -698,6 +736,10 @@ static int write_ahead(struct cache *c, struct cnode *n, uint64_t off,
 	for (uint64_t b = first; b <= last; b++) {
 		if (blkset_has(&n->dblk, b) && !blkset_has(&n->fresh, b))
 			continue;
+		if (b * bs >= n->rec_size) {
+			mark(c, n, b);
+			continue;
+		}
 		flags[count] = blkset_has(&n->gone, b) ? DIRTY_WAS_GONE : 0;
 		blk[count++] = b;
 	}
@@ -757,21 +799,6 @@ int blk_prepare_read(struct cache *c, struct cnode *n, uint64_t off,
 		len = n->size - off;
 	rc = check_range(c, n, off, len, 0);
 	return rc ? rc : fetch_range(c, n, off, len, 0, &fetched);
-}
-
-static void mark(struct cache *c, struct cnode *n, uint64_t blk)
-{
-	int r = blkset_add(&n->dblk, blk);
-
-	if (r > 0) {
-		atomic_fetch_add(&n->gen, 1);
-		atomic_fetch_add(&c->seal->dirty_blocks, 1);
-	}
-	if (r >= 0)
-		r = blkset_add(&n->fresh, blk);
-	if (r < 0)
-		cache_latch(c, -ENOMEM);	/* a write we could not track */
-	n->dirty = 1;
 }
 
 void blk_mark_dirty(struct cache *c, struct cnode *n, uint64_t off,
@@ -880,6 +907,7 @@ int blk_fold_txn(struct cache *c, MDB_txn *txn, struct cnode *n)
 
 void blk_fold_done(struct cnode *n)
 {
+	n->rec_size = n->size;
 	n->fresh.n = 0;
 	n->cut_from = UINT64_MAX;
 }

@@ -166,6 +166,9 @@ struct cnode {
 	struct blkset checked;	/* clean blocks whose local bytes were
 				   found to match their record since the
 				   node was loaded (blk_check_range()) */
+	uint64_t rec_size;	/* the size the inode record holds (as of
+				   the last fold): a crash cuts the data
+				   file back to it (node_load()) */
 	uint64_t cut_from;	/* blocks >= this to drop from the dbs at
 				   the next fold; UINT64_MAX if none */
 	uint64_t last_write_ns;	/* cache_mono_ns() of the last write */

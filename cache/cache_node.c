@@ -346,7 +346,7 @@ int node_load(struct cache *c, struct cnode *n)
 	    ftruncate(n->fd, (off_t)rec.size))
 		return -errno;
 	blk_punch_gone(c, n);
-	n->size = rec.size;
+	n->size = n->rec_size = rec.size;
 	n->mtime = (struct timespec){ rec.mtime_sec, rec.mtime_nsec };
 	n->ctime = (struct timespec){ rec.ctime_sec, rec.ctime_nsec };
 	n->loaded = 1;
