@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -520,6 +521,167 @@ TEST(dirty_blocks_outlive_a_close_and_seal_at_next_open)
 	env_done(&e);
 }
 
+/* Like kill -9 of the daemon: in a child, open the cache, write
+ * [off, off+len) with the handle left open, and _exit() at once, before
+ * any fold or seal could run. */
+static void write_and_die(struct env *e, uint64_t ino, uint64_t off,
+			  const void *buf, size_t len)
+{
+	pid_t pid;
+	int status;
+
+	env_close(e);
+	pid = fork();
+	ASSERT_TRUE(pid >= 0);
+	if (pid == 0) {
+		struct cache_file *f;
+		struct backend *r[2], *dir;
+
+		for (int i = 0; i < 2; i++) {
+			if (backend_dir_open(&dir, e->regdir[i]))
+				_exit(2);
+			r[i] = dir;
+		}
+		if (backend_replica_open(&e->rs, r, 2))
+			_exit(2);
+		e->cfg.regions = e->rs;
+		if (cache_open(&e->c, &e->cfg, 0) ||
+		    cache_file_open(e->c, ino, 0, &f) ||
+		    cache_write(e->c, f, off, buf, len) != (ssize_t)len)
+			_exit(1);
+		_exit(0);
+	}
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	ASSERT_TRUE(WIFEXITED(status));
+	ASSERT_EQ(WEXITSTATUS(status), 0);
+	env_open(e);
+}
+
+static void data_path(struct env *e, uint64_t ino, char *out, size_t size)
+{
+	snprintf(out, size, "%s/data/%02x/%llu", e->cfg.dir,
+		 (unsigned)(ino & 0xff), (unsigned long long)ino);
+}
+
+TEST(overwrite_of_a_sealed_block_survives_a_crash_and_is_sealed)
+{
+	struct env e;
+	static unsigned char a[200 * KiB];
+	uint64_t fa;
+
+	env_init(&e, 1ull << 30);
+	e.cfg.seal_delay_ms = 600000;	/* only a sync seals */
+	fill(a, sizeof(a), 11);
+	fa = mkfile(e.c, "a");
+	put(e.c, fa, 0, a, sizeof(a));
+	sync_ok(&e);
+	ASSERT_STREQ(state(e.c, fa), "replicated");
+	/* before the fix the block stayed recorded clean: "replicated"
+	 * for ever, and an eviction brought the old bytes back */
+	memset(a + 70000, 'N', 1000);
+	write_and_die(&e, fa, 70000, a + 70000, 1000);
+	ASSERT_STREQ(state(e.c, fa), "dirty");
+	expect(e.c, fa, a, sizeof(a));
+	sync_ok(&e);
+	ASSERT_STREQ(state(e.c, fa), "replicated");
+	ASSERT_TRUE(cache_evict(e.c, UINT64_MAX) > 0);
+	expect(e.c, fa, a, sizeof(a));
+	env_done(&e);
+}
+
+TEST(whole_block_write_over_an_evicted_block_that_never_landed)
+{
+	struct env e;
+	static unsigned char a[192 * KiB], n[64 * KiB];
+	char path[4200];
+	uint64_t fa;
+	int fd;
+
+	env_init(&e, 1ull << 30);
+	e.cfg.seal_delay_ms = 600000;
+	fill(a, sizeof(a), 12);
+	fa = mkfile(e.c, "a");
+	put(e.c, fa, 0, a, sizeof(a));
+	sync_ok(&e);
+	ASSERT_TRUE(cache_evict(e.c, UINT64_MAX) > 0);
+	/* block 1, whole, over its hole; then the bytes are lost as if the
+	 * crash came between the record and the write */
+	fill(n, sizeof(n), 13);
+	write_and_die(&e, fa, 64 * KiB, n, sizeof(n));
+	env_close(&e);
+	data_path(&e, fa, path, sizeof(path));
+	fd = open(path, O_RDWR);
+	ASSERT_TRUE(fd >= 0);
+	ASSERT_OK(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			    64 * KiB, 64 * KiB));
+	close(fd);
+	env_open(&e);
+	/* the sealed copy stands, not a block of zeros */
+	ASSERT_STREQ(state(e.c, fa), "replicated");
+	expect(e.c, fa, a, sizeof(a));
+	/* and when the write did land, it is what the file shows */
+	write_and_die(&e, fa, 64 * KiB, n, sizeof(n));
+	ASSERT_STREQ(state(e.c, fa), "dirty");
+	memcpy(a + 64 * KiB, n, sizeof(n));
+	expect(e.c, fa, a, sizeof(a));
+	sync_ok(&e);
+	ASSERT_TRUE(cache_evict(e.c, UINT64_MAX) > 0);
+	expect(e.c, fa, a, sizeof(a));
+	env_done(&e);
+}
+
+TEST(damaged_local_blocks_are_never_returned)
+{
+	struct env e;
+	static unsigned char a[200 * KiB], b[200 * KiB];
+	struct stat in = { 0 }, out;
+	char path[4200];
+	uint64_t fa, fb;
+	int fd;
+
+	env_init(&e, 1ull << 30);
+	fill(a, sizeof(a), 14);
+	fill(b, 1000, 15);
+	fa = mkfile(e.c, "a");
+	fb = mkfile(e.c, "b");
+	put(e.c, fa, 0, a, sizeof(a));
+	put(e.c, fb, 0, b, 1000);
+	in.st_size = sizeof(b);		/* b: 1000 bytes, then a hole */
+	ASSERT_OK(cache_setattr(e.c, fb, CACHE_SET_SIZE, &in, &out));
+	sync_ok(&e);
+	env_close(&e);
+	/* a flipped byte in a sealed block of a; data in b's hole */
+	data_path(&e, fa, path, sizeof(path));
+	fd = open(path, O_RDWR);
+	ASSERT_TRUE(fd >= 0);
+	ASSERT_EQ(pwrite(fd, "\x5a", 1, 130000), 1);
+	close(fd);
+	data_path(&e, fb, path, sizeof(path));
+	fd = open(path, O_RDWR);
+	ASSERT_TRUE(fd >= 0);
+	ASSERT_EQ(pwrite(fd, "stray", 5, 100 * KiB), 5);
+	close(fd);
+	env_open(&e);
+	expect(e.c, fa, a, sizeof(a));
+	expect(e.c, fb, b, sizeof(b));
+	/* a partial write into a damaged block keeps the sealed rest */
+	env_close(&e);
+	data_path(&e, fa, path, sizeof(path));
+	fd = open(path, O_RDWR);
+	ASSERT_TRUE(fd >= 0);
+	ASSERT_EQ(pwrite(fd, "\xa5", 1, 10), 1);
+	close(fd);
+	env_open(&e);
+	memcpy(a + 20, "patch", 5);
+	put(e.c, fa, 20, "patch", 5);
+	expect(e.c, fa, a, sizeof(a));
+	sync_ok(&e);
+	ASSERT_TRUE(cache_evict(e.c, UINT64_MAX) > 0);
+	expect(e.c, fa, a, sizeof(a));
+	expect(e.c, fb, b, sizeof(b));
+	env_done(&e);
+}
+
 TEST(working_set_larger_than_cache)
 {
 	struct env e;
@@ -967,6 +1129,9 @@ TEST_MAIN(
 	TEST_ENTRY(region_down_during_writes_catches_up),
 	TEST_ENTRY(overwrite_and_truncate_evicted_blocks),
 	TEST_ENTRY(dirty_blocks_outlive_a_close_and_seal_at_next_open),
+	TEST_ENTRY(overwrite_of_a_sealed_block_survives_a_crash_and_is_sealed),
+	TEST_ENTRY(whole_block_write_over_an_evicted_block_that_never_landed),
+	TEST_ENTRY(damaged_local_blocks_are_never_returned),
 	TEST_ENTRY(working_set_larger_than_cache),
 	TEST_ENTRY(dirty_data_fills_cache_enospc),
 	TEST_ENTRY(recover_rebuilds_tree_from_one_region),
