@@ -158,6 +158,38 @@ const char *tool_strip_region(const char *msg, const char *name);
 int tool_regions_attach(const struct phi_config *cfg, struct backend **out);
 
 /*
+ * Judge a superblock a region gave: whole (CRYPT_SUPER_SIZE bytes),
+ * parsing, of filesystem fsid (NULL: any) and, with key (NULL: not
+ * checked), its MAC verifying under it.  0, or PHI_ECORRUPT (or what
+ * crypt_super_verify() failed with) and why = a short reason for a
+ * message ("100 bytes, where a superblock has 972: truncated or
+ * overwritten").
+ */
+int tool_super_judge(const struct buf *sb, const struct crypt_key *key,
+		     const uint8_t *fsid, char *why, size_t len);
+
+/*
+ * Read the superblock of region be (named name) and judge it as
+ * tool_super_judge().  0 good; PHI_ECORRUPT bad; -ENOENT none; else the
+ * region's error.  why says what was wrong whenever it is not 0.
+ */
+int tool_region_super_check(struct backend *be, const char *name,
+			    const struct crypt_key *key, const uint8_t *fsid,
+			    char *why, size_t len);
+
+/*
+ * For mount, once the master key opened sb (cache_dir's superblock):
+ * check every region's copy of it (regions: the set of
+ * tool_regions_attach(), NULL for none).  A bad copy gets a warning
+ * naming its region when another region's copy is good; when none is
+ * good but some is bad, refuse.  Regions that do not answer or hold none
+ * are left to tool_regions_attach().  0 or -1 (printed).
+ */
+int tool_regions_check_super(const struct phi_config *cfg,
+			     struct backend *regions,
+			     const struct crypt_key *key, const struct buf *sb);
+
+/*
  * The cache's record of region i of cfg, named as in cfg: the entry of
  * that name, else the entry at position i when the counts agree (the
  * replica set is in config order), else all zero (nothing recorded yet).

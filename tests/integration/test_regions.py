@@ -11,7 +11,7 @@ put back.  Superblocks in the regions are checked at mount and by
 import os
 import shutil
 
-from conftest import read_file, write_file
+from conftest import MOUNT_OPTS, is_fuse_mounted, read_file, write_file
 
 PHRASE = "region folder was moved, replaced or emptied since it was opened"
 
@@ -115,4 +115,100 @@ def test_region_deleted_and_recreated(phifs):
     assert p.returncode == 0, p.stderr
     assert objects(fs.region_dir_a) == objects(fs.region_dir_b)
     assert read_file(fs.path("second")) == b"second letter" * 1000
+    fs.umount()
+
+
+# --- the regions' superblocks ---------------------------------------------
+
+def truncate(path, size):
+    with open(path, "r+b") as f:
+        f.truncate(size)
+
+
+def flip(path, offset):
+    data = bytearray(read_file(path))
+    data[offset] ^= 0x01
+    write_file(path, bytes(data))
+
+
+def mount_bg(fs):
+    """`phifs mount` in the background, as a user runs it."""
+    p = fs.run("mount", fs.config, fs.mnt, "-o", MOUNT_OPTS)
+    if p.returncode == 0:
+        fs.pid, fs.proc = fs.status()["pid"], None
+    return p
+
+
+def scrub(fs):
+    return fs.run("fsck", fs.config, "--scrub")
+
+
+def test_truncated_superblock_in_one_region(phifs_bare):
+    fs = phifs_bare
+    fs.mkfs()
+    sb_a = os.path.join(fs.region_dir_a, "superblock")
+    truncate(sb_a, 100)
+    p = mount_bg(fs)
+    assert p.returncode == 0, p.stderr
+    assert "phifs: warning: corrupt superblock in region a (100 bytes, " \
+           "where a superblock has 972: truncated or overwritten); " \
+           "mounting with the good copy of the other regions" in \
+           p.stderr.splitlines(), p.stderr
+    assert "region b" not in p.stderr, p.stderr
+    write_file(fs.path("f"), b"still works")
+    assert sync(fs).returncode == 0
+    fs.umount()
+    p = scrub(fs)
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert "region a: corrupt superblock (100 bytes, where a superblock " \
+           "has 972: truncated or overwritten)" in p.stdout.splitlines(), \
+        p.stdout
+    assert "region b: corrupt" not in p.stdout, p.stdout
+
+
+def test_altered_superblock_in_one_region(phifs_bare):
+    fs = phifs_bare
+    fs.mkfs()
+    # one bit of the first key slot's salt: still parses, MAC fails
+    flip(os.path.join(fs.region_dir_b, "superblock"), 44 + 30)
+    p = mount_bg(fs)
+    assert p.returncode == 0, p.stderr
+    assert "phifs: warning: corrupt superblock in region b (damaged or " \
+           "altered: its MAC does not verify)" in p.stderr, p.stderr
+    fs.umount()
+    p = scrub(fs)
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert "region b: corrupt superblock (damaged or altered: its MAC " \
+           "does not verify)" in p.stdout.splitlines(), p.stdout
+
+
+def test_no_good_superblock_refuses_mount(phifs_bare):
+    fs = phifs_bare
+    fs.mkfs()
+    truncate(os.path.join(fs.region_dir_a, "superblock"), 100)
+    flip(os.path.join(fs.region_dir_b, "superblock"), 44 + 30)
+    p = fs.run("mount", fs.config, fs.mnt, "-o", MOUNT_OPTS)
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    lines = p.stderr.splitlines()
+    assert lines == [
+        "phifs: no region holds a good superblock (region a: 100 bytes, "
+        "where a superblock has 972: truncated or overwritten; region b: "
+        "damaged or altered: its MAC does not verify); refusing to "
+        "mount"], p.stderr
+    assert not is_fuse_mounted(fs.mnt)
+
+
+def test_truncated_superblock_not_fetched(phifs_bare):
+    fs = phifs_bare
+    fs.mkfs()
+    local = os.path.join(fs.cache_dir, "superblock")
+    good = read_file(local)
+    os.unlink(local)
+    truncate(os.path.join(fs.region_dir_a, "superblock"), 100)
+    p = mount_bg(fs)
+    assert p.returncode == 0, p.stderr
+    assert "phifs: warning: corrupt superblock in region a (100 bytes, " \
+           "where a superblock has 972: truncated or overwritten); trying " \
+           "the next region" in p.stderr, p.stderr
+    assert read_file(local) == good
     fs.umount()
