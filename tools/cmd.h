@@ -231,10 +231,23 @@ int tool_lease_open(struct tool_lease **out, const struct phi_config *cfg,
 		    const uint8_t fsid[16], int flags);
 
 /*
+ * Once this mount holds cache_dir's lock (cache_open() succeeded): write a
+ * released object for each lease that tool_lease_open() took over from an
+ * earlier mount of this cache_dir here, so that no lease of a crashed
+ * mount outlives this one.  Regions that miss it are retried at a clean
+ * tool_lease_close().  Never before the lock is held: without it, such a
+ * lease may be a live mount's.  NULL is a no-op.  The thread that opened
+ * l, which must not have closed it.
+ */
+void tool_lease_settle(struct tool_lease *l);
+
+/*
  * Stop renewing; with release (a clean unmount) write a released object
- * so that the next mount need not wait for the lease to expire; without,
- * the lease expires lease_time after its last renewal.  Frees l.  NULL is
- * a no-op.  Call before closing the regions or the key.
+ * so that the next mount need not wait for the lease to expire (and, after
+ * tool_lease_settle(), one for each lease taken over from this cache_dir
+ * that a region still lacks); without, the lease expires lease_time after
+ * its last renewal.  Frees l.  NULL is a no-op.  Call before closing the
+ * regions or the key.
  */
 void tool_lease_close(struct tool_lease *l, int release);
 

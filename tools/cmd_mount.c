@@ -359,6 +359,7 @@ static int open_daemon(const struct phi_config *cfg,
 		crypt_key_free(*key);
 		return 1;
 	}
+	tool_lease_settle(*lease);	/* cache_dir's lock is ours now */
 	atomic_store(&sync_target, *c);
 	return 0;
 }
