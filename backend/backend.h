@@ -198,6 +198,21 @@ const char *backend_name(const struct backend *be);
  */
 int backend_dir_open(struct backend **out, const char *path);
 
+/*
+ * The dir driver follows path: every call opens the folder path names at
+ * that moment, never a handle kept from open.  It must still be the
+ * region that was opened, else the call fails with PHI_EREPLACED and
+ * changes nothing:
+ *   - if the object BACKEND_DIR_MARKER was in the folder at open, it must
+ *     be there now (a folder emptied, deleted and made again, or swapped
+ *     for an empty one is refused until the region is put back; a
+ *     complete copy put in its place is taken);
+ *   - if not, the folder must be the very one opened (same device and
+ *     inode).
+ * A folder missing at path fails the same way.
+ */
+#define BACKEND_DIR_MARKER "superblock"
+
 /* ---- the s3 driver -------------------------------------------------- */
 
 /*

@@ -1,10 +1,28 @@
 /*
  * backend_dir.c - the "dir" driver: objects as files under a root folder.
  *
- * Key "a/b/c" is the file ROOT/a/b/c.  Everything is done relative to a
- * descriptor of the root taken at open, so the root cannot be swapped
- * under a running mount and no path is ever rebuilt by string pasting;
- * the key rules (backend.c) already keep ".." and absolute keys out.
+ * Key "a/b/c" is the file ROOT/a/b/c.  The region is the folder the
+ * configured path names, so every call opens ROOT by that path afresh
+ * and works relative to that descriptor for the rest of the call; no
+ * path below ROOT is ever rebuilt by string pasting, and the key rules
+ * (backend.c) already keep ".." and absolute keys out.  A handle kept
+ * open from the start would follow a folder moved away and go on writing
+ * there, or keep writing into a deleted one, while the configured path
+ * holds something else.
+ *
+ * Identity (root_open()).  The folder at the path must still be the
+ * region that was opened, else the call fails with PHI_EREPLACED before
+ * it touches anything:
+ *
+ *	marked (BACKEND_DIR_MARKER was there at open)
+ *		the marker must be there now.  A folder emptied, deleted
+ *		and made again, or swapped for an empty one is refused until
+ *		someone puts the region back (a repair, or the folder moved
+ *		back); a complete copy put in its place is the region.
+ *	unmarked (a region being made, a test folder)
+ *		the folder must be the very one opened (device and inode).
+ *
+ * A folder missing at the path is PHI_EREPLACED too.
  *
  * Atomic, durable put:
  *
@@ -18,8 +36,8 @@
  * never a half-written file.  Names starting with '.' are not keys, so
  * temporary files never show up in list, get or head.
  *
- * No state is shared between calls but the root descriptor, which is
- * read-only after open, and an atomic counter: the driver is thread-safe.
+ * No state is shared between calls but what open recorded, read-only
+ * after open, and an atomic counter: the driver is thread-safe.
  */
 #include "backend_int.h"
 
@@ -35,9 +53,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "phi.h"
+
+/* All read-only after open. */
 struct dir_backend {
 	struct backend base;
-	int rootfd;		/* read-only after open */
+	char *path;		/* absolute: the region is what is there */
+	dev_t dev;		/* the folder at open */
+	ino_t ino;
+	bool marked;		/* BACKEND_DIR_MARKER was there at open */
 };
 
 static const struct backend_ops dir_ops;
@@ -59,6 +83,46 @@ static int missing_or(int err)
 	return -err;
 }
 
+/* Whether the regular file name is in the folder dirfd: 1, 0, or -errno. */
+static int has_file(int dirfd, const char *name)
+{
+	struct stat st;
+
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		return S_ISREG(st.st_mode);
+	return errno == ENOENT || errno == ENOTDIR ? 0 : -errno;
+}
+
+/* Open the folder at the region's path for one call, and check it is
+ * still the region (see the top of this file). */
+static int root_open(struct dir_backend *d, int *fdp)
+{
+	struct stat st;
+	int fd, rc = 0;
+
+	fd = open(d->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT || errno == ENOTDIR ? PHI_EREPLACED :
+		       -errno;
+	if (d->marked) {
+		rc = has_file(fd, BACKEND_DIR_MARKER);
+		if (rc == 0)
+			rc = PHI_EREPLACED;
+		else if (rc > 0)
+			rc = 0;
+	} else if (fstat(fd, &st) < 0) {
+		rc = -errno;
+	} else if (st.st_dev != d->dev || st.st_ino != d->ino) {
+		rc = PHI_EREPLACED;
+	}
+	if (rc < 0) {
+		close(fd);
+		return rc;
+	}
+	*fdp = fd;
+	return 0;
+}
+
 static int fsync_dir_at(int dirfd, const char *path)
 {
 	int fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -72,9 +136,9 @@ static int fsync_dir_at(int dirfd, const char *path)
 	return rc;
 }
 
-/* mkdir -p of the folder dir (relative to the root).  A folder this call
+/* mkdir -p of the folder dir (relative to rootfd).  A folder this call
  * creates is only durable once its parent is fsynced. */
-static int make_dirs(struct dir_backend *d, char *dir)
+static int make_dirs(int rootfd, char *dir)
 {
 	for (char *p = dir;; p++) {
 		char c = *p;
@@ -82,13 +146,13 @@ static int make_dirs(struct dir_backend *d, char *dir)
 		if (c != '/' && c != '\0')
 			continue;
 		*p = '\0';
-		if (mkdirat(d->rootfd, dir, 0700) == 0) {
+		if (mkdirat(rootfd, dir, 0700) == 0) {
 			char *slash = strrchr(dir, '/');
 			int rc;
 
 			if (slash)
 				*slash = '\0';
-			rc = fsync_dir_at(d->rootfd, slash ? dir : ".");
+			rc = fsync_dir_at(rootfd, slash ? dir : ".");
 			if (slash)
 				*slash = '/';
 			if (rc < 0)
@@ -103,12 +167,12 @@ static int make_dirs(struct dir_backend *d, char *dir)
 }
 
 /*
- * Open the folder that holds key's file and point *name at the file's name
- * inside key.  With create, missing folders are made; without, a missing
- * folder is -ENOENT.
+ * Open the folder under rootfd that holds key's file and point *name at
+ * the file's name inside key.  With create, missing folders are made;
+ * without, a missing folder is -ENOENT.
  */
-static int open_parent(struct dir_backend *d, const char *key, bool create,
-		       int *fdp, const char **name)
+static int open_parent(int rootfd, const char *key, bool create, int *fdp,
+		       const char **name)
 {
 	char dir[BACKEND_KEY_MAX + 1];
 	const char *slash = strrchr(key, '/');
@@ -122,12 +186,12 @@ static int open_parent(struct dir_backend *d, const char *key, bool create,
 		dir[slash - key] = '\0';
 		*name = slash + 1;
 	}
-	fd = openat(d->rootfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = openat(rootfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT && create) {
-		rc = make_dirs(d, dir);
+		rc = make_dirs(rootfd, dir);
 		if (rc < 0)
 			return rc;
-		fd = openat(d->rootfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		fd = openat(rootfd, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	}
 	if (fd < 0)
 		return create ? -errno : missing_or(errno);
@@ -188,12 +252,15 @@ static int fill_temp(int fd, const void *data, size_t len)
 static int dir_put(struct backend *be, const char *key, const void *data,
 		   size_t len)
 {
-	struct dir_backend *d = dir_of(be);
 	const char *name;
 	char tmp[64];
-	int dfd = -1, fd = -1, rc;
+	int root = -1, dfd = -1, fd = -1, rc;
 
-	rc = open_parent(d, key, true, &dfd, &name);
+	rc = root_open(dir_of(be), &root);
+	if (rc < 0)
+		return rc;
+	rc = open_parent(root, key, true, &dfd, &name);
+	close(root);
 	if (rc < 0)
 		return rc;
 	rc = make_temp(dfd, tmp, sizeof(tmp), &fd);
@@ -218,13 +285,18 @@ static int open_object(struct dir_backend *d, const char *key, int *fdp,
 		       uint64_t *size)
 {
 	struct stat st;
-	int fd = openat(d->rootfd, key, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	int root, fd, rc;
 
+	rc = root_open(d, &root);
+	if (rc < 0)
+		return rc;
+	fd = openat(root, key, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	rc = errno;
+	close(root);
 	if (fd < 0)
-		return missing_or(errno);
+		return missing_or(rc);
 	if (fstat(fd, &st) < 0) {
-		int rc = -errno;
-
+		rc = -errno;
 		close(fd);
 		return rc;
 	}
@@ -286,11 +358,17 @@ static int dir_get(struct backend *be, const char *key, uint64_t off,
 
 static int dir_head(struct backend *be, const char *key, uint64_t *size)
 {
-	struct dir_backend *d = dir_of(be);
 	struct stat st;
+	int root, rc;
 
-	if (fstatat(d->rootfd, key, &st, AT_SYMLINK_NOFOLLOW) < 0)
-		return missing_or(errno);
+	rc = root_open(dir_of(be), &root);
+	if (rc < 0)
+		return rc;
+	rc = fstatat(root, key, &st, AT_SYMLINK_NOFOLLOW) < 0 ?
+	     missing_or(errno) : 0;
+	close(root);
+	if (rc < 0)
+		return rc;
 	if (!S_ISREG(st.st_mode))
 		return -ENOENT;
 	*size = (uint64_t)st.st_size;
@@ -380,7 +458,6 @@ static int walk_dir(struct walk *w, int fd, size_t plen)
 static int dir_list(struct backend *be, const char *prefix,
 		    backend_list_fn *fn, void *ctx)
 {
-	struct dir_backend *d = dir_of(be);
 	struct walk *w;
 	int fd, rc;
 
@@ -390,8 +467,9 @@ static int dir_list(struct backend *be, const char *prefix,
 		return -ENOMEM;
 	w->prefix = prefix;
 	w->prefix_len = strlen(prefix);
-	fd = openat(d->rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	rc = fd < 0 ? -errno : walk_dir(w, fd, 0);
+	rc = root_open(dir_of(be), &fd);
+	if (rc == 0)
+		rc = walk_dir(w, fd, 0);
 	if (rc == 0) {
 		backend_keys_sort(&w->keys);
 		rc = backend_keys_emit(&w->keys, fn, ctx);
@@ -404,9 +482,13 @@ static int dir_list(struct backend *be, const char *prefix,
 static int dir_del(struct backend *be, const char *key)
 {
 	const char *name;
-	int dfd = -1, rc;
+	int root = -1, dfd = -1, rc;
 
-	rc = open_parent(dir_of(be), key, false, &dfd, &name);
+	rc = root_open(dir_of(be), &root);
+	if (rc < 0)
+		return rc;
+	rc = open_parent(root, key, false, &dfd, &name);
+	close(root);
 	if (rc < 0)
 		return rc;
 	if (unlinkat(dfd, name, 0) < 0)
@@ -421,7 +503,7 @@ static void dir_close(struct backend *be)
 {
 	struct dir_backend *d = dir_of(be);
 
-	close(d->rootfd);
+	free(d->path);
 	free(d);
 }
 
@@ -435,10 +517,44 @@ static const struct backend_ops dir_ops = {
 	.close = dir_close,
 };
 
+/* path made absolute against the working folder (a daemon changes it
+ * later); malloc'd, or NULL. */
+static char *absolute(const char *path)
+{
+	char cwd[4096], *p;
+
+	if (path[0] == '/')
+		return strdup(path);
+	if (!getcwd(cwd, sizeof(cwd)))
+		return NULL;
+	p = malloc(strlen(cwd) + strlen(path) + 2);
+	if (p)
+		sprintf(p, "%s/%s", cwd, path);
+	return p;
+}
+
+/* Record what the folder fd is: its device and inode, and whether it
+ * holds the marker.  0 or -errno. */
+static int identify(struct dir_backend *d, int fd)
+{
+	struct stat st;
+	int rc;
+
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	d->dev = st.st_dev;
+	d->ino = st.st_ino;
+	rc = has_file(fd, BACKEND_DIR_MARKER);
+	if (rc < 0)
+		return rc;
+	d->marked = rc > 0;
+	return 0;
+}
+
 int backend_dir_open(struct backend **out, const char *path)
 {
 	struct dir_backend *d;
-	int fd;
+	int fd, rc;
 
 	*out = NULL;
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -446,18 +562,22 @@ int backend_dir_open(struct backend **out, const char *path)
 		return -errno;
 	/* Refuse now rather than at the first upload, minutes later. */
 	if (faccessat(fd, ".", W_OK | X_OK, AT_EACCESS) < 0) {
-		int rc = errno == EROFS ? -EROFS : -EACCES;
-
+		rc = errno == EROFS ? -EROFS : -EACCES;
 		close(fd);
 		return rc;
 	}
 	d = calloc(1, sizeof(*d));
-	if (!d) {
-		close(fd);
-		return -ENOMEM;
+	rc = d ? identify(d, fd) : -ENOMEM;
+	if (rc == 0) {
+		d->path = absolute(path);
+		rc = d->path ? 0 : -ENOMEM;
+	}
+	close(fd);
+	if (rc < 0) {
+		free(d);
+		return rc;
 	}
 	d->base.ops = &dir_ops;
-	d->rootfd = fd;
 	*out = &d->base;
 	return 0;
 }

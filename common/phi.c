@@ -44,6 +44,9 @@ const char *phi_strerror(int code)
 		return "system clock too far off the region's (fix the clock)";
 	case PHI_ETLS:
 		return "TLS connection to the region failed (check ca_file)";
+	case PHI_EREPLACED:
+		return "region folder was moved, replaced or emptied since it "
+		       "was opened";
 	}
 	if (code < 0 && code > -PHI_ERR_BASE)
 		return strerror(-code);

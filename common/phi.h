@@ -40,6 +40,9 @@ enum phi_err {
 	PHI_ECLOCKSKEW = -(PHI_ERR_BASE + 13),	/* region refused our clock */
 	PHI_ETLS = -(PHI_ERR_BASE + 14),	/* TLS handshake or certificate
 						   verification failed */
+	PHI_EREPLACED = -(PHI_ERR_BASE + 15),	/* region is not what was opened:
+						   folder moved, replaced or
+						   emptied */
 };
 
 /* Message for a phifs code or a negative errno.  Static storage. */

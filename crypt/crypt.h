@@ -363,4 +363,13 @@ int crypt_super_unlock_passphrase(const void *sb, size_t len,
 int crypt_super_unlock_keyfile(const void *sb, size_t len, const void *kf,
 			       size_t kflen, struct crypt_key **out);
 
+/*
+ * Whether sb[0..len) is a whole, unaltered superblock of the filesystem
+ * whose master key is mk: crypt_super_parse() and its MAC under mk.  For
+ * checking the copies the regions hold.  Returns 0; PHI_ECORRUPT (wrong
+ * size, bad fields, or a MAC that fails: damaged, altered, or another
+ * filesystem's); PHI_EVERSION; -ENOMEM.
+ */
+int crypt_super_verify(const void *sb, size_t len, const struct crypt_key *mk);
+
 #endif

@@ -176,6 +176,18 @@ static int super_check_mac(const struct crypt_key *mk, const uint8_t *sb)
 	return rc;
 }
 
+int crypt_super_verify(const void *sb, size_t len, const struct crypt_key *mk)
+{
+	struct crypt_super_info info;
+	int rc;
+
+	assert(mk);
+	rc = crypt_super_parse(sb, len, &info);
+	if (rc == 0)
+		rc = super_check_mac(mk, sb);
+	return rc;
+}
+
 /* ------------------------------------------------------------------ */
 /* Creating and editing                                                */
 /* ------------------------------------------------------------------ */

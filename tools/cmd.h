@@ -158,6 +158,38 @@ const char *tool_strip_region(const char *msg, const char *name);
 int tool_regions_attach(const struct phi_config *cfg, struct backend **out);
 
 /*
+ * Judge a superblock a region gave: whole (CRYPT_SUPER_SIZE bytes),
+ * parsing, of filesystem fsid (NULL: any) and, with key (NULL: not
+ * checked), its MAC verifying under it.  0, or PHI_ECORRUPT (or what
+ * crypt_super_verify() failed with) and why = a short reason for a
+ * message ("100 bytes, where a superblock has 972: truncated or
+ * overwritten").
+ */
+int tool_super_judge(const struct buf *sb, const struct crypt_key *key,
+		     const uint8_t *fsid, char *why, size_t len);
+
+/*
+ * Read the superblock of region be (named name) and judge it as
+ * tool_super_judge().  0 good; PHI_ECORRUPT bad; -ENOENT none; else the
+ * region's error.  why says what was wrong whenever it is not 0.
+ */
+int tool_region_super_check(struct backend *be, const char *name,
+			    const struct crypt_key *key, const uint8_t *fsid,
+			    char *why, size_t len);
+
+/*
+ * For mount, once the master key opened sb (cache_dir's superblock):
+ * check every region's copy of it (regions: the set of
+ * tool_regions_attach(), NULL for none).  A bad copy gets a warning
+ * naming its region when another region's copy is good; when none is
+ * good but some is bad, refuse.  Regions that do not answer or hold none
+ * are left to tool_regions_attach().  0 or -1 (printed).
+ */
+int tool_regions_check_super(const struct phi_config *cfg,
+			     struct backend *regions,
+			     const struct crypt_key *key, const struct buf *sb);
+
+/*
  * The cache's record of region i of cfg, named as in cfg: the entry of
  * that name, else the entry at position i when the counts agree (the
  * replica set is in config order), else all zero (nothing recorded yet).
@@ -199,10 +231,23 @@ int tool_lease_open(struct tool_lease **out, const struct phi_config *cfg,
 		    const uint8_t fsid[16], int flags);
 
 /*
+ * Once this mount holds cache_dir's lock (cache_open() succeeded): write a
+ * released object for each lease that tool_lease_open() took over from an
+ * earlier mount of this cache_dir here, so that no lease of a crashed
+ * mount outlives this one.  Regions that miss it are retried at a clean
+ * tool_lease_close().  Never before the lock is held: without it, such a
+ * lease may be a live mount's.  NULL is a no-op.  The thread that opened
+ * l, which must not have closed it.
+ */
+void tool_lease_settle(struct tool_lease *l);
+
+/*
  * Stop renewing; with release (a clean unmount) write a released object
- * so that the next mount need not wait for the lease to expire; without,
- * the lease expires lease_time after its last renewal.  Frees l.  NULL is
- * a no-op.  Call before closing the regions or the key.
+ * so that the next mount need not wait for the lease to expire (and, after
+ * tool_lease_settle(), one for each lease taken over from this cache_dir
+ * that a region still lacks); without, the lease expires lease_time after
+ * its last renewal.  Frees l.  NULL is a no-op.  Call before closing the
+ * regions or the key.
  */
 void tool_lease_close(struct tool_lease *l, int release);
 

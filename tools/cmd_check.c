@@ -151,6 +151,27 @@ static int local_fsck(const struct phi_config *cfg, long *problems)
 	return 0;
 }
 
+/* Report each region whose superblock is bad (one that holds none is
+ * for repair).  The number reported. */
+static long check_superblocks(const struct regions *r,
+			      const struct crypt_key *key,
+			      const uint8_t fsid[16])
+{
+	long bad = 0;
+
+	for (int i = 0; i < r->n; i++) {
+		char why[512];
+
+		if (tool_region_super_check(r->be[i], r->names[i], key, fsid,
+					    why, sizeof(why)) != PHI_ECORRUPT)
+			continue;
+		printf("region %s: corrupt superblock (%s)\n", r->names[i],
+		       why);
+		bad++;
+	}
+	return bad;
+}
+
 int cmd_fsck(int argc, char **argv)
 {
 	struct phi_config cfg;
@@ -192,6 +213,7 @@ int cmd_fsck(int argc, char **argv)
 			crypt_key_free(key);
 			goto out;
 		}
+		problems += check_superblocks(&r, key, fsid);
 		a.regions = r.be;
 		a.names = r.names;
 		a.nregions = r.n;

@@ -338,6 +338,11 @@ static int open_daemon(const struct phi_config *cfg,
 		crypt_key_free(*key);
 		return 1;
 	}
+	if (tool_regions_check_super(cfg, *regions, *key, k->sb)) {
+		backend_close(*regions);
+		crypt_key_free(*key);
+		return 1;
+	}
 	if (take_lease(cfg, a, k->sb, *key, *regions, lease)) {
 		backend_close(*regions);
 		crypt_key_free(*key);
@@ -354,6 +359,7 @@ static int open_daemon(const struct phi_config *cfg,
 		crypt_key_free(*key);
 		return 1;
 	}
+	tool_lease_settle(*lease);	/* cache_dir's lock is ours now */
 	atomic_store(&sync_target, *c);
 	return 0;
 }

@@ -435,6 +435,14 @@ static int fetch_from_regions(const struct phi_config *cfg, struct buf *sb)
 					sizeof(reason));
 			snprintf(why, sizeof(why), "region %s: %s",
 				 cfg->regions[i].name, reason);
+		} else if (tool_super_judge(sb, NULL, NULL, why,
+					    sizeof(why))) {
+			tool_warn("corrupt superblock in region %s (%s); "
+				  "trying the next region",
+				  cfg->regions[i].name, why);
+			snprintf(why, sizeof(why), "region %s: corrupt "
+				 "superblock", cfg->regions[i].name);
+			rc = PHI_ECORRUPT;
 		}
 		backend_close(be);
 		if (rc == 0)

@@ -43,7 +43,18 @@
  * the mount that forced it out has released.  One exception: a live
  * lease of a mount of this same cache_dir on this machine was left by a
  * kill -9 or a crash (see left_here()); it is taken over with a warning,
- * so a machine never waits for its own lease.
+ * so a machine never waits for its own lease.  One warning, for the
+ * newest: several crashes in a row leave several such leases.
+ *
+ * Leases left here are released by the mount that took them over, once
+ * it holds cache_dir's lock (tool_lease_settle()): a released object
+ * under the dead mount's id, which is a new name (that mount never wrote
+ * a released one).  Not before: two mounts of one cache_dir racing past
+ * cmd_mount.c's check both see the other as left here, and only the one
+ * that gets the lock may release the other's lease.  Otherwise a clean
+ * unmount here would leave the crashed mount's lease live, and another
+ * machine (a recovered copy) would wait lease_time for a mount that is
+ * long gone.
  *
  *   tool_lease_open()	scan -> refuse, or warn and go on -> write the
  *			first renewal to the regions that answered -> scan
@@ -53,9 +64,12 @@
  *   renew_main()	a new renewal object every lease_time/3, to every
  *			region; a failing region is logged once, not on every
  *			round, and never blocks the mount
+ *   tool_lease_settle()	with cache_dir's lock held: release the leases
+ *			left here (above)
  *   tool_lease_close()	stop the thread; at a clean unmount write a
  *			released object, so that the next mount need not wait
- *			for the lease to expire
+ *			for the lease to expire, and retry releasing the leases
+ *			left here in the regions that missed it
  */
 #include "cmd.h"
 
@@ -107,6 +121,15 @@ struct lease_holder {
 	int left_here;		/* left by this cache_dir here (left_here()) */
 };
 
+/* A lease left by a mount of this cache_dir here (left_here()), to be
+ * released under its id. */
+struct lease_stale {
+	uint8_t id[6];
+	int64_t last_ms;	/* time in the newest released name we wrote
+				   for it */
+	uint32_t done;		/* regions that took a released object */
+};
+
 /* What the regions hold under "l/", read by lease_scan(). */
 struct lease_scan {
 	const struct tool_lease *l;
@@ -132,6 +155,13 @@ struct tool_lease {
 	char dir[PATH_MAX];		/* cache_dir, resolved */
 	char body[LEASE_BODY_MAX];	/* host, pid, since, machine, dir */
 	size_t body_len;
+
+	/* Touched by the opener and tool_lease_settle(), then only by
+	 * tool_lease_close(); never by the renewal thread. */
+	struct lease_stale *stale;	/* leases left here, taken over */
+	size_t nstale;
+	int settled;			/* cache_dir's lock is ours: they
+					   may be released */
 
 	/* Touched by the opener, then only by the renewal thread, then
 	 * only by tool_lease_close() after the join. */
@@ -522,12 +552,26 @@ static void warn_expired(const struct tool_lease *l,
 		  "%s)", who, age, span);
 }
 
+/* Remember h, left here, for tool_lease_settle().  Out of memory, it
+ * is only not released: it expires as it would have. */
+static void stale_add(struct tool_lease *l, const struct lease_holder *h)
+{
+	struct lease_stale *v = realloc(l->stale,
+					(l->nstale + 1) * sizeof(*v));
+
+	if (!v)
+		return;
+	l->stale = v;
+	memset(&v[l->nstale], 0, sizeof(*v));
+	memcpy(v[l->nstale++].id, h->id, 6);
+}
+
 /*
  * Decide on the first scan: 0 to go on (with a warning when taking over
  * from a mount that is live (force), that ran from this cache_dir here,
  * or that stopped without unmounting), -1 after printing the refusal.
  */
-static int lease_judge(const struct tool_lease *l, struct lease_scan *s,
+static int lease_judge(struct tool_lease *l, struct lease_scan *s,
 		       int force)
 {
 	const struct lease_holder *last;
@@ -540,9 +584,13 @@ static int lease_judge(const struct tool_lease *l, struct lease_scan *s,
 		who_text(&in, who, sizeof(who));
 		age_text(s->now_ms - h->last_ms, age, sizeof(age));
 		if (left_here(l, &in)) {
-			tool_warn("taking over the lease of the last mount of "
-				  "this cache_dir on %s: it stopped without "
-				  "unmounting (lease renewed %s)", who, age);
+			/* newest first: older ones left here say no more */
+			if (!l->nstale)
+				tool_warn("taking over the lease of the last "
+					  "mount of this cache_dir on %s: it "
+					  "stopped without unmounting (lease "
+					  "renewed %s)", who, age);
+			stale_add(l, h);
 			h->left_here = 1;
 			continue;
 		}
@@ -563,31 +611,24 @@ static int lease_judge(const struct tool_lease *l, struct lease_scan *s,
 }
 
 /*
- * Write one lease object with flags to the regions in mask.  rcs[i] gets
- * region i's result (0 for regions not in mask; every region in mask gets
- * the error when the object could not even be made).  Returns the
+ * Write the lease object (id, flags, ms) to the regions in mask.  rcs[i]
+ * gets region i's result (0 for regions not in mask; every region in mask
+ * gets the error when the object could not even be made).  Returns the
  * regions that took it.
  */
-static uint32_t lease_write(struct tool_lease *l, uint8_t flags,
-			    uint32_t mask, int *rcs)
+static uint32_t write_obj(const struct tool_lease *l, const uint8_t id[6],
+			  uint8_t flags, int64_t ms, uint32_t mask, int *rcs)
 {
 	char key[LEASE_KEY_LEN + 1];
 	struct buf frame;
 	uint32_t done = 0;
-	int64_t ms = now_ms();
 	int rc;
 
-	/* A new name every time, even if the clock stands or steps back:
-	 * an object is never written twice. */
-	if (ms <= l->last_ms)
-		ms = l->last_ms + 1;
 	buf_init(&frame, LEASE_FRAME_MAX);
-	rc = lease_key(l, l->id, flags, ms, key);
+	rc = lease_key(l, id, flags, ms, key);
 	if (rc == 0)
 		rc = crypt_seal(l->key, l->fsid, key, l->body, l->body_len,
 				&frame);
-	if (rc == 0)
-		l->last_ms = ms;
 	for (int i = 0; i < l->nregions; i++) {
 		rcs[i] = 0;
 		if (!(mask & (1u << i)))
@@ -605,6 +646,43 @@ static uint32_t lease_write(struct tool_lease *l, uint8_t flags,
 static uint32_t all_regions(const struct tool_lease *l)
 {
 	return (1u << l->nregions) - 1;
+}
+
+/* A time for a new name after last_ms: a new name every time, even if
+ * the clock stands or steps back, so an object is never written twice. */
+static int64_t next_ms(int64_t last_ms)
+{
+	int64_t ms = now_ms();
+
+	return ms <= last_ms ? last_ms + 1 : ms;
+}
+
+/* One object of this mount with flags, as write_obj(). */
+static uint32_t lease_write(struct tool_lease *l, uint8_t flags,
+			    uint32_t mask, int *rcs)
+{
+	int64_t ms = next_ms(l->last_ms);
+
+	l->last_ms = ms;
+	return write_obj(l, l->id, flags, ms, mask, rcs);
+}
+
+/* A released object for each lease left here, to the regions that do
+ * not have one yet. */
+static void release_stale(struct tool_lease *l)
+{
+	int rcs[BACKEND_REPLICA_MAX];
+
+	for (size_t i = 0; i < l->nstale; i++) {
+		struct lease_stale *st = &l->stale[i];
+		uint32_t want = all_regions(l) & ~st->done;
+
+		if (!want)
+			continue;
+		st->last_ms = next_ms(st->last_ms);
+		st->done |= write_obj(l, st->id, LEASE_RELEASED, st->last_ms,
+				      want, rcs);
+	}
 }
 
 /* The first renewal, to the regions that answered the scan. */
@@ -751,6 +829,7 @@ static void lease_free(struct tool_lease *l)
 {
 	pthread_cond_destroy(&l->wake);
 	pthread_mutex_destroy(&l->lock);
+	free(l->stale);
 	free(l);
 }
 
@@ -883,13 +962,24 @@ int tool_lease_open(struct tool_lease **out, const struct phi_config *cfg,
 	return 0;
 }
 
-/* At unmount: the regions that took the last renewal, else all. */
+void tool_lease_settle(struct tool_lease *l)
+{
+	if (!l)
+		return;
+	l->settled = 1;
+	release_stale(l);
+}
+
+/* At unmount: the regions that took the last renewal, else all; and the
+ * leases left here, once ours to release. */
 static void lease_release(struct tool_lease *l)
 {
 	int rcs[BACKEND_REPLICA_MAX];
 	uint32_t mask = l->ok_mask ? l->ok_mask : all_regions(l);
 	char until[64];
 
+	if (l->settled)
+		release_stale(l);
 	if (lease_write(l, LEASE_RELEASED, mask, rcs)) {
 		PHI_LOG(PHI_LOG_NOTICE, "lease released");
 		return;

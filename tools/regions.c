@@ -165,3 +165,109 @@ void tool_region_stats(const struct phi_config *cfg,
 		memset(out, 0, sizeof(*out));
 	snprintf(out->name, sizeof(out->name), "%s", cfg->regions[i].name);
 }
+
+/* ---- the regions' superblocks ----------------------------------------- */
+
+int tool_super_judge(const struct buf *sb, const struct crypt_key *key,
+		     const uint8_t *fsid, char *why, size_t len)
+{
+	struct crypt_super_info info;
+	char hex[33];
+	int rc;
+
+	if (buf_len(sb) != CRYPT_SUPER_SIZE) {
+		snprintf(why, len, "%zu bytes, where a superblock has %d: "
+			 "truncated or overwritten", buf_len(sb),
+			 CRYPT_SUPER_SIZE);
+		return PHI_ECORRUPT;
+	}
+	rc = crypt_super_parse(buf_data(sb), buf_len(sb), &info);
+	if (rc == PHI_EVERSION) {
+		snprintf(why, len, "a format version this phifs cannot read");
+		return PHI_ECORRUPT;
+	}
+	if (rc) {
+		snprintf(why, len, "garbled: not a phifs superblock");
+		return PHI_ECORRUPT;
+	}
+	if (fsid && memcmp(info.fsid, fsid, 16) != 0) {
+		tool_fsid_hex(info.fsid, hex);
+		snprintf(why, len, "it is the superblock of another "
+			 "filesystem, %s", hex);
+		return PHI_ECORRUPT;
+	}
+	rc = key ? crypt_super_verify(buf_data(sb), buf_len(sb), key) : 0;
+	if (rc == PHI_ECORRUPT)
+		snprintf(why, len, "damaged or altered: its MAC does not "
+			 "verify");
+	else if (rc)
+		snprintf(why, len, "cannot check it: %s", phi_strerror(rc));
+	return rc;
+}
+
+int tool_region_super_check(struct backend *be, const char *name,
+			    const struct crypt_key *key, const uint8_t *fsid,
+			    char *why, size_t len)
+{
+	struct buf sb;
+	int rc;
+
+	/* a larger object is no superblock either: -E2BIG */
+	buf_init(&sb, CRYPT_SUPER_SIZE);
+	rc = backend_get(be, "superblock", 0, 0, &sb);
+	if (rc == 0)
+		rc = tool_super_judge(&sb, key, fsid, why, len);
+	else if (rc == -E2BIG)
+		snprintf(why, len, "more than %d bytes, the size of a "
+			 "superblock", CRYPT_SUPER_SIZE);
+	else if (rc == -ENOENT)
+		snprintf(why, len, "it holds none");
+	else
+		tool_region_why(be, name, rc, why, len);
+	buf_release(&sb);
+	return rc == -E2BIG ? PHI_ECORRUPT : rc;
+}
+
+int tool_regions_check_super(const struct phi_config *cfg,
+			     struct backend *regions,
+			     const struct crypt_key *key, const struct buf *sb)
+{
+	char why[PHI_MAX_REGIONS][300], all[2048] = "";
+	struct crypt_super_info info;
+	int rcs[PHI_MAX_REGIONS], n, good = 0, bad = 0;
+
+	if (!regions)
+		return 0;
+	if (crypt_super_parse(buf_data(sb), buf_len(sb), &info)) {
+		tool_error("%s/superblock: not a superblock this phifs can "
+			   "read", cfg->cache_dir);
+		return -1;
+	}
+	n = backend_replica_count(regions);
+	if (n > cfg->nregions)
+		n = cfg->nregions;
+	for (int i = 0; i < n; i++) {
+		rcs[i] = tool_region_super_check(
+			backend_replica_region(regions, i),
+			cfg->regions[i].name, key, info.fsid, why[i],
+			sizeof(why[i]));
+		good += rcs[i] == 0;
+		bad += rcs[i] == PHI_ECORRUPT;
+	}
+	for (int i = 0; i < n && bad && good; i++)
+		if (rcs[i] == PHI_ECORRUPT)
+			tool_warn("corrupt superblock in region %s (%s); "
+				  "mounting with the good copy of the other "
+				  "regions", cfg->regions[i].name, why[i]);
+	if (!bad || good)
+		return 0;
+	for (int i = 0; i < n; i++) {
+		size_t at = strlen(all);
+
+		snprintf(all + at, sizeof(all) - at, "%sregion %.40s: %.160s",
+			 i ? "; " : "", cfg->regions[i].name, why[i]);
+	}
+	tool_error("no region holds a good superblock (%s); refusing to "
+		   "mount", all);
+	return -1;
+}

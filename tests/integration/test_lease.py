@@ -225,6 +225,42 @@ def test_kill9_then_mount_here_again(phifs_factory):
     fs.umount()
 
 
+def test_clean_umount_after_a_crash_releases_both(phifs_factory):
+    fs = first_machine(phifs_factory)       # lease_time 5m
+    other = second_machine(phifs_factory, fs)
+    fs.mount()
+    fs.kill9()
+    fs.mount()                              # takes its own lease over
+    fs.umount()                             # cleanly: nothing is held
+    p = mount_bg(other)
+    assert p.returncode == 0, p.stderr
+    assert not lease_warnings(p.stderr), p.stderr
+    assert read_file(other.path("letter")) == b"dear doctor"
+    other.umount()
+
+
+def test_crashes_in_a_row_give_one_warning(phifs_factory):
+    fs = first_machine(phifs_factory)       # lease_time 5m
+    other = second_machine(phifs_factory, fs)
+    pids = []
+    for _ in range(3):
+        fs.mount()
+        pids.append(fs.pid)
+        fs.kill9()
+    seen = lease_objects(fs)
+    fs.mount()
+    warnings = lease_warnings(log_text(fs))
+    assert len(warnings) == 1, warnings
+    assert f"taking over the lease of the last mount of this cache_dir " \
+           f"on {HOST} (pid {pids[-1]}) since " in warnings[0], warnings
+    assert_only_grew(seen, lease_objects(fs))
+    fs.umount()
+    # every crashed mount's lease is released with it
+    p = mount_bg(other)
+    assert p.returncode == 0 and not lease_warnings(p.stderr), p.stderr
+    other.umount()
+
+
 def test_force_takes_over_a_live_lease(phifs_factory):
     fs = first_machine(phifs_factory)
     other = second_machine(phifs_factory, fs)

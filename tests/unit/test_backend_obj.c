@@ -688,6 +688,141 @@ TEST(dir_concurrent_mkdir)
 	backend_close(be);
 }
 
+/* ---- a dir region follows its path ---------------------------------- */
+
+/* Move root away to root.old (gone if gone), then make an empty root. */
+static void swap_for_empty(const char *root, const char *gone)
+{
+	ASSERT_OK(rename(root, gone));
+	ASSERT_OK(mkdir(root, 0700));
+}
+
+static int count_entries(const char *dir)
+{
+	struct dirent *de;
+	DIR *d = opendir(dir);
+	int n = 0;
+
+	ASSERT_TRUE(d != NULL);
+	while ((de = readdir(d)))
+		n += de->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* Every method refuses a folder that is not the region that was opened,
+ * and writes nothing anywhere. */
+static void expect_replaced(struct backend *be, const char *key)
+{
+	struct listing l = { "", 0, 0 };
+	struct buf b;
+	uint64_t size;
+
+	buf_init(&b, 1 << 20);
+	ASSERT_ERR(backend_put(be, "new/obj", "x", 1), PHI_EREPLACED);
+	ASSERT_ERR(backend_get(be, key, 0, 0, &b), PHI_EREPLACED);
+	ASSERT_ERR(backend_head(be, key, &size), PHI_EREPLACED);
+	ASSERT_ERR(backend_list(be, "", list_cb, &l), PHI_EREPLACED);
+	ASSERT_ERR(backend_del(be, key), PHI_EREPLACED);
+	ASSERT_EQ(l.seen, 0);
+	buf_release(&b);
+}
+
+TEST(dir_moved_away_is_not_written)
+{
+	const char *root = subdir("region");
+	char gone[4000];
+	struct backend *be = open_dir(root);
+
+	snprintf(gone, sizeof(gone), "%.3990s.old", root);
+	put_str(be, "d/one", "before");
+	swap_for_empty(root, gone);
+	expect_replaced(be, "d/one");
+	/* nothing went into the folder moved away, nor into the new one */
+	ASSERT_TRUE(!file_exists(gone, "new/obj"));
+	ASSERT_EQ(count_entries(root), 0);
+	/* moved back: the region again */
+	ASSERT_OK(rmdir(root));
+	ASSERT_OK(rename(gone, root));
+	expect_obj(be, "d/one", "before");
+	put_str(be, "d/two", "after");
+	ASSERT_TRUE(file_exists(root, "d/two"));
+	backend_close(be);
+}
+
+TEST(dir_missing_folder_is_replaced)
+{
+	const char *root = subdir("region");
+	char gone[4000];
+	struct backend *be = open_dir(root);
+	uint64_t size;
+
+	snprintf(gone, sizeof(gone), "%.3990s.old", root);
+	ASSERT_OK(rename(root, gone));
+	ASSERT_ERR(backend_head(be, "k", &size), PHI_EREPLACED);
+	ASSERT_ERR(backend_put(be, "k", "x", 1), PHI_EREPLACED);
+	ASSERT_TRUE(!file_exists(gone, "k"));
+	backend_close(be);
+}
+
+TEST(dir_marked_region_recreated)
+{
+	const char *root = subdir("region");
+	char gone[4000];
+	struct backend *be;
+
+	snprintf(gone, sizeof(gone), "%.3990s.old", root);
+	write_file(root, BACKEND_DIR_MARKER, "sb");
+	be = open_dir(root);
+	put_str(be, "d/one", "before");
+	/* deleted and made again: empty, so not the region */
+	swap_for_empty(root, gone);
+	expect_replaced(be, BACKEND_DIR_MARKER);
+	ASSERT_EQ(count_entries(root), 0);
+	/* put back (a repair, a copy): taken, and written there */
+	write_file(root, BACKEND_DIR_MARKER, "sb");
+	put_str(be, "d/two", "after");
+	ASSERT_TRUE(file_exists(root, "d/two"));
+	ASSERT_TRUE(!file_exists(gone, "d/two"));
+	expect_list(be, "d/", "d/two:5,");
+	backend_close(be);
+}
+
+TEST(dir_marked_region_emptied_in_place)
+{
+	const char *root = subdir("region");
+	struct backend *be;
+	struct buf b;
+
+	write_file(root, BACKEND_DIR_MARKER, "sb");
+	be = open_dir(root);
+	put_str(be, "d/one", "before");
+	remove_file(root, BACKEND_DIR_MARKER);
+	remove_file(root, "d/one");
+	buf_init(&b, 100);
+	ASSERT_ERR(backend_get(be, "d/one", 0, 0, &b), PHI_EREPLACED);
+	ASSERT_ERR(backend_put(be, "d/two", "x", 1), PHI_EREPLACED);
+	ASSERT_TRUE(!file_exists(root, "d/two"));
+	buf_release(&b);
+	backend_close(be);
+}
+
+TEST(dir_relative_path_survives_chdir)
+{
+	const char *root = subdir("region");
+	char cwd[4096];
+	struct backend *be = NULL;
+
+	ASSERT_TRUE(getcwd(cwd, sizeof(cwd)) != NULL);
+	ASSERT_OK(chdir(test_tmpdir()));
+	ASSERT_OK(backend_dir_open(&be, "region"));
+	ASSERT_OK(chdir("/"));
+	put_str(be, "k", "v");
+	ASSERT_OK(chdir(cwd));
+	ASSERT_TRUE(file_exists(root, "k"));
+	backend_close(be);
+}
+
 /* ---- replica -------------------------------------------------------- */
 
 TEST(replica_shape)
@@ -1273,6 +1408,11 @@ TEST_MAIN(
 	TEST_ENTRY(key_rules),
 	TEST_ENTRY(dir_overwrite_while_reading),
 	TEST_ENTRY(dir_concurrent_mkdir),
+	TEST_ENTRY(dir_moved_away_is_not_written),
+	TEST_ENTRY(dir_missing_folder_is_replaced),
+	TEST_ENTRY(dir_marked_region_recreated),
+	TEST_ENTRY(dir_marked_region_emptied_in_place),
+	TEST_ENTRY(dir_relative_path_survives_chdir),
 	TEST_ENTRY(replica_shape),
 	TEST_ENTRY(replica_put_everywhere_get_fails_over),
 	TEST_ENTRY(replica_verified_skips_corrupt_copy),

@@ -716,6 +716,38 @@ TEST(super_parse_garbage)
 	crypt_key_free(mk);
 }
 
+/* A region's copy: whole and unaltered under this filesystem's key. */
+TEST(super_verify)
+{
+	struct crypt_key *mk = new_key(), *other = new_key();
+	uint8_t *kf = random_data(64);
+	struct buf sb;
+	uint8_t *b;
+
+	new_super(mk, &sb);
+	ASSERT_EQ(crypt_super_add_keyfile(&sb, mk, kf, 64), 0);
+	ASSERT_OK(crypt_super_verify(buf_data(&sb), buf_len(&sb), mk));
+	/* truncated, as a torn copy in a region */
+	ASSERT_ERR(crypt_super_verify(buf_data(&sb), 100, mk), PHI_ECORRUPT);
+	ASSERT_ERR(crypt_super_verify(buf_data(&sb), 0, mk), PHI_ECORRUPT);
+	/* another filesystem's key */
+	ASSERT_ERR(crypt_super_verify(buf_data(&sb), buf_len(&sb), other),
+		   PHI_ECORRUPT);
+	/* one flipped bit in a slot's salt parses, but fails the MAC */
+	b = buf_mut(&sb);
+	b[44 + 30] ^= 1;
+	ASSERT_ERR(crypt_super_verify(b, buf_len(&sb), mk), PHI_ECORRUPT);
+	b[44 + 30] ^= 1;
+	b[11] = 2;
+	ASSERT_ERR(crypt_super_verify(b, buf_len(&sb), mk), PHI_EVERSION);
+	b[11] = 1;
+	ASSERT_OK(crypt_super_verify(b, buf_len(&sb), mk));
+	free(kf);
+	buf_release(&sb);
+	crypt_key_free(other);
+	crypt_key_free(mk);
+}
+
 TEST(kdf_params_round_trip)
 {
 	static const struct crypt_kdf_params ps[] = {
@@ -841,6 +873,7 @@ TEST_MAIN(
 	TEST_ENTRY(super_block_size_altered),
 	TEST_ENTRY(super_slot_bound),
 	TEST_ENTRY(super_parse_garbage),
+	TEST_ENTRY(super_verify),
 	TEST_ENTRY(kdf_params_round_trip),
 	TEST_ENTRY(measure),
 )
