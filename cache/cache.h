@@ -315,6 +315,10 @@ struct cache_scrub_args {
 	cache_report_fn *report;
 	cache_progress_fn *progress;
 	void *ctx;
+	const void *superblock;	/* the superblock that opened the key: each
+				   region's "superblock" object must be the
+				   same bytes; NULL = not checked */
+	size_t superblock_len;
 };
 
 struct cache_scrub_result {
@@ -324,14 +328,20 @@ struct cache_scrub_result {
 	uint64_t missing;	/* copies a region lacks */
 	uint64_t repaired;	/* copies rewritten from a good one */
 	uint64_t lost;		/* objects with no good copy anywhere */
+	uint64_t unreadable;	/* copies a region failed to give (an
+				   error other than "no such object") */
 };
 
 /*
  * Fetch and authenticate every object (packs frame by frame, metadata
- * objects whole) in every region; with repair, put a good copy into each
- * region that has a bad one or none.  Safe while mounted: objects are
- * immutable and a repair writes the same bytes.  Returns 0 (problems are
- * in *out and the report) or a region error that stopped it.
+ * objects whole) in every region, and compare each region's superblock
+ * with a->superblock; with repair, put a good copy into each region that
+ * has a bad one or none.  A region's superblock is repaired last, and
+ * only once every other object of that region was repaired, so that an
+ * emptied region is either whole again or still refused by mount (never
+ * accepted half full).  Safe while mounted: objects are immutable and a
+ * repair writes the same bytes.  Returns 0 (problems are in *out and the
+ * report) or a region error that stopped it.
  */
 int cache_scrub(const struct cache_scrub_args *a,
 		struct cache_scrub_result *out);

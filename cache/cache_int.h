@@ -335,6 +335,15 @@ int journal_known(struct cache *c, MDB_txn *txn, const char *name);
 /* The local copy of metadata object key: "journal/<hex>". */
 void journal_file(const char *key, char *out, size_t size);
 
+/* --- cache_check.c ---------------------------------------------------- */
+
+struct buf;
+
+/* Authenticate object name (a pack frame by frame, a metadata object
+ * whole), held in obj; scratch receives plaintext.  0 or the code. */
+int check_object(const struct crypt_key *key, const uint8_t *fsid,
+		 const char *name, const struct buf *obj, struct buf *scratch);
+
 /* --- cache_upload.c --------------------------------------------------- */
 
 int upload_start(struct cache *c, unsigned threads);

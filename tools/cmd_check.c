@@ -97,22 +97,20 @@ static int regions_open(const struct phi_config *cfg, int for_gc,
 	return 0;
 }
 
-/* The master key and the filesystem id, from wherever the superblock is. */
+/* The master key and the filesystem id, from wherever the superblock is;
+ * the superblock itself into sb (an empty buffer). */
 static int unlock(const struct phi_config *cfg, struct crypt_key **key,
-		  uint8_t fsid[16])
+		  uint8_t fsid[16], struct buf *sb)
 {
 	struct tool_secret secret = { 0 };
-	struct buf sb;
 	int rc = -1;
 
-	buf_init(&sb, CRYPT_SUPER_SIZE);
 	crypt_harden_process();
-	if (tool_superblock_find(cfg, &sb, fsid) == 0 &&
+	if (tool_superblock_find(cfg, sb, fsid) == 0 &&
 	    tool_secret_read(cfg, &secret) == 0 &&
-	    tool_unlock(cfg, &sb, &secret, key) == 0)
+	    tool_unlock(cfg, sb, &secret, key) == 0)
 		rc = 0;
 	tool_secret_wipe(&secret);
-	buf_release(&sb);
 	return rc;
 }
 
@@ -146,6 +144,64 @@ static int local_fsck(const struct phi_config *cfg, long *problems)
 	return 0;
 }
 
+static void scrub_report(const struct cache_scrub_result *res)
+{
+	printf("regions: %llu objects, %llu bytes checked; %llu bad, %llu "
+	       "missing, %llu repaired, %llu with no good copy",
+	       (unsigned long long)res->objects,
+	       (unsigned long long)res->bytes, (unsigned long long)res->bad,
+	       (unsigned long long)res->missing,
+	       (unsigned long long)res->repaired,
+	       (unsigned long long)res->lost);
+	if (res->unreadable)
+		printf(", %llu that could not be read",
+		       (unsigned long long)res->unreadable);
+	printf("\n");
+}
+
+/* --scrub and --repair: every region against the others.  0, adding
+ * what is still wrong to *problems, or -1 (printed). */
+static int scrub_regions(const struct phi_config *cfg, int repair,
+			 long *problems)
+{
+	struct cache_scrub_args a = { 0 };
+	struct cache_scrub_result res;
+	struct crypt_key *key = NULL;
+	struct regions r = { .n = 0 };
+	uint8_t fsid[16];
+	struct buf sb;
+	int rc = -1;
+
+	buf_init(&sb, CRYPT_SUPER_SIZE);
+	if (unlock(cfg, &key, fsid, &sb) || regions_open(cfg, 0, &r))
+		goto out;
+	a.regions = r.be;
+	a.names = r.names;
+	a.nregions = r.n;
+	a.key = key;
+	a.fsid = fsid;
+	a.repair = repair;
+	a.report = print_line;
+	a.progress = progress;
+	a.superblock = buf_data(&sb);
+	a.superblock_len = buf_len(&sb);
+	rc = 0;
+	if (cache_scrub(&a, &res)) {
+		tool_error("scrub stopped: a region could not be listed");
+		(*problems)++;
+	} else {
+		scrub_report(&res);
+		/* what was not mended, and what could not be looked at */
+		*problems += (long)(res.bad + res.missing - res.repaired +
+				    res.lost + res.unreadable);
+	}
+out:
+	regions_close(&r);
+	crypt_key_free(key);
+	buf_release(&sb);
+	return rc;
+}
+
 int cmd_fsck(int argc, char **argv)
 {
 	struct phi_config cfg;
@@ -176,45 +232,8 @@ int cmd_fsck(int argc, char **argv)
 		return 1;
 	if (local_fsck(&cfg, &problems))
 		goto out;
-	if (scrub) {
-		struct cache_scrub_args a = { 0 };
-		struct cache_scrub_result res;
-		struct crypt_key *key = NULL;
-		struct regions r;
-		uint8_t fsid[16];
-
-		if (unlock(&cfg, &key, fsid) || regions_open(&cfg, 0, &r)) {
-			crypt_key_free(key);
-			goto out;
-		}
-		a.regions = r.be;
-		a.names = r.names;
-		a.nregions = r.n;
-		a.key = key;
-		a.fsid = fsid;
-		a.repair = repair;
-		a.report = print_line;
-		a.progress = progress;
-		if (cache_scrub(&a, &res)) {
-			tool_error("scrub stopped: a region could not be "
-				   "listed");
-			problems++;
-		} else {
-			printf("regions: %llu objects, %llu bytes checked; "
-			       "%llu bad, %llu missing, %llu repaired, %llu "
-			       "with no good copy\n",
-			       (unsigned long long)res.objects,
-			       (unsigned long long)res.bytes,
-			       (unsigned long long)res.bad,
-			       (unsigned long long)res.missing,
-			       (unsigned long long)res.repaired,
-			       (unsigned long long)res.lost);
-			problems += (long)(res.bad + res.missing - res.repaired +
-					   res.lost);
-		}
-		regions_close(&r);
-		crypt_key_free(key);
-	}
+	if (scrub && scrub_regions(&cfg, repair, &problems))
+		goto out;
 	rc = problems ? 1 : 0;
 out:
 	phi_config_release(&cfg);
@@ -230,6 +249,7 @@ int cmd_gc(int argc, char **argv)
 	const char *path = NULL;
 	struct regions r = { .n = 0 };
 	uint8_t fsid[16];
+	struct buf sb;
 	int dry = 0, rc = 1;
 
 	if (tool_want_help(argc, argv, gc_usage))
@@ -251,7 +271,8 @@ int cmd_gc(int argc, char **argv)
 	}
 	if (tool_load_config(path, &cfg))
 		return 1;
-	if (unlock(&cfg, &key, fsid) || regions_open(&cfg, 1, &r))
+	buf_init(&sb, CRYPT_SUPER_SIZE);
+	if (unlock(&cfg, &key, fsid, &sb) || regions_open(&cfg, 1, &r))
 		goto out;
 	a.regions = r.be;
 	a.names = r.names;
@@ -275,6 +296,7 @@ int cmd_gc(int argc, char **argv)
 out:
 	regions_close(&r);
 	crypt_key_free(key);
+	buf_release(&sb);
 	phi_config_release(&cfg);
 	return rc;
 }
