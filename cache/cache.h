@@ -330,6 +330,8 @@ struct cache_scrub_result {
 	uint64_t lost;		/* objects with no good copy anywhere */
 	uint64_t unreadable;	/* copies a region failed to give (an
 				   error other than "no such object") */
+	uint32_t unmended;	/* bit i: region i still lacks or holds a bad
+				   copy of something, or could not be read */
 };
 
 /*
@@ -345,6 +347,16 @@ struct cache_scrub_result {
  */
 int cache_scrub(const struct cache_scrub_args *a,
 		struct cache_scrub_result *out);
+
+/*
+ * After a scrub found every object of the region named `region` good (or
+ * repaired it): forget the bad copies recorded for it (status `bad`) and
+ * its failed uploads (`fails`, `down`).  Read-write open; a mount looks
+ * at the copies it recorded again by itself (at every cache_request_sync()
+ * and now and then), and finds out that a region answers again.  0, or a
+ * negative code; an unknown region is no error.
+ */
+int cache_region_mended(struct cache *c, const char *region);
 
 struct cache_gc_args {
 	struct backend *const *regions;	/* opened with the credentials

@@ -425,7 +425,7 @@ static void scrub_one(const struct cache_scrub_args *a, const char *name,
  * mount, which is better than one accepted while it lacks objects.
  */
 static void scrub_superblocks(const struct cache_scrub_args *a,
-			      struct buf *copy, const int *incomplete,
+			      struct buf *copy, int *incomplete,
 			      struct cache_scrub_result *out)
 {
 	out->objects++;
@@ -438,6 +438,7 @@ static void scrub_superblocks(const struct cache_scrub_args *a,
 			say(a->report, a->ctx, "region %s: cannot read "
 			    "superblock: %s", a->names[i], phi_strerror(r));
 			out->unreadable++;
+			incomplete[i] = 1;
 			continue;
 		}
 		if (r == 0) {
@@ -453,15 +454,16 @@ static void scrub_superblocks(const struct cache_scrub_args *a,
 		say(a->report, a->ctx, "region %s: superblock %s", a->names[i],
 		    r ? "is missing" : "differs from the one that opens the "
 		    "key");
-		if (!a->repair)
-			continue;
-		if (incomplete[i])
+		if (!a->repair) {
+			incomplete[i] = 1;
+		} else if (incomplete[i]) {
 			say(a->report, a->ctx, "region %s: superblock not "
 			    "stored, because the region still lacks objects",
 			    a->names[i]);
-		else
-			repair_copy(a, i, "superblock", a->superblock,
-				    a->superblock_len, out);
+		} else if (repair_copy(a, i, "superblock", a->superblock,
+				       a->superblock_len, out)) {
+			incomplete[i] = 1;
+		}
 	}
 }
 
@@ -503,11 +505,55 @@ int cache_scrub(const struct cache_scrub_args *a,
 	}
 	if (a->superblock)
 		scrub_superblocks(a, &copy, incomplete, out);
+	for (int i = 0; i < a->nregions; i++)
+		if (incomplete[i])
+			out->unmended |= 1u << i;
 	buf_release(&good);
 	buf_release(&copy);
 	buf_release(&scratch);
 	free(all.k);
 	return 0;
+}
+
+/* --- the local record of a region's health --------------------------- */
+
+static int mended_txn(struct cache *c, MDB_txn *txn, void *arg)
+{
+	const char *name = arg;
+	MDB_val key = { strlen(name), (void *)name }, val;
+	struct region_rec rr;
+	MDB_cursor *cur;
+	int rc;
+
+	rc = mdb_get(txn, c->db_regions, &key, &val);
+	if (rc == MDB_NOTFOUND || (rc == 0 && val.mv_size != sizeof(rr)))
+		return 0;
+	if (rc)
+		return meta_err(rc);
+	memcpy(&rr, val.mv_data, sizeof(rr));
+	rr.fails = 0;
+	rr.down = 0;
+	rc = mdb_put(txn, c->db_regions, &key, &(MDB_val){ sizeof(rr), &rr },
+		     0);
+	if (rc == 0)
+		rc = mdb_cursor_open(txn, c->db_repair, &cur);
+	if (rc)
+		return meta_err(rc);
+	while (rc == 0 && mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0)
+		if (key.mv_size == 12 &&
+		    ((uint8_t *)key.mv_data)[11] == rr.bit)
+			rc = mdb_cursor_del(cur, 0);
+	mdb_cursor_close(cur);
+	return meta_err(rc);
+}
+
+int cache_region_mended(struct cache *c, const char *region)
+{
+	if (c->rdonly)
+		return -EROFS;
+	if (!c->have_blockdbs)
+		return 0;
+	return meta_write(c, mended_txn, (void *)region);
 }
 
 /* --- gc ---------------------------------------------------------------- */

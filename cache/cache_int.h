@@ -317,6 +317,8 @@ struct seal {
 	int sealer_running;
 	pthread_t uploader[64];
 	int nuploaders;
+	pthread_t mender;		/* cache_mend.c */
+	int mender_running;
 	/* LRU times not yet in LMDB: by lock */
 	uint64_t (*lru)[2];
 	size_t nlru, caplru;
@@ -343,6 +345,14 @@ struct buf;
  * whole), held in obj; scratch receives plaintext.  0 or the code. */
 int check_object(const struct crypt_key *key, const uint8_t *fsid,
 		 const char *name, const struct buf *obj, struct buf *scratch);
+
+/* --- cache_mend.c: the mender thread (seal_start()/seal_stop()) ------- */
+
+int mend_start(struct cache *c);
+/* Join it; seal_stop() has set s->stop. */
+void mend_join(struct cache *c);
+/* s->stop, read under s->lock. */
+int mend_stopping(struct cache *c);
 
 /* --- cache_upload.c --------------------------------------------------- */
 

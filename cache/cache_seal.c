@@ -880,7 +880,8 @@ int seal_start(struct cache *c, const struct cache_config *cfg,
 	if (rc)
 		return -rc;
 	s->sealer_running = 1;
-	return upload_start(c, cfg->uploaders ? cfg->uploaders : 4);
+	rc = upload_start(c, cfg->uploaders ? cfg->uploaders : 4);
+	return rc ? rc : mend_start(c);
 }
 
 void seal_stop(struct cache *c)
@@ -900,6 +901,7 @@ void seal_stop(struct cache *c)
 	for (int i = 0; i < s->nuploaders; i++)
 		pthread_join(s->uploader[i], NULL);
 	s->nuploaders = 0;
+	mend_join(c);
 	upload_record_health(c);
 	blk_lru_flush(c);
 }

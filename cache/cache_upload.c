@@ -258,8 +258,10 @@ static void inflight_del(struct seal *s, uint64_t tag)
 		}
 }
 
-/* The oldest pair to upload now; s->lock held.  0 or -ENOENT. */
-static int pick(struct cache *c, struct job *j, uint64_t *wake_ns)
+/* The oldest pair to upload now; s->lock held.  0 or -ENOENT, and then
+ * *pending holds the bits of the regions that still lack something. */
+static int pick(struct cache *c, struct job *j, uint64_t *wake_ns,
+		uint32_t *pending)
 {
 	struct seal *s = c->seal;
 	uint64_t now = cache_mono_ns();
@@ -271,6 +273,7 @@ static int pick(struct cache *c, struct job *j, uint64_t *wake_ns)
 	uint64_t minp[32];
 
 	*wake_ns = UINT64_MAX;
+	*pending = 0;
 	for (int b = 0; b < 32; b++)
 		minp[b] = UINT64_MAX;
 	txn = meta_read_begin(c, &rc);
@@ -291,6 +294,7 @@ static int pick(struct cache *c, struct job *j, uint64_t *wake_ns)
 			continue;
 		memcpy(&pr, val.mv_data, sizeof(pr));
 		seq = key_get_u64(key.mv_data);
+		*pending |= pr.pending;
 		for (int i = 0; i < s->nregions; i++) {
 			struct seal_region *r = &s->r[i];
 
@@ -325,6 +329,7 @@ static int pick(struct cache *c, struct job *j, uint64_t *wake_ns)
 				continue;
 			memcpy(&mr, val.mv_data, sizeof(mr));
 			seq = key_get_u64(key.mv_data);
+			*pending |= mr.pending;
 			for (int i = 0; i < s->nregions && !found; i++) {
 				struct seal_region *r = &s->r[i];
 
@@ -502,6 +507,44 @@ static void upload(struct cache *c, const struct job *j, struct buf *data)
 	}
 }
 
+/*
+ * A region marked down that has nothing to receive would stay down until
+ * the next write, however long it has been answering again: once its
+ * backoff is over, ask it for its superblock; an answer ("no such
+ * object" included) brings it back up.  s->lock held, and dropped around
+ * the call.  1 if a region was asked.
+ */
+static int probe_down(struct seal *s, uint32_t pending)
+{
+	uint64_t now = cache_mono_ns();
+
+	for (int i = 0; i < s->nregions; i++) {
+		struct seal_region *r = &s->r[i];
+		int rc;
+
+		if (!r->down || r->busy || r->retry_ns > now ||
+		    (pending & (1u << r->bit)))
+			continue;
+		r->busy++;
+		pthread_mutex_unlock(&s->lock);
+		rc = backend_head(r->be, "superblock", NULL);
+		pthread_mutex_lock(&s->lock);
+		r->busy--;
+		if (rc == 0 || rc == -ENOENT) {
+			PHI_LOG(PHI_LOG_NOTICE, "region %s is back", r->name);
+			r->fails = 0;
+			r->down = 0;
+			r->retry_ns = 0;
+		} else {
+			r->fails++;
+			r->retry_ns = cache_mono_ns() + backoff(r->fails);
+		}
+		r->dirty = 1;
+		return 1;
+	}
+	return 0;
+}
+
 static void *uploader_main(void *arg)
 {
 	struct cache *c = arg;
@@ -513,10 +556,12 @@ static void *uploader_main(void *arg)
 	while (!s->stop) {
 		struct job j;
 		uint64_t wake = UINT64_MAX, now;
+		uint32_t pending = 0;
 		struct timespec ts;
+		int rc = atomic_load(&c->latched) ? PHI_ELATCHED :
+			 pick(c, &j, &wake, &pending);
 
-		if (atomic_load(&c->latched) == 0 &&
-		    pick(c, &j, &wake) == 0 &&
+		if (rc == 0 &&
 		    inflight_add(s, (j.meta ? META_TAG : 0) | j.seq << 5 |
 				 s->r[j.region].bit) == 0) {
 			s->r[j.region].busy++;
@@ -526,6 +571,8 @@ static void *uploader_main(void *arg)
 			s->r[j.region].busy--;
 			continue;
 		}
+		if (rc == -ENOENT && probe_down(s, pending))
+			continue;
 		now = cache_mono_ns();
 		if (wake > now + IDLE_WAIT_MS * 1000000ull)
 			wake = now + IDLE_WAIT_MS * 1000000ull;

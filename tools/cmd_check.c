@@ -13,6 +13,7 @@
 #include "cmd.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,6 +160,59 @@ static void scrub_report(const struct cache_scrub_result *res)
 	printf("\n");
 }
 
+/* Whether pid serves a phifs mount (its source is "phifs:PID"), so that
+ * a signal meant for a mount never reaches another holder of the lock. */
+static int serves_mount(long pid)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[8192], want[40];
+	int found = 0;
+
+	if (!f)
+		return 0;
+	snprintf(want, sizeof(want), " phifs:%ld ", pid);
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, " - fuse.phifs ") &&
+			strstr(strstr(line, " - fuse.phifs "), want);
+	fclose(f);
+	return found;
+}
+
+/*
+ * What a scrub proved whole needs no repair any more: forget the bad
+ * copies and failed uploads recorded for those regions, so that status
+ * stops showing them.  A mount holds cache_dir, and it looks again by
+ * itself when asked to sync: ask it (as phifs sync does).
+ */
+static void note_mended(const struct phi_config *cfg, const struct regions *r,
+			uint32_t unmended)
+{
+	struct cache_config cc;
+	struct cache_stats st;
+	struct cache *c;
+	int rc;
+
+	tool_cache_config(cfg, &cc);
+	rc = cache_open(&c, &cc, 0);
+	if (rc == 0) {
+		for (int i = 0; i < r->n && rc == 0; i++)
+			if (!(unmended & (1u << i)))
+				rc = cache_region_mended(c, r->names[i]);
+		if (cache_close(c) && rc == 0)
+			rc = -EIO;
+		if (rc)
+			tool_warn("cannot record in %s that the regions were "
+				  "found whole: %s", cfg->cache_dir,
+				  phi_strerror(rc));
+	} else if (rc == PHI_EBUSYFS &&
+		   cache_open(&c, &cc, CACHE_OPEN_RDONLY) == 0) {
+		if (cache_stats(c, &st) == 0 && st.mounted && st.pid > 0 &&
+		    serves_mount(st.pid))
+			kill((pid_t)st.pid, SIGUSR1);
+		cache_close(c);
+	}
+}
+
 /* --scrub and --repair: every region against the others.  0, adding
  * what is still wrong to *problems, or -1 (printed). */
 static int scrub_regions(const struct phi_config *cfg, int repair,
@@ -194,6 +248,7 @@ static int scrub_regions(const struct phi_config *cfg, int repair,
 		/* what was not mended, and what could not be looked at */
 		*problems += (long)(res.bad + res.missing - res.repaired +
 				    res.lost + res.unreadable);
+		note_mended(cfg, &r, res.unmended);
 	}
 out:
 	regions_close(&r);

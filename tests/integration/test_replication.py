@@ -223,3 +223,65 @@ def test_kill9_during_uploads_resumes(phifs_bare):
     write_tree(fs, 8, MiB, seed=7)
     sync(fs)
     check_tree(fs, made)
+
+
+def flip_objects(root, prefix):
+    """Damage every object of a region under prefix in the middle."""
+    for name in objects(root):
+        if name.startswith(prefix):
+            p = os.path.join(root, name)
+            data = bytearray(read_file(p))
+            data[len(data) // 2] ^= 0xFF
+            write_file(p, bytes(data))
+
+
+def test_repaired_copies_leave_the_bad_count(phifs_bare):
+    fs = phifs_bare
+    small_cache(fs, "4M")
+    made = write_tree(fs, 12, MiB)
+    sync(fs)
+    fs.umount()
+    flip_objects(fs.region_dir_a, "d/")
+    fs.mount()
+    check_tree(fs, made)                # fetched from b, a is recorded
+    st = fs.status()
+    assert region_state(st, "a")["bad"] > 0, st
+    p = fs.run("fsck", fs.config, "--repair")
+    assert p.returncode == 0, p.stdout + p.stderr
+    # the mount looks at the copies it recorded again
+    st = fs.wait_status(lambda s: region_state(s, "a")["bad"] == 0,
+                        timeout=30)
+    assert region_state(st, "a")["bad"] == 0, st
+    # and once more with the filesystem not mounted
+    write_tree(fs, 6, MiB, seed=5)      # pushes the first files out
+    sync(fs)
+    fs.umount()
+    flip_objects(fs.region_dir_a, "d/")
+    fs.mount()
+    check_tree(fs, made)
+    fs.umount()
+    assert region_state(fs.status(), "a")["bad"] > 0
+    p = fs.run("fsck", fs.config, "--repair")
+    assert p.returncode == 0, p.stdout + p.stderr
+    st = fs.status()
+    assert region_state(st, "a")["bad"] == 0, st
+
+
+def test_a_region_that_answers_again_is_up(phifs_bare):
+    fs = phifs_bare
+    fs.mkfs()
+    fs.set_faults("a", "fail_all")
+    fs.mount()
+    write_tree(fs, 3, MiB)
+    p = sync(fs, timeout=5, check=False)
+    assert p.returncode == 1
+    st = fs.wait_status(lambda s: region_state(s, "a")["down"])
+    assert region_state(st, "a")["down"], st
+    fs.umount()
+    # region a is back and repaired while nothing is mounted
+    fs.set_faults("a", None)
+    p = fs.run("fsck", fs.config, "--repair")
+    assert p.returncode == 0, p.stdout + p.stderr
+    st = fs.status()
+    assert not region_state(st, "a")["down"], st
+    assert region_state(st, "a")["fails"] == 0, st
