@@ -711,6 +711,7 @@ int cache_gc(const struct cache_gc_args *a, struct cache_gc_result *out)
 	for (int i = 0; i < a->nregions && rc == 0; i++) {
 		struct keyset packs = { 0 }, leases = { 0 };
 		int64_t newest = INT64_MIN, t;
+		uint64_t size;
 		int r = backend_list(a->regions[i], "d/", list_add, &packs);
 
 		if (r == 0)
@@ -735,7 +736,7 @@ int cache_gc(const struct cache_gc_args *a, struct cache_gc_result *out)
 			}
 			out->packs_deleted++;
 			if (!a->dry_run && backend_del(a->regions[i], key) &&
-			    backend_head(a->regions[i], key, NULL) == 0)
+			    backend_head(a->regions[i], key, &size) == 0)
 				say(a->report, a->ctx, "region %s: cannot "
 				    "delete %s: %s", a->names[i], key,
 				    backend_last_error(a->regions[i]));

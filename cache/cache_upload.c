@@ -520,6 +520,7 @@ static int probe_down(struct seal *s, uint32_t pending)
 
 	for (int i = 0; i < s->nregions; i++) {
 		struct seal_region *r = &s->r[i];
+		uint64_t size;
 		int rc;
 
 		if (!r->down || r->busy || r->retry_ns > now ||
@@ -527,7 +528,7 @@ static int probe_down(struct seal *s, uint32_t pending)
 			continue;
 		r->busy++;
 		pthread_mutex_unlock(&s->lock);
-		rc = backend_head(r->be, "superblock", NULL);
+		rc = backend_head(r->be, "superblock", &size);
 		pthread_mutex_lock(&s->lock);
 		r->busy--;
 		if (rc == 0 || rc == -ENOENT) {
