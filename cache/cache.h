@@ -89,6 +89,21 @@ struct cache_config {
 				   at once (size_limit / 4) */
 	unsigned metadata_interval_ms;	/* metadata changes reach the
 					   regions within this (30000) */
+
+	/* Re-seeding (read-write opens; see cache_mend.c).  A region named
+	 * here, or recorded so by an earlier open, is brought to a whole
+	 * copy in the background: its superblock (from below), then every
+	 * pack and metadata object the other regions hold.  Until then it
+	 * receives no metadata object, status shows it incomplete, and
+	 * cache_sync_regions() waits for it. */
+	const char *const *seed;	/* NULL-terminated region names found
+					   empty (no superblock, no objects);
+					   recorded at open, before anything
+					   is sent; NULL = none */
+	const void *superblock;		/* the bytes a region keeps under
+					   "superblock"; copied; NULL = a
+					   seeded region must have one */
+	size_t superblock_len;
 };
 
 enum cache_open_flags {
@@ -165,6 +180,13 @@ struct cache_region_stats {
 	int down;		/* marked down after repeated failures */
 	int64_t last_ok;	/* last successful upload, epoch seconds; 0 */
 	uint64_t bad;		/* bad or missing copies recorded for repair */
+	int seeding;		/* being filled from the other regions
+				   (cache_config.seed): not a complete copy
+				   yet; waiting then includes what is left */
+	uint64_t seed_objects, seed_objects_total;	/* copied, of */
+	uint64_t seed_bytes, seed_bytes_total;		/* (0 of 0 until the
+							   other regions were
+							   listed) */
 };
 
 /* Summary for `phifs status`. */

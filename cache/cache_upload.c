@@ -10,6 +10,9 @@
  * the put and the commit only repeats it.  Nothing here ever deletes or
  * overwrites an object in a region with other bytes.
  *
+ * A region being re-seeded (cache_mend.c) receives nothing before its
+ * superblock, and no metadata object before it is whole.
+ *
  * Health: a failed put backs its region off exponentially (0.5 s doubling
  * to 60 s, with jitter); after DOWN_AFTER failures in a row the region is
  * marked down and logged once, and comes back at its first success.  The
@@ -302,7 +305,7 @@ static int pick(struct cache *c, struct job *j, uint64_t *wake_ns,
 				continue;
 			if (seq < minp[r->bit])
 				minp[r->bit] = seq;
-			if (found)
+			if (found || r->seeding == SEED_SUPER)
 				continue;
 			if (r->retry_ns > now) {
 				if (r->retry_ns < *wake_ns)
@@ -334,7 +337,7 @@ static int pick(struct cache *c, struct job *j, uint64_t *wake_ns,
 				struct seal_region *r = &s->r[i];
 
 				if (!(mr.pending & (1u << r->bit)) ||
-				    minp[r->bit] <= mr.dep ||
+				    r->seeding || minp[r->bit] <= mr.dep ||
 				    r->retry_ns > now ||
 				    inflight_has(s, META_TAG | seq << 5 |
 						 r->bit))
@@ -443,6 +446,29 @@ static uint64_t backoff(unsigned fails)
 	return ns - ns / 4 + (ns / 2) * (jitter % 1000) / 1000;
 }
 
+void upload_health(struct seal_region *r, int rc)
+{
+	if (rc == 0) {
+		if (r->down)
+			PHI_LOG(PHI_LOG_NOTICE, "region %s is back", r->name);
+		r->fails = 0;
+		r->down = 0;
+		r->retry_ns = 0;
+		r->last_ok = phi_now().tv_sec;
+		r->dirty = 1;
+	} else if (rc != PHI_ELATCHED) {
+		r->fails++;
+		r->retry_ns = cache_mono_ns() + backoff(r->fails);
+		if (r->fails >= DOWN_AFTER && !r->down) {
+			r->down = 1;
+			PHI_LOG(PHI_LOG_WARNING, "region %s is down (%s); "
+				"uploads to it are retried in the background",
+				r->name, phi_strerror(rc));
+		}
+		r->dirty = 1;
+	}
+}
+
 /* Upload one pair; called without s->lock. */
 static void upload(struct cache *c, const struct job *j, struct buf *data)
 {
@@ -476,25 +502,7 @@ static void upload(struct cache *c, const struct job *j, struct buf *data)
 		rc = meta_write(c, done_txn, &a);
 	pthread_mutex_lock(&s->lock);
 	inflight_del(s, tag);
-	if (rc == 0) {
-		if (r->down)
-			PHI_LOG(PHI_LOG_NOTICE, "region %s is back", r->name);
-		r->fails = 0;
-		r->down = 0;
-		r->retry_ns = 0;
-		r->last_ok = phi_now().tv_sec;
-		r->dirty = 1;
-	} else if (rc != PHI_ELATCHED) {
-		r->fails++;
-		r->retry_ns = cache_mono_ns() + backoff(r->fails);
-		if (r->fails >= DOWN_AFTER && !r->down) {
-			r->down = 1;
-			PHI_LOG(PHI_LOG_WARNING, "region %s is down (%s); "
-				"uploads to it are retried in the background",
-				r->name, phi_strerror(rc));
-		}
-		r->dirty = 1;
-	}
+	upload_health(r, rc);
 	pthread_cond_broadcast(&s->done);
 	pthread_mutex_unlock(&s->lock);
 	if (rc == 0 && a.emptied) {
@@ -523,7 +531,7 @@ static int probe_down(struct seal *s, uint32_t pending)
 		uint64_t size;
 		int rc;
 
-		if (!r->down || r->busy || r->retry_ns > now ||
+		if (!r->down || r->busy || r->seeding || r->retry_ns > now ||
 		    (pending & (1u << r->bit)))
 			continue;
 		r->busy++;
@@ -605,6 +613,52 @@ int upload_start(struct cache *c, unsigned threads)
 		s->nuploaders++;
 	}
 	return 0;
+}
+
+/* Add *bits to the pending bits of every entry of the queue db dbi,
+ * whose records hold them at offset at. */
+static int queue_or(MDB_txn *txn, MDB_dbi dbi, size_t size, size_t at,
+		    uint32_t bits)
+{
+	MDB_val key, val;
+	MDB_cursor *cur = NULL;
+	int rc = mdb_cursor_open(txn, dbi, &cur);
+
+	while (rc == 0 && mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0) {
+		uint8_t rec[sizeof(struct pack_rec) + sizeof(struct meta_rec)];
+		uint32_t pending;
+
+		if (val.mv_size != size)
+			continue;
+		memcpy(rec, val.mv_data, size);
+		memcpy(&pending, rec + at, sizeof(pending));
+		if ((pending | bits) == pending)
+			continue;
+		pending |= bits;
+		memcpy(rec + at, &pending, sizeof(pending));
+		rc = mdb_cursor_put(cur, &key, &(MDB_val){ size, rec },
+				    MDB_CURRENT);
+	}
+	if (cur)
+		mdb_cursor_close(cur);
+	return meta_err(rc);
+}
+
+static int queue_all_txn(struct cache *c, MDB_txn *txn, void *arg)
+{
+	uint32_t bits = *(uint32_t *)arg;
+	int rc = queue_or(txn, c->db_packs, sizeof(struct pack_rec),
+			  offsetof(struct pack_rec, pending), bits);
+
+	if (rc == 0)
+		rc = queue_or(txn, c->db_metaq, sizeof(struct meta_rec),
+			      offsetof(struct meta_rec, pending), bits);
+	return rc;
+}
+
+int upload_queue_all(struct cache *c, uint32_t bits)
+{
+	return bits ? meta_write(c, queue_all_txn, &bits) : 0;
 }
 
 int upload_all_up(struct cache *c)

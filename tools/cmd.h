@@ -157,6 +157,13 @@ const char *tool_strip_region(const char *msg, const char *name);
  */
 int tool_regions_attach(const struct phi_config *cfg, struct backend **out);
 
+/* The same, for a writable mount: a region that answers with neither a
+ * superblock nor any object (new, or emptied) is attached too, with a
+ * warning, and empty[i] (PHI_MAX_REGIONS of them) set for it, for
+ * cache_config.seed. */
+int tool_regions_attach_empty(const struct phi_config *cfg,
+			      struct backend **out, int *empty);
+
 /*
  * The cache's record of region i of cfg, named as in cfg: the entry of
  * that name, else the entry at position i when the counts agree (the

@@ -217,6 +217,18 @@ def second_config(fs, name="cache2"):
     return path, cache
 
 
+def region_objects(root):
+    """Every object of a region but lease objects (each region has its
+    own)."""
+    out = set()
+    for d, _, files in os.walk(root):
+        for f in files:
+            k = os.path.relpath(os.path.join(d, f), root)
+            if not k.startswith("l/"):
+                out.add(k)
+    return out
+
+
 def scratch_left(fs):
     return [n for n in os.listdir(fs.base) if n.startswith(".phifs-")]
 
@@ -250,9 +262,12 @@ def test_full_drill_from_region_b(phifs_bare):
 
     fs.mount()
     same_tree(want, manifest(fs.mnt))
-    # the recovered filesystem goes on working and replicating
+    # the recovered filesystem goes on working and replicating, and the
+    # mount fills the emptied region a with everything region b holds
     write_file(fs.path("after.txt"), b"written after the recovery")
     sync(fs)
+    assert region_objects(fs.region_dir_a) == \
+        region_objects(fs.region_dir_b)
     fs.umount()
     fs.mount()
     assert read_file(fs.path("after.txt")) == b"written after the recovery"
