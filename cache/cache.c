@@ -365,6 +365,8 @@ int cache_open(struct cache **out, const struct cache_config *cfg,
 		rc = meta_free_orphans(c);
 	if (rc == 0 && !c->rdonly)
 		rc = blk_settle(c);
+	if (rc == 0 && !c->rdonly && cfg->seed)
+		rc = mend_record(c, cfg);
 	if (rc == 0)
 		rc = meta_used_bytes(c, &used);
 	if (rc == 0)

@@ -89,6 +89,21 @@ struct cache_config {
 				   at once (size_limit / 4) */
 	unsigned metadata_interval_ms;	/* metadata changes reach the
 					   regions within this (30000) */
+
+	/* Re-seeding (read-write opens; see cache_mend.c).  A region named
+	 * here, or recorded so by an earlier open, is brought to a whole
+	 * copy in the background: its superblock (from below), then every
+	 * pack and metadata object the other regions hold.  Until then it
+	 * receives no metadata object, status shows it incomplete, and
+	 * cache_sync_regions() waits for it. */
+	const char *const *seed;	/* NULL-terminated region names found
+					   empty (no superblock, no objects);
+					   recorded at open, before anything
+					   is sent; NULL = none */
+	const void *superblock;		/* the bytes a region keeps under
+					   "superblock"; copied; NULL = a
+					   seeded region must have one */
+	size_t superblock_len;
 };
 
 enum cache_open_flags {
@@ -165,6 +180,13 @@ struct cache_region_stats {
 	int down;		/* marked down after repeated failures */
 	int64_t last_ok;	/* last successful upload, epoch seconds; 0 */
 	uint64_t bad;		/* bad or missing copies recorded for repair */
+	int seeding;		/* being filled from the other regions
+				   (cache_config.seed): not a complete copy
+				   yet; waiting then includes what is left */
+	uint64_t seed_objects, seed_objects_total;	/* copied, of */
+	uint64_t seed_bytes, seed_bytes_total;		/* (0 of 0 until the
+							   other regions were
+							   listed) */
 };
 
 /* Summary for `phifs status`. */
@@ -315,6 +337,10 @@ struct cache_scrub_args {
 	cache_report_fn *report;
 	cache_progress_fn *progress;
 	void *ctx;
+	const void *superblock;	/* the superblock that opened the key: each
+				   region's "superblock" object must be the
+				   same bytes; NULL = not checked */
+	size_t superblock_len;
 };
 
 struct cache_scrub_result {
@@ -324,14 +350,22 @@ struct cache_scrub_result {
 	uint64_t missing;	/* copies a region lacks */
 	uint64_t repaired;	/* copies rewritten from a good one */
 	uint64_t lost;		/* objects with no good copy anywhere */
+	uint64_t unreadable;	/* copies a region failed to give (an
+				   error other than "no such object") */
+	uint32_t unmended;	/* bit i: region i still lacks or holds a bad
+				   copy of something, or could not be read */
 };
 
 /*
  * Fetch and authenticate every object (packs frame by frame, metadata
- * objects whole) in every region; with repair, put a good copy into each
- * region that has a bad one or none.  Safe while mounted: objects are
- * immutable and a repair writes the same bytes.  Returns 0 (problems are
- * in *out and the report) or a region error that stopped it.
+ * objects whole) in every region, and compare each region's superblock
+ * with a->superblock; with repair, put a good copy into each region that
+ * has a bad one or none.  A region's superblock is repaired last, and
+ * only once every other object of that region was repaired, so that an
+ * emptied region is either whole again or still refused by mount (never
+ * accepted half full).  Safe while mounted: objects are immutable and a
+ * repair writes the same bytes.  Returns 0 (problems are in *out and the
+ * report) or a region error that stopped it.
  */
 int cache_scrub(const struct cache_scrub_args *a,
 		struct cache_scrub_result *out);
@@ -390,6 +424,16 @@ struct cache_compare_result {
 long cache_compare(struct cache *c, struct cache *view,
 		   const struct cache_compare_args *a,
 		   struct cache_compare_result *out);
+
+/*
+ * After a scrub found every object of the region named `region` good (or
+ * repaired it): forget the bad copies recorded for it (status `bad`) and
+ * its failed uploads (`fails`, `down`).  Read-write open; a mount looks
+ * at the copies it recorded again by itself (at every cache_request_sync()
+ * and now and then), and finds out that a region answers again.  0, or a
+ * negative code; an unknown region is no error.
+ */
+int cache_region_mended(struct cache *c, const char *region);
 
 struct cache_gc_args {
 	struct backend *const *regions;	/* opened with the credentials

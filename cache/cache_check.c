@@ -331,22 +331,147 @@ static int check_pack(const struct crypt_key *key, const uint8_t *fsid,
 	return 0;
 }
 
-static int check_object(const struct cache_scrub_args *a, const char *name,
-			const struct buf *obj, struct buf *scratch)
+int check_object(const struct crypt_key *key, const uint8_t *fsid,
+		 const char *name, const struct buf *obj, struct buf *scratch)
 {
 	const uint8_t *d = buf_data(obj);
 
 	buf_reset(scratch);
 	if (name[0] == 'd')
-		return check_pack(a->key, a->fsid, name, d, buf_len(obj),
-				  scratch);
-	return crypt_unseal(a->key, a->fsid, name, d, buf_len(obj), scratch);
+		return check_pack(key, fsid, name, d, buf_len(obj), scratch);
+	return crypt_unseal(key, fsid, name, d, buf_len(obj), scratch);
+}
+
+/* Put the good copy of name into region i, which lacks it or holds a
+ * bad one.  0 or the region's code (reported). */
+static int repair_copy(const struct cache_scrub_args *a, int i,
+		       const char *name, const void *good, size_t len,
+		       struct cache_scrub_result *out)
+{
+	int rc = backend_put(a->regions[i], name, good, len);
+
+	if (rc == 0) {
+		out->repaired++;
+		say(a->report, a->ctx, "region %s: %s repaired from a good "
+		    "copy", a->names[i], name);
+	} else {
+		say(a->report, a->ctx, "region %s: %s could not be repaired: "
+		    "%s", a->names[i], name,
+		    backend_last_error(a->regions[i])[0] ?
+		    backend_last_error(a->regions[i]) : phi_strerror(rc));
+	}
+	return rc;
+}
+
+/* Fetch, check and (with repair) mend one object in every region. */
+static void scrub_one(const struct cache_scrub_args *a, const char *name,
+		      struct buf *good, struct buf *copy, struct buf *scratch,
+		      int *incomplete, struct cache_scrub_result *out)
+{
+	int state[BACKEND_REPLICA_MAX] = { 0 };	/* 1 ok, 2 bad, 3 none */
+	int have_good = 0;
+
+	out->objects++;
+	for (int i = 0; i < a->nregions; i++) {
+		int r;
+
+		buf_reset(copy);
+		r = backend_get(a->regions[i], name, 0, 0, copy);
+		if (r == -ENOENT) {
+			state[i] = 3;
+			continue;
+		}
+		if (r) {
+			say(a->report, a->ctx, "region %s: cannot read %s: %s",
+			    a->names[i], name, phi_strerror(r));
+			out->unreadable++;
+			incomplete[i] = 1;
+			continue;
+		}
+		out->bytes += buf_len(copy);
+		r = check_object(a->key, a->fsid, name, copy, scratch);
+		state[i] = r ? 2 : 1;
+		if (r == 0 && !have_good) {
+			buf_reset(good);
+			if (buf_add(good, buf_data(copy), buf_len(copy)) == 0)
+				have_good = 1;
+		}
+	}
+	for (int i = 0; i < a->nregions; i++) {
+		if (state[i] < 2)
+			continue;
+		if (state[i] == 2)
+			out->bad++;
+		else
+			out->missing++;
+		say(a->report, a->ctx, "region %s: %s %s", a->names[i], name,
+		    state[i] == 2 ? "fails authentication" : "is missing");
+		if (!a->repair || !have_good ||
+		    repair_copy(a, i, name, buf_data(good), buf_len(good),
+				out))
+			incomplete[i] = 1;
+	}
+	if (!have_good) {
+		out->lost++;
+		say(a->report, a->ctx, "%s has no good copy in any region",
+		    name);
+	}
+}
+
+/*
+ * The superblock of each region against a->superblock, the copy that
+ * opened the key.  Last, so that a repair stores it only into a region
+ * that received everything else: a region without one is refused by
+ * mount, which is better than one accepted while it lacks objects.
+ */
+static void scrub_superblocks(const struct cache_scrub_args *a,
+			      struct buf *copy, int *incomplete,
+			      struct cache_scrub_result *out)
+{
+	out->objects++;
+	for (int i = 0; i < a->nregions; i++) {
+		int r;
+
+		buf_reset(copy);
+		r = backend_get(a->regions[i], "superblock", 0, 0, copy);
+		if (r && r != -ENOENT) {
+			say(a->report, a->ctx, "region %s: cannot read "
+			    "superblock: %s", a->names[i], phi_strerror(r));
+			out->unreadable++;
+			incomplete[i] = 1;
+			continue;
+		}
+		if (r == 0) {
+			out->bytes += buf_len(copy);
+			if (buf_len(copy) == a->superblock_len &&
+			    memcmp(buf_data(copy), a->superblock,
+				   a->superblock_len) == 0)
+				continue;
+			out->bad++;
+		} else {
+			out->missing++;
+		}
+		say(a->report, a->ctx, "region %s: superblock %s", a->names[i],
+		    r ? "is missing" : "differs from the one that opens the "
+		    "key");
+		if (!a->repair) {
+			incomplete[i] = 1;
+		} else if (incomplete[i]) {
+			say(a->report, a->ctx, "region %s: superblock not "
+			    "stored, because the region still lacks objects",
+			    a->names[i]);
+		} else if (repair_copy(a, i, "superblock", a->superblock,
+				       a->superblock_len, out)) {
+			incomplete[i] = 1;
+		}
+	}
 }
 
 int cache_scrub(const struct cache_scrub_args *a,
 		struct cache_scrub_result *out)
 {
 	static const char *const prefixes[] = { "d/", "m/" };
+	int incomplete[BACKEND_REPLICA_MAX] = { 0 };
 	struct keyset all = { 0 };
 	struct buf good, copy, scratch;
 	int rc = 0;
@@ -373,72 +498,62 @@ int cache_scrub(const struct cache_scrub_args *a,
 	buf_init(&copy, SIZE_MAX);
 	buf_init(&scratch, SIZE_MAX);
 	for (size_t k = 0; k < all.n; k++) {
-		const char *name = all.k[k];
-		int state[BACKEND_REPLICA_MAX] = { 0 };	/* 1 ok, 2 bad, 3 none */
-		int have_good = 0;
-
-		out->objects++;
-		for (int i = 0; i < a->nregions; i++) {
-			int r;
-
-			buf_reset(&copy);
-			r = backend_get(a->regions[i], name, 0, 0, &copy);
-			if (r == -ENOENT) {
-				state[i] = 3;
-				continue;
-			}
-			if (r) {
-				say(a->report, a->ctx, "region %s: cannot read "
-				    "%s: %s", a->names[i], name,
-				    phi_strerror(r));
-				continue;
-			}
-			out->bytes += buf_len(&copy);
-			r = check_object(a, name, &copy, &scratch);
-			state[i] = r ? 2 : 1;
-			if (r == 0 && !have_good) {
-				buf_reset(&good);
-				if (buf_add(&good, buf_data(&copy),
-					    buf_len(&copy)) == 0)
-					have_good = 1;
-			}
-		}
-		for (int i = 0; i < a->nregions; i++) {
-			if (state[i] < 2)
-				continue;
-			if (state[i] == 2)
-				out->bad++;
-			else
-				out->missing++;
-			say(a->report, a->ctx, "region %s: %s %s", a->names[i],
-			    name, state[i] == 2 ? "fails authentication" :
-			    "is missing");
-			if (!a->repair || !have_good)
-				continue;
-			if (backend_put(a->regions[i], name, buf_data(&good),
-					buf_len(&good)) == 0) {
-				out->repaired++;
-				say(a->report, a->ctx, "region %s: %s repaired "
-				    "from a good copy", a->names[i], name);
-			} else {
-				say(a->report, a->ctx, "region %s: %s could not "
-				    "be repaired: %s", a->names[i], name,
-				    backend_last_error(a->regions[i]));
-			}
-		}
-		if (!have_good) {
-			out->lost++;
-			say(a->report, a->ctx, "%s has no good copy in any "
-			    "region", name);
-		}
+		scrub_one(a, all.k[k], &good, &copy, &scratch, incomplete,
+			  out);
 		if (a->progress)
 			a->progress(a->ctx, "objects", k + 1, all.n);
 	}
+	if (a->superblock)
+		scrub_superblocks(a, &copy, incomplete, out);
+	for (int i = 0; i < a->nregions; i++)
+		if (incomplete[i])
+			out->unmended |= 1u << i;
 	buf_release(&good);
 	buf_release(&copy);
 	buf_release(&scratch);
 	free(all.k);
 	return 0;
+}
+
+/* --- the local record of a region's health --------------------------- */
+
+static int mended_txn(struct cache *c, MDB_txn *txn, void *arg)
+{
+	const char *name = arg;
+	MDB_val key = { strlen(name), (void *)name }, val;
+	struct region_rec rr;
+	MDB_cursor *cur;
+	int rc;
+
+	rc = mdb_get(txn, c->db_regions, &key, &val);
+	if (rc == MDB_NOTFOUND || (rc == 0 && val.mv_size != sizeof(rr)))
+		return 0;
+	if (rc)
+		return meta_err(rc);
+	memcpy(&rr, val.mv_data, sizeof(rr));
+	rr.fails = 0;
+	rr.down = 0;
+	rc = mdb_put(txn, c->db_regions, &key, &(MDB_val){ sizeof(rr), &rr },
+		     0);
+	if (rc == 0)
+		rc = mdb_cursor_open(txn, c->db_repair, &cur);
+	if (rc)
+		return meta_err(rc);
+	while (rc == 0 && mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0)
+		if (key.mv_size == 12 &&
+		    ((uint8_t *)key.mv_data)[11] == rr.bit)
+			rc = mdb_cursor_del(cur, 0);
+	mdb_cursor_close(cur);
+	return meta_err(rc);
+}
+
+int cache_region_mended(struct cache *c, const char *region)
+{
+	if (c->rdonly)
+		return -EROFS;
+	if (!c->have_blockdbs)
+		return 0;
+	return meta_write(c, mended_txn, (void *)region);
 }
 
 /* --- gc ---------------------------------------------------------------- */
@@ -596,6 +711,7 @@ int cache_gc(const struct cache_gc_args *a, struct cache_gc_result *out)
 	for (int i = 0; i < a->nregions && rc == 0; i++) {
 		struct keyset packs = { 0 }, leases = { 0 };
 		int64_t newest = INT64_MIN, t;
+		uint64_t size;
 		int r = backend_list(a->regions[i], "d/", list_add, &packs);
 
 		if (r == 0)
@@ -620,7 +736,7 @@ int cache_gc(const struct cache_gc_args *a, struct cache_gc_result *out)
 			}
 			out->packs_deleted++;
 			if (!a->dry_run && backend_del(a->regions[i], key) &&
-			    backend_head(a->regions[i], key, NULL) == 0)
+			    backend_head(a->regions[i], key, &size) == 0)
 				say(a->report, a->ctx, "region %s: cannot "
 				    "delete %s: %s", a->names[i], key,
 				    backend_last_error(a->regions[i]));

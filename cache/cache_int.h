@@ -314,7 +314,12 @@ struct seal_region {
 	int busy;		/* uploads in flight */
 	int dirty;		/* health to record in LMDB */
 	int64_t last_ok;
+	int seeding;		/* SEED_*, 0 once it is a whole copy */
 };
+
+/* A region being re-seeded (cache_mend.c): */
+#define SEED_SUPER 1	/* nothing may go to it yet */
+#define SEED_COPY 2	/* packs may, metadata objects not yet */
 
 struct seal {
 	struct backend *regions;
@@ -346,6 +351,9 @@ struct seal {
 	int sealer_running;
 	pthread_t uploader[64];
 	int nuploaders;
+	pthread_t mender;		/* cache_mend.c */
+	int mender_running;
+	struct mend *mend;
 	/* LRU times not yet in LMDB: by lock */
 	uint64_t (*lru)[2];
 	size_t nlru, caplru;
@@ -364,17 +372,51 @@ int journal_known(struct cache *c, MDB_txn *txn, const char *name);
 /* The local copy of metadata object key: "journal/<hex>". */
 void journal_file(const char *key, char *out, size_t size);
 
+/* --- cache_check.c ---------------------------------------------------- */
+
+struct buf;
+
+/* Authenticate object name (a pack frame by frame, a metadata object
+ * whole), held in obj; scratch receives plaintext.  0 or the code. */
+int check_object(const struct crypt_key *key, const uint8_t *fsid,
+		 const char *name, const struct buf *obj, struct buf *scratch);
+
+/* --- cache_mend.c: the mender thread (seal_start()/seal_stop()) ------- */
+
+/* Record the regions cfg->seed names as to be re-seeded (read-write
+ * open, before any thread runs). */
+int mend_record(struct cache *c, const struct cache_config *cfg);
+/* Mark the regions recorded so, and keep cfg's superblock; before the
+ * uploaders start. */
+int mend_load(struct cache *c, const struct cache_config *cfg);
+int mend_start(struct cache *c);
+/* Join it, free its state; seal_stop() has set s->stop. */
+void mend_join(struct cache *c);
+/* s->stop, read under s->lock. */
+int mend_stopping(struct cache *c);
+/* Objects regions being re-seeded still lack (at least one each). */
+uint64_t mend_waiting(struct cache *c, MDB_txn *txn);
+/* Their progress into s->regions (seal_stats()). */
+void mend_stats(struct cache *c, MDB_txn *txn, struct cache_stats *s);
+
 /* --- cache_upload.c --------------------------------------------------- */
 
 int upload_start(struct cache *c, unsigned threads);
 /* Load regions' bits and health; read-write open. */
 int upload_regions_load(struct cache *c, const char *const *names);
+/* Everything in the queue goes to the regions of bits too (a region
+ * being re-seeded, which may be new: what was queued before it existed
+ * is not in its copy yet either). */
+int upload_queue_all(struct cache *c, uint32_t bits);
 /* No region is marked down. */
 int upload_all_up(struct cache *c);
 /* End every region's backoff now (a sync was asked for). */
 void upload_retry_now(struct cache *c);
 /* Record health changes (sealer pass). */
 void upload_record_health(struct cache *c);
+/* A put to region r ended with rc: its failures, backoff and down mark
+ * move.  seal->lock held. */
+void upload_health(struct seal_region *r, int rc);
 
 
 #define FOLD_INTERVAL_MS 2000

@@ -603,7 +603,7 @@ static uint64_t waiting_upto(struct cache *c, MDB_txn *txn, uint64_t seq,
 	if (!c->have_blockdbs)
 		return 0;
 	return count_upto(txn, c->db_packs, seq) +
-	       count_upto(txn, c->db_metaq, mseq);
+	       count_upto(txn, c->db_metaq, mseq) + mend_waiting(c, txn);
 }
 
 int cache_sync_regions(struct cache *c, unsigned timeout_ms)
@@ -889,6 +889,9 @@ int seal_start(struct cache *c, const struct cache_config *cfg,
 		c->journal = 0;		/* a scratch copy: nothing goes out */
 		return 0;
 	}
+	rc = mend_load(c, cfg);
+	if (rc)
+		return rc;
 	/* files a crash left between writing and recording, or after
 	 * their last upload */
 	atomic_store(&c->packs_used, sweep_unrecorded(c, "packs", pack_known) +
@@ -897,7 +900,8 @@ int seal_start(struct cache *c, const struct cache_config *cfg,
 	if (rc)
 		return -rc;
 	s->sealer_running = 1;
-	return upload_start(c, cfg->uploaders ? cfg->uploaders : 4);
+	rc = upload_start(c, cfg->uploaders ? cfg->uploaders : 4);
+	return rc ? rc : mend_start(c);
 }
 
 void seal_stop(struct cache *c)
@@ -917,6 +921,7 @@ void seal_stop(struct cache *c)
 	for (int i = 0; i < s->nuploaders; i++)
 		pthread_join(s->uploader[i], NULL);
 	s->nuploaders = 0;
+	mend_join(c);
 	upload_record_health(c);
 	blk_lru_flush(c);
 }
@@ -1039,6 +1044,7 @@ int seal_stats(struct cache *c, MDB_txn *txn, struct cache_stats *s)
 		}
 		mdb_cursor_close(cur);
 	}
+	mend_stats(c, txn, s);
 	key.mv_size = 9;
 	key.mv_data = (void *)"sync_mark";
 	if (mdb_get(txn, c->db_super, &key, &val) == 0 && val.mv_size == 8)

@@ -10,6 +10,9 @@
  * the put and the commit only repeats it.  Nothing here ever deletes or
  * overwrites an object in a region with other bytes.
  *
+ * A region being re-seeded (cache_mend.c) receives nothing before its
+ * superblock, and no metadata object before it is whole.
+ *
  * Health: a failed put backs its region off exponentially (0.5 s doubling
  * to 60 s, with jitter); after DOWN_AFTER failures in a row the region is
  * marked down and logged once, and comes back at its first success.  The
@@ -258,8 +261,10 @@ static void inflight_del(struct seal *s, uint64_t tag)
 		}
 }
 
-/* The oldest pair to upload now; s->lock held.  0 or -ENOENT. */
-static int pick(struct cache *c, struct job *j, uint64_t *wake_ns)
+/* The oldest pair to upload now; s->lock held.  0 or -ENOENT, and then
+ * *pending holds the bits of the regions that still lack something. */
+static int pick(struct cache *c, struct job *j, uint64_t *wake_ns,
+		uint32_t *pending)
 {
 	struct seal *s = c->seal;
 	uint64_t now = cache_mono_ns();
@@ -271,6 +276,7 @@ static int pick(struct cache *c, struct job *j, uint64_t *wake_ns)
 	uint64_t minp[32];
 
 	*wake_ns = UINT64_MAX;
+	*pending = 0;
 	for (int b = 0; b < 32; b++)
 		minp[b] = UINT64_MAX;
 	txn = meta_read_begin(c, &rc);
@@ -291,6 +297,7 @@ static int pick(struct cache *c, struct job *j, uint64_t *wake_ns)
 			continue;
 		memcpy(&pr, val.mv_data, sizeof(pr));
 		seq = key_get_u64(key.mv_data);
+		*pending |= pr.pending;
 		for (int i = 0; i < s->nregions; i++) {
 			struct seal_region *r = &s->r[i];
 
@@ -298,7 +305,7 @@ static int pick(struct cache *c, struct job *j, uint64_t *wake_ns)
 				continue;
 			if (seq < minp[r->bit])
 				minp[r->bit] = seq;
-			if (found)
+			if (found || r->seeding == SEED_SUPER)
 				continue;
 			if (r->retry_ns > now) {
 				if (r->retry_ns < *wake_ns)
@@ -325,11 +332,12 @@ static int pick(struct cache *c, struct job *j, uint64_t *wake_ns)
 				continue;
 			memcpy(&mr, val.mv_data, sizeof(mr));
 			seq = key_get_u64(key.mv_data);
+			*pending |= mr.pending;
 			for (int i = 0; i < s->nregions && !found; i++) {
 				struct seal_region *r = &s->r[i];
 
 				if (!(mr.pending & (1u << r->bit)) ||
-				    minp[r->bit] <= mr.dep ||
+				    r->seeding || minp[r->bit] <= mr.dep ||
 				    r->retry_ns > now ||
 				    inflight_has(s, META_TAG | seq << 5 |
 						 r->bit))
@@ -438,6 +446,29 @@ static uint64_t backoff(unsigned fails)
 	return ns - ns / 4 + (ns / 2) * (jitter % 1000) / 1000;
 }
 
+void upload_health(struct seal_region *r, int rc)
+{
+	if (rc == 0) {
+		if (r->down)
+			PHI_LOG(PHI_LOG_NOTICE, "region %s is back", r->name);
+		r->fails = 0;
+		r->down = 0;
+		r->retry_ns = 0;
+		r->last_ok = phi_now().tv_sec;
+		r->dirty = 1;
+	} else if (rc != PHI_ELATCHED) {
+		r->fails++;
+		r->retry_ns = cache_mono_ns() + backoff(r->fails);
+		if (r->fails >= DOWN_AFTER && !r->down) {
+			r->down = 1;
+			PHI_LOG(PHI_LOG_WARNING, "region %s is down (%s); "
+				"uploads to it are retried in the background",
+				r->name, phi_strerror(rc));
+		}
+		r->dirty = 1;
+	}
+}
+
 /* Upload one pair; called without s->lock. */
 static void upload(struct cache *c, const struct job *j, struct buf *data)
 {
@@ -471,25 +502,7 @@ static void upload(struct cache *c, const struct job *j, struct buf *data)
 		rc = meta_write(c, done_txn, &a);
 	pthread_mutex_lock(&s->lock);
 	inflight_del(s, tag);
-	if (rc == 0) {
-		if (r->down)
-			PHI_LOG(PHI_LOG_NOTICE, "region %s is back", r->name);
-		r->fails = 0;
-		r->down = 0;
-		r->retry_ns = 0;
-		r->last_ok = phi_now().tv_sec;
-		r->dirty = 1;
-	} else if (rc != PHI_ELATCHED) {
-		r->fails++;
-		r->retry_ns = cache_mono_ns() + backoff(r->fails);
-		if (r->fails >= DOWN_AFTER && !r->down) {
-			r->down = 1;
-			PHI_LOG(PHI_LOG_WARNING, "region %s is down (%s); "
-				"uploads to it are retried in the background",
-				r->name, phi_strerror(rc));
-		}
-		r->dirty = 1;
-	}
+	upload_health(r, rc);
 	pthread_cond_broadcast(&s->done);
 	pthread_mutex_unlock(&s->lock);
 	if (rc == 0 && a.emptied) {
@@ -500,6 +513,45 @@ static void upload(struct cache *c, const struct job *j, struct buf *data)
 			atomic_store(&c->packs_used,
 				     used > size ? used - size : 0);
 	}
+}
+
+/*
+ * A region marked down that has nothing to receive would stay down until
+ * the next write, however long it has been answering again: once its
+ * backoff is over, ask it for its superblock; an answer ("no such
+ * object" included) brings it back up.  s->lock held, and dropped around
+ * the call.  1 if a region was asked.
+ */
+static int probe_down(struct seal *s, uint32_t pending)
+{
+	uint64_t now = cache_mono_ns();
+
+	for (int i = 0; i < s->nregions; i++) {
+		struct seal_region *r = &s->r[i];
+		uint64_t size;
+		int rc;
+
+		if (!r->down || r->busy || r->seeding || r->retry_ns > now ||
+		    (pending & (1u << r->bit)))
+			continue;
+		r->busy++;
+		pthread_mutex_unlock(&s->lock);
+		rc = backend_head(r->be, "superblock", &size);
+		pthread_mutex_lock(&s->lock);
+		r->busy--;
+		if (rc == 0 || rc == -ENOENT) {
+			PHI_LOG(PHI_LOG_NOTICE, "region %s is back", r->name);
+			r->fails = 0;
+			r->down = 0;
+			r->retry_ns = 0;
+		} else {
+			r->fails++;
+			r->retry_ns = cache_mono_ns() + backoff(r->fails);
+		}
+		r->dirty = 1;
+		return 1;
+	}
+	return 0;
 }
 
 static void *uploader_main(void *arg)
@@ -513,10 +565,12 @@ static void *uploader_main(void *arg)
 	while (!s->stop) {
 		struct job j;
 		uint64_t wake = UINT64_MAX, now;
+		uint32_t pending = 0;
 		struct timespec ts;
+		int rc = atomic_load(&c->latched) ? PHI_ELATCHED :
+			 pick(c, &j, &wake, &pending);
 
-		if (atomic_load(&c->latched) == 0 &&
-		    pick(c, &j, &wake) == 0 &&
+		if (rc == 0 &&
 		    inflight_add(s, (j.meta ? META_TAG : 0) | j.seq << 5 |
 				 s->r[j.region].bit) == 0) {
 			s->r[j.region].busy++;
@@ -526,6 +580,8 @@ static void *uploader_main(void *arg)
 			s->r[j.region].busy--;
 			continue;
 		}
+		if (rc == -ENOENT && probe_down(s, pending))
+			continue;
 		now = cache_mono_ns();
 		if (wake > now + IDLE_WAIT_MS * 1000000ull)
 			wake = now + IDLE_WAIT_MS * 1000000ull;
@@ -557,6 +613,52 @@ int upload_start(struct cache *c, unsigned threads)
 		s->nuploaders++;
 	}
 	return 0;
+}
+
+/* Add *bits to the pending bits of every entry of the queue db dbi,
+ * whose records hold them at offset at. */
+static int queue_or(MDB_txn *txn, MDB_dbi dbi, size_t size, size_t at,
+		    uint32_t bits)
+{
+	MDB_val key, val;
+	MDB_cursor *cur = NULL;
+	int rc = mdb_cursor_open(txn, dbi, &cur);
+
+	while (rc == 0 && mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0) {
+		uint8_t rec[sizeof(struct pack_rec) + sizeof(struct meta_rec)];
+		uint32_t pending;
+
+		if (val.mv_size != size)
+			continue;
+		memcpy(rec, val.mv_data, size);
+		memcpy(&pending, rec + at, sizeof(pending));
+		if ((pending | bits) == pending)
+			continue;
+		pending |= bits;
+		memcpy(rec + at, &pending, sizeof(pending));
+		rc = mdb_cursor_put(cur, &key, &(MDB_val){ size, rec },
+				    MDB_CURRENT);
+	}
+	if (cur)
+		mdb_cursor_close(cur);
+	return meta_err(rc);
+}
+
+static int queue_all_txn(struct cache *c, MDB_txn *txn, void *arg)
+{
+	uint32_t bits = *(uint32_t *)arg;
+	int rc = queue_or(txn, c->db_packs, sizeof(struct pack_rec),
+			  offsetof(struct pack_rec, pending), bits);
+
+	if (rc == 0)
+		rc = queue_or(txn, c->db_metaq, sizeof(struct meta_rec),
+			      offsetof(struct meta_rec, pending), bits);
+	return rc;
+}
+
+int upload_queue_all(struct cache *c, uint32_t bits)
+{
+	return bits ? meta_write(c, queue_all_txn, &bits) : 0;
 }
 
 int upload_all_up(struct cache *c)

@@ -157,6 +157,13 @@ const char *tool_strip_region(const char *msg, const char *name);
  */
 int tool_regions_attach(const struct phi_config *cfg, struct backend **out);
 
+/* The same, for a writable mount: a region that answers with neither a
+ * superblock nor any object (new, or emptied) is attached too, with a
+ * warning, and empty[i] (PHI_MAX_REGIONS of them) set for it, for
+ * cache_config.seed. */
+int tool_regions_attach_empty(const struct phi_config *cfg,
+			      struct backend **out, int *empty);
+
 /*
  * Judge a superblock a region gave: whole (CRYPT_SUPER_SIZE bytes),
  * parsing, of filesystem fsid (NULL: any) and, with key (NULL: not
@@ -302,6 +309,26 @@ int tool_history_error(const struct tool_history *h, int64_t at_ms, int rc);
  * at or before at_ms than got_ms, the one used. */
 void tool_history_compare(const struct tool_history *h, int64_t at_ms,
 			  int64_t got_ms);
+
+/*
+ * For restore and versions without --region: make the region whose
+ * history reaches the latest moment at or before at_ms the one to read
+ * (on a tie, the one whose history goes further back, then the first in
+ * the config), rather than the first that gave a superblock, which after
+ * a recover may be an emptied region holding no history.  *latest_ms is
+ * that moment, INT64_MIN when no region holds one (h is left as it was:
+ * the error then names the region asked).  Regions that do not answer
+ * are passed over.
+ */
+void tool_history_choose_latest(struct tool_history *h, int64_t at_ms,
+				int64_t *latest_ms);
+
+/* "history read from region NAME, the one with the latest moment (T)"
+ * on stderr, after a command that read the region
+ * tool_history_choose_latest() chose; nothing when latest_ms is
+ * INT64_MIN. */
+void tool_history_say_choice(const struct tool_history *h,
+			     int64_t latest_ms);
 
 /* --at TIME (phi_parse_moment() against now).  0, or -1 after printing
  * which argument was wrong and what is accepted. */

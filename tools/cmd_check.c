@@ -13,6 +13,7 @@
 #include "cmd.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,22 +103,20 @@ static int regions_open(const struct phi_config *cfg, int for_gc,
 	return 0;
 }
 
-/* The master key and the filesystem id, from wherever the superblock is. */
+/* The master key and the filesystem id, from wherever the superblock is;
+ * the superblock itself into sb (an empty buffer). */
 static int unlock(const struct phi_config *cfg, struct crypt_key **key,
-		  uint8_t fsid[16])
+		  uint8_t fsid[16], struct buf *sb)
 {
 	struct tool_secret secret = { 0 };
-	struct buf sb;
 	int rc = -1;
 
-	buf_init(&sb, CRYPT_SUPER_SIZE);
 	crypt_harden_process();
-	if (tool_superblock_find(cfg, &sb, fsid) == 0 &&
+	if (tool_superblock_find(cfg, sb, fsid) == 0 &&
 	    tool_secret_read(cfg, &secret) == 0 &&
-	    tool_unlock(cfg, &sb, &secret, key) == 0)
+	    tool_unlock(cfg, sb, &secret, key) == 0)
 		rc = 0;
 	tool_secret_wipe(&secret);
-	buf_release(&sb);
 	return rc;
 }
 
@@ -151,14 +150,12 @@ static int local_fsck(const struct phi_config *cfg, long *problems)
 	return 0;
 }
 
-/* Report each region whose superblock is bad (one that holds none is
- * for repair).  The number reported. */
-static long check_superblocks(const struct regions *r,
+/* Say why each region's superblock is bad, where it is corrupt (one
+ * that holds none, or another good one, is for cache_scrub()). */
+static void check_superblocks(const struct regions *r,
 			      const struct crypt_key *key,
 			      const uint8_t fsid[16])
 {
-	long bad = 0;
-
 	for (int i = 0; i < r->n; i++) {
 		char why[512];
 
@@ -167,9 +164,121 @@ static long check_superblocks(const struct regions *r,
 			continue;
 		printf("region %s: corrupt superblock (%s)\n", r->names[i],
 		       why);
-		bad++;
 	}
-	return bad;
+}
+
+static void scrub_report(const struct cache_scrub_result *res)
+{
+	printf("regions: %llu objects, %llu bytes checked; %llu bad, %llu "
+	       "missing, %llu repaired, %llu with no good copy",
+	       (unsigned long long)res->objects,
+	       (unsigned long long)res->bytes, (unsigned long long)res->bad,
+	       (unsigned long long)res->missing,
+	       (unsigned long long)res->repaired,
+	       (unsigned long long)res->lost);
+	if (res->unreadable)
+		printf(", %llu that could not be read",
+		       (unsigned long long)res->unreadable);
+	printf("\n");
+}
+
+/* Whether pid serves a phifs mount (its source is "phifs:PID"), so that
+ * a signal meant for a mount never reaches another holder of the lock. */
+static int serves_mount(long pid)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[8192], want[40];
+	int found = 0;
+
+	if (!f)
+		return 0;
+	snprintf(want, sizeof(want), " phifs:%ld ", pid);
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, " - fuse.phifs ") &&
+			strstr(strstr(line, " - fuse.phifs "), want);
+	fclose(f);
+	return found;
+}
+
+/*
+ * What a scrub proved whole needs no repair any more: forget the bad
+ * copies and failed uploads recorded for those regions, so that status
+ * stops showing them.  A mount holds cache_dir, and it looks again by
+ * itself when asked to sync: ask it (as phifs sync does).
+ */
+static void note_mended(const struct phi_config *cfg, const struct regions *r,
+			uint32_t unmended)
+{
+	struct cache_config cc;
+	struct cache_stats st;
+	struct cache *c;
+	int rc;
+
+	tool_cache_config(cfg, &cc);
+	rc = cache_open(&c, &cc, 0);
+	if (rc == 0) {
+		for (int i = 0; i < r->n && rc == 0; i++)
+			if (!(unmended & (1u << i)))
+				rc = cache_region_mended(c, r->names[i]);
+		if (cache_close(c) && rc == 0)
+			rc = -EIO;
+		if (rc)
+			tool_warn("cannot record in %s that the regions were "
+				  "found whole: %s", cfg->cache_dir,
+				  phi_strerror(rc));
+	} else if (rc == PHI_EBUSYFS &&
+		   cache_open(&c, &cc, CACHE_OPEN_RDONLY) == 0) {
+		if (cache_stats(c, &st) == 0 && st.mounted && st.pid > 0 &&
+		    serves_mount(st.pid))
+			kill((pid_t)st.pid, SIGUSR1);
+		cache_close(c);
+	}
+}
+
+/* --scrub and --repair: every region against the others.  0, adding
+ * what is still wrong to *problems, or -1 (printed). */
+static int scrub_regions(const struct phi_config *cfg, int repair,
+			 long *problems)
+{
+	struct cache_scrub_args a = { 0 };
+	struct cache_scrub_result res;
+	struct crypt_key *key = NULL;
+	struct regions r = { .n = 0 };
+	uint8_t fsid[16];
+	struct buf sb;
+	int rc = -1;
+
+	buf_init(&sb, CRYPT_SUPER_SIZE);
+	if (unlock(cfg, &key, fsid, &sb) || regions_open(cfg, 0, &r))
+		goto out;
+	a.regions = r.be;
+	a.names = r.names;
+	a.nregions = r.n;
+	a.key = key;
+	a.fsid = fsid;
+	a.repair = repair;
+	a.report = print_line;
+	a.progress = progress;
+	a.superblock = buf_data(&sb);
+	a.superblock_len = buf_len(&sb);
+	rc = 0;
+	/* why a superblock is bad, in words; cache_scrub() counts it */
+	check_superblocks(&r, key, fsid);
+	if (cache_scrub(&a, &res)) {
+		tool_error("scrub stopped: a region could not be listed");
+		(*problems)++;
+	} else {
+		scrub_report(&res);
+		/* what was not mended, and what could not be looked at */
+		*problems += (long)(res.bad + res.missing - res.repaired +
+				    res.lost + res.unreadable);
+		note_mended(cfg, &r, res.unmended);
+	}
+out:
+	regions_close(&r);
+	crypt_key_free(key);
+	buf_release(&sb);
+	return rc;
 }
 
 int cmd_fsck(int argc, char **argv)
@@ -202,49 +311,11 @@ int cmd_fsck(int argc, char **argv)
 		return 1;
 	if (local_fsck(&cfg, &problems))
 		goto out;
-	if (scrub) {
-		struct cache_scrub_args a = { 0 };
-		struct cache_scrub_result res;
-		struct crypt_key *key = NULL;
-		struct regions r;
-		uint8_t fsid[16];
-
-		if (unlock(&cfg, &key, fsid) || regions_open(&cfg, 0, &r)) {
-			crypt_key_free(key);
-			goto out;
-		}
-		problems += check_superblocks(&r, key, fsid);
-		a.regions = r.be;
-		a.names = r.names;
-		a.nregions = r.n;
-		a.key = key;
-		a.fsid = fsid;
-		a.repair = repair;
-		a.report = print_line;
-		a.progress = progress;
-		if (cache_scrub(&a, &res)) {
-			tool_error("scrub stopped: a region could not be "
-				   "listed");
-			problems++;
-		} else {
-			printf("regions: %llu objects, %llu bytes checked; "
-			       "%llu bad, %llu missing, %llu repaired, %llu "
-			       "with no good copy\n",
-			       (unsigned long long)res.objects,
-			       (unsigned long long)res.bytes,
-			       (unsigned long long)res.bad,
-			       (unsigned long long)res.missing,
-			       (unsigned long long)res.repaired,
-			       (unsigned long long)res.lost);
-			problems += (long)(res.bad + res.missing - res.repaired +
-					   res.lost);
-		}
-		regions_close(&r);
-		crypt_key_free(key);
-		if (tool_verify_local(&cfg, &problems) ||
-		    tool_verify_regions(&cfg, &problems))
-			problems++;
-	}
+	if (scrub && scrub_regions(&cfg, repair, &problems))
+		goto out;
+	if (scrub && (tool_verify_local(&cfg, &problems) ||
+		      tool_verify_regions(&cfg, &problems)))
+		problems++;
 	rc = problems ? 1 : 0;
 out:
 	phi_config_release(&cfg);
@@ -260,6 +331,7 @@ int cmd_gc(int argc, char **argv)
 	const char *path = NULL;
 	struct regions r = { .n = 0 };
 	uint8_t fsid[16];
+	struct buf sb;
 	int dry = 0, rc = 1;
 
 	if (tool_want_help(argc, argv, gc_usage))
@@ -281,7 +353,8 @@ int cmd_gc(int argc, char **argv)
 	}
 	if (tool_load_config(path, &cfg))
 		return 1;
-	if (unlock(&cfg, &key, fsid) || regions_open(&cfg, 1, &r))
+	buf_init(&sb, CRYPT_SUPER_SIZE);
+	if (unlock(&cfg, &key, fsid, &sb) || regions_open(&cfg, 1, &r))
 		goto out;
 	a.regions = r.be;
 	a.names = r.names;
@@ -305,6 +378,7 @@ int cmd_gc(int argc, char **argv)
 out:
 	regions_close(&r);
 	crypt_key_free(key);
+	buf_release(&sb);
 	phi_config_release(&cfg);
 	return rc;
 }

@@ -323,6 +323,8 @@ static int open_daemon(const struct phi_config *cfg,
 		       struct crypt_key **key, struct backend **regions,
 		       struct tool_lease **lease, struct cache **c)
 {
+	const char *seed[PHI_MAX_REGIONS + 1];
+	int empty[PHI_MAX_REGIONS], n = 0;
 	struct cache_config cc;
 	int rc;
 
@@ -334,7 +336,9 @@ static int open_daemon(const struct phi_config *cfg,
 	tool_secret_wipe(k->secret);
 	if (rc)
 		return 1;
-	if (tool_regions_attach(cfg, regions)) {
+	/* re-seed hook: an empty region is filled by the cache */
+	if (a->readonly ? tool_regions_attach(cfg, regions) :
+	    tool_regions_attach_empty(cfg, regions, empty)) {
 		crypt_key_free(*key);
 		return 1;
 	}
@@ -343,6 +347,10 @@ static int open_daemon(const struct phi_config *cfg,
 		crypt_key_free(*key);
 		return 1;
 	}
+	for (int i = 0; i < cfg->nregions && !a->readonly; i++)
+		if (empty[i])
+			seed[n++] = cfg->regions[i].name;
+	seed[n] = NULL;
 	if (take_lease(cfg, a, k->sb, *key, *regions, lease)) {
 		backend_close(*regions);
 		crypt_key_free(*key);
@@ -351,6 +359,9 @@ static int open_daemon(const struct phi_config *cfg,
 	tool_cache_config(cfg, &cc);
 	cc.regions = *regions;
 	cc.key = *key;
+	cc.seed = seed;
+	cc.superblock = buf_data(k->sb);
+	cc.superblock_len = buf_len(k->sb);
 	rc = cache_open(c, &cc, 0);
 	if (rc) {
 		tool_cache_error(cfg, rc);

@@ -13,7 +13,9 @@
  *   1. cache_recover()                      a filesystem in cache_dir
  *   2. cache_dir/superblock                 mount needs no region to start
  *   3. the superblock into every region     mount refuses a region without
- *      that answered without one            one (an emptied region)
+ *      that answered without one            one (an emptied region); it
+ *                                           is recorded first for the
+ *                                           mount to fill (cache_mend.c)
  *
  * An interruption before 1 ends leaves no filesystem, and recover runs
  * again from the start; one after it leaves a filesystem that mounts (the
@@ -701,6 +703,34 @@ static int check_local_superblock(const struct phi_config *cfg,
 	return 0;
 }
 
+/* Before step 3: an emptied region is recorded for re-seeding, so that
+ * the first mount fills it (the superblock alone makes it look whole).
+ * A warning only. */
+static void mark_seeds(const struct phi_config *cfg,
+		       const struct tool_history *h)
+{
+	const char *seed[PHI_MAX_REGIONS + 1];
+	struct cache_config cc;
+	struct cache *c;
+	int n = 0, rc;
+
+	for (int i = 0; i < h->nset; i++)
+		if (h->lacks_sb[i])
+			seed[n++] = h->names[i];
+	seed[n] = NULL;
+	if (n == 0)
+		return;
+	tool_cache_config(cfg, &cc);
+	cc.seed = seed;
+	rc = cache_open(&c, &cc, 0);
+	if (rc == 0)
+		rc = cache_close(c);
+	if (rc)
+		tool_warn("cannot record the emptied regions for the mount to "
+			  "fill: %s; run phifs fsck --repair after mounting",
+			  phi_strerror(rc));
+}
+
 /* Step 3: an emptied region gets the superblock back.  Warnings only. */
 static void reseed(struct tool_history *h)
 {
@@ -716,7 +746,8 @@ static void reseed(struct tool_history *h)
 				 buf_len(&h->sb));
 		if (rc == 0) {
 			printf("region %s held no superblock; stored a copy "
-			       "there\n", h->names[i]);
+			       "there, and the first mount copies the rest "
+			       "into it\n", h->names[i]);
 			continue;
 		}
 		tool_region_why(be, h->names[i], rc, why, sizeof(why));
@@ -781,6 +812,7 @@ static int recover(const struct phi_config *cfg, const struct recover_args *ra,
 				  "another region", h.names[h.chosen],
 				  (unsigned long long)info.skipped,
 				  info.skipped == 1 ? "" : "s");
+		mark_seeds(cfg, &h);
 		reseed(&h);
 		tool_history_compare(&h, at_ms, info.time_ms);
 	}

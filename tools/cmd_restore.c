@@ -49,6 +49,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "phi.h"
 
 static const char restore_usage[] =
@@ -66,7 +67,8 @@ static const char restore_usage[] =
 	"2026-11-29T10:00:00Z,\n                  2026-11-29T10:00:00 (local "
 	"time), -2h, -3d, -30m, -90s\n"
 	"  --region NAME   read the history from [region NAME] (default: the "
-	"first\n                  region that answers)\n"
+	"region\n                  whose history reaches closest to TIME, "
+	"named on\n                  stderr)\n"
 	"  --dry-run       write nothing; print one line per entry: create "
 	"PATH,\n                  replace PATH (differs: ...), update PATH "
 	"(a folder's\n                  attributes), or same PATH\n\n"
@@ -1215,6 +1217,7 @@ static int restore_in(void *ctx, const char *dir)
 	struct cache_recover_args a;
 	struct tool_history h;
 	uint64_t start = cache_mono_ns();
+	int64_t latest = INT64_MIN;	/* the choice made, if any */
 	int rc;
 
 	r->as_root = geteuid() == 0;
@@ -1226,6 +1229,8 @@ static int restore_in(void *ctx, const char *dir)
 	}
 	if (tool_history_open(r->cfg, r->region, &h))
 		return 1;
+	if (!r->region)
+		tool_history_choose_latest(&h, r->at_ms, &latest);
 	tool_history_args(&h, dir, r->at_ms, &a);
 	tool_progress_init(&r->prog, "reading history");
 	a.progress = tool_progress_show;
@@ -1244,11 +1249,67 @@ static int restore_in(void *ctx, const char *dir)
 		rc = copy_out(r, &info, start);
 		cache_close(r->c);
 	}
+	if (rc == 0)
+		tool_history_say_choice(&h, latest);
 	tool_history_close(&h);
 	links_free(r);
 	free(r->buf);
 	free(r->buf2);
 	return rc ? 1 : 0;
+}
+
+/* ---- which region's history ------------------------------------------ */
+
+/* Whether (latest, oldest) of one region beats (best, best_oldest). */
+static int better(int64_t latest, int64_t oldest, int64_t best,
+		  int64_t best_oldest)
+{
+	return latest > best || (latest == best && oldest < best_oldest);
+}
+
+void tool_history_choose_latest(struct tool_history *h, int64_t at_ms,
+				int64_t *latest_ms)
+{
+	int64_t best = INT64_MIN, best_oldest = INT64_MAX;
+	int chosen = h->chosen;
+
+	for (int i = 0; i < h->nset; i++) {
+		struct backend *be = backend_replica_region(h->set, i);
+		int64_t latest = INT64_MIN, oldest = INT64_MAX;
+		struct cache_moment *m = NULL;
+		size_t n = 0;
+
+		if (cache_history_list(be, h->key, h->info.fsid, &m, &n))
+			continue;
+		for (size_t k = 0; k < n; k++) {
+			if (m[k].time_ms < oldest)
+				oldest = m[k].time_ms;
+			if (m[k].time_ms <= at_ms && m[k].time_ms > latest)
+				latest = m[k].time_ms;
+		}
+		free(m);
+		if (latest != INT64_MIN &&
+		    better(latest, oldest, best, best_oldest)) {
+			best = latest;
+			best_oldest = oldest;
+			chosen = i;
+		}
+	}
+	h->chosen = chosen;
+	*latest_ms = best;
+}
+
+void tool_history_say_choice(const struct tool_history *h,
+			     int64_t latest_ms)
+{
+	char when[32];
+
+	if (latest_ms == INT64_MIN)
+		return;
+	phi_format_moment(latest_ms, when);
+	fflush(stdout);
+	fprintf(stderr, "phifs: history read from region %s, the one with the "
+		"latest moment (%s)\n", tool_history_region(h), when);
 }
 
 /* ---- phifs restore ----------------------------------------------------- */

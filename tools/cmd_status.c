@@ -66,7 +66,19 @@ static void print_json_regions(const struct phi_config *cfg,
 			printf("%lld", (long long)r.last_ok);
 		else
 			printf("null");
-		printf(",\"bad\":%llu}", (unsigned long long)r.bad);
+		printf(",\"bad\":%llu,\"complete\":%s,\"seed\":",
+		       (unsigned long long)r.bad,
+		       r.seeding ? "false" : "true");
+		if (r.seeding)
+			printf("{\"objects\":%llu,\"objects_total\":%llu,"
+			       "\"bytes\":%llu,\"bytes_total\":%llu}",
+			       (unsigned long long)r.seed_objects,
+			       (unsigned long long)r.seed_objects_total,
+			       (unsigned long long)r.seed_bytes,
+			       (unsigned long long)r.seed_bytes_total);
+		else
+			printf("null");
+		putchar('}');
 	}
 	putchar(']');
 }
@@ -128,7 +140,7 @@ static void human(uint64_t n, char *buf, size_t len)
 static void region_line(const struct cache_region_stats *r, char *out,
 			size_t len)
 {
-	char size[32], when[64];
+	char size[32], total[32], when[64];
 	size_t n;
 
 	n = (size_t)snprintf(out, len, "%s", r->down ? "down" : "up");
@@ -146,6 +158,16 @@ static void region_line(const struct cache_region_stats *r, char *out,
 		n += (size_t)snprintf(out + n, len - n, ", %llu bad cop%s to "
 				      "repair", (unsigned long long)r->bad,
 				      r->bad == 1 ? "y" : "ies");
+	if (r->seeding && n < len) {
+		human(r->seed_bytes, size, sizeof(size));
+		human(r->seed_bytes_total, total, sizeof(total));
+		n += (size_t)snprintf(out + n, len - n, ", not complete: being "
+				      "filled from the other regions: %llu of "
+				      "%llu objects (%s of %s) copied",
+				      (unsigned long long)r->seed_objects,
+				      (unsigned long long)r->seed_objects_total,
+				      size, total);
+	}
 	if (r->last_ok > 0 && n < len) {
 		time_t t = (time_t)r->last_ok;
 		struct tm tm;
@@ -176,7 +198,7 @@ static void print_sealing(const struct cache_stats *s)
 static void print_text(const struct phi_config *cfg,
 		       const struct cache_stats *s)
 {
-	char used[32], limit[32], bs[32], state[256];
+	char used[32], limit[32], bs[32], state[512];
 
 	human(s->used_bytes, used, sizeof(used));
 	human(s->size_limit, limit, sizeof(limit));

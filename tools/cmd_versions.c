@@ -35,7 +35,8 @@ static const char versions_usage[] =
 	"Give a time shown to `phifs restore --at` to get that version.  The "
 	"history\nis read from a region (like recover); unlocks like mount.\n\n"
 	"  --region NAME   read the history from [region NAME] (default: the "
-	"first\n                  region that answers)\n";
+	"region\n                  with the latest moment, named on "
+	"stderr)\n";
 
 /* What PATH named at one moment. */
 struct state {
@@ -205,11 +206,14 @@ static int versions_in(void *ctx, const char *dir)
 	struct versions *v = ctx;
 	struct cache_recover_args a;
 	struct tool_history h;
+	int64_t latest = INT64_MIN;	/* the choice made, if any */
 	char keep[32];
 	int rc;
 
 	if (tool_history_open(v->cfg, v->region, &h))
 		return 1;
+	if (!v->region)
+		tool_history_choose_latest(&h, INT64_MAX, &latest);
 	tool_history_args(&h, dir, INT64_MAX, &a);
 	tool_progress_init(&v->prog, "reading history");
 	a.progress = tool_progress_show;
@@ -231,6 +235,8 @@ static int versions_in(void *ctx, const char *dir)
 				   v->path, tool_history_region(&h));
 		rc = 1;
 	}
+	if (rc == 0)
+		tool_history_say_choice(&h, latest);
 	tool_history_close(&h);
 	return rc ? 1 : 0;
 }

@@ -85,10 +85,28 @@ static int unanswered(int rc)
 	return rc == PHI_EUNREACHABLE || rc == -ETIMEDOUT;
 }
 
+static int any_key(void *ctx, const char *key, uint64_t size)
+{
+	(void)ctx;
+	(void)key;
+	(void)size;
+	return 1;
+}
+
+/* Whether be holds no pack and no metadata object (lease objects, which
+ * a mount writes first, do not count). */
+static int holds_nothing(struct backend *be)
+{
+	return backend_list(be, "d/", any_key, NULL) == 0 &&
+	       backend_list(be, "m/", any_key, NULL) == 0;
+}
+
 /* Open region i and check it holds a superblock.  0, 1 (opened but not
- * answering: warned), or -1 (printed; *be closed). */
+ * answering: warned), or -1 (printed; *be closed).  With empty not NULL,
+ * a region that answers with no superblock and no object is accepted
+ * (warned) and *empty set. */
 static int attach_one(const struct phi_config *cfg, int i,
-		      struct backend **be)
+		      struct backend **be, int *empty)
 {
 	const char *name = cfg->regions[i].name;
 	char why[512];
@@ -109,6 +127,13 @@ static int attach_one(const struct phi_config *cfg, int i,
 			  why);
 		return 1;
 	}
+	if (rc == -ENOENT && empty && holds_nothing(*be)) {
+		tool_warn("region %s is empty (new, or emptied): the mount "
+			  "copies the filesystem into it in the background; "
+			  "phifs status shows how far it got", name);
+		*empty = 1;
+		return 0;
+	}
 	if (rc == -ENOENT)
 		tool_error("region %s holds no superblock: it is not a region "
 			   "of this filesystem (check its url) or it was "
@@ -123,6 +148,12 @@ static int attach_one(const struct phi_config *cfg, int i,
 
 int tool_regions_attach(const struct phi_config *cfg, struct backend **out)
 {
+	return tool_regions_attach_empty(cfg, out, NULL);
+}
+
+int tool_regions_attach_empty(const struct phi_config *cfg,
+			      struct backend **out, int *empty)
+{
 	struct backend *be[PHI_MAX_REGIONS];
 	int n = 0, rc;
 
@@ -130,7 +161,9 @@ int tool_regions_attach(const struct phi_config *cfg, struct backend **out)
 	if (cfg->nregions == 0)
 		return 0;
 	for (; n < cfg->nregions; n++) {
-		if (attach_one(cfg, n, &be[n]) < 0) {
+		if (empty)
+			empty[n] = 0;
+		if (attach_one(cfg, n, &be[n], empty ? &empty[n] : NULL) < 0) {
 			while (n > 0)
 				backend_close(be[--n]);
 			return -1;

@@ -628,6 +628,11 @@ def test_passphrase(phifs_bare):
 def test_mount_region_without_superblock(phifs_bare):
     fs = phifs_bare
     fs.mkfs()
+    # region b holds objects but no superblock (an empty one is re-seeded)
+    fs.mount()
+    write_file(fs.path("f"), b"data")
+    assert fs.run("sync", fs.config).returncode == 0
+    fs.umount()
     os.unlink(os.path.join(fs.region_dir_b, "superblock"))
     before = snapshot(fs.base)
     line = one_error_line(fs.run("mount", fs.config, fs.mnt, "-o",

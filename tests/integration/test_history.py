@@ -5,6 +5,7 @@ Two dir: regions; the damage is done by hand to the region folders.
 
 import os
 import re
+import shutil
 import time
 
 from conftest import read_file, write_file
@@ -120,3 +121,53 @@ def test_gc_drops_what_retention_no_longer_needs(phifs_bare):
     sync(fs)
     p = fs.run("fsck", fs.config, "--scrub")
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def region_objects(root):
+    """Every object of a region but its lease objects, which each region
+    gets on its own from the mount that writes them."""
+    return {os.path.relpath(p, root) for p in objects(root, "")
+            if not os.path.relpath(p, root).startswith("l/")}
+
+
+def empty_region(root):
+    for name in os.listdir(root):
+        p = os.path.join(root, name)
+        if os.path.isdir(p):
+            shutil.rmtree(p)
+        else:
+            os.unlink(p)
+
+
+def test_repair_refills_an_emptied_region(phifs):
+    fs = phifs
+    for i in range(4):
+        write_file(fs.path(f"f{i}"), os.urandom(200_000))
+    sync(fs)
+    fs.umount()
+    want = region_objects(fs.region_dir_b)
+    assert "superblock" in want and any(k.startswith("m/") for k in want)
+    empty_region(fs.region_dir_a)
+    p = fs.run("fsck", fs.config, "--scrub")
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "region a: superblock is missing" in p.stdout, p.stdout
+    # a region that takes nothing cannot be repaired: say so, exit 1
+    fs.set_faults("a", "fail_all put")
+    p = fs.run("fsck", fs.config, "--repair")
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "superblock" not in region_objects(fs.region_dir_a)
+    fs.set_faults("a", None)
+    p = fs.run("fsck", fs.config, "--repair")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert region_objects(fs.region_dir_a) == want
+    assert read_file(os.path.join(fs.region_dir_a, "superblock")) == \
+        read_file(os.path.join(fs.region_dir_b, "superblock"))
+    p = fs.run("fsck", fs.config, "--scrub")
+    assert p.returncode == 0, p.stdout + p.stderr
+    # region a alone is enough again: the mount takes it, and b can go
+    empty_region(fs.region_dir_b)
+    p = fs.run("fsck", fs.config, "--repair")
+    assert p.returncode == 0, p.stdout + p.stderr
+    fs.mount()
+    for i in range(4):
+        assert len(read_file(fs.path(f"f{i}"))) == 200_000

@@ -217,6 +217,18 @@ def second_config(fs, name="cache2"):
     return path, cache
 
 
+def region_objects(root):
+    """Every object of a region but lease objects (each region has its
+    own)."""
+    out = set()
+    for d, _, files in os.walk(root):
+        for f in files:
+            k = os.path.relpath(os.path.join(d, f), root)
+            if not k.startswith("l/"):
+                out.add(k)
+    return out
+
+
 def scratch_left(fs):
     return [n for n in os.listdir(fs.base) if n.startswith(".phifs-")]
 
@@ -250,12 +262,45 @@ def test_full_drill_from_region_b(phifs_bare):
 
     fs.mount()
     same_tree(want, manifest(fs.mnt))
-    # the recovered filesystem goes on working and replicating
+    # the recovered filesystem goes on working and replicating, and the
+    # mount fills the emptied region a with everything region b holds
     write_file(fs.path("after.txt"), b"written after the recovery")
     sync(fs)
+    assert region_objects(fs.region_dir_a) == \
+        region_objects(fs.region_dir_b)
     fs.umount()
     fs.mount()
     assert read_file(fs.path("after.txt")) == b"written after the recovery"
+
+
+def test_after_a_recover_restore_and_versions_find_the_history(phifs_bare):
+    fs = phifs_bare
+    fs.mkfs()
+    fs.mount()
+    write_file(fs.path("chart.txt"), b"the chart")
+    sync(fs)
+    fs.umount()
+    shutil.rmtree(fs.cache_dir)
+    os.mkdir(fs.cache_dir)
+    empty_dir(fs.region_dir_a)
+    ok(fs.run("recover", fs.config, "--region", "b"), "recover")
+    # region a, first in the config, now holds a superblock and no history
+    assert os.listdir(fs.region_dir_a) == ["superblock"]
+    dest = fresh_dir(fs, "dest")
+    p = restore(fs, "/chart.txt", dest)
+    assert read_file(os.path.join(dest, "chart.txt")) == b"the chart"
+    # (reads of content fail over from region a, which says so)
+    assert re.search(r"^phifs: history read from region b, the one with "
+                     r"the latest moment \(\S+Z\)$", p.stderr, re.M), \
+        p.stderr
+    p = ok(fs.run("versions", fs.config, "/chart.txt"), "versions")
+    assert len(p.stdout.splitlines()) == 1 and "size 9" in p.stdout, \
+        p.stdout
+    assert "from region b" in p.stderr, p.stderr
+    # asked for by name, region a still says what it lacks
+    p = fs.run("versions", fs.config, "/chart.txt", "--region", "a")
+    assert p.returncode == 1 and "region a holds no metadata history" in \
+        p.stderr, p.stderr
 
 
 def test_point_in_time_restore_and_versions(phifs_bare):
@@ -402,7 +447,8 @@ def test_a_lagging_region_is_named(phifs_bare):
     assert "region a holds a later moment" in p.stderr
     assert sorted(os.listdir(dest)) == ["first"]
     p = restore(fs, "/", dest, config=config2)
-    assert p.stderr == "", p.stderr
+    assert re.fullmatch(r"phifs: history read from region a, the one with "
+                        r"the latest moment \(\S+Z\)\n", p.stderr), p.stderr
     assert read_file(os.path.join(dest, "second")) == b"only in region a"
 
 

@@ -223,3 +223,149 @@ def test_kill9_during_uploads_resumes(phifs_bare):
     write_tree(fs, 8, MiB, seed=7)
     sync(fs)
     check_tree(fs, made)
+
+
+def flip_objects(root, prefix):
+    """Damage every object of a region under prefix in the middle."""
+    for name in objects(root):
+        if name.startswith(prefix):
+            p = os.path.join(root, name)
+            data = bytearray(read_file(p))
+            data[len(data) // 2] ^= 0xFF
+            write_file(p, bytes(data))
+
+
+def test_repaired_copies_leave_the_bad_count(phifs_bare):
+    fs = phifs_bare
+    small_cache(fs, "4M")
+    made = write_tree(fs, 12, MiB)
+    sync(fs)
+    fs.umount()
+    flip_objects(fs.region_dir_a, "d/")
+    fs.mount()
+    check_tree(fs, made)                # fetched from b, a is recorded
+    st = fs.status()
+    assert region_state(st, "a")["bad"] > 0, st
+    p = fs.run("fsck", fs.config, "--repair")
+    assert p.returncode == 0, p.stdout + p.stderr
+    # the mount looks at the copies it recorded again
+    st = fs.wait_status(lambda s: region_state(s, "a")["bad"] == 0,
+                        timeout=30)
+    assert region_state(st, "a")["bad"] == 0, st
+    # and once more with the filesystem not mounted
+    write_tree(fs, 6, MiB, seed=5)      # pushes the first files out
+    sync(fs)
+    fs.umount()
+    flip_objects(fs.region_dir_a, "d/")
+    fs.mount()
+    check_tree(fs, made)
+    fs.umount()
+    assert region_state(fs.status(), "a")["bad"] > 0
+    p = fs.run("fsck", fs.config, "--repair")
+    assert p.returncode == 0, p.stdout + p.stderr
+    st = fs.status()
+    assert region_state(st, "a")["bad"] == 0, st
+
+
+def test_a_region_that_answers_again_is_up(phifs_bare):
+    fs = phifs_bare
+    fs.mkfs()
+    fs.set_faults("a", "fail_all")
+    fs.mount()
+    write_tree(fs, 3, MiB)
+    p = sync(fs, timeout=5, check=False)
+    assert p.returncode == 1
+    st = fs.wait_status(lambda s: region_state(s, "a")["down"])
+    assert region_state(st, "a")["down"], st
+    fs.umount()
+    # region a is back and repaired while nothing is mounted
+    fs.set_faults("a", None)
+    p = fs.run("fsck", fs.config, "--repair")
+    assert p.returncode == 0, p.stdout + p.stderr
+    st = fs.status()
+    assert not region_state(st, "a")["down"], st
+    assert region_state(st, "a")["fails"] == 0, st
+
+
+def empty_region(root):
+    for name in os.listdir(root):
+        p = os.path.join(root, name)
+        if os.path.isdir(p):
+            shutil.rmtree(p)
+        else:
+            os.unlink(p)
+
+
+def test_mount_reseeds_an_emptied_region(phifs_bare):
+    fs = phifs_bare
+    fs.mkfs()
+    fs.mount()
+    made = write_tree(fs, 6, MiB)
+    sync(fs)
+    fs.umount()
+    want = objects(fs.region_dir_b)
+    size = sum(os.path.getsize(os.path.join(fs.region_dir_b, k))
+               for k in want | {"superblock"})
+    empty_region(fs.region_dir_a)
+    # region a answers but takes nothing yet: the copy cannot start
+    fs.set_faults("a", "fail_all put")
+    fs.mount()
+    st = fs.wait_status(
+        lambda s: (region_state(s, "a")["seed"] or {}).get("objects_total"))
+    a = region_state(st, "a")
+    assert a["complete"] is False, a
+    assert a["seed"] == {"objects": 0, "objects_total": len(want) + 1,
+                         "bytes": 0, "bytes_total": size}, (a, want)
+    assert region_state(st, "b")["complete"] is True
+    assert region_state(st, "b")["seed"] is None
+    p = fs.run("status", fs.config)
+    assert re.search(rf"region +a .* being filled from the other regions: "
+                     rf"0 of {len(want) + 1} objects", p.stdout), p.stdout
+    p = sync(fs, timeout=3, check=False)
+    assert p.returncode == 1 and "region a" in p.stderr, p.stderr
+    assert not os.path.exists(os.path.join(fs.region_dir_a, "superblock"))
+    # region a takes objects again: sync waits until it holds them all
+    fs.set_faults("a", None)
+    sync(fs)
+    st = fs.status()
+    assert region_state(st, "a")["complete"] is True, st
+    assert region_state(st, "a")["seed"] is None, st
+    assert objects(fs.region_dir_a) == objects(fs.region_dir_b)
+    assert want <= objects(fs.region_dir_a)
+    assert read_file(os.path.join(fs.region_dir_a, "superblock")) == \
+        read_file(os.path.join(fs.region_dir_b, "superblock"))
+    p = fs.run("fsck", fs.config, "--scrub")
+    assert p.returncode == 0, p.stdout + p.stderr
+    # region a alone holds the whole filesystem again
+    fs.umount()
+    empty_region(fs.region_dir_b)
+    shutil.rmtree(fs.cache_dir)
+    os.mkdir(fs.cache_dir)
+    p = fs.run("recover", fs.config, "--region", "a")
+    assert p.returncode == 0, p.stderr
+    fs.mount()
+    check_tree(fs, made)
+
+
+def test_a_new_region_is_filled(phifs_bare):
+    fs = phifs_bare
+    fs.mkfs()
+    fs.mount()
+    made = write_tree(fs, 4, MiB)
+    sync(fs)
+    fs.umount()
+    region_c = os.path.join(fs.base, "region-c")
+    os.mkdir(region_c)
+    with open(fs.config) as f:
+        text = f.read()
+    fs.write_config(text + f"\n[region c]\nurl = dir:{region_c}\n")
+    fs.mount()
+    write_tree(fs, 2, MiB, seed=1)
+    sync(fs)
+    st = fs.status()
+    assert region_state(st, "c")["complete"] is True, st
+    assert objects(region_c) == objects(fs.region_dir_a)
+    assert objects(region_c) == objects(fs.region_dir_b)
+    p = fs.run("fsck", fs.config, "--scrub")
+    assert p.returncode == 0, p.stdout + p.stderr
+    check_tree(fs, made)
