@@ -138,9 +138,23 @@ struct cnode *node_find_ref(struct cache *c, uint64_t ino)
 	return n;
 }
 
+/* Free the arrays of n's empty block sets; n->lock held.  A node lives
+ * as long as the kernel remembers its inode, which may be for good: its
+ * size must not keep what its busiest moment needed. */
+static void trim_sets(struct cnode *n)
+{
+	struct blkset *sets[] = { &n->dblk, &n->fresh, &n->gone, &n->fetched,
+				  &n->sealing };
+
+	for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++)
+		if (sets[i]->n == 0 && sets[i]->v)
+			blkset_free(sets[i]);
+}
+
 /* The last handle is gone: give the data file's descriptor back, so that
  * a program walking thousands of files does not run the daemon out of
- * them.  The pending size stays in the node.  nodes_lock held. */
+ * them, and the memory of empty block sets.  The pending size stays in
+ * the node.  nodes_lock held. */
 static void close_data(struct cache *c, struct cnode *n)
 {
 	pthread_mutex_lock(&n->lock);
@@ -149,6 +163,7 @@ static void close_data(struct cache *c, struct cnode *n)
 		close(n->fd);
 		n->fd = -1;
 	}
+	trim_sets(n);
 	pthread_mutex_unlock(&n->lock);
 }
 

@@ -526,6 +526,9 @@ static void *uploader_main(void *arg)
 			s->r[j.region].busy--;
 			continue;
 		}
+		/* Nothing to send now: an idle thread keeps no pack-sized
+		 * buffer (four of them made most of a daemon's memory). */
+		buf_release(&data);
 		now = cache_mono_ns();
 		if (wake > now + IDLE_WAIT_MS * 1000000ull)
 			wake = now + IDLE_WAIT_MS * 1000000ull;
