@@ -478,6 +478,11 @@ int inode_get(struct cache *c, MDB_txn *txn, uint64_t ino,
 	      struct inode_rec *rec, const char **target, size_t *tlen);
 int inode_put(struct cache *c, MDB_txn *txn, uint64_t ino,
 	      const struct inode_rec *rec, const char *target, size_t tlen);
+/* inode_put() of a record without a target whose replicated fields are
+ * unchanged (only `blocks`, this store's allocation, moved): not noted
+ * for the journal, so that reading back evicted blocks sends nothing. */
+int inode_put_local(struct cache *c, MDB_txn *txn, uint64_t ino,
+		    const struct inode_rec *rec);
 /* Replace the record of ino, keeping its symlink target. */
 int inode_update(struct cache *c, MDB_txn *txn, uint64_t ino,
 		 const struct inode_rec *rec);

@@ -198,6 +198,16 @@ int inode_put(struct cache *c, MDB_txn *txn, uint64_t ino,
 	return 0;
 }
 
+int inode_put_local(struct cache *c, MDB_txn *txn, uint64_t ino,
+		    const struct inode_rec *rec)
+{
+	uint8_t k[8];
+	MDB_val key = { sizeof(k), k }, val = { sizeof(*rec), (void *)rec };
+
+	key_put_u64(k, ino);
+	return meta_err(mdb_put(txn, c->db_inodes, &key, &val, 0));
+}
+
 int inode_update(struct cache *c, MDB_txn *txn, uint64_t ino,
 		 const struct inode_rec *rec)
 {

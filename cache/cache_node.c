@@ -139,9 +139,23 @@ struct cnode *node_find_ref(struct cache *c, uint64_t ino)
 	return n;
 }
 
+/* Free the arrays of n's empty block sets; n->lock held.  A node lives
+ * as long as the kernel remembers its inode, which may be for good: its
+ * size must not keep what its busiest moment needed. */
+static void trim_sets(struct cnode *n)
+{
+	struct blkset *sets[] = { &n->dblk, &n->fresh, &n->gone, &n->fetched,
+				  &n->sealing };
+
+	for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++)
+		if (sets[i]->n == 0 && sets[i]->v)
+			blkset_free(sets[i]);
+}
+
 /* The last handle is gone: give the data file's descriptor back, so that
  * a program walking thousands of files does not run the daemon out of
- * them.  The pending size stays in the node.  nodes_lock held. */
+ * them, and the memory of empty block sets.  The pending size stays in
+ * the node.  nodes_lock held. */
 static void close_data(struct cache *c, struct cnode *n)
 {
 	pthread_mutex_lock(&n->lock);
@@ -150,6 +164,7 @@ static void close_data(struct cache *c, struct cnode *n)
 		close(n->fd);
 		n->fd = -1;
 	}
+	trim_sets(n);
 	pthread_mutex_unlock(&n->lock);
 }
 
@@ -377,22 +392,34 @@ struct fold_arg {
 	uint64_t blocks;
 };
 
+/*
+ * Fetching evicted blocks back and evicting them again change only the
+ * record's `blocks`, which describes this store and never leaves it (a
+ * journal replay zeroes it): such a fold is not journaled, or reading a
+ * folder of evicted files would send a record per file to every region.
+ */
 static int fold_txn(struct cache *c, MDB_txn *txn, void *arg)
 {
 	struct fold_arg *a = arg;
-	struct inode_rec rec;
+	struct inode_rec old, rec;
 	int rc;
 
-	rc = inode_get(c, txn, a->n->ino, &rec, NULL, NULL);
+	rc = inode_get(c, txn, a->n->ino, &old, NULL, NULL);
 	if (rc)
 		return rc;
+	rec = old;
 	rec.size = a->n->size;
 	rec.blocks = a->blocks;
 	rec_set_time(&rec.mtime_sec, &rec.mtime_nsec, a->n->mtime);
 	rec_set_time(&rec.ctime_sec, &rec.ctime_nsec,
 		     later(a->n->ctime, rec.ctime_sec, rec.ctime_nsec));
 	rc = blk_fold_txn(c, txn, a->n);
-	return rc ? rc : inode_put(c, txn, a->n->ino, &rec, NULL, 0);
+	if (rc)
+		return rc;
+	old.blocks = rec.blocks;
+	if (S_ISREG(rec.mode) && memcmp(&old, &rec, sizeof(rec)) == 0)
+		return inode_put_local(c, txn, a->n->ino, &rec);
+	return inode_put(c, txn, a->n->ino, &rec, NULL, 0);
 }
 
 int node_fold(struct cache *c, struct cnode *n)

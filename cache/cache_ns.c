@@ -7,6 +7,11 @@
  * it is created (or renamed in), and `dircookies` lists a directory in
  * cookie order.  A reader resuming at a cookie therefore sees each entry
  * that stayed put exactly once, however the directory changed meanwhile.
+ * A rename over an existing name is the one exception: the name keeps
+ * the replaced entry's cookie, so that a program saving a file by rename
+ * never makes a concurrent listing show that name twice (ext4, where the
+ * place is the name's hash, and tmpfs behave the same).  A name unlinked
+ * and created again is a new entry, with a new cookie.
  * Cookies 1 and 2 are "." and "..".
  */
 #include "cache_int.h"
@@ -681,15 +686,17 @@ static int rename_move(struct cache *c, MDB_txn *txn, struct rename_arg *a,
 	if (rc)
 		return rc;
 	if (have_d) {
-		rc = dirent_del(c, txn, a->newparent, a->newname, &d);
-		if (rc == 0)
-			rc = drop_link(c, txn, &d, p->p2, now);
+		rc = drop_link(c, txn, &d, p->p2, now);
 		if (rc)
 			return rc;
 		a->victim = d.ino;
 	}
 	rc = dirent_del(c, txn, a->parent, a->name, &s);
-	if (rc == 0)
+	if (rc == 0 && have_d)	/* the name keeps its place */
+		rc = dirent_repoint(c, txn, a->newparent, a->newname,
+				    (struct dirent_rec){ s.ino, d.cookie,
+							 s.type, 0 });
+	else if (rc == 0)
 		rc = dirent_add(c, txn, a->newparent, p->p2, a->newname, s.ino,
 				s.type);
 	if (rc == 0)

@@ -582,6 +582,9 @@ static void *uploader_main(void *arg)
 		}
 		if (rc == -ENOENT && probe_down(s, pending))
 			continue;
+		/* Nothing to send now: an idle thread keeps no pack-sized
+		 * buffer (four of them made most of a daemon's memory). */
+		buf_release(&data);
 		now = cache_mono_ns();
 		if (wake > now + IDLE_WAIT_MS * 1000000ull)
 			wake = now + IDLE_WAIT_MS * 1000000ull;

@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <fuse_lowlevel.h>
+#include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,8 @@
 #include <unistd.h>
 
 #define TIMEOUT 1.0
+/* Allocations this large get a mapping of their own (fs_run()). */
+#define MMAP_THRESHOLD (256 << 10)
 
 struct fs {
 	struct fuse_session *se;
@@ -645,6 +648,13 @@ int fs_run(struct fs *fs)
 
 	if (!cfg)
 		return -ENOMEM;
+	/* The daemon's big buffers (a pack being uploaded, a block being
+	 * fetched, a request) come and go with the work.  glibc raises its
+	 * mmap threshold past such a buffer once one is freed, and from
+	 * then on keeps every freed one in its arenas for good: a daemon
+	 * grew from 7 to 78 MB that way.  A fixed threshold gives each big
+	 * buffer its own mapping, returned to the system when freed. */
+	mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD);
 	fuse_loop_cfg_set_clone_fd(cfg, 0);
 	fuse_loop_cfg_set_max_threads(cfg, 16);
 	rc = fuse_session_loop_mt(fs->se, cfg);

@@ -29,7 +29,9 @@ struct fs_options {
 int fs_mount(struct fs **out, struct cache *c, const char *mountpoint,
 	     const struct fs_options *opts, char *err, size_t errlen);
 
-/* Serve requests on a pool of threads until unmounted or signalled. */
+/* Serve requests on a pool of threads until unmounted or signalled.
+ * Sets the process's malloc mmap threshold (MMAP_THRESHOLD in fs.c), so
+ * that the daemon's freed buffers go back to the system. */
 int fs_run(struct fs *fs);
 
 /* Unmount (if still mounted) and free the session. */

@@ -9,32 +9,56 @@
 # test again (PHIFS_NO_SANITIZE=1 skips that), and ends with the line
 # "N passed, N failed" (", N skipped" when some were) counted from both
 # runs' JUnit logs.  Exits non-zero if the build or any
-# test failed, or if no test ran.  phifs mounts that crashed tests left
-# under /tmp are cleared before and after the run.
+# test failed, or if no test ran.
+#
+# Every test of the run makes its directories and mountpoints under one
+# fresh directory, $PHIFS_TEST_TMP (also exported as TMPDIR); at the end
+# phifs mounts that crashed tests left there, or under build*/, are
+# cleared, and the directory is removed.  Nothing else is ever unmounted:
+# other people's tests and live mounts may run on the same machine.
+#
+# Sourced (`. scripts/test.sh`), it only defines its functions.
 set -eu
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
 
-# shellcheck source=scripts/deps.sh
-. "$ROOT/scripts/deps.sh"
-phifs_deps
-
-# Unmount phifs mounts (type fuse.phifs) left behind under /tmp, $TMPDIR or
-# build/ by a test that crashed; mounts elsewhere (a demo, a clinic's) are
-# never touched.  $1 says when, for the warning.
-clear_stale_mounts() {
-	local when=$1 tmp=${TMPDIR:-/tmp} mp n=0
-	tmp=${tmp%/}
-	[ -n "$tmp" ] || tmp=/tmp
-	while IFS= read -r mp; do
+# Print the mountpoints of TYPE (or of any type, if TYPE is empty) at or
+# below the given directories, one a line.
+mounts_under() {	# TYPE DIR...
+	local want=$1 dir mp type rest
+	local -a dirs=()
+	shift
+	for dir in "$@"; do
+		if [ -d "$dir" ]; then
+			dirs+=("$(cd "$dir" && pwd -P)")
+		fi
+	done
+	[ "${#dirs[@]}" -gt 0 ] || return 0
+	while read -r _ mp type rest; do
+		[ -z "$want" ] || [ "$type" = "$want" ] || continue
 		mp=$(printf '%b' "$mp")	# /proc/mounts writes a space as \040
+		for dir in "${dirs[@]}"; do
+			case "$mp/" in
+			"${dir%/}"/*)
+				printf '%s\n' "$mp"
+				break
+				;;
+			esac
+		done
+	done < /proc/mounts
+}
+
+# Lazily unmount the phifs mounts (type fuse.phifs) at or below the given
+# directories: the ones a crashed test of this run left behind.  Mounts
+# anywhere else are never touched.  WHEN says when, for the warning.
+clear_stale_mounts() {	# WHEN DIR...
+	local when=$1 mp n=0
+	shift
+	while IFS= read -r mp; do
 		echo "test.sh: warning: stale FUSE mount $when the run: $mp; unmounting" >&2
 		fusermount3 -u -z "$mp" 2>/dev/null || umount -l "$mp" || true
 		n=$((n + 1))
-	done < <(awk -v a="/tmp/" -v b="$tmp/" -v c="$ROOT/build/" \
-		'$3 == "fuse.phifs" && (index($2, a) == 1 || index($2, b) == 1 ||
-		 index($2, c) == 1) { print $2 }' /proc/mounts)
+	done < <(mounts_under fuse.phifs "$@")
 	[ "$n" -eq 0 ] || echo "test.sh: warning: cleared $n stale mount(s)" >&2
 }
 
@@ -64,11 +88,39 @@ run_suite() {	# DIR [MESON-TEST-ARGS...]
 	meson test -C "$dir" --print-errorlogs --num-processes 1 "$@"
 }
 
-clear_stale_mounts before
+# Sourced by a test of this script: functions only.
+[ "${BASH_SOURCE[0]}" = "$0" ] || return 0
+
+cd "$ROOT"
+
+# shellcheck source=scripts/deps.sh
+. "$ROOT/scripts/deps.sh"
+phifs_deps
+
+# This run's directory: every test makes its own directory in it.  Other
+# uids (allow_other tests) must reach mountpoints through it.
+PHIFS_TEST_TMP=$(mktemp -d "${TMPDIR:-/tmp}/phifs-test.XXXXXX")
+chmod 755 "$PHIFS_TEST_TMP"
+export PHIFS_TEST_TMP TMPDIR=$PHIFS_TEST_TMP
+
+# Clear this run's stale mounts and remove its directory, unless something
+# is still mounted there.
+finish_run() {
+	clear_stale_mounts "${1:-after}" "$PHIFS_TEST_TMP" "$ROOT/build" \
+		"$ROOT/build-asan"
+	if [ -n "$(mounts_under "" "$PHIFS_TEST_TMP")" ]; then
+		echo "test.sh: $PHIFS_TEST_TMP still has mounts; left in place" >&2
+	else
+		rm -rf "$PHIFS_TEST_TMP"
+	fi
+}
+trap finish_run EXIT
+
+clear_stale_mounts before "$ROOT/build" "$ROOT/build-asan"
 rc=0
 configure build
 run_suite build "$@" || rc=$?
-clear_stale_mounts after
+clear_stale_mounts after "$PHIFS_TEST_TMP" "$ROOT/build"
 logdirs=(build/meson-logs)
 
 # The same tests once more, built with AddressSanitizer and UBSan: the
@@ -81,7 +133,8 @@ if [ -z "${PHIFS_NO_SANITIZE:-}" ]; then
 	# a memory error does.
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		run_suite build-asan "$@" || rc=$?
-	clear_stale_mounts "after the sanitizer run"
+	clear_stale_mounts "after the sanitizer run" "$PHIFS_TEST_TMP" \
+		"$ROOT/build-asan"
 	logdirs+=(build-asan/meson-logs)
 fi
 

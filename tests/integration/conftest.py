@@ -1,8 +1,11 @@
 """Fixtures and a TAP reporter for the phifs integration tests.
 
-Every test gets a private directory under /tmp holding a config file, a
-cache_dir, two dir: regions (a and b), a mountpoint, and the key file that
-mkfs creates there (so that nothing ever asks for a passphrase).  The
+Every test gets a private directory holding a config file, a cache_dir,
+two dir: regions (a and b), a mountpoint, and the key file that mkfs
+creates there (so that nothing ever asks for a passphrase).  Those
+directories go in $PHIFS_TEST_TMP, the one directory scripts/test.sh makes
+for its run (else in $TMPDIR, else /tmp), so that a run can clear what a
+crashed test left behind without touching anyone else's mounts.  The
 `phifs` fixture formats and
 mounts a fresh filesystem there (with -f, in a child process whose pid the
 test can kill -9) and always unmounts and removes it afterwards, also when
@@ -262,11 +265,18 @@ url = dir:{region_dir_b}
 _ALL = []       # every PhiFS made, for the safety net at the end
 
 
-class PhiFS:
-    """One private filesystem: config, cache_dir, regions, mountpoint."""
+def test_tmp():
+    """Where this run's private directories go."""
+    return os.environ.get("PHIFS_TEST_TMP") or tempfile.gettempdir()
 
-    def __init__(self, tag="it"):
-        self.base = tempfile.mkdtemp(prefix=f"phifs-{tag}-", dir="/tmp")
+
+class PhiFS:
+    """One private filesystem: config, cache_dir, regions, mountpoint.
+    parent: where its directory goes (default test_tmp())."""
+
+    def __init__(self, tag="it", parent=None):
+        self.base = tempfile.mkdtemp(prefix=f"phifs-{tag}-",
+                                     dir=parent or test_tmp())
         # other uids must reach the mountpoint through base
         os.chmod(self.base, 0o755)
         self.cache_dir = os.path.join(self.base, "cache")
@@ -541,11 +551,12 @@ def _finish(request, objs):
 
 @pytest.fixture
 def phifs_factory(request):
-    """make(mounted=True) -> PhiFS; all are cleaned up at teardown."""
+    """make(mounted=True, tag, parent) -> PhiFS; all are cleaned up at
+    teardown."""
     made = []
 
-    def make(mounted=True, tag="it"):
-        fs = PhiFS(tag)
+    def make(mounted=True, tag="it", parent=None):
+        fs = PhiFS(tag, parent)
         made.append(fs)
         if mounted:
             fs.mkfs()

@@ -1061,6 +1061,73 @@ def test_readdir_scandir_while_changing(phifs):
     assert set(seen) <= set(names) | created
 
 
+def _replace_loop(d, stop, wfd):
+    """Save "doc" over and over the way editors do: write "doc.tmp",
+    rename it over "doc"; until the file stop exists.  Writes the count."""
+    doc, tmp = os.path.join(d, "doc"), os.path.join(d, "doc.tmp")
+    saves = 0
+    deadline = time.monotonic() + 60
+    while not os.path.exists(stop) and time.monotonic() < deadline:
+        write_file(tmp, b"%d" % saves)
+        os.rename(tmp, doc)
+        saves += 1
+    os.write(wfd, b"%d" % saves)
+
+
+def test_readdir_name_replaced_by_rename_listed_once(phifs):
+    """While another process replaces a name by rename(2), a listing of
+    the directory may show that name or not (POSIX), but never twice: the
+    replacing entry takes the replaced one's place, as on ext4 (where the
+    place is the name's hash) and tmpfs."""
+    d = phifs.path("dir")
+    os.mkdir(d)
+    write_file(os.path.join(d, "doc"), b"first")
+    # enough entries that a listing takes several FUSE requests
+    keep = {f"keep-{i:03d}-{'k' * 40}" for i in range(150)}
+    for n in sorted(keep):
+        write_file(os.path.join(d, n), b"")
+    stop = os.path.join(phifs.base, "stop-saver")
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            _replace_loop(d, stop, w)
+        finally:
+            os._exit(0)
+    os.close(w)
+    bad, listings = [], 0
+    try:
+        deadline = time.monotonic() + 20
+        while listings < 3000 and time.monotonic() < deadline and \
+                len(bad) < 5:
+            seen = collections.Counter(os.listdir(d))
+            listings += 1
+            # "doc.tmp" is a new file each time: unspecified, not checked
+            twice = sorted(n for n, c in seen.items()
+                           if c > 1 and n != "doc.tmp")
+            lost = sorted(keep - set(seen))
+            if twice or lost:
+                bad.append(f"listing {listings}: twice {twice}, "
+                           f"untouched names missing {lost[:3]}")
+    finally:
+        write_file(stop, b"")
+        out = b""
+        while True:
+            b = os.read(r, 64)
+            if not b:
+                break
+            out += b
+        os.close(r)
+        os.waitpid(pid, 0)
+    saves = int(out or b"0")
+    assert not bad, f"{len(bad)}+ bad listings of {listings} " \
+                    f"({saves} saves meanwhile): {bad}"
+    assert saves >= 50 and listings >= 50, \
+        f"only {saves} saves during {listings} listings: no race was run"
+    assert sorted(os.listdir(d)) == sorted(keep | {"doc"})
+
+
 def test_readdir_seek_tell(phifs):
     d = phifs.path("dir")
     os.mkdir(d)

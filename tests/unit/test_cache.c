@@ -2027,6 +2027,36 @@ TEST(statfs_counts)
 	ASSERT_OK(cache_close(c));
 }
 
+/* A name replaced by rename keeps its place: a listing that has passed it
+ * does not meet it again (issue 8: a save by rename, listed twice). */
+TEST(readdir_name_replaced_by_rename_keeps_place)
+{
+	struct cache *c = fresh();
+	struct listing first, rest;
+	uint64_t d;
+	long at;
+
+	d = mkdir_(c, CACHE_ROOT_INO, "d");
+	cache_forget(c, mkfile(c, d, "doc"), 1);
+	make_names(c, d, "keep", 20);
+	first = list_dir(c, d, 0, 0, 4);	/* ".", "..", "doc", one more */
+	at = find_ent(&first, "doc");
+	ASSERT_TRUE(at >= 0);
+	cache_forget(c, mkfile(c, d, "doc.tmp"), 1);
+	ASSERT_OK(cache_rename(c, d, "doc.tmp", d, "doc", 0));
+	rest = list_dir(c, d, first.e[first.n - 1].next, 0, 0);
+	ASSERT_EQ(count_ent(&rest, "doc"), 0u);
+	free(rest.e);
+	/* and a listing from scratch finds it where it was */
+	rest = list_dir(c, d, 0, 0, 0);
+	ASSERT_EQ(count_ent(&rest, "doc"), 1u);
+	ASSERT_EQ(rest.e[find_ent(&rest, "doc")].next, first.e[at].next);
+	ASSERT_EQ(rest.n, 2u + 1u + 20u);
+	free(rest.e);
+	free(first.e);
+	ASSERT_OK(cache_close(c));
+}
+
 TEST_MAIN(
 	TEST_ENTRY(format_fresh),
 	TEST_ENTRY(format_twice),
@@ -2078,4 +2108,5 @@ TEST_MAIN(
 	TEST_ENTRY(close_with_open_handles),
 	TEST_ENTRY(trash_recovered_at_open),
 	TEST_ENTRY(statfs_counts),
+	TEST_ENTRY(readdir_name_replaced_by_rename_keeps_place),
 )
