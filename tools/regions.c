@@ -20,6 +20,17 @@
 #include "backend.h"
 #include "phi.h"
 
+/* "region NAME: why" into err.  A reason too long for err is cut, and the
+ * cut shown with "...": the region's name always survives. */
+static void region_error(char *err, size_t errlen, const char *name,
+			 const char *why)
+{
+	int n = snprintf(err, errlen, "region %s: %s", name, why);
+
+	if (n >= 0 && (size_t)n >= errlen && errlen > 4)
+		memcpy(err + errlen - 4, "...", 4);
+}
+
 int tool_region_open(const struct phi_config *cfg, int i,
 		     struct backend **out, char *err, size_t errlen)
 {
@@ -38,16 +49,15 @@ int tool_region_open(const struct phi_config *cfg, int i,
 	*out = NULL;
 	rc = backend_open_region(&be, &rs, why, sizeof(why));
 	if (rc) {
-		snprintf(err, errlen, "region %s: %s", r->name,
-			 tool_strip_region(why, r->name));
+		region_error(err, errlen, r->name,
+			     tool_strip_region(why, r->name));
 		return -1;
 	}
 	if (faults && faults[0]) {
 		snprintf(path, sizeof(path), "%s/%s", faults, r->name);
 		rc = backend_fault_open_file(&be, be, path);
 		if (rc) {
-			snprintf(err, errlen, "region %s: %s", r->name,
-				 phi_strerror(rc));
+			region_error(err, errlen, r->name, phi_strerror(rc));
 			return -1;
 		}
 	}
