@@ -19,6 +19,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <ini.h>
@@ -28,7 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "phi.h"
@@ -858,14 +861,26 @@ static char *read_line(char *buf, int size, void *stream)
 	struct load_ctx *ctx = stream;
 	size_t skip;
 
+	long start;
+
 	if (ctx->rc)
 		return NULL;
+	start = ftell(ctx->f);
 	if (!fgets(buf, size, ctx->f)) {
 		if (ferror(ctx->f))
 			ctx->read_errno = errno ? errno : EIO;
 		return NULL;
 	}
 	ctx->line++;
+	/* fgets() reads past a NUL byte, which would silently cut the
+	 * value there ("5\0s" read as "5"): more bytes read than the
+	 * string holds means there was one. */
+	if (start >= 0 && ftell(ctx->f) - start != (long)strlen(buf)) {
+		fail(ctx, ctx->line, NULL, "NUL byte in the line (a "
+		     "configuration is a text file)");
+		buf[0] = '\0';
+		return buf;
+	}
 	if (!whole_line(ctx->f, buf, size)) {
 		fail(ctx, ctx->line, NULL, "line too long (at most %d "
 		     "characters)", size - 3);
@@ -922,17 +937,54 @@ static int on_key(void *user, const char *section, const char *name,
 	return !ctx->rc;
 }
 
+static const char *file_kind(mode_t mode)
+{
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISCHR(mode))
+		return "a character device";
+	if (S_ISBLK(mode))
+		return "a block device";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	return "of an unknown kind";
+}
+
+/*
+ * Open path for reading, refusing anything but a regular file: a FIFO
+ * would block the open (hence O_NONBLOCK) and /dev/zero would feed the
+ * reader NUL bytes for ever.  NULL after recording why.
+ */
+static FILE *open_config(struct load_ctx *ctx, const char *path)
+{
+	struct stat st;
+	FILE *f = NULL;
+	int fd, e = 0;
+
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0 || fstat(fd, &st))
+		e = errno;
+	else if (S_ISDIR(st.st_mode))
+		e = EISDIR;
+	else if (!S_ISREG(st.st_mode))
+		fail_code(ctx, PHI_ECONFIG, "not a regular file (it is %s)",
+			  file_kind(st.st_mode));
+	else if (!(f = fdopen(fd, "r")))	/* reads of a regular file */
+		e = errno;			/* never block */
+	if (e)
+		fail_code(ctx, -e, "cannot read: %s", strerror(e));
+	if (!f && fd >= 0)
+		close(fd);
+	return f;
+}
+
 static void parse_file(struct load_ctx *ctx, const char *path)
 {
 	int rc;
 
-	ctx->f = fopen(path, "re");
-	if (!ctx->f) {
-		int e = errno;
-
-		fail_code(ctx, -e, "cannot read: %s", strerror(e));
+	ctx->f = open_config(ctx, path);
+	if (!ctx->f)
 		return;
-	}
 	if (apply_defaults(ctx, SCOPE_FS, ctx->cfg) == 0) {
 		rc = ini_parse_stream(read_line, ctx, on_key, ctx);
 		if (ctx->read_errno)

@@ -81,6 +81,9 @@ struct phi_config {
  * -errno when the file cannot be read) and writes one line into err,
  * naming the file, line and key: "clinic.ini:4: cache_size: bad size 'x'
  * (use a number with K, M, G or T)".  cfg is released on failure.
+ * Only a regular file is read (a FIFO or a device is refused without
+ * blocking: PHI_ECONFIG, "not a regular file"); a line holding a NUL
+ * byte is refused (PHI_ECONFIG, naming the line).
  */
 int phi_config_load(struct phi_config *cfg, const char *path, char *err,
 		    size_t errlen);

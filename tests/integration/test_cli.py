@@ -214,6 +214,36 @@ def test_bad_config_other_commands(phifs_bare, cmd):
     no_daemon_left(fs)
 
 
+@pytest.mark.parametrize("kind", ["dev-zero", "fifo", "nul-byte"])
+def test_config_must_be_a_text_file(phifs_bare, kind):
+    """/dev/zero made status spin for ever, a FIFO hung it, and a NUL byte
+    silently cut a value ("5\\0s" read as 5 seconds)."""
+    fs = phifs_bare
+    fs.mkfs()
+    if kind == "dev-zero":
+        config = "/dev/zero"
+    elif kind == "fifo":
+        config = os.path.join(fs.base, "fifo.ini")
+        os.mkfifo(config)
+    else:
+        config = fs.config
+        with open(config) as f:
+            text = f.read()
+        with open(config, "w") as f:
+            f.write(text.replace("seal_delay = 1s", "seal_delay = 5\0s"))
+    before = snapshot(fs.base)
+    for cmd in ("status", "mount"):
+        args = [cmd, config] + ([fs.mnt] if cmd == "mount" else [])
+        line = one_error_line(fs.run(*args, timeout=30))
+        assert config in line, line
+        if kind == "nul-byte":
+            assert re.search(r":\d+: NUL byte", line), line
+        else:
+            assert "not a regular file" in line, line
+    assert_unchanged(before, snapshot(fs.base))
+    no_daemon_left(fs)
+
+
 def test_cache_dir_not_writable(phifs_bare):
     fs = phifs_bare
     os.chmod(fs.config, 0o644)

@@ -302,6 +302,40 @@ TEST(file_is_a_directory)
 	expect_path_error(test_tmpdir(), -EISDIR, ": cannot read: Is a directory");
 }
 
+/* Neither may hang or spin: a FIFO blocked the open until a writer came,
+ * and /dev/zero fed the reader NUL bytes for ever. */
+TEST(file_not_regular)
+{
+	char fifo[4200];
+
+	expect_path_error("/dev/null", PHI_ECONFIG,
+			  ": not a regular file (it is a character device)");
+	expect_path_error("/dev/zero", PHI_ECONFIG,
+			  ": not a regular file (it is a character device)");
+	snprintf(fifo, sizeof(fifo), "%s/fifo.ini", test_tmpdir());
+	ASSERT_OK(mkfifo(fifo, 0600));
+	alarm(30);	/* a hang fails the case instead of the whole run */
+	expect_path_error(fifo, PHI_ECONFIG,
+			  ": not a regular file (it is a FIFO)");
+	alarm(0);
+}
+
+/* A NUL byte cut the value ("5\0s" was read as "5") and everything after
+ * it on the line. */
+TEST(nul_byte_refused)
+{
+	static const char text[] = FS "seal_delay = 5\0s\n";
+	FILE *f;
+
+	snprintf(ini_path, sizeof(ini_path), "%s/phifs.ini", test_tmpdir());
+	f = fopen(ini_path, "w");
+	ASSERT_TRUE(f != NULL);
+	ASSERT_EQ(fwrite(text, 1, sizeof(text) - 1, f), sizeof(text) - 1);
+	ASSERT_OK(fclose(f));
+	expect_path_error(ini_path, PHI_ECONFIG, ":3: NUL byte in the line "
+			  "(a configuration is a text file)");
+}
+
 TEST(unreadable_file)
 {
 	const char *path = write_ini(FS);
@@ -991,6 +1025,8 @@ TEST_MAIN(
 	TEST_ENTRY(max_regions_accepted),
 	TEST_ENTRY(missing_file),
 	TEST_ENTRY(file_is_a_directory),
+	TEST_ENTRY(file_not_regular),
+	TEST_ENTRY(nul_byte_refused),
 	TEST_ENTRY(unreadable_file),
 	TEST_ENTRY(syntax_error),
 	TEST_ENTRY(syntax_error_before_key_error),
