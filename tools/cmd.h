@@ -52,9 +52,19 @@ int tool_want_help(int argc, char **argv, const char *usage);
 
 /*
  * The filesystem's summary through a read-only open (works while
- * mounted).  0, or -1 after printing why (tool_cache_error()).
+ * mounted).  0, or -1 after printing why (tool_cache_error(), or
+ * tool_check_block_size() when cfg names another block_size).
  */
 int tool_fs_stats(const struct phi_config *cfg, struct cache_stats *out);
+
+/*
+ * block_size is fixed at mkfs: a configuration that sets it to anything
+ * but fs_block_size (the filesystem's) is refused, not ignored, with one
+ * line naming both and the fix.  Leaving the key out is always fine.
+ * 0, or -1 (printed).
+ */
+int tool_check_block_size(const struct phi_config *cfg,
+			  uint32_t fs_block_size);
 
 /* ---- secrets and the superblock (keys.c) ---------------------------- */
 

@@ -358,7 +358,9 @@ int tool_history_open(const struct phi_config *cfg, const char *region,
 	if (rc)
 		tool_warn("cannot keep secrets out of core dumps: %s",
 			  phi_strerror(rc));
-	if (open_regions(cfg, region, h) || tool_secret_read(cfg, &secret))
+	if (open_regions(cfg, region, h) ||
+	    tool_check_block_size(cfg, h->info.block_size) ||
+	    tool_secret_read(cfg, &secret))
 		goto fail;
 	rc = tool_unlock(cfg, &h->sb, &secret, &h->key);
 	tool_secret_wipe(&secret);

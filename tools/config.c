@@ -1014,7 +1014,7 @@ static void check_required(struct load_ctx *ctx, enum key_scope scope,
 	}
 }
 
-static void format_size(uint64_t v, char *buf, size_t len)
+void phi_format_size(uint64_t v, char *buf, size_t len)
 {
 	static const char units[] = "KMGT";
 	int u = -1;
@@ -1039,7 +1039,7 @@ static void check_cache_size(struct load_ctx *ctx)
 
 	if (cfg->cache_size >= need)
 		return;
-	format_size(need, text, sizeof(text));
+	phi_format_size(need, text, sizeof(text));
 	fail(ctx, ctx->seen[0][find_key(SCOPE_FS, "cache_size")], "cache_size",
 	     "must be at least %d * block_size (%s)", MIN_CACHE_BLOCKS, text);
 }
@@ -1079,6 +1079,7 @@ static void check_config(struct load_ctx *ctx)
 	}
 	check_cache_size(ctx);
 	check_dirty_limit(ctx);
+	cfg->block_size_line = ctx->seen[0][find_key(SCOPE_FS, "block_size")];
 }
 
 int phi_config_load(struct phi_config *cfg, const char *path, char *err,

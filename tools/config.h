@@ -63,6 +63,8 @@ struct phi_config {
 	char *cache_dir;	/* absolute path */
 	uint64_t cache_size;
 	uint32_t block_size;
+	int block_size_line;	/* line block_size was set on; 0 when the
+				   file leaves it out (the default) */
 	char *key_file;		/* absolute path, or NULL: passphrase */
 	unsigned seal_delay_ms;
 	unsigned uploaders;
@@ -93,6 +95,9 @@ void phi_config_release(struct phi_config *cfg);
 
 /* Parse SIZE as described above; 0 on success, -EINVAL otherwise. */
 int phi_parse_size(const char *s, uint64_t *out);
+
+/* v as a SIZE the way a user writes it: "1M", "64K", "1536K", "4097". */
+void phi_format_size(uint64_t v, char *buf, size_t len);
 
 /* Parse TIME as described above into milliseconds; 0 on success,
  * -EINVAL otherwise (*ms untouched). */

@@ -101,7 +101,22 @@ int tool_fs_stats(const struct phi_config *cfg, struct cache_stats *out)
 		tool_cache_error(cfg, rc);
 		return -1;
 	}
-	return 0;
+	return tool_check_block_size(cfg, out->block_size);
+}
+
+int tool_check_block_size(const struct phi_config *cfg,
+			  uint32_t fs_block_size)
+{
+	char want[32], have[32];
+
+	if (!cfg->block_size_line || cfg->block_size == fs_block_size)
+		return 0;
+	phi_format_size(cfg->block_size, want, sizeof(want));
+	phi_format_size(fs_block_size, have, sizeof(have));
+	tool_error("%s:%d: block_size: %s, but the filesystem was made with "
+		   "%s and it cannot change: remove block_size or set it to %s",
+		   cfg->path, cfg->block_size_line, want, have, have);
+	return -1;
 }
 
 void tool_cache_error(const struct phi_config *cfg, int rc)

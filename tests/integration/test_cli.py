@@ -244,6 +244,35 @@ def test_config_must_be_a_text_file(phifs_bare, kind):
     no_daemon_left(fs)
 
 
+def test_block_size_differs_from_filesystem(phifs_bare):
+    """block_size is fixed at mkfs: a config naming another one was
+    ignored without a word; every command that opens the filesystem
+    refuses it, and leaving the key out is the fix."""
+    fs = phifs_bare
+    with open(fs.config) as f:
+        made = f.read().replace("block_size = 1M", "block_size = 64K")
+    fs.write_config(made)
+    fs.mkfs()
+    lineno = made.splitlines().index("block_size = 64K") + 1
+    fs.write_config(made.replace("block_size = 64K", "block_size = 1M"))
+    before = snapshot(fs.base)
+    for args in (["mount", fs.config, fs.mnt, "-o", MOUNT_OPTS],
+                 ["status", fs.config], ["sync", fs.config],
+                 ["fsck", fs.config], ["versions", fs.config, "/"]):
+        line = one_error_line(fs.run(*args))
+        names_file_line_key(line, fs.config, lineno, "block_size")
+        assert "1M" in line and "64K" in line, (args, line)
+        assert "set it to 64K" in line, (args, line)
+        assert not is_fuse_mounted(fs.mnt)
+    assert_unchanged(before, snapshot(fs.base))
+    no_daemon_left(fs)
+    # without the key the filesystem's own block size is used
+    fs.write_config(made.replace("block_size = 64K\n", ""))
+    fs.mount()
+    write_file(fs.path("f"), b"x" * 100000)
+    assert fs.status()["block_size"] == 64 << 10
+
+
 def test_cache_dir_not_writable(phifs_bare):
     fs = phifs_bare
     os.chmod(fs.config, 0o644)

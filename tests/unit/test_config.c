@@ -336,6 +336,41 @@ TEST(nul_byte_refused)
 			  "(a configuration is a text file)");
 }
 
+/* Whether the file sets block_size: only then may it differ from the
+ * filesystem's (tool_check_block_size()). */
+TEST(block_size_line_recorded)
+{
+	struct phi_config cfg;
+
+	load_ok(FS, &cfg);
+	ASSERT_EQ(cfg.block_size_line, 0);
+	ASSERT_EQ(cfg.block_size, 1u << 20);
+	phi_config_release(&cfg);
+	load_ok(FS "cache_size = 1G\nblock_size = 64K\n", &cfg);
+	ASSERT_EQ(cfg.block_size_line, 4);
+	ASSERT_EQ(cfg.block_size, 64u << 10);
+	phi_config_release(&cfg);
+}
+
+TEST(format_size)
+{
+	static const struct {
+		uint64_t v;
+		const char *want;
+	} cases[] = {
+		{ 0, "0" }, { 4097, "4097" }, { 4096, "4K" }, { 65536, "64K" },
+		{ 1536 << 10, "1536K" }, { 1 << 20, "1M" },
+		{ 20ULL << 30, "20G" }, { 3ULL << 40, "3T" },
+		{ 2048ULL << 40, "2048T" },
+	};
+	char buf[32];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		phi_format_size(cases[i].v, buf, sizeof(buf));
+		ASSERT_STREQ(buf, cases[i].want);
+	}
+}
+
 TEST(unreadable_file)
 {
 	const char *path = write_ini(FS);
@@ -1027,6 +1062,8 @@ TEST_MAIN(
 	TEST_ENTRY(file_is_a_directory),
 	TEST_ENTRY(file_not_regular),
 	TEST_ENTRY(nul_byte_refused),
+	TEST_ENTRY(block_size_line_recorded),
+	TEST_ENTRY(format_size),
 	TEST_ENTRY(unreadable_file),
 	TEST_ENTRY(syntax_error),
 	TEST_ENTRY(syntax_error_before_key_error),
