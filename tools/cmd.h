@@ -47,6 +47,14 @@ void tool_cache_config(const struct phi_config *cfg,
 /* Explain a cache_open()/cache_format() failure for cache_dir. */
 void tool_cache_error(const struct phi_config *cfg, int rc);
 
+/*
+ * Flush stdout; 1 once its reader has gone (EPIPE: `... | head` read all
+ * it wanted), else 0.  SIGPIPE is ignored in every phifs process, so a
+ * closed pipe ends no command: one that prints much may ask this to stop
+ * early, and then ends quietly with 0.
+ */
+int tool_stdout_gone(void);
+
 /* If argv holds -h or --help, print usage on stdout and return 1. */
 int tool_want_help(int argc, char **argv, const char *usage);
 

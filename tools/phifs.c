@@ -5,6 +5,7 @@
 #include "phi.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -151,6 +152,15 @@ void tool_cache_error(const struct phi_config *cfg, int rc)
 	}
 }
 
+int tool_stdout_gone(void)
+{
+	static int gone;
+
+	if (!gone && fflush(stdout) == EOF && errno == EPIPE)
+		gone = 1;
+	return gone;
+}
+
 int tool_want_help(int argc, char **argv, const char *usage)
 {
 	for (int i = 1; i < argc; i++) {
@@ -203,6 +213,12 @@ static int help(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	/* A reader that stops early (phifs versions ... | head) is a
+	 * normal end, not a death by SIGPIPE: writes to it fail with EPIPE
+	 * instead, which stdio swallows and tool_stdout_gone() reports.
+	 * Sockets to the regions are no different: their writes fail
+	 * with an error the driver handles. */
+	signal(SIGPIPE, SIG_IGN);
 	if (argc < 2) {
 		usage(stderr);
 		return 2;

@@ -12,11 +12,12 @@ import os
 import re
 import signal
 import stat
+import subprocess
 import time
 
 import pytest
 
-from conftest import (MOUNT_OPTS, OTHER_UID, fuse_mounts_under,
+from conftest import (MOUNT_OPTS, OTHER_UID, PHIFS, fuse_mounts_under,
                       is_fuse_mounted, mounts, pid_alive, pids_referencing,
                       read_file, write_file)
 
@@ -429,6 +430,43 @@ def test_status_no_filesystem(phifs_bare):
     before = snapshot(phifs_bare.base)
     one_error_line(phifs_bare.run("status", phifs_bare.config, "--json"))
     assert_unchanged(before, snapshot(phifs_bare.base))
+
+
+def run_into_closed_pipe(fs, *args):
+    """`phifs ARGS` with stdout a pipe whose reader is gone before phifs
+    starts (as `| head` is once it has read enough): every write to it
+    fails."""
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        return subprocess.run([PHIFS] + list(args), stdin=subprocess.DEVNULL,
+                              stdout=w, stderr=subprocess.PIPE, text=True,
+                              errors="replace", timeout=300, cwd=fs.base,
+                              env=fs.environ(), start_new_session=True)
+    finally:
+        os.close(w)
+
+
+def test_closed_pipe_is_a_normal_end(phifs):
+    """`phifs versions ... | head` said "interrupted by signal 13" and
+    exited 141; status died of SIGPIPE.  A reader that stops early is a
+    normal end: exit 0, nothing on stderr."""
+    for i in range(3):
+        write_file(phifs.path("f"), b"v" * (i + 1))
+        p = phifs.run("sync", phifs.config, "--timeout", "120", timeout=180)
+        assert p.returncode == 0, p.stderr
+    dest = os.path.join(phifs.base, "dest")
+    os.mkdir(dest)
+    for args in (["versions", phifs.config, "/f"],
+                 ["restore", phifs.config, "/f", dest, "--dry-run"],
+                 ["status", phifs.config], ["status", phifs.config, "--json"],
+                 ["help"], ["help", "config"]):
+        p = run_into_closed_pipe(phifs, *args)
+        assert (p.returncode, p.stderr) == (0, ""), (args, p.returncode,
+                                                     p.stderr)
+    assert os.listdir(dest) == []
+    assert not [n for n in os.listdir(phifs.base)
+                if n.startswith(".phifs-")], "a scratch folder was left"
 
 
 # --- mount and unmount ----------------------------------------------------
