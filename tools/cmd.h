@@ -184,6 +184,28 @@ void tool_region_stats(const struct phi_config *cfg,
 		       const struct cache_stats *s, int i,
 		       struct cache_region_stats *out);
 
+/* ---- where a mount logs (cmd_mount.c) -------------------------------- */
+
+enum tool_log_to {
+	TOOL_LOG_SYSLOG,	/* in the background, without log_file */
+	TOOL_LOG_FILE,		/* in the background, to log_file */
+	TOOL_LOG_STDERR,	/* in the foreground (mount -f) */
+};
+
+/* Where the log lines of a mount go, for `phifs status`. */
+struct tool_log_place {
+	enum tool_log_to to;
+	char path[4096];	/* TOOL_LOG_FILE: the file */
+	int from_mount;		/* 1: as the running mount recorded it;
+				   0: as a mount in the background of cfg
+				   would do it (not mounted) */
+	int syslog_available;	/* phi_log_syslog_available() */
+};
+
+/* Where the mount of cfg logs; s is its status (tool_fs_stats()). */
+void tool_log_place(const struct phi_config *cfg,
+		    const struct cache_stats *s, struct tool_log_place *out);
+
 /* ---- the single-writer lease (lease.c) ------------------------------ */
 
 /* A writable mount's lease in the regions.  Opaque. */

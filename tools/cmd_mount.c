@@ -27,6 +27,14 @@
  * master key, regions (the replica set owns them), lease, cache, FUSE
  * session.
  * SIGUSR1 (sent by `phifs sync`) asks the cache to seal at once.
+ *
+ * Logs.  With -f the daemon logs to stderr; in the background to
+ * log_file when it is set (opened by the parent, so that a bad path is
+ * reported before anything else happens), else to syslog, which drops
+ * every line where there is no /dev/log: the parent warns then.  The
+ * daemon records where it logs in cache_dir/logging ("PID TO [PATH]") for
+ * `phifs status`, and logs why it stops: the signal and who sent it, or
+ * the unmount.
  */
 #include "cmd.h"
 #include "backend.h"
@@ -57,7 +65,9 @@ static const char mount_usage[] =
 	"mounted\nand keeps serving it in the background, unless -f.\n"
 	"A writable mount holds a lease in the regions: while another mount\n"
 	"(here or on another machine) holds it, mounting is refused.\n\n"
-	"  -f            stay in the foreground, log to stderr\n"
+	"  -f            stay in the foreground, log to stderr (in the\n"
+	"                background: to log_file if CONFIG sets it, else\n"
+	"                to syslog)\n"
 	"  --force       take the lease over from a mount that still holds it\n"
 	"                (only when that mount is surely gone: two writers\n"
 	"                lose each other's changes)\n"
@@ -78,6 +88,8 @@ struct mount_args {
 	int force;		/* --force: take over a live lease */
 	int readonly;		/* -o ro (the last of ro/rw wins): no lease */
 	char opts[2048];
+	enum tool_log_to log_to;	/* set by prepare_log() */
+	int log_fd;		/* TOOL_LOG_FILE: log_file, opened */
 };
 
 /* Append one -o list, taking out the options that are ours. */
@@ -109,6 +121,7 @@ static int parse_mount_args(int argc, char **argv, struct mount_args *a)
 	int npos = 0;
 
 	memset(a, 0, sizeof(*a));
+	a->log_fd = -1;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-f") == 0) {
 			a->foreground = 1;
@@ -218,7 +231,7 @@ static int check_mountpoint(const char *mp, char *real)
 }
 
 /* Child side: detach from the terminal once the mount is up. */
-static void detach(int notify_fd)
+static void detach(int notify_fd, const struct mount_args *a)
 {
 	int fd = open("/dev/null", O_RDWR);
 	char ok = 0;
@@ -226,7 +239,10 @@ static void detach(int notify_fd)
 	if (write(notify_fd, &ok, 1) != 1)
 		PHI_LOG(PHI_LOG_WARNING, "cannot notify parent");
 	close(notify_fd);
-	phi_log_to_syslog("phifs");
+	if (a->log_to == TOOL_LOG_FILE)
+		phi_log_to_fd(a->log_fd);
+	else
+		phi_log_to_syslog("phifs");
 	if (fd >= 0) {
 		dup2(fd, 0);
 		dup2(fd, 1);
@@ -377,6 +393,208 @@ static int close_daemon(struct crypt_key *key, struct backend *regions,
 	return rc;
 }
 
+/* --- where the log goes, and why the daemon stops --------------------- */
+
+static const char *const log_to_words[] = {
+	[TOOL_LOG_SYSLOG] = "syslog", [TOOL_LOG_FILE] = "file",
+	[TOOL_LOG_STDERR] = "stderr",
+};
+
+static void log_place_path(const struct phi_config *cfg, char *path,
+			   size_t len)
+{
+	snprintf(path, len, "%s/logging", cfg->cache_dir);
+}
+
+/* For `phifs status`: where this mount logs, written whole (rename). */
+static void record_log_place(const struct phi_config *cfg,
+			     const struct mount_args *a)
+{
+	char path[PATH_MAX + 16], tmp[PATH_MAX + 32];
+	FILE *f;
+	int ok;
+
+	log_place_path(cfg, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "we");
+	if (!f) {
+		PHI_LOG(PHI_LOG_WARNING, "cannot record where the log goes: "
+			"%s", strerror(errno));
+		return;
+	}
+	fprintf(f, "%ld %s%s%s\n", (long)getpid(), log_to_words[a->log_to],
+		a->log_to == TOOL_LOG_FILE ? " " : "",
+		a->log_to == TOOL_LOG_FILE ? cfg->log_file : "");
+	ok = !ferror(f);
+	if (fclose(f) || !ok || rename(tmp, path)) {
+		PHI_LOG(PHI_LOG_WARNING, "cannot record where the log goes: "
+			"%s", strerror(errno));
+		unlink(tmp);
+	}
+}
+
+/* What cache_dir/logging says, if the mount pid wrote it.  0 or -1. */
+static int read_log_place(const struct phi_config *cfg, long pid,
+			  struct tool_log_place *out)
+{
+	char path[PATH_MAX + 16], line[4200], word[16];
+	long who;
+	int n = 0;
+	FILE *f;
+
+	log_place_path(cfg, path, sizeof(path));
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	if (!fgets(line, sizeof(line), f) || pid <= 0 ||
+	    sscanf(line, "%ld %15s %n", &who, word, &n) < 2 || who != pid)
+		n = 0;
+	fclose(f);
+	line[strcspn(line, "\n")] = '\0';
+	for (int to = 0; n > 0 && to <= TOOL_LOG_STDERR; to++) {
+		if (strcmp(word, log_to_words[to]) == 0) {
+			out->to = (enum tool_log_to)to;
+			snprintf(out->path, sizeof(out->path), "%s",
+				 line + n);
+			return 0;
+		}
+	}
+	return -1;
+}
+
+void tool_log_place(const struct phi_config *cfg,
+		    const struct cache_stats *s, struct tool_log_place *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->syslog_available = phi_log_syslog_available();
+	if (s->mounted && read_log_place(cfg, s->pid, out) == 0) {
+		out->from_mount = 1;
+		return;
+	}
+	out->to = cfg->log_file ? TOOL_LOG_FILE : TOOL_LOG_SYSLOG;
+	if (cfg->log_file)
+		snprintf(out->path, sizeof(out->path), "%s", cfg->log_file);
+}
+
+/*
+ * In the parent, before anything is written: where the daemon will log.
+ * log_file is opened here, so that a bad one stops the mount with one
+ * line; the descriptor is inherited by the daemon.  0 or -1 (printed).
+ */
+static int prepare_log(const struct phi_config *cfg, struct mount_args *a)
+{
+	a->log_fd = -1;
+	if (a->foreground) {
+		a->log_to = TOOL_LOG_STDERR;
+		return 0;
+	}
+	if (!cfg->log_file) {
+		a->log_to = TOOL_LOG_SYSLOG;
+		return 0;
+	}
+	a->log_to = TOOL_LOG_FILE;
+	a->log_fd = phi_log_open_file(cfg->log_file);
+	if (a->log_fd >= 0)
+		return 0;
+	tool_error("%s: log_file %s: %s", cfg->path, cfg->log_file,
+		   a->log_fd == -EINVAL ? "not a regular file" :
+		   phi_strerror(a->log_fd));
+	return -1;
+}
+
+/*
+ * The signals that end fs_run() (fs.h).  FUSE's handlers for them are
+ * wrapped while the mount serves, to note which one came and from whom;
+ * FUSE's own handler then ends the session as before.
+ */
+static const int end_signals[] = { SIGTERM, SIGINT, SIGHUP };
+#define N_END_SIGNALS (sizeof(end_signals) / sizeof(end_signals[0]))
+static struct sigaction fuse_actions[N_END_SIGNALS];
+static int wrapped[N_END_SIGNALS];
+static volatile sig_atomic_t end_signal, end_sender;
+
+static void on_end_signal(int sig, siginfo_t *si, void *uc)
+{
+	for (size_t i = 0; i < N_END_SIGNALS; i++) {
+		const struct sigaction *fa = &fuse_actions[i];
+
+		if (end_signals[i] != sig)
+			continue;
+		if (!end_signal) {
+			/* si_code <= 0: sent by a process, which si_pid
+			 * names; above, by the kernel (a hangup). */
+			end_sender = si && si->si_code <= 0 ? si->si_pid : 0;
+			end_signal = sig;
+		}
+		if (fa->sa_flags & SA_SIGINFO)
+			fa->sa_sigaction(sig, si, uc);
+		else
+			fa->sa_handler(sig);
+	}
+}
+
+/* After fs_mount(): wrap the handlers FUSE installed (a signal the
+ * process ignores, e.g. SIGHUP under nohup, stays ignored). */
+static void watch_end_signals(void)
+{
+	for (size_t i = 0; i < N_END_SIGNALS; i++) {
+		struct sigaction *fa = &fuse_actions[i], sa;
+
+		wrapped[i] = 0;
+		if (sigaction(end_signals[i], NULL, fa) ||
+		    (!(fa->sa_flags & SA_SIGINFO) &&
+		     (fa->sa_handler == SIG_DFL || fa->sa_handler == SIG_IGN)))
+			continue;
+		/* FUSE's flags and mask as they are: its loop relies on
+		 * the signal interrupting a blocked read (no SA_RESTART). */
+		sa = *fa;
+		sa.sa_sigaction = on_end_signal;
+		sa.sa_flags |= SA_SIGINFO;
+		wrapped[i] = sigaction(end_signals[i], &sa, NULL) == 0;
+	}
+}
+
+/* Before fs_unmount(), which removes FUSE's handlers only if they are
+ * still in place. */
+static void unwatch_end_signals(void)
+{
+	for (size_t i = 0; i < N_END_SIGNALS; i++)
+		if (wrapped[i])
+			sigaction(end_signals[i], &fuse_actions[i], NULL);
+}
+
+static const char *signal_name(int sig)
+{
+	switch (sig) {
+	case SIGTERM:
+		return "SIGTERM";
+	case SIGINT:
+		return "SIGINT";
+	case SIGHUP:
+		return "SIGHUP";
+	}
+	return "a signal";
+}
+
+/* Why fs_run() returned rc. */
+static void log_stop_reason(int rc)
+{
+	int sig = end_signal;
+	long from = end_sender;
+
+	if (sig && from > 0)
+		PHI_LOG(PHI_LOG_NOTICE, "stopping: %s from pid %ld",
+			signal_name(sig), from);
+	else if (sig)
+		PHI_LOG(PHI_LOG_NOTICE, "stopping: %s", signal_name(sig));
+	else if (rc < 0)
+		PHI_LOG(PHI_LOG_ERR, "stopping: serving the mount failed: %s",
+			phi_strerror(rc));
+	else
+		PHI_LOG(PHI_LOG_NOTICE, "stopping: unmounted (by fusermount "
+			"-u, umount or phifs umount)");
+}
+
 /* Open, mount, serve, flush.  Runs in the daemon (or with -f). */
 static int serve(const struct phi_config *cfg, const struct mount_args *a,
 		 const char *mp, int notify_fd, struct mount_keys *k)
@@ -387,7 +605,7 @@ static int serve(const struct phi_config *cfg, const struct mount_args *a,
 	struct tool_lease *lease = NULL;
 	struct cache *c;
 	struct fs *fs;
-	char err[512];
+	char err[512], path[PATH_MAX + 16];
 	int rc;
 
 	catch_sync_signal();
@@ -400,10 +618,18 @@ static int serve(const struct phi_config *cfg, const struct mount_args *a,
 		close_daemon(key, regions, lease, c);
 		return 1;
 	}
+	/* Once mounted, while stderr is still the user's terminal. */
+	if (a->log_to == TOOL_LOG_SYSLOG && !phi_log_syslog_available())
+		tool_warn("there is no syslog here (no /dev/log): the mount's "
+			  "log lines will be lost; set log_file in [filesystem] "
+			  "of %s", cfg->path);
 	if (notify_fd >= 0)
-		detach(notify_fd);
+		detach(notify_fd, a);
+	record_log_place(cfg, a);
 	PHI_LOG(PHI_LOG_NOTICE, "mounted (pid %ld)", (long)getpid());
-	fs_run(fs);
+	watch_end_signals();
+	log_stop_reason(fs_run(fs));
+	unwatch_end_signals();
 	fs_unmount(fs);
 	rc = close_daemon(key, regions, lease, c);
 	if (rc)
@@ -411,6 +637,8 @@ static int serve(const struct phi_config *cfg, const struct mount_args *a,
 			phi_strerror(rc));
 	else
 		PHI_LOG(PHI_LOG_NOTICE, "unmounted cleanly");
+	log_place_path(cfg, path, sizeof(path));
+	unlink(path);
 	return rc ? 1 : 0;
 }
 
@@ -497,7 +725,7 @@ int cmd_mount(int argc, char **argv)
 	buf_init(&sb, CRYPT_SUPER_SIZE);
 	k.sb = &sb;
 	if (check_mountpoint(a.mountpoint, real) ||
-	    prepare_keys(&cfg, &sb, &secret)) {
+	    prepare_keys(&cfg, &sb, &secret) || prepare_log(&cfg, &a)) {
 		rc = 1;
 		goto out;
 	}
@@ -506,6 +734,8 @@ int cmd_mount(int argc, char **argv)
 	rc = a.foreground ? serve(&cfg, &a, real, -1, &k) :
 			    daemonize_and_serve(&cfg, &a, real, &k);
 out:
+	if (a.log_fd >= 0)
+		close(a.log_fd);	/* the daemon has its own copy */
 	tool_secret_wipe(&secret);
 	buf_release(&sb);
 	phi_config_release(&cfg);

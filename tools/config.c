@@ -163,6 +163,9 @@ static const struct key_def keys[] = {
 	{ SCOPE_FS, "lease_time", KEY_DURATION, FS(lease_time_ms), "5m",
 	  false, check_lease_time, "a writable mount's lease expires this "
 	  "long after its last renewal" },
+	{ SCOPE_FS, "log_file", KEY_PATH, FS(log_file), NULL, false, NULL,
+	  "a mount in the background appends its log here; unset = "
+	  "syslog" },
 	{ SCOPE_FS, "metadata_interval", KEY_DURATION,
 	  FS(metadata_interval_ms), "30s", false, check_metadata_interval,
 	  "metadata changes reach the regions within this, 100ms to 1h" },

@@ -25,6 +25,8 @@
  *                          1s..36500d)
  *   lease_time = TIME      a writable mount's lease in the regions lives
  *                          this long unless renewed (default 5m; 1s..1h)
+ *   log_file   = PATH      a mount in the background appends its log
+ *                          lines to this file instead of syslog
  *
  *   [region NAME]          one per region; NAME is [A-Za-z0-9_.-]{1,64}
  *   url = dir:PATH | s3://BUCKET[/PREFIX]
@@ -74,6 +76,7 @@ struct phi_config {
 	uint64_t retention_ms;
 	unsigned lease_time_ms;	/* the lease expires this long after its
 				   last renewal (lease.c) */
+	char *log_file;		/* absolute path, or NULL: syslog */
 	int nregions;
 	struct phi_region regions[PHI_MAX_REGIONS];
 };

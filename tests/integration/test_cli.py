@@ -515,6 +515,110 @@ def test_daemonized_mount(phifs_bare):
     assert read_file(fs.path("f")) == b"daemon"
 
 
+def log_lines(path):
+    with open(path, errors="replace") as f:
+        return f.read().splitlines()
+
+
+def test_log_file_and_why_the_daemon_stops(phifs_bare):
+    """In the background without syslog every log line was lost: log_file
+    takes them, status says where the log goes, and the log says why the
+    daemon stopped."""
+    fs = phifs_bare
+    log = os.path.join(fs.base, "phifs.log")
+    with open(fs.config) as f:
+        text = f.read()
+    fs.write_config(text.replace("seal_delay = 1s\n",
+                                 f"seal_delay = 1s\nlog_file = {log}\n"))
+    fs.mkfs()
+    fs.mount(foreground=False)
+    st = fs.status()
+    assert st["log"] == {"to": "file", "path": log, "from_mount": True,
+                         "syslog_available": st["log"]["syslog_available"]}
+    p = fs.run("status", fs.config)
+    assert f"\nlog          file {log}\n" in p.stdout, p.stdout
+    pid = fs.pid
+    assert any(f"phifs[{pid}]: notice: mounted (pid {pid})" in x
+               for x in log_lines(log)), log_lines(log)
+    assert stat.S_IMODE(os.stat(log).st_mode) == 0o600
+    # a signal: named, with who sent it
+    os.kill(pid, signal.SIGTERM)
+    assert wait_gone(pid), "the daemon did not stop on SIGTERM"
+    fs.pid = None
+    assert not is_fuse_mounted(fs.mnt)
+    lines = log_lines(log)
+    assert any(x.endswith(f"phifs[{pid}]: notice: stopping: SIGTERM from "
+                          f"pid {os.getpid()}") for x in lines), lines
+    assert lines[-1].endswith(f"phifs[{pid}]: notice: unmounted cleanly"), \
+        lines
+    st = fs.status()
+    assert st["log"]["to"] == "file" and not st["log"]["from_mount"], st
+    # an unmount
+    fs.mount(foreground=False)
+    pid = fs.pid
+    fs.umount()
+    lines = log_lines(log)
+    assert any(f"phifs[{pid}]: notice: stopping: unmounted" in x
+               for x in lines), lines
+    # in the foreground: stderr, and status says so
+    fs.mount()
+    st = fs.status()
+    assert st["log"]["to"] == "stderr" and st["log"]["from_mount"], st
+    assert st["log"]["path"] is None, st
+    fs.proc.send_signal(signal.SIGINT)
+    assert fs.proc.wait(timeout=60) == 0
+    fs.proc = fs.pid = None
+    assert "phifs: notice: stopping: SIGINT from pid " in fs.log_tail()
+
+
+def wait_gone(pid, timeout=60):
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_log_without_syslog_or_log_file(phifs_bare):
+    """Without log_file, a mount in the background logs to syslog; where
+    there is none (no /dev/log) its lines are lost, and mount and status
+    say so."""
+    fs = phifs_bare
+    fs.mkfs()
+    st = fs.status()
+    have = os.path.exists("/dev/log")
+    assert st["log"] == {"to": "syslog", "path": None, "from_mount": False,
+                         "syslog_available": have}, st
+    p = fs.run("mount", fs.config, fs.mnt, "-o", MOUNT_OPTS)
+    if p.returncode == 0:
+        fs.pid = fs.status()["pid"]
+    assert p.returncode == 0, p.stderr
+    warned = "no syslog here (no /dev/log)" in p.stderr
+    assert warned == (not have), p.stderr
+    assert fs.status()["log"]["from_mount"] is True
+    p = fs.run("status", fs.config)
+    assert ("lines are lost; set log_file" in p.stdout) == (not have), \
+        p.stdout
+
+
+def test_log_file_unusable(phifs_bare):
+    fs = phifs_bare
+    fs.mkfs()
+    bad = os.path.join(fs.base, "logdir")
+    os.mkdir(bad)
+    with open(fs.config) as f:
+        text = f.read()
+    fs.write_config(text.replace("seal_delay = 1s\n",
+                                 f"seal_delay = 1s\nlog_file = {bad}\n"))
+    before = snapshot(fs.base)
+    line = one_error_line(fs.run("mount", fs.config, fs.mnt, "-o",
+                                 MOUNT_OPTS))
+    assert "log_file" in line and bad in line, line
+    assert_unchanged(before, snapshot(fs.base))
+    no_daemon_left(fs)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_foreground_stops_on_signal(phifs, sig):
     write_file(phifs.path("f"), b"before signal")

@@ -749,7 +749,8 @@ TEST(help_lists_every_key)
 		"path_style", "allow_http", "credentials_file", "ca_file",
 		"gc_credentials_file", "key_file", "seal_delay", "5s",
 		"uploaders", "pack_size", "4M", "dirty_limit", "TIME",
-		"metadata_interval", "30s", "retention", "30d", "PERIOD", NULL,
+		"metadata_interval", "30s", "retention", "30d", "PERIOD",
+		"log_file", NULL,
 	};
 	char out[8192];
 
@@ -848,6 +849,20 @@ TEST(parse_duration)
 		ASSERT_ERR(phi_parse_duration(bad[i], &v), -EINVAL);
 		ASSERT_EQ(v, 42);
 	}
+}
+
+TEST(log_file_loads)
+{
+	struct phi_config cfg;
+
+	load_ok(FS, &cfg);
+	ASSERT_TRUE(cfg.log_file == NULL);
+	phi_config_release(&cfg);
+	load_ok(FS "log_file = /var/log/phifs/clinic.log\n", &cfg);
+	ASSERT_STREQ(cfg.log_file, "/var/log/phifs/clinic.log");
+	phi_config_release(&cfg);
+	expect_error(FS "log_file = phifs.log\n",
+		     ":3: log_file: must be an absolute path");
 }
 
 TEST(history_keys_load)
@@ -1102,6 +1117,7 @@ TEST_MAIN(
 	TEST_ENTRY(bad_pack_size),
 	TEST_ENTRY(bad_dirty_limit),
 	TEST_ENTRY(error_is_one_line_and_fits),
+	TEST_ENTRY(log_file_loads),
 	TEST_ENTRY(history_keys_load),
 	TEST_ENTRY(bad_history_keys),
 	TEST_ENTRY(parse_period),
