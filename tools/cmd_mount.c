@@ -51,6 +51,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -685,8 +686,58 @@ static int daemonize_and_serve(const struct phi_config *cfg,
 	_exit(serve(cfg, a, mp, p[1], k));
 }
 
-/* In the parent: the filesystem must exist and not be mounted; read its
- * superblock and the secret.  0 or -1 (printed). */
+/* The -o options, as fs_mount() will parse them.  0 or -1 (printed). */
+static int check_options(const struct mount_args *a)
+{
+	struct fs_options fo = { a->opts, a->debug };
+	char err[512];
+
+	if (fs_check_options(&fo, err, sizeof(err)) == 0)
+		return 0;
+	tool_error("%s", err);
+	return -1;
+}
+
+/*
+ * cache_dir/lock (cache.h) must be a file the daemon can open read-write
+ * and lock, as cache_open() will: found here, a folder or an unwritable
+ * file in its place stops the mount before the daemon writes its lease
+ * to the regions.  The lock is let go at once.  0 or -1 (printed).
+ */
+static int check_cache_lock(const struct phi_config *cfg)
+{
+	char path[PATH_MAX + 8];
+	const char *why = NULL;
+	struct stat st;
+	int fd, e = 0;
+
+	snprintf(path, sizeof(path), "%s/lock", cfg->cache_dir);
+	fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0 || fstat(fd, &st))
+		e = errno;
+	else if (!S_ISREG(st.st_mode))
+		why = "not a regular file";
+	else if (flock(fd, LOCK_EX | LOCK_NB))
+		e = errno;
+	if (fd >= 0)
+		close(fd);		/* lets the lock go */
+	if (e == EWOULDBLOCK) {
+		tool_cache_error(cfg, PHI_EBUSYFS);
+		return -1;
+	}
+	if (e == EISDIR)
+		why = "a folder, not a file (move it away)";
+	else if (e)
+		why = strerror(e);
+	if (!why)
+		return 0;
+	tool_error("%s: cache_dir %s: its lock file: %s", cfg->path,
+		   cfg->cache_dir, why);
+	return -1;
+}
+
+/* In the parent: the filesystem must exist and not be mounted, its lock
+ * must be free; read its superblock and the secret.  0 or -1 (printed). */
 static int prepare_keys(const struct phi_config *cfg, struct buf *sb,
 			struct tool_secret *secret)
 {
@@ -698,6 +749,8 @@ static int prepare_keys(const struct phi_config *cfg, struct buf *sb,
 		tool_cache_error(cfg, PHI_EBUSYFS);
 		return -1;
 	}
+	if (check_cache_lock(cfg))
+		return -1;
 	if (tool_superblock_load(cfg, st.fsid, sb))
 		return -1;
 	return tool_secret_read(cfg, secret);
@@ -724,7 +777,9 @@ int cmd_mount(int argc, char **argv)
 		return 1;
 	buf_init(&sb, CRYPT_SUPER_SIZE);
 	k.sb = &sb;
-	if (check_mountpoint(a.mountpoint, real) ||
+	/* Everything local first: nothing may reach a region (the lease)
+	 * before the daemon is sure to start. */
+	if (check_options(&a) || check_mountpoint(a.mountpoint, real) ||
 	    prepare_keys(&cfg, &sb, &secret) || prepare_log(&cfg, &a)) {
 		rc = 1;
 		goto out;

@@ -372,6 +372,46 @@ def test_second_mount_of_same_cache_dir(phifs):
     assert phifs.status()["pid"] == phifs.pid
 
 
+def lease_objects(fs):
+    """Lease objects (l/... in a dir: region, as test_lease.py finds
+    them), by region."""
+    res = set()
+    for region, root in (("a", fs.region_dir_a), ("b", fs.region_dir_b)):
+        d = os.path.join(root, "l")
+        if os.path.isdir(d):
+            res |= {(region, n) for n in os.listdir(d)
+                    if not n.startswith(".")}
+    return res
+
+
+@pytest.mark.parametrize("case", ["unknown-option", "lock-is-a-folder"])
+def test_mount_checks_local_things_before_the_lease(phifs_bare, case):
+    """mount -o nosuchopt, or a cache_dir/lock that is a folder, wrote a
+    lease object to every region before failing: everything local is
+    checked first."""
+    fs = phifs_bare
+    fs.mkfs()
+    opts = MOUNT_OPTS
+    if case == "unknown-option":
+        opts += ",nosuchopt"
+    else:
+        lock = os.path.join(fs.cache_dir, "lock")
+        os.unlink(lock)
+        os.mkdir(lock)
+    leases = lease_objects(fs)
+    before = snapshot(fs.base)
+    for extra in ([], ["-f"]):
+        p = fs.run("mount", fs.config, fs.mnt, *extra, "-o", opts)
+        assert lease_objects(fs) == leases, \
+            f"a lease was written: {p.stderr!r}"
+        line = one_error_line(p)
+        assert ("nosuchopt" if case == "unknown-option" else "lock") \
+            in line, line
+        assert not is_fuse_mounted(fs.mnt)
+    assert_unchanged(before, snapshot(fs.base))
+    no_daemon_left(fs)
+
+
 def test_umount_not_mounted(phifs_bare):
     fs = phifs_bare
     before = snapshot(fs.base)
