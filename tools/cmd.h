@@ -184,6 +184,31 @@ void tool_region_stats(const struct phi_config *cfg,
 		       const struct cache_stats *s, int i,
 		       struct cache_region_stats *out);
 
+/* ---- mounts and places (cmd_mount.c, regions.c) --------------------- */
+
+/* Called per line of /proc/self/mountinfo, mountpoint unescaped; a
+ * non-zero return stops the walk and is returned. */
+typedef int tool_mount_fn(void *ctx, const char *mountpoint,
+			  const char *type, const char *source);
+
+/* Walk the mounts.  fn's stop value, 0, or -1 when mountinfo cannot be
+ * read. */
+int tool_mounts_each(tool_mount_fn *fn, void *ctx);
+
+/*
+ * The places of cfg must be apart, for every command that writes to
+ * them: no two dir: regions (nor two s3: regions) may be the same place,
+ * no dir: region may be cache_dir or inside it or hold it, and none of
+ * cache_dir, a dir: region or log_file may be inside a phifs mount.
+ * With mountpoint (the mount's, not yet mounted): it must not be
+ * cache_dir or a region or be inside one, and none of them nor log_file
+ * may be inside it.  Paths are compared as realpath() makes them, the
+ * part that does not exist yet cleaned of "." and "..", so `dir:/x`,
+ * `dir:/x/` and `dir:/y/../x` are one place.  0, or -1 after one line
+ * naming both places.
+ */
+int tool_check_places(const struct phi_config *cfg, const char *mountpoint);
+
 /* ---- where a mount logs (cmd_mount.c) -------------------------------- */
 
 enum tool_log_to {
@@ -331,7 +356,8 @@ void tool_progress_end(struct tool_progress *p);
  * remove the folder when the child ends, however it ends; signals that
  * would end this process are passed on to the child first.  Scratch
  * folders left by a process that no longer runs are removed as well.
- * Returns fn's result (an exit code), or 1 (printed).
+ * A configuration whose places overlap (tool_check_places()) is refused
+ * first.  Returns fn's result (an exit code), or 1 (printed).
  */
 typedef int tool_scratch_fn(void *ctx, const char *dir);
 int tool_with_scratch(const struct phi_config *cfg, tool_scratch_fn *fn,

@@ -166,20 +166,16 @@ static void unescape(char *s)
 	*w = '\0';
 }
 
-/*
- * Look path up in mountinfo.  Returns 1 if something is mounted there,
- * copying its type and source; 0 if not; -1 if mountinfo is unreadable.
- */
-static int find_mount(const char *path, char *type, char *source, size_t len)
+int tool_mounts_each(tool_mount_fn *fn, void *ctx)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
 	char line[8192];
-	int found = 0;
+	int rc = 0;
 
 	if (!f)
 		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		char *field[10], *save = NULL, *dash;
+	while (rc == 0 && fgets(line, sizeof(line), f)) {
+		char *field[10], *save = NULL, *dash, *type, *source;
 		int n = 0;
 
 		dash = strstr(line, " - ");
@@ -192,15 +188,46 @@ static int find_mount(const char *path, char *type, char *source, size_t len)
 		if (n < 5)
 			continue;
 		unescape(field[4]);
-		if (strcmp(field[4], path) != 0)
-			continue;
 		save = NULL;
-		snprintf(type, len, "%s", strtok_r(dash + 3, " ", &save));
-		snprintf(source, len, "%s", strtok_r(NULL, " \n", &save));
-		found = 1;	/* keep going: the last mount on top wins */
+		type = strtok_r(dash + 3, " ", &save);
+		source = type ? strtok_r(NULL, " \n", &save) : NULL;
+		rc = fn(ctx, field[4], type ? type : "", source ? source : "");
 	}
 	fclose(f);
-	return found;
+	return rc;
+}
+
+struct mount_query {
+	const char *path;
+	char *type, *source;
+	size_t len;
+	int found;
+};
+
+static int match_mount(void *ctx, const char *mp, const char *type,
+		       const char *source)
+{
+	struct mount_query *q = ctx;
+
+	if (strcmp(mp, q->path) == 0) {
+		snprintf(q->type, q->len, "%s", type);
+		snprintf(q->source, q->len, "%s", source);
+		q->found = 1;	/* keep going: the last mount on top wins */
+	}
+	return 0;
+}
+
+/*
+ * Look path up in mountinfo.  Returns 1 if something is mounted there,
+ * copying its type and source; 0 if not; -1 if mountinfo is unreadable.
+ */
+static int find_mount(const char *path, char *type, char *source, size_t len)
+{
+	struct mount_query q = { path, type, source, len, 0 };
+
+	if (tool_mounts_each(match_mount, &q) < 0)
+		return -1;
+	return q.found;
 }
 
 static int check_mountpoint(const char *mp, char *real)
@@ -780,6 +807,7 @@ int cmd_mount(int argc, char **argv)
 	/* Everything local first: nothing may reach a region (the lease)
 	 * before the daemon is sure to start. */
 	if (check_options(&a) || check_mountpoint(a.mountpoint, real) ||
+	    tool_check_places(&cfg, real) ||
 	    prepare_keys(&cfg, &sb, &secret) || prepare_log(&cfg, &a)) {
 		rc = 1;
 		goto out;

@@ -412,6 +412,100 @@ def test_mount_checks_local_things_before_the_lease(phifs_bare, case):
     no_daemon_left(fs)
 
 
+def _two_regions(fs, url_a, url_b, cache_dir=None):
+    return (f"[filesystem]\ncache_dir = {cache_dir or fs.cache_dir}\n"
+            f"key_file = {fs.key_file}\n\n[region a]\nurl = dir:{url_a}\n\n"
+            f"[region b]\nurl = dir:{url_b}\n")
+
+
+# (id, region a, region b, cache_dir, words in the error); paths relative
+# to the test's directory
+OVERLAPPING_PLACES = [
+    ("same-with-slash", "x", "x/", None, ["region a", "region b", "same"]),
+    ("same-through-dotdot", "x", "y/../x", None, ["same"]),
+    ("same-through-missing-dotdot", "x", "nothere/../x", None, ["same"]),
+    ("same-through-symlink", "x", "link-to-x", None, ["same"]),
+    ("region-inside-region", "x", "x/sub", None, ["inside"]),
+    ("region-is-cache-dir", "x", "cache", None, ["cache_dir", "same"]),
+    ("region-inside-cache-dir", "x", "cache/r", None, ["inside"]),
+    ("cache-dir-inside-region", "x", "z", "z/cache", ["inside"]),
+]
+
+
+@pytest.mark.parametrize("a,b,cache,words",
+                         [c[1:] for c in OVERLAPPING_PLACES],
+                         ids=[c[0] for c in OVERLAPPING_PLACES])
+def test_places_must_be_apart_at_mkfs(phifs_bare, a, b, cache, words):
+    """Two regions that are one folder were accepted: one copy pretending
+    to be two; so were regions in cache_dir and the other way round."""
+    fs = phifs_bare
+    for d in ("x", "y", "z", "z/cache"):
+        os.makedirs(os.path.join(fs.base, d), exist_ok=True)
+    os.symlink(os.path.join(fs.base, "x"), os.path.join(fs.base, "link-to-x"))
+    fs.write_config(_two_regions(
+        fs, os.path.join(fs.base, a), os.path.join(fs.base, b),
+        cache_dir=cache and os.path.join(fs.base, cache)))
+    before = snapshot(fs.base)
+    line = one_error_line(fs.run("mkfs", fs.config))
+    for w in words:
+        assert w in line, line
+    assert_unchanged(before, snapshot(fs.base))
+
+
+@pytest.mark.parametrize("where", ["cache-dir", "region", "inside-cache-dir",
+                                   "inside-region", "holds-cache-dir",
+                                   "holds-log-file"])
+def test_mountpoint_apart_from_cache_and_regions(phifs_bare, where):
+    fs = phifs_bare
+    fs.mkfs()
+    mnt = {"cache-dir": fs.cache_dir, "region": fs.region_dir_b + "/",
+           "inside-cache-dir": os.path.join(fs.cache_dir, "m"),
+           "inside-region": os.path.join(fs.region_dir_a, "m"),
+           "holds-cache-dir": fs.base, "holds-log-file": fs.mnt}[where]
+    os.makedirs(mnt, exist_ok=True)
+    if where == "holds-log-file":
+        with open(fs.config) as f:
+            text = f.read()
+        fs.write_config(text.replace(
+            "seal_delay = 1s\n",
+            f"seal_delay = 1s\nlog_file = {fs.mnt}/phifs.log\n"))
+    leases = lease_objects(fs)
+    before = snapshot(fs.base)
+    for extra in ([], ["-f"]):
+        p = fs.run("mount", fs.config, mnt, *extra, "-o", MOUNT_OPTS)
+        assert not fuse_mounts_under(fs.base), p.stderr
+        line = one_error_line(p)
+        assert "mountpoint" in line, line
+        assert lease_objects(fs) == leases
+    assert_unchanged(before, snapshot(fs.base))
+    no_daemon_left(fs)
+
+
+@pytest.mark.parametrize("cmd", ["recover", "restore", "versions", "mkfs"])
+def test_nothing_written_into_a_live_mount(phifs, cmd):
+    """recover once wrote a filesystem into the live mount: a cache_dir
+    inside a phifs mount is refused."""
+    write_file(phifs.path("f"), b"live")
+    p = phifs.run("sync", phifs.config, "--timeout", "120", timeout=180)
+    assert p.returncode == 0, p.stderr
+    inner = phifs.path("cache2")
+    os.mkdir(inner)
+    config2 = os.path.join(phifs.base, "inner.ini")
+    with open(phifs.config) as f:
+        text = f.read()
+    with open(config2, "w") as f:
+        f.write(text.replace(f"cache_dir = {phifs.cache_dir}\n",
+                             f"cache_dir = {inner}\n"))
+    dest = os.path.join(phifs.base, "dest")
+    os.mkdir(dest)
+    args = {"recover": [config2], "restore": [config2, "/f", dest],
+            "versions": [config2, "/f"], "mkfs": [config2]}[cmd]
+    line = one_error_line(phifs.run(cmd, *args, timeout=120))
+    assert "inside the phifs mount" in line and phifs.mnt in line, line
+    assert os.listdir(inner) == [] and os.listdir(dest) == []
+    assert sorted(os.listdir(phifs.mnt)) == ["cache2", "f"]
+
+
 def test_umount_not_mounted(phifs_bare):
     fs = phifs_bare
     before = snapshot(fs.base)
