@@ -649,8 +649,8 @@ static int serve(const struct phi_config *cfg, const struct mount_args *a,
 	/* Once mounted, while stderr is still the user's terminal. */
 	if (a->log_to == TOOL_LOG_SYSLOG && !phi_log_syslog_available())
 		tool_warn("there is no syslog here (no /dev/log): the mount's "
-			  "log lines will be lost; set log_file in [filesystem] "
-			  "of %s", cfg->path);
+			  "log lines will be lost; set log_file in "
+			  "[filesystem]");
 	if (notify_fd >= 0)
 		detach(notify_fd, a);
 	record_log_place(cfg, a);
