@@ -3,13 +3,18 @@
  */
 #include "phi.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <syslog.h>
+#include <unistd.h>
 
 int phi_log_threshold = PHI_LOG_NOTICE;
 
 static phi_log_sink_fn *log_sink;	/* set before threads start */
+static int log_fd = -1;			/* sink_file()'s; set with log_sink */
 
 const char *phi_strerror(int code)
 {
@@ -80,6 +85,33 @@ static void sink_syslog(enum phi_log_level level, const char *msg)
 	syslog((int)level, "%s", msg);
 }
 
+static void sink_file(enum phi_log_level level, const char *msg)
+{
+	struct timespec now = phi_now();
+	char line[1200], when[32];
+	struct tm tm;
+	size_t n;
+	int len;
+
+	if (!gmtime_r(&now.tv_sec, &tm) ||
+	    !strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm))
+		snprintf(when, sizeof(when), "%lld", (long long)now.tv_sec);
+	len = snprintf(line, sizeof(line), "%s.%03ldZ phifs[%ld]: %s: %s\n",
+		       when, now.tv_nsec / 1000000L, (long)getpid(),
+		       level_name(level), msg);
+	if (len < 0)
+		return;
+	n = (size_t)len;
+	if (n >= sizeof(line)) {	/* cut, but still one whole line */
+		n = sizeof(line) - 1;
+		line[n - 1] = '\n';
+	}
+	/* O_APPEND: one write is one line, whole, at the end.  A failed
+	 * write has nowhere to be reported. */
+	if (write(log_fd, line, n) < 0)
+		return;
+}
+
 void phi_log_set_sink(phi_log_sink_fn *sink)
 {
 	log_sink = sink;
@@ -89,6 +121,39 @@ void phi_log_to_syslog(const char *ident)
 {
 	openlog(ident, LOG_PID, LOG_DAEMON);
 	log_sink = sink_syslog;
+}
+
+int phi_log_syslog_available(void)
+{
+	struct stat st;
+
+	return stat("/dev/log", &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+int phi_log_open_file(const char *path)
+{
+	struct stat st;
+	int fd, rc = 0;
+
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC |
+		  O_NOCTTY, 0600);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st))
+		rc = -errno;
+	else if (!S_ISREG(st.st_mode))
+		rc = -EINVAL;
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+void phi_log_to_fd(int fd)
+{
+	log_fd = fd;
+	log_sink = sink_file;
 }
 
 void phi_log_write(enum phi_log_level level, const char *fmt, ...)

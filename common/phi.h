@@ -68,6 +68,26 @@ void phi_log_set_sink(phi_log_sink_fn *sink);
 /* Send messages to syslog instead of stderr (for a daemonized mount). */
 void phi_log_to_syslog(const char *ident);
 
+/* Whether syslog can take messages here: glibc's syslog() sends them to
+ * the socket /dev/log and silently drops them when there is none (as in
+ * many containers). */
+int phi_log_syslog_available(void);
+
+/*
+ * Open path for appending log lines: created with mode 0600 if absent;
+ * anything but a regular file is refused (-EINVAL), without blocking on a
+ * FIFO.  Returns the descriptor (close-on-exec) or a negative errno.
+ */
+int phi_log_open_file(const char *path);
+
+/*
+ * Send messages to fd (from phi_log_open_file(), now owned by the sink)
+ * instead of stderr: one write(2) per line, so that lines of several
+ * threads never mix, each "2026-11-29T10:00:03.120Z phifs[PID]: LEVEL:
+ * MESSAGE" (UTC).  Call before threads start.
+ */
+void phi_log_to_fd(int fd);
+
 void phi_log_write(enum phi_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

@@ -19,8 +19,10 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <fuse_log.h>
 #include <fuse_lowlevel.h>
 #include <malloc.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -598,6 +600,53 @@ static int build_args(struct fuse_args *args, const struct fs_options *o)
 	if (o->debug && fuse_opt_add_arg(args, "-d"))
 		return -ENOMEM;
 	return 0;
+}
+
+static char option_error[256];	/* fs_check_options() only */
+
+/* libfuse writes a message in pieces; keep its first line whole. */
+static void keep_option_error(enum fuse_log_level level, const char *fmt,
+			      va_list ap)
+{
+	size_t n = strlen(option_error);
+
+	(void)level;
+	if (strchr(option_error, '\n') || n + 1 >= sizeof(option_error))
+		return;
+	vsnprintf(option_error + n, sizeof(option_error) - n, fmt, ap);
+}
+
+int fs_check_options(const struct fs_options *opts, char *err,
+		     size_t errlen)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct fuse_session *se;
+	const char *why;
+	int rc;
+
+	rc = build_args(&args, opts);
+	if (rc) {
+		fuse_opt_free_args(&args);
+		snprintf(err, errlen, "mount options too long");
+		return -EINVAL;
+	}
+	option_error[0] = '\0';
+	fuse_set_log_func(keep_option_error);
+	se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), NULL);
+	fuse_set_log_func(NULL);
+	fuse_opt_free_args(&args);
+	if (se) {
+		fuse_session_destroy(se);
+		return 0;
+	}
+	option_error[strcspn(option_error, "\n")] = '\0';
+	why = option_error;
+	if (strncmp(why, "fuse: ", 6) == 0)
+		why += 6;
+	snprintf(err, errlen, "invalid mount options '%s'%s%s",
+		 opts->fuse_opts ? opts->fuse_opts : "", why[0] ? ": " : "",
+		 why);
+	return -EINVAL;
 }
 
 int fs_mount(struct fs **out, struct cache *c, const char *mountpoint,

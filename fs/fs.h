@@ -29,6 +29,15 @@ struct fs_options {
 int fs_mount(struct fs **out, struct cache *c, const char *mountpoint,
 	     const struct fs_options *opts, char *err, size_t errlen);
 
+/*
+ * Parse opts as fs_mount() would, without mounting, so that a mount can
+ * refuse bad options before it writes anything.  0, or -EINVAL with one
+ * line in err naming what libfuse refused (which then prints nothing).
+ * Call before threads start.
+ */
+int fs_check_options(const struct fs_options *opts, char *err,
+		     size_t errlen);
+
 /* Serve requests on a pool of threads until unmounted or signalled.
  * Sets the process's malloc mmap threshold (MMAP_THRESHOLD in fs.c), so
  * that the daemon's freed buffers go back to the system. */

@@ -47,14 +47,32 @@ void tool_cache_config(const struct phi_config *cfg,
 /* Explain a cache_open()/cache_format() failure for cache_dir. */
 void tool_cache_error(const struct phi_config *cfg, int rc);
 
+/*
+ * Flush stdout; 1 once its reader has gone (EPIPE: `... | head` read all
+ * it wanted), else 0.  SIGPIPE is ignored in every phifs process, so a
+ * closed pipe ends no command: one that prints much may ask this to stop
+ * early, and then ends quietly with 0.
+ */
+int tool_stdout_gone(void);
+
 /* If argv holds -h or --help, print usage on stdout and return 1. */
 int tool_want_help(int argc, char **argv, const char *usage);
 
 /*
  * The filesystem's summary through a read-only open (works while
- * mounted).  0, or -1 after printing why (tool_cache_error()).
+ * mounted).  0, or -1 after printing why (tool_cache_error(), or
+ * tool_check_block_size() when cfg names another block_size).
  */
 int tool_fs_stats(const struct phi_config *cfg, struct cache_stats *out);
+
+/*
+ * block_size is fixed at mkfs: a configuration that sets it to anything
+ * but fs_block_size (the filesystem's) is refused, not ignored, with one
+ * line naming both and the fix.  Leaving the key out is always fine.
+ * 0, or -1 (printed).
+ */
+int tool_check_block_size(const struct phi_config *cfg,
+			  uint32_t fs_block_size);
 
 /* ---- secrets and the superblock (keys.c) ---------------------------- */
 
@@ -204,6 +222,53 @@ int tool_regions_check_super(const struct phi_config *cfg,
 void tool_region_stats(const struct phi_config *cfg,
 		       const struct cache_stats *s, int i,
 		       struct cache_region_stats *out);
+
+/* ---- mounts and places (cmd_mount.c, regions.c) --------------------- */
+
+/* Called per line of /proc/self/mountinfo, mountpoint unescaped; a
+ * non-zero return stops the walk and is returned. */
+typedef int tool_mount_fn(void *ctx, const char *mountpoint,
+			  const char *type, const char *source);
+
+/* Walk the mounts.  fn's stop value, 0, or -1 when mountinfo cannot be
+ * read. */
+int tool_mounts_each(tool_mount_fn *fn, void *ctx);
+
+/*
+ * The places of cfg must be apart, for every command that writes to
+ * them: no two dir: regions (nor two s3: regions) may be the same place,
+ * no dir: region may be cache_dir or inside it or hold it, and none of
+ * cache_dir, a dir: region or log_file may be inside a phifs mount.
+ * With mountpoint (the mount's, not yet mounted): it must not be
+ * cache_dir or a region or be inside one, and none of them nor log_file
+ * may be inside it.  Paths are compared as realpath() makes them, the
+ * part that does not exist yet cleaned of "." and "..", so `dir:/x`,
+ * `dir:/x/` and `dir:/y/../x` are one place.  0, or -1 after one line
+ * naming both places.
+ */
+int tool_check_places(const struct phi_config *cfg, const char *mountpoint);
+
+/* ---- where a mount logs (cmd_mount.c) -------------------------------- */
+
+enum tool_log_to {
+	TOOL_LOG_SYSLOG,	/* in the background, without log_file */
+	TOOL_LOG_FILE,		/* in the background, to log_file */
+	TOOL_LOG_STDERR,	/* in the foreground (mount -f) */
+};
+
+/* Where the log lines of a mount go, for `phifs status`. */
+struct tool_log_place {
+	enum tool_log_to to;
+	char path[4096];	/* TOOL_LOG_FILE: the file */
+	int from_mount;		/* 1: as the running mount recorded it;
+				   0: as a mount in the background of cfg
+				   would do it (not mounted) */
+	int syslog_available;	/* phi_log_syslog_available() */
+};
+
+/* Where the mount of cfg logs; s is its status (tool_fs_stats()). */
+void tool_log_place(const struct phi_config *cfg,
+		    const struct cache_stats *s, struct tool_log_place *out);
 
 /* ---- the single-writer lease (lease.c) ------------------------------ */
 
@@ -374,7 +439,8 @@ int tool_verify_regions(const struct phi_config *cfg, long *problems);
  * remove the folder when the child ends, however it ends; signals that
  * would end this process are passed on to the child first.  Scratch
  * folders left by a process that no longer runs are removed as well.
- * Returns fn's result (an exit code), or 1 (printed).
+ * A configuration whose places overlap (tool_check_places()) is refused
+ * first.  Returns fn's result (an exit code), or 1 (printed).
  */
 typedef int tool_scratch_fn(void *ctx, const char *dir);
 int tool_with_scratch(const struct phi_config *cfg, tool_scratch_fn *fn,

@@ -122,6 +122,7 @@ static int unlock(const struct phi_config *cfg, struct crypt_key **key,
 
 static int local_fsck(const struct phi_config *cfg, long *problems)
 {
+	struct cache_stats st;
 	struct cache_config cc;
 	struct cache *c;
 	long n;
@@ -136,6 +137,13 @@ static int local_fsck(const struct phi_config *cfg, long *problems)
 	}
 	if (rc) {
 		tool_cache_error(cfg, rc);
+		return -1;
+	}
+	rc = cache_stats(c, &st);
+	if (rc)
+		tool_cache_error(cfg, rc);
+	if (rc || tool_check_block_size(cfg, st.block_size)) {
+		cache_close(c);
 		return -1;
 	}
 	n = cache_fsck(c, print_line, NULL);

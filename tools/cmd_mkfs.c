@@ -325,8 +325,8 @@ static void report(const struct mkfs *m)
 
 static int mkfs(struct mkfs *m)
 {
-	if (check_cache_dir(&m->cfg) || open_regions(m) || get_secret(m) ||
-	    make_superblock(m))
+	if (tool_check_places(&m->cfg, NULL) || check_cache_dir(&m->cfg) ||
+	    open_regions(m) || get_secret(m) || make_superblock(m))
 		return 1;
 	if (write_everything(m)) {
 		undo(m);

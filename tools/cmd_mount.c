@@ -27,6 +27,14 @@
  * master key, regions (the replica set owns them), lease, cache, FUSE
  * session.
  * SIGUSR1 (sent by `phifs sync`) asks the cache to seal at once.
+ *
+ * Logs.  With -f the daemon logs to stderr; in the background to
+ * log_file when it is set (opened by the parent, so that a bad path is
+ * reported before anything else happens), else to syslog, which drops
+ * every line where there is no /dev/log: the parent warns then.  The
+ * daemon records where it logs in cache_dir/logging ("PID TO [PATH]") for
+ * `phifs status`, and logs why it stops: the signal and who sent it, or
+ * the unmount.
  */
 #include "cmd.h"
 #include "backend.h"
@@ -43,6 +51,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -57,7 +66,9 @@ static const char mount_usage[] =
 	"mounted\nand keeps serving it in the background, unless -f.\n"
 	"A writable mount holds a lease in the regions: while another mount\n"
 	"(here or on another machine) holds it, mounting is refused.\n\n"
-	"  -f            stay in the foreground, log to stderr\n"
+	"  -f            stay in the foreground, log to stderr (in the\n"
+	"                background: to log_file if CONFIG sets it, else\n"
+	"                to syslog)\n"
 	"  --force       take the lease over from a mount that still holds it\n"
 	"                (only when that mount is surely gone: two writers\n"
 	"                lose each other's changes)\n"
@@ -78,6 +89,8 @@ struct mount_args {
 	int force;		/* --force: take over a live lease */
 	int readonly;		/* -o ro (the last of ro/rw wins): no lease */
 	char opts[2048];
+	enum tool_log_to log_to;	/* set by prepare_log() */
+	int log_fd;		/* TOOL_LOG_FILE: log_file, opened */
 };
 
 /* Append one -o list, taking out the options that are ours. */
@@ -109,6 +122,7 @@ static int parse_mount_args(int argc, char **argv, struct mount_args *a)
 	int npos = 0;
 
 	memset(a, 0, sizeof(*a));
+	a->log_fd = -1;
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "-f") == 0) {
 			a->foreground = 1;
@@ -152,20 +166,16 @@ static void unescape(char *s)
 	*w = '\0';
 }
 
-/*
- * Look path up in mountinfo.  Returns 1 if something is mounted there,
- * copying its type and source; 0 if not; -1 if mountinfo is unreadable.
- */
-static int find_mount(const char *path, char *type, char *source, size_t len)
+int tool_mounts_each(tool_mount_fn *fn, void *ctx)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
 	char line[8192];
-	int found = 0;
+	int rc = 0;
 
 	if (!f)
 		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		char *field[10], *save = NULL, *dash;
+	while (rc == 0 && fgets(line, sizeof(line), f)) {
+		char *field[10], *save = NULL, *dash, *type, *source;
 		int n = 0;
 
 		dash = strstr(line, " - ");
@@ -178,15 +188,46 @@ static int find_mount(const char *path, char *type, char *source, size_t len)
 		if (n < 5)
 			continue;
 		unescape(field[4]);
-		if (strcmp(field[4], path) != 0)
-			continue;
 		save = NULL;
-		snprintf(type, len, "%s", strtok_r(dash + 3, " ", &save));
-		snprintf(source, len, "%s", strtok_r(NULL, " \n", &save));
-		found = 1;	/* keep going: the last mount on top wins */
+		type = strtok_r(dash + 3, " ", &save);
+		source = type ? strtok_r(NULL, " \n", &save) : NULL;
+		rc = fn(ctx, field[4], type ? type : "", source ? source : "");
 	}
 	fclose(f);
-	return found;
+	return rc;
+}
+
+struct mount_query {
+	const char *path;
+	char *type, *source;
+	size_t len;
+	int found;
+};
+
+static int match_mount(void *ctx, const char *mp, const char *type,
+		       const char *source)
+{
+	struct mount_query *q = ctx;
+
+	if (strcmp(mp, q->path) == 0) {
+		snprintf(q->type, q->len, "%s", type);
+		snprintf(q->source, q->len, "%s", source);
+		q->found = 1;	/* keep going: the last mount on top wins */
+	}
+	return 0;
+}
+
+/*
+ * Look path up in mountinfo.  Returns 1 if something is mounted there,
+ * copying its type and source; 0 if not; -1 if mountinfo is unreadable.
+ */
+static int find_mount(const char *path, char *type, char *source, size_t len)
+{
+	struct mount_query q = { path, type, source, len, 0 };
+
+	if (tool_mounts_each(match_mount, &q) < 0)
+		return -1;
+	return q.found;
 }
 
 static int check_mountpoint(const char *mp, char *real)
@@ -218,7 +259,7 @@ static int check_mountpoint(const char *mp, char *real)
 }
 
 /* Child side: detach from the terminal once the mount is up. */
-static void detach(int notify_fd)
+static void detach(int notify_fd, const struct mount_args *a)
 {
 	int fd = open("/dev/null", O_RDWR);
 	char ok = 0;
@@ -226,7 +267,10 @@ static void detach(int notify_fd)
 	if (write(notify_fd, &ok, 1) != 1)
 		PHI_LOG(PHI_LOG_WARNING, "cannot notify parent");
 	close(notify_fd);
-	phi_log_to_syslog("phifs");
+	if (a->log_to == TOOL_LOG_FILE)
+		phi_log_to_fd(a->log_fd);
+	else
+		phi_log_to_syslog("phifs");
 	if (fd >= 0) {
 		dup2(fd, 0);
 		dup2(fd, 1);
@@ -394,6 +438,208 @@ static int close_daemon(struct crypt_key *key, struct backend *regions,
 	return rc;
 }
 
+/* --- where the log goes, and why the daemon stops --------------------- */
+
+static const char *const log_to_words[] = {
+	[TOOL_LOG_SYSLOG] = "syslog", [TOOL_LOG_FILE] = "file",
+	[TOOL_LOG_STDERR] = "stderr",
+};
+
+static void log_place_path(const struct phi_config *cfg, char *path,
+			   size_t len)
+{
+	snprintf(path, len, "%s/logging", cfg->cache_dir);
+}
+
+/* For `phifs status`: where this mount logs, written whole (rename). */
+static void record_log_place(const struct phi_config *cfg,
+			     const struct mount_args *a)
+{
+	char path[PATH_MAX + 16], tmp[PATH_MAX + 32];
+	FILE *f;
+	int ok;
+
+	log_place_path(cfg, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "we");
+	if (!f) {
+		PHI_LOG(PHI_LOG_WARNING, "cannot record where the log goes: "
+			"%s", strerror(errno));
+		return;
+	}
+	fprintf(f, "%ld %s%s%s\n", (long)getpid(), log_to_words[a->log_to],
+		a->log_to == TOOL_LOG_FILE ? " " : "",
+		a->log_to == TOOL_LOG_FILE ? cfg->log_file : "");
+	ok = !ferror(f);
+	if (fclose(f) || !ok || rename(tmp, path)) {
+		PHI_LOG(PHI_LOG_WARNING, "cannot record where the log goes: "
+			"%s", strerror(errno));
+		unlink(tmp);
+	}
+}
+
+/* What cache_dir/logging says, if the mount pid wrote it.  0 or -1. */
+static int read_log_place(const struct phi_config *cfg, long pid,
+			  struct tool_log_place *out)
+{
+	char path[PATH_MAX + 16], line[4200], word[16];
+	long who;
+	int n = 0;
+	FILE *f;
+
+	log_place_path(cfg, path, sizeof(path));
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	if (!fgets(line, sizeof(line), f) || pid <= 0 ||
+	    sscanf(line, "%ld %15s %n", &who, word, &n) < 2 || who != pid)
+		n = 0;
+	fclose(f);
+	line[strcspn(line, "\n")] = '\0';
+	for (int to = 0; n > 0 && to <= TOOL_LOG_STDERR; to++) {
+		if (strcmp(word, log_to_words[to]) == 0) {
+			out->to = (enum tool_log_to)to;
+			snprintf(out->path, sizeof(out->path), "%s",
+				 line + n);
+			return 0;
+		}
+	}
+	return -1;
+}
+
+void tool_log_place(const struct phi_config *cfg,
+		    const struct cache_stats *s, struct tool_log_place *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->syslog_available = phi_log_syslog_available();
+	if (s->mounted && read_log_place(cfg, s->pid, out) == 0) {
+		out->from_mount = 1;
+		return;
+	}
+	out->to = cfg->log_file ? TOOL_LOG_FILE : TOOL_LOG_SYSLOG;
+	if (cfg->log_file)
+		snprintf(out->path, sizeof(out->path), "%s", cfg->log_file);
+}
+
+/*
+ * In the parent, before anything is written: where the daemon will log.
+ * log_file is opened here, so that a bad one stops the mount with one
+ * line; the descriptor is inherited by the daemon.  0 or -1 (printed).
+ */
+static int prepare_log(const struct phi_config *cfg, struct mount_args *a)
+{
+	a->log_fd = -1;
+	if (a->foreground) {
+		a->log_to = TOOL_LOG_STDERR;
+		return 0;
+	}
+	if (!cfg->log_file) {
+		a->log_to = TOOL_LOG_SYSLOG;
+		return 0;
+	}
+	a->log_to = TOOL_LOG_FILE;
+	a->log_fd = phi_log_open_file(cfg->log_file);
+	if (a->log_fd >= 0)
+		return 0;
+	tool_error("%s: log_file %s: %s", cfg->path, cfg->log_file,
+		   a->log_fd == -EINVAL ? "not a regular file" :
+		   phi_strerror(a->log_fd));
+	return -1;
+}
+
+/*
+ * The signals that end fs_run() (fs.h).  FUSE's handlers for them are
+ * wrapped while the mount serves, to note which one came and from whom;
+ * FUSE's own handler then ends the session as before.
+ */
+static const int end_signals[] = { SIGTERM, SIGINT, SIGHUP };
+#define N_END_SIGNALS (sizeof(end_signals) / sizeof(end_signals[0]))
+static struct sigaction fuse_actions[N_END_SIGNALS];
+static int wrapped[N_END_SIGNALS];
+static volatile sig_atomic_t end_signal, end_sender;
+
+static void on_end_signal(int sig, siginfo_t *si, void *uc)
+{
+	for (size_t i = 0; i < N_END_SIGNALS; i++) {
+		const struct sigaction *fa = &fuse_actions[i];
+
+		if (end_signals[i] != sig)
+			continue;
+		if (!end_signal) {
+			/* si_code <= 0: sent by a process, which si_pid
+			 * names; above, by the kernel (a hangup). */
+			end_sender = si && si->si_code <= 0 ? si->si_pid : 0;
+			end_signal = sig;
+		}
+		if (fa->sa_flags & SA_SIGINFO)
+			fa->sa_sigaction(sig, si, uc);
+		else
+			fa->sa_handler(sig);
+	}
+}
+
+/* After fs_mount(): wrap the handlers FUSE installed (a signal the
+ * process ignores, e.g. SIGHUP under nohup, stays ignored). */
+static void watch_end_signals(void)
+{
+	for (size_t i = 0; i < N_END_SIGNALS; i++) {
+		struct sigaction *fa = &fuse_actions[i], sa;
+
+		wrapped[i] = 0;
+		if (sigaction(end_signals[i], NULL, fa) ||
+		    (!(fa->sa_flags & SA_SIGINFO) &&
+		     (fa->sa_handler == SIG_DFL || fa->sa_handler == SIG_IGN)))
+			continue;
+		/* FUSE's flags and mask as they are: its loop relies on
+		 * the signal interrupting a blocked read (no SA_RESTART). */
+		sa = *fa;
+		sa.sa_sigaction = on_end_signal;
+		sa.sa_flags |= SA_SIGINFO;
+		wrapped[i] = sigaction(end_signals[i], &sa, NULL) == 0;
+	}
+}
+
+/* Before fs_unmount(), which removes FUSE's handlers only if they are
+ * still in place. */
+static void unwatch_end_signals(void)
+{
+	for (size_t i = 0; i < N_END_SIGNALS; i++)
+		if (wrapped[i])
+			sigaction(end_signals[i], &fuse_actions[i], NULL);
+}
+
+static const char *signal_name(int sig)
+{
+	switch (sig) {
+	case SIGTERM:
+		return "SIGTERM";
+	case SIGINT:
+		return "SIGINT";
+	case SIGHUP:
+		return "SIGHUP";
+	}
+	return "a signal";
+}
+
+/* Why fs_run() returned rc. */
+static void log_stop_reason(int rc)
+{
+	int sig = end_signal;
+	long from = end_sender;
+
+	if (sig && from > 0)
+		PHI_LOG(PHI_LOG_NOTICE, "stopping: %s from pid %ld",
+			signal_name(sig), from);
+	else if (sig)
+		PHI_LOG(PHI_LOG_NOTICE, "stopping: %s", signal_name(sig));
+	else if (rc < 0)
+		PHI_LOG(PHI_LOG_ERR, "stopping: serving the mount failed: %s",
+			phi_strerror(rc));
+	else
+		PHI_LOG(PHI_LOG_NOTICE, "stopping: unmounted (by fusermount "
+			"-u, umount or phifs umount)");
+}
+
 /* Open, mount, serve, flush.  Runs in the daemon (or with -f). */
 static int serve(const struct phi_config *cfg, const struct mount_args *a,
 		 const char *mp, int notify_fd, struct mount_keys *k)
@@ -404,7 +650,7 @@ static int serve(const struct phi_config *cfg, const struct mount_args *a,
 	struct tool_lease *lease = NULL;
 	struct cache *c;
 	struct fs *fs;
-	char err[512];
+	char err[512], path[PATH_MAX + 16];
 	int rc;
 
 	catch_sync_signal();
@@ -417,10 +663,18 @@ static int serve(const struct phi_config *cfg, const struct mount_args *a,
 		close_daemon(key, regions, lease, c);
 		return 1;
 	}
+	/* Once mounted, while stderr is still the user's terminal. */
+	if (a->log_to == TOOL_LOG_SYSLOG && !phi_log_syslog_available())
+		tool_warn("there is no syslog here (no /dev/log): the mount's "
+			  "log lines will be lost; set log_file in "
+			  "[filesystem]");
 	if (notify_fd >= 0)
-		detach(notify_fd);
+		detach(notify_fd, a);
+	record_log_place(cfg, a);
 	PHI_LOG(PHI_LOG_NOTICE, "mounted (pid %ld)", (long)getpid());
-	fs_run(fs);
+	watch_end_signals();
+	log_stop_reason(fs_run(fs));
+	unwatch_end_signals();
 	fs_unmount(fs);
 	rc = close_daemon(key, regions, lease, c);
 	if (rc)
@@ -428,6 +682,8 @@ static int serve(const struct phi_config *cfg, const struct mount_args *a,
 			phi_strerror(rc));
 	else
 		PHI_LOG(PHI_LOG_NOTICE, "unmounted cleanly");
+	log_place_path(cfg, path, sizeof(path));
+	unlink(path);
 	return rc ? 1 : 0;
 }
 
@@ -474,8 +730,58 @@ static int daemonize_and_serve(const struct phi_config *cfg,
 	_exit(serve(cfg, a, mp, p[1], k));
 }
 
-/* In the parent: the filesystem must exist and not be mounted; read its
- * superblock and the secret.  0 or -1 (printed). */
+/* The -o options, as fs_mount() will parse them.  0 or -1 (printed). */
+static int check_options(const struct mount_args *a)
+{
+	struct fs_options fo = { a->opts, a->debug };
+	char err[512];
+
+	if (fs_check_options(&fo, err, sizeof(err)) == 0)
+		return 0;
+	tool_error("%s", err);
+	return -1;
+}
+
+/*
+ * cache_dir/lock (cache.h) must be a file the daemon can open read-write
+ * and lock, as cache_open() will: found here, a folder or an unwritable
+ * file in its place stops the mount before the daemon writes its lease
+ * to the regions.  The lock is let go at once.  0 or -1 (printed).
+ */
+static int check_cache_lock(const struct phi_config *cfg)
+{
+	char path[PATH_MAX + 8];
+	const char *why = NULL;
+	struct stat st;
+	int fd, e = 0;
+
+	snprintf(path, sizeof(path), "%s/lock", cfg->cache_dir);
+	fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0 || fstat(fd, &st))
+		e = errno;
+	else if (!S_ISREG(st.st_mode))
+		why = "not a regular file";
+	else if (flock(fd, LOCK_EX | LOCK_NB))
+		e = errno;
+	if (fd >= 0)
+		close(fd);		/* lets the lock go */
+	if (e == EWOULDBLOCK) {
+		tool_cache_error(cfg, PHI_EBUSYFS);
+		return -1;
+	}
+	if (e == EISDIR)
+		why = "a folder, not a file (move it away)";
+	else if (e)
+		why = strerror(e);
+	if (!why)
+		return 0;
+	tool_error("%s: cache_dir %s: its lock file: %s", cfg->path,
+		   cfg->cache_dir, why);
+	return -1;
+}
+
+/* In the parent: the filesystem must exist and not be mounted, its lock
+ * must be free; read its superblock and the secret.  0 or -1 (printed). */
 static int prepare_keys(const struct phi_config *cfg, struct buf *sb,
 			struct tool_secret *secret)
 {
@@ -487,6 +793,8 @@ static int prepare_keys(const struct phi_config *cfg, struct buf *sb,
 		tool_cache_error(cfg, PHI_EBUSYFS);
 		return -1;
 	}
+	if (check_cache_lock(cfg))
+		return -1;
 	if (tool_superblock_load(cfg, st.fsid, sb))
 		return -1;
 	return tool_secret_read(cfg, secret);
@@ -513,8 +821,11 @@ int cmd_mount(int argc, char **argv)
 		return 1;
 	buf_init(&sb, CRYPT_SUPER_SIZE);
 	k.sb = &sb;
-	if (check_mountpoint(a.mountpoint, real) ||
-	    prepare_keys(&cfg, &sb, &secret)) {
+	/* Everything local first: nothing may reach a region (the lease)
+	 * before the daemon is sure to start. */
+	if (check_options(&a) || check_mountpoint(a.mountpoint, real) ||
+	    tool_check_places(&cfg, real) ||
+	    prepare_keys(&cfg, &sb, &secret) || prepare_log(&cfg, &a)) {
 		rc = 1;
 		goto out;
 	}
@@ -523,6 +834,8 @@ int cmd_mount(int argc, char **argv)
 	rc = a.foreground ? serve(&cfg, &a, real, -1, &k) :
 			    daemonize_and_serve(&cfg, &a, real, &k);
 out:
+	if (a.log_fd >= 0)
+		close(a.log_fd);	/* the daemon has its own copy */
 	tool_secret_wipe(&secret);
 	buf_release(&sb);
 	phi_config_release(&cfg);

@@ -360,7 +360,9 @@ int tool_history_open(const struct phi_config *cfg, const char *region,
 	if (rc)
 		tool_warn("cannot keep secrets out of core dumps: %s",
 			  phi_strerror(rc));
-	if (open_regions(cfg, region, h) || tool_secret_read(cfg, &secret))
+	if (open_regions(cfg, region, h) ||
+	    tool_check_block_size(cfg, h->info.block_size) ||
+	    tool_secret_read(cfg, &secret))
 		goto fail;
 	rc = tool_unlock(cfg, &h->sb, &secret, &h->key);
 	tool_secret_wipe(&secret);
@@ -598,7 +600,8 @@ int tool_with_scratch(const struct phi_config *cfg, tool_scratch_fn *fn,
 	pid_t pid;
 	int rc;
 
-	if (scratch_make(cfg, dir, sizeof(dir)))
+	/* the scratch folder goes beside cache_dir: not into a mount */
+	if (tool_check_places(cfg, NULL) || scratch_make(cfg, dir, sizeof(dir)))
 		return 1;
 	fflush(NULL);
 	pid = fork();
@@ -784,7 +787,8 @@ static int recover(const struct phi_config *cfg, const struct recover_args *ra,
 	uint64_t start = cache_mono_ns();
 	int rc, have_sb;
 
-	if (check_empty(cfg) || tool_history_open(cfg, ra->region, &h))
+	if (check_empty(cfg) || tool_check_places(cfg, NULL) ||
+	    tool_history_open(cfg, ra->region, &h))
 		return 1;
 	if (check_local_superblock(cfg, &h.sb, &have_sb)) {
 		tool_history_close(&h);

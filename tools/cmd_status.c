@@ -14,11 +14,12 @@
 
 static const char status_usage[] =
 	"usage: phifs status CONFIG [--json]\n\n"
-	"Show the state of the filesystem of CONFIG: whether it is mounted, "
-	"its\ninodes, how much of cache_size the local store uses, what is "
-	"written but\nnot yet sealed, and per region what it still lacks "
-	"and whether it\nanswers.  Works while mounted (the mount records "
-	"its state every two\nseconds).  --json prints one JSON object.\n";
+	"Show the state of the filesystem of CONFIG: whether it is mounted "
+	"and\nwhere its log goes, its inodes, how much of cache_size the local "
+	"store\nuses, what is written but not yet sealed, and per region what "
+	"it still\nlacks and whether it answers.  Works while mounted (the "
+	"mount records\nits state every two seconds).  --json prints one JSON "
+	"object.\n";
 
 static void json_str(const char *s)
 {
@@ -83,9 +84,28 @@ static void print_json_regions(const struct phi_config *cfg,
 	putchar(']');
 }
 
+static const char *const log_to_json[] = {
+	[TOOL_LOG_SYSLOG] = "syslog", [TOOL_LOG_FILE] = "file",
+	[TOOL_LOG_STDERR] = "stderr",
+};
+
+static void print_json_log(const struct tool_log_place *lp)
+{
+	printf(",\"log\":{\"to\":\"%s\",\"path\":", log_to_json[lp->to]);
+	if (lp->to == TOOL_LOG_FILE)
+		json_str(lp->path);
+	else
+		printf("null");
+	printf(",\"from_mount\":%s,\"syslog_available\":%s}",
+	       lp->from_mount ? "true" : "false",
+	       lp->syslog_available ? "true" : "false");
+}
+
 static void print_json(const struct phi_config *cfg,
 		       const struct cache_stats *s)
 {
+	struct tool_log_place lp;
+
 	printf("{\"fsid\":\"%s\",\"cache_dir\":", s->fsid);
 	json_str(cfg->cache_dir);
 	printf(",\"mounted\":%s,\"pid\":", s->mounted ? "true" : "false");
@@ -119,6 +139,8 @@ static void print_json(const struct phi_config *cfg,
 	       (unsigned long long)s->evicted_blocks,
 	       (unsigned long long)s->sync_waiting);
 	print_json_regions(cfg, s);
+	tool_log_place(cfg, s, &lp);
+	print_json_log(&lp);
 	printf("}\n");
 }
 
@@ -195,9 +217,28 @@ static void print_sealing(const struct cache_stats *s)
 	       (unsigned long long)s->evicted_blocks);
 }
 
+/* "file /var/log/phifs.log", "syslog", "stderr of ..."; without a
+ * mount, what a mount in the background would do. */
+static void print_text_log(const struct tool_log_place *lp)
+{
+	if (lp->to == TOOL_LOG_STDERR)
+		printf("log          stderr of the mount (in the foreground)");
+	else if (lp->to == TOOL_LOG_FILE)
+		printf("log          file %s", lp->path);
+	else if (lp->syslog_available)
+		printf("log          syslog");
+	else
+		printf("log          syslog, but there is none here (no "
+		       "/dev/log): lines are lost; set log_file");
+	if (!lp->from_mount)
+		printf(" (when mounted in the background; stderr with -f)");
+	putchar('\n');
+}
+
 static void print_text(const struct phi_config *cfg,
 		       const struct cache_stats *s)
 {
+	struct tool_log_place lp;
 	char used[32], limit[32], bs[32], state[512];
 
 	human(s->used_bytes, used, sizeof(used));
@@ -209,6 +250,8 @@ static void print_text(const struct phi_config *cfg,
 		printf("mounted      yes (pid %ld)\n", s->pid);
 	else
 		printf("mounted      no\n");
+	tool_log_place(cfg, s, &lp);
+	print_text_log(&lp);
 	printf("inodes       %llu (%llu unlinked but open)\n",
 	       (unsigned long long)s->inodes, (unsigned long long)s->orphans);
 	printf("local store  %s of %s (%.0f%%)\n", used, limit,

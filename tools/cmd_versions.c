@@ -54,6 +54,7 @@ struct versions {
 	struct state prev;	/* at the moment before */
 	int64_t prev_ms;	/* when prev began */
 	int have_prev, prev_shown, seen, printed;
+	int reader_gone;	/* stdout's reader left (| head): stop, exit 0 */
 	struct tool_progress prog;
 };
 
@@ -145,7 +146,7 @@ static void show(struct versions *v, int64_t time_ms, const struct state *s)
 {
 	tool_progress_end(&v->prog);
 	print_state(time_ms, s);
-	fflush(stdout);
+	v->reader_gone = tool_stdout_gone();
 	v->printed++;
 }
 
@@ -178,7 +179,7 @@ static int at_moment(void *ctx, const struct cache_moment *m,
 			show(v, v->prev_ms, &v->prev);
 		v->prev_shown = 1;
 	}
-	return 0;
+	return v->reader_gone;	/* no one reads the rest: stop the walk */
 }
 
 /* "30d", "12h", "90s": the retention as configured. */
@@ -223,7 +224,9 @@ static int versions_in(void *ctx, const char *dir)
 	if (rc == 0 && v->have_prev && !v->prev_shown && v->prev.exists)
 		show(v, v->prev_ms, &v->prev);
 	tool_progress_end(&v->prog);
-	if (rc < 0) {
+	if (v->reader_gone) {
+		rc = 0;		/* a normal end: the reader had enough */
+	} else if (rc < 0) {
 		tool_history_error(&h, INT64_MAX, rc);
 	} else if (rc == 0 && !v->printed) {
 		period(v->cfg->retention_ms, keep, sizeof(keep));

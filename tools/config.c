@@ -19,6 +19,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <ini.h>
@@ -28,7 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "phi.h"
@@ -160,6 +163,9 @@ static const struct key_def keys[] = {
 	{ SCOPE_FS, "lease_time", KEY_DURATION, FS(lease_time_ms), "5m",
 	  false, check_lease_time, "a writable mount's lease expires this "
 	  "long after its last renewal" },
+	{ SCOPE_FS, "log_file", KEY_PATH, FS(log_file), NULL, false, NULL,
+	  "a mount in the background appends its log here; unset = "
+	  "syslog" },
 	{ SCOPE_FS, "metadata_interval", KEY_DURATION,
 	  FS(metadata_interval_ms), "30s", false, check_metadata_interval,
 	  "metadata changes reach the regions within this, 100ms to 1h" },
@@ -858,14 +864,26 @@ static char *read_line(char *buf, int size, void *stream)
 	struct load_ctx *ctx = stream;
 	size_t skip;
 
+	long start;
+
 	if (ctx->rc)
 		return NULL;
+	start = ftell(ctx->f);
 	if (!fgets(buf, size, ctx->f)) {
 		if (ferror(ctx->f))
 			ctx->read_errno = errno ? errno : EIO;
 		return NULL;
 	}
 	ctx->line++;
+	/* fgets() reads past a NUL byte, which would silently cut the
+	 * value there ("5\0s" read as "5"): more bytes read than the
+	 * string holds means there was one. */
+	if (start >= 0 && ftell(ctx->f) - start != (long)strlen(buf)) {
+		fail(ctx, ctx->line, NULL, "NUL byte in the line (a "
+		     "configuration is a text file)");
+		buf[0] = '\0';
+		return buf;
+	}
 	if (!whole_line(ctx->f, buf, size)) {
 		fail(ctx, ctx->line, NULL, "line too long (at most %d "
 		     "characters)", size - 3);
@@ -922,17 +940,54 @@ static int on_key(void *user, const char *section, const char *name,
 	return !ctx->rc;
 }
 
+static const char *file_kind(mode_t mode)
+{
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISCHR(mode))
+		return "a character device";
+	if (S_ISBLK(mode))
+		return "a block device";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	return "of an unknown kind";
+}
+
+/*
+ * Open path for reading, refusing anything but a regular file: a FIFO
+ * would block the open (hence O_NONBLOCK) and /dev/zero would feed the
+ * reader NUL bytes for ever.  NULL after recording why.
+ */
+static FILE *open_config(struct load_ctx *ctx, const char *path)
+{
+	struct stat st;
+	FILE *f = NULL;
+	int fd, e = 0;
+
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0 || fstat(fd, &st))
+		e = errno;
+	else if (S_ISDIR(st.st_mode))
+		e = EISDIR;
+	else if (!S_ISREG(st.st_mode))
+		fail_code(ctx, PHI_ECONFIG, "not a regular file (it is %s)",
+			  file_kind(st.st_mode));
+	else if (!(f = fdopen(fd, "r")))	/* reads of a regular file */
+		e = errno;			/* never block */
+	if (e)
+		fail_code(ctx, -e, "cannot read: %s", strerror(e));
+	if (!f && fd >= 0)
+		close(fd);
+	return f;
+}
+
 static void parse_file(struct load_ctx *ctx, const char *path)
 {
 	int rc;
 
-	ctx->f = fopen(path, "re");
-	if (!ctx->f) {
-		int e = errno;
-
-		fail_code(ctx, -e, "cannot read: %s", strerror(e));
+	ctx->f = open_config(ctx, path);
+	if (!ctx->f)
 		return;
-	}
 	if (apply_defaults(ctx, SCOPE_FS, ctx->cfg) == 0) {
 		rc = ini_parse_stream(read_line, ctx, on_key, ctx);
 		if (ctx->read_errno)
@@ -962,7 +1017,7 @@ static void check_required(struct load_ctx *ctx, enum key_scope scope,
 	}
 }
 
-static void format_size(uint64_t v, char *buf, size_t len)
+void phi_format_size(uint64_t v, char *buf, size_t len)
 {
 	static const char units[] = "KMGT";
 	int u = -1;
@@ -987,7 +1042,7 @@ static void check_cache_size(struct load_ctx *ctx)
 
 	if (cfg->cache_size >= need)
 		return;
-	format_size(need, text, sizeof(text));
+	phi_format_size(need, text, sizeof(text));
 	fail(ctx, ctx->seen[0][find_key(SCOPE_FS, "cache_size")], "cache_size",
 	     "must be at least %d * block_size (%s)", MIN_CACHE_BLOCKS, text);
 }
@@ -1027,6 +1082,7 @@ static void check_config(struct load_ctx *ctx)
 	}
 	check_cache_size(ctx);
 	check_dirty_limit(ctx);
+	cfg->block_size_line = ctx->seen[0][find_key(SCOPE_FS, "block_size")];
 }
 
 int phi_config_load(struct phi_config *cfg, const char *path, char *err,

@@ -25,6 +25,8 @@
  *                          1s..36500d)
  *   lease_time = TIME      a writable mount's lease in the regions lives
  *                          this long unless renewed (default 5m; 1s..1h)
+ *   log_file   = PATH      a mount in the background appends its log
+ *                          lines to this file instead of syslog
  *
  *   [region NAME]          one per region; NAME is [A-Za-z0-9_.-]{1,64}
  *   url = dir:PATH | s3://BUCKET[/PREFIX]
@@ -63,6 +65,8 @@ struct phi_config {
 	char *cache_dir;	/* absolute path */
 	uint64_t cache_size;
 	uint32_t block_size;
+	int block_size_line;	/* line block_size was set on; 0 when the
+				   file leaves it out (the default) */
 	char *key_file;		/* absolute path, or NULL: passphrase */
 	unsigned seal_delay_ms;
 	unsigned uploaders;
@@ -72,6 +76,7 @@ struct phi_config {
 	uint64_t retention_ms;
 	unsigned lease_time_ms;	/* the lease expires this long after its
 				   last renewal (lease.c) */
+	char *log_file;		/* absolute path, or NULL: syslog */
 	int nregions;
 	struct phi_region regions[PHI_MAX_REGIONS];
 };
@@ -81,6 +86,9 @@ struct phi_config {
  * -errno when the file cannot be read) and writes one line into err,
  * naming the file, line and key: "clinic.ini:4: cache_size: bad size 'x'
  * (use a number with K, M, G or T)".  cfg is released on failure.
+ * Only a regular file is read (a FIFO or a device is refused without
+ * blocking: PHI_ECONFIG, "not a regular file"); a line holding a NUL
+ * byte is refused (PHI_ECONFIG, naming the line).
  */
 int phi_config_load(struct phi_config *cfg, const char *path, char *err,
 		    size_t errlen);
@@ -90,6 +98,9 @@ void phi_config_release(struct phi_config *cfg);
 
 /* Parse SIZE as described above; 0 on success, -EINVAL otherwise. */
 int phi_parse_size(const char *s, uint64_t *out);
+
+/* v as a SIZE the way a user writes it: "1M", "64K", "1536K", "4097". */
+void phi_format_size(uint64_t v, char *buf, size_t len);
 
 /* Parse TIME as described above into milliseconds; 0 on success,
  * -EINVAL otherwise (*ms untouched). */

@@ -5,6 +5,7 @@
 #include "phi.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -101,7 +102,22 @@ int tool_fs_stats(const struct phi_config *cfg, struct cache_stats *out)
 		tool_cache_error(cfg, rc);
 		return -1;
 	}
-	return 0;
+	return tool_check_block_size(cfg, out->block_size);
+}
+
+int tool_check_block_size(const struct phi_config *cfg,
+			  uint32_t fs_block_size)
+{
+	char want[32], have[32];
+
+	if (!cfg->block_size_line || cfg->block_size == fs_block_size)
+		return 0;
+	phi_format_size(cfg->block_size, want, sizeof(want));
+	phi_format_size(fs_block_size, have, sizeof(have));
+	tool_error("%s:%d: block_size: %s, but the filesystem was made with "
+		   "%s and it cannot change: remove block_size or set it to %s",
+		   cfg->path, cfg->block_size_line, want, have, have);
+	return -1;
 }
 
 void tool_cache_error(const struct phi_config *cfg, int rc)
@@ -134,6 +150,15 @@ void tool_cache_error(const struct phi_config *cfg, int rc)
 		tool_error("%s: cache_dir %s: %s", cfg->path, cfg->cache_dir,
 			   phi_strerror(rc));
 	}
+}
+
+int tool_stdout_gone(void)
+{
+	static int gone;
+
+	if (!gone && fflush(stdout) == EOF && errno == EPIPE)
+		gone = 1;
+	return gone;
 }
 
 int tool_want_help(int argc, char **argv, const char *usage)
@@ -188,6 +213,12 @@ static int help(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	/* A reader that stops early (phifs versions ... | head) is a
+	 * normal end, not a death by SIGPIPE: writes to it fail with EPIPE
+	 * instead, which stdio swallows and tool_stdout_gone() reports.
+	 * Sockets to the regions are no different: their writes fail
+	 * with an error the driver handles. */
+	signal(SIGPIPE, SIG_IGN);
 	if (argc < 2) {
 		usage(stderr);
 		return 2;

@@ -12,6 +12,7 @@
 #include "cmd.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,17 @@
 
 #include "backend.h"
 #include "phi.h"
+
+/* "region NAME: why" into err.  A reason too long for err is cut, and the
+ * cut shown with "...": the region's name always survives. */
+static void region_error(char *err, size_t errlen, const char *name,
+			 const char *why)
+{
+	int n = snprintf(err, errlen, "region %s: %s", name, why);
+
+	if (n >= 0 && (size_t)n >= errlen && errlen > 4)
+		memcpy(err + errlen - 4, "...", 4);
+}
 
 int tool_region_open(const struct phi_config *cfg, int i,
 		     struct backend **out, char *err, size_t errlen)
@@ -38,16 +50,15 @@ int tool_region_open(const struct phi_config *cfg, int i,
 	*out = NULL;
 	rc = backend_open_region(&be, &rs, why, sizeof(why));
 	if (rc) {
-		snprintf(err, errlen, "region %s: %s", r->name,
-			 tool_strip_region(why, r->name));
+		region_error(err, errlen, r->name,
+			     tool_strip_region(why, r->name));
 		return -1;
 	}
 	if (faults && faults[0]) {
 		snprintf(path, sizeof(path), "%s/%s", faults, r->name);
 		rc = backend_fault_open_file(&be, be, path);
 		if (rc) {
-			snprintf(err, errlen, "region %s: %s", r->name,
-				 phi_strerror(rc));
+			region_error(err, errlen, r->name, phi_strerror(rc));
 			return -1;
 		}
 	}
@@ -303,4 +314,259 @@ int tool_regions_check_super(const struct phi_config *cfg,
 	tool_error("no region holds a good superblock (%s); refusing to "
 		   "mount", all);
 	return -1;
+}
+
+/* ---- places ------------------------------------------------------------ */
+
+enum place_kind { PLACE_CACHE, PLACE_REGION, PLACE_LOG, PLACE_MOUNT };
+
+struct place {
+	enum place_kind kind;
+	const char *name;	/* PLACE_REGION: the region's */
+	char path[PATH_MAX];	/* canon_path() */
+};
+
+/* Append one component to the canonical path out (len bytes). */
+static int canon_append(char *out, size_t len, const char *comp, size_t n)
+{
+	size_t at = strlen(out);
+	char *slash;
+
+	if (n == 0 || (n == 1 && comp[0] == '.'))
+		return 0;
+	if (n == 2 && comp[0] == '.' && comp[1] == '.') {
+		slash = strrchr(out, '/');
+		if (slash == out)
+			out[1] = '\0';		/* "/a/.." is "/", as is "/.." */
+		else if (slash)
+			*slash = '\0';
+		return 0;
+	}
+	if (at > 1)
+		out[at++] = '/';
+	if (at + n >= len)
+		return -ENAMETOOLONG;
+	memcpy(out + at, comp, n);
+	out[at + n] = '\0';
+	return 0;
+}
+
+/*
+ * The absolute path as the kernel would resolve it, also when its end
+ * does not exist yet: realpath() of the longest prefix that resolves,
+ * then the rest, which holds no symlink (it does not exist), cleaned of
+ * "." and "..".  0 or a negative errno.
+ */
+static int canon_path(const char *path, char out[PATH_MAX])
+{
+	size_t keep = strlen(path);
+	char head[PATH_MAX];
+	const char *rest;
+
+	if (path[0] != '/' || keep >= sizeof(head))
+		return -EINVAL;
+	for (;;) {
+		memcpy(head, path, keep);
+		head[keep] = '\0';
+		if (realpath(keep ? head : "/", out))
+			break;
+		if (keep == 0)
+			return -errno;
+		/* drop the last component and the slashes around it */
+		while (keep > 0 && path[keep - 1] == '/')
+			keep--;
+		while (keep > 0 && path[keep - 1] != '/')
+			keep--;
+		while (keep > 0 && path[keep - 1] == '/')
+			keep--;
+	}
+	for (rest = path + keep; *rest; ) {
+		size_t n = strcspn(rest, "/");
+
+		if (canon_append(out, PATH_MAX, rest, n))
+			return -ENAMETOOLONG;
+		rest += n;
+		rest += strspn(rest, "/");
+	}
+	return 0;
+}
+
+/* a is inside b (not equal). */
+static int inside(const char *a, const char *b)
+{
+	size_t n = strlen(b);
+
+	if (strcmp(b, "/") == 0)
+		return strcmp(a, "/") != 0;
+	return strncmp(a, b, n) == 0 && a[n] == '/';
+}
+
+static void place_label(const struct place *p, char *out, size_t len)
+{
+	switch (p->kind) {
+	case PLACE_CACHE:
+		snprintf(out, len, "cache_dir %s", p->path);
+		break;
+	case PLACE_REGION:
+		snprintf(out, len, "region %s (%s)", p->name, p->path);
+		break;
+	case PLACE_LOG:
+		snprintf(out, len, "log_file %s", p->path);
+		break;
+	case PLACE_MOUNT:
+		snprintf(out, len, "the mountpoint %s", p->path);
+		break;
+	}
+}
+
+/* Whether a and b may not be the same folder or one inside the other.
+ * log_file may be anywhere but inside a region or the mountpoint. */
+static int must_be_apart(const struct place *a, const struct place *b)
+{
+	if (a->kind == PLACE_LOG || b->kind == PLACE_LOG)
+		return a->kind == PLACE_REGION || b->kind == PLACE_REGION ||
+		       a->kind == PLACE_MOUNT || b->kind == PLACE_MOUNT;
+	return 1;
+}
+
+/* One line if a and b overlap where they must not.  0 or -1. */
+static int check_pair(const struct phi_config *cfg, const struct place *a,
+		      const struct place *b)
+{
+	char la[PATH_MAX + 96], lb[PATH_MAX + 96];
+	int same = strcmp(a->path, b->path) == 0;
+
+	if (!must_be_apart(a, b))
+		return 0;
+	if (inside(b->path, a->path)) {		/* make it: a inside b */
+		const struct place *t = a;
+
+		a = b;
+		b = t;
+	}
+	/* nothing is inside a file */
+	if (!same && (!inside(a->path, b->path) || b->kind == PLACE_LOG))
+		return 0;
+	place_label(a, la, sizeof(la));
+	place_label(b, lb, sizeof(lb));
+	if (!same)
+		tool_error("%s: %s is inside %s", cfg->path, la, lb);
+	else if (a->kind == PLACE_REGION && b->kind == PLACE_REGION)
+		tool_error("%s: %s and %s are the same folder: one copy, not "
+			   "two", cfg->path, la, lb);
+	else
+		tool_error("%s: %s and %s are the same folder", cfg->path, la,
+			   lb);
+	return -1;
+}
+
+struct live_check {
+	const struct phi_config *cfg;
+	const struct place *p;
+	int n;
+};
+
+/* A phifs mount must not hold this filesystem's cache, regions or log:
+ * recover once wrote a filesystem into a live mount. */
+static int check_live(void *ctx, const char *mp, const char *type,
+		      const char *source)
+{
+	const struct live_check *lc = ctx;
+	char label[PATH_MAX + 96];
+
+	(void)source;
+	if (strcmp(type, "fuse.phifs") != 0)
+		return 0;
+	for (int i = 0; i < lc->n; i++) {
+		const struct place *p = &lc->p[i];
+
+		if (p->kind == PLACE_MOUNT ||
+		    (strcmp(p->path, mp) != 0 && !inside(p->path, mp)))
+			continue;
+		place_label(p, label, sizeof(label));
+		tool_error("%s: %s is inside the phifs mount at %s (keep it "
+			   "outside every mount)", lc->cfg->path, label, mp);
+		return 1;
+	}
+	return 0;
+}
+
+static int add_place(const struct phi_config *cfg, struct place *p,
+		     enum place_kind kind, const char *name, const char *path)
+{
+	int rc;
+
+	p->kind = kind;
+	p->name = name;
+	rc = canon_path(path, p->path);
+	if (rc == 0)
+		return 0;
+	tool_error("%s: %s: %s", cfg->path, path, phi_strerror(rc));
+	return -1;
+}
+
+/* Two s3: regions naming one bucket and prefix of one server. */
+static int check_s3_twins(const struct phi_config *cfg)
+{
+	struct backend_url u[PHI_MAX_REGIONS];
+	char why[256];
+
+	for (int i = 0; i < cfg->nregions; i++) {
+		const struct phi_region *a = &cfg->regions[i];
+
+		if (backend_url_parse(a->url, &u[i], why, sizeof(why)))
+			u[i].kind = BACKEND_DIR;	/* checked elsewhere */
+		for (int j = 0; u[i].kind == BACKEND_S3 && j < i; j++) {
+			const struct phi_region *b = &cfg->regions[j];
+
+			if (u[j].kind != BACKEND_S3 ||
+			    strcmp(u[i].bucket, u[j].bucket) != 0 ||
+			    strcmp(u[i].prefix, u[j].prefix) != 0 ||
+			    strcmp(a->endpoint ? a->endpoint : "",
+				   b->endpoint ? b->endpoint : "") != 0 ||
+			    strcmp(a->region ? a->region : "",
+				   b->region ? b->region : "") != 0)
+				continue;
+			tool_error("%s: regions %s and %s are the same bucket "
+				   "and prefix: one copy, not two", cfg->path,
+				   b->name, a->name);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int tool_check_places(const struct phi_config *cfg, const char *mountpoint)
+{
+	struct place p[PHI_MAX_REGIONS + 3];
+	struct live_check lc = { cfg, p, 0 };
+	struct backend_url u;
+	char why[256];
+	int n = 0;
+
+	if (check_s3_twins(cfg) ||
+	    add_place(cfg, &p[n++], PLACE_CACHE, NULL, cfg->cache_dir))
+		return -1;
+	for (int i = 0; i < cfg->nregions; i++) {
+		const struct phi_region *r = &cfg->regions[i];
+
+		if (backend_url_parse(r->url, &u, why, sizeof(why)) ||
+		    u.kind != BACKEND_DIR)
+			continue;
+		if (add_place(cfg, &p[n++], PLACE_REGION, r->name, u.path))
+			return -1;
+	}
+	if (cfg->log_file &&
+	    add_place(cfg, &p[n++], PLACE_LOG, NULL, cfg->log_file))
+		return -1;
+	if (mountpoint &&
+	    add_place(cfg, &p[n++], PLACE_MOUNT, NULL, mountpoint))
+		return -1;
+	for (int i = 0; i < n; i++)
+		for (int j = i + 1; j < n; j++)
+			if (check_pair(cfg, &p[i], &p[j]))
+				return -1;
+	lc.n = n;
+	/* without /proc there is nothing to compare with */
+	return tool_mounts_each(check_live, &lc) == 1 ? -1 : 0;
 }

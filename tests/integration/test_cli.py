@@ -12,11 +12,12 @@ import os
 import re
 import signal
 import stat
+import subprocess
 import time
 
 import pytest
 
-from conftest import (MOUNT_OPTS, OTHER_UID, fuse_mounts_under,
+from conftest import (MOUNT_OPTS, OTHER_UID, PHIFS, fuse_mounts_under,
                       is_fuse_mounted, mounts, pid_alive, pids_referencing,
                       read_file, write_file)
 
@@ -214,6 +215,65 @@ def test_bad_config_other_commands(phifs_bare, cmd):
     no_daemon_left(fs)
 
 
+@pytest.mark.parametrize("kind", ["dev-zero", "fifo", "nul-byte"])
+def test_config_must_be_a_text_file(phifs_bare, kind):
+    """/dev/zero made status spin for ever, a FIFO hung it, and a NUL byte
+    silently cut a value ("5\\0s" read as 5 seconds)."""
+    fs = phifs_bare
+    fs.mkfs()
+    if kind == "dev-zero":
+        config = "/dev/zero"
+    elif kind == "fifo":
+        config = os.path.join(fs.base, "fifo.ini")
+        os.mkfifo(config)
+    else:
+        config = fs.config
+        with open(config) as f:
+            text = f.read()
+        with open(config, "w") as f:
+            f.write(text.replace("seal_delay = 1s", "seal_delay = 5\0s"))
+    before = snapshot(fs.base)
+    for cmd in ("status", "mount"):
+        args = [cmd, config] + ([fs.mnt] if cmd == "mount" else [])
+        line = one_error_line(fs.run(*args, timeout=30))
+        assert config in line, line
+        if kind == "nul-byte":
+            assert re.search(r":\d+: NUL byte", line), line
+        else:
+            assert "not a regular file" in line, line
+    assert_unchanged(before, snapshot(fs.base))
+    no_daemon_left(fs)
+
+
+def test_block_size_differs_from_filesystem(phifs_bare):
+    """block_size is fixed at mkfs: a config naming another one was
+    ignored without a word; every command that opens the filesystem
+    refuses it, and leaving the key out is the fix."""
+    fs = phifs_bare
+    with open(fs.config) as f:
+        made = f.read().replace("block_size = 1M", "block_size = 64K")
+    fs.write_config(made)
+    fs.mkfs()
+    lineno = made.splitlines().index("block_size = 64K") + 1
+    fs.write_config(made.replace("block_size = 64K", "block_size = 1M"))
+    before = snapshot(fs.base)
+    for args in (["mount", fs.config, fs.mnt, "-o", MOUNT_OPTS],
+                 ["status", fs.config], ["sync", fs.config],
+                 ["fsck", fs.config], ["versions", fs.config, "/"]):
+        line = one_error_line(fs.run(*args))
+        names_file_line_key(line, fs.config, lineno, "block_size")
+        assert "1M" in line and "64K" in line, (args, line)
+        assert "set it to 64K" in line, (args, line)
+        assert not is_fuse_mounted(fs.mnt)
+    assert_unchanged(before, snapshot(fs.base))
+    no_daemon_left(fs)
+    # without the key the filesystem's own block size is used
+    fs.write_config(made.replace("block_size = 64K\n", ""))
+    fs.mount()
+    write_file(fs.path("f"), b"x" * 100000)
+    assert fs.status()["block_size"] == 64 << 10
+
+
 def test_cache_dir_not_writable(phifs_bare):
     fs = phifs_bare
     os.chmod(fs.config, 0o644)
@@ -312,6 +372,140 @@ def test_second_mount_of_same_cache_dir(phifs):
     assert phifs.status()["pid"] == phifs.pid
 
 
+def lease_objects(fs):
+    """Lease objects (l/... in a dir: region, as test_lease.py finds
+    them), by region."""
+    res = set()
+    for region, root in (("a", fs.region_dir_a), ("b", fs.region_dir_b)):
+        d = os.path.join(root, "l")
+        if os.path.isdir(d):
+            res |= {(region, n) for n in os.listdir(d)
+                    if not n.startswith(".")}
+    return res
+
+
+@pytest.mark.parametrize("case", ["unknown-option", "lock-is-a-folder"])
+def test_mount_checks_local_things_before_the_lease(phifs_bare, case):
+    """mount -o nosuchopt, or a cache_dir/lock that is a folder, wrote a
+    lease object to every region before failing: everything local is
+    checked first."""
+    fs = phifs_bare
+    fs.mkfs()
+    opts = MOUNT_OPTS
+    if case == "unknown-option":
+        opts += ",nosuchopt"
+    else:
+        lock = os.path.join(fs.cache_dir, "lock")
+        os.unlink(lock)
+        os.mkdir(lock)
+    leases = lease_objects(fs)
+    before = snapshot(fs.base)
+    for extra in ([], ["-f"]):
+        p = fs.run("mount", fs.config, fs.mnt, *extra, "-o", opts)
+        assert lease_objects(fs) == leases, \
+            f"a lease was written: {p.stderr!r}"
+        line = one_error_line(p)
+        assert ("nosuchopt" if case == "unknown-option" else "lock") \
+            in line, line
+        assert not is_fuse_mounted(fs.mnt)
+    assert_unchanged(before, snapshot(fs.base))
+    no_daemon_left(fs)
+
+
+def _two_regions(fs, url_a, url_b, cache_dir=None):
+    return (f"[filesystem]\ncache_dir = {cache_dir or fs.cache_dir}\n"
+            f"key_file = {fs.key_file}\n\n[region a]\nurl = dir:{url_a}\n\n"
+            f"[region b]\nurl = dir:{url_b}\n")
+
+
+# (id, region a, region b, cache_dir, words in the error); paths relative
+# to the test's directory
+OVERLAPPING_PLACES = [
+    ("same-with-slash", "x", "x/", None, ["region a", "region b", "same"]),
+    ("same-through-dotdot", "x", "y/../x", None, ["same"]),
+    ("same-through-missing-dotdot", "x", "nothere/../x", None, ["same"]),
+    ("same-through-symlink", "x", "link-to-x", None, ["same"]),
+    ("region-inside-region", "x", "x/sub", None, ["inside"]),
+    ("region-is-cache-dir", "x", "cache", None, ["cache_dir", "same"]),
+    ("region-inside-cache-dir", "x", "cache/r", None, ["inside"]),
+    ("cache-dir-inside-region", "x", "z", "z/cache", ["inside"]),
+]
+
+
+@pytest.mark.parametrize("a,b,cache,words",
+                         [c[1:] for c in OVERLAPPING_PLACES],
+                         ids=[c[0] for c in OVERLAPPING_PLACES])
+def test_places_must_be_apart_at_mkfs(phifs_bare, a, b, cache, words):
+    """Two regions that are one folder were accepted: one copy pretending
+    to be two; so were regions in cache_dir and the other way round."""
+    fs = phifs_bare
+    for d in ("x", "y", "z", "z/cache"):
+        os.makedirs(os.path.join(fs.base, d), exist_ok=True)
+    os.symlink(os.path.join(fs.base, "x"), os.path.join(fs.base, "link-to-x"))
+    fs.write_config(_two_regions(
+        fs, os.path.join(fs.base, a), os.path.join(fs.base, b),
+        cache_dir=cache and os.path.join(fs.base, cache)))
+    before = snapshot(fs.base)
+    line = one_error_line(fs.run("mkfs", fs.config))
+    for w in words:
+        assert w in line, line
+    assert_unchanged(before, snapshot(fs.base))
+
+
+@pytest.mark.parametrize("where", ["cache-dir", "region", "inside-cache-dir",
+                                   "inside-region", "holds-cache-dir",
+                                   "holds-log-file"])
+def test_mountpoint_apart_from_cache_and_regions(phifs_bare, where):
+    fs = phifs_bare
+    fs.mkfs()
+    mnt = {"cache-dir": fs.cache_dir, "region": fs.region_dir_b + "/",
+           "inside-cache-dir": os.path.join(fs.cache_dir, "m"),
+           "inside-region": os.path.join(fs.region_dir_a, "m"),
+           "holds-cache-dir": fs.base, "holds-log-file": fs.mnt}[where]
+    os.makedirs(mnt, exist_ok=True)
+    if where == "holds-log-file":
+        with open(fs.config) as f:
+            text = f.read()
+        fs.write_config(text.replace(
+            "seal_delay = 1s\n",
+            f"seal_delay = 1s\nlog_file = {fs.mnt}/phifs.log\n"))
+    leases = lease_objects(fs)
+    before = snapshot(fs.base)
+    for extra in ([], ["-f"]):
+        p = fs.run("mount", fs.config, mnt, *extra, "-o", MOUNT_OPTS)
+        assert not fuse_mounts_under(fs.base), p.stderr
+        line = one_error_line(p)
+        assert "mountpoint" in line, line
+        assert lease_objects(fs) == leases
+    assert_unchanged(before, snapshot(fs.base))
+    no_daemon_left(fs)
+
+
+@pytest.mark.parametrize("cmd", ["recover", "restore", "versions", "mkfs"])
+def test_nothing_written_into_a_live_mount(phifs, cmd):
+    """recover once wrote a filesystem into the live mount: a cache_dir
+    inside a phifs mount is refused."""
+    write_file(phifs.path("f"), b"live")
+    p = phifs.run("sync", phifs.config, "--timeout", "120", timeout=180)
+    assert p.returncode == 0, p.stderr
+    inner = phifs.path("cache2")
+    os.mkdir(inner)
+    config2 = os.path.join(phifs.base, "inner.ini")
+    with open(phifs.config) as f:
+        text = f.read()
+    with open(config2, "w") as f:
+        f.write(text.replace(f"cache_dir = {phifs.cache_dir}\n",
+                             f"cache_dir = {inner}\n"))
+    dest = os.path.join(phifs.base, "dest")
+    os.mkdir(dest)
+    args = {"recover": [config2], "restore": [config2, "/f", dest],
+            "versions": [config2, "/f"], "mkfs": [config2]}[cmd]
+    line = one_error_line(phifs.run(cmd, *args, timeout=120))
+    assert "inside the phifs mount" in line and phifs.mnt in line, line
+    assert os.listdir(inner) == [] and os.listdir(dest) == []
+    assert sorted(os.listdir(phifs.mnt)) == ["cache2", "f"]
+
+
 def test_umount_not_mounted(phifs_bare):
     fs = phifs_bare
     before = snapshot(fs.base)
@@ -372,6 +566,43 @@ def test_status_no_filesystem(phifs_bare):
     assert_unchanged(before, snapshot(phifs_bare.base))
 
 
+def run_into_closed_pipe(fs, *args):
+    """`phifs ARGS` with stdout a pipe whose reader is gone before phifs
+    starts (as `| head` is once it has read enough): every write to it
+    fails."""
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        return subprocess.run([PHIFS] + list(args), stdin=subprocess.DEVNULL,
+                              stdout=w, stderr=subprocess.PIPE, text=True,
+                              errors="replace", timeout=300, cwd=fs.base,
+                              env=fs.environ(), start_new_session=True)
+    finally:
+        os.close(w)
+
+
+def test_closed_pipe_is_a_normal_end(phifs):
+    """`phifs versions ... | head` said "interrupted by signal 13" and
+    exited 141; status died of SIGPIPE.  A reader that stops early is a
+    normal end: exit 0, nothing on stderr."""
+    for i in range(3):
+        write_file(phifs.path("f"), b"v" * (i + 1))
+        p = phifs.run("sync", phifs.config, "--timeout", "120", timeout=180)
+        assert p.returncode == 0, p.stderr
+    dest = os.path.join(phifs.base, "dest")
+    os.mkdir(dest)
+    for args in (["versions", phifs.config, "/f"],
+                 ["restore", phifs.config, "/f", dest, "--dry-run"],
+                 ["status", phifs.config], ["status", phifs.config, "--json"],
+                 ["help"], ["help", "config"]):
+        p = run_into_closed_pipe(phifs, *args)
+        assert (p.returncode, p.stderr) == (0, ""), (args, p.returncode,
+                                                     p.stderr)
+    assert os.listdir(dest) == []
+    assert not [n for n in os.listdir(phifs.base)
+                if n.startswith(".phifs-")], "a scratch folder was left"
+
+
 # --- mount and unmount ----------------------------------------------------
 
 def test_umount_flushes(phifs):
@@ -416,6 +647,110 @@ def test_daemonized_mount(phifs_bare):
     fs.pid = None
     fs.mount(foreground=False)
     assert read_file(fs.path("f")) == b"daemon"
+
+
+def log_lines(path):
+    with open(path, errors="replace") as f:
+        return f.read().splitlines()
+
+
+def test_log_file_and_why_the_daemon_stops(phifs_bare):
+    """In the background without syslog every log line was lost: log_file
+    takes them, status says where the log goes, and the log says why the
+    daemon stopped."""
+    fs = phifs_bare
+    log = os.path.join(fs.base, "phifs.log")
+    with open(fs.config) as f:
+        text = f.read()
+    fs.write_config(text.replace("seal_delay = 1s\n",
+                                 f"seal_delay = 1s\nlog_file = {log}\n"))
+    fs.mkfs()
+    fs.mount(foreground=False)
+    st = fs.status()
+    assert st["log"] == {"to": "file", "path": log, "from_mount": True,
+                         "syslog_available": st["log"]["syslog_available"]}
+    p = fs.run("status", fs.config)
+    assert f"\nlog          file {log}\n" in p.stdout, p.stdout
+    pid = fs.pid
+    assert any(f"phifs[{pid}]: notice: mounted (pid {pid})" in x
+               for x in log_lines(log)), log_lines(log)
+    assert stat.S_IMODE(os.stat(log).st_mode) == 0o600
+    # a signal: named, with who sent it
+    os.kill(pid, signal.SIGTERM)
+    assert wait_gone(pid), "the daemon did not stop on SIGTERM"
+    fs.pid = None
+    assert not is_fuse_mounted(fs.mnt)
+    lines = log_lines(log)
+    assert any(x.endswith(f"phifs[{pid}]: notice: stopping: SIGTERM from "
+                          f"pid {os.getpid()}") for x in lines), lines
+    assert lines[-1].endswith(f"phifs[{pid}]: notice: unmounted cleanly"), \
+        lines
+    st = fs.status()
+    assert st["log"]["to"] == "file" and not st["log"]["from_mount"], st
+    # an unmount
+    fs.mount(foreground=False)
+    pid = fs.pid
+    fs.umount()
+    lines = log_lines(log)
+    assert any(f"phifs[{pid}]: notice: stopping: unmounted" in x
+               for x in lines), lines
+    # in the foreground: stderr, and status says so
+    fs.mount()
+    st = fs.status()
+    assert st["log"]["to"] == "stderr" and st["log"]["from_mount"], st
+    assert st["log"]["path"] is None, st
+    fs.proc.send_signal(signal.SIGINT)
+    assert fs.proc.wait(timeout=60) == 0
+    fs.proc = fs.pid = None
+    assert "phifs: notice: stopping: SIGINT from pid " in fs.log_tail()
+
+
+def wait_gone(pid, timeout=60):
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_log_without_syslog_or_log_file(phifs_bare):
+    """Without log_file, a mount in the background logs to syslog; where
+    there is none (no /dev/log) its lines are lost, and mount and status
+    say so."""
+    fs = phifs_bare
+    fs.mkfs()
+    st = fs.status()
+    have = os.path.exists("/dev/log")
+    assert st["log"] == {"to": "syslog", "path": None, "from_mount": False,
+                         "syslog_available": have}, st
+    p = fs.run("mount", fs.config, fs.mnt, "-o", MOUNT_OPTS)
+    if p.returncode == 0:
+        fs.pid = fs.status()["pid"]
+    assert p.returncode == 0, p.stderr
+    warned = "no syslog here (no /dev/log)" in p.stderr
+    assert warned == (not have), p.stderr
+    assert fs.status()["log"]["from_mount"] is True
+    p = fs.run("status", fs.config)
+    assert ("lines are lost; set log_file" in p.stdout) == (not have), \
+        p.stdout
+
+
+def test_log_file_unusable(phifs_bare):
+    fs = phifs_bare
+    fs.mkfs()
+    bad = os.path.join(fs.base, "logdir")
+    os.mkdir(bad)
+    with open(fs.config) as f:
+        text = f.read()
+    fs.write_config(text.replace("seal_delay = 1s\n",
+                                 f"seal_delay = 1s\nlog_file = {bad}\n"))
+    before = snapshot(fs.base)
+    line = one_error_line(fs.run("mount", fs.config, fs.mnt, "-o",
+                                 MOUNT_OPTS))
+    assert "log_file" in line and bad in line, line
+    assert_unchanged(before, snapshot(fs.base))
+    no_daemon_left(fs)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

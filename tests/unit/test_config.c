@@ -302,6 +302,75 @@ TEST(file_is_a_directory)
 	expect_path_error(test_tmpdir(), -EISDIR, ": cannot read: Is a directory");
 }
 
+/* Neither may hang or spin: a FIFO blocked the open until a writer came,
+ * and /dev/zero fed the reader NUL bytes for ever. */
+TEST(file_not_regular)
+{
+	char fifo[4200];
+
+	expect_path_error("/dev/null", PHI_ECONFIG,
+			  ": not a regular file (it is a character device)");
+	expect_path_error("/dev/zero", PHI_ECONFIG,
+			  ": not a regular file (it is a character device)");
+	snprintf(fifo, sizeof(fifo), "%s/fifo.ini", test_tmpdir());
+	ASSERT_OK(mkfifo(fifo, 0600));
+	alarm(30);	/* a hang fails the case instead of the whole run */
+	expect_path_error(fifo, PHI_ECONFIG,
+			  ": not a regular file (it is a FIFO)");
+	alarm(0);
+}
+
+/* A NUL byte cut the value ("5\0s" was read as "5") and everything after
+ * it on the line. */
+TEST(nul_byte_refused)
+{
+	static const char text[] = FS "seal_delay = 5\0s\n";
+	FILE *f;
+
+	snprintf(ini_path, sizeof(ini_path), "%s/phifs.ini", test_tmpdir());
+	f = fopen(ini_path, "w");
+	ASSERT_TRUE(f != NULL);
+	ASSERT_EQ(fwrite(text, 1, sizeof(text) - 1, f), sizeof(text) - 1);
+	ASSERT_OK(fclose(f));
+	expect_path_error(ini_path, PHI_ECONFIG, ":3: NUL byte in the line "
+			  "(a configuration is a text file)");
+}
+
+/* Whether the file sets block_size: only then may it differ from the
+ * filesystem's (tool_check_block_size()). */
+TEST(block_size_line_recorded)
+{
+	struct phi_config cfg;
+
+	load_ok(FS, &cfg);
+	ASSERT_EQ(cfg.block_size_line, 0);
+	ASSERT_EQ(cfg.block_size, 1u << 20);
+	phi_config_release(&cfg);
+	load_ok(FS "cache_size = 1G\nblock_size = 64K\n", &cfg);
+	ASSERT_EQ(cfg.block_size_line, 4);
+	ASSERT_EQ(cfg.block_size, 64u << 10);
+	phi_config_release(&cfg);
+}
+
+TEST(format_size)
+{
+	static const struct {
+		uint64_t v;
+		const char *want;
+	} cases[] = {
+		{ 0, "0" }, { 4097, "4097" }, { 4096, "4K" }, { 65536, "64K" },
+		{ 1536 << 10, "1536K" }, { 1 << 20, "1M" },
+		{ 20ULL << 30, "20G" }, { 3ULL << 40, "3T" },
+		{ 2048ULL << 40, "2048T" },
+	};
+	char buf[32];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		phi_format_size(cases[i].v, buf, sizeof(buf));
+		ASSERT_STREQ(buf, cases[i].want);
+	}
+}
+
 TEST(unreadable_file)
 {
 	const char *path = write_ini(FS);
@@ -680,7 +749,8 @@ TEST(help_lists_every_key)
 		"path_style", "allow_http", "credentials_file", "ca_file",
 		"gc_credentials_file", "key_file", "seal_delay", "5s",
 		"uploaders", "pack_size", "4M", "dirty_limit", "TIME",
-		"metadata_interval", "30s", "retention", "30d", "PERIOD", NULL,
+		"metadata_interval", "30s", "retention", "30d", "PERIOD",
+		"log_file", NULL,
 	};
 	char out[8192];
 
@@ -779,6 +849,20 @@ TEST(parse_duration)
 		ASSERT_ERR(phi_parse_duration(bad[i], &v), -EINVAL);
 		ASSERT_EQ(v, 42);
 	}
+}
+
+TEST(log_file_loads)
+{
+	struct phi_config cfg;
+
+	load_ok(FS, &cfg);
+	ASSERT_TRUE(cfg.log_file == NULL);
+	phi_config_release(&cfg);
+	load_ok(FS "log_file = /var/log/phifs/clinic.log\n", &cfg);
+	ASSERT_STREQ(cfg.log_file, "/var/log/phifs/clinic.log");
+	phi_config_release(&cfg);
+	expect_error(FS "log_file = phifs.log\n",
+		     ":3: log_file: must be an absolute path");
 }
 
 TEST(history_keys_load)
@@ -991,6 +1075,10 @@ TEST_MAIN(
 	TEST_ENTRY(max_regions_accepted),
 	TEST_ENTRY(missing_file),
 	TEST_ENTRY(file_is_a_directory),
+	TEST_ENTRY(file_not_regular),
+	TEST_ENTRY(nul_byte_refused),
+	TEST_ENTRY(block_size_line_recorded),
+	TEST_ENTRY(format_size),
 	TEST_ENTRY(unreadable_file),
 	TEST_ENTRY(syntax_error),
 	TEST_ENTRY(syntax_error_before_key_error),
@@ -1029,6 +1117,7 @@ TEST_MAIN(
 	TEST_ENTRY(bad_pack_size),
 	TEST_ENTRY(bad_dirty_limit),
 	TEST_ENTRY(error_is_one_line_and_fits),
+	TEST_ENTRY(log_file_loads),
 	TEST_ENTRY(history_keys_load),
 	TEST_ENTRY(bad_history_keys),
 	TEST_ENTRY(parse_period),
