@@ -18,9 +18,13 @@
  * `dirty` db with the node's next fold, and the `cut_from` of a truncate
  * with it, so a crash loses no more than the unfolded size would.
  *
- * A fetched block is written into the data file at once but recorded as
- * resident only after an fdatasync (blk_persist_fetched()); until then a
- * crash merely costs a second fetch, never a block of zeros.
+ * A fetched block is written into the data file at once and recorded as
+ * resident later (blk_persist_fetched()); until then a crash merely costs
+ * a second fetch.  Its checksum guards the order: should the flag reach
+ * the disk before the bytes do (a power loss), the first read finds them
+ * wrong and fetches again, never returns a block of zeros.  A block
+ * sealed before checksums has no such guard, and its bytes are synced
+ * before its flag is recorded.
  *
  * THE INVARIANT: no byte of the data file changes while its block is
  * recorded clean.  What a file shows after any crash is then what the
@@ -399,6 +403,8 @@ static int fetch(struct cache *c, struct cnode *n, uint64_t blk)
 		return rc;
 	rc = rec_get(c, txn, n->ino, blk, &rec);
 	meta_read_end(txn);
+	if (rc == 0 && !(rec.flags & BLOCK_SUMMED))
+		n->fetched_unsummed = 1;
 	if (rc == -ENOENT) {		/* cut meanwhile: a hole */
 		blkset_del(&n->gone, blk);
 		return 0;
@@ -821,6 +827,9 @@ int blk_prepare_cut(struct cache *c, struct cnode *n, uint64_t size)
 
 	if (!c->seal)
 		return 0;
+	/* Before anything: a seal in flight must not record a block read
+	 * before this cut (cache_seal.c, commit_txn()). */
+	atomic_fetch_add(&n->cuts, 1);
 	if (size % bs && size < n->size) {
 		/* The block the cut splits changes: its tail becomes zeros,
 		 * its head stays and must be good. */
@@ -1029,11 +1038,13 @@ int blk_persist_node(struct cache *c, struct cnode *n)
 
 	if (!n->fetched.n || n->fd < 0)
 		return 0;
-	if (fdatasync(n->fd))
+	if (n->fetched_unsummed && fdatasync(n->fd))
 		return -errno;
 	rc = meta_write(c, flags_txn, &a);
-	if (rc == 0)
+	if (rc == 0) {
 		n->fetched.n = 0;
+		n->fetched_unsummed = 0;
+	}
 	return rc;
 }
 

@@ -162,6 +162,8 @@ struct cnode {
 	struct blkset fresh;	/* of those, not yet in the `dirty` db */
 	struct blkset gone;	/* sealed, plaintext not in the data file */
 	struct blkset fetched;	/* fetched back; resident flag unrecorded */
+	int fetched_unsummed;	/* one of them has no checksum: its bytes
+				   must be synced before the flag */
 	struct blkset sealing;	/* in a pack not stored yet */
 	struct blkset checked;	/* clean blocks whose local bytes were
 				   found to match their record since the
@@ -173,6 +175,9 @@ struct cnode {
 				   the next fold; UINT64_MAX if none */
 	uint64_t last_write_ns;	/* cache_mono_ns() of the last write */
 	atomic_uint gen;	/* bumped when a block joins `dirty` */
+	atomic_uint cuts;	/* bumped by every cut (blk_prepare_cut()):
+				   a seal in flight may no longer record
+				   what it read, the block may be gone */
 	int handles;		/* open cache_files */
 	uint64_t size;
 	struct timespec mtime, ctime;
@@ -262,10 +267,10 @@ void blk_fold_done(struct cnode *n);
 int blk_free_txn(struct cache *c, MDB_txn *txn, uint64_t ino);
 /* Punch gone blocks that hold data (node_load()); n->lock held. */
 void blk_punch_gone(struct cache *c, struct cnode *n);
-/* Record n's fetched blocks as resident after an fdatasync; n->lock
- * held, data file open. */
+/* Record n's fetched blocks as resident (after an fdatasync only if one
+ * has no checksum to guard it); n->lock held, data file open. */
 int blk_persist_node(struct cache *c, struct cnode *n);
-/* Record fetched blocks as resident, after an fdatasync (sealer). */
+/* blk_persist_node() for every node with fetched blocks (sealer). */
 void blk_persist_fetched(struct cache *c);
 /* Evict clean, replicated blocks of files not open, least recently used
  * first, until `want` bytes are freed or nothing more can go.  Takes no

@@ -102,6 +102,7 @@ struct pack_entry {
 	uint32_t len, plain;
 	uint32_t crc;		/* phi_crc32c() of the plaintext */
 	unsigned gen;		/* n->gen when the block was read */
+	unsigned cuts;		/* n->cuts likewise */
 };
 
 struct packer {
@@ -240,6 +241,12 @@ static int commit_txn(struct cache *c, MDB_txn *txn, void *arg)
 			return rc;
 		if (e->blk * c->block_size >= rec.size)
 			continue;
+		/* Cut since it was read, and maybe grown again past it: the
+		 * block may be a hole now, with no record and no dirty entry
+		 * to correct this one.  If it was written again, its dirty
+		 * entry seals it anew. */
+		if (atomic_load(&e->n->cuts) != e->cuts)
+			continue;
 		key_put_u64(k, e->n->ino);
 		key_put_u64(k + 8, e->blk);
 		key.mv_size = 16;
@@ -318,7 +325,7 @@ static int packer_begin(struct packer *p)
 
 /* Seal plain as the next frame of the pack, for block blk of n. */
 static int pack_add(struct cache *c, struct packer *p, struct cnode *n,
-		    uint64_t blk, unsigned gen)
+		    uint64_t blk, unsigned gen, unsigned cuts)
 {
 	char fid[PACK_KEY_LEN + 32];
 	size_t off, len = buf_len(&p->plain);
@@ -351,7 +358,7 @@ static int pack_add(struct cache *c, struct packer *p, struct cnode *n,
 					    (uint32_t)(buf_len(&p->data) - off),
 					    (uint32_t)len,
 					    phi_crc32c(0, buf_data(&p->plain), len),
-					    gen };
+					    gen, cuts };
 	p->bytes_in += len;
 	return 0;
 }
@@ -408,7 +415,7 @@ static int seal_inode(struct cache *c, struct packer *p, uint64_t ino,
 
 	for (size_t i = 0; rc == 0 && i < todo.n; i++) {
 		uint64_t blk = todo.v[i], len;
-		unsigned gen;
+		unsigned gen, cuts;
 		ssize_t r;
 
 		pthread_mutex_lock(&n->lock);
@@ -437,6 +444,7 @@ static int seal_inode(struct cache *c, struct packer *p, uint64_t ino,
 		blkset_add(&n->checked, blk);
 		atomic_fetch_sub(&c->seal->dirty_blocks, 1);
 		gen = atomic_load(&n->gen);
+		cuts = atomic_load(&n->cuts);
 		if (len && blkset_add(&n->sealing, blk) < 0) {
 			if (blkset_add(&n->dblk, blk) > 0)
 				atomic_fetch_add(&c->seal->dirty_blocks, 1);
@@ -451,7 +459,7 @@ static int seal_inode(struct cache *c, struct packer *p, uint64_t ino,
 			continue;
 		}
 		node_hold(c, n);
-		rc = pack_add(c, p, n, blk, gen);
+		rc = pack_add(c, p, n, blk, gen, cuts);
 		if (rc) {
 			node_release(c, n);
 			pthread_mutex_lock(&n->lock);
@@ -709,6 +717,12 @@ static void *sealer_main(void *arg)
 		mseq = 0;
 		if (!atomic_load(&c->latched))
 			seal_pass(c, &p, jdue);
+		/* No pack open: keep no pack-sized buffers while idle (the
+		 * daemon's memory goes back to what it serves). */
+		if (p.n == 0) {
+			buf_release(&p.data);
+			buf_release(&p.plain);
+		}
 		if (jdue && !atomic_load(&c->latched)) {
 			int rc = journal_flush(c, &mseq);
 
