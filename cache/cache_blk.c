@@ -163,14 +163,14 @@ void pack_file(const uint8_t id[16], char out[PACK_FILE_LEN + 1])
 
 /* --- records ----------------------------------------------------------- */
 
-static void blk_key(uint8_t k[16], uint64_t ino, uint64_t blk)
+void blk_key(uint8_t k[16], uint64_t ino, uint64_t blk)
 {
 	key_put_u64(k, ino);
 	key_put_u64(k + 8, blk);
 }
 
-static int rec_get(struct cache *c, MDB_txn *txn, uint64_t ino,
-		   uint64_t blk, struct block_rec *rec)
+int blk_rec_get(struct cache *c, MDB_txn *txn, uint64_t ino,
+		uint64_t blk, struct block_rec *rec)
 {
 	uint8_t k[16];
 	MDB_val key = { sizeof(k), k }, val;
@@ -401,7 +401,7 @@ static int fetch(struct cache *c, struct cnode *n, uint64_t blk)
 	txn = meta_read_begin(c, &rc);
 	if (!txn)
 		return rc;
-	rc = rec_get(c, txn, n->ino, blk, &rec);
+	rc = blk_rec_get(c, txn, n->ino, blk, &rec);
 	meta_read_end(txn);
 	if (rc == 0 && !(rec.flags & BLOCK_SUMMED))
 		n->fetched_unsummed = 1;
@@ -493,7 +493,7 @@ static int never_written(struct cache *c, MDB_txn *txn, uint64_t ino,
 	char name[32];
 	int fd, hole;
 
-	if (rec_get(c, txn, ino, blk, &rec) || (rec.flags & BLOCK_RESIDENT))
+	if (blk_rec_get(c, txn, ino, blk, &rec) || (rec.flags & BLOCK_RESIDENT))
 		return 0;
 	data_name(ino, name, sizeof(name));
 	fd = openat(c->datafd, name, O_RDONLY | O_CLOEXEC);
@@ -638,7 +638,7 @@ static int check_range(struct cache *c, struct cnode *n, uint64_t off,
 			continue;
 		if (!txn && !(txn = meta_read_begin(c, &rc)))
 			break;
-		r = rec_get(c, txn, n->ino, b, &rec);
+		r = blk_rec_get(c, txn, n->ino, b, &rec);
 		if (r && r != -ENOENT) {
 			rc = r;
 			break;
@@ -724,20 +724,23 @@ static int write_ahead(struct cache *c, struct cnode *n, uint64_t off,
 		       uint64_t len)
 {
 	uint64_t bs = c->block_size, first = off / bs, last;
-	uint64_t *blk;
-	uint8_t *flags;
+	uint64_t sblk[16], *blk = sblk;
+	uint8_t sflags[16], *flags = sflags;
 	size_t count = 0;
 	int rc;
 
 	if (len == 0)
 		return 0;
 	last = (off + len - 1) / bs;
-	blk = malloc((size_t)(last - first + 1) * sizeof(*blk));
-	flags = malloc((size_t)(last - first + 1));
-	if (!blk || !flags) {
-		free(blk);
-		free(flags);
-		return -ENOMEM;
+	/* a write spans few blocks: no allocation on the write path */
+	if (last - first + 1 > 16) {
+		blk = malloc((size_t)(last - first + 1) * sizeof(*blk));
+		flags = malloc((size_t)(last - first + 1));
+		if (!blk || !flags) {
+			free(blk);
+			free(flags);
+			return -ENOMEM;
+		}
 	}
 	for (uint64_t b = first; b <= last; b++) {
 		if (blkset_has(&n->dblk, b) && !blkset_has(&n->fresh, b))
@@ -770,8 +773,10 @@ static int write_ahead(struct cache *c, struct cnode *n, uint64_t off,
 		blkset_del(&n->gone, blk[i]);
 		blkset_del(&n->fetched, blk[i]);
 	}
-	free(blk);
-	free(flags);
+	if (blk != sblk) {
+		free(blk);
+		free(flags);
+	}
 	return rc;
 }
 
@@ -973,7 +978,7 @@ static int flags_txn(struct cache *c, MDB_txn *txn, void *arg)
 		uint8_t k[16];
 		MDB_val key = { sizeof(k), k };
 		struct block_rec rec;
-		int rc = rec_get(c, txn, a->n->ino, a->blk[i], &rec);
+		int rc = blk_rec_get(c, txn, a->n->ino, a->blk[i], &rec);
 
 		if (rc == -ENOENT)
 			continue;
@@ -1214,8 +1219,8 @@ static int replicated(struct cache *c, MDB_txn *txn, uint64_t seq)
 	return mdb_get(txn, c->db_packs, &key, &val) == MDB_NOTFOUND;
 }
 
-static int in_dirty_db(struct cache *c, MDB_txn *txn, uint64_t ino,
-		       uint64_t blk)
+int blk_in_dirty(struct cache *c, MDB_txn *txn, uint64_t ino,
+		 uint64_t blk)
 {
 	uint8_t k[16];
 	MDB_val key = { sizeof(k), k }, val;
@@ -1271,7 +1276,7 @@ static int evictable(struct cache *c, struct cnode *n, struct blkset *out,
 		memcpy(&rec, val.mv_data, sizeof(rec));
 		if (blkset_has(&n->gone, blk))
 			continue;
-		if (blkset_has(&n->dblk, blk) || in_dirty_db(c, txn, n->ino, blk) ||
+		if (blkset_has(&n->dblk, blk) || blk_in_dirty(c, txn, n->ino, blk) ||
 		    !replicated(c, txn, rec.seq)) {
 			*left = 1;
 			continue;

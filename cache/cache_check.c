@@ -16,12 +16,9 @@
 #include <string.h>
 #include <time.h>
 
-static void say(cache_report_fn *fn, void *ctx, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void say(cache_report_fn *fn, void *ctx, const char *fmt, ...)
+void cache_say(cache_report_fn *fn, void *ctx, const char *fmt, ...)
 {
-	char line[512];
+	char line[1024];
 	va_list ap;
 
 	if (!fn)
@@ -83,7 +80,7 @@ long cache_fsck(struct cache *c, cache_report_fn *fn, void *ctx)
 		struct inode_rec rec;
 
 		if (k.mv_size != 8 || d.mv_size < sizeof(rec)) {
-			say(fn, ctx, "inodes: a malformed record");
+			cache_say(fn, ctx, "inodes: a malformed record");
 			problems++;
 			continue;
 		}
@@ -119,7 +116,7 @@ long cache_fsck(struct cache *c, cache_report_fn *fn, void *ctx)
 			MDB_val tkey = { 0, tk }, tval;
 
 			if (k.mv_size < 9 || d.mv_size < sizeof(dr)) {
-				say(fn, ctx, "%s: a malformed entry",
+				cache_say(fn, ctx, "%s: a malformed entry",
 				    pass ? "dircookies" : "dirents");
 				problems++;
 				continue;
@@ -144,7 +141,7 @@ long cache_fsck(struct cache *c, cache_report_fn *fn, void *ctx)
 			    tval.mv_size >= sizeof(tw))
 				memcpy(&tw, tval.mv_data, sizeof(tw));
 			if (tw.ino != dr.ino) {
-				say(fn, ctx, "directory %" PRIu64 ": entry for "
+				cache_say(fn, ctx, "directory %" PRIu64 ": entry for "
 				    "inode %" PRIu64 " has no matching %s "
 				    "entry", parent, dr.ino,
 				    pass ? "name" : "readdir");
@@ -155,19 +152,19 @@ long cache_fsck(struct cache *c, cache_report_fn *fn, void *ctx)
 			ic = find_ino(v, n, dr.ino);
 			pc = find_ino(v, n, parent);
 			if (!pc || !S_ISDIR(pc->mode)) {
-				say(fn, ctx, "entry in %" PRIu64 ", which is "
+				cache_say(fn, ctx, "entry in %" PRIu64 ", which is "
 				    "no directory", parent);
 				problems++;
 			}
 			if (!ic) {
-				say(fn, ctx, "directory %" PRIu64 " names "
+				cache_say(fn, ctx, "directory %" PRIu64 " names "
 				    "inode %" PRIu64 ", which does not exist",
 				    parent, dr.ino);
 				problems++;
 				continue;
 			}
 			if ((ic->mode & S_IFMT) != dr.type) {
-				say(fn, ctx, "directory %" PRIu64 ": type of "
+				cache_say(fn, ctx, "directory %" PRIu64 ": type of "
 				    "inode %" PRIu64 " differs from its entry",
 				    parent, dr.ino);
 				problems++;
@@ -177,7 +174,7 @@ long cache_fsck(struct cache *c, cache_report_fn *fn, void *ctx)
 				if (pc)
 					pc->subdirs++;
 				if (ic->parent != parent) {
-					say(fn, ctx, "directory %" PRIu64
+					cache_say(fn, ctx, "directory %" PRIu64
 					    " has parent %" PRIu64 ", is in %"
 					    PRIu64, dr.ino, ic->parent, parent);
 					problems++;
@@ -200,7 +197,7 @@ long cache_fsck(struct cache *c, cache_report_fn *fn, void *ctx)
 			/* unlinked while open: nlink 0 and an orphan */
 			if (!(ic->nlink == 0 && ic->names == 0 &&
 			      mdb_get(txn, c->db_orphans, &okey, &oval) == 0)) {
-				say(fn, ctx, "inode %" PRIu64 ": link count %u,"
+				cache_say(fn, ctx, "inode %" PRIu64 ": link count %u,"
 				    " but %u found", ic->ino, ic->nlink, want);
 				problems++;
 			}
@@ -210,7 +207,7 @@ long cache_fsck(struct cache *c, cache_report_fn *fn, void *ctx)
 		struct icount *root = find_ino(v, n, CACHE_ROOT_INO);
 
 		if (!root || root->nlink != 2 + root->subdirs) {
-			say(fn, ctx, "the root directory is missing or its "
+			cache_say(fn, ctx, "the root directory is missing or its "
 			    "link count is wrong");
 			problems++;
 		}
@@ -223,7 +220,7 @@ long cache_fsck(struct cache *c, cache_report_fn *fn, void *ctx)
 
 			if (k.mv_size != 16 ||
 			    d.mv_size != sizeof(struct block_rec)) {
-				say(fn, ctx, "blocks: a malformed entry");
+				cache_say(fn, ctx, "blocks: a malformed entry");
 				problems++;
 				continue;
 			}
@@ -232,7 +229,7 @@ long cache_fsck(struct cache *c, cache_report_fn *fn, void *ctx)
 			ic = find_ino(v, n, ino);
 			if (!ic || !S_ISREG(ic->mode) ||
 			    blk * c->block_size >= ic->size) {
-				say(fn, ctx, "inode %" PRIu64 ": block %"
+				cache_say(fn, ctx, "inode %" PRIu64 ": block %"
 				    PRIu64 " is mapped but not part of a "
 				    "file", ino, blk);
 				problems++;
@@ -352,10 +349,10 @@ static int repair_copy(const struct cache_scrub_args *a, int i,
 
 	if (rc == 0) {
 		out->repaired++;
-		say(a->report, a->ctx, "region %s: %s repaired from a good "
+		cache_say(a->report, a->ctx, "region %s: %s repaired from a good "
 		    "copy", a->names[i], name);
 	} else {
-		say(a->report, a->ctx, "region %s: %s could not be repaired: "
+		cache_say(a->report, a->ctx, "region %s: %s could not be repaired: "
 		    "%s", a->names[i], name,
 		    backend_last_error(a->regions[i])[0] ?
 		    backend_last_error(a->regions[i]) : phi_strerror(rc));
@@ -382,7 +379,7 @@ static void scrub_one(const struct cache_scrub_args *a, const char *name,
 			continue;
 		}
 		if (r) {
-			say(a->report, a->ctx, "region %s: cannot read %s: %s",
+			cache_say(a->report, a->ctx, "region %s: cannot read %s: %s",
 			    a->names[i], name, phi_strerror(r));
 			out->unreadable++;
 			incomplete[i] = 1;
@@ -404,7 +401,7 @@ static void scrub_one(const struct cache_scrub_args *a, const char *name,
 			out->bad++;
 		else
 			out->missing++;
-		say(a->report, a->ctx, "region %s: %s %s", a->names[i], name,
+		cache_say(a->report, a->ctx, "region %s: %s %s", a->names[i], name,
 		    state[i] == 2 ? "fails authentication" : "is missing");
 		if (!a->repair || !have_good ||
 		    repair_copy(a, i, name, buf_data(good), buf_len(good),
@@ -413,7 +410,7 @@ static void scrub_one(const struct cache_scrub_args *a, const char *name,
 	}
 	if (!have_good) {
 		out->lost++;
-		say(a->report, a->ctx, "%s has no good copy in any region",
+		cache_say(a->report, a->ctx, "%s has no good copy in any region",
 		    name);
 	}
 }
@@ -435,7 +432,7 @@ static void scrub_superblocks(const struct cache_scrub_args *a,
 		buf_reset(copy);
 		r = backend_get(a->regions[i], "superblock", 0, 0, copy);
 		if (r && r != -ENOENT) {
-			say(a->report, a->ctx, "region %s: cannot read "
+			cache_say(a->report, a->ctx, "region %s: cannot read "
 			    "superblock: %s", a->names[i], phi_strerror(r));
 			out->unreadable++;
 			incomplete[i] = 1;
@@ -451,13 +448,13 @@ static void scrub_superblocks(const struct cache_scrub_args *a,
 		} else {
 			out->missing++;
 		}
-		say(a->report, a->ctx, "region %s: superblock %s", a->names[i],
+		cache_say(a->report, a->ctx, "region %s: superblock %s", a->names[i],
 		    r ? "is missing" : "differs from the one that opens the "
 		    "key");
 		if (!a->repair) {
 			incomplete[i] = 1;
 		} else if (incomplete[i]) {
-			say(a->report, a->ctx, "region %s: superblock not "
+			cache_say(a->report, a->ctx, "region %s: superblock not "
 			    "stored, because the region still lacks objects",
 			    a->names[i]);
 		} else if (repair_copy(a, i, "superblock", a->superblock,
@@ -483,7 +480,7 @@ int cache_scrub(const struct cache_scrub_args *a,
 					     list_add, &all);
 
 			if (r) {
-				say(a->report, a->ctx, "region %s: cannot list "
+				cache_say(a->report, a->ctx, "region %s: cannot list "
 				    "its objects: %s", a->names[i],
 				    phi_strerror(r));
 				rc = r;
@@ -652,7 +649,7 @@ int cache_gc(const struct cache_gc_args *a, struct cache_gc_result *out)
 					   &nv);
 
 		if (r) {
-			say(a->report, a->ctx, "region %s: cannot list its "
+			cache_say(a->report, a->ctx, "region %s: cannot list its "
 			    "history: %s; nothing deleted", a->names[i],
 			    phi_strerror(r));
 			free(all);
@@ -687,7 +684,7 @@ int cache_gc(const struct cache_gc_args *a, struct cache_gc_result *out)
 			base = i;
 	buf_init(&plain, SIZE_MAX);
 	if (base == SIZE_MAX) {
-		say(a->report, a->ctx, "all history is younger than "
+		cache_say(a->report, a->ctx, "all history is younger than "
 		    "retention: no metadata or packs to delete");
 	} else {
 		for (size_t i = 0; i < n && rc == 0; i++) {
@@ -699,7 +696,7 @@ int cache_gc(const struct cache_gc_args *a, struct cache_gc_result *out)
 						  buf_len(&plain),
 						  keep ? &live : &old);
 			if (r && keep) {
-				say(a->report, a->ctx, "%s, needed by a kept "
+				cache_say(a->report, a->ctx, "%s, needed by a kept "
 				    "moment, cannot be read (%s): nothing "
 				    "deleted", all[i].key, phi_strerror(r));
 				rc = r;
@@ -717,7 +714,7 @@ int cache_gc(const struct cache_gc_args *a, struct cache_gc_result *out)
 		if (r == 0)
 			r = backend_list(a->regions[i], "l/", list_add, &leases);
 		if (r) {
-			say(a->report, a->ctx, "region %s: cannot list: %s",
+			cache_say(a->report, a->ctx, "region %s: cannot list: %s",
 			    a->names[i], phi_strerror(r));
 			free(packs.k);
 			free(leases.k);
@@ -737,7 +734,7 @@ int cache_gc(const struct cache_gc_args *a, struct cache_gc_result *out)
 			out->packs_deleted++;
 			if (!a->dry_run && backend_del(a->regions[i], key) &&
 			    backend_head(a->regions[i], key, &size) == 0)
-				say(a->report, a->ctx, "region %s: cannot "
+				cache_say(a->report, a->ctx, "region %s: cannot "
 				    "delete %s: %s", a->names[i], key,
 				    backend_last_error(a->regions[i]));
 		}

@@ -230,6 +230,13 @@ struct cache {
 
 /* --- cache_blk.c: block maps, fetching back, eviction ----------------- */
 
+/* Key of block blk of ino in `blocks` and `dirty`. */
+void blk_key(uint8_t k[16], uint64_t ino, uint64_t blk);
+/* The `blocks` entry of block blk of ino: 0, -ENOENT, or a code. */
+int blk_rec_get(struct cache *c, MDB_txn *txn, uint64_t ino, uint64_t blk,
+		struct block_rec *rec);
+/* Whether block blk of ino has a `dirty` entry in txn. */
+int blk_in_dirty(struct cache *c, MDB_txn *txn, uint64_t ino, uint64_t blk);
 /* Load the dirty and gone sets of n from LMDB (node_load()). */
 int blk_load(struct cache *c, MDB_txn *txn, struct cnode *n);
 /* Add the `dirty` entries of n missing from n->dirty; n->lock held. */
@@ -282,6 +289,12 @@ void blk_touch(struct cache *c, uint64_t ino);
 void blk_lru_flush(struct cache *c);
 /* "dirty", "local" or "replicated" for user.phifs.state. */
 int blk_state(struct cache *c, uint64_t ino, const char **out);
+
+/* --- cache_check.c ---------------------------------------------------- */
+
+/* One line of a report through fn (nothing if fn is NULL). */
+void cache_say(cache_report_fn *fn, void *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /* --- cache_seal.c: the sealer ----------------------------------------- */
 

@@ -38,27 +38,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static void say(cache_report_fn *fn, void *ctx, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void say(cache_report_fn *fn, void *ctx, const char *fmt, ...)
-{
-	char line[1024];
-	va_list ap;
-
-	if (!fn)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	fn(ctx, line);
-}
 
 /* --- paths, for the report --------------------------------------------- */
 
@@ -182,34 +165,11 @@ static void path_of(const struct paths *p, uint64_t ino, char *out,
 
 /* --- the local store --------------------------------------------------- */
 
-static void blk_key16(uint8_t k[16], uint64_t ino, uint64_t blk)
-{
-	key_put_u64(k, ino);
-	key_put_u64(k + 8, blk);
-}
-
-static int is_dirty(struct cache *c, MDB_txn *txn, uint64_t ino,
-		    uint64_t blk)
-{
-	uint8_t k[16];
-	MDB_val key = { sizeof(k), k }, val;
-
-	blk_key16(k, ino, blk);
-	return mdb_get(txn, c->db_dirty, &key, &val) == 0;
-}
-
+/* Whether block blk of ino has a `blocks` entry (then in *rec). */
 static int get_rec(struct cache *c, MDB_txn *txn, uint64_t ino,
 		   uint64_t blk, struct block_rec *rec)
 {
-	uint8_t k[16];
-	MDB_val key = { sizeof(k), k }, val;
-
-	blk_key16(k, ino, blk);
-	if (mdb_get(txn, c->db_blocks, &key, &val) ||
-	    val.mv_size != sizeof(*rec))
-		return 0;
-	memcpy(rec, val.mv_data, sizeof(*rec));
-	return 1;
+	return blk_rec_get(c, txn, ino, blk, rec) == 0;
 }
 
 /* The data file of ino, opened for reading; -1 if there is none. */
@@ -252,7 +212,7 @@ static int still_clean(struct cache *c, uint64_t ino, uint64_t blk,
 	txn = meta_read_begin(c, &rc);
 	if (!txn)
 		return 1;
-	same = !is_dirty(c, txn, ino, blk) &&
+	same = !blk_in_dirty(c, txn, ino, blk) &&
 	       get_rec(c, txn, ino, blk, &now) == (rec != NULL) &&
 	       (!rec || memcmp(&now, rec, sizeof(now)) == 0);
 	meta_read_end(txn);
@@ -275,7 +235,7 @@ static void report_block(struct local_walk *w, uint64_t ino, uint64_t blk,
 	char path[4096];
 
 	path_of(w->paths, ino, path, sizeof(path));
-	say(w->fn, w->ctx, "local: %s (inode %" PRIu64 ") block %" PRIu64
+	cache_say(w->fn, w->ctx, "local: %s (inode %" PRIu64 ") block %" PRIu64
 	    ": %s", path, ino, blk, what);
 	w->problems++;
 }
@@ -303,7 +263,7 @@ static int verify_file(struct local_walk *w, MDB_txn *txn, uint64_t ino,
 			struct block_rec rec;
 			int have = get_rec(c, txn, ino, b, &rec), rc;
 
-			if (is_dirty(c, txn, ino, b))
+			if (blk_in_dirty(c, txn, ino, b))
 				continue;
 			if (!have) {
 				if (!still_clean(c, ino, b, NULL))
@@ -416,7 +376,7 @@ static void differs(struct cmp *m, uint64_t ino, const struct paths *p,
 	path_of(p, ino, path, sizeof(path));
 	if (m->pending) {
 		m->out->pending++;
-		say(m->fn, m->ctx, "%s: %s in region %s's latest metadata "
+		cache_say(m->fn, m->ctx, "%s: %s in region %s's latest metadata "
 		    "(local changes not yet replicated)", path, what,
 		    m->label);
 		return;
@@ -424,7 +384,7 @@ static void differs(struct cmp *m, uint64_t ino, const struct paths *p,
 	if (m->last_ino != ino)
 		m->out->differ++;
 	m->last_ino = ino;
-	say(m->fn, m->ctx, "%s: %s in region %s's latest metadata", path,
+	cache_say(m->fn, m->ctx, "%s: %s in region %s's latest metadata", path,
 	    what, m->label);
 }
 
@@ -438,7 +398,7 @@ static void damaged(struct cmp *m, uint64_t ino, uint64_t blk,
 	if (m->last_ino != ino)
 		m->out->differ++;
 	m->last_ino = ino;
-	say(m->fn, m->ctx, "%s: block %" PRIu64 " %s region %s", path, blk,
+	cache_say(m->fn, m->ctx, "%s: block %" PRIu64 " %s region %s", path, blk,
 	    what, m->label);
 }
 
@@ -523,7 +483,7 @@ static int compare_blocks(struct cmp *m, MDB_txn *lt, MDB_txn *vt,
 		int vh = get_rec(m->view, vt, ino, b, &vr);
 		char what[96];
 
-		if (is_dirty(m->c, lt, ino, b)) {
+		if (blk_in_dirty(m->c, lt, ino, b)) {
 			m->out->pending++;
 			continue;
 		}
