@@ -285,7 +285,7 @@ static int open_object(struct dir_backend *d, const char *key, int *fdp,
 		       uint64_t *size)
 {
 	struct stat st;
-	int root, fd, rc;
+	int root = -1, fd, rc;
 
 	rc = root_open(d, &root);
 	if (rc < 0)
@@ -359,7 +359,7 @@ static int dir_get(struct backend *be, const char *key, uint64_t off,
 static int dir_head(struct backend *be, const char *key, uint64_t *size)
 {
 	struct stat st;
-	int root, rc;
+	int root = -1, rc;
 
 	rc = root_open(dir_of(be), &root);
 	if (rc < 0)

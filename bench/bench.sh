@@ -15,7 +15,7 @@ set -eu
 shopt -s inherit_errexit
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PHIFS=$ROOT/build/tools/phifs
+PHIFS=${BENCH_PHIFS:-$ROOT/build/tools/phifs}
 BEFORE=${BENCH_PHIFS_BEFORE:-}
 RUNS=${BENCH_RUNS:-3}
 BASE=${BENCH_TMP:-/var/tmp}/phifs-bench.$$
