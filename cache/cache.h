@@ -407,6 +407,8 @@ struct cache_compare_result {
 	uint64_t pending;	/* differences explained by local changes
 				   not yet in every region */
 	int was_pending;	/* such changes existed: run phifs sync */
+	uint64_t seq_here;	/* the last metadata object written here */
+	uint64_t seq_there;	/* the last one in the view */
 };
 
 /*

@@ -385,6 +385,9 @@ struct seal {
 int journal_flush(struct cache *c, uint64_t *seq);
 /* Something to write (changes, or a snapshot owed). */
 int journal_pending(struct cache *c);
+/* The number of the last metadata object written here (or, in a copy
+ * rebuilt by cache_recover(), the last one the region held). */
+uint64_t journal_seq(struct cache *c, MDB_txn *txn);
 /* Whether name (in journal/) is a metadata object in the queue. */
 int journal_known(struct cache *c, MDB_txn *txn, const char *name);
 /* The local copy of metadata object key: "journal/<hex>". */

@@ -242,6 +242,11 @@ static uint64_t super_u64(struct cache *c, MDB_txn *txn, const char *key,
 	return x;
 }
 
+uint64_t journal_seq(struct cache *c, MDB_txn *txn)
+{
+	return super_u64(c, txn, "meta_seq", 0);
+}
+
 static int set_u64(struct cache *c, MDB_txn *txn, const char *key,
 		   uint64_t x)
 {

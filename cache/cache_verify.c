@@ -347,8 +347,8 @@ long cache_verify_local(struct cache *c, cache_report_fn *fn, void *ctx,
 
 struct frame_ref {
 	struct block_rec rec;	/* the view's */
+	struct block_rec here;	/* the local one, when it was compared */
 	uint64_t ino, blk;
-	int resident;		/* the local bytes are there to compare */
 };
 
 struct cmp {
@@ -495,8 +495,7 @@ static int compare_blocks(struct cmp *m, MDB_txn *lt, MDB_txn *vt,
 			differs(m, ino, &m->lpaths, what);
 			continue;
 		}
-		rc = add_frame(m, &(struct frame_ref){
-			vr, ino, b, (lr.flags & BLOCK_RESIDENT) != 0 });
+		rc = add_frame(m, &(struct frame_ref){ vr, lr, ino, b });
 	}
 	return rc;
 }
@@ -572,7 +571,7 @@ static void check_frame(struct cmp *m, const struct frame_ref *r,
 		damaged(m, r->ino, r->blk, "cannot be read back from");
 		return;
 	}
-	if (!r->resident)
+	if (!(r->here.flags & BLOCK_RESIDENT))
 		return;		/* read from this very frame */
 	fd = open_data_ro(m->c, r->ino);
 	rc = fd < 0 ? -errno : read_local(fd, r->blk * m->c->block_size,
@@ -582,8 +581,12 @@ static void check_frame(struct cmp *m, const struct frame_ref *r,
 	if (rc == 0 && memcmp(buf_data(local), buf_data(plain),
 			      r->rec.plain) == 0)
 		return;
-	if (rc == 0 && !still_clean(m->c, r->ino, r->blk, &r->rec))
-		return;		/* written meanwhile */
+	/* Eviction clears the resident flag before it punches the hole,
+	 * a write records the block dirty before it changes a byte, an
+	 * unlink drops the records first: bytes read while the record
+	 * still stands, resident and clean, are the ones it names. */
+	if (!still_clean(m->c, r->ino, r->blk, &r->here))
+		return;		/* written, evicted or removed meanwhile */
 	damaged(m, r->ino, r->blk, rc ? "cannot be read locally to compare "
 		"with" : "differs locally from the copy in");
 }
@@ -647,6 +650,8 @@ long cache_compare(struct cache *c, struct cache *view,
 	m.pending = c->have_blockdbs &&
 		    !(db_empty(lt, c->db_dirty) && db_empty(lt, c->db_packs) &&
 		      db_empty(lt, c->db_metaq) && db_empty(lt, c->db_changed));
+	out->seq_here = journal_seq(c, lt);
+	out->seq_there = journal_seq(view, vt);
 	rc = paths_load(c, lt, &m.lpaths);
 	if (rc == 0)
 		rc = paths_load(view, vt, &m.vpaths);

@@ -79,10 +79,65 @@ int tool_verify_local(const struct phi_config *cfg, long *problems)
 	return 0;
 }
 
+/*
+ * A mount goes on sealing while the scrub runs: a segment it sends after
+ * the region's history was read, and before the local metadata was, makes
+ * the region look behind without being so.  Such a comparison is made
+ * again, with the history read anew; only the last attempt's lines are
+ * printed.  A region still behind then is missing metadata this machine
+ * recorded as replicated, and that is a problem.
+ */
+#define COMPARE_TRIES 3
+
 struct compare_ctx {
 	const struct phi_config *cfg;
 	const char *region;
+	int last;		/* the last attempt: report whatever it finds */
+	char **lines;		/* what this attempt found, to print at the end */
+	size_t nlines, caplines;
+	int nomem;
 };
+
+static void keep_line(void *ctx, const char *line)
+{
+	struct compare_ctx *x = ctx;
+	char *copy;
+
+	if (x->nlines == x->caplines) {
+		size_t cap = x->caplines ? 2 * x->caplines : 64;
+		char **v = realloc(x->lines, cap * sizeof(*v));
+
+		if (!v) {
+			x->nomem = 1;
+			return;
+		}
+		x->lines = v;
+		x->caplines = cap;
+	}
+	copy = strdup(line);
+	if (!copy) {
+		x->nomem = 1;
+		return;
+	}
+	x->lines[x->nlines++] = copy;
+}
+
+/* Print the kept lines (or only drop them) and forget them. */
+static void flush_kept(struct compare_ctx *x, int print)
+{
+	for (size_t i = 0; i < x->nlines; i++) {
+		if (print)
+			printf("%s\n", x->lines[i]);
+		free(x->lines[i]);
+	}
+	free(x->lines);
+	if (print && x->nomem)
+		printf("(some lines were lost: out of memory)\n");
+	x->lines = NULL;
+	x->nlines = x->caplines = 0;
+	x->nomem = 0;
+	fflush(stdout);
+}
 
 /* Open the rebuilt copy in dir read-only. */
 static int open_view(const struct phi_config *cfg,
@@ -104,6 +159,11 @@ static int open_view(const struct phi_config *cfg,
 
 static void summary(const char *region, const struct cache_compare_result *r)
 {
+	if (r->differ && !r->was_pending && r->seq_there < r->seq_here)
+		printf("region %s: its latest metadata is object %llu; this "
+		       "machine recorded up to %llu as replicated\n", region,
+		       (unsigned long long)r->seq_there,
+		       (unsigned long long)r->seq_here);
 	printf("region %s: %llu files, %llu blocks compared with this "
 	       "machine; %llu differ", region,
 	       (unsigned long long)r->files, (unsigned long long)r->blocks,
@@ -116,7 +176,8 @@ static void summary(const char *region, const struct cache_compare_result *r)
 	printf("\n");
 }
 
-/* In the scratch child: 0 equal, 1 differs, 2 could not compare. */
+/* In the scratch child: 0 equal, 1 differs, 2 could not compare, 3 the
+ * region's history moved on while it was read: try again. */
 static int compare_in(void *arg, const char *dir)
 {
 	struct compare_ctx *x = arg;
@@ -146,13 +207,20 @@ static int compare_in(void *arg, const char *dir)
 		ca.region = backend_replica_region(h.set, h.chosen);
 		ca.label = tool_history_region(&h);
 		ca.key = h.key;
-		ca.report = print_line;
+		ca.report = keep_line;
+		ca.ctx = x;
 		n = cache_compare(c, view, &ca, &res);
-		if (n < 0) {
+		if (n > 0 && !res.was_pending &&
+		    res.seq_there < res.seq_here && !x->last) {
+			flush_kept(x, 0);
+			rc = 3;
+		} else if (n < 0) {
+			flush_kept(x, 1);
 			tool_error("cannot compare with region %s: %s",
 				   ca.label, phi_strerror((int)n));
 			rc = -1;
 		} else {
+			flush_kept(x, 1);
 			summary(ca.label, &res);
 			rc = n ? 1 : 0;
 		}
@@ -168,9 +236,14 @@ int tool_verify_regions(const struct phi_config *cfg, long *problems)
 	int status = 0;
 
 	for (int i = 0; i < cfg->nregions; i++) {
-		struct compare_ctx x = { cfg, cfg->regions[i].name };
-		int rc = tool_with_scratch(cfg, compare_in, &x);
+		struct compare_ctx x = { cfg, cfg->regions[i].name, 0, NULL,
+					 0, 0, 0 };
+		int rc = 3;
 
+		for (int t = 0; rc == 3 && t < COMPARE_TRIES; t++) {
+			x.last = t == COMPARE_TRIES - 1;
+			rc = tool_with_scratch(cfg, compare_in, &x);
+		}
 		if (rc)
 			(*problems)++;
 		if (rc > 1)

@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1153,6 +1154,112 @@ TEST(gc_keeps_every_moment_within_retention)
 	env_done(&e);
 }
 
+/* --- fsck --scrub's comparison against a live filesystem ---------------- */
+
+struct evict_later {
+	struct cache *c;
+	unsigned delay_ms;
+};
+
+static void *evict_after(void *arg)
+{
+	struct evict_later *x = arg;
+
+	nanosleep(&(struct timespec){ 0, x->delay_ms * 1000000L }, NULL);
+	cache_evict(x->c, UINT64_MAX);
+	return NULL;
+}
+
+static void count_line(void *ctx, const char *line)
+{
+	(*(int *)ctx)++;
+	test_diag("compare: %s", line);
+}
+
+/*
+ * A block evicted while its pack is being fetched is not a difference
+ * (its hole is not its content), and a view taken before the mount sent
+ * its last segment says that it is behind, not that the files differ for
+ * no reason.
+ */
+TEST(compare_meets_eviction_and_a_view_behind)
+{
+	struct env e;
+	static unsigned char a[3 * 64 * KiB], b[64 * KiB];
+	struct cache_compare_result res;
+	struct cache_compare_args ca = { 0 };
+	struct cache_recover_args ra = { 0 };
+	struct cache_recover_info info;
+	struct cache_config vc;
+	struct backend *dir, *slow;
+	struct backend_fault f = { 0 };
+	struct evict_later x;
+	struct cache *view;
+	pthread_t t;
+	char path[4200];
+	int lines = 0;
+	uint64_t fa;
+
+	env_init(&e, 1ull << 30);
+	fill(a, sizeof(a), 21);
+	fa = mkfile(e.c, "a");
+	put(e.c, fa, 0, a, sizeof(a));
+	sync_ok(&e);
+
+	snprintf(path, sizeof(path), "%s/view", test_tmpdir());
+	ASSERT_OK(mkdir(path, 0700));
+	ASSERT_OK(backend_dir_open(&dir, e.regdir[0]));
+	ASSERT_OK(backend_fault_open(&slow, dir));
+	ra.dir = path;
+	ra.block_size = e.cfg.block_size;
+	ra.fsid = e.fsid;
+	ra.key = e.key;
+	ra.region = slow;
+	ra.at_ms = INT64_MAX;
+	ASSERT_OK(cache_recover(&ra, &info));
+	memset(&vc, 0, sizeof(vc));
+	vc.dir = path;
+	vc.block_size = e.cfg.block_size;
+	vc.region_names = names;
+	ASSERT_OK(cache_open(&view, &vc, CACHE_OPEN_RDONLY));
+
+	ca.region = slow;
+	ca.label = "a";
+	ca.key = e.key;
+	ca.report = count_line;
+	ca.ctx = &lines;
+	ASSERT_EQ(cache_compare(e.c, view, &ca, &res), 0);
+	ASSERT_EQ(res.blocks, 3);
+	ASSERT_EQ(lines, 0);
+	ASSERT_EQ(res.seq_there, res.seq_here);
+
+	/* the pack comes slowly; the file is evicted before it is there */
+	f.latency_ms = 600;
+	f.ops_mask = BACKEND_OP_GET;
+	backend_fault_set(slow, &f);
+	x.c = e.c;
+	x.delay_ms = 150;
+	ASSERT_OK(pthread_create(&t, NULL, evict_after, &x));
+	ASSERT_EQ(cache_compare(e.c, view, &ca, &res), 0);
+	ASSERT_OK(pthread_join(t, NULL));
+	ASSERT_EQ(lines, 0);
+	ASSERT_EQ(res.differ, 0);
+	backend_fault_set(slow, NULL);
+
+	/* the mount goes on and sends a segment the view has not */
+	fill(b, sizeof(b), 22);
+	put(e.c, fa, 0, b, sizeof(b));
+	sync_ok(&e);
+	ASSERT_EQ(cache_compare(e.c, view, &ca, &res), 1);
+	ASSERT_EQ(res.was_pending, 0);
+	ASSERT_TRUE(res.seq_there < res.seq_here);
+	ASSERT_EQ(lines, 1);
+
+	ASSERT_OK(cache_close(view));
+	backend_close(slow);
+	env_done(&e);
+}
+
 TEST_MAIN(
 	TEST_ENTRY(sealed_objects_in_both_regions_say_nothing),
 	TEST_ENTRY(small_files_share_packs),
@@ -1176,4 +1283,5 @@ TEST_MAIN(
 	TEST_ENTRY(mount_never_deletes_and_fsck_is_clean),
 	TEST_ENTRY(scrub_finds_and_repairs_damage),
 	TEST_ENTRY(gc_keeps_every_moment_within_retention),
+	TEST_ENTRY(compare_meets_eviction_and_a_view_behind),
 )
