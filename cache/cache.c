@@ -300,7 +300,7 @@ static void *folder_main(void *arg)
 		pthread_mutex_unlock(&c->folder_lock);
 		node_fold_all(c);
 		trash_empty(c);
-		blk_lru_flush(c);
+		lru_flush(c);
 		pthread_mutex_lock(&c->folder_lock);
 	}
 	pthread_mutex_unlock(&c->folder_lock);
@@ -350,6 +350,8 @@ int cache_open(struct cache **out, const struct cache_config *cfg,
 	c->size_limit = cfg->size_limit;
 	pthread_mutex_init(&c->nodes_lock, NULL);
 	pthread_mutex_init(&c->files_lock, NULL);
+	inbox_init(c);
+	lru_init(c);
 	c->dir = strdup(cfg->dir);
 	rc = c->dir ? open_files(c, cfg, flags) : -ENOMEM;
 	if (rc == 0)
@@ -362,7 +364,7 @@ int cache_open(struct cache **out, const struct cache_config *cfg,
 	if (rc == 0 && !c->rdonly)
 		rc = trash_recover(c);
 	if (rc == 0 && !c->rdonly)
-		rc = meta_free_orphans(c);
+		rc = node_free_orphans(c);
 	if (rc == 0 && !c->rdonly)
 		rc = blk_settle(c);
 	if (rc == 0 && !c->rdonly && cfg->seed)
@@ -381,18 +383,6 @@ int cache_open(struct cache **out, const struct cache_config *cfg,
 	}
 	*out = c;
 	return 0;
-}
-
-int cache_sync(struct cache *c)
-{
-	int rc;
-
-	if (c->rdonly)
-		return 0;
-	if (atomic_load(&c->latched))
-		return PHI_ELATCHED;
-	rc = mdb_env_sync(c->env, 1);
-	return rc ? cache_latch(c, meta_err(rc)) : 0;
 }
 
 int cache_close(struct cache *c)
@@ -431,6 +421,8 @@ int cache_close(struct cache *c)
 		close(c->dirfd);
 	pthread_mutex_destroy(&c->nodes_lock);
 	pthread_mutex_destroy(&c->files_lock);
+	lru_free(c);
+	inbox_free(c);
 	free(c->dir);
 	free(c);
 	return rc;

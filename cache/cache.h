@@ -169,9 +169,6 @@ int cache_sync_regions(struct cache *c, unsigned timeout_ms);
  */
 uint64_t cache_evict(struct cache *c, uint64_t want);
 
-/* The time CLOCK_MONOTONIC shows now, in ns (shared by all processes). */
-uint64_t cache_mono_ns(void);
-
 struct cache_region_stats {
 	char name[65];
 	uint64_t waiting;	/* objects not yet in this region */
@@ -210,7 +207,7 @@ struct cache_stats {
 	uint64_t resident_blocks;	/* sealed blocks also cached as
 					   plaintext */
 	uint64_t evicted_blocks;	/* sealed blocks only in the regions */
-	uint64_t sync_mark_ns;	/* cache_mono_ns() when the last sync
+	uint64_t sync_mark_ns;	/* phi_mono_ns() when the last sync
 				   pass began; 0 if none */
 	uint64_t sync_waiting;	/* objects of that pass (or earlier) not
 				   yet in every region */

@@ -19,7 +19,7 @@
  * with it, so a crash loses no more than the unfolded size would.
  *
  * A fetched block is written into the data file at once and recorded as
- * resident later (blk_persist_fetched()); until then a crash merely costs
+ * resident later (lru_persist_fetched()); until then a crash merely costs
  * a second fetch.  Its checksum guards the order: should the flag reach
  * the disk before the bytes do (a power loss), the first read finds them
  * wrong and fetches again, never returns a block of zeros.  A block
@@ -146,28 +146,7 @@ void blkset_free(struct blkset *s)
 	memset(s, 0, sizeof(*s));
 }
 
-void pack_key(const uint8_t id[16], char out[PACK_KEY_LEN + 1])
-{
-	out[0] = 'd';
-	out[1] = '/';
-	for (int i = 0; i < 16; i++)
-		snprintf(out + 2 + 2 * i, 3, "%02x", id[i]);
-}
-
-void pack_file(const uint8_t id[16], char out[PACK_FILE_LEN + 1])
-{
-	memcpy(out, "packs/", 6);
-	for (int i = 0; i < 16; i++)
-		snprintf(out + 6 + 2 * i, 3, "%02x", id[i]);
-}
-
 /* --- records ----------------------------------------------------------- */
-
-void blk_key(uint8_t k[16], uint64_t ino, uint64_t blk)
-{
-	key_put_u64(k, ino);
-	key_put_u64(k + 8, blk);
-}
 
 int blk_rec_get(struct cache *c, MDB_txn *txn, uint64_t ino,
 		uint64_t blk, struct block_rec *rec)
@@ -184,6 +163,29 @@ int blk_rec_get(struct cache *c, MDB_txn *txn, uint64_t ino,
 		return PHI_ECORRUPT;
 	memcpy(rec, val.mv_data, sizeof(*rec));
 	return 0;
+}
+
+void blk_used_adjust(struct cache *c, int64_t delta)
+{
+	uint_fast64_t old = atomic_load(&c->used), new;
+
+	do {
+		if (delta < 0 && (uint64_t)-delta > old)
+			new = 0;
+		else
+			new = old + (uint64_t)delta;
+	} while (!atomic_compare_exchange_weak(&c->used, &old, new));
+}
+
+void blk_refresh_alloc(struct cache *c, struct cnode *n)
+{
+	struct stat st;
+
+	if (n->fd < 0 || fstat(n->fd, &st))
+		return;
+	blk_used_adjust(c, (int64_t)st.st_blocks * 512 - (int64_t)n->alloc);
+	n->alloc = (uint64_t)st.st_blocks * 512;
+	n->growth = 0;
 }
 
 int blk_load(struct cache *c, MDB_txn *txn, struct cnode *n)
@@ -215,7 +217,7 @@ int blk_load(struct cache *c, MDB_txn *txn, struct cnode *n)
 
 			if (pass == 0) {
 				r = blkset_add(&n->dblk, blk);
-				atomic_fetch_add(&c->seal->dirty_blocks, r > 0);
+				atomic_fetch_add(&c->inbox.dirty_blocks, r > 0);
 			} else if (val.mv_size == sizeof(rec)) {
 				memcpy(&rec, val.mv_data, sizeof(rec));
 				if (!(rec.flags & BLOCK_RESIDENT) &&
@@ -261,7 +263,7 @@ int blk_reload_dirty(struct cache *c, struct cnode *n)
 				continue;
 			r = blkset_add(&n->dblk, blk);
 			if (r > 0)
-				atomic_fetch_add(&c->seal->dirty_blocks, 1);
+				atomic_fetch_add(&c->inbox.dirty_blocks, 1);
 		}
 		mdb_cursor_close(cur);
 		rc = r < 0 ? r : 0;
@@ -428,17 +430,15 @@ static int fetch(struct cache *c, struct cnode *n, uint64_t blk)
 		return rc == -ENOSPC ? -ENOSPC : -EIO;
 	blkset_del(&n->gone, blk);
 	blkset_add(&n->checked, blk);	/* authenticated: good as it is */
-	node_refresh_alloc(c, n);
+	blk_refresh_alloc(c, n);
 	n->dirty = 1;		/* the record's block count */
 	if (atomic_load(&c->used) + atomic_load(&c->packs_used) >
 	    c->size_limit)
-		seal_kick(c);	/* evicts others; not under this lock */
+		inbox_kick(c);	/* evicts others; not under this lock */
 	if (blkset_add(&n->fetched, blk) < 0)
 		return 0;	/* it is only fetched again after a reload */
 	n->unsynced = 1;
-	pthread_mutex_lock(&c->seal->lock);
-	c->seal->fetched = 1;
-	pthread_mutex_unlock(&c->seal->lock);
+	inbox_fetched(c);
 	return 0;
 }
 
@@ -671,7 +671,7 @@ static void mark(struct cache *c, struct cnode *n, uint64_t blk)
 
 	if (r > 0) {
 		atomic_fetch_add(&n->gen, 1);
-		atomic_fetch_add(&c->seal->dirty_blocks, 1);
+		atomic_fetch_add(&c->inbox.dirty_blocks, 1);
 	}
 	if (r >= 0)
 		r = blkset_add(&n->fresh, blk);
@@ -768,7 +768,7 @@ static int write_ahead(struct cache *c, struct cnode *n, uint64_t off,
 			break;
 		}
 		if (r > 0)
-			atomic_fetch_add(&c->seal->dirty_blocks, 1);
+			atomic_fetch_add(&c->inbox.dirty_blocks, 1);
 		blkset_del(&n->fresh, blk[i]);
 		blkset_del(&n->gone, blk[i]);
 		blkset_del(&n->fetched, blk[i]);
@@ -820,9 +820,9 @@ void blk_mark_dirty(struct cache *c, struct cnode *n, uint64_t off,
 	(void)off;
 	if (!c->seal || len == 0)
 		return;
-	n->last_write_ns = cache_mono_ns();
-	if (atomic_load(&c->seal->dirty_blocks) * bs > c->seal->dirty_limit)
-		seal_kick(c);
+	n->last_write_ns = phi_mono_ns();
+	if (inbox_over_dirty_limit(c, bs))
+		inbox_kick(c);
 }
 
 int blk_prepare_cut(struct cache *c, struct cnode *n, uint64_t size)
@@ -849,7 +849,7 @@ int blk_prepare_cut(struct cache *c, struct cnode *n, uint64_t size)
 		mark(c, n, size / bs);
 	}
 	for (size_t i = blkset_pos(&n->dblk, keep); i < n->dblk.n; i++)
-		atomic_fetch_sub(&c->seal->dirty_blocks, 1);
+		atomic_fetch_sub(&c->inbox.dirty_blocks, 1);
 	blkset_cut(&n->dblk, keep);
 	blkset_cut(&n->fresh, keep);
 	blkset_cut(&n->gone, keep);
@@ -1013,26 +1013,9 @@ static int drop_local(struct cache *c, struct cnode *n, uint64_t blk,
 	blkset_del(&n->fetched, blk);
 	if (has_rec && blkset_add(&n->gone, blk) < 0)
 		return -ENOMEM;
-	node_refresh_alloc(c, n);
+	blk_refresh_alloc(c, n);
 	n->dirty = 1;		/* the record's block count */
 	return 0;
-}
-
-/* Nodes with fetched blocks, each with a temporary reference. */
-static size_t collect_fetched(struct cache *c, struct cnode **out, size_t max)
-{
-	size_t count = 0;
-
-	pthread_mutex_lock(&c->nodes_lock);
-	for (size_t b = 0; b < NODE_BUCKETS && count < max; b++)
-		for (struct cnode *n = c->nodes[b]; n && count < max;
-		     n = n->next)
-			if (n->fetched.n) {	/* racy peek; rechecked */
-				n->nref++;
-				out[count++] = n;
-			}
-	pthread_mutex_unlock(&c->nodes_lock);
-	return count;
 }
 
 int blk_persist_node(struct cache *c, struct cnode *n)
@@ -1053,164 +1036,8 @@ int blk_persist_node(struct cache *c, struct cnode *n)
 	return rc;
 }
 
-void blk_persist_fetched(struct cache *c)
-{
-	struct cnode *nodes[256];
-	size_t count;
-
-	if (!c->seal)
-		return;
-	pthread_mutex_lock(&c->seal->lock);
-	if (!c->seal->fetched) {
-		pthread_mutex_unlock(&c->seal->lock);
-		return;
-	}
-	c->seal->fetched = 0;
-	pthread_mutex_unlock(&c->seal->lock);
-	do {
-		count = collect_fetched(c, nodes, 256);
-		for (size_t i = 0; i < count; i++) {
-			struct cnode *n = nodes[i];
-
-			pthread_mutex_lock(&n->lock);
-			if (n->fetched.n && node_load(c, n) == 0)
-				blk_persist_node(c, n);
-			pthread_mutex_unlock(&n->lock);
-			node_release(c, n);
-		}
-	} while (count == 256);
-}
-
-/* --- LRU and eviction -------------------------------------------------- */
-
-void blk_touch(struct cache *c, uint64_t ino)
-{
-	struct seal *s = c->seal;
-	struct timespec now;
-
-	if (!s)
-		return;
-	clock_gettime(CLOCK_REALTIME, &now);
-	pthread_mutex_lock(&s->lock);
-	if (s->nlru == s->caplru) {
-		size_t cap = s->caplru ? 2 * s->caplru : 256;
-		void *v = realloc(s->lru, cap * sizeof(*s->lru));
-
-		if (!v) {
-			pthread_mutex_unlock(&s->lock);
-			return;		/* the order is a hint only */
-		}
-		s->lru = v;
-		s->caplru = cap;
-	}
-	s->lru[s->nlru][0] = ino;
-	s->lru[s->nlru][1] = (uint64_t)now.tv_sec * 1000000000ull +
-			     (uint64_t)now.tv_nsec;
-	s->nlru++;
-	pthread_mutex_unlock(&s->lock);
-}
-
-struct lru_arg {
-	uint64_t (*v)[2];
-	size_t n;
-};
-
-static int lru_txn(struct cache *c, MDB_txn *txn, void *arg)
-{
-	struct lru_arg *a = arg;
-
-	for (size_t i = 0; i < a->n; i++) {
-		uint8_t k[8];
-		MDB_val key = { sizeof(k), k }, val = { 8, &a->v[i][1] }, old;
-		struct inode_rec rec;
-		int rc;
-
-		/* an inode freed meanwhile must not come back as an entry */
-		if (inode_get(c, txn, a->v[i][0], &rec, NULL, NULL))
-			continue;
-		key_put_u64(k, a->v[i][0]);
-		if (mdb_get(txn, c->db_lru, &key, &old) == 0 &&
-		    old.mv_size == 8) {
-			uint64_t t;
-
-			memcpy(&t, old.mv_data, 8);
-			if (t > a->v[i][1])
-				continue;	/* a later use is recorded */
-		}
-		rc = mdb_put(txn, c->db_lru, &key, &val, 0);
-		if (rc)
-			return meta_err(rc);
-	}
-	return 0;
-}
-
-void blk_lru_flush(struct cache *c)
-{
-	struct seal *s = c->seal;
-	struct lru_arg a;
-
-	if (!s)
-		return;
-	pthread_mutex_lock(&s->lock);
-	a.v = s->lru;
-	a.n = s->nlru;
-	s->lru = NULL;
-	s->nlru = s->caplru = 0;
-	pthread_mutex_unlock(&s->lock);
-	if (a.n)
-		meta_write(c, lru_txn, &a);
-	free(a.v);
-}
-
-static int cmp_time(const void *a, const void *b)
-{
-	const uint64_t *x = a, *y = b;
-
-	return x[1] < y[1] ? -1 : x[1] > y[1];
-}
-
-/* Every inode in `lru`, oldest use first.  *out is malloc()ed. */
-static size_t lru_order(struct cache *c, uint64_t (**out)[2])
-{
-	uint64_t (*v)[2] = NULL;
-	size_t n = 0, cap = 0;
-	MDB_val key, val;
-	MDB_cursor *cur;
-	MDB_txn *txn;
-	int rc;
-
-	*out = NULL;
-	txn = meta_read_begin(c, &rc);
-	if (!txn)
-		return 0;
-	if (mdb_cursor_open(txn, c->db_lru, &cur) == 0) {
-		while (mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0) {
-			if (key.mv_size != 8 || val.mv_size != 8)
-				continue;
-			if (n == cap) {
-				size_t ncap = cap ? 2 * cap : 1024;
-				void *p = realloc(v, ncap * sizeof(*v));
-
-				if (!p)
-					break;
-				v = p;
-				cap = ncap;
-			}
-			v[n][0] = key_get_u64(key.mv_data);
-			memcpy(&v[n][1], val.mv_data, 8);
-			n++;
-		}
-		mdb_cursor_close(cur);
-	}
-	meta_read_end(txn);
-	if (n)
-		qsort(v, n, sizeof(*v), cmp_time);
-	*out = v;
-	return n;
-}
-
 /* Whether pack seq is in every region (no longer in `packs`). */
-static int replicated(struct cache *c, MDB_txn *txn, uint64_t seq)
+int blk_replicated(struct cache *c, MDB_txn *txn, uint64_t seq)
 {
 	uint8_t k[8];
 	MDB_val key = { sizeof(k), k }, val;
@@ -1229,7 +1056,7 @@ int blk_in_dirty(struct cache *c, MDB_txn *txn, uint64_t ino,
 	return mdb_get(txn, c->db_dirty, &key, &val) == 0;
 }
 
-static int has_dirty(struct cache *c, MDB_txn *txn, uint64_t ino)
+int blk_has_dirty(struct cache *c, MDB_txn *txn, uint64_t ino)
 {
 	uint8_t k[16];
 	MDB_val key = { sizeof(k), k }, val;
@@ -1245,9 +1072,8 @@ static int has_dirty(struct cache *c, MDB_txn *txn, uint64_t ino)
 	return found;
 }
 
-/* Blocks of n that may go: resident, clean, replicated.  n->lock held. */
-static int evictable(struct cache *c, struct cnode *n, struct blkset *out,
-		     int *left)
+int blk_evictable(struct cache *c, struct cnode *n, struct blkset *out,
+		  int *left)
 {
 	uint8_t k[16];
 	MDB_val key = { sizeof(k), k }, val;
@@ -1277,7 +1103,7 @@ static int evictable(struct cache *c, struct cnode *n, struct blkset *out,
 		if (blkset_has(&n->gone, blk))
 			continue;
 		if (blkset_has(&n->dblk, blk) || blk_in_dirty(c, txn, n->ino, blk) ||
-		    !replicated(c, txn, rec.seq)) {
+		    !blk_replicated(c, txn, rec.seq)) {
 			*left = 1;
 			continue;
 		}
@@ -1289,145 +1115,37 @@ static int evictable(struct cache *c, struct cnode *n, struct blkset *out,
 	mdb_cursor_close(cur);
 	/* Blocks still to be sealed will be resident later: keep the file
 	 * in the LRU order. */
-	if (n->dblk.n || n->sealing.n || has_dirty(c, txn, n->ino))
+	if (n->dblk.n || n->sealing.n || blk_has_dirty(c, txn, n->ino))
 		*left = 1;
 	meta_read_end(txn);
 	return 0;
 }
 
-static int lru_del_txn(struct cache *c, MDB_txn *txn, void *arg)
-{
-	uint8_t k[8];
-	MDB_val key = { sizeof(k), k };
-	int rc;
-
-	key_put_u64(k, *(uint64_t *)arg);
-	rc = mdb_del(txn, c->db_lru, &key, NULL);
-	return rc == MDB_NOTFOUND ? 0 : meta_err(rc);
-}
-
-/* Evict what can go of ino; returns the bytes freed. */
-static uint64_t evict_one(struct cache *c, uint64_t ino)
-{
-	uint64_t bs = c->block_size, before, freed = 0;
-	struct blkset go = { 0 };
-	struct cnode *n = node_acquire(c, ino);
-	int left = 1, rc;
-
-	if (!n)
-		return 0;
-	pthread_mutex_lock(&n->lock);
-	rc = n->handles ? -EBUSY : node_load(c, n);
-	if (rc == 0)
-		rc = evictable(c, n, &go, &left);
-	if (rc == 0 && go.n) {
-		struct flags_arg a = { n, go.v, go.n, 0, BLOCK_RESIDENT };
-		size_t done = 0;
-
-		/* Record first: a crash after it costs a fetch, the other
-		 * order could leave a resident flag over a hole. */
-		rc = meta_write(c, flags_txn, &a);
-		before = n->alloc;
-		for (; rc == 0 && done < go.n; done++) {
-			uint64_t b = go.v[done];
-
-			if (fallocate(n->fd, FALLOC_FL_PUNCH_HOLE |
-				      FALLOC_FL_KEEP_SIZE, (off_t)(b * bs),
-				      (off_t)bs))
-				break;
-			blkset_del(&n->fetched, b);
-			blkset_del(&n->checked, b);
-			if (blkset_add(&n->gone, b) < 0)
-				break;
-		}
-		node_refresh_alloc(c, n);
-		freed = before > n->alloc ? before - n->alloc : 0;
-		n->dirty = 1;	/* the record's block count */
-		node_fold(c, n);
-	}
-	pthread_mutex_unlock(&n->lock);
-	node_release(c, n);
-	if (rc == 0 && !left)
-		meta_write(c, lru_del_txn, &ino);
-	blkset_free(&go);
-	return freed;
-}
-
-uint64_t blk_evict(struct cache *c, uint64_t want)
-{
-	uint64_t (*order)[2], freed = 0;
-	size_t n;
-
-	if (!c->seal)
-		return 0;
-	blk_lru_flush(c);
-	n = lru_order(c, &order);
-	for (size_t i = 0; i < n && freed < want; i++)
-		freed += evict_one(c, order[i][0]);
-	free(order);
-	if (freed)
-		PHI_LOG(PHI_LOG_INFO, "evicted %llu bytes of replicated blocks",
-			(unsigned long long)freed);
-	return freed;
-}
-
-uint64_t cache_evict(struct cache *c, uint64_t want)
-{
-	return blk_evict(c, want);
-}
-
 /* --- user.phifs.state -------------------------------------------------- */
 
-int blk_state(struct cache *c, uint64_t ino, const char **out)
+int blk_evict_blocks(struct cache *c, struct cnode *n, const struct blkset *go,
+		     uint64_t *freed)
 {
-	uint8_t k[16];
-	MDB_val key = { sizeof(k), k }, val;
-	struct cnode *n = node_find_ref(c, ino);
-	struct inode_rec rec;
-	MDB_cursor *cur;
-	MDB_txn *txn;
-	int dirty = 0, local = 0, rc;
+	struct flags_arg a = { n, go->v, go->n, 0, BLOCK_RESIDENT };
+	uint64_t bs = c->block_size, before = n->alloc;
+	int rc;
 
-	if (n) {
-		pthread_mutex_lock(&n->lock);
-		dirty = n->dblk.n > 0;
-		pthread_mutex_unlock(&n->lock);
-		node_release(c, n);
-	}
-	txn = meta_read_begin(c, &rc);
-	if (!txn)
-		return rc;
-	rc = inode_get(c, txn, ino, &rec, NULL, NULL);
-	if (rc || !c->have_blockdbs || !S_ISREG(rec.mode))
-		goto out;
-	blk_key(k, ino, 0);
-	if (!dirty && mdb_cursor_open(txn, c->db_dirty, &cur) == 0) {
-		dirty = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE) == 0 &&
-			key.mv_size == 16 && key_get_u64(key.mv_data) == ino;
-		mdb_cursor_close(cur);
-	}
-	key.mv_size = sizeof(k);
-	key.mv_data = k;
-	if (!dirty && mdb_cursor_open(txn, c->db_blocks, &cur) == 0) {
-		for (int r = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
-		     r == 0 && !local && key.mv_size == 16 &&
-		     key_get_u64(key.mv_data) == ino;
-		     r = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-			struct block_rec b;
+	/* Record first: a crash after it costs a fetch, the other order
+	 * could leave a resident flag over a hole. */
+	rc = meta_write(c, flags_txn, &a);
+	for (size_t done = 0; rc == 0 && done < go->n; done++) {
+		uint64_t b = go->v[done];
 
-			if (val.mv_size != sizeof(b))
-				continue;
-			memcpy(&b, val.mv_data, sizeof(b));
-			local = !replicated(c, txn, b.seq);
-		}
-		mdb_cursor_close(cur);
+		if (fallocate(n->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      (off_t)(b * bs), (off_t)bs))
+			break;
+		blkset_del(&n->fetched, b);
+		blkset_del(&n->checked, b);
+		if (blkset_add(&n->gone, b) < 0)
+			break;
 	}
-	/* Without regions nothing is ever sealed: all of it is local. */
-	if (!c->seal && rec.size)
-		local = 1;
-out:
-	meta_read_end(txn);
-	if (rc == 0)
-		*out = dirty ? "dirty" : local ? "local" : "replicated";
+	blk_refresh_alloc(c, n);
+	n->dirty = 1;	/* the record's block count */
+	*freed = before > n->alloc ? before - n->alloc : 0;
 	return rc;
 }

@@ -29,15 +29,6 @@ void cache_say(cache_report_fn *fn, void *ctx, const char *fmt, ...)
 	fn(ctx, line);
 }
 
-static uint64_t be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
 /* --- fsck -------------------------------------------------------------- */
 
 struct icount {
@@ -297,48 +288,6 @@ static int list_add(void *ctx, const char *key, uint64_t size)
 
 /* --- scrub ------------------------------------------------------------- */
 
-/* Authenticate every frame of a pack. */
-static int check_pack(const struct crypt_key *key, const uint8_t *fsid,
-		      const char *name, const uint8_t *d, size_t len,
-		      struct buf *scratch)
-{
-	size_t off = 0;
-
-	if (len == 0)
-		return PHI_ECORRUPT;
-	while (off < len) {
-		char fid[64];
-		uint64_t n;
-		size_t flen;
-		int rc;
-
-		if (len - off < CRYPT_FRAME_OVERHEAD)
-			return PHI_ECORRUPT;
-		n = be64(d + off + 26);
-		if (n > len - off - CRYPT_FRAME_OVERHEAD)
-			return PHI_ECORRUPT;
-		flen = CRYPT_FRAME_OVERHEAD + (size_t)n;
-		snprintf(fid, sizeof(fid), "%s@%zu", name, off);
-		buf_reset(scratch);
-		rc = crypt_unseal(key, fsid, fid, d + off, flen, scratch);
-		if (rc)
-			return rc;
-		off += flen;
-	}
-	return 0;
-}
-
-int check_object(const struct crypt_key *key, const uint8_t *fsid,
-		 const char *name, const struct buf *obj, struct buf *scratch)
-{
-	const uint8_t *d = buf_data(obj);
-
-	buf_reset(scratch);
-	if (name[0] == 'd')
-		return check_pack(key, fsid, name, d, buf_len(obj), scratch);
-	return crypt_unseal(key, fsid, name, d, buf_len(obj), scratch);
-}
-
 /* Put the good copy of name into region i, which lacks it or holds a
  * bad one.  0 or the region's code (reported). */
 static int repair_copy(const struct cache_scrub_args *a, int i,
@@ -563,7 +512,7 @@ static int collect_packs(const uint8_t *d, size_t len, struct keyset *out)
 
 	if (len < 40 || memcmp(d, "PHIJ", 4))
 		return PHI_ECORRUPT;
-	count = be64(d + 32);
+	count = journal_get_be(d + 32, 8);
 	for (uint64_t i = 0; i < count; i++) {
 		size_t klen, vlen;
 
@@ -626,7 +575,7 @@ static int lease_time(const struct cache_gc_args *a, const char *key,
 	    crypt_name_decode(a->key, a->fsid, key + 2, plain) ||
 	    plain[0] != 'L')
 		return -EINVAL;
-	*t = (int64_t)be64(plain + 8);
+	*t = (int64_t)journal_get_be(plain + 8, 8);
 	return 0;
 }
 

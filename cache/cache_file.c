@@ -32,10 +32,10 @@ static uint64_t used_total(struct cache *c)
 static int room_for(struct cache *c, struct cnode *n, uint64_t len)
 {
 	if (n->growth > GROWTH_RECHECK)
-		node_refresh_alloc(c, n);
+		blk_refresh_alloc(c, n);
 	if (used_total(c) + n->growth + len <= c->size_limit)
 		return 0;
-	node_refresh_alloc(c, n);
+	blk_refresh_alloc(c, n);
 	if (used_total(c) + len <= c->size_limit)
 		return 0;
 	return -ENOSPC;
@@ -53,7 +53,7 @@ static int room_for(struct cache *c, struct cnode *n, uint64_t len)
 
 static int make_room(struct cache *c, struct cnode *n, uint64_t len)
 {
-	uint64_t deadline = cache_mono_ns() + ROOM_WAIT_MS * 1000000ull;
+	uint64_t deadline = phi_mono_ns() + ROOM_WAIT_MS * 1000000ull;
 	int rc = room_for(c, n, len);
 
 	if (rc != -ENOSPC || !c->seal)
@@ -63,13 +63,13 @@ static int make_room(struct cache *c, struct cnode *n, uint64_t len)
 		uint64_t over = used_total(c) + len + c->size_limit / 10;
 
 		if (over > c->size_limit)
-			blk_evict(c, over - c->size_limit);
+			lru_evict(c, over - c->size_limit);
 		if (used_total(c) + len <= c->size_limit ||
-		    !upload_all_up(c) || cache_mono_ns() > deadline ||
+		    !inbox_regions_up(c) || phi_mono_ns() > deadline ||
 		    atomic_load(&c->latched))
 			break;
 		cache_request_sync(c);	/* seal now, upload now */
-		seal_kick(c);
+		inbox_kick(c);
 		usleep(50000);
 	}
 	pthread_mutex_lock(&n->lock);
@@ -88,7 +88,7 @@ static int cut_data(struct cache *c, struct cnode *n, uint64_t size)
 	if (ftruncate(n->fd, (off_t)size))
 		return cache_latch(c, -errno);	/* record and file disagree */
 	n->unsynced = 1;
-	node_refresh_alloc(c, n);
+	blk_refresh_alloc(c, n);
 	return 0;
 }
 
@@ -137,7 +137,7 @@ int cache_file_open(struct cache *c, uint64_t ino, int trunc,
 		free(f);
 		return rc;
 	}
-	blk_touch(c, ino);
+	lru_touch(c, ino);
 	f->node = n;
 	f->prev = NULL;
 	pthread_mutex_lock(&c->files_lock);
@@ -175,7 +175,7 @@ void cache_file_release(struct cache *c, struct cache_file *f)
 	closed = --f->node->handles == 0 && f->node->dblk.n;
 	pthread_mutex_unlock(&f->node->lock);
 	if (closed)
-		seal_closed(c, f->node->ino);
+		inbox_closed(c, f->node->ino);
 	node_release(c, f->node);
 	free(f);
 }
@@ -335,7 +335,7 @@ int cache_fallocate(struct cache *c, struct cache_file *f, int mode,
 	if (rc == 0 && fallocate(n->fd, 0, (off_t)off, (off_t)len))
 		rc = -errno;
 	if (rc == 0) {
-		node_refresh_alloc(c, n);
+		blk_refresh_alloc(c, n);
 		if (off + len > n->size) {
 			n->size = off + len;
 			n->mtime = phi_now();
@@ -415,7 +415,7 @@ static int grow_data(struct cache *c, struct cnode *n, uint64_t size)
 		rc = -errno;
 	if (rc == 0) {
 		n->unsynced = 1;
-		node_refresh_alloc(c, n);
+		blk_refresh_alloc(c, n);
 	}
 	return rc;
 }
@@ -431,7 +431,7 @@ static int setattr_locked(struct cache *c, struct cnode *n,
 	if (resize && size > old)
 		rc = grow_data(c, n, size);
 	else if (a->n)
-		node_refresh_alloc(c, n);
+		blk_refresh_alloc(c, n);
 	if (rc == 0 && resize && size < old)
 		rc = blk_prepare_cut(c, n, size);
 	if (rc)

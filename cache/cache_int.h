@@ -173,7 +173,7 @@ struct cnode {
 				   file back to it (node_load()) */
 	uint64_t cut_from;	/* blocks >= this to drop from the dbs at
 				   the next fold; UINT64_MAX if none */
-	uint64_t last_write_ns;	/* cache_mono_ns() of the last write */
+	uint64_t last_write_ns;	/* phi_mono_ns() of the last write */
 	atomic_uint gen;	/* bumped when a block joins `dirty` */
 	atomic_uint cuts;	/* bumped by every cut (blk_prepare_cut()):
 				   a seal in flight may no longer record
@@ -188,6 +188,34 @@ struct cnode {
 struct cache_file {
 	struct cnode *node;
 	struct cache_file *prev, *next;	/* c->files, by files_lock */
+};
+
+/*
+ * The sealer's inbox: the data path (files, blocks, eviction) hands the
+ * sealer work and reads the uploaders' verdict on the regions here, so
+ * that no call runs up from those floors into replication.  All of it is
+ * by lock except the atomics.
+ */
+struct inbox {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;		/* the sealer waits here */
+	atomic_int open;		/* a sealer drains it (regions given) */
+	int stop;			/* the sealer is to end */
+	int kicked;			/* look at the work now */
+	int fetched;			/* some node has fetched blocks */
+	uint64_t *closed;		/* inos whose last handle went, dirty */
+	size_t nclosed, capclosed;
+	atomic_uint sync_req;		/* cache_request_sync() */
+	atomic_uint_fast64_t dirty_blocks;	/* in memory, approximate */
+	uint64_t dirty_limit;		/* past it, sealing does not wait */
+	atomic_int regions_down;	/* regions the uploaders find down */
+};
+
+/* Uses of files (ino, CLOCK_REALTIME ns) noted in memory (cache_lru.c). */
+struct lru_notes {
+	pthread_mutex_t lock;
+	uint64_t (*v)[2];
+	size_t n, cap;
 };
 
 struct cache {
@@ -223,6 +251,11 @@ struct cache {
 	pthread_mutex_t folder_lock;
 	pthread_cond_t folder_cond;
 	int folder_stop;	/* by folder_lock */
+
+	/* what the floors below replication hand the sealer (cache_inbox.c) */
+	struct inbox inbox;
+	/* uses of files not yet in the `lru` db (cache_lru.c) */
+	struct lru_notes lru;
 
 	/* sealing and replication (cache_seal.c, cache_upload.c) */
 	struct seal *seal;	/* NULL: local only */
@@ -277,18 +310,65 @@ void blk_punch_gone(struct cache *c, struct cnode *n);
 /* Record n's fetched blocks as resident (after an fdatasync only if one
  * has no checksum to guard it); n->lock held, data file open. */
 int blk_persist_node(struct cache *c, struct cnode *n);
+/* Whether pack seq is in every region (no longer in `packs`). */
+int blk_replicated(struct cache *c, MDB_txn *txn, uint64_t seq);
+/* Whether ino has any `dirty` entry in txn. */
+int blk_has_dirty(struct cache *c, MDB_txn *txn, uint64_t ino);
+/* Blocks of n that may go into *out: resident, clean, replicated; *left
+ * set when some block stays.  n->lock held. */
+int blk_evictable(struct cache *c, struct cnode *n, struct blkset *out,
+		  int *left);
+/* Evict the blocks of go (from blk_evictable()): clear their resident
+ * flags, then punch them; *freed gets the bytes the data file gave back.
+ * n->lock held; the caller folds n. */
+int blk_evict_blocks(struct cache *c, struct cnode *n, const struct blkset *go,
+		     uint64_t *freed);
+/* Add delta to c->used (the data files' bytes), never below zero. */
+void blk_used_adjust(struct cache *c, int64_t delta);
+/* Re-measure the data file's allocation into n->alloc and c->used;
+ * n->lock held. */
+void blk_refresh_alloc(struct cache *c, struct cnode *n);
+
+/* --- cache_lru.c: which files keep their blocks here ------------------- */
+
+void lru_init(struct cache *c);
+void lru_free(struct cache *c);
 /* blk_persist_node() for every node with fetched blocks (sealer). */
-void blk_persist_fetched(struct cache *c);
+void lru_persist_fetched(struct cache *c);
 /* Evict clean, replicated blocks of files not open, least recently used
  * first, until `want` bytes are freed or nothing more can go.  Takes no
  * lock on entry.  Returns the bytes freed. */
-uint64_t blk_evict(struct cache *c, uint64_t want);
+uint64_t lru_evict(struct cache *c, uint64_t want);
 /* Note a use of ino for the LRU order. */
-void blk_touch(struct cache *c, uint64_t ino);
+void lru_touch(struct cache *c, uint64_t ino);
 /* Write pending LRU times (folder thread). */
-void blk_lru_flush(struct cache *c);
-/* "dirty", "local" or "replicated" for user.phifs.state. */
-int blk_state(struct cache *c, uint64_t ino, const char **out);
+void lru_flush(struct cache *c);
+
+/* --- cache_inbox.c: what the data path hands the sealer ---------------- */
+
+void inbox_init(struct cache *c);
+void inbox_free(struct cache *c);
+/* The sealer starts reading it; posts before this are dropped. */
+void inbox_open(struct cache *c, uint64_t dirty_limit);
+/* Ask the sealer to end (inbox_wait() returns 1). */
+void inbox_stop(struct cache *c);
+/* Wake the sealer (dirty bytes past the limit, space needed). */
+void inbox_kick(struct cache *c);
+/* A file with dirty blocks lost its last handle: seal it soon. */
+void inbox_closed(struct cache *c, uint64_t ino);
+/* The inos posted by inbox_closed() since the last call, malloc()ed. */
+size_t inbox_take_closed(struct cache *c, uint64_t **out);
+/* Some node has fetched blocks to record as resident. */
+void inbox_fetched(struct cache *c);
+/* Whether inbox_fetched() was called since the last call. */
+int inbox_take_fetched(struct cache *c);
+/* The sealer's wait: until kicked, a sync request past `handled`, a
+ * stop, or tick_ms.  Returns 1 when the sealer is to stop. */
+int inbox_wait(struct cache *c, unsigned handled, unsigned tick_ms);
+/* Whether the dirty blocks counted exceed dirty_limit. */
+int inbox_over_dirty_limit(struct cache *c, uint64_t block_size);
+/* Whether no region was found down at the uploaders' last report. */
+int inbox_regions_up(struct cache *c);
 
 /* --- cache_check.c ---------------------------------------------------- */
 
@@ -313,10 +393,6 @@ int seal_start(struct cache *c, const struct cache_config *cfg,
 /* Seal what is left, stop the threads (cache_close()). */
 void seal_stop(struct cache *c);
 void seal_free(struct cache *c);
-/* A file with dirty blocks lost its last handle. */
-void seal_closed(struct cache *c, uint64_t ino);
-/* Wake the sealer (dirty bytes past the limit, space needed). */
-void seal_kick(struct cache *c);
 int seal_stats(struct cache *c, MDB_txn *txn, struct cache_stats *s);
 
 /* The shared state behind c->seal (cache_seal.c and cache_upload.c). */
@@ -348,17 +424,10 @@ struct seal {
 	uint64_t delay_ns;
 	uint64_t journal_ns;	/* metadata_interval */
 	uint64_t pack_size;
-	uint64_t dirty_limit;
-	atomic_uint_fast64_t dirty_blocks;	/* in memory, approximate */
-	atomic_uint sync_req;			/* cache_request_sync() */
 
 	pthread_mutex_t lock;
-	pthread_cond_t cond;		/* sealer wakes */
 	pthread_cond_t done;		/* sync passes, uploads finish */
 	int stop;
-	int kicked;
-	uint64_t *closed;		/* inos whose last handle went */
-	size_t nclosed, capclosed;
 	uint64_t next_seq;		/* next pack sequence number */
 	uint64_t sync_mark;		/* last finished sync pass */
 	uint64_t sync_seq;		/* packs up to it belong to it */
@@ -372,13 +441,23 @@ struct seal {
 	pthread_t mender;		/* cache_mend.c */
 	int mender_running;
 	struct mend *mend;
-	/* LRU times not yet in LMDB: by lock */
-	uint64_t (*lru)[2];
-	size_t nlru, caplru;
-	int fetched;			/* some node has fetched blocks */
 };
 
 /* --- cache_journal.c: metadata for the regions ----------------------- */
+
+/* The format of segments and snapshots (described in cache_journal.c),
+ * written there and read by cache_recover.c. */
+#define JOURNAL_VERSION 1
+#define JOURNAL_HEADER 40
+#define JOURNAL_OP_PUT 1
+#define JOURNAL_OP_DEL 2
+/* The big-endian integer of n bytes at p. */
+uint64_t journal_get_be(const uint8_t *p, int n);
+/* The db of a journal record's db id (JDB_*). */
+MDB_dbi journal_db(struct cache *c, int db);
+/* Set the 8-byte superblock value key in txn; an LMDB code. */
+int journal_set_u64(struct cache *c, MDB_txn *txn, const char *key,
+		    uint64_t x);
 
 /* Write what changed since the last segment as a new one (or a
  * snapshot); *seq is its number, 0 if nothing had changed. */
@@ -429,11 +508,10 @@ int upload_regions_load(struct cache *c, const char *const *names);
  * being re-seeded, which may be new: what was queued before it existed
  * is not in its copy yet either). */
 int upload_queue_all(struct cache *c, uint32_t bits);
-/* No region is marked down. */
-int upload_all_up(struct cache *c);
 /* End every region's backoff now (a sync was asked for). */
 void upload_retry_now(struct cache *c);
-/* Record health changes (sealer pass). */
+/* Record health changes, and how many regions are down for the data
+ * path (inbox_regions_up()); sealer pass. */
 void upload_record_health(struct cache *c);
 /* A put to region r ended with rc: its failures, backoff and down mark
  * move.  seal->lock held. */
@@ -512,11 +590,15 @@ void inode_to_stat(uint64_t ino, const struct inode_rec *rec,
 void rec_set_time(int64_t *sec, uint32_t *nsec, struct timespec ts);
 
 /* Free an inode whose nlink reached zero once nothing refers to it. */
-void meta_maybe_free(struct cache *c, uint64_t ino);
+void node_maybe_free(struct cache *c, uint64_t ino);
 
 /* Free every orphan (after a crash).  Read-write open only. */
-int meta_free_orphans(struct cache *c);
+int node_free_orphans(struct cache *c);
 
+/* Delete every key of dbi that starts with the 8-byte prefix of ino,
+ * noting each for the journal under jdb (0: not journaled). */
+int meta_del_prefixed(struct cache *c, MDB_txn *txn, MDB_dbi dbi, int jdb,
+		      uint64_t ino);
 /* Sum of blocks over all inodes, in bytes. */
 int meta_used_bytes(struct cache *c, uint64_t *out);
 
@@ -537,6 +619,9 @@ void node_release(struct cache *c, struct cnode *n);
 void node_ref_lookup(struct cache *c, uint64_t ino, uint64_t n);
 /* Whether anything refers to ino (lookups or handles). */
 int node_in_use(struct cache *c, uint64_t ino);
+/* Up to max nodes with fetched blocks, each with a temporary reference
+ * (node_release() each). */
+size_t node_collect_fetched(struct cache *c, struct cnode **out, size_t max);
 /*
  * Attributes of ino: its record with any pending size and times of its
  * node on top.  txn (may be NULL) serves when ino has no node.
@@ -545,9 +630,6 @@ int node_stat(struct cache *c, MDB_txn *txn, uint64_t ino, struct stat *st);
 /* Load size/times (once) and open the data file (again if it was
  * closed with the last handle); n->lock held. */
 int node_load(struct cache *c, struct cnode *n);
-/* Re-measure the data file's allocation into n->alloc and c->used;
- * n->lock held. */
-void node_refresh_alloc(struct cache *c, struct cnode *n);
 /* Write pending size/times into the inode record; n->lock held. */
 int node_fold(struct cache *c, struct cnode *n);
 /* Make ino's content durable if it has unsynced writes: called before a
@@ -560,9 +642,6 @@ void node_table_free(struct cache *c);
 
 /* Path of ino's data file relative to c->datafd, "XX/INO". */
 void data_name(uint64_t ino, char *buf, size_t size);
-
-/* Add delta to c->used, never below zero. */
-void used_adjust(struct cache *c, int64_t delta);
 
 /* --- cache_trash.c: data files waiting for a durable unlink ------ */
 

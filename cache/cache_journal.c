@@ -50,11 +50,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define JOURNAL_VERSION 1
 #define SNAPSHOT_EVERY 100	/* segments between snapshots, at most */
-#define OP_PUT 1
-#define OP_DEL 2
-#define HEADER 40
+#define OP_PUT JOURNAL_OP_PUT
+#define OP_DEL JOURNAL_OP_DEL
+#define HEADER JOURNAL_HEADER
 
 static void put_be(uint8_t *p, uint64_t v, int n)
 {
@@ -62,7 +61,7 @@ static void put_be(uint8_t *p, uint64_t v, int n)
 		p[i] = (uint8_t)v;
 }
 
-static uint64_t get_be(const uint8_t *p, int n)
+uint64_t journal_get_be(const uint8_t *p, int n)
 {
 	uint64_t v = 0;
 
@@ -110,8 +109,8 @@ static int meta_parse(const struct crypt_key *key, const uint8_t fsid[16],
 	    plain[0] != 'M' || (plain[1] != 'S' && plain[1] != 'J'))
 		return -EINVAL;
 	m->snapshot = plain[1] == 'S';
-	m->seq = get_be(plain + 2, 6);
-	m->time_ms = (int64_t)get_be(plain + 8, 8);
+	m->seq = journal_get_be(plain + 2, 6);
+	m->time_ms = (int64_t)journal_get_be(plain + 8, 8);
 	snprintf(m->key, sizeof(m->key), "%s", name);
 	return 0;
 }
@@ -148,7 +147,7 @@ static void rec_add(struct jbuf *j, int db, int op, const void *k,
 	j->count++;
 }
 
-static MDB_dbi db_of(struct cache *c, int db)
+MDB_dbi journal_db(struct cache *c, int db)
 {
 	switch (db) {
 	case JDB_SUPER: return c->db_super;
@@ -194,7 +193,7 @@ static int dump_all(struct cache *c, MDB_txn *txn, struct jbuf *j)
 	for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
 		MDB_cursor *cur;
 		MDB_val k, v;
-		int rc = mdb_cursor_open(txn, db_of(c, dbs[i]), &cur);
+		int rc = mdb_cursor_open(txn, journal_db(c, dbs[i]), &cur);
 
 		if (rc)
 			return meta_err(rc);
@@ -221,7 +220,7 @@ static int dump_changed(struct cache *c, MDB_txn *txn, struct jbuf *j)
 
 		if (ck.mv_size < 1 || db < JDB_SUPER || db > JDB_BLOCKS)
 			continue;
-		if (mdb_get(txn, db_of(c, db), &k, &v) == 0)
+		if (mdb_get(txn, journal_db(c, db), &k, &v) == 0)
 			add_value(j, db, &k, &v);
 		else
 			rec_add(j, db, OP_DEL, k.mv_data, k.mv_size, NULL, 0);
@@ -247,7 +246,7 @@ uint64_t journal_seq(struct cache *c, MDB_txn *txn)
 	return super_u64(c, txn, "meta_seq", 0);
 }
 
-static int set_u64(struct cache *c, MDB_txn *txn, const char *key,
+int journal_set_u64(struct cache *c, MDB_txn *txn, const char *key,
 		   uint64_t x)
 {
 	MDB_val k = { strlen(key), (void *)key }, v = { 8, &x };
@@ -328,20 +327,20 @@ static int flush_txn(struct cache *c, MDB_txn *txn, void *arg)
 		if (rc == 0)
 			rc = meta_err(mdb_drop(txn, c->db_changed, 0));
 		if (rc == 0)
-			rc = meta_err(set_u64(c, txn, "meta_seq", seq));
+			rc = meta_err(journal_set_u64(c, txn, "meta_seq", seq));
 		if (rc == 0 && snapshot) {
-			rc = meta_err(set_u64(c, txn, "meta_snap_seq", seq));
+			rc = meta_err(journal_set_u64(c, txn, "meta_snap_seq", seq));
 			if (rc == 0)
-				rc = meta_err(set_u64(c, txn, "meta_snap_size",
+				rc = meta_err(journal_set_u64(c, txn, "meta_snap_size",
 						      mr.size));
 			if (rc == 0)
-				rc = meta_err(set_u64(c, txn,
+				rc = meta_err(journal_set_u64(c, txn,
 						      "meta_since_snap", 0));
 			if (rc == 0)
-				rc = meta_err(set_u64(c, txn,
+				rc = meta_err(journal_set_u64(c, txn,
 						      "need_snapshot", 0));
 		} else if (rc == 0) {
-			rc = meta_err(set_u64(c, txn, "meta_since_snap",
+			rc = meta_err(journal_set_u64(c, txn, "meta_since_snap",
 					      since + mr.size));
 		}
 		a->seq = seq;
@@ -468,431 +467,4 @@ int cache_history_list(struct backend *region, const struct crypt_key *key,
 	*out = l.v;
 	*count = l.n;
 	return 0;
-}
-
-/*
- * The objects to apply for at_ms: the latest snapshot at or before it,
- * then the segments after it with consecutive numbers, up to at_ms.
- * Returns the index of the snapshot and sets *end (one past the last).
- */
-static int plan(const struct cache_moment *v, size_t n, int64_t at_ms,
-		size_t *start, size_t *end)
-{
-	size_t best = n;
-
-	for (size_t i = 0; i < n; i++)
-		if (v[i].snapshot && v[i].time_ms <= at_ms)
-			best = i;	/* the last such, in seq order */
-	if (best == n)
-		return -ENOENT;
-	*start = best;
-	*end = best + 1;
-	for (size_t i = best + 1; i < n; i++) {
-		if (v[i].snapshot || v[i].time_ms > at_ms ||
-		    v[i].seq != v[*end - 1].seq + 1)
-			break;
-		*end = i + 1;
-	}
-	return 0;
-}
-
-/* --- applying ---------------------------------------------------------- */
-
-struct apply_arg {
-	const uint8_t *data;
-	size_t len;
-	int snapshot;
-	uint64_t max_block_seq;
-};
-
-static int clear_replicated(struct cache *c, MDB_txn *txn)
-{
-	MDB_dbi dbs[] = { c->db_inodes, c->db_dirents, c->db_cookies,
-			  c->db_xattrs, c->db_blocks, c->db_orphans,
-			  c->db_dirty, c->db_changed };
-
-	for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
-		int rc = mdb_drop(txn, dbs[i], 0);
-
-		if (rc)
-			return meta_err(rc);
-	}
-	return 0;
-}
-
-static int apply_txn(struct cache *c, MDB_txn *txn, void *arg)
-{
-	struct apply_arg *a = arg;
-	const uint8_t *p = a->data + HEADER, *end = a->data + a->len;
-	uint64_t count = get_be(a->data + 32, 8);
-	int rc;
-
-	if (a->snapshot && (rc = clear_replicated(c, txn)) != 0)
-		return rc;
-	for (uint64_t i = 0; i < count; i++) {
-		int db, op;
-		size_t klen, vlen;
-		MDB_val k, v;
-
-		if (end - p < 8)
-			return PHI_ECORRUPT;
-		db = p[0];
-		op = p[1];
-		klen = get_be(p + 2, 2);
-		vlen = get_be(p + 4, 4);
-		p += 8;
-		if ((size_t)(end - p) < klen + vlen || klen == 0 ||
-		    db < JDB_SUPER || db > JDB_BLOCKS ||
-		    (op != OP_PUT && op != OP_DEL))
-			return PHI_ECORRUPT;
-		k.mv_size = klen;
-		k.mv_data = (void *)p;
-		v.mv_size = vlen;
-		v.mv_data = (void *)(p + klen);
-		p += klen + vlen;
-		if (db == JDB_SUPER && (klen != 8 ||
-					memcmp(k.mv_data, "next_ino", 8)))
-			continue;	/* version, fsid, block size: ours */
-		if (op == OP_DEL) {
-			rc = mdb_del(txn, db_of(c, db), &k, NULL);
-			if (rc && rc != MDB_NOTFOUND)
-				return meta_err(rc);
-			continue;
-		}
-		if (db == JDB_INODES && vlen >= sizeof(struct inode_rec)) {
-			struct inode_rec rec;
-			uint8_t *dst;
-
-			/* nothing of it is in this local store yet */
-			memcpy(&rec, v.mv_data, sizeof(rec));
-			if (S_ISREG(rec.mode))
-				rec.blocks = 0;
-			rc = mdb_put(txn, c->db_inodes, &k, &v, MDB_RESERVE);
-			if (rc)
-				return meta_err(rc);
-			dst = v.mv_data;
-			memcpy(dst, &rec, sizeof(rec));
-			memcpy(dst + sizeof(rec), p - vlen + sizeof(rec),
-			       vlen - sizeof(rec));
-			continue;
-		}
-		if (db == JDB_BLOCKS && vlen == sizeof(struct block_rec)) {
-			struct block_rec br;
-
-			memcpy(&br, v.mv_data, sizeof(br));
-			if (br.seq > a->max_block_seq)
-				a->max_block_seq = br.seq;
-		}
-		rc = mdb_put(txn, db_of(c, db), &k, &v, 0);
-		if (rc)
-			return meta_err(rc);
-	}
-	return p == end ? 0 : PHI_ECORRUPT;
-}
-
-/* Fetch, authenticate and check one metadata object; plain gets its
- * plaintext. */
-static int fetch_object(struct cache *c, struct backend *region,
-			const struct crypt_key *key,
-			const struct cache_moment *m, struct buf *plain)
-{
-	struct buf raw;
-	const uint8_t *d;
-	int rc;
-
-	buf_init(&raw, SIZE_MAX);
-	rc = backend_get(region, m->key, 0, 0, &raw);
-	buf_reset(plain);
-	if (rc == 0)
-		rc = crypt_unseal(key, c->fsid, m->key, buf_data(&raw),
-				  buf_len(&raw), plain);
-	buf_release(&raw);
-	if (rc)
-		return rc;
-	d = buf_data(plain);
-	if (buf_len(plain) < HEADER || memcmp(d, "PHIJ", 4) ||
-	    d[4] != JOURNAL_VERSION || d[5] != (m->snapshot ? 'S' : 'J') ||
-	    get_be(d + 8, 8) != m->seq ||
-	    (int64_t)get_be(d + 16, 8) != m->time_ms)
-		return d && buf_len(plain) >= 5 && d[4] != JOURNAL_VERSION &&
-		       memcmp(d, "PHIJ", 4) == 0 ? PHI_EVERSION : PHI_ECORRUPT;
-	return 0;
-}
-
-struct after_arg {
-	uint64_t max_seq;
-	uint64_t max_block_seq;
-};
-
-/* Recovery is done: the next mount starts a new line with a snapshot, and
- * numbers packs and metadata after everything seen. */
-static int after_txn(struct cache *c, MDB_txn *txn, void *arg)
-{
-	struct after_arg *a = arg;
-	MDB_cursor *cur;
-	MDB_val k, v;
-	int rc;
-
-	rc = set_u64(c, txn, "meta_seq", a->max_seq);
-	if (rc == 0)
-		rc = set_u64(c, txn, "need_snapshot", 1);
-	if (rc == 0)
-		rc = set_u64(c, txn, "next_seq", a->max_block_seq + 1);
-	if (rc == 0)
-		rc = mdb_drop(txn, c->db_changed, 0);
-	if (rc)
-		return meta_err(rc);
-	/* inodes unlinked while open on the old machine: free at open */
-	rc = mdb_cursor_open(txn, c->db_inodes, &cur);
-	if (rc)
-		return meta_err(rc);
-	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
-		struct inode_rec rec;
-		MDB_val e = { 0, (void *)"" };
-
-		if (v.mv_size < sizeof(rec))
-			continue;
-		memcpy(&rec, v.mv_data, sizeof(rec));
-		if (rec.nlink == 0 &&
-		    (rc = mdb_put(txn, c->db_orphans, &k, &e, 0)) != 0)
-			break;
-	}
-	mdb_cursor_close(cur);
-	return rc == MDB_NOTFOUND ? 0 : meta_err(rc);
-}
-
-/* --- recover and walk -------------------------------------------------- */
-
-static int rm_rf_at(int dfd, const char *name)
-{
-	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-			O_CLOEXEC);
-	struct dirent *de;
-	DIR *dir;
-
-	if (fd < 0)
-		return unlinkat(dfd, name, 0) && errno != ENOENT ? -errno : 0;
-	dir = fdopendir(fd);
-	if (!dir) {
-		close(fd);
-		return -errno;
-	}
-	while ((de = readdir(dir)))
-		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
-			rm_rf_at(fd, de->d_name);
-	closedir(dir);
-	return unlinkat(dfd, name, AT_REMOVEDIR) && errno != ENOENT ?
-	       -errno : 0;
-}
-
-/* Open a fresh filesystem in dir for applying a history to it. */
-static int scratch_open(const struct cache_recover_args *a, struct cache **c)
-{
-	struct cache_config cfg = { .dir = a->dir, .size_limit = UINT64_MAX,
-				    .block_size = a->block_size,
-				    .fsid = a->fsid };
-	int rc = cache_format(&cfg, 0, 0);
-
-	if (rc == 0)
-		rc = cache_open(c, &cfg, 0);
-	if (rc == 0)
-		(*c)->journal = 0;	/* applying is not changing */
-	return rc;
-}
-
-struct replay {
-	const struct cache_recover_args *a;
-	struct cache_moment *v;
-	size_t n, start, end;
-	uint64_t max_seq;
-};
-
-static int prepare(const struct cache_recover_args *a, struct replay *r,
-		   int from_oldest)
-{
-	int rc;
-
-	memset(r, 0, sizeof(*r));
-	r->a = a;
-	rc = cache_history_list(a->region, a->key, a->fsid, &r->v, &r->n);
-	if (rc)
-		return rc;
-	for (size_t i = 0; i < r->n; i++)
-		if (r->v[i].seq > r->max_seq)
-			r->max_seq = r->v[i].seq;
-	for (int i = 0; a->others && i < a->nothers; i++) {
-		struct cache_moment *o;
-		size_t no;
-
-		if (!a->others[i] || cache_history_list(a->others[i], a->key,
-							a->fsid, &o, &no))
-			continue;	/* unreachable: a best effort */
-		for (size_t k = 0; k < no; k++)
-			if (o[k].seq > r->max_seq)
-				r->max_seq = o[k].seq;
-		free(o);
-	}
-	rc = plan(r->v, r->n, a->at_ms, &r->start, &r->end);
-	if (rc == 0 && from_oldest) {
-		/* the oldest snapshot; segments from there, up to at_ms,
-		 * crossing later snapshots */
-		size_t first = r->n;
-
-		for (size_t i = 0; i < r->n && first == r->n; i++)
-			if (r->v[i].snapshot && r->v[i].time_ms <= a->at_ms)
-				first = i;
-		r->start = first;
-	}
-	if (rc)
-		free(r->v);
-	return rc;
-}
-
-static int replay(struct replay *r, struct cache *c, cache_moment_fn *fn,
-		  void *ctx, struct cache_recover_info *info,
-		  uint64_t *max_block_seq)
-{
-	const struct cache_recover_args *a = r->a;
-	uint64_t total = 0, done = 0, last = 0;
-	struct buf plain;
-	int rc = 0;
-
-	for (size_t i = r->start; i < r->end; i++)
-		total += r->v[i].size;
-	buf_init(&plain, SIZE_MAX);
-	for (size_t i = r->start; i < r->end && rc == 0; i++) {
-		const struct cache_moment *m = &r->v[i];
-		struct apply_arg ap = { 0 };
-
-		if (i > r->start && !m->snapshot && m->seq != last + 1)
-			break;		/* a gap: the history ends here */
-		rc = fetch_object(c, a->region, a->key, m, &plain);
-		if (rc)
-			break;		/* damaged: never applied */
-		ap.data = buf_data(&plain);
-		ap.len = buf_len(&plain);
-		ap.snapshot = m->snapshot;
-		rc = meta_write(c, apply_txn, &ap);
-		if (ap.max_block_seq > *max_block_seq)
-			*max_block_seq = ap.max_block_seq;
-		if (rc)
-			break;
-		last = m->seq;
-		done += m->size;
-		if (info) {
-			info->seq = m->seq;
-			info->time_ms = m->time_ms;
-			info->objects++;
-			info->bytes += m->size;
-		}
-		if (a->progress)
-			a->progress(a->progress_ctx, "bytes", done, total);
-		if (fn)
-			rc = fn(ctx, m, c);
-	}
-	buf_release(&plain);
-	return rc;
-}
-
-static int move_into_place(int dirfd)
-{
-	static const char *const parts[] = { "data", "lock", "meta" };
-	char from[64];
-
-	/* meta last: it is what says "a filesystem is here" */
-	for (size_t i = 0; i < 3; i++) {
-		snprintf(from, sizeof(from), "recover.tmp/%s", parts[i]);
-		if (renameat(dirfd, from, dirfd, parts[i]))
-			return -errno;
-	}
-	if (fsync(dirfd))
-		return -errno;
-	return rm_rf_at(dirfd, "recover.tmp");
-}
-
-int cache_recover(const struct cache_recover_args *a,
-		  struct cache_recover_info *info)
-{
-	struct cache_recover_args sa = *a;
-	struct after_arg aa = { 0, 0 };
-	char tmp[4096];
-	struct replay r;
-	struct cache *c = NULL;
-	int dirfd, rc;
-
-	memset(info, 0, sizeof(*info));
-	dirfd = open(a->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dirfd < 0)
-		return -errno;
-	if (faccessat(dirfd, "meta", F_OK, 0) == 0) {
-		close(dirfd);
-		return PHI_EEXISTFS;
-	}
-	/* leftovers of an interrupted run */
-	static const char *const left[] = { "recover.tmp", "data", "lock",
-					    "packs", "journal" };
-	for (size_t i = 0; i < sizeof(left) / sizeof(left[0]); i++)
-		rm_rf_at(dirfd, left[i]);
-	rc = prepare(a, &r, 0);
-	if (rc) {
-		close(dirfd);
-		return rc;
-	}
-	snprintf(tmp, sizeof(tmp), "%s/recover.tmp", a->dir);
-	if (mkdirat(dirfd, "recover.tmp", 0700))
-		rc = -errno;
-	sa.dir = tmp;
-	if (rc == 0)
-		rc = scratch_open(&sa, &c);
-	if (rc == 0)
-		rc = replay(&r, c, NULL, NULL, info, &aa.max_block_seq);
-	for (size_t i = 0; rc == 0 && i < r.n; i++)
-		if (r.v[i].seq > info->seq && r.v[i].time_ms <= a->at_ms)
-			info->skipped++;
-	if (rc == 0) {
-		aa.max_seq = r.max_seq;
-		rc = meta_write(c, after_txn, &aa);
-	}
-	if (rc == 0) {
-		MDB_txn *txn = meta_read_begin(c, &rc);
-		MDB_stat st;
-
-		if (txn && mdb_stat(txn, c->db_inodes, &st) == 0)
-			info->inodes = st.ms_entries;
-		if (txn)
-			meta_read_end(txn);
-	}
-	if (c) {
-		int rc2 = cache_close(c);
-
-		if (rc == 0)
-			rc = rc2;
-	}
-	if (rc == 0)
-		rc = move_into_place(dirfd);
-	else
-		rm_rf_at(dirfd, "recover.tmp");
-	free(r.v);
-	close(dirfd);
-	return rc;
-}
-
-int cache_history_walk(const struct cache_recover_args *a,
-		       cache_moment_fn *fn, void *ctx)
-{
-	uint64_t max_block_seq = 0;
-	struct cache *c = NULL;
-	struct replay r;
-	int rc;
-
-	rc = prepare(a, &r, 1);
-	if (rc)
-		return rc;
-	rc = scratch_open(a, &c);
-	if (rc == 0)
-		rc = replay(&r, c, fn, ctx, NULL, &max_block_seq);
-	if (c)
-		cache_close(c);
-	free(r.v);
-	return rc;
 }

@@ -52,6 +52,7 @@
  * call it.  It holds no lock across a call to a region.
  */
 #include "cache_int.h"
+#include "crypt.h"
 #include "backend.h"
 
 #include <errno.h>
@@ -634,7 +635,7 @@ static void seed_save(struct cache *c, int i)
 	if (rec_write(c, c->seal->r[i].name, &sd->rec))
 		PHI_LOG(PHI_LOG_WARNING, "cannot record how far region %s is "
 			"filled", c->seal->r[i].name);
-	sd->saved_ns = cache_mono_ns();
+	sd->saved_ns = phi_mono_ns();
 }
 
 /* A put into region i ended with rc: its health moves. */
@@ -739,7 +740,7 @@ static int seed_copy(struct cache *c, int i, const struct items *todo)
 		}
 		sd->rec.objects++;
 		sd->rec.bytes += todo->v[k].size;
-		if (cache_mono_ns() - sd->saved_ns >= SAVE_NS)
+		if (phi_mono_ns() - sd->saved_ns >= SAVE_NS)
 			seed_save(c, i);
 	}
 	buf_release(&obj);
@@ -791,7 +792,7 @@ static int seed_region(struct cache *c, int i)
 static int seed_next(struct cache *c)
 {
 	struct seal *s = c->seal;
-	uint64_t now = cache_mono_ns();
+	uint64_t now = phi_mono_ns();
 
 	for (int i = 0; i < s->nregions; i++) {
 		struct seed *sd = &s->mend->seed[i];
@@ -811,7 +812,7 @@ static int seed_next(struct cache *c)
 			     wait < SEED_RETRY_MAX_NS; f++)
 				wait *= 2;
 			sd->fails++;
-			sd->next_ns = cache_mono_ns() +
+			sd->next_ns = phi_mono_ns() +
 				      (wait < SEED_RETRY_MAX_NS ? wait :
 				       SEED_RETRY_MAX_NS);
 			PHI_LOG(PHI_LOG_INFO, "region %s: filling it stopped "
@@ -860,8 +861,8 @@ static void *mend_main(void *arg)
 
 	pthread_mutex_lock(&s->lock);
 	while (!s->stop) {
-		unsigned req = atomic_load(&s->sync_req);
-		uint64_t now = cache_mono_ns();
+		unsigned req = atomic_load(&c->inbox.sync_req);
+		uint64_t now = phi_mono_ns();
 
 		if (req != handled || now >= next) {
 			pthread_mutex_unlock(&s->lock);
@@ -869,11 +870,11 @@ static void *mend_main(void *arg)
 				interval = RECHECK_MIN_NS;
 			handled = req;
 			if (recheck(c)) {
-				next = cache_mono_ns() + interval;
+				next = phi_mono_ns() + interval;
 				interval = interval * 2 > RECHECK_MAX_NS ?
 					   RECHECK_MAX_NS : interval * 2;
 			} else {
-				next = cache_mono_ns() + RECHECK_MIN_NS;
+				next = phi_mono_ns() + RECHECK_MIN_NS;
 				interval = RECHECK_MIN_NS;
 			}
 			pthread_mutex_lock(&s->lock);
@@ -908,4 +909,46 @@ void mend_join(struct cache *c)
 		free(s->mend->sb);
 	free(s->mend);
 	s->mend = NULL;
+}
+
+/* Authenticate every frame of a pack. */
+static int check_pack(const struct crypt_key *key, const uint8_t *fsid,
+		      const char *name, const uint8_t *d, size_t len,
+		      struct buf *scratch)
+{
+	size_t off = 0;
+
+	if (len == 0)
+		return PHI_ECORRUPT;
+	while (off < len) {
+		char fid[64];
+		uint64_t n;
+		size_t flen;
+		int rc;
+
+		if (len - off < CRYPT_FRAME_OVERHEAD)
+			return PHI_ECORRUPT;
+		n = journal_get_be(d + off + 26, 8);
+		if (n > len - off - CRYPT_FRAME_OVERHEAD)
+			return PHI_ECORRUPT;
+		flen = CRYPT_FRAME_OVERHEAD + (size_t)n;
+		snprintf(fid, sizeof(fid), "%s@%zu", name, off);
+		buf_reset(scratch);
+		rc = crypt_unseal(key, fsid, fid, d + off, flen, scratch);
+		if (rc)
+			return rc;
+		off += flen;
+	}
+	return 0;
+}
+
+int check_object(const struct crypt_key *key, const uint8_t *fsid,
+		 const char *name, const struct buf *obj, struct buf *scratch)
+{
+	const uint8_t *d = buf_data(obj);
+
+	buf_reset(scratch);
+	if (name[0] == 'd')
+		return check_pack(key, fsid, name, d, buf_len(obj), scratch);
+	return crypt_unseal(key, fsid, name, d, buf_len(obj), scratch);
 }

@@ -5,7 +5,7 @@
  *   - every dirents entry has a dircookies twin with the same ino and type;
  *   - a directory's nlink is 2 plus its subdirectories; its `parent` is the
  *     directory that names it (the root names itself);
- *   - an inode with nlink 0 is in `orphans` until meta_maybe_free() has
+ *   - an inode with nlink 0 is in `orphans` until node_maybe_free() has
  *     removed its data file, its xattrs and its record, in that order, so
  *     that a crash at any point leaves something the next open can finish.
  *
@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -268,9 +269,8 @@ int meta_super_get_u64(struct cache *c, MDB_txn *txn, const char *key,
 	return 0;
 }
 
-/* Delete every key of `dbi` that starts with the 8-byte prefix of ino. */
-static int del_prefixed(struct cache *c, MDB_txn *txn, MDB_dbi dbi, int jdb,
-			uint64_t ino)
+int meta_del_prefixed(struct cache *c, MDB_txn *txn, MDB_dbi dbi, int jdb,
+		      uint64_t ino)
 {
 	uint8_t k[8];
 	MDB_val key = { sizeof(k), k }, val;
@@ -296,114 +296,6 @@ static int del_prefixed(struct cache *c, MDB_txn *txn, MDB_dbi dbi, int jdb,
 	}
 	mdb_cursor_close(cur);
 	return rc == MDB_NOTFOUND || rc == 0 ? 0 : meta_err(rc);
-}
-
-struct free_arg {
-	uint64_t ino;
-	uint64_t freed;		/* bytes the inode occupied */
-};
-
-static int free_inode_txn(struct cache *c, MDB_txn *txn, void *arg)
-{
-	struct free_arg *fa = arg;
-	uint64_t ino = fa->ino;
-	struct inode_rec rec;
-	uint8_t k[8];
-	MDB_val key = { sizeof(k), k };
-	int rc;
-
-	rc = inode_get(c, txn, ino, &rec, NULL, NULL);
-	if (rc == -ENOENT)
-		goto drop_orphan;
-	if (rc)
-		return rc;
-	if (rec.nlink > 0)
-		goto drop_orphan;	/* relinked meanwhile */
-	rc = del_prefixed(c, txn, c->db_xattrs, JDB_XATTRS, ino);
-	if (rc == 0)
-		rc = blk_free_txn(c, txn, ino);
-	if (rc)
-		return rc;
-	key_put_u64(k, ino);
-	rc = mdb_del(txn, c->db_inodes, &key, NULL);
-	if (rc == 0)
-		rc = jnote(c, txn, JDB_INODES, &key);
-	if (rc)
-		return meta_err(rc);
-	fa->freed = rec.blocks * 512;
-drop_orphan:
-	key_put_u64(k, ino);
-	rc = mdb_del(txn, c->db_orphans, &key, NULL);
-	return rc == MDB_NOTFOUND ? 0 : meta_err(rc);
-}
-
-static int is_orphan(struct cache *c, uint64_t ino)
-{
-	uint8_t k[8];
-	MDB_val key = { sizeof(k), k }, val;
-	MDB_txn *txn;
-	int rc, found;
-
-	txn = meta_read_begin(c, &rc);
-	if (!txn)
-		return 0;
-	key_put_u64(k, ino);
-	found = mdb_get(txn, c->db_orphans, &key, &val) == 0;
-	meta_read_end(txn);
-	return found;
-}
-
-void meta_maybe_free(struct cache *c, uint64_t ino)
-{
-	struct free_arg fa = { ino, 0 };
-	int rc;
-
-	if (c->rdonly || node_in_use(c, ino) || !is_orphan(c, ino))
-		return;
-	/* Data first: a crash after this leaves an orphan whose data file
-	 * is already in the trash, which the next open finishes freeing. */
-	trash_put(c, ino);
-	rc = meta_write(c, free_inode_txn, &fa);
-	if (rc == 0)
-		used_adjust(c, -(int64_t)fa.freed);
-	else
-		PHI_LOG(PHI_LOG_WARNING, "cannot free inode %llu: %s",
-			(unsigned long long)ino, phi_strerror(rc));
-}
-
-int meta_free_orphans(struct cache *c)
-{
-	uint64_t inos[256];
-	size_t n;
-
-	do {
-		MDB_val key, val;
-		MDB_cursor *cur;
-		MDB_txn *txn;
-		int rc;
-
-		txn = meta_read_begin(c, &rc);
-		if (!txn)
-			return rc;
-		n = 0;
-		rc = mdb_cursor_open(txn, c->db_orphans, &cur);
-		if (rc) {
-			meta_read_end(txn);
-			return meta_err(rc);
-		}
-		for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
-		     rc == 0 && n < 256;
-		     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
-			inos[n++] = key_get_u64(key.mv_data);
-		}
-		mdb_cursor_close(cur);
-		meta_read_end(txn);
-		for (size_t i = 0; i < n; i++)
-			meta_maybe_free(c, inos[i]);
-		/* Stop when a pass frees nothing rather than spin on orphans
-		 * that cannot be freed now; the next open tries again. */
-	} while (n == 256 && is_orphan(c, inos[0]) == 0);
-	return 0;
 }
 
 int meta_used_bytes(struct cache *c, uint64_t *out)
@@ -434,4 +326,43 @@ int meta_used_bytes(struct cache *c, uint64_t *out)
 		return meta_err(rc);
 	*out = sum;
 	return 0;
+}
+
+void data_name(uint64_t ino, char *buf, size_t size)
+{
+	snprintf(buf, size, "%02x/%llu", (unsigned)(ino & 0xff),
+		 (unsigned long long)ino);
+}
+
+void pack_key(const uint8_t id[16], char out[PACK_KEY_LEN + 1])
+{
+	out[0] = 'd';
+	out[1] = '/';
+	for (int i = 0; i < 16; i++)
+		snprintf(out + 2 + 2 * i, 3, "%02x", id[i]);
+}
+
+void pack_file(const uint8_t id[16], char out[PACK_FILE_LEN + 1])
+{
+	memcpy(out, "packs/", 6);
+	for (int i = 0; i < 16; i++)
+		snprintf(out + 6 + 2 * i, 3, "%02x", id[i]);
+}
+
+void blk_key(uint8_t k[16], uint64_t ino, uint64_t blk)
+{
+	key_put_u64(k, ino);
+	key_put_u64(k + 8, blk);
+}
+
+int cache_sync(struct cache *c)
+{
+	int rc;
+
+	if (c->rdonly)
+		return 0;
+	if (atomic_load(&c->latched))
+		return PHI_ELATCHED;
+	rc = mdb_env_sync(c->env, 1);
+	return rc ? cache_latch(c, meta_err(rc)) : 0;
 }

@@ -25,24 +25,6 @@
 #include <string.h>
 #include <unistd.h>
 
-void data_name(uint64_t ino, char *buf, size_t size)
-{
-	snprintf(buf, size, "%02x/%llu", (unsigned)(ino & 0xff),
-		 (unsigned long long)ino);
-}
-
-void used_adjust(struct cache *c, int64_t delta)
-{
-	uint_fast64_t old = atomic_load(&c->used), new;
-
-	do {
-		if (delta < 0 && (uint64_t)-delta > old)
-			new = 0;
-		else
-			new = old + (uint64_t)delta;
-	} while (!atomic_compare_exchange_weak(&c->used, &old, new));
-}
-
 static struct cnode **bucket(struct cache *c, uint64_t ino)
 {
 	return &c->nodes[(ino * 0x9E3779B97F4A7C15ull) >> 52];
@@ -160,7 +142,7 @@ static void close_data(struct cache *c, struct cnode *n)
 {
 	pthread_mutex_lock(&n->lock);
 	if (n->fd >= 0) {
-		node_refresh_alloc(c, n);
+		blk_refresh_alloc(c, n);
 		close(n->fd);
 		n->fd = -1;
 	}
@@ -195,8 +177,25 @@ void node_release(struct cache *c, struct cnode *n)
 	pthread_mutex_unlock(&c->nodes_lock);
 	if (dead) {
 		node_free(dead);
-		meta_maybe_free(c, ino);
+		node_maybe_free(c, ino);
 	}
+}
+
+/* Nodes with fetched blocks, each with a temporary reference. */
+size_t node_collect_fetched(struct cache *c, struct cnode **out, size_t max)
+{
+	size_t count = 0;
+
+	pthread_mutex_lock(&c->nodes_lock);
+	for (size_t b = 0; b < NODE_BUCKETS && count < max; b++)
+		for (struct cnode *n = c->nodes[b]; n && count < max;
+		     n = n->next)
+			if (n->fetched.n) {	/* racy peek; rechecked */
+				n->nref++;
+				out[count++] = n;
+			}
+	pthread_mutex_unlock(&c->nodes_lock);
+	return count;
 }
 
 void node_ref_lookup(struct cache *c, uint64_t ino, uint64_t count)
@@ -238,7 +237,7 @@ void cache_forget(struct cache *c, uint64_t ino, uint64_t nlookup)
 		node_release(c, n);	/* nref 1, nlookup 0: folds, unhooks */
 	} else if (dead) {
 		node_free(dead);
-		meta_maybe_free(c, ino);
+		node_maybe_free(c, ino);
 	}
 }
 
@@ -367,23 +366,12 @@ int node_load(struct cache *c, struct cnode *n)
 	n->loaded = 1;
 	/* c->used counts rec.blocks already; only the difference moves. */
 	n->alloc = rec.blocks * 512;
-	node_refresh_alloc(c, n);
+	blk_refresh_alloc(c, n);
 	/* An earlier node, or a killed daemon, may have left this file's
 	 * pages unsynced: the first fsync of a new node always syncs. */
 	n->unsynced = 1;
 	n->created = 1;
 	return 0;
-}
-
-void node_refresh_alloc(struct cache *c, struct cnode *n)
-{
-	struct stat st;
-
-	if (n->fd < 0 || fstat(n->fd, &st))
-		return;
-	used_adjust(c, (int64_t)st.st_blocks * 512 - (int64_t)n->alloc);
-	n->alloc = (uint64_t)st.st_blocks * 512;
-	n->growth = 0;
 }
 
 
@@ -429,7 +417,7 @@ int node_fold(struct cache *c, struct cnode *n)
 
 	if (!n->dirty)
 		return 0;
-	node_refresh_alloc(c, n);
+	blk_refresh_alloc(c, n);
 	a.blocks = n->alloc / 512;
 	rc = meta_write(c, fold_txn, &a);
 	if (rc && rc != -ENOENT)	/* ENOENT: freed meanwhile */
@@ -497,7 +485,7 @@ static int batch_txn(struct cache *c, MDB_txn *txn, void *arg)
 		}
 		if (!n->dirty)
 			continue;
-		node_refresh_alloc(c, n);
+		blk_refresh_alloc(c, n);
 		a.blocks = n->alloc / 512;
 		rc = fold_txn(c, txn, &a);
 		if (rc && rc != -ENOENT)
@@ -582,4 +570,114 @@ void node_table_free(struct cache *c)
 			node_free(n);
 		}
 	}
+}
+
+/* --- freeing unlinked inodes --------------------------------------------- */
+
+struct free_arg {
+	uint64_t ino;
+	uint64_t freed;		/* bytes the inode occupied */
+};
+
+static int free_inode_txn(struct cache *c, MDB_txn *txn, void *arg)
+{
+	struct free_arg *fa = arg;
+	uint64_t ino = fa->ino;
+	struct inode_rec rec;
+	uint8_t k[8];
+	MDB_val key = { sizeof(k), k };
+	int rc;
+
+	rc = inode_get(c, txn, ino, &rec, NULL, NULL);
+	if (rc == -ENOENT)
+		goto drop_orphan;
+	if (rc)
+		return rc;
+	if (rec.nlink > 0)
+		goto drop_orphan;	/* relinked meanwhile */
+	rc = meta_del_prefixed(c, txn, c->db_xattrs, JDB_XATTRS, ino);
+	if (rc == 0)
+		rc = blk_free_txn(c, txn, ino);
+	if (rc)
+		return rc;
+	key_put_u64(k, ino);
+	rc = mdb_del(txn, c->db_inodes, &key, NULL);
+	if (rc == 0)
+		rc = jnote(c, txn, JDB_INODES, &key);
+	if (rc)
+		return meta_err(rc);
+	fa->freed = rec.blocks * 512;
+drop_orphan:
+	key_put_u64(k, ino);
+	rc = mdb_del(txn, c->db_orphans, &key, NULL);
+	return rc == MDB_NOTFOUND ? 0 : meta_err(rc);
+}
+
+static int is_orphan(struct cache *c, uint64_t ino)
+{
+	uint8_t k[8];
+	MDB_val key = { sizeof(k), k }, val;
+	MDB_txn *txn;
+	int rc, found;
+
+	txn = meta_read_begin(c, &rc);
+	if (!txn)
+		return 0;
+	key_put_u64(k, ino);
+	found = mdb_get(txn, c->db_orphans, &key, &val) == 0;
+	meta_read_end(txn);
+	return found;
+}
+
+void node_maybe_free(struct cache *c, uint64_t ino)
+{
+	struct free_arg fa = { ino, 0 };
+	int rc;
+
+	if (c->rdonly || node_in_use(c, ino) || !is_orphan(c, ino))
+		return;
+	/* Data first: a crash after this leaves an orphan whose data file
+	 * is already in the trash, which the next open finishes freeing. */
+	trash_put(c, ino);
+	rc = meta_write(c, free_inode_txn, &fa);
+	if (rc == 0)
+		blk_used_adjust(c, -(int64_t)fa.freed);
+	else
+		PHI_LOG(PHI_LOG_WARNING, "cannot free inode %llu: %s",
+			(unsigned long long)ino, phi_strerror(rc));
+}
+
+int node_free_orphans(struct cache *c)
+{
+	uint64_t inos[256];
+	size_t n;
+
+	do {
+		MDB_val key, val;
+		MDB_cursor *cur;
+		MDB_txn *txn;
+		int rc;
+
+		txn = meta_read_begin(c, &rc);
+		if (!txn)
+			return rc;
+		n = 0;
+		rc = mdb_cursor_open(txn, c->db_orphans, &cur);
+		if (rc) {
+			meta_read_end(txn);
+			return meta_err(rc);
+		}
+		for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+		     rc == 0 && n < 256;
+		     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+			inos[n++] = key_get_u64(key.mv_data);
+		}
+		mdb_cursor_close(cur);
+		meta_read_end(txn);
+		for (size_t i = 0; i < n; i++)
+			node_maybe_free(c, inos[i]);
+		/* Stop when a pass frees nothing rather than spin on orphans
+		 * that cannot be freed now; the next open tries again. */
+	} while (n == 256 && is_orphan(c, inos[0]) == 0);
+	return 0;
 }

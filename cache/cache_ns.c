@@ -460,7 +460,7 @@ static int remove_name(struct cache *c, uint64_t parent, const char *name,
 		return rc;
 	rc = meta_write(c, remove_txn, &a);
 	if (rc == 0)
-		meta_maybe_free(c, a.ino);
+		node_maybe_free(c, a.ino);
 	return rc;
 }
 
@@ -784,7 +784,7 @@ int cache_rename(struct cache *c, uint64_t parent, const char *name,
 		return rc;
 	rc = meta_write(c, rename_txn, &a);
 	if (rc == 0 && a.victim)
-		meta_maybe_free(c, a.victim);
+		node_maybe_free(c, a.victim);
 	return rc;
 }
 

@@ -44,55 +44,6 @@
 #define DEFAULT_PACK (4ull << 20)
 #define PACK_MAX_AGE_MS 3000	/* a pack not full is stored after this */
 
-uint64_t cache_mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-void cache_request_sync(struct cache *c)
-{
-	if (c->seal)
-		atomic_fetch_add(&c->seal->sync_req, 1);
-}
-
-void seal_kick(struct cache *c)
-{
-	struct seal *s = c->seal;
-
-	if (!s)
-		return;
-	pthread_mutex_lock(&s->lock);
-	s->kicked = 1;
-	pthread_cond_signal(&s->cond);
-	pthread_mutex_unlock(&s->lock);
-}
-
-void seal_closed(struct cache *c, uint64_t ino)
-{
-	struct seal *s = c->seal;
-
-	if (!s)
-		return;
-	pthread_mutex_lock(&s->lock);
-	if (s->nclosed == s->capclosed) {
-		size_t cap = s->capclosed ? 2 * s->capclosed : 64;
-		uint64_t *v = realloc(s->closed, cap * sizeof(*v));
-
-		if (v) {
-			s->closed = v;
-			s->capclosed = cap;
-		}
-	}
-	if (s->nclosed < s->capclosed)	/* else sealed after the delay */
-		s->closed[s->nclosed++] = ino;
-	s->kicked = 1;
-	pthread_cond_signal(&s->cond);
-	pthread_mutex_unlock(&s->lock);
-}
-
 /* --- packs ------------------------------------------------------------- */
 
 struct pack_entry {
@@ -297,7 +248,7 @@ static int pack_commit(struct cache *c, struct packer *p)
 
 			pthread_mutex_lock(&n->lock);
 			if (blkset_add(&n->dblk, p->e[i].blk) > 0)
-				atomic_fetch_add(&s->dirty_blocks, 1);
+				atomic_fetch_add(&c->inbox.dirty_blocks, 1);
 			pthread_mutex_unlock(&n->lock);
 		}
 		PHI_LOG(PHI_LOG_ERR, "cannot store sealed object %s: %s; "
@@ -335,7 +286,7 @@ static int pack_add(struct cache *c, struct packer *p, struct cnode *n,
 		rc = packer_begin(p);
 		if (rc)
 			return rc;
-		p->opened_ns = cache_mono_ns();
+		p->opened_ns = phi_mono_ns();
 	}
 	if (p->n == p->cap) {
 		size_t cap = p->cap ? 2 * p->cap : 64;
@@ -442,12 +393,12 @@ static int seal_inode(struct cache *c, struct packer *p, uint64_t ino,
 		blkset_del(&n->dblk, blk);
 		/* what the record will say is what the data file holds */
 		blkset_add(&n->checked, blk);
-		atomic_fetch_sub(&c->seal->dirty_blocks, 1);
+		atomic_fetch_sub(&c->inbox.dirty_blocks, 1);
 		gen = atomic_load(&n->gen);
 		cuts = atomic_load(&n->cuts);
 		if (len && blkset_add(&n->sealing, blk) < 0) {
 			if (blkset_add(&n->dblk, blk) > 0)
-				atomic_fetch_add(&c->seal->dirty_blocks, 1);
+				atomic_fetch_add(&c->inbox.dirty_blocks, 1);
 			pthread_mutex_unlock(&n->lock);
 			rc = -ENOMEM;
 			break;
@@ -465,7 +416,7 @@ static int seal_inode(struct cache *c, struct packer *p, uint64_t ino,
 			pthread_mutex_lock(&n->lock);
 			blkset_del(&n->sealing, blk);
 			if (blkset_add(&n->dblk, blk) > 0)
-				atomic_fetch_add(&c->seal->dirty_blocks, 1);
+				atomic_fetch_add(&c->inbox.dirty_blocks, 1);
 			pthread_mutex_unlock(&n->lock);
 			break;
 		}
@@ -523,22 +474,15 @@ static size_t dirty_inodes(struct cache *c, uint64_t **out)
 
 static void seal_pass(struct cache *c, struct packer *p, int force)
 {
-	struct seal *s = c->seal;
-	struct due d = { force, 0, cache_mono_ns(), NULL, 0 };
+	struct due d = { force, 0, phi_mono_ns(), NULL, 0 };
 	uint64_t *inos;
 	size_t count;
 	int rc = 0;
 
-	pthread_mutex_lock(&s->lock);
-	d.closed = s->closed;
-	d.nclosed = s->nclosed;
-	s->closed = NULL;
-	s->nclosed = s->capclosed = 0;
-	pthread_mutex_unlock(&s->lock);
+	d.nclosed = inbox_take_closed(c, &d.closed);
 	if (d.nclosed)	/* qsort() of NULL is undefined, even for 0 */
 		qsort(d.closed, d.nclosed, sizeof(uint64_t), cmp_u64);
-	d.pressure = atomic_load(&s->dirty_blocks) * c->block_size >
-		     s->dirty_limit;
+	d.pressure = inbox_over_dirty_limit(c, c->block_size);
 	if (force || d.pressure || d.nclosed)
 		node_fold_all(c);	/* every dirty block into `dirty` */
 	count = dirty_inodes(c, &inos);
@@ -558,7 +502,7 @@ static void seal_pass(struct cache *c, struct packer *p, int force)
 	}
 	/* A pack that is not full stays open across passes for a while,
 	 * so that files saved one by one still share objects. */
-	if (rc != PHI_ELATCHED && (force || cache_mono_ns() - p->opened_ns >=
+	if (rc != PHI_ELATCHED && (force || phi_mono_ns() - p->opened_ns >=
 				   PACK_MAX_AGE_MS * 1000000ull))
 		pack_commit(c, p);
 	else if (rc == PHI_ELATCHED)
@@ -617,14 +561,14 @@ static uint64_t waiting_upto(struct cache *c, MDB_txn *txn, uint64_t seq,
 int cache_sync_regions(struct cache *c, unsigned timeout_ms)
 {
 	struct seal *s = c->seal;
-	uint64_t start = cache_mono_ns(), deadline;
+	uint64_t start = phi_mono_ns(), deadline;
 	int rc = 0;
 
 	if (!s)
 		return 0;
 	deadline = timeout_ms ? start + timeout_ms * 1000000ull : UINT64_MAX;
 	cache_request_sync(c);
-	seal_kick(c);
+	inbox_kick(c);
 	for (;;) {
 		struct timespec ts;
 		uint64_t mark, seq, mseq, waiting = 0;
@@ -646,7 +590,7 @@ int cache_sync_regions(struct cache *c, unsigned timeout_ms)
 			if (waiting == 0)
 				return 0;
 		}
-		if (cache_mono_ns() >= deadline)
+		if (phi_mono_ns() >= deadline)
 			return -ETIMEDOUT;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_nsec += 50 * 1000000L;
@@ -668,7 +612,7 @@ static void maybe_evict(struct cache *c)
 	uint64_t high = c->size_limit / 10 * 9, low = c->size_limit / 10 * 8;
 
 	if (used > high)
-		blk_evict(c, used - low);
+		lru_evict(c, used - low);
 }
 
 static void *sealer_main(void *arg)
@@ -679,36 +623,20 @@ static void *sealer_main(void *arg)
 	/* sync_req starts at 0 with s: a request made before this thread
 	 * ran is not lost */
 	unsigned handled = 0;
-	uint64_t last_journal = cache_mono_ns(), mseq;
+	uint64_t last_journal = phi_mono_ns(), mseq;
 	int jdue;
 
 	memset(&p, 0, sizeof(p));
 	buf_init(&p.data, SIZE_MAX);
 	buf_init(&p.plain, SIZE_MAX);
-	pthread_mutex_lock(&s->lock);
-	while (!s->stop) {
-		struct timespec ts;
+	while (!inbox_wait(c, handled, SEAL_TICK_MS)) {
 		unsigned req;
 		uint64_t mark;
 		int force;
 
-		if (!s->kicked && atomic_load(&s->sync_req) == handled) {
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			ts.tv_nsec += SEAL_TICK_MS * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
-			pthread_cond_timedwait(&s->cond, &s->lock, &ts);
-		}
-		if (s->stop)
-			break;
-		s->kicked = 0;
-		pthread_mutex_unlock(&s->lock);
-
-		req = atomic_load(&s->sync_req);
+		req = atomic_load(&c->inbox.sync_req);
 		force = req != handled;
-		mark = cache_mono_ns();
+		mark = phi_mono_ns();
 		/* Metadata goes out every metadata_interval: everything
 		 * written is sealed first, so that a segment never names a
 		 * block whose content is not in some pack. */
@@ -736,7 +664,7 @@ static void *sealer_main(void *arg)
 				pthread_mutex_unlock(&s->lock);
 			}
 		}
-		blk_persist_fetched(c);
+		lru_persist_fetched(c);
 		upload_record_health(c);
 		if (force) {
 			struct sync_arg a = { mark, 0, 0 };
@@ -765,20 +693,18 @@ static void *sealer_main(void *arg)
 			}
 			handled = req;
 		}
-		if (atomic_load(&s->sync_req) != handled)
+		if (atomic_load(&c->inbox.sync_req) != handled)
 			upload_retry_now(c);	/* a sync does not wait out a
 						   backoff */
 		maybe_evict(c);
-		pthread_mutex_lock(&s->lock);
 	}
-	pthread_mutex_unlock(&s->lock);
 	/* Store the pack begun; dirty blocks not sealed yet stay in the
 	 * `dirty` db, and the next mount seals them first thing, so that
 	 * unmount does not wait for sealing. */
 	if (!atomic_load(&c->latched))
 		pack_commit(c, &p);
 	packer_drop(c, &p);
-	blk_persist_fetched(c);
+	lru_persist_fetched(c);
 	buf_release(&p.data);
 	buf_release(&p.plain);
 	free(p.e);
@@ -881,12 +807,9 @@ int seal_start(struct cache *c, const struct cache_config *cfg,
 	s->journal_ns = (uint64_t)(cfg->metadata_interval_ms ?
 				   cfg->metadata_interval_ms : 30000) *
 			1000000ull;
-	s->dirty_limit = cfg->dirty_limit ? cfg->dirty_limit :
-			 c->size_limit / 4;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&s->cond, &ca);
 	pthread_cond_init(&s->done, &ca);
 	pthread_condattr_destroy(&ca);
 	c->seal = s;
@@ -910,6 +833,7 @@ int seal_start(struct cache *c, const struct cache_config *cfg,
 	 * their last upload */
 	atomic_store(&c->packs_used, sweep_unrecorded(c, "packs", pack_known) +
 		     sweep_unrecorded(c, "journal", journal_known));
+	inbox_open(c, cfg->dirty_limit ? cfg->dirty_limit : c->size_limit / 4);
 	rc = pthread_create(&s->sealer, NULL, sealer_main, c);
 	if (rc)
 		return -rc;
@@ -924,9 +848,9 @@ void seal_stop(struct cache *c)
 
 	if (!s)
 		return;
+	inbox_stop(c);
 	pthread_mutex_lock(&s->lock);
 	s->stop = 1;
-	pthread_cond_broadcast(&s->cond);
 	pthread_cond_broadcast(&s->done);
 	pthread_mutex_unlock(&s->lock);
 	if (s->sealer_running)
@@ -937,7 +861,7 @@ void seal_stop(struct cache *c)
 	s->nuploaders = 0;
 	mend_join(c);
 	upload_record_health(c);
-	blk_lru_flush(c);
+	lru_flush(c);
 }
 
 void seal_free(struct cache *c)
@@ -947,11 +871,8 @@ void seal_free(struct cache *c)
 	if (!s)
 		return;
 	pthread_mutex_destroy(&s->lock);
-	pthread_cond_destroy(&s->cond);
 	pthread_cond_destroy(&s->done);
-	free(s->closed);
 	free(s->inflight);
-	free(s->lru);
 	free(s);
 	c->seal = NULL;
 }

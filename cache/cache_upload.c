@@ -196,7 +196,7 @@ void upload_record_health(struct cache *c)
 {
 	struct seal *s = c->seal;
 	struct region_rec rr[SEAL_MAX_REGIONS];
-	int any = 0;
+	int any = 0, down = 0;
 
 	if (!s)
 		return;
@@ -206,9 +206,11 @@ void upload_record_health(struct cache *c)
 					     s->r[i].down, s->r[i].dirty,
 					     s->r[i].last_ok };
 		any |= s->r[i].dirty;
+		down += s->r[i].down != 0;
 		s->r[i].dirty = 0;
 	}
 	pthread_mutex_unlock(&s->lock);
+	atomic_store(&c->inbox.regions_down, down);	/* for the data path */
 	if (any && meta_write(c, health_txn, rr)) {
 		pthread_mutex_lock(&s->lock);
 		for (int i = 0; i < s->nregions; i++)
@@ -267,7 +269,7 @@ static int pick(struct cache *c, struct job *j, uint64_t *wake_ns,
 		uint32_t *pending)
 {
 	struct seal *s = c->seal;
-	uint64_t now = cache_mono_ns();
+	uint64_t now = phi_mono_ns();
 	MDB_val key, val;
 	MDB_cursor *cur;
 	MDB_txn *txn;
@@ -458,7 +460,7 @@ void upload_health(struct seal_region *r, int rc)
 		r->dirty = 1;
 	} else if (rc != PHI_ELATCHED) {
 		r->fails++;
-		r->retry_ns = cache_mono_ns() + backoff(r->fails);
+		r->retry_ns = phi_mono_ns() + backoff(r->fails);
 		if (r->fails >= DOWN_AFTER && !r->down) {
 			r->down = 1;
 			PHI_LOG(PHI_LOG_WARNING, "region %s is down (%s); "
@@ -524,7 +526,7 @@ static void upload(struct cache *c, const struct job *j, struct buf *data)
  */
 static int probe_down(struct seal *s, uint32_t pending)
 {
-	uint64_t now = cache_mono_ns();
+	uint64_t now = phi_mono_ns();
 
 	for (int i = 0; i < s->nregions; i++) {
 		struct seal_region *r = &s->r[i];
@@ -546,7 +548,7 @@ static int probe_down(struct seal *s, uint32_t pending)
 			r->retry_ns = 0;
 		} else {
 			r->fails++;
-			r->retry_ns = cache_mono_ns() + backoff(r->fails);
+			r->retry_ns = phi_mono_ns() + backoff(r->fails);
 		}
 		r->dirty = 1;
 		return 1;
@@ -585,7 +587,7 @@ static void *uploader_main(void *arg)
 		/* Nothing to send now: an idle thread keeps no pack-sized
 		 * buffer (four of them made most of a daemon's memory). */
 		buf_release(&data);
-		now = cache_mono_ns();
+		now = phi_mono_ns();
 		if (wake > now + IDLE_WAIT_MS * 1000000ull)
 			wake = now + IDLE_WAIT_MS * 1000000ull;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -662,18 +664,6 @@ static int queue_all_txn(struct cache *c, MDB_txn *txn, void *arg)
 int upload_queue_all(struct cache *c, uint32_t bits)
 {
 	return bits ? meta_write(c, queue_all_txn, &bits) : 0;
-}
-
-int upload_all_up(struct cache *c)
-{
-	struct seal *s = c->seal;
-	int up = 1;
-
-	pthread_mutex_lock(&s->lock);
-	for (int i = 0; i < s->nregions; i++)
-		up &= !s->r[i].down;
-	pthread_mutex_unlock(&s->lock);
-	return up;
 }
 
 void upload_retry_now(struct cache *c)

@@ -30,11 +30,66 @@ static int user_name(const char *name)
 	return strncmp(name, "user.", 5) == 0 && name[5] != '\0';
 }
 
+/* "dirty", "local" or "replicated": the file's user.phifs.state. */
+static int file_state(struct cache *c, uint64_t ino, const char **out)
+{
+	uint8_t k[16];
+	MDB_val key = { sizeof(k), k }, val;
+	struct cnode *n = node_find_ref(c, ino);
+	struct inode_rec rec;
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	int dirty = 0, local = 0, rc;
+
+	if (n) {
+		pthread_mutex_lock(&n->lock);
+		dirty = n->dblk.n > 0;
+		pthread_mutex_unlock(&n->lock);
+		node_release(c, n);
+	}
+	txn = meta_read_begin(c, &rc);
+	if (!txn)
+		return rc;
+	rc = inode_get(c, txn, ino, &rec, NULL, NULL);
+	if (rc || !c->have_blockdbs || !S_ISREG(rec.mode))
+		goto out;
+	blk_key(k, ino, 0);
+	if (!dirty && mdb_cursor_open(txn, c->db_dirty, &cur) == 0) {
+		dirty = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE) == 0 &&
+			key.mv_size == 16 && key_get_u64(key.mv_data) == ino;
+		mdb_cursor_close(cur);
+	}
+	key.mv_size = sizeof(k);
+	key.mv_data = k;
+	if (!dirty && mdb_cursor_open(txn, c->db_blocks, &cur) == 0) {
+		for (int r = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
+		     r == 0 && !local && key.mv_size == 16 &&
+		     key_get_u64(key.mv_data) == ino;
+		     r = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+			struct block_rec b;
+
+			if (val.mv_size != sizeof(b))
+				continue;
+			memcpy(&b, val.mv_data, sizeof(b));
+			local = !blk_replicated(c, txn, b.seq);
+		}
+		mdb_cursor_close(cur);
+	}
+	/* Without regions nothing is ever sealed: all of it is local. */
+	if (!c->seal && rec.size)
+		local = 1;
+out:
+	meta_read_end(txn);
+	if (rc == 0)
+		*out = dirty ? "dirty" : local ? "local" : "replicated";
+	return rc;
+}
+
 static int get_state(struct cache *c, uint64_t ino, void *value, size_t size)
 {
-	const char *state;
+	const char *state = NULL;
 	size_t len;
-	int rc = blk_state(c, ino, &state);
+	int rc = file_state(c, ino, &state);
 
 	if (rc)
 		return rc;

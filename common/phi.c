@@ -174,3 +174,11 @@ struct timespec phi_now(void)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return ts;
 }
+
+uint64_t phi_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}

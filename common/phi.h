@@ -100,4 +100,7 @@ void phi_log_write(enum phi_log_level level, const char *fmt, ...)
 /* Current wall-clock time (CLOCK_REALTIME). */
 struct timespec phi_now(void);
 
+/* Nanoseconds of CLOCK_MONOTONIC: for intervals and deadlines. */
+uint64_t phi_mono_ns(void);
+
 #endif

@@ -125,7 +125,7 @@ void tool_progress_init(struct tool_progress *p, const char *label)
 	memset(p, 0, sizeof(*p));
 	p->on = isatty(STDERR_FILENO);
 	p->label = label;
-	p->start_ns = cache_mono_ns();
+	p->start_ns = phi_mono_ns();
 }
 
 static void amount(const char *what, uint64_t n, char *buf, size_t len)
@@ -140,7 +140,7 @@ void tool_progress_show(void *ctx, const char *what, uint64_t done,
 			uint64_t total)
 {
 	struct tool_progress *p = ctx;
-	uint64_t now = cache_mono_ns();
+	uint64_t now = phi_mono_ns();
 	double secs, rate;
 	char d[32], t[32], r[32], left[32] = "";
 
@@ -774,7 +774,7 @@ static void report(const struct phi_config *cfg,
 	       "%.1f s\n", fsid, cfg->cache_dir, tool_history_region(h), when,
 	       info->objects, info->objects == 1 ? "" : "s", size,
 	       info->inodes, info->inodes == 1 ? "" : "s",
-	       (double)(cache_mono_ns() - start_ns) / 1e9);
+	       (double)(phi_mono_ns() - start_ns) / 1e9);
 }
 
 static int recover(const struct phi_config *cfg, const struct recover_args *ra,
@@ -784,7 +784,7 @@ static int recover(const struct phi_config *cfg, const struct recover_args *ra,
 	struct cache_recover_args a;
 	struct tool_progress prog;
 	struct tool_history h;
-	uint64_t start = cache_mono_ns();
+	uint64_t start = phi_mono_ns();
 	int rc, have_sb;
 
 	if (check_empty(cfg) || tool_check_places(cfg, NULL) ||

@@ -522,7 +522,7 @@ static int diff_attrs(struct restore *r, uint64_t ino, const struct stat *st,
 static void show_progress(struct restore *r)
 {
 	struct tool_progress *p = &r->prog;
-	uint64_t now = cache_mono_ns();
+	uint64_t now = phi_mono_ns();
 	double fe, fb, f, secs;
 	char done[32], total[32], left[32] = "";
 
@@ -1133,7 +1133,7 @@ static void summary(const struct restore *r, const char *target,
 	       r->symlinks == 1 ? "" : "s", r->hardlinks,
 	       r->hardlinks == 1 ? "" : "s", r->others, r->created,
 	       r->replaced, r->same, size,
-	       (double)(cache_mono_ns() - start_ns) / 1e9);
+	       (double)(phi_mono_ns() - start_ns) / 1e9);
 }
 
 /* DEST must be a folder; the top target is DEST/<last part of PATH>,
@@ -1216,7 +1216,7 @@ static int restore_in(void *ctx, const char *dir)
 	struct cache_recover_info info;
 	struct cache_recover_args a;
 	struct tool_history h;
-	uint64_t start = cache_mono_ns();
+	uint64_t start = phi_mono_ns();
 	int64_t latest = INT64_MIN;	/* the choice made, if any */
 	int rc;
 

@@ -62,7 +62,7 @@ struct sync_wait {
  * passphrase is being typed. */
 static void start_waiting(struct sync_wait *w)
 {
-	w->start_ns = cache_mono_ns();
+	w->start_ns = phi_mono_ns();
 	w->deadline_ns = w->timeout_ns ? w->start_ns + w->timeout_ns : 0;
 	w->all_down_since = 0;
 }
@@ -131,7 +131,7 @@ static void report_missing(const struct sync_wait *w,
 
 static void report_done(const struct sync_wait *w)
 {
-	double secs = (double)(cache_mono_ns() - w->start_ns) / 1e9;
+	double secs = (double)(phi_mono_ns() - w->start_ns) / 1e9;
 
 	printf("synced: every region holds everything written before the "
 	       "sync (%d region%s, %.1f s)\n", w->cfg->nregions,
@@ -142,7 +142,7 @@ static void report_done(const struct sync_wait *w)
 static const char *give_up(struct sync_wait *w, const struct cache_stats *s)
 {
 	static char why[64];
-	uint64_t now = cache_mono_ns();
+	uint64_t now = phi_mono_ns();
 	int down = s->nregions > 0;
 
 	for (int i = 0; i < s->nregions && i < 16; i++)
@@ -190,9 +190,9 @@ static int sync_mounted(struct sync_wait *w, long pid)
 		}
 		/* A signal that came before the mount could take it. */
 		if (s.sync_mark_ns <= asked &&
-		    cache_mono_ns() - signalled >= RESIGNAL_NS) {
+		    phi_mono_ns() - signalled >= RESIGNAL_NS) {
 			kill((pid_t)pid, SIGUSR1);
-			signalled = cache_mono_ns();
+			signalled = phi_mono_ns();
 		}
 		why = give_up(w, &s);
 		if (why) {
@@ -213,7 +213,7 @@ static int wait_here(struct sync_wait *w, struct cache *c)
 		int rc;
 
 		if (w->deadline_ns) {
-			uint64_t now = cache_mono_ns();
+			uint64_t now = phi_mono_ns();
 			uint64_t left = w->deadline_ns > now ?
 					(w->deadline_ns - now) / 1000000 : 0;
 

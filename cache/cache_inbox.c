@@ -1,0 +1,164 @@
+/*
+ * cache_inbox.c - the sealer's inbox (struct inbox): how the floors below
+ * replication ask for sealing, say which files closed dirty, count dirty
+ * blocks, and learn whether every region is up, without calling up.
+ *
+ * The sealer (cache_seal.c) opens it when it starts, waits on it
+ * (inbox_wait()) and drains it; before that, and with no regions at all,
+ * what is posted here is dropped, as there is nobody to read it.
+ */
+#include "cache_int.h"
+
+#include <stdlib.h>
+#include <time.h>
+
+void inbox_init(struct cache *c)
+{
+	pthread_condattr_t ca;
+
+	pthread_mutex_init(&c->inbox.lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->inbox.cond, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+void inbox_free(struct cache *c)
+{
+	pthread_mutex_destroy(&c->inbox.lock);
+	pthread_cond_destroy(&c->inbox.cond);
+	free(c->inbox.closed);
+	c->inbox.closed = NULL;
+	c->inbox.nclosed = c->inbox.capclosed = 0;
+}
+
+void inbox_open(struct cache *c, uint64_t dirty_limit)
+{
+	struct inbox *in = &c->inbox;
+
+	pthread_mutex_lock(&in->lock);
+	in->stop = 0;
+	in->dirty_limit = dirty_limit;
+	atomic_store(&in->open, 1);
+	pthread_mutex_unlock(&in->lock);
+}
+
+void inbox_stop(struct cache *c)
+{
+	struct inbox *in = &c->inbox;
+
+	pthread_mutex_lock(&in->lock);
+	in->stop = 1;
+	pthread_cond_broadcast(&in->cond);
+	pthread_mutex_unlock(&in->lock);
+}
+
+void inbox_kick(struct cache *c)
+{
+	struct inbox *in = &c->inbox;
+
+	pthread_mutex_lock(&in->lock);
+	if (atomic_load(&in->open)) {
+		in->kicked = 1;
+		pthread_cond_signal(&in->cond);
+	}
+	pthread_mutex_unlock(&in->lock);
+}
+
+void inbox_closed(struct cache *c, uint64_t ino)
+{
+	struct inbox *in = &c->inbox;
+
+	pthread_mutex_lock(&in->lock);
+	if (!atomic_load(&in->open)) {
+		pthread_mutex_unlock(&in->lock);
+		return;
+	}
+	if (in->nclosed == in->capclosed) {
+		size_t cap = in->capclosed ? 2 * in->capclosed : 64;
+		uint64_t *v = realloc(in->closed, cap * sizeof(*v));
+
+		if (v) {
+			in->closed = v;
+			in->capclosed = cap;
+		}
+	}
+	if (in->nclosed < in->capclosed)	/* else sealed after the delay */
+		in->closed[in->nclosed++] = ino;
+	in->kicked = 1;
+	pthread_cond_signal(&in->cond);
+	pthread_mutex_unlock(&in->lock);
+}
+
+size_t inbox_take_closed(struct cache *c, uint64_t **out)
+{
+	struct inbox *in = &c->inbox;
+	size_t n;
+
+	pthread_mutex_lock(&in->lock);
+	*out = in->closed;
+	n = in->nclosed;
+	in->closed = NULL;
+	in->nclosed = in->capclosed = 0;
+	pthread_mutex_unlock(&in->lock);
+	return n;
+}
+
+void inbox_fetched(struct cache *c)
+{
+	pthread_mutex_lock(&c->inbox.lock);
+	c->inbox.fetched = 1;
+	pthread_mutex_unlock(&c->inbox.lock);
+}
+
+int inbox_take_fetched(struct cache *c)
+{
+	int was;
+
+	pthread_mutex_lock(&c->inbox.lock);
+	was = c->inbox.fetched;
+	c->inbox.fetched = 0;
+	pthread_mutex_unlock(&c->inbox.lock);
+	return was;
+}
+
+void cache_request_sync(struct cache *c)
+{
+	if (atomic_load(&c->inbox.open))
+		atomic_fetch_add(&c->inbox.sync_req, 1);
+}
+
+int inbox_wait(struct cache *c, unsigned handled, unsigned tick_ms)
+{
+	struct inbox *in = &c->inbox;
+	struct timespec ts;
+	int stop;
+
+	pthread_mutex_lock(&in->lock);
+	if (!in->stop && !in->kicked &&
+	    atomic_load(&in->sync_req) == handled) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += tick_ms / 1000;
+		ts.tv_nsec += (long)(tick_ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&in->cond, &in->lock, &ts);
+	}
+	stop = in->stop;
+	in->kicked = 0;
+	pthread_mutex_unlock(&in->lock);
+	return stop;
+}
+
+int inbox_over_dirty_limit(struct cache *c, uint64_t block_size)
+{
+	return atomic_load(&c->inbox.dirty_blocks) * block_size >
+	       c->inbox.dirty_limit;
+}
+
+int inbox_regions_up(struct cache *c)
+{
+	return atomic_load(&c->inbox.regions_down) == 0;
+}
