@@ -358,7 +358,11 @@ def test_point_in_time_restore_and_versions(phifs_bare):
     lines = p.stdout.splitlines()
     sizes = [int(re.search(r"  size (\d+)  ", ln).group(1)) for ln in lines
              if "  size " in ln]
-    assert sizes == [100, 300, 50], p.stdout
+    # Each state the regions' metadata recorded is a version: a save that
+    # truncates and then writes may show its empty moment too, when the
+    # metadata interval fell between the two.
+    assert [x for x in sizes if x] == [100, 300, 50], p.stdout
+    assert all(x == 0 for x in sizes if x not in (100, 300, 50)), p.stdout
     for ln in lines:
         assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z  size \d+"
                         r"  mtime \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$",

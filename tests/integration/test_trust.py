@@ -271,13 +271,27 @@ def _run_workload(mnt, seed, counter):
     return pid
 
 
-def crash_trials(fs, trials, seed):
+def fill_past_cache(fs, size):
+    """Write and replicate a file larger than the cache, and wait until
+    the daemon has evicted some of it: from then on every write of the
+    trials pushes blocks out, whatever the machine's speed."""
+    write_file(fs.path("ballast"), random.Random(7).randbytes(size))
+    sync(fs)
+    st = fs.wait_status(lambda st: st.get("evicted_blocks", 0) > 0,
+                        timeout=120)
+    assert st.get("evicted_blocks", 0) > 0, \
+        f"a file larger than the cache was never evicted: {st}"
+
+
+def crash_trials(fs, trials, seed, ballast=0):
     """Returns the most blocks found evicted after a trial."""
     rng = random.Random(seed)
     evicted = 0
     counter = mmap.mmap(-1, 8)      # shared with the workload children
     fs.mkfs()
     fs.mount()
+    if ballast:
+        fill_past_cache(fs, ballast)
     for t in range(trials):
         pid = _run_workload(fs.mnt, rng.randrange(1 << 30), counter)
         time.sleep(rng.choice([0.05, 0.2, 0.5, 1.0, 1.5, 2.5]))
@@ -314,7 +328,8 @@ def test_crash_and_compare_while_evicting(phifs_bare):
     print(f"# PHIFS_SEED={seed} trials={trials}")
     fs = phifs_bare
     configure(fs, cache_size="2M")
-    assert crash_trials(fs, trials, seed) > 0, "nothing was ever evicted"
+    assert crash_trials(fs, trials, seed, ballast=3 * MiB) > 0, \
+        "nothing was ever evicted"
 
 
 # --- end-to-end verification -------------------------------------------------
