@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/types.h>
 
 #include "cache.h"
@@ -133,12 +134,19 @@ typedef void cache_progress_fn(void *ctx, const char *what, uint64_t done,
 
 /*
  * The metadata objects in region (one region's backend, not a replica
- * set) that decode under key and fsid, by sequence number.  *out is
- * malloc()ed (free()).  Returns 0 or a region error.
+ * set) that decode under key and fsid, by sequence number.  *out (NULL
+ * when there are none) is the caller's until it gives it back to
+ * cache_history_free().  Returns 0 or a region error.
  */
 int cache_history_list(struct backend *region, const struct crypt_key *key,
 		       const uint8_t fsid[16], struct cache_moment **out,
 		       size_t *count);
+
+/* Free what cache_history_list() gave.  NULL is a no-op. */
+static inline void cache_history_free(struct cache_moment *v)
+{
+	free(v);
+}
 
 struct cache_recover_args {
 	const char *dir;	/* cache_dir: holds no filesystem (leftovers
