@@ -303,40 +303,35 @@ static bool is_set(const char *v)
 }
 
 static int open_s3_region(struct backend **out,
-			  const struct phi_region_settings *r,
-			  const struct backend_url *url, const char *name,
+			  const struct backend_region *r, const char *name,
 			  char *err, size_t errlen)
 {
-	struct backend_s3_config cfg = {
-		.name = name, .bucket = url->bucket, .prefix = url->prefix,
-		.endpoint = r->endpoint, .region = r->region,
-		.path_style = r->path_style, .allow_http = r->allow_http,
-		.ca_file = r->ca_file, .max_transfers = r->max_transfers,
-	};
+	struct backend_region with = *r;	/* borrows r's strings: never
+						   released */
 	char *ak = NULL, *sk = NULL, why[384];
 	int rc;
 
+	snprintf(with.name, sizeof(with.name), "%s", name);
+	if (is_set(r->access_key) && is_set(r->secret_key))
+		return backend_s3_open(out, &with, err, errlen);
 	rc = backend_s3_load_credentials(r->credentials_file, &ak, &sk, why,
 					 sizeof(why));
 	if (rc) {
 		snprintf(err, errlen, "region %s: %s", name, why);
 		return rc;
 	}
-	cfg.access_key = ak;
-	cfg.secret_key = sk;
-	rc = backend_s3_open(out, &cfg, err, errlen);
-	explicit_bzero(ak, strlen(ak));
-	explicit_bzero(sk, strlen(sk));
-	free(ak);
-	free(sk);
+	with.access_key = ak;
+	with.secret_key = sk;
+	rc = backend_s3_open(out, &with, err, errlen);
+	backend_s3_credentials_free(ak, sk);
 	return rc;
 }
 
 int backend_open_region(struct backend **out,
-			const struct phi_region_settings *r, char *err,
+			const struct backend_region *r, char *err,
 			size_t errlen)
 {
-	const char *name = is_set(r->name) ? r->name : "?";
+	const char *name = r->name[0] ? r->name : "?";
 	struct backend_url url;
 	char why[256];
 	int rc;
@@ -348,8 +343,39 @@ int backend_open_region(struct backend **out,
 		return rc;
 	}
 	if (url.kind == BACKEND_S3)
-		return open_s3_region(out, r, &url, name, err, errlen);
+		return open_s3_region(out, r, name, err, errlen);
 	return backend_open(out, &url, err, errlen);
+}
+
+/* ---- region settings ------------------------------------------------ */
+
+void backend_region_init(struct backend_region *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->path_style = -1;
+}
+
+static void wipe_free(char *p)
+{
+	if (p) {
+		explicit_bzero(p, strlen(p));
+		free(p);
+	}
+}
+
+void backend_region_release(struct backend_region *r)
+{
+	if (!r)
+		return;
+	wipe_free(r->access_key);
+	wipe_free(r->secret_key);
+	free(r->url);
+	free(r->endpoint);
+	free(r->region);
+	free(r->credentials_file);
+	free(r->gc_credentials_file);
+	free(r->ca_file);
+	backend_region_init(r);
 }
 
 /* ---- key lists ------------------------------------------------------ */

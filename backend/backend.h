@@ -93,40 +93,86 @@ int backend_open(struct backend **out, const struct backend_url *url,
 		 char *err, size_t errlen);
 
 /*
- * A region's settings as the configuration gives them (tools/ fills this
- * from its [region NAME] section; backend/ never reads the config file).
- * Strings are borrowed for the duration of backend_open_region() only;
- * NULL and "" both mean "not set".
+ * One region's settings, the one structure that carries them from the
+ * configuration to the driver: tools/ parses each [region NAME] section
+ * into one (a key of the section is the field of the same name; backend/
+ * never reads the configuration file), backend_open_region() opens the
+ * region it describes, and the s3 driver reads its s3 settings.
+ *
+ * Ownership.  Every string is NULL or malloc()ed and owned by the struct;
+ * NULL and "" both mean "not set".  Start with backend_region_init() and
+ * end with backend_region_release(), which wipes the credentials before
+ * freeing.  A struct whose strings are borrowed (literals in a test, a
+ * shallow copy made to change one field for one call) must never be
+ * released.  Numbers 0 mean the default.
  */
-struct phi_region_settings {
-	const char *name;		/* region name, for messages */
-	const char *url;		/* dir:/PATH or s3://BUCKET[/PREFIX] */
-	const char *endpoint;		/* s3: scheme://host[:port]; unset =
+#define BACKEND_REGION_NAME_MAX 64
+
+struct backend_region {
+	char name[BACKEND_REGION_NAME_MAX + 1];	/* NAME, for messages;
+						   "" = "?" ("s3" in the
+						   s3 driver) */
+	char *url;			/* dir:/PATH or s3://BUCKET[/PREFIX] */
+
+	/* s3 only (keys of the configuration file) */
+	char *endpoint;			/* scheme://host[:port][/]; unset =
 					   https://s3.REGION.amazonaws.com */
-	const char *region;		/* s3: signing region; unset = us-east-1 */
-	int path_style;			/* s3: -1 unset (path-style for an
-					   address or localhost endpoint,
-					   else virtual-host), 0, 1 */
-	int allow_http;			/* s3: allow http:// to a host that
-					   is not loopback */
-	const char *credentials_file;	/* s3: see
-					   backend_s3_load_credentials() */
-	const char *ca_file;		/* s3: CA bundle for TLS; unset = the
+	char *region;			/* signing region; unset = us-east-1 */
+	int path_style;			/* 1 /bucket/key, 0 bucket.host/key,
+					   -1 unset: path-style for an IP or
+					   localhost endpoint, else
+					   virtual-host */
+	int allow_http;			/* http:// to a non-loopback host
+					   (warns) */
+	char *credentials_file;		/* see backend_s3_load_credentials();
+					   unset = the environment */
+	char *gc_credentials_file;	/* tools/ gc opens the region with
+					   this in place of credentials_file;
+					   no driver reads it */
+	char *ca_file;			/* CA bundle for TLS; unset = the
 					   system's */
-	unsigned max_transfers;		/* s3: 0 = 8 */
+
+	/* s3 tuning, not in the configuration file (0 = the default) */
+	unsigned max_transfers;		/* transfers in flight at once (8) */
+	uint64_t multipart_threshold;	/* objects larger go multipart
+					   (64 MiB) */
+	uint64_t part_size;		/* multipart part size (16 MiB; at
+					   least 5 MiB, raised so that no
+					   object needs more than 1000
+					   parts) */
+	unsigned max_attempts;		/* tries per request (5) */
+	unsigned connect_timeout_ms;	/* per connection attempt (5000) */
+	unsigned low_speed_time_s;	/* abort a transfer slower than
+					   1 KiB/s for this long (30) */
+
+	/* s3 credentials: secrets, never in the configuration file.  Unset,
+	 * backend_open_region() loads them for the open only (from
+	 * credentials_file, else the environment); backend_s3_open() needs
+	 * them set.  Wiped by backend_region_release(). */
+	char *access_key;
+	char *secret_key;
 };
+
+/* An empty region: every string unset, path_style -1 (unset), every
+ * number 0. */
+void backend_region_init(struct backend_region *r);
+
+/* Free every string of r, wiping access_key and secret_key first, and
+ * leave r as backend_region_init() makes it.  NULL is a no-op. */
+void backend_region_release(struct backend_region *r);
 
 /*
  * Open the region r describes: parse r->url, then for dir: as
- * backend_open(); for s3: load the credentials (file, else environment),
- * open the s3 driver and wipe the loaded secrets.  Does no network I/O:
+ * backend_open(); for s3: load the credentials (file, else environment)
+ * unless r holds them, open the s3 driver and wipe the loaded secrets.
+ * r is only read; the driver copies what it keeps.  Does no network I/O:
  * a bad endpoint or key shows at the first call.  Returns 0, -EINVAL (bad
  * url or setting), PHI_ECONFIG (credentials), -ENOMEM or what the driver
  * returns; on failure err says why, naming the region but no secret, and
  * *out is NULL.
  */
 int backend_open_region(struct backend **out,
-			const struct phi_region_settings *r, char *err,
+			const struct backend_region *r, char *err,
 			size_t errlen);
 
 /*
@@ -216,38 +262,10 @@ int backend_dir_open(struct backend **out, const char *path);
 /* ---- the s3 driver -------------------------------------------------- */
 
 /*
- * Settings of one s3 region.  Strings are copied by backend_s3_open();
- * NULL and "" mean unset.  Numbers 0 mean the default.
- */
-struct backend_s3_config {
-	const char *name;	/* region name for messages; unset = "s3" */
-	const char *bucket;	/* required */
-	const char *prefix;	/* key prefix without slashes at the ends */
-	const char *endpoint;	/* scheme://host[:port][/]; unset =
-				   https://s3.REGION.amazonaws.com */
-	const char *region;	/* signing region; unset = us-east-1 */
-	int path_style;		/* 1 /bucket/key, 0 bucket.host/key, -1
-				   path-style for an IP or localhost
-				   endpoint, else virtual-host */
-	int allow_http;		/* http:// to a non-loopback host (warns) */
-	const char *access_key;	/* required */
-	const char *secret_key;	/* required */
-	const char *ca_file;	/* CA bundle file for https */
-	unsigned max_transfers;	/* transfers in flight at once (8) */
-	uint64_t multipart_threshold;	/* objects larger go multipart
-					   (64 MiB) */
-	uint64_t part_size;	/* multipart part size (16 MiB; at least
-				   5 MiB, raised so that no object needs
-				   more than 1000 parts) */
-	unsigned max_attempts;	/* tries per request (5) */
-	unsigned connect_timeout_ms;	/* per connection attempt (5000) */
-	unsigned low_speed_time_s;	/* abort a transfer slower than
-					   1 KiB/s for this long (30) */
-};
-
-/*
- * The s3 driver: objects in cfg->bucket under cfg->prefix + "/" + key,
- * over HTTP(S) with AWS Signature Version 4.
+ * The s3 driver: objects in the bucket of r->url (s3://BUCKET[/PREFIX])
+ * under PREFIX + "/" + key, over HTTP(S) with AWS Signature Version 4.
+ * r->access_key and r->secret_key must be set; r is only read and every
+ * string kept is copied.
  *
  *   put   one PUT with Content-Length, or above multipart_threshold a
  *         multipart upload (parts sent one after the other; an upload
@@ -271,13 +289,14 @@ struct backend_s3_config {
  * such host, server unavailable after the retries), -ENOENT, or -EIO
  * (anything else); backend_last_error() then says what to do.
  *
- * Refuses (-EINVAL, with err saying why) an http:// endpoint whose host is
- * not loopback (127.0.0.0/8, ::1, localhost) unless allow_http, in which
- * case it logs a warning.  Does no network I/O.  The secret is kept only
- * inside the handle and wiped by backend_close().  Returns 0, -EINVAL or
- * -ENOMEM; *out is NULL on failure.
+ * Refuses (-EINVAL, with err saying why) a url that is not s3://, and an
+ * http:// endpoint whose host is not loopback (127.0.0.0/8, ::1,
+ * localhost) unless allow_http, in which case it logs a warning.  Does no
+ * network I/O.  The secret is kept only inside the handle and wiped by
+ * backend_close().  Returns 0, -EINVAL or -ENOMEM; *out is NULL on
+ * failure.
  */
-int backend_s3_open(struct backend **out, const struct backend_s3_config *cfg,
+int backend_s3_open(struct backend **out, const struct backend_region *r,
 		    char *err, size_t errlen);
 
 /*
@@ -287,13 +306,18 @@ int backend_s3_open(struct backend **out, const struct backend_s3_config *cfg,
  * or others may read (mode & 077), or that is not a regular file, is
  * refused.  With path NULL or "", AWS_ACCESS_KEY_ID and
  * AWS_SECRET_ACCESS_KEY are used instead.  On success *access_key and
- * *secret_key are malloc'd: the caller wipes (explicit_bzero) and frees
- * them.  Returns 0, PHI_ECONFIG (mode, missing or malformed values, no
+ * *secret_key are the caller's until it gives them back to
+ * backend_s3_credentials_free(), which wipes them (never free() them).
+ * Returns 0, PHI_ECONFIG (mode, missing or malformed values, no
  * environment variables) or -errno (cannot open); err says why, never
  * quoting a value; both outputs NULL on failure.
  */
 int backend_s3_load_credentials(const char *path, char **access_key,
 				char **secret_key, char *err, size_t errlen);
+
+/* Wipe and free what backend_s3_load_credentials() gave.  Either may be
+ * NULL. */
+void backend_s3_credentials_free(char *access_key, char *secret_key);
 
 /*
  * Delete the objects keys[0..n) (each a valid key) from an s3 backend

@@ -1523,7 +1523,7 @@ static void set_addressing(struct s3_backend *s, const struct endpoint *ep,
 }
 
 static void set_numbers(struct s3_backend *s,
-			const struct backend_s3_config *cfg)
+			const struct backend_region *cfg)
 {
 	s->max_transfers = cfg->max_transfers ? cfg->max_transfers : 8;
 	s->max_attempts = cfg->max_attempts ? cfg->max_attempts : 5;
@@ -1536,16 +1536,22 @@ static void set_numbers(struct s3_backend *s,
 		(long)cfg->low_speed_time_s : 30;
 }
 
-/* Check cfg and work out the endpoint; 0 or -EINVAL with err set. */
-static int check_config(const struct backend_s3_config *cfg,
-			const char *name, struct endpoint *ep, char *err,
-			size_t errlen)
+/* Check cfg, take bucket and prefix from its url into *u and work out
+ * the endpoint; 0 or -EINVAL with err set. */
+static int check_config(const struct backend_region *cfg,
+			const char *name, struct backend_url *u,
+			struct endpoint *ep, char *err, size_t errlen)
 {
-	char def[128];
+	char def[128], why[256];
 	const char *url = cfg->endpoint;
 
-	if (!set(cfg->bucket))
-		return fail_open(err, errlen, name, "no bucket");
+	if (!set(cfg->url))
+		return fail_open(err, errlen, name, "no bucket (url = "
+				 "s3://BUCKET[/PREFIX])");
+	if (backend_url_parse(cfg->url, u, why, sizeof(why)) < 0)
+		return fail_open(err, errlen, name, why);
+	if (u->kind != BACKEND_S3)
+		return fail_open(err, errlen, name, "url is not s3://");
 	if (!set(cfg->access_key) || !set(cfg->secret_key))
 		return fail_open(err, errlen, name, "no credentials");
 	if (!set(url)) {
@@ -1568,14 +1574,15 @@ static int check_config(const struct backend_s3_config *cfg,
 	return 0;
 }
 
-static int fill(struct s3_backend *s, const struct backend_s3_config *cfg,
-		const char *name, const struct endpoint *ep)
+static int fill(struct s3_backend *s, const struct backend_region *cfg,
+		const char *name, const struct backend_url *u,
+		const struct endpoint *ep)
 {
 	bool oom = false;
-	const char *p = set(cfg->prefix) ? cfg->prefix : "";
+	const char *p = u->prefix;
 
 	s->name = printf_dup(&oom, "%s", name);
-	s->bucket = printf_dup(&oom, "%s", cfg->bucket);
+	s->bucket = printf_dup(&oom, "%s", u->bucket);
 	s->prefix = printf_dup(&oom, "%s%s", p, p[0] ? "/" : "");
 	s->region = printf_dup(&oom, "%s", set(cfg->region) ? cfg->region :
 			       "us-east-1");
@@ -1590,16 +1597,17 @@ static int fill(struct s3_backend *s, const struct backend_s3_config *cfg,
 	return oom || !s->idle ? -ENOMEM : 0;
 }
 
-int backend_s3_open(struct backend **out, const struct backend_s3_config *cfg,
+int backend_s3_open(struct backend **out, const struct backend_region *cfg,
 		    char *err, size_t errlen)
 {
 	const char *name = set(cfg->name) ? cfg->name : "s3";
+	struct backend_url u;
 	struct s3_backend *s;
 	struct endpoint ep;
 	int rc;
 
 	*out = NULL;
-	rc = check_config(cfg, name, &ep, err, errlen);
+	rc = check_config(cfg, name, &u, &ep, err, errlen);
 	if (rc)
 		return rc;
 	pthread_once(&curl_once, curl_init);
@@ -1614,7 +1622,7 @@ int backend_s3_open(struct backend **out, const struct backend_s3_config *cfg,
 	s->base.ops = &s3_ops;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->handle_back, NULL);
-	rc = fill(s, cfg, name, &ep);
+	rc = fill(s, cfg, name, &u, &ep);
 	if (rc) {
 		snprintf(err, errlen, "region %s: out of memory", name);
 		s3_close(&s->base);
@@ -1784,4 +1792,10 @@ int backend_s3_load_credentials(const char *path, char **access_key,
 	explicit_bzero(text, CRED_FILE_MAX);
 	free(text);
 	return rc;
+}
+
+void backend_s3_credentials_free(char *access_key, char *secret_key)
+{
+	wipe_free(access_key);
+	wipe_free(secret_key);
 }

@@ -35,6 +35,7 @@
 #define CACHE_INT_H
 
 #include "cache.h"
+#include "cache_admin.h"
 #include "phi.h"
 
 #include <lmdb.h>

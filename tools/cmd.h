@@ -13,6 +13,7 @@
 
 #include "buf.h"
 #include "cache.h"
+#include "cache_admin.h"
 #include "config.h"
 #include "crypt.h"
 

@@ -84,7 +84,8 @@ static void regions_close(struct regions *r)
 static int regions_open(const struct phi_config *cfg, int for_gc,
 			struct regions *r)
 {
-	struct phi_config c = *cfg;
+	struct phi_config c = *cfg;	/* borrows cfg's strings: never
+					   released */
 
 	r->n = 0;
 	for (int i = 0; i < cfg->nregions; i++) {

@@ -419,7 +419,7 @@ static void no_history(const struct tool_history *h, int64_t at_ms)
 		tool_error("--at %s: nothing to recover that early: the oldest "
 			   "moment region %s holds is %s", when, name, first);
 	}
-	free(m);
+	cache_history_free(m);
 }
 
 int tool_history_error(const struct tool_history *h, int64_t at_ms, int rc)
@@ -463,7 +463,7 @@ void tool_history_compare(const struct tool_history *h, int64_t at_ms,
 		for (size_t k = 0; k < n; k++)
 			if (m[k].time_ms <= at_ms && m[k].time_ms > latest)
 				latest = m[k].time_ms;
-		free(m);
+		cache_history_free(m);
 		if (latest <= got_ms)
 			continue;
 		phi_format_moment(got_ms, got);

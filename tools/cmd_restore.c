@@ -1287,7 +1287,7 @@ void tool_history_choose_latest(struct tool_history *h, int64_t at_ms,
 			if (m[k].time_ms <= at_ms && m[k].time_ms > latest)
 				latest = m[k].time_ms;
 		}
-		free(m);
+		cache_history_free(m);
 		if (latest != INT64_MIN &&
 		    better(latest, oldest, best, best_oldest)) {
 			best = latest;

@@ -38,7 +38,8 @@
 
 enum key_scope {
 	SCOPE_FS,		/* [filesystem], fields of struct phi_config */
-	SCOPE_REGION,		/* [region NAME], fields of struct phi_region */
+	SCOPE_REGION,		/* [region NAME], fields of struct
+				   backend_region */
 };
 
 enum key_type {
@@ -137,8 +138,8 @@ static const char *check_retention(uint64_t ms)
 
 #define FS(field) offsetof(struct phi_config, field), \
 	sizeof(((struct phi_config *)0)->field)
-#define RG(field) offsetof(struct phi_region, field), \
-	sizeof(((struct phi_region *)0)->field)
+#define RG(field) offsetof(struct backend_region, field), \
+	sizeof(((struct backend_region *)0)->field)
 
 static const struct key_def keys[] = {
 	{ SCOPE_FS, "cache_dir", KEY_PATH, FS(cache_dir), NULL, true, NULL,
@@ -726,12 +727,13 @@ static void free_strings(enum key_scope scope, void *base)
 	}
 }
 
+/* A region's strings, secrets included, are backend/'s to free. */
 void phi_config_release(struct phi_config *cfg)
 {
 	free(cfg->path);
 	free_strings(SCOPE_FS, cfg);
 	for (int i = 0; i < cfg->nregions; i++)
-		free_strings(SCOPE_REGION, &cfg->regions[i]);
+		backend_region_release(&cfg->regions[i]);
 	memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -756,11 +758,11 @@ static const char *region_name_error(const struct phi_config *cfg,
 	if (n == 0)
 		return "a region needs a name ([region NAME])";
 	/* The name ends up in paths and object keys: keep it plain. */
-	if (n > 64 || strspn(name, allowed) != n)
+	if (n > BACKEND_REGION_NAME_MAX || strspn(name, allowed) != n)
 		return "bad region name (use 1 to 64 of A-Z a-z 0-9 _ . -)";
 	for (int i = 0; i < cfg->nregions; i++) {
 		if (strcmp(cfg->regions[i].name, name) == 0) {
-			*first = cfg->regions[i].line;
+			*first = cfg->region_line[i];
 			return "duplicate region";
 		}
 	}
@@ -773,7 +775,7 @@ static void open_region(struct load_ctx *ctx, const char *label,
 			const char *name)
 {
 	struct phi_config *cfg = ctx->cfg;
-	struct phi_region *r;
+	struct backend_region *r;
 	const char *why;
 	int first = 0;
 
@@ -787,10 +789,10 @@ static void open_region(struct load_ctx *ctx, const char *label,
 		fail(ctx, ctx->line, label, "%s", why);
 		return;
 	}
+	cfg->region_line[cfg->nregions] = ctx->line;
 	r = &cfg->regions[cfg->nregions++];
-	memset(r, 0, sizeof(*r));
+	backend_region_init(r);
 	strcpy(r->name, name);
-	r->line = ctx->line;
 	ctx->sect = cfg->nregions;
 	apply_defaults(ctx, SCOPE_REGION, r);
 }
@@ -1078,7 +1080,7 @@ static void check_config(struct load_ctx *ctx)
 		snprintf(label, sizeof(label), "[region %s]",
 			 cfg->regions[i].name);
 		check_required(ctx, SCOPE_REGION, &cfg->regions[i],
-			       cfg->regions[i].line, label);
+			       cfg->region_line[i], label);
 	}
 	check_cache_size(ctx);
 	check_dirty_limit(ctx);

@@ -2,7 +2,9 @@
  * config.h - the phifs INI configuration, parsed once by tools/.
  *
  * The parser is table driven: every key has a name, a type, an offset into
- * struct phi_config (or struct phi_region), a default and a help line.
+ * struct phi_config (or, for a [region NAME] key, into struct
+ * backend_region, the one structure backend/ opens a region from), a
+ * default and a help line.
  * Keys are a contract with users' files: add, never rename.
  *
  *   [filesystem]
@@ -45,20 +47,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PHI_MAX_REGIONS 16
+#include "backend.h"
 
-struct phi_region {
-	char name[65];
-	char *url;
-	char *endpoint;
-	char *region;
-	int path_style;		/* -1 unset, else 0/1 */
-	int allow_http;		/* 0/1 */
-	char *credentials_file;
-	char *ca_file;
-	char *gc_credentials_file;
-	int line;		/* line of the [region] header, for messages */
-};
+#define PHI_MAX_REGIONS 16
 
 struct phi_config {
 	char *path;		/* the file it came from */
@@ -78,7 +69,10 @@ struct phi_config {
 				   last renewal (lease.c) */
 	char *log_file;		/* absolute path, or NULL: syslog */
 	int nregions;
-	struct phi_region regions[PHI_MAX_REGIONS];
+	struct backend_region regions[PHI_MAX_REGIONS];	/* in file order;
+							   released with cfg */
+	int region_line[PHI_MAX_REGIONS];	/* line of each [region]
+						   header, for messages */
 };
 
 /*

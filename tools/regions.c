@@ -35,20 +35,14 @@ static void region_error(char *err, size_t errlen, const char *name,
 int tool_region_open(const struct phi_config *cfg, int i,
 		     struct backend **out, char *err, size_t errlen)
 {
-	const struct phi_region *r = &cfg->regions[i];
-	struct phi_region_settings rs = {
-		.name = r->name, .url = r->url, .endpoint = r->endpoint,
-		.region = r->region, .path_style = r->path_style,
-		.allow_http = r->allow_http,
-		.credentials_file = r->credentials_file, .ca_file = r->ca_file,
-	};
+	const struct backend_region *r = &cfg->regions[i];
 	const char *faults = getenv("PHIFS_FAULT_DIR");
 	char why[512], path[4200];
 	struct backend *be;
 	int rc;
 
 	*out = NULL;
-	rc = backend_open_region(&be, &rs, why, sizeof(why));
+	rc = backend_open_region(&be, r, why, sizeof(why));
 	if (rc) {
 		region_error(err, errlen, r->name,
 			     tool_strip_region(why, r->name));
@@ -512,12 +506,12 @@ static int check_s3_twins(const struct phi_config *cfg)
 	char why[256];
 
 	for (int i = 0; i < cfg->nregions; i++) {
-		const struct phi_region *a = &cfg->regions[i];
+		const struct backend_region *a = &cfg->regions[i];
 
 		if (backend_url_parse(a->url, &u[i], why, sizeof(why)))
 			u[i].kind = BACKEND_DIR;	/* checked elsewhere */
 		for (int j = 0; u[i].kind == BACKEND_S3 && j < i; j++) {
-			const struct phi_region *b = &cfg->regions[j];
+			const struct backend_region *b = &cfg->regions[j];
 
 			if (u[j].kind != BACKEND_S3 ||
 			    strcmp(u[i].bucket, u[j].bucket) != 0 ||
@@ -548,7 +542,7 @@ int tool_check_places(const struct phi_config *cfg, const char *mountpoint)
 	    add_place(cfg, &p[n++], PLACE_CACHE, NULL, cfg->cache_dir))
 		return -1;
 	for (int i = 0; i < cfg->nregions; i++) {
-		const struct phi_region *r = &cfg->regions[i];
+		const struct backend_region *r = &cfg->regions[i];
 
 		if (backend_url_parse(r->url, &u, why, sizeof(why)) ||
 		    u.kind != BACKEND_DIR)

@@ -50,28 +50,38 @@ struct opts {
 	unsigned max_attempts;
 };
 
+/* A copy of v into *field, which backend_region_release() frees. */
+static void set_str(char **field, const char *v)
+{
+	*field = strdup(v);
+	ASSERT_TRUE(*field != NULL);
+}
+
 static struct backend *open_with(struct opts o)
 {
-	struct backend_s3_config cfg = {
-		.name = o.name ? o.name : "a",
-		.bucket = o.bucket ? o.bucket : env_or_skip("S3_BUCKET"),
-		.prefix = o.prefix ? o.prefix : "run",
-		.region = o.region ? o.region : env_or_skip("S3_REGION"),
-		.path_style = !o.virtual_host,
-		.access_key = o.access ? o.access : "test:tester",
-		.secret_key = o.secret ? o.secret : "testing",
-		.multipart_threshold = o.threshold,
-		.part_size = o.part,
-		.max_attempts = o.max_attempts,
-	};
+	struct backend_region cfg;
 	struct backend *be = NULL;
-	char err[512];
+	char err[512], url[512];
 
+	backend_region_init(&cfg);
+	snprintf(cfg.name, sizeof(cfg.name), "%s", o.name ? o.name : "a");
+	snprintf(url, sizeof(url), "s3://%s/%s",
+		 o.bucket ? o.bucket : env_or_skip("S3_BUCKET"),
+		 o.prefix ? o.prefix : "run");
+	set_str(&cfg.url, url);
+	set_str(&cfg.region, o.region ? o.region : env_or_skip("S3_REGION"));
+	cfg.path_style = !o.virtual_host;
+	set_str(&cfg.access_key, o.access ? o.access : "test:tester");
+	set_str(&cfg.secret_key, o.secret ? o.secret : "testing");
+	cfg.multipart_threshold = o.threshold;
+	cfg.part_size = o.part;
+	cfg.max_attempts = o.max_attempts;
 	snprintf(endpoint, sizeof(endpoint), "http://%s:%s",
 		 o.host ? o.host : "127.0.0.1", env_or_skip("S3_PORT"));
-	cfg.endpoint = endpoint;
+	set_str(&cfg.endpoint, endpoint);
 	if (backend_s3_open(&be, &cfg, err, sizeof(err)) != 0)
 		test_diag("open: %s", err);
+	backend_region_release(&cfg);
 	ASSERT_TRUE(be != NULL);
 	return be;
 }

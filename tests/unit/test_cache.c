@@ -1,5 +1,5 @@
 /*
- * test_cache.c - the cache module, through cache.h only.
+ * test_cache.c - the cache module, through cache.h and cache_admin.h only.
  *
  * Every case formats a fresh filesystem in its own test_tmpdir() and opens
  * it read-write, unless the case is about format or open themselves.
@@ -12,6 +12,7 @@
  * cache_forget() before they expect an unlinked inode to be freed.
  */
 #include "cache.h"
+#include "cache_admin.h"
 #include "phi.h"
 #include "test.h"
 

@@ -142,7 +142,7 @@ TEST(seal_delay_spellings)
 TEST(full_file_loads)
 {
 	struct phi_config cfg;
-	const struct phi_region *a, *b;
+	const struct backend_region *a, *b;
 
 	load_ok("; phifs configuration\n"
 		"[filesystem]\n"
@@ -168,13 +168,13 @@ TEST(full_file_loads)
 	a = &cfg.regions[0];
 	b = &cfg.regions[1];
 	ASSERT_STREQ(a->name, "local");
-	ASSERT_EQ(a->line, 7);
+	ASSERT_EQ(cfg.region_line[0], 7);
 	ASSERT_STREQ(a->url, "dir:/srv/objects");
 	ASSERT_TRUE(a->endpoint == NULL && a->credentials_file == NULL);
 	ASSERT_EQ(a->path_style, -1);
 	ASSERT_EQ(a->allow_http, 0);
 	ASSERT_STREQ(b->name, "s3.eu-1");
-	ASSERT_EQ(b->line, 9);
+	ASSERT_EQ(cfg.region_line[1], 9);
 	ASSERT_STREQ(b->url, "s3://phifs-bucket/clinic");
 	ASSERT_STREQ(b->endpoint, "https://s3.example.com");
 	ASSERT_STREQ(b->region, "eu-west-1");

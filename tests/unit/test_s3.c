@@ -853,8 +853,7 @@ TEST(credentials_file)
 					      sizeof(err)));
 	ASSERT_STREQ(ak, "test:tester");
 	ASSERT_STREQ(sk, "s3cr3t/with+chars=");
-	free(ak);
-	free(sk);
+	backend_s3_credentials_free(ak, sk);
 
 	write_file(path, "aws_access_key_id=AK\naws_secret_access_key=SK\n",
 		   0400);
@@ -862,8 +861,7 @@ TEST(credentials_file)
 					      sizeof(err)));
 	ASSERT_STREQ(ak, "AK");
 	ASSERT_STREQ(sk, "SK");
-	free(ak);
-	free(sk);
+	backend_s3_credentials_free(ak, sk);
 }
 
 TEST(credentials_file_refused)
@@ -911,8 +909,7 @@ TEST(credentials_environment)
 					      sizeof(err)));
 	ASSERT_STREQ(ak, "envak");
 	ASSERT_STREQ(sk, "envsk");
-	free(ak);
-	free(sk);
+	backend_s3_credentials_free(ak, sk);
 	unsetenv("AWS_SECRET_ACCESS_KEY");
 	ASSERT_ERR(backend_s3_load_credentials("", &ak, &sk, err,
 					       sizeof(err)), PHI_ECONFIG);
@@ -922,18 +919,33 @@ TEST(credentials_environment)
 
 /* ---- open ----------------------------------------------------------- */
 
-static struct backend_s3_config config(const char *endpoint)
+/* A copy of v (NULL: unset) into *field, which backend_region_release()
+ * frees. */
+static void set_str(char **field, const char *v)
 {
-	return (struct backend_s3_config){
-		.name = "b", .bucket = "bkt", .endpoint = endpoint,
-		.region = "r1", .path_style = -1, .access_key = "AK",
-		.secret_key = "SK",
-	};
+	free(*field);
+	*field = v ? strdup(v) : NULL;
+	ASSERT_TRUE(!v || *field);
+}
+
+/* A region's settings as tools/ hands them over: every string owned. */
+static struct backend_region config(const char *endpoint)
+{
+	struct backend_region r;
+
+	backend_region_init(&r);
+	snprintf(r.name, sizeof(r.name), "b");
+	set_str(&r.url, "s3://bkt");
+	set_str(&r.endpoint, endpoint);
+	set_str(&r.region, "r1");
+	set_str(&r.access_key, "AK");
+	set_str(&r.secret_key, "SK");
+	return r;
 }
 
 static int try_open(const char *endpoint, int allow_http, char *err)
 {
-	struct backend_s3_config cfg = config(endpoint);
+	struct backend_region cfg = config(endpoint);
 	struct backend *be = NULL;
 	int rc;
 
@@ -945,6 +957,7 @@ static int try_open(const char *endpoint, int allow_http, char *err)
 	} else {
 		ASSERT_TRUE(be == NULL);
 	}
+	backend_region_release(&cfg);
 	return rc;
 }
 
@@ -983,7 +996,7 @@ TEST(http_refused_unless_loopback)
 
 TEST(bad_endpoints_and_settings)
 {
-	struct backend_s3_config cfg = config("https://h");
+	struct backend_region cfg = config("https://h");
 	struct backend *be = NULL;
 	char err[512] = "";
 
@@ -993,35 +1006,64 @@ TEST(bad_endpoints_and_settings)
 	ASSERT_ERR(try_open("https://user:pw@h", 0, err), -EINVAL);
 	ASSERT_ERR(try_open("https://[::1", 0, err), -EINVAL);
 	ASSERT_ERR(try_open("https://", 0, err), -EINVAL);
-	cfg.secret_key = "";
+	set_str(&cfg.secret_key, "");
 	ASSERT_ERR(backend_s3_open(&be, &cfg, err, sizeof(err)), -EINVAL);
 	ASSERT_TRUE(strstr(err, "credentials") != NULL);
-	cfg = config("https://h");
-	cfg.bucket = NULL;
+	set_str(&cfg.secret_key, "SK");
+	set_str(&cfg.url, NULL);
 	ASSERT_ERR(backend_s3_open(&be, &cfg, err, sizeof(err)), -EINVAL);
 	ASSERT_TRUE(be == NULL);
+	set_str(&cfg.url, "dir:/srv/a");
+	ASSERT_ERR(backend_s3_open(&be, &cfg, err, sizeof(err)), -EINVAL);
+	ASSERT_TRUE(strstr(err, "region b: ") == err);
+	ASSERT_TRUE(be == NULL);
+	backend_region_release(&cfg);
+}
+
+TEST(region_settings_release)
+{
+	struct backend_region r = config("https://h");
+
+	set_str(&r.credentials_file, "/etc/phifs/s3.key");
+	set_str(&r.gc_credentials_file, "/etc/phifs/gc.key");
+	set_str(&r.ca_file, "/etc/phifs/ca.pem");
+	r.path_style = 1;
+	r.max_attempts = 3;
+	backend_region_release(&r);
+	ASSERT_TRUE(r.url == NULL && r.endpoint == NULL && r.region == NULL);
+	ASSERT_TRUE(r.credentials_file == NULL && r.ca_file == NULL &&
+		    r.gc_credentials_file == NULL);
+	ASSERT_TRUE(r.access_key == NULL && r.secret_key == NULL);
+	ASSERT_STREQ(r.name, "");
+	ASSERT_EQ(r.path_style, -1);
+	ASSERT_EQ(r.max_attempts, 0);
+	backend_region_release(&r);	/* as new: nothing left to free */
+	backend_region_release(NULL);
 }
 
 TEST(open_region_dispatch)
 {
-	struct phi_region_settings r = { .name = "a", .path_style = -1 };
+	struct backend_region r;
 	struct backend *be = NULL;
 	char url[4200], path[4200], err[512] = "";
 
+	backend_region_init(&r);
+	snprintf(r.name, sizeof(r.name), "a");
 	snprintf(url, sizeof(url), "dir:%s", test_tmpdir());
-	r.url = url;
+	set_str(&r.url, url);
 	ASSERT_OK(backend_open_region(&be, &r, err, sizeof(err)));
 	ASSERT_STREQ(backend_name(be), "dir");
 	ASSERT_STREQ(backend_last_error(be), "");
 	backend_close(be);
+	backend_region_release(&r);
 
 	snprintf(path, sizeof(path), "%s/creds", test_tmpdir());
 	write_file(path, "access_key_id = AK\nsecret_access_key = SK\n", 0600);
-	r = (struct phi_region_settings){
-		.name = "b", .url = "s3://bkt/clinic", .region = "r1",
-		.endpoint = "http://127.0.0.1:9", .credentials_file = path,
-		.path_style = -1,
-	};
+	snprintf(r.name, sizeof(r.name), "b");
+	set_str(&r.url, "s3://bkt/clinic");
+	set_str(&r.region, "r1");
+	set_str(&r.endpoint, "http://127.0.0.1:9");
+	set_str(&r.credentials_file, path);
 	ASSERT_OK(backend_open_region(&be, &r, err, sizeof(err)));
 	ASSERT_STREQ(backend_name(be), "s3");
 	ASSERT_STREQ(backend_last_error(be), "");
@@ -1032,9 +1074,16 @@ TEST(open_region_dispatch)
 		   PHI_ECONFIG);
 	ASSERT_TRUE(strstr(err, "region b: credentials file") == err);
 	ASSERT_TRUE(be == NULL);
-	r.url = "s3://B";
+	/* credentials the settings hold are used as they are */
+	set_str(&r.access_key, "AK");
+	set_str(&r.secret_key, "SK");
+	ASSERT_OK(backend_open_region(&be, &r, err, sizeof(err)));
+	ASSERT_STREQ(backend_name(be), "s3");
+	backend_close(be);
+	set_str(&r.url, "s3://B");
 	ASSERT_ERR(backend_open_region(&be, &r, err, sizeof(err)), -EINVAL);
 	ASSERT_TRUE(strstr(err, "region b: url: ") == err);
+	backend_region_release(&r);
 }
 
 /* ---- a scripted server on 127.0.0.1 --------------------------------- */
@@ -1157,16 +1206,17 @@ static void fake_stop(struct fake *f)
 
 static struct backend *open_fake(const struct fake *f, unsigned attempts)
 {
-	struct backend_s3_config cfg = config(NULL);
+	struct backend_region cfg = config(NULL);
 	struct backend *be = NULL;
 	char url[64], err[512];
 
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d", f->port);
-	cfg.endpoint = url;
-	cfg.prefix = "pre";
+	set_str(&cfg.endpoint, url);
+	set_str(&cfg.url, "s3://bkt/pre");
 	cfg.max_attempts = attempts;
-	cfg.secret_key = "TOPSECRETKEY";
+	set_str(&cfg.secret_key, "TOPSECRETKEY");
 	ASSERT_OK(backend_s3_open(&be, &cfg, err, sizeof(err)));
+	backend_region_release(&cfg);
 	return be;
 }
 
@@ -1295,13 +1345,14 @@ TEST(fake_malformed_replies)
 
 	/* a multipart upload whose start makes no sense */
 	{
-		struct backend_s3_config cfg = config(NULL);
+		struct backend_region cfg = config(NULL);
 		char url[64], err[512];
 
 		snprintf(url, sizeof(url), "http://127.0.0.1:%d", f.port);
-		cfg.endpoint = url;
+		set_str(&cfg.endpoint, url);
 		cfg.multipart_threshold = 1;
 		ASSERT_OK(backend_s3_open(&be, &cfg, err, sizeof(err)));
+		backend_region_release(&cfg);
 	}
 	ASSERT_ERR(backend_put(be, "k", "xy", 2), -EIO);
 	ASSERT_TRUE(strstr(backend_last_error(be), "unexpected reply to "
@@ -1361,7 +1412,7 @@ TEST(fake_head_failure_explained)
 TEST(tls_failure)
 {
 	static const char *const replies[] = { "200\n" };
-	struct backend_s3_config cfg = config(NULL);
+	struct backend_region cfg = config(NULL);
 	struct backend *be = NULL;
 	char url[64], err[512], ca[4200];
 	struct fake f;
@@ -1369,7 +1420,7 @@ TEST(tls_failure)
 
 	fake_start(&f, replies, 1);
 	snprintf(url, sizeof(url), "https://127.0.0.1:%d", f.port);
-	cfg.endpoint = url;
+	set_str(&cfg.endpoint, url);
 	ASSERT_OK(backend_s3_open(&be, &cfg, err, sizeof(err)));
 	ASSERT_ERR(backend_head(be, "k", &size), PHI_ETLS);
 	ASSERT_TRUE(strstr(backend_last_error(be), "region b: TLS") ==
@@ -1378,23 +1429,25 @@ TEST(tls_failure)
 	backend_close(be);
 
 	snprintf(ca, sizeof(ca), "%s/no-such-ca.pem", test_tmpdir());
-	cfg.ca_file = ca;
+	set_str(&cfg.ca_file, ca);
 	ASSERT_OK(backend_s3_open(&be, &cfg, err, sizeof(err)));
 	ASSERT_ERR(backend_head(be, "k", &size), PHI_ETLS);
 	backend_close(be);
 	fake_stop(&f);
+	backend_region_release(&cfg);
 }
 
 TEST(unreachable_is_quick)
 {
-	struct backend_s3_config cfg = config("http://127.0.0.1:1");
+	struct backend_region cfg = config("http://127.0.0.1:1");
 	struct backend *be = NULL;
 	char err[512];
 	uint64_t size;
 
 	cfg.max_attempts = 2;
-	cfg.secret_key = "TOPSECRETKEY";
+	set_str(&cfg.secret_key, "TOPSECRETKEY");
 	ASSERT_OK(backend_s3_open(&be, &cfg, err, sizeof(err)));
+	backend_region_release(&cfg);
 	ASSERT_ERR(backend_head(be, "k", &size), PHI_EUNREACHABLE);
 	ASSERT_STREQ(backend_last_error(be),
 		     "region b: unreachable (connection refused, 2 tries)");
@@ -1437,6 +1490,7 @@ TEST_MAIN(
 	TEST_ENTRY(loopback_hosts),
 	TEST_ENTRY(http_refused_unless_loopback),
 	TEST_ENTRY(bad_endpoints_and_settings),
+	TEST_ENTRY(region_settings_release),
 	TEST_ENTRY(open_region_dispatch),
 	TEST_ENTRY(fake_retries_5xx_then_succeeds),
 	TEST_ENTRY(fake_never_retries_4xx),

@@ -1,12 +1,13 @@
 /*
  * test_seal.c - sealing, replication, fetching back and eviction, through
- * cache.h, over two dir: regions each behind a fault-injecting backend.
+ * cache.h and cache_admin.h, over two dir: regions each behind a fault-injecting backend.
  *
  * Every case formats a fresh filesystem in its test_tmpdir() with regions
  * a/ and b/ beside it and a random master key made by the test.
  */
 #include "backend.h"
 #include "cache.h"
+#include "cache_admin.h"
 #include "crypt.h"
 #include "phi.h"
 #include "test.h"

@@ -1,0 +1,357 @@
+/*
+ * cache_admin.h - what tools/ does to a phifs filesystem besides serving
+ * it: format, status, sync and eviction on demand, the history in the
+ * regions (list, recover, walk), and the checks and repairs (fsck,
+ * scrub, verify, compare, region mended, gc).
+ *
+ * cache.h holds the data path that fs/ serves the kernel with; this
+ * header is for tools/ (and tests) only, and fs/ never includes it.  The
+ * rules of cache.h (errors, out-parameters, threads) hold here too.
+ */
+#ifndef CACHE_ADMIN_H
+#define CACHE_ADMIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/types.h>
+
+#include "cache.h"
+
+/*
+ * Create a new, empty filesystem in cfg->dir (root directory owned by
+ * uid/gid, mode 0755).  Returns PHI_EEXISTFS if one is already there
+ * (whether mounted or not), PHI_EBUSYFS if another mkfs holds the lock,
+ * -errno if the directory is unusable.
+ * Creates nothing on failure.
+ */
+int cache_format(const struct cache_config *cfg, uid_t uid, gid_t gid);
+
+/* --- sync, eviction and status -------------------------------------- */
+
+/*
+ * Ask for everything written so far to be sealed and queued at once, as
+ * `phifs sync` does.  Async-signal-safe (the mount calls it from its
+ * SIGUSR1 handler): it only bumps a counter the sealer polls.  When the
+ * pass that answers it has finished, cache_stats() shows a sync_mark_ns
+ * later than the moment of the request, and sync_waiting counts the
+ * objects of that pass (and earlier) not yet in every region.
+ */
+void cache_request_sync(struct cache *c);
+
+/*
+ * The same, waited for in this process: seal everything, then wait until
+ * every object sealed so far is in every region.  Returns 0; -ETIMEDOUT
+ * after timeout_ms (0 = wait for ever); PHI_ELATCHED; 0 at once without
+ * regions.
+ */
+int cache_sync_regions(struct cache *c, unsigned timeout_ms);
+
+/*
+ * Evict clean blocks that every region holds, of files not open, least
+ * recently used first, until want bytes are freed (UINT64_MAX: all that
+ * can go).  The cache does this by itself near cache_size; this is for
+ * tests and tools.  Returns the bytes freed.
+ */
+uint64_t cache_evict(struct cache *c, uint64_t want);
+
+struct cache_region_stats {
+	char name[65];
+	uint64_t waiting;	/* objects not yet in this region */
+	uint64_t waiting_bytes;
+	uint32_t fails;		/* consecutive failed uploads */
+	int down;		/* marked down after repeated failures */
+	int64_t last_ok;	/* last successful upload, epoch seconds; 0 */
+	uint64_t bad;		/* bad or missing copies recorded for repair */
+	int seeding;		/* being filled from the other regions
+				   (cache_config.seed): not a complete copy
+				   yet; waiting then includes what is left */
+	uint64_t seed_objects, seed_objects_total;	/* copied, of */
+	uint64_t seed_bytes, seed_bytes_total;		/* (0 of 0 until the
+							   other regions were
+							   listed) */
+};
+
+/* Summary for `phifs status`. */
+struct cache_stats {
+	uint64_t inodes;	/* live inodes, root included */
+	uint64_t orphans;	/* unlinked but still open */
+	uint64_t used_bytes;	/* bytes the local block store occupies */
+	uint64_t size_limit;	/* cache_size */
+	uint32_t block_size;
+	uint64_t format_version;
+	char fsid[33];		/* filesystem id, hex */
+	int mounted;		/* another process holds the lock */
+	long pid;		/* that process, when mounted */
+	/* sealing and replication (as last recorded in LMDB: the mount
+	 * folds its state every two seconds) */
+	uint64_t dirty_blocks;	/* written, not yet sealed */
+	uint64_t dirty_bytes;	/* the same in bytes (whole blocks) */
+	uint64_t sealed_objects;	/* objects sealed locally, not yet in
+					   every region */
+	uint64_t sealed_bytes;
+	uint64_t resident_blocks;	/* sealed blocks also cached as
+					   plaintext */
+	uint64_t evicted_blocks;	/* sealed blocks only in the regions */
+	uint64_t sync_mark_ns;	/* phi_mono_ns() when the last sync
+				   pass began; 0 if none */
+	uint64_t sync_waiting;	/* objects of that pass (or earlier) not
+				   yet in every region */
+	int nregions;
+	struct cache_region_stats regions[16];
+};
+int cache_stats(struct cache *c, struct cache_stats *out);
+
+/* --- history in the regions ------------------------------------------ */
+
+/*
+ * With regions, every metadata change (names, attributes, xattrs, block
+ * maps) also goes to every region: as journal segments, each the records
+ * that changed since the one before, within metadata_interval and at
+ * every sync, and now and then as a snapshot of the whole.  Each is one
+ * sealed object named "m/<32 hex>", a name only the key can read (it
+ * holds the kind, a sequence number and the time).  A segment reaches a
+ * region only after every pack its records point into.  The mount never
+ * deletes or overwrites an object.
+ */
+
+/* One metadata object of a region, as its name says. */
+struct cache_moment {
+	uint64_t seq;		/* 1, 2, ... in the order they were made */
+	int64_t time_ms;	/* when, ms since the epoch (CLOCK_REALTIME) */
+	int snapshot;		/* 1 snapshot, 0 segment */
+	uint64_t size;		/* bytes in the region */
+	char key[40];		/* object key, "m/<hex>" */
+};
+
+/* Progress of a long run, for a terminal display: done of total units
+ * (bytes or objects, named by `what`). */
+typedef void cache_progress_fn(void *ctx, const char *what, uint64_t done,
+			       uint64_t total);
+
+/*
+ * The metadata objects in region (one region's backend, not a replica
+ * set) that decode under key and fsid, by sequence number.  *out (NULL
+ * when there are none) is the caller's until it gives it back to
+ * cache_history_free().  Returns 0 or a region error.
+ */
+int cache_history_list(struct backend *region, const struct crypt_key *key,
+		       const uint8_t fsid[16], struct cache_moment **out,
+		       size_t *count);
+
+/* Free what cache_history_list() gave.  NULL is a no-op. */
+static inline void cache_history_free(struct cache_moment *v)
+{
+	free(v);
+}
+
+struct cache_recover_args {
+	const char *dir;	/* cache_dir: holds no filesystem (leftovers
+				   of an interrupted recover are removed) */
+	uint32_t block_size;	/* from the superblock */
+	const uint8_t *fsid;	/* 16 bytes, from the superblock */
+	const struct crypt_key *key;
+	struct backend *region;	/* where to read the history from */
+	struct backend *const *others;	/* every region reachable, for the
+					   highest sequence number in use;
+					   may be NULL */
+	int nothers;
+	int64_t at_ms;		/* the moment; INT64_MAX = the latest */
+	cache_progress_fn *progress;	/* may be NULL */
+	void *progress_ctx;
+};
+
+struct cache_recover_info {
+	uint64_t seq;		/* the last object applied */
+	int64_t time_ms;	/* its time */
+	uint64_t objects;	/* metadata objects read */
+	uint64_t bytes;		/* their bytes */
+	uint64_t inodes;	/* inodes in the result */
+	uint64_t skipped;	/* objects of the region at or before at_ms
+				   left out because one before them is
+				   missing or damaged (a gap) */
+};
+
+/*
+ * Rebuild cache_dir from the region's history as it was at at_ms: the
+ * latest snapshot at or before it and every segment after that up to it.
+ * Works in cache_dir/recover.tmp and moves the result into place at the
+ * end, so an interrupted run leaves no filesystem and may be run again.
+ * Content is not fetched: every block starts gone and comes back on
+ * first read.  The next read-write open with regions writes a snapshot
+ * first, starting a new line of history.
+ *
+ * Returns 0; PHI_EEXISTFS if cache_dir holds a filesystem; -ENOENT if
+ * the region has no history at or before at_ms; PHI_EAUTHFAIL /
+ * PHI_ECORRUPT for a damaged metadata object (never applied); a region
+ * error; -errno.
+ */
+int cache_recover(const struct cache_recover_args *a,
+		  struct cache_recover_info *info);
+
+/*
+ * Replay the region's history from its oldest snapshot up to a->at_ms in
+ * a->dir (an empty scratch directory, left holding the last state), and
+ * after each object applied call fn with it and a view of the filesystem
+ * as it was then: a read-only struct cache for cache_lookup(),
+ * cache_getattr(), cache_readdir(), cache_readlink(), cache_getxattr()
+ * (cache_forget() what lookups take).  fn returns 0 to go on, anything
+ * else to stop (returned).  For `phifs versions`.
+ */
+typedef int cache_moment_fn(void *ctx, const struct cache_moment *m,
+			    struct cache *view);
+int cache_history_walk(const struct cache_recover_args *a,
+		       cache_moment_fn *fn, void *ctx);
+
+/* One line of a report (fsck, scrub, gc); never names a file. */
+typedef void cache_report_fn(void *ctx, const char *line);
+
+/*
+ * Check the local metadata: directory entries and their readdir twins,
+ * link counts, parents, block maps, orphans.  Reports each problem
+ * through fn and returns how many there were (0: consistent), or a
+ * negative code.  Works on a read-only open, also while mounted.
+ */
+long cache_fsck(struct cache *c, cache_report_fn *fn, void *ctx);
+
+struct cache_scrub_args {
+	struct backend *const *regions;	/* each region's own backend */
+	const char *const *names;	/* their names, for the report */
+	int nregions;
+	const struct crypt_key *key;
+	const uint8_t *fsid;
+	int repair;		/* copy good copies over bad or missing */
+	cache_report_fn *report;
+	cache_progress_fn *progress;
+	void *ctx;
+	const void *superblock;	/* the superblock that opened the key: each
+				   region's "superblock" object must be the
+				   same bytes; NULL = not checked */
+	size_t superblock_len;
+};
+
+struct cache_scrub_result {
+	uint64_t objects;	/* distinct objects seen */
+	uint64_t bytes;		/* fetched */
+	uint64_t bad;		/* copies that failed authentication */
+	uint64_t missing;	/* copies a region lacks */
+	uint64_t repaired;	/* copies rewritten from a good one */
+	uint64_t lost;		/* objects with no good copy anywhere */
+	uint64_t unreadable;	/* copies a region failed to give (an
+				   error other than "no such object") */
+	uint32_t unmended;	/* bit i: region i still lacks or holds a bad
+				   copy of something, or could not be read */
+};
+
+/*
+ * Fetch and authenticate every object (packs frame by frame, metadata
+ * objects whole) in every region, and compare each region's superblock
+ * with a->superblock; with repair, put a good copy into each region that
+ * has a bad one or none.  A region's superblock is repaired last, and
+ * only once every other object of that region was repaired, so that an
+ * emptied region is either whole again or still refused by mount (never
+ * accepted half full).  Safe while mounted: objects are immutable and a
+ * repair writes the same bytes.  Returns 0 (problems are in *out and the
+ * report) or a region error that stopped it.
+ */
+int cache_scrub(const struct cache_scrub_args *a,
+		struct cache_scrub_result *out);
+
+struct cache_verify_result {
+	uint64_t files;		/* regular files with a data file */
+	uint64_t blocks;	/* resident blocks checked */
+	uint64_t unsummed;	/* resident blocks sealed before checksums:
+				   not checkable locally */
+	uint64_t damaged;	/* resident blocks whose bytes fail their
+				   checksum */
+	uint64_t unrecorded;	/* blocks holding data no record names */
+};
+
+/*
+ * Check the local store: every clean, resident block against the
+ * CRC-32C its record holds, and that no block holds data where no record
+ * names any.  Dirty blocks have no checksum yet and are not checked.
+ * Works on a read-only open, also while mounted (a block written
+ * meanwhile is not reported).  Each problem is one report line naming
+ * the file's path (for the user's own terminal: never log these).
+ * Returns the number of problems, or a negative code.
+ */
+long cache_verify_local(struct cache *c, cache_report_fn *fn, void *ctx,
+			struct cache_verify_result *out);
+
+struct cache_compare_args {
+	struct backend *region;	/* the region view was rebuilt from */
+	const char *label;	/* its name, for the report */
+	const struct crypt_key *key;
+	cache_report_fn *report;	/* lines naming paths, as above */
+	void *ctx;
+};
+
+struct cache_compare_result {
+	uint64_t files;		/* regular files compared */
+	uint64_t blocks;	/* frames fetched, authenticated, compared */
+	uint64_t differ;	/* files or names that differ */
+	uint64_t pending;	/* differences explained by local changes
+				   not yet in every region */
+	int was_pending;	/* such changes existed: run phifs sync */
+	uint64_t seq_here;	/* the last metadata object written here */
+	uint64_t seq_there;	/* the last one in the view */
+};
+
+/*
+ * Prove that the filesystem of c reads exactly what view (a read-only
+ * open of a region's latest metadata, rebuilt by cache_recover()) names:
+ * the same names, types, sizes, modes, owners and link targets, the same
+ * sealed frames for every block, and, fetched from a->region and
+ * authenticated, the same bytes as every resident local block.  While c
+ * has changes not yet in every region, differences in names and maps
+ * count as pending; content that differs under the same frame never
+ * does.  Holds no transaction while it fetches.  Returns the number of
+ * files that differ (0: equal), or a negative code (PHI_EAUTHFAIL: view
+ * is another filesystem).
+ */
+long cache_compare(struct cache *c, struct cache *view,
+		   const struct cache_compare_args *a,
+		   struct cache_compare_result *out);
+
+/*
+ * After a scrub found every object of the region named `region` good (or
+ * repaired it): forget the bad copies recorded for it (status `bad`) and
+ * its failed uploads (`fails`, `down`).  Read-write open; a mount looks
+ * at the copies it recorded again by itself (at every cache_request_sync()
+ * and now and then), and finds out that a region answers again.  0, or a
+ * negative code; an unknown region is no error.
+ */
+int cache_region_mended(struct cache *c, const char *region);
+
+struct cache_gc_args {
+	struct backend *const *regions;	/* opened with the credentials
+					   that may delete */
+	const char *const *names;
+	int nregions;
+	const struct crypt_key *key;
+	const uint8_t *fsid;
+	int64_t keep_after_ms;	/* now - retention: every moment after it
+				   stays restorable */
+	int dry_run;
+	cache_report_fn *report;
+	void *ctx;
+};
+
+struct cache_gc_result {
+	uint64_t meta_deleted, packs_deleted, leases_deleted;
+	uint64_t bytes_deleted;
+	uint64_t kept_unreferenced;	/* packs no history names (in flight
+					   from a mount, or left by a crash) */
+};
+
+/*
+ * Delete what no moment after keep_after_ms needs: metadata objects older
+ * than the last snapshot at or before it, packs only they referred to,
+ * and old lease objects.  Packs no metadata object has ever named are
+ * kept (a mount may be uploading them).  Packs go first, then metadata,
+ * so an interrupted run leaves nothing dangling.  Safe while mounted.
+ */
+int cache_gc(const struct cache_gc_args *a, struct cache_gc_result *out);
+
+#endif
