@@ -53,185 +53,235 @@ static struct icount *find_ino(struct icount *v, size_t n, uint64_t ino)
 	return n ? bsearch(&key, v, n, sizeof(*v), cmp_ino) : NULL;
 }
 
-long cache_fsck(struct cache *c, cache_report_fn *fn, void *ctx)
+/* What one fsck run reads and has found so far. */
+struct fsck {
+	struct cache *c;
+	MDB_txn *txn;			/* the read transaction of the run */
+	cache_report_fn *fn;
+	void *ctx;
+	struct icount *v;		/* every inode, in inode order */
+	size_t n, cap;
+	long problems;
+};
+
+/* Report one problem and count it. */
+__attribute__((format(printf, 2, 3)))
+static void fsck_problem(struct fsck *f, const char *fmt, ...)
 {
-	struct icount *v = NULL;
-	size_t n = 0, cap = 0;
-	long problems = 0;
+	char line[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	cache_say(f->fn, f->ctx, "%s", line);
+	f->problems++;
+}
+
+/* Append one inode to f->v, growing it as needed. */
+static int fsck_add_inode(struct fsck *f, uint64_t ino,
+			  const struct inode_rec *rec)
+{
+	if (f->n == f->cap) {
+		size_t nc = f->cap ? 2 * f->cap : 1024;
+		void *p = realloc(f->v, nc * sizeof(*f->v));
+
+		if (!p)
+			return -ENOMEM;
+		f->v = p;
+		f->cap = nc;
+	}
+	f->v[f->n++] = (struct icount){ ino, rec->mode, rec->nlink,
+					rec->parent, rec->size, 0, 0 };
+	return 0;
+}
+
+/* Read every inode record into f->v. */
+static int fsck_load_inodes(struct fsck *f)
+{
 	MDB_cursor *cur;
 	MDB_val k, d;
-	MDB_txn *txn;
 	int rc;
 
-	txn = meta_read_begin(c, &rc);
-	if (!txn)
-		return rc;
-	rc = meta_err(mdb_cursor_open(txn, c->db_inodes, &cur));
+	rc = meta_err(mdb_cursor_open(f->txn, f->c->db_inodes, &cur));
 	while (rc == 0 && mdb_cursor_get(cur, &k, &d, MDB_NEXT) == 0) {
 		struct inode_rec rec;
 
 		if (k.mv_size != 8 || d.mv_size < sizeof(rec)) {
-			cache_say(fn, ctx, "inodes: a malformed record");
-			problems++;
+			fsck_problem(f, "inodes: a malformed record");
 			continue;
 		}
 		memcpy(&rec, d.mv_data, sizeof(rec));
-		if (n == cap) {
-			size_t nc = cap ? 2 * cap : 1024;
-			void *p = realloc(v, nc * sizeof(*v));
-
-			if (!p) {
-				rc = -ENOMEM;
-				break;
-			}
-			v = p;
-			cap = nc;
-		}
-		v[n++] = (struct icount){ key_get_u64(k.mv_data), rec.mode,
-					  rec.nlink, rec.parent, rec.size, 0,
-					  0 };
+		rc = fsck_add_inode(f, key_get_u64(k.mv_data), &rec);
 	}
 	if (rc == 0)
 		mdb_cursor_close(cur);
 	/* keys are big-endian: the cursor gave them in order already */
-	for (int pass = 0; rc == 0 && pass < 2; pass++) {
-		MDB_dbi dbi = pass ? c->db_cookies : c->db_dirents;
-		MDB_dbi twin = pass ? c->db_dirents : c->db_cookies;
+	return rc;
+}
 
-		rc = meta_err(mdb_cursor_open(txn, dbi, &cur));
-		while (rc == 0 && mdb_cursor_get(cur, &k, &d, MDB_NEXT) == 0) {
-			struct dirent_rec dr;
-			uint64_t parent;
-			struct icount *ic, *pc;
-			uint8_t tk[8 + CACHE_NAME_MAX];
-			MDB_val tkey = { 0, tk }, tval;
+/* Report an entry whose twin, by cookie or by name, does not match it. */
+static void fsck_twin(struct fsck *f, int pass, uint64_t parent,
+		      const struct dirent_rec *dr, const MDB_val *d)
+{
+	MDB_dbi twin = pass ? f->c->db_dirents : f->c->db_cookies;
+	uint8_t tk[8 + CACHE_NAME_MAX];
+	MDB_val tkey = { 0, tk }, tval;
+	struct dirent_rec tw = { 0 };
 
-			if (k.mv_size < 9 || d.mv_size < sizeof(dr)) {
-				cache_say(fn, ctx, "%s: a malformed entry",
-				    pass ? "dircookies" : "dirents");
-				problems++;
-				continue;
-			}
-			memcpy(&dr, d.mv_data, sizeof(dr));
-			parent = key_get_u64(k.mv_data);
-			/* the twin: by cookie for a name, by name for a cookie */
-			key_put_u64(tk, parent);
-			if (pass == 0) {
-				key_put_u64(tk + 8, dr.cookie);
-				tkey.mv_size = 16;
-			} else {
-				size_t nl = d.mv_size - sizeof(dr);
+	/* the twin: by cookie for a name, by name for a cookie */
+	key_put_u64(tk, parent);
+	if (pass == 0) {
+		key_put_u64(tk + 8, dr->cookie);
+		tkey.mv_size = 16;
+	} else {
+		size_t nl = d->mv_size - sizeof(*dr);
 
-				memcpy(tk + 8, (uint8_t *)d.mv_data + sizeof(dr),
-				       nl);
-				tkey.mv_size = 8 + nl;
-			}
-			struct dirent_rec tw = { 0 };
-
-			if (mdb_get(txn, twin, &tkey, &tval) == 0 &&
-			    tval.mv_size >= sizeof(tw))
-				memcpy(&tw, tval.mv_data, sizeof(tw));
-			if (tw.ino != dr.ino) {
-				cache_say(fn, ctx, "directory %" PRIu64 ": entry for "
-				    "inode %" PRIu64 " has no matching %s "
-				    "entry", parent, dr.ino,
-				    pass ? "name" : "readdir");
-				problems++;
-			}
-			if (pass)
-				continue;
-			ic = find_ino(v, n, dr.ino);
-			pc = find_ino(v, n, parent);
-			if (!pc || !S_ISDIR(pc->mode)) {
-				cache_say(fn, ctx, "entry in %" PRIu64 ", which is "
-				    "no directory", parent);
-				problems++;
-			}
-			if (!ic) {
-				cache_say(fn, ctx, "directory %" PRIu64 " names "
-				    "inode %" PRIu64 ", which does not exist",
-				    parent, dr.ino);
-				problems++;
-				continue;
-			}
-			if ((ic->mode & S_IFMT) != dr.type) {
-				cache_say(fn, ctx, "directory %" PRIu64 ": type of "
-				    "inode %" PRIu64 " differs from its entry",
-				    parent, dr.ino);
-				problems++;
-			}
-			ic->names++;
-			if (S_ISDIR(ic->mode)) {
-				if (pc)
-					pc->subdirs++;
-				if (ic->parent != parent) {
-					cache_say(fn, ctx, "directory %" PRIu64
-					    " has parent %" PRIu64 ", is in %"
-					    PRIu64, dr.ino, ic->parent, parent);
-					problems++;
-				}
-			}
-		}
-		if (rc == 0)
-			mdb_cursor_close(cur);
+		memcpy(tk + 8, (uint8_t *)d->mv_data + sizeof(*dr), nl);
+		tkey.mv_size = 8 + nl;
 	}
-	for (size_t i = 0; rc == 0 && i < n; i++) {
-		struct icount *ic = &v[i];
+	if (mdb_get(f->txn, twin, &tkey, &tval) == 0 &&
+	    tval.mv_size >= sizeof(tw))
+		memcpy(&tw, tval.mv_data, sizeof(tw));
+	if (tw.ino != dr->ino)
+		fsck_problem(f, "directory %" PRIu64 ": entry for inode %"
+		    PRIu64 " has no matching %s entry", parent, dr->ino,
+		    pass ? "name" : "readdir");
+}
+
+/* Check one entry by name against its inodes and count it for nlink. */
+static void fsck_entry(struct fsck *f, uint64_t parent,
+		       const struct dirent_rec *dr)
+{
+	struct icount *ic = find_ino(f->v, f->n, dr->ino);
+	struct icount *pc = find_ino(f->v, f->n, parent);
+
+	if (!pc || !S_ISDIR(pc->mode))
+		fsck_problem(f, "entry in %" PRIu64 ", which is no directory",
+		    parent);
+	if (!ic) {
+		fsck_problem(f, "directory %" PRIu64 " names inode %" PRIu64
+		    ", which does not exist", parent, dr->ino);
+		return;
+	}
+	if ((ic->mode & S_IFMT) != dr->type)
+		fsck_problem(f, "directory %" PRIu64 ": type of inode %"
+		    PRIu64 " differs from its entry", parent, dr->ino);
+	ic->names++;
+	if (!S_ISDIR(ic->mode))
+		return;
+	if (pc)
+		pc->subdirs++;
+	if (ic->parent != parent)
+		fsck_problem(f, "directory %" PRIu64 " has parent %" PRIu64
+		    ", is in %" PRIu64, dr->ino, ic->parent, parent);
+}
+
+/* Walk the entries by name (pass 0) or by readdir cookie (pass 1). */
+static int fsck_entries(struct fsck *f, int pass)
+{
+	MDB_dbi dbi = pass ? f->c->db_cookies : f->c->db_dirents;
+	MDB_cursor *cur;
+	MDB_val k, d;
+	int rc;
+
+	rc = meta_err(mdb_cursor_open(f->txn, dbi, &cur));
+	while (rc == 0 && mdb_cursor_get(cur, &k, &d, MDB_NEXT) == 0) {
+		struct dirent_rec dr;
+		uint64_t parent;
+
+		if (k.mv_size < 9 || d.mv_size < sizeof(dr)) {
+			fsck_problem(f, "%s: a malformed entry",
+			    pass ? "dircookies" : "dirents");
+			continue;
+		}
+		memcpy(&dr, d.mv_data, sizeof(dr));
+		parent = key_get_u64(k.mv_data);
+		fsck_twin(f, pass, parent, &dr, &d);
+		if (pass == 0)
+			fsck_entry(f, parent, &dr);
+	}
+	if (rc == 0)
+		mdb_cursor_close(cur);
+	return rc;
+}
+
+/* Compare each inode's link count with the entries found for it. */
+static void fsck_link_counts(struct fsck *f)
+{
+	struct icount *root;
+
+	for (size_t i = 0; i < f->n; i++) {
+		struct icount *ic = &f->v[i];
 		uint32_t want = S_ISDIR(ic->mode) ? 2 + ic->subdirs : ic->names;
 		uint8_t ok[8];
 		MDB_val okey = { 8, ok }, oval;
 
-		if (ic->ino == CACHE_ROOT_INO)
+		if (ic->ino == CACHE_ROOT_INO || ic->nlink == want)
 			continue;
-		if (ic->nlink != want) {
-			key_put_u64(ok, ic->ino);
-			/* unlinked while open: nlink 0 and an orphan */
-			if (!(ic->nlink == 0 && ic->names == 0 &&
-			      mdb_get(txn, c->db_orphans, &okey, &oval) == 0)) {
-				cache_say(fn, ctx, "inode %" PRIu64 ": link count %u,"
-				    " but %u found", ic->ino, ic->nlink, want);
-				problems++;
-			}
-		}
+		key_put_u64(ok, ic->ino);
+		/* unlinked while open: nlink 0 and an orphan */
+		if (ic->nlink == 0 && ic->names == 0 &&
+		    mdb_get(f->txn, f->c->db_orphans, &okey, &oval) == 0)
+			continue;
+		fsck_problem(f, "inode %" PRIu64 ": link count %u, but %u "
+		    "found", ic->ino, ic->nlink, want);
 	}
-	if (rc == 0 && n) {
-		struct icount *root = find_ino(v, n, CACHE_ROOT_INO);
+	if (f->n == 0)
+		return;
+	root = find_ino(f->v, f->n, CACHE_ROOT_INO);
+	if (!root || root->nlink != 2 + root->subdirs)
+		fsck_problem(f, "the root directory is missing or its link "
+		    "count is wrong");
+}
 
-		if (!root || root->nlink != 2 + root->subdirs) {
-			cache_say(fn, ctx, "the root directory is missing or its "
-			    "link count is wrong");
-			problems++;
-		}
-	}
-	if (rc == 0 && c->have_blockdbs) {
-		rc = meta_err(mdb_cursor_open(txn, c->db_blocks, &cur));
-		while (rc == 0 && mdb_cursor_get(cur, &k, &d, MDB_NEXT) == 0) {
-			uint64_t ino, blk;
-			struct icount *ic;
+/* Report block map entries that lie outside every regular file. */
+static int fsck_blocks(struct fsck *f)
+{
+	MDB_cursor *cur;
+	MDB_val k, d;
+	int rc;
 
-			if (k.mv_size != 16 ||
-			    d.mv_size != sizeof(struct block_rec)) {
-				cache_say(fn, ctx, "blocks: a malformed entry");
-				problems++;
-				continue;
-			}
-			ino = key_get_u64(k.mv_data);
-			blk = key_get_u64((uint8_t *)k.mv_data + 8);
-			ic = find_ino(v, n, ino);
-			if (!ic || !S_ISREG(ic->mode) ||
-			    blk * c->block_size >= ic->size) {
-				cache_say(fn, ctx, "inode %" PRIu64 ": block %"
-				    PRIu64 " is mapped but not part of a "
-				    "file", ino, blk);
-				problems++;
-			}
+	rc = meta_err(mdb_cursor_open(f->txn, f->c->db_blocks, &cur));
+	while (rc == 0 && mdb_cursor_get(cur, &k, &d, MDB_NEXT) == 0) {
+		uint64_t ino, blk;
+		struct icount *ic;
+
+		if (k.mv_size != 16 || d.mv_size != sizeof(struct block_rec)) {
+			fsck_problem(f, "blocks: a malformed entry");
+			continue;
 		}
-		if (rc == 0)
-			mdb_cursor_close(cur);
+		ino = key_get_u64(k.mv_data);
+		blk = key_get_u64((uint8_t *)k.mv_data + 8);
+		ic = find_ino(f->v, f->n, ino);
+		if (!ic || !S_ISREG(ic->mode) ||
+		    blk * f->c->block_size >= ic->size)
+			fsck_problem(f, "inode %" PRIu64 ": block %" PRIu64
+			    " is mapped but not part of a file", ino, blk);
 	}
-	meta_read_end(txn);
-	free(v);
-	return rc ? rc : problems;
+	if (rc == 0)
+		mdb_cursor_close(cur);
+	return rc;
+}
+
+long cache_fsck(struct cache *c, cache_report_fn *fn, void *ctx)
+{
+	struct fsck f = { .c = c, .fn = fn, .ctx = ctx };
+	int rc;
+
+	f.txn = meta_read_begin(c, &rc);
+	if (!f.txn)
+		return rc;
+	rc = fsck_load_inodes(&f);
+	for (int pass = 0; rc == 0 && pass < 2; pass++)
+		rc = fsck_entries(&f, pass);
+	if (rc == 0)
+		fsck_link_counts(&f);
+	if (rc == 0 && c->have_blockdbs)
+		rc = fsck_blocks(&f);
+	meta_read_end(f.txn);
+	free(f.v);
+	return rc ? rc : f.problems;
 }
 
 /* --- object sets --------------------------------------------------------- */
@@ -581,16 +631,47 @@ static int lease_time(const struct cache_gc_args *a, const char *key,
 
 #define LEASE_KEEP_MS (3600 * 1000ll)	/* lease objects younger stay */
 
-int cache_gc(const struct cache_gc_args *a, struct cache_gc_result *out)
-{
-	struct cache_moment *all = NULL;
-	size_t n = 0, base = SIZE_MAX;
-	struct keyset live = { 0 }, old = { 0 };
-	struct buf plain;
-	int rc = 0;
+/* What one gc run gathered from the regions' histories. */
+struct gc {
+	const struct cache_gc_args *a;
+	struct cache_gc_result *out;
+	struct cache_moment *all;	/* every region's history, by key */
+	size_t n;
+	size_t base;		/* the snapshot kept moments start from, or
+				 * SIZE_MAX: all history is kept */
+	struct keyset live;	/* packs a kept moment names */
+	struct keyset old;	/* packs an older moment names */
+};
 
-	memset(out, 0, sizeof(*out));
-	/* the union of every region's history, by key */
+/* Add the moments of v whose keys g->all lacks to it. */
+static int gc_merge(struct gc *g, const struct cache_moment *v, size_t nv)
+{
+	for (size_t k = 0; k < nv; k++) {
+		size_t j;
+
+		for (j = 0; j < g->n; j++)
+			if (strcmp(g->all[j].key, v[k].key) == 0)
+				break;
+		if (j < g->n)
+			continue;
+		if (!(g->n & (g->n + 1)) || g->n == 0) {
+			void *p = realloc(g->all, (2 * g->n + 2) *
+					  sizeof(*g->all));
+
+			if (!p)
+				return -ENOMEM;
+			g->all = p;
+		}
+		g->all[g->n++] = v[k];
+	}
+	return 0;
+}
+
+/* Gather the union of every region's history into g->all. */
+static int gc_history(struct gc *g)
+{
+	const struct cache_gc_args *a = g->a;
+
 	for (int i = 0; i < a->nregions; i++) {
 		struct cache_moment *v;
 		size_t nv;
@@ -601,119 +682,159 @@ int cache_gc(const struct cache_gc_args *a, struct cache_gc_result *out)
 			cache_say(a->report, a->ctx, "region %s: cannot list its "
 			    "history: %s; nothing deleted", a->names[i],
 			    phi_strerror(r));
-			free(all);
 			return r;
 		}
-		for (size_t k = 0; k < nv; k++) {
-			size_t j;
-
-			for (j = 0; j < n; j++)
-				if (strcmp(all[j].key, v[k].key) == 0)
-					break;
-			if (j < n)
-				continue;
-			if (!(n & (n + 1)) || n == 0) {
-				void *p = realloc(all, (2 * n + 2) *
-						  sizeof(*all));
-
-				if (!p) {
-					free(v);
-					free(all);
-					return -ENOMEM;
-				}
-				all = p;
-			}
-			all[n++] = v[k];
-		}
+		r = gc_merge(g, v, nv);
 		free(v);
+		if (r)
+			return r;
 	}
-	for (size_t i = 0; i < n; i++)
-		if (all[i].snapshot && all[i].time_ms <= a->keep_after_ms &&
-		    (base == SIZE_MAX || all[i].seq > all[base].seq))
+	return 0;
+}
+
+/* The newest snapshot at or before keep_after_ms, or SIZE_MAX. */
+static size_t gc_base(const struct gc *g)
+{
+	size_t base = SIZE_MAX;
+
+	for (size_t i = 0; i < g->n; i++)
+		if (g->all[i].snapshot &&
+		    g->all[i].time_ms <= g->a->keep_after_ms &&
+		    (base == SIZE_MAX || g->all[i].seq > g->all[base].seq))
 			base = i;
-	buf_init(&plain, SIZE_MAX);
-	if (base == SIZE_MAX) {
+	return base;
+}
+
+/* Gather the packs kept moments name (live) and older ones name (old). */
+static int gc_collect(struct gc *g)
+{
+	const struct cache_gc_args *a = g->a;
+	struct buf plain;
+	int rc = 0;
+
+	if (g->base == SIZE_MAX) {
 		cache_say(a->report, a->ctx, "all history is younger than "
 		    "retention: no metadata or packs to delete");
-	} else {
-		for (size_t i = 0; i < n && rc == 0; i++) {
-			int keep = all[i].seq >= all[base].seq;
-			int r = read_meta(a, all[i].key, &plain);
-
-			if (r == 0)
-				r = collect_packs(buf_data(&plain),
-						  buf_len(&plain),
-						  keep ? &live : &old);
-			if (r && keep) {
-				cache_say(a->report, a->ctx, "%s, needed by a kept "
-				    "moment, cannot be read (%s): nothing "
-				    "deleted", all[i].key, phi_strerror(r));
-				rc = r;
-			}
-		}
+		return 0;
 	}
-	keyset_sort(&live);
-	keyset_sort(&old);
-	for (int i = 0; i < a->nregions && rc == 0; i++) {
-		struct keyset packs = { 0 }, leases = { 0 };
-		int64_t newest = INT64_MIN, t;
-		uint64_t size;
-		int r = backend_list(a->regions[i], "d/", list_add, &packs);
+	buf_init(&plain, SIZE_MAX);
+	for (size_t i = 0; i < g->n && rc == 0; i++) {
+		int keep = g->all[i].seq >= g->all[g->base].seq;
+		int r = read_meta(a, g->all[i].key, &plain);
 
 		if (r == 0)
-			r = backend_list(a->regions[i], "l/", list_add, &leases);
-		if (r) {
-			cache_say(a->report, a->ctx, "region %s: cannot list: %s",
-			    a->names[i], phi_strerror(r));
-			free(packs.k);
-			free(leases.k);
-			continue;
+			r = collect_packs(buf_data(&plain), buf_len(&plain),
+					  keep ? &g->live : &g->old);
+		if (r && keep) {
+			cache_say(a->report, a->ctx, "%s, needed by a kept "
+			    "moment, cannot be read (%s): nothing deleted",
+			    g->all[i].key, phi_strerror(r));
+			rc = r;
 		}
-		/* packs first: an interrupted run leaves no metadata that
-		 * names a deleted pack */
-		for (size_t k = 0; k < packs.n && base != SIZE_MAX; k++) {
-			const char *key = packs.k[k];
-
-			if (keyset_has(&live, key))
-				continue;
-			if (!keyset_has(&old, key)) {
-				out->kept_unreferenced++;
-				continue;
-			}
-			out->packs_deleted++;
-			if (!a->dry_run && backend_del(a->regions[i], key) &&
-			    backend_head(a->regions[i], key, &size) == 0)
-				cache_say(a->report, a->ctx, "region %s: cannot "
-				    "delete %s: %s", a->names[i], key,
-				    backend_last_error(a->regions[i]));
-		}
-		for (size_t k = 0; k < n && base != SIZE_MAX; k++) {
-			if (all[k].seq >= all[base].seq)
-				continue;
-			out->meta_deleted++;
-			out->bytes_deleted += all[k].size;
-			if (!a->dry_run)
-				backend_del(a->regions[i], all[k].key);
-		}
-		for (size_t k = 0; k < leases.n; k++)
-			if (lease_time(a, leases.k[k], &t) == 0 && t > newest)
-				newest = t;
-		for (size_t k = 0; k < leases.n; k++) {
-			int64_t now = (int64_t)time(NULL) * 1000;
-
-			if (lease_time(a, leases.k[k], &t) || t == newest ||
-			    now - t < LEASE_KEEP_MS)
-				continue;
-			out->leases_deleted++;
-			if (!a->dry_run)
-				backend_del(a->regions[i], leases.k[k]);
-		}
-		free(packs.k);
-		free(leases.k);
 	}
 	buf_release(&plain);
-	free(live.k);
-	free(old.k);
-	free(all);
+	return rc;
+}
+
+/* Delete from region i the packs only moments before the base name. */
+static void gc_packs(struct gc *g, int i, const struct keyset *packs)
+{
+	const struct cache_gc_args *a = g->a;
+	uint64_t size;
+
+	for (size_t k = 0; k < packs->n && g->base != SIZE_MAX; k++) {
+		const char *key = packs->k[k];
+
+		if (keyset_has(&g->live, key))
+			continue;
+		if (!keyset_has(&g->old, key)) {
+			g->out->kept_unreferenced++;
+			continue;
+		}
+		g->out->packs_deleted++;
+		if (!a->dry_run && backend_del(a->regions[i], key) &&
+		    backend_head(a->regions[i], key, &size) == 0)
+			cache_say(a->report, a->ctx, "region %s: cannot "
+			    "delete %s: %s", a->names[i], key,
+			    backend_last_error(a->regions[i]));
+	}
+}
+
+/* Delete from region i the metadata objects older than the base. */
+static void gc_meta(struct gc *g, int i)
+{
+	for (size_t k = 0; k < g->n && g->base != SIZE_MAX; k++) {
+		if (g->all[k].seq >= g->all[g->base].seq)
+			continue;
+		g->out->meta_deleted++;
+		g->out->bytes_deleted += g->all[k].size;
+		if (!g->a->dry_run)
+			backend_del(g->a->regions[i], g->all[k].key);
+	}
+}
+
+/* Delete region i's leases older than LEASE_KEEP_MS, but the newest. */
+static void gc_leases(struct gc *g, int i, const struct keyset *leases)
+{
+	const struct cache_gc_args *a = g->a;
+	int64_t newest = INT64_MIN, t;
+
+	for (size_t k = 0; k < leases->n; k++)
+		if (lease_time(a, leases->k[k], &t) == 0 && t > newest)
+			newest = t;
+	for (size_t k = 0; k < leases->n; k++) {
+		int64_t now = (int64_t)time(NULL) * 1000;
+
+		if (lease_time(a, leases->k[k], &t) || t == newest ||
+		    now - t < LEASE_KEEP_MS)
+			continue;
+		g->out->leases_deleted++;
+		if (!a->dry_run)
+			backend_del(a->regions[i], leases->k[k]);
+	}
+}
+
+/* Delete from region i what retention lets go; skip it if unlistable. */
+static void gc_region(struct gc *g, int i)
+{
+	const struct cache_gc_args *a = g->a;
+	struct keyset packs = { 0 }, leases = { 0 };
+	int r = backend_list(a->regions[i], "d/", list_add, &packs);
+
+	if (r == 0)
+		r = backend_list(a->regions[i], "l/", list_add, &leases);
+	if (r) {
+		cache_say(a->report, a->ctx, "region %s: cannot list: %s",
+		    a->names[i], phi_strerror(r));
+	} else {
+		/* packs first: an interrupted run leaves no metadata that
+		 * names a deleted pack */
+		gc_packs(g, i, &packs);
+		gc_meta(g, i);
+		gc_leases(g, i, &leases);
+	}
+	free(packs.k);
+	free(leases.k);
+}
+
+int cache_gc(const struct cache_gc_args *a, struct cache_gc_result *out)
+{
+	struct gc g = { .a = a, .out = out };
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = gc_history(&g);
+	if (rc)
+		goto out;
+	g.base = gc_base(&g);
+	rc = gc_collect(&g);
+	keyset_sort(&g.live);
+	keyset_sort(&g.old);
+	for (int i = 0; i < a->nregions && rc == 0; i++)
+		gc_region(&g, i);
+out:
+	free(g.live.k);
+	free(g.old.k);
+	free(g.all);
 	return rc;
 }

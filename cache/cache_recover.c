@@ -69,6 +69,87 @@ static int clear_replicated(struct cache *c, MDB_txn *txn)
 	return 0;
 }
 
+/* One record of a journal object. */
+struct jrec {
+	int db, op;
+	MDB_val k, v;
+};
+
+/* Parse the record at *p, before end, into r and step *p past it. */
+static int jrec_next(const uint8_t **p, const uint8_t *end, struct jrec *r)
+{
+	const uint8_t *q = *p;
+	size_t klen, vlen;
+
+	if (end - q < 8)
+		return PHI_ECORRUPT;
+	r->db = q[0];
+	r->op = q[1];
+	klen = journal_get_be(q + 2, 2);
+	vlen = journal_get_be(q + 4, 4);
+	q += 8;
+	if ((size_t)(end - q) < klen + vlen || klen == 0 ||
+	    r->db < JDB_SUPER || r->db > JDB_BLOCKS ||
+	    (r->op != JOURNAL_OP_PUT && r->op != JOURNAL_OP_DEL))
+		return PHI_ECORRUPT;
+	r->k.mv_size = klen;
+	r->k.mv_data = (void *)q;
+	r->v.mv_size = vlen;
+	r->v.mv_data = (void *)(q + klen);
+	*p = q + klen + vlen;
+	return 0;
+}
+
+/* Put an inode record, with none of its blocks in this local store. */
+static int apply_inode(struct cache *c, MDB_txn *txn, struct jrec *r)
+{
+	const uint8_t *src = r->v.mv_data;
+	MDB_val v = r->v;
+	struct inode_rec rec;
+	uint8_t *dst;
+	int rc;
+
+	/* nothing of it is in this local store yet */
+	memcpy(&rec, src, sizeof(rec));
+	if (S_ISREG(rec.mode))
+		rec.blocks = 0;
+	rc = mdb_put(txn, c->db_inodes, &r->k, &v, MDB_RESERVE);
+	if (rc)
+		return meta_err(rc);
+	dst = v.mv_data;
+	memcpy(dst, &rec, sizeof(rec));
+	memcpy(dst + sizeof(rec), src + sizeof(rec),
+	       r->v.mv_size - sizeof(rec));
+	return 0;
+}
+
+/* Apply one journal record to its database. */
+static int apply_record(struct cache *c, MDB_txn *txn, struct apply_arg *a,
+			struct jrec *r)
+{
+	int rc;
+
+	if (r->db == JDB_SUPER && (r->k.mv_size != 8 ||
+				   memcmp(r->k.mv_data, "next_ino", 8)))
+		return 0;	/* version, fsid, block size: ours */
+	if (r->op == JOURNAL_OP_DEL) {
+		rc = mdb_del(txn, journal_db(c, r->db), &r->k, NULL);
+		return rc && rc != MDB_NOTFOUND ? meta_err(rc) : 0;
+	}
+	if (r->db == JDB_INODES && r->v.mv_size >= sizeof(struct inode_rec))
+		return apply_inode(c, txn, r);
+	if (r->db == JDB_BLOCKS && r->v.mv_size == sizeof(struct block_rec)) {
+		struct block_rec br;
+
+		memcpy(&br, r->v.mv_data, sizeof(br));
+		if (br.seq > a->max_block_seq)
+			a->max_block_seq = br.seq;
+	}
+	rc = mdb_put(txn, journal_db(c, r->db), &r->k, &r->v, 0);
+	return rc ? meta_err(rc) : 0;
+}
+
+/* Apply one journal object (a snapshot replaces what came before). */
 static int apply_txn(struct cache *c, MDB_txn *txn, void *arg)
 {
 	struct apply_arg *a = arg;
@@ -79,62 +160,13 @@ static int apply_txn(struct cache *c, MDB_txn *txn, void *arg)
 	if (a->snapshot && (rc = clear_replicated(c, txn)) != 0)
 		return rc;
 	for (uint64_t i = 0; i < count; i++) {
-		int db, op;
-		size_t klen, vlen;
-		MDB_val k, v;
+		struct jrec r;
 
-		if (end - p < 8)
-			return PHI_ECORRUPT;
-		db = p[0];
-		op = p[1];
-		klen = journal_get_be(p + 2, 2);
-		vlen = journal_get_be(p + 4, 4);
-		p += 8;
-		if ((size_t)(end - p) < klen + vlen || klen == 0 ||
-		    db < JDB_SUPER || db > JDB_BLOCKS ||
-		    (op != JOURNAL_OP_PUT && op != JOURNAL_OP_DEL))
-			return PHI_ECORRUPT;
-		k.mv_size = klen;
-		k.mv_data = (void *)p;
-		v.mv_size = vlen;
-		v.mv_data = (void *)(p + klen);
-		p += klen + vlen;
-		if (db == JDB_SUPER && (klen != 8 ||
-					memcmp(k.mv_data, "next_ino", 8)))
-			continue;	/* version, fsid, block size: ours */
-		if (op == JOURNAL_OP_DEL) {
-			rc = mdb_del(txn, journal_db(c, db), &k, NULL);
-			if (rc && rc != MDB_NOTFOUND)
-				return meta_err(rc);
-			continue;
-		}
-		if (db == JDB_INODES && vlen >= sizeof(struct inode_rec)) {
-			struct inode_rec rec;
-			uint8_t *dst;
-
-			/* nothing of it is in this local store yet */
-			memcpy(&rec, v.mv_data, sizeof(rec));
-			if (S_ISREG(rec.mode))
-				rec.blocks = 0;
-			rc = mdb_put(txn, c->db_inodes, &k, &v, MDB_RESERVE);
-			if (rc)
-				return meta_err(rc);
-			dst = v.mv_data;
-			memcpy(dst, &rec, sizeof(rec));
-			memcpy(dst + sizeof(rec), p - vlen + sizeof(rec),
-			       vlen - sizeof(rec));
-			continue;
-		}
-		if (db == JDB_BLOCKS && vlen == sizeof(struct block_rec)) {
-			struct block_rec br;
-
-			memcpy(&br, v.mv_data, sizeof(br));
-			if (br.seq > a->max_block_seq)
-				a->max_block_seq = br.seq;
-		}
-		rc = mdb_put(txn, journal_db(c, db), &k, &v, 0);
+		rc = jrec_next(&p, end, &r);
+		if (rc == 0)
+			rc = apply_record(c, txn, a, &r);
 		if (rc)
-			return meta_err(rc);
+			return rc;
 	}
 	return p == end ? 0 : PHI_ECORRUPT;
 }
@@ -359,64 +391,99 @@ static int move_into_place(int dirfd)
 	return rm_rf_at(dirfd, "recover.tmp");
 }
 
-int cache_recover(const struct cache_recover_args *a,
-		  struct cache_recover_info *info)
+/* Open dir for recovery: its fd, or PHI_EEXISTFS if a filesystem is there. */
+static int target_open(const char *dir)
 {
-	struct cache_recover_args sa = *a;
-	struct after_arg aa = { 0, 0 };
-	char tmp[4096];
-	struct replay r;
-	struct cache *c = NULL;
-	int dirfd, rc;
+	static const char *const left[] = { "recover.tmp", "data", "lock",
+					    "packs", "journal" };
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
-	memset(info, 0, sizeof(*info));
-	dirfd = open(a->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dirfd < 0)
+	if (fd < 0)
 		return -errno;
-	if (faccessat(dirfd, "meta", F_OK, 0) == 0) {
-		close(dirfd);
+	if (faccessat(fd, "meta", F_OK, 0) == 0) {
+		close(fd);
 		return PHI_EEXISTFS;
 	}
 	/* leftovers of an interrupted run */
-	static const char *const left[] = { "recover.tmp", "data", "lock",
-					    "packs", "journal" };
 	for (size_t i = 0; i < sizeof(left) / sizeof(left[0]); i++)
-		rm_rf_at(dirfd, left[i]);
-	rc = prepare(a, &r, 0);
-	if (rc) {
-		close(dirfd);
-		return rc;
-	}
-	snprintf(tmp, sizeof(tmp), "%s/recover.tmp", a->dir);
+		rm_rf_at(fd, left[i]);
+	return fd;
+}
+
+/* Count the moments up to at_ms that the replay did not reach. */
+static void count_skipped(const struct replay *r,
+			  struct cache_recover_info *info)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (r->v[i].seq > info->seq && r->v[i].time_ms <= r->a->at_ms)
+			info->skipped++;
+}
+
+/* Count the recovered inodes into info. */
+static int count_inodes(struct cache *c, struct cache_recover_info *info)
+{
+	MDB_txn *txn;
+	MDB_stat st;
+	int rc;
+
+	txn = meta_read_begin(c, &rc);
+	if (txn && mdb_stat(txn, c->db_inodes, &st) == 0)
+		info->inodes = st.ms_entries;
+	if (txn)
+		meta_read_end(txn);
+	return rc;
+}
+
+/* Replay r into a fresh filesystem in dir/recover.tmp, ready to mount. */
+static int recover_scratch(struct replay *r, int dirfd,
+			   struct cache_recover_info *info)
+{
+	struct cache_recover_args sa = *r->a;
+	struct after_arg aa = { 0, 0 };
+	struct cache *c = NULL;
+	char tmp[4096];
+	int rc = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s/recover.tmp", r->a->dir);
 	if (mkdirat(dirfd, "recover.tmp", 0700))
 		rc = -errno;
 	sa.dir = tmp;
 	if (rc == 0)
 		rc = scratch_open(&sa, &c);
 	if (rc == 0)
-		rc = replay(&r, c, NULL, NULL, info, &aa.max_block_seq);
-	for (size_t i = 0; rc == 0 && i < r.n; i++)
-		if (r.v[i].seq > info->seq && r.v[i].time_ms <= a->at_ms)
-			info->skipped++;
+		rc = replay(r, c, NULL, NULL, info, &aa.max_block_seq);
 	if (rc == 0) {
-		aa.max_seq = r.max_seq;
+		count_skipped(r, info);
+		aa.max_seq = r->max_seq;
 		rc = meta_write(c, after_txn, &aa);
 	}
-	if (rc == 0) {
-		MDB_txn *txn = meta_read_begin(c, &rc);
-		MDB_stat st;
-
-		if (txn && mdb_stat(txn, c->db_inodes, &st) == 0)
-			info->inodes = st.ms_entries;
-		if (txn)
-			meta_read_end(txn);
-	}
+	if (rc == 0)
+		rc = count_inodes(c, info);
 	if (c) {
 		int rc2 = cache_close(c);
 
 		if (rc == 0)
 			rc = rc2;
 	}
+	return rc;
+}
+
+int cache_recover(const struct cache_recover_args *a,
+		  struct cache_recover_info *info)
+{
+	struct replay r;
+	int dirfd, rc;
+
+	memset(info, 0, sizeof(*info));
+	dirfd = target_open(a->dir);
+	if (dirfd < 0)
+		return dirfd;
+	rc = prepare(a, &r, 0);
+	if (rc) {
+		close(dirfd);
+		return rc;
+	}
+	rc = recover_scratch(&r, dirfd, info);
 	if (rc == 0)
 		rc = move_into_place(dirfd);
 	else
