@@ -137,6 +137,12 @@ static void fsck_twin(struct fsck *f, int pass, uint64_t parent,
 	} else {
 		size_t nl = d->mv_size - sizeof(*dr);
 
+		if (nl == 0 || nl > CACHE_NAME_MAX) {
+			fsck_problem(f, "directory %" PRIu64 ": readdir entry "
+			    "for inode %" PRIu64 " has a name of %zu bytes",
+			    parent, dr->ino, nl);
+			return;
+		}
 		memcpy(tk + 8, (uint8_t *)d->mv_data + sizeof(*dr), nl);
 		tkey.mv_size = 8 + nl;
 	}

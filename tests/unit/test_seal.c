@@ -13,6 +13,7 @@
 #include "test.h"
 
 #include <dirent.h>
+#include <lmdb.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -1261,6 +1262,64 @@ TEST(compare_meets_eviction_and_a_view_behind)
 	env_done(&e);
 }
 
+static void find_line(void *ctx, const char *line)
+{
+	int *found = ctx;
+
+	test_diag("report: %s", line);
+	if (strstr(line, "has a name of 300 bytes"))
+		*found = 1;
+}
+
+/* fsck meets metadata as damaged as it may be: a readdir entry whose name
+ * is longer than any name may be is a problem it reports, not a buffer it
+ * overruns. */
+TEST(fsck_reports_an_overlong_readdir_name)
+{
+	struct env e;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_cursor *cur;
+	MDB_val k, v, nk, nv;
+	uint8_t key[16], val[512];
+	char path[4200];
+	size_t head;
+	int found = 0;
+
+	env_init(&e, 1ull << 30);
+	mkfile(e.c, "f0");
+	env_close(&e);
+
+	snprintf(path, sizeof(path), "%s/meta", e.cfg.dir);
+	ASSERT_OK(mdb_env_create(&env));
+	mdb_env_set_maxdbs(env, 16);
+	mdb_env_set_mapsize(env, 64ull << 30);
+	ASSERT_OK(mdb_env_open(env, path, MDB_NOTLS, 0600));
+	ASSERT_OK(mdb_txn_begin(env, NULL, 0, &txn));
+	ASSERT_OK(mdb_dbi_open(txn, "dircookies", 0, &dbi));
+	ASSERT_OK(mdb_cursor_open(txn, dbi, &cur));
+	ASSERT_OK(mdb_cursor_get(cur, &k, &v, MDB_FIRST));
+	mdb_cursor_close(cur);
+	/* the one entry names "f0": the record is what comes before it */
+	ASSERT_TRUE(k.mv_size == 16 && v.mv_size > 2 && v.mv_size < 64);
+	head = v.mv_size - 2;
+	memcpy(key, k.mv_data, 16);
+	key[15] ^= 0x40;		/* another cookie of the same folder */
+	memcpy(val, v.mv_data, head);
+	memset(val + head, 'x', 300);
+	nk = (MDB_val){ 16, key };
+	nv = (MDB_val){ head + 300, val };
+	ASSERT_OK(mdb_put(txn, dbi, &nk, &nv, 0));
+	ASSERT_OK(mdb_txn_commit(txn));
+	mdb_env_close(env);
+
+	env_open(&e);
+	ASSERT_TRUE(cache_fsck(e.c, find_line, &found) > 0);
+	ASSERT_TRUE(found);
+	env_done(&e);
+}
+
 TEST_MAIN(
 	TEST_ENTRY(sealed_objects_in_both_regions_say_nothing),
 	TEST_ENTRY(small_files_share_packs),
@@ -1285,4 +1344,5 @@ TEST_MAIN(
 	TEST_ENTRY(scrub_finds_and_repairs_damage),
 	TEST_ENTRY(gc_keeps_every_moment_within_retention),
 	TEST_ENTRY(compare_meets_eviction_and_a_view_behind),
+	TEST_ENTRY(fsck_reports_an_overlong_readdir_name),
 )
