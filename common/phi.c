@@ -137,8 +137,10 @@ int phi_log_open_file(const char *path)
 
 	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | O_CLOEXEC |
 		  O_NOCTTY, 0600);
+	/* A directory, and a FIFO without a reader or a socket (ENXIO),
+	 * are refused by open() itself: not regular files either. */
 	if (fd < 0)
-		return -errno;
+		return errno == EISDIR || errno == ENXIO ? -EINVAL : -errno;
 	if (fstat(fd, &st))
 		rc = -errno;
 	else if (!S_ISREG(st.st_mode))

@@ -149,7 +149,7 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_attr(req, &st, TIMEOUT);
 }
 
-static unsigned setattr_flags(int to_set)
+unsigned fs_setattr_flags(int to_set)
 {
 	static const struct { int fuse; unsigned cache; } map[] = {
 		{ FUSE_SET_ATTR_MODE, CACHE_SET_MODE },
@@ -177,7 +177,7 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	int rc;
 
 	(void)fi;
-	rc = cache_setattr(cache_of(req), ino, setattr_flags(to_set), attr,
+	rc = cache_setattr(cache_of(req), ino, fs_setattr_flags(to_set), attr,
 			   &st);
 	if (rc)
 		reply_err(req, ino, rc);
@@ -254,20 +254,28 @@ static void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	reply_err(req, parent, cache_rmdir(cache_of(req), parent, name));
 }
 
-static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
-		      fuse_ino_t newparent, const char *newname,
-		      unsigned int flags)
+int fs_rename_flags(unsigned flags, unsigned *out)
 {
 	unsigned cflags = 0;
-	int rc;
 
+	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE))
+		return -EINVAL;	/* RENAME_WHITEOUT is for overlayfs */
 	if (flags & RENAME_NOREPLACE)
 		cflags |= CACHE_RENAME_NOREPLACE;
 	if (flags & RENAME_EXCHANGE)
 		cflags |= CACHE_RENAME_EXCHANGE;
-	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE))
-		rc = -EINVAL;	/* RENAME_WHITEOUT is for overlayfs */
-	else
+	*out = cflags;
+	return 0;
+}
+
+static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
+{
+	unsigned cflags;
+	int rc = fs_rename_flags(flags, &cflags);
+
+	if (rc == 0)
 		rc = cache_rename(cache_of(req), parent, name, newparent,
 				  newname, cflags);
 	reply_err(req, parent, rc);

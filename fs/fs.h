@@ -46,7 +46,20 @@ int fs_run(struct fs *fs);
 /* Unmount (if still mounted) and free the session. */
 void fs_unmount(struct fs *fs);
 
-/* Translate a cache/phifs code into a positive errno for the kernel. */
+/* Translate a cache/phifs code into a positive errno for the kernel:
+ * 0 for 0 or a count, -code for a negative errno, EBUSY for PHI_EBUSYFS,
+ * ENOENT for PHI_ENOFS and EIO for every other phifs code. */
 int fs_errno(int code);
+
+/* The cache_setattr() bits (CACHE_SET_*) for FUSE's FUSE_SET_ATTR_* bits
+ * in to_set, as the setattr handler passes them; other bits are dropped. */
+unsigned fs_setattr_flags(int to_set);
+
+/*
+ * The cache_rename() bits (CACHE_RENAME_*) for the rename flags the
+ * kernel sends (RENAME_NOREPLACE, RENAME_EXCHANGE) into *out, and 0;
+ * -EINVAL, *out unchanged, for any other flag (RENAME_WHITEOUT).
+ */
+int fs_rename_flags(unsigned flags, unsigned *out);
 
 #endif

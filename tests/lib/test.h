@@ -26,8 +26,10 @@
  * private directory under $TMPDIR (or /tmp), removed with its contents
  * when the case ends, however it ends.
  *
- * Everything here is static: include this from the one .c file of a test
- * program, built with _GNU_SOURCE (or _XOPEN_SOURCE >= 500) for nftw().
+ * Everything here is static but the running case's state, which the one
+ * .c file with TEST_MAIN defines: a program may be several .c files, and
+ * helpers in any of them may assert (build with _GNU_SOURCE, or
+ * _XOPEN_SOURCE >= 500, for nftw()).
  */
 #ifndef PHI_TEST_H
 #define PHI_TEST_H
@@ -50,6 +52,7 @@ struct test_case {
 #define TEST(name) static void test_case_##name(void)
 #define TEST_ENTRY(name) { #name, test_case_##name }
 #define TEST_MAIN(...)							\
+	struct test_now test_now_;					\
 	int main(int argc, char **argv)					\
 	{								\
 		static const struct test_case cases[] = { __VA_ARGS__ };\
@@ -106,14 +109,16 @@ static inline struct test_val test_val_p_(const volatile void *p)
 
 enum test_outcome { TEST_PASSED_, TEST_FAILED_, TEST_SKIPPED_ };
 
-/* The running case; the harness is single-threaded. */
-static struct {
+/* The running case; the harness is single-threaded.  One per program:
+ * TEST_MAIN defines it, so that every file of the program shares it. */
+struct test_now {
 	jmp_buf jump;
 	const char *name;	/* NULL outside a case */
 	enum test_outcome outcome;
 	char skip[256];
 	char tmpdir[4096];	/* "" until test_tmpdir() is called */
-} test_now_;
+};
+extern struct test_now test_now_;
 
 __attribute__((format(printf, 1, 2)))
 static inline void test_diag(const char *fmt, ...)
