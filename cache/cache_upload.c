@@ -40,6 +40,39 @@ struct regions_arg {
 	struct seal *s;
 };
 
+/* Keep only the bits keep and add the bits add in the pending bits of
+ * every entry of the queue db dbi, whose records of size bytes hold them
+ * at offset at; an entry left with none leaves the queue. */
+static int queue_mask(MDB_txn *txn, MDB_dbi dbi, size_t size, size_t at,
+		      uint32_t keep, uint32_t add)
+{
+	MDB_val key, val;
+	MDB_cursor *cur = NULL;
+	int rc = mdb_cursor_open(txn, dbi, &cur);
+
+	while (rc == 0 && mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0) {
+		uint8_t rec[sizeof(struct pack_rec) + sizeof(struct meta_rec)];
+		uint32_t pending, was;
+
+		if (val.mv_size != size)
+			continue;
+		memcpy(rec, val.mv_data, size);
+		memcpy(&was, rec + at, sizeof(was));
+		pending = (was & keep) | add;
+		if (pending == was)
+			continue;
+		memcpy(rec + at, &pending, sizeof(pending));
+		if (pending == 0)
+			rc = mdb_cursor_del(cur, 0);
+		else
+			rc = mdb_cursor_put(cur, &key, &(MDB_val){ size, rec },
+					    MDB_CURRENT);
+	}
+	if (cur)
+		mdb_cursor_close(cur);
+	return meta_err(rc);
+}
+
 static int regions_txn(struct cache *c, MDB_txn *txn, void *arg)
 {
 	struct seal *s = ((struct regions_arg *)arg)->s;
@@ -96,30 +129,15 @@ static int regions_txn(struct cache *c, MDB_txn *txn, void *arg)
 			return meta_err(rc);
 	}
 	/* Regions gone from the config cannot receive anything: drop their
-	 * bits from the queue, and their records. */
-	rc = meta_err(mdb_cursor_open(txn, c->db_packs, &cur));
+	 * bits from the queue, packs and metadata objects alike, and their
+	 * records. */
+	rc = queue_mask(txn, c->db_packs, sizeof(struct pack_rec),
+			offsetof(struct pack_rec, pending), keep, 0);
+	if (rc == 0)
+		rc = queue_mask(txn, c->db_metaq, sizeof(struct meta_rec),
+				offsetof(struct meta_rec, pending), keep, 0);
 	if (rc)
 		return rc;
-	while (mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0) {
-		struct pack_rec pr;
-
-		if (val.mv_size != sizeof(pr))
-			continue;
-		memcpy(&pr, val.mv_data, sizeof(pr));
-		if (!(pr.pending & ~keep))
-			continue;
-		pr.pending &= keep;
-		if (pr.pending == 0)
-			rc = mdb_cursor_del(cur, 0);
-		else
-			rc = mdb_cursor_put(cur, &key, &(MDB_val){ sizeof(pr),
-					    &pr }, MDB_CURRENT);
-		if (rc) {
-			mdb_cursor_close(cur);
-			return meta_err(rc);
-		}
-	}
-	mdb_cursor_close(cur);
 	rc = meta_err(mdb_cursor_open(txn, c->db_regions, &cur));
 	if (rc)
 		return rc;
@@ -618,44 +636,17 @@ int upload_start(struct cache *c, unsigned threads)
 	return 0;
 }
 
-/* Add *bits to the pending bits of every entry of the queue db dbi,
- * whose records hold them at offset at. */
-static int queue_or(MDB_txn *txn, MDB_dbi dbi, size_t size, size_t at,
-		    uint32_t bits)
-{
-	MDB_val key, val;
-	MDB_cursor *cur = NULL;
-	int rc = mdb_cursor_open(txn, dbi, &cur);
-
-	while (rc == 0 && mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0) {
-		uint8_t rec[sizeof(struct pack_rec) + sizeof(struct meta_rec)];
-		uint32_t pending;
-
-		if (val.mv_size != size)
-			continue;
-		memcpy(rec, val.mv_data, size);
-		memcpy(&pending, rec + at, sizeof(pending));
-		if ((pending | bits) == pending)
-			continue;
-		pending |= bits;
-		memcpy(rec + at, &pending, sizeof(pending));
-		rc = mdb_cursor_put(cur, &key, &(MDB_val){ size, rec },
-				    MDB_CURRENT);
-	}
-	if (cur)
-		mdb_cursor_close(cur);
-	return meta_err(rc);
-}
-
 static int queue_all_txn(struct cache *c, MDB_txn *txn, void *arg)
 {
 	uint32_t bits = *(uint32_t *)arg;
-	int rc = queue_or(txn, c->db_packs, sizeof(struct pack_rec),
-			  offsetof(struct pack_rec, pending), bits);
+	int rc = queue_mask(txn, c->db_packs, sizeof(struct pack_rec),
+			    offsetof(struct pack_rec, pending), UINT32_MAX,
+			    bits);
 
 	if (rc == 0)
-		rc = queue_or(txn, c->db_metaq, sizeof(struct meta_rec),
-			      offsetof(struct meta_rec, pending), bits);
+		rc = queue_mask(txn, c->db_metaq, sizeof(struct meta_rec),
+				offsetof(struct meta_rec, pending),
+				UINT32_MAX, bits);
 	return rc;
 }
 

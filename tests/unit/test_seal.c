@@ -444,6 +444,38 @@ TEST(region_down_during_writes_catches_up)
 	env_done(&e);
 }
 
+/* A region taken out of the config takes its share of the queue with it:
+ * what only it still lacked, packs and metadata objects alike, no longer
+ * holds a sync back or shows in status. */
+TEST(region_dropped_from_config_leaves_nothing_waiting)
+{
+	struct env e;
+	static unsigned char a[256 * KiB];
+	struct backend *dir;
+	struct cache_stats st;
+	uint64_t ino;
+
+	env_init(&e, 1ull << 30);
+	fault(&e, 1, 1, 0);
+	fill(a, sizeof(a), 9);
+	ino = mkfile(e.c, "f");
+	put(e.c, ino, 0, a, sizeof(a));
+	ASSERT_EQ(cache_sync_regions(e.c, 2000), -ETIMEDOUT);
+	env_close(&e);
+	ASSERT_OK(backend_dir_open(&dir, e.regdir[0]));	/* "a" only */
+	ASSERT_OK(backend_replica_open(&e.rs, &dir, 1));
+	e.cfg.regions = e.rs;
+	ASSERT_OK(cache_open(&e.c, &e.cfg, 0));
+	ASSERT_OK(cache_sync_regions(e.c, 20000));
+	ASSERT_OK(cache_stats(e.c, &st));
+	ASSERT_EQ(st.nregions, 1);
+	ASSERT_EQ(st.sealed_objects, 0);
+	ASSERT_EQ(st.regions[0].waiting, 0);
+	ASSERT_TRUE(cache_evict(e.c, UINT64_MAX) > 0);
+	expect(e.c, ino, a, sizeof(a));
+	env_done(&e);
+}
+
 TEST(overwrite_and_truncate_evicted_blocks)
 {
 	struct env e;
@@ -1268,6 +1300,7 @@ TEST_MAIN(
 	TEST_ENTRY(corrupt_copy_in_a_fails_over_and_is_recorded),
 	TEST_ENTRY(no_region_answers_read_fails_with_eio_writes_go_on),
 	TEST_ENTRY(region_down_during_writes_catches_up),
+	TEST_ENTRY(region_dropped_from_config_leaves_nothing_waiting),
 	TEST_ENTRY(overwrite_and_truncate_evicted_blocks),
 	TEST_ENTRY(dirty_blocks_outlive_a_close_and_seal_at_next_open),
 	TEST_ENTRY(overwrite_of_a_sealed_block_survives_a_crash_and_is_sealed),
