@@ -383,11 +383,6 @@ void cache_say(cache_report_fn *fn, void *ctx, const char *fmt, ...)
  * file, fdatasync, rename, fsync of dir.  Nothing is left on failure. */
 int store_durably(struct cache *c, const char *dir, const char *name,
 		  const void *data, size_t len);
-/* At open: delete the files of cache_dir/dirname that known() does not
- * find in its queue; returns the bytes of those kept. */
-uint64_t sweep_unrecorded(struct cache *c, const char *dirname,
-			  int (*known)(struct cache *c, MDB_txn *txn,
-				       const char *name));
 
 int seal_start(struct cache *c, const struct cache_config *cfg,
 	       unsigned flags);
@@ -468,8 +463,6 @@ int journal_pending(struct cache *c);
 /* The number of the last metadata object written here (or, in a copy
  * rebuilt by cache_recover(), the last one the region held). */
 uint64_t journal_seq(struct cache *c, MDB_txn *txn);
-/* Whether name (in journal/) is a metadata object in the queue. */
-int journal_known(struct cache *c, MDB_txn *txn, const char *name);
 /* The local copy of metadata object key: "journal/<hex>". */
 void journal_file(const char *key, char *out, size_t size);
 
@@ -505,6 +498,20 @@ void mend_stats(struct cache *c, MDB_txn *txn, struct cache_stats *s);
 int upload_start(struct cache *c, unsigned threads);
 /* Load regions' bits and health; read-write open. */
 int upload_regions_load(struct cache *c, const char *const *names);
+/* At open: delete the files in packs/ and journal/ that are not the
+ * local copy of an object in the queue (a crash left them between
+ * writing and recording, or after their last upload); returns the bytes
+ * of those kept. */
+uint64_t upload_queue_sweep(struct cache *c);
+/* Entries of the queue, readable or not, up to pack seq and metadata
+ * object mseq. */
+uint64_t upload_queue_waiting(struct cache *c, MDB_txn *txn, uint64_t seq,
+			      uint64_t mseq);
+/* The regions on record (names, health) into s->regions, and the queue's
+ * counts (sealed objects, what each region lacks); bits[i] receives the
+ * bit of s->regions[i]. */
+void upload_stats(struct cache *c, MDB_txn *txn, struct cache_stats *s,
+		  uint32_t bits[SEAL_MAX_REGIONS]);
 /* Everything in the queue goes to the regions of bits too (a region
  * being re-seeded, which may be new: what was queued before it existed
  * is not in its copy yet either). */

@@ -390,23 +390,6 @@ int journal_pending(struct cache *c)
 	return any;
 }
 
-int journal_known(struct cache *c, MDB_txn *txn, const char *name)
-{
-	MDB_cursor *cur;
-	MDB_val k, v;
-	int known = 0;
-
-	if (mdb_cursor_open(txn, c->db_metaq, &cur))
-		return 1;	/* keep what we cannot judge */
-	while (!known && mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0)
-		/* key is the first member: no struct access through a
-		 * possibly unaligned pointer */
-		known = v.mv_size == sizeof(struct meta_rec) &&
-			strcmp((const char *)v.mv_data + 2, name) == 0;
-	mdb_cursor_close(cur);
-	return known;
-}
-
 /* --- reading: the history of a region ---------------------------------- */
 
 struct list_ctx {

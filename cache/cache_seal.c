@@ -37,7 +37,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <dirent.h>
 
 #define SEAL_TICK_MS 200
 #define DEFAULT_DELAY_MS 5000
@@ -532,30 +531,13 @@ static int sync_txn(struct cache *c, MDB_txn *txn, void *arg)
 	return meta_err(rc);
 }
 
-/* Objects with seq <= upto in db not yet in every region. */
-static uint64_t count_upto(MDB_txn *txn, MDB_dbi dbi, uint64_t upto)
-{
-	MDB_val key, val;
-	MDB_cursor *cur;
-	uint64_t n = 0;
-
-	if (mdb_cursor_open(txn, dbi, &cur))
-		return 0;
-	while (mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0 &&
-	       key.mv_size == 8 && key_get_u64(key.mv_data) <= upto)
-		n++;
-	mdb_cursor_close(cur);
-	return n;
-}
-
 /* Packs up to seq and metadata objects up to mseq not everywhere yet. */
 static uint64_t waiting_upto(struct cache *c, MDB_txn *txn, uint64_t seq,
 			     uint64_t mseq)
 {
 	if (!c->have_blockdbs)
 		return 0;
-	return count_upto(txn, c->db_packs, seq) +
-	       count_upto(txn, c->db_metaq, mseq) + mend_waiting(c, txn);
+	return upload_queue_waiting(c, txn, seq, mseq) + mend_waiting(c, txn);
 }
 
 int cache_sync_regions(struct cache *c, unsigned timeout_ms)
@@ -711,63 +693,6 @@ static void *sealer_main(void *arg)
 	return NULL;
 }
 
-uint64_t sweep_unrecorded(struct cache *c, const char *dirname,
-			  int (*known)(struct cache *c, MDB_txn *txn,
-				       const char *name))
-{
-	int fd = openat(c->dirfd, dirname, O_RDONLY | O_DIRECTORY |
-			O_CLOEXEC);
-	uint64_t bytes = 0;
-	struct dirent *de;
-	MDB_txn *txn;
-	DIR *dir;
-	int rc;
-
-	if (fd < 0 || !(dir = fdopendir(fd))) {
-		if (fd >= 0)
-			close(fd);
-		return 0;
-	}
-	txn = meta_read_begin(c, &rc);
-	while (txn && (de = readdir(dir))) {
-		struct stat st;
-
-		if (de->d_name[0] == '.')
-			continue;
-		if (!known(c, txn, de->d_name))
-			unlinkat(fd, de->d_name, 0);
-		else if (fstatat(fd, de->d_name, &st, 0) == 0)
-			bytes += (uint64_t)st.st_size;
-	}
-	if (txn)
-		meta_read_end(txn);
-	closedir(dir);
-	return bytes;
-}
-
-/* Whether name (in packs/) is a pack in the upload queue. */
-static int pack_known(struct cache *c, MDB_txn *txn, const char *name)
-{
-	char key[PACK_KEY_LEN + 1];
-	MDB_val k, v;
-	MDB_cursor *cur;
-	int known = 0;
-
-	if (mdb_cursor_open(txn, c->db_packs, &cur))
-		return 1;	/* keep what we cannot judge */
-	while (!known && mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) {
-		struct pack_rec pr;
-
-		if (v.mv_size != sizeof(pr))
-			continue;
-		memcpy(&pr, v.mv_data, sizeof(pr));
-		pack_key(pr.id, key);
-		known = strcmp(key + 2, name) == 0;
-	}
-	mdb_cursor_close(cur);
-	return known;
-}
-
 static int load_state(struct cache *c)
 {
 	struct seal *s = c->seal;
@@ -831,8 +756,7 @@ int seal_start(struct cache *c, const struct cache_config *cfg,
 		return rc;
 	/* files a crash left between writing and recording, or after
 	 * their last upload */
-	atomic_store(&c->packs_used, sweep_unrecorded(c, "packs", pack_known) +
-		     sweep_unrecorded(c, "journal", journal_known));
+	atomic_store(&c->packs_used, upload_queue_sweep(c));
 	inbox_open(c, cfg->dirty_limit ? cfg->dirty_limit : c->size_limit / 4);
 	rc = pthread_create(&s->sealer, NULL, sealer_main, c);
 	if (rc)
@@ -886,116 +810,79 @@ static uint64_t count(MDB_txn *txn, MDB_dbi dbi)
 	return mdb_stat(txn, dbi, &st) == 0 ? st.ms_entries : 0;
 }
 
-int seal_stats(struct cache *c, MDB_txn *txn, struct cache_stats *s)
+/* Bad copies recorded for repair, by region. */
+static void count_bad(struct cache *c, MDB_txn *txn, struct cache_stats *s,
+		      const uint32_t *bits)
 {
 	MDB_val key, val;
 	MDB_cursor *cur;
-	struct {
-		char name[65];
-		uint32_t bit;
-		struct region_rec rec;
-	} reg[16];
-	int nreg = 0;
+
+	if (mdb_cursor_open(txn, c->db_repair, &cur))
+		return;
+	while (mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0) {
+		if (key.mv_size != 12)
+			continue;
+		for (int i = 0; i < s->nregions; i++)
+			if (((uint8_t *)key.mv_data)[11] == bits[i])
+				s->regions[i].bad++;
+	}
+	mdb_cursor_close(cur);
+}
+
+/* Sealed blocks still cached and evicted. */
+static void count_blocks(struct cache *c, MDB_txn *txn, struct cache_stats *s)
+{
+	MDB_val key, val;
+	MDB_cursor *cur;
+
+	if (mdb_cursor_open(txn, c->db_blocks, &cur))
+		return;
+	while (mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0) {
+		struct block_rec br;
+
+		if (val.mv_size != sizeof(br))
+			continue;
+		memcpy(&br, val.mv_data, sizeof(br));
+		if (br.flags & BLOCK_RESIDENT)
+			s->resident_blocks++;
+		else
+			s->evicted_blocks++;
+	}
+	mdb_cursor_close(cur);
+}
+
+/* The last sync pass: when it began, and what of it is still waiting. */
+static void sync_stats(struct cache *c, MDB_txn *txn, struct cache_stats *s)
+{
+	MDB_val key = { 9, (void *)"sync_mark" }, val;
+	uint64_t seq, mseq = 0;
+
+	if (mdb_get(txn, c->db_super, &key, &val) == 0 && val.mv_size == 8)
+		memcpy(&s->sync_mark_ns, val.mv_data, 8);
+	key.mv_size = 8;
+	key.mv_data = (void *)"sync_seq";
+	if (mdb_get(txn, c->db_super, &key, &val) || val.mv_size != 8)
+		return;
+	memcpy(&seq, val.mv_data, 8);
+	key.mv_size = 9;
+	key.mv_data = (void *)"sync_mseq";
+	if (mdb_get(txn, c->db_super, &key, &val) == 0 && val.mv_size == 8)
+		memcpy(&mseq, val.mv_data, 8);
+	s->sync_waiting = waiting_upto(c, txn, seq, mseq);
+}
+
+int seal_stats(struct cache *c, MDB_txn *txn, struct cache_stats *s)
+{
+	uint32_t bits[SEAL_MAX_REGIONS];
 
 	if (!c->have_blockdbs)
 		return 0;
 	s->dirty_blocks = count(txn, c->db_dirty);
 	s->dirty_bytes = s->dirty_blocks * c->block_size;
-	if (mdb_cursor_open(txn, c->db_regions, &cur) == 0) {
-		while (nreg < 16 &&
-		       mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0) {
-			if (val.mv_size != sizeof(struct region_rec) ||
-			    key.mv_size >= sizeof(reg[0].name))
-				continue;
-			memcpy(reg[nreg].name, key.mv_data, key.mv_size);
-			reg[nreg].name[key.mv_size] = '\0';
-			memcpy(&reg[nreg].rec, val.mv_data, val.mv_size);
-			nreg++;
-		}
-		mdb_cursor_close(cur);
-	}
-	s->nregions = nreg;
-	for (int i = 0; i < nreg; i++) {
-		memcpy(s->regions[i].name, reg[i].name, sizeof(reg[i].name));
-		s->regions[i].fails = reg[i].rec.fails;
-		s->regions[i].down = reg[i].rec.down;
-		s->regions[i].last_ok = reg[i].rec.last_ok;
-	}
-	if (mdb_cursor_open(txn, c->db_packs, &cur) == 0) {
-		while (mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0) {
-			struct pack_rec pr;
-
-			if (val.mv_size != sizeof(pr))
-				continue;
-			memcpy(&pr, val.mv_data, sizeof(pr));
-			s->sealed_objects++;
-			s->sealed_bytes += pr.size;
-			for (int i = 0; i < nreg; i++)
-				if (pr.pending & (1u << reg[i].rec.bit)) {
-					s->regions[i].waiting++;
-					s->regions[i].waiting_bytes += pr.size;
-				}
-		}
-		mdb_cursor_close(cur);
-	}
-	if (mdb_cursor_open(txn, c->db_metaq, &cur) == 0) {
-		while (mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0) {
-			struct meta_rec mr;
-
-			if (val.mv_size != sizeof(mr))
-				continue;
-			memcpy(&mr, val.mv_data, sizeof(mr));
-			s->sealed_objects++;
-			s->sealed_bytes += mr.size;
-			for (int i = 0; i < nreg; i++)
-				if (mr.pending & (1u << reg[i].rec.bit)) {
-					s->regions[i].waiting++;
-					s->regions[i].waiting_bytes += mr.size;
-				}
-		}
-		mdb_cursor_close(cur);
-	}
-	if (mdb_cursor_open(txn, c->db_repair, &cur) == 0) {
-		while (mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0) {
-			if (key.mv_size != 12)
-				continue;
-			for (int i = 0; i < nreg; i++)
-				if (((uint8_t *)key.mv_data)[11] == reg[i].rec.bit)
-					s->regions[i].bad++;
-		}
-		mdb_cursor_close(cur);
-	}
-	if (mdb_cursor_open(txn, c->db_blocks, &cur) == 0) {
-		while (mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0) {
-			struct block_rec br;
-
-			if (val.mv_size != sizeof(br))
-				continue;
-			memcpy(&br, val.mv_data, sizeof(br));
-			if (br.flags & BLOCK_RESIDENT)
-				s->resident_blocks++;
-			else
-				s->evicted_blocks++;
-		}
-		mdb_cursor_close(cur);
-	}
+	upload_stats(c, txn, s, bits);
+	count_bad(c, txn, s, bits);
+	count_blocks(c, txn, s);
 	mend_stats(c, txn, s);
-	key.mv_size = 9;
-	key.mv_data = (void *)"sync_mark";
-	if (mdb_get(txn, c->db_super, &key, &val) == 0 && val.mv_size == 8)
-		memcpy(&s->sync_mark_ns, val.mv_data, 8);
-	key.mv_size = 8;
-	key.mv_data = (void *)"sync_seq";
-	if (mdb_get(txn, c->db_super, &key, &val) == 0 && val.mv_size == 8) {
-		uint64_t seq, mseq = 0;
-
-		memcpy(&seq, val.mv_data, 8);
-		key.mv_size = 9;
-		key.mv_data = (void *)"sync_mseq";
-		if (mdb_get(txn, c->db_super, &key, &val) == 0 &&
-		    val.mv_size == 8)
-			memcpy(&mseq, val.mv_data, 8);
-		s->sync_waiting = waiting_upto(c, txn, seq, mseq);
-	}
+	sync_stats(c, txn, s);
 	return 0;
 }

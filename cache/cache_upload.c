@@ -1,17 +1,29 @@
 /*
- * cache_upload.c - uploader threads: every sealed pack to every region.
+ * cache_upload.c - the upload queue: every sealed object to every region.
  *
- * The queue is the `packs` db: one entry per pack not yet in every
- * region, with a bit per region still to receive it.  An uploader picks
- * the oldest (pack, region) pair that no other uploader has in flight and
- * whose region is not backing off, puts the local copy, and clears the bit
- * in one transaction; the last bit deletes the entry and then the local
- * file.  A put is idempotent (same key, same bytes), so a crash between
- * the put and the commit only repeats it.  Nothing here ever deletes or
- * overwrites an object in a region with other bytes.
+ * The queue holds two kinds of object, each kind in its own db with its
+ * own record, both as they have always been on disk: packs (`packs`,
+ * struct pack_rec, local copies in packs/) and metadata objects, the
+ * journal segments and snapshots (`metaq`, struct meta_rec, in journal/).
+ * An entry is an object not yet in every region, with a bit per region
+ * still to receive it.  A kind descriptor (struct qkind) says where its
+ * entries are, where their bits sit, where the local copies lie and what a
+ * region must hold first; everything else -- picking, uploading,
+ * recording a region's copy, counting, sweeping -- is one code path over
+ * the kinds, walked in order (packs, then metadata objects).
  *
- * A region being re-seeded (cache_mend.c) receives nothing before its
- * superblock, and no metadata object before it is whole.
+ * An uploader picks the oldest (object, region) pair that no other
+ * uploader has in flight and whose region is not backing off, puts the
+ * local copy, and clears the bit in one transaction; the last bit deletes
+ * the entry and then the local file.  A put is idempotent (same key, same
+ * bytes), so a crash between the put and the commit only repeats it.
+ * Nothing here ever deletes or overwrites an object in a region with
+ * other bytes.
+ *
+ * Order: a metadata object goes to a region only once every pack it may
+ * point into (all packs up to meta_rec.dep) is there.  A region being
+ * re-seeded (cache_mend.c) receives nothing before its superblock, and no
+ * metadata object before it is whole.
  *
  * Health: a failed put backs its region off exponentially (0.5 s doubling
  * to 60 s, with jitter); after DOWN_AFTER failures in a row the region is
@@ -23,12 +35,14 @@
 #include "backend.h"
 #include "crypt.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stddef.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define DOWN_AFTER 3
@@ -36,113 +50,436 @@
 #define BACKOFF_MAX_NS 60000000000ull
 #define IDLE_WAIT_MS 500
 
-struct regions_arg {
-	struct seal *s;
+/* --- walking a db ------------------------------------------------------ */
+
+/* One record of a db_walk(): cur is on it.  0 goes on; anything else ends
+ * the walk and is returned. */
+typedef int rec_fn(MDB_cursor *cur, const MDB_val *key, const MDB_val *val,
+		   void *ctx);
+
+/* fn on each record of dbi in key order that is size bytes long (0: of
+ * any size).  0, fn's return, or an LMDB failure. */
+static int db_walk(MDB_txn *txn, MDB_dbi dbi, size_t size, rec_fn *fn,
+		   void *ctx)
+{
+	MDB_val key, val;
+	MDB_cursor *cur = NULL;
+	int rc = meta_err(mdb_cursor_open(txn, dbi, &cur));
+
+	while (rc == 0 && mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0)
+		if (size == 0 || val.mv_size == size)
+			rc = fn(cur, &key, &val, ctx);
+	if (cur)
+		mdb_cursor_close(cur);
+	return rc;
+}
+
+/* --- the queue: kinds and objects -------------------------------------- */
+
+enum { QK_PACK, QK_META, QKINDS };	/* walked in this order */
+
+#define QKEY_SIZE 48		/* an object key and its NUL */
+#define QFILE_SIZE 80		/* a local copy's name and its NUL */
+
+/* One object in the queue, as its entry says. */
+struct qitem {
+	int kind;		/* QK_* */
+	uint64_t seq;		/* its key in its kind's db */
+	uint64_t size;		/* bytes of the object */
+	uint32_t pending;	/* bits of the regions still to receive it */
+	uint64_t dep;		/* objects of kind dep_on up to this one must
+				   be in a region before it */
+	union {
+		struct pack_rec pr;
+		struct meta_rec mr;
+	} rec;			/* the entry's value */
 };
 
-static int regions_txn(struct cache *c, MDB_txn *txn, void *arg)
+struct qkind {
+	size_t db;		/* offsetof(struct cache, <its MDB_dbi>) */
+	size_t size;		/* of an entry's value */
+	size_t size_at;		/* where the object's size is in it */
+	size_t pending_at;	/* where the region bits are */
+	int dep_on;		/* a kind this one waits for, or -1 */
+	size_t dep_at;		/* where the last object of it waited for is */
+	unsigned seeding;	/* bits 1 << seal_region.seeding of the
+				   regions that may receive it */
+	uint64_t tag;		/* set in its in-flight tags */
+	const char *dir;	/* its local copies, in cache_dir */
+	/* Its object key and its local copy's name in cache_dir. */
+	void (*names)(const struct qitem *it, char *key, char *file);
+};
+
+static void pack_names(const struct qitem *it, char *key, char *file)
 {
-	struct seal *s = ((struct regions_arg *)arg)->s;
-	uint32_t used = 0, keep = 0;
-	MDB_val key, val;
-	MDB_cursor *cur;
+	pack_key(it->rec.pr.id, key);
+	pack_file(it->rec.pr.id, file);
+}
+
+static void meta_names(const struct qitem *it, char *key, char *file)
+{
+	snprintf(key, QKEY_SIZE, "%.*s", (int)sizeof(it->rec.mr.key),
+		 it->rec.mr.key);
+	journal_file(key, file, QFILE_SIZE);
+}
+
+static const struct qkind kinds[QKINDS] = {
+	[QK_PACK] = {
+		.db = offsetof(struct cache, db_packs),
+		.size = sizeof(struct pack_rec),
+		.size_at = offsetof(struct pack_rec, size),
+		.pending_at = offsetof(struct pack_rec, pending),
+		.dep_on = -1,
+		.seeding = 1u << 0 | 1u << SEED_COPY,
+		.tag = 0,
+		.dir = "packs",
+		.names = pack_names,
+	},
+	[QK_META] = {
+		.db = offsetof(struct cache, db_metaq),
+		.size = sizeof(struct meta_rec),
+		.size_at = offsetof(struct meta_rec, size),
+		.pending_at = offsetof(struct meta_rec, pending),
+		.dep_on = QK_PACK,	/* the packs it may point into */
+		.dep_at = offsetof(struct meta_rec, dep),
+		/* whole regions only: a re-seeded region's history stays a
+		 * prefix of the others' */
+		.seeding = 1u << 0,
+		.tag = 1ull << 63,
+		.dir = "journal",
+		.names = meta_names,
+	},
+};
+
+static MDB_dbi qdb(const struct cache *c, int kind)
+{
+	MDB_dbi dbi;
+
+	memcpy(&dbi, (const char *)c + kinds[kind].db, sizeof(dbi));
+	return dbi;
+}
+
+/* Read the entry key/val of kind into it: 0, or PHI_ECORRUPT if it is
+ * not one. */
+static int qitem_get(int kind, const MDB_val *key, const MDB_val *val,
+		     struct qitem *it)
+{
+	const struct qkind *k = &kinds[kind];
+	const char *rec = (const char *)&it->rec;
+
+	if (key->mv_size != 8 || val->mv_size != k->size)
+		return PHI_ECORRUPT;
+	it->kind = kind;
+	it->seq = key_get_u64(key->mv_data);
+	memcpy(&it->rec, val->mv_data, k->size);
+	memcpy(&it->size, rec + k->size_at, sizeof(it->size));
+	memcpy(&it->pending, rec + k->pending_at, sizeof(it->pending));
+	it->dep = 0;
+	if (k->dep_on >= 0)
+		memcpy(&it->dep, rec + k->dep_at, sizeof(it->dep));
+	return 0;
+}
+
+/* Write it->pending back into its entry, on which cur is; no bit left
+ * takes the object out of the queue. */
+static int qitem_put(MDB_cursor *cur, struct qitem *it)
+{
+	const struct qkind *k = &kinds[it->kind];
+	uint8_t kb[8];
+	MDB_val key = { sizeof(kb), kb }, val = { k->size, &it->rec };
+
+	if (it->pending == 0)
+		return meta_err(mdb_cursor_del(cur, 0));
+	key_put_u64(kb, it->seq);
+	memcpy((char *)&it->rec + k->pending_at, &it->pending,
+	       sizeof(it->pending));
+	return meta_err(mdb_cursor_put(cur, &key, &val, MDB_CURRENT));
+}
+
+/* The in-flight tag of it for the region of bit. */
+static uint64_t qtag(const struct qitem *it, uint32_t bit)
+{
+	return kinds[it->kind].tag | it->seq << 5 | bit;
+}
+
+/* --- the queue: walking it --------------------------------------------- */
+
+/* One object of a walk.  fn may change it->pending (in a write
+ * transaction): its entry follows.  0 goes on; anything else ends the
+ * walk and is returned. */
+typedef int qitem_fn(struct cache *c, struct qitem *it, void *ctx);
+
+struct kind_walk {
+	struct cache *c;
+	int kind;
+	qitem_fn *fn;
+	void *ctx;
+};
+
+static int walk_one(MDB_cursor *cur, const MDB_val *key, const MDB_val *val,
+		    void *arg)
+{
+	struct kind_walk *w = arg;
+	struct qitem it;
+	uint32_t was;
 	int rc;
 
-	/* bits already given out, by name */
-	rc = meta_err(mdb_cursor_open(txn, c->db_regions, &cur));
-	if (rc)
-		return rc;
-	while (mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0) {
-		struct region_rec rr;
+	if (qitem_get(w->kind, key, val, &it))
+		return 0;
+	was = it.pending;
+	rc = w->fn(w->c, &it, w->ctx);
+	return rc == 0 && it.pending != was ? qitem_put(cur, &it) : rc;
+}
 
-		if (val.mv_size != sizeof(rr))
-			continue;
-		memcpy(&rr, val.mv_data, sizeof(rr));
-		used |= 1u << rr.bit;
-		for (int i = 0; i < s->nregions; i++) {
-			if (strlen(s->r[i].name) != key.mv_size ||
-			    memcmp(s->r[i].name, key.mv_data, key.mv_size))
-				continue;
-			s->r[i].bit = rr.bit;
-			s->r[i].fails = rr.fails;
-			s->r[i].down = rr.down;
-			s->r[i].last_ok = rr.last_ok;
-			keep |= 1u << rr.bit;
-			s->r[i].dirty = 2;	/* known */
-		}
+/* fn on each object of kind, oldest first. */
+static int walk_kind(struct cache *c, MDB_txn *txn, int kind, qitem_fn *fn,
+		     void *ctx)
+{
+	struct kind_walk w = { c, kind, fn, ctx };
+
+	return db_walk(txn, qdb(c, kind), kinds[kind].size, walk_one, &w);
+}
+
+/* fn on each object of the queue: the kinds in order, each oldest first
+ * (so that a kind is seen whole before the kinds that wait for it). */
+static int queue_walk(struct cache *c, MDB_txn *txn, qitem_fn *fn,
+		      void *ctx)
+{
+	int rc = 0;
+
+	for (int k = 0; k < QKINDS && rc == 0; k++)
+		rc = walk_kind(c, txn, k, fn, ctx);
+	return rc;
+}
+
+struct mask {
+	uint32_t keep, add;
+};
+
+/* Keep only the bits m->keep of it, and add m->add. */
+static int mask_one(struct cache *c, struct qitem *it, void *arg)
+{
+	const struct mask *m = arg;
+
+	(void)c;
+	it->pending = (it->pending & m->keep) | m->add;
+	return 0;
+}
+
+static int queue_all_txn(struct cache *c, MDB_txn *txn, void *arg)
+{
+	struct mask m = { UINT32_MAX, *(uint32_t *)arg };
+
+	return queue_walk(c, txn, mask_one, &m);
+}
+
+int upload_queue_all(struct cache *c, uint32_t bits)
+{
+	return bits ? meta_write(c, queue_all_txn, &bits) : 0;
+}
+
+/* --- the queue: counting and sweeping ---------------------------------- */
+
+struct waiting {
+	uint64_t upto, n;
+};
+
+static int waiting_one(MDB_cursor *cur, const MDB_val *key,
+		       const MDB_val *val, void *arg)
+{
+	struct waiting *w = arg;
+
+	(void)cur;
+	(void)val;
+	if (key->mv_size != 8 || key_get_u64(key->mv_data) > w->upto)
+		return 1;
+	w->n++;
+	return 0;
+}
+
+uint64_t upload_queue_waiting(struct cache *c, MDB_txn *txn, uint64_t seq,
+			      uint64_t mseq)
+{
+	const uint64_t upto[QKINDS] = { [QK_PACK] = seq, [QK_META] = mseq };
+	struct waiting w = { 0, 0 };
+
+	/* every entry counts, whether it reads or not: one that does not
+	 * is not in every region either */
+	for (int k = 0; k < QKINDS; k++) {
+		w.upto = upto[k];
+		db_walk(txn, qdb(c, k), 0, waiting_one, &w);
 	}
-	mdb_cursor_close(cur);
+	return w.n;
+}
+
+/* Whether it is the object whose local copy is named arg. */
+static int named_one(struct cache *c, struct qitem *it, void *arg)
+{
+	char key[QKEY_SIZE], file[QFILE_SIZE];
+
+	(void)c;
+	kinds[it->kind].names(it, key, file);
+	return strcmp(key + 2, arg) == 0;
+}
+
+/* Delete the files in the folder of kind that are not the local copy of
+ * an object of it; the bytes of those kept. */
+static uint64_t sweep_kind(struct cache *c, int kind)
+{
+	int fd = openat(c->dirfd, kinds[kind].dir, O_RDONLY | O_DIRECTORY |
+			O_CLOEXEC);
+	uint64_t bytes = 0;
+	struct dirent *de;
+	MDB_txn *txn;
+	DIR *dir;
+	int rc;
+
+	if (fd < 0 || !(dir = fdopendir(fd))) {
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	txn = meta_read_begin(c, &rc);
+	while (txn && (de = readdir(dir))) {
+		struct stat st;
+
+		if (de->d_name[0] == '.')
+			continue;
+		/* a failed walk keeps what it cannot judge */
+		if (walk_kind(c, txn, kind, named_one, de->d_name) == 0)
+			unlinkat(fd, de->d_name, 0);
+		else if (fstatat(fd, de->d_name, &st, 0) == 0)
+			bytes += (uint64_t)st.st_size;
+	}
+	if (txn)
+		meta_read_end(txn);
+	closedir(dir);
+	return bytes;
+}
+
+uint64_t upload_queue_sweep(struct cache *c)
+{
+	uint64_t bytes = 0;
+
+	for (int k = 0; k < QKINDS; k++)
+		bytes += sweep_kind(c, k);
+	return bytes;
+}
+
+/* --- regions: bits and health ------------------------------------------ */
+
+/* The value of a record of `regions` that db_walk() passed on. */
+static struct region_rec region_of(const MDB_val *val)
+{
+	struct region_rec rr;
+
+	memcpy(&rr, val->mv_data, sizeof(rr));
+	return rr;
+}
+
+struct regions_arg {
+	struct seal *s;
+	uint32_t used;		/* bits given out */
+	uint32_t keep;		/* of those, bits of configured regions */
+};
+
+/* A region on record: its bit is taken; a configured region of its name
+ * takes the bit and the health. */
+static int match_one(MDB_cursor *cur, const MDB_val *name,
+		     const MDB_val *val, void *arg)
+{
+	struct regions_arg *a = arg;
+	struct region_rec rr = region_of(val);
+	struct seal *s = a->s;
+
+	(void)cur;
+	a->used |= 1u << rr.bit;
+	for (int i = 0; i < s->nregions; i++) {
+		struct seal_region *r = &s->r[i];
+
+		if (strlen(r->name) != name->mv_size ||
+		    memcmp(r->name, name->mv_data, name->mv_size))
+			continue;
+		r->bit = rr.bit;
+		r->fails = rr.fails;
+		r->down = rr.down;
+		r->last_ok = rr.last_ok;
+		a->keep |= 1u << rr.bit;
+		r->dirty = 2;	/* known */
+	}
+	return 0;
+}
+
+/* Configured regions not on record get the lowest free bits. */
+static int regions_add(struct cache *c, MDB_txn *txn, struct regions_arg *a)
+{
+	struct seal *s = a->s;
+
 	for (int i = 0; i < s->nregions; i++) {
 		struct region_rec rr = { 0 };
+		MDB_val key = { strlen(s->r[i].name), s->r[i].name };
+		MDB_val val = { sizeof(rr), &rr };
 		uint32_t bit = 0;
+		int rc;
 
 		if (s->r[i].dirty == 2) {
 			s->r[i].dirty = 0;
 			continue;
 		}
-		while (bit < 32 && (used & (1u << bit)))
+		while (bit < 32 && (a->used & (1u << bit)))
 			bit++;
 		if (bit == 32)
 			return -ENOSPC;
-		used |= 1u << bit;
-		keep |= 1u << bit;
+		a->used |= 1u << bit;
+		a->keep |= 1u << bit;
 		s->r[i].bit = rr.bit = bit;
-		key.mv_size = strlen(s->r[i].name);
-		key.mv_data = s->r[i].name;
-		val.mv_size = sizeof(rr);
-		val.mv_data = &rr;
 		rc = mdb_put(txn, c->db_regions, &key, &val, 0);
 		if (rc)
 			return meta_err(rc);
 	}
+	return 0;
+}
+
+/* A region on record that is no longer configured goes. */
+static int forget_one(MDB_cursor *cur, const MDB_val *name,
+		      const MDB_val *val, void *arg)
+{
+	const struct regions_arg *a = arg;
+
+	(void)name;
+	if (a->keep & (1u << region_of(val).bit))
+		return 0;
+	PHI_LOG(PHI_LOG_NOTICE, "a region is no longer configured; its "
+		"upload queue is dropped");
+	mdb_cursor_del(cur, 0);
+	return 0;
+}
+
+static int regions_txn(struct cache *c, MDB_txn *txn, void *arg)
+{
+	struct regions_arg *a = arg;
+	struct mask m;
+	int rc;
+
+	rc = db_walk(txn, c->db_regions, sizeof(struct region_rec),
+		     match_one, a);
+	if (rc == 0)
+		rc = regions_add(c, txn, a);
 	/* Regions gone from the config cannot receive anything: drop their
 	 * bits from the queue, and their records. */
-	rc = meta_err(mdb_cursor_open(txn, c->db_packs, &cur));
-	if (rc)
-		return rc;
-	while (mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0) {
-		struct pack_rec pr;
-
-		if (val.mv_size != sizeof(pr))
-			continue;
-		memcpy(&pr, val.mv_data, sizeof(pr));
-		if (!(pr.pending & ~keep))
-			continue;
-		pr.pending &= keep;
-		if (pr.pending == 0)
-			rc = mdb_cursor_del(cur, 0);
-		else
-			rc = mdb_cursor_put(cur, &key, &(MDB_val){ sizeof(pr),
-					    &pr }, MDB_CURRENT);
-		if (rc) {
-			mdb_cursor_close(cur);
-			return meta_err(rc);
-		}
-	}
-	mdb_cursor_close(cur);
-	rc = meta_err(mdb_cursor_open(txn, c->db_regions, &cur));
-	if (rc)
-		return rc;
-	while (mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0) {
-		struct region_rec rr;
-
-		if (val.mv_size != sizeof(rr))
-			continue;
-		memcpy(&rr, val.mv_data, sizeof(rr));
-		if (!(keep & (1u << rr.bit))) {
-			PHI_LOG(PHI_LOG_NOTICE, "a region is no longer "
-				"configured; its upload queue is dropped");
-			mdb_cursor_del(cur, 0);
-		}
-	}
-	mdb_cursor_close(cur);
-	return 0;
+	m = (struct mask){ a->keep, 0 };
+	if (rc == 0)
+		rc = queue_walk(c, txn, mask_one, &m);
+	if (rc == 0)
+		rc = db_walk(txn, c->db_regions, sizeof(struct region_rec),
+			     forget_one, a);
+	return rc;
 }
 
 int upload_regions_load(struct cache *c, const char *const *names)
 {
 	struct seal *s = c->seal;
-	struct regions_arg a = { s };
+	struct regions_arg a = { s, 0, 0 };
 
 	s->nregions = backend_replica_count(s->regions);
 	if (s->nregions < 1 || s->nregions > SEAL_MAX_REGIONS)
@@ -219,17 +556,116 @@ void upload_record_health(struct cache *c)
 	}
 }
 
+static uint64_t backoff(unsigned fails)
+{
+	uint64_t ns = BACKOFF_MIN_NS;
+	uint32_t jitter;
+
+	for (unsigned i = 1; i < fails && ns < BACKOFF_MAX_NS; i++)
+		ns *= 2;
+	if (ns > BACKOFF_MAX_NS)
+		ns = BACKOFF_MAX_NS;
+	if (crypt_random_bytes(&jitter, sizeof(jitter)))
+		jitter = 0;
+	return ns - ns / 4 + (ns / 2) * (jitter % 1000) / 1000;
+}
+
+/* Region r answered: it is up, and its backoff is over.  seal->lock
+ * held. */
+static void region_up(struct seal_region *r)
+{
+	if (r->down)
+		PHI_LOG(PHI_LOG_NOTICE, "region %s is back", r->name);
+	r->fails = 0;
+	r->down = 0;
+	r->retry_ns = 0;
+	r->dirty = 1;
+}
+
+void upload_health(struct seal_region *r, int rc)
+{
+	if (rc == 0) {
+		region_up(r);
+		r->last_ok = phi_now().tv_sec;
+	} else if (rc != PHI_ELATCHED) {
+		r->fails++;
+		r->retry_ns = phi_mono_ns() + backoff(r->fails);
+		if (r->fails >= DOWN_AFTER && !r->down) {
+			r->down = 1;
+			PHI_LOG(PHI_LOG_WARNING, "region %s is down (%s); "
+				"uploads to it are retried in the background",
+				r->name, phi_strerror(rc));
+		}
+		r->dirty = 1;
+	}
+}
+
+/* --- status ------------------------------------------------------------ */
+
+_Static_assert(sizeof(((struct cache_stats *)0)->regions) ==
+	       SEAL_MAX_REGIONS * sizeof(struct cache_region_stats),
+	       "a region of the status per region of the seal");
+
+struct stats_arg {
+	struct cache_stats *s;
+	uint32_t *bits;		/* of s->regions[] */
+};
+
+static int stat_region(MDB_cursor *cur, const MDB_val *name,
+		       const MDB_val *val, void *arg)
+{
+	struct stats_arg *a = arg;
+	struct region_rec rr = region_of(val);
+	struct cache_stats *s = a->s;
+	struct cache_region_stats *r;
+
+	(void)cur;
+	if (s->nregions == SEAL_MAX_REGIONS ||
+	    name->mv_size >= sizeof(s->regions[0].name))
+		return 0;
+	r = &s->regions[s->nregions];
+	memcpy(r->name, name->mv_data, name->mv_size);
+	r->name[name->mv_size] = '\0';
+	r->fails = rr.fails;
+	r->down = rr.down;
+	r->last_ok = rr.last_ok;
+	a->bits[s->nregions++] = rr.bit;
+	return 0;
+}
+
+static int count_one(struct cache *c, struct qitem *it, void *arg)
+{
+	struct stats_arg *a = arg;
+	struct cache_stats *s = a->s;
+
+	(void)c;
+	s->sealed_objects++;
+	s->sealed_bytes += it->size;
+	for (int i = 0; i < s->nregions; i++)
+		if (it->pending & (1u << a->bits[i])) {
+			s->regions[i].waiting++;
+			s->regions[i].waiting_bytes += it->size;
+		}
+	return 0;
+}
+
+void upload_stats(struct cache *c, MDB_txn *txn, struct cache_stats *s,
+		  uint32_t bits[SEAL_MAX_REGIONS])
+{
+	struct stats_arg a = { s, bits };
+
+	s->nregions = 0;
+	db_walk(txn, c->db_regions, sizeof(struct region_rec), stat_region,
+		&a);
+	queue_walk(c, txn, count_one, &a);
+}
+
 /* --- picking work ------------------------------------------------------ */
 
 struct job {
-	uint64_t seq;
+	struct qitem it;
 	int region;		/* index */
-	int meta;		/* a metadata object (mr), else a pack (pr) */
-	struct pack_rec pr;
-	struct meta_rec mr;
 };
-
-#define META_TAG (1ull << 63)	/* in-flight tags of metadata objects */
 
 static int inflight_has(struct seal *s, uint64_t tag)
 {
@@ -263,107 +699,84 @@ static void inflight_del(struct seal *s, uint64_t tag)
 		}
 }
 
+struct pick {
+	struct job *j;
+	uint64_t now;
+	uint64_t wake_ns;	/* out: the end of the first backoff */
+	uint32_t pending;	/* out: bits of regions that lack something */
+	uint64_t oldest[QKINDS][32];	/* by kind and region bit: the
+					   oldest object the region lacks */
+};
+
+/* Whether it may go to r now (in flight or not); notes when r's backoff
+ * ends. */
+static int may_take(struct pick *p, const struct qitem *it,
+		    const struct seal_region *r)
+{
+	const struct qkind *k = &kinds[it->kind];
+
+	if (!(k->seeding & (1u << r->seeding)))
+		return 0;
+	/* an object it may point into is not there yet */
+	if (k->dep_on >= 0 && p->oldest[k->dep_on][r->bit] <= it->dep)
+		return 0;
+	if (r->retry_ns > p->now) {
+		if (r->retry_ns < p->wake_ns)
+			p->wake_ns = r->retry_ns;
+		return 0;
+	}
+	return 1;
+}
+
+static int pick_one(struct cache *c, struct qitem *it, void *arg)
+{
+	struct pick *p = arg;
+	struct seal *s = c->seal;
+
+	p->pending |= it->pending;
+	for (int i = 0; i < s->nregions; i++) {
+		struct seal_region *r = &s->r[i];
+
+		if (!(it->pending & (1u << r->bit)))
+			continue;
+		if (it->seq < p->oldest[it->kind][r->bit])
+			p->oldest[it->kind][r->bit] = it->seq;
+		if (!may_take(p, it, r) || inflight_has(s, qtag(it, r->bit)))
+			continue;
+		p->j->it = *it;
+		p->j->region = i;
+		return 1;
+	}
+	return 0;
+}
+
 /* The oldest pair to upload now; s->lock held.  0 or -ENOENT, and then
- * *pending holds the bits of the regions that still lack something. */
+ * *wake_ns is when a backoff in the way ends and *pending holds the bits
+ * of the regions that still lack something. */
 static int pick(struct cache *c, struct job *j, uint64_t *wake_ns,
 		uint32_t *pending)
 {
-	struct seal *s = c->seal;
-	uint64_t now = phi_mono_ns();
-	MDB_val key, val;
-	MDB_cursor *cur;
+	struct pick p = { j, phi_mono_ns(), UINT64_MAX, 0, { { 0 } } };
 	MDB_txn *txn;
-	int rc, found = 0;
+	int rc;
 
-	uint64_t minp[32];
-
-	*wake_ns = UINT64_MAX;
-	*pending = 0;
-	for (int b = 0; b < 32; b++)
-		minp[b] = UINT64_MAX;
+	memset(p.oldest, 0xff, sizeof(p.oldest));
 	txn = meta_read_begin(c, &rc);
 	if (!txn)
 		return rc;
-	if (mdb_cursor_open(txn, c->db_packs, &cur)) {
-		meta_read_end(txn);
-		return -EIO;
-	}
-	/* Packs first, oldest first; note the oldest pack each region
-	 * still lacks, which holds back the metadata that may point into
-	 * it. */
-	while (mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0) {
-		struct pack_rec pr;
-		uint64_t seq;
-
-		if (key.mv_size != 8 || val.mv_size != sizeof(pr))
-			continue;
-		memcpy(&pr, val.mv_data, sizeof(pr));
-		seq = key_get_u64(key.mv_data);
-		*pending |= pr.pending;
-		for (int i = 0; i < s->nregions; i++) {
-			struct seal_region *r = &s->r[i];
-
-			if (!(pr.pending & (1u << r->bit)))
-				continue;
-			if (seq < minp[r->bit])
-				minp[r->bit] = seq;
-			if (found || r->seeding == SEED_SUPER)
-				continue;
-			if (r->retry_ns > now) {
-				if (r->retry_ns < *wake_ns)
-					*wake_ns = r->retry_ns;
-				continue;
-			}
-			if (inflight_has(s, seq << 5 | r->bit))
-				continue;
-			j->pr = pr;
-			j->seq = seq;
-			j->region = i;
-			j->meta = 0;
-			found = 1;
-		}
-	}
-	mdb_cursor_close(cur);
-	if (!found && mdb_cursor_open(txn, c->db_metaq, &cur) == 0) {
-		while (!found &&
-		       mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0) {
-			struct meta_rec mr;
-			uint64_t seq;
-
-			if (key.mv_size != 8 || val.mv_size != sizeof(mr))
-				continue;
-			memcpy(&mr, val.mv_data, sizeof(mr));
-			seq = key_get_u64(key.mv_data);
-			*pending |= mr.pending;
-			for (int i = 0; i < s->nregions && !found; i++) {
-				struct seal_region *r = &s->r[i];
-
-				if (!(mr.pending & (1u << r->bit)) ||
-				    r->seeding || minp[r->bit] <= mr.dep ||
-				    r->retry_ns > now ||
-				    inflight_has(s, META_TAG | seq << 5 |
-						 r->bit))
-					continue;
-				j->mr = mr;
-				j->seq = seq;
-				j->region = i;
-				j->meta = 1;
-				found = 1;
-			}
-		}
-		mdb_cursor_close(cur);
-	}
+	rc = queue_walk(c, txn, pick_one, &p);
 	meta_read_end(txn);
-	return found ? 0 : -ENOENT;
+	*wake_ns = p.wake_ns;
+	*pending = p.pending;
+	return rc > 0 ? 0 : rc ? rc : -ENOENT;
 }
 
 /* --- doing it ---------------------------------------------------------- */
 
-/* A region now holds object seq of a queue (packs or metaq): clear its
- * bit; the last bit takes the entry out of the queue. */
+/* A region now holds it: clear its bit; the last bit takes the entry out
+ * of the queue. */
 struct done_arg {
-	int meta;		/* metaq, else packs */
-	uint64_t seq;
+	const struct qitem *it;
 	uint32_t bit;
 	int emptied;		/* out */
 };
@@ -371,38 +784,28 @@ struct done_arg {
 static int done_txn(struct cache *c, MDB_txn *txn, void *arg)
 {
 	struct done_arg *a = arg;
-	MDB_dbi dbi = a->meta ? c->db_metaq : c->db_packs;
-	size_t size = a->meta ? sizeof(struct meta_rec) :
-		      sizeof(struct pack_rec);
-	size_t at = a->meta ? offsetof(struct meta_rec, pending) :
-		    offsetof(struct pack_rec, pending);
-	union {
-		struct pack_rec pr;
-		struct meta_rec mr;
-	} rec;
-	uint32_t pending;
-	uint8_t k[8];
-	MDB_val key = { sizeof(k), k }, val;
+	uint8_t kb[8];
+	MDB_val key = { sizeof(kb), kb }, val;
+	MDB_cursor *cur;
+	struct qitem it;
 	int rc;
 
-	key_put_u64(k, a->seq);
-	rc = mdb_get(txn, dbi, &key, &val);
-	if (rc == MDB_NOTFOUND)
-		return 0;
+	key_put_u64(kb, a->it->seq);
+	rc = meta_err(mdb_cursor_open(txn, qdb(c, a->it->kind), &cur));
 	if (rc)
-		return meta_err(rc);
-	if (val.mv_size != size)
-		return PHI_ECORRUPT;
-	memcpy(&rec, val.mv_data, size);
-	memcpy(&pending, (char *)&rec + at, sizeof(pending));
-	pending &= ~(1u << a->bit);
-	memcpy((char *)&rec + at, &pending, sizeof(pending));
-	a->emptied = pending == 0;
-	if (a->emptied)
-		rc = mdb_del(txn, dbi, &key, NULL);
-	else
-		rc = mdb_put(txn, dbi, &key, &(MDB_val){ size, &rec }, 0);
-	return meta_err(rc);
+		return rc;
+	rc = mdb_cursor_get(cur, &key, &val, MDB_SET_KEY);
+	if (rc == MDB_NOTFOUND) {
+		rc = 0;		/* its region's queue was dropped */
+	} else if (rc) {
+		rc = meta_err(rc);
+	} else if ((rc = qitem_get(a->it->kind, &key, &val, &it)) == 0) {
+		it.pending &= ~(1u << a->bit);
+		a->emptied = it.pending == 0;
+		rc = qitem_put(cur, &it);
+	}
+	mdb_cursor_close(cur);
+	return rc;
 }
 
 /* Read the local file name of size bytes into out. */
@@ -434,62 +837,17 @@ static int read_local(struct cache *c, const char *name, uint64_t size,
 	return rc;
 }
 
-static uint64_t backoff(unsigned fails)
-{
-	uint64_t ns = BACKOFF_MIN_NS;
-	uint32_t jitter;
-
-	for (unsigned i = 1; i < fails && ns < BACKOFF_MAX_NS; i++)
-		ns *= 2;
-	if (ns > BACKOFF_MAX_NS)
-		ns = BACKOFF_MAX_NS;
-	if (crypt_random_bytes(&jitter, sizeof(jitter)))
-		jitter = 0;
-	return ns - ns / 4 + (ns / 2) * (jitter % 1000) / 1000;
-}
-
-void upload_health(struct seal_region *r, int rc)
-{
-	if (rc == 0) {
-		if (r->down)
-			PHI_LOG(PHI_LOG_NOTICE, "region %s is back", r->name);
-		r->fails = 0;
-		r->down = 0;
-		r->retry_ns = 0;
-		r->last_ok = phi_now().tv_sec;
-		r->dirty = 1;
-	} else if (rc != PHI_ELATCHED) {
-		r->fails++;
-		r->retry_ns = phi_mono_ns() + backoff(r->fails);
-		if (r->fails >= DOWN_AFTER && !r->down) {
-			r->down = 1;
-			PHI_LOG(PHI_LOG_WARNING, "region %s is down (%s); "
-				"uploads to it are retried in the background",
-				r->name, phi_strerror(rc));
-		}
-		r->dirty = 1;
-	}
-}
-
 /* Upload one pair; called without s->lock. */
 static void upload(struct cache *c, const struct job *j, struct buf *data)
 {
 	struct seal *s = c->seal;
 	struct seal_region *r = &s->r[j->region];
-	char key[48], name[128];
-	struct done_arg a = { j->meta, j->seq, r->bit, 0 };
-	uint64_t tag = (j->meta ? META_TAG : 0) | j->seq << 5 | r->bit;
+	char key[QKEY_SIZE], name[QFILE_SIZE];
+	struct done_arg a = { &j->it, r->bit, 0 };
 	int rc;
 
-	if (j->meta) {
-		snprintf(key, sizeof(key), "%s", j->mr.key);
-		journal_file(key, name, sizeof(name));
-		rc = read_local(c, name, j->mr.size, data);
-	} else {
-		pack_key(j->pr.id, key);
-		pack_file(j->pr.id, name);
-		rc = read_local(c, name, j->pr.size, data);
-	}
+	kinds[j->it.kind].names(&j->it, key, name);
+	rc = read_local(c, name, j->it.size, data);
 	if (rc) {
 		/* The local copy is gone or damaged: nothing to send.  Keep
 		 * the pair in flight for good so that it is not retried in
@@ -503,13 +861,13 @@ static void upload(struct cache *c, const struct job *j, struct buf *data)
 	if (rc == 0)
 		rc = meta_write(c, done_txn, &a);
 	pthread_mutex_lock(&s->lock);
-	inflight_del(s, tag);
+	inflight_del(s, qtag(&j->it, r->bit));
 	upload_health(r, rc);
 	pthread_cond_broadcast(&s->done);
 	pthread_mutex_unlock(&s->lock);
 	if (rc == 0 && a.emptied) {
 		uint64_t used = atomic_load(&c->packs_used);
-		uint64_t size = j->meta ? j->mr.size : j->pr.size;
+		uint64_t size = j->it.size;
 
 		if (unlinkat(c->dirfd, name, 0) == 0)
 			atomic_store(&c->packs_used,
@@ -541,16 +899,10 @@ static int probe_down(struct seal *s, uint32_t pending)
 		rc = backend_head(r->be, "superblock", &size);
 		pthread_mutex_lock(&s->lock);
 		r->busy--;
-		if (rc == 0 || rc == -ENOENT) {
-			PHI_LOG(PHI_LOG_NOTICE, "region %s is back", r->name);
-			r->fails = 0;
-			r->down = 0;
-			r->retry_ns = 0;
-		} else {
-			r->fails++;
-			r->retry_ns = phi_mono_ns() + backoff(r->fails);
-		}
-		r->dirty = 1;
+		if (rc == 0 || rc == -ENOENT)
+			region_up(r);
+		else
+			upload_health(r, rc);	/* down already: stays so */
 		return 1;
 	}
 	return 0;
@@ -573,8 +925,7 @@ static void *uploader_main(void *arg)
 			 pick(c, &j, &wake, &pending);
 
 		if (rc == 0 &&
-		    inflight_add(s, (j.meta ? META_TAG : 0) | j.seq << 5 |
-				 s->r[j.region].bit) == 0) {
+		    inflight_add(s, qtag(&j.it, s->r[j.region].bit)) == 0) {
 			s->r[j.region].busy++;
 			pthread_mutex_unlock(&s->lock);
 			upload(c, &j, &data);
@@ -618,52 +969,6 @@ int upload_start(struct cache *c, unsigned threads)
 		s->nuploaders++;
 	}
 	return 0;
-}
-
-/* Add *bits to the pending bits of every entry of the queue db dbi,
- * whose records hold them at offset at. */
-static int queue_or(MDB_txn *txn, MDB_dbi dbi, size_t size, size_t at,
-		    uint32_t bits)
-{
-	MDB_val key, val;
-	MDB_cursor *cur = NULL;
-	int rc = mdb_cursor_open(txn, dbi, &cur);
-
-	while (rc == 0 && mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0) {
-		uint8_t rec[sizeof(struct pack_rec) + sizeof(struct meta_rec)];
-		uint32_t pending;
-
-		if (val.mv_size != size)
-			continue;
-		memcpy(rec, val.mv_data, size);
-		memcpy(&pending, rec + at, sizeof(pending));
-		if ((pending | bits) == pending)
-			continue;
-		pending |= bits;
-		memcpy(rec + at, &pending, sizeof(pending));
-		rc = mdb_cursor_put(cur, &key, &(MDB_val){ size, rec },
-				    MDB_CURRENT);
-	}
-	if (cur)
-		mdb_cursor_close(cur);
-	return meta_err(rc);
-}
-
-static int queue_all_txn(struct cache *c, MDB_txn *txn, void *arg)
-{
-	uint32_t bits = *(uint32_t *)arg;
-	int rc = queue_or(txn, c->db_packs, sizeof(struct pack_rec),
-			  offsetof(struct pack_rec, pending), bits);
-
-	if (rc == 0)
-		rc = queue_or(txn, c->db_metaq, sizeof(struct meta_rec),
-			      offsetof(struct meta_rec, pending), bits);
-	return rc;
-}
-
-int upload_queue_all(struct cache *c, uint32_t bits)
-{
-	return bits ? meta_write(c, queue_all_txn, &bits) : 0;
 }
 
 void upload_retry_now(struct cache *c)
