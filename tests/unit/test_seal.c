@@ -36,6 +36,7 @@ struct env {
 	struct crypt_key *key;
 	struct backend *rs;
 	struct backend *fault[2];	/* borrowed from rs */
+	struct backend_fault start[2];	/* set on them before each open */
 	struct cache *c;
 	char regdir[2][4096];
 	uint8_t fsid[16];
@@ -51,6 +52,7 @@ static void make_regions(struct env *e)
 
 		ASSERT_OK(backend_dir_open(&dir, e->regdir[i]));
 		ASSERT_OK(backend_fault_open(&r[i], dir));
+		backend_fault_set(r[i], &e->start[i]);
 		e->fault[i] = r[i];
 	}
 	ASSERT_OK(backend_replica_open(&e->rs, r, 2));
@@ -434,13 +436,16 @@ TEST(region_down_during_writes_catches_up)
 		ASSERT_EQ(cache_sync_regions(e.c, 1000), -ETIMEDOUT);
 	}
 	env_close(&e);			/* the queue must survive this */
+	e.start[0].fail_all = 1;	/* still unreachable at the reopen */
 	env_open(&e);
 	ASSERT_OK(cache_stats(e.c, &st));
 	ASSERT_TRUE(st.regions[0].waiting > 0);
 	ASSERT_EQ(st.regions[1].waiting, 0);
 	ASSERT_TRUE(st.regions[0].fails >= 1);
 	ASSERT_EQ(scan(e.regdir[0], NULL), 0);
-	sync_ok(&e);			/* new mount: no fault any more */
+	e.start[0].fail_all = 0;
+	fault(&e, 0, 0, 0);		/* the region answers again */
+	sync_ok(&e);
 	ASSERT_EQ(scan(e.regdir[0], NULL), scan(e.regdir[1], NULL));
 	ASSERT_OK(cache_stats(e.c, &st));
 	ASSERT_EQ(st.regions[0].waiting, 0);
