@@ -1036,16 +1036,6 @@ int blk_persist_node(struct cache *c, struct cnode *n)
 	return rc;
 }
 
-/* Whether pack seq is in every region (no longer in `packs`). */
-int blk_replicated(struct cache *c, MDB_txn *txn, uint64_t seq)
-{
-	uint8_t k[8];
-	MDB_val key = { sizeof(k), k }, val;
-
-	key_put_u64(k, seq);
-	return mdb_get(txn, c->db_packs, &key, &val) == MDB_NOTFOUND;
-}
-
 int blk_in_dirty(struct cache *c, MDB_txn *txn, uint64_t ino,
 		 uint64_t blk)
 {
@@ -1103,7 +1093,7 @@ int blk_evictable(struct cache *c, struct cnode *n, struct blkset *out,
 		if (blkset_has(&n->gone, blk))
 			continue;
 		if (blkset_has(&n->dblk, blk) || blk_in_dirty(c, txn, n->ino, blk) ||
-		    !blk_replicated(c, txn, rec.seq)) {
+		    !meta_pack_replicated(c, txn, rec.seq)) {
 			*left = 1;
 			continue;
 		}

@@ -311,8 +311,6 @@ void blk_punch_gone(struct cache *c, struct cnode *n);
 /* Record n's fetched blocks as resident (after an fdatasync only if one
  * has no checksum to guard it); n->lock held, data file open. */
 int blk_persist_node(struct cache *c, struct cnode *n);
-/* Whether pack seq is in every region (no longer in `packs`). */
-int blk_replicated(struct cache *c, MDB_txn *txn, uint64_t seq);
 /* Whether ino has any `dirty` entry in txn. */
 int blk_has_dirty(struct cache *c, MDB_txn *txn, uint64_t ino);
 /* Blocks of n that may go into *out: resident, clean, replicated; *left
@@ -607,6 +605,10 @@ int node_free_orphans(struct cache *c);
  * noting each for the journal under jdb (0: not journaled). */
 int meta_del_prefixed(struct cache *c, MDB_txn *txn, MDB_dbi dbi, int jdb,
 		      uint64_t ino);
+/* Whether pack seq is in every region: the upload queue (cache_upload.c)
+ * owns `packs` and drops an entry once every region holds the pack; the
+ * block store asks before it evicts a block sealed into it. */
+int meta_pack_replicated(struct cache *c, MDB_txn *txn, uint64_t seq);
 /* Sum of blocks over all inodes, in bytes. */
 int meta_used_bytes(struct cache *c, uint64_t *out);
 

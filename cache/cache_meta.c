@@ -366,3 +366,13 @@ int cache_sync(struct cache *c)
 	rc = mdb_env_sync(c->env, 1);
 	return rc ? cache_latch(c, meta_err(rc)) : 0;
 }
+
+/* Whether pack seq is in every region (no longer in `packs`). */
+int meta_pack_replicated(struct cache *c, MDB_txn *txn, uint64_t seq)
+{
+	uint8_t k[8];
+	MDB_val key = { sizeof(k), k }, val;
+
+	key_put_u64(k, seq);
+	return mdb_get(txn, c->db_packs, &key, &val) == MDB_NOTFOUND;
+}

@@ -71,7 +71,7 @@ static int file_state(struct cache *c, uint64_t ino, const char **out)
 			if (val.mv_size != sizeof(b))
 				continue;
 			memcpy(&b, val.mv_data, sizeof(b));
-			local = !blk_replicated(c, txn, b.seq);
+			local = !meta_pack_replicated(c, txn, b.seq);
 		}
 		mdb_cursor_close(cur);
 	}
