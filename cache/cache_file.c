@@ -423,7 +423,7 @@ static int grow_data(struct cache *c, struct cnode *n, uint64_t size)
 static int setattr_locked(struct cache *c, struct cnode *n,
 			  struct setattr_arg *a)
 {
-	uint64_t old = n->size, size = (uint64_t)a->in->st_size;
+	uint64_t old = n->size, size = (uint64_t)a->in->st_size, before;
 	int rc = 0, resize = a->n && (a->set & CACHE_SET_SIZE);
 
 	if (resize && size > (uint64_t)INT64_MAX)
@@ -436,11 +436,13 @@ static int setattr_locked(struct cache *c, struct cnode *n,
 		rc = blk_prepare_cut(c, n, size);
 	if (rc)
 		return rc;
+	before = n->size;	/* a write may have moved it while
+				   blk_prepare_cut() fetched */
 	if (resize)
 		n->size = size;		/* setattr_txn records it */
 	rc = meta_write(c, setattr_txn, a);
 	if (rc) {
-		n->size = old;
+		n->size = before;
 		return rc;
 	}
 	if (a->n)

@@ -142,6 +142,9 @@ struct dirent_rec {
 	uint32_t pad;
 };
 
+/* A fetch under way (cache_blk.c, fetch()). */
+struct fetch_slot;
+
 /* In-memory state of an inode the kernel or an open handle refers to. */
 struct cnode {
 	uint64_t ino;
@@ -178,6 +181,9 @@ struct cnode {
 	atomic_uint cuts;	/* bumped by every cut (blk_prepare_cut()):
 				   a seal in flight may no longer record
 				   what it read, the block may be gone */
+	struct fetch_slot *fetching;	/* gone blocks being fetched with
+					   this lock dropped (fetch()) */
+	pthread_cond_t fetch_done;	/* one of those fetches ended */
 	int handles;		/* open cache_files */
 	uint64_t size;
 	struct timespec mtime, ctime;
@@ -246,7 +252,8 @@ int blk_reload_dirty(struct cache *c, struct cnode *n);
  * every block of the range in `dirty` (committed) before returning, so
  * that no byte of the data file changes while its block is recorded
  * clean.  On failure nothing is recorded and the write must not happen.
- * n->lock held. */
+ * n->lock held; dropped and taken again while a block is fetched, so
+ * that anything read of n before the call must be read again. */
 int blk_prepare_write(struct cache *c, struct cnode *n, uint64_t off,
 		      uint64_t len);
 /* After writing [off, off+len): note the time (seal_delay).  n->lock
@@ -255,7 +262,8 @@ void blk_mark_dirty(struct cache *c, struct cnode *n, uint64_t off,
 		    uint64_t len);
 /* Before reading [off, off+len): check the clean blocks' local bytes
  * against their records (once per block while the node is loaded),
- * drop the ones that fail, and fetch what is gone.  n->lock held. */
+ * drop the ones that fail, and fetch what is gone.  n->lock held;
+ * dropped and taken again while a block is fetched. */
 int blk_prepare_read(struct cache *c, struct cnode *n, uint64_t off,
 		     uint64_t len);
 /* At a read-write open, before any node loads: drop the `dirty` records
@@ -264,7 +272,8 @@ int blk_prepare_read(struct cache *c, struct cnode *n, uint64_t off,
 int blk_settle(struct cache *c);
 /* Before cutting n to size: fetch a gone block that the cut splits, mark
  * it dirty, and drop the blocks past it from the sets; the dbs follow at
- * the next fold (n->cut_from).  n->lock held. */
+ * the next fold (n->cut_from).  n->lock held; dropped and taken again
+ * while the block is fetched (n->size may have moved meanwhile). */
 int blk_prepare_cut(struct cache *c, struct cnode *n, uint64_t size);
 /* Inside a transaction that records n: apply cut_from, record fresh. */
 int blk_fold_txn(struct cache *c, MDB_txn *txn, struct cnode *n);

@@ -74,6 +74,7 @@ static struct cnode *get(struct cache *c, uint64_t ino)
 	n->fd = -1;
 	n->cut_from = UINT64_MAX;
 	pthread_mutex_init(&n->lock, NULL);
+	pthread_cond_init(&n->fetch_done, NULL);
 	b = bucket(c, ino);
 	n->next = *b;
 	*b = n;
@@ -104,6 +105,7 @@ static void node_free(struct cnode *n)
 	blkset_free(&n->fetched);
 	blkset_free(&n->sealing);
 	blkset_free(&n->checked);
+	pthread_cond_destroy(&n->fetch_done);
 	pthread_mutex_destroy(&n->lock);
 	free(n);
 }
