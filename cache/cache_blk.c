@@ -479,9 +479,9 @@ static int fetch_install(struct cache *c, struct cnode *n, uint64_t blk,
 	if (blkset_add(&n->fetched, blk) < 0)
 		return 0;	/* it is only fetched again after a reload */
 	n->unsynced = 1;
-	pthread_mutex_lock(&c->seal->lock);
+	lock_take(&c->seal->lock);
 	c->seal->fetched = 1;
-	pthread_mutex_unlock(&c->seal->lock);
+	lock_drop(&c->seal->lock);
 	return 0;
 }
 
@@ -515,9 +515,9 @@ static int fetch(struct cache *c, struct cnode *n, uint64_t blk)
 		slot.next = n->fetching;
 		n->fetching = &slot;
 		buf_init(&plain, SIZE_MAX);
-		pthread_mutex_unlock(&n->lock);
+		lock_drop(&n->lock);
 		rc = fetch_sealed(c, n, blk, &rec, &plain);
-		pthread_mutex_lock(&n->lock);
+		lock_take(&n->lock);
 		for (p = &n->fetching; *p != &slot; p = &(*p)->next)
 			;
 		*p = slot.next;
@@ -1119,7 +1119,7 @@ static size_t collect_fetched(struct cache *c, struct cnode **out, size_t max)
 {
 	size_t count = 0;
 
-	pthread_mutex_lock(&c->nodes_lock);
+	lock_take(&c->nodes_lock);
 	for (size_t b = 0; b < NODE_BUCKETS && count < max; b++)
 		for (struct cnode *n = c->nodes[b]; n && count < max;
 		     n = n->next)
@@ -1127,7 +1127,7 @@ static size_t collect_fetched(struct cache *c, struct cnode **out, size_t max)
 				n->nref++;
 				out[count++] = n;
 			}
-	pthread_mutex_unlock(&c->nodes_lock);
+	lock_drop(&c->nodes_lock);
 	return count;
 }
 
@@ -1156,22 +1156,22 @@ void blk_persist_fetched(struct cache *c)
 
 	if (!c->seal)
 		return;
-	pthread_mutex_lock(&c->seal->lock);
+	lock_take(&c->seal->lock);
 	if (!c->seal->fetched) {
-		pthread_mutex_unlock(&c->seal->lock);
+		lock_drop(&c->seal->lock);
 		return;
 	}
 	c->seal->fetched = 0;
-	pthread_mutex_unlock(&c->seal->lock);
+	lock_drop(&c->seal->lock);
 	do {
 		count = collect_fetched(c, nodes, 256);
 		for (size_t i = 0; i < count; i++) {
 			struct cnode *n = nodes[i];
 
-			pthread_mutex_lock(&n->lock);
+			lock_take(&n->lock);
 			if (n->fetched.n && node_load(c, n) == 0)
 				blk_persist_node(c, n);
-			pthread_mutex_unlock(&n->lock);
+			lock_drop(&n->lock);
 			node_release(c, n);
 		}
 	} while (count == 256);
@@ -1187,13 +1187,13 @@ void blk_touch(struct cache *c, uint64_t ino)
 	if (!s)
 		return;
 	clock_gettime(CLOCK_REALTIME, &now);
-	pthread_mutex_lock(&s->lock);
+	lock_take(&s->lock);
 	if (s->nlru == s->caplru) {
 		size_t cap = s->caplru ? 2 * s->caplru : 256;
 		void *v = realloc(s->lru, cap * sizeof(*s->lru));
 
 		if (!v) {
-			pthread_mutex_unlock(&s->lock);
+			lock_drop(&s->lock);
 			return;		/* the order is a hint only */
 		}
 		s->lru = v;
@@ -1203,7 +1203,7 @@ void blk_touch(struct cache *c, uint64_t ino)
 	s->lru[s->nlru][1] = (uint64_t)now.tv_sec * 1000000000ull +
 			     (uint64_t)now.tv_nsec;
 	s->nlru++;
-	pthread_mutex_unlock(&s->lock);
+	lock_drop(&s->lock);
 }
 
 struct lru_arg {
@@ -1247,12 +1247,12 @@ void blk_lru_flush(struct cache *c)
 
 	if (!s)
 		return;
-	pthread_mutex_lock(&s->lock);
+	lock_take(&s->lock);
 	a.v = s->lru;
 	a.n = s->nlru;
 	s->lru = NULL;
 	s->nlru = s->caplru = 0;
-	pthread_mutex_unlock(&s->lock);
+	lock_drop(&s->lock);
 	if (a.n)
 		meta_write(c, lru_txn, &a);
 	free(a.v);
@@ -1412,7 +1412,7 @@ static uint64_t evict_one(struct cache *c, uint64_t ino)
 
 	if (!n)
 		return 0;
-	pthread_mutex_lock(&n->lock);
+	lock_take(&n->lock);
 	rc = n->handles ? -EBUSY : node_load(c, n);
 	if (rc == 0)
 		rc = evictable(c, n, &go, &left);
@@ -1441,7 +1441,7 @@ static uint64_t evict_one(struct cache *c, uint64_t ino)
 		n->dirty = 1;	/* the record's block count */
 		node_fold(c, n);
 	}
-	pthread_mutex_unlock(&n->lock);
+	lock_drop(&n->lock);
 	node_release(c, n);
 	if (rc == 0 && !left)
 		meta_write(c, lru_del_txn, &ino);
@@ -1485,9 +1485,9 @@ int blk_state(struct cache *c, uint64_t ino, const char **out)
 	int dirty = 0, local = 0, rc;
 
 	if (n) {
-		pthread_mutex_lock(&n->lock);
+		lock_take(&n->lock);
 		dirty = n->dblk.n > 0;
-		pthread_mutex_unlock(&n->lock);
+		lock_drop(&n->lock);
 		node_release(c, n);
 	}
 	txn = meta_read_begin(c, &rc);

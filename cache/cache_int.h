@@ -29,7 +29,9 @@
  * nodes_lock while holding a node lock, nor begin a write transaction
  * while holding nodes_lock.  The batch fold, which holds a transaction
  * while it gathers node locks, only ever trylocks them.  Nothing calls out
- * of cache/ with any of these held.
+ * of cache/ with any of these held (a fetch drops node->lock while it
+ * reads from the regions, cache_blk.c); debug builds check it at every
+ * call to a region (lock_take()).
  */
 #ifndef CACHE_INT_H
 #define CACHE_INT_H
@@ -450,6 +452,37 @@ void upload_health(struct seal_region *r, int rc);
 
 
 #define FOLD_INTERVAL_MS 2000
+
+/* --- locks --------------------------------------------------------- */
+
+/*
+ * Every mutex of cache/ is taken and dropped through these, so that a
+ * debug build counts the locks each thread holds (phi_lock_note()) and
+ * backend/ asserts that none is held when a call to a region starts (the
+ * rule of the lock order above).  A condition wait keeps the count: the
+ * lock is held again when it returns.
+ */
+static inline void lock_take(pthread_mutex_t *m)
+{
+	pthread_mutex_lock(m);
+	phi_lock_note(1);
+}
+
+/* 0 if taken, else pthread_mutex_trylock()'s code. */
+static inline int lock_try(pthread_mutex_t *m)
+{
+	int rc = pthread_mutex_trylock(m);
+
+	if (rc == 0)
+		phi_lock_note(1);
+	return rc;
+}
+
+static inline void lock_drop(pthread_mutex_t *m)
+{
+	phi_lock_note(-1);
+	pthread_mutex_unlock(m);
+}
 
 /* Keys begin with an inode number, big-endian, so cursors walk in order. */
 static inline void key_put_u64(uint8_t *p, uint64_t v)

@@ -64,10 +64,10 @@ void seal_kick(struct cache *c)
 
 	if (!s)
 		return;
-	pthread_mutex_lock(&s->lock);
+	lock_take(&s->lock);
 	s->kicked = 1;
 	pthread_cond_signal(&s->cond);
-	pthread_mutex_unlock(&s->lock);
+	lock_drop(&s->lock);
 }
 
 void seal_closed(struct cache *c, uint64_t ino)
@@ -76,7 +76,7 @@ void seal_closed(struct cache *c, uint64_t ino)
 
 	if (!s)
 		return;
-	pthread_mutex_lock(&s->lock);
+	lock_take(&s->lock);
 	if (s->nclosed == s->capclosed) {
 		size_t cap = s->capclosed ? 2 * s->capclosed : 64;
 		uint64_t *v = realloc(s->closed, cap * sizeof(*v));
@@ -90,7 +90,7 @@ void seal_closed(struct cache *c, uint64_t ino)
 		s->closed[s->nclosed++] = ino;
 	s->kicked = 1;
 	pthread_cond_signal(&s->cond);
-	pthread_mutex_unlock(&s->lock);
+	lock_drop(&s->lock);
 }
 
 /* --- packs ------------------------------------------------------------- */
@@ -121,9 +121,9 @@ static void packer_drop(struct cache *c, struct packer *p)
 	for (size_t i = 0; i < p->n; i++) {
 		struct cnode *n = p->e[i].n;
 
-		pthread_mutex_lock(&n->lock);
+		lock_take(&n->lock);
 		blkset_del(&n->sealing, p->e[i].blk);
-		pthread_mutex_unlock(&n->lock);
+		lock_drop(&n->lock);
 		node_release(c, n);
 	}
 	p->n = 0;
@@ -279,9 +279,9 @@ static int pack_commit(struct cache *c, struct packer *p)
 		return 0;
 	rc = write_pack(c, p);
 	if (rc == 0) {
-		pthread_mutex_lock(&s->lock);
+		lock_take(&s->lock);
 		a.seq = s->next_seq++;
-		pthread_mutex_unlock(&s->lock);
+		lock_drop(&s->lock);
 		rc = meta_write(c, commit_txn, &a);
 		if (rc) {
 			char name[PACK_FILE_LEN + 1];
@@ -295,10 +295,10 @@ static int pack_commit(struct cache *c, struct packer *p)
 		for (size_t i = 0; i < p->n; i++) {
 			struct cnode *n = p->e[i].n;
 
-			pthread_mutex_lock(&n->lock);
+			lock_take(&n->lock);
 			if (blkset_add(&n->dblk, p->e[i].blk) > 0)
 				atomic_fetch_add(&s->dirty_blocks, 1);
-			pthread_mutex_unlock(&n->lock);
+			lock_drop(&n->lock);
 		}
 		PHI_LOG(PHI_LOG_ERR, "cannot store sealed object %s: %s; "
 			"will retry", p->key, phi_strerror(rc));
@@ -306,9 +306,9 @@ static int pack_commit(struct cache *c, struct packer *p)
 		atomic_fetch_add(&c->packs_used, buf_len(&p->data));
 		p->packs++;
 		p->bytes_out += buf_len(&p->data);
-		pthread_mutex_lock(&s->lock);
+		lock_take(&s->lock);
 		pthread_cond_broadcast(&s->done);	/* uploaders */
-		pthread_mutex_unlock(&s->lock);
+		lock_drop(&s->lock);
 	}
 	packer_drop(c, p);
 	return rc;
@@ -401,7 +401,7 @@ static int seal_inode(struct cache *c, struct packer *p, uint64_t ino,
 
 	if (!n)
 		return -ENOMEM;
-	pthread_mutex_lock(&n->lock);
+	lock_take(&n->lock);
 	rc = node_load(c, n);
 	if (rc == 0 && !is_due(c, n, d))
 		rc = 1;
@@ -411,16 +411,16 @@ static int seal_inode(struct cache *c, struct packer *p, uint64_t ino,
 		rc = blk_reload_dirty(c, n);
 	for (size_t i = 0; rc == 0 && i < n->dblk.n; i++)
 		rc = blkset_add(&todo, n->dblk.v[i]) < 0 ? -ENOMEM : 0;
-	pthread_mutex_unlock(&n->lock);
+	lock_drop(&n->lock);
 
 	for (size_t i = 0; rc == 0 && i < todo.n; i++) {
 		uint64_t blk = todo.v[i], len;
 		unsigned gen, cuts;
 		ssize_t r;
 
-		pthread_mutex_lock(&n->lock);
+		lock_take(&n->lock);
 		if (!blkset_has(&n->dblk, blk)) {
-			pthread_mutex_unlock(&n->lock);
+			lock_drop(&n->lock);
 			continue;
 		}
 		len = blk * bs >= n->size ? 0 :
@@ -435,7 +435,7 @@ static int seal_inode(struct cache *c, struct packer *p, uint64_t ino,
 		}
 		if (r < 0) {
 			rc = rc ? rc : -errno;
-			pthread_mutex_unlock(&n->lock);
+			lock_drop(&n->lock);
 			break;
 		}
 		buf_setlen(&p->plain, len);
@@ -448,11 +448,11 @@ static int seal_inode(struct cache *c, struct packer *p, uint64_t ino,
 		if (len && blkset_add(&n->sealing, blk) < 0) {
 			if (blkset_add(&n->dblk, blk) > 0)
 				atomic_fetch_add(&c->seal->dirty_blocks, 1);
-			pthread_mutex_unlock(&n->lock);
+			lock_drop(&n->lock);
 			rc = -ENOMEM;
 			break;
 		}
-		pthread_mutex_unlock(&n->lock);
+		lock_drop(&n->lock);
 		if (len == 0) {
 			/* past the end: nothing to seal; the entry goes with
 			 * the next cut or seal of the file */
@@ -462,11 +462,11 @@ static int seal_inode(struct cache *c, struct packer *p, uint64_t ino,
 		rc = pack_add(c, p, n, blk, gen, cuts);
 		if (rc) {
 			node_release(c, n);
-			pthread_mutex_lock(&n->lock);
+			lock_take(&n->lock);
 			blkset_del(&n->sealing, blk);
 			if (blkset_add(&n->dblk, blk) > 0)
 				atomic_fetch_add(&c->seal->dirty_blocks, 1);
-			pthread_mutex_unlock(&n->lock);
+			lock_drop(&n->lock);
 			break;
 		}
 		if (buf_len(&p->data) >= c->seal->pack_size)
@@ -529,12 +529,12 @@ static void seal_pass(struct cache *c, struct packer *p, int force)
 	size_t count;
 	int rc = 0;
 
-	pthread_mutex_lock(&s->lock);
+	lock_take(&s->lock);
 	d.closed = s->closed;
 	d.nclosed = s->nclosed;
 	s->closed = NULL;
 	s->nclosed = s->capclosed = 0;
-	pthread_mutex_unlock(&s->lock);
+	lock_drop(&s->lock);
 	if (d.nclosed)	/* qsort() of NULL is undefined, even for 0 */
 		qsort(d.closed, d.nclosed, sizeof(uint64_t), cmp_u64);
 	d.pressure = atomic_load(&s->dirty_blocks) * c->block_size >
@@ -632,11 +632,11 @@ int cache_sync_regions(struct cache *c, unsigned timeout_ms)
 
 		if (atomic_load(&c->latched))
 			return PHI_ELATCHED;
-		pthread_mutex_lock(&s->lock);
+		lock_take(&s->lock);
 		mark = s->sync_mark;
 		seq = s->sync_seq;
 		mseq = s->sync_mseq;
-		pthread_mutex_unlock(&s->lock);
+		lock_drop(&s->lock);
 		if (mark > start) {
 			txn = meta_read_begin(c, &rc);
 			if (!txn)
@@ -654,9 +654,9 @@ int cache_sync_regions(struct cache *c, unsigned timeout_ms)
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000L;
 		}
-		pthread_mutex_lock(&s->lock);
+		lock_take(&s->lock);
 		pthread_cond_timedwait(&s->done, &s->lock, &ts);
-		pthread_mutex_unlock(&s->lock);
+		lock_drop(&s->lock);
 	}
 }
 
@@ -685,7 +685,7 @@ static void *sealer_main(void *arg)
 	memset(&p, 0, sizeof(p));
 	buf_init(&p.data, SIZE_MAX);
 	buf_init(&p.plain, SIZE_MAX);
-	pthread_mutex_lock(&s->lock);
+	lock_take(&s->lock);
 	while (!s->stop) {
 		struct timespec ts;
 		unsigned req;
@@ -704,7 +704,7 @@ static void *sealer_main(void *arg)
 		if (s->stop)
 			break;
 		s->kicked = 0;
-		pthread_mutex_unlock(&s->lock);
+		lock_drop(&s->lock);
 
 		req = atomic_load(&s->sync_req);
 		force = req != handled;
@@ -731,9 +731,9 @@ static void *sealer_main(void *arg)
 					phi_strerror(rc));
 			last_journal = mark;
 			if (mseq) {
-				pthread_mutex_lock(&s->lock);
+				lock_take(&s->lock);
 				pthread_cond_broadcast(&s->done);
-				pthread_mutex_unlock(&s->lock);
+				lock_drop(&s->lock);
 			}
 		}
 		blk_persist_fetched(c);
@@ -743,9 +743,9 @@ static void *sealer_main(void *arg)
 			MDB_txn *txn;
 			int rc;
 
-			pthread_mutex_lock(&s->lock);
+			lock_take(&s->lock);
 			a.seq = s->next_seq - 1;
-			pthread_mutex_unlock(&s->lock);
+			lock_drop(&s->lock);
 			txn = meta_read_begin(c, &rc);
 			if (txn) {
 				MDB_val k = { 8, (void *)"meta_seq" }, v;
@@ -756,12 +756,12 @@ static void *sealer_main(void *arg)
 				meta_read_end(txn);
 			}
 			if (meta_write(c, sync_txn, &a) == 0) {
-				pthread_mutex_lock(&s->lock);
+				lock_take(&s->lock);
 				s->sync_mark = mark;
 				s->sync_seq = a.seq;
 				s->sync_mseq = a.mseq;
 				pthread_cond_broadcast(&s->done);
-				pthread_mutex_unlock(&s->lock);
+				lock_drop(&s->lock);
 			}
 			handled = req;
 		}
@@ -769,9 +769,9 @@ static void *sealer_main(void *arg)
 			upload_retry_now(c);	/* a sync does not wait out a
 						   backoff */
 		maybe_evict(c);
-		pthread_mutex_lock(&s->lock);
+		lock_take(&s->lock);
 	}
-	pthread_mutex_unlock(&s->lock);
+	lock_drop(&s->lock);
 	/* Store the pack begun; dirty blocks not sealed yet stay in the
 	 * `dirty` db, and the next mount seals them first thing, so that
 	 * unmount does not wait for sealing. */
@@ -924,11 +924,11 @@ void seal_stop(struct cache *c)
 
 	if (!s)
 		return;
-	pthread_mutex_lock(&s->lock);
+	lock_take(&s->lock);
 	s->stop = 1;
 	pthread_cond_broadcast(&s->cond);
 	pthread_cond_broadcast(&s->done);
-	pthread_mutex_unlock(&s->lock);
+	lock_drop(&s->lock);
 	if (s->sealer_running)
 		pthread_join(s->sealer, NULL);
 	s->sealer_running = 0;

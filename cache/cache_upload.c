@@ -200,7 +200,7 @@ void upload_record_health(struct cache *c)
 
 	if (!s)
 		return;
-	pthread_mutex_lock(&s->lock);
+	lock_take(&s->lock);
 	for (int i = 0; i < s->nregions; i++) {
 		rr[i] = (struct region_rec){ s->r[i].bit, s->r[i].fails,
 					     s->r[i].down, s->r[i].dirty,
@@ -208,12 +208,12 @@ void upload_record_health(struct cache *c)
 		any |= s->r[i].dirty;
 		s->r[i].dirty = 0;
 	}
-	pthread_mutex_unlock(&s->lock);
+	lock_drop(&s->lock);
 	if (any && meta_write(c, health_txn, rr)) {
-		pthread_mutex_lock(&s->lock);
+		lock_take(&s->lock);
 		for (int i = 0; i < s->nregions; i++)
 			s->r[i].dirty |= rr[i].pad;
-		pthread_mutex_unlock(&s->lock);
+		lock_drop(&s->lock);
 	}
 }
 
@@ -500,11 +500,11 @@ static void upload(struct cache *c, const struct job *j, struct buf *data)
 	rc = backend_put(r->be, key, buf_data(data), buf_len(data));
 	if (rc == 0)
 		rc = meta_write(c, done_txn, &a);
-	pthread_mutex_lock(&s->lock);
+	lock_take(&s->lock);
 	inflight_del(s, tag);
 	upload_health(r, rc);
 	pthread_cond_broadcast(&s->done);
-	pthread_mutex_unlock(&s->lock);
+	lock_drop(&s->lock);
 	if (rc == 0 && a.emptied) {
 		uint64_t used = atomic_load(&c->packs_used);
 		uint64_t size = j->meta ? j->mr.size : j->pr.size;
@@ -535,9 +535,9 @@ static int probe_down(struct seal *s, uint32_t pending)
 		    (pending & (1u << r->bit)))
 			continue;
 		r->busy++;
-		pthread_mutex_unlock(&s->lock);
+		lock_drop(&s->lock);
 		rc = backend_head(r->be, "superblock", &size);
-		pthread_mutex_lock(&s->lock);
+		lock_take(&s->lock);
 		r->busy--;
 		if (rc == 0 || rc == -ENOENT) {
 			PHI_LOG(PHI_LOG_NOTICE, "region %s is back", r->name);
@@ -561,7 +561,7 @@ static void *uploader_main(void *arg)
 	struct buf data;
 
 	buf_init(&data, SIZE_MAX);
-	pthread_mutex_lock(&s->lock);
+	lock_take(&s->lock);
 	while (!s->stop) {
 		struct job j;
 		uint64_t wake = UINT64_MAX, now;
@@ -574,9 +574,9 @@ static void *uploader_main(void *arg)
 		    inflight_add(s, (j.meta ? META_TAG : 0) | j.seq << 5 |
 				 s->r[j.region].bit) == 0) {
 			s->r[j.region].busy++;
-			pthread_mutex_unlock(&s->lock);
+			lock_drop(&s->lock);
 			upload(c, &j, &data);
-			pthread_mutex_lock(&s->lock);
+			lock_take(&s->lock);
 			s->r[j.region].busy--;
 			continue;
 		}
@@ -597,7 +597,7 @@ static void *uploader_main(void *arg)
 		}
 		pthread_cond_timedwait(&s->done, &s->lock, &ts);
 	}
-	pthread_mutex_unlock(&s->lock);
+	lock_drop(&s->lock);
 	buf_release(&data);
 	return NULL;
 }
@@ -669,10 +669,10 @@ int upload_all_up(struct cache *c)
 	struct seal *s = c->seal;
 	int up = 1;
 
-	pthread_mutex_lock(&s->lock);
+	lock_take(&s->lock);
 	for (int i = 0; i < s->nregions; i++)
 		up &= !s->r[i].down;
-	pthread_mutex_unlock(&s->lock);
+	lock_drop(&s->lock);
 	return up;
 }
 
@@ -682,9 +682,9 @@ void upload_retry_now(struct cache *c)
 
 	if (!s)
 		return;
-	pthread_mutex_lock(&s->lock);
+	lock_take(&s->lock);
 	for (int i = 0; i < s->nregions; i++)
 		s->r[i].retry_ns = 0;
 	pthread_cond_broadcast(&s->done);
-	pthread_mutex_unlock(&s->lock);
+	lock_drop(&s->lock);
 }

@@ -100,4 +100,26 @@ void phi_log_write(enum phi_log_level level, const char *fmt, ...)
 /* Current wall-clock time (CLOCK_REALTIME). */
 struct timespec phi_now(void);
 
+/*
+ * Locks the calling thread holds, counted in debug builds only: a module
+ * notes each of its mutexes as it takes (+1) and drops (-1) it (cache/
+ * does, through its lock wrappers), and backend/ asserts the count is
+ * zero when a call to a region starts: no lock is held across a call out
+ * of a module.  With NDEBUG (release builds) both compile to nothing.
+ */
+#ifdef NDEBUG
+static inline void phi_lock_note(int delta)
+{
+	(void)delta;
+}
+
+static inline int phi_locks_held(void)
+{
+	return 0;
+}
+#else
+void phi_lock_note(int delta);
+int phi_locks_held(void);
+#endif
+
 #endif

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -404,9 +405,45 @@ TEST(second_reader_waits_for_the_fetch_under_way)
 	env_done(&e);
 }
 
+/*
+ * A debug build stops a call to a region made with a lock held (the
+ * count cache/ keeps through phi_lock_note()), so that the tests above,
+ * and every other, would catch a fetch under the node lock again.
+ */
+TEST(region_call_with_a_lock_held_stops_a_debug_build)
+{
+	struct backend *dir;
+	uint64_t size;
+	int status;
+	pid_t pid;
+
+#ifdef NDEBUG
+	TEST_SKIP("release build: locks are not counted");
+#endif
+	ASSERT_OK(backend_dir_open(&dir, test_tmpdir()));
+	ASSERT_EQ(phi_locks_held(), 0);
+	ASSERT_EQ(backend_head(dir, "none", &size), -ENOENT);
+	pid = fork();
+	ASSERT_TRUE(pid >= 0);
+	if (pid == 0) {
+		setrlimit(RLIMIT_CORE, &(struct rlimit){ 0, 0 });
+		phi_lock_note(1);
+		backend_head(dir, "none", &size);
+		_exit(0);
+	}
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	ASSERT_TRUE(WIFSIGNALED(status));
+	ASSERT_EQ(WTERMSIG(status), SIGABRT);
+	phi_lock_note(1);
+	phi_lock_note(-1);
+	ASSERT_EQ(backend_head(dir, "none", &size), -ENOENT);
+	backend_close(dir);
+}
+
 TEST_MAIN(
 	TEST_ENTRY(stat_and_resident_read_pass_a_fetch),
 	TEST_ENTRY(whole_block_write_during_a_fetch_wins),
 	TEST_ENTRY(truncate_during_a_fetch_leaves_no_stale_block),
 	TEST_ENTRY(second_reader_waits_for_the_fetch_under_way),
+	TEST_ENTRY(region_call_with_a_lock_held_stops_a_debug_build),
 )
