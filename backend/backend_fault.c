@@ -40,7 +40,7 @@ struct fault_backend {
 	struct backend_fault f;
 	int countdown;			/* matching calls until fail_nth fires */
 	unsigned long calls[OP_COUNT];
-	unsigned long busy[OP_COUNT];	/* calls entered, not yet returned */
+	unsigned long busy[OP_COUNT];	/* of those, not yet returned */
 	char *path;			/* settings file, or NULL; set at open */
 	struct stat seen;		/* that file when last read; st_nlink 0
 					   while it was missing */

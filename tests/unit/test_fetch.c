@@ -283,7 +283,7 @@ TEST(stat_and_resident_read_pass_a_fetch)
 	wait_for_get(&e);
 
 	ASSERT_OK(cache_getattr(e.c, ino, &st));
-	ASSERT_EQ(gets_busy(&e), 1);	/* done while the get is under way */
+	ASSERT_EQ(gets_busy(&e), 1);	/* done, the get still under way */
 	ASSERT_EQ(st.st_size, 3 * BS);
 	memset(buf, 0, sizeof(buf));
 	ASSERT_OK(get(e.c, ino, 2 * BS, buf, BS, &got));
@@ -320,7 +320,7 @@ TEST(whole_block_write_during_a_fetch_wins)
 	wait_for_get(&e);
 
 	put(e.c, ino, BS, fresh, BS);
-	ASSERT_EQ(gets_busy(&e), 1);	/* done while the get is under way */
+	ASSERT_EQ(gets_busy(&e), 1);	/* done, the get still under way */
 
 	reader_join(&r);
 	ASSERT_EQ(r.got, BS);
@@ -356,7 +356,7 @@ TEST(truncate_during_a_fetch_leaves_no_stale_block)
 	wait_for_get(&e);
 
 	resize(e.c, ino, BS);
-	ASSERT_EQ(gets_busy(&e), 1);	/* done while the get is under way */
+	ASSERT_EQ(gets_busy(&e), 1);	/* done, the get still under way */
 	resize(e.c, ino, 3 * BS);
 	ASSERT_EQ(gets_busy(&e), 1);
 
