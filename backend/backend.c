@@ -179,6 +179,10 @@ static int prefix_check(const char *prefix)
 
 /* ---- wrappers ------------------------------------------------------- */
 
+/* A call to a region may take seconds: no caller may hold a lock across
+ * it (a debug build counts the locks a thread holds, see phi.h). */
+#define ASSERT_NO_LOCK_HELD() assert(phi_locks_held() == 0)
+
 /* Keys are opaque ids, so they may be logged; a key that failed the check
  * might be anything (a file name by mistake) and is not. */
 static void trace(const struct backend *be, const char *op, const char *key,
@@ -195,6 +199,7 @@ int backend_put(struct backend *be, const char *key, const void *data,
 	int rc;
 
 	assert(be && be->ops && be->ops->put);
+	ASSERT_NO_LOCK_HELD();
 	assert(data || len == 0);
 	rc = backend_key_check(key);
 	if (rc == 0)
@@ -210,6 +215,7 @@ int backend_get(struct backend *be, const char *key, uint64_t off,
 	int rc;
 
 	assert(be && be->ops && be->ops->get && out);
+	ASSERT_NO_LOCK_HELD();
 	old = buf_len(out);
 	rc = backend_key_check(key);
 	if (rc == 0)
@@ -227,6 +233,7 @@ int backend_head(struct backend *be, const char *key, uint64_t *size)
 	int rc;
 
 	assert(be && be->ops && be->ops->head && size);
+	ASSERT_NO_LOCK_HELD();
 	rc = backend_key_check(key);
 	if (rc == 0)
 		rc = be->ops->head(be, key, &sz);
@@ -242,6 +249,7 @@ int backend_list(struct backend *be, const char *prefix,
 	int rc;
 
 	assert(be && be->ops && be->ops->list && fn);
+	ASSERT_NO_LOCK_HELD();
 	rc = prefix_check(prefix);
 	if (rc == 0)
 		rc = be->ops->list(be, prefix, fn, ctx);
@@ -254,6 +262,7 @@ int backend_del(struct backend *be, const char *key)
 	int rc;
 
 	assert(be && be->ops && be->ops->del);
+	ASSERT_NO_LOCK_HELD();
 	rc = backend_key_check(key);
 	if (rc == 0)
 		rc = be->ops->del(be, key);

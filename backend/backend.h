@@ -444,4 +444,10 @@ void backend_fault_set(struct backend *be, const struct backend_fault *f);
  * not. */
 unsigned long backend_fault_calls(struct backend *be, enum backend_op op);
 
+/* Calls of one method that have begun (counted by
+ * backend_fault_calls()) and not yet returned: a test can tell that a
+ * call is still under way, in its latency_ms or in inner, without
+ * timing it. */
+unsigned long backend_fault_busy(struct backend *be, enum backend_op op);
+
 #endif

@@ -6,7 +6,8 @@
  * current settings (fail_all, then the fail_nth countdown), and drops the
  * lock; the sleep and the inner call run unlocked, so one slow call does
  * not serialise the others and a test may change the settings while calls
- * are in flight.
+ * are in flight.  It counts itself out again as it returns, so that a
+ * test can see which calls are still under way (backend_fault_busy()).
  *
  * A fault backend opened on a file (backend_fault_open_file()) stats that
  * file at every call, under the lock, and re-reads it when its identity,
@@ -39,6 +40,7 @@ struct fault_backend {
 	struct backend_fault f;
 	int countdown;			/* matching calls until fail_nth fires */
 	unsigned long calls[OP_COUNT];
+	unsigned long busy[OP_COUNT];	/* of those, not yet returned */
 	char *path;			/* settings file, or NULL; set at open */
 	struct stat seen;		/* that file when last read; st_nlink 0
 					   while it was missing */
@@ -222,6 +224,15 @@ static void reload_locked(struct fault_backend *fb)
 	fb->countdown = fb->f.fail_nth;
 }
 
+/* A call of op returns (every fault_enter() is paired with one). */
+static int fault_leave(struct fault_backend *fb, enum backend_op op, int rc)
+{
+	pthread_mutex_lock(&fb->lock);
+	fb->busy[op_index(op)]--;
+	pthread_mutex_unlock(&fb->lock);
+	return rc;
+}
+
 /* Count a call of op and decide it: 0 to go ahead, or the error to fail
  * with.  *corrupt says whether a get's result is to be damaged. */
 static int fault_enter(struct fault_backend *fb, enum backend_op op,
@@ -233,6 +244,7 @@ static int fault_enter(struct fault_backend *fb, enum backend_op op,
 	pthread_mutex_lock(&fb->lock);
 	reload_locked(fb);
 	fb->calls[op_index(op)]++;
+	fb->busy[op_index(op)]++;
 	if (!fb->f.ops_mask || (fb->f.ops_mask & (int)op)) {
 		int err = fb->f.error ? fb->f.error : PHI_EUNREACHABLE;
 
@@ -256,7 +268,9 @@ static int fault_put(struct backend *be, const char *key, const void *data,
 	struct fault_backend *fb = fault_of(be);
 	int rc = fault_enter(fb, BACKEND_OP_PUT, NULL);
 
-	return rc ? rc : backend_put(fb->inner, key, data, len);
+	if (rc == 0)
+		rc = backend_put(fb->inner, key, data, len);
+	return fault_leave(fb, BACKEND_OP_PUT, rc);
 }
 
 static int fault_get(struct backend *be, const char *key, uint64_t off,
@@ -274,7 +288,7 @@ static int fault_get(struct backend *be, const char *key, uint64_t off,
 	 * name, which is what a test of verification needs. */
 	if (rc == 0 && corrupt && n > 0)
 		((unsigned char *)buf_mut(out))[old + n / 2] ^= 0xff;
-	return rc;
+	return fault_leave(fb, BACKEND_OP_GET, rc);
 }
 
 static int fault_head(struct backend *be, const char *key, uint64_t *size)
@@ -282,7 +296,9 @@ static int fault_head(struct backend *be, const char *key, uint64_t *size)
 	struct fault_backend *fb = fault_of(be);
 	int rc = fault_enter(fb, BACKEND_OP_HEAD, NULL);
 
-	return rc ? rc : backend_head(fb->inner, key, size);
+	if (rc == 0)
+		rc = backend_head(fb->inner, key, size);
+	return fault_leave(fb, BACKEND_OP_HEAD, rc);
 }
 
 static int fault_list(struct backend *be, const char *prefix,
@@ -291,7 +307,9 @@ static int fault_list(struct backend *be, const char *prefix,
 	struct fault_backend *fb = fault_of(be);
 	int rc = fault_enter(fb, BACKEND_OP_LIST, NULL);
 
-	return rc ? rc : backend_list(fb->inner, prefix, fn, ctx);
+	if (rc == 0)
+		rc = backend_list(fb->inner, prefix, fn, ctx);
+	return fault_leave(fb, BACKEND_OP_LIST, rc);
 }
 
 static int fault_del(struct backend *be, const char *key)
@@ -299,7 +317,9 @@ static int fault_del(struct backend *be, const char *key)
 	struct fault_backend *fb = fault_of(be);
 	int rc = fault_enter(fb, BACKEND_OP_DEL, NULL);
 
-	return rc ? rc : backend_del(fb->inner, key);
+	if (rc == 0)
+		rc = backend_del(fb->inner, key);
+	return fault_leave(fb, BACKEND_OP_DEL, rc);
 }
 
 static void fault_close(struct backend *be)
@@ -390,6 +410,17 @@ unsigned long backend_fault_calls(struct backend *be, enum backend_op op)
 
 	pthread_mutex_lock(&fb->lock);
 	n = fb->calls[op_index(op)];
+	pthread_mutex_unlock(&fb->lock);
+	return n;
+}
+
+unsigned long backend_fault_busy(struct backend *be, enum backend_op op)
+{
+	struct fault_backend *fb = fault_of(be);
+	unsigned long n;
+
+	pthread_mutex_lock(&fb->lock);
+	n = fb->busy[op_index(op)];
 	pthread_mutex_unlock(&fb->lock);
 	return n;
 }

@@ -285,7 +285,7 @@ static void *folder_main(void *arg)
 	struct cache *c = arg;
 	struct timespec until;
 
-	pthread_mutex_lock(&c->folder_lock);
+	lock_take(&c->folder_lock);
 	while (!c->folder_stop) {
 		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_sec += FOLD_INTERVAL_MS / 1000;
@@ -297,13 +297,13 @@ static void *folder_main(void *arg)
 		pthread_cond_timedwait(&c->folder_cond, &c->folder_lock, &until);
 		if (c->folder_stop)
 			break;
-		pthread_mutex_unlock(&c->folder_lock);
+		lock_drop(&c->folder_lock);
 		node_fold_all(c);
 		trash_empty(c);
 		lru_flush(c);
-		pthread_mutex_lock(&c->folder_lock);
+		lock_take(&c->folder_lock);
 	}
-	pthread_mutex_unlock(&c->folder_lock);
+	lock_drop(&c->folder_lock);
 	return NULL;
 }
 
@@ -328,10 +328,10 @@ static void folder_stop(struct cache *c)
 {
 	if (!c->folder_running)
 		return;
-	pthread_mutex_lock(&c->folder_lock);
+	lock_take(&c->folder_lock);
 	c->folder_stop = 1;
 	pthread_cond_signal(&c->folder_cond);
-	pthread_mutex_unlock(&c->folder_lock);
+	lock_drop(&c->folder_lock);
 	pthread_join(c->folder, NULL);
 	c->folder_running = 0;
 }

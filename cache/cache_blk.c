@@ -44,7 +44,12 @@
  *   cut       the size and the dirty record of the block it splits are
  *             committed before ftruncate() (cache_file.c).
  *   fetch     writes an authenticated plaintext into a hole; it is
- *             recorded resident only after an fdatasync.
+ *             recorded resident only after an fdatasync.  The frame is
+ *             read with n->lock dropped; the bytes land, under the lock
+ *             again, only in a block still gone that no write or cut
+ *             touched meanwhile (fetch()).  A gone block gets a new
+ *             record only by a write first, so such a block's record is
+ *             still the one its bytes were read by.
  *   evict     clears the resident flag before punching the hole.
  *
  * Power loss may drop unsynced pages of the data file and undo LMDB's
@@ -351,7 +356,8 @@ static int repair_txn(struct cache *c, MDB_txn *txn, void *arg)
 	return 0;
 }
 
-/* Plaintext of block blk of n into plain; n->lock held. */
+/* Plaintext of block blk of n into plain.  Called with n->lock dropped:
+ * reads nothing of n but its inode number. */
 static int read_sealed(struct cache *c, struct cnode *n, uint64_t blk,
 		       const struct block_rec *rec, struct buf *plain)
 {
@@ -391,43 +397,80 @@ static int read_sealed(struct cache *c, struct cnode *n, uint64_t blk,
 	return rc;
 }
 
-/* Bring gone block blk of n back into the data file; n->lock held. */
-static int fetch(struct cache *c, struct cnode *n, uint64_t blk)
+/*
+ * A fetch under way, on the fetching thread's stack, in n->fetching while
+ * n->lock is dropped.  stale: the block was written whole or cut since
+ * the fetch began (fetch_spoil()); what the fetch brings back is no
+ * longer its content.
+ */
+struct fetch_slot {
+	uint64_t blk;
+	int stale;
+	struct fetch_slot *next;
+};
+
+/* Whether block blk of n is being fetched; n->lock held. */
+static int fetch_busy(const struct cnode *n, uint64_t blk)
 {
-	uint64_t bs = c->block_size, off = blk * bs, len;
-	struct block_rec rec;
-	struct buf plain;
+	for (const struct fetch_slot *s = n->fetching; s; s = s->next)
+		if (s->blk == blk)
+			return 1;
+	return 0;
+}
+
+/* Blocks [from, to) of n change other than by a fetch: the fetches of
+ * them under way must not write what they bring.  n->lock held. */
+static void fetch_spoil(struct cnode *n, uint64_t from, uint64_t to)
+{
+	for (struct fetch_slot *s = n->fetching; s; s = s->next)
+		if (s->blk >= from && s->blk < to)
+			s->stale = 1;
+}
+
+/* The record of block blk of n into *rec and its plaintext into plain,
+ * locally or from the regions.  n->lock dropped.  The record's codes as
+ * they are (-ENOENT: no record), any other failure -EIO or -ENOSPC. */
+static int fetch_sealed(struct cache *c, struct cnode *n, uint64_t blk,
+			struct block_rec *rec, struct buf *plain)
+{
 	MDB_txn *txn;
 	int rc;
 
 	txn = meta_read_begin(c, &rc);
 	if (!txn)
 		return rc;
-	rc = blk_rec_get(c, txn, n->ino, blk, &rec);
+	rc = blk_rec_get(c, txn, n->ino, blk, rec);
 	meta_read_end(txn);
-	if (rc == 0 && !(rec.flags & BLOCK_SUMMED))
-		n->fetched_unsummed = 1;
+	if (rc)
+		return rc;
+	rc = read_sealed(c, n, blk, rec, plain);
+	if (rc == 0 && buf_len(plain) != rec->plain)
+		rc = PHI_ECORRUPT;
+	return rc == 0 ? 0 : rc == -ENOSPC ? -ENOSPC : -EIO;
+}
+
+/* Write what fetch_sealed() brought (rc its code) into the hole of gone
+ * block blk of n, whose fetch did not go stale.  n->lock held. */
+static int fetch_install(struct cache *c, struct cnode *n, uint64_t blk,
+			 const struct block_rec *rec, const struct buf *plain,
+			 int rc)
+{
+	uint64_t bs = c->block_size, off = blk * bs, len;
+
 	if (rc == -ENOENT) {		/* cut meanwhile: a hole */
 		blkset_del(&n->gone, blk);
 		return 0;
 	}
 	if (rc)
 		return rc;
-	buf_init(&plain, SIZE_MAX);
-	rc = read_sealed(c, n, blk, &rec, &plain);
-	if (rc == 0 && buf_len(&plain) != rec.plain)
-		rc = PHI_ECORRUPT;
-	if (rc == 0) {
-		len = off >= n->size ? 0 : n->size - off;
-		if (len > rec.plain)
-			len = rec.plain;
-		if (len && pwrite(n->fd, buf_data(&plain), len, (off_t)off) !=
-		    (ssize_t)len)
-			rc = errno == ENOSPC ? -ENOSPC : -EIO;
-	}
-	buf_release(&plain);
-	if (rc)
-		return rc == -ENOSPC ? -ENOSPC : -EIO;
+	if (!(rec->flags & BLOCK_SUMMED))
+		n->fetched_unsummed = 1;
+	len = off >= n->size ? 0 : n->size - off;
+	if (len > rec->plain)
+		len = rec->plain;
+	if (len && pwrite(n->fd, buf_data(plain), len, (off_t)off) !=
+	    (ssize_t)len)
+		return errno == ENOSPC ? -ENOSPC : -EIO;
 	blkset_del(&n->gone, blk);
 	blkset_add(&n->checked, blk);	/* authenticated: good as it is */
 	blk_refresh_alloc(c, n);
@@ -442,9 +485,57 @@ static int fetch(struct cache *c, struct cnode *n, uint64_t blk)
 	return 0;
 }
 
+/*
+ * Bring gone block blk of n back into the data file.  n->lock is held on
+ * entry and on return, but dropped while the frame is read (from the
+ * local pack or the regions), so that a stat, or a read of the file's
+ * blocks that are here, never waits for the network.  Meanwhile the
+ * block has a slot in n->fetching: a second fetch of it waits for this
+ * one (n->fetch_done) instead of asking the regions again, and a write
+ * over it whole or a cut below it marks the slot stale (fetch_spoil()),
+ * so that the older bytes are dropped rather than written over the
+ * writer's or into the cut's hole; the write wins.  The bytes land only
+ * in a block still gone whose slot is not stale, so the record they were
+ * read by is still its record (a new one needs a write first), and the
+ * invariant above holds as when the lock was kept.
+ */
+static int fetch(struct cache *c, struct cnode *n, uint64_t blk)
+{
+	struct fetch_slot slot = { blk, 0, NULL }, **p;
+	struct block_rec rec;
+	struct buf plain;
+	int rc, stale;
+
+	for (;;) {
+		while (fetch_busy(n, blk))
+			pthread_cond_wait(&n->fetch_done, &n->lock);
+		if (!blkset_has(&n->gone, blk))
+			return 0;	/* fetched, written or cut meanwhile */
+		slot.stale = 0;
+		slot.next = n->fetching;
+		n->fetching = &slot;
+		buf_init(&plain, SIZE_MAX);
+		lock_drop(&n->lock);
+		rc = fetch_sealed(c, n, blk, &rec, &plain);
+		lock_take(&n->lock);
+		for (p = &n->fetching; *p != &slot; p = &(*p)->next)
+			;
+		*p = slot.next;
+		/* written or cut meanwhile: drop what came, look again */
+		stale = slot.stale || !blkset_has(&n->gone, blk);
+		if (!stale)
+			rc = fetch_install(c, n, blk, &rec, &plain, rc);
+		buf_release(&plain);
+		pthread_cond_broadcast(&n->fetch_done);
+		if (!stale)
+			return rc;
+	}
+}
+
 /* Fetch every gone block of [off, off+len), except the ones a write
  * covers whole (skip_whole), which stay gone for write_ahead(); *fetched
- * is set when something was written into the data file. */
+ * is set when something was written into the data file (by this thread
+ * or by a fetch it waited for).  n->lock held, dropped meanwhile. */
 static int fetch_range(struct cache *c, struct cnode *n, uint64_t off,
 		       uint64_t len, int skip_whole, int *fetched)
 {
@@ -467,7 +558,8 @@ static int fetch_range(struct cache *c, struct cnode *n, uint64_t off,
 		if (rc)
 			return rc;
 		*fetched = 1;
-		i = blkset_pos(&n->gone, blk + 1);
+		/* n->lock was dropped meanwhile: look at the range again */
+		i = blkset_pos(&n->gone, first);
 	}
 	return 0;
 }
@@ -773,6 +865,9 @@ static int write_ahead(struct cache *c, struct cnode *n, uint64_t off,
 		blkset_del(&n->gone, blk[i]);
 		blkset_del(&n->fetched, blk[i]);
 	}
+	/* the write wins over a fetch of its blocks still under way */
+	if (rc == 0)
+		fetch_spoil(n, first, last + 1);
 	if (blk != sblk) {
 		free(blk);
 		free(flags);
@@ -856,6 +951,7 @@ int blk_prepare_cut(struct cache *c, struct cnode *n, uint64_t size)
 	blkset_cut(&n->fetched, keep);
 	blkset_cut(&n->sealing, keep);
 	blkset_cut(&n->checked, keep);
+	fetch_spoil(n, keep, UINT64_MAX);
 	if (keep < n->cut_from)
 		n->cut_from = keep;
 	n->dirty = 1;
@@ -1110,8 +1206,6 @@ int blk_evictable(struct cache *c, struct cnode *n, struct blkset *out,
 	meta_read_end(txn);
 	return 0;
 }
-
-/* --- user.phifs.state -------------------------------------------------- */
 
 int blk_evict_blocks(struct cache *c, struct cnode *n, const struct blkset *go,
 		     uint64_t *freed)

@@ -58,7 +58,7 @@ static int make_room(struct cache *c, struct cnode *n, uint64_t len)
 
 	if (rc != -ENOSPC || !c->seal)
 		return rc;
-	pthread_mutex_unlock(&n->lock);
+	lock_drop(&n->lock);
 	for (;;) {
 		uint64_t over = used_total(c) + len + c->size_limit / 10;
 
@@ -72,7 +72,7 @@ static int make_room(struct cache *c, struct cnode *n, uint64_t len)
 		inbox_kick(c);
 		usleep(50000);
 	}
-	pthread_mutex_lock(&n->lock);
+	lock_take(&n->lock);
 	return room_for(c, n, len);
 }
 
@@ -125,13 +125,13 @@ int cache_file_open(struct cache *c, uint64_t ino, int trunc,
 		free(f);
 		return -ENOMEM;
 	}
-	pthread_mutex_lock(&n->lock);
+	lock_take(&n->lock);
 	rc = node_load(c, n);
 	if (rc == 0 && trunc)
 		rc = c->rdonly ? -EROFS : truncate_open(c, n);
 	if (rc == 0)
 		n->handles++;
-	pthread_mutex_unlock(&n->lock);
+	lock_drop(&n->lock);
 	if (rc) {
 		node_release(c, n);
 		free(f);
@@ -140,12 +140,12 @@ int cache_file_open(struct cache *c, uint64_t ino, int trunc,
 	lru_touch(c, ino);
 	f->node = n;
 	f->prev = NULL;
-	pthread_mutex_lock(&c->files_lock);
+	lock_take(&c->files_lock);
 	f->next = c->files;
 	if (f->next)
 		f->next->prev = f;
 	c->files = f;
-	pthread_mutex_unlock(&c->files_lock);
+	lock_drop(&c->files_lock);
 	*out = f;
 	return 0;
 }
@@ -163,17 +163,17 @@ void cache_file_release(struct cache *c, struct cache_file *f)
 {
 	int closed;
 
-	pthread_mutex_lock(&c->files_lock);
+	lock_take(&c->files_lock);
 	if (f->prev)
 		f->prev->next = f->next;
 	else
 		c->files = f->next;
 	if (f->next)
 		f->next->prev = f->prev;
-	pthread_mutex_unlock(&c->files_lock);
-	pthread_mutex_lock(&f->node->lock);
+	lock_drop(&c->files_lock);
+	lock_take(&f->node->lock);
 	closed = --f->node->handles == 0 && f->node->dblk.n;
-	pthread_mutex_unlock(&f->node->lock);
+	lock_drop(&f->node->lock);
 	if (closed)
 		inbox_closed(c, f->node->ino);
 	node_release(c, f->node);
@@ -186,17 +186,17 @@ int cache_read_extent(struct cache *c, struct cache_file *f, uint64_t off,
 	struct cnode *n = f->node;
 	int rc;
 
-	pthread_mutex_lock(&n->lock);
+	lock_take(&n->lock);
 	rc = blk_prepare_read(c, n, off, len);
 	if (rc) {
-		pthread_mutex_unlock(&n->lock);
+		lock_drop(&n->lock);
 		return rc;
 	}
 	out->fd = n->fd;
 	out->off = off;
 	out->len = off >= n->size ? 0 :
 		   n->size - off < len ? (size_t)(n->size - off) : len;
-	pthread_mutex_unlock(&n->lock);
+	lock_drop(&n->lock);
 	return 0;
 }
 
@@ -230,7 +230,7 @@ ssize_t cache_write(struct cache *c, struct cache_file *f, uint64_t off,
 		return -EROFS;
 	if (off + len < off || off + len > (uint64_t)INT64_MAX)
 		return -EFBIG;
-	pthread_mutex_lock(&n->lock);
+	lock_take(&n->lock);
 	rc = make_room(c, n, len);
 	if (rc == 0)
 		rc = blk_prepare_write(c, n, off, len);
@@ -244,7 +244,7 @@ ssize_t cache_write(struct cache *c, struct cache_file *f, uint64_t off,
 		n->dirty = 1;
 		n->unsynced = 1;
 	}
-	pthread_mutex_unlock(&n->lock);
+	lock_drop(&n->lock);
 	return w;
 }
 
@@ -296,9 +296,9 @@ int cache_fsync(struct cache *c, struct cache_file *f, int datasync)
 	(void)datasync;	/* size changes are folded either way */
 	if (atomic_load(&c->latched))
 		return PHI_ELATCHED;
-	pthread_mutex_lock(&f->node->lock);
+	lock_take(&f->node->lock);
 	rc = sync_content(c, f->node);
-	pthread_mutex_unlock(&f->node->lock);
+	lock_drop(&f->node->lock);
 	return rc ? rc : cache_sync(c);
 }
 
@@ -309,11 +309,11 @@ int node_sync_for_replace(struct cache *c, uint64_t ino)
 
 	if (!n)
 		return -ENOMEM;
-	pthread_mutex_lock(&n->lock);
+	lock_take(&n->lock);
 	rc = node_load(c, n);
 	if (rc == 0)
 		rc = sync_content(c, n);
-	pthread_mutex_unlock(&n->lock);
+	lock_drop(&n->lock);
 	node_release(c, n);
 	return rc;
 }
@@ -330,7 +330,7 @@ int cache_fallocate(struct cache *c, struct cache_file *f, int mode,
 		return -EROFS;
 	if (off + len < off || off + len > (uint64_t)INT64_MAX)
 		return -EFBIG;
-	pthread_mutex_lock(&n->lock);
+	lock_take(&n->lock);
 	rc = room_for(c, n, len);
 	if (rc == 0 && fallocate(n->fd, 0, (off_t)off, (off_t)len))
 		rc = -errno;
@@ -344,7 +344,7 @@ int cache_fallocate(struct cache *c, struct cache_file *f, int mode,
 		n->dirty = 1;
 		n->unsynced = 1;
 	}
-	pthread_mutex_unlock(&n->lock);
+	lock_drop(&n->lock);
 	return rc;
 }
 
@@ -423,7 +423,7 @@ static int grow_data(struct cache *c, struct cnode *n, uint64_t size)
 static int setattr_locked(struct cache *c, struct cnode *n,
 			  struct setattr_arg *a)
 {
-	uint64_t old = n->size, size = (uint64_t)a->in->st_size;
+	uint64_t old = n->size, size = (uint64_t)a->in->st_size, before;
 	int rc = 0, resize = a->n && (a->set & CACHE_SET_SIZE);
 
 	if (resize && size > (uint64_t)INT64_MAX)
@@ -436,11 +436,13 @@ static int setattr_locked(struct cache *c, struct cnode *n,
 		rc = blk_prepare_cut(c, n, size);
 	if (rc)
 		return rc;
+	before = n->size;	/* a write may have moved it while
+				   blk_prepare_cut() fetched */
 	if (resize)
 		n->size = size;		/* setattr_txn records it */
 	rc = meta_write(c, setattr_txn, a);
 	if (rc) {
-		n->size = old;
+		n->size = before;
 		return rc;
 	}
 	if (a->n)
@@ -460,7 +462,7 @@ int cache_setattr(struct cache *c, uint64_t ino, unsigned set,
 	n = node_acquire(c, ino);
 	if (!n)
 		return -ENOMEM;
-	pthread_mutex_lock(&n->lock);
+	lock_take(&n->lock);
 	rc = node_load(c, n);
 	if (rc == 0)
 		a.n = n;
@@ -473,7 +475,7 @@ int cache_setattr(struct cache *c, uint64_t ino, unsigned set,
 		n->ctime = (struct timespec){ a.rec.ctime_sec, a.rec.ctime_nsec };
 		n->dirty = 0;
 	}
-	pthread_mutex_unlock(&n->lock);
+	lock_drop(&n->lock);
 	node_release(c, n);
 	if (rc == 0)
 		rc = node_stat(c, NULL, ino, out);

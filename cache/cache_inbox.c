@@ -36,42 +36,42 @@ void inbox_open(struct cache *c, uint64_t dirty_limit)
 {
 	struct inbox *in = &c->inbox;
 
-	pthread_mutex_lock(&in->lock);
+	lock_take(&in->lock);
 	in->stop = 0;
 	in->dirty_limit = dirty_limit;
 	atomic_store(&in->open, 1);
-	pthread_mutex_unlock(&in->lock);
+	lock_drop(&in->lock);
 }
 
 void inbox_stop(struct cache *c)
 {
 	struct inbox *in = &c->inbox;
 
-	pthread_mutex_lock(&in->lock);
+	lock_take(&in->lock);
 	in->stop = 1;
 	pthread_cond_broadcast(&in->cond);
-	pthread_mutex_unlock(&in->lock);
+	lock_drop(&in->lock);
 }
 
 void inbox_kick(struct cache *c)
 {
 	struct inbox *in = &c->inbox;
 
-	pthread_mutex_lock(&in->lock);
+	lock_take(&in->lock);
 	if (atomic_load(&in->open)) {
 		in->kicked = 1;
 		pthread_cond_signal(&in->cond);
 	}
-	pthread_mutex_unlock(&in->lock);
+	lock_drop(&in->lock);
 }
 
 void inbox_closed(struct cache *c, uint64_t ino)
 {
 	struct inbox *in = &c->inbox;
 
-	pthread_mutex_lock(&in->lock);
+	lock_take(&in->lock);
 	if (!atomic_load(&in->open)) {
-		pthread_mutex_unlock(&in->lock);
+		lock_drop(&in->lock);
 		return;
 	}
 	if (in->nclosed == in->capclosed) {
@@ -87,7 +87,7 @@ void inbox_closed(struct cache *c, uint64_t ino)
 		in->closed[in->nclosed++] = ino;
 	in->kicked = 1;
 	pthread_cond_signal(&in->cond);
-	pthread_mutex_unlock(&in->lock);
+	lock_drop(&in->lock);
 }
 
 size_t inbox_take_closed(struct cache *c, uint64_t **out)
@@ -95,30 +95,30 @@ size_t inbox_take_closed(struct cache *c, uint64_t **out)
 	struct inbox *in = &c->inbox;
 	size_t n;
 
-	pthread_mutex_lock(&in->lock);
+	lock_take(&in->lock);
 	*out = in->closed;
 	n = in->nclosed;
 	in->closed = NULL;
 	in->nclosed = in->capclosed = 0;
-	pthread_mutex_unlock(&in->lock);
+	lock_drop(&in->lock);
 	return n;
 }
 
 void inbox_fetched(struct cache *c)
 {
-	pthread_mutex_lock(&c->inbox.lock);
+	lock_take(&c->inbox.lock);
 	c->inbox.fetched = 1;
-	pthread_mutex_unlock(&c->inbox.lock);
+	lock_drop(&c->inbox.lock);
 }
 
 int inbox_take_fetched(struct cache *c)
 {
 	int was;
 
-	pthread_mutex_lock(&c->inbox.lock);
+	lock_take(&c->inbox.lock);
 	was = c->inbox.fetched;
 	c->inbox.fetched = 0;
-	pthread_mutex_unlock(&c->inbox.lock);
+	lock_drop(&c->inbox.lock);
 	return was;
 }
 
@@ -134,7 +134,7 @@ int inbox_wait(struct cache *c, unsigned handled, unsigned tick_ms)
 	struct timespec ts;
 	int stop;
 
-	pthread_mutex_lock(&in->lock);
+	lock_take(&in->lock);
 	if (!in->stop && !in->kicked &&
 	    atomic_load(&in->sync_req) == handled) {
 		clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -148,7 +148,7 @@ int inbox_wait(struct cache *c, unsigned handled, unsigned tick_ms)
 	}
 	stop = in->stop;
 	in->kicked = 0;
-	pthread_mutex_unlock(&in->lock);
+	lock_drop(&in->lock);
 	return stop;
 }
 

@@ -29,7 +29,9 @@
  * nodes_lock while holding a node lock, nor begin a write transaction
  * while holding nodes_lock.  The batch fold, which holds a transaction
  * while it gathers node locks, only ever trylocks them.  Nothing calls out
- * of cache/ with any of these held.
+ * of cache/ with any of these held (a fetch drops node->lock while it
+ * reads from the regions, cache_blk.c); debug builds check it at every
+ * call to a region (lock_take()).
  */
 #ifndef CACHE_INT_H
 #define CACHE_INT_H
@@ -143,6 +145,9 @@ struct dirent_rec {
 	uint32_t pad;
 };
 
+/* A fetch under way (cache_blk.c, fetch()). */
+struct fetch_slot;
+
 /* In-memory state of an inode the kernel or an open handle refers to. */
 struct cnode {
 	uint64_t ino;
@@ -179,6 +184,9 @@ struct cnode {
 	atomic_uint cuts;	/* bumped by every cut (blk_prepare_cut()):
 				   a seal in flight may no longer record
 				   what it read, the block may be gone */
+	struct fetch_slot *fetching;	/* gone blocks being fetched with
+					   this lock dropped (fetch()) */
+	pthread_cond_t fetch_done;	/* one of those fetches ended */
 	int handles;		/* open cache_files */
 	uint64_t size;
 	struct timespec mtime, ctime;
@@ -280,7 +288,8 @@ int blk_reload_dirty(struct cache *c, struct cnode *n);
  * every block of the range in `dirty` (committed) before returning, so
  * that no byte of the data file changes while its block is recorded
  * clean.  On failure nothing is recorded and the write must not happen.
- * n->lock held. */
+ * n->lock held; dropped and taken again while a block is fetched, so
+ * that anything read of n before the call must be read again. */
 int blk_prepare_write(struct cache *c, struct cnode *n, uint64_t off,
 		      uint64_t len);
 /* After writing [off, off+len): note the time (seal_delay).  n->lock
@@ -289,7 +298,8 @@ void blk_mark_dirty(struct cache *c, struct cnode *n, uint64_t off,
 		    uint64_t len);
 /* Before reading [off, off+len): check the clean blocks' local bytes
  * against their records (once per block while the node is loaded),
- * drop the ones that fail, and fetch what is gone.  n->lock held. */
+ * drop the ones that fail, and fetch what is gone.  n->lock held;
+ * dropped and taken again while a block is fetched. */
 int blk_prepare_read(struct cache *c, struct cnode *n, uint64_t off,
 		     uint64_t len);
 /* At a read-write open, before any node loads: drop the `dirty` records
@@ -298,7 +308,8 @@ int blk_prepare_read(struct cache *c, struct cnode *n, uint64_t off,
 int blk_settle(struct cache *c);
 /* Before cutting n to size: fetch a gone block that the cut splits, mark
  * it dirty, and drop the blocks past it from the sets; the dbs follow at
- * the next fold (n->cut_from).  n->lock held. */
+ * the next fold (n->cut_from).  n->lock held; dropped and taken again
+ * while the block is fetched (n->size may have moved meanwhile). */
 int blk_prepare_cut(struct cache *c, struct cnode *n, uint64_t size);
 /* Inside a transaction that records n: apply cut_from, record fresh. */
 int blk_fold_txn(struct cache *c, MDB_txn *txn, struct cnode *n);
@@ -525,6 +536,37 @@ void upload_health(struct seal_region *r, int rc);
 
 
 #define FOLD_INTERVAL_MS 2000
+
+/* --- locks --------------------------------------------------------- */
+
+/*
+ * Every mutex of cache/ is taken and dropped through these, so that a
+ * debug build counts the locks each thread holds (phi_lock_note()) and
+ * backend/ asserts that none is held when a call to a region starts (the
+ * rule of the lock order above).  A condition wait keeps the count: the
+ * lock is held again when it returns.
+ */
+static inline void lock_take(pthread_mutex_t *m)
+{
+	pthread_mutex_lock(m);
+	phi_lock_note(1);
+}
+
+/* 0 if taken, else pthread_mutex_trylock()'s code. */
+static inline int lock_try(pthread_mutex_t *m)
+{
+	int rc = pthread_mutex_trylock(m);
+
+	if (rc == 0)
+		phi_lock_note(1);
+	return rc;
+}
+
+static inline void lock_drop(pthread_mutex_t *m)
+{
+	phi_lock_note(-1);
+	pthread_mutex_unlock(m);
+}
 
 /* Keys begin with an inode number, big-endian, so cursors walk in order. */
 static inline void key_put_u64(uint8_t *p, uint64_t v)

@@ -28,10 +28,10 @@ void lru_persist_fetched(struct cache *c)
 		for (size_t i = 0; i < count; i++) {
 			struct cnode *n = nodes[i];
 
-			pthread_mutex_lock(&n->lock);
+			lock_take(&n->lock);
 			if (n->fetched.n && node_load(c, n) == 0)
 				blk_persist_node(c, n);
-			pthread_mutex_unlock(&n->lock);
+			lock_drop(&n->lock);
 			node_release(c, n);
 		}
 	} while (count == 256);
@@ -58,13 +58,13 @@ void lru_touch(struct cache *c, uint64_t ino)
 	if (!c->seal)
 		return;
 	clock_gettime(CLOCK_REALTIME, &now);
-	pthread_mutex_lock(&l->lock);
+	lock_take(&l->lock);
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? 2 * l->cap : 256;
 		void *v = realloc(l->v, cap * sizeof(*l->v));
 
 		if (!v) {
-			pthread_mutex_unlock(&l->lock);
+			lock_drop(&l->lock);
 			return;		/* the order is a hint only */
 		}
 		l->v = v;
@@ -74,7 +74,7 @@ void lru_touch(struct cache *c, uint64_t ino)
 	l->v[l->n][1] = (uint64_t)now.tv_sec * 1000000000ull +
 			(uint64_t)now.tv_nsec;
 	l->n++;
-	pthread_mutex_unlock(&l->lock);
+	lock_drop(&l->lock);
 }
 
 struct lru_arg {
@@ -118,12 +118,12 @@ void lru_flush(struct cache *c)
 
 	if (!c->seal)
 		return;
-	pthread_mutex_lock(&l->lock);
+	lock_take(&l->lock);
 	a.v = l->v;
 	a.n = l->n;
 	l->v = NULL;
 	l->n = l->cap = 0;
-	pthread_mutex_unlock(&l->lock);
+	lock_drop(&l->lock);
 	if (a.n)
 		meta_write(c, lru_txn, &a);
 	free(a.v);
@@ -197,7 +197,7 @@ static uint64_t evict_one(struct cache *c, uint64_t ino)
 
 	if (!n)
 		return 0;
-	pthread_mutex_lock(&n->lock);
+	lock_take(&n->lock);
 	rc = n->handles ? -EBUSY : node_load(c, n);
 	if (rc == 0)
 		rc = blk_evictable(c, n, &go, &left);
@@ -205,7 +205,7 @@ static uint64_t evict_one(struct cache *c, uint64_t ino)
 		rc = blk_evict_blocks(c, n, &go, &freed);
 		node_fold(c, n);
 	}
-	pthread_mutex_unlock(&n->lock);
+	lock_drop(&n->lock);
 	node_release(c, n);
 	if (rc == 0 && !left)
 		meta_write(c, lru_del_txn, &ino);

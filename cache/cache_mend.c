@@ -573,9 +573,9 @@ static int is_source(struct seal *s, int i, int j)
 {
 	int ok;
 
-	pthread_mutex_lock(&s->lock);
+	lock_take(&s->lock);
 	ok = j != i && !s->r[j].seeding;
-	pthread_mutex_unlock(&s->lock);
+	lock_drop(&s->lock);
 	return ok;
 }
 
@@ -643,19 +643,19 @@ static void note_put(struct cache *c, int i, int rc)
 {
 	struct seal *s = c->seal;
 
-	pthread_mutex_lock(&s->lock);
+	lock_take(&s->lock);
 	upload_health(&s->r[i], rc);
-	pthread_mutex_unlock(&s->lock);
+	lock_drop(&s->lock);
 }
 
 static void set_seeding(struct cache *c, int i, int state)
 {
 	struct seal *s = c->seal;
 
-	pthread_mutex_lock(&s->lock);
+	lock_take(&s->lock);
 	s->r[i].seeding = state;
 	pthread_cond_broadcast(&s->done);	/* uploaders may go on */
-	pthread_mutex_unlock(&s->lock);
+	lock_drop(&s->lock);
 }
 
 /* The superblock into region i.  0 or a code. */
@@ -800,9 +800,9 @@ static int seed_next(struct cache *c)
 
 		if (!s->r[i].seeding || sd->next_ns > now)
 			continue;
-		pthread_mutex_unlock(&s->lock);
+		lock_drop(&s->lock);
 		rc = seed_region(c, i);
-		pthread_mutex_lock(&s->lock);
+		lock_take(&s->lock);
 		if (rc == 0 || rc == 1) {
 			sd->fails = 0;
 		} else {
@@ -831,9 +831,9 @@ int mend_stopping(struct cache *c)
 	struct seal *s = c->seal;
 	int stop;
 
-	pthread_mutex_lock(&s->lock);
+	lock_take(&s->lock);
 	stop = s->stop;
-	pthread_mutex_unlock(&s->lock);
+	lock_drop(&s->lock);
 	return stop;
 }
 
@@ -859,13 +859,13 @@ static void *mend_main(void *arg)
 	uint64_t next = 0, interval = RECHECK_MIN_NS;
 	unsigned handled = 0;
 
-	pthread_mutex_lock(&s->lock);
+	lock_take(&s->lock);
 	while (!s->stop) {
 		unsigned req = atomic_load(&c->inbox.sync_req);
 		uint64_t now = phi_mono_ns();
 
 		if (req != handled || now >= next) {
-			pthread_mutex_unlock(&s->lock);
+			lock_drop(&s->lock);
 			if (req != handled)
 				interval = RECHECK_MIN_NS;
 			handled = req;
@@ -877,13 +877,13 @@ static void *mend_main(void *arg)
 				next = phi_mono_ns() + RECHECK_MIN_NS;
 				interval = RECHECK_MIN_NS;
 			}
-			pthread_mutex_lock(&s->lock);
+			lock_take(&s->lock);
 			continue;
 		}
 		if (!seed_next(c))
 			tick(s);
 	}
-	pthread_mutex_unlock(&s->lock);
+	lock_drop(&s->lock);
 	return NULL;
 }
 

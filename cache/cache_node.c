@@ -56,6 +56,7 @@ static struct cnode *get(struct cache *c, uint64_t ino)
 	n->fd = -1;
 	n->cut_from = UINT64_MAX;
 	pthread_mutex_init(&n->lock, NULL);
+	pthread_cond_init(&n->fetch_done, NULL);
 	b = bucket(c, ino);
 	n->next = *b;
 	*b = n;
@@ -86,6 +87,7 @@ static void node_free(struct cnode *n)
 	blkset_free(&n->fetched);
 	blkset_free(&n->sealing);
 	blkset_free(&n->checked);
+	pthread_cond_destroy(&n->fetch_done);
 	pthread_mutex_destroy(&n->lock);
 	free(n);
 }
@@ -94,30 +96,30 @@ struct cnode *node_acquire(struct cache *c, uint64_t ino)
 {
 	struct cnode *n;
 
-	pthread_mutex_lock(&c->nodes_lock);
+	lock_take(&c->nodes_lock);
 	n = get(c, ino);
 	if (n)
 		n->nref++;
-	pthread_mutex_unlock(&c->nodes_lock);
+	lock_drop(&c->nodes_lock);
 	return n;
 }
 
 void node_hold(struct cache *c, struct cnode *n)
 {
-	pthread_mutex_lock(&c->nodes_lock);
+	lock_take(&c->nodes_lock);
 	n->nref++;
-	pthread_mutex_unlock(&c->nodes_lock);
+	lock_drop(&c->nodes_lock);
 }
 
 struct cnode *node_find_ref(struct cache *c, uint64_t ino)
 {
 	struct cnode *n;
 
-	pthread_mutex_lock(&c->nodes_lock);
+	lock_take(&c->nodes_lock);
 	n = find(c, ino);
 	if (n)
 		n->nref++;
-	pthread_mutex_unlock(&c->nodes_lock);
+	lock_drop(&c->nodes_lock);
 	return n;
 }
 
@@ -140,14 +142,14 @@ static void trim_sets(struct cnode *n)
  * the node.  nodes_lock held. */
 static void close_data(struct cache *c, struct cnode *n)
 {
-	pthread_mutex_lock(&n->lock);
+	lock_take(&n->lock);
 	if (n->fd >= 0) {
 		blk_refresh_alloc(c, n);
 		close(n->fd);
 		n->fd = -1;
 	}
 	trim_sets(n);
-	pthread_mutex_unlock(&n->lock);
+	lock_drop(&n->lock);
 }
 
 void node_release(struct cache *c, struct cnode *n)
@@ -156,25 +158,25 @@ void node_release(struct cache *c, struct cnode *n)
 	struct cnode *dead;
 	int last;
 
-	pthread_mutex_lock(&c->nodes_lock);
+	lock_take(&c->nodes_lock);
 	last = n->nref == 1 && n->nlookup == 0;
-	pthread_mutex_unlock(&c->nodes_lock);
+	lock_drop(&c->nodes_lock);
 	if (last) {
 		/* Fold while the node is still findable, so that getattr
 		 * never sees the record without the pending size. */
-		pthread_mutex_lock(&n->lock);
+		lock_take(&n->lock);
 		blk_persist_node(c, n);	/* or the next node fetches again */
 		node_fold(c, n);
-		pthread_mutex_unlock(&n->lock);
+		lock_drop(&n->lock);
 	}
-	pthread_mutex_lock(&c->nodes_lock);
+	lock_take(&c->nodes_lock);
 	if (--n->nref == 0)
 		close_data(c, n);
 	/* Still dirty only if the fold above failed: keep the node (and
 	 * its pending size) rather than let a newer node load a stale
 	 * record. */
 	dead = n->dirty ? NULL : unhook_if_unused(c, n);
-	pthread_mutex_unlock(&c->nodes_lock);
+	lock_drop(&c->nodes_lock);
 	if (dead) {
 		node_free(dead);
 		node_maybe_free(c, ino);
@@ -186,7 +188,7 @@ size_t node_collect_fetched(struct cache *c, struct cnode **out, size_t max)
 {
 	size_t count = 0;
 
-	pthread_mutex_lock(&c->nodes_lock);
+	lock_take(&c->nodes_lock);
 	for (size_t b = 0; b < NODE_BUCKETS && count < max; b++)
 		for (struct cnode *n = c->nodes[b]; n && count < max;
 		     n = n->next)
@@ -194,7 +196,7 @@ size_t node_collect_fetched(struct cache *c, struct cnode **out, size_t max)
 				n->nref++;
 				out[count++] = n;
 			}
-	pthread_mutex_unlock(&c->nodes_lock);
+	lock_drop(&c->nodes_lock);
 	return count;
 }
 
@@ -202,11 +204,11 @@ void node_ref_lookup(struct cache *c, uint64_t ino, uint64_t count)
 {
 	struct cnode *n;
 
-	pthread_mutex_lock(&c->nodes_lock);
+	lock_take(&c->nodes_lock);
 	n = get(c, ino);
 	if (n)
 		n->nlookup += count;
-	pthread_mutex_unlock(&c->nodes_lock);
+	lock_drop(&c->nodes_lock);
 	if (!n)
 		PHI_LOG(PHI_LOG_ERR, "out of memory tracking inode %llu",
 			(unsigned long long)ino);
@@ -217,7 +219,7 @@ void cache_forget(struct cache *c, uint64_t ino, uint64_t nlookup)
 	struct cnode *n, *dead = NULL;
 	int fold = 0;
 
-	pthread_mutex_lock(&c->nodes_lock);
+	lock_take(&c->nodes_lock);
 	n = find(c, ino);
 	if (n) {
 		n->nlookup -= nlookup < n->nlookup ? nlookup : n->nlookup;
@@ -232,7 +234,7 @@ void cache_forget(struct cache *c, uint64_t ino, uint64_t nlookup)
 			dead = unhook_if_unused(c, n);
 		}
 	}
-	pthread_mutex_unlock(&c->nodes_lock);
+	lock_drop(&c->nodes_lock);
 	if (fold) {
 		node_release(c, n);	/* nref 1, nlookup 0: folds, unhooks */
 	} else if (dead) {
@@ -246,10 +248,10 @@ int node_in_use(struct cache *c, uint64_t ino)
 	struct cnode *n;
 	int used;
 
-	pthread_mutex_lock(&c->nodes_lock);
+	lock_take(&c->nodes_lock);
 	n = find(c, ino);
 	used = n && (n->nlookup || n->nref);
-	pthread_mutex_unlock(&c->nodes_lock);
+	lock_drop(&c->nodes_lock);
 	return used;
 }
 
@@ -300,11 +302,11 @@ int node_stat(struct cache *c, MDB_txn *txn, uint64_t ino, struct stat *st)
 	/* Folds commit under n->lock: reading the record under it, in a
 	 * transaction of our own, can never pair a record from before a
 	 * fold with a node that is already clean after it. */
-	pthread_mutex_lock(&n->lock);
+	lock_take(&n->lock);
 	rc = read_stat(c, NULL, ino, st);
 	if (rc == 0)
 		overlay(n, st);
-	pthread_mutex_unlock(&n->lock);
+	lock_drop(&n->lock);
 	node_release(c, n);
 	return rc;
 }
@@ -444,7 +446,7 @@ struct batch {
 static void batch_collect(struct cache *c, struct batch *b, size_t *bucket)
 {
 	b->count = 0;
-	pthread_mutex_lock(&c->nodes_lock);
+	lock_take(&c->nodes_lock);
 	for (; *bucket < NODE_BUCKETS; (*bucket)++) {
 		struct cnode *n;
 
@@ -460,7 +462,7 @@ static void batch_collect(struct cache *c, struct batch *b, size_t *bucket)
 		if (n)
 			break;
 	}
-	pthread_mutex_unlock(&c->nodes_lock);
+	lock_drop(&c->nodes_lock);
 }
 
 /*
@@ -479,7 +481,7 @@ static int batch_txn(struct cache *c, MDB_txn *txn, void *arg)
 		int rc;
 
 		if (!b->locked[i]) {
-			if (pthread_mutex_trylock(&n->lock))
+			if (lock_try(&n->lock))
 				continue;
 			b->locked[i] = 1;
 		}
@@ -525,7 +527,7 @@ static size_t batch_finish(struct cache *c, struct batch *b, int committed)
 			b->n[i]->dirty = 0;
 			blk_fold_done(b->n[i]);
 		}
-		pthread_mutex_unlock(&b->n[i]->lock);
+		lock_drop(&b->n[i]->lock);
 		taken++;
 	}
 	for (size_t i = 0; i < b->count; i++)

@@ -71,9 +71,9 @@ static void packer_drop(struct cache *c, struct packer *p)
 	for (size_t i = 0; i < p->n; i++) {
 		struct cnode *n = p->e[i].n;
 
-		pthread_mutex_lock(&n->lock);
+		lock_take(&n->lock);
 		blkset_del(&n->sealing, p->e[i].blk);
-		pthread_mutex_unlock(&n->lock);
+		lock_drop(&n->lock);
 		node_release(c, n);
 	}
 	p->n = 0;
@@ -229,9 +229,9 @@ static int pack_commit(struct cache *c, struct packer *p)
 		return 0;
 	rc = write_pack(c, p);
 	if (rc == 0) {
-		pthread_mutex_lock(&s->lock);
+		lock_take(&s->lock);
 		a.seq = s->next_seq++;
-		pthread_mutex_unlock(&s->lock);
+		lock_drop(&s->lock);
 		rc = meta_write(c, commit_txn, &a);
 		if (rc) {
 			char name[PACK_FILE_LEN + 1];
@@ -245,10 +245,10 @@ static int pack_commit(struct cache *c, struct packer *p)
 		for (size_t i = 0; i < p->n; i++) {
 			struct cnode *n = p->e[i].n;
 
-			pthread_mutex_lock(&n->lock);
+			lock_take(&n->lock);
 			if (blkset_add(&n->dblk, p->e[i].blk) > 0)
 				atomic_fetch_add(&c->inbox.dirty_blocks, 1);
-			pthread_mutex_unlock(&n->lock);
+			lock_drop(&n->lock);
 		}
 		PHI_LOG(PHI_LOG_ERR, "cannot store sealed object %s: %s; "
 			"will retry", p->key, phi_strerror(rc));
@@ -256,9 +256,9 @@ static int pack_commit(struct cache *c, struct packer *p)
 		atomic_fetch_add(&c->packs_used, buf_len(&p->data));
 		p->packs++;
 		p->bytes_out += buf_len(&p->data);
-		pthread_mutex_lock(&s->lock);
+		lock_take(&s->lock);
 		pthread_cond_broadcast(&s->done);	/* uploaders */
-		pthread_mutex_unlock(&s->lock);
+		lock_drop(&s->lock);
 	}
 	packer_drop(c, p);
 	return rc;
@@ -351,7 +351,7 @@ static int seal_inode(struct cache *c, struct packer *p, uint64_t ino,
 
 	if (!n)
 		return -ENOMEM;
-	pthread_mutex_lock(&n->lock);
+	lock_take(&n->lock);
 	rc = node_load(c, n);
 	if (rc == 0 && !is_due(c, n, d))
 		rc = 1;
@@ -361,16 +361,16 @@ static int seal_inode(struct cache *c, struct packer *p, uint64_t ino,
 		rc = blk_reload_dirty(c, n);
 	for (size_t i = 0; rc == 0 && i < n->dblk.n; i++)
 		rc = blkset_add(&todo, n->dblk.v[i]) < 0 ? -ENOMEM : 0;
-	pthread_mutex_unlock(&n->lock);
+	lock_drop(&n->lock);
 
 	for (size_t i = 0; rc == 0 && i < todo.n; i++) {
 		uint64_t blk = todo.v[i], len;
 		unsigned gen, cuts;
 		ssize_t r;
 
-		pthread_mutex_lock(&n->lock);
+		lock_take(&n->lock);
 		if (!blkset_has(&n->dblk, blk)) {
-			pthread_mutex_unlock(&n->lock);
+			lock_drop(&n->lock);
 			continue;
 		}
 		len = blk * bs >= n->size ? 0 :
@@ -385,7 +385,7 @@ static int seal_inode(struct cache *c, struct packer *p, uint64_t ino,
 		}
 		if (r < 0) {
 			rc = rc ? rc : -errno;
-			pthread_mutex_unlock(&n->lock);
+			lock_drop(&n->lock);
 			break;
 		}
 		buf_setlen(&p->plain, len);
@@ -398,11 +398,11 @@ static int seal_inode(struct cache *c, struct packer *p, uint64_t ino,
 		if (len && blkset_add(&n->sealing, blk) < 0) {
 			if (blkset_add(&n->dblk, blk) > 0)
 				atomic_fetch_add(&c->inbox.dirty_blocks, 1);
-			pthread_mutex_unlock(&n->lock);
+			lock_drop(&n->lock);
 			rc = -ENOMEM;
 			break;
 		}
-		pthread_mutex_unlock(&n->lock);
+		lock_drop(&n->lock);
 		if (len == 0) {
 			/* past the end: nothing to seal; the entry goes with
 			 * the next cut or seal of the file */
@@ -412,11 +412,11 @@ static int seal_inode(struct cache *c, struct packer *p, uint64_t ino,
 		rc = pack_add(c, p, n, blk, gen, cuts);
 		if (rc) {
 			node_release(c, n);
-			pthread_mutex_lock(&n->lock);
+			lock_take(&n->lock);
 			blkset_del(&n->sealing, blk);
 			if (blkset_add(&n->dblk, blk) > 0)
 				atomic_fetch_add(&c->inbox.dirty_blocks, 1);
-			pthread_mutex_unlock(&n->lock);
+			lock_drop(&n->lock);
 			break;
 		}
 		if (buf_len(&p->data) >= c->seal->pack_size)
@@ -558,11 +558,11 @@ int cache_sync_regions(struct cache *c, unsigned timeout_ms)
 
 		if (atomic_load(&c->latched))
 			return PHI_ELATCHED;
-		pthread_mutex_lock(&s->lock);
+		lock_take(&s->lock);
 		mark = s->sync_mark;
 		seq = s->sync_seq;
 		mseq = s->sync_mseq;
-		pthread_mutex_unlock(&s->lock);
+		lock_drop(&s->lock);
 		if (mark > start) {
 			txn = meta_read_begin(c, &rc);
 			if (!txn)
@@ -580,9 +580,9 @@ int cache_sync_regions(struct cache *c, unsigned timeout_ms)
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000L;
 		}
-		pthread_mutex_lock(&s->lock);
+		lock_take(&s->lock);
 		pthread_cond_timedwait(&s->done, &s->lock, &ts);
-		pthread_mutex_unlock(&s->lock);
+		lock_drop(&s->lock);
 	}
 }
 
@@ -641,9 +641,9 @@ static void *sealer_main(void *arg)
 					phi_strerror(rc));
 			last_journal = mark;
 			if (mseq) {
-				pthread_mutex_lock(&s->lock);
+				lock_take(&s->lock);
 				pthread_cond_broadcast(&s->done);
-				pthread_mutex_unlock(&s->lock);
+				lock_drop(&s->lock);
 			}
 		}
 		lru_persist_fetched(c);
@@ -653,9 +653,9 @@ static void *sealer_main(void *arg)
 			MDB_txn *txn;
 			int rc;
 
-			pthread_mutex_lock(&s->lock);
+			lock_take(&s->lock);
 			a.seq = s->next_seq - 1;
-			pthread_mutex_unlock(&s->lock);
+			lock_drop(&s->lock);
 			txn = meta_read_begin(c, &rc);
 			if (txn) {
 				MDB_val k = { 8, (void *)"meta_seq" }, v;
@@ -666,12 +666,12 @@ static void *sealer_main(void *arg)
 				meta_read_end(txn);
 			}
 			if (meta_write(c, sync_txn, &a) == 0) {
-				pthread_mutex_lock(&s->lock);
+				lock_take(&s->lock);
 				s->sync_mark = mark;
 				s->sync_seq = a.seq;
 				s->sync_mseq = a.mseq;
 				pthread_cond_broadcast(&s->done);
-				pthread_mutex_unlock(&s->lock);
+				lock_drop(&s->lock);
 			}
 			handled = req;
 		}
@@ -773,10 +773,10 @@ void seal_stop(struct cache *c)
 	if (!s)
 		return;
 	inbox_stop(c);
-	pthread_mutex_lock(&s->lock);
+	lock_take(&s->lock);
 	s->stop = 1;
 	pthread_cond_broadcast(&s->done);
-	pthread_mutex_unlock(&s->lock);
+	lock_drop(&s->lock);
 	if (s->sealer_running)
 		pthread_join(s->sealer, NULL);
 	s->sealer_running = 0;

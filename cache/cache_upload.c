@@ -537,7 +537,7 @@ void upload_record_health(struct cache *c)
 
 	if (!s)
 		return;
-	pthread_mutex_lock(&s->lock);
+	lock_take(&s->lock);
 	for (int i = 0; i < s->nregions; i++) {
 		rr[i] = (struct region_rec){ s->r[i].bit, s->r[i].fails,
 					     s->r[i].down, s->r[i].dirty,
@@ -546,13 +546,13 @@ void upload_record_health(struct cache *c)
 		down += s->r[i].down != 0;
 		s->r[i].dirty = 0;
 	}
-	pthread_mutex_unlock(&s->lock);
+	lock_drop(&s->lock);
 	atomic_store(&c->inbox.regions_down, down);	/* for the data path */
 	if (any && meta_write(c, health_txn, rr)) {
-		pthread_mutex_lock(&s->lock);
+		lock_take(&s->lock);
 		for (int i = 0; i < s->nregions; i++)
 			s->r[i].dirty |= rr[i].pad;
-		pthread_mutex_unlock(&s->lock);
+		lock_drop(&s->lock);
 	}
 }
 
@@ -860,11 +860,11 @@ static void upload(struct cache *c, const struct job *j, struct buf *data)
 	rc = backend_put(r->be, key, buf_data(data), buf_len(data));
 	if (rc == 0)
 		rc = meta_write(c, done_txn, &a);
-	pthread_mutex_lock(&s->lock);
+	lock_take(&s->lock);
 	inflight_del(s, qtag(&j->it, r->bit));
 	upload_health(r, rc);
 	pthread_cond_broadcast(&s->done);
-	pthread_mutex_unlock(&s->lock);
+	lock_drop(&s->lock);
 	if (rc == 0 && a.emptied) {
 		uint64_t used = atomic_load(&c->packs_used);
 		uint64_t size = j->it.size;
@@ -895,9 +895,9 @@ static int probe_down(struct seal *s, uint32_t pending)
 		    (pending & (1u << r->bit)))
 			continue;
 		r->busy++;
-		pthread_mutex_unlock(&s->lock);
+		lock_drop(&s->lock);
 		rc = backend_head(r->be, "superblock", &size);
-		pthread_mutex_lock(&s->lock);
+		lock_take(&s->lock);
 		r->busy--;
 		if (rc == 0 || rc == -ENOENT)
 			region_up(r);
@@ -915,7 +915,7 @@ static void *uploader_main(void *arg)
 	struct buf data;
 
 	buf_init(&data, SIZE_MAX);
-	pthread_mutex_lock(&s->lock);
+	lock_take(&s->lock);
 	while (!s->stop) {
 		struct job j;
 		uint64_t wake = UINT64_MAX, now;
@@ -927,9 +927,9 @@ static void *uploader_main(void *arg)
 		if (rc == 0 &&
 		    inflight_add(s, qtag(&j.it, s->r[j.region].bit)) == 0) {
 			s->r[j.region].busy++;
-			pthread_mutex_unlock(&s->lock);
+			lock_drop(&s->lock);
 			upload(c, &j, &data);
-			pthread_mutex_lock(&s->lock);
+			lock_take(&s->lock);
 			s->r[j.region].busy--;
 			continue;
 		}
@@ -950,7 +950,7 @@ static void *uploader_main(void *arg)
 		}
 		pthread_cond_timedwait(&s->done, &s->lock, &ts);
 	}
-	pthread_mutex_unlock(&s->lock);
+	lock_drop(&s->lock);
 	buf_release(&data);
 	return NULL;
 }
@@ -977,9 +977,9 @@ void upload_retry_now(struct cache *c)
 
 	if (!s)
 		return;
-	pthread_mutex_lock(&s->lock);
+	lock_take(&s->lock);
 	for (int i = 0; i < s->nregions; i++)
 		s->r[i].retry_ns = 0;
 	pthread_cond_broadcast(&s->done);
-	pthread_mutex_unlock(&s->lock);
+	lock_drop(&s->lock);
 }

@@ -42,9 +42,9 @@ static int file_state(struct cache *c, uint64_t ino, const char **out)
 	int dirty = 0, local = 0, rc;
 
 	if (n) {
-		pthread_mutex_lock(&n->lock);
+		lock_take(&n->lock);
 		dirty = n->dblk.n > 0;
-		pthread_mutex_unlock(&n->lock);
+		lock_drop(&n->lock);
 		node_release(c, n);
 	}
 	txn = meta_read_begin(c, &rc);

@@ -1,8 +1,10 @@
 /*
- * phi.c - error strings, the log sink and the clock shared by all modules.
+ * phi.c - error strings, the log sink, the clock and (debug builds) the
+ * count of locks held, shared by all modules.
  */
 #include "phi.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -184,3 +186,18 @@ uint64_t phi_mono_ns(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
+
+#ifndef NDEBUG
+static _Thread_local int locks_held;
+
+void phi_lock_note(int delta)
+{
+	locks_held += delta;
+	assert(locks_held >= 0);
+}
+
+int phi_locks_held(void)
+{
+	return locks_held;
+}
+#endif

@@ -103,4 +103,26 @@ struct timespec phi_now(void);
 /* Nanoseconds of CLOCK_MONOTONIC: for intervals and deadlines. */
 uint64_t phi_mono_ns(void);
 
+/*
+ * Locks the calling thread holds, counted in debug builds only: a module
+ * notes each of its mutexes as it takes (+1) and drops (-1) it (cache/
+ * does, through its lock wrappers), and backend/ asserts the count is
+ * zero when a call to a region starts: no lock is held across a call out
+ * of a module.  With NDEBUG (release builds) both compile to nothing.
+ */
+#ifdef NDEBUG
+static inline void phi_lock_note(int delta)
+{
+	(void)delta;
+}
+
+static inline int phi_locks_held(void)
+{
+	return 0;
+}
+#else
+void phi_lock_note(int delta);
+int phi_locks_held(void);
+#endif
+
 #endif

@@ -1,0 +1,450 @@
+/*
+ * test_fetch.c - fetching evicted blocks back without holding the file's
+ * lock across the regions, through cache.h, over two dir: regions each
+ * behind a fault-injecting backend.
+ *
+ * A slow region (latency_ms on every get) keeps a fetch under way while
+ * the test does something else to the same file.  Order is told by the
+ * fault backend's count of gets still under way
+ * (backend_fault_busy()), never by a clock: an operation that had to
+ * wait for the fetch returns only after that count fell to zero.
+ */
+#include "backend.h"
+#include "cache.h"
+#include "cache_admin.h"
+#include "crypt.h"
+#include "phi.h"
+#include "test.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define KiB 1024ull
+#define MiB (1024ull * KiB)
+#define BS (64 * KiB)
+
+/* Long enough that what must not wait for the get is done well before
+ * it, on a loaded machine under a sanitizer too. */
+#define SLOW_MS 3000
+
+static const struct cache_cred cred = { 1000, 1000 };
+static const char *const names[] = { "a", "b" };
+
+struct env {
+	struct cache_config cfg;
+	struct crypt_key *key;
+	struct backend *rs;
+	struct backend *fault[2];	/* borrowed from rs */
+	struct cache *c;
+	char regdir[2][4096];
+	uint8_t fsid[16];
+};
+
+static void env_open(struct env *e)
+{
+	struct backend *r[2];
+
+	for (int i = 0; i < 2; i++) {
+		struct backend *dir;
+
+		ASSERT_OK(backend_dir_open(&dir, e->regdir[i]));
+		ASSERT_OK(backend_fault_open(&r[i], dir));
+		e->fault[i] = r[i];
+	}
+	ASSERT_OK(backend_replica_open(&e->rs, r, 2));
+	e->cfg.regions = e->rs;
+	e->cfg.region_names = names;
+	e->cfg.key = e->key;
+	e->c = NULL;
+	ASSERT_OK(cache_open(&e->c, &e->cfg, 0));
+}
+
+static void env_close(struct env *e)
+{
+	ASSERT_OK(cache_close(e->c));
+	e->c = NULL;
+	backend_close(e->rs);
+	e->rs = NULL;
+}
+
+static void env_init(struct env *e)
+{
+	memset(e, 0, sizeof(*e));
+	for (int i = 0; i < 2; i++) {
+		snprintf(e->regdir[i], sizeof(e->regdir[i]), "%s/region-%s",
+			 test_tmpdir(), names[i]);
+		ASSERT_OK(mkdir(e->regdir[i], 0700));
+	}
+	e->cfg.dir = test_tmpdir();
+	e->cfg.size_limit = 1ull << 30;
+	e->cfg.block_size = BS;
+	e->cfg.seal_delay_ms = 100;
+	e->cfg.pack_size = 1 * MiB;
+	e->cfg.uploaders = 2;
+	ASSERT_OK(crypt_key_new_random(&e->key));
+	ASSERT_OK(crypt_random_bytes(e->fsid, sizeof(e->fsid)));
+	e->cfg.fsid = e->fsid;
+	ASSERT_OK(cache_format(&e->cfg, 0, 0));
+	env_open(e);
+}
+
+static void env_done(struct env *e)
+{
+	if (e->c)
+		env_close(e);
+	crypt_key_free(e->key);
+}
+
+/* Every get from either region takes ms (0: none). */
+static void slow_gets(struct env *e, unsigned ms)
+{
+	struct backend_fault f = { 0 };
+
+	f.latency_ms = ms;
+	f.ops_mask = BACKEND_OP_GET;
+	for (int i = 0; i < 2; i++)
+		backend_fault_set(e->fault[i], ms ? &f : NULL);
+}
+
+/* Gets from the regions under way now. */
+static unsigned long gets_busy(struct env *e)
+{
+	return backend_fault_busy(e->fault[0], BACKEND_OP_GET) +
+	       backend_fault_busy(e->fault[1], BACKEND_OP_GET);
+}
+
+static unsigned long gets_made(struct env *e)
+{
+	return backend_fault_calls(e->fault[0], BACKEND_OP_GET) +
+	       backend_fault_calls(e->fault[1], BACKEND_OP_GET);
+}
+
+/* Until a get is under way (a fetch has dropped the file's lock and
+ * reached the regions); fails after a minute rather than hang. */
+static void wait_for_get(struct env *e)
+{
+	for (int i = 0; i < 60000 && gets_busy(e) == 0; i++)
+		nanosleep(&(struct timespec){ 0, 1000000L }, NULL);
+	ASSERT_EQ(gets_busy(e), 1);
+}
+
+static void fill(unsigned char *buf, size_t len, unsigned seed)
+{
+	uint32_t x = seed * 2654435761u + 1;
+
+	for (size_t i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		buf[i] = (unsigned char)x;
+	}
+}
+
+static uint64_t mkfile(struct cache *c, const char *name)
+{
+	struct stat st;
+
+	ASSERT_OK(cache_mknod(c, CACHE_ROOT_INO, name, S_IFREG | 0644, 0, NULL,
+			      &cred, &st));
+	cache_forget(c, st.st_ino, 1);
+	return st.st_ino;
+}
+
+static void put(struct cache *c, uint64_t ino, uint64_t off, const void *buf,
+		size_t len)
+{
+	struct cache_file *f;
+
+	ASSERT_OK(cache_file_open(c, ino, 0, &f));
+	ASSERT_EQ(cache_write(c, f, off, buf, len), (ssize_t)len);
+	cache_file_release(c, f);
+}
+
+/* Read [off, off+len) through cache_read_extent() into buf; the code, and
+ * the bytes read in *got.  Asserts nothing: threads call it. */
+static int get(struct cache *c, uint64_t ino, uint64_t off, void *buf,
+	       size_t len, size_t *got)
+{
+	struct cache_file *f;
+	struct cache_extent ext;
+	int rc;
+
+	*got = 0;
+	rc = cache_file_open(c, ino, 0, &f);
+	if (rc)
+		return rc;
+	rc = cache_read_extent(c, f, off, len, &ext);
+	if (rc == 0 && pread(ext.fd, buf, ext.len, (off_t)ext.off) !=
+	    (ssize_t)ext.len)
+		rc = -EIO;
+	if (rc == 0)
+		*got = ext.len;
+	cache_file_release(c, f);
+	return rc;
+}
+
+static void expect(struct cache *c, uint64_t ino, const void *want,
+		   size_t len)
+{
+	unsigned char *buf = malloc(len + 1);
+	size_t got = 0;
+
+	ASSERT_TRUE(buf != NULL);
+	ASSERT_OK(get(c, ino, 0, buf, len + 1, &got));
+	ASSERT_EQ(got, len);
+	ASSERT_TRUE(memcmp(buf, want, len) == 0);
+	free(buf);
+}
+
+static void resize(struct cache *c, uint64_t ino, uint64_t size)
+{
+	struct stat in = { 0 }, out;
+
+	in.st_size = (off_t)size;
+	ASSERT_OK(cache_setattr(c, ino, CACHE_SET_SIZE, &in, &out));
+	ASSERT_EQ(out.st_size, (off_t)size);
+}
+
+/* A read of one block on a thread of its own. */
+struct reader {
+	struct cache *c;
+	uint64_t ino, off;
+	unsigned char buf[BS];
+	size_t got;
+	int rc;
+	pthread_t t;
+};
+
+static void *reader_main(void *arg)
+{
+	struct reader *r = arg;
+
+	r->rc = get(r->c, r->ino, r->off, r->buf, sizeof(r->buf), &r->got);
+	return NULL;
+}
+
+static void reader_start(struct reader *r, struct cache *c, uint64_t ino,
+			 uint64_t blk)
+{
+	memset(r, 0, sizeof(*r));
+	r->c = c;
+	r->ino = ino;
+	r->off = blk * BS;
+	ASSERT_OK(pthread_create(&r->t, NULL, reader_main, r));
+}
+
+static void reader_join(struct reader *r)
+{
+	ASSERT_OK(pthread_join(r->t, NULL));
+	ASSERT_OK(r->rc);
+}
+
+/* A file of three blocks of seed's bytes, replicated and evicted. */
+static uint64_t evicted_file(struct env *e, unsigned char *data, unsigned seed)
+{
+	uint64_t ino = mkfile(e->c, "f");
+
+	fill(data, 3 * BS, seed);
+	put(e->c, ino, 0, data, 3 * BS);
+	ASSERT_OK(cache_sync_regions(e->c, 20000));
+	ASSERT_TRUE(cache_evict(e->c, UINT64_MAX) >= 3 * BS);
+	return ino;
+}
+
+/* --- cases ------------------------------------------------------------- */
+
+/*
+ * While a read waits for a region to send a block of the file, a stat of
+ * the file and a read of a block of it that is here do not wait.
+ */
+TEST(stat_and_resident_read_pass_a_fetch)
+{
+	static unsigned char data[3 * BS], buf[BS];
+	static struct reader r;
+	struct env e;
+	struct stat st;
+	size_t got;
+	uint64_t ino;
+
+	env_init(&e);
+	ino = evicted_file(&e, data, 1);
+	ASSERT_OK(get(e.c, ino, 2 * BS, buf, BS, &got));	/* resident */
+	ASSERT_EQ(got, BS);
+	slow_gets(&e, SLOW_MS);
+	reader_start(&r, e.c, ino, 0);
+	wait_for_get(&e);
+
+	ASSERT_OK(cache_getattr(e.c, ino, &st));
+	ASSERT_EQ(gets_busy(&e), 1);	/* done, the get still under way */
+	ASSERT_EQ(st.st_size, 3 * BS);
+	memset(buf, 0, sizeof(buf));
+	ASSERT_OK(get(e.c, ino, 2 * BS, buf, BS, &got));
+	ASSERT_EQ(gets_busy(&e), 1);
+	ASSERT_EQ(got, BS);
+	ASSERT_TRUE(memcmp(buf, data + 2 * BS, BS) == 0);
+
+	reader_join(&r);
+	ASSERT_EQ(r.got, BS);
+	ASSERT_TRUE(memcmp(r.buf, data, BS) == 0);
+	slow_gets(&e, 0);
+	expect(e.c, ino, data, sizeof(data));
+	env_done(&e);
+}
+
+/*
+ * A write that replaces a block whole while the block is being fetched
+ * does not wait for the fetch, and the fetched (older) bytes never land
+ * over it: the read that started first, and every read after, shows the
+ * write, locally and once sealed, evicted and fetched again.
+ */
+TEST(whole_block_write_during_a_fetch_wins)
+{
+	static unsigned char data[3 * BS], fresh[BS];
+	static struct reader r;
+	struct env e;
+	uint64_t ino;
+
+	env_init(&e);
+	ino = evicted_file(&e, data, 2);
+	fill(fresh, sizeof(fresh), 3);
+	slow_gets(&e, SLOW_MS);
+	reader_start(&r, e.c, ino, 1);
+	wait_for_get(&e);
+
+	put(e.c, ino, BS, fresh, BS);
+	ASSERT_EQ(gets_busy(&e), 1);	/* done, the get still under way */
+
+	reader_join(&r);
+	ASSERT_EQ(r.got, BS);
+	ASSERT_TRUE(memcmp(r.buf, fresh, BS) == 0);
+	slow_gets(&e, 0);
+	memcpy(data + BS, fresh, BS);
+	expect(e.c, ino, data, sizeof(data));
+	ASSERT_OK(cache_sync_regions(e.c, 20000));
+	ASSERT_TRUE(cache_evict(e.c, UINT64_MAX) >= 3 * BS);
+	expect(e.c, ino, data, sizeof(data));
+	env_close(&e);
+	env_open(&e);
+	expect(e.c, ino, data, sizeof(data));
+	env_done(&e);
+}
+
+/*
+ * A truncate that cuts a block being fetched, and a grow after it, do not
+ * wait for the fetch, and the cut block reads back as zeros: what the
+ * fetch brings is not written into the file's hole.
+ */
+TEST(truncate_during_a_fetch_leaves_no_stale_block)
+{
+	static unsigned char data[3 * BS], zeros[BS];
+	static struct reader r;
+	struct env e;
+	uint64_t ino;
+
+	env_init(&e);
+	ino = evicted_file(&e, data, 4);
+	slow_gets(&e, SLOW_MS);
+	reader_start(&r, e.c, ino, 1);
+	wait_for_get(&e);
+
+	resize(e.c, ino, BS);
+	ASSERT_EQ(gets_busy(&e), 1);	/* done, the get still under way */
+	resize(e.c, ino, 3 * BS);
+	ASSERT_EQ(gets_busy(&e), 1);
+
+	reader_join(&r);
+	ASSERT_EQ(r.got, BS);
+	ASSERT_TRUE(memcmp(r.buf, zeros, BS) == 0);
+	slow_gets(&e, 0);
+	memset(data + BS, 0, 2 * BS);
+	expect(e.c, ino, data, sizeof(data));
+	ASSERT_OK(cache_sync_regions(e.c, 20000));
+	cache_evict(e.c, UINT64_MAX);
+	expect(e.c, ino, data, sizeof(data));
+	env_close(&e);
+	env_open(&e);
+	expect(e.c, ino, data, sizeof(data));
+	env_done(&e);
+}
+
+/*
+ * A second read of a block being fetched waits for that fetch instead of
+ * asking the regions again, and sees what it brought.
+ */
+TEST(second_reader_waits_for_the_fetch_under_way)
+{
+	static unsigned char data[3 * BS];
+	static struct reader r1, r2;
+	struct env e;
+	unsigned long before;
+	uint64_t ino;
+
+	env_init(&e);
+	ino = evicted_file(&e, data, 5);
+	before = gets_made(&e);
+	slow_gets(&e, SLOW_MS);
+	reader_start(&r1, e.c, ino, 0);
+	wait_for_get(&e);
+	reader_start(&r2, e.c, ino, 0);
+
+	reader_join(&r1);
+	reader_join(&r2);
+	ASSERT_EQ(gets_made(&e) - before, 1);
+	ASSERT_EQ(r1.got, BS);
+	ASSERT_EQ(r2.got, BS);
+	ASSERT_TRUE(memcmp(r1.buf, data, BS) == 0);
+	ASSERT_TRUE(memcmp(r2.buf, data, BS) == 0);
+	env_done(&e);
+}
+
+/*
+ * A debug build stops a call to a region made with a lock held (the
+ * count cache/ keeps through phi_lock_note()), so that the tests above,
+ * and every other, would catch a fetch under the node lock again.
+ */
+TEST(region_call_with_a_lock_held_stops_a_debug_build)
+{
+	struct backend *dir;
+	uint64_t size;
+	int status;
+	pid_t pid;
+
+#ifdef NDEBUG
+	TEST_SKIP("release build: locks are not counted");
+#endif
+	ASSERT_OK(backend_dir_open(&dir, test_tmpdir()));
+	ASSERT_EQ(phi_locks_held(), 0);
+	ASSERT_EQ(backend_head(dir, "none", &size), -ENOENT);
+	pid = fork();
+	ASSERT_TRUE(pid >= 0);
+	if (pid == 0) {
+		setrlimit(RLIMIT_CORE, &(struct rlimit){ 0, 0 });
+		phi_lock_note(1);
+		backend_head(dir, "none", &size);
+		_exit(0);
+	}
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	ASSERT_TRUE(WIFSIGNALED(status));
+	ASSERT_EQ(WTERMSIG(status), SIGABRT);
+	phi_lock_note(1);
+	phi_lock_note(-1);
+	ASSERT_EQ(backend_head(dir, "none", &size), -ENOENT);
+	backend_close(dir);
+}
+
+TEST_MAIN(
+	TEST_ENTRY(stat_and_resident_read_pass_a_fetch),
+	TEST_ENTRY(whole_block_write_during_a_fetch_wins),
+	TEST_ENTRY(truncate_during_a_fetch_leaves_no_stale_block),
+	TEST_ENTRY(second_reader_waits_for_the_fetch_under_way),
+	TEST_ENTRY(region_call_with_a_lock_held_stops_a_debug_build),
+)
