@@ -435,6 +435,7 @@ static int fetch(struct cache *c, struct cnode *n, uint64_t blk)
 		seal_kick(c);	/* evicts others; not under this lock */
 	if (blkset_add(&n->fetched, blk) < 0)
 		return 0;	/* it is only fetched again after a reload */
+	atomic_store_explicit(&n->fetched_any, 1, memory_order_relaxed);
 	n->unsynced = 1;
 	pthread_mutex_lock(&c->seal->lock);
 	c->seal->fetched = 1;
@@ -1027,7 +1028,9 @@ static size_t collect_fetched(struct cache *c, struct cnode **out, size_t max)
 	for (size_t b = 0; b < NODE_BUCKETS && count < max; b++)
 		for (struct cnode *n = c->nodes[b]; n && count < max;
 		     n = n->next)
-			if (n->fetched.n) {	/* racy peek; rechecked */
+			if (atomic_load_explicit(&n->fetched_any,
+						 memory_order_relaxed)) {
+				/* a peek without n->lock; rechecked */
 				n->nref++;
 				out[count++] = n;
 			}
@@ -1075,6 +1078,9 @@ void blk_persist_fetched(struct cache *c)
 			pthread_mutex_lock(&n->lock);
 			if (n->fetched.n && node_load(c, n) == 0)
 				blk_persist_node(c, n);
+			if (!n->fetched.n)
+				atomic_store_explicit(&n->fetched_any, 0,
+						      memory_order_relaxed);
 			pthread_mutex_unlock(&n->lock);
 			node_release(c, n);
 		}
