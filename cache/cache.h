@@ -217,6 +217,9 @@ struct cache_stats {
 	int nregions;
 	struct cache_region_stats regions[16];
 };
+
+/* Fill *out; a read-only open reports what the mount last recorded.
+ * 0 or a negative code. */
 int cache_stats(struct cache *c, struct cache_stats *out);
 
 /* Counts for statfs(2). */
@@ -581,6 +584,8 @@ int cache_getxattr(struct cache *c, uint64_t ino, const char *name,
 /* NUL-separated names, same size rules as cache_getxattr(). */
 int cache_listxattr(struct cache *c, uint64_t ino, char *list, size_t size);
 
+/* Remove name: 0, -ENODATA if absent, -EPERM for user.phifs.state
+ * (-EOPNOTSUPP outside user.*). */
 int cache_removexattr(struct cache *c, uint64_t ino, const char *name);
 
 /* --- file content ------------------------------------------------------ */

@@ -88,6 +88,8 @@ int phi_log_open_file(const char *path);
  */
 void phi_log_to_fd(int fd);
 
+/* Format one message (cut at 1023 bytes) and hand it to the sink,
+ * whatever the threshold: PHI_LOG() is the one that tests it. */
 void phi_log_write(enum phi_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
