@@ -45,7 +45,9 @@ enum phi_err {
 						   emptied */
 };
 
-/* Message for a phifs code or a negative errno.  Static storage. */
+/* Message for a phifs code or a negative errno.  Static storage, except
+ * strerror()'s for an errno the C library does not know, which lasts
+ * until the next strerror() in the thread. */
 const char *phi_strerror(int code);
 
 enum phi_log_level {
