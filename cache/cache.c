@@ -373,10 +373,12 @@ int cache_open(struct cache **out, const struct cache_config *cfg,
 		rc = meta_used_bytes(c, &used);
 	if (rc == 0)
 		atomic_store(&c->used, used);
-	if (rc == 0 && !c->rdonly)
-		rc = folder_start(c);
+	/* The folder reads c->seal (blk_lru_flush()): start it once
+	 * seal_start() has set up what it reads. */
 	if (rc == 0)
 		rc = seal_start(c, cfg, flags);
+	if (rc == 0 && !c->rdonly)
+		rc = folder_start(c);
 	if (rc) {
 		cache_close(c);
 		return rc;

@@ -257,6 +257,8 @@ int cache_getxattr(struct cache *c, uint64_t ino, const char *name,
 /* NUL-separated names, same size rules as cache_getxattr(). */
 int cache_listxattr(struct cache *c, uint64_t ino, char *list, size_t size);
 
+/* Remove name: 0, -ENODATA if absent, -EPERM for user.phifs.state
+ * (-EOPNOTSUPP outside user.*). */
 int cache_removexattr(struct cache *c, uint64_t ino, const char *name);
 
 /* --- file content ------------------------------------------------------ */

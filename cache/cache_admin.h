@@ -100,6 +100,9 @@ struct cache_stats {
 	int nregions;
 	struct cache_region_stats regions[16];
 };
+
+/* Fill *out; a read-only open reports what the mount last recorded.
+ * 0 or a negative code. */
 int cache_stats(struct cache *c, struct cache_stats *out);
 
 /* --- history in the regions ------------------------------------------ */

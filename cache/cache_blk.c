@@ -480,6 +480,7 @@ static int fetch_install(struct cache *c, struct cnode *n, uint64_t blk,
 		inbox_kick(c);	/* evicts others; not under this lock */
 	if (blkset_add(&n->fetched, blk) < 0)
 		return 0;	/* it is only fetched again after a reload */
+	atomic_store_explicit(&n->fetched_any, 1, memory_order_relaxed);
 	n->unsynced = 1;
 	inbox_fetched(c);
 	return 0;

@@ -168,6 +168,9 @@ struct cnode {
 	struct blkset fresh;	/* of those, not yet in the `dirty` db */
 	struct blkset gone;	/* sealed, plaintext not in the data file */
 	struct blkset fetched;	/* fetched back; resident flag unrecorded */
+	atomic_int fetched_any;	/* set when fetched gains a block, cleared
+				   once it is found empty; read without the
+				   lock by collect_fetched() */
 	int fetched_unsummed;	/* one of them has no checksum: its bytes
 				   must be synced before the flag */
 	struct blkset sealing;	/* in a pack not stored yet */

@@ -31,6 +31,9 @@ void lru_persist_fetched(struct cache *c)
 			lock_take(&n->lock);
 			if (n->fetched.n && node_load(c, n) == 0)
 				blk_persist_node(c, n);
+			if (!n->fetched.n)
+				atomic_store_explicit(&n->fetched_any, 0,
+						      memory_order_relaxed);
 			lock_drop(&n->lock);
 			node_release(c, n);
 		}

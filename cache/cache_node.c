@@ -192,7 +192,9 @@ size_t node_collect_fetched(struct cache *c, struct cnode **out, size_t max)
 	for (size_t b = 0; b < NODE_BUCKETS && count < max; b++)
 		for (struct cnode *n = c->nodes[b]; n && count < max;
 		     n = n->next)
-			if (n->fetched.n) {	/* racy peek; rechecked */
+			if (atomic_load_explicit(&n->fetched_any,
+						 memory_order_relaxed)) {
+				/* a peek without n->lock; rechecked */
 				n->nref++;
 				out[count++] = n;
 			}

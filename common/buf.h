@@ -62,6 +62,7 @@ const void *buf_data(const struct buf *b);
  */
 void *buf_mut(struct buf *b);
 
+/* The number of bytes of contents (the NUL after them not counted). */
 size_t buf_len(const struct buf *b);
 
 /* Set the length to len: shorter drops the tail, longer commits bytes

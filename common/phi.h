@@ -45,7 +45,9 @@ enum phi_err {
 						   emptied */
 };
 
-/* Message for a phifs code or a negative errno.  Static storage. */
+/* Message for a phifs code or a negative errno.  Static storage, except
+ * strerror()'s for an errno the C library does not know, which lasts
+ * until the next strerror() in the thread. */
 const char *phi_strerror(int code);
 
 enum phi_log_level {
@@ -88,6 +90,8 @@ int phi_log_open_file(const char *path);
  */
 void phi_log_to_fd(int fd);
 
+/* Format one message (cut at 1023 bytes) and hand it to the sink,
+ * whatever the threshold: PHI_LOG() is the one that tests it. */
 void phi_log_write(enum phi_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
@@ -121,7 +125,9 @@ static inline int phi_locks_held(void)
 	return 0;
 }
 #else
+/* Add delta (+1 taken, -1 dropped) to this thread's count of locks. */
 void phi_lock_note(int delta);
+/* This thread's count of locks held. */
 int phi_locks_held(void);
 #endif
 

@@ -6,9 +6,10 @@
 # Installs missing Debian packages, configures build/ (wiping a broken one),
 # builds, runs `meson test` one test at a time (integration tests mount),
 # then builds build-asan/ with AddressSanitizer and UBSan and runs every
-# test again (PHIFS_NO_SANITIZE=1 skips that), and ends with the line
-# "N passed, N failed" (", N skipped" when some were) counted from both
-# runs' JUnit logs.  Exits non-zero if the build or any
+# test again, then builds build-tsan/ with ThreadSanitizer and runs the
+# unit tests a third time (PHIFS_NO_SANITIZE=1 skips both), and ends with
+# the line "N passed, N failed" (", N skipped" when some were) counted
+# from all runs' JUnit logs.  Exits non-zero if the build or any
 # test failed, or if no test ran.
 #
 # Every test of the run makes its directories and mountpoints under one
@@ -88,6 +89,41 @@ run_suite() {	# DIR [MESON-TEST-ARGS...]
 	meson test -C "$dir" --print-errorlogs --num-processes 1 "$@"
 }
 
+# Print the MESON-TEST-ARGS of the ThreadSanitizer run, one a line: the
+# given ones with their --suite choices replaced by the unit suite.  Fails,
+# printing nothing, when they choose suites and unit is not among them.
+unit_args() {	# [MESON-TEST-ARGS...]
+	local named=0 unit=0 suite
+	local -a out=()
+
+	while [ $# -gt 0 ]; do
+		suite=
+		case $1 in
+		--suite)
+			suite=${2:-}
+			[ $# -lt 2 ] || shift
+			;;
+		--suite=*)
+			suite=${1#--suite=}
+			;;
+		*)
+			out+=("$1")
+			;;
+		esac
+		if [ -n "$suite" ]; then
+			named=1
+			case $suite in
+			unit | *:unit) unit=1 ;;
+			esac
+		fi
+		shift
+	done
+	if [ "$named" -eq 1 ] && [ "$unit" -eq 0 ]; then
+		return 1
+	fi
+	printf '%s\n' "${out[@]}" --suite unit
+}
+
 # Sourced by a test of this script: functions only.
 [ "${BASH_SOURCE[0]}" = "$0" ] || return 0
 
@@ -136,6 +172,19 @@ if [ -z "${PHIFS_NO_SANITIZE:-}" ]; then
 	clear_stale_mounts "after the sanitizer run" "$PHIFS_TEST_TMP" \
 		"$ROOT/build-asan"
 	logdirs+=(build-asan/meson-logs)
+fi
+
+# The unit tests a third time, built with ThreadSanitizer: races between
+# the cache's threads (folder, sealer, uploaders, mender) and its callers.
+# A race report fails the test that caused it (exit status 66).  LMDB is
+# not instrumented; it locks through pthread mutexes, which TSan sees.
+if [ -z "${PHIFS_NO_SANITIZE:-}" ] && targs=$(unit_args "$@"); then
+	echo "test.sh: the unit tests under ThreadSanitizer (build-tsan/)"
+	mapfile -t tsan_args <<<"$targs"
+	configure build-tsan -Db_sanitize=thread
+	TSAN_OPTIONS=second_deadlock_stack=1 \
+		run_suite build-tsan "${tsan_args[@]}" || rc=$?
+	logdirs+=(build-tsan/meson-logs)
 fi
 
 # Count test cases.  TAP subtests are testcases of their own in the JUnit

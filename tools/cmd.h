@@ -20,6 +20,8 @@
 struct backend;
 struct crypt_key;
 
+/* The subcommands, one file each (cmd_umount() is in cmd_mount.c,
+ * cmd_fsck() and cmd_gc() in cmd_check.c), called by phifs.c. */
 int cmd_mkfs(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
 int cmd_umount(int argc, char **argv);
@@ -417,6 +419,8 @@ struct tool_progress {
 	uint64_t start_ns, last_ns;
 	int shown;
 };
+/* Start a line labelled label (shown only if stderr is a terminal);
+ * tool_progress_show() is the cache_progress_fn that redraws it. */
 void tool_progress_init(struct tool_progress *p, const char *label);
 void tool_progress_show(void *ctx, const char *what, uint64_t done,
 			uint64_t total);

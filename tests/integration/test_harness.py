@@ -67,3 +67,32 @@ def test_clear_stale_mounts_leaves_other_mounts(phifs_factory):
         f"the run's own stale mount was left:\n{p.stdout}"
     assert is_fuse_mounted(foreign.mnt)
     assert os.listdir(foreign.mnt) == []
+
+
+# Print unit_args' lines for the arguments given, or "skip" when it fails.
+UNIT_ARGS = r"""
+. "$SCRIPT"
+unit_args "$@" || echo skip
+"""
+
+
+@pytest.mark.parametrize("args, want", [
+    ([], ["--suite", "unit"]),
+    (["--suite", "unit"], ["--suite", "unit"]),
+    (["--suite", "integration"], ["skip"]),
+    (["--suite=phifs:unit", "-v"], ["-v", "--suite", "unit"]),
+    (["test_fs", "--suite", "integration", "--suite", "unit"],
+     ["test_fs", "--suite", "unit"]),
+    (["--no-suite", "integration"],
+     ["--no-suite", "integration", "--suite", "unit"]),
+])
+def test_tsan_run_takes_the_unit_suite_only(args, want):
+    """The ThreadSanitizer run of test.sh runs unit tests only, whatever
+    suites the command line chose for the other runs, and none at all when
+    it chose suites without unit."""
+    p = subprocess.run(["bash", "-c", UNIT_ARGS, "unit_args"] + args,
+                       env=dict(os.environ, SCRIPT=SCRIPT),
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True, timeout=60)
+    assert p.returncode == 0, p.stdout
+    assert p.stdout.split("\n")[:-1] == want
