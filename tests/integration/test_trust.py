@@ -272,11 +272,14 @@ def _run_workload(mnt, seed, counter):
 
 
 def fill_past_cache(fs, size):
-    """Write and replicate a file larger than the cache, and wait until
-    the daemon has evicted some of it: from then on every write of the
-    trials pushes blocks out, whatever the machine's speed."""
-    write_file(fs.path("ballast"), random.Random(7).randbytes(size))
-    sync(fs)
+    """Write and replicate more than the cache holds, in files of 256K
+    closed one by one (a file open for writing is never evicted), and
+    wait until the daemon has evicted some: from then on every write of
+    the trials pushes blocks out, whatever the machine's speed."""
+    rnd = random.Random(7)
+    for i in range(size // (256 * KiB)):
+        write_file(fs.path(f"ballast-{i}"), rnd.randbytes(256 * KiB))
+        sync(fs)
     st = fs.wait_status(lambda st: st.get("evicted_blocks", 0) > 0,
                         timeout=120)
     assert st.get("evicted_blocks", 0) > 0, \
