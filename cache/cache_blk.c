@@ -800,6 +800,24 @@ static int ahead_txn(struct cache *c, MDB_txn *txn, void *arg)
 	return 0;
 }
 
+/* The blocks write_ahead() recorded join n's dirty set. */
+static int track_ahead(struct cache *c, struct cnode *n, const uint64_t *blk,
+		       size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		int r = blkset_add(&n->dblk, blk[i]);
+
+		if (r < 0)	/* recorded, not tracked: the next load finds it */
+			return cache_latch(c, -ENOMEM);
+		if (r > 0)
+			atomic_fetch_add(&c->inbox.dirty_blocks, 1);
+		blkset_del(&n->fresh, blk[i]);
+		blkset_del(&n->gone, blk[i]);
+		blkset_del(&n->fetched, blk[i]);
+	}
+	return 0;
+}
+
 /*
  * Record every block of [off, off+len) that is not recorded dirty yet
  * (not in n->dblk, or only in n->fresh) in `dirty`, committed, before
@@ -852,20 +870,8 @@ static int write_ahead(struct cache *c, struct cnode *n, uint64_t off,
 		atomic_fetch_add(&n->gen, 1);
 		rc = meta_write(c, ahead_txn, &a);
 	}
-	for (size_t i = 0; rc == 0 && i < count; i++) {
-		int r = blkset_add(&n->dblk, blk[i]);
-
-		if (r < 0) {
-			/* recorded, not tracked: the next load finds it */
-			rc = cache_latch(c, -ENOMEM);
-			break;
-		}
-		if (r > 0)
-			atomic_fetch_add(&c->inbox.dirty_blocks, 1);
-		blkset_del(&n->fresh, blk[i]);
-		blkset_del(&n->gone, blk[i]);
-		blkset_del(&n->fetched, blk[i]);
-	}
+	if (rc == 0)
+		rc = track_ahead(c, n, blk, count);
 	/* the write wins over a fetch of its blocks still under way */
 	if (rc == 0)
 		fetch_spoil(n, first, last + 1);

@@ -259,45 +259,116 @@ struct flush_arg {
 	char file[80];		/* out: the local copy, for undo */
 };
 
+/* Where the journal stands, read at the start of a flush. */
+struct jstate {
+	uint64_t seq;		/* of the object to write */
+	uint64_t snap_seq;	/* of the last snapshot */
+	uint64_t since;		/* bytes of segments since that snapshot */
+	uint64_t snap_size;	/* bytes of that snapshot */
+	uint64_t dep;		/* the last pack it may point into */
+	int need;		/* a snapshot was asked for */
+	int snapshot;		/* the object is a snapshot, not a segment */
+	int64_t t;		/* its time, ms since the epoch */
+};
+
+/* Read the journal's counters from the superblock, and the time. */
+static void journal_state(struct cache *c, MDB_txn *txn, struct jstate *js)
+{
+	js->seq = super_u64(c, txn, "meta_seq", 0) + 1;
+	js->snap_seq = super_u64(c, txn, "meta_snap_seq", 0);
+	js->since = super_u64(c, txn, "meta_since_snap", 0);
+	js->snap_size = super_u64(c, txn, "meta_snap_size", 0);
+	js->dep = super_u64(c, txn, "next_seq", 1) - 1;
+	js->need = super_u64(c, txn, "need_snapshot", 0) != 0;
+	js->snapshot = 0;
+	js->t = now_ms();
+}
+
+/* Build the object's plaintext (header and records) in j, its name in key. */
+static int build_plain(struct cache *c, MDB_txn *txn, const struct jstate *js,
+		       struct jbuf *j, char key[PACK_KEY_LEN + 1])
+{
+	uint8_t h[HEADER];
+	int rc;
+
+	memcpy(h, "PHIJ", 4);
+	h[4] = JOURNAL_VERSION;
+	h[5] = js->snapshot ? 'S' : 'J';
+	h[6] = h[7] = 0;
+	put_be(h + 8, js->seq, 8);
+	put_be(h + 16, (uint64_t)js->t, 8);
+	put_be(h + 24, js->dep, 8);
+	j->err = buf_add(&j->b, h, sizeof(h));
+	rc = j->err ? j->err : js->snapshot ? dump_all(c, txn, j) :
+	     dump_changed(c, txn, j);
+	if (rc == 0) {
+		put_be((uint8_t *)buf_mut(&j->b) + 32, j->count, 8);
+		rc = meta_name(c->seal->key, c->fsid, h[5], js->seq, js->t, key);
+	}
+	return rc;
+}
+
+/* Queue the stored object for upload, clear `changed`, advance the counters. */
+static int record_object(struct cache *c, MDB_txn *txn,
+			 const struct jstate *js, const char *key,
+			 uint64_t size)
+{
+	struct meta_rec mr = { 0 };
+	uint8_t k[8];
+	MDB_val kk = { 8, k }, vv = { sizeof(mr), &mr };
+	int rc;
+
+	snprintf(mr.key, sizeof(mr.key), "%s", key);
+	mr.size = size;
+	mr.pending = c->seal->all_bits;
+	mr.dep = js->dep;
+	mr.time_ms = js->t;
+	mr.snapshot = js->snapshot;
+	key_put_u64(k, js->seq);
+	rc = meta_err(mdb_put(txn, c->db_metaq, &kk, &vv, 0));
+	if (rc == 0)
+		rc = meta_err(mdb_drop(txn, c->db_changed, 0));
+	if (rc == 0)
+		rc = meta_err(journal_set_u64(c, txn, "meta_seq", js->seq));
+	if (rc == 0 && js->snapshot) {
+		rc = meta_err(journal_set_u64(c, txn, "meta_snap_seq", js->seq));
+		if (rc == 0)
+			rc = meta_err(journal_set_u64(c, txn, "meta_snap_size",
+						      mr.size));
+		if (rc == 0)
+			rc = meta_err(journal_set_u64(c, txn,
+						      "meta_since_snap", 0));
+		if (rc == 0)
+			rc = meta_err(journal_set_u64(c, txn,
+						      "need_snapshot", 0));
+	} else if (rc == 0) {
+		rc = meta_err(journal_set_u64(c, txn, "meta_since_snap",
+					      js->since + mr.size));
+	}
+	return rc;
+}
+
+/* One segment or snapshot: built, sealed, stored durably, then recorded. */
 static int flush_txn(struct cache *c, MDB_txn *txn, void *arg)
 {
 	struct flush_arg *a = arg;
-	uint64_t seq = super_u64(c, txn, "meta_seq", 0) + 1;
-	uint64_t snap_seq = super_u64(c, txn, "meta_snap_seq", 0);
-	uint64_t since = super_u64(c, txn, "meta_since_snap", 0);
-	uint64_t snap_size = super_u64(c, txn, "meta_snap_size", 0);
-	uint64_t dep = super_u64(c, txn, "next_seq", 1) - 1;
-	int need = super_u64(c, txn, "need_snapshot", 0) != 0;
-	int64_t t = now_ms();
 	struct jbuf j = { .count = 0, .err = 0 };
-	struct meta_rec mr = { 0 };
 	char key[PACK_KEY_LEN + 1];
+	struct jstate js;
 	struct buf sealed;
-	uint8_t h[HEADER];
 	MDB_stat st;
-	int snapshot, rc;
+	int rc;
 
+	journal_state(c, txn, &js);
 	if (mdb_stat(txn, c->db_changed, &st))
 		return -EIO;
-	if (st.ms_entries == 0 && !need && seq > 1)
+	if (st.ms_entries == 0 && !js.need && js.seq > 1)
 		return 0;		/* nothing new */
-	snapshot = seq == 1 || need || seq - snap_seq >= SNAPSHOT_EVERY ||
-		   (snap_size && since > snap_size);
+	js.snapshot = js.seq == 1 || js.need ||
+		      js.seq - js.snap_seq >= SNAPSHOT_EVERY ||
+		      (js.snap_size && js.since > js.snap_size);
 	buf_init(&j.b, SIZE_MAX);
-	memcpy(h, "PHIJ", 4);
-	h[4] = JOURNAL_VERSION;
-	h[5] = snapshot ? 'S' : 'J';
-	h[6] = h[7] = 0;
-	put_be(h + 8, seq, 8);
-	put_be(h + 16, (uint64_t)t, 8);
-	put_be(h + 24, dep, 8);
-	j.err = buf_add(&j.b, h, sizeof(h));
-	rc = j.err ? j.err : snapshot ? dump_all(c, txn, &j) :
-	     dump_changed(c, txn, &j);
-	if (rc == 0) {
-		put_be((uint8_t *)buf_mut(&j.b) + 32, j.count, 8);
-		rc = meta_name(c->seal->key, c->fsid, h[5], seq, t, key);
-	}
+	rc = build_plain(c, txn, &js, &j, key);
 	buf_init(&sealed, SIZE_MAX);
 	if (rc == 0)
 		rc = buf_reserve(&sealed, crypt_seal_bound(buf_len(&j.b)));
@@ -313,37 +384,8 @@ static int flush_txn(struct cache *c, MDB_txn *txn, void *arg)
 			a->file[0] = '\0';
 	}
 	if (rc == 0) {
-		uint8_t k[8];
-		MDB_val kk = { 8, k }, vv = { sizeof(mr), &mr };
-
-		snprintf(mr.key, sizeof(mr.key), "%s", key);
-		mr.size = buf_len(&sealed);
-		mr.pending = c->seal->all_bits;
-		mr.dep = dep;
-		mr.time_ms = t;
-		mr.snapshot = snapshot;
-		key_put_u64(k, seq);
-		rc = meta_err(mdb_put(txn, c->db_metaq, &kk, &vv, 0));
-		if (rc == 0)
-			rc = meta_err(mdb_drop(txn, c->db_changed, 0));
-		if (rc == 0)
-			rc = meta_err(journal_set_u64(c, txn, "meta_seq", seq));
-		if (rc == 0 && snapshot) {
-			rc = meta_err(journal_set_u64(c, txn, "meta_snap_seq", seq));
-			if (rc == 0)
-				rc = meta_err(journal_set_u64(c, txn, "meta_snap_size",
-						      mr.size));
-			if (rc == 0)
-				rc = meta_err(journal_set_u64(c, txn,
-						      "meta_since_snap", 0));
-			if (rc == 0)
-				rc = meta_err(journal_set_u64(c, txn,
-						      "need_snapshot", 0));
-		} else if (rc == 0) {
-			rc = meta_err(journal_set_u64(c, txn, "meta_since_snap",
-					      since + mr.size));
-		}
-		a->seq = seq;
+		rc = record_object(c, txn, &js, key, buf_len(&sealed));
+		a->seq = js.seq;
 	}
 	buf_release(&sealed);
 	return rc;

@@ -153,69 +153,82 @@ struct commit_arg {
 	uint64_t seq;
 };
 
-static int commit_txn(struct cache *c, MDB_txn *txn, void *arg)
+/* Record the pack in the upload queue and advance next_seq. */
+static int record_pack(struct cache *c, MDB_txn *txn, const struct packer *p,
+		       uint64_t seq)
 {
-	struct commit_arg *a = arg;
-	struct packer *p = a->p;
 	struct pack_rec pr = { .size = buf_len(&p->data),
 			       .pending = c->seal->all_bits,
 			       .created = phi_now().tv_sec };
-	uint64_t next = a->seq + 1;
-	uint8_t k[16];
+	uint64_t next = seq + 1;
+	uint8_t k[8];
 	MDB_val key = { 8, k }, val = { sizeof(pr), &pr };
 	MDB_val nk = { 8, (void *)"next_seq" }, nv = { 8, &next };
 	int rc;
 
 	memcpy(pr.id, p->id, 16);
-	key_put_u64(k, a->seq);
+	key_put_u64(k, seq);
 	rc = mdb_put(txn, c->db_packs, &key, &val, 0);
 	if (rc == 0)
 		rc = mdb_put(txn, c->db_super, &nk, &nv, 0);
+	return meta_err(rc);
+}
+
+/* Point e's block at its frame, and drop its dirty entry if n->gen held. */
+static int record_frame(struct cache *c, MDB_txn *txn, const struct packer *p,
+			uint64_t seq, const struct pack_entry *e)
+{
+	struct block_rec br = { .seq = seq, .off = e->off,
+				.len = e->len, .plain = e->plain,
+				.flags = BLOCK_RESIDENT | BLOCK_SUMMED,
+				.crc = e->crc };
+	struct inode_rec rec;
+	uint8_t k[16];
+	MDB_val key = { 16, k }, val = { sizeof(br), &br };
+	int rc;
+
+	memcpy(br.pack, p->id, 16);
+	/* Freed, or cut below this block since it was read: the frame is
+	 * garbage already. */
+	rc = inode_get(c, txn, e->n->ino, &rec, NULL, NULL);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc)
+		return rc;
+	if (e->blk * c->block_size >= rec.size)
+		return 0;
+	/* Cut since it was read, and maybe grown again past it: the block
+	 * may be a hole now, with no record and no dirty entry to correct
+	 * this one.  If it was written again, its dirty entry seals it
+	 * anew. */
+	if (atomic_load(&e->n->cuts) != e->cuts)
+		return 0;
+	key_put_u64(k, e->n->ino);
+	key_put_u64(k + 8, e->blk);
+	rc = mdb_put(txn, c->db_blocks, &key, &val, 0);
+	if (rc == 0)
+		rc = jnote(c, txn, JDB_BLOCKS, &key);
+	if (rc == 0)
+		rc = lru_enter(c, txn, e->n->ino);
 	if (rc)
 		return meta_err(rc);
-	for (size_t i = 0; i < p->n; i++) {
-		struct pack_entry *e = &p->e[i];
-		struct block_rec br = { .seq = a->seq, .off = e->off,
-					.len = e->len, .plain = e->plain,
-					.flags = BLOCK_RESIDENT | BLOCK_SUMMED,
-					.crc = e->crc };
-		struct inode_rec rec;
-
-		memcpy(br.pack, p->id, 16);
-		/* Freed, or cut below this block since it was read: the
-		 * frame is garbage already. */
-		rc = inode_get(c, txn, e->n->ino, &rec, NULL, NULL);
-		if (rc == -ENOENT)
-			continue;
-		if (rc)
-			return rc;
-		if (e->blk * c->block_size >= rec.size)
-			continue;
-		/* Cut since it was read, and maybe grown again past it: the
-		 * block may be a hole now, with no record and no dirty entry
-		 * to correct this one.  If it was written again, its dirty
-		 * entry seals it anew. */
-		if (atomic_load(&e->n->cuts) != e->cuts)
-			continue;
-		key_put_u64(k, e->n->ino);
-		key_put_u64(k + 8, e->blk);
-		key.mv_size = 16;
-		val.mv_size = sizeof(br);
-		val.mv_data = &br;
-		rc = mdb_put(txn, c->db_blocks, &key, &val, 0);
-		if (rc == 0)
-			rc = jnote(c, txn, JDB_BLOCKS, &key);
-		if (rc == 0)
-			rc = lru_enter(c, txn, e->n->ino);
-		if (rc)
-			return meta_err(rc);
-		if (atomic_load(&e->n->gen) != e->gen)
-			continue;	/* written again meanwhile */
-		rc = mdb_del(txn, c->db_dirty, &key, NULL);
-		if (rc && rc != MDB_NOTFOUND)
-			return meta_err(rc);
-	}
+	if (atomic_load(&e->n->gen) != e->gen)
+		return 0;	/* written again meanwhile */
+	rc = mdb_del(txn, c->db_dirty, &key, NULL);
+	if (rc && rc != MDB_NOTFOUND)
+		return meta_err(rc);
 	return 0;
+}
+
+/* The pack's one transaction: the queue entry, then each frame's record. */
+static int commit_txn(struct cache *c, MDB_txn *txn, void *arg)
+{
+	struct commit_arg *a = arg;
+	int rc = record_pack(c, txn, a->p, a->seq);
+
+	for (size_t i = 0; rc == 0 && i < a->p->n; i++)
+		rc = record_frame(c, txn, a->p, a->seq, &a->p->e[i]);
+	return rc;
 }
 
 /* Store and record the pack; the entries' blocks stay dirty on failure. */
@@ -340,17 +353,12 @@ static int is_due(struct cache *c, struct cnode *n, const struct due *d)
 	return d->now - n->last_write_ns >= c->seal->delay_ns;
 }
 
-/* Seal the due dirty blocks of ino into p. */
-static int seal_inode(struct cache *c, struct packer *p, uint64_t ino,
-		      const struct due *d)
+/* Copy n's dirty set into todo if n is due to be sealed; 1 if it is not. */
+static int due_blocks(struct cache *c, struct cnode *n, const struct due *d,
+		      struct blkset *todo)
 {
-	uint64_t bs = c->block_size;
-	struct cnode *n = node_acquire(c, ino);
-	struct blkset todo = { 0 };
 	int rc;
 
-	if (!n)
-		return -ENOMEM;
 	lock_take(&n->lock);
 	rc = node_load(c, n);
 	if (rc == 0 && !is_due(c, n, d))
@@ -360,68 +368,108 @@ static int seal_inode(struct cache *c, struct packer *p, uint64_t ino,
 	if (rc == 0)		/* entries a commit kept to be safe */
 		rc = blk_reload_dirty(c, n);
 	for (size_t i = 0; rc == 0 && i < n->dblk.n; i++)
-		rc = blkset_add(&todo, n->dblk.v[i]) < 0 ? -ENOMEM : 0;
+		rc = blkset_add(todo, n->dblk.v[i]) < 0 ? -ENOMEM : 0;
 	lock_drop(&n->lock);
+	return rc;
+}
 
-	for (size_t i = 0; rc == 0 && i < todo.n; i++) {
-		uint64_t blk = todo.v[i], len;
-		unsigned gen, cuts;
-		ssize_t r;
+/* Read len bytes of block blk of n into p->plain, zeros past a short file. */
+static int read_plain(struct cache *c, struct packer *p, struct cnode *n,
+		      uint64_t blk, uint64_t len)
+{
+	uint64_t bs = c->block_size;
+	ssize_t r;
+	int rc;
 
-		lock_take(&n->lock);
-		if (!blkset_has(&n->dblk, blk)) {
-			lock_drop(&n->lock);
-			continue;
-		}
-		len = blk * bs >= n->size ? 0 :
-		      n->size - blk * bs < bs ? n->size - blk * bs : bs;
-		buf_reset(&p->plain);
-		rc = buf_reserve(&p->plain, bs);
-		r = rc ? rc : len ? pread(n->fd, buf_mut(&p->plain), len,
-					  (off_t)(blk * bs)) : 0;
-		if (r >= 0 && (uint64_t)r < len) {	/* past a short file */
-			memset((char *)buf_mut(&p->plain) + r, 0, len - (size_t)r);
-			r = (ssize_t)len;
-		}
-		if (r < 0) {
-			rc = rc ? rc : -errno;
-			lock_drop(&n->lock);
-			break;
-		}
-		buf_setlen(&p->plain, len);
-		blkset_del(&n->dblk, blk);
-		/* what the record will say is what the data file holds */
-		blkset_add(&n->checked, blk);
-		atomic_fetch_sub(&c->inbox.dirty_blocks, 1);
-		gen = atomic_load(&n->gen);
-		cuts = atomic_load(&n->cuts);
-		if (len && blkset_add(&n->sealing, blk) < 0) {
-			if (blkset_add(&n->dblk, blk) > 0)
-				atomic_fetch_add(&c->inbox.dirty_blocks, 1);
-			lock_drop(&n->lock);
-			rc = -ENOMEM;
-			break;
-		}
-		lock_drop(&n->lock);
-		if (len == 0) {
-			/* past the end: nothing to seal; the entry goes with
-			 * the next cut or seal of the file */
-			continue;
-		}
-		node_hold(c, n);
-		rc = pack_add(c, p, n, blk, gen, cuts);
-		if (rc) {
-			node_release(c, n);
-			lock_take(&n->lock);
-			blkset_del(&n->sealing, blk);
-			if (blkset_add(&n->dblk, blk) > 0)
-				atomic_fetch_add(&c->inbox.dirty_blocks, 1);
-			lock_drop(&n->lock);
-			break;
-		}
-		if (buf_len(&p->data) >= c->seal->pack_size)
-			rc = pack_commit(c, p);
+	buf_reset(&p->plain);
+	rc = buf_reserve(&p->plain, bs);
+	r = rc ? rc : len ? pread(n->fd, buf_mut(&p->plain), len,
+				  (off_t)(blk * bs)) : 0;
+	if (r >= 0 && (uint64_t)r < len) {	/* past a short file */
+		memset((char *)buf_mut(&p->plain) + r, 0, len - (size_t)r);
+		r = (ssize_t)len;
 	}
+	if (r < 0)
+		return rc ? rc : -errno;
+	buf_setlen(&p->plain, len);
+	return 0;
+}
+
+/* Under n->lock, read block blk and move it from dirty to sealing; 1: skip. */
+static int take_block(struct cache *c, struct packer *p, struct cnode *n,
+		      uint64_t blk, unsigned *gen, unsigned *cuts)
+{
+	uint64_t bs = c->block_size, len;
+	int rc;
+
+	lock_take(&n->lock);
+	if (!blkset_has(&n->dblk, blk)) {
+		lock_drop(&n->lock);
+		return 1;
+	}
+	len = blk * bs >= n->size ? 0 :
+	      n->size - blk * bs < bs ? n->size - blk * bs : bs;
+	rc = read_plain(c, p, n, blk, len);
+	if (rc) {
+		lock_drop(&n->lock);
+		return rc;
+	}
+	blkset_del(&n->dblk, blk);
+	/* what the record will say is what the data file holds */
+	blkset_add(&n->checked, blk);
+	atomic_fetch_sub(&c->inbox.dirty_blocks, 1);
+	*gen = atomic_load(&n->gen);
+	*cuts = atomic_load(&n->cuts);
+	if (len && blkset_add(&n->sealing, blk) < 0) {
+		if (blkset_add(&n->dblk, blk) > 0)
+			atomic_fetch_add(&c->inbox.dirty_blocks, 1);
+		lock_drop(&n->lock);
+		return -ENOMEM;
+	}
+	lock_drop(&n->lock);
+	/* past the end: nothing to seal; the entry goes with the next cut
+	 * or seal of the file */
+	return len == 0;
+}
+
+/* Seal dirty block blk of n into p, and store p once it is full. */
+static int seal_block(struct cache *c, struct packer *p, struct cnode *n,
+		      uint64_t blk)
+{
+	unsigned gen, cuts;
+	int rc = take_block(c, p, n, blk, &gen, &cuts);
+
+	if (rc)
+		return rc > 0 ? 0 : rc;
+	node_hold(c, n);
+	rc = pack_add(c, p, n, blk, gen, cuts);
+	if (rc) {
+		node_release(c, n);
+		lock_take(&n->lock);
+		blkset_del(&n->sealing, blk);
+		if (blkset_add(&n->dblk, blk) > 0)
+			atomic_fetch_add(&c->inbox.dirty_blocks, 1);
+		lock_drop(&n->lock);
+		return rc;
+	}
+	if (buf_len(&p->data) >= c->seal->pack_size)
+		rc = pack_commit(c, p);
+	return rc;
+}
+
+/* Seal the due dirty blocks of ino into p. */
+static int seal_inode(struct cache *c, struct packer *p, uint64_t ino,
+		      const struct due *d)
+{
+	struct cnode *n = node_acquire(c, ino);
+	struct blkset todo = { 0 };
+	int rc;
+
+	if (!n)
+		return -ENOMEM;
+	rc = due_blocks(c, n, d, &todo);
+	for (size_t i = 0; rc == 0 && i < todo.n; i++)
+		rc = seal_block(c, p, n, todo.v[i]);
 	blkset_free(&todo);
 	node_release(c, n);
 	return rc > 0 ? 0 : rc;
@@ -597,6 +645,67 @@ static void maybe_evict(struct cache *c)
 		lru_evict(c, used - low);
 }
 
+/* Send the metadata journal out, and wake the syncs waiting for it. */
+static void flush_journal(struct cache *c)
+{
+	struct seal *s = c->seal;
+	uint64_t mseq = 0;
+	int rc = journal_flush(c, &mseq);
+
+	if (rc)
+		PHI_LOG(PHI_LOG_ERR, "metadata journal: %s", phi_strerror(rc));
+	if (mseq) {
+		lock_take(&s->lock);
+		pthread_cond_broadcast(&s->done);
+		lock_drop(&s->lock);
+	}
+}
+
+/* Record what a sync pass begun at mark waits for, and wake its callers. */
+static void mark_synced(struct cache *c, uint64_t mark)
+{
+	struct seal *s = c->seal;
+	struct sync_arg a = { mark, 0, 0 };
+	MDB_txn *txn;
+	int rc;
+
+	lock_take(&s->lock);
+	a.seq = s->next_seq - 1;
+	lock_drop(&s->lock);
+	txn = meta_read_begin(c, &rc);
+	if (txn) {
+		MDB_val k = { 8, (void *)"meta_seq" }, v;
+
+		if (mdb_get(txn, c->db_super, &k, &v) == 0 && v.mv_size == 8)
+			memcpy(&a.mseq, v.mv_data, 8);
+		meta_read_end(txn);
+	}
+	if (meta_write(c, sync_txn, &a) == 0) {
+		lock_take(&s->lock);
+		s->sync_mark = mark;
+		s->sync_seq = a.seq;
+		s->sync_mseq = a.mseq;
+		pthread_cond_broadcast(&s->done);
+		lock_drop(&s->lock);
+	}
+}
+
+/* Store the pack begun and free the packer, as the thread ends. */
+static void sealer_finish(struct cache *c, struct packer *p)
+{
+	/* Dirty blocks not sealed yet stay in the `dirty` db, and the next
+	 * mount seals them first thing, so that unmount does not wait for
+	 * sealing. */
+	if (!atomic_load(&c->latched))
+		pack_commit(c, p);
+	packer_drop(c, p);
+	lru_persist_fetched(c);
+	buf_release(&p->data);
+	buf_release(&p->plain);
+	free(p->e);
+}
+
+/* The sealer thread: each tick, seal, send metadata, answer a sync, evict. */
 static void *sealer_main(void *arg)
 {
 	struct cache *c = arg;
@@ -605,8 +714,7 @@ static void *sealer_main(void *arg)
 	/* sync_req starts at 0 with s: a request made before this thread
 	 * ran is not lost */
 	unsigned handled = 0;
-	uint64_t last_journal = phi_mono_ns(), mseq;
-	int jdue;
+	uint64_t last_journal = phi_mono_ns();
 
 	memset(&p, 0, sizeof(p));
 	buf_init(&p.data, SIZE_MAX);
@@ -614,7 +722,7 @@ static void *sealer_main(void *arg)
 	while (!inbox_wait(c, handled, SEAL_TICK_MS)) {
 		unsigned req;
 		uint64_t mark;
-		int force;
+		int force, jdue;
 
 		req = atomic_load(&c->inbox.sync_req);
 		force = req != handled;
@@ -624,7 +732,6 @@ static void *sealer_main(void *arg)
 		 * block whose content is not in some pack. */
 		jdue = force || (mark - last_journal >= s->journal_ns &&
 				 journal_pending(c));
-		mseq = 0;
 		if (!atomic_load(&c->latched))
 			seal_pass(c, &p, jdue);
 		/* No pack open: keep no pack-sized buffers while idle (the
@@ -634,45 +741,13 @@ static void *sealer_main(void *arg)
 			buf_release(&p.plain);
 		}
 		if (jdue && !atomic_load(&c->latched)) {
-			int rc = journal_flush(c, &mseq);
-
-			if (rc)
-				PHI_LOG(PHI_LOG_ERR, "metadata journal: %s",
-					phi_strerror(rc));
+			flush_journal(c);
 			last_journal = mark;
-			if (mseq) {
-				lock_take(&s->lock);
-				pthread_cond_broadcast(&s->done);
-				lock_drop(&s->lock);
-			}
 		}
 		lru_persist_fetched(c);
 		upload_record_health(c);
 		if (force) {
-			struct sync_arg a = { mark, 0, 0 };
-			MDB_txn *txn;
-			int rc;
-
-			lock_take(&s->lock);
-			a.seq = s->next_seq - 1;
-			lock_drop(&s->lock);
-			txn = meta_read_begin(c, &rc);
-			if (txn) {
-				MDB_val k = { 8, (void *)"meta_seq" }, v;
-
-				if (mdb_get(txn, c->db_super, &k, &v) == 0 &&
-				    v.mv_size == 8)
-					memcpy(&a.mseq, v.mv_data, 8);
-				meta_read_end(txn);
-			}
-			if (meta_write(c, sync_txn, &a) == 0) {
-				lock_take(&s->lock);
-				s->sync_mark = mark;
-				s->sync_seq = a.seq;
-				s->sync_mseq = a.mseq;
-				pthread_cond_broadcast(&s->done);
-				lock_drop(&s->lock);
-			}
+			mark_synced(c, mark);
 			handled = req;
 		}
 		if (atomic_load(&c->inbox.sync_req) != handled)
@@ -680,16 +755,7 @@ static void *sealer_main(void *arg)
 						   backoff */
 		maybe_evict(c);
 	}
-	/* Store the pack begun; dirty blocks not sealed yet stay in the
-	 * `dirty` db, and the next mount seals them first thing, so that
-	 * unmount does not wait for sealing. */
-	if (!atomic_load(&c->latched))
-		pack_commit(c, &p);
-	packer_drop(c, &p);
-	lru_persist_fetched(c);
-	buf_release(&p.data);
-	buf_release(&p.plain);
-	free(p.e);
+	sealer_finish(c, &p);
 	return NULL;
 }
 
