@@ -9,10 +9,10 @@
  *	                  max_transfers are lent out
  *	attempt()         sign with a fresh x-amz-date, set up the handle,
  *	                  curl_easy_perform(), note status, ETag and Date
- *	s3_error_retryable()   5xx, 429/SlowDown, timeouts, dropped
+ *	backend_s3_error_retryable()   5xx, 429/SlowDown, timeouts, dropped
  *	                  connections: sleep (exponential backoff with jitter)
  *	                  and attempt() again, up to max_attempts tries
- *	s3_error_map()    the one table from HTTP status + S3 error Code +
+ *	backend_s3_error_map()    the one table from HTTP status + S3 error Code +
  *	                  transport failure to a phifs code and a message;
  *	                  the message is kept for backend_last_error()
  *	pool_put()        give the handle back
@@ -281,7 +281,7 @@ static int map_transport(const struct s3_failure *f, const char *pre,
 	return PHI_EUNREACHABLE;
 }
 
-int s3_error_map(const struct s3_failure *f, const char *region_name,
+int backend_s3_error_map(const struct s3_failure *f, const char *region_name,
 		 char *msg, size_t msglen)
 {
 	char pre[96];
@@ -299,7 +299,7 @@ int s3_error_map(const struct s3_failure *f, const char *region_name,
 	return map_status(f, pre, msg, msglen);
 }
 
-bool s3_error_retryable(const struct s3_failure *f)
+bool backend_s3_error_retryable(const struct s3_failure *f)
 {
 	switch (f->curl_code) {
 	case 0:
@@ -323,7 +323,7 @@ bool s3_error_retryable(const struct s3_failure *f)
 
 /* ---- endpoints ------------------------------------------------------ */
 
-bool s3_host_is_loopback(const char *host)
+bool backend_s3_host_is_loopback(const char *host)
 {
 	char h[64];
 	size_t n = strlen(host);
@@ -581,15 +581,15 @@ static int prepare(struct s3_backend *s, const struct s3_req *req,
 	buf_init(&pr->path, SIZE_MAX);
 	buf_init(&pr->query, SIZE_MAX);
 	buf_init(&pr->url, SIZE_MAX);
-	s3_sha256_hex(req->body ? req->body : "", req->body_len,
+	backend_s3_sha256_hex(req->body ? req->body : "", req->body_len,
 		      pr->payload_hash);
 	rc = buf_add(&pr->path, s->bucket_path, strlen(s->bucket_path));
 	if (rc == 0 && (req->key || !s->bucket_path[0]))
 		rc = buf_add(&pr->path, "/", 1);
 	if (rc == 0 && req->key)
-		rc = s3_uri_encode(&pr->path, req->key, true);
+		rc = backend_s3_uri_encode(&pr->path, req->key, true);
 	if (rc == 0)
-		rc = s3_query_string(&pr->query, req->params, req->nparams);
+		rc = backend_s3_query_string(&pr->query, req->params, req->nparams);
 	if (rc == 0)
 		rc = buf_add(&pr->url, s->base_url, strlen(s->base_url));
 	if (rc == 0)
@@ -638,7 +638,7 @@ static int sign_headers(struct s3_backend *s, const struct s3_req *req,
 	size_t nh = 0;
 	int rc;
 
-	s3_amz_date(time(NULL), date);
+	backend_s3_amz_date(time(NULL), date);
 	hv[nh++] = (struct s3_header){ "host", s->host };
 	hv[nh++] = (struct s3_header){ "x-amz-content-sha256",
 				       pr->payload_hash };
@@ -655,7 +655,7 @@ static int sign_headers(struct s3_backend *s, const struct s3_req *req,
 		.region = s->region, .service = "s3",
 	};
 	buf_init(&auth, 4096);
-	rc = s3_authorization(&auth, &in, s->access_key, s->secret_key);
+	rc = backend_s3_authorization(&auth, &in, s->access_key, s->secret_key);
 	list = curl_slist_append(NULL, "Expect:");
 	for (size_t i = 0; i < nh; i++)
 		list = add_header(list, hv[i].name, hv[i].value);
@@ -757,7 +757,7 @@ static void describe(struct s3_backend *s, const struct s3_resp *r,
 {
 	memset(xe, 0, sizeof(*xe));
 	if (r->curl_code == CURLE_OK && buf_len(&r->body))
-		(void)s3_xml_error(buf_data(&r->body), buf_len(&r->body), xe);
+		(void)backend_s3_xml_error(buf_data(&r->body), buf_len(&r->body), xe);
 	*f = (struct s3_failure){
 		.curl_code = r->curl_code, .os_errno = r->os_errno,
 		.status = r->curl_code ? 0 : r->status, .code = xe->code,
@@ -798,7 +798,7 @@ static void set_last_error(struct s3_backend *s, const char *msg)
 static int fail(struct s3_backend *s, const struct s3_failure *f)
 {
 	char msg[512];
-	int err = s3_error_map(f, s->name, msg, sizeof(msg));
+	int err = backend_s3_error_map(f, s->name, msg, sizeof(msg));
 
 	if (err != -ENOENT && err != -ERANGE)
 		set_last_error(s, msg);
@@ -825,7 +825,7 @@ static int run(struct s3_backend *s, CURL *h, const struct s3_req *req,
 		if (r->curl_code == CURLE_OK && status_ok(r->status))
 			return 0;
 		describe(s, r, &xe, &f);
-		if (!s3_error_retryable(&f) ||
+		if (!backend_s3_error_retryable(&f) ||
 		    r->attempts >= (int)s->max_attempts)
 			return fail(s, &f);
 		PHI_LOG(PHI_LOG_INFO, "region %s: %s %s: %s %ld, try %d of %u",
@@ -921,7 +921,7 @@ static int mp_initiate(struct s3_backend *s, struct upload *u)
 
 	resp_init(&r);
 	rc = s3_request(s, &req, &r);
-	if (rc == 0 && s3_xml_upload_id(buf_data(&r.body), buf_len(&r.body),
+	if (rc == 0 && backend_s3_xml_upload_id(buf_data(&r.body), buf_len(&r.body),
 					&u->id) != 0)
 		rc = bad_reply(s, "InitiateMultipartUpload");
 	resp_release(&r);
@@ -1022,7 +1022,7 @@ static int mp_complete(struct s3_backend *s, struct upload *u, uint64_t len)
 	    mp_completed_anyway(s, u->key, len))
 		rc = 0;
 	else if (rc == 0) {
-		int x = s3_xml_complete(buf_data(&r.body), buf_len(&r.body),
+		int x = backend_s3_xml_complete(buf_data(&r.body), buf_len(&r.body),
 					&xe);
 
 		if (x < 0) {
@@ -1272,7 +1272,7 @@ static int list_page(struct s3_backend *s, const char *want,
 	resp_init(&r);
 	rc = s3_request(s, &req, &r);
 	if (rc == 0) {
-		rc = s3_xml_list(buf_data(&r.body), buf_len(&r.body),
+		rc = backend_s3_xml_list(buf_data(&r.body), buf_len(&r.body),
 				 gather_key, g, &page);
 		if (rc == -EBADMSG)
 			rc = bad_reply(s, "ListObjectsV2");
@@ -1280,7 +1280,7 @@ static int list_page(struct s3_backend *s, const char *want,
 			*next = page.next_token;
 			page.next_token = NULL;
 		}
-		s3_list_page_release(&page);
+		backend_s3_list_page_release(&page);
 	}
 	resp_release(&r);
 	return rc;
@@ -1382,12 +1382,12 @@ static int del_batch(struct s3_backend *s, const char *const *keys, size_t n)
 	buf_init(&body, SIZE_MAX);
 	resp_init(&r);
 	rc = delete_body(s, keys, n, &body);
-	s3_md5_base64(buf_data(&body), buf_len(&body), md5);
+	backend_s3_md5_base64(buf_data(&body), buf_len(&body), md5);
 	req.body = buf_data(&body);
 	req.body_len = buf_len(&body);
 	req.content_md5 = md5;
 	rc = rc ? rc : s3_request(s, &req, &r);
-	if (rc == 0 && s3_xml_delete_result(buf_data(&r.body), buf_len(&r.body),
+	if (rc == 0 && backend_s3_xml_delete_result(buf_data(&r.body), buf_len(&r.body),
 					    note_del_error, &d, NULL) != 0)
 		rc = bad_reply(s, "DeleteObjects");
 	if (rc == 0 && d.n) {
@@ -1562,7 +1562,7 @@ static int check_config(const struct backend_region *cfg,
 	if (parse_endpoint(url, ep) < 0)
 		return fail_open(err, errlen, name, "endpoint must be "
 				 "http(s)://HOST[:PORT]");
-	if (ep->https || s3_host_is_loopback(ep->host))
+	if (ep->https || backend_s3_host_is_loopback(ep->host))
 		return 0;
 	if (!cfg->allow_http)
 		return fail_open(err, errlen, name, "endpoint uses plain http "
@@ -1589,7 +1589,7 @@ static int fill(struct s3_backend *s, const struct backend_region *cfg,
 	s->access_key = dup_or_null(cfg->access_key, &oom);
 	s->secret_key = dup_or_null(cfg->secret_key, &oom);
 	s->ca_file = dup_or_null(cfg->ca_file, &oom);
-	s->loopback = s3_host_is_loopback(ep->host);
+	s->loopback = backend_s3_host_is_loopback(ep->host);
 	if (!oom)
 		set_addressing(s, ep, cfg->path_style, &oom);
 	set_numbers(s, cfg);

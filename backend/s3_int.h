@@ -34,11 +34,11 @@
 #define S3_SHA256_HEX 65	/* 64 lowercase hex digits and a NUL */
 #define S3_MD5_B64 25		/* 24 base64 characters and a NUL */
 
-void s3_sha256_hex(const void *data, size_t len, char out[S3_SHA256_HEX]);
-void s3_hmac_sha256(const void *key, size_t keylen, const void *msg,
+void backend_s3_sha256_hex(const void *data, size_t len, char out[S3_SHA256_HEX]);
+void backend_s3_hmac_sha256(const void *key, size_t keylen, const void *msg,
 		    size_t len, unsigned char out[32]);
 /* base64 of the MD5 of data, for Content-MD5. */
-void s3_md5_base64(const void *data, size_t len, char out[S3_MD5_B64]);
+void backend_s3_md5_base64(const void *data, size_t len, char out[S3_MD5_B64]);
 
 /* ---- encoding ------------------------------------------------------- */
 
@@ -47,7 +47,7 @@ void s3_md5_base64(const void *data, size_t len, char out[S3_MD5_B64]);
  * becomes %XX (uppercase hex), and '/' too unless keep_slash (object key
  * paths keep it, query values do not).
  */
-int s3_uri_encode(struct buf *out, const char *s, bool keep_slash);
+int backend_s3_uri_encode(struct buf *out, const char *s, bool keep_slash);
 
 /* One query parameter, unencoded.  value NULL is the same as "". */
 struct s3_param {
@@ -61,7 +61,7 @@ struct s3_param {
  * with '&' ("uploads=" for a valueless one).  The same string serves as
  * the query of the url we send, so the server sees what we signed.
  */
-int s3_query_string(struct buf *out, const struct s3_param *p, size_t n);
+int backend_s3_query_string(struct buf *out, const struct s3_param *p, size_t n);
 
 /* ---- Signature Version 4 -------------------------------------------- */
 
@@ -90,21 +90,21 @@ struct s3_sign_input {
  * NULL the SignedHeaders list ("host;range;x-amz-date") appended to it.
  * Header names are lowercased and sorted; no two may be equal.
  */
-int s3_canonical_request(struct buf *out, struct buf *signed_headers,
+int backend_s3_canonical_request(struct buf *out, struct buf *signed_headers,
 			 const struct s3_sign_input *in);
 
 /* The string to sign for a canonical request. */
-int s3_string_to_sign(struct buf *out, const struct s3_sign_input *in,
+int backend_s3_string_to_sign(struct buf *out, const struct s3_sign_input *in,
 		      const char *canonical_request);
 
 /* kSigning = HMAC chain over the date (first 8 characters of amz_date),
  * region, service and "aws4_request", keyed by "AWS4" + secret. */
-void s3_signing_key(const char *secret, const char *amz_date,
+void backend_s3_signing_key(const char *secret, const char *amz_date,
 		    const char *region, const char *service,
 		    unsigned char key[32]);
 
 /* Hex of HMAC(key, string_to_sign). */
-void s3_signature(const unsigned char key[32], const char *string_to_sign,
+void backend_s3_signature(const unsigned char key[32], const char *string_to_sign,
 		  char out[S3_SHA256_HEX]);
 
 /*
@@ -112,7 +112,7 @@ void s3_signature(const unsigned char key[32], const char *string_to_sign,
  * Credential=AK/DATE/REGION/SERVICE/aws4_request,SignedHeaders=...,
  * Signature=...".  The signing key is derived here and wiped after use.
  */
-int s3_authorization(struct buf *out, const struct s3_sign_input *in,
+int backend_s3_authorization(struct buf *out, const struct s3_sign_input *in,
 		     const char *access_key, const char *secret_key);
 
 /*
@@ -121,12 +121,12 @@ int s3_authorization(struct buf *out, const struct s3_sign_input *in,
  * tests and benchmarks that drive another client (curl) at our server.
  * in->query must be "" and in->headers must be just host.
  */
-int s3_presign(struct buf *out, const char *scheme_host,
+int backend_s3_presign(struct buf *out, const char *scheme_host,
 	       const struct s3_sign_input *in, unsigned expires,
 	       const char *access_key, const char *secret_key);
 
 /* "20130524T000000Z" for t, in UTC. */
-void s3_amz_date(time_t t, char out[17]);
+void backend_s3_amz_date(time_t t, char out[17]);
 
 /* ---- XML replies ---------------------------------------------------- */
 
@@ -149,10 +149,10 @@ struct s3_list_page {
 
 /* A ListBucketResult (ListObjectsV2).  A truncated page without a token
  * is -EBADMSG: it could never be continued.  Free page->next_token with
- * s3_list_page_release() whatever the result. */
-int s3_xml_list(const char *xml, size_t len, s3_xml_key_fn *fn, void *ctx,
+ * backend_s3_list_page_release() whatever the result. */
+int backend_s3_xml_list(const char *xml, size_t len, s3_xml_key_fn *fn, void *ctx,
 		struct s3_list_page *page);
-void s3_list_page_release(struct s3_list_page *page);
+void backend_s3_list_page_release(struct s3_list_page *page);
 
 struct s3_xml_error {
 	char code[64];		/* "NoSuchBucket"; never empty on success */
@@ -163,29 +163,29 @@ struct s3_xml_error {
 };
 
 /* An <Error> document.  err is zeroed first. */
-int s3_xml_error(const char *xml, size_t len, struct s3_xml_error *err);
+int backend_s3_xml_error(const char *xml, size_t len, struct s3_xml_error *err);
 
 /* The UploadId of an InitiateMultipartUploadResult, malloc'd into *id
  * (NULL on failure). */
-int s3_xml_upload_id(const char *xml, size_t len, char **id);
+int backend_s3_xml_upload_id(const char *xml, size_t len, char **id);
 
 /*
  * The reply to CompleteMultipartUpload, which may be an error although
  * the status was 200: 0 for a CompleteMultipartUploadResult, 1 for an
  * <Error> (err filled in), -EBADMSG otherwise.
  */
-int s3_xml_complete(const char *xml, size_t len, struct s3_xml_error *err);
+int backend_s3_xml_complete(const char *xml, size_t len, struct s3_xml_error *err);
 
 /* Called for each <Error> of a DeleteResult; non-zero stops. */
 typedef int s3_xml_del_fn(void *ctx, const char *key, const char *code);
 
 /* A DeleteResult: *ndeleted counts <Deleted>, fn sees each <Error>. */
-int s3_xml_delete_result(const char *xml, size_t len, s3_xml_del_fn *fn,
+int backend_s3_xml_delete_result(const char *xml, size_t len, s3_xml_del_fn *fn,
 			 void *ctx, size_t *ndeleted);
 
 /* ---- errors --------------------------------------------------------- */
 
-/* What one failed exchange told us, for s3_error_map(). */
+/* What one failed exchange told us, for backend_s3_error_map(). */
 struct s3_failure {
 	int curl_code;		/* CURLcode; 0 if an HTTP reply came */
 	int os_errno;		/* CURLINFO_OS_ERRNO, for connect errors */
@@ -205,18 +205,18 @@ struct s3_failure {
  * do".  Never puts a credential or signature in msg.  0 is never
  * returned.
  */
-int s3_error_map(const struct s3_failure *f, const char *region_name,
+int backend_s3_error_map(const struct s3_failure *f, const char *region_name,
 		 char *msg, size_t msglen);
 
 /* Would trying the same request again make sense?  5xx, 429, SlowDown
  * and transport failures other than TLS and name resolution; never
  * another 4xx. */
-bool s3_error_retryable(const struct s3_failure *f);
+bool backend_s3_error_retryable(const struct s3_failure *f);
 
 /* ---- endpoints ------------------------------------------------------ */
 
 /* Is host (a name or address, IPv6 with or without brackets, no port)
  * loopback: localhost, 127.0.0.0/8 or ::1? */
-bool s3_host_is_loopback(const char *host);
+bool backend_s3_host_is_loopback(const char *host);
 
 #endif

@@ -4,13 +4,13 @@
  * A request is signed in four steps (AWS "Signature Calculations for the
  * Authorization Header"):
  *
- *	s3_canonical_request()  METHOD \n URI \n QUERY \n headers \n
+ *	backend_s3_canonical_request()  METHOD \n URI \n QUERY \n headers \n
  *	                        signed-header-names \n payload-hash
- *	s3_string_to_sign()     "AWS4-HMAC-SHA256" \n date \n scope \n
+ *	backend_s3_string_to_sign()     "AWS4-HMAC-SHA256" \n date \n scope \n
  *	                        hex(sha256(canonical request))
- *	s3_signing_key()        HMAC chain from "AWS4"+secret over date,
+ *	backend_s3_signing_key()        HMAC chain from "AWS4"+secret over date,
  *	                        region, service, "aws4_request"
- *	s3_signature()          hex(HMAC(signing key, string to sign))
+ *	backend_s3_signature()          hex(HMAC(signing key, string to sign))
  *
  * libcurl's own SigV4 is not used: it cannot take an access key with a
  * colon through USERPWD, adds no x-amz-content-sha256 and signs the query
@@ -42,7 +42,7 @@ static void hex(const unsigned char *p, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-void s3_sha256_hex(const void *data, size_t len, char out[S3_SHA256_HEX])
+void backend_s3_sha256_hex(const void *data, size_t len, char out[S3_SHA256_HEX])
 {
 	unsigned char md[32];
 	unsigned int mdlen = 0;
@@ -53,7 +53,7 @@ void s3_sha256_hex(const void *data, size_t len, char out[S3_SHA256_HEX])
 	hex(md, sizeof(md), out);
 }
 
-void s3_hmac_sha256(const void *key, size_t keylen, const void *msg,
+void backend_s3_hmac_sha256(const void *key, size_t keylen, const void *msg,
 		    size_t len, unsigned char out[32])
 {
 	unsigned int outlen = 32;
@@ -62,7 +62,7 @@ void s3_hmac_sha256(const void *key, size_t keylen, const void *msg,
 		memset(out, 0, 32);
 }
 
-void s3_md5_base64(const void *data, size_t len, char out[S3_MD5_B64])
+void backend_s3_md5_base64(const void *data, size_t len, char out[S3_MD5_B64])
 {
 	unsigned char md[16];
 	unsigned int mdlen = 0;
@@ -86,7 +86,7 @@ static bool unreserved(unsigned char ch)
 	       ch == '.' || ch == '~';
 }
 
-int s3_uri_encode(struct buf *out, const char *s, bool keep_slash)
+int backend_s3_uri_encode(struct buf *out, const char *s, bool keep_slash)
 {
 	static const char digits[] = "0123456789ABCDEF";
 
@@ -123,13 +123,13 @@ static char *encode_dup(const char *s)
 	char *copy = NULL;
 
 	buf_init(&b, SIZE_MAX);
-	if (s3_uri_encode(&b, s ? s : "", false) == 0)
+	if (backend_s3_uri_encode(&b, s ? s : "", false) == 0)
 		copy = strdup(buf_data(&b));
 	buf_release(&b);
 	return copy;
 }
 
-int s3_query_string(struct buf *out, const struct s3_param *p, size_t n)
+int backend_s3_query_string(struct buf *out, const struct s3_param *p, size_t n)
 {
 	struct enc_param *v;
 	int rc = 0;
@@ -220,7 +220,7 @@ static int sorted_headers(const struct s3_sign_input *in,
 	return 0;
 }
 
-int s3_canonical_request(struct buf *out, struct buf *signed_headers,
+int backend_s3_canonical_request(struct buf *out, struct buf *signed_headers,
 			 const struct s3_sign_input *in)
 {
 	struct canon_header *h;
@@ -266,13 +266,13 @@ static int add_scope(struct buf *b, int rc, const struct s3_sign_input *in)
 	return add(b, rc, "/aws4_request");
 }
 
-int s3_string_to_sign(struct buf *out, const struct s3_sign_input *in,
+int backend_s3_string_to_sign(struct buf *out, const struct s3_sign_input *in,
 		      const char *canonical_request)
 {
 	char h[S3_SHA256_HEX];
 	int rc = 0;
 
-	s3_sha256_hex(canonical_request, strlen(canonical_request), h);
+	backend_s3_sha256_hex(canonical_request, strlen(canonical_request), h);
 	rc = add(out, rc, "AWS4-HMAC-SHA256\n");
 	rc = add(out, rc, in->amz_date);
 	rc = add(out, rc, "\n");
@@ -281,7 +281,7 @@ int s3_string_to_sign(struct buf *out, const struct s3_sign_input *in,
 	return add(out, rc, h);
 }
 
-void s3_signing_key(const char *secret, const char *amz_date,
+void backend_s3_signing_key(const char *secret, const char *amz_date,
 		    const char *region, const char *service,
 		    unsigned char key[32])
 {
@@ -295,21 +295,21 @@ void s3_signing_key(const char *secret, const char *amz_date,
 	}
 	memcpy(k0, "AWS4", 4);
 	memcpy(k0 + 4, secret, slen);
-	s3_hmac_sha256(k0, slen + 4, amz_date, 8, k);
+	backend_s3_hmac_sha256(k0, slen + 4, amz_date, 8, k);
 	explicit_bzero(k0, slen + 4);
 	free(k0);
-	s3_hmac_sha256(k, 32, region, strlen(region), k);
-	s3_hmac_sha256(k, 32, service, strlen(service), k);
-	s3_hmac_sha256(k, 32, "aws4_request", 12, key);
+	backend_s3_hmac_sha256(k, 32, region, strlen(region), k);
+	backend_s3_hmac_sha256(k, 32, service, strlen(service), k);
+	backend_s3_hmac_sha256(k, 32, "aws4_request", 12, key);
 	explicit_bzero(k, sizeof(k));
 }
 
-void s3_signature(const unsigned char key[32], const char *string_to_sign,
+void backend_s3_signature(const unsigned char key[32], const char *string_to_sign,
 		  char out[S3_SHA256_HEX])
 {
 	unsigned char mac[32];
 
-	s3_hmac_sha256(key, 32, string_to_sign, strlen(string_to_sign), mac);
+	backend_s3_hmac_sha256(key, 32, string_to_sign, strlen(string_to_sign), mac);
 	hex(mac, sizeof(mac), out);
 }
 
@@ -323,13 +323,13 @@ static int sign(const struct s3_sign_input *in, const char *secret_key,
 
 	buf_init(&creq, SIZE_MAX);
 	buf_init(&sts, SIZE_MAX);
-	rc = s3_canonical_request(&creq, signed_headers, in);
+	rc = backend_s3_canonical_request(&creq, signed_headers, in);
 	if (rc == 0)
-		rc = s3_string_to_sign(&sts, in, buf_data(&creq));
+		rc = backend_s3_string_to_sign(&sts, in, buf_data(&creq));
 	if (rc == 0) {
-		s3_signing_key(secret_key, in->amz_date, in->region,
+		backend_s3_signing_key(secret_key, in->amz_date, in->region,
 			       in->service, key);
-		s3_signature(key, buf_data(&sts), sig);
+		backend_s3_signature(key, buf_data(&sts), sig);
 		explicit_bzero(key, sizeof(key));
 	}
 	buf_release(&creq);
@@ -337,7 +337,7 @@ static int sign(const struct s3_sign_input *in, const char *secret_key,
 	return rc;
 }
 
-int s3_authorization(struct buf *out, const struct s3_sign_input *in,
+int backend_s3_authorization(struct buf *out, const struct s3_sign_input *in,
 		     const char *access_key, const char *secret_key)
 {
 	char sig[S3_SHA256_HEX];
@@ -359,7 +359,7 @@ int s3_authorization(struct buf *out, const struct s3_sign_input *in,
 	return rc;
 }
 
-int s3_presign(struct buf *out, const char *scheme_host,
+int backend_s3_presign(struct buf *out, const char *scheme_host,
 	       const struct s3_sign_input *in, unsigned expires,
 	       const char *access_key, const char *secret_key)
 {
@@ -383,7 +383,7 @@ int s3_presign(struct buf *out, const char *scheme_host,
 			{ "X-Amz-SignedHeaders", "host" },
 		};
 
-		rc = s3_query_string(&query, p, sizeof(p) / sizeof(p[0]));
+		rc = backend_s3_query_string(&query, p, sizeof(p) / sizeof(p[0]));
 	}
 	q.query = buf_data(&query);
 	q.payload_hash = "UNSIGNED-PAYLOAD";
@@ -399,7 +399,7 @@ int s3_presign(struct buf *out, const char *scheme_host,
 	return rc;
 }
 
-void s3_amz_date(time_t t, char out[17])
+void backend_s3_amz_date(time_t t, char out[17])
 {
 	struct tm tm;
 

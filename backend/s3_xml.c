@@ -247,7 +247,7 @@ static int list_end(struct walk *w, const char *path, const char *text)
 	return 0;
 }
 
-int s3_xml_list(const char *xml, size_t len, s3_xml_key_fn *fn, void *ctx,
+int backend_s3_xml_list(const char *xml, size_t len, s3_xml_key_fn *fn, void *ctx,
 		struct s3_list_page *page)
 {
 	struct list_ctx *c;
@@ -270,7 +270,7 @@ int s3_xml_list(const char *xml, size_t len, s3_xml_key_fn *fn, void *ctx,
 	return rc;
 }
 
-void s3_list_page_release(struct s3_list_page *page)
+void backend_s3_list_page_release(struct s3_list_page *page)
 {
 	free(page->next_token);
 	page->next_token = NULL;
@@ -343,7 +343,7 @@ static int error_doc_end(struct walk *w, const char *path, const char *text)
 	return 0;
 }
 
-int s3_xml_error(const char *xml, size_t len, struct s3_xml_error *err)
+int backend_s3_xml_error(const char *xml, size_t len, struct s3_xml_error *err)
 {
 	struct error_ctx c = { .err = err };
 	int rc;
@@ -380,7 +380,7 @@ static int upload_end(struct walk *w, const char *path, const char *text)
 	return c->id ? 0 : -ENOMEM;
 }
 
-int s3_xml_upload_id(const char *xml, size_t len, char **id)
+int backend_s3_xml_upload_id(const char *xml, size_t len, char **id)
 {
 	struct upload_ctx c = { 0 };
 	int rc;
@@ -396,7 +396,7 @@ int s3_xml_upload_id(const char *xml, size_t len, char **id)
 	return rc;
 }
 
-int s3_xml_complete(const char *xml, size_t len, struct s3_xml_error *err)
+int backend_s3_xml_complete(const char *xml, size_t len, struct s3_xml_error *err)
 {
 	struct error_ctx c = { .err = err };
 	int rc;
@@ -448,7 +448,7 @@ static int del_end(struct walk *w, const char *path, const char *text)
 	return 0;
 }
 
-int s3_xml_delete_result(const char *xml, size_t len, s3_xml_del_fn *fn,
+int backend_s3_xml_delete_result(const char *xml, size_t len, s3_xml_del_fn *fn,
 			 void *ctx, size_t *ndeleted)
 {
 	struct del_ctx *c = calloc(1, sizeof(*c));

@@ -31,14 +31,14 @@ static int env_create(MDB_env **out, const char *dir, unsigned flags)
 		return -ENAMETOOLONG;
 	rc = mdb_env_create(&env);
 	if (rc)
-		return meta_err(rc);
+		return cache_meta_err(rc);
 	mdb_env_set_maxdbs(env, 16);
 	mdb_env_set_maxreaders(env, 512);
 	mdb_env_set_mapsize(env, MAP_SIZE);
 	rc = mdb_env_open(env, path, flags | MDB_NOTLS, 0600);
 	if (rc) {
 		mdb_env_close(env);
-		return meta_err(rc);
+		return cache_meta_err(rc);
 	}
 	/* A killed process leaves its reader slot behind, which would pin
 	 * old pages and make the file grow; clear such slots. */
@@ -52,7 +52,7 @@ static int put_super(struct cache *c, MDB_txn *txn, const char *key,
 {
 	MDB_val k = { strlen(key), (void *)key }, v = { len, (void *)data };
 
-	return meta_err(mdb_put(txn, c->db_super, &k, &v, 0));
+	return cache_meta_err(mdb_put(txn, c->db_super, &k, &v, 0));
 }
 
 struct format_arg {
@@ -70,7 +70,7 @@ static int format_txn(struct cache *c, MDB_txn *txn, void *arg)
 	struct inode_rec root = { 0 };
 	int rc;
 
-	rc = meta_open_dbs(c, txn, MDB_CREATE);
+	rc = cache_meta_open_dbs(c, txn, MDB_CREATE);
 	if (rc == 0 && a->cfg->fsid)
 		memcpy(c->fsid, a->cfg->fsid, sizeof(c->fsid));
 	else if (rc == 0 && getrandom(c->fsid, sizeof(c->fsid), 0) !=
@@ -93,11 +93,11 @@ static int format_txn(struct cache *c, MDB_txn *txn, void *arg)
 	root.size = 4096;
 	root.parent = CACHE_ROOT_INO;
 	root.next_cookie = 3;
-	rec_set_time(&root.atime_sec, &root.atime_nsec, now);
-	rec_set_time(&root.mtime_sec, &root.mtime_nsec, now);
-	rec_set_time(&root.ctime_sec, &root.ctime_nsec, now);
-	rec_set_time(&root.btime_sec, &root.btime_nsec, now);
-	return inode_put(c, txn, CACHE_ROOT_INO, &root, NULL, 0);
+	cache_rec_set_time(&root.atime_sec, &root.atime_nsec, now);
+	cache_rec_set_time(&root.mtime_sec, &root.mtime_nsec, now);
+	cache_rec_set_time(&root.ctime_sec, &root.ctime_nsec, now);
+	cache_rec_set_time(&root.btime_sec, &root.btime_nsec, now);
+	return cache_inode_put(c, txn, CACHE_ROOT_INO, &root, NULL, 0);
 }
 
 /* Remove what a failed format created; best effort. */
@@ -203,9 +203,9 @@ int cache_format(const struct cache_config *cfg, uid_t uid, gid_t gid)
 	if (rc == 0)
 		rc = env_create(&c.env, cfg->dir, 0);
 	if (rc == 0) {
-		rc = meta_write(&c, format_txn, &a);
+		rc = cache_meta_write(&c, format_txn, &a);
 		if (rc == 0)
-			rc = meta_err(mdb_env_sync(c.env, 1));
+			rc = cache_meta_err(mdb_env_sync(c.env, 1));
 		mdb_env_close(c.env);
 	}
 	if (rc == 0)
@@ -225,25 +225,25 @@ static int read_super(struct cache *c)
 	MDB_txn *txn;
 	int rc;
 
-	rc = meta_err(mdb_txn_begin(c->env, NULL,
+	rc = cache_meta_err(mdb_txn_begin(c->env, NULL,
 				    c->rdonly ? MDB_RDONLY : 0, &txn));
 	if (rc)
 		return rc;
-	rc = meta_open_dbs(c, txn, 0);
+	rc = cache_meta_open_dbs(c, txn, 0);
 	if (rc == 0)
-		rc = meta_super_get_u64(c, txn, "version", &version);
+		rc = cache_meta_super_get_u64(c, txn, "version", &version);
 	if (rc == 0 && version != CACHE_FORMAT_VERSION)
 		rc = PHI_EVERSION;
 	if (rc == 0)
-		rc = meta_super_get_u64(c, txn, "block_size", &bs);
+		rc = cache_meta_super_get_u64(c, txn, "block_size", &bs);
 	if (rc == 0 && (rc = mdb_get(txn, c->db_super, &k, &v)) != 0)
-		rc = meta_err(rc) == -ENOENT ? PHI_ECORRUPT : meta_err(rc);
+		rc = cache_meta_err(rc) == -ENOENT ? PHI_ECORRUPT : cache_meta_err(rc);
 	if (rc == 0 && v.mv_size != sizeof(c->fsid))
 		rc = PHI_ECORRUPT;
 	if (rc == 0) {
 		memcpy(c->fsid, v.mv_data, sizeof(c->fsid));
 		c->block_size = (uint32_t)bs;
-		rc = meta_err(mdb_txn_commit(txn));
+		rc = cache_meta_err(mdb_txn_commit(txn));
 	} else {
 		mdb_txn_abort(txn);
 	}
@@ -298,9 +298,9 @@ static void *folder_main(void *arg)
 		if (c->folder_stop)
 			break;
 		lock_drop(&c->folder_lock);
-		node_fold_all(c);
-		trash_empty(c);
-		lru_flush(c);
+		cache_node_fold_all(c);
+		cache_trash_empty(c);
+		cache_lru_flush(c);
 		lock_take(&c->folder_lock);
 	}
 	lock_drop(&c->folder_lock);
@@ -350,8 +350,8 @@ int cache_open(struct cache **out, const struct cache_config *cfg,
 	c->size_limit = cfg->size_limit;
 	pthread_mutex_init(&c->nodes_lock, NULL);
 	pthread_mutex_init(&c->files_lock, NULL);
-	inbox_init(c);
-	lru_init(c);
+	cache_inbox_init(c);
+	cache_lru_init(c);
 	c->dir = strdup(cfg->dir);
 	rc = c->dir ? open_files(c, cfg, flags) : -ENOMEM;
 	if (rc == 0)
@@ -360,23 +360,23 @@ int cache_open(struct cache **out, const struct cache_config *cfg,
 	if (rc == 0)
 		rc = read_super(c);
 	if (rc == 0 && !c->rdonly)
-		rc = trash_open(c);
+		rc = cache_trash_open(c);
 	if (rc == 0 && !c->rdonly)
-		rc = trash_recover(c);
+		rc = cache_trash_recover(c);
 	if (rc == 0 && !c->rdonly)
-		rc = node_free_orphans(c);
+		rc = cache_node_free_orphans(c);
 	if (rc == 0 && !c->rdonly)
-		rc = blk_settle(c);
+		rc = cache_blk_settle(c);
 	if (rc == 0 && !c->rdonly && cfg->seed)
-		rc = mend_record(c, cfg);
+		rc = cache_mend_record(c, cfg);
 	if (rc == 0)
-		rc = meta_used_bytes(c, &used);
+		rc = cache_meta_used_bytes(c, &used);
 	if (rc == 0)
 		atomic_store(&c->used, used);
 	/* The folder reads c->seal (blk_lru_flush()): start it once
-	 * seal_start() has set up what it reads. */
+	 * cache_seal_start() has set up what it reads. */
 	if (rc == 0)
-		rc = seal_start(c, cfg, flags);
+		rc = cache_seal_start(c, cfg, flags);
 	if (rc == 0 && !c->rdonly)
 		rc = folder_start(c);
 	if (rc) {
@@ -396,21 +396,21 @@ int cache_close(struct cache *c)
 	 * sizes are folded below and no memory is left behind. */
 	while (c->files)
 		cache_file_release(c, c->files);
-	seal_stop(c);
+	cache_seal_stop(c);
 	folder_stop(c);
 	if (c->env && !c->rdonly) {
-		rc = node_fold_all(c);
+		rc = cache_node_fold_all(c);
 		if (syncfs(c->datafd) && rc == 0)
 			rc = -errno;
 		rc2 = cache_sync(c);
 		if (rc == 0)
 			rc = rc2;
-		rc2 = trash_empty(c);
+		rc2 = cache_trash_empty(c);
 		if (rc == 0)
 			rc = rc2;
 	}
-	node_table_free(c);
-	seal_free(c);
+	cache_node_table_free(c);
+	cache_seal_free(c);
 	if (c->env)
 		mdb_env_close(c->env);
 	if (c->trashfd >= 0)
@@ -423,8 +423,8 @@ int cache_close(struct cache *c)
 		close(c->dirfd);
 	pthread_mutex_destroy(&c->nodes_lock);
 	pthread_mutex_destroy(&c->files_lock);
-	lru_free(c);
-	inbox_free(c);
+	cache_lru_free(c);
+	cache_inbox_free(c);
 	free(c->dir);
 	free(c);
 	return rc;
@@ -464,20 +464,20 @@ int cache_stats(struct cache *c, struct cache_stats *out)
 	int rc;
 
 	if (c->seal)
-		upload_record_health(c);	/* status shows it as it is */
-	txn = meta_read_begin(c, &rc);
+		cache_upload_record_health(c);	/* status shows it as it is */
+	txn = cache_meta_read_begin(c, &rc);
 	if (!txn)
 		return rc;
 	s.inodes = entries(txn, c->db_inodes);
 	s.orphans = entries(txn, c->db_orphans);
-	rc = seal_stats(c, txn, &s);
-	meta_read_end(txn);
+	rc = cache_seal_stats(c, txn, &s);
+	cache_meta_read_end(txn);
 	if (rc)
 		return rc;
 	if (c->rdonly) {
 		uint64_t used;
 
-		rc = meta_used_bytes(c, &used);
+		rc = cache_meta_used_bytes(c, &used);
 		if (rc)
 			return rc;
 		atomic_store(&c->used, used);
@@ -505,11 +505,11 @@ int cache_statfs(struct cache *c, struct statvfs *out)
 		return -errno;
 	/* only the inode count: cache_stats() also walks the block map and
 	 * the queues, too much for every df */
-	txn = meta_read_begin(c, &rc);
+	txn = cache_meta_read_begin(c, &rc);
 	if (!txn)
 		return rc;
 	inodes = entries(txn, c->db_inodes);
-	meta_read_end(txn);
+	cache_meta_read_end(txn);
 	avail = used < c->size_limit ? c->size_limit - used : 0;
 	if (avail > (uint64_t)disk.f_bavail * disk.f_frsize)
 		avail = (uint64_t)disk.f_bavail * disk.f_frsize;

@@ -19,7 +19,7 @@
  * with it, so a crash loses no more than the unfolded size would.
  *
  * A fetched block is written into the data file at once and recorded as
- * resident later (lru_persist_fetched()); until then a crash merely costs
+ * resident later (cache_lru_persist_fetched()); until then a crash merely costs
  * a second fetch.  Its checksum guards the order: should the flag reach
  * the disk before the bytes do (a power loss), the first read finds them
  * wrong and fetches again, never returns a block of zeros.  A block
@@ -31,7 +31,7 @@
  * next seal puts into every region, and a clean block never reads back
  * anything but the content its record names.  The order that keeps it:
  *
- *   write     blk_prepare_write() commits the block's `dirty` record
+ *   write     cache_blk_prepare_write() commits the block's `dirty` record
  *             (and bumps n->gen) BEFORE cache_write() touches the data
  *             file.  A kill -9 at any instruction leaves either the old
  *             bytes under a dirty record (sealed again: same content) or
@@ -102,7 +102,7 @@ static size_t blkset_pos(const struct blkset *s, uint64_t b)
 	return lo;
 }
 
-int blkset_add(struct blkset *s, uint64_t b)
+int cache_blkset_add(struct blkset *s, uint64_t b)
 {
 	size_t i = blkset_pos(s, b);
 
@@ -123,14 +123,14 @@ int blkset_add(struct blkset *s, uint64_t b)
 	return 1;
 }
 
-int blkset_has(const struct blkset *s, uint64_t b)
+int cache_blkset_has(const struct blkset *s, uint64_t b)
 {
 	size_t i = blkset_pos(s, b);
 
 	return i < s->n && s->v[i] == b;
 }
 
-void blkset_del(struct blkset *s, uint64_t b)
+void cache_blkset_del(struct blkset *s, uint64_t b)
 {
 	size_t i = blkset_pos(s, b);
 
@@ -140,12 +140,12 @@ void blkset_del(struct blkset *s, uint64_t b)
 	}
 }
 
-void blkset_cut(struct blkset *s, uint64_t from)
+void cache_blkset_cut(struct blkset *s, uint64_t from)
 {
 	s->n = blkset_pos(s, from);
 }
 
-void blkset_free(struct blkset *s)
+void cache_blkset_free(struct blkset *s)
 {
 	free(s->v);
 	memset(s, 0, sizeof(*s));
@@ -153,24 +153,24 @@ void blkset_free(struct blkset *s)
 
 /* --- records ----------------------------------------------------------- */
 
-int blk_rec_get(struct cache *c, MDB_txn *txn, uint64_t ino,
+int cache_blk_rec_get(struct cache *c, MDB_txn *txn, uint64_t ino,
 		uint64_t blk, struct block_rec *rec)
 {
 	uint8_t k[16];
 	MDB_val key = { sizeof(k), k }, val;
 	int rc;
 
-	blk_key(k, ino, blk);
+	cache_blk_key(k, ino, blk);
 	rc = mdb_get(txn, c->db_blocks, &key, &val);
 	if (rc)
-		return meta_err(rc);
+		return cache_meta_err(rc);
 	if (val.mv_size != sizeof(*rec))
 		return PHI_ECORRUPT;
 	memcpy(rec, val.mv_data, sizeof(*rec));
 	return 0;
 }
 
-void blk_used_adjust(struct cache *c, int64_t delta)
+void cache_blk_used_adjust(struct cache *c, int64_t delta)
 {
 	uint_fast64_t old = atomic_load(&c->used), new;
 
@@ -182,18 +182,18 @@ void blk_used_adjust(struct cache *c, int64_t delta)
 	} while (!atomic_compare_exchange_weak(&c->used, &old, new));
 }
 
-void blk_refresh_alloc(struct cache *c, struct cnode *n)
+void cache_blk_refresh_alloc(struct cache *c, struct cnode *n)
 {
 	struct stat st;
 
 	if (n->fd < 0 || fstat(n->fd, &st))
 		return;
-	blk_used_adjust(c, (int64_t)st.st_blocks * 512 - (int64_t)n->alloc);
+	cache_blk_used_adjust(c, (int64_t)st.st_blocks * 512 - (int64_t)n->alloc);
 	n->alloc = (uint64_t)st.st_blocks * 512;
 	n->growth = 0;
 }
 
-int blk_load(struct cache *c, MDB_txn *txn, struct cnode *n)
+int cache_blk_load(struct cache *c, MDB_txn *txn, struct cnode *n)
 {
 	uint8_t k[16];
 	MDB_val key = { sizeof(k), k }, val;
@@ -206,12 +206,12 @@ int blk_load(struct cache *c, MDB_txn *txn, struct cnode *n)
 	for (int pass = 0; pass < 2; pass++) {
 		MDB_dbi dbi = pass == 0 ? c->db_dirty : c->db_blocks;
 
-		blk_key(k, n->ino, 0);
+		cache_blk_key(k, n->ino, 0);
 		key.mv_size = sizeof(k);
 		key.mv_data = k;
 		rc = mdb_cursor_open(txn, dbi, &cur);
 		if (rc)
-			return meta_err(rc);
+			return cache_meta_err(rc);
 		for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
 		     rc == 0 && key.mv_size == 16 &&
 		     key_get_u64(key.mv_data) == n->ino;
@@ -221,13 +221,13 @@ int blk_load(struct cache *c, MDB_txn *txn, struct cnode *n)
 			int r = 0;
 
 			if (pass == 0) {
-				r = blkset_add(&n->dblk, blk);
+				r = cache_blkset_add(&n->dblk, blk);
 				atomic_fetch_add(&c->inbox.dirty_blocks, r > 0);
 			} else if (val.mv_size == sizeof(rec)) {
 				memcpy(&rec, val.mv_data, sizeof(rec));
 				if (!(rec.flags & BLOCK_RESIDENT) &&
-				    !blkset_has(&n->dblk, blk))
-					r = blkset_add(&n->gone, blk);
+				    !cache_blkset_has(&n->dblk, blk))
+					r = cache_blkset_add(&n->gone, blk);
 			}
 			if (r < 0) {
 				mdb_cursor_close(cur);
@@ -236,12 +236,12 @@ int blk_load(struct cache *c, MDB_txn *txn, struct cnode *n)
 		}
 		mdb_cursor_close(cur);
 		if (rc != MDB_NOTFOUND && rc != 0)
-			return meta_err(rc);
+			return cache_meta_err(rc);
 	}
 	return 0;
 }
 
-int blk_reload_dirty(struct cache *c, struct cnode *n)
+int cache_blk_reload_dirty(struct cache *c, struct cnode *n)
 {
 	uint8_t k[16];
 	MDB_val key = { sizeof(k), k }, val;
@@ -249,12 +249,12 @@ int blk_reload_dirty(struct cache *c, struct cnode *n)
 	MDB_txn *txn;
 	int rc, r = 0;
 
-	txn = meta_read_begin(c, &rc);
+	txn = cache_meta_read_begin(c, &rc);
 	if (!txn)
 		return rc;
-	rc = meta_err(mdb_cursor_open(txn, c->db_dirty, &cur));
+	rc = cache_meta_err(mdb_cursor_open(txn, c->db_dirty, &cur));
 	if (rc == 0) {
-		blk_key(k, n->ino, 0);
+		cache_blk_key(k, n->ino, 0);
 		for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
 		     rc == 0 && r >= 0 && key.mv_size == 16 &&
 		     key_get_u64(key.mv_data) == n->ino;
@@ -263,17 +263,17 @@ int blk_reload_dirty(struct cache *c, struct cnode *n)
 
 			/* a gone block's sealed copy is the truth: its data
 			 * file range is a hole, never to be sealed */
-			if (blkset_has(&n->gone, blk) ||
-			    blkset_has(&n->sealing, blk))
+			if (cache_blkset_has(&n->gone, blk) ||
+			    cache_blkset_has(&n->sealing, blk))
 				continue;
-			r = blkset_add(&n->dblk, blk);
+			r = cache_blkset_add(&n->dblk, blk);
 			if (r > 0)
 				atomic_fetch_add(&c->inbox.dirty_blocks, 1);
 		}
 		mdb_cursor_close(cur);
 		rc = r < 0 ? r : 0;
 	}
-	meta_read_end(txn);
+	cache_meta_read_end(txn);
 	return rc;
 }
 
@@ -298,7 +298,7 @@ static void frame_id(const struct block_rec *rec, char *out, size_t size)
 {
 	char key[PACK_KEY_LEN + 1];
 
-	pack_key(rec->pack, key);
+	cache_pack_key(rec->pack, key);
 	snprintf(out, size, "%s@%" PRIu64, key, rec->off);
 }
 
@@ -310,7 +310,7 @@ static int local_frame(struct cache *c, const struct block_rec *rec,
 	ssize_t r;
 	int fd, rc;
 
-	pack_file(rec->pack, name);
+	cache_pack_file(rec->pack, name);
 	fd = openat(c->dirfd, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -351,7 +351,7 @@ static int repair_txn(struct cache *c, MDB_txn *txn, void *arg)
 		if (rc == 0)
 			a->fresh |= 1 << i;
 		else if (rc != MDB_KEYEXIST)
-			return meta_err(rc);
+			return cache_meta_err(rc);
 	}
 	return 0;
 }
@@ -374,7 +374,7 @@ static int read_sealed(struct cache *c, struct cnode *n, uint64_t blk,
 	buf_release(&frame);
 	if (rc == 0)
 		return 0;
-	pack_key(rec->pack, key);
+	cache_pack_key(rec->pack, key);
 	buf_init(&frame, SIZE_MAX);
 	rc = backend_replica_get_verified(c->seal->regions, key, rec->off,
 					  rec->len, &frame, verify_frame, &v,
@@ -383,7 +383,7 @@ static int read_sealed(struct cache *c, struct cnode *n, uint64_t blk,
 	if (bad) {
 		struct repair_arg a = { rec->seq, bad, 0 };
 
-		meta_write(c, repair_txn, &a);
+		cache_meta_write(c, repair_txn, &a);
 		for (int i = 0; i < c->seal->nregions; i++)
 			if (a.fresh & (1 << i))
 				PHI_LOG(PHI_LOG_WARNING, "object %s: region %s "
@@ -436,11 +436,11 @@ static int fetch_sealed(struct cache *c, struct cnode *n, uint64_t blk,
 	MDB_txn *txn;
 	int rc;
 
-	txn = meta_read_begin(c, &rc);
+	txn = cache_meta_read_begin(c, &rc);
 	if (!txn)
 		return rc;
-	rc = blk_rec_get(c, txn, n->ino, blk, rec);
-	meta_read_end(txn);
+	rc = cache_blk_rec_get(c, txn, n->ino, blk, rec);
+	cache_meta_read_end(txn);
 	if (rc)
 		return rc;
 	rc = read_sealed(c, n, blk, rec, plain);
@@ -458,7 +458,7 @@ static int fetch_install(struct cache *c, struct cnode *n, uint64_t blk,
 	uint64_t bs = c->block_size, off = blk * bs, len;
 
 	if (rc == -ENOENT) {		/* cut meanwhile: a hole */
-		blkset_del(&n->gone, blk);
+		cache_blkset_del(&n->gone, blk);
 		return 0;
 	}
 	if (rc)
@@ -471,18 +471,18 @@ static int fetch_install(struct cache *c, struct cnode *n, uint64_t blk,
 	if (len && pwrite(n->fd, buf_data(plain), len, (off_t)off) !=
 	    (ssize_t)len)
 		return errno == ENOSPC ? -ENOSPC : -EIO;
-	blkset_del(&n->gone, blk);
-	blkset_add(&n->checked, blk);	/* authenticated: good as it is */
-	blk_refresh_alloc(c, n);
+	cache_blkset_del(&n->gone, blk);
+	cache_blkset_add(&n->checked, blk);	/* authenticated: good as it is */
+	cache_blk_refresh_alloc(c, n);
 	n->dirty = 1;		/* the record's block count */
 	if (atomic_load(&c->used) + atomic_load(&c->packs_used) >
 	    c->size_limit)
-		inbox_kick(c);	/* evicts others; not under this lock */
-	if (blkset_add(&n->fetched, blk) < 0)
+		cache_inbox_kick(c);	/* evicts others; not under this lock */
+	if (cache_blkset_add(&n->fetched, blk) < 0)
 		return 0;	/* it is only fetched again after a reload */
 	atomic_store_explicit(&n->fetched_any, 1, memory_order_relaxed);
 	n->unsynced = 1;
-	inbox_fetched(c);
+	cache_inbox_fetched(c);
 	return 0;
 }
 
@@ -510,7 +510,7 @@ static int fetch(struct cache *c, struct cnode *n, uint64_t blk)
 	for (;;) {
 		while (fetch_busy(n, blk))
 			pthread_cond_wait(&n->fetch_done, &n->lock);
-		if (!blkset_has(&n->gone, blk))
+		if (!cache_blkset_has(&n->gone, blk))
 			return 0;	/* fetched, written or cut meanwhile */
 		slot.stale = 0;
 		slot.next = n->fetching;
@@ -523,7 +523,7 @@ static int fetch(struct cache *c, struct cnode *n, uint64_t blk)
 			;
 		*p = slot.next;
 		/* written or cut meanwhile: drop what came, look again */
-		stale = slot.stale || !blkset_has(&n->gone, blk);
+		stale = slot.stale || !cache_blkset_has(&n->gone, blk);
 		if (!stale)
 			rc = fetch_install(c, n, blk, &rec, &plain, rc);
 		buf_release(&plain);
@@ -586,9 +586,9 @@ static int never_written(struct cache *c, MDB_txn *txn, uint64_t ino,
 	char name[32];
 	int fd, hole;
 
-	if (blk_rec_get(c, txn, ino, blk, &rec) || (rec.flags & BLOCK_RESIDENT))
+	if (cache_blk_rec_get(c, txn, ino, blk, &rec) || (rec.flags & BLOCK_RESIDENT))
 		return 0;
-	data_name(ino, name, sizeof(name));
+	cache_data_name(ino, name, sizeof(name));
 	fd = openat(c->datafd, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT;
@@ -606,7 +606,7 @@ static int settle_txn(struct cache *c, MDB_txn *txn, void *arg)
 
 	rc = mdb_cursor_open(txn, c->db_dirty, &cur);
 	if (rc)
-		return meta_err(rc);
+		return cache_meta_err(rc);
 	for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST); rc == 0;
 	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
 		uint64_t ino, blk;
@@ -624,17 +624,17 @@ static int settle_txn(struct cache *c, MDB_txn *txn, void *arg)
 		(*dropped)++;
 	}
 	mdb_cursor_close(cur);
-	return rc == 0 || rc == MDB_NOTFOUND ? 0 : meta_err(rc);
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 : cache_meta_err(rc);
 }
 
-int blk_settle(struct cache *c)
+int cache_blk_settle(struct cache *c)
 {
 	uint64_t dropped = 0;
 	int rc;
 
 	if (c->rdonly || !c->have_blockdbs)
 		return 0;
-	rc = meta_write(c, settle_txn, &dropped);
+	rc = cache_meta_write(c, settle_txn, &dropped);
 	if (rc == 0 && dropped)
 		PHI_LOG(PHI_LOG_NOTICE, "%llu block writes recorded ahead of a "
 			"crash never reached the local store; their sealed "
@@ -726,12 +726,12 @@ static int check_range(struct cache *c, struct cnode *n, uint64_t off,
 			continue;
 		if (partial_only && off <= b * bs && off + len >= (b + 1) * bs)
 			continue;
-		if (blkset_has(&n->checked, b) || blkset_has(&n->dblk, b) ||
-		    blkset_has(&n->gone, b) || blkset_has(&n->sealing, b))
+		if (cache_blkset_has(&n->checked, b) || cache_blkset_has(&n->dblk, b) ||
+		    cache_blkset_has(&n->gone, b) || cache_blkset_has(&n->sealing, b))
 			continue;
-		if (!txn && !(txn = meta_read_begin(c, &rc)))
+		if (!txn && !(txn = cache_meta_read_begin(c, &rc)))
 			break;
-		r = blk_rec_get(c, txn, n->ino, b, &rec);
+		r = cache_blk_rec_get(c, txn, n->ino, b, &rec);
 		if (r && r != -ENOENT) {
 			rc = r;
 			break;
@@ -745,29 +745,29 @@ static int check_range(struct cache *c, struct cnode *n, uint64_t off,
 				"fails its checksum" : "holds data no record "
 				"names", have ? "fetching the sealed copy "
 				"again" : "dropped");
-			meta_read_end(txn);
+			cache_meta_read_end(txn);
 			txn = NULL;
 			r = drop_local(c, n, b, have);
 		}
 		if (r == 0)
-			r = blkset_add(&n->checked, b) < 0 ? -ENOMEM : 0;
+			r = cache_blkset_add(&n->checked, b) < 0 ? -ENOMEM : 0;
 		rc = r;
 	}
 	if (txn)
-		meta_read_end(txn);
+		cache_meta_read_end(txn);
 	return rc;
 }
 
 static void mark(struct cache *c, struct cnode *n, uint64_t blk)
 {
-	int r = blkset_add(&n->dblk, blk);
+	int r = cache_blkset_add(&n->dblk, blk);
 
 	if (r > 0) {
 		atomic_fetch_add(&n->gen, 1);
 		atomic_fetch_add(&c->inbox.dirty_blocks, 1);
 	}
 	if (r >= 0)
-		r = blkset_add(&n->fresh, blk);
+		r = cache_blkset_add(&n->fresh, blk);
 	if (r < 0)
 		cache_latch(c, -ENOMEM);	/* a write we could not track */
 	n->dirty = 1;
@@ -792,10 +792,10 @@ static int ahead_txn(struct cache *c, MDB_txn *txn, void *arg)
 		MDB_val val = { a->flags[i] ? 1 : 0, (void *)&a->flags[i] };
 		int rc;
 
-		blk_key(k, a->ino, a->blk[i]);
+		cache_blk_key(k, a->ino, a->blk[i]);
 		rc = mdb_put(txn, c->db_dirty, &key, &val, 0);
 		if (rc)
-			return meta_err(rc);
+			return cache_meta_err(rc);
 	}
 	return 0;
 }
@@ -805,15 +805,15 @@ static int track_ahead(struct cache *c, struct cnode *n, const uint64_t *blk,
 		       size_t count)
 {
 	for (size_t i = 0; i < count; i++) {
-		int r = blkset_add(&n->dblk, blk[i]);
+		int r = cache_blkset_add(&n->dblk, blk[i]);
 
 		if (r < 0)	/* recorded, not tracked: the next load finds it */
 			return cache_latch(c, -ENOMEM);
 		if (r > 0)
 			atomic_fetch_add(&c->inbox.dirty_blocks, 1);
-		blkset_del(&n->fresh, blk[i]);
-		blkset_del(&n->gone, blk[i]);
-		blkset_del(&n->fetched, blk[i]);
+		cache_blkset_del(&n->fresh, blk[i]);
+		cache_blkset_del(&n->gone, blk[i]);
+		cache_blkset_del(&n->fetched, blk[i]);
 	}
 	return 0;
 }
@@ -826,9 +826,9 @@ static int track_ahead(struct cache *c, struct cnode *n, const uint64_t *blk,
  * `gone` here, marked DIRTY_WAS_GONE.
  *
  * Blocks wholly past the size the inode record holds need no record
- * ahead: a crash cuts the data file back to that size (node_load()), and
+ * ahead: a crash cuts the data file back to that size (cache_node_load()), and
  * the fold that records a larger size records their `dirty` entries in
- * the same transaction (blk_fold_txn()).  So appending, the common case,
+ * the same transaction (cache_blk_fold_txn()).  So appending, the common case,
  * costs no commit.  n->lock held.
  */
 static int write_ahead(struct cache *c, struct cnode *n, uint64_t off,
@@ -854,13 +854,13 @@ static int write_ahead(struct cache *c, struct cnode *n, uint64_t off,
 		}
 	}
 	for (uint64_t b = first; b <= last; b++) {
-		if (blkset_has(&n->dblk, b) && !blkset_has(&n->fresh, b))
+		if (cache_blkset_has(&n->dblk, b) && !cache_blkset_has(&n->fresh, b))
 			continue;
 		if (b * bs >= n->rec_size) {
 			mark(c, n, b);
 			continue;
 		}
-		flags[count] = blkset_has(&n->gone, b) ? DIRTY_WAS_GONE : 0;
+		flags[count] = cache_blkset_has(&n->gone, b) ? DIRTY_WAS_GONE : 0;
 		blk[count++] = b;
 	}
 	rc = 0;
@@ -868,7 +868,7 @@ static int write_ahead(struct cache *c, struct cnode *n, uint64_t off,
 		struct ahead_arg a = { n->ino, blk, flags, count };
 
 		atomic_fetch_add(&n->gen, 1);
-		rc = meta_write(c, ahead_txn, &a);
+		rc = cache_meta_write(c, ahead_txn, &a);
 	}
 	if (rc == 0)
 		rc = track_ahead(c, n, blk, count);
@@ -882,7 +882,7 @@ static int write_ahead(struct cache *c, struct cnode *n, uint64_t off,
 	return rc;
 }
 
-int blk_prepare_write(struct cache *c, struct cnode *n, uint64_t off,
+int cache_blk_prepare_write(struct cache *c, struct cnode *n, uint64_t off,
 		      uint64_t len)
 {
 	int fetched = 0, rc;
@@ -901,7 +901,7 @@ int blk_prepare_write(struct cache *c, struct cnode *n, uint64_t off,
 	return rc;
 }
 
-int blk_prepare_read(struct cache *c, struct cnode *n, uint64_t off,
+int cache_blk_prepare_read(struct cache *c, struct cnode *n, uint64_t off,
 		     uint64_t len)
 {
 	int fetched = 0, rc;
@@ -914,7 +914,7 @@ int blk_prepare_read(struct cache *c, struct cnode *n, uint64_t off,
 	return rc ? rc : fetch_range(c, n, off, len, 0, &fetched);
 }
 
-void blk_mark_dirty(struct cache *c, struct cnode *n, uint64_t off,
+void cache_blk_mark_dirty(struct cache *c, struct cnode *n, uint64_t off,
 		    uint64_t len)
 {
 	uint64_t bs = c->block_size;
@@ -923,11 +923,11 @@ void blk_mark_dirty(struct cache *c, struct cnode *n, uint64_t off,
 	if (!c->seal || len == 0)
 		return;
 	n->last_write_ns = phi_mono_ns();
-	if (inbox_over_dirty_limit(c, bs))
-		inbox_kick(c);
+	if (cache_inbox_over_dirty_limit(c, bs))
+		cache_inbox_kick(c);
 }
 
-int blk_prepare_cut(struct cache *c, struct cnode *n, uint64_t size)
+int cache_blk_prepare_cut(struct cache *c, struct cnode *n, uint64_t size)
 {
 	uint64_t bs = c->block_size, keep = (size + bs - 1) / bs;
 	int rc;
@@ -941,7 +941,7 @@ int blk_prepare_cut(struct cache *c, struct cnode *n, uint64_t size)
 		/* The block the cut splits changes: its tail becomes zeros,
 		 * its head stays and must be good. */
 		rc = check_range(c, n, size / bs * bs, size % bs, 0);
-		if (rc == 0 && blkset_has(&n->gone, size / bs)) {
+		if (rc == 0 && cache_blkset_has(&n->gone, size / bs)) {
 			rc = fetch(c, n, size / bs);
 			if (rc == 0 && fdatasync(n->fd))
 				rc = cache_latch(c, -errno);
@@ -952,12 +952,12 @@ int blk_prepare_cut(struct cache *c, struct cnode *n, uint64_t size)
 	}
 	for (size_t i = blkset_pos(&n->dblk, keep); i < n->dblk.n; i++)
 		atomic_fetch_sub(&c->inbox.dirty_blocks, 1);
-	blkset_cut(&n->dblk, keep);
-	blkset_cut(&n->fresh, keep);
-	blkset_cut(&n->gone, keep);
-	blkset_cut(&n->fetched, keep);
-	blkset_cut(&n->sealing, keep);
-	blkset_cut(&n->checked, keep);
+	cache_blkset_cut(&n->dblk, keep);
+	cache_blkset_cut(&n->fresh, keep);
+	cache_blkset_cut(&n->gone, keep);
+	cache_blkset_cut(&n->fetched, keep);
+	cache_blkset_cut(&n->sealing, keep);
+	cache_blkset_cut(&n->checked, keep);
 	fetch_spoil(n, keep, UINT64_MAX);
 	if (keep < n->cut_from)
 		n->cut_from = keep;
@@ -976,28 +976,28 @@ static int del_from(struct cache *c, MDB_txn *txn, MDB_dbi dbi, uint64_t ino,
 
 	rc = mdb_cursor_open(txn, dbi, &cur);
 	if (rc)
-		return meta_err(rc);
+		return cache_meta_err(rc);
 	/* Seek again after each delete: where a deleting cursor stands at
 	 * the end of a page or of the tree is not worth relying on. */
 	for (;;) {
-		blk_key(k, ino, from);
+		cache_blk_key(k, ino, from);
 		key.mv_size = sizeof(k);
 		key.mv_data = k;
 		rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
 		if (rc || key.mv_size != 16 || key_get_u64(key.mv_data) != ino)
 			break;
 		if (dbi == c->db_blocks &&
-		    (rc = jnote(c, txn, JDB_BLOCKS, &key)) != 0)
+		    (rc = cache_jnote(c, txn, JDB_BLOCKS, &key)) != 0)
 			break;
 		rc = mdb_cursor_del(cur, 0);
 		if (rc)
 			break;
 	}
 	mdb_cursor_close(cur);
-	return rc == 0 || rc == MDB_NOTFOUND ? 0 : meta_err(rc);
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 : cache_meta_err(rc);
 }
 
-int blk_fold_txn(struct cache *c, MDB_txn *txn, struct cnode *n)
+int cache_blk_fold_txn(struct cache *c, MDB_txn *txn, struct cnode *n)
 {
 	int rc;
 
@@ -1014,22 +1014,22 @@ int blk_fold_txn(struct cache *c, MDB_txn *txn, struct cnode *n)
 		uint8_t k[16];
 		MDB_val key = { sizeof(k), k }, val = { 0, (void *)"" };
 
-		blk_key(k, n->ino, n->fresh.v[i]);
+		cache_blk_key(k, n->ino, n->fresh.v[i]);
 		rc = mdb_put(txn, c->db_dirty, &key, &val, 0);
 		if (rc)
-			return meta_err(rc);
+			return cache_meta_err(rc);
 	}
 	return 0;
 }
 
-void blk_fold_done(struct cnode *n)
+void cache_blk_fold_done(struct cnode *n)
 {
 	n->rec_size = n->size;
 	n->fresh.n = 0;
 	n->cut_from = UINT64_MAX;
 }
 
-int blk_free_txn(struct cache *c, MDB_txn *txn, uint64_t ino)
+int cache_blk_free_txn(struct cache *c, MDB_txn *txn, uint64_t ino)
 {
 	uint8_t k[8];
 	MDB_val key = { sizeof(k), k };
@@ -1044,12 +1044,12 @@ int blk_free_txn(struct cache *c, MDB_txn *txn, uint64_t ino)
 		return rc;
 	key_put_u64(k, ino);
 	rc = mdb_del(txn, c->db_lru, &key, NULL);
-	return rc == MDB_NOTFOUND ? 0 : meta_err(rc);
+	return rc == MDB_NOTFOUND ? 0 : cache_meta_err(rc);
 }
 
 /* --- recording fetched blocks ------------------------------------------ */
 
-void blk_punch_gone(struct cache *c, struct cnode *n)
+void cache_blk_punch_gone(struct cache *c, struct cnode *n)
 {
 	uint64_t bs = c->block_size;
 
@@ -1081,18 +1081,18 @@ static int flags_txn(struct cache *c, MDB_txn *txn, void *arg)
 		uint8_t k[16];
 		MDB_val key = { sizeof(k), k };
 		struct block_rec rec;
-		int rc = blk_rec_get(c, txn, a->n->ino, a->blk[i], &rec);
+		int rc = cache_blk_rec_get(c, txn, a->n->ino, a->blk[i], &rec);
 
 		if (rc == -ENOENT)
 			continue;
 		if (rc)
 			return rc;
 		rec.flags = (rec.flags | a->set) & ~a->clear;
-		blk_key(k, a->n->ino, a->blk[i]);
+		cache_blk_key(k, a->n->ino, a->blk[i]);
 		MDB_val val = { sizeof(rec), &rec };
 		rc = mdb_put(txn, c->db_blocks, &key, &val, 0);
 		if (rc)
-			return meta_err(rc);
+			return cache_meta_err(rc);
 	}
 	return 0;
 }
@@ -1106,22 +1106,22 @@ static int drop_local(struct cache *c, struct cnode *n, uint64_t blk,
 	if (has_rec) {
 		struct flags_arg a = { n, &blk, 1, 0, BLOCK_RESIDENT };
 
-		rc = meta_write(c, flags_txn, &a);
+		rc = cache_meta_write(c, flags_txn, &a);
 		if (rc)
 			return rc;
 	}
 	if (fallocate(n->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 		      (off_t)(blk * bs), (off_t)bs))
 		return cache_latch(c, -errno);
-	blkset_del(&n->fetched, blk);
-	if (has_rec && blkset_add(&n->gone, blk) < 0)
+	cache_blkset_del(&n->fetched, blk);
+	if (has_rec && cache_blkset_add(&n->gone, blk) < 0)
 		return -ENOMEM;
-	blk_refresh_alloc(c, n);
+	cache_blk_refresh_alloc(c, n);
 	n->dirty = 1;		/* the record's block count */
 	return 0;
 }
 
-int blk_persist_node(struct cache *c, struct cnode *n)
+int cache_blk_persist_node(struct cache *c, struct cnode *n)
 {
 	struct flags_arg a = { n, n->fetched.v, n->fetched.n, BLOCK_RESIDENT,
 			       0 };
@@ -1131,7 +1131,7 @@ int blk_persist_node(struct cache *c, struct cnode *n)
 		return 0;
 	if (n->fetched_unsummed && fdatasync(n->fd))
 		return -errno;
-	rc = meta_write(c, flags_txn, &a);
+	rc = cache_meta_write(c, flags_txn, &a);
 	if (rc == 0) {
 		n->fetched.n = 0;
 		n->fetched_unsummed = 0;
@@ -1139,17 +1139,17 @@ int blk_persist_node(struct cache *c, struct cnode *n)
 	return rc;
 }
 
-int blk_in_dirty(struct cache *c, MDB_txn *txn, uint64_t ino,
+int cache_blk_in_dirty(struct cache *c, MDB_txn *txn, uint64_t ino,
 		 uint64_t blk)
 {
 	uint8_t k[16];
 	MDB_val key = { sizeof(k), k }, val;
 
-	blk_key(k, ino, blk);
+	cache_blk_key(k, ino, blk);
 	return mdb_get(txn, c->db_dirty, &key, &val) == 0;
 }
 
-int blk_has_dirty(struct cache *c, MDB_txn *txn, uint64_t ino)
+int cache_blk_has_dirty(struct cache *c, MDB_txn *txn, uint64_t ino)
 {
 	uint8_t k[16];
 	MDB_val key = { sizeof(k), k }, val;
@@ -1158,14 +1158,14 @@ int blk_has_dirty(struct cache *c, MDB_txn *txn, uint64_t ino)
 
 	if (mdb_cursor_open(txn, c->db_dirty, &cur))
 		return 1;
-	blk_key(k, ino, 0);
+	cache_blk_key(k, ino, 0);
 	found = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE) == 0 &&
 		key.mv_size == 16 && key_get_u64(key.mv_data) == ino;
 	mdb_cursor_close(cur);
 	return found;
 }
 
-int blk_evictable(struct cache *c, struct cnode *n, struct blkset *out,
+int cache_blk_evictable(struct cache *c, struct cnode *n, struct blkset *out,
 		  int *left)
 {
 	uint8_t k[16];
@@ -1175,15 +1175,15 @@ int blk_evictable(struct cache *c, struct cnode *n, struct blkset *out,
 	int rc;
 
 	*left = 0;
-	txn = meta_read_begin(c, &rc);
+	txn = cache_meta_read_begin(c, &rc);
 	if (!txn)
 		return rc;
-	rc = meta_err(mdb_cursor_open(txn, c->db_blocks, &cur));
+	rc = cache_meta_err(mdb_cursor_open(txn, c->db_blocks, &cur));
 	if (rc) {
-		meta_read_end(txn);
+		cache_meta_read_end(txn);
 		return rc;
 	}
-	blk_key(k, n->ino, 0);
+	cache_blk_key(k, n->ino, 0);
 	for (int r = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
 	     r == 0 && key.mv_size == 16 && key_get_u64(key.mv_data) == n->ino;
 	     r = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
@@ -1193,14 +1193,14 @@ int blk_evictable(struct cache *c, struct cnode *n, struct blkset *out,
 		if (val.mv_size != sizeof(rec))
 			continue;
 		memcpy(&rec, val.mv_data, sizeof(rec));
-		if (blkset_has(&n->gone, blk))
+		if (cache_blkset_has(&n->gone, blk))
 			continue;
-		if (blkset_has(&n->dblk, blk) || blk_in_dirty(c, txn, n->ino, blk) ||
-		    !meta_pack_replicated(c, txn, rec.seq)) {
+		if (cache_blkset_has(&n->dblk, blk) || cache_blk_in_dirty(c, txn, n->ino, blk) ||
+		    !cache_meta_pack_replicated(c, txn, rec.seq)) {
 			*left = 1;
 			continue;
 		}
-		if (blkset_add(out, blk) < 0) {
+		if (cache_blkset_add(out, blk) < 0) {
 			*left = 1;
 			break;
 		}
@@ -1208,13 +1208,13 @@ int blk_evictable(struct cache *c, struct cnode *n, struct blkset *out,
 	mdb_cursor_close(cur);
 	/* Blocks still to be sealed will be resident later: keep the file
 	 * in the LRU order. */
-	if (n->dblk.n || n->sealing.n || blk_has_dirty(c, txn, n->ino))
+	if (n->dblk.n || n->sealing.n || cache_blk_has_dirty(c, txn, n->ino))
 		*left = 1;
-	meta_read_end(txn);
+	cache_meta_read_end(txn);
 	return 0;
 }
 
-int blk_evict_blocks(struct cache *c, struct cnode *n, const struct blkset *go,
+int cache_blk_evict_blocks(struct cache *c, struct cnode *n, const struct blkset *go,
 		     uint64_t *freed)
 {
 	struct flags_arg a = { n, go->v, go->n, 0, BLOCK_RESIDENT };
@@ -1223,19 +1223,19 @@ int blk_evict_blocks(struct cache *c, struct cnode *n, const struct blkset *go,
 
 	/* Record first: a crash after it costs a fetch, the other order
 	 * could leave a resident flag over a hole. */
-	rc = meta_write(c, flags_txn, &a);
+	rc = cache_meta_write(c, flags_txn, &a);
 	for (size_t done = 0; rc == 0 && done < go->n; done++) {
 		uint64_t b = go->v[done];
 
 		if (fallocate(n->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 			      (off_t)(b * bs), (off_t)bs))
 			break;
-		blkset_del(&n->fetched, b);
-		blkset_del(&n->checked, b);
-		if (blkset_add(&n->gone, b) < 0)
+		cache_blkset_del(&n->fetched, b);
+		cache_blkset_del(&n->checked, b);
+		if (cache_blkset_add(&n->gone, b) < 0)
 			break;
 	}
-	blk_refresh_alloc(c, n);
+	cache_blk_refresh_alloc(c, n);
 	n->dirty = 1;	/* the record's block count */
 	*freed = before > n->alloc ? before - n->alloc : 0;
 	return rc;

@@ -103,7 +103,7 @@ static int fsck_load_inodes(struct fsck *f)
 	MDB_val k, d;
 	int rc;
 
-	rc = meta_err(mdb_cursor_open(f->txn, f->c->db_inodes, &cur));
+	rc = cache_meta_err(mdb_cursor_open(f->txn, f->c->db_inodes, &cur));
 	while (rc == 0 && mdb_cursor_get(cur, &k, &d, MDB_NEXT) == 0) {
 		struct inode_rec rec;
 
@@ -191,7 +191,7 @@ static int fsck_entries(struct fsck *f, int pass)
 	MDB_val k, d;
 	int rc;
 
-	rc = meta_err(mdb_cursor_open(f->txn, dbi, &cur));
+	rc = cache_meta_err(mdb_cursor_open(f->txn, dbi, &cur));
 	while (rc == 0 && mdb_cursor_get(cur, &k, &d, MDB_NEXT) == 0) {
 		struct dirent_rec dr;
 		uint64_t parent;
@@ -248,7 +248,7 @@ static int fsck_blocks(struct fsck *f)
 	MDB_val k, d;
 	int rc;
 
-	rc = meta_err(mdb_cursor_open(f->txn, f->c->db_blocks, &cur));
+	rc = cache_meta_err(mdb_cursor_open(f->txn, f->c->db_blocks, &cur));
 	while (rc == 0 && mdb_cursor_get(cur, &k, &d, MDB_NEXT) == 0) {
 		uint64_t ino, blk;
 		struct icount *ic;
@@ -275,7 +275,7 @@ long cache_fsck(struct cache *c, cache_report_fn *fn, void *ctx)
 	struct fsck f = { .c = c, .fn = fn, .ctx = ctx };
 	int rc;
 
-	f.txn = meta_read_begin(c, &rc);
+	f.txn = cache_meta_read_begin(c, &rc);
 	if (!f.txn)
 		return rc;
 	rc = fsck_load_inodes(&f);
@@ -285,7 +285,7 @@ long cache_fsck(struct cache *c, cache_report_fn *fn, void *ctx)
 		fsck_link_counts(&f);
 	if (rc == 0 && c->have_blockdbs)
 		rc = fsck_blocks(&f);
-	meta_read_end(f.txn);
+	cache_meta_read_end(f.txn);
 	free(f.v);
 	return rc ? rc : f.problems;
 }
@@ -391,7 +391,7 @@ static void scrub_one(const struct cache_scrub_args *a, const char *name,
 			continue;
 		}
 		out->bytes += buf_len(copy);
-		r = check_object(a->key, a->fsid, name, copy, scratch);
+		r = cache_check_object(a->key, a->fsid, name, copy, scratch);
 		state[i] = r ? 2 : 1;
 		if (r == 0 && !have_good) {
 			buf_reset(good);
@@ -531,7 +531,7 @@ static int mended_txn(struct cache *c, MDB_txn *txn, void *arg)
 	if (rc == MDB_NOTFOUND || (rc == 0 && val.mv_size != sizeof(rr)))
 		return 0;
 	if (rc)
-		return meta_err(rc);
+		return cache_meta_err(rc);
 	memcpy(&rr, val.mv_data, sizeof(rr));
 	rr.fails = 0;
 	rr.down = 0;
@@ -540,13 +540,13 @@ static int mended_txn(struct cache *c, MDB_txn *txn, void *arg)
 	if (rc == 0)
 		rc = mdb_cursor_open(txn, c->db_repair, &cur);
 	if (rc)
-		return meta_err(rc);
+		return cache_meta_err(rc);
 	while (rc == 0 && mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0)
 		if (key.mv_size == 12 &&
 		    ((uint8_t *)key.mv_data)[11] == rr.bit)
 			rc = mdb_cursor_del(cur, 0);
 	mdb_cursor_close(cur);
-	return meta_err(rc);
+	return cache_meta_err(rc);
 }
 
 int cache_region_mended(struct cache *c, const char *region)
@@ -555,7 +555,7 @@ int cache_region_mended(struct cache *c, const char *region)
 		return -EROFS;
 	if (!c->have_blockdbs)
 		return 0;
-	return meta_write(c, mended_txn, (void *)region);
+	return cache_meta_write(c, mended_txn, (void *)region);
 }
 
 /* --- gc ---------------------------------------------------------------- */
@@ -568,7 +568,7 @@ static int collect_packs(const uint8_t *d, size_t len, struct keyset *out)
 
 	if (len < 40 || memcmp(d, "PHIJ", 4))
 		return PHI_ECORRUPT;
-	count = journal_get_be(d + 32, 8);
+	count = cache_journal_get_be(d + 32, 8);
 	for (uint64_t i = 0; i < count; i++) {
 		size_t klen, vlen;
 
@@ -585,7 +585,7 @@ static int collect_packs(const uint8_t *d, size_t len, struct keyset *out)
 			char key[PACK_KEY_LEN + 1];
 
 			memcpy(&br, p + 8 + klen, sizeof(br));
-			pack_key(br.pack, key);
+			cache_pack_key(br.pack, key);
 			if (keyset_add(out, key))
 				return -ENOMEM;
 		}
@@ -631,7 +631,7 @@ static int lease_time(const struct cache_gc_args *a, const char *key,
 	    crypt_name_decode(a->key, a->fsid, key + 2, plain) ||
 	    plain[0] != 'L')
 		return -EINVAL;
-	*t = (int64_t)journal_get_be(plain + 8, 8);
+	*t = (int64_t)cache_journal_get_be(plain + 8, 8);
 	return 0;
 }
 

@@ -32,10 +32,10 @@ static uint64_t used_total(struct cache *c)
 static int room_for(struct cache *c, struct cnode *n, uint64_t len)
 {
 	if (n->growth > GROWTH_RECHECK)
-		blk_refresh_alloc(c, n);
+		cache_blk_refresh_alloc(c, n);
 	if (used_total(c) + n->growth + len <= c->size_limit)
 		return 0;
-	blk_refresh_alloc(c, n);
+	cache_blk_refresh_alloc(c, n);
 	if (used_total(c) + len <= c->size_limit)
 		return 0;
 	return -ENOSPC;
@@ -63,13 +63,13 @@ static int make_room(struct cache *c, struct cnode *n, uint64_t len)
 		uint64_t over = used_total(c) + len + c->size_limit / 10;
 
 		if (over > c->size_limit)
-			lru_evict(c, over - c->size_limit);
+			cache_lru_evict(c, over - c->size_limit);
 		if (used_total(c) + len <= c->size_limit ||
-		    !inbox_regions_up(c) || phi_mono_ns() > deadline ||
+		    !cache_inbox_regions_up(c) || phi_mono_ns() > deadline ||
 		    atomic_load(&c->latched))
 			break;
 		cache_request_sync(c);	/* seal now, upload now */
-		inbox_kick(c);
+		cache_inbox_kick(c);
 		usleep(50000);
 	}
 	lock_take(&n->lock);
@@ -78,7 +78,7 @@ static int make_room(struct cache *c, struct cnode *n, uint64_t len)
 
 /*
  * Cutting a file is ordered record first: a crash between the two steps
- * leaves a record shorter than the data file, which node_load() trims.
+ * leaves a record shorter than the data file, which cache_node_load() trims.
  * The other order could resurrect the cut bytes as zeros past a record
  * that still holds the old size.  Growing is ordered data file first
  * for the same reason.  n->lock held.
@@ -88,7 +88,7 @@ static int cut_data(struct cache *c, struct cnode *n, uint64_t size)
 	if (ftruncate(n->fd, (off_t)size))
 		return cache_latch(c, -errno);	/* record and file disagree */
 	n->unsynced = 1;
-	blk_refresh_alloc(c, n);
+	cache_blk_refresh_alloc(c, n);
 	return 0;
 }
 
@@ -98,13 +98,13 @@ static int truncate_open(struct cache *c, struct cnode *n)
 	uint64_t old = n->size;
 	int rc;
 
-	rc = blk_prepare_cut(c, n, 0);
+	rc = cache_blk_prepare_cut(c, n, 0);
 	if (rc)
 		return rc;
 	n->size = 0;
 	n->mtime = n->ctime = phi_now();
 	n->dirty = 1;
-	rc = node_fold(c, n);
+	rc = cache_node_fold(c, n);
 	if (rc) {
 		n->size = old;
 		return rc;
@@ -120,24 +120,24 @@ int cache_file_open(struct cache *c, uint64_t ino, int trunc,
 	int rc;
 
 	f = malloc(sizeof(*f));
-	n = f ? node_acquire(c, ino) : NULL;
+	n = f ? cache_node_acquire(c, ino) : NULL;
 	if (!n) {
 		free(f);
 		return -ENOMEM;
 	}
 	lock_take(&n->lock);
-	rc = node_load(c, n);
+	rc = cache_node_load(c, n);
 	if (rc == 0 && trunc)
 		rc = c->rdonly ? -EROFS : truncate_open(c, n);
 	if (rc == 0)
 		n->handles++;
 	lock_drop(&n->lock);
 	if (rc) {
-		node_release(c, n);
+		cache_node_release(c, n);
 		free(f);
 		return rc;
 	}
-	lru_touch(c, ino);
+	cache_lru_touch(c, ino);
 	f->node = n;
 	f->prev = NULL;
 	lock_take(&c->files_lock);
@@ -175,8 +175,8 @@ void cache_file_release(struct cache *c, struct cache_file *f)
 	closed = --f->node->handles == 0 && f->node->dblk.n;
 	lock_drop(&f->node->lock);
 	if (closed)
-		inbox_closed(c, f->node->ino);
-	node_release(c, f->node);
+		cache_inbox_closed(c, f->node->ino);
+	cache_node_release(c, f->node);
 	free(f);
 }
 
@@ -187,7 +187,7 @@ int cache_read_extent(struct cache *c, struct cache_file *f, uint64_t off,
 	int rc;
 
 	lock_take(&n->lock);
-	rc = blk_prepare_read(c, n, off, len);
+	rc = cache_blk_prepare_read(c, n, off, len);
 	if (rc) {
 		lock_drop(&n->lock);
 		return rc;
@@ -233,10 +233,10 @@ ssize_t cache_write(struct cache *c, struct cache_file *f, uint64_t off,
 	lock_take(&n->lock);
 	rc = make_room(c, n, len);
 	if (rc == 0)
-		rc = blk_prepare_write(c, n, off, len);
+		rc = cache_blk_prepare_write(c, n, off, len);
 	w = rc ? rc : write_all(n->fd, buf, len, off);
 	if (w > 0) {
-		blk_mark_dirty(c, n, off, (uint64_t)w);
+		cache_blk_mark_dirty(c, n, off, (uint64_t)w);
 		if (off + (uint64_t)w > n->size)
 			n->size = off + (uint64_t)w;
 		n->mtime = n->ctime = phi_now();
@@ -253,7 +253,7 @@ static int sync_data_dir(struct cache *c, uint64_t ino)
 	char name[32], *slash;
 	int fd, rc = 0;
 
-	data_name(ino, name, sizeof(name));
+	cache_data_name(ino, name, sizeof(name));
 	slash = strchr(name, '/');
 	*slash = '\0';
 	fd = openat(c->datafd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -272,10 +272,10 @@ static int sync_data_dir(struct cache *c, uint64_t ino)
  */
 static int sync_content(struct cache *c, struct cnode *n)
 {
-	int rc = node_fold(c, n);
+	int rc = cache_node_fold(c, n);
 
 	if (rc == 0 && (n->unsynced || n->created))
-		rc = node_load(c, n);	/* the descriptor may be closed */
+		rc = cache_node_load(c, n);	/* the descriptor may be closed */
 	if (rc == 0 && n->unsynced) {
 		if (fdatasync(n->fd))
 			return cache_latch(c, -errno);
@@ -302,19 +302,19 @@ int cache_fsync(struct cache *c, struct cache_file *f, int datasync)
 	return rc ? rc : cache_sync(c);
 }
 
-int node_sync_for_replace(struct cache *c, uint64_t ino)
+int cache_node_sync_for_replace(struct cache *c, uint64_t ino)
 {
-	struct cnode *n = node_acquire(c, ino);
+	struct cnode *n = cache_node_acquire(c, ino);
 	int rc;
 
 	if (!n)
 		return -ENOMEM;
 	lock_take(&n->lock);
-	rc = node_load(c, n);
+	rc = cache_node_load(c, n);
 	if (rc == 0)
 		rc = sync_content(c, n);
 	lock_drop(&n->lock);
-	node_release(c, n);
+	cache_node_release(c, n);
 	return rc;
 }
 
@@ -335,7 +335,7 @@ int cache_fallocate(struct cache *c, struct cache_file *f, int mode,
 	if (rc == 0 && fallocate(n->fd, 0, (off_t)off, (off_t)len))
 		rc = -errno;
 	if (rc == 0) {
-		blk_refresh_alloc(c, n);
+		cache_blk_refresh_alloc(c, n);
 		if (off + len > n->size) {
 			n->size = off + len;
 			n->mtime = phi_now();
@@ -362,17 +362,17 @@ static void apply_times(struct inode_rec *rec, unsigned set,
 			const struct stat *in, struct timespec now)
 {
 	if (set & CACHE_SET_ATIME_NOW)
-		rec_set_time(&rec->atime_sec, &rec->atime_nsec, now);
+		cache_rec_set_time(&rec->atime_sec, &rec->atime_nsec, now);
 	else if (set & CACHE_SET_ATIME)
-		rec_set_time(&rec->atime_sec, &rec->atime_nsec, in->st_atim);
+		cache_rec_set_time(&rec->atime_sec, &rec->atime_nsec, in->st_atim);
 	if (set & CACHE_SET_MTIME_NOW)
-		rec_set_time(&rec->mtime_sec, &rec->mtime_nsec, now);
+		cache_rec_set_time(&rec->mtime_sec, &rec->mtime_nsec, now);
 	else if (set & CACHE_SET_MTIME)
-		rec_set_time(&rec->mtime_sec, &rec->mtime_nsec, in->st_mtim);
+		cache_rec_set_time(&rec->mtime_sec, &rec->mtime_nsec, in->st_mtim);
 	if (set & CACHE_SET_CTIME)
-		rec_set_time(&rec->ctime_sec, &rec->ctime_nsec, in->st_ctim);
+		cache_rec_set_time(&rec->ctime_sec, &rec->ctime_nsec, in->st_ctim);
 	else
-		rec_set_time(&rec->ctime_sec, &rec->ctime_nsec, now);
+		cache_rec_set_time(&rec->ctime_sec, &rec->ctime_nsec, now);
 }
 
 static int setattr_txn(struct cache *c, MDB_txn *txn, void *arg)
@@ -382,14 +382,14 @@ static int setattr_txn(struct cache *c, MDB_txn *txn, void *arg)
 	struct timespec now = phi_now();
 	int rc;
 
-	rc = inode_get(c, txn, a->ino, rec, NULL, NULL);
+	rc = cache_inode_get(c, txn, a->ino, rec, NULL, NULL);
 	if (rc)
 		return rc;
 	if (a->n) {
 		rec->size = a->n->size;
 		rec->blocks = a->n->alloc / 512;
-		rec_set_time(&rec->mtime_sec, &rec->mtime_nsec, a->n->mtime);
-		rc = blk_fold_txn(c, txn, a->n);
+		cache_rec_set_time(&rec->mtime_sec, &rec->mtime_nsec, a->n->mtime);
+		rc = cache_blk_fold_txn(c, txn, a->n);
 		if (rc)
 			return rc;
 	}
@@ -401,9 +401,9 @@ static int setattr_txn(struct cache *c, MDB_txn *txn, void *arg)
 		rec->gid = a->in->st_gid;
 	if ((a->set & CACHE_SET_SIZE) &&
 	    !(a->set & (CACHE_SET_MTIME | CACHE_SET_MTIME_NOW)))
-		rec_set_time(&rec->mtime_sec, &rec->mtime_nsec, now);
+		cache_rec_set_time(&rec->mtime_sec, &rec->mtime_nsec, now);
 	apply_times(rec, a->set, a->in, now);
-	return inode_update(c, txn, a->ino, rec);
+	return cache_inode_update(c, txn, a->ino, rec);
 }
 
 /* Grow the data file before the record says so; n->lock held. */
@@ -415,7 +415,7 @@ static int grow_data(struct cache *c, struct cnode *n, uint64_t size)
 		rc = -errno;
 	if (rc == 0) {
 		n->unsynced = 1;
-		blk_refresh_alloc(c, n);
+		cache_blk_refresh_alloc(c, n);
 	}
 	return rc;
 }
@@ -431,22 +431,22 @@ static int setattr_locked(struct cache *c, struct cnode *n,
 	if (resize && size > old)
 		rc = grow_data(c, n, size);
 	else if (a->n)
-		blk_refresh_alloc(c, n);
+		cache_blk_refresh_alloc(c, n);
 	if (rc == 0 && resize && size < old)
-		rc = blk_prepare_cut(c, n, size);
+		rc = cache_blk_prepare_cut(c, n, size);
 	if (rc)
 		return rc;
 	before = n->size;	/* a write may have moved it while
-				   blk_prepare_cut() fetched */
+				   cache_blk_prepare_cut() fetched */
 	if (resize)
 		n->size = size;		/* setattr_txn records it */
-	rc = meta_write(c, setattr_txn, a);
+	rc = cache_meta_write(c, setattr_txn, a);
 	if (rc) {
 		n->size = before;
 		return rc;
 	}
 	if (a->n)
-		blk_fold_done(n);
+		cache_blk_fold_done(n);
 	if (resize && size < old)
 		rc = cut_data(c, n, size);
 	return rc;
@@ -459,11 +459,11 @@ int cache_setattr(struct cache *c, uint64_t ino, unsigned set,
 	struct cnode *n;
 	int rc;
 
-	n = node_acquire(c, ino);
+	n = cache_node_acquire(c, ino);
 	if (!n)
 		return -ENOMEM;
 	lock_take(&n->lock);
-	rc = node_load(c, n);
+	rc = cache_node_load(c, n);
 	if (rc == 0)
 		a.n = n;
 	else if (rc == -EISDIR || rc == -EINVAL)
@@ -476,8 +476,8 @@ int cache_setattr(struct cache *c, uint64_t ino, unsigned set,
 		n->dirty = 0;
 	}
 	lock_drop(&n->lock);
-	node_release(c, n);
+	cache_node_release(c, n);
 	if (rc == 0)
-		rc = node_stat(c, NULL, ino, out);
+		rc = cache_node_stat(c, NULL, ino, out);
 	return rc;
 }

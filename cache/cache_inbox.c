@@ -4,7 +4,7 @@
  * blocks, and learn whether every region is up, without calling up.
  *
  * The sealer (cache_seal.c) opens it when it starts, waits on it
- * (inbox_wait()) and drains it; before that, and with no regions at all,
+ * (cache_inbox_wait()) and drains it; before that, and with no regions at all,
  * what is posted here is dropped, as there is nobody to read it.
  */
 #include "cache_int.h"
@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-void inbox_init(struct cache *c)
+void cache_inbox_init(struct cache *c)
 {
 	pthread_condattr_t ca;
 
@@ -23,7 +23,7 @@ void inbox_init(struct cache *c)
 	pthread_condattr_destroy(&ca);
 }
 
-void inbox_free(struct cache *c)
+void cache_inbox_free(struct cache *c)
 {
 	pthread_mutex_destroy(&c->inbox.lock);
 	pthread_cond_destroy(&c->inbox.cond);
@@ -32,7 +32,7 @@ void inbox_free(struct cache *c)
 	c->inbox.nclosed = c->inbox.capclosed = 0;
 }
 
-void inbox_open(struct cache *c, uint64_t dirty_limit)
+void cache_inbox_open(struct cache *c, uint64_t dirty_limit)
 {
 	struct inbox *in = &c->inbox;
 
@@ -43,7 +43,7 @@ void inbox_open(struct cache *c, uint64_t dirty_limit)
 	lock_drop(&in->lock);
 }
 
-void inbox_stop(struct cache *c)
+void cache_inbox_stop(struct cache *c)
 {
 	struct inbox *in = &c->inbox;
 
@@ -53,7 +53,7 @@ void inbox_stop(struct cache *c)
 	lock_drop(&in->lock);
 }
 
-void inbox_kick(struct cache *c)
+void cache_inbox_kick(struct cache *c)
 {
 	struct inbox *in = &c->inbox;
 
@@ -65,7 +65,7 @@ void inbox_kick(struct cache *c)
 	lock_drop(&in->lock);
 }
 
-void inbox_closed(struct cache *c, uint64_t ino)
+void cache_inbox_closed(struct cache *c, uint64_t ino)
 {
 	struct inbox *in = &c->inbox;
 
@@ -90,7 +90,7 @@ void inbox_closed(struct cache *c, uint64_t ino)
 	lock_drop(&in->lock);
 }
 
-size_t inbox_take_closed(struct cache *c, uint64_t **out)
+size_t cache_inbox_take_closed(struct cache *c, uint64_t **out)
 {
 	struct inbox *in = &c->inbox;
 	size_t n;
@@ -104,14 +104,14 @@ size_t inbox_take_closed(struct cache *c, uint64_t **out)
 	return n;
 }
 
-void inbox_fetched(struct cache *c)
+void cache_inbox_fetched(struct cache *c)
 {
 	lock_take(&c->inbox.lock);
 	c->inbox.fetched = 1;
 	lock_drop(&c->inbox.lock);
 }
 
-int inbox_take_fetched(struct cache *c)
+int cache_inbox_take_fetched(struct cache *c)
 {
 	int was;
 
@@ -128,7 +128,7 @@ void cache_request_sync(struct cache *c)
 		atomic_fetch_add(&c->inbox.sync_req, 1);
 }
 
-int inbox_wait(struct cache *c, unsigned handled, unsigned tick_ms)
+int cache_inbox_wait(struct cache *c, unsigned handled, unsigned tick_ms)
 {
 	struct inbox *in = &c->inbox;
 	struct timespec ts;
@@ -152,13 +152,13 @@ int inbox_wait(struct cache *c, unsigned handled, unsigned tick_ms)
 	return stop;
 }
 
-int inbox_over_dirty_limit(struct cache *c, uint64_t block_size)
+int cache_inbox_over_dirty_limit(struct cache *c, uint64_t block_size)
 {
 	return atomic_load(&c->inbox.dirty_blocks) * block_size >
 	       c->inbox.dirty_limit;
 }
 
-int inbox_regions_up(struct cache *c)
+int cache_inbox_regions_up(struct cache *c)
 {
 	return atomic_load(&c->inbox.regions_down) == 0;
 }

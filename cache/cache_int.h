@@ -25,7 +25,7 @@
  *                                      or snapshot not yet in every region
  *
  * Lock order: c->nodes_lock before node->lock (close_data()), and
- * node->lock before an LMDB write transaction (node_fold()).  Never take
+ * node->lock before an LMDB write transaction (cache_node_fold()).  Never take
  * nodes_lock while holding a node lock, nor begin a write transaction
  * while holding nodes_lock.  The batch fold, which holds a transaction
  * while it gathers node locks, only ever trylocks them.  Nothing calls out
@@ -54,12 +54,12 @@ struct blkset {
 };
 
 /* 1 if b was added, 0 if it was there, -ENOMEM. */
-int blkset_add(struct blkset *s, uint64_t b);
-int blkset_has(const struct blkset *s, uint64_t b);
-void blkset_del(struct blkset *s, uint64_t b);
+int cache_blkset_add(struct blkset *s, uint64_t b);
+int cache_blkset_has(const struct blkset *s, uint64_t b);
+void cache_blkset_del(struct blkset *s, uint64_t b);
 /* Drop every member >= from. */
-void blkset_cut(struct blkset *s, uint64_t from);
-void blkset_free(struct blkset *s);
+void cache_blkset_cut(struct blkset *s, uint64_t from);
+void cache_blkset_free(struct blkset *s);
 
 #define BLOCK_RESIDENT 1u	/* plaintext also in the data file (local
 				   only: never in a journal record) */
@@ -82,7 +82,7 @@ struct block_rec {
  * record was written ahead of a write that covers the block whole while
  * its plaintext was not in the data file; if a crash came before that
  * write reached the data file, the block is still a hole there, and the
- * sealed copy, not the hole, is its content (blk_settle()).
+ * sealed copy, not the hole, is its content (cache_blk_settle()).
  */
 #define DIRTY_WAS_GONE 1u
 
@@ -116,10 +116,10 @@ struct region_rec {
 
 #define PACK_KEY_LEN 34		/* "d/" + 32 hex digits */
 /* Object key of a pack: "d/<hex id>". */
-void pack_key(const uint8_t id[16], char out[PACK_KEY_LEN + 1]);
+void cache_pack_key(const uint8_t id[16], char out[PACK_KEY_LEN + 1]);
 #define PACK_FILE_LEN 38	/* "packs/" + 32 hex digits */
 /* Its local copy, relative to cache_dir: "packs/<hex id>". */
-void pack_file(const uint8_t id[16], char out[PACK_FILE_LEN + 1]);
+void cache_pack_file(const uint8_t id[16], char out[PACK_FILE_LEN + 1]);
 
 /* Value in `inodes`.  Host byte order: the LMDB file never leaves the
  * machine as is (journals and snapshots have their own format). */
@@ -179,12 +179,12 @@ struct cnode {
 				   node was loaded (blk_check_range()) */
 	uint64_t rec_size;	/* the size the inode record holds (as of
 				   the last fold): a crash cuts the data
-				   file back to it (node_load()) */
+				   file back to it (cache_node_load()) */
 	uint64_t cut_from;	/* blocks >= this to drop from the dbs at
 				   the next fold; UINT64_MAX if none */
 	uint64_t last_write_ns;	/* phi_mono_ns() of the last write */
 	atomic_uint gen;	/* bumped when a block joins `dirty` */
-	atomic_uint cuts;	/* bumped by every cut (blk_prepare_cut()):
+	atomic_uint cuts;	/* bumped by every cut (cache_blk_prepare_cut()):
 				   a seal in flight may no longer record
 				   what it read, the block may be gone */
 	struct fetch_slot *fetching;	/* gone blocks being fetched with
@@ -276,16 +276,16 @@ struct cache {
 /* --- cache_blk.c: block maps, fetching back, eviction ----------------- */
 
 /* Key of block blk of ino in `blocks` and `dirty`. */
-void blk_key(uint8_t k[16], uint64_t ino, uint64_t blk);
+void cache_blk_key(uint8_t k[16], uint64_t ino, uint64_t blk);
 /* The `blocks` entry of block blk of ino: 0, -ENOENT, or a code. */
-int blk_rec_get(struct cache *c, MDB_txn *txn, uint64_t ino, uint64_t blk,
+int cache_blk_rec_get(struct cache *c, MDB_txn *txn, uint64_t ino, uint64_t blk,
 		struct block_rec *rec);
 /* Whether block blk of ino has a `dirty` entry in txn. */
-int blk_in_dirty(struct cache *c, MDB_txn *txn, uint64_t ino, uint64_t blk);
-/* Load the dirty and gone sets of n from LMDB (node_load()). */
-int blk_load(struct cache *c, MDB_txn *txn, struct cnode *n);
+int cache_blk_in_dirty(struct cache *c, MDB_txn *txn, uint64_t ino, uint64_t blk);
+/* Load the dirty and gone sets of n from LMDB (cache_node_load()). */
+int cache_blk_load(struct cache *c, MDB_txn *txn, struct cnode *n);
 /* Add the `dirty` entries of n missing from n->dirty; n->lock held. */
-int blk_reload_dirty(struct cache *c, struct cnode *n);
+int cache_blk_reload_dirty(struct cache *c, struct cnode *n);
 /* Before writing [off, off+len): fetch gone blocks the write does not
  * cover whole and check the clean ones it covers in part, then record
  * every block of the range in `dirty` (committed) before returning, so
@@ -293,95 +293,95 @@ int blk_reload_dirty(struct cache *c, struct cnode *n);
  * clean.  On failure nothing is recorded and the write must not happen.
  * n->lock held; dropped and taken again while a block is fetched, so
  * that anything read of n before the call must be read again. */
-int blk_prepare_write(struct cache *c, struct cnode *n, uint64_t off,
+int cache_blk_prepare_write(struct cache *c, struct cnode *n, uint64_t off,
 		      uint64_t len);
 /* After writing [off, off+len): note the time (seal_delay).  n->lock
  * held. */
-void blk_mark_dirty(struct cache *c, struct cnode *n, uint64_t off,
+void cache_blk_mark_dirty(struct cache *c, struct cnode *n, uint64_t off,
 		    uint64_t len);
 /* Before reading [off, off+len): check the clean blocks' local bytes
  * against their records (once per block while the node is loaded),
  * drop the ones that fail, and fetch what is gone.  n->lock held;
  * dropped and taken again while a block is fetched. */
-int blk_prepare_read(struct cache *c, struct cnode *n, uint64_t off,
+int cache_blk_prepare_read(struct cache *c, struct cnode *n, uint64_t off,
 		     uint64_t len);
 /* At a read-write open, before any node loads: drop the `dirty` records
  * written ahead of whole-block writes over gone blocks that never reached
  * the data file (DIRTY_WAS_GONE over a hole). */
-int blk_settle(struct cache *c);
+int cache_blk_settle(struct cache *c);
 /* Before cutting n to size: fetch a gone block that the cut splits, mark
  * it dirty, and drop the blocks past it from the sets; the dbs follow at
  * the next fold (n->cut_from).  n->lock held; dropped and taken again
  * while the block is fetched (n->size may have moved meanwhile). */
-int blk_prepare_cut(struct cache *c, struct cnode *n, uint64_t size);
+int cache_blk_prepare_cut(struct cache *c, struct cnode *n, uint64_t size);
 /* Inside a transaction that records n: apply cut_from, record fresh. */
-int blk_fold_txn(struct cache *c, MDB_txn *txn, struct cnode *n);
+int cache_blk_fold_txn(struct cache *c, MDB_txn *txn, struct cnode *n);
 /* That transaction committed. */
-void blk_fold_done(struct cnode *n);
+void cache_blk_fold_done(struct cnode *n);
 /* Drop every block entry of a freed inode. */
-int blk_free_txn(struct cache *c, MDB_txn *txn, uint64_t ino);
-/* Punch gone blocks that hold data (node_load()); n->lock held. */
-void blk_punch_gone(struct cache *c, struct cnode *n);
+int cache_blk_free_txn(struct cache *c, MDB_txn *txn, uint64_t ino);
+/* Punch gone blocks that hold data (cache_node_load()); n->lock held. */
+void cache_blk_punch_gone(struct cache *c, struct cnode *n);
 /* Record n's fetched blocks as resident (after an fdatasync only if one
  * has no checksum to guard it); n->lock held, data file open. */
-int blk_persist_node(struct cache *c, struct cnode *n);
+int cache_blk_persist_node(struct cache *c, struct cnode *n);
 /* Whether ino has any `dirty` entry in txn. */
-int blk_has_dirty(struct cache *c, MDB_txn *txn, uint64_t ino);
+int cache_blk_has_dirty(struct cache *c, MDB_txn *txn, uint64_t ino);
 /* Blocks of n that may go into *out: resident, clean, replicated; *left
  * set when some block stays.  n->lock held. */
-int blk_evictable(struct cache *c, struct cnode *n, struct blkset *out,
+int cache_blk_evictable(struct cache *c, struct cnode *n, struct blkset *out,
 		  int *left);
-/* Evict the blocks of go (from blk_evictable()): clear their resident
+/* Evict the blocks of go (from cache_blk_evictable()): clear their resident
  * flags, then punch them; *freed gets the bytes the data file gave back.
  * n->lock held; the caller folds n. */
-int blk_evict_blocks(struct cache *c, struct cnode *n, const struct blkset *go,
+int cache_blk_evict_blocks(struct cache *c, struct cnode *n, const struct blkset *go,
 		     uint64_t *freed);
 /* Add delta to c->used (the data files' bytes), never below zero. */
-void blk_used_adjust(struct cache *c, int64_t delta);
+void cache_blk_used_adjust(struct cache *c, int64_t delta);
 /* Re-measure the data file's allocation into n->alloc and c->used;
  * n->lock held. */
-void blk_refresh_alloc(struct cache *c, struct cnode *n);
+void cache_blk_refresh_alloc(struct cache *c, struct cnode *n);
 
 /* --- cache_lru.c: which files keep their blocks here ------------------- */
 
-void lru_init(struct cache *c);
-void lru_free(struct cache *c);
-/* blk_persist_node() for every node with fetched blocks (sealer). */
-void lru_persist_fetched(struct cache *c);
+void cache_lru_init(struct cache *c);
+void cache_lru_free(struct cache *c);
+/* cache_blk_persist_node() for every node with fetched blocks (sealer). */
+void cache_lru_persist_fetched(struct cache *c);
 /* Evict clean, replicated blocks of files not open, least recently used
  * first, until `want` bytes are freed or nothing more can go.  Takes no
  * lock on entry.  Returns the bytes freed. */
-uint64_t lru_evict(struct cache *c, uint64_t want);
+uint64_t cache_lru_evict(struct cache *c, uint64_t want);
 /* Note a use of ino for the LRU order. */
-void lru_touch(struct cache *c, uint64_t ino);
+void cache_lru_touch(struct cache *c, uint64_t ino);
 /* Write pending LRU times (folder thread). */
-void lru_flush(struct cache *c);
+void cache_lru_flush(struct cache *c);
 
 /* --- cache_inbox.c: what the data path hands the sealer ---------------- */
 
-void inbox_init(struct cache *c);
-void inbox_free(struct cache *c);
+void cache_inbox_init(struct cache *c);
+void cache_inbox_free(struct cache *c);
 /* The sealer starts reading it; posts before this are dropped. */
-void inbox_open(struct cache *c, uint64_t dirty_limit);
-/* Ask the sealer to end (inbox_wait() returns 1). */
-void inbox_stop(struct cache *c);
+void cache_inbox_open(struct cache *c, uint64_t dirty_limit);
+/* Ask the sealer to end (cache_inbox_wait() returns 1). */
+void cache_inbox_stop(struct cache *c);
 /* Wake the sealer (dirty bytes past the limit, space needed). */
-void inbox_kick(struct cache *c);
+void cache_inbox_kick(struct cache *c);
 /* A file with dirty blocks lost its last handle: seal it soon. */
-void inbox_closed(struct cache *c, uint64_t ino);
-/* The inos posted by inbox_closed() since the last call, malloc()ed. */
-size_t inbox_take_closed(struct cache *c, uint64_t **out);
+void cache_inbox_closed(struct cache *c, uint64_t ino);
+/* The inos posted by cache_inbox_closed() since the last call, malloc()ed. */
+size_t cache_inbox_take_closed(struct cache *c, uint64_t **out);
 /* Some node has fetched blocks to record as resident. */
-void inbox_fetched(struct cache *c);
-/* Whether inbox_fetched() was called since the last call. */
-int inbox_take_fetched(struct cache *c);
+void cache_inbox_fetched(struct cache *c);
+/* Whether cache_inbox_fetched() was called since the last call. */
+int cache_inbox_take_fetched(struct cache *c);
 /* The sealer's wait: until kicked, a sync request past `handled`, a
  * stop, or tick_ms.  Returns 1 when the sealer is to stop. */
-int inbox_wait(struct cache *c, unsigned handled, unsigned tick_ms);
+int cache_inbox_wait(struct cache *c, unsigned handled, unsigned tick_ms);
 /* Whether the dirty blocks counted exceed dirty_limit. */
-int inbox_over_dirty_limit(struct cache *c, uint64_t block_size);
+int cache_inbox_over_dirty_limit(struct cache *c, uint64_t block_size);
 /* Whether no region was found down at the uploaders' last report. */
-int inbox_regions_up(struct cache *c);
+int cache_inbox_regions_up(struct cache *c);
 
 /* --- cache_check.c ---------------------------------------------------- */
 
@@ -393,15 +393,15 @@ void cache_say(cache_report_fn *fn, void *ctx, const char *fmt, ...)
 
 /* Write data to cache_dir/name (in directory dir) durably: a temporary
  * file, fdatasync, rename, fsync of dir.  Nothing is left on failure. */
-int store_durably(struct cache *c, const char *dir, const char *name,
+int cache_store_durably(struct cache *c, const char *dir, const char *name,
 		  const void *data, size_t len);
 
-int seal_start(struct cache *c, const struct cache_config *cfg,
+int cache_seal_start(struct cache *c, const struct cache_config *cfg,
 	       unsigned flags);
 /* Seal what is left, stop the threads (cache_close()). */
-void seal_stop(struct cache *c);
-void seal_free(struct cache *c);
-int seal_stats(struct cache *c, MDB_txn *txn, struct cache_stats *s);
+void cache_seal_stop(struct cache *c);
+void cache_seal_free(struct cache *c);
+int cache_seal_stats(struct cache *c, MDB_txn *txn, struct cache_stats *s);
 
 /* The shared state behind c->seal (cache_seal.c and cache_upload.c). */
 #define SEAL_MAX_REGIONS 16
@@ -460,23 +460,23 @@ struct seal {
 #define JOURNAL_OP_PUT 1
 #define JOURNAL_OP_DEL 2
 /* The big-endian integer of n bytes at p. */
-uint64_t journal_get_be(const uint8_t *p, int n);
+uint64_t cache_journal_get_be(const uint8_t *p, int n);
 /* The db of a journal record's db id (JDB_*). */
-MDB_dbi journal_db(struct cache *c, int db);
+MDB_dbi cache_journal_db(struct cache *c, int db);
 /* Set the 8-byte superblock value key in txn; an LMDB code. */
-int journal_set_u64(struct cache *c, MDB_txn *txn, const char *key,
+int cache_journal_set_u64(struct cache *c, MDB_txn *txn, const char *key,
 		    uint64_t x);
 
 /* Write what changed since the last segment as a new one (or a
  * snapshot); *seq is its number, 0 if nothing had changed. */
-int journal_flush(struct cache *c, uint64_t *seq);
+int cache_journal_flush(struct cache *c, uint64_t *seq);
 /* Something to write (changes, or a snapshot owed). */
-int journal_pending(struct cache *c);
+int cache_journal_pending(struct cache *c);
 /* The number of the last metadata object written here (or, in a copy
  * rebuilt by cache_recover(), the last one the region held). */
-uint64_t journal_seq(struct cache *c, MDB_txn *txn);
+uint64_t cache_journal_seq(struct cache *c, MDB_txn *txn);
 /* The local copy of metadata object key: "journal/<hex>". */
-void journal_file(const char *key, char *out, size_t size);
+void cache_journal_file(const char *key, char *out, size_t size);
 
 /* --- cache_check.c ---------------------------------------------------- */
 
@@ -484,58 +484,58 @@ struct buf;
 
 /* Authenticate object name (a pack frame by frame, a metadata object
  * whole), held in obj; scratch receives plaintext.  0 or the code. */
-int check_object(const struct crypt_key *key, const uint8_t *fsid,
+int cache_check_object(const struct crypt_key *key, const uint8_t *fsid,
 		 const char *name, const struct buf *obj, struct buf *scratch);
 
-/* --- cache_mend.c: the mender thread (seal_start()/seal_stop()) ------- */
+/* --- cache_mend.c: the mender thread (cache_seal_start()/cache_seal_stop()) ------- */
 
 /* Record the regions cfg->seed names as to be re-seeded (read-write
  * open, before any thread runs). */
-int mend_record(struct cache *c, const struct cache_config *cfg);
+int cache_mend_record(struct cache *c, const struct cache_config *cfg);
 /* Mark the regions recorded so, and keep cfg's superblock; before the
  * uploaders start. */
-int mend_load(struct cache *c, const struct cache_config *cfg);
-int mend_start(struct cache *c);
-/* Join it, free its state; seal_stop() has set s->stop. */
-void mend_join(struct cache *c);
+int cache_mend_load(struct cache *c, const struct cache_config *cfg);
+int cache_mend_start(struct cache *c);
+/* Join it, free its state; cache_seal_stop() has set s->stop. */
+void cache_mend_join(struct cache *c);
 /* s->stop, read under s->lock. */
-int mend_stopping(struct cache *c);
+int cache_mend_stopping(struct cache *c);
 /* Objects regions being re-seeded still lack (at least one each). */
-uint64_t mend_waiting(struct cache *c, MDB_txn *txn);
-/* Their progress into s->regions (seal_stats()). */
-void mend_stats(struct cache *c, MDB_txn *txn, struct cache_stats *s);
+uint64_t cache_mend_waiting(struct cache *c, MDB_txn *txn);
+/* Their progress into s->regions (cache_seal_stats()). */
+void cache_mend_stats(struct cache *c, MDB_txn *txn, struct cache_stats *s);
 
 /* --- cache_upload.c --------------------------------------------------- */
 
-int upload_start(struct cache *c, unsigned threads);
+int cache_upload_start(struct cache *c, unsigned threads);
 /* Load regions' bits and health; read-write open. */
-int upload_regions_load(struct cache *c, const char *const *names);
+int cache_upload_regions_load(struct cache *c, const char *const *names);
 /* At open: delete the files in packs/ and journal/ that are not the
  * local copy of an object in the queue (a crash left them between
  * writing and recording, or after their last upload); returns the bytes
  * of those kept. */
-uint64_t upload_queue_sweep(struct cache *c);
+uint64_t cache_upload_queue_sweep(struct cache *c);
 /* Entries of the queue, readable or not, up to pack seq and metadata
  * object mseq. */
-uint64_t upload_queue_waiting(struct cache *c, MDB_txn *txn, uint64_t seq,
+uint64_t cache_upload_queue_waiting(struct cache *c, MDB_txn *txn, uint64_t seq,
 			      uint64_t mseq);
 /* The regions on record (names, health) into s->regions, and the queue's
  * counts (sealed objects, what each region lacks); bits[i] receives the
  * bit of s->regions[i]. */
-void upload_stats(struct cache *c, MDB_txn *txn, struct cache_stats *s,
+void cache_upload_stats(struct cache *c, MDB_txn *txn, struct cache_stats *s,
 		  uint32_t bits[SEAL_MAX_REGIONS]);
 /* Everything in the queue goes to the regions of bits too (a region
  * being re-seeded, which may be new: what was queued before it existed
  * is not in its copy yet either). */
-int upload_queue_all(struct cache *c, uint32_t bits);
+int cache_upload_queue_all(struct cache *c, uint32_t bits);
 /* End every region's backoff now (a sync was asked for). */
-void upload_retry_now(struct cache *c);
+void cache_upload_retry_now(struct cache *c);
 /* Record health changes, and how many regions are down for the data
- * path (inbox_regions_up()); sealer pass. */
-void upload_record_health(struct cache *c);
+ * path (cache_inbox_regions_up()); sealer pass. */
+void cache_upload_record_health(struct cache *c);
 /* A put to region r ended with rc: its failures, backoff and down mark
  * move.  seal->lock held. */
-void upload_health(struct seal_region *r, int rc);
+void cache_upload_health(struct seal_region *r, int rc);
 
 
 #define FOLD_INTERVAL_MS 2000
@@ -594,11 +594,11 @@ typedef int meta_fn(struct cache *c, MDB_txn *txn, void *arg);
 
 /* Run fn in a write transaction; commit when it returns 0.  The one
  * place every metadata change passes through. */
-int meta_write(struct cache *c, meta_fn *fn, void *arg);
+int cache_meta_write(struct cache *c, meta_fn *fn, void *arg);
 
 /* Begin/end a read transaction (NULL on failure, code in *rc). */
-MDB_txn *meta_read_begin(struct cache *c, int *rc);
-void meta_read_end(MDB_txn *txn);
+MDB_txn *cache_meta_read_begin(struct cache *c, int *rc);
+void cache_meta_read_end(MDB_txn *txn);
 
 /*
  * The databases whose records go to the regions (journal.c), by the id
@@ -615,99 +615,99 @@ enum jdb {
 
 /* Note that key of database jdb changed in txn, for the next journal
  * segment (nothing when journaling is off).  An LMDB code. */
-int jnote(struct cache *c, MDB_txn *txn, int jdb, const MDB_val *key);
+int cache_jnote(struct cache *c, MDB_txn *txn, int jdb, const MDB_val *key);
 
 /* Translate an LMDB return code into a phifs code. */
-int meta_err(int rc);
+int cache_meta_err(int rc);
 
-int meta_open_dbs(struct cache *c, MDB_txn *txn, unsigned flags);
+int cache_meta_open_dbs(struct cache *c, MDB_txn *txn, unsigned flags);
 
 /* Inode record get/put.  get copies at most one record; *target (if not
  * NULL) points into the txn's pages, valid until the txn ends. */
-int inode_get(struct cache *c, MDB_txn *txn, uint64_t ino,
+int cache_inode_get(struct cache *c, MDB_txn *txn, uint64_t ino,
 	      struct inode_rec *rec, const char **target, size_t *tlen);
-int inode_put(struct cache *c, MDB_txn *txn, uint64_t ino,
+int cache_inode_put(struct cache *c, MDB_txn *txn, uint64_t ino,
 	      const struct inode_rec *rec, const char *target, size_t tlen);
-/* inode_put() of a record without a target whose replicated fields are
+/* cache_inode_put() of a record without a target whose replicated fields are
  * unchanged (only `blocks`, this store's allocation, moved): not noted
  * for the journal, so that reading back evicted blocks sends nothing. */
-int inode_put_local(struct cache *c, MDB_txn *txn, uint64_t ino,
+int cache_inode_put_local(struct cache *c, MDB_txn *txn, uint64_t ino,
 		    const struct inode_rec *rec);
 /* Replace the record of ino, keeping its symlink target. */
-int inode_update(struct cache *c, MDB_txn *txn, uint64_t ino,
+int cache_inode_update(struct cache *c, MDB_txn *txn, uint64_t ino,
 		 const struct inode_rec *rec);
-void inode_to_stat(uint64_t ino, const struct inode_rec *rec,
+void cache_inode_to_stat(uint64_t ino, const struct inode_rec *rec,
 		   struct stat *st);
-void rec_set_time(int64_t *sec, uint32_t *nsec, struct timespec ts);
+void cache_rec_set_time(int64_t *sec, uint32_t *nsec, struct timespec ts);
 
 /* Free an inode whose nlink reached zero once nothing refers to it. */
-void node_maybe_free(struct cache *c, uint64_t ino);
+void cache_node_maybe_free(struct cache *c, uint64_t ino);
 
 /* Free every orphan (after a crash).  Read-write open only. */
-int node_free_orphans(struct cache *c);
+int cache_node_free_orphans(struct cache *c);
 
 /* Delete every key of dbi that starts with the 8-byte prefix of ino,
  * noting each for the journal under jdb (0: not journaled). */
-int meta_del_prefixed(struct cache *c, MDB_txn *txn, MDB_dbi dbi, int jdb,
+int cache_meta_del_prefixed(struct cache *c, MDB_txn *txn, MDB_dbi dbi, int jdb,
 		      uint64_t ino);
 /* Whether pack seq is in every region: the upload queue (cache_upload.c)
  * owns `packs` and drops an entry once every region holds the pack; the
  * block store asks before it evicts a block sealed into it. */
-int meta_pack_replicated(struct cache *c, MDB_txn *txn, uint64_t seq);
+int cache_meta_pack_replicated(struct cache *c, MDB_txn *txn, uint64_t seq);
 /* Sum of blocks over all inodes, in bytes. */
-int meta_used_bytes(struct cache *c, uint64_t *out);
+int cache_meta_used_bytes(struct cache *c, uint64_t *out);
 
-int meta_super_get_u64(struct cache *c, MDB_txn *txn, const char *key,
+int cache_meta_super_get_u64(struct cache *c, MDB_txn *txn, const char *key,
 		       uint64_t *out);
 
 /* --- cache_node.c: in-memory inode table ----------------------------- */
 
 /* Take one temporary reference (created if absent).  NULL: -ENOMEM. */
-struct cnode *node_acquire(struct cache *c, uint64_t ino);
+struct cnode *cache_node_acquire(struct cache *c, uint64_t ino);
 /* Take a temporary reference if ino has a node; NULL otherwise. */
-struct cnode *node_find_ref(struct cache *c, uint64_t ino);
+struct cnode *cache_node_find_ref(struct cache *c, uint64_t ino);
 /* One more temporary reference to a node the caller holds. */
-void node_hold(struct cache *c, struct cnode *n);
+void cache_node_hold(struct cache *c, struct cnode *n);
 /* Drop one temporary reference; the last one folds and frees. */
-void node_release(struct cache *c, struct cnode *n);
+void cache_node_release(struct cache *c, struct cnode *n);
 /* Add lookup references. */
-void node_ref_lookup(struct cache *c, uint64_t ino, uint64_t n);
+void cache_node_ref_lookup(struct cache *c, uint64_t ino, uint64_t n);
 /* Whether anything refers to ino (lookups or handles). */
-int node_in_use(struct cache *c, uint64_t ino);
+int cache_node_in_use(struct cache *c, uint64_t ino);
 /* Up to max nodes with fetched blocks, each with a temporary reference
- * (node_release() each). */
-size_t node_collect_fetched(struct cache *c, struct cnode **out, size_t max);
+ * (cache_node_release() each). */
+size_t cache_node_collect_fetched(struct cache *c, struct cnode **out, size_t max);
 /*
  * Attributes of ino: its record with any pending size and times of its
  * node on top.  txn (may be NULL) serves when ino has no node.
  */
-int node_stat(struct cache *c, MDB_txn *txn, uint64_t ino, struct stat *st);
+int cache_node_stat(struct cache *c, MDB_txn *txn, uint64_t ino, struct stat *st);
 /* Load size/times (once) and open the data file (again if it was
  * closed with the last handle); n->lock held. */
-int node_load(struct cache *c, struct cnode *n);
+int cache_node_load(struct cache *c, struct cnode *n);
 /* Write pending size/times into the inode record; n->lock held. */
-int node_fold(struct cache *c, struct cnode *n);
+int cache_node_fold(struct cache *c, struct cnode *n);
 /* Make ino's content durable if it has unsynced writes: called before a
  * rename replaces another file with it (the save-by-rename pattern). */
-int node_sync_for_replace(struct cache *c, uint64_t ino);
+int cache_node_sync_for_replace(struct cache *c, uint64_t ino);
 /* Fold every node (unmount, sync). */
-int node_fold_all(struct cache *c);
+int cache_node_fold_all(struct cache *c);
 /* Free the table (cache_close). */
-void node_table_free(struct cache *c);
+void cache_node_table_free(struct cache *c);
 
 /* Path of ino's data file relative to c->datafd, "XX/INO". */
-void data_name(uint64_t ino, char *buf, size_t size);
+void cache_data_name(uint64_t ino, char *buf, size_t size);
 
 /* --- cache_trash.c: data files waiting for a durable unlink ------ */
 
-int trash_open(struct cache *c);
+int cache_trash_open(struct cache *c);
 /* Move ino's data file to the trash (instead of deleting it). */
-void trash_put(struct cache *c, uint64_t ino);
+void cache_trash_put(struct cache *c, uint64_t ino);
 /* Sync LMDB, then delete what was in the trash. */
-int trash_empty(struct cache *c);
+int cache_trash_empty(struct cache *c);
 /* At open: restore the data of trashed inodes that are still alive
  * (their unlink was rolled back by a power loss), delete the rest. */
-int trash_recover(struct cache *c);
+int cache_trash_recover(struct cache *c);
 
 /* Record a failure that leaves local state uncertain (EIO from fsync). */
 int cache_latch(struct cache *c, int code);

@@ -3,7 +3,7 @@
  * snapshots, and rebuilding a cache_dir from them.
  *
  * Every write transaction notes the keys of replicated records it changes
- * in the `changed` db (jnote()).  journal_flush() turns them into one
+ * in the `changed` db (cache_jnote()).  cache_journal_flush() turns them into one
  * segment: the current value of each noted key, or its deletion, so that
  * a segment says what the records are after it, not how they got there,
  * and applying it twice is harmless.  Now and then a snapshot holds all
@@ -61,7 +61,7 @@ static void put_be(uint8_t *p, uint64_t v, int n)
 		p[i] = (uint8_t)v;
 }
 
-uint64_t journal_get_be(const uint8_t *p, int n)
+uint64_t cache_journal_get_be(const uint8_t *p, int n)
 {
 	uint64_t v = 0;
 
@@ -109,13 +109,13 @@ static int meta_parse(const struct crypt_key *key, const uint8_t fsid[16],
 	    plain[0] != 'M' || (plain[1] != 'S' && plain[1] != 'J'))
 		return -EINVAL;
 	m->snapshot = plain[1] == 'S';
-	m->seq = journal_get_be(plain + 2, 6);
-	m->time_ms = (int64_t)journal_get_be(plain + 8, 8);
+	m->seq = cache_journal_get_be(plain + 2, 6);
+	m->time_ms = (int64_t)cache_journal_get_be(plain + 8, 8);
 	snprintf(m->key, sizeof(m->key), "%s", name);
 	return 0;
 }
 
-void journal_file(const char *key, char *out, size_t size)
+void cache_journal_file(const char *key, char *out, size_t size)
 {
 	snprintf(out, size, "journal/%s", key + 2);
 }
@@ -147,7 +147,7 @@ static void rec_add(struct jbuf *j, int db, int op, const void *k,
 	j->count++;
 }
 
-MDB_dbi journal_db(struct cache *c, int db)
+MDB_dbi cache_journal_db(struct cache *c, int db)
 {
 	switch (db) {
 	case JDB_SUPER: return c->db_super;
@@ -193,15 +193,15 @@ static int dump_all(struct cache *c, MDB_txn *txn, struct jbuf *j)
 	for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
 		MDB_cursor *cur;
 		MDB_val k, v;
-		int rc = mdb_cursor_open(txn, journal_db(c, dbs[i]), &cur);
+		int rc = mdb_cursor_open(txn, cache_journal_db(c, dbs[i]), &cur);
 
 		if (rc)
-			return meta_err(rc);
+			return cache_meta_err(rc);
 		while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0)
 			add_value(j, dbs[i], &k, &v);
 		mdb_cursor_close(cur);
 		if (rc != MDB_NOTFOUND)
-			return meta_err(rc);
+			return cache_meta_err(rc);
 	}
 	return j->err;
 }
@@ -213,20 +213,20 @@ static int dump_changed(struct cache *c, MDB_txn *txn, struct jbuf *j)
 	int rc = mdb_cursor_open(txn, c->db_changed, &cur);
 
 	if (rc)
-		return meta_err(rc);
+		return cache_meta_err(rc);
 	while ((rc = mdb_cursor_get(cur, &ck, &cv, MDB_NEXT)) == 0) {
 		int db = ((uint8_t *)ck.mv_data)[0];
 		MDB_val k = { ck.mv_size - 1, (uint8_t *)ck.mv_data + 1 }, v;
 
 		if (ck.mv_size < 1 || db < JDB_SUPER || db > JDB_BLOCKS)
 			continue;
-		if (mdb_get(txn, journal_db(c, db), &k, &v) == 0)
+		if (mdb_get(txn, cache_journal_db(c, db), &k, &v) == 0)
 			add_value(j, db, &k, &v);
 		else
 			rec_add(j, db, OP_DEL, k.mv_data, k.mv_size, NULL, 0);
 	}
 	mdb_cursor_close(cur);
-	return rc == MDB_NOTFOUND ? j->err : meta_err(rc);
+	return rc == MDB_NOTFOUND ? j->err : cache_meta_err(rc);
 }
 
 static uint64_t super_u64(struct cache *c, MDB_txn *txn, const char *key,
@@ -241,12 +241,12 @@ static uint64_t super_u64(struct cache *c, MDB_txn *txn, const char *key,
 	return x;
 }
 
-uint64_t journal_seq(struct cache *c, MDB_txn *txn)
+uint64_t cache_journal_seq(struct cache *c, MDB_txn *txn)
 {
 	return super_u64(c, txn, "meta_seq", 0);
 }
 
-int journal_set_u64(struct cache *c, MDB_txn *txn, const char *key,
+int cache_journal_set_u64(struct cache *c, MDB_txn *txn, const char *key,
 		   uint64_t x)
 {
 	MDB_val k = { strlen(key), (void *)key }, v = { 8, &x };
@@ -325,24 +325,24 @@ static int record_object(struct cache *c, MDB_txn *txn,
 	mr.time_ms = js->t;
 	mr.snapshot = js->snapshot;
 	key_put_u64(k, js->seq);
-	rc = meta_err(mdb_put(txn, c->db_metaq, &kk, &vv, 0));
+	rc = cache_meta_err(mdb_put(txn, c->db_metaq, &kk, &vv, 0));
 	if (rc == 0)
-		rc = meta_err(mdb_drop(txn, c->db_changed, 0));
+		rc = cache_meta_err(mdb_drop(txn, c->db_changed, 0));
 	if (rc == 0)
-		rc = meta_err(journal_set_u64(c, txn, "meta_seq", js->seq));
+		rc = cache_meta_err(cache_journal_set_u64(c, txn, "meta_seq", js->seq));
 	if (rc == 0 && js->snapshot) {
-		rc = meta_err(journal_set_u64(c, txn, "meta_snap_seq", js->seq));
+		rc = cache_meta_err(cache_journal_set_u64(c, txn, "meta_snap_seq", js->seq));
 		if (rc == 0)
-			rc = meta_err(journal_set_u64(c, txn, "meta_snap_size",
+			rc = cache_meta_err(cache_journal_set_u64(c, txn, "meta_snap_size",
 						      mr.size));
 		if (rc == 0)
-			rc = meta_err(journal_set_u64(c, txn,
+			rc = cache_meta_err(cache_journal_set_u64(c, txn,
 						      "meta_since_snap", 0));
 		if (rc == 0)
-			rc = meta_err(journal_set_u64(c, txn,
+			rc = cache_meta_err(cache_journal_set_u64(c, txn,
 						      "need_snapshot", 0));
 	} else if (rc == 0) {
-		rc = meta_err(journal_set_u64(c, txn, "meta_since_snap",
+		rc = cache_meta_err(cache_journal_set_u64(c, txn, "meta_since_snap",
 					      js->since + mr.size));
 	}
 	return rc;
@@ -377,8 +377,8 @@ static int flush_txn(struct cache *c, MDB_txn *txn, void *arg)
 				buf_len(&j.b), &sealed);
 	buf_release(&j.b);
 	if (rc == 0) {
-		journal_file(key, a->file, sizeof(a->file));
-		rc = store_durably(c, "journal", a->file,
+		cache_journal_file(key, a->file, sizeof(a->file));
+		rc = cache_store_durably(c, "journal", a->file,
 				   buf_data(&sealed), buf_len(&sealed));
 		if (rc)
 			a->file[0] = '\0';
@@ -391,7 +391,7 @@ static int flush_txn(struct cache *c, MDB_txn *txn, void *arg)
 	return rc;
 }
 
-int journal_flush(struct cache *c, uint64_t *seq)
+int cache_journal_flush(struct cache *c, uint64_t *seq)
 {
 	struct flush_arg a = { 0, "" };
 	int rc;
@@ -399,7 +399,7 @@ int journal_flush(struct cache *c, uint64_t *seq)
 	*seq = 0;
 	if (!c->seal || !c->have_blockdbs)
 		return 0;
-	rc = meta_write(c, flush_txn, &a);
+	rc = cache_meta_write(c, flush_txn, &a);
 	if (rc && a.file[0])
 		unlinkat(c->dirfd, a.file, 0);	/* never recorded */
 	if (rc == 0 && a.seq) {
@@ -412,7 +412,7 @@ int journal_flush(struct cache *c, uint64_t *seq)
 	return rc;
 }
 
-int journal_pending(struct cache *c)
+int cache_journal_pending(struct cache *c)
 {
 	MDB_txn *txn;
 	MDB_stat st;
@@ -420,7 +420,7 @@ int journal_pending(struct cache *c)
 
 	if (!c->have_blockdbs)
 		return 0;
-	txn = meta_read_begin(c, &rc);
+	txn = cache_meta_read_begin(c, &rc);
 	if (!txn)
 		return 0;
 	if (mdb_stat(txn, c->db_changed, &st) == 0)
@@ -428,7 +428,7 @@ int journal_pending(struct cache *c)
 	if (!any)
 		any = super_u64(c, txn, "need_snapshot", 0) ||
 		      super_u64(c, txn, "meta_seq", 0) == 0;
-	meta_read_end(txn);
+	cache_meta_read_end(txn);
 	return any;
 }
 

@@ -5,8 +5,8 @@
  *
  * This floor picks the files; the block store (cache_blk.c) makes each
  * transition of a block's state, under the node lock this floor takes.
- * The order of use is a hint: a use noted in memory (lru_touch()) reaches
- * the `lru` db at the next lru_flush(), and losing it costs only a
+ * The order of use is a hint: a use noted in memory (cache_lru_touch()) reaches
+ * the `lru` db at the next cache_lru_flush(), and losing it costs only a
  * worse choice of what to evict.
  */
 #include "cache_int.h"
@@ -16,36 +16,36 @@
 #include <string.h>
 #include <time.h>
 
-void lru_persist_fetched(struct cache *c)
+void cache_lru_persist_fetched(struct cache *c)
 {
 	struct cnode *nodes[256];
 	size_t count;
 
-	if (!c->seal || !inbox_take_fetched(c))
+	if (!c->seal || !cache_inbox_take_fetched(c))
 		return;
 	do {
-		count = node_collect_fetched(c, nodes, 256);
+		count = cache_node_collect_fetched(c, nodes, 256);
 		for (size_t i = 0; i < count; i++) {
 			struct cnode *n = nodes[i];
 
 			lock_take(&n->lock);
-			if (n->fetched.n && node_load(c, n) == 0)
-				blk_persist_node(c, n);
+			if (n->fetched.n && cache_node_load(c, n) == 0)
+				cache_blk_persist_node(c, n);
 			if (!n->fetched.n)
 				atomic_store_explicit(&n->fetched_any, 0,
 						      memory_order_relaxed);
 			lock_drop(&n->lock);
-			node_release(c, n);
+			cache_node_release(c, n);
 		}
 	} while (count == 256);
 }
 
-void lru_init(struct cache *c)
+void cache_lru_init(struct cache *c)
 {
 	pthread_mutex_init(&c->lru.lock, NULL);
 }
 
-void lru_free(struct cache *c)
+void cache_lru_free(struct cache *c)
 {
 	pthread_mutex_destroy(&c->lru.lock);
 	free(c->lru.v);
@@ -53,7 +53,7 @@ void lru_free(struct cache *c)
 	c->lru.n = c->lru.cap = 0;
 }
 
-void lru_touch(struct cache *c, uint64_t ino)
+void cache_lru_touch(struct cache *c, uint64_t ino)
 {
 	struct lru_notes *l = &c->lru;
 	struct timespec now;
@@ -96,7 +96,7 @@ static int lru_txn(struct cache *c, MDB_txn *txn, void *arg)
 		int rc;
 
 		/* an inode freed meanwhile must not come back as an entry */
-		if (inode_get(c, txn, a->v[i][0], &rec, NULL, NULL))
+		if (cache_inode_get(c, txn, a->v[i][0], &rec, NULL, NULL))
 			continue;
 		key_put_u64(k, a->v[i][0]);
 		if (mdb_get(txn, c->db_lru, &key, &old) == 0 &&
@@ -109,12 +109,12 @@ static int lru_txn(struct cache *c, MDB_txn *txn, void *arg)
 		}
 		rc = mdb_put(txn, c->db_lru, &key, &val, 0);
 		if (rc)
-			return meta_err(rc);
+			return cache_meta_err(rc);
 	}
 	return 0;
 }
 
-void lru_flush(struct cache *c)
+void cache_lru_flush(struct cache *c)
 {
 	struct lru_notes *l = &c->lru;
 	struct lru_arg a;
@@ -128,7 +128,7 @@ void lru_flush(struct cache *c)
 	l->n = l->cap = 0;
 	lock_drop(&l->lock);
 	if (a.n)
-		meta_write(c, lru_txn, &a);
+		cache_meta_write(c, lru_txn, &a);
 	free(a.v);
 }
 
@@ -150,7 +150,7 @@ static size_t lru_order(struct cache *c, uint64_t (**out)[2])
 	int rc;
 
 	*out = NULL;
-	txn = meta_read_begin(c, &rc);
+	txn = cache_meta_read_begin(c, &rc);
 	if (!txn)
 		return 0;
 	if (mdb_cursor_open(txn, c->db_lru, &cur) == 0) {
@@ -172,7 +172,7 @@ static size_t lru_order(struct cache *c, uint64_t (**out)[2])
 		}
 		mdb_cursor_close(cur);
 	}
-	meta_read_end(txn);
+	cache_meta_read_end(txn);
 	if (n)
 		qsort(v, n, sizeof(*v), cmp_time);
 	*out = v;
@@ -187,43 +187,43 @@ static int lru_del_txn(struct cache *c, MDB_txn *txn, void *arg)
 
 	key_put_u64(k, *(uint64_t *)arg);
 	rc = mdb_del(txn, c->db_lru, &key, NULL);
-	return rc == MDB_NOTFOUND ? 0 : meta_err(rc);
+	return rc == MDB_NOTFOUND ? 0 : cache_meta_err(rc);
 }
 
 /* Evict what can go of ino; returns the bytes freed. */
 static uint64_t evict_one(struct cache *c, uint64_t ino)
 {
 	struct blkset go = { 0 };
-	struct cnode *n = node_acquire(c, ino);
+	struct cnode *n = cache_node_acquire(c, ino);
 	uint64_t freed = 0;
 	int left = 1, rc;
 
 	if (!n)
 		return 0;
 	lock_take(&n->lock);
-	rc = n->handles ? -EBUSY : node_load(c, n);
+	rc = n->handles ? -EBUSY : cache_node_load(c, n);
 	if (rc == 0)
-		rc = blk_evictable(c, n, &go, &left);
+		rc = cache_blk_evictable(c, n, &go, &left);
 	if (rc == 0 && go.n) {
-		rc = blk_evict_blocks(c, n, &go, &freed);
-		node_fold(c, n);
+		rc = cache_blk_evict_blocks(c, n, &go, &freed);
+		cache_node_fold(c, n);
 	}
 	lock_drop(&n->lock);
-	node_release(c, n);
+	cache_node_release(c, n);
 	if (rc == 0 && !left)
-		meta_write(c, lru_del_txn, &ino);
-	blkset_free(&go);
+		cache_meta_write(c, lru_del_txn, &ino);
+	cache_blkset_free(&go);
 	return freed;
 }
 
-uint64_t lru_evict(struct cache *c, uint64_t want)
+uint64_t cache_lru_evict(struct cache *c, uint64_t want)
 {
 	uint64_t (*order)[2], freed = 0;
 	size_t n;
 
 	if (!c->seal)
 		return 0;
-	lru_flush(c);
+	cache_lru_flush(c);
 	n = lru_order(c, &order);
 	for (size_t i = 0; i < n && freed < want; i++)
 		freed += evict_one(c, order[i][0]);
@@ -236,5 +236,5 @@ uint64_t lru_evict(struct cache *c, uint64_t want)
 
 uint64_t cache_evict(struct cache *c, uint64_t want)
 {
-	return lru_evict(c, want);
+	return cache_lru_evict(c, want);
 }

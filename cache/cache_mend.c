@@ -17,7 +17,7 @@
  *                uploaders skip it), so a crash here leaves it empty but
  *                for lease objects, and tools find it empty again.
  *   SEED_COPY    copy each object it lacks from the first other region
- *                that gives a good copy (check_object()), packs first and
+ *                that gives a good copy (cache_check_object()), packs first and
  *                metadata objects in order, recording the progress every
  *                SAVE_NS; the uploaders send it packs but no metadata
  *                object, so that its history is always a prefix of the
@@ -30,7 +30,7 @@
  * logged and passed over (fsck reports it).
  * A region that fails is retried after a backoff, and its health moves as
  * an upload's would.  Until the record goes, status shows the region as
- * not complete and sync waits for it (mend_waiting()).
+ * not complete and sync waits for it (cache_mend_waiting()).
  *
  * Bad copies.  A read that meets a bad or missing copy in a region
  * records it in the `repair` db (cache_blk.c) and fails over; status shows
@@ -48,7 +48,7 @@
  * The mender only adds objects to a region (a re-seeded one).  Floor:
  * administration (beside check, scrub, gc): it reads the replication
  * floor's region table (struct seal) and the records below; only
- * cache_open(), seal_start(), seal_stop() and the status and sync counts
+ * cache_open(), cache_seal_start(), cache_seal_stop() and the status and sync counts
  * call it.  It holds no lock across a call to a region.
  */
 #include "cache_int.h"
@@ -135,10 +135,10 @@ static long load_bad(struct cache *c, struct bad_copy **out)
 	int rc;
 
 	*out = NULL;
-	txn = meta_read_begin(c, &rc);
+	txn = cache_meta_read_begin(c, &rc);
 	if (!txn)
 		return rc;
-	rc = meta_err(mdb_cursor_open(txn, c->db_repair, &cur));
+	rc = cache_meta_err(mdb_cursor_open(txn, c->db_repair, &cur));
 	if (rc == 0) {
 		while (rc == 0 && mdb_cursor_get(cur, &k, &d, MDB_NEXT) == 0)
 			rc = add_bad(&v, &n, &cap, &k);
@@ -146,13 +146,13 @@ static long load_bad(struct cache *c, struct bad_copy **out)
 	}
 	left = n;
 	if (rc == 0 && n)
-		rc = meta_err(mdb_cursor_open(txn, c->db_blocks, &cur));
+		rc = cache_meta_err(mdb_cursor_open(txn, c->db_blocks, &cur));
 	if (rc == 0 && n) {
 		while (left && mdb_cursor_get(cur, &k, &d, MDB_NEXT) == 0)
 			left -= name_packs(v, n, &d);
 		mdb_cursor_close(cur);
 	}
-	meta_read_end(txn);
+	cache_meta_read_end(txn);
 	if (rc) {
 		free(v);
 		return rc;
@@ -179,7 +179,7 @@ static int drop_txn(struct cache *c, MDB_txn *txn, void *arg)
 			continue;
 		rc = mdb_del(txn, c->db_repair, &k, NULL);
 		if (rc && rc != MDB_NOTFOUND)
-			return meta_err(rc);
+			return cache_meta_err(rc);
 	}
 	return 0;
 }
@@ -199,11 +199,11 @@ static int copy_good(struct cache *c, struct seal_region *r,
 {
 	char key[PACK_KEY_LEN + 1];
 
-	pack_key(id, key);
+	cache_pack_key(id, key);
 	buf_reset(obj);
 	if (backend_get(r->be, key, 0, 0, obj))
 		return 0;
-	if (check_object(c->seal->key, c->fsid, key, obj, plain))
+	if (cache_check_object(c->seal->key, c->fsid, key, obj, plain))
 		return 0;
 	PHI_LOG(PHI_LOG_NOTICE, "object %s: region %s holds a good copy "
 		"again; no longer recorded for repair", key, r->name);
@@ -229,7 +229,7 @@ static int recheck(struct cache *c)
 	}
 	buf_init(&obj, SIZE_MAX);
 	buf_init(&plain, SIZE_MAX);
-	for (size_t i = 0; i < (size_t)n && !mend_stopping(c); i++) {
+	for (size_t i = 0; i < (size_t)n && !cache_mend_stopping(c); i++) {
 		struct seal_region *r = region_of(c->seal, v[i].bit);
 
 		drop[i] = !r || !v[i].found ||
@@ -241,7 +241,7 @@ static int recheck(struct cache *c)
 	a.v = v;
 	a.drop = drop;
 	a.n = (size_t)n;
-	if (meta_write(c, drop_txn, &a))
+	if (cache_meta_write(c, drop_txn, &a))
 		left = 1;
 	free(drop);
 	free(v);
@@ -294,11 +294,11 @@ static int rec_txn(struct cache *c, MDB_txn *txn, void *arg)
 	key.mv_data = k;
 	if (!a->rec) {
 		rc = mdb_del(txn, c->db_super, &key, NULL);
-		return rc == MDB_NOTFOUND ? 0 : meta_err(rc);
+		return rc == MDB_NOTFOUND ? 0 : cache_meta_err(rc);
 	}
 	val.mv_size = sizeof(*a->rec);
 	val.mv_data = (void *)a->rec;
-	return meta_err(mdb_put(txn, c->db_super, &key, &val, 0));
+	return cache_meta_err(mdb_put(txn, c->db_super, &key, &val, 0));
 }
 
 static int rec_write(struct cache *c, const char *name,
@@ -306,10 +306,10 @@ static int rec_write(struct cache *c, const char *name,
 {
 	struct rec_arg a = { name, rec };
 
-	return meta_write(c, rec_txn, &a);
+	return cache_meta_write(c, rec_txn, &a);
 }
 
-int mend_record(struct cache *c, const struct cache_config *cfg)
+int cache_mend_record(struct cache *c, const struct cache_config *cfg)
 {
 	static const struct seed_rec zero;
 
@@ -374,7 +374,7 @@ static int add_left(void *ctx, const char *name, const struct seed_rec *rec)
 	return 0;
 }
 
-uint64_t mend_waiting(struct cache *c, MDB_txn *txn)
+uint64_t cache_mend_waiting(struct cache *c, MDB_txn *txn)
 {
 	uint64_t n = 0;
 
@@ -403,7 +403,7 @@ static int add_stats(void *ctx, const char *name, const struct seed_rec *rec)
 	return 0;
 }
 
-void mend_stats(struct cache *c, MDB_txn *txn, struct cache_stats *s)
+void cache_mend_stats(struct cache *c, MDB_txn *txn, struct cache_stats *s)
 {
 	each_rec(c, txn, add_stats, s);
 }
@@ -448,7 +448,7 @@ static int load_one(void *ctx, const char *name, const struct seed_rec *rec)
 	return 0;
 }
 
-int mend_load(struct cache *c, const struct cache_config *cfg)
+int cache_mend_load(struct cache *c, const struct cache_config *cfg)
 {
 	struct seal *s = c->seal;
 	struct load_arg a;
@@ -468,17 +468,17 @@ int mend_load(struct cache *c, const struct cache_config *cfg)
 	}
 	memset(&a, 0, sizeof(a));
 	a.c = c;
-	txn = meta_read_begin(c, &rc);
+	txn = cache_meta_read_begin(c, &rc);
 	if (!txn)
 		return rc;
 	each_rec(c, txn, load_one, &a);
-	meta_read_end(txn);
+	cache_meta_read_end(txn);
 	for (int i = 0; i < a.ngone && rc == 0; i++)
 		rc = rec_write(c, a.gone[i], NULL);
 	for (int i = 0; i < s->nregions; i++)
 		if (s->r[i].seeding)
 			bits |= 1u << s->r[i].bit;
-	return rc ? rc : upload_queue_all(c, bits);
+	return rc ? rc : cache_upload_queue_all(c, bits);
 }
 
 /* --- re-seeding: the work --------------------------------------------- */
@@ -644,7 +644,7 @@ static void note_put(struct cache *c, int i, int rc)
 	struct seal *s = c->seal;
 
 	lock_take(&s->lock);
-	upload_health(&s->r[i], rc);
+	cache_upload_health(&s->r[i], rc);
 	lock_drop(&s->lock);
 }
 
@@ -698,7 +698,7 @@ static int copy_one(struct cache *c, int i, const struct item *it,
 		rc = backend_get(s->r[j].be, it->key, 0, 0, obj);
 		if (rc == -ENOENT)
 			continue;
-		if (rc || check_object(s->key, c->fsid, it->key, obj, plain)) {
+		if (rc || cache_check_object(s->key, c->fsid, it->key, obj, plain)) {
 			failed |= rc != 0;
 			bad |= rc == 0;
 			continue;
@@ -729,7 +729,7 @@ static int seed_copy(struct cache *c, int i, const struct items *todo)
 	for (size_t k = 0; k < todo->n && rc == 0; k++) {
 		int r;
 
-		if (mend_stopping(c)) {
+		if (cache_mend_stopping(c)) {
 			rc = 1;
 			break;
 		}
@@ -826,7 +826,7 @@ static int seed_next(struct cache *c)
 
 /* --- the thread -------------------------------------------------------- */
 
-int mend_stopping(struct cache *c)
+int cache_mend_stopping(struct cache *c)
 {
 	struct seal *s = c->seal;
 	int stop;
@@ -887,7 +887,7 @@ static void *mend_main(void *arg)
 	return NULL;
 }
 
-int mend_start(struct cache *c)
+int cache_mend_start(struct cache *c)
 {
 	struct seal *s = c->seal;
 	int rc = pthread_create(&s->mender, NULL, mend_main, c);
@@ -898,7 +898,7 @@ int mend_start(struct cache *c)
 	return 0;
 }
 
-void mend_join(struct cache *c)
+void cache_mend_join(struct cache *c)
 {
 	struct seal *s = c->seal;
 
@@ -928,7 +928,7 @@ static int check_pack(const struct crypt_key *key, const uint8_t *fsid,
 
 		if (len - off < CRYPT_FRAME_OVERHEAD)
 			return PHI_ECORRUPT;
-		n = journal_get_be(d + off + 26, 8);
+		n = cache_journal_get_be(d + off + 26, 8);
 		if (n > len - off - CRYPT_FRAME_OVERHEAD)
 			return PHI_ECORRUPT;
 		flen = CRYPT_FRAME_OVERHEAD + (size_t)n;
@@ -942,7 +942,7 @@ static int check_pack(const struct crypt_key *key, const uint8_t *fsid,
 	return 0;
 }
 
-int check_object(const struct crypt_key *key, const uint8_t *fsid,
+int cache_check_object(const struct crypt_key *key, const uint8_t *fsid,
 		 const char *name, const struct buf *obj, struct buf *scratch)
 {
 	const uint8_t *d = buf_data(obj);

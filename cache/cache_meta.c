@@ -5,11 +5,11 @@
  *   - every dirents entry has a dircookies twin with the same ino and type;
  *   - a directory's nlink is 2 plus its subdirectories; its `parent` is the
  *     directory that names it (the root names itself);
- *   - an inode with nlink 0 is in `orphans` until node_maybe_free() has
+ *   - an inode with nlink 0 is in `orphans` until cache_node_maybe_free() has
  *     removed its data file, its xattrs and its record, in that order, so
  *     that a crash at any point leaves something the next open can finish.
  *
- * meta_write() is the single door for metadata changes: the journal that
+ * cache_meta_write() is the single door for metadata changes: the journal that
  * ships changes to the regions will be written from there.
  */
 #include "cache_int.h"
@@ -21,7 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
-int jnote(struct cache *c, MDB_txn *txn, int jdb, const MDB_val *key)
+int cache_jnote(struct cache *c, MDB_txn *txn, int jdb, const MDB_val *key)
 {
 	uint8_t k[1 + 511];
 	MDB_val kk = { 1 + key->mv_size, k }, v = { 0, (void *)"" };
@@ -35,7 +35,7 @@ int jnote(struct cache *c, MDB_txn *txn, int jdb, const MDB_val *key)
 	return mdb_put(txn, c->db_changed, &kk, &v, 0);
 }
 
-int meta_err(int rc)
+int cache_meta_err(int rc)
 {
 	switch (rc) {
 	case MDB_SUCCESS:
@@ -69,7 +69,7 @@ int cache_latch(struct cache *c, int code)
 	return PHI_ELATCHED;
 }
 
-int meta_write(struct cache *c, meta_fn *fn, void *arg)
+int cache_meta_write(struct cache *c, meta_fn *fn, void *arg)
 {
 	MDB_txn *txn;
 	int rc;
@@ -80,7 +80,7 @@ int meta_write(struct cache *c, meta_fn *fn, void *arg)
 		return PHI_ELATCHED;
 	rc = mdb_txn_begin(c->env, NULL, 0, &txn);
 	if (rc)
-		return meta_err(rc);
+		return cache_meta_err(rc);
 	rc = fn(c, txn, arg);
 	if (rc) {
 		mdb_txn_abort(txn);
@@ -88,20 +88,20 @@ int meta_write(struct cache *c, meta_fn *fn, void *arg)
 	}
 	rc = mdb_txn_commit(txn);
 	if (rc == MDB_PANIC || rc == EIO)
-		return cache_latch(c, meta_err(rc));
-	return meta_err(rc);
+		return cache_latch(c, cache_meta_err(rc));
+	return cache_meta_err(rc);
 }
 
-MDB_txn *meta_read_begin(struct cache *c, int *rc)
+MDB_txn *cache_meta_read_begin(struct cache *c, int *rc)
 {
 	MDB_txn *txn = NULL;
 	int r = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn);
 
-	*rc = meta_err(r);
+	*rc = cache_meta_err(r);
 	return r ? NULL : txn;
 }
 
-void meta_read_end(MDB_txn *txn)
+void cache_meta_read_end(MDB_txn *txn)
 {
 	mdb_txn_abort(txn);
 }
@@ -109,7 +109,7 @@ void meta_read_end(MDB_txn *txn)
 static int meta_open_block_dbs(struct cache *c, MDB_txn *txn,
 			       unsigned flags);
 
-int meta_open_dbs(struct cache *c, MDB_txn *txn, unsigned flags)
+int cache_meta_open_dbs(struct cache *c, MDB_txn *txn, unsigned flags)
 {
 	static const char *const names[] = {
 		"super", "inodes", "dirents", "dircookies", "xattrs", "orphans",
@@ -125,7 +125,7 @@ int meta_open_dbs(struct cache *c, MDB_txn *txn, unsigned flags)
 		if (rc == MDB_NOTFOUND)
 			return PHI_ECORRUPT;
 		if (rc)
-			return meta_err(rc);
+			return cache_meta_err(rc);
 	}
 	return meta_open_block_dbs(c, txn, flags);
 }
@@ -152,14 +152,14 @@ static int meta_open_block_dbs(struct cache *c, MDB_txn *txn, unsigned flags)
 		if (rc == MDB_NOTFOUND)
 			return 0;
 		if (rc)
-			return meta_err(rc);
+			return cache_meta_err(rc);
 	}
 	c->have_blockdbs = 1;
 	c->journal = !c->rdonly;
 	return 0;
 }
 
-int inode_get(struct cache *c, MDB_txn *txn, uint64_t ino,
+int cache_inode_get(struct cache *c, MDB_txn *txn, uint64_t ino,
 	      struct inode_rec *rec, const char **target, size_t *tlen)
 {
 	uint8_t k[8];
@@ -169,7 +169,7 @@ int inode_get(struct cache *c, MDB_txn *txn, uint64_t ino,
 	key_put_u64(k, ino);
 	rc = mdb_get(txn, c->db_inodes, &key, &val);
 	if (rc)
-		return meta_err(rc);
+		return cache_meta_err(rc);
 	if (val.mv_size < sizeof(*rec))
 		return PHI_ECORRUPT;
 	memcpy(rec, val.mv_data, sizeof(*rec));
@@ -180,7 +180,7 @@ int inode_get(struct cache *c, MDB_txn *txn, uint64_t ino,
 	return 0;
 }
 
-int inode_put(struct cache *c, MDB_txn *txn, uint64_t ino,
+int cache_inode_put(struct cache *c, MDB_txn *txn, uint64_t ino,
 	      const struct inode_rec *rec, const char *target, size_t tlen)
 {
 	uint8_t k[8];
@@ -190,26 +190,26 @@ int inode_put(struct cache *c, MDB_txn *txn, uint64_t ino,
 	key_put_u64(k, ino);
 	rc = mdb_put(txn, c->db_inodes, &key, &val, MDB_RESERVE);
 	if (rc == 0)
-		rc = jnote(c, txn, JDB_INODES, &key);
+		rc = cache_jnote(c, txn, JDB_INODES, &key);
 	if (rc)
-		return meta_err(rc);
+		return cache_meta_err(rc);
 	memcpy(val.mv_data, rec, sizeof(*rec));
 	if (tlen)
 		memcpy((char *)val.mv_data + sizeof(*rec), target, tlen);
 	return 0;
 }
 
-int inode_put_local(struct cache *c, MDB_txn *txn, uint64_t ino,
+int cache_inode_put_local(struct cache *c, MDB_txn *txn, uint64_t ino,
 		    const struct inode_rec *rec)
 {
 	uint8_t k[8];
 	MDB_val key = { sizeof(k), k }, val = { sizeof(*rec), (void *)rec };
 
 	key_put_u64(k, ino);
-	return meta_err(mdb_put(txn, c->db_inodes, &key, &val, 0));
+	return cache_meta_err(mdb_put(txn, c->db_inodes, &key, &val, 0));
 }
 
-int inode_update(struct cache *c, MDB_txn *txn, uint64_t ino,
+int cache_inode_update(struct cache *c, MDB_txn *txn, uint64_t ino,
 		 const struct inode_rec *rec)
 {
 	struct inode_rec old;
@@ -218,23 +218,23 @@ int inode_update(struct cache *c, MDB_txn *txn, uint64_t ino,
 	size_t tlen;
 	int rc;
 
-	rc = inode_get(c, txn, ino, &old, &target, &tlen);
+	rc = cache_inode_get(c, txn, ino, &old, &target, &tlen);
 	if (rc)
 		return rc;
 	if (tlen > sizeof(buf))
 		return PHI_ECORRUPT;
 	/* target points into the map; mdb_put may reuse that page */
 	memcpy(buf, target, tlen);
-	return inode_put(c, txn, ino, rec, buf, tlen);
+	return cache_inode_put(c, txn, ino, rec, buf, tlen);
 }
 
-void rec_set_time(int64_t *sec, uint32_t *nsec, struct timespec ts)
+void cache_rec_set_time(int64_t *sec, uint32_t *nsec, struct timespec ts)
 {
 	*sec = ts.tv_sec;
 	*nsec = (uint32_t)ts.tv_nsec;
 }
 
-void inode_to_stat(uint64_t ino, const struct inode_rec *rec,
+void cache_inode_to_stat(uint64_t ino, const struct inode_rec *rec,
 		   struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
@@ -255,21 +255,21 @@ void inode_to_stat(uint64_t ino, const struct inode_rec *rec,
 	st->st_ctim.tv_nsec = rec->ctime_nsec;
 }
 
-int meta_super_get_u64(struct cache *c, MDB_txn *txn, const char *key,
+int cache_meta_super_get_u64(struct cache *c, MDB_txn *txn, const char *key,
 		       uint64_t *out)
 {
 	MDB_val k = { strlen(key), (void *)key }, v;
 	int rc = mdb_get(txn, c->db_super, &k, &v);
 
 	if (rc)
-		return rc == MDB_NOTFOUND ? PHI_ECORRUPT : meta_err(rc);
+		return rc == MDB_NOTFOUND ? PHI_ECORRUPT : cache_meta_err(rc);
 	if (v.mv_size != sizeof(*out))
 		return PHI_ECORRUPT;
 	memcpy(out, v.mv_data, sizeof(*out));
 	return 0;
 }
 
-int meta_del_prefixed(struct cache *c, MDB_txn *txn, MDB_dbi dbi, int jdb,
+int cache_meta_del_prefixed(struct cache *c, MDB_txn *txn, MDB_dbi dbi, int jdb,
 		      uint64_t ino)
 {
 	uint8_t k[8];
@@ -280,7 +280,7 @@ int meta_del_prefixed(struct cache *c, MDB_txn *txn, MDB_dbi dbi, int jdb,
 	key_put_u64(k, ino);
 	rc = mdb_cursor_open(txn, dbi, &cur);
 	if (rc)
-		return meta_err(rc);
+		return cache_meta_err(rc);
 	/* Seek again after each delete (see del_from() in cache_blk.c). */
 	for (;;) {
 		key.mv_size = sizeof(k);
@@ -288,17 +288,17 @@ int meta_del_prefixed(struct cache *c, MDB_txn *txn, MDB_dbi dbi, int jdb,
 		rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
 		if (rc || key.mv_size < 8 || memcmp(key.mv_data, k, 8))
 			break;
-		if (jdb && (rc = jnote(c, txn, jdb, &key)) != 0)
+		if (jdb && (rc = cache_jnote(c, txn, jdb, &key)) != 0)
 			break;
 		rc = mdb_cursor_del(cur, 0);
 		if (rc)
 			break;
 	}
 	mdb_cursor_close(cur);
-	return rc == MDB_NOTFOUND || rc == 0 ? 0 : meta_err(rc);
+	return rc == MDB_NOTFOUND || rc == 0 ? 0 : cache_meta_err(rc);
 }
 
-int meta_used_bytes(struct cache *c, uint64_t *out)
+int cache_meta_used_bytes(struct cache *c, uint64_t *out)
 {
 	MDB_val key, val;
 	MDB_cursor *cur;
@@ -306,7 +306,7 @@ int meta_used_bytes(struct cache *c, uint64_t *out)
 	uint64_t sum = 0;
 	int rc;
 
-	txn = meta_read_begin(c, &rc);
+	txn = cache_meta_read_begin(c, &rc);
 	if (!txn)
 		return rc;
 	rc = mdb_cursor_open(txn, c->db_inodes, &cur);
@@ -321,20 +321,20 @@ int meta_used_bytes(struct cache *c, uint64_t *out)
 		}
 		mdb_cursor_close(cur);
 	}
-	meta_read_end(txn);
+	cache_meta_read_end(txn);
 	if (rc != MDB_NOTFOUND)
-		return meta_err(rc);
+		return cache_meta_err(rc);
 	*out = sum;
 	return 0;
 }
 
-void data_name(uint64_t ino, char *buf, size_t size)
+void cache_data_name(uint64_t ino, char *buf, size_t size)
 {
 	snprintf(buf, size, "%02x/%llu", (unsigned)(ino & 0xff),
 		 (unsigned long long)ino);
 }
 
-void pack_key(const uint8_t id[16], char out[PACK_KEY_LEN + 1])
+void cache_pack_key(const uint8_t id[16], char out[PACK_KEY_LEN + 1])
 {
 	out[0] = 'd';
 	out[1] = '/';
@@ -342,14 +342,14 @@ void pack_key(const uint8_t id[16], char out[PACK_KEY_LEN + 1])
 		snprintf(out + 2 + 2 * i, 3, "%02x", id[i]);
 }
 
-void pack_file(const uint8_t id[16], char out[PACK_FILE_LEN + 1])
+void cache_pack_file(const uint8_t id[16], char out[PACK_FILE_LEN + 1])
 {
 	memcpy(out, "packs/", 6);
 	for (int i = 0; i < 16; i++)
 		snprintf(out + 6 + 2 * i, 3, "%02x", id[i]);
 }
 
-void blk_key(uint8_t k[16], uint64_t ino, uint64_t blk)
+void cache_blk_key(uint8_t k[16], uint64_t ino, uint64_t blk)
 {
 	key_put_u64(k, ino);
 	key_put_u64(k + 8, blk);
@@ -364,11 +364,11 @@ int cache_sync(struct cache *c)
 	if (atomic_load(&c->latched))
 		return PHI_ELATCHED;
 	rc = mdb_env_sync(c->env, 1);
-	return rc ? cache_latch(c, meta_err(rc)) : 0;
+	return rc ? cache_latch(c, cache_meta_err(rc)) : 0;
 }
 
 /* Whether pack seq is in every region (no longer in `packs`). */
-int meta_pack_replicated(struct cache *c, MDB_txn *txn, uint64_t seq)
+int cache_meta_pack_replicated(struct cache *c, MDB_txn *txn, uint64_t seq)
 {
 	uint8_t k[8];
 	MDB_val key = { sizeof(k), k }, val;

@@ -4,17 +4,17 @@
  * A node exists while the kernel holds lookup references to its inode or
  * someone holds it (open handles, a setattr in progress).  It carries what
  * write() changes (size, mtime, ctime) so that a write costs no metadata
- * transaction; node_fold() writes that state into the inode record.
+ * transaction; cache_node_fold() writes that state into the inode record.
  *
- *         node_acquire()             cache_write()
+ *         cache_node_acquire()             cache_write()
  *   none ----------------> clean  ----------------> dirty
  *     ^                      |  ^                     |
  *     | last reference       |  +---------------------+
- *     +----------------------+      node_fold(): flush, fsync, setattr,
- *       node_release(),              release, close
+ *     +----------------------+      cache_node_fold(): flush, fsync, setattr,
+ *       cache_node_release(),              release, close
  *       cache_forget()
  *
- * A node is freed only clean: node_release() folds before it lets go.
+ * A node is freed only clean: cache_node_release() folds before it lets go.
  */
 #include "cache_int.h"
 
@@ -81,18 +81,18 @@ static void node_free(struct cnode *n)
 {
 	if (n->fd >= 0)
 		close(n->fd);
-	blkset_free(&n->dblk);
-	blkset_free(&n->fresh);
-	blkset_free(&n->gone);
-	blkset_free(&n->fetched);
-	blkset_free(&n->sealing);
-	blkset_free(&n->checked);
+	cache_blkset_free(&n->dblk);
+	cache_blkset_free(&n->fresh);
+	cache_blkset_free(&n->gone);
+	cache_blkset_free(&n->fetched);
+	cache_blkset_free(&n->sealing);
+	cache_blkset_free(&n->checked);
 	pthread_cond_destroy(&n->fetch_done);
 	pthread_mutex_destroy(&n->lock);
 	free(n);
 }
 
-struct cnode *node_acquire(struct cache *c, uint64_t ino)
+struct cnode *cache_node_acquire(struct cache *c, uint64_t ino)
 {
 	struct cnode *n;
 
@@ -104,14 +104,14 @@ struct cnode *node_acquire(struct cache *c, uint64_t ino)
 	return n;
 }
 
-void node_hold(struct cache *c, struct cnode *n)
+void cache_node_hold(struct cache *c, struct cnode *n)
 {
 	lock_take(&c->nodes_lock);
 	n->nref++;
 	lock_drop(&c->nodes_lock);
 }
 
-struct cnode *node_find_ref(struct cache *c, uint64_t ino)
+struct cnode *cache_node_find_ref(struct cache *c, uint64_t ino)
 {
 	struct cnode *n;
 
@@ -133,7 +133,7 @@ static void trim_sets(struct cnode *n)
 
 	for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++)
 		if (sets[i]->n == 0 && sets[i]->v)
-			blkset_free(sets[i]);
+			cache_blkset_free(sets[i]);
 }
 
 /* The last handle is gone: give the data file's descriptor back, so that
@@ -144,7 +144,7 @@ static void close_data(struct cache *c, struct cnode *n)
 {
 	lock_take(&n->lock);
 	if (n->fd >= 0) {
-		blk_refresh_alloc(c, n);
+		cache_blk_refresh_alloc(c, n);
 		close(n->fd);
 		n->fd = -1;
 	}
@@ -152,7 +152,7 @@ static void close_data(struct cache *c, struct cnode *n)
 	lock_drop(&n->lock);
 }
 
-void node_release(struct cache *c, struct cnode *n)
+void cache_node_release(struct cache *c, struct cnode *n)
 {
 	uint64_t ino = n->ino;
 	struct cnode *dead;
@@ -165,8 +165,8 @@ void node_release(struct cache *c, struct cnode *n)
 		/* Fold while the node is still findable, so that getattr
 		 * never sees the record without the pending size. */
 		lock_take(&n->lock);
-		blk_persist_node(c, n);	/* or the next node fetches again */
-		node_fold(c, n);
+		cache_blk_persist_node(c, n);	/* or the next node fetches again */
+		cache_node_fold(c, n);
 		lock_drop(&n->lock);
 	}
 	lock_take(&c->nodes_lock);
@@ -179,12 +179,12 @@ void node_release(struct cache *c, struct cnode *n)
 	lock_drop(&c->nodes_lock);
 	if (dead) {
 		node_free(dead);
-		node_maybe_free(c, ino);
+		cache_node_maybe_free(c, ino);
 	}
 }
 
 /* Nodes with fetched blocks, each with a temporary reference. */
-size_t node_collect_fetched(struct cache *c, struct cnode **out, size_t max)
+size_t cache_node_collect_fetched(struct cache *c, struct cnode **out, size_t max)
 {
 	size_t count = 0;
 
@@ -202,7 +202,7 @@ size_t node_collect_fetched(struct cache *c, struct cnode **out, size_t max)
 	return count;
 }
 
-void node_ref_lookup(struct cache *c, uint64_t ino, uint64_t count)
+void cache_node_ref_lookup(struct cache *c, uint64_t ino, uint64_t count)
 {
 	struct cnode *n;
 
@@ -228,7 +228,7 @@ void cache_forget(struct cache *c, uint64_t ino, uint64_t nlookup)
 		/* A node must never leave the table with a pending size: a
 		 * new node for the same inode would load the older record
 		 * (and trim the data file to it).  Fold through a temporary
-		 * reference instead; node_release() then unhooks it clean. */
+		 * reference instead; cache_node_release() then unhooks it clean. */
 		if (n->nlookup == 0 && n->nref == 0 && n->dirty) {
 			n->nref++;
 			fold = 1;
@@ -238,14 +238,14 @@ void cache_forget(struct cache *c, uint64_t ino, uint64_t nlookup)
 	}
 	lock_drop(&c->nodes_lock);
 	if (fold) {
-		node_release(c, n);	/* nref 1, nlookup 0: folds, unhooks */
+		cache_node_release(c, n);	/* nref 1, nlookup 0: folds, unhooks */
 	} else if (dead) {
 		node_free(dead);
-		node_maybe_free(c, ino);
+		cache_node_maybe_free(c, ino);
 	}
 }
 
-int node_in_use(struct cache *c, uint64_t ino)
+int cache_node_in_use(struct cache *c, uint64_t ino)
 {
 	struct cnode *n;
 	int used;
@@ -284,19 +284,19 @@ static int read_stat(struct cache *c, MDB_txn *txn, uint64_t ino,
 	struct inode_rec rec;
 	int rc = 0, own = !txn;
 
-	if (own && !(txn = meta_read_begin(c, &rc)))
+	if (own && !(txn = cache_meta_read_begin(c, &rc)))
 		return rc;
-	rc = inode_get(c, txn, ino, &rec, NULL, NULL);
+	rc = cache_inode_get(c, txn, ino, &rec, NULL, NULL);
 	if (own)
-		meta_read_end(txn);
+		cache_meta_read_end(txn);
 	if (rc == 0)
-		inode_to_stat(ino, &rec, st);
+		cache_inode_to_stat(ino, &rec, st);
 	return rc;
 }
 
-int node_stat(struct cache *c, MDB_txn *txn, uint64_t ino, struct stat *st)
+int cache_node_stat(struct cache *c, MDB_txn *txn, uint64_t ino, struct stat *st)
 {
-	struct cnode *n = node_find_ref(c, ino);
+	struct cnode *n = cache_node_find_ref(c, ino);
 	int rc;
 
 	if (!n)
@@ -309,7 +309,7 @@ int node_stat(struct cache *c, MDB_txn *txn, uint64_t ino, struct stat *st)
 	if (rc == 0)
 		overlay(n, st);
 	lock_drop(&n->lock);
-	node_release(c, n);
+	cache_node_release(c, n);
 	return rc;
 }
 
@@ -319,7 +319,7 @@ static int open_data(struct cache *c, struct cnode *n)
 	char name[32];
 	int fd;
 
-	data_name(n->ino, name, sizeof(name));
+	cache_data_name(n->ino, name, sizeof(name));
 	fd = openat(c->datafd, name, O_RDWR | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT) {
 		fd = openat(c->datafd, name, O_RDWR | O_CREAT | O_EXCL |
@@ -332,7 +332,7 @@ static int open_data(struct cache *c, struct cnode *n)
 	return 0;
 }
 
-int node_load(struct cache *c, struct cnode *n)
+int cache_node_load(struct cache *c, struct cnode *n)
 {
 	struct inode_rec rec;
 	struct stat st;
@@ -341,13 +341,13 @@ int node_load(struct cache *c, struct cnode *n)
 
 	if (n->loaded)
 		return n->fd >= 0 ? 0 : open_data(c, n);
-	txn = meta_read_begin(c, &rc);
+	txn = cache_meta_read_begin(c, &rc);
 	if (!txn)
 		return rc;
-	rc = inode_get(c, txn, n->ino, &rec, NULL, NULL);
+	rc = cache_inode_get(c, txn, n->ino, &rec, NULL, NULL);
 	if (rc == 0 && S_ISREG(rec.mode))
-		rc = blk_load(c, txn, n);
-	meta_read_end(txn);
+		rc = cache_blk_load(c, txn, n);
+	cache_meta_read_end(txn);
 	if (rc)
 		return rc;
 	if (!S_ISREG(rec.mode))
@@ -363,14 +363,14 @@ int node_load(struct cache *c, struct cnode *n)
 	if ((uint64_t)st.st_size != rec.size &&
 	    ftruncate(n->fd, (off_t)rec.size))
 		return -errno;
-	blk_punch_gone(c, n);
+	cache_blk_punch_gone(c, n);
 	n->size = n->rec_size = rec.size;
 	n->mtime = (struct timespec){ rec.mtime_sec, rec.mtime_nsec };
 	n->ctime = (struct timespec){ rec.ctime_sec, rec.ctime_nsec };
 	n->loaded = 1;
 	/* c->used counts rec.blocks already; only the difference moves. */
 	n->alloc = rec.blocks * 512;
-	blk_refresh_alloc(c, n);
+	cache_blk_refresh_alloc(c, n);
 	/* An earlier node, or a killed daemon, may have left this file's
 	 * pages unsynced: the first fsync of a new node always syncs. */
 	n->unsynced = 1;
@@ -396,38 +396,38 @@ static int fold_txn(struct cache *c, MDB_txn *txn, void *arg)
 	struct inode_rec old, rec;
 	int rc;
 
-	rc = inode_get(c, txn, a->n->ino, &old, NULL, NULL);
+	rc = cache_inode_get(c, txn, a->n->ino, &old, NULL, NULL);
 	if (rc)
 		return rc;
 	rec = old;
 	rec.size = a->n->size;
 	rec.blocks = a->blocks;
-	rec_set_time(&rec.mtime_sec, &rec.mtime_nsec, a->n->mtime);
-	rec_set_time(&rec.ctime_sec, &rec.ctime_nsec,
+	cache_rec_set_time(&rec.mtime_sec, &rec.mtime_nsec, a->n->mtime);
+	cache_rec_set_time(&rec.ctime_sec, &rec.ctime_nsec,
 		     later(a->n->ctime, rec.ctime_sec, rec.ctime_nsec));
-	rc = blk_fold_txn(c, txn, a->n);
+	rc = cache_blk_fold_txn(c, txn, a->n);
 	if (rc)
 		return rc;
 	old.blocks = rec.blocks;
 	if (S_ISREG(rec.mode) && memcmp(&old, &rec, sizeof(rec)) == 0)
-		return inode_put_local(c, txn, a->n->ino, &rec);
-	return inode_put(c, txn, a->n->ino, &rec, NULL, 0);
+		return cache_inode_put_local(c, txn, a->n->ino, &rec);
+	return cache_inode_put(c, txn, a->n->ino, &rec, NULL, 0);
 }
 
-int node_fold(struct cache *c, struct cnode *n)
+int cache_node_fold(struct cache *c, struct cnode *n)
 {
 	struct fold_arg a = { n, 0 };
 	int rc;
 
 	if (!n->dirty)
 		return 0;
-	blk_refresh_alloc(c, n);
+	cache_blk_refresh_alloc(c, n);
 	a.blocks = n->alloc / 512;
-	rc = meta_write(c, fold_txn, &a);
+	rc = cache_meta_write(c, fold_txn, &a);
 	if (rc && rc != -ENOENT)	/* ENOENT: freed meanwhile */
 		return rc;
 	n->dirty = 0;
-	blk_fold_done(n);
+	cache_blk_fold_done(n);
 	return 0;
 }
 
@@ -489,7 +489,7 @@ static int batch_txn(struct cache *c, MDB_txn *txn, void *arg)
 		}
 		if (!n->dirty)
 			continue;
-		blk_refresh_alloc(c, n);
+		cache_blk_refresh_alloc(c, n);
 		a.blocks = n->alloc / 512;
 		rc = fold_txn(c, txn, &a);
 		if (rc && rc != -ENOENT)
@@ -509,14 +509,14 @@ static int batch_fold_each(struct cache *c, struct batch *b)
 
 		if (!b->locked[i])
 			continue;
-		rc = node_fold(c, b->n[i]);
+		rc = cache_node_fold(c, b->n[i]);
 		if (rc && !first)
 			first = rc;
 	}
 	return first;
 }
 
-/* Unlock, then release: node_release() takes nodes_lock, and
+/* Unlock, then release: cache_node_release() takes nodes_lock, and
  * close_data() takes a node lock under nodes_lock. */
 static size_t batch_finish(struct cache *c, struct batch *b, int committed)
 {
@@ -527,17 +527,17 @@ static size_t batch_finish(struct cache *c, struct batch *b, int committed)
 			continue;
 		if (committed) {
 			b->n[i]->dirty = 0;
-			blk_fold_done(b->n[i]);
+			cache_blk_fold_done(b->n[i]);
 		}
 		lock_drop(&b->n[i]->lock);
 		taken++;
 	}
 	for (size_t i = 0; i < b->count; i++)
-		node_release(c, b->n[i]);
+		cache_node_release(c, b->n[i]);
 	return taken;
 }
 
-int node_fold_all(struct cache *c)
+int cache_node_fold_all(struct cache *c)
 {
 	struct batch *b = malloc(sizeof(*b));
 	size_t bucket = 0;
@@ -551,7 +551,7 @@ int node_fold_all(struct cache *c)
 		batch_collect(c, b, &bucket);
 		if (b->count == 0)
 			break;
-		rc = meta_write(c, batch_txn, b);
+		rc = cache_meta_write(c, batch_txn, b);
 		if (rc)
 			rc = batch_fold_each(c, b);
 		if (rc && !first)
@@ -564,7 +564,7 @@ int node_fold_all(struct cache *c)
 	return first;
 }
 
-void node_table_free(struct cache *c)
+void cache_node_table_free(struct cache *c)
 {
 	for (size_t i = 0; i < NODE_BUCKETS; i++) {
 		while (c->nodes[i]) {
@@ -592,29 +592,29 @@ static int free_inode_txn(struct cache *c, MDB_txn *txn, void *arg)
 	MDB_val key = { sizeof(k), k };
 	int rc;
 
-	rc = inode_get(c, txn, ino, &rec, NULL, NULL);
+	rc = cache_inode_get(c, txn, ino, &rec, NULL, NULL);
 	if (rc == -ENOENT)
 		goto drop_orphan;
 	if (rc)
 		return rc;
 	if (rec.nlink > 0)
 		goto drop_orphan;	/* relinked meanwhile */
-	rc = meta_del_prefixed(c, txn, c->db_xattrs, JDB_XATTRS, ino);
+	rc = cache_meta_del_prefixed(c, txn, c->db_xattrs, JDB_XATTRS, ino);
 	if (rc == 0)
-		rc = blk_free_txn(c, txn, ino);
+		rc = cache_blk_free_txn(c, txn, ino);
 	if (rc)
 		return rc;
 	key_put_u64(k, ino);
 	rc = mdb_del(txn, c->db_inodes, &key, NULL);
 	if (rc == 0)
-		rc = jnote(c, txn, JDB_INODES, &key);
+		rc = cache_jnote(c, txn, JDB_INODES, &key);
 	if (rc)
-		return meta_err(rc);
+		return cache_meta_err(rc);
 	fa->freed = rec.blocks * 512;
 drop_orphan:
 	key_put_u64(k, ino);
 	rc = mdb_del(txn, c->db_orphans, &key, NULL);
-	return rc == MDB_NOTFOUND ? 0 : meta_err(rc);
+	return rc == MDB_NOTFOUND ? 0 : cache_meta_err(rc);
 }
 
 static int is_orphan(struct cache *c, uint64_t ino)
@@ -624,34 +624,34 @@ static int is_orphan(struct cache *c, uint64_t ino)
 	MDB_txn *txn;
 	int rc, found;
 
-	txn = meta_read_begin(c, &rc);
+	txn = cache_meta_read_begin(c, &rc);
 	if (!txn)
 		return 0;
 	key_put_u64(k, ino);
 	found = mdb_get(txn, c->db_orphans, &key, &val) == 0;
-	meta_read_end(txn);
+	cache_meta_read_end(txn);
 	return found;
 }
 
-void node_maybe_free(struct cache *c, uint64_t ino)
+void cache_node_maybe_free(struct cache *c, uint64_t ino)
 {
 	struct free_arg fa = { ino, 0 };
 	int rc;
 
-	if (c->rdonly || node_in_use(c, ino) || !is_orphan(c, ino))
+	if (c->rdonly || cache_node_in_use(c, ino) || !is_orphan(c, ino))
 		return;
 	/* Data first: a crash after this leaves an orphan whose data file
 	 * is already in the trash, which the next open finishes freeing. */
-	trash_put(c, ino);
-	rc = meta_write(c, free_inode_txn, &fa);
+	cache_trash_put(c, ino);
+	rc = cache_meta_write(c, free_inode_txn, &fa);
 	if (rc == 0)
-		blk_used_adjust(c, -(int64_t)fa.freed);
+		cache_blk_used_adjust(c, -(int64_t)fa.freed);
 	else
 		PHI_LOG(PHI_LOG_WARNING, "cannot free inode %llu: %s",
 			(unsigned long long)ino, phi_strerror(rc));
 }
 
-int node_free_orphans(struct cache *c)
+int cache_node_free_orphans(struct cache *c)
 {
 	uint64_t inos[256];
 	size_t n;
@@ -662,14 +662,14 @@ int node_free_orphans(struct cache *c)
 		MDB_txn *txn;
 		int rc;
 
-		txn = meta_read_begin(c, &rc);
+		txn = cache_meta_read_begin(c, &rc);
 		if (!txn)
 			return rc;
 		n = 0;
 		rc = mdb_cursor_open(txn, c->db_orphans, &cur);
 		if (rc) {
-			meta_read_end(txn);
-			return meta_err(rc);
+			cache_meta_read_end(txn);
+			return cache_meta_err(rc);
 		}
 		for (rc = mdb_cursor_get(cur, &key, &val, MDB_FIRST);
 		     rc == 0 && n < 256;
@@ -677,9 +677,9 @@ int node_free_orphans(struct cache *c)
 			inos[n++] = key_get_u64(key.mv_data);
 		}
 		mdb_cursor_close(cur);
-		meta_read_end(txn);
+		cache_meta_read_end(txn);
 		for (size_t i = 0; i < n; i++)
-			node_maybe_free(c, inos[i]);
+			cache_node_maybe_free(c, inos[i]);
 		/* Stop when a pass frees nothing rather than spin on orphans
 		 * that cannot be freed now; the next open tries again. */
 	} while (n == 256 && is_orphan(c, inos[0]) == 0);

@@ -1,7 +1,7 @@
 /*
  * cache_ns.c - the namespace: names, links, directories, rename, readdir.
  *
- * Each operation is one write transaction through meta_write(), so a
+ * Each operation is one write transaction through cache_meta_write(), so a
  * crash leaves either all of it or none.  Readdir offsets are cookies:
  * every entry gets the next value of its directory's `next_cookie` when
  * it is created (or renamed in), and `dircookies` lists a directory in
@@ -67,7 +67,7 @@ static int dirent_get(struct cache *c, MDB_txn *txn, uint64_t parent,
 	int rc = mdb_get(txn, c->db_dirents, name_key(&k, parent, name), &v);
 
 	if (rc)
-		return meta_err(rc);
+		return cache_meta_err(rc);
 	if (v.mv_size != sizeof(*out))
 		return PHI_ECORRUPT;
 	memcpy(out, v.mv_data, sizeof(*out));
@@ -90,20 +90,20 @@ static int dirent_add(struct cache *c, MDB_txn *txn, uint64_t parent,
 	if (rc == MDB_KEYEXIST)
 		return -EEXIST;
 	if (rc == 0)
-		rc = jnote(c, txn, JDB_DIRENTS, &k.val);
+		rc = cache_jnote(c, txn, JDB_DIRENTS, &k.val);
 	if (rc)
-		return meta_err(rc);
+		return cache_meta_err(rc);
 	v.mv_size = sizeof(d) + n;
 	v.mv_data = NULL;
 	rc = mdb_put(txn, c->db_cookies, cookie_key(&k, parent, d.cookie), &v,
 		     MDB_RESERVE);
 	if (rc)
-		return meta_err(rc);
+		return cache_meta_err(rc);
 	memcpy(v.mv_data, &d, sizeof(d));
 	memcpy((char *)v.mv_data + sizeof(d), name, n);
-	rc = jnote(c, txn, JDB_COOKIES, &k.val);
+	rc = cache_jnote(c, txn, JDB_COOKIES, &k.val);
 	if (rc)
-		return meta_err(rc);
+		return cache_meta_err(rc);
 	return 0;
 }
 
@@ -115,13 +115,13 @@ static int dirent_del(struct cache *c, MDB_txn *txn, uint64_t parent,
 
 	rc = mdb_del(txn, c->db_dirents, name_key(&k, parent, name), NULL);
 	if (rc == 0)
-		rc = jnote(c, txn, JDB_DIRENTS, &k.val);
+		rc = cache_jnote(c, txn, JDB_DIRENTS, &k.val);
 	if (rc == 0)
 		rc = mdb_del(txn, c->db_cookies,
 			     cookie_key(&k, parent, d->cookie), NULL);
 	if (rc == 0)
-		rc = jnote(c, txn, JDB_COOKIES, &k.val);
-	return rc == MDB_NOTFOUND ? PHI_ECORRUPT : meta_err(rc);
+		rc = cache_jnote(c, txn, JDB_COOKIES, &k.val);
+	return rc == MDB_NOTFOUND ? PHI_ECORRUPT : cache_meta_err(rc);
 }
 
 static int dir_is_empty(struct cache *c, MDB_txn *txn, uint64_t ino)
@@ -133,7 +133,7 @@ static int dir_is_empty(struct cache *c, MDB_txn *txn, uint64_t ino)
 
 	rc = mdb_cursor_open(txn, c->db_dirents, &cur);
 	if (rc)
-		return meta_err(rc);
+		return cache_meta_err(rc);
 	key_put_u64(k.b, ino);
 	key.mv_size = 8;
 	key.mv_data = k.b;
@@ -142,7 +142,7 @@ static int dir_is_empty(struct cache *c, MDB_txn *txn, uint64_t ino)
 		(rc == 0 && (key.mv_size < 8 || key_get_u64(key.mv_data) != ino));
 	mdb_cursor_close(cur);
 	if (rc && rc != MDB_NOTFOUND)
-		return meta_err(rc);
+		return cache_meta_err(rc);
 	return empty;
 }
 
@@ -150,7 +150,7 @@ static int dir_is_empty(struct cache *c, MDB_txn *txn, uint64_t ino)
 static int live_dir(struct cache *c, MDB_txn *txn, uint64_t ino,
 		    struct inode_rec *rec)
 {
-	int rc = inode_get(c, txn, ino, rec, NULL, NULL);
+	int rc = cache_inode_get(c, txn, ino, rec, NULL, NULL);
 
 	if (rc)
 		return rc;
@@ -161,9 +161,9 @@ static int live_dir(struct cache *c, MDB_txn *txn, uint64_t ino,
 
 static void touch(struct inode_rec *rec, struct timespec now, int mtime)
 {
-	rec_set_time(&rec->ctime_sec, &rec->ctime_nsec, now);
+	cache_rec_set_time(&rec->ctime_sec, &rec->ctime_nsec, now);
 	if (mtime)
-		rec_set_time(&rec->mtime_sec, &rec->mtime_nsec, now);
+		cache_rec_set_time(&rec->mtime_sec, &rec->mtime_nsec, now);
 }
 
 static int orphan_add(struct cache *c, MDB_txn *txn, uint64_t ino)
@@ -172,7 +172,7 @@ static int orphan_add(struct cache *c, MDB_txn *txn, uint64_t ino)
 	MDB_val key = { sizeof(k), k }, val = { 0, NULL };
 
 	key_put_u64(k, ino);
-	return meta_err(mdb_put(txn, c->db_orphans, &key, &val, 0));
+	return cache_meta_err(mdb_put(txn, c->db_orphans, &key, &val, 0));
 }
 
 static int orphan_del(struct cache *c, MDB_txn *txn, uint64_t ino)
@@ -183,14 +183,14 @@ static int orphan_del(struct cache *c, MDB_txn *txn, uint64_t ino)
 
 	key_put_u64(k, ino);
 	rc = mdb_del(txn, c->db_orphans, &key, NULL);
-	return rc == MDB_NOTFOUND ? 0 : meta_err(rc);
+	return rc == MDB_NOTFOUND ? 0 : cache_meta_err(rc);
 }
 
 /* ---------------------------------------------------------------------- */
 
 int cache_getattr(struct cache *c, uint64_t ino, struct stat *st)
 {
-	return node_stat(c, NULL, ino, st);
+	return cache_node_stat(c, NULL, ino, st);
 }
 
 int cache_lookup(struct cache *c, uint64_t parent, const char *name,
@@ -203,16 +203,16 @@ int cache_lookup(struct cache *c, uint64_t parent, const char *name,
 	rc = name_check(name);
 	if (rc)
 		return rc;
-	txn = meta_read_begin(c, &rc);
+	txn = cache_meta_read_begin(c, &rc);
 	if (!txn)
 		return rc;
 	rc = dirent_get(c, txn, parent, name, &d);
 	if (rc == 0)
-		rc = node_stat(c, txn, d.ino, st);
-	meta_read_end(txn);
+		rc = cache_node_stat(c, txn, d.ino, st);
+	cache_meta_read_end(txn);
 	if (rc)
 		return rc;
-	node_ref_lookup(c, d.ino, 1);
+	cache_node_ref_lookup(c, d.ino, 1);
 	return 0;
 }
 
@@ -231,15 +231,15 @@ static int alloc_ino(struct cache *c, MDB_txn *txn, uint64_t *out)
 {
 	uint64_t next;
 	MDB_val k = { 8, (void *)"next_ino" }, v = { sizeof(next), &next };
-	int rc = meta_super_get_u64(c, txn, "next_ino", &next);
+	int rc = cache_meta_super_get_u64(c, txn, "next_ino", &next);
 
 	if (rc)
 		return rc;
 	*out = next++;
 	rc = mdb_put(txn, c->db_super, &k, &v, 0);
 	if (rc == 0)
-		rc = jnote(c, txn, JDB_SUPER, &k);
-	return meta_err(rc);
+		rc = cache_jnote(c, txn, JDB_SUPER, &k);
+	return cache_meta_err(rc);
 }
 
 static void init_rec(struct inode_rec *rec, const struct mknod_arg *a,
@@ -260,8 +260,8 @@ static void init_rec(struct inode_rec *rec, const struct mknod_arg *a,
 	rec->next_cookie = S_ISDIR(a->mode) ? FIRST_COOKIE : 0;
 	rec->size = S_ISLNK(a->mode) ? strlen(a->target) :
 		    S_ISDIR(a->mode) ? DIR_SIZE : 0;
-	rec_set_time(&rec->atime_sec, &rec->atime_nsec, now);
-	rec_set_time(&rec->btime_sec, &rec->btime_nsec, now);
+	cache_rec_set_time(&rec->atime_sec, &rec->atime_nsec, now);
+	cache_rec_set_time(&rec->btime_sec, &rec->btime_nsec, now);
 	touch(rec, now, 1);
 }
 
@@ -286,13 +286,13 @@ static int mknod_txn(struct cache *c, MDB_txn *txn, void *arg)
 			a->mode & S_IFMT);
 	if (rc)
 		return rc;
-	rc = inode_put(c, txn, a->ino, &a->rec, a->target, tlen);
+	rc = cache_inode_put(c, txn, a->ino, &a->rec, a->target, tlen);
 	if (rc)
 		return rc;
 	if (S_ISDIR(a->mode))
 		prec.nlink++;
 	touch(&prec, now, 1);
-	return inode_put(c, txn, a->parent, &prec, NULL, 0);
+	return cache_inode_put(c, txn, a->parent, &prec, NULL, 0);
 }
 
 int cache_mknod(struct cache *c, uint64_t parent, const char *name,
@@ -317,11 +317,11 @@ int cache_mknod(struct cache *c, uint64_t parent, const char *name,
 	default:
 		return -EINVAL;
 	}
-	rc = meta_write(c, mknod_txn, &a);
+	rc = cache_meta_write(c, mknod_txn, &a);
 	if (rc)
 		return rc;
-	inode_to_stat(a.ino, &a.rec, st);
-	node_ref_lookup(c, a.ino, 1);
+	cache_inode_to_stat(a.ino, &a.rec, st);
+	cache_node_ref_lookup(c, a.ino, 1);
 	return 0;
 }
 
@@ -338,7 +338,7 @@ static int link_txn(struct cache *c, MDB_txn *txn, void *arg)
 	struct inode_rec prec;
 	int rc;
 
-	rc = inode_get(c, txn, a->ino, &a->rec, NULL, NULL);
+	rc = cache_inode_get(c, txn, a->ino, &a->rec, NULL, NULL);
 	if (rc)
 		return rc;
 	if (S_ISDIR(a->rec.mode))
@@ -358,11 +358,11 @@ static int link_txn(struct cache *c, MDB_txn *txn, void *arg)
 			return rc;
 	}
 	touch(&a->rec, now, 0);
-	rc = inode_update(c, txn, a->ino, &a->rec);
+	rc = cache_inode_update(c, txn, a->ino, &a->rec);
 	if (rc)
 		return rc;
 	touch(&prec, now, 1);
-	return inode_put(c, txn, a->newparent, &prec, NULL, 0);
+	return cache_inode_put(c, txn, a->newparent, &prec, NULL, 0);
 }
 
 int cache_link(struct cache *c, uint64_t ino, uint64_t newparent,
@@ -373,12 +373,12 @@ int cache_link(struct cache *c, uint64_t ino, uint64_t newparent,
 
 	if (rc)
 		return rc;
-	rc = meta_write(c, link_txn, &a);
+	rc = cache_meta_write(c, link_txn, &a);
 	if (rc)
 		return rc;
 	rc = cache_getattr(c, ino, st);
 	if (rc == 0)
-		node_ref_lookup(c, ino, 1);
+		cache_node_ref_lookup(c, ino, 1);
 	return rc;
 }
 
@@ -392,7 +392,7 @@ static int drop_link(struct cache *c, MDB_txn *txn, const struct dirent_rec *d,
 	struct inode_rec rec;
 	int rc;
 
-	rc = inode_get(c, txn, d->ino, &rec, NULL, NULL);
+	rc = cache_inode_get(c, txn, d->ino, &rec, NULL, NULL);
 	if (rc)
 		return rc == -ENOENT ? PHI_ECORRUPT : rc;
 	if (S_ISDIR(rec.mode)) {
@@ -407,7 +407,7 @@ static int drop_link(struct cache *c, MDB_txn *txn, const struct dirent_rec *d,
 		if (rc)
 			return rc;
 	}
-	return inode_update(c, txn, d->ino, &rec);
+	return cache_inode_update(c, txn, d->ino, &rec);
 }
 
 struct remove_arg {
@@ -425,7 +425,7 @@ static int remove_txn(struct cache *c, MDB_txn *txn, void *arg)
 	struct dirent_rec d;
 	int rc;
 
-	rc = inode_get(c, txn, a->parent, &prec, NULL, NULL);
+	rc = cache_inode_get(c, txn, a->parent, &prec, NULL, NULL);
 	if (rc)
 		return rc;
 	rc = dirent_get(c, txn, a->parent, a->name, &d);
@@ -447,7 +447,7 @@ static int remove_txn(struct cache *c, MDB_txn *txn, void *arg)
 		return rc;
 	a->ino = d.ino;
 	touch(&prec, now, 1);
-	return inode_put(c, txn, a->parent, &prec, NULL, 0);
+	return cache_inode_put(c, txn, a->parent, &prec, NULL, 0);
 }
 
 static int remove_name(struct cache *c, uint64_t parent, const char *name,
@@ -458,9 +458,9 @@ static int remove_name(struct cache *c, uint64_t parent, const char *name,
 
 	if (rc)
 		return rc;
-	rc = meta_write(c, remove_txn, &a);
+	rc = cache_meta_write(c, remove_txn, &a);
 	if (rc == 0)
-		node_maybe_free(c, a.ino);
+		cache_node_maybe_free(c, a.ino);
 	return rc;
 }
 
@@ -482,10 +482,10 @@ int cache_readlink(struct cache *c, uint64_t ino, char *buf, size_t size)
 	MDB_txn *txn;
 	int rc;
 
-	txn = meta_read_begin(c, &rc);
+	txn = cache_meta_read_begin(c, &rc);
 	if (!txn)
 		return rc;
-	rc = inode_get(c, txn, ino, &rec, &target, &tlen);
+	rc = cache_inode_get(c, txn, ino, &rec, &target, &tlen);
 	if (rc == 0 && !S_ISLNK(rec.mode))
 		rc = -EINVAL;
 	else if (rc == 0 && tlen + 1 > size)
@@ -494,7 +494,7 @@ int cache_readlink(struct cache *c, uint64_t ino, char *buf, size_t size)
 		memcpy(buf, target, tlen);
 		buf[tlen] = '\0';
 	}
-	meta_read_end(txn);
+	cache_meta_read_end(txn);
 	return rc;
 }
 
@@ -519,7 +519,7 @@ static int check_not_below(struct cache *c, MDB_txn *txn, uint64_t dir,
 			return -EINVAL;
 		if (dir == CACHE_ROOT_INO)
 			return 0;
-		rc = inode_get(c, txn, dir, &rec, NULL, NULL);
+		rc = cache_inode_get(c, txn, dir, &rec, NULL, NULL);
 		if (rc)
 			return rc;
 		dir = rec.parent;
@@ -538,20 +538,20 @@ static int dirent_repoint(struct cache *c, MDB_txn *txn, uint64_t dir,
 
 	rc = mdb_put(txn, c->db_dirents, name_key(&k, dir, name), &v, 0);
 	if (rc == 0)
-		rc = jnote(c, txn, JDB_DIRENTS, &k.val);
+		rc = cache_jnote(c, txn, JDB_DIRENTS, &k.val);
 	if (rc)
-		return meta_err(rc);
+		return cache_meta_err(rc);
 	v.mv_size = sizeof(d) + n;
 	v.mv_data = NULL;
 	rc = mdb_put(txn, c->db_cookies, cookie_key(&k, dir, d.cookie), &v,
 		     MDB_RESERVE);
 	if (rc)
-		return meta_err(rc);
+		return cache_meta_err(rc);
 	memcpy(v.mv_data, &d, sizeof(d));
 	memcpy((char *)v.mv_data + sizeof(d), name, n);
-	rc = jnote(c, txn, JDB_COOKIES, &k.val);
+	rc = cache_jnote(c, txn, JDB_COOKIES, &k.val);
 	if (rc)
-		return meta_err(rc);
+		return cache_meta_err(rc);
 	return 0;
 }
 
@@ -562,13 +562,13 @@ static int moved(struct cache *c, MDB_txn *txn, uint64_t ino,
 	struct inode_rec rec;
 	int rc;
 
-	rc = inode_get(c, txn, ino, &rec, NULL, NULL);
+	rc = cache_inode_get(c, txn, ino, &rec, NULL, NULL);
 	if (rc)
 		return rc;
 	if (S_ISDIR(rec.mode))
 		rec.parent = newparent;
 	touch(&rec, now, 0);
-	return inode_update(c, txn, ino, &rec);
+	return cache_inode_update(c, txn, ino, &rec);
 }
 
 /* Load both parents; p2 aliases p1 when they are the same directory. */
@@ -597,9 +597,9 @@ static int save_parents(struct cache *c, MDB_txn *txn,
 
 	touch(p->p1, now, 1);
 	touch(p->p2, now, 1);
-	rc = inode_put(c, txn, a->parent, p->p1, NULL, 0);
+	rc = cache_inode_put(c, txn, a->parent, p->p1, NULL, 0);
 	if (rc == 0 && p->p2 != p->p1)
-		rc = inode_put(c, txn, a->newparent, p->p2, NULL, 0);
+		rc = cache_inode_put(c, txn, a->newparent, p->p2, NULL, 0);
 	return rc;
 }
 
@@ -755,14 +755,14 @@ static int sync_before_replace(struct cache *c, uint64_t parent,
 	MDB_txn *txn;
 	int rc, replace;
 
-	txn = meta_read_begin(c, &rc);
+	txn = cache_meta_read_begin(c, &rc);
 	if (!txn)
 		return rc;
 	replace = dirent_get(c, txn, parent, name, &s) == 0 &&
 		  s.type == S_IFREG &&
 		  dirent_get(c, txn, newparent, newname, &d) == 0;
-	meta_read_end(txn);
-	return replace ? node_sync_for_replace(c, s.ino) : 0;
+	cache_meta_read_end(txn);
+	return replace ? cache_node_sync_for_replace(c, s.ino) : 0;
 }
 
 int cache_rename(struct cache *c, uint64_t parent, const char *name,
@@ -782,9 +782,9 @@ int cache_rename(struct cache *c, uint64_t parent, const char *name,
 		rc = sync_before_replace(c, parent, name, newparent, newname);
 	if (rc)
 		return rc;
-	rc = meta_write(c, rename_txn, &a);
+	rc = cache_meta_write(c, rename_txn, &a);
 	if (rc == 0 && a.victim)
-		node_maybe_free(c, a.victim);
+		cache_node_maybe_free(c, a.victim);
 	return rc;
 }
 
@@ -796,12 +796,12 @@ static int emit_dot(struct cache *c, MDB_txn *txn, uint64_t ino,
 {
 	struct inode_rec rec;
 	struct stat st;
-	int rc = inode_get(c, txn, ino, &rec, NULL, NULL);
+	int rc = cache_inode_get(c, txn, ino, &rec, NULL, NULL);
 
 	if (rc)
 		return rc;
 	if (plus) {
-		inode_to_stat(ino, &rec, &st);
+		cache_inode_to_stat(ino, &rec, &st);
 	} else {
 		memset(&st, 0, sizeof(st));
 		st.st_ino = ino;
@@ -821,7 +821,7 @@ static int emit_entries(struct cache *c, MDB_txn *txn, uint64_t dir,
 
 	mrc = mdb_cursor_open(txn, c->db_cookies, &cur);
 	if (mrc)
-		return meta_err(mrc);
+		return cache_meta_err(mrc);
 	key = *cookie_key(&k, dir, from);
 	for (mrc = mdb_cursor_get(cur, &key, &v, MDB_SET_RANGE); mrc == 0;
 	     mrc = mdb_cursor_get(cur, &key, &v, MDB_NEXT)) {
@@ -843,17 +843,17 @@ static int emit_entries(struct cache *c, MDB_txn *txn, uint64_t dir,
 		memset(&st, 0, sizeof(st));
 		st.st_ino = d.ino;
 		st.st_mode = d.type;
-		if (plus && (rc = node_stat(c, txn, d.ino, &st)) != 0)
+		if (plus && (rc = cache_node_stat(c, txn, d.ino, &st)) != 0)
 			break;
 		if (fn(ctx, name, &st, d.cookie))
 			break;
 		if (plus)
-			node_ref_lookup(c, d.ino, 1);
+			cache_node_ref_lookup(c, d.ino, 1);
 	}
 	mdb_cursor_close(cur);
 	if (rc)
 		return rc;
-	return mrc == MDB_NOTFOUND ? 0 : meta_err(mrc);
+	return mrc == MDB_NOTFOUND ? 0 : cache_meta_err(mrc);
 }
 
 int cache_readdir(struct cache *c, uint64_t ino, uint64_t off, int plus,
@@ -863,10 +863,10 @@ int cache_readdir(struct cache *c, uint64_t ino, uint64_t off, int plus,
 	MDB_txn *txn;
 	int rc;
 
-	txn = meta_read_begin(c, &rc);
+	txn = cache_meta_read_begin(c, &rc);
 	if (!txn)
 		return rc;
-	rc = inode_get(c, txn, ino, &rec, NULL, NULL);
+	rc = cache_inode_get(c, txn, ino, &rec, NULL, NULL);
 	if (rc == 0 && !S_ISDIR(rec.mode))
 		rc = -ENOTDIR;
 	if (rc == 0 && off < 1)
@@ -876,6 +876,6 @@ int cache_readdir(struct cache *c, uint64_t ino, uint64_t off, int plus,
 	if (rc == 0)
 		rc = emit_entries(c, txn, ino, off < 2 ? FIRST_COOKIE : off + 1,
 				  plus, fn, ctx);
-	meta_read_end(txn);
+	cache_meta_read_end(txn);
 	return rc == 1 ? 0 : rc;
 }

@@ -64,7 +64,7 @@ static int clear_replicated(struct cache *c, MDB_txn *txn)
 		int rc = mdb_drop(txn, dbs[i], 0);
 
 		if (rc)
-			return meta_err(rc);
+			return cache_meta_err(rc);
 	}
 	return 0;
 }
@@ -85,8 +85,8 @@ static int jrec_next(const uint8_t **p, const uint8_t *end, struct jrec *r)
 		return PHI_ECORRUPT;
 	r->db = q[0];
 	r->op = q[1];
-	klen = journal_get_be(q + 2, 2);
-	vlen = journal_get_be(q + 4, 4);
+	klen = cache_journal_get_be(q + 2, 2);
+	vlen = cache_journal_get_be(q + 4, 4);
 	q += 8;
 	if ((size_t)(end - q) < klen + vlen || klen == 0 ||
 	    r->db < JDB_SUPER || r->db > JDB_BLOCKS ||
@@ -115,7 +115,7 @@ static int apply_inode(struct cache *c, MDB_txn *txn, struct jrec *r)
 		rec.blocks = 0;
 	rc = mdb_put(txn, c->db_inodes, &r->k, &v, MDB_RESERVE);
 	if (rc)
-		return meta_err(rc);
+		return cache_meta_err(rc);
 	dst = v.mv_data;
 	memcpy(dst, &rec, sizeof(rec));
 	memcpy(dst + sizeof(rec), src + sizeof(rec),
@@ -133,8 +133,8 @@ static int apply_record(struct cache *c, MDB_txn *txn, struct apply_arg *a,
 				   memcmp(r->k.mv_data, "next_ino", 8)))
 		return 0;	/* version, fsid, block size: ours */
 	if (r->op == JOURNAL_OP_DEL) {
-		rc = mdb_del(txn, journal_db(c, r->db), &r->k, NULL);
-		return rc && rc != MDB_NOTFOUND ? meta_err(rc) : 0;
+		rc = mdb_del(txn, cache_journal_db(c, r->db), &r->k, NULL);
+		return rc && rc != MDB_NOTFOUND ? cache_meta_err(rc) : 0;
 	}
 	if (r->db == JDB_INODES && r->v.mv_size >= sizeof(struct inode_rec))
 		return apply_inode(c, txn, r);
@@ -145,8 +145,8 @@ static int apply_record(struct cache *c, MDB_txn *txn, struct apply_arg *a,
 		if (br.seq > a->max_block_seq)
 			a->max_block_seq = br.seq;
 	}
-	rc = mdb_put(txn, journal_db(c, r->db), &r->k, &r->v, 0);
-	return rc ? meta_err(rc) : 0;
+	rc = mdb_put(txn, cache_journal_db(c, r->db), &r->k, &r->v, 0);
+	return rc ? cache_meta_err(rc) : 0;
 }
 
 /* Apply one journal object (a snapshot replaces what came before). */
@@ -154,7 +154,7 @@ static int apply_txn(struct cache *c, MDB_txn *txn, void *arg)
 {
 	struct apply_arg *a = arg;
 	const uint8_t *p = a->data + JOURNAL_HEADER, *end = a->data + a->len;
-	uint64_t count = journal_get_be(a->data + 32, 8);
+	uint64_t count = cache_journal_get_be(a->data + 32, 8);
 	int rc;
 
 	if (a->snapshot && (rc = clear_replicated(c, txn)) != 0)
@@ -193,8 +193,8 @@ static int fetch_object(struct cache *c, struct backend *region,
 	d = buf_data(plain);
 	if (buf_len(plain) < JOURNAL_HEADER || memcmp(d, "PHIJ", 4) ||
 	    d[4] != JOURNAL_VERSION || d[5] != (m->snapshot ? 'S' : 'J') ||
-	    journal_get_be(d + 8, 8) != m->seq ||
-	    (int64_t)journal_get_be(d + 16, 8) != m->time_ms)
+	    cache_journal_get_be(d + 8, 8) != m->seq ||
+	    (int64_t)cache_journal_get_be(d + 16, 8) != m->time_ms)
 		return d && buf_len(plain) >= 5 && d[4] != JOURNAL_VERSION &&
 		       memcmp(d, "PHIJ", 4) == 0 ? PHI_EVERSION : PHI_ECORRUPT;
 	return 0;
@@ -214,19 +214,19 @@ static int after_txn(struct cache *c, MDB_txn *txn, void *arg)
 	MDB_val k, v;
 	int rc;
 
-	rc = journal_set_u64(c, txn, "meta_seq", a->max_seq);
+	rc = cache_journal_set_u64(c, txn, "meta_seq", a->max_seq);
 	if (rc == 0)
-		rc = journal_set_u64(c, txn, "need_snapshot", 1);
+		rc = cache_journal_set_u64(c, txn, "need_snapshot", 1);
 	if (rc == 0)
-		rc = journal_set_u64(c, txn, "next_seq", a->max_block_seq + 1);
+		rc = cache_journal_set_u64(c, txn, "next_seq", a->max_block_seq + 1);
 	if (rc == 0)
 		rc = mdb_drop(txn, c->db_changed, 0);
 	if (rc)
-		return meta_err(rc);
+		return cache_meta_err(rc);
 	/* inodes unlinked while open on the old machine: free at open */
 	rc = mdb_cursor_open(txn, c->db_inodes, &cur);
 	if (rc)
-		return meta_err(rc);
+		return cache_meta_err(rc);
 	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
 		struct inode_rec rec;
 		MDB_val e = { 0, (void *)"" };
@@ -239,7 +239,7 @@ static int after_txn(struct cache *c, MDB_txn *txn, void *arg)
 			break;
 	}
 	mdb_cursor_close(cur);
-	return rc == MDB_NOTFOUND ? 0 : meta_err(rc);
+	return rc == MDB_NOTFOUND ? 0 : cache_meta_err(rc);
 }
 
 /* --- recover and walk -------------------------------------------------- */
@@ -353,7 +353,7 @@ static int replay(struct replay *r, struct cache *c, cache_moment_fn *fn,
 		ap.data = buf_data(&plain);
 		ap.len = buf_len(&plain);
 		ap.snapshot = m->snapshot;
-		rc = meta_write(c, apply_txn, &ap);
+		rc = cache_meta_write(c, apply_txn, &ap);
 		if (ap.max_block_seq > *max_block_seq)
 			*max_block_seq = ap.max_block_seq;
 		if (rc)
@@ -426,11 +426,11 @@ static int count_inodes(struct cache *c, struct cache_recover_info *info)
 	MDB_stat st;
 	int rc;
 
-	txn = meta_read_begin(c, &rc);
+	txn = cache_meta_read_begin(c, &rc);
 	if (txn && mdb_stat(txn, c->db_inodes, &st) == 0)
 		info->inodes = st.ms_entries;
 	if (txn)
-		meta_read_end(txn);
+		cache_meta_read_end(txn);
 	return rc;
 }
 
@@ -455,7 +455,7 @@ static int recover_scratch(struct replay *r, int dirfd,
 	if (rc == 0) {
 		count_skipped(r, info);
 		aa.max_seq = r->max_seq;
-		rc = meta_write(c, after_txn, &aa);
+		rc = cache_meta_write(c, after_txn, &aa);
 	}
 	if (rc == 0)
 		rc = count_inodes(c, info);

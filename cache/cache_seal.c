@@ -72,15 +72,15 @@ static void packer_drop(struct cache *c, struct packer *p)
 		struct cnode *n = p->e[i].n;
 
 		lock_take(&n->lock);
-		blkset_del(&n->sealing, p->e[i].blk);
+		cache_blkset_del(&n->sealing, p->e[i].blk);
 		lock_drop(&n->lock);
-		node_release(c, n);
+		cache_node_release(c, n);
 	}
 	p->n = 0;
 	buf_reset(&p->data);
 }
 
-int store_durably(struct cache *c, const char *dir, const char *name,
+int cache_store_durably(struct cache *c, const char *dir, const char *name,
 		  const void *data, size_t len)
 {
 	char tmp[128];
@@ -125,8 +125,8 @@ static int write_pack(struct cache *c, struct packer *p)
 {
 	char name[PACK_FILE_LEN + 1];
 
-	pack_file(p->id, name);
-	return store_durably(c, "packs", name, buf_data(&p->data),
+	cache_pack_file(p->id, name);
+	return cache_store_durably(c, "packs", name, buf_data(&p->data),
 			     buf_len(&p->data));
 }
 
@@ -171,7 +171,7 @@ static int record_pack(struct cache *c, MDB_txn *txn, const struct packer *p,
 	rc = mdb_put(txn, c->db_packs, &key, &val, 0);
 	if (rc == 0)
 		rc = mdb_put(txn, c->db_super, &nk, &nv, 0);
-	return meta_err(rc);
+	return cache_meta_err(rc);
 }
 
 /* Point e's block at its frame, and drop its dirty entry if n->gen held. */
@@ -190,7 +190,7 @@ static int record_frame(struct cache *c, MDB_txn *txn, const struct packer *p,
 	memcpy(br.pack, p->id, 16);
 	/* Freed, or cut below this block since it was read: the frame is
 	 * garbage already. */
-	rc = inode_get(c, txn, e->n->ino, &rec, NULL, NULL);
+	rc = cache_inode_get(c, txn, e->n->ino, &rec, NULL, NULL);
 	if (rc == -ENOENT)
 		return 0;
 	if (rc)
@@ -207,16 +207,16 @@ static int record_frame(struct cache *c, MDB_txn *txn, const struct packer *p,
 	key_put_u64(k + 8, e->blk);
 	rc = mdb_put(txn, c->db_blocks, &key, &val, 0);
 	if (rc == 0)
-		rc = jnote(c, txn, JDB_BLOCKS, &key);
+		rc = cache_jnote(c, txn, JDB_BLOCKS, &key);
 	if (rc == 0)
 		rc = lru_enter(c, txn, e->n->ino);
 	if (rc)
-		return meta_err(rc);
+		return cache_meta_err(rc);
 	if (atomic_load(&e->n->gen) != e->gen)
 		return 0;	/* written again meanwhile */
 	rc = mdb_del(txn, c->db_dirty, &key, NULL);
 	if (rc && rc != MDB_NOTFOUND)
-		return meta_err(rc);
+		return cache_meta_err(rc);
 	return 0;
 }
 
@@ -245,11 +245,11 @@ static int pack_commit(struct cache *c, struct packer *p)
 		lock_take(&s->lock);
 		a.seq = s->next_seq++;
 		lock_drop(&s->lock);
-		rc = meta_write(c, commit_txn, &a);
+		rc = cache_meta_write(c, commit_txn, &a);
 		if (rc) {
 			char name[PACK_FILE_LEN + 1];
 
-			pack_file(p->id, name);
+			cache_pack_file(p->id, name);
 			unlinkat(c->dirfd, name, 0);
 		}
 	}
@@ -259,7 +259,7 @@ static int pack_commit(struct cache *c, struct packer *p)
 			struct cnode *n = p->e[i].n;
 
 			lock_take(&n->lock);
-			if (blkset_add(&n->dblk, p->e[i].blk) > 0)
+			if (cache_blkset_add(&n->dblk, p->e[i].blk) > 0)
 				atomic_fetch_add(&c->inbox.dirty_blocks, 1);
 			lock_drop(&n->lock);
 		}
@@ -282,7 +282,7 @@ static int packer_begin(struct packer *p)
 	int rc = crypt_random_bytes(p->id, sizeof(p->id));
 
 	if (rc == 0)
-		pack_key(p->id, p->key);
+		cache_pack_key(p->id, p->key);
 	return rc;
 }
 
@@ -360,15 +360,15 @@ static int due_blocks(struct cache *c, struct cnode *n, const struct due *d,
 	int rc;
 
 	lock_take(&n->lock);
-	rc = node_load(c, n);
+	rc = cache_node_load(c, n);
 	if (rc == 0 && !is_due(c, n, d))
 		rc = 1;
 	if (rc == 0)
-		rc = node_fold(c, n);	/* the size the commit checks */
+		rc = cache_node_fold(c, n);	/* the size the commit checks */
 	if (rc == 0)		/* entries a commit kept to be safe */
-		rc = blk_reload_dirty(c, n);
+		rc = cache_blk_reload_dirty(c, n);
 	for (size_t i = 0; rc == 0 && i < n->dblk.n; i++)
-		rc = blkset_add(todo, n->dblk.v[i]) < 0 ? -ENOMEM : 0;
+		rc = cache_blkset_add(todo, n->dblk.v[i]) < 0 ? -ENOMEM : 0;
 	lock_drop(&n->lock);
 	return rc;
 }
@@ -403,7 +403,7 @@ static int take_block(struct cache *c, struct packer *p, struct cnode *n,
 	int rc;
 
 	lock_take(&n->lock);
-	if (!blkset_has(&n->dblk, blk)) {
+	if (!cache_blkset_has(&n->dblk, blk)) {
 		lock_drop(&n->lock);
 		return 1;
 	}
@@ -414,14 +414,14 @@ static int take_block(struct cache *c, struct packer *p, struct cnode *n,
 		lock_drop(&n->lock);
 		return rc;
 	}
-	blkset_del(&n->dblk, blk);
+	cache_blkset_del(&n->dblk, blk);
 	/* what the record will say is what the data file holds */
-	blkset_add(&n->checked, blk);
+	cache_blkset_add(&n->checked, blk);
 	atomic_fetch_sub(&c->inbox.dirty_blocks, 1);
 	*gen = atomic_load(&n->gen);
 	*cuts = atomic_load(&n->cuts);
-	if (len && blkset_add(&n->sealing, blk) < 0) {
-		if (blkset_add(&n->dblk, blk) > 0)
+	if (len && cache_blkset_add(&n->sealing, blk) < 0) {
+		if (cache_blkset_add(&n->dblk, blk) > 0)
 			atomic_fetch_add(&c->inbox.dirty_blocks, 1);
 		lock_drop(&n->lock);
 		return -ENOMEM;
@@ -441,13 +441,13 @@ static int seal_block(struct cache *c, struct packer *p, struct cnode *n,
 
 	if (rc)
 		return rc > 0 ? 0 : rc;
-	node_hold(c, n);
+	cache_node_hold(c, n);
 	rc = pack_add(c, p, n, blk, gen, cuts);
 	if (rc) {
-		node_release(c, n);
+		cache_node_release(c, n);
 		lock_take(&n->lock);
-		blkset_del(&n->sealing, blk);
-		if (blkset_add(&n->dblk, blk) > 0)
+		cache_blkset_del(&n->sealing, blk);
+		if (cache_blkset_add(&n->dblk, blk) > 0)
 			atomic_fetch_add(&c->inbox.dirty_blocks, 1);
 		lock_drop(&n->lock);
 		return rc;
@@ -461,7 +461,7 @@ static int seal_block(struct cache *c, struct packer *p, struct cnode *n,
 static int seal_inode(struct cache *c, struct packer *p, uint64_t ino,
 		      const struct due *d)
 {
-	struct cnode *n = node_acquire(c, ino);
+	struct cnode *n = cache_node_acquire(c, ino);
 	struct blkset todo = { 0 };
 	int rc;
 
@@ -470,8 +470,8 @@ static int seal_inode(struct cache *c, struct packer *p, uint64_t ino,
 	rc = due_blocks(c, n, d, &todo);
 	for (size_t i = 0; rc == 0 && i < todo.n; i++)
 		rc = seal_block(c, p, n, todo.v[i]);
-	blkset_free(&todo);
-	node_release(c, n);
+	cache_blkset_free(&todo);
+	cache_node_release(c, n);
 	return rc > 0 ? 0 : rc;
 }
 
@@ -485,7 +485,7 @@ static size_t dirty_inodes(struct cache *c, uint64_t **out)
 	int rc;
 
 	*out = NULL;
-	txn = meta_read_begin(c, &rc);
+	txn = cache_meta_read_begin(c, &rc);
 	if (!txn)
 		return 0;
 	if (mdb_cursor_open(txn, c->db_dirty, &cur) == 0) {
@@ -514,7 +514,7 @@ static size_t dirty_inodes(struct cache *c, uint64_t **out)
 		}
 		mdb_cursor_close(cur);
 	}
-	meta_read_end(txn);
+	cache_meta_read_end(txn);
 	*out = v;
 	return n;
 }
@@ -526,12 +526,12 @@ static void seal_pass(struct cache *c, struct packer *p, int force)
 	size_t count;
 	int rc = 0;
 
-	d.nclosed = inbox_take_closed(c, &d.closed);
+	d.nclosed = cache_inbox_take_closed(c, &d.closed);
 	if (d.nclosed)	/* qsort() of NULL is undefined, even for 0 */
 		qsort(d.closed, d.nclosed, sizeof(uint64_t), cmp_u64);
-	d.pressure = inbox_over_dirty_limit(c, c->block_size);
+	d.pressure = cache_inbox_over_dirty_limit(c, c->block_size);
 	if (force || d.pressure || d.nclosed)
-		node_fold_all(c);	/* every dirty block into `dirty` */
+		cache_node_fold_all(c);	/* every dirty block into `dirty` */
 	count = dirty_inodes(c, &inos);
 	for (size_t i = 0; i < count && rc != PHI_ELATCHED; i++) {
 		int r = seal_inode(c, p, inos[i], &d);
@@ -576,7 +576,7 @@ static int sync_txn(struct cache *c, MDB_txn *txn, void *arg)
 		rc = mdb_put(txn, c->db_super, &k2, &v2, 0);
 	if (rc == 0)
 		rc = mdb_put(txn, c->db_super, &k3, &v3, 0);
-	return meta_err(rc);
+	return cache_meta_err(rc);
 }
 
 /* Packs up to seq and metadata objects up to mseq not everywhere yet. */
@@ -585,7 +585,7 @@ static uint64_t waiting_upto(struct cache *c, MDB_txn *txn, uint64_t seq,
 {
 	if (!c->have_blockdbs)
 		return 0;
-	return upload_queue_waiting(c, txn, seq, mseq) + mend_waiting(c, txn);
+	return cache_upload_queue_waiting(c, txn, seq, mseq) + cache_mend_waiting(c, txn);
 }
 
 int cache_sync_regions(struct cache *c, unsigned timeout_ms)
@@ -598,7 +598,7 @@ int cache_sync_regions(struct cache *c, unsigned timeout_ms)
 		return 0;
 	deadline = timeout_ms ? start + timeout_ms * 1000000ull : UINT64_MAX;
 	cache_request_sync(c);
-	inbox_kick(c);
+	cache_inbox_kick(c);
 	for (;;) {
 		struct timespec ts;
 		uint64_t mark, seq, mseq, waiting = 0;
@@ -612,11 +612,11 @@ int cache_sync_regions(struct cache *c, unsigned timeout_ms)
 		mseq = s->sync_mseq;
 		lock_drop(&s->lock);
 		if (mark > start) {
-			txn = meta_read_begin(c, &rc);
+			txn = cache_meta_read_begin(c, &rc);
 			if (!txn)
 				return rc;
 			waiting = waiting_upto(c, txn, seq, mseq);
-			meta_read_end(txn);
+			cache_meta_read_end(txn);
 			if (waiting == 0)
 				return 0;
 		}
@@ -642,7 +642,7 @@ static void maybe_evict(struct cache *c)
 	uint64_t high = c->size_limit / 10 * 9, low = c->size_limit / 10 * 8;
 
 	if (used > high)
-		lru_evict(c, used - low);
+		cache_lru_evict(c, used - low);
 }
 
 /* Send the metadata journal out, and wake the syncs waiting for it. */
@@ -650,7 +650,7 @@ static void flush_journal(struct cache *c)
 {
 	struct seal *s = c->seal;
 	uint64_t mseq = 0;
-	int rc = journal_flush(c, &mseq);
+	int rc = cache_journal_flush(c, &mseq);
 
 	if (rc)
 		PHI_LOG(PHI_LOG_ERR, "metadata journal: %s", phi_strerror(rc));
@@ -672,15 +672,15 @@ static void mark_synced(struct cache *c, uint64_t mark)
 	lock_take(&s->lock);
 	a.seq = s->next_seq - 1;
 	lock_drop(&s->lock);
-	txn = meta_read_begin(c, &rc);
+	txn = cache_meta_read_begin(c, &rc);
 	if (txn) {
 		MDB_val k = { 8, (void *)"meta_seq" }, v;
 
 		if (mdb_get(txn, c->db_super, &k, &v) == 0 && v.mv_size == 8)
 			memcpy(&a.mseq, v.mv_data, 8);
-		meta_read_end(txn);
+		cache_meta_read_end(txn);
 	}
-	if (meta_write(c, sync_txn, &a) == 0) {
+	if (cache_meta_write(c, sync_txn, &a) == 0) {
 		lock_take(&s->lock);
 		s->sync_mark = mark;
 		s->sync_seq = a.seq;
@@ -699,7 +699,7 @@ static void sealer_finish(struct cache *c, struct packer *p)
 	if (!atomic_load(&c->latched))
 		pack_commit(c, p);
 	packer_drop(c, p);
-	lru_persist_fetched(c);
+	cache_lru_persist_fetched(c);
 	buf_release(&p->data);
 	buf_release(&p->plain);
 	free(p->e);
@@ -719,7 +719,7 @@ static void *sealer_main(void *arg)
 	memset(&p, 0, sizeof(p));
 	buf_init(&p.data, SIZE_MAX);
 	buf_init(&p.plain, SIZE_MAX);
-	while (!inbox_wait(c, handled, SEAL_TICK_MS)) {
+	while (!cache_inbox_wait(c, handled, SEAL_TICK_MS)) {
 		unsigned req;
 		uint64_t mark;
 		int force, jdue;
@@ -731,7 +731,7 @@ static void *sealer_main(void *arg)
 		 * written is sealed first, so that a segment never names a
 		 * block whose content is not in some pack. */
 		jdue = force || (mark - last_journal >= s->journal_ns &&
-				 journal_pending(c));
+				 cache_journal_pending(c));
 		if (!atomic_load(&c->latched))
 			seal_pass(c, &p, jdue);
 		/* No pack open: keep no pack-sized buffers while idle (the
@@ -744,14 +744,14 @@ static void *sealer_main(void *arg)
 			flush_journal(c);
 			last_journal = mark;
 		}
-		lru_persist_fetched(c);
-		upload_record_health(c);
+		cache_lru_persist_fetched(c);
+		cache_upload_record_health(c);
 		if (force) {
 			mark_synced(c, mark);
 			handled = req;
 		}
 		if (atomic_load(&c->inbox.sync_req) != handled)
-			upload_retry_now(c);	/* a sync does not wait out a
+			cache_upload_retry_now(c);	/* a sync does not wait out a
 						   backoff */
 		maybe_evict(c);
 	}
@@ -766,17 +766,17 @@ static int load_state(struct cache *c)
 	MDB_txn *txn;
 	int rc;
 
-	txn = meta_read_begin(c, &rc);
+	txn = cache_meta_read_begin(c, &rc);
 	if (!txn)
 		return rc;
 	s->next_seq = 1;
 	if (mdb_get(txn, c->db_super, &k, &v) == 0 && v.mv_size == 8)
 		memcpy(&s->next_seq, v.mv_data, 8);
-	meta_read_end(txn);
+	cache_meta_read_end(txn);
 	return 0;
 }
 
-int seal_start(struct cache *c, const struct cache_config *cfg,
+int cache_seal_start(struct cache *c, const struct cache_config *cfg,
 	       unsigned flags)
 {
 	struct seal *s;
@@ -810,35 +810,35 @@ int seal_start(struct cache *c, const struct cache_config *cfg,
 		return -errno;
 	rc = load_state(c);
 	if (rc == 0)
-		rc = upload_regions_load(c, cfg->region_names);
+		rc = cache_upload_regions_load(c, cfg->region_names);
 	if (rc)
 		return rc;
 	if (flags & CACHE_OPEN_FETCH_ONLY) {
 		c->journal = 0;		/* a scratch copy: nothing goes out */
 		return 0;
 	}
-	rc = mend_load(c, cfg);
+	rc = cache_mend_load(c, cfg);
 	if (rc)
 		return rc;
 	/* files a crash left between writing and recording, or after
 	 * their last upload */
-	atomic_store(&c->packs_used, upload_queue_sweep(c));
-	inbox_open(c, cfg->dirty_limit ? cfg->dirty_limit : c->size_limit / 4);
+	atomic_store(&c->packs_used, cache_upload_queue_sweep(c));
+	cache_inbox_open(c, cfg->dirty_limit ? cfg->dirty_limit : c->size_limit / 4);
 	rc = pthread_create(&s->sealer, NULL, sealer_main, c);
 	if (rc)
 		return -rc;
 	s->sealer_running = 1;
-	rc = upload_start(c, cfg->uploaders ? cfg->uploaders : 4);
-	return rc ? rc : mend_start(c);
+	rc = cache_upload_start(c, cfg->uploaders ? cfg->uploaders : 4);
+	return rc ? rc : cache_mend_start(c);
 }
 
-void seal_stop(struct cache *c)
+void cache_seal_stop(struct cache *c)
 {
 	struct seal *s = c->seal;
 
 	if (!s)
 		return;
-	inbox_stop(c);
+	cache_inbox_stop(c);
 	lock_take(&s->lock);
 	s->stop = 1;
 	pthread_cond_broadcast(&s->done);
@@ -849,12 +849,12 @@ void seal_stop(struct cache *c)
 	for (int i = 0; i < s->nuploaders; i++)
 		pthread_join(s->uploader[i], NULL);
 	s->nuploaders = 0;
-	mend_join(c);
-	upload_record_health(c);
-	lru_flush(c);
+	cache_mend_join(c);
+	cache_upload_record_health(c);
+	cache_lru_flush(c);
 }
 
-void seal_free(struct cache *c)
+void cache_seal_free(struct cache *c)
 {
 	struct seal *s = c->seal;
 
@@ -937,7 +937,7 @@ static void sync_stats(struct cache *c, MDB_txn *txn, struct cache_stats *s)
 	s->sync_waiting = waiting_upto(c, txn, seq, mseq);
 }
 
-int seal_stats(struct cache *c, MDB_txn *txn, struct cache_stats *s)
+int cache_seal_stats(struct cache *c, MDB_txn *txn, struct cache_stats *s)
 {
 	uint32_t bits[SEAL_MAX_REGIONS];
 
@@ -945,10 +945,10 @@ int seal_stats(struct cache *c, MDB_txn *txn, struct cache_stats *s)
 		return 0;
 	s->dirty_blocks = count(txn, c->db_dirty);
 	s->dirty_bytes = s->dirty_blocks * c->block_size;
-	upload_stats(c, txn, s, bits);
+	cache_upload_stats(c, txn, s, bits);
 	count_bad(c, txn, s, bits);
 	count_blocks(c, txn, s);
-	mend_stats(c, txn, s);
+	cache_mend_stats(c, txn, s);
 	sync_stats(c, txn, s);
 	return 0;
 }

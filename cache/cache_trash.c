@@ -5,14 +5,14 @@
  * An unlink commits with MDB_NOMETASYNC: its pages are on disk, its meta
  * page not yet, so a power loss can roll the unlink back.  Had the data
  * file been deleted at once, the rolled-back name would then read as
- * zeros.  So node_maybe_free() only moves the data file into data/trash;
- * trash_empty() deletes what it finds there once mdb_env_sync() has made
- * every earlier commit durable; and trash_recover() at open puts back the
+ * zeros.  So cache_node_maybe_free() only moves the data file into data/trash;
+ * cache_trash_empty() deletes what it finds there once mdb_env_sync() has made
+ * every earlier commit durable; and cache_trash_recover() at open puts back the
  * data of any inode that is still alive.
  *
- *   data/XX/INO --trash_put()--> data/trash/INO --trash_empty()--> gone
+ *   data/XX/INO --cache_trash_put()--> data/trash/INO --cache_trash_empty()--> gone
  *                                      |
- *                      trash_recover(): inode alive --> data/XX/INO
+ *                      cache_trash_recover(): inode alive --> data/XX/INO
  */
 #include "cache_int.h"
 
@@ -26,7 +26,7 @@
 
 #define TRASH "trash"
 
-int trash_open(struct cache *c)
+int cache_trash_open(struct cache *c)
 {
 	if (mkdirat(c->datafd, TRASH, 0700) && errno != EEXIST)
 		return -errno;
@@ -35,11 +35,11 @@ int trash_open(struct cache *c)
 	return c->trashfd < 0 ? -errno : 0;
 }
 
-void trash_put(struct cache *c, uint64_t ino)
+void cache_trash_put(struct cache *c, uint64_t ino)
 {
 	char from[32], to[32];
 
-	data_name(ino, from, sizeof(from));
+	cache_data_name(ino, from, sizeof(from));
 	snprintf(to, sizeof(to), TRASH "/%llu", (unsigned long long)ino);
 	if (renameat(c->datafd, from, c->datafd, to) && errno != ENOENT)
 		PHI_LOG(PHI_LOG_WARNING, "cannot remove data of inode %llu: %s",
@@ -104,7 +104,7 @@ static void unlink_trash(struct cache *c, uint64_t ino)
 			(unsigned long long)ino, strerror(errno));
 }
 
-int trash_empty(struct cache *c)
+int cache_trash_empty(struct cache *c)
 {
 	struct ino_list l = { NULL, 0, 0 };
 	int rc;
@@ -128,23 +128,23 @@ static int recover_one(struct cache *c, uint64_t ino, void *arg)
 	int rc, alive;
 
 	(void)arg;
-	txn = meta_read_begin(c, &rc);
+	txn = cache_meta_read_begin(c, &rc);
 	if (!txn)
 		return rc;
-	alive = inode_get(c, txn, ino, &rec, NULL, NULL) == 0 && rec.nlink > 0;
-	meta_read_end(txn);
+	alive = cache_inode_get(c, txn, ino, &rec, NULL, NULL) == 0 && rec.nlink > 0;
+	cache_meta_read_end(txn);
 	if (!alive) {
 		unlink_trash(c, ino);
 		return 0;
 	}
 	snprintf(from, sizeof(from), TRASH "/%llu", (unsigned long long)ino);
-	data_name(ino, to, sizeof(to));
+	cache_data_name(ino, to, sizeof(to));
 	PHI_LOG(PHI_LOG_NOTICE, "inode %llu: unlink was undone by a crash; "
 		"restoring its data", (unsigned long long)ino);
 	return renameat(c->datafd, from, c->datafd, to) ? -errno : 0;
 }
 
-int trash_recover(struct cache *c)
+int cache_trash_recover(struct cache *c)
 {
 	return trash_walk(c, recover_one, NULL);
 }

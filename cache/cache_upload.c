@@ -64,7 +64,7 @@ static int db_walk(MDB_txn *txn, MDB_dbi dbi, size_t size, rec_fn *fn,
 {
 	MDB_val key, val;
 	MDB_cursor *cur = NULL;
-	int rc = meta_err(mdb_cursor_open(txn, dbi, &cur));
+	int rc = cache_meta_err(mdb_cursor_open(txn, dbi, &cur));
 
 	while (rc == 0 && mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0)
 		if (size == 0 || val.mv_size == size)
@@ -112,15 +112,15 @@ struct qkind {
 
 static void pack_names(const struct qitem *it, char *key, char *file)
 {
-	pack_key(it->rec.pr.id, key);
-	pack_file(it->rec.pr.id, file);
+	cache_pack_key(it->rec.pr.id, key);
+	cache_pack_file(it->rec.pr.id, file);
 }
 
 static void meta_names(const struct qitem *it, char *key, char *file)
 {
 	snprintf(key, QKEY_SIZE, "%.*s", (int)sizeof(it->rec.mr.key),
 		 it->rec.mr.key);
-	journal_file(key, file, QFILE_SIZE);
+	cache_journal_file(key, file, QFILE_SIZE);
 }
 
 static const struct qkind kinds[QKINDS] = {
@@ -189,11 +189,11 @@ static int qitem_put(MDB_cursor *cur, struct qitem *it)
 	MDB_val key = { sizeof(kb), kb }, val = { k->size, &it->rec };
 
 	if (it->pending == 0)
-		return meta_err(mdb_cursor_del(cur, 0));
+		return cache_meta_err(mdb_cursor_del(cur, 0));
 	key_put_u64(kb, it->seq);
 	memcpy((char *)&it->rec + k->pending_at, &it->pending,
 	       sizeof(it->pending));
-	return meta_err(mdb_cursor_put(cur, &key, &val, MDB_CURRENT));
+	return cache_meta_err(mdb_cursor_put(cur, &key, &val, MDB_CURRENT));
 }
 
 /* The in-flight tag of it for the region of bit. */
@@ -273,9 +273,9 @@ static int queue_all_txn(struct cache *c, MDB_txn *txn, void *arg)
 	return queue_walk(c, txn, mask_one, &m);
 }
 
-int upload_queue_all(struct cache *c, uint32_t bits)
+int cache_upload_queue_all(struct cache *c, uint32_t bits)
 {
-	return bits ? meta_write(c, queue_all_txn, &bits) : 0;
+	return bits ? cache_meta_write(c, queue_all_txn, &bits) : 0;
 }
 
 /* --- the queue: counting and sweeping ---------------------------------- */
@@ -297,7 +297,7 @@ static int waiting_one(MDB_cursor *cur, const MDB_val *key,
 	return 0;
 }
 
-uint64_t upload_queue_waiting(struct cache *c, MDB_txn *txn, uint64_t seq,
+uint64_t cache_upload_queue_waiting(struct cache *c, MDB_txn *txn, uint64_t seq,
 			      uint64_t mseq)
 {
 	const uint64_t upto[QKINDS] = { [QK_PACK] = seq, [QK_META] = mseq };
@@ -339,7 +339,7 @@ static uint64_t sweep_kind(struct cache *c, int kind)
 			close(fd);
 		return 0;
 	}
-	txn = meta_read_begin(c, &rc);
+	txn = cache_meta_read_begin(c, &rc);
 	while (txn && (de = readdir(dir))) {
 		struct stat st;
 
@@ -352,12 +352,12 @@ static uint64_t sweep_kind(struct cache *c, int kind)
 			bytes += (uint64_t)st.st_size;
 	}
 	if (txn)
-		meta_read_end(txn);
+		cache_meta_read_end(txn);
 	closedir(dir);
 	return bytes;
 }
 
-uint64_t upload_queue_sweep(struct cache *c)
+uint64_t cache_upload_queue_sweep(struct cache *c)
 {
 	uint64_t bytes = 0;
 
@@ -435,7 +435,7 @@ static int regions_add(struct cache *c, MDB_txn *txn, struct regions_arg *a)
 		s->r[i].bit = rr.bit = bit;
 		rc = mdb_put(txn, c->db_regions, &key, &val, 0);
 		if (rc)
-			return meta_err(rc);
+			return cache_meta_err(rc);
 	}
 	return 0;
 }
@@ -476,7 +476,7 @@ static int regions_txn(struct cache *c, MDB_txn *txn, void *arg)
 	return rc;
 }
 
-int upload_regions_load(struct cache *c, const char *const *names)
+int cache_upload_regions_load(struct cache *c, const char *const *names)
 {
 	struct seal *s = c->seal;
 	struct regions_arg a = { s, 0, 0 };
@@ -497,7 +497,7 @@ int upload_regions_load(struct cache *c, const char *const *names)
 			if (strcmp(s->r[i].name, s->r[j].name) == 0)
 				return -EINVAL;
 	{
-		int rc = meta_write(c, regions_txn, &a);
+		int rc = cache_meta_write(c, regions_txn, &a);
 
 		if (rc)
 			return rc;
@@ -524,12 +524,12 @@ static int health_txn(struct cache *c, MDB_txn *txn, void *arg)
 		rr[i].pad = 0;
 		rc = mdb_put(txn, c->db_regions, &key, &val, 0);
 		if (rc)
-			return meta_err(rc);
+			return cache_meta_err(rc);
 	}
 	return 0;
 }
 
-void upload_record_health(struct cache *c)
+void cache_upload_record_health(struct cache *c)
 {
 	struct seal *s = c->seal;
 	struct region_rec rr[SEAL_MAX_REGIONS];
@@ -548,7 +548,7 @@ void upload_record_health(struct cache *c)
 	}
 	lock_drop(&s->lock);
 	atomic_store(&c->inbox.regions_down, down);	/* for the data path */
-	if (any && meta_write(c, health_txn, rr)) {
+	if (any && cache_meta_write(c, health_txn, rr)) {
 		lock_take(&s->lock);
 		for (int i = 0; i < s->nregions; i++)
 			s->r[i].dirty |= rr[i].pad;
@@ -582,7 +582,7 @@ static void region_up(struct seal_region *r)
 	r->dirty = 1;
 }
 
-void upload_health(struct seal_region *r, int rc)
+void cache_upload_health(struct seal_region *r, int rc)
 {
 	if (rc == 0) {
 		region_up(r);
@@ -649,7 +649,7 @@ static int count_one(struct cache *c, struct qitem *it, void *arg)
 	return 0;
 }
 
-void upload_stats(struct cache *c, MDB_txn *txn, struct cache_stats *s,
+void cache_upload_stats(struct cache *c, MDB_txn *txn, struct cache_stats *s,
 		  uint32_t bits[SEAL_MAX_REGIONS])
 {
 	struct stats_arg a = { s, bits };
@@ -761,11 +761,11 @@ static int pick(struct cache *c, struct job *j, uint64_t *wake_ns,
 	int rc;
 
 	memset(p.oldest, 0xff, sizeof(p.oldest));
-	txn = meta_read_begin(c, &rc);
+	txn = cache_meta_read_begin(c, &rc);
 	if (!txn)
 		return rc;
 	rc = queue_walk(c, txn, pick_one, &p);
-	meta_read_end(txn);
+	cache_meta_read_end(txn);
 	*wake_ns = p.wake_ns;
 	*pending = p.pending;
 	return rc > 0 ? 0 : rc ? rc : -ENOENT;
@@ -791,14 +791,14 @@ static int done_txn(struct cache *c, MDB_txn *txn, void *arg)
 	int rc;
 
 	key_put_u64(kb, a->it->seq);
-	rc = meta_err(mdb_cursor_open(txn, qdb(c, a->it->kind), &cur));
+	rc = cache_meta_err(mdb_cursor_open(txn, qdb(c, a->it->kind), &cur));
 	if (rc)
 		return rc;
 	rc = mdb_cursor_get(cur, &key, &val, MDB_SET_KEY);
 	if (rc == MDB_NOTFOUND) {
 		rc = 0;		/* its region's queue was dropped */
 	} else if (rc) {
-		rc = meta_err(rc);
+		rc = cache_meta_err(rc);
 	} else if ((rc = qitem_get(a->it->kind, &key, &val, &it)) == 0) {
 		it.pending &= ~(1u << a->bit);
 		a->emptied = it.pending == 0;
@@ -859,10 +859,10 @@ static void upload(struct cache *c, const struct job *j, struct buf *data)
 	}
 	rc = backend_put(r->be, key, buf_data(data), buf_len(data));
 	if (rc == 0)
-		rc = meta_write(c, done_txn, &a);
+		rc = cache_meta_write(c, done_txn, &a);
 	lock_take(&s->lock);
 	inflight_del(s, qtag(&j->it, r->bit));
-	upload_health(r, rc);
+	cache_upload_health(r, rc);
 	pthread_cond_broadcast(&s->done);
 	lock_drop(&s->lock);
 	if (rc == 0 && a.emptied) {
@@ -902,7 +902,7 @@ static int probe_down(struct seal *s, uint32_t pending)
 		if (rc == 0 || rc == -ENOENT)
 			region_up(r);
 		else
-			upload_health(r, rc);	/* down already: stays so */
+			cache_upload_health(r, rc);	/* down already: stays so */
 		return 1;
 	}
 	return 0;
@@ -955,7 +955,7 @@ static void *uploader_main(void *arg)
 	return NULL;
 }
 
-int upload_start(struct cache *c, unsigned threads)
+int cache_upload_start(struct cache *c, unsigned threads)
 {
 	struct seal *s = c->seal;
 
@@ -971,7 +971,7 @@ int upload_start(struct cache *c, unsigned threads)
 	return 0;
 }
 
-void upload_retry_now(struct cache *c)
+void cache_upload_retry_now(struct cache *c)
 {
 	struct seal *s = c->seal;
 

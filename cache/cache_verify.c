@@ -80,7 +80,7 @@ static int paths_load(struct cache *c, MDB_txn *txn, struct paths *p)
 	memset(p, 0, sizeof(*p));
 	rc = mdb_cursor_open(txn, c->db_dirents, &cur);
 	if (rc)
-		return meta_err(rc);
+		return cache_meta_err(rc);
 	while ((rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) == 0) {
 		struct dirent_rec d;
 
@@ -111,7 +111,7 @@ static int paths_load(struct cache *c, MDB_txn *txn, struct paths *p)
 	mdb_cursor_close(cur);
 	if (rc != MDB_NOTFOUND) {
 		paths_free(p);
-		return rc == ENOMEM ? -ENOMEM : meta_err(rc);
+		return rc == ENOMEM ? -ENOMEM : cache_meta_err(rc);
 	}
 	/* stable: the first name in key order stays first for its inode */
 	if (p->n)
@@ -169,7 +169,7 @@ static void path_of(const struct paths *p, uint64_t ino, char *out,
 static int get_rec(struct cache *c, MDB_txn *txn, uint64_t ino,
 		   uint64_t blk, struct block_rec *rec)
 {
-	return blk_rec_get(c, txn, ino, blk, rec) == 0;
+	return cache_blk_rec_get(c, txn, ino, blk, rec) == 0;
 }
 
 /* The data file of ino, opened for reading; -1 if there is none. */
@@ -177,7 +177,7 @@ static int open_data_ro(struct cache *c, uint64_t ino)
 {
 	char name[32];
 
-	data_name(ino, name, sizeof(name));
+	cache_data_name(ino, name, sizeof(name));
 	return openat(c->datafd, name, O_RDONLY | O_CLOEXEC);
 }
 
@@ -209,13 +209,13 @@ static int still_clean(struct cache *c, uint64_t ino, uint64_t blk,
 	MDB_txn *txn;
 	int rc, same;
 
-	txn = meta_read_begin(c, &rc);
+	txn = cache_meta_read_begin(c, &rc);
 	if (!txn)
 		return 1;
-	same = !blk_in_dirty(c, txn, ino, blk) &&
+	same = !cache_blk_in_dirty(c, txn, ino, blk) &&
 	       get_rec(c, txn, ino, blk, &now) == (rec != NULL) &&
 	       (!rec || memcmp(&now, rec, sizeof(now)) == 0);
-	meta_read_end(txn);
+	cache_meta_read_end(txn);
 	return same;
 }
 
@@ -263,7 +263,7 @@ static int verify_file(struct local_walk *w, MDB_txn *txn, uint64_t ino,
 			struct block_rec rec;
 			int have = get_rec(c, txn, ino, b, &rec), rc;
 
-			if (blk_in_dirty(c, txn, ino, b))
+			if (cache_blk_in_dirty(c, txn, ino, b))
 				continue;
 			if (!have) {
 				if (!still_clean(c, ino, b, NULL))
@@ -314,17 +314,17 @@ long cache_verify_local(struct cache *c, cache_report_fn *fn, void *ctx,
 	memset(out, 0, sizeof(*out));
 	if (!c->have_blockdbs)
 		return 0;
-	txn = meta_read_begin(c, &rc);
+	txn = cache_meta_read_begin(c, &rc);
 	if (!txn)
 		return rc;
 	rc = paths_load(c, txn, &paths);
 	if (rc) {
-		meta_read_end(txn);
+		cache_meta_read_end(txn);
 		return rc;
 	}
 	w.paths = &paths;
 	buf_init(&w.buf, SIZE_MAX);
-	rc = meta_err(mdb_cursor_open(txn, c->db_inodes, &cur));
+	rc = cache_meta_err(mdb_cursor_open(txn, c->db_inodes, &cur));
 	while (rc == 0 && mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0) {
 		struct inode_rec rec;
 
@@ -337,7 +337,7 @@ long cache_verify_local(struct cache *c, cache_report_fn *fn, void *ctx,
 	}
 	if (cur)
 		mdb_cursor_close(cur);
-	meta_read_end(txn);
+	cache_meta_read_end(txn);
 	buf_release(&w.buf);
 	paths_free(&paths);
 	return rc ? rc : w.problems;
@@ -421,7 +421,7 @@ static int compare_names(struct cmp *m, MDB_txn *lt, MDB_txn *vt)
 		int rc = mdb_cursor_open(at, a->db_dirents, &cur);
 
 		if (rc)
-			return meta_err(rc);
+			return cache_meta_err(rc);
 		while (mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0) {
 			struct dirent_rec d, e;
 			MDB_val k = key;
@@ -483,7 +483,7 @@ static int compare_blocks(struct cmp *m, MDB_txn *lt, MDB_txn *vt,
 		int vh = get_rec(m->view, vt, ino, b, &vr);
 		char what[96];
 
-		if (blk_in_dirty(m->c, lt, ino, b)) {
+		if (cache_blk_in_dirty(m->c, lt, ino, b)) {
 			m->out->pending++;
 			continue;
 		}
@@ -505,7 +505,7 @@ static int compare_files(struct cmp *m, MDB_txn *lt, MDB_txn *vt)
 {
 	MDB_cursor *cur;
 	MDB_val key, val;
-	int rc = meta_err(mdb_cursor_open(lt, m->c->db_inodes, &cur));
+	int rc = cache_meta_err(mdb_cursor_open(lt, m->c->db_inodes, &cur));
 
 	while (rc == 0 && mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0) {
 		struct inode_rec lr, vr;
@@ -516,9 +516,9 @@ static int compare_files(struct cmp *m, MDB_txn *lt, MDB_txn *vt)
 		if (key.mv_size != 8 || val.mv_size < sizeof(lr))
 			continue;
 		ino = key_get_u64(key.mv_data);
-		if (inode_get(m->c, lt, ino, &lr, &lt_target, &ltl))
+		if (cache_inode_get(m->c, lt, ino, &lr, &lt_target, &ltl))
 			continue;
-		if (inode_get(m->view, vt, ino, &vr, &vt_target, &vtl))
+		if (cache_inode_get(m->view, vt, ino, &vr, &vt_target, &vtl))
 			continue;	/* its names were reported */
 		if ((lr.mode & S_IFMT) != (vr.mode & S_IFMT))
 			continue;	/* likewise */
@@ -606,7 +606,7 @@ static void compare_content(struct cmp *m)
 		size_t j = i;
 		int rc;
 
-		pack_key(m->f[i].rec.pack, pkey);
+		cache_pack_key(m->f[i].rec.pack, pkey);
 		buf_reset(&obj);
 		rc = backend_get(m->region, pkey, 0, 0, &obj);
 		while (j < m->nf && memcmp(m->f[j].rec.pack, m->f[i].rec.pack,
@@ -642,16 +642,16 @@ long cache_compare(struct cache *c, struct cache *view,
 	memset(out, 0, sizeof(*out));
 	if (memcmp(c->fsid, view->fsid, 16))
 		return PHI_EAUTHFAIL;
-	lt = meta_read_begin(c, &rc);
+	lt = cache_meta_read_begin(c, &rc);
 	if (lt)
-		vt = meta_read_begin(view, &rc);
+		vt = cache_meta_read_begin(view, &rc);
 	if (!vt)
 		goto out;
 	m.pending = c->have_blockdbs &&
 		    !(db_empty(lt, c->db_dirty) && db_empty(lt, c->db_packs) &&
 		      db_empty(lt, c->db_metaq) && db_empty(lt, c->db_changed));
-	out->seq_here = journal_seq(c, lt);
-	out->seq_there = journal_seq(view, vt);
+	out->seq_here = cache_journal_seq(c, lt);
+	out->seq_there = cache_journal_seq(view, vt);
 	rc = paths_load(c, lt, &m.lpaths);
 	if (rc == 0)
 		rc = paths_load(view, vt, &m.vpaths);
@@ -661,9 +661,9 @@ long cache_compare(struct cache *c, struct cache *view,
 		rc = compare_files(&m, lt, vt);
 out:
 	if (vt)
-		meta_read_end(vt);
+		cache_meta_read_end(vt);
 	if (lt)
-		meta_read_end(lt);
+		cache_meta_read_end(lt);
 	/* the content pass fetches: no transaction is held across it */
 	if (rc == 0)
 		compare_content(&m);

@@ -35,7 +35,7 @@ static int file_state(struct cache *c, uint64_t ino, const char **out)
 {
 	uint8_t k[16];
 	MDB_val key = { sizeof(k), k }, val;
-	struct cnode *n = node_find_ref(c, ino);
+	struct cnode *n = cache_node_find_ref(c, ino);
 	struct inode_rec rec;
 	MDB_cursor *cur;
 	MDB_txn *txn;
@@ -45,15 +45,15 @@ static int file_state(struct cache *c, uint64_t ino, const char **out)
 		lock_take(&n->lock);
 		dirty = n->dblk.n > 0;
 		lock_drop(&n->lock);
-		node_release(c, n);
+		cache_node_release(c, n);
 	}
-	txn = meta_read_begin(c, &rc);
+	txn = cache_meta_read_begin(c, &rc);
 	if (!txn)
 		return rc;
-	rc = inode_get(c, txn, ino, &rec, NULL, NULL);
+	rc = cache_inode_get(c, txn, ino, &rec, NULL, NULL);
 	if (rc || !c->have_blockdbs || !S_ISREG(rec.mode))
 		goto out;
-	blk_key(k, ino, 0);
+	cache_blk_key(k, ino, 0);
 	if (!dirty && mdb_cursor_open(txn, c->db_dirty, &cur) == 0) {
 		dirty = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE) == 0 &&
 			key.mv_size == 16 && key_get_u64(key.mv_data) == ino;
@@ -71,7 +71,7 @@ static int file_state(struct cache *c, uint64_t ino, const char **out)
 			if (val.mv_size != sizeof(b))
 				continue;
 			memcpy(&b, val.mv_data, sizeof(b));
-			local = !meta_pack_replicated(c, txn, b.seq);
+			local = !cache_meta_pack_replicated(c, txn, b.seq);
 		}
 		mdb_cursor_close(cur);
 	}
@@ -79,7 +79,7 @@ static int file_state(struct cache *c, uint64_t ino, const char **out)
 	if (!c->seal && rec.size)
 		local = 1;
 out:
-	meta_read_end(txn);
+	cache_meta_read_end(txn);
 	if (rc == 0)
 		*out = dirty ? "dirty" : local ? "local" : "replicated";
 	return rc;
@@ -132,14 +132,14 @@ static int set_txn(struct cache *c, MDB_txn *txn, void *arg)
 	MDB_val v = { a->size, (void *)a->value }, old;
 	int rc, exists;
 
-	rc = inode_get(c, txn, a->ino, &rec, NULL, NULL);
+	rc = cache_inode_get(c, txn, a->ino, &rec, NULL, NULL);
 	if (rc == 0)
 		rc = xattr_key(&k, a->ino, a->name);
 	if (rc)
 		return rc;
 	rc = mdb_get(txn, c->db_xattrs, &k.val, &old);
 	if (rc && rc != MDB_NOTFOUND)
-		return meta_err(rc);
+		return cache_meta_err(rc);
 	exists = rc == 0;
 	if (a->remove || (a->flags & CACHE_XATTR_REPLACE)) {
 		if (!exists)
@@ -152,11 +152,11 @@ static int set_txn(struct cache *c, MDB_txn *txn, void *arg)
 	else
 		rc = mdb_put(txn, c->db_xattrs, &k.val, &v, 0);
 	if (rc == 0)
-		rc = jnote(c, txn, JDB_XATTRS, &k.val);
+		rc = cache_jnote(c, txn, JDB_XATTRS, &k.val);
 	if (rc)
-		return meta_err(rc);
-	rec_set_time(&rec.ctime_sec, &rec.ctime_nsec, phi_now());
-	return inode_update(c, txn, a->ino, &rec);
+		return cache_meta_err(rc);
+	cache_rec_set_time(&rec.ctime_sec, &rec.ctime_nsec, phi_now());
+	return cache_inode_update(c, txn, a->ino, &rec);
 }
 
 int cache_setxattr(struct cache *c, uint64_t ino, const char *name,
@@ -170,7 +170,7 @@ int cache_setxattr(struct cache *c, uint64_t ino, const char *name,
 		return -EPERM;
 	if (size > CACHE_XATTR_SIZE_MAX)
 		return -E2BIG;
-	return meta_write(c, set_txn, &a);
+	return cache_meta_write(c, set_txn, &a);
 }
 
 int cache_removexattr(struct cache *c, uint64_t ino, const char *name)
@@ -181,7 +181,7 @@ int cache_removexattr(struct cache *c, uint64_t ino, const char *name)
 		return -EOPNOTSUPP;
 	if (strcmp(name, STATE_NAME) == 0)
 		return -EPERM;
-	return meta_write(c, set_txn, &a);
+	return cache_meta_write(c, set_txn, &a);
 }
 
 int cache_getxattr(struct cache *c, uint64_t ino, const char *name,
@@ -199,14 +199,14 @@ int cache_getxattr(struct cache *c, uint64_t ino, const char *name,
 	rc = xattr_key(&k, ino, name);
 	if (rc)
 		return -ENODATA;
-	txn = meta_read_begin(c, &rc);
+	txn = cache_meta_read_begin(c, &rc);
 	if (!txn)
 		return rc;
 	rc = mdb_get(txn, c->db_xattrs, &k.val, &v);
 	if (rc == MDB_NOTFOUND)
 		rc = -ENODATA;
 	else if (rc)
-		rc = meta_err(rc);
+		rc = cache_meta_err(rc);
 	else if (size == 0)
 		rc = (int)v.mv_size;
 	else if (size < v.mv_size)
@@ -215,7 +215,7 @@ int cache_getxattr(struct cache *c, uint64_t ino, const char *name,
 		memcpy(value, v.mv_data, v.mv_size);
 		rc = (int)v.mv_size;
 	}
-	meta_read_end(txn);
+	cache_meta_read_end(txn);
 	return rc;
 }
 
@@ -229,13 +229,13 @@ int cache_listxattr(struct cache *c, uint64_t ino, char *list, size_t size)
 	int rc;
 
 	xattr_key(&k, ino, "");
-	txn = meta_read_begin(c, &rc);
+	txn = cache_meta_read_begin(c, &rc);
 	if (!txn)
 		return rc;
 	rc = mdb_cursor_open(txn, c->db_xattrs, &cur);
 	if (rc) {
-		meta_read_end(txn);
-		return meta_err(rc);
+		cache_meta_read_end(txn);
+		return cache_meta_err(rc);
 	}
 	key = k.val;
 	for (rc = mdb_cursor_get(cur, &key, &v, MDB_SET_RANGE); rc == 0;
@@ -255,10 +255,10 @@ int cache_listxattr(struct cache *c, uint64_t ino, char *list, size_t size)
 		total += n + 1;
 	}
 	mdb_cursor_close(cur);
-	meta_read_end(txn);
+	cache_meta_read_end(txn);
 	if (total == SIZE_MAX)
 		return -ERANGE;
 	if (rc && rc != MDB_NOTFOUND)
-		return meta_err(rc);
+		return cache_meta_err(rc);
 	return (int)total;
 }

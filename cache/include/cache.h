@@ -14,7 +14,7 @@
  *                read-write
  *
  * Every metadata change goes through one write transaction helper in
- * cache_meta.c (meta_write()), which is where the disaster-recovery journal
+ * cache_meta.c (cache_meta_write()), which is where the disaster-recovery journal
  * will hook in.  Content goes through cache_write()/cache_read_extent(); the
  * sealing of blocks into immutable objects will live behind these calls
  * without fs/ noticing.

@@ -38,7 +38,7 @@ static const char *encoded(const char *s, bool keep_slash)
 	struct buf b;
 
 	buf_init(&b, SIZE_MAX);
-	ASSERT_OK(s3_uri_encode(&b, s, keep_slash));
+	ASSERT_OK(backend_s3_uri_encode(&b, s, keep_slash));
 	snprintf(out, sizeof(out), "%s", (const char *)buf_data(&b));
 	buf_release(&b);
 	return out;
@@ -60,11 +60,11 @@ static void sign_all(const struct s3_sign_input *in, const char *ak,
 	buf_init(&creq, SIZE_MAX);
 	buf_init(&sts, SIZE_MAX);
 	buf_init(&auth, SIZE_MAX);
-	ASSERT_OK(s3_canonical_request(&creq, NULL, in));
-	ASSERT_OK(s3_string_to_sign(&sts, in, buf_data(&creq)));
-	s3_signing_key(sk, in->amz_date, in->region, in->service, key);
-	s3_signature(key, buf_data(&sts), out->sig);
-	ASSERT_OK(s3_authorization(&auth, in, ak, sk));
+	ASSERT_OK(backend_s3_canonical_request(&creq, NULL, in));
+	ASSERT_OK(backend_s3_string_to_sign(&sts, in, buf_data(&creq)));
+	backend_s3_signing_key(sk, in->amz_date, in->region, in->service, key);
+	backend_s3_signature(key, buf_data(&sts), out->sig);
+	ASSERT_OK(backend_s3_authorization(&auth, in, ak, sk));
 	snprintf(out->creq, sizeof(out->creq), "%s",
 		 (const char *)buf_data(&creq));
 	snprintf(out->sts, sizeof(out->sts), "%s",
@@ -82,12 +82,12 @@ TEST(hashes)
 {
 	char h[S3_SHA256_HEX], m[S3_MD5_B64];
 
-	s3_sha256_hex("", 0, h);
+	backend_s3_sha256_hex("", 0, h);
 	ASSERT_STREQ(h, EMPTY_SHA);
-	s3_sha256_hex("Welcome to Amazon S3.", 21, h);
+	backend_s3_sha256_hex("Welcome to Amazon S3.", 21, h);
 	ASSERT_STREQ(h, "44ce7dd67c959e0d3524ffac1771dfbba87d2b6b4b4e99e"
 		     "42034a8b803f8b072");
-	s3_md5_base64("", 0, m);
+	backend_s3_md5_base64("", 0, m);
 	ASSERT_STREQ(m, "1B2M2Y8AsgTpgAmY7PhCfg==");
 }
 
@@ -120,17 +120,17 @@ TEST(query_string_sorted_and_encoded)
 	struct buf b;
 
 	buf_init(&b, SIZE_MAX);
-	ASSERT_OK(s3_query_string(&b, p, 4));
+	ASSERT_OK(backend_s3_query_string(&b, p, 4));
 	ASSERT_STREQ(buf_data(&b), "continuation-token=1%2Fx%2By%3D&"
 		     "list-type=2&max-keys=1000&prefix=clinic%2Fa%20b");
 	buf_reset(&b);
-	ASSERT_OK(s3_query_string(&b, up, 1));
+	ASSERT_OK(backend_s3_query_string(&b, up, 1));
 	ASSERT_STREQ(buf_data(&b), "uploads=");
 	buf_reset(&b);
-	ASSERT_OK(s3_query_string(&b, part, 2));
+	ASSERT_OK(backend_s3_query_string(&b, part, 2));
 	ASSERT_STREQ(buf_data(&b), "partNumber=7&uploadId=abc");
 	buf_reset(&b);
-	ASSERT_OK(s3_query_string(&b, NULL, 0));
+	ASSERT_OK(backend_s3_query_string(&b, NULL, 0));
 	ASSERT_STREQ(buf_data(&b), "");
 	buf_release(&b);
 }
@@ -196,7 +196,7 @@ TEST(sigv4_get_vanilla_query_order)
 	struct buf q;
 
 	buf_init(&q, SIZE_MAX);
-	ASSERT_OK(s3_query_string(&q, p, 2));
+	ASSERT_OK(backend_s3_query_string(&q, p, 2));
 	ASSERT_STREQ(buf_data(&q), "Param1=value1&Param2=value2");
 	in = suite_input("GET", buf_data(&q));
 	sign_all(&in, SUITE_AK, SUITE_SK, &sp);
@@ -211,7 +211,7 @@ TEST(sigv4_signing_key)
 	unsigned char key[32];
 	char hex[65];
 
-	s3_signing_key(SUITE_SK, "20150830T123600Z", "us-east-1", "iam", key);
+	backend_s3_signing_key(SUITE_SK, "20150830T123600Z", "us-east-1", "iam", key);
 	for (int i = 0; i < 32; i++)
 		snprintf(hex + 2 * i, 3, "%02x", key[i]);
 	ASSERT_STREQ(hex, "c4afb1cc5771d871763a393e44b703571b55cc28424d1a5e86"
@@ -280,9 +280,9 @@ TEST(sigv4_s3_put_object)
 
 	buf_init(&uri, SIZE_MAX);
 	ASSERT_OK(buf_add(&uri, "/", 1));
-	ASSERT_OK(s3_uri_encode(&uri, "test$file.text", true));
+	ASSERT_OK(backend_s3_uri_encode(&uri, "test$file.text", true));
 	in.uri = buf_data(&uri);
-	s3_sha256_hex(body, strlen(body), sha);
+	backend_s3_sha256_hex(body, strlen(body), sha);
 	sign_all(&in, EX_AK, EX_SK, &sp);
 	ASSERT_STREQ(sp.creq, "PUT\n/test%24file.text\n\n"
 		     "date:Fri, 24 May 2013 00:00:00 GMT\n"
@@ -321,7 +321,7 @@ static void s3_bucket_example(const struct s3_param *p, size_t n,
 	struct buf q;
 
 	buf_init(&q, SIZE_MAX);
-	ASSERT_OK(s3_query_string(&q, p, n));
+	ASSERT_OK(backend_s3_query_string(&q, p, n));
 	ASSERT_STREQ(buf_data(&q), want_query);
 	in.query = buf_data(&q);
 	sign_all(&in, EX_AK, EX_SK, &sp);
@@ -356,7 +356,7 @@ TEST(sigv4_s3_presigned_get)
 	struct buf url;
 
 	buf_init(&url, SIZE_MAX);
-	ASSERT_OK(s3_presign(&url, "https://" EX_HOST, &in, 86400, EX_AK,
+	ASSERT_OK(backend_s3_presign(&url, "https://" EX_HOST, &in, 86400, EX_AK,
 			     EX_SK));
 	ASSERT_STREQ(buf_data(&url), "https://examplebucket.s3.amazonaws.com"
 		     "/test.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256&"
@@ -384,7 +384,7 @@ TEST(sigv4_header_values_trimmed)
 
 	buf_init(&creq, SIZE_MAX);
 	buf_init(&sh, SIZE_MAX);
-	ASSERT_OK(s3_canonical_request(&creq, &sh, &in));
+	ASSERT_OK(backend_s3_canonical_request(&creq, &sh, &in));
 	ASSERT_TRUE(strstr(buf_data(&creq), "\nx-amz-meta-a:a b c\n") != NULL);
 	ASSERT_STREQ(buf_data(&sh), "host;x-amz-date;x-amz-meta-a");
 	buf_release(&creq);
@@ -395,7 +395,7 @@ TEST(amz_date_format)
 {
 	char d[17];
 
-	s3_amz_date(1369353600, d);	/* 2013-05-24 00:00:00 UTC */
+	backend_s3_amz_date(1369353600, d);	/* 2013-05-24 00:00:00 UTC */
 	ASSERT_STREQ(d, "20130524T000000Z");
 }
 
@@ -438,7 +438,7 @@ TEST(xml_list_with_token)
 	struct s3_list_page page;
 	struct seen s = { 0 };
 
-	ASSERT_OK(s3_xml_list(list_truncated, strlen(list_truncated),
+	ASSERT_OK(backend_s3_xml_list(list_truncated, strlen(list_truncated),
 			      see_key, &s, &page));
 	ASSERT_EQ(s.n, 2);
 	ASSERT_STREQ(s.keys[0], "p/a&b");
@@ -449,7 +449,7 @@ TEST(xml_list_with_token)
 	ASSERT_EQ(page.nkeys, 2u);
 	ASSERT_STREQ(page.next_token,
 		     "1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=");
-	s3_list_page_release(&page);
+	backend_s3_list_page_release(&page);
 	ASSERT_TRUE(page.next_token == NULL);
 }
 
@@ -466,16 +466,16 @@ TEST(xml_list_last_page_and_empty)
 	struct s3_list_page page;
 	struct seen s = { 0 };
 
-	ASSERT_OK(s3_xml_list(last, strlen(last), see_key, &s, &page));
+	ASSERT_OK(backend_s3_xml_list(last, strlen(last), see_key, &s, &page));
 	ASSERT_EQ(s.n, 1);
 	ASSERT_TRUE(!page.truncated);
 	ASSERT_TRUE(page.next_token == NULL);
-	s3_list_page_release(&page);
+	backend_s3_list_page_release(&page);
 	s.n = 0;
-	ASSERT_OK(s3_xml_list(empty, strlen(empty), see_key, &s, &page));
+	ASSERT_OK(backend_s3_xml_list(empty, strlen(empty), see_key, &s, &page));
 	ASSERT_EQ(s.n, 0);
 	ASSERT_EQ(page.nkeys, 0u);
-	s3_list_page_release(&page);
+	backend_s3_list_page_release(&page);
 }
 
 static void list_bad(const char *xml)
@@ -483,9 +483,9 @@ static void list_bad(const char *xml)
 	struct s3_list_page page;
 	struct seen s = { 0 };
 
-	ASSERT_ERR(s3_xml_list(xml, strlen(xml), see_key, &s, &page),
+	ASSERT_ERR(backend_s3_xml_list(xml, strlen(xml), see_key, &s, &page),
 		   -EBADMSG);
-	s3_list_page_release(&page);
+	backend_s3_list_page_release(&page);
 }
 
 TEST(xml_list_malformed)
@@ -518,9 +518,9 @@ TEST(xml_list_every_truncation)
 	for (size_t len = 0; len < n; len++) {
 		struct s3_list_page page;
 		struct seen s = { 0 };
-		int rc = s3_xml_list(list_truncated, len, see_key, &s, &page);
+		int rc = backend_s3_xml_list(list_truncated, len, see_key, &s, &page);
 
-		s3_list_page_release(&page);
+		backend_s3_list_page_release(&page);
 		if (rc != -EBADMSG)
 			test_diag("cut at %zu of %zu", len, n);
 		ASSERT_ERR(rc, -EBADMSG);
@@ -544,7 +544,7 @@ TEST(xml_refuses_dtd_depth_and_size)
 	list_bad(deep);
 	snprintf(big, sizeof(big), "<Error><Code>X</Code><Message>%05000d"
 		 "</Message></Error>", 0);
-	ASSERT_ERR(s3_xml_error(big, strlen(big), &e), -EBADMSG);
+	ASSERT_ERR(backend_s3_xml_error(big, strlen(big), &e), -EBADMSG);
 }
 
 static void error_doc(const char *code, const char *extra,
@@ -556,7 +556,7 @@ static void error_doc(const char *code, const char *extra,
 		 "\n<Error><Code>%s</Code><Message>m</Message>%s"
 		 "<RequestId>4442587FB7D0A2F9</RequestId></Error>", code,
 		 extra);
-	ASSERT_OK(s3_xml_error(xml, strlen(xml), e));
+	ASSERT_OK(backend_s3_xml_error(xml, strlen(xml), e));
 }
 
 TEST(xml_error_codes)
@@ -594,9 +594,9 @@ TEST(xml_error_wrong_region)
 		"wrong; expecting 'region-b'</Message></Error>";
 	struct s3_xml_error e;
 
-	ASSERT_OK(s3_xml_error(aws, strlen(aws), &e));
+	ASSERT_OK(backend_s3_xml_error(aws, strlen(aws), &e));
 	ASSERT_STREQ(e.region, "eu-west-1");
-	ASSERT_OK(s3_xml_error(words, strlen(words), &e));
+	ASSERT_OK(backend_s3_xml_error(words, strlen(words), &e));
 	ASSERT_STREQ(e.code, "AuthorizationHeaderMalformed");
 	ASSERT_STREQ(e.region, "region-b");
 }
@@ -613,7 +613,7 @@ TEST(xml_error_malformed)
 	struct s3_xml_error e;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		ASSERT_ERR(s3_xml_error(bad[i], strlen(bad[i]), &e), -EBADMSG);
+		ASSERT_ERR(backend_s3_xml_error(bad[i], strlen(bad[i]), &e), -EBADMSG);
 }
 
 TEST(xml_initiate_multipart)
@@ -630,14 +630,14 @@ TEST(xml_initiate_multipart)
 	static const char other[] = "<X><UploadId>u</UploadId></X>";
 	char *id = (char *)1;
 
-	ASSERT_OK(s3_xml_upload_id(ok, strlen(ok), &id));
+	ASSERT_OK(backend_s3_xml_upload_id(ok, strlen(ok), &id));
 	ASSERT_STREQ(id, "VXBsb2FkIElEIGZvciA2aWWpbmcncyBteS1tb3ZpZS5tMnRzIH"
 		     "VwbG9hZA");
 	free(id);
-	ASSERT_ERR(s3_xml_upload_id(none, strlen(none), &id), -EBADMSG);
+	ASSERT_ERR(backend_s3_xml_upload_id(none, strlen(none), &id), -EBADMSG);
 	ASSERT_TRUE(id == NULL);
-	ASSERT_ERR(s3_xml_upload_id(other, strlen(other), &id), -EBADMSG);
-	ASSERT_ERR(s3_xml_upload_id(ok, 40, &id), -EBADMSG);
+	ASSERT_ERR(backend_s3_xml_upload_id(other, strlen(other), &id), -EBADMSG);
+	ASSERT_ERR(backend_s3_xml_upload_id(ok, 40, &id), -EBADMSG);
 }
 
 TEST(xml_complete_multipart)
@@ -655,14 +655,14 @@ TEST(xml_complete_multipart)
 		"specified parts could not be found.</Message></Error>";
 	struct s3_xml_error e;
 
-	ASSERT_OK(s3_xml_complete(ok, strlen(ok), &e));
-	ASSERT_EQ(s3_xml_complete(err200, strlen(err200), &e), 1);
+	ASSERT_OK(backend_s3_xml_complete(ok, strlen(ok), &e));
+	ASSERT_EQ(backend_s3_xml_complete(err200, strlen(err200), &e), 1);
 	ASSERT_STREQ(e.code, "InternalError");
-	ASSERT_EQ(s3_xml_complete(part, strlen(part), &e), 1);
+	ASSERT_EQ(backend_s3_xml_complete(part, strlen(part), &e), 1);
 	ASSERT_STREQ(e.code, "InvalidPart");
-	ASSERT_ERR(s3_xml_complete(ok, strlen(ok) - 5, &e), -EBADMSG);
-	ASSERT_ERR(s3_xml_complete("<Foo/>", 6, &e), -EBADMSG);
-	ASSERT_ERR(s3_xml_complete("", 0, &e), -EBADMSG);
+	ASSERT_ERR(backend_s3_xml_complete(ok, strlen(ok) - 5, &e), -EBADMSG);
+	ASSERT_ERR(backend_s3_xml_complete("<Foo/>", 6, &e), -EBADMSG);
+	ASSERT_ERR(backend_s3_xml_complete("", 0, &e), -EBADMSG);
 }
 
 struct del_seen {
@@ -690,16 +690,16 @@ TEST(xml_delete_result)
 	struct del_seen d = { 0 };
 	size_t deleted = 0;
 
-	ASSERT_OK(s3_xml_delete_result(xml, strlen(xml), see_del, &d,
+	ASSERT_OK(backend_s3_xml_delete_result(xml, strlen(xml), see_del, &d,
 				       &deleted));
 	ASSERT_EQ(deleted, 2u);
 	ASSERT_EQ(d.n, 1);
 	ASSERT_STREQ(d.key, "c");
 	ASSERT_STREQ(d.code, "AccessDenied");
-	ASSERT_OK(s3_xml_delete_result("<DeleteResult/>", 15, see_del, &d,
+	ASSERT_OK(backend_s3_xml_delete_result("<DeleteResult/>", 15, see_del, &d,
 				       &deleted));
 	ASSERT_EQ(deleted, 0u);
-	ASSERT_ERR(s3_xml_delete_result(xml, 30, see_del, &d, NULL),
+	ASSERT_ERR(backend_s3_xml_delete_result(xml, 30, see_del, &d, NULL),
 		   -EBADMSG);
 }
 
@@ -712,7 +712,7 @@ static int map(long status, const char *code, char *msg)
 		.signing_region = "us-east-1", .bucket = "x", .attempts = 1,
 	};
 
-	return s3_error_map(&f, "b", msg, 512);
+	return backend_s3_error_map(&f, "b", msg, 512);
 }
 
 TEST(error_table_codes)
@@ -752,21 +752,21 @@ TEST(error_table_region_and_clock)
 	};
 	char msg[512];
 
-	ASSERT_ERR(s3_error_map(&f, "b", msg, sizeof(msg)), PHI_EAUTH);
+	ASSERT_ERR(backend_s3_error_map(&f, "b", msg, sizeof(msg)), PHI_EAUTH);
 	ASSERT_STREQ(msg, "region b: the server expects signing region "
 		     "'eu-west-1', not 'us-east-1': set region = eu-west-1");
 	f.expected_region = "";
-	ASSERT_ERR(s3_error_map(&f, "b", msg, sizeof(msg)), PHI_EAUTH);
+	ASSERT_ERR(backend_s3_error_map(&f, "b", msg, sizeof(msg)), PHI_EAUTH);
 	ASSERT_TRUE(strstr(msg, "us-east-1") != NULL);
 
 	f = (struct s3_failure){ .status = 403, .code = "RequestTimeTooSkewed",
 				 .expected_region = "", .signing_region = "r",
 				 .bucket = "x", .skew = -7 * 60 - 5 };
-	ASSERT_ERR(s3_error_map(&f, "b", msg, sizeof(msg)), PHI_ECLOCKSKEW);
+	ASSERT_ERR(backend_s3_error_map(&f, "b", msg, sizeof(msg)), PHI_ECLOCKSKEW);
 	ASSERT_STREQ(msg, "region b: clock is 7 minutes off the server's: fix "
 		     "the system clock");
 	f.skew = 16 * 60;
-	ASSERT_ERR(s3_error_map(&f, "b", msg, sizeof(msg)), PHI_ECLOCKSKEW);
+	ASSERT_ERR(backend_s3_error_map(&f, "b", msg, sizeof(msg)), PHI_ECLOCKSKEW);
 	ASSERT_TRUE(strstr(msg, "16 minutes") != NULL);
 }
 
@@ -778,22 +778,22 @@ TEST(error_table_transport)
 				.bucket = "x", .attempts = 1 };
 	char msg[512];
 
-	ASSERT_ERR(s3_error_map(&f, "b", msg, sizeof(msg)), PHI_EUNREACHABLE);
+	ASSERT_ERR(backend_s3_error_map(&f, "b", msg, sizeof(msg)), PHI_EUNREACHABLE);
 	ASSERT_STREQ(msg, "region b: unreachable (connection refused)");
 	f.curl_code = CURLE_OPERATION_TIMEDOUT;
 	f.attempts = 5;
-	ASSERT_ERR(s3_error_map(&f, "b", msg, sizeof(msg)), PHI_EUNREACHABLE);
+	ASSERT_ERR(backend_s3_error_map(&f, "b", msg, sizeof(msg)), PHI_EUNREACHABLE);
 	ASSERT_STREQ(msg, "region b: unreachable (timed out, 5 tries)");
 	f.curl_code = CURLE_COULDNT_RESOLVE_HOST;
-	ASSERT_ERR(s3_error_map(&f, "b", msg, sizeof(msg)), PHI_EUNREACHABLE);
+	ASSERT_ERR(backend_s3_error_map(&f, "b", msg, sizeof(msg)), PHI_EUNREACHABLE);
 	f.curl_code = CURLE_PEER_FAILED_VERIFICATION;
-	ASSERT_ERR(s3_error_map(&f, "b", msg, sizeof(msg)), PHI_ETLS);
+	ASSERT_ERR(backend_s3_error_map(&f, "b", msg, sizeof(msg)), PHI_ETLS);
 	ASSERT_TRUE(strstr(msg, "region b: TLS verification failed") == msg);
 	ASSERT_TRUE(strstr(msg, "set ca_file") != NULL);
 	f.curl_code = CURLE_SSL_CACERT_BADFILE;
-	ASSERT_ERR(s3_error_map(&f, "b", msg, sizeof(msg)), PHI_ETLS);
+	ASSERT_ERR(backend_s3_error_map(&f, "b", msg, sizeof(msg)), PHI_ETLS);
 	f.curl_code = CURLE_UNSUPPORTED_PROTOCOL;
-	ASSERT_ERR(s3_error_map(&f, "b", msg, sizeof(msg)), -EIO);
+	ASSERT_ERR(backend_s3_error_map(&f, "b", msg, sizeof(msg)), -EIO);
 }
 
 TEST(error_retryable)
@@ -801,32 +801,32 @@ TEST(error_retryable)
 	struct s3_failure f = { .code = "" };
 
 	f.status = 500;
-	ASSERT_TRUE(s3_error_retryable(&f));
+	ASSERT_TRUE(backend_s3_error_retryable(&f));
 	f.status = 503;
-	ASSERT_TRUE(s3_error_retryable(&f));
+	ASSERT_TRUE(backend_s3_error_retryable(&f));
 	f.status = 429;
-	ASSERT_TRUE(s3_error_retryable(&f));
+	ASSERT_TRUE(backend_s3_error_retryable(&f));
 	f.status = 501;
-	ASSERT_TRUE(!s3_error_retryable(&f));
+	ASSERT_TRUE(!backend_s3_error_retryable(&f));
 	f.status = 400;
-	ASSERT_TRUE(!s3_error_retryable(&f));
+	ASSERT_TRUE(!backend_s3_error_retryable(&f));
 	f.status = 403;
-	ASSERT_TRUE(!s3_error_retryable(&f));
+	ASSERT_TRUE(!backend_s3_error_retryable(&f));
 	f.status = 404;
-	ASSERT_TRUE(!s3_error_retryable(&f));
+	ASSERT_TRUE(!backend_s3_error_retryable(&f));
 	f.status = 503;
 	f.code = "SlowDown";
-	ASSERT_TRUE(s3_error_retryable(&f));
+	ASSERT_TRUE(backend_s3_error_retryable(&f));
 	f = (struct s3_failure){ .code = "", .curl_code = CURLE_RECV_ERROR };
-	ASSERT_TRUE(s3_error_retryable(&f));
+	ASSERT_TRUE(backend_s3_error_retryable(&f));
 	f.curl_code = CURLE_OPERATION_TIMEDOUT;
-	ASSERT_TRUE(s3_error_retryable(&f));
+	ASSERT_TRUE(backend_s3_error_retryable(&f));
 	f.curl_code = CURLE_COULDNT_CONNECT;
-	ASSERT_TRUE(s3_error_retryable(&f));
+	ASSERT_TRUE(backend_s3_error_retryable(&f));
 	f.curl_code = CURLE_PEER_FAILED_VERIFICATION;
-	ASSERT_TRUE(!s3_error_retryable(&f));
+	ASSERT_TRUE(!backend_s3_error_retryable(&f));
 	f.curl_code = CURLE_COULDNT_RESOLVE_HOST;
-	ASSERT_TRUE(!s3_error_retryable(&f));
+	ASSERT_TRUE(!backend_s3_error_retryable(&f));
 }
 
 /* ---- credentials ---------------------------------------------------- */
@@ -963,18 +963,18 @@ static int try_open(const char *endpoint, int allow_http, char *err)
 
 TEST(loopback_hosts)
 {
-	ASSERT_TRUE(s3_host_is_loopback("127.0.0.1"));
-	ASSERT_TRUE(s3_host_is_loopback("127.255.3.4"));
-	ASSERT_TRUE(s3_host_is_loopback("::1"));
-	ASSERT_TRUE(s3_host_is_loopback("[::1]"));
-	ASSERT_TRUE(s3_host_is_loopback("localhost"));
-	ASSERT_TRUE(s3_host_is_loopback("LocalHost"));
-	ASSERT_TRUE(!s3_host_is_loopback("128.0.0.1"));
-	ASSERT_TRUE(!s3_host_is_loopback("10.0.0.1"));
-	ASSERT_TRUE(!s3_host_is_loopback("localhost.example.com"));
-	ASSERT_TRUE(!s3_host_is_loopback("127.0.0.1.nip.io"));
-	ASSERT_TRUE(!s3_host_is_loopback("::2"));
-	ASSERT_TRUE(!s3_host_is_loopback(""));
+	ASSERT_TRUE(backend_s3_host_is_loopback("127.0.0.1"));
+	ASSERT_TRUE(backend_s3_host_is_loopback("127.255.3.4"));
+	ASSERT_TRUE(backend_s3_host_is_loopback("::1"));
+	ASSERT_TRUE(backend_s3_host_is_loopback("[::1]"));
+	ASSERT_TRUE(backend_s3_host_is_loopback("localhost"));
+	ASSERT_TRUE(backend_s3_host_is_loopback("LocalHost"));
+	ASSERT_TRUE(!backend_s3_host_is_loopback("128.0.0.1"));
+	ASSERT_TRUE(!backend_s3_host_is_loopback("10.0.0.1"));
+	ASSERT_TRUE(!backend_s3_host_is_loopback("localhost.example.com"));
+	ASSERT_TRUE(!backend_s3_host_is_loopback("127.0.0.1.nip.io"));
+	ASSERT_TRUE(!backend_s3_host_is_loopback("::2"));
+	ASSERT_TRUE(!backend_s3_host_is_loopback(""));
 }
 
 TEST(http_refused_unless_loopback)
