@@ -302,7 +302,7 @@ int cache_fsync(struct cache *c, struct cache_file *f, int datasync)
 	return rc ? rc : cache_sync(c);
 }
 
-int cache_node_sync_for_replace(struct cache *c, uint64_t ino)
+int cache_file_sync_for_replace(struct cache *c, uint64_t ino)
 {
 	struct cnode *n = cache_node_acquire(c, ino);
 	int rc;

@@ -46,6 +46,7 @@
 
 #define CACHE_FORMAT_VERSION 1
 #define NODE_BUCKETS 4096
+#define FOLD_INTERVAL_MS 2000	/* the folder thread's period (cache.c) */
 
 /* A sorted set of block numbers (in-memory state of a node). */
 struct blkset {
@@ -273,274 +274,15 @@ struct cache {
 	struct seal *seal;	/* NULL: local only */
 };
 
-/* --- cache_blk.c: block maps, fetching back, eviction ----------------- */
+/*
+ * The declarations below go floor by floor, from the bottom up
+ * (README.md): a file may call what is declared in its own floor's
+ * sections and the ones above them here, never further down.
+ */
 
-/* Key of block blk of ino in `blocks` and `dirty`. */
-void cache_blk_key(uint8_t k[16], uint64_t ino, uint64_t blk);
-/* The `blocks` entry of block blk of ino: 0, -ENOENT, or a code. */
-int cache_blk_rec_get(struct cache *c, MDB_txn *txn, uint64_t ino, uint64_t blk,
-		struct block_rec *rec);
-/* Whether block blk of ino has a `dirty` entry in txn. */
-int cache_blk_in_dirty(struct cache *c, MDB_txn *txn, uint64_t ino, uint64_t blk);
-/* Load the dirty and gone sets of n from LMDB (cache_node_load()). */
-int cache_blk_load(struct cache *c, MDB_txn *txn, struct cnode *n);
-/* Add the `dirty` entries of n missing from n->dirty; n->lock held. */
-int cache_blk_reload_dirty(struct cache *c, struct cnode *n);
-/* Before writing [off, off+len): fetch gone blocks the write does not
- * cover whole and check the clean ones it covers in part, then record
- * every block of the range in `dirty` (committed) before returning, so
- * that no byte of the data file changes while its block is recorded
- * clean.  On failure nothing is recorded and the write must not happen.
- * n->lock held; dropped and taken again while a block is fetched, so
- * that anything read of n before the call must be read again. */
-int cache_blk_prepare_write(struct cache *c, struct cnode *n, uint64_t off,
-		      uint64_t len);
-/* After writing [off, off+len): note the time (seal_delay).  n->lock
- * held. */
-void cache_blk_mark_dirty(struct cache *c, struct cnode *n, uint64_t off,
-		    uint64_t len);
-/* Before reading [off, off+len): check the clean blocks' local bytes
- * against their records (once per block while the node is loaded),
- * drop the ones that fail, and fetch what is gone.  n->lock held;
- * dropped and taken again while a block is fetched. */
-int cache_blk_prepare_read(struct cache *c, struct cnode *n, uint64_t off,
-		     uint64_t len);
-/* At a read-write open, before any node loads: drop the `dirty` records
- * written ahead of whole-block writes over gone blocks that never reached
- * the data file (DIRTY_WAS_GONE over a hole). */
-int cache_blk_settle(struct cache *c);
-/* Before cutting n to size: fetch a gone block that the cut splits, mark
- * it dirty, and drop the blocks past it from the sets; the dbs follow at
- * the next fold (n->cut_from).  n->lock held; dropped and taken again
- * while the block is fetched (n->size may have moved meanwhile). */
-int cache_blk_prepare_cut(struct cache *c, struct cnode *n, uint64_t size);
-/* Inside a transaction that records n: apply cut_from, record fresh. */
-int cache_blk_fold_txn(struct cache *c, MDB_txn *txn, struct cnode *n);
-/* That transaction committed. */
-void cache_blk_fold_done(struct cnode *n);
-/* Drop every block entry of a freed inode. */
-int cache_blk_free_txn(struct cache *c, MDB_txn *txn, uint64_t ino);
-/* Punch gone blocks that hold data (cache_node_load()); n->lock held. */
-void cache_blk_punch_gone(struct cache *c, struct cnode *n);
-/* Record n's fetched blocks as resident (after an fdatasync only if one
- * has no checksum to guard it); n->lock held, data file open. */
-int cache_blk_persist_node(struct cache *c, struct cnode *n);
-/* Whether ino has any `dirty` entry in txn. */
-int cache_blk_has_dirty(struct cache *c, MDB_txn *txn, uint64_t ino);
-/* Blocks of n that may go into *out: resident, clean, replicated; *left
- * set when some block stays.  n->lock held. */
-int cache_blk_evictable(struct cache *c, struct cnode *n, struct blkset *out,
-		  int *left);
-/* Evict the blocks of go (from cache_blk_evictable()): clear their resident
- * flags, then punch them; *freed gets the bytes the data file gave back.
- * n->lock held; the caller folds n. */
-int cache_blk_evict_blocks(struct cache *c, struct cnode *n, const struct blkset *go,
-		     uint64_t *freed);
-/* Add delta to c->used (the data files' bytes), never below zero. */
-void cache_blk_used_adjust(struct cache *c, int64_t delta);
-/* Re-measure the data file's allocation into n->alloc and c->used;
- * n->lock held. */
-void cache_blk_refresh_alloc(struct cache *c, struct cnode *n);
+/* === floor 1 records =================================================== */
 
-/* --- cache_lru.c: which files keep their blocks here ------------------- */
-
-void cache_lru_init(struct cache *c);
-void cache_lru_free(struct cache *c);
-/* cache_blk_persist_node() for every node with fetched blocks (sealer). */
-void cache_lru_persist_fetched(struct cache *c);
-/* Evict clean, replicated blocks of files not open, least recently used
- * first, until `want` bytes are freed or nothing more can go.  Takes no
- * lock on entry.  Returns the bytes freed. */
-uint64_t cache_lru_evict(struct cache *c, uint64_t want);
-/* Note a use of ino for the LRU order. */
-void cache_lru_touch(struct cache *c, uint64_t ino);
-/* Write pending LRU times (folder thread). */
-void cache_lru_flush(struct cache *c);
-
-/* --- cache_inbox.c: what the data path hands the sealer ---------------- */
-
-void cache_inbox_init(struct cache *c);
-void cache_inbox_free(struct cache *c);
-/* The sealer starts reading it; posts before this are dropped. */
-void cache_inbox_open(struct cache *c, uint64_t dirty_limit);
-/* Ask the sealer to end (cache_inbox_wait() returns 1). */
-void cache_inbox_stop(struct cache *c);
-/* Wake the sealer (dirty bytes past the limit, space needed). */
-void cache_inbox_kick(struct cache *c);
-/* A file with dirty blocks lost its last handle: seal it soon. */
-void cache_inbox_closed(struct cache *c, uint64_t ino);
-/* The inos posted by cache_inbox_closed() since the last call, malloc()ed. */
-size_t cache_inbox_take_closed(struct cache *c, uint64_t **out);
-/* Some node has fetched blocks to record as resident. */
-void cache_inbox_fetched(struct cache *c);
-/* Whether cache_inbox_fetched() was called since the last call. */
-int cache_inbox_take_fetched(struct cache *c);
-/* The sealer's wait: until kicked, a sync request past `handled`, a
- * stop, or tick_ms.  Returns 1 when the sealer is to stop. */
-int cache_inbox_wait(struct cache *c, unsigned handled, unsigned tick_ms);
-/* Whether the dirty blocks counted exceed dirty_limit. */
-int cache_inbox_over_dirty_limit(struct cache *c, uint64_t block_size);
-/* Whether no region was found down at the uploaders' last report. */
-int cache_inbox_regions_up(struct cache *c);
-
-/* --- cache_check.c ---------------------------------------------------- */
-
-/* One line of a report through fn (nothing if fn is NULL). */
-void cache_say(cache_report_fn *fn, void *ctx, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-/* --- cache_seal.c: the sealer ----------------------------------------- */
-
-/* Write data to cache_dir/name (in directory dir) durably: a temporary
- * file, fdatasync, rename, fsync of dir.  Nothing is left on failure. */
-int cache_store_durably(struct cache *c, const char *dir, const char *name,
-		  const void *data, size_t len);
-
-int cache_seal_start(struct cache *c, const struct cache_config *cfg,
-	       unsigned flags);
-/* Seal what is left, stop the threads (cache_close()). */
-void cache_seal_stop(struct cache *c);
-void cache_seal_free(struct cache *c);
-int cache_seal_stats(struct cache *c, MDB_txn *txn, struct cache_stats *s);
-
-/* The shared state behind c->seal (cache_seal.c and cache_upload.c). */
-#define SEAL_MAX_REGIONS 16
-struct seal_region {
-	struct backend *be;	/* borrowed from the replica set */
-	char name[65];
-	uint32_t bit;
-	/* by seal->lock: */
-	unsigned fails;
-	int down;
-	uint64_t retry_ns;	/* no uploads before this */
-	int busy;		/* uploads in flight */
-	int dirty;		/* health to record in LMDB */
-	int64_t last_ok;
-	int seeding;		/* SEED_*, 0 once it is a whole copy */
-};
-
-/* A region being re-seeded (cache_mend.c): */
-#define SEED_SUPER 1	/* nothing may go to it yet */
-#define SEED_COPY 2	/* packs may, metadata objects not yet */
-
-struct seal {
-	struct backend *regions;
-	const struct crypt_key *key;
-	int nregions;
-	struct seal_region r[SEAL_MAX_REGIONS];
-	uint32_t all_bits;
-	uint64_t delay_ns;
-	uint64_t journal_ns;	/* metadata_interval */
-	uint64_t pack_size;
-
-	pthread_mutex_t lock;
-	pthread_cond_t done;		/* sync passes, uploads finish */
-	int stop;
-	uint64_t next_seq;		/* next pack sequence number */
-	uint64_t sync_mark;		/* last finished sync pass */
-	uint64_t sync_seq;		/* packs up to it belong to it */
-	uint64_t sync_mseq;		/* metadata objects likewise */
-	uint64_t *inflight;		/* seq << 5 | bit, by lock */
-	size_t ninflight, capinflight;
-	pthread_t sealer;
-	int sealer_running;
-	pthread_t uploader[64];
-	int nuploaders;
-	pthread_t mender;		/* cache_mend.c */
-	int mender_running;
-	struct mend *mend;
-};
-
-/* --- cache_journal.c: metadata for the regions ----------------------- */
-
-/* The format of segments and snapshots (described in cache_journal.c),
- * written there and read by cache_recover.c. */
-#define JOURNAL_VERSION 1
-#define JOURNAL_HEADER 40
-#define JOURNAL_OP_PUT 1
-#define JOURNAL_OP_DEL 2
-/* The big-endian integer of n bytes at p. */
-uint64_t cache_journal_get_be(const uint8_t *p, int n);
-/* The db of a journal record's db id (JDB_*). */
-MDB_dbi cache_journal_db(struct cache *c, int db);
-/* Set the 8-byte superblock value key in txn; an LMDB code. */
-int cache_journal_set_u64(struct cache *c, MDB_txn *txn, const char *key,
-		    uint64_t x);
-
-/* Write what changed since the last segment as a new one (or a
- * snapshot); *seq is its number, 0 if nothing had changed. */
-int cache_journal_flush(struct cache *c, uint64_t *seq);
-/* Something to write (changes, or a snapshot owed). */
-int cache_journal_pending(struct cache *c);
-/* The number of the last metadata object written here (or, in a copy
- * rebuilt by cache_recover(), the last one the region held). */
-uint64_t cache_journal_seq(struct cache *c, MDB_txn *txn);
-/* The local copy of metadata object key: "journal/<hex>". */
-void cache_journal_file(const char *key, char *out, size_t size);
-
-/* --- cache_check.c ---------------------------------------------------- */
-
-struct buf;
-
-/* Authenticate object name (a pack frame by frame, a metadata object
- * whole), held in obj; scratch receives plaintext.  0 or the code. */
-int cache_check_object(const struct crypt_key *key, const uint8_t *fsid,
-		 const char *name, const struct buf *obj, struct buf *scratch);
-
-/* --- cache_mend.c: the mender thread (cache_seal_start()/cache_seal_stop()) ------- */
-
-/* Record the regions cfg->seed names as to be re-seeded (read-write
- * open, before any thread runs). */
-int cache_mend_record(struct cache *c, const struct cache_config *cfg);
-/* Mark the regions recorded so, and keep cfg's superblock; before the
- * uploaders start. */
-int cache_mend_load(struct cache *c, const struct cache_config *cfg);
-int cache_mend_start(struct cache *c);
-/* Join it, free its state; cache_seal_stop() has set s->stop. */
-void cache_mend_join(struct cache *c);
-/* s->stop, read under s->lock. */
-int cache_mend_stopping(struct cache *c);
-/* Objects regions being re-seeded still lack (at least one each). */
-uint64_t cache_mend_waiting(struct cache *c, MDB_txn *txn);
-/* Their progress into s->regions (cache_seal_stats()). */
-void cache_mend_stats(struct cache *c, MDB_txn *txn, struct cache_stats *s);
-
-/* --- cache_upload.c --------------------------------------------------- */
-
-int cache_upload_start(struct cache *c, unsigned threads);
-/* Load regions' bits and health; read-write open. */
-int cache_upload_regions_load(struct cache *c, const char *const *names);
-/* At open: delete the files in packs/ and journal/ that are not the
- * local copy of an object in the queue (a crash left them between
- * writing and recording, or after their last upload); returns the bytes
- * of those kept. */
-uint64_t cache_upload_queue_sweep(struct cache *c);
-/* Entries of the queue, readable or not, up to pack seq and metadata
- * object mseq. */
-uint64_t cache_upload_queue_waiting(struct cache *c, MDB_txn *txn, uint64_t seq,
-			      uint64_t mseq);
-/* The regions on record (names, health) into s->regions, and the queue's
- * counts (sealed objects, what each region lacks); bits[i] receives the
- * bit of s->regions[i]. */
-void cache_upload_stats(struct cache *c, MDB_txn *txn, struct cache_stats *s,
-		  uint32_t bits[SEAL_MAX_REGIONS]);
-/* Everything in the queue goes to the regions of bits too (a region
- * being re-seeded, which may be new: what was queued before it existed
- * is not in its copy yet either). */
-int cache_upload_queue_all(struct cache *c, uint32_t bits);
-/* End every region's backoff now (a sync was asked for). */
-void cache_upload_retry_now(struct cache *c);
-/* Record health changes, and how many regions are down for the data
- * path (cache_inbox_regions_up()); sealer pass. */
-void cache_upload_record_health(struct cache *c);
-/* A put to region r ended with rc: its failures, backoff and down mark
- * move.  seal->lock held. */
-void cache_upload_health(struct seal_region *r, int rc);
-
-
-#define FOLD_INTERVAL_MS 2000
-
-/* --- locks --------------------------------------------------------- */
+/* --- locks and keys --------------------------------------------------- */
 
 /*
  * Every mutex of cache/ is taken and dropped through these, so that a
@@ -588,7 +330,7 @@ static inline uint64_t key_get_u64(const void *p)
 	return v;
 }
 
-/* --- cache_meta.c: records and transactions -------------------------- */
+/* --- cache_meta.c: records and transactions --------------------------- */
 
 typedef int meta_fn(struct cache *c, MDB_txn *txn, void *arg);
 
@@ -660,7 +402,123 @@ int cache_meta_used_bytes(struct cache *c, uint64_t *out);
 int cache_meta_super_get_u64(struct cache *c, MDB_txn *txn, const char *key,
 		       uint64_t *out);
 
-/* --- cache_node.c: in-memory inode table ----------------------------- */
+/* Path of ino's data file relative to c->datafd, "XX/INO". */
+void cache_data_name(uint64_t ino, char *buf, size_t size);
+
+/* Record a failure that leaves local state uncertain (EIO from fsync). */
+int cache_latch(struct cache *c, int code);
+
+/* --- cache_inbox.c: what the data path hands the sealer --------------- */
+
+void cache_inbox_init(struct cache *c);
+void cache_inbox_free(struct cache *c);
+/* The sealer starts reading it; posts before this are dropped. */
+void cache_inbox_open(struct cache *c, uint64_t dirty_limit);
+/* Ask the sealer to end (cache_inbox_wait() returns 1). */
+void cache_inbox_stop(struct cache *c);
+/* Wake the sealer (dirty bytes past the limit, space needed). */
+void cache_inbox_kick(struct cache *c);
+/* A file with dirty blocks lost its last handle: seal it soon. */
+void cache_inbox_closed(struct cache *c, uint64_t ino);
+/* The inos posted by cache_inbox_closed() since the last call, malloc()ed. */
+size_t cache_inbox_take_closed(struct cache *c, uint64_t **out);
+/* Some node has fetched blocks to record as resident. */
+void cache_inbox_fetched(struct cache *c);
+/* Whether cache_inbox_fetched() was called since the last call. */
+int cache_inbox_take_fetched(struct cache *c);
+/* The sealer's wait: until kicked, a sync request past `handled`, a
+ * stop, or tick_ms.  Returns 1 when the sealer is to stop. */
+int cache_inbox_wait(struct cache *c, unsigned handled, unsigned tick_ms);
+/* Whether the dirty blocks counted exceed dirty_limit. */
+int cache_inbox_over_dirty_limit(struct cache *c, uint64_t block_size);
+/* Whether no region was found down at the uploaders' last report. */
+int cache_inbox_regions_up(struct cache *c);
+
+/* === floor 2 blocks ==================================================== */
+
+/* --- cache_blk.c: the local block store ------------------------------- */
+
+/* Key of block blk of ino in `blocks` and `dirty`. */
+void cache_blk_key(uint8_t k[16], uint64_t ino, uint64_t blk);
+/* The `blocks` entry of block blk of ino: 0, -ENOENT, or a code. */
+int cache_blk_rec_get(struct cache *c, MDB_txn *txn, uint64_t ino, uint64_t blk,
+		struct block_rec *rec);
+/* Whether block blk of ino has a `dirty` entry in txn. */
+int cache_blk_in_dirty(struct cache *c, MDB_txn *txn, uint64_t ino, uint64_t blk);
+/* Load the dirty and gone sets of n from LMDB (cache_node_load()). */
+int cache_blk_load(struct cache *c, MDB_txn *txn, struct cnode *n);
+/* Add the `dirty` entries of n missing from n->dirty; n->lock held. */
+int cache_blk_reload_dirty(struct cache *c, struct cnode *n);
+/* Before writing [off, off+len): fetch gone blocks the write does not
+ * cover whole and check the clean ones it covers in part, then record
+ * every block of the range in `dirty` (committed) before returning, so
+ * that no byte of the data file changes while its block is recorded
+ * clean.  On failure nothing is recorded and the write must not happen.
+ * n->lock held; dropped and taken again while a block is fetched, so
+ * that anything read of n before the call must be read again. */
+int cache_blk_prepare_write(struct cache *c, struct cnode *n, uint64_t off,
+		      uint64_t len);
+/* After writing [off, off+len): note the time (seal_delay).  n->lock
+ * held. */
+void cache_blk_mark_dirty(struct cache *c, struct cnode *n, uint64_t off,
+		    uint64_t len);
+/* Before reading [off, off+len): check the clean blocks' local bytes
+ * against their records (once per block while the node is loaded),
+ * drop the ones that fail, and fetch what is gone.  n->lock held;
+ * dropped and taken again while a block is fetched. */
+int cache_blk_prepare_read(struct cache *c, struct cnode *n, uint64_t off,
+		     uint64_t len);
+/* At a read-write open, before any node loads: drop the `dirty` records
+ * written ahead of whole-block writes over gone blocks that never reached
+ * the data file (DIRTY_WAS_GONE over a hole). */
+int cache_blk_settle(struct cache *c);
+/* Before cutting n to size: fetch a gone block that the cut splits, mark
+ * it dirty, and drop the blocks past it from the sets; the dbs follow at
+ * the next fold (n->cut_from).  n->lock held; dropped and taken again
+ * while the block is fetched (n->size may have moved meanwhile). */
+int cache_blk_prepare_cut(struct cache *c, struct cnode *n, uint64_t size);
+/* Inside a transaction that records n: apply cut_from, record fresh. */
+int cache_blk_fold_txn(struct cache *c, MDB_txn *txn, struct cnode *n);
+/* That transaction committed. */
+void cache_blk_fold_done(struct cnode *n);
+/* Drop every block entry of a freed inode. */
+int cache_blk_free_txn(struct cache *c, MDB_txn *txn, uint64_t ino);
+/* Punch gone blocks that hold data (cache_node_load()); n->lock held. */
+void cache_blk_punch_gone(struct cache *c, struct cnode *n);
+/* Record n's fetched blocks as resident (after an fdatasync only if one
+ * has no checksum to guard it); n->lock held, data file open. */
+int cache_blk_persist_node(struct cache *c, struct cnode *n);
+/* Whether ino has any `dirty` entry in txn. */
+int cache_blk_has_dirty(struct cache *c, MDB_txn *txn, uint64_t ino);
+/* Blocks of n that may go into *out: resident, clean, replicated; *left
+ * set when some block stays.  n->lock held. */
+int cache_blk_evictable(struct cache *c, struct cnode *n, struct blkset *out,
+		  int *left);
+/* Evict the blocks of go (from cache_blk_evictable()): clear their resident
+ * flags, then punch them; *freed gets the bytes the data file gave back.
+ * n->lock held; the caller folds n. */
+int cache_blk_evict_blocks(struct cache *c, struct cnode *n, const struct blkset *go,
+		     uint64_t *freed);
+/* Add delta to c->used (the data files' bytes), never below zero. */
+void cache_blk_used_adjust(struct cache *c, int64_t delta);
+/* Re-measure the data file's allocation into n->alloc and c->used;
+ * n->lock held. */
+void cache_blk_refresh_alloc(struct cache *c, struct cnode *n);
+
+/* --- cache_trash.c: data files waiting for a durable unlink ----------- */
+
+int cache_trash_open(struct cache *c);
+/* Move ino's data file to the trash (instead of deleting it). */
+void cache_trash_put(struct cache *c, uint64_t ino);
+/* Sync LMDB, then delete what was in the trash. */
+int cache_trash_empty(struct cache *c);
+/* At open: restore the data of trashed inodes that are still alive
+ * (their unlink was rolled back by a power loss), delete the rest. */
+int cache_trash_recover(struct cache *c);
+
+/* === floor 3 nodes ===================================================== */
+
+/* --- cache_node.c: the in-memory node table --------------------------- */
 
 /* Take one temporary reference (created if absent).  NULL: -ENOMEM. */
 struct cnode *cache_node_acquire(struct cache *c, uint64_t ino);
@@ -687,29 +545,190 @@ int cache_node_stat(struct cache *c, MDB_txn *txn, uint64_t ino, struct stat *st
 int cache_node_load(struct cache *c, struct cnode *n);
 /* Write pending size/times into the inode record; n->lock held. */
 int cache_node_fold(struct cache *c, struct cnode *n);
-/* Make ino's content durable if it has unsynced writes: called before a
- * rename replaces another file with it (the save-by-rename pattern). */
-int cache_node_sync_for_replace(struct cache *c, uint64_t ino);
 /* Fold every node (unmount, sync). */
 int cache_node_fold_all(struct cache *c);
 /* Free the table (cache_close). */
 void cache_node_table_free(struct cache *c);
 
-/* Path of ino's data file relative to c->datafd, "XX/INO". */
-void cache_data_name(uint64_t ino, char *buf, size_t size);
+/* === floor 4 residency ================================================= */
 
-/* --- cache_trash.c: data files waiting for a durable unlink ------ */
+/* --- cache_lru.c: which files keep their blocks here ------------------ */
 
-int cache_trash_open(struct cache *c);
-/* Move ino's data file to the trash (instead of deleting it). */
-void cache_trash_put(struct cache *c, uint64_t ino);
-/* Sync LMDB, then delete what was in the trash. */
-int cache_trash_empty(struct cache *c);
-/* At open: restore the data of trashed inodes that are still alive
- * (their unlink was rolled back by a power loss), delete the rest. */
-int cache_trash_recover(struct cache *c);
+void cache_lru_init(struct cache *c);
+void cache_lru_free(struct cache *c);
+/* cache_blk_persist_node() for every node with fetched blocks (sealer). */
+void cache_lru_persist_fetched(struct cache *c);
+/* Evict clean, replicated blocks of files not open, least recently used
+ * first, until `want` bytes are freed or nothing more can go.  Takes no
+ * lock on entry.  Returns the bytes freed. */
+uint64_t cache_lru_evict(struct cache *c, uint64_t want);
+/* Note a use of ino for the LRU order. */
+void cache_lru_touch(struct cache *c, uint64_t ino);
+/* Write pending LRU times (folder thread). */
+void cache_lru_flush(struct cache *c);
 
-/* Record a failure that leaves local state uncertain (EIO from fsync). */
-int cache_latch(struct cache *c, int code);
+/* === floor 5 files ===================================================== */
+
+/* --- cache_file.c: file content --------------------------------------- */
+
+/* Make ino's content durable if it has unsynced writes: called before a
+ * rename replaces another file with it (the save-by-rename pattern). */
+int cache_file_sync_for_replace(struct cache *c, uint64_t ino);
+
+/* === floor 6 replication =============================================== */
+
+/* --- cache_seal.c: the sealer ----------------------------------------- */
+
+/* Write data to cache_dir/name (in directory dir) durably: a temporary
+ * file, fdatasync, rename, fsync of dir.  Nothing is left on failure. */
+int cache_store_durably(struct cache *c, const char *dir, const char *name,
+		  const void *data, size_t len);
+
+int cache_seal_start(struct cache *c, const struct cache_config *cfg,
+	       unsigned flags);
+/* Seal what is left, stop the threads (cache_close()). */
+void cache_seal_stop(struct cache *c);
+void cache_seal_free(struct cache *c);
+int cache_seal_stats(struct cache *c, MDB_txn *txn, struct cache_stats *s);
+
+/* The shared state behind c->seal (cache_seal.c and cache_upload.c). */
+#define SEAL_MAX_REGIONS 16
+struct seal_region {
+	struct backend *be;	/* borrowed from the replica set */
+	char name[65];
+	uint32_t bit;
+	/* by seal->lock: */
+	unsigned fails;
+	int down;
+	uint64_t retry_ns;	/* no uploads before this */
+	int busy;		/* uploads in flight */
+	int dirty;		/* health to record in LMDB */
+	int64_t last_ok;
+	int seeding;		/* SEED_*, 0 once it is a whole copy */
+};
+
+/* A region being re-seeded (cache_mend.c): */
+#define SEED_SUPER 1	/* nothing may go to it yet */
+#define SEED_COPY 2	/* packs may, metadata objects not yet */
+
+struct seal {
+	struct backend *regions;
+	const struct crypt_key *key;
+	int nregions;
+	struct seal_region r[SEAL_MAX_REGIONS];
+	uint32_t all_bits;
+	uint64_t delay_ns;
+	uint64_t journal_ns;	/* metadata_interval */
+	uint64_t pack_size;
+
+	pthread_mutex_t lock;
+	pthread_cond_t done;		/* sync passes, uploads finish */
+	int stop;
+	uint64_t next_seq;		/* next pack sequence number */
+	uint64_t sync_mark;		/* last finished sync pass */
+	uint64_t sync_seq;		/* packs up to it belong to it */
+	uint64_t sync_mseq;		/* metadata objects likewise */
+	uint64_t *inflight;		/* seq << 5 | bit, by lock */
+	size_t ninflight, capinflight;
+	pthread_t sealer;
+	int sealer_running;
+	pthread_t uploader[64];
+	int nuploaders;
+	pthread_t mender;		/* cache_mend.c */
+	int mender_running;
+	struct mend *mend;
+};
+
+/* --- cache_journal.c: metadata for the regions ------------------------ */
+
+/* The format of segments and snapshots (described in cache_journal.c),
+ * written there and read by cache_recover.c. */
+#define JOURNAL_VERSION 1
+#define JOURNAL_HEADER 40
+#define JOURNAL_OP_PUT 1
+#define JOURNAL_OP_DEL 2
+/* The big-endian integer of n bytes at p. */
+uint64_t cache_journal_get_be(const uint8_t *p, int n);
+/* The db of a journal record's db id (JDB_*). */
+MDB_dbi cache_journal_db(struct cache *c, int db);
+/* Set the 8-byte superblock value key in txn; an LMDB code. */
+int cache_journal_set_u64(struct cache *c, MDB_txn *txn, const char *key,
+		    uint64_t x);
+
+/* Write what changed since the last segment as a new one (or a
+ * snapshot); *seq is its number, 0 if nothing had changed. */
+int cache_journal_flush(struct cache *c, uint64_t *seq);
+/* Something to write (changes, or a snapshot owed). */
+int cache_journal_pending(struct cache *c);
+/* The number of the last metadata object written here (or, in a copy
+ * rebuilt by cache_recover(), the last one the region held). */
+uint64_t cache_journal_seq(struct cache *c, MDB_txn *txn);
+/* The local copy of metadata object key: "journal/<hex>". */
+void cache_journal_file(const char *key, char *out, size_t size);
+
+/* --- cache_upload.c: the upload queue --------------------------------- */
+
+int cache_upload_start(struct cache *c, unsigned threads);
+/* Load regions' bits and health; read-write open. */
+int cache_upload_regions_load(struct cache *c, const char *const *names);
+/* At open: delete the files in packs/ and journal/ that are not the
+ * local copy of an object in the queue (a crash left them between
+ * writing and recording, or after their last upload); returns the bytes
+ * of those kept. */
+uint64_t cache_upload_queue_sweep(struct cache *c);
+/* Entries of the queue, readable or not, up to pack seq and metadata
+ * object mseq. */
+uint64_t cache_upload_queue_waiting(struct cache *c, MDB_txn *txn, uint64_t seq,
+			      uint64_t mseq);
+/* The regions on record (names, health) into s->regions, and the queue's
+ * counts (sealed objects, what each region lacks); bits[i] receives the
+ * bit of s->regions[i]. */
+void cache_upload_stats(struct cache *c, MDB_txn *txn, struct cache_stats *s,
+		  uint32_t bits[SEAL_MAX_REGIONS]);
+/* Everything in the queue goes to the regions of bits too (a region
+ * being re-seeded, which may be new: what was queued before it existed
+ * is not in its copy yet either). */
+int cache_upload_queue_all(struct cache *c, uint32_t bits);
+/* End every region's backoff now (a sync was asked for). */
+void cache_upload_retry_now(struct cache *c);
+/* Record health changes, and how many regions are down for the data
+ * path (cache_inbox_regions_up()); sealer pass. */
+void cache_upload_record_health(struct cache *c);
+/* A put to region r ended with rc: its failures, backoff and down mark
+ * move.  seal->lock held. */
+void cache_upload_health(struct seal_region *r, int rc);
+
+/* --- cache_mend.c: the mender thread ---------------------------------- */
+
+/* Record the regions cfg->seed names as to be re-seeded (read-write
+ * open, before any thread runs). */
+int cache_mend_record(struct cache *c, const struct cache_config *cfg);
+/* Mark the regions recorded so, and keep cfg's superblock; before the
+ * uploaders start. */
+int cache_mend_load(struct cache *c, const struct cache_config *cfg);
+int cache_mend_start(struct cache *c);
+/* Join it, free its state; cache_seal_stop() has set s->stop. */
+void cache_mend_join(struct cache *c);
+/* s->stop, read under s->lock. */
+int cache_mend_stopping(struct cache *c);
+/* Objects regions being re-seeded still lack (at least one each). */
+uint64_t cache_mend_waiting(struct cache *c, MDB_txn *txn);
+/* Their progress into s->regions (cache_seal_stats()). */
+void cache_mend_stats(struct cache *c, MDB_txn *txn, struct cache_stats *s);
+
+struct buf;
+
+/* Authenticate object name (a pack frame by frame, a metadata object
+ * whole), held in obj; scratch receives plaintext.  0 or the code. */
+int cache_check_object(const struct crypt_key *key, const uint8_t *fsid,
+		 const char *name, const struct buf *obj, struct buf *scratch);
+
+/* === floor 8 admin ===================================================== */
+
+/* --- cache_check.c: fsck, scrub, gc ----------------------------------- */
+
+/* One line of a report through fn (nothing if fn is NULL). */
+void cache_say(cache_report_fn *fn, void *ctx, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 #endif

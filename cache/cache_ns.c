@@ -762,7 +762,7 @@ static int sync_before_replace(struct cache *c, uint64_t parent,
 		  s.type == S_IFREG &&
 		  dirent_get(c, txn, newparent, newname, &d) == 0;
 	cache_meta_read_end(txn);
-	return replace ? cache_node_sync_for_replace(c, s.ino) : 0;
+	return replace ? cache_file_sync_for_replace(c, s.ino) : 0;
 }
 
 int cache_rename(struct cache *c, uint64_t parent, const char *name,
