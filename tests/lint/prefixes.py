@@ -8,8 +8,8 @@ function or variable of one module that is not named for it may collide
 with another's, or be called from where it was never meant to be.  `nm`
 lists the library's defined external symbols (code, data, bss, read-only
 data); each must start with one of the prefixes (names starting with
-"__", reserved to the compiler and its sanitizers, are not ours).  Prints TAP: one case
-per object file, naming each symbol that does not.
+"__", reserved to the compiler and its sanitizers, are not ours).
+Prints TAP: one case per object file, naming each symbol that does not.
 """
 import os
 import re
