@@ -12,9 +12,9 @@
  *	backend_s3_error_retryable()   5xx, 429/SlowDown, timeouts, dropped
  *	                  connections: sleep (exponential backoff with jitter)
  *	                  and attempt() again, up to max_attempts tries
- *	backend_s3_error_map()    the one table from HTTP status + S3 error Code +
- *	                  transport failure to a phifs code and a message;
- *	                  the message is kept for backend_last_error()
+ *	backend_s3_error_map()    the one table from HTTP status + S3 error
+ *	                  Code + transport failure to a phifs code and a
+ *	                  message; the message is kept for backend_last_error()
  *	pool_put()        give the handle back
  *
  * Invariants.  Settings are read-only after open; the handle pool and the
@@ -589,7 +589,8 @@ static int prepare(struct s3_backend *s, const struct s3_req *req,
 	if (rc == 0 && req->key)
 		rc = backend_s3_uri_encode(&pr->path, req->key, true);
 	if (rc == 0)
-		rc = backend_s3_query_string(&pr->query, req->params, req->nparams);
+		rc = backend_s3_query_string(&pr->query, req->params,
+					     req->nparams);
 	if (rc == 0)
 		rc = buf_add(&pr->url, s->base_url, strlen(s->base_url));
 	if (rc == 0)
@@ -757,7 +758,8 @@ static void describe(struct s3_backend *s, const struct s3_resp *r,
 {
 	memset(xe, 0, sizeof(*xe));
 	if (r->curl_code == CURLE_OK && buf_len(&r->body))
-		(void)backend_s3_xml_error(buf_data(&r->body), buf_len(&r->body), xe);
+		(void)backend_s3_xml_error(buf_data(&r->body),
+					   buf_len(&r->body), xe);
 	*f = (struct s3_failure){
 		.curl_code = r->curl_code, .os_errno = r->os_errno,
 		.status = r->curl_code ? 0 : r->status, .code = xe->code,
@@ -921,8 +923,8 @@ static int mp_initiate(struct s3_backend *s, struct upload *u)
 
 	resp_init(&r);
 	rc = s3_request(s, &req, &r);
-	if (rc == 0 && backend_s3_xml_upload_id(buf_data(&r.body), buf_len(&r.body),
-					&u->id) != 0)
+	if (rc == 0 && backend_s3_xml_upload_id(buf_data(&r.body),
+						buf_len(&r.body), &u->id) != 0)
 		rc = bad_reply(s, "InitiateMultipartUpload");
 	resp_release(&r);
 	return rc;
@@ -1022,8 +1024,8 @@ static int mp_complete(struct s3_backend *s, struct upload *u, uint64_t len)
 	    mp_completed_anyway(s, u->key, len))
 		rc = 0;
 	else if (rc == 0) {
-		int x = backend_s3_xml_complete(buf_data(&r.body), buf_len(&r.body),
-					&xe);
+		int x = backend_s3_xml_complete(buf_data(&r.body),
+						buf_len(&r.body), &xe);
 
 		if (x < 0) {
 			rc = bad_reply(s, "CompleteMultipartUpload");
@@ -1387,8 +1389,9 @@ static int del_batch(struct s3_backend *s, const char *const *keys, size_t n)
 	req.body_len = buf_len(&body);
 	req.content_md5 = md5;
 	rc = rc ? rc : s3_request(s, &req, &r);
-	if (rc == 0 && backend_s3_xml_delete_result(buf_data(&r.body), buf_len(&r.body),
-					    note_del_error, &d, NULL) != 0)
+	if (rc == 0 &&
+	    backend_s3_xml_delete_result(buf_data(&r.body), buf_len(&r.body),
+					 note_del_error, &d, NULL) != 0)
 		rc = bad_reply(s, "DeleteObjects");
 	if (rc == 0 && d.n) {
 		snprintf(msg, sizeof(msg), "region %s: cannot delete %zu "

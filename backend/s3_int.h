@@ -34,7 +34,8 @@
 #define S3_SHA256_HEX 65	/* 64 lowercase hex digits and a NUL */
 #define S3_MD5_B64 25		/* 24 base64 characters and a NUL */
 
-void backend_s3_sha256_hex(const void *data, size_t len, char out[S3_SHA256_HEX]);
+void backend_s3_sha256_hex(const void *data, size_t len,
+			   char out[S3_SHA256_HEX]);
 void backend_s3_hmac_sha256(const void *key, size_t keylen, const void *msg,
 		    size_t len, unsigned char out[32]);
 /* base64 of the MD5 of data, for Content-MD5. */
@@ -61,7 +62,8 @@ struct s3_param {
  * with '&' ("uploads=" for a valueless one).  The same string serves as
  * the query of the url we send, so the server sees what we signed.
  */
-int backend_s3_query_string(struct buf *out, const struct s3_param *p, size_t n);
+int backend_s3_query_string(struct buf *out, const struct s3_param *p,
+			    size_t n);
 
 /* ---- Signature Version 4 -------------------------------------------- */
 
@@ -104,8 +106,8 @@ void backend_s3_signing_key(const char *secret, const char *amz_date,
 		    unsigned char key[32]);
 
 /* Hex of HMAC(key, string_to_sign). */
-void backend_s3_signature(const unsigned char key[32], const char *string_to_sign,
-		  char out[S3_SHA256_HEX]);
+void backend_s3_signature(const unsigned char key[32],
+			  const char *string_to_sign, char out[S3_SHA256_HEX]);
 
 /*
  * The whole Authorization header value: "AWS4-HMAC-SHA256
@@ -150,8 +152,8 @@ struct s3_list_page {
 /* A ListBucketResult (ListObjectsV2).  A truncated page without a token
  * is -EBADMSG: it could never be continued.  Free page->next_token with
  * backend_s3_list_page_release() whatever the result. */
-int backend_s3_xml_list(const char *xml, size_t len, s3_xml_key_fn *fn, void *ctx,
-		struct s3_list_page *page);
+int backend_s3_xml_list(const char *xml, size_t len, s3_xml_key_fn *fn,
+			void *ctx, struct s3_list_page *page);
 void backend_s3_list_page_release(struct s3_list_page *page);
 
 struct s3_xml_error {
@@ -174,7 +176,8 @@ int backend_s3_xml_upload_id(const char *xml, size_t len, char **id);
  * the status was 200: 0 for a CompleteMultipartUploadResult, 1 for an
  * <Error> (err filled in), -EBADMSG otherwise.
  */
-int backend_s3_xml_complete(const char *xml, size_t len, struct s3_xml_error *err);
+int backend_s3_xml_complete(const char *xml, size_t len,
+			    struct s3_xml_error *err);
 
 /* Called for each <Error> of a DeleteResult; non-zero stops. */
 typedef int s3_xml_del_fn(void *ctx, const char *key, const char *code);

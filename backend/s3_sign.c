@@ -42,7 +42,8 @@ static void hex(const unsigned char *p, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-void backend_s3_sha256_hex(const void *data, size_t len, char out[S3_SHA256_HEX])
+void backend_s3_sha256_hex(const void *data, size_t len,
+			   char out[S3_SHA256_HEX])
 {
 	unsigned char md[32];
 	unsigned int mdlen = 0;
@@ -304,12 +305,13 @@ void backend_s3_signing_key(const char *secret, const char *amz_date,
 	explicit_bzero(k, sizeof(k));
 }
 
-void backend_s3_signature(const unsigned char key[32], const char *string_to_sign,
-		  char out[S3_SHA256_HEX])
+void backend_s3_signature(const unsigned char key[32],
+			  const char *string_to_sign, char out[S3_SHA256_HEX])
 {
 	unsigned char mac[32];
 
-	backend_s3_hmac_sha256(key, 32, string_to_sign, strlen(string_to_sign), mac);
+	backend_s3_hmac_sha256(key, 32, string_to_sign, strlen(string_to_sign),
+			       mac);
 	hex(mac, sizeof(mac), out);
 }
 
@@ -383,7 +385,8 @@ int backend_s3_presign(struct buf *out, const char *scheme_host,
 			{ "X-Amz-SignedHeaders", "host" },
 		};
 
-		rc = backend_s3_query_string(&query, p, sizeof(p) / sizeof(p[0]));
+		rc = backend_s3_query_string(&query, p,
+					     sizeof(p) / sizeof(p[0]));
 	}
 	q.query = buf_data(&query);
 	q.payload_hash = "UNSIGNED-PAYLOAD";

@@ -247,8 +247,8 @@ static int list_end(struct walk *w, const char *path, const char *text)
 	return 0;
 }
 
-int backend_s3_xml_list(const char *xml, size_t len, s3_xml_key_fn *fn, void *ctx,
-		struct s3_list_page *page)
+int backend_s3_xml_list(const char *xml, size_t len, s3_xml_key_fn *fn,
+			void *ctx, struct s3_list_page *page)
 {
 	struct list_ctx *c;
 	int rc;
@@ -396,7 +396,8 @@ int backend_s3_xml_upload_id(const char *xml, size_t len, char **id)
 	return rc;
 }
 
-int backend_s3_xml_complete(const char *xml, size_t len, struct s3_xml_error *err)
+int backend_s3_xml_complete(const char *xml, size_t len,
+			    struct s3_xml_error *err)
 {
 	struct error_ctx c = { .err = err };
 	int rc;

@@ -237,7 +237,8 @@ static int read_super(struct cache *c)
 	if (rc == 0)
 		rc = cache_meta_super_get_u64(c, txn, "block_size", &bs);
 	if (rc == 0 && (rc = mdb_get(txn, c->db_super, &k, &v)) != 0)
-		rc = cache_meta_err(rc) == -ENOENT ? PHI_ECORRUPT : cache_meta_err(rc);
+		rc = cache_meta_err(rc) == -ENOENT ? PHI_ECORRUPT :
+		     cache_meta_err(rc);
 	if (rc == 0 && v.mv_size != sizeof(c->fsid))
 		rc = PHI_ECORRUPT;
 	if (rc == 0) {

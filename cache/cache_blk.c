@@ -188,7 +188,8 @@ void cache_blk_refresh_alloc(struct cache *c, struct cnode *n)
 
 	if (n->fd < 0 || fstat(n->fd, &st))
 		return;
-	cache_blk_used_adjust(c, (int64_t)st.st_blocks * 512 - (int64_t)n->alloc);
+	cache_blk_used_adjust(c,
+			      (int64_t)st.st_blocks * 512 - (int64_t)n->alloc);
 	n->alloc = (uint64_t)st.st_blocks * 512;
 	n->growth = 0;
 }
@@ -472,7 +473,8 @@ static int fetch_install(struct cache *c, struct cnode *n, uint64_t blk,
 	    (ssize_t)len)
 		return errno == ENOSPC ? -ENOSPC : -EIO;
 	cache_blkset_del(&n->gone, blk);
-	cache_blkset_add(&n->checked, blk);	/* authenticated: good as it is */
+	cache_blkset_add(&n->checked, blk);	/* authenticated: good as
+						   it is */
 	cache_blk_refresh_alloc(c, n);
 	n->dirty = 1;		/* the record's block count */
 	if (atomic_load(&c->used) + atomic_load(&c->packs_used) >
@@ -586,7 +588,8 @@ static int never_written(struct cache *c, MDB_txn *txn, uint64_t ino,
 	char name[32];
 	int fd, hole;
 
-	if (cache_blk_rec_get(c, txn, ino, blk, &rec) || (rec.flags & BLOCK_RESIDENT))
+	if (cache_blk_rec_get(c, txn, ino, blk, &rec) ||
+	    (rec.flags & BLOCK_RESIDENT))
 		return 0;
 	cache_data_name(ino, name, sizeof(name));
 	fd = openat(c->datafd, name, O_RDONLY | O_CLOEXEC);
@@ -726,8 +729,10 @@ static int check_range(struct cache *c, struct cnode *n, uint64_t off,
 			continue;
 		if (partial_only && off <= b * bs && off + len >= (b + 1) * bs)
 			continue;
-		if (cache_blkset_has(&n->checked, b) || cache_blkset_has(&n->dblk, b) ||
-		    cache_blkset_has(&n->gone, b) || cache_blkset_has(&n->sealing, b))
+		if (cache_blkset_has(&n->checked, b) ||
+		    cache_blkset_has(&n->dblk, b) ||
+		    cache_blkset_has(&n->gone, b) ||
+		    cache_blkset_has(&n->sealing, b))
 			continue;
 		if (!txn && !(txn = cache_meta_read_begin(c, &rc)))
 			break;
@@ -854,13 +859,15 @@ static int write_ahead(struct cache *c, struct cnode *n, uint64_t off,
 		}
 	}
 	for (uint64_t b = first; b <= last; b++) {
-		if (cache_blkset_has(&n->dblk, b) && !cache_blkset_has(&n->fresh, b))
+		if (cache_blkset_has(&n->dblk, b) &&
+		    !cache_blkset_has(&n->fresh, b))
 			continue;
 		if (b * bs >= n->rec_size) {
 			mark(c, n, b);
 			continue;
 		}
-		flags[count] = cache_blkset_has(&n->gone, b) ? DIRTY_WAS_GONE : 0;
+		flags[count] = cache_blkset_has(&n->gone, b) ?
+			       DIRTY_WAS_GONE : 0;
 		blk[count++] = b;
 	}
 	rc = 0;
@@ -1195,7 +1202,8 @@ int cache_blk_evictable(struct cache *c, struct cnode *n, struct blkset *out,
 		memcpy(&rec, val.mv_data, sizeof(rec));
 		if (cache_blkset_has(&n->gone, blk))
 			continue;
-		if (cache_blkset_has(&n->dblk, blk) || cache_blk_in_dirty(c, txn, n->ino, blk) ||
+		if (cache_blkset_has(&n->dblk, blk) ||
+		    cache_blk_in_dirty(c, txn, n->ino, blk) ||
 		    !cache_meta_pack_replicated(c, txn, rec.seq)) {
 			*left = 1;
 			continue;
@@ -1214,8 +1222,8 @@ int cache_blk_evictable(struct cache *c, struct cnode *n, struct blkset *out,
 	return 0;
 }
 
-int cache_blk_evict_blocks(struct cache *c, struct cnode *n, const struct blkset *go,
-		     uint64_t *freed)
+int cache_blk_evict_blocks(struct cache *c, struct cnode *n,
+			   const struct blkset *go, uint64_t *freed)
 {
 	struct flags_arg a = { n, go->v, go->n, 0, BLOCK_RESIDENT };
 	uint64_t bs = c->block_size, before = n->alloc;

@@ -275,7 +275,8 @@ static int sync_content(struct cache *c, struct cnode *n)
 	int rc = cache_node_fold(c, n);
 
 	if (rc == 0 && (n->unsynced || n->created))
-		rc = cache_node_load(c, n);	/* the descriptor may be closed */
+		rc = cache_node_load(c, n);	/* the descriptor may be
+						   closed */
 	if (rc == 0 && n->unsynced) {
 		if (fdatasync(n->fd))
 			return cache_latch(c, -errno);
@@ -364,13 +365,16 @@ static void apply_times(struct inode_rec *rec, unsigned set,
 	if (set & CACHE_SET_ATIME_NOW)
 		cache_rec_set_time(&rec->atime_sec, &rec->atime_nsec, now);
 	else if (set & CACHE_SET_ATIME)
-		cache_rec_set_time(&rec->atime_sec, &rec->atime_nsec, in->st_atim);
+		cache_rec_set_time(&rec->atime_sec, &rec->atime_nsec,
+				   in->st_atim);
 	if (set & CACHE_SET_MTIME_NOW)
 		cache_rec_set_time(&rec->mtime_sec, &rec->mtime_nsec, now);
 	else if (set & CACHE_SET_MTIME)
-		cache_rec_set_time(&rec->mtime_sec, &rec->mtime_nsec, in->st_mtim);
+		cache_rec_set_time(&rec->mtime_sec, &rec->mtime_nsec,
+				   in->st_mtim);
 	if (set & CACHE_SET_CTIME)
-		cache_rec_set_time(&rec->ctime_sec, &rec->ctime_nsec, in->st_ctim);
+		cache_rec_set_time(&rec->ctime_sec, &rec->ctime_nsec,
+				   in->st_ctim);
 	else
 		cache_rec_set_time(&rec->ctime_sec, &rec->ctime_nsec, now);
 }
@@ -388,7 +392,8 @@ static int setattr_txn(struct cache *c, MDB_txn *txn, void *arg)
 	if (a->n) {
 		rec->size = a->n->size;
 		rec->blocks = a->n->alloc / 512;
-		cache_rec_set_time(&rec->mtime_sec, &rec->mtime_nsec, a->n->mtime);
+		cache_rec_set_time(&rec->mtime_sec, &rec->mtime_nsec,
+				   a->n->mtime);
 		rc = cache_blk_fold_txn(c, txn, a->n);
 		if (rc)
 			return rc;

@@ -3,8 +3,8 @@
  * snapshots, and rebuilding a cache_dir from them.
  *
  * Every write transaction notes the keys of replicated records it changes
- * in the `changed` db (cache_jnote()).  cache_journal_flush() turns them into one
- * segment: the current value of each noted key, or its deletion, so that
+ * in the `changed` db (cache_jnote()).  cache_journal_flush() turns them into
+ * one segment: the current value of each noted key, or its deletion, so that
  * a segment says what the records are after it, not how they got there,
  * and applying it twice is harmless.  Now and then a snapshot holds all
  * replicated records instead.  Either is sealed (zstd + AES-256-GCM, bound
@@ -193,7 +193,8 @@ static int dump_all(struct cache *c, MDB_txn *txn, struct jbuf *j)
 	for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
 		MDB_cursor *cur;
 		MDB_val k, v;
-		int rc = mdb_cursor_open(txn, cache_journal_db(c, dbs[i]), &cur);
+		int rc = mdb_cursor_open(txn, cache_journal_db(c, dbs[i]),
+					 &cur);
 
 		if (rc)
 			return cache_meta_err(rc);
@@ -329,12 +330,14 @@ static int record_object(struct cache *c, MDB_txn *txn,
 	if (rc == 0)
 		rc = cache_meta_err(mdb_drop(txn, c->db_changed, 0));
 	if (rc == 0)
-		rc = cache_meta_err(cache_journal_set_u64(c, txn, "meta_seq", js->seq));
+		rc = cache_meta_err(cache_journal_set_u64(c, txn, "meta_seq",
+							  js->seq));
 	if (rc == 0 && js->snapshot) {
-		rc = cache_meta_err(cache_journal_set_u64(c, txn, "meta_snap_seq", js->seq));
+		rc = cache_meta_err(cache_journal_set_u64(c, txn,
+				"meta_snap_seq", js->seq));
 		if (rc == 0)
-			rc = cache_meta_err(cache_journal_set_u64(c, txn, "meta_snap_size",
-						      mr.size));
+			rc = cache_meta_err(cache_journal_set_u64(c, txn,
+					"meta_snap_size", mr.size));
 		if (rc == 0)
 			rc = cache_meta_err(cache_journal_set_u64(c, txn,
 						      "meta_since_snap", 0));
@@ -342,8 +345,8 @@ static int record_object(struct cache *c, MDB_txn *txn,
 			rc = cache_meta_err(cache_journal_set_u64(c, txn,
 						      "need_snapshot", 0));
 	} else if (rc == 0) {
-		rc = cache_meta_err(cache_journal_set_u64(c, txn, "meta_since_snap",
-					      js->since + mr.size));
+		rc = cache_meta_err(cache_journal_set_u64(c, txn,
+				"meta_since_snap", js->since + mr.size));
 	}
 	return rc;
 }

@@ -48,8 +48,8 @@
  * The mender only adds objects to a region (a re-seeded one).  Floor:
  * administration (beside check, scrub, gc): it reads the replication
  * floor's region table (struct seal) and the records below; only
- * cache_open(), cache_seal_start(), cache_seal_stop() and the status and sync counts
- * call it.  It holds no lock across a call to a region.
+ * cache_open(), cache_seal_start(), cache_seal_stop() and the status and sync
+ * counts call it.  It holds no lock across a call to a region.
  */
 #include "cache_int.h"
 #include "crypt.h"
@@ -698,7 +698,8 @@ static int copy_one(struct cache *c, int i, const struct item *it,
 		rc = backend_get(s->r[j].be, it->key, 0, 0, obj);
 		if (rc == -ENOENT)
 			continue;
-		if (rc || cache_check_object(s->key, c->fsid, it->key, obj, plain)) {
+		if (rc || cache_check_object(s->key, c->fsid, it->key, obj,
+					     plain)) {
 			failed |= rc != 0;
 			bad |= rc == 0;
 			continue;

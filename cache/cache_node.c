@@ -165,7 +165,8 @@ void cache_node_release(struct cache *c, struct cnode *n)
 		/* Fold while the node is still findable, so that getattr
 		 * never sees the record without the pending size. */
 		lock_take(&n->lock);
-		cache_blk_persist_node(c, n);	/* or the next node fetches again */
+		cache_blk_persist_node(c, n);	/* or the next node fetches
+						   again */
 		cache_node_fold(c, n);
 		lock_drop(&n->lock);
 	}
@@ -184,7 +185,8 @@ void cache_node_release(struct cache *c, struct cnode *n)
 }
 
 /* Nodes with fetched blocks, each with a temporary reference. */
-size_t cache_node_collect_fetched(struct cache *c, struct cnode **out, size_t max)
+size_t cache_node_collect_fetched(struct cache *c, struct cnode **out,
+				  size_t max)
 {
 	size_t count = 0;
 
@@ -228,7 +230,8 @@ void cache_forget(struct cache *c, uint64_t ino, uint64_t nlookup)
 		/* A node must never leave the table with a pending size: a
 		 * new node for the same inode would load the older record
 		 * (and trim the data file to it).  Fold through a temporary
-		 * reference instead; cache_node_release() then unhooks it clean. */
+		 * reference instead; cache_node_release() then unhooks
+		 * it clean. */
 		if (n->nlookup == 0 && n->nref == 0 && n->dirty) {
 			n->nref++;
 			fold = 1;
@@ -238,7 +241,8 @@ void cache_forget(struct cache *c, uint64_t ino, uint64_t nlookup)
 	}
 	lock_drop(&c->nodes_lock);
 	if (fold) {
-		cache_node_release(c, n);	/* nref 1, nlookup 0: folds, unhooks */
+		cache_node_release(c, n);	/* nref 1, nlookup 0: folds,
+						   unhooks */
 	} else if (dead) {
 		node_free(dead);
 		cache_node_maybe_free(c, ino);
@@ -294,7 +298,8 @@ static int read_stat(struct cache *c, MDB_txn *txn, uint64_t ino,
 	return rc;
 }
 
-int cache_node_stat(struct cache *c, MDB_txn *txn, uint64_t ino, struct stat *st)
+int cache_node_stat(struct cache *c, MDB_txn *txn, uint64_t ino,
+		    struct stat *st)
 {
 	struct cnode *n = cache_node_find_ref(c, ino);
 	int rc;

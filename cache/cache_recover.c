@@ -218,7 +218,8 @@ static int after_txn(struct cache *c, MDB_txn *txn, void *arg)
 	if (rc == 0)
 		rc = cache_journal_set_u64(c, txn, "need_snapshot", 1);
 	if (rc == 0)
-		rc = cache_journal_set_u64(c, txn, "next_seq", a->max_block_seq + 1);
+		rc = cache_journal_set_u64(c, txn, "next_seq",
+					   a->max_block_seq + 1);
 	if (rc == 0)
 		rc = mdb_drop(txn, c->db_changed, 0);
 	if (rc)

@@ -585,7 +585,8 @@ static uint64_t waiting_upto(struct cache *c, MDB_txn *txn, uint64_t seq,
 {
 	if (!c->have_blockdbs)
 		return 0;
-	return cache_upload_queue_waiting(c, txn, seq, mseq) + cache_mend_waiting(c, txn);
+	return cache_upload_queue_waiting(c, txn, seq, mseq) +
+	       cache_mend_waiting(c, txn);
 }
 
 int cache_sync_regions(struct cache *c, unsigned timeout_ms)
@@ -751,8 +752,8 @@ static void *sealer_main(void *arg)
 			handled = req;
 		}
 		if (atomic_load(&c->inbox.sync_req) != handled)
-			cache_upload_retry_now(c);	/* a sync does not wait out a
-						   backoff */
+			cache_upload_retry_now(c);	/* a sync does not wait
+							   out a backoff */
 		maybe_evict(c);
 	}
 	sealer_finish(c, &p);
@@ -823,7 +824,8 @@ int cache_seal_start(struct cache *c, const struct cache_config *cfg,
 	/* files a crash left between writing and recording, or after
 	 * their last upload */
 	atomic_store(&c->packs_used, cache_upload_queue_sweep(c));
-	cache_inbox_open(c, cfg->dirty_limit ? cfg->dirty_limit : c->size_limit / 4);
+	cache_inbox_open(c, cfg->dirty_limit ? cfg->dirty_limit :
+			 c->size_limit / 4);
 	rc = pthread_create(&s->sealer, NULL, sealer_main, c);
 	if (rc)
 		return -rc;

@@ -10,7 +10,8 @@
  * every earlier commit durable; and cache_trash_recover() at open puts back the
  * data of any inode that is still alive.
  *
- *   data/XX/INO --cache_trash_put()--> data/trash/INO --cache_trash_empty()--> gone
+ *   data/XX/INO --cache_trash_put()--> data/trash/INO --cache_trash_empty()-->
+ *                                                                        gone
  *                                      |
  *                      cache_trash_recover(): inode alive --> data/XX/INO
  */
@@ -131,7 +132,8 @@ static int recover_one(struct cache *c, uint64_t ino, void *arg)
 	txn = cache_meta_read_begin(c, &rc);
 	if (!txn)
 		return rc;
-	alive = cache_inode_get(c, txn, ino, &rec, NULL, NULL) == 0 && rec.nlink > 0;
+	alive = cache_inode_get(c, txn, ino, &rec, NULL, NULL) == 0 &&
+		rec.nlink > 0;
 	cache_meta_read_end(txn);
 	if (!alive) {
 		unlink_trash(c, ino);

@@ -902,7 +902,8 @@ static int probe_down(struct seal *s, uint32_t pending)
 		if (rc == 0 || rc == -ENOENT)
 			region_up(r);
 		else
-			cache_upload_health(r, rc);	/* down already: stays so */
+			cache_upload_health(r, rc);	/* down already:
+							   stays so */
 		return 1;
 	}
 	return 0;

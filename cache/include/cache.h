@@ -14,10 +14,10 @@
  *                read-write
  *
  * Every metadata change goes through one write transaction helper in
- * cache_meta.c (cache_meta_write()), which is where the disaster-recovery journal
- * will hook in.  Content goes through cache_write()/cache_read_extent(); the
- * sealing of blocks into immutable objects will live behind these calls
- * without fs/ noticing.
+ * cache_meta.c (cache_meta_write()), which is where the disaster-recovery
+ * journal will hook in.  Content goes through
+ * cache_write()/cache_read_extent(); the sealing of blocks into immutable
+ * objects will live behind these calls without fs/ noticing.
  *
  * Durability.  Metadata commits are ordered (LMDB with MDB_NOMETASYNC keeps
  * integrity across a power loss); a write() only touches the data file and

@@ -211,7 +211,8 @@ TEST(sigv4_signing_key)
 	unsigned char key[32];
 	char hex[65];
 
-	backend_s3_signing_key(SUITE_SK, "20150830T123600Z", "us-east-1", "iam", key);
+	backend_s3_signing_key(SUITE_SK, "20150830T123600Z", "us-east-1",
+			       "iam", key);
 	for (int i = 0; i < 32; i++)
 		snprintf(hex + 2 * i, 3, "%02x", key[i]);
 	ASSERT_STREQ(hex, "c4afb1cc5771d871763a393e44b703571b55cc28424d1a5e86"
@@ -356,8 +357,8 @@ TEST(sigv4_s3_presigned_get)
 	struct buf url;
 
 	buf_init(&url, SIZE_MAX);
-	ASSERT_OK(backend_s3_presign(&url, "https://" EX_HOST, &in, 86400, EX_AK,
-			     EX_SK));
+	ASSERT_OK(backend_s3_presign(&url, "https://" EX_HOST, &in, 86400,
+				     EX_AK, EX_SK));
 	ASSERT_STREQ(buf_data(&url), "https://examplebucket.s3.amazonaws.com"
 		     "/test.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256&"
 		     "X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2F"
@@ -472,7 +473,8 @@ TEST(xml_list_last_page_and_empty)
 	ASSERT_TRUE(page.next_token == NULL);
 	backend_s3_list_page_release(&page);
 	s.n = 0;
-	ASSERT_OK(backend_s3_xml_list(empty, strlen(empty), see_key, &s, &page));
+	ASSERT_OK(backend_s3_xml_list(empty, strlen(empty), see_key, &s,
+				      &page));
 	ASSERT_EQ(s.n, 0);
 	ASSERT_EQ(page.nkeys, 0u);
 	backend_s3_list_page_release(&page);
@@ -518,7 +520,8 @@ TEST(xml_list_every_truncation)
 	for (size_t len = 0; len < n; len++) {
 		struct s3_list_page page;
 		struct seen s = { 0 };
-		int rc = backend_s3_xml_list(list_truncated, len, see_key, &s, &page);
+		int rc = backend_s3_xml_list(list_truncated, len, see_key, &s,
+					     &page);
 
 		backend_s3_list_page_release(&page);
 		if (rc != -EBADMSG)
@@ -613,7 +616,8 @@ TEST(xml_error_malformed)
 	struct s3_xml_error e;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		ASSERT_ERR(backend_s3_xml_error(bad[i], strlen(bad[i]), &e), -EBADMSG);
+		ASSERT_ERR(backend_s3_xml_error(bad[i], strlen(bad[i]), &e),
+			   -EBADMSG);
 }
 
 TEST(xml_initiate_multipart)
@@ -636,7 +640,8 @@ TEST(xml_initiate_multipart)
 	free(id);
 	ASSERT_ERR(backend_s3_xml_upload_id(none, strlen(none), &id), -EBADMSG);
 	ASSERT_TRUE(id == NULL);
-	ASSERT_ERR(backend_s3_xml_upload_id(other, strlen(other), &id), -EBADMSG);
+	ASSERT_ERR(backend_s3_xml_upload_id(other, strlen(other), &id),
+		   -EBADMSG);
 	ASSERT_ERR(backend_s3_xml_upload_id(ok, 40, &id), -EBADMSG);
 }
 
@@ -696,8 +701,8 @@ TEST(xml_delete_result)
 	ASSERT_EQ(d.n, 1);
 	ASSERT_STREQ(d.key, "c");
 	ASSERT_STREQ(d.code, "AccessDenied");
-	ASSERT_OK(backend_s3_xml_delete_result("<DeleteResult/>", 15, see_del, &d,
-				       &deleted));
+	ASSERT_OK(backend_s3_xml_delete_result("<DeleteResult/>", 15, see_del,
+					       &d, &deleted));
 	ASSERT_EQ(deleted, 0u);
 	ASSERT_ERR(backend_s3_xml_delete_result(xml, 30, see_del, &d, NULL),
 		   -EBADMSG);
@@ -762,11 +767,13 @@ TEST(error_table_region_and_clock)
 	f = (struct s3_failure){ .status = 403, .code = "RequestTimeTooSkewed",
 				 .expected_region = "", .signing_region = "r",
 				 .bucket = "x", .skew = -7 * 60 - 5 };
-	ASSERT_ERR(backend_s3_error_map(&f, "b", msg, sizeof(msg)), PHI_ECLOCKSKEW);
+	ASSERT_ERR(backend_s3_error_map(&f, "b", msg, sizeof(msg)),
+		   PHI_ECLOCKSKEW);
 	ASSERT_STREQ(msg, "region b: clock is 7 minutes off the server's: fix "
 		     "the system clock");
 	f.skew = 16 * 60;
-	ASSERT_ERR(backend_s3_error_map(&f, "b", msg, sizeof(msg)), PHI_ECLOCKSKEW);
+	ASSERT_ERR(backend_s3_error_map(&f, "b", msg, sizeof(msg)),
+		   PHI_ECLOCKSKEW);
 	ASSERT_TRUE(strstr(msg, "16 minutes") != NULL);
 }
 
@@ -778,14 +785,17 @@ TEST(error_table_transport)
 				.bucket = "x", .attempts = 1 };
 	char msg[512];
 
-	ASSERT_ERR(backend_s3_error_map(&f, "b", msg, sizeof(msg)), PHI_EUNREACHABLE);
+	ASSERT_ERR(backend_s3_error_map(&f, "b", msg, sizeof(msg)),
+		   PHI_EUNREACHABLE);
 	ASSERT_STREQ(msg, "region b: unreachable (connection refused)");
 	f.curl_code = CURLE_OPERATION_TIMEDOUT;
 	f.attempts = 5;
-	ASSERT_ERR(backend_s3_error_map(&f, "b", msg, sizeof(msg)), PHI_EUNREACHABLE);
+	ASSERT_ERR(backend_s3_error_map(&f, "b", msg, sizeof(msg)),
+		   PHI_EUNREACHABLE);
 	ASSERT_STREQ(msg, "region b: unreachable (timed out, 5 tries)");
 	f.curl_code = CURLE_COULDNT_RESOLVE_HOST;
-	ASSERT_ERR(backend_s3_error_map(&f, "b", msg, sizeof(msg)), PHI_EUNREACHABLE);
+	ASSERT_ERR(backend_s3_error_map(&f, "b", msg, sizeof(msg)),
+		   PHI_EUNREACHABLE);
 	f.curl_code = CURLE_PEER_FAILED_VERIFICATION;
 	ASSERT_ERR(backend_s3_error_map(&f, "b", msg, sizeof(msg)), PHI_ETLS);
 	ASSERT_TRUE(strstr(msg, "region b: TLS verification failed") == msg);
