@@ -185,9 +185,10 @@ struct cnode {
 				   the next fold; UINT64_MAX if none */
 	uint64_t last_write_ns;	/* phi_mono_ns() of the last write */
 	atomic_uint gen;	/* bumped when a block joins `dirty` */
-	atomic_uint cuts;	/* bumped by every cut (cache_blk_prepare_cut()):
-				   a seal in flight may no longer record
-				   what it read, the block may be gone */
+	atomic_uint cuts;	/* bumped by every cut
+				   (cache_blk_prepare_cut()): a seal in
+				   flight may no longer record what it
+				   read, the block may be gone */
 	struct fetch_slot *fetching;	/* gone blocks being fetched with
 					   this lock dropped (fetch()) */
 	pthread_cond_t fetch_done;	/* one of those fetches ended */
@@ -441,10 +442,11 @@ int cache_inbox_regions_up(struct cache *c);
 /* Key of block blk of ino in `blocks` and `dirty`. */
 void cache_blk_key(uint8_t k[16], uint64_t ino, uint64_t blk);
 /* The `blocks` entry of block blk of ino: 0, -ENOENT, or a code. */
-int cache_blk_rec_get(struct cache *c, MDB_txn *txn, uint64_t ino, uint64_t blk,
-		struct block_rec *rec);
+int cache_blk_rec_get(struct cache *c, MDB_txn *txn, uint64_t ino,
+		      uint64_t blk, struct block_rec *rec);
 /* Whether block blk of ino has a `dirty` entry in txn. */
-int cache_blk_in_dirty(struct cache *c, MDB_txn *txn, uint64_t ino, uint64_t blk);
+int cache_blk_in_dirty(struct cache *c, MDB_txn *txn, uint64_t ino,
+		       uint64_t blk);
 /* Load the dirty and gone sets of n from LMDB (cache_node_load()). */
 int cache_blk_load(struct cache *c, MDB_txn *txn, struct cnode *n);
 /* Add the `dirty` entries of n missing from n->dirty; n->lock held. */
@@ -497,8 +499,8 @@ int cache_blk_evictable(struct cache *c, struct cnode *n, struct blkset *out,
 /* Evict the blocks of go (from cache_blk_evictable()): clear their resident
  * flags, then punch them; *freed gets the bytes the data file gave back.
  * n->lock held; the caller folds n. */
-int cache_blk_evict_blocks(struct cache *c, struct cnode *n, const struct blkset *go,
-		     uint64_t *freed);
+int cache_blk_evict_blocks(struct cache *c, struct cnode *n,
+			   const struct blkset *go, uint64_t *freed);
 /* Add delta to c->used (the data files' bytes), never below zero. */
 void cache_blk_used_adjust(struct cache *c, int64_t delta);
 /* Re-measure the data file's allocation into n->alloc and c->used;
@@ -534,12 +536,14 @@ void cache_node_ref_lookup(struct cache *c, uint64_t ino, uint64_t n);
 int cache_node_in_use(struct cache *c, uint64_t ino);
 /* Up to max nodes with fetched blocks, each with a temporary reference
  * (cache_node_release() each). */
-size_t cache_node_collect_fetched(struct cache *c, struct cnode **out, size_t max);
+size_t cache_node_collect_fetched(struct cache *c, struct cnode **out,
+				  size_t max);
 /*
  * Attributes of ino: its record with any pending size and times of its
  * node on top.  txn (may be NULL) serves when ino has no node.
  */
-int cache_node_stat(struct cache *c, MDB_txn *txn, uint64_t ino, struct stat *st);
+int cache_node_stat(struct cache *c, MDB_txn *txn, uint64_t ino,
+		    struct stat *st);
 /* Load size/times (once) and open the data file (again if it was
  * closed with the last handle); n->lock held. */
 int cache_node_load(struct cache *c, struct cnode *n);
