@@ -282,7 +282,7 @@ static int map_transport(const struct s3_failure *f, const char *pre,
 }
 
 int backend_s3_error_map(const struct s3_failure *f, const char *region_name,
-		 char *msg, size_t msglen)
+			 char *msg, size_t msglen)
 {
 	char pre[96];
 	int err;

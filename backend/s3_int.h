@@ -37,7 +37,7 @@
 void backend_s3_sha256_hex(const void *data, size_t len,
 			   char out[S3_SHA256_HEX]);
 void backend_s3_hmac_sha256(const void *key, size_t keylen, const void *msg,
-		    size_t len, unsigned char out[32]);
+			    size_t len, unsigned char out[32]);
 /* base64 of the MD5 of data, for Content-MD5. */
 void backend_s3_md5_base64(const void *data, size_t len, char out[S3_MD5_B64]);
 
@@ -93,17 +93,17 @@ struct s3_sign_input {
  * Header names are lowercased and sorted; no two may be equal.
  */
 int backend_s3_canonical_request(struct buf *out, struct buf *signed_headers,
-			 const struct s3_sign_input *in);
+				 const struct s3_sign_input *in);
 
 /* The string to sign for a canonical request. */
 int backend_s3_string_to_sign(struct buf *out, const struct s3_sign_input *in,
-		      const char *canonical_request);
+			      const char *canonical_request);
 
 /* kSigning = HMAC chain over the date (first 8 characters of amz_date),
  * region, service and "aws4_request", keyed by "AWS4" + secret. */
 void backend_s3_signing_key(const char *secret, const char *amz_date,
-		    const char *region, const char *service,
-		    unsigned char key[32]);
+			    const char *region, const char *service,
+			    unsigned char key[32]);
 
 /* Hex of HMAC(key, string_to_sign). */
 void backend_s3_signature(const unsigned char key[32],
@@ -115,7 +115,7 @@ void backend_s3_signature(const unsigned char key[32],
  * Signature=...".  The signing key is derived here and wiped after use.
  */
 int backend_s3_authorization(struct buf *out, const struct s3_sign_input *in,
-		     const char *access_key, const char *secret_key);
+			     const char *access_key, const char *secret_key);
 
 /*
  * A presigned url for method on scheme_host + uri (query auth, payload
@@ -124,8 +124,8 @@ int backend_s3_authorization(struct buf *out, const struct s3_sign_input *in,
  * in->query must be "" and in->headers must be just host.
  */
 int backend_s3_presign(struct buf *out, const char *scheme_host,
-	       const struct s3_sign_input *in, unsigned expires,
-	       const char *access_key, const char *secret_key);
+		       const struct s3_sign_input *in, unsigned expires,
+		       const char *access_key, const char *secret_key);
 
 /* "20130524T000000Z" for t, in UTC. */
 void backend_s3_amz_date(time_t t, char out[17]);
@@ -184,7 +184,7 @@ typedef int s3_xml_del_fn(void *ctx, const char *key, const char *code);
 
 /* A DeleteResult: *ndeleted counts <Deleted>, fn sees each <Error>. */
 int backend_s3_xml_delete_result(const char *xml, size_t len, s3_xml_del_fn *fn,
-			 void *ctx, size_t *ndeleted);
+				 void *ctx, size_t *ndeleted);
 
 /* ---- errors --------------------------------------------------------- */
 
@@ -209,7 +209,7 @@ struct s3_failure {
  * returned.
  */
 int backend_s3_error_map(const struct s3_failure *f, const char *region_name,
-		 char *msg, size_t msglen);
+			 char *msg, size_t msglen);
 
 /* Would trying the same request again make sense?  5xx, 429, SlowDown
  * and transport failures other than TLS and name resolution; never

@@ -55,7 +55,7 @@ void backend_s3_sha256_hex(const void *data, size_t len,
 }
 
 void backend_s3_hmac_sha256(const void *key, size_t keylen, const void *msg,
-		    size_t len, unsigned char out[32])
+			    size_t len, unsigned char out[32])
 {
 	unsigned int outlen = 32;
 
@@ -222,7 +222,7 @@ static int sorted_headers(const struct s3_sign_input *in,
 }
 
 int backend_s3_canonical_request(struct buf *out, struct buf *signed_headers,
-			 const struct s3_sign_input *in)
+				 const struct s3_sign_input *in)
 {
 	struct canon_header *h;
 	int rc = sorted_headers(in, &h);
@@ -268,7 +268,7 @@ static int add_scope(struct buf *b, int rc, const struct s3_sign_input *in)
 }
 
 int backend_s3_string_to_sign(struct buf *out, const struct s3_sign_input *in,
-		      const char *canonical_request)
+			      const char *canonical_request)
 {
 	char h[S3_SHA256_HEX];
 	int rc = 0;
@@ -283,8 +283,8 @@ int backend_s3_string_to_sign(struct buf *out, const struct s3_sign_input *in,
 }
 
 void backend_s3_signing_key(const char *secret, const char *amz_date,
-		    const char *region, const char *service,
-		    unsigned char key[32])
+			    const char *region, const char *service,
+			    unsigned char key[32])
 {
 	size_t slen = strlen(secret);
 	unsigned char *k0 = malloc(slen + 4);
@@ -340,7 +340,7 @@ static int sign(const struct s3_sign_input *in, const char *secret_key,
 }
 
 int backend_s3_authorization(struct buf *out, const struct s3_sign_input *in,
-		     const char *access_key, const char *secret_key)
+			     const char *access_key, const char *secret_key)
 {
 	char sig[S3_SHA256_HEX];
 	struct buf sh;
@@ -362,8 +362,8 @@ int backend_s3_authorization(struct buf *out, const struct s3_sign_input *in,
 }
 
 int backend_s3_presign(struct buf *out, const char *scheme_host,
-	       const struct s3_sign_input *in, unsigned expires,
-	       const char *access_key, const char *secret_key)
+		       const struct s3_sign_input *in, unsigned expires,
+		       const char *access_key, const char *secret_key)
 {
 	struct s3_sign_input q = *in;
 	struct buf cred, query;

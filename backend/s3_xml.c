@@ -450,7 +450,7 @@ static int del_end(struct walk *w, const char *path, const char *text)
 }
 
 int backend_s3_xml_delete_result(const char *xml, size_t len, s3_xml_del_fn *fn,
-			 void *ctx, size_t *ndeleted)
+				 void *ctx, size_t *ndeleted)
 {
 	struct del_ctx *c = calloc(1, sizeof(*c));
 	int rc;

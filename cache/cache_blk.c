@@ -154,7 +154,7 @@ void cache_blkset_free(struct blkset *s)
 /* --- records ----------------------------------------------------------- */
 
 int cache_blk_rec_get(struct cache *c, MDB_txn *txn, uint64_t ino,
-		uint64_t blk, struct block_rec *rec)
+		      uint64_t blk, struct block_rec *rec)
 {
 	uint8_t k[16];
 	MDB_val key = { sizeof(k), k }, val;
@@ -890,7 +890,7 @@ static int write_ahead(struct cache *c, struct cnode *n, uint64_t off,
 }
 
 int cache_blk_prepare_write(struct cache *c, struct cnode *n, uint64_t off,
-		      uint64_t len)
+			    uint64_t len)
 {
 	int fetched = 0, rc;
 
@@ -909,7 +909,7 @@ int cache_blk_prepare_write(struct cache *c, struct cnode *n, uint64_t off,
 }
 
 int cache_blk_prepare_read(struct cache *c, struct cnode *n, uint64_t off,
-		     uint64_t len)
+			   uint64_t len)
 {
 	int fetched = 0, rc;
 
@@ -922,7 +922,7 @@ int cache_blk_prepare_read(struct cache *c, struct cnode *n, uint64_t off,
 }
 
 void cache_blk_mark_dirty(struct cache *c, struct cnode *n, uint64_t off,
-		    uint64_t len)
+			  uint64_t len)
 {
 	uint64_t bs = c->block_size;
 
@@ -1147,7 +1147,7 @@ int cache_blk_persist_node(struct cache *c, struct cnode *n)
 }
 
 int cache_blk_in_dirty(struct cache *c, MDB_txn *txn, uint64_t ino,
-		 uint64_t blk)
+		       uint64_t blk)
 {
 	uint8_t k[16];
 	MDB_val key = { sizeof(k), k }, val;
@@ -1173,7 +1173,7 @@ int cache_blk_has_dirty(struct cache *c, MDB_txn *txn, uint64_t ino)
 }
 
 int cache_blk_evictable(struct cache *c, struct cnode *n, struct blkset *out,
-		  int *left)
+			int *left)
 {
 	uint8_t k[16];
 	MDB_val key = { sizeof(k), k }, val;

@@ -368,19 +368,19 @@ int cache_meta_open_dbs(struct cache *c, MDB_txn *txn, unsigned flags);
 /* Inode record get/put.  get copies at most one record; *target (if not
  * NULL) points into the txn's pages, valid until the txn ends. */
 int cache_inode_get(struct cache *c, MDB_txn *txn, uint64_t ino,
-	      struct inode_rec *rec, const char **target, size_t *tlen);
+		    struct inode_rec *rec, const char **target, size_t *tlen);
 int cache_inode_put(struct cache *c, MDB_txn *txn, uint64_t ino,
 	      const struct inode_rec *rec, const char *target, size_t tlen);
 /* cache_inode_put() of a record without a target whose replicated fields are
  * unchanged (only `blocks`, this store's allocation, moved): not noted
  * for the journal, so that reading back evicted blocks sends nothing. */
 int cache_inode_put_local(struct cache *c, MDB_txn *txn, uint64_t ino,
-		    const struct inode_rec *rec);
+			  const struct inode_rec *rec);
 /* Replace the record of ino, keeping its symlink target. */
 int cache_inode_update(struct cache *c, MDB_txn *txn, uint64_t ino,
-		 const struct inode_rec *rec);
+		       const struct inode_rec *rec);
 void cache_inode_to_stat(uint64_t ino, const struct inode_rec *rec,
-		   struct stat *st);
+			 struct stat *st);
 void cache_rec_set_time(int64_t *sec, uint32_t *nsec, struct timespec ts);
 
 /* Free an inode whose nlink reached zero once nothing refers to it. */
@@ -392,7 +392,7 @@ int cache_node_free_orphans(struct cache *c);
 /* Delete every key of dbi that starts with the 8-byte prefix of ino,
  * noting each for the journal under jdb (0: not journaled). */
 int cache_meta_del_prefixed(struct cache *c, MDB_txn *txn, MDB_dbi dbi, int jdb,
-		      uint64_t ino);
+			    uint64_t ino);
 /* Whether pack seq is in every region: the upload queue (cache_upload.c)
  * owns `packs` and drops an entry once every region holds the pack; the
  * block store asks before it evicts a block sealed into it. */
@@ -401,7 +401,7 @@ int cache_meta_pack_replicated(struct cache *c, MDB_txn *txn, uint64_t seq);
 int cache_meta_used_bytes(struct cache *c, uint64_t *out);
 
 int cache_meta_super_get_u64(struct cache *c, MDB_txn *txn, const char *key,
-		       uint64_t *out);
+			     uint64_t *out);
 
 /* Path of ino's data file relative to c->datafd, "XX/INO". */
 void cache_data_name(uint64_t ino, char *buf, size_t size);
@@ -459,17 +459,17 @@ int cache_blk_reload_dirty(struct cache *c, struct cnode *n);
  * n->lock held; dropped and taken again while a block is fetched, so
  * that anything read of n before the call must be read again. */
 int cache_blk_prepare_write(struct cache *c, struct cnode *n, uint64_t off,
-		      uint64_t len);
+			    uint64_t len);
 /* After writing [off, off+len): note the time (seal_delay).  n->lock
  * held. */
 void cache_blk_mark_dirty(struct cache *c, struct cnode *n, uint64_t off,
-		    uint64_t len);
+			  uint64_t len);
 /* Before reading [off, off+len): check the clean blocks' local bytes
  * against their records (once per block while the node is loaded),
  * drop the ones that fail, and fetch what is gone.  n->lock held;
  * dropped and taken again while a block is fetched. */
 int cache_blk_prepare_read(struct cache *c, struct cnode *n, uint64_t off,
-		     uint64_t len);
+			   uint64_t len);
 /* At a read-write open, before any node loads: drop the `dirty` records
  * written ahead of whole-block writes over gone blocks that never reached
  * the data file (DIRTY_WAS_GONE over a hole). */
@@ -495,7 +495,7 @@ int cache_blk_has_dirty(struct cache *c, MDB_txn *txn, uint64_t ino);
 /* Blocks of n that may go into *out: resident, clean, replicated; *left
  * set when some block stays.  n->lock held. */
 int cache_blk_evictable(struct cache *c, struct cnode *n, struct blkset *out,
-		  int *left);
+			int *left);
 /* Evict the blocks of go (from cache_blk_evictable()): clear their resident
  * flags, then punch them; *freed gets the bytes the data file gave back.
  * n->lock held; the caller folds n. */
@@ -586,10 +586,10 @@ int cache_file_sync_for_replace(struct cache *c, uint64_t ino);
 /* Write data to cache_dir/name (in directory dir) durably: a temporary
  * file, fdatasync, rename, fsync of dir.  Nothing is left on failure. */
 int cache_store_durably(struct cache *c, const char *dir, const char *name,
-		  const void *data, size_t len);
+			const void *data, size_t len);
 
 int cache_seal_start(struct cache *c, const struct cache_config *cfg,
-	       unsigned flags);
+		     unsigned flags);
 /* Seal what is left, stop the threads (cache_close()). */
 void cache_seal_stop(struct cache *c);
 void cache_seal_free(struct cache *c);
@@ -657,7 +657,7 @@ uint64_t cache_journal_get_be(const uint8_t *p, int n);
 MDB_dbi cache_journal_db(struct cache *c, int db);
 /* Set the 8-byte superblock value key in txn; an LMDB code. */
 int cache_journal_set_u64(struct cache *c, MDB_txn *txn, const char *key,
-		    uint64_t x);
+			  uint64_t x);
 
 /* Write what changed since the last segment as a new one (or a
  * snapshot); *seq is its number, 0 if nothing had changed. */
@@ -683,12 +683,12 @@ uint64_t cache_upload_queue_sweep(struct cache *c);
 /* Entries of the queue, readable or not, up to pack seq and metadata
  * object mseq. */
 uint64_t cache_upload_queue_waiting(struct cache *c, MDB_txn *txn, uint64_t seq,
-			      uint64_t mseq);
+				    uint64_t mseq);
 /* The regions on record (names, health) into s->regions, and the queue's
  * counts (sealed objects, what each region lacks); bits[i] receives the
  * bit of s->regions[i]. */
 void cache_upload_stats(struct cache *c, MDB_txn *txn, struct cache_stats *s,
-		  uint32_t bits[SEAL_MAX_REGIONS]);
+			uint32_t bits[SEAL_MAX_REGIONS]);
 /* Everything in the queue goes to the regions of bits too (a region
  * being re-seeded, which may be new: what was queued before it existed
  * is not in its copy yet either). */

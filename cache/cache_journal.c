@@ -248,7 +248,7 @@ uint64_t cache_journal_seq(struct cache *c, MDB_txn *txn)
 }
 
 int cache_journal_set_u64(struct cache *c, MDB_txn *txn, const char *key,
-		   uint64_t x)
+			  uint64_t x)
 {
 	MDB_val k = { strlen(key), (void *)key }, v = { 8, &x };
 

@@ -160,7 +160,7 @@ static int meta_open_block_dbs(struct cache *c, MDB_txn *txn, unsigned flags)
 }
 
 int cache_inode_get(struct cache *c, MDB_txn *txn, uint64_t ino,
-	      struct inode_rec *rec, const char **target, size_t *tlen)
+		    struct inode_rec *rec, const char **target, size_t *tlen)
 {
 	uint8_t k[8];
 	MDB_val key = { sizeof(k), k }, val;
@@ -200,7 +200,7 @@ int cache_inode_put(struct cache *c, MDB_txn *txn, uint64_t ino,
 }
 
 int cache_inode_put_local(struct cache *c, MDB_txn *txn, uint64_t ino,
-		    const struct inode_rec *rec)
+			  const struct inode_rec *rec)
 {
 	uint8_t k[8];
 	MDB_val key = { sizeof(k), k }, val = { sizeof(*rec), (void *)rec };
@@ -210,7 +210,7 @@ int cache_inode_put_local(struct cache *c, MDB_txn *txn, uint64_t ino,
 }
 
 int cache_inode_update(struct cache *c, MDB_txn *txn, uint64_t ino,
-		 const struct inode_rec *rec)
+		       const struct inode_rec *rec)
 {
 	struct inode_rec old;
 	const char *target;
@@ -235,7 +235,7 @@ void cache_rec_set_time(int64_t *sec, uint32_t *nsec, struct timespec ts)
 }
 
 void cache_inode_to_stat(uint64_t ino, const struct inode_rec *rec,
-		   struct stat *st)
+			 struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
@@ -256,7 +256,7 @@ void cache_inode_to_stat(uint64_t ino, const struct inode_rec *rec,
 }
 
 int cache_meta_super_get_u64(struct cache *c, MDB_txn *txn, const char *key,
-		       uint64_t *out)
+			     uint64_t *out)
 {
 	MDB_val k = { strlen(key), (void *)key }, v;
 	int rc = mdb_get(txn, c->db_super, &k, &v);
@@ -270,7 +270,7 @@ int cache_meta_super_get_u64(struct cache *c, MDB_txn *txn, const char *key,
 }
 
 int cache_meta_del_prefixed(struct cache *c, MDB_txn *txn, MDB_dbi dbi, int jdb,
-		      uint64_t ino)
+			    uint64_t ino)
 {
 	uint8_t k[8];
 	MDB_val key = { sizeof(k), k }, val;

@@ -81,7 +81,7 @@ static void packer_drop(struct cache *c, struct packer *p)
 }
 
 int cache_store_durably(struct cache *c, const char *dir, const char *name,
-		  const void *data, size_t len)
+			const void *data, size_t len)
 {
 	char tmp[128];
 	size_t done = 0;
@@ -778,7 +778,7 @@ static int load_state(struct cache *c)
 }
 
 int cache_seal_start(struct cache *c, const struct cache_config *cfg,
-	       unsigned flags)
+		     unsigned flags)
 {
 	struct seal *s;
 	pthread_condattr_t ca;

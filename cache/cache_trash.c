@@ -49,7 +49,7 @@ void cache_trash_put(struct cache *c, uint64_t ino)
 
 /* Call fn for each inode number in the trash.  Stops at fn's error. */
 static int trash_walk(struct cache *c, int (*fn)(struct cache *, uint64_t,
-						 void *), void *arg)
+		      void *), void *arg)
 {
 	int fd = dup(c->trashfd), rc = 0;
 	struct dirent *de;

@@ -298,7 +298,7 @@ static int waiting_one(MDB_cursor *cur, const MDB_val *key,
 }
 
 uint64_t cache_upload_queue_waiting(struct cache *c, MDB_txn *txn, uint64_t seq,
-			      uint64_t mseq)
+				    uint64_t mseq)
 {
 	const uint64_t upto[QKINDS] = { [QK_PACK] = seq, [QK_META] = mseq };
 	struct waiting w = { 0, 0 };
@@ -650,7 +650,7 @@ static int count_one(struct cache *c, struct qitem *it, void *arg)
 }
 
 void cache_upload_stats(struct cache *c, MDB_txn *txn, struct cache_stats *s,
-		  uint32_t bits[SEAL_MAX_REGIONS])
+			uint32_t bits[SEAL_MAX_REGIONS])
 {
 	struct stats_arg a = { s, bits };
 
