@@ -288,13 +288,7 @@ static void *folder_main(void *arg)
 
 	lock_take(&c->folder_lock);
 	while (!c->folder_stop) {
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_sec += FOLD_INTERVAL_MS / 1000;
-		until.tv_nsec += (FOLD_INTERVAL_MS % 1000) * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		until = phi_mono_deadline(FOLD_INTERVAL_MS * 1000000ull);
 		pthread_cond_timedwait(&c->folder_cond, &c->folder_lock, &until);
 		if (c->folder_stop)
 			break;

@@ -137,13 +137,7 @@ int cache_inbox_wait(struct cache *c, unsigned handled, unsigned tick_ms)
 	lock_take(&in->lock);
 	if (!in->stop && !in->kicked &&
 	    atomic_load(&in->sync_req) == handled) {
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += tick_ms / 1000;
-		ts.tv_nsec += (long)(tick_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		ts = phi_mono_deadline(tick_ms * 1000000ull);
 		pthread_cond_timedwait(&in->cond, &in->lock, &ts);
 	}
 	stop = in->stop;

@@ -843,13 +843,7 @@ static void tick(struct seal *s)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += MEND_TICK_MS / 1000;
-	ts.tv_nsec += (long)(MEND_TICK_MS % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	ts = phi_mono_deadline(MEND_TICK_MS * 1000000ull);
 	pthread_cond_timedwait(&s->done, &s->lock, &ts);
 }
 

@@ -623,12 +623,7 @@ int cache_sync_regions(struct cache *c, unsigned timeout_ms)
 		}
 		if (phi_mono_ns() >= deadline)
 			return -ETIMEDOUT;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += 50 * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		ts = phi_mono_deadline(50 * 1000000ull);
 		lock_take(&s->lock);
 		pthread_cond_timedwait(&s->done, &s->lock, &ts);
 		lock_drop(&s->lock);

@@ -942,13 +942,7 @@ static void *uploader_main(void *arg)
 		now = phi_mono_ns();
 		if (wake > now + IDLE_WAIT_MS * 1000000ull)
 			wake = now + IDLE_WAIT_MS * 1000000ull;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += (time_t)((wake - now) / 1000000000ull);
-		ts.tv_nsec += (long)((wake - now) % 1000000000ull);
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		ts = phi_mono_deadline(wake - now);
 		pthread_cond_timedwait(&s->done, &s->lock, &ts);
 	}
 	lock_drop(&s->lock);

@@ -187,6 +187,14 @@ uint64_t phi_mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+struct timespec phi_mono_deadline(uint64_t ns)
+{
+	uint64_t at = phi_mono_ns() + ns;
+
+	return (struct timespec){ (time_t)(at / 1000000000ull),
+				  (long)(at % 1000000000ull) };
+}
+
 #ifndef NDEBUG
 static _Thread_local int locks_held;
 

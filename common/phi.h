@@ -107,6 +107,10 @@ struct timespec phi_now(void);
 /* Nanoseconds of CLOCK_MONOTONIC: for intervals and deadlines. */
 uint64_t phi_mono_ns(void);
 
+/* CLOCK_MONOTONIC now plus ns, as pthread_cond_timedwait() wants it for a
+ * condition made with pthread_condattr_setclock(CLOCK_MONOTONIC). */
+struct timespec phi_mono_deadline(uint64_t ns);
+
 /*
  * Locks the calling thread holds, counted in debug builds only: a module
  * notes each of its mutexes as it takes (+1) and drops (-1) it (cache/

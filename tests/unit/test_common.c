@@ -381,6 +381,22 @@ TEST(now_is_wall_clock)
 		    (t.tv_sec == b.tv_sec && t.tv_nsec <= b.tv_nsec));
 }
 
+/* A deadline is the monotonic clock plus the interval, normalized: a
+ * sum of nanoseconds that crosses a second carries into tv_sec. */
+TEST(mono_deadline_carries_into_seconds)
+{
+	for (uint64_t ns = 0; ns < 3000000000ull; ns += 299999999ull) {
+		uint64_t before = phi_mono_ns();
+		struct timespec d = phi_mono_deadline(ns);
+		uint64_t at = (uint64_t)d.tv_sec * 1000000000ull +
+			      (uint64_t)d.tv_nsec;
+
+		ASSERT_TRUE(d.tv_nsec >= 0 && d.tv_nsec < 1000000000L);
+		ASSERT_TRUE(at >= before + ns);
+		ASSERT_TRUE(at <= phi_mono_ns() + ns);
+	}
+}
+
 TEST_MAIN(TEST_ENTRY(crc32c_check_values),
 	  TEST_ENTRY(crc32c_fast_path_matches_table),
 	  TEST_ENTRY(buf_nul_after_contents),
@@ -392,4 +408,5 @@ TEST_MAIN(TEST_ENTRY(crc32c_check_values),
 	  TEST_ENTRY(log_long_message_is_cut),
 	  TEST_ENTRY(log_to_file_lines),
 	  TEST_ENTRY(log_open_file_refuses_non_files),
-	  TEST_ENTRY(now_is_wall_clock))
+	  TEST_ENTRY(now_is_wall_clock),
+	  TEST_ENTRY(mono_deadline_carries_into_seconds))
