@@ -7,13 +7,16 @@
  * the test does something else to the same file.  Order is told by the
  * fault backend's count of gets still under way
  * (backend_fault_busy()), never by a clock: an operation that had to
- * wait for the fetch returns only after that count fell to zero.
+ * wait for the fetch returns only after that count fell to zero.  The
+ * filesystem, its regions and the asserting helpers are test_seal.c's
+ * (seal_test.h).
  */
 #include "backend.h"
 #include "cache.h"
 #include "cache_admin.h"
 #include "crypt.h"
 #include "phi.h"
+#include "seal_test.h"
 #include "test.h"
 
 #include <errno.h>
@@ -28,81 +31,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define KiB 1024ull
-#define MiB (1024ull * KiB)
-#define BS (64 * KiB)
+#define BS BLOCK_SIZE		/* a block of the filesystem env_init() makes */
 
 /* Long enough that what must not wait for the get is done well before
  * it, on a loaded machine under a sanitizer too. */
 #define SLOW_MS 3000
-
-static const struct cache_cred cred = { 1000, 1000 };
-static const char *const names[] = { "a", "b" };
-
-struct env {
-	struct cache_config cfg;
-	struct crypt_key *key;
-	struct backend *rs;
-	struct backend *fault[2];	/* borrowed from rs */
-	struct cache *c;
-	char regdir[2][4096];
-	uint8_t fsid[16];
-};
-
-static void env_open(struct env *e)
-{
-	struct backend *r[2];
-
-	for (int i = 0; i < 2; i++) {
-		struct backend *dir;
-
-		ASSERT_OK(backend_dir_open(&dir, e->regdir[i]));
-		ASSERT_OK(backend_fault_open(&r[i], dir));
-		e->fault[i] = r[i];
-	}
-	ASSERT_OK(backend_replica_open(&e->rs, r, 2));
-	e->cfg.regions = e->rs;
-	e->cfg.region_names = names;
-	e->cfg.key = e->key;
-	e->c = NULL;
-	ASSERT_OK(cache_open(&e->c, &e->cfg, 0));
-}
-
-static void env_close(struct env *e)
-{
-	ASSERT_OK(cache_close(e->c));
-	e->c = NULL;
-	backend_close(e->rs);
-	e->rs = NULL;
-}
-
-static void env_init(struct env *e)
-{
-	memset(e, 0, sizeof(*e));
-	for (int i = 0; i < 2; i++) {
-		snprintf(e->regdir[i], sizeof(e->regdir[i]), "%s/region-%s",
-			 test_tmpdir(), names[i]);
-		ASSERT_OK(mkdir(e->regdir[i], 0700));
-	}
-	e->cfg.dir = test_tmpdir();
-	e->cfg.size_limit = 1ull << 30;
-	e->cfg.block_size = BS;
-	e->cfg.seal_delay_ms = 100;
-	e->cfg.pack_size = 1 * MiB;
-	e->cfg.uploaders = 2;
-	ASSERT_OK(crypt_key_new_random(&e->key));
-	ASSERT_OK(crypt_random_bytes(e->fsid, sizeof(e->fsid)));
-	e->cfg.fsid = e->fsid;
-	ASSERT_OK(cache_format(&e->cfg, 0, 0));
-	env_open(e);
-}
-
-static void env_done(struct env *e)
-{
-	if (e->c)
-		env_close(e);
-	crypt_key_free(e->key);
-}
 
 /* Every get from either region takes ms (0: none). */
 static void slow_gets(struct env *e, unsigned ms)
@@ -137,74 +70,6 @@ static void wait_for_get(struct env *e)
 	ASSERT_EQ(gets_busy(e), 1);
 }
 
-static void fill(unsigned char *buf, size_t len, unsigned seed)
-{
-	uint32_t x = seed * 2654435761u + 1;
-
-	for (size_t i = 0; i < len; i++) {
-		x ^= x << 13;
-		x ^= x >> 17;
-		x ^= x << 5;
-		buf[i] = (unsigned char)x;
-	}
-}
-
-static uint64_t mkfile(struct cache *c, const char *name)
-{
-	struct stat st;
-
-	ASSERT_OK(cache_mknod(c, CACHE_ROOT_INO, name, S_IFREG | 0644, 0, NULL,
-			      &cred, &st));
-	cache_forget(c, st.st_ino, 1);
-	return st.st_ino;
-}
-
-static void put(struct cache *c, uint64_t ino, uint64_t off, const void *buf,
-		size_t len)
-{
-	struct cache_file *f;
-
-	ASSERT_OK(cache_file_open(c, ino, 0, &f));
-	ASSERT_EQ(cache_write(c, f, off, buf, len), (ssize_t)len);
-	cache_file_release(c, f);
-}
-
-/* Read [off, off+len) through cache_read_extent() into buf; the code, and
- * the bytes read in *got.  Asserts nothing: threads call it. */
-static int get(struct cache *c, uint64_t ino, uint64_t off, void *buf,
-	       size_t len, size_t *got)
-{
-	struct cache_file *f;
-	struct cache_extent ext;
-	int rc;
-
-	*got = 0;
-	rc = cache_file_open(c, ino, 0, &f);
-	if (rc)
-		return rc;
-	rc = cache_read_extent(c, f, off, len, &ext);
-	if (rc == 0 && pread(ext.fd, buf, ext.len, (off_t)ext.off) !=
-	    (ssize_t)ext.len)
-		rc = -EIO;
-	if (rc == 0)
-		*got = ext.len;
-	cache_file_release(c, f);
-	return rc;
-}
-
-static void expect(struct cache *c, uint64_t ino, const void *want,
-		   size_t len)
-{
-	unsigned char *buf = malloc(len + 1);
-	size_t got = 0;
-
-	ASSERT_TRUE(buf != NULL);
-	ASSERT_OK(get(c, ino, 0, buf, len + 1, &got));
-	ASSERT_EQ(got, len);
-	ASSERT_TRUE(memcmp(buf, want, len) == 0);
-	free(buf);
-}
-
 static void resize(struct cache *c, uint64_t ino, uint64_t size)
 {
 	struct stat in = { 0 }, out;
@@ -228,7 +93,8 @@ static void *reader_main(void *arg)
 {
 	struct reader *r = arg;
 
-	r->rc = get(r->c, r->ino, r->off, r->buf, sizeof(r->buf), &r->got);
+	r->rc = try_get(r->c, r->ino, r->off, r->buf, sizeof(r->buf),
+			&r->got);
 	return NULL;
 }
 
@@ -275,7 +141,7 @@ TEST(stat_and_resident_read_pass_a_fetch)
 	size_t got;
 	uint64_t ino;
 
-	env_init(&e);
+	env_init(&e, 1ull << 30);
 	ino = evicted_file(&e, data, 1);
 	ASSERT_OK(get(e.c, ino, 2 * BS, buf, BS, &got));	/* resident */
 	ASSERT_EQ(got, BS);
@@ -313,7 +179,7 @@ TEST(whole_block_write_during_a_fetch_wins)
 	struct env e;
 	uint64_t ino;
 
-	env_init(&e);
+	env_init(&e, 1ull << 30);
 	ino = evicted_file(&e, data, 2);
 	fill(fresh, sizeof(fresh), 3);
 	slow_gets(&e, SLOW_MS);
@@ -350,7 +216,7 @@ TEST(truncate_during_a_fetch_leaves_no_stale_block)
 	struct env e;
 	uint64_t ino;
 
-	env_init(&e);
+	env_init(&e, 1ull << 30);
 	ino = evicted_file(&e, data, 4);
 	slow_gets(&e, SLOW_MS);
 	reader_start(&r, e.c, ino, 1);
@@ -388,7 +254,7 @@ TEST(second_reader_waits_for_the_fetch_under_way)
 	unsigned long before;
 	uint64_t ino;
 
-	env_init(&e);
+	env_init(&e, 1ull << 30);
 	ino = evicted_file(&e, data, 5);
 	before = gets_made(&e);
 	slow_gets(&e, SLOW_MS);

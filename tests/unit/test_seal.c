@@ -3,13 +3,15 @@
  * cache.h and cache_admin.h, over two dir: regions each behind a fault-injecting backend.
  *
  * Every case formats a fresh filesystem in its test_tmpdir() with regions
- * a/ and b/ beside it and a random master key made by the test.
+ * a/ and b/ beside it and a random master key made by the test (struct
+ * env and the helpers test_fetch.c shares: seal_test.h).
  */
 #include "backend.h"
 #include "cache.h"
 #include "cache_admin.h"
 #include "crypt.h"
 #include "phi.h"
+#include "seal_test.h"
 #include "test.h"
 
 #include <dirent.h>
@@ -25,95 +27,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define KiB 1024ull
-#define MiB (1024ull * KiB)
-
-static const struct cache_cred cred = { 1000, 1000 };
-static const char *const names[] = { "a", "b" };
-
-struct env {
-	struct cache_config cfg;
-	struct crypt_key *key;
-	struct backend *rs;
-	struct backend *fault[2];	/* borrowed from rs */
-	struct backend_fault start[2];	/* set on them before each open */
-	struct cache *c;
-	char regdir[2][4096];
-	uint8_t fsid[16];
-	char dirbuf[4200];
-};
-
-static void make_regions(struct env *e)
-{
-	struct backend *r[2];
-
-	for (int i = 0; i < 2; i++) {
-		struct backend *dir;
-
-		ASSERT_OK(backend_dir_open(&dir, e->regdir[i]));
-		ASSERT_OK(backend_fault_open(&r[i], dir));
-		backend_fault_set(r[i], &e->start[i]);
-		e->fault[i] = r[i];
-	}
-	ASSERT_OK(backend_replica_open(&e->rs, r, 2));
-}
-
-static void env_open(struct env *e)
-{
-	make_regions(e);
-	e->cfg.regions = e->rs;
-	e->cfg.region_names = names;
-	e->cfg.key = e->key;
-	e->c = NULL;
-	ASSERT_OK(cache_open(&e->c, &e->cfg, 0));
-}
-
-static void env_close(struct env *e)
-{
-	ASSERT_OK(cache_close(e->c));
-	e->c = NULL;
-	backend_close(e->rs);
-	e->rs = NULL;
-}
-
-/* A formatted cache and two regions; the first open sets start[] (the
- * regions' faults) on the regions before anything is uploaded. */
-static void env_init_with(struct env *e, uint64_t limit,
-			  const struct backend_fault start[2])
-{
-	memset(e, 0, sizeof(*e));
-	if (start)
-		memcpy(e->start, start, sizeof(e->start));
-	for (int i = 0; i < 2; i++) {
-		snprintf(e->regdir[i], sizeof(e->regdir[i]), "%s/region-%s",
-			 test_tmpdir(), names[i]);
-		ASSERT_OK(mkdir(e->regdir[i], 0700));
-	}
-	e->cfg.dir = test_tmpdir();
-	e->cfg.size_limit = limit;
-	e->cfg.block_size = 64 * KiB;
-	e->cfg.seal_delay_ms = 100;
-	e->cfg.pack_size = 1 * MiB;
-	e->cfg.uploaders = 2;
-	ASSERT_OK(crypt_key_new_random(&e->key));
-	ASSERT_OK(crypt_random_bytes(e->fsid, sizeof(e->fsid)));
-	e->cfg.fsid = e->fsid;
-	ASSERT_OK(cache_format(&e->cfg, 0, 0));
-	env_open(e);
-}
-
-static void env_init(struct env *e, uint64_t limit)
-{
-	env_init_with(e, limit, NULL);
-}
-
-static void env_done(struct env *e)
-{
-	if (e->c)
-		env_close(e);
-	crypt_key_free(e->key);
-}
-
 static void fault(struct env *e, int region, int fail_all, int corrupt)
 {
 	struct backend_fault f = { 0 };
@@ -123,76 +36,12 @@ static void fault(struct env *e, int region, int fail_all, int corrupt)
 	backend_fault_set(e->fault[region], &f);
 }
 
-static uint64_t mkfile(struct cache *c, const char *name)
-{
-	struct stat st;
-
-	ASSERT_OK(cache_mknod(c, CACHE_ROOT_INO, name, S_IFREG | 0644, 0, NULL,
-			      &cred, &st));
-	cache_forget(c, st.st_ino, 1);
-	return st.st_ino;
-}
-
 static long long attr_size(struct cache *c, uint64_t ino)
 {
 	struct stat st;
 
 	ASSERT_OK(cache_getattr(c, ino, &st));
 	return (long long)st.st_size;
-}
-
-static void put(struct cache *c, uint64_t ino, uint64_t off, const void *buf,
-		size_t len)
-{
-	struct cache_file *f;
-
-	ASSERT_OK(cache_file_open(c, ino, 0, &f));
-	ASSERT_EQ(cache_write(c, f, off, buf, len), (ssize_t)len);
-	cache_file_release(c, f);
-}
-
-/* Read [off, off+len) through cache_read_extent(); returns its code. */
-static int get(struct cache *c, uint64_t ino, uint64_t off, void *buf,
-	       size_t len, size_t *got)
-{
-	struct cache_file *f;
-	struct cache_extent ext;
-	int rc;
-
-	ASSERT_OK(cache_file_open(c, ino, 0, &f));
-	rc = cache_read_extent(c, f, off, len, &ext);
-	if (rc == 0) {
-		ASSERT_EQ(pread(ext.fd, buf, ext.len, (off_t)ext.off),
-			  (ssize_t)ext.len);
-		*got = ext.len;
-	}
-	cache_file_release(c, f);
-	return rc;
-}
-
-static void fill(unsigned char *buf, size_t len, unsigned seed)
-{
-	uint32_t x = seed * 2654435761u + 1;
-
-	for (size_t i = 0; i < len; i++) {
-		x ^= x << 13;
-		x ^= x >> 17;
-		x ^= x << 5;
-		buf[i] = (unsigned char)x;
-	}
-}
-
-static void expect(struct cache *c, uint64_t ino, const void *want,
-		   size_t len)
-{
-	unsigned char *buf = malloc(len + 1);
-	size_t got = 0;
-
-	ASSERT_TRUE(buf != NULL);
-	ASSERT_OK(get(c, ino, 0, buf, len + 1, &got));
-	ASSERT_EQ(got, len);
-	ASSERT_TRUE(memcmp(buf, want, len) == 0);
-	free(buf);
 }
 
 /* Objects (files) in a region directory, recursively; with `needle`,
