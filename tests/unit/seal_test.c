@@ -1,6 +1,6 @@
 /*
- * seal_test.c - the helpers of seal_test.h, shared by test_seal.c and
- * test_fetch.c.
+ * seal_test.c - the helpers of seal_test.h, shared by test_seal.c,
+ * test_admin.c and test_fetch.c.
  */
 #include "seal_test.h"
 
@@ -10,6 +10,7 @@
 #include "crypt.h"
 #include "test.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,6 +90,11 @@ void env_done(struct env *e)
 	if (e->c)
 		env_close(e);
 	crypt_key_free(e->key);
+}
+
+void sync_ok(struct env *e)
+{
+	ASSERT_OK(cache_sync_regions(e->c, 20000));
 }
 
 /* --- files and their content ------------------------------------------ */
@@ -174,4 +180,46 @@ void expect(struct cache *c, uint64_t ino, const void *want, size_t len)
 	ASSERT_EQ(got, len);
 	ASSERT_TRUE(memcmp(buf, want, len) == 0);
 	free(buf);
+}
+
+/* --- the regions' objects --------------------------------------------- */
+
+int scan(const char *dir, const char *needle)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int count = 0;
+
+	ASSERT_TRUE(d != NULL);
+	while ((de = readdir(d))) {
+		char path[8192];
+		struct stat st;
+
+		if (de->d_name[0] == '.')
+			continue;
+		if (needle)
+			ASSERT_TRUE(strstr(de->d_name, needle) == NULL);
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		ASSERT_OK(lstat(path, &st));
+		if (S_ISDIR(st.st_mode)) {
+			count += scan(path, needle);
+			continue;
+		}
+		count++;
+		if (needle) {
+			FILE *f = fopen(path, "rb");
+			char *data = malloc((size_t)st.st_size + 1);
+
+			ASSERT_TRUE(f && data);
+			ASSERT_EQ(fread(data, 1, (size_t)st.st_size, f),
+				  (size_t)st.st_size);
+			data[st.st_size] = '\0';
+			ASSERT_TRUE(memmem(data, (size_t)st.st_size, needle,
+					   strlen(needle)) == NULL);
+			free(data);
+			fclose(f);
+		}
+	}
+	closedir(d);
+	return count;
 }

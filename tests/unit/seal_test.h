@@ -1,13 +1,13 @@
 /*
- * seal_test.h - what test_seal.c and test_fetch.c share: a formatted
- * filesystem in the case's test_tmpdir() with two dir: regions beside it
- * (region-a/, region-b/), each behind a fault-injecting backend, a random
- * master key made by the test, and short forms of the cache calls that
- * assert as they go.
+ * seal_test.h - what test_seal.c, test_admin.c and test_fetch.c share: a
+ * formatted filesystem in the case's test_tmpdir() with two dir: regions
+ * beside it (region-a/, region-b/), each behind a fault-injecting
+ * backend, a random master key made by the test, and short forms of the
+ * cache calls that assert as they go.
  *
  * Each helper that asserts fails the running case (test.h), as if the
  * assertion were written in the case itself; try_get() alone asserts
- * nothing, so that a case's threads may call it.  Linked into both
+ * nothing, so that a case's threads may call it.  Linked into the three
  * programs from seal_test.c; reaches the cache through cache.h and
  * cache_admin.h only.
  */
@@ -67,6 +67,9 @@ void env_init(struct env *e, uint64_t limit);
 /* Close e if it is open, and free its key. */
 void env_done(struct env *e);
 
+/* cache_sync_regions() with 20 s to spare; asserts that it returns 0. */
+void sync_ok(struct env *e);
+
 /* --- files and their content ------------------------------------------ */
 
 /* A regular file 0644 in the root (as cred); asserts, returns the ino. */
@@ -93,5 +96,10 @@ void fill(unsigned char *buf, size_t len, unsigned seed);
 
 /* Assert that ino holds exactly the len bytes at want. */
 void expect(struct cache *c, uint64_t ino, const void *want, size_t len);
+
+/* --- the regions' objects --------------------------------------------- */
+
+/* Files under dir, recursively; with needle, asserts none holds it. */
+int scan(const char *dir, const char *needle);
 
 #endif
