@@ -8,8 +8,8 @@
  * fault backend's count of gets still under way
  * (backend_fault_busy()), never by a clock: an operation that had to
  * wait for the fetch returns only after that count fell to zero.  The
- * filesystem, its regions and the asserting helpers are test_seal.c's
- * (seal_test.h).
+ * filesystem, its regions and the asserting helpers are shared with
+ * test_seal.c and test_admin.c (seal_test.h).
  */
 #include "backend.h"
 #include "cache.h"
