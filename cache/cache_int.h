@@ -25,10 +25,13 @@
  *                                      or snapshot not yet in every region
  *
  * Lock order: c->nodes_lock before node->lock (close_data()), and
- * node->lock before an LMDB write transaction (cache_node_fold()).  Never take
- * nodes_lock while holding a node lock, nor begin a write transaction
- * while holding nodes_lock.  The batch fold, which holds a transaction
- * while it gathers node locks, only ever trylocks them.  Nothing calls out
+ * node->lock before an LMDB write transaction (cache_node_fold()).  Never
+ * take nodes_lock while holding a node lock, nor begin a write
+ * transaction while holding nodes_lock.  The batch fold, which holds a
+ * transaction while it gathers node locks, only ever trylocks them.
+ * c->inbox.lock and c->lru.lock are leaves: taken under any of these,
+ * they are held for a few instructions and nothing is taken under
+ * them.  Nothing calls out
  * of cache/ with any of these held (a fetch drops node->lock while it
  * reads from the regions, cache_blk.c); debug builds check it at every
  * call to a region (lock_take()).
