@@ -31,10 +31,9 @@
  * transaction while it gathers node locks, only ever trylocks them.
  * c->inbox.lock and c->lru.lock are leaves: taken under any of these,
  * they are held for a few instructions and nothing is taken under
- * them.  Nothing calls out
- * of cache/ with any of these held (a fetch drops node->lock while it
- * reads from the regions, cache_blk.c); debug builds check it at every
- * call to a region (lock_take()).
+ * them.  Nothing calls out of cache/ with any of these held (a fetch
+ * drops node->lock while it reads from the regions, cache_blk.c); debug
+ * builds check it at every call to a region (lock_take()).
  */
 #ifndef CACHE_INT_H
 #define CACHE_INT_H
