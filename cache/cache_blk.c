@@ -140,7 +140,8 @@ void cache_blkset_del(struct blkset *s, uint64_t b)
 	}
 }
 
-void cache_blkset_cut(struct blkset *s, uint64_t from)
+/* Drop every member >= from. */
+static void blkset_cut(struct blkset *s, uint64_t from)
 {
 	s->n = blkset_pos(s, from);
 }
@@ -959,12 +960,12 @@ int cache_blk_prepare_cut(struct cache *c, struct cnode *n, uint64_t size)
 	}
 	for (size_t i = blkset_pos(&n->dblk, keep); i < n->dblk.n; i++)
 		atomic_fetch_sub(&c->inbox.dirty_blocks, 1);
-	cache_blkset_cut(&n->dblk, keep);
-	cache_blkset_cut(&n->fresh, keep);
-	cache_blkset_cut(&n->gone, keep);
-	cache_blkset_cut(&n->fetched, keep);
-	cache_blkset_cut(&n->sealing, keep);
-	cache_blkset_cut(&n->checked, keep);
+	blkset_cut(&n->dblk, keep);
+	blkset_cut(&n->fresh, keep);
+	blkset_cut(&n->gone, keep);
+	blkset_cut(&n->fetched, keep);
+	blkset_cut(&n->sealing, keep);
+	blkset_cut(&n->checked, keep);
 	fetch_spoil(n, keep, UINT64_MAX);
 	if (keep < n->cut_from)
 		n->cut_from = keep;

@@ -60,8 +60,6 @@ struct blkset {
 int cache_blkset_add(struct blkset *s, uint64_t b);
 int cache_blkset_has(const struct blkset *s, uint64_t b);
 void cache_blkset_del(struct blkset *s, uint64_t b);
-/* Drop every member >= from. */
-void cache_blkset_cut(struct blkset *s, uint64_t from);
 void cache_blkset_free(struct blkset *s);
 
 #define BLOCK_RESIDENT 1u	/* plaintext also in the data file (local
@@ -534,8 +532,6 @@ void cache_node_hold(struct cache *c, struct cnode *n);
 void cache_node_release(struct cache *c, struct cnode *n);
 /* Add lookup references. */
 void cache_node_ref_lookup(struct cache *c, uint64_t ino, uint64_t n);
-/* Whether anything refers to ino (lookups or handles). */
-int cache_node_in_use(struct cache *c, uint64_t ino);
 /* Up to max nodes with fetched blocks, each with a temporary reference
  * (cache_node_release() each). */
 size_t cache_node_collect_fetched(struct cache *c, struct cnode **out,
@@ -715,8 +711,6 @@ int cache_mend_load(struct cache *c, const struct cache_config *cfg);
 int cache_mend_start(struct cache *c);
 /* Join it, free its state; cache_seal_stop() has set s->stop. */
 void cache_mend_join(struct cache *c);
-/* s->stop, read under s->lock. */
-int cache_mend_stopping(struct cache *c);
 /* Objects regions being re-seeded still lack (at least one each). */
 uint64_t cache_mend_waiting(struct cache *c, MDB_txn *txn);
 /* Their progress into s->regions (cache_seal_stats()). */

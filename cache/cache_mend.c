@@ -122,6 +122,18 @@ static size_t name_packs(struct bad_copy *v, size_t n, const MDB_val *d)
 	return named;
 }
 
+/* s->stop, read under s->lock. */
+static int stopping(struct cache *c)
+{
+	struct seal *s = c->seal;
+	int stop;
+
+	lock_take(&s->lock);
+	stop = s->stop;
+	lock_drop(&s->lock);
+	return stop;
+}
+
 /* Every record into *out (malloc()ed), with the id of the pack each one
  * names (found == 0 when no block names it any more).  The count, or a
  * negative code. */
@@ -229,7 +241,7 @@ static int recheck(struct cache *c)
 	}
 	buf_init(&obj, SIZE_MAX);
 	buf_init(&plain, SIZE_MAX);
-	for (size_t i = 0; i < (size_t)n && !cache_mend_stopping(c); i++) {
+	for (size_t i = 0; i < (size_t)n && !stopping(c); i++) {
 		struct seal_region *r = region_of(c->seal, v[i].bit);
 
 		drop[i] = !r || !v[i].found ||
@@ -730,7 +742,7 @@ static int seed_copy(struct cache *c, int i, const struct items *todo)
 	for (size_t k = 0; k < todo->n && rc == 0; k++) {
 		int r;
 
-		if (cache_mend_stopping(c)) {
+		if (stopping(c)) {
 			rc = 1;
 			break;
 		}
@@ -826,17 +838,6 @@ static int seed_next(struct cache *c)
 }
 
 /* --- the thread -------------------------------------------------------- */
-
-int cache_mend_stopping(struct cache *c)
-{
-	struct seal *s = c->seal;
-	int stop;
-
-	lock_take(&s->lock);
-	stop = s->stop;
-	lock_drop(&s->lock);
-	return stop;
-}
 
 /* Sleep up to MEND_TICK_MS, less if stopped.  s->lock held. */
 static void tick(struct seal *s)

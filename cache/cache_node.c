@@ -249,7 +249,8 @@ void cache_forget(struct cache *c, uint64_t ino, uint64_t nlookup)
 	}
 }
 
-int cache_node_in_use(struct cache *c, uint64_t ino)
+/* Whether anything refers to ino (lookups or handles). */
+static int node_in_use(struct cache *c, uint64_t ino)
 {
 	struct cnode *n;
 	int used;
@@ -643,7 +644,7 @@ void cache_node_maybe_free(struct cache *c, uint64_t ino)
 	struct free_arg fa = { ino, 0 };
 	int rc;
 
-	if (c->rdonly || cache_node_in_use(c, ino) || !is_orphan(c, ino))
+	if (c->rdonly || node_in_use(c, ino) || !is_orphan(c, ino))
 		return;
 	/* Data first: a crash after this leaves an orphan whose data file
 	 * is already in the trash, which the next open finishes freeing. */

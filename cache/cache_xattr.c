@@ -53,14 +53,9 @@ static int file_state(struct cache *c, uint64_t ino, const char **out)
 	rc = cache_inode_get(c, txn, ino, &rec, NULL, NULL);
 	if (rc || !c->have_blockdbs || !S_ISREG(rec.mode))
 		goto out;
+	if (!dirty)
+		dirty = cache_blk_has_dirty(c, txn, ino);
 	cache_blk_key(k, ino, 0);
-	if (!dirty && mdb_cursor_open(txn, c->db_dirty, &cur) == 0) {
-		dirty = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE) == 0 &&
-			key.mv_size == 16 && key_get_u64(key.mv_data) == ino;
-		mdb_cursor_close(cur);
-	}
-	key.mv_size = sizeof(k);
-	key.mv_data = k;
 	if (!dirty && mdb_cursor_open(txn, c->db_blocks, &cur) == 0) {
 		for (int r = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
 		     r == 0 && !local && key.mv_size == 16 &&
