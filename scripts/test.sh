@@ -63,14 +63,16 @@ clear_stale_mounts() {	# WHEN DIR...
 	[ "$n" -eq 0 ] || echo "test.sh: warning: cleared $n stale mount(s)" >&2
 }
 
-# Configure DIR (with meson OPTIONS) unless it already is a working meson
-# build directory.
+# Configure DIR with meson OPTIONS: set them up, or set them on a working
+# build directory made before.
 configure() {	# DIR [OPTIONS...]
 	local dir=$1
 	shift
 	if [ ! -e "$dir" ]; then
 		meson setup "$dir" "$@"
-	elif [ ! -f "$dir/build.ninja" ] || ! meson configure "$dir" >/dev/null 2>&1; then
+	elif [ -f "$dir/build.ninja" ] && meson configure "$dir" >/dev/null 2>&1; then
+		[ $# -eq 0 ] || meson setup --reconfigure "$dir" "$@" >/dev/null
+	else
 		echo "test.sh: $dir/ is not a usable meson build directory; wiping it" >&2
 		if ! meson setup --wipe "$dir" "$@"; then
 			rm -rf "$dir"
@@ -154,7 +156,9 @@ trap finish_run EXIT
 
 clear_stale_mounts before "$ROOT/build" "$ROOT/build-asan"
 rc=0
-configure build
+# The test hooks (tools/include/hooks.h) are compiled in for the tests
+# only: a cheap passphrase KDF and fault-injecting regions.
+configure build -Dtest_hooks=true
 run_suite build "$@" || rc=$?
 clear_stale_mounts after "$PHIFS_TEST_TMP" "$ROOT/build"
 logdirs=(build/meson-logs)
@@ -164,7 +168,8 @@ logdirs=(build/meson-logs)
 # PHIFS_NO_SANITIZE=1 skips this for a quicker local run.
 if [ -z "${PHIFS_NO_SANITIZE:-}" ]; then
 	echo "test.sh: again under AddressSanitizer and UBSan (build-asan/)"
-	configure build-asan -Db_sanitize=address,undefined -Dbuildtype=debug
+	configure build-asan -Db_sanitize=address,undefined -Dbuildtype=debug \
+		-Dtest_hooks=true
 	# An undefined-behaviour report fails the test that caused it, as
 	# a memory error does.
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
@@ -181,7 +186,7 @@ fi
 if [ -z "${PHIFS_NO_SANITIZE:-}" ] && targs=$(unit_args "$@"); then
 	echo "test.sh: the unit tests under ThreadSanitizer (build-tsan/)"
 	mapfile -t tsan_args <<<"$targs"
-	configure build-tsan -Db_sanitize=thread
+	configure build-tsan -Db_sanitize=thread -Dtest_hooks=true
 	TSAN_OPTIONS=second_deadlock_stack=1 \
 		run_suite build-tsan "${tsan_args[@]}" || rc=$?
 	logdirs+=(build-tsan/meson-logs)

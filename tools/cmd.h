@@ -112,6 +112,8 @@ int tool_keyfile_create(const char *path, const struct tool_secret *s);
 /*
  * A passphrase from PHIFS_PASSPHRASE, else asked on /dev/tty without
  * echo (with confirm: twice, and both must match).  0 or -1 (printed).
+ * PHIFS_PASSPHRASE is wiped from the process's environment, /proc/PID/
+ * environ included, once read (good or bad): a process reads it once.
  */
 int tool_passphrase_read(struct tool_secret *s, int confirm);
 

@@ -28,6 +28,7 @@
 
 #include "backend.h"
 #include "crypt.h"
+#include "hooks.h"
 #include "phi.h"
 
 static const char mkfs_usage[] =
@@ -41,8 +42,9 @@ static const char mkfs_usage[] =
 	"does\nnot exist: keep it safe, with a copy away from this machine) "
 	"or, without\nkey_file, with a passphrase: PHIFS_PASSPHRASE, else "
 	"asked twice on the\nterminal.\n\n"
-	"Environment, for tests only: PHIFS_KDF_N=N (a power of two) "
-	"replaces the\npassphrase KDF's cost, making a weak slot.\n";
+	"Environment, for tests only, and only in a build configured with\n"
+	"-Dtest_hooks=true: PHIFS_KDF_N=N (a power of two) replaces the\n"
+	"passphrase KDF's cost, making a weak slot.\n";
 
 /* What mkfs made so far, for undoing it. */
 struct mkfs {
@@ -167,10 +169,11 @@ static int get_secret(struct mkfs *m)
 	return tool_keyfile_new(&m->secret);
 }
 
-/* PHIFS_KDF_N: a cheap scrypt for tests.  0, or -1 (printed). */
+/* PHIFS_KDF_N: a cheap scrypt for tests, in a build with test hooks
+ * (hooks.h).  0, or -1 (printed). */
 static int kdf_params(struct crypt_kdf_params *p)
 {
-	const char *env = getenv("PHIFS_KDF_N");
+	const char *env = tool_test_env("PHIFS_KDF_N");
 	char *end;
 	unsigned long long n;
 

@@ -288,10 +288,29 @@ static int ask_tty(struct tool_secret *s, int confirm)
 	return rc;
 }
 
+/*
+ * Wipe the value of the environment variable name where it lies, then
+ * drop it.  unsetenv() alone is not enough: /proc/PID/environ shows the
+ * environment block the process started with for its whole life (the
+ * daemon's too, which runs for months), and a child forked later copies
+ * it.  Only a variable given at exec lies in that block; one set with
+ * setenv() is on the heap and wiped there just the same.
+ */
+static void env_scrub(const char *name)
+{
+	size_t n = strlen(name);
+
+	for (char **e = environ; *e; e++)
+		if (strncmp(*e, name, n) == 0 && (*e)[n] == '=')
+			explicit_bzero(*e + n + 1, strlen(*e + n + 1));
+	unsetenv(name);
+}
+
 int tool_passphrase_read(struct tool_secret *s, int confirm)
 {
 	const char *env = getenv("PHIFS_PASSPHRASE");
 	size_t n;
+	int rc = -1;
 
 	if (!env) {
 		if (ask_tty(s, confirm))
@@ -306,15 +325,15 @@ int tool_passphrase_read(struct tool_secret *s, int confirm)
 	n = strlen(env);
 	if (n == 0 || n >= PASSPHRASE_MAX) {
 		tool_error("PHIFS_PASSPHRASE: %s", n ? "too long" : "empty");
-		return -1;
-	}
-	if (secret_alloc(s, PASSPHRASE_MAX, 0)) {
+	} else if (secret_alloc(s, PASSPHRASE_MAX, 0)) {
 		tool_error("out of memory");
-		return -1;
+	} else {
+		memcpy(s->data, env, n);
+		s->len = n;
+		rc = 0;
 	}
-	memcpy(s->data, env, n);
-	s->len = n;
-	return 0;
+	env_scrub("PHIFS_PASSPHRASE");
+	return rc;
 }
 
 int tool_secret_read(const struct phi_config *cfg, struct tool_secret *s)

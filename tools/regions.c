@@ -7,7 +7,8 @@
  * each region is wrapped in a fault backend that reads its settings from
  * $PHIFS_FAULT_DIR/<region name> (backend_fault_open_file()), so a test
  * can make one region of a running mount fail, stall or lie.  The hook is
- * for tests only and is left out of the user help on purpose.
+ * for tests only, honoured only in a build with test hooks (hooks.h), and
+ * left out of the user help on purpose.
  */
 #include "cmd.h"
 
@@ -19,6 +20,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "hooks.h"
 #include "phi.h"
 
 /* "region NAME: why" into err.  A reason too long for err is cut, and the
@@ -36,7 +38,7 @@ int tool_region_open(const struct phi_config *cfg, int i,
 		     struct backend **out, char *err, size_t errlen)
 {
 	const struct backend_region *r = &cfg->regions[i];
-	const char *faults = getenv("PHIFS_FAULT_DIR");
+	const char *faults = tool_test_env("PHIFS_FAULT_DIR");
 	char why[512], path[4200];
 	struct backend *be;
 	int rc;

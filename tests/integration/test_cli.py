@@ -962,6 +962,12 @@ def test_passphrase(phifs_bare):
     fs.env["PHIFS_PASSPHRASE"] = "correct horse"
     fs.mount(foreground=False)
     assert read_file(fs.path("f")) == b"passphrase"
+    # The daemon's environment holds no passphrase: /proc/PID/environ
+    # shows the environment block it started with, wiped in place.
+    with open(f"/proc/{fs.pid}/environ", "rb") as f:
+        environ = f.read()
+    assert b"PHIFS_PASSPHRASE=\0" in environ
+    assert b"correct horse" not in environ
 
 
 def test_mount_region_without_superblock(phifs_bare):
