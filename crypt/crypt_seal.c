@@ -8,13 +8,19 @@
  * is encrypted raw instead; compression failing for any reason only
  * costs space, never a seal.
  *
+ * Frames are sealed in format version 2, whose clear header tells only
+ * the payload's size class (crypt_pad_size()): the flags and both lengths
+ * are encrypted with the data, and zeros pad it to its class.  Version 1
+ * frames, which the regions keep from before, still unseal.
+ *
  * Unsealing checks everything that can be checked without the key first
  * (magic, version, flags, lengths), so a cut or garbled object is
  * PHI_ECORRUPT and only a well-formed one that fails its tag is
  * PHI_EAUTHFAIL.  No unauthenticated byte stays in the caller's buffer:
- * a raw payload is decrypted into out's reserved room and committed only
- * once the tag verifies (wiped otherwise); a compressed payload is
- * decrypted into a temporary, verified, then decompressed into out.
+ * a version 1 raw payload is decrypted into out's reserved room and
+ * committed only once the tag verifies (wiped otherwise); any other
+ * payload is decrypted into a temporary, verified, then copied or
+ * decompressed into out.
  *
  * Each thread keeps one zstd compression and one decompression context
  * (thread-specific data, freed when the thread exits): making a context
@@ -41,6 +47,14 @@
 #define OFF_NONCE 6
 #define OFF_PLEN 18
 #define OFF_CLEN 26
+
+/* Version 2: the payload's plaintext begins with an inner header. */
+#define FRAME_V1 1
+#define IN_FLAGS 0		/* FLAG_ZSTD */
+#define IN_PLEN 1		/* plaintext length, before compression */
+#define IN_DLEN 9		/* stored data length (zstd frame or raw) */
+#define IN_HEADER 17		/* then the data, then zeros to the class */
+#define PAD_MIN 256		/* the smallest size class */
 
 static const char LABEL_OBJECT[] = "phifs object v1";
 
@@ -110,11 +124,37 @@ int crypt_set_level(int level)
 	return 0;
 }
 
+/*
+ * Padmé (Nikitin et al., "Reducing metadata leakage from encrypted files
+ * and communication with PURBs", PETS 2019): keep the top
+ * floor(log2(E)) + 1 bits of a length whose highest bit is bit E and
+ * round the rest up, so a class leaks O(log log len) bits and costs at
+ * most 2^(E - S) - 1 bytes: 3.1 % from 64 KiB up, 6.3 % below, and
+ * below PAD_MIN everything is one class.
+ */
+size_t crypt_pad_size(size_t len)
+{
+	unsigned e, s;
+	size_t mask;
+
+	if (len <= PAD_MIN)
+		return PAD_MIN;
+	e = 63u - (unsigned)__builtin_clzll((unsigned long long)len);
+	s = 32u - (unsigned)__builtin_clz(e);	/* floor(log2(e)) + 1 */
+	mask = ((size_t)1 << (e - s)) - 1;
+	if (len > SIZE_MAX - mask)
+		return SIZE_MAX;
+	return (len + mask) & ~mask;
+}
+
 size_t crypt_seal_bound(size_t len)
 {
-	if (len > SIZE_MAX - CRYPT_FRAME_OVERHEAD)
+	size_t n;
+
+	if (len > CRYPT_SEAL_MAX)
 		return SIZE_MAX;
-	return len + CRYPT_FRAME_OVERHEAD;
+	n = crypt_pad_size(len + IN_HEADER);
+	return n + CRYPT_FRAME_OVERHEAD;
 }
 
 static int check_id(const char *object_id, size_t *idlen)
@@ -152,33 +192,46 @@ static size_t compress_into(void *dst, const void *src, size_t len)
 	return ZSTD_isError(n) ? 0 : n;
 }
 
+/*
+ * Seal plain[0..len) as a version 2 frame at frame (room for
+ * crypt_seal_bound(len)).  The data, compressed when that shrinks it,
+ * goes after the inner header in the payload's place and is encrypted
+ * there together with the header and the zeros of its size class.
+ */
 static int seal_frame(const struct crypt_key *mk, const uint8_t fsid[16],
 		      const char *object_id, size_t idlen, const void *plain,
 		      size_t len, uint8_t *frame, size_t *framelen)
 {
 	uint8_t key[CRYPT_KEY_LEN], *payload = frame + CRYPT_FRAME_HEADER;
-	size_t clen = compress_into(payload, plain, len);
-	bool zipped = clen > 0;
+	size_t dlen = compress_into(payload + IN_HEADER, plain, len), clen;
+	bool zipped = dlen > 0;
 	struct crypt_span aad[3] = {
 		{ frame, CRYPT_FRAME_HEADER }, { fsid, 16 },
 		{ object_id, idlen },
 	};
 	int rc;
 
-	if (!zipped)
-		clen = len;
+	if (!zipped) {
+		dlen = len;
+		if (len)
+			memcpy(payload + IN_HEADER, plain, len);
+	}
+	clen = crypt_pad_size(IN_HEADER + dlen);
+	payload[IN_FLAGS] = zipped ? FLAG_ZSTD : 0;
+	crypt__put_be64(payload + IN_PLEN, len);
+	crypt__put_be64(payload + IN_DLEN, dlen);
+	memset(payload + IN_HEADER + dlen, 0, clen - IN_HEADER - dlen);
 	memcpy(frame, FRAME_MAGIC, 4);
 	frame[OFF_VERSION] = CRYPT_FRAME_VERSION;
-	frame[OFF_FLAGS] = zipped ? FLAG_ZSTD : 0;
-	crypt__put_be64(frame + OFF_PLEN, len);
+	frame[OFF_FLAGS] = 0;
+	crypt__put_be64(frame + OFF_PLEN, 0);
 	crypt__put_be64(frame + OFF_CLEN, clen);
 	rc = crypt_random_bytes(frame + OFF_NONCE, CRYPT_NONCE_LEN);
 	if (rc == 0)
 		rc = object_key(mk, fsid, object_id, idlen, key);
 	if (rc == 0)
-		rc = crypt__gcm_seal(key, frame + OFF_NONCE, aad, 3,
-				     zipped ? payload : plain, clen, payload,
-				     payload + clen);
+		rc = crypt__gcm_seal(key, frame + OFF_NONCE, aad, 3, payload,
+				     clen, payload, payload + clen);
 	OPENSSL_cleanse(key, sizeof(key));
 	*framelen = CRYPT_FRAME_HEADER + clen + CRYPT_TAG_LEN;
 	return rc;
@@ -216,11 +269,13 @@ int crypt_seal(const struct crypt_key *mk, const uint8_t fsid[16],
 
 /* ------------------------------------------------------------------ */
 
-/* What unseal needs from a frame that passed the structural checks. */
+/* What unseal needs from a frame that passed the structural checks;
+ * for version 2, plen and zipped are known only once it is opened. */
 struct frame_view {
 	const uint8_t *head, *payload, *tag;
 	uint64_t plen, clen;
 	bool zipped;
+	uint8_t version;
 };
 
 static int frame_parse(const void *frame, size_t len, struct frame_view *v)
@@ -230,7 +285,8 @@ static int frame_parse(const void *frame, size_t len, struct frame_view *v)
 
 	if (len < CRYPT_FRAME_OVERHEAD || memcmp(f, FRAME_MAGIC, 4) != 0)
 		return PHI_ECORRUPT;
-	if (f[OFF_VERSION] != CRYPT_FRAME_VERSION)
+	v->version = f[OFF_VERSION];
+	if (v->version != FRAME_V1 && v->version != CRYPT_FRAME_VERSION)
 		return PHI_EVERSION;
 	flags = f[OFF_FLAGS];
 	if (flags & ~FLAG_ZSTD)
@@ -241,8 +297,14 @@ static int frame_parse(const void *frame, size_t len, struct frame_view *v)
 	if (v->plen > CRYPT_SEAL_MAX ||
 	    v->clen != len - CRYPT_FRAME_OVERHEAD)
 		return PHI_ECORRUPT;	/* truncated, padded or lying */
-	if (v->zipped ? v->clen >= v->plen : v->clen != v->plen)
+	if (v->version == CRYPT_FRAME_VERSION) {
+		/* everything but the class is inside */
+		if (flags || v->plen || v->clen < PAD_MIN ||
+		    v->clen != crypt_pad_size(v->clen))
+			return PHI_ECORRUPT;
+	} else if (v->zipped ? v->clen >= v->plen : v->clen != v->plen) {
 		return PHI_ECORRUPT;
+	}
 	v->head = f;
 	v->payload = f + CRYPT_FRAME_HEADER;
 	v->tag = v->payload + v->clen;
@@ -327,6 +389,42 @@ static int unseal_raw(const uint8_t key[CRYPT_KEY_LEN],
 	return 0;
 }
 
+/*
+ * Open a version 2 payload into a temporary, check its inner header, and
+ * copy or decompress its data into out.  An authentic payload whose
+ * inner header contradicts itself is PHI_ECORRUPT: a writer's bug.
+ */
+static int unseal_v2(const uint8_t key[CRYPT_KEY_LEN],
+		     const uint8_t fsid[16], const char *object_id,
+		     size_t idlen, const struct frame_view *v, struct buf *out)
+{
+	uint8_t *tmp = malloc(v->clen);
+	uint64_t plen, dlen;
+	bool zipped;
+	int rc;
+
+	if (!tmp)
+		return -ENOMEM;
+	rc = open_payload(key, fsid, object_id, idlen, v, tmp);
+	if (rc < 0)
+		goto out;
+	zipped = tmp[IN_FLAGS] & FLAG_ZSTD;
+	plen = crypt__get_be64(tmp + IN_PLEN);
+	dlen = crypt__get_be64(tmp + IN_DLEN);
+	if ((tmp[IN_FLAGS] & ~FLAG_ZSTD) || plen > CRYPT_SEAL_MAX ||
+	    dlen > v->clen - IN_HEADER ||
+	    (zipped ? dlen >= plen : dlen != plen)) {
+		rc = PHI_ECORRUPT;
+	} else if (zipped) {
+		rc = unzip_into(out, tmp + IN_HEADER, dlen, plen);
+	} else {
+		rc = buf_add(out, tmp + IN_HEADER, dlen);
+	}
+out:
+	OPENSSL_clear_free(tmp, v->clen);
+	return rc;
+}
+
 int crypt_unseal(const struct crypt_key *mk, const uint8_t fsid[16],
 		 const char *object_id, const void *frame, size_t len,
 		 struct buf *out)
@@ -344,7 +442,9 @@ int crypt_unseal(const struct crypt_key *mk, const uint8_t fsid[16],
 	if (rc < 0)
 		return rc;
 	rc = object_key(mk, fsid, object_id, idlen, key);
-	if (rc == 0 && v.zipped)
+	if (rc == 0 && v.version == CRYPT_FRAME_VERSION)
+		rc = unseal_v2(key, fsid, object_id, idlen, &v, out);
+	else if (rc == 0 && v.zipped)
 		rc = unseal_zipped(key, fsid, object_id, idlen, &v, out);
 	else if (rc == 0)
 		rc = unseal_raw(key, fsid, object_id, idlen, &v, out);

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "crypt.h"
+#include "crypt_v1_frames.h"
 #include "test.h"
 
 #define MIB ((size_t)1 << 20)
@@ -63,7 +64,9 @@ static char *text_data(size_t n)
 	return p;
 }
 
-/* Seal then unseal len bytes; return the frame's length, check flags. */
+/* Seal then unseal len bytes; return the frame's length.  want_zstd
+ * (0 or 1; -1: either) is told by the size: a raw frame is exactly the
+ * bound, a compressed one smaller. */
 static size_t round_trip(const struct crypt_key *mk, const void *data,
 			 size_t len, int want_zstd)
 {
@@ -76,9 +79,13 @@ static size_t round_trip(const struct crypt_key *mk, const void *data,
 	flen = buf_len(&frame);
 	ASSERT_TRUE(flen <= crypt_seal_bound(len));
 	ASSERT_TRUE(memcmp(buf_data(&frame), "PHIS", 4) == 0);
-	if (want_zstd >= 0)
-		ASSERT_EQ(((const uint8_t *)buf_data(&frame))[5] & 1,
-			  want_zstd);
+	ASSERT_EQ(((const uint8_t *)buf_data(&frame))[4],
+		  CRYPT_FRAME_VERSION);
+	ASSERT_EQ(((const uint8_t *)buf_data(&frame))[5], 0);	/* inside */
+	ASSERT_EQ(flen - CRYPT_FRAME_OVERHEAD,
+		  crypt_pad_size(flen - CRYPT_FRAME_OVERHEAD));
+	if (want_zstd == 0)
+		ASSERT_EQ(flen, crypt_seal_bound(len));
 	ASSERT_OK(crypt_unseal(mk, FSID, "obj-1", buf_data(&frame), flen,
 			       &plain));
 	ASSERT_EQ(buf_len(&plain), len);
@@ -92,7 +99,8 @@ TEST(seal_empty)
 {
 	struct crypt_key *mk = new_key();
 
-	ASSERT_EQ(round_trip(mk, NULL, 0, 0), (size_t)CRYPT_FRAME_OVERHEAD);
+	ASSERT_EQ(round_trip(mk, NULL, 0, 0),
+		  (size_t)CRYPT_FRAME_OVERHEAD + 256);
 	crypt_key_free(mk);
 }
 
@@ -100,7 +108,8 @@ TEST(seal_one_byte)
 {
 	struct crypt_key *mk = new_key();
 
-	ASSERT_EQ(round_trip(mk, "x", 1, 0), (size_t)CRYPT_FRAME_OVERHEAD + 1);
+	ASSERT_EQ(round_trip(mk, "x", 1, 0),
+		  (size_t)CRYPT_FRAME_OVERHEAD + 256);
 	crypt_key_free(mk);
 }
 
@@ -136,6 +145,79 @@ TEST(seal_16mib)
 	ASSERT_TRUE(round_trip(mk, text, 16 * MIB, 1) < 16 * MIB / 4);
 	free(text);
 	free(data);
+	crypt_key_free(mk);
+}
+
+/* The size classes: at least 256, Padmé above, a few percent at most. */
+TEST(pad_size_classes)
+{
+	ASSERT_EQ(crypt_pad_size(0), 256u);
+	ASSERT_EQ(crypt_pad_size(256), 256u);
+	ASSERT_EQ(crypt_pad_size(257), 272u);
+	ASSERT_EQ(crypt_pad_size(1017), 1024u);
+	ASSERT_EQ(crypt_pad_size(MIB), (size_t)MIB);
+	ASSERT_EQ(crypt_pad_size(MIB + 1), (size_t)MIB + 32768);
+	for (size_t len = 200; len < 4 * MIB; len = len * 9 / 8 + 1) {
+		size_t c = crypt_pad_size(len);
+
+		ASSERT_TRUE(c >= len && crypt_pad_size(c) == c);
+		ASSERT_TRUE(len < 256 || c - len < len / 16 + 1);
+		ASSERT_TRUE(len < 65536 || c - len < len / 32 + 1);
+	}
+}
+
+/* Files of sizes within one class make frames a region cannot tell
+ * apart: the same length and the same clear header but for the nonce. */
+TEST(sizes_within_a_class_look_alike)
+{
+	struct crypt_key *mk = new_key();
+	uint8_t *data = random_data(1000);
+	struct buf a, b;
+
+	buf_init(&a, SIZE_MAX);
+	buf_init(&b, SIZE_MAX);
+	ASSERT_OK(crypt_seal(mk, FSID, "obj-1", data, 1000, &a));
+	ASSERT_OK(crypt_seal(mk, FSID, "obj-1", data, 990, &b));
+	ASSERT_EQ(buf_len(&a), buf_len(&b));
+	ASSERT_EQ(buf_len(&a), (size_t)CRYPT_FRAME_OVERHEAD + 1024);
+	ASSERT_TRUE(memcmp(buf_data(&a), buf_data(&b), 6) == 0);
+	ASSERT_TRUE(memcmp((const uint8_t *)buf_data(&a) + 18,
+			   (const uint8_t *)buf_data(&b) + 18, 16) == 0);
+	buf_release(&a);
+	buf_release(&b);
+	free(data);
+	crypt_key_free(mk);
+}
+
+/* What older regions hold: version 1 frames, raw and compressed, still
+ * unseal, and still fail under another name. */
+TEST(version_1_frames_still_open)
+{
+	static const char raw[] =
+		"Patient 0001: blood pressure within normal range.";
+	struct crypt_key *mk = NULL;
+	struct buf out;
+	char *text = text_data(8124);
+
+	ASSERT_OK(crypt_super_unlock_keyfile(V1_SUPER, sizeof(V1_SUPER),
+					     V1_KEYFILE, sizeof(V1_KEYFILE),
+					     &mk));
+	ASSERT_EQ(V1_FRAME_RAW[4], 1);
+	buf_init(&out, SIZE_MAX);
+	ASSERT_OK(crypt_unseal(mk, FSID, "m/v1-raw", V1_FRAME_RAW,
+			       sizeof(V1_FRAME_RAW), &out));
+	ASSERT_EQ(buf_len(&out), sizeof(raw) - 1);
+	ASSERT_TRUE(memcmp(buf_data(&out), raw, sizeof(raw) - 1) == 0);
+	buf_reset(&out);
+	ASSERT_OK(crypt_unseal(mk, FSID, "m/v1-zstd", V1_FRAME_ZSTD,
+			       sizeof(V1_FRAME_ZSTD), &out));
+	ASSERT_EQ(buf_len(&out), 8124u);
+	ASSERT_TRUE(memcmp(buf_data(&out), text, 8124) == 0);
+	buf_reset(&out);
+	ASSERT_ERR(crypt_unseal(mk, FSID, "m/v1-zstd", V1_FRAME_RAW,
+				sizeof(V1_FRAME_RAW), &out), PHI_EAUTHFAIL);
+	buf_release(&out);
+	free(text);
 	crypt_key_free(mk);
 }
 
@@ -849,6 +931,9 @@ TEST(measure)
 
 TEST_MAIN(
 	TEST_ENTRY(seal_empty),
+	TEST_ENTRY(pad_size_classes),
+	TEST_ENTRY(sizes_within_a_class_look_alike),
+	TEST_ENTRY(version_1_frames_still_open),
 	TEST_ENTRY(seal_one_byte),
 	TEST_ENTRY(seal_text_compresses),
 	TEST_ENTRY(seal_random_stored_raw),
