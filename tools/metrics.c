@@ -5,9 +5,9 @@
  * and a library would bring far more than the few lines it takes to read
  * one request line and answer with Connection: close.  One thread polls
  * the listening socket and a pipe that tool_metrics_close() writes to;
- * each connection gets REQ_TIMEOUT_MS to send its request and to take the
- * answer, so a client that stalls delays the next scrape by at most that,
- * and never the mount.
+ * each connection gets REQ_TIMEOUT_MS for each read and write and
+ * CONN_TIMEOUT_MS in all, so a client that stalls delays the next scrape
+ * and the unmount by at most that, and never a FUSE request.
  *
  * The answer is built for each request from cache_stats() (a read
  * transaction: what the mount last recorded in LMDB, as `phifs status`
@@ -38,7 +38,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define REQ_TIMEOUT_MS 2000
+#define REQ_TIMEOUT_MS 2000	/* per read or write of a connection */
+#define CONN_TIMEOUT_MS 5000	/* for the whole of one */
 #define REQ_MAX 8192		/* a request's line and headers */
 #define ANSWER_MAX (4u << 20)	/* far above what 16 regions make */
 
@@ -156,6 +157,7 @@ struct region_row {
 	char label[160];
 	struct cache_region_stats st;
 	struct cache_region_counters k;
+	int counted;		/* k is the cache's (it seals for the region) */
 };
 
 static void region_rows(const struct phi_config *cfg,
@@ -172,6 +174,7 @@ static void region_rows(const struct phi_config *cfg,
 			 "region=\"%s\"", v);
 		tool_region_stats(cfg, s, i, &rows[i].st);
 		rk = counters_of(k, cfg->regions[i].name);
+		rows[i].counted = rk != NULL;
 		if (rk)
 			rows[i].k = *rk;
 		else
@@ -192,7 +195,7 @@ static unsigned long long region_value(const struct region_row *r,
 	case RF_WAIT_BYTES:
 		return r->st.waiting_bytes;
 	case RF_UP:
-		return !r->st.down && r->k.up;
+		return !r->st.down && (!r->counted || r->k.up);
 	case RF_UP_ERR:
 		return r->k.upload_errors;
 	case RF_FETCH_ERR:
@@ -298,11 +301,20 @@ static void build(struct tool_metrics *m, struct out *o)
 
 /* --- HTTP --------------------------------------------------------------- */
 
+/* The connection being served must end by this (phi_mono_ns()); only
+ * the serving thread touches it. */
+static uint64_t conn_deadline;
+
+static int late(void)
+{
+	return phi_mono_ns() > conn_deadline;
+}
+
 static void send_all(int fd, const void *p, size_t n)
 {
 	const char *c = p;
 
-	while (n) {
+	while (n && !late()) {
 		ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
 
 		if (w < 0 && errno == EINTR)
@@ -339,7 +351,7 @@ static ssize_t read_request(int fd, char *req, size_t size)
 {
 	size_t n = 0;
 
-	while (n + 1 < size) {
+	while (n + 1 < size && !late()) {
 		ssize_t r = recv(fd, req + n, size - 1 - n, 0);
 
 		if (r < 0 && errno == EINTR)
@@ -430,6 +442,7 @@ static void *serve_main(void *arg)
 		fd = accept4(m->fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;	/* gone before we took it, or no fds */
+		conn_deadline = phi_mono_ns() + CONN_TIMEOUT_MS * 1000000ull;
 		set_timeouts(fd);
 		serve_one(m, fd);
 		close(fd);
@@ -441,7 +454,10 @@ static void *serve_main(void *arg)
 
 static int listen_on(const struct phi_listen *l)
 {
-	int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* non-blocking: a connection reset between poll() and accept()
+	 * must not leave the thread in accept(), deaf to its stop */
+	int fd = socket(l->addr.ss_family,
+			SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	int one = 1, e;
 
 	if (fd < 0)
