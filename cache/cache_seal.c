@@ -935,7 +935,7 @@ static void count_dirty(struct cache *c, MDB_txn *txn, struct cache_stats *s)
 			continue;
 		k = key_get_u64(key.mv_data);
 		blk = key_get_u64((const uint8_t *)key.mv_data + 8);
-		if (k != ino || ino == 0) {
+		if (k != ino) {
 			ino = k;
 			size = cache_inode_get(c, txn, ino, &rec, NULL,
 					       NULL) == 0 ? rec.size : 0;
