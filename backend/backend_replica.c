@@ -17,14 +17,20 @@
 #include <assert.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "hist.h"
 #include "phi.h"
 
 struct region {
 	struct backend *be;	/* owned; set at open */
 	unsigned fails;		/* consecutive failed calls; rs->lock */
+	/* gets through the set, for the metrics; atomics, no lock */
+	atomic_uint_fast64_t get_errors;
+	struct phi_hist get_time;
 };
 
 struct replica {
@@ -145,6 +151,16 @@ static int read_one(struct backend *be, const struct read_req *q, bool *bad)
 	return rc < 0 ? rc : PHI_EAUTHFAIL;
 }
 
+/* A get from region r took ns and ended with rc (a copy verify refused
+ * and a missing copy are errors of the region too). */
+static void count_get(struct region *r, int rc, uint64_t ns)
+{
+	phi_hist_add(&r->get_time, ns);
+	if (rc)
+		atomic_fetch_add_explicit(&r->get_errors, 1,
+					  memory_order_relaxed);
+}
+
 static int replica_read(struct replica *rs, const struct read_req *q,
 			int *bad_mask)
 {
@@ -154,9 +170,12 @@ static int replica_read(struct replica *rs, const struct read_req *q,
 
 	for (int k = 0; k < n; k++) {
 		int i = order[k];
+		uint64_t t0 = phi_mono_ns();
 		bool bad;
 
 		rc = read_one(rs->r[i].be, q, &bad);
+		if (!q->size)
+			count_get(&rs->r[i], rc, phi_mono_ns() - t0);
 		note(rs, i, bad ? PHI_EAUTHFAIL : rc);
 		if (rc == 0)
 			break;
@@ -366,4 +385,20 @@ struct backend *backend_replica_region(struct backend *be, int i)
 	rs = replica_of(be);
 	assert(i >= 0 && i < rs->n);
 	return rs->r[i].be;
+}
+
+void backend_replica_get_stats(struct backend *be, int i,
+			       struct backend_get_stats *out)
+{
+	struct replica *rs;
+
+	memset(out, 0, sizeof(*out));
+	assert(be && be->ops);
+	if (be->ops != &replica_ops)
+		return;
+	rs = replica_of(be);
+	assert(i >= 0 && i < rs->n);
+	out->errors = atomic_load_explicit(&rs->r[i].get_errors,
+					   memory_order_relaxed);
+	phi_hist_read(&rs->r[i].get_time, &out->time);
 }

@@ -488,6 +488,13 @@ int cache_stats(struct cache *c, struct cache_stats *out)
 	return 0;
 }
 
+void cache_counters(struct cache *c, struct cache_counters *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->evictions = atomic_load(&c->evictions);
+	cache_upload_counters(c, out);
+}
+
 int cache_statfs(struct cache *c, struct statvfs *out)
 {
 	struct statvfs disk;

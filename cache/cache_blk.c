@@ -1228,12 +1228,13 @@ int cache_blk_evict_blocks(struct cache *c, struct cnode *n,
 {
 	struct flags_arg a = { n, go->v, go->n, 0, BLOCK_RESIDENT };
 	uint64_t bs = c->block_size, before = n->alloc;
+	size_t done = 0;
 	int rc;
 
 	/* Record first: a crash after it costs a fetch, the other order
 	 * could leave a resident flag over a hole. */
 	rc = cache_meta_write(c, flags_txn, &a);
-	for (size_t done = 0; rc == 0 && done < go->n; done++) {
+	for (; rc == 0 && done < go->n; done++) {
 		uint64_t b = go->v[done];
 
 		if (fallocate(n->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
@@ -1244,6 +1245,7 @@ int cache_blk_evict_blocks(struct cache *c, struct cnode *n,
 		if (cache_blkset_add(&n->gone, b) < 0)
 			break;
 	}
+	atomic_fetch_add_explicit(&c->evictions, done, memory_order_relaxed);
 	cache_blk_refresh_alloc(c, n);
 	n->dirty = 1;	/* the record's block count */
 	*freed = before > n->alloc ? before - n->alloc : 0;

@@ -40,6 +40,7 @@
 
 #include "cache.h"
 #include "cache_admin.h"
+#include "hist.h"
 #include "phi.h"
 
 #include <lmdb.h>
@@ -252,6 +253,8 @@ struct cache {
 	atomic_int latched;	/* first uncertain failure, 0 if none */
 	atomic_uint_fast64_t used;	/* bytes of the data files */
 	atomic_uint_fast64_t packs_used;	/* bytes of packs/ */
+	atomic_uint_fast64_t evictions;	/* blocks evicted since open
+					   (cache_blk_evict_blocks()) */
 	pthread_mutex_t nodes_lock;
 	struct cnode *nodes[NODE_BUCKETS];	/* by nodes_lock */
 	/* open handles: a signal may end the session before the kernel
@@ -607,6 +610,10 @@ struct seal_region {
 	int dirty;		/* health to record in LMDB */
 	int64_t last_ok;
 	int seeding;		/* SEED_*, 0 once it is a whole copy */
+	int64_t complete;	/* epoch seconds it was last seen holding
+				   every object queued (pick()); 0 */
+	uint64_t put_errors;	/* uploads that failed */
+	struct phi_hist put_time;	/* how long uploads took; no lock */
 };
 
 /* A region being re-seeded (cache_mend.c): */
@@ -699,6 +706,8 @@ void cache_upload_record_health(struct cache *c);
 /* A put to region r ended with rc: its failures, backoff and down mark
  * move.  seal->lock held. */
 void cache_upload_health(struct seal_region *r, int rc);
+/* The regions' upload counters into s->regions (cache_counters()). */
+void cache_upload_counters(struct cache *c, struct cache_counters *s);
 
 /* --- cache_mend.c: the mender thread ---------------------------------- */
 

@@ -914,6 +914,40 @@ static void count_blocks(struct cache *c, MDB_txn *txn, struct cache_stats *s)
 	mdb_cursor_close(cur);
 }
 
+/*
+ * What the dirty blocks hold: of each, the part below its file's size as
+ * the inode record has it (a block past the end holds nothing).  The
+ * `dirty` db is ordered by inode, so each record is read once.
+ */
+static void count_dirty(struct cache *c, MDB_txn *txn, struct cache_stats *s)
+{
+	uint64_t bs = c->block_size, ino = 0, size = 0;
+	MDB_val key, val;
+	MDB_cursor *cur;
+
+	if (mdb_cursor_open(txn, c->db_dirty, &cur))
+		return;
+	while (mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0) {
+		uint64_t k, blk;
+		struct inode_rec rec;
+
+		if (key.mv_size != 16)
+			continue;
+		k = key_get_u64(key.mv_data);
+		blk = key_get_u64((const uint8_t *)key.mv_data + 8);
+		if (k != ino) {
+			ino = k;
+			size = cache_inode_get(c, txn, ino, &rec, NULL,
+					       NULL) == 0 ? rec.size : 0;
+		}
+		if (blk < size / bs)
+			s->dirty_data_bytes += bs;
+		else if (blk == size / bs)
+			s->dirty_data_bytes += size % bs;
+	}
+	mdb_cursor_close(cur);
+}
+
 /* The last sync pass: when it began, and what of it is still waiting. */
 static void sync_stats(struct cache *c, MDB_txn *txn, struct cache_stats *s)
 {
@@ -941,6 +975,7 @@ int cache_seal_stats(struct cache *c, MDB_txn *txn, struct cache_stats *s)
 	if (!c->have_blockdbs)
 		return 0;
 	s->dirty_blocks = count(txn, c->db_dirty);
+	count_dirty(c, txn, s);
 	s->dirty_bytes = s->dirty_blocks * c->block_size;
 	cache_upload_stats(c, txn, s, bits);
 	count_bad(c, txn, s, bits);

@@ -606,6 +606,10 @@ _Static_assert(sizeof(((struct cache_stats *)0)->regions) ==
 	       SEAL_MAX_REGIONS * sizeof(struct cache_region_stats),
 	       "a region of the status per region of the seal");
 
+_Static_assert(sizeof(((struct cache_counters *)0)->regions) ==
+	       SEAL_MAX_REGIONS * sizeof(struct cache_region_counters),
+	       "counters for every region of the seal");
+
 struct stats_arg {
 	struct cache_stats *s;
 	uint32_t *bits;		/* of s->regions[] */
@@ -658,6 +662,34 @@ void cache_upload_stats(struct cache *c, MDB_txn *txn, struct cache_stats *s,
 	db_walk(txn, c->db_regions, sizeof(struct region_rec), stat_region,
 		&a);
 	queue_walk(c, txn, count_one, &a);
+}
+
+void cache_upload_counters(struct cache *c, struct cache_counters *out)
+{
+	struct seal *s = c->seal;
+
+	out->nregions = 0;
+	if (!s)
+		return;
+	lock_take(&s->lock);
+	for (int i = 0; i < s->nregions; i++) {
+		struct cache_region_counters *r = &out->regions[i];
+
+		memcpy(r->name, s->r[i].name, sizeof(r->name));
+		r->up = !s->r[i].down;
+		r->upload_errors = s->r[i].put_errors;
+		r->complete = s->r[i].complete;
+	}
+	out->nregions = s->nregions;
+	lock_drop(&s->lock);
+	for (int i = 0; i < out->nregions; i++) {
+		struct backend_get_stats g;
+
+		phi_hist_read(&s->r[i].put_time, &out->regions[i].upload);
+		backend_replica_get_stats(s->regions, i, &g);
+		out->regions[i].fetch_errors = g.errors;
+		out->regions[i].fetch = g.time;
+	}
 }
 
 /* --- picking work ------------------------------------------------------ */
@@ -750,6 +782,17 @@ static int pick_one(struct cache *c, struct qitem *it, void *arg)
 	return 0;
 }
 
+/* A whole walk of the queue found nothing for the regions not in
+ * pending: each holds every object queued so far.  s->lock held. */
+static void note_complete(struct seal *s, uint32_t pending)
+{
+	int64_t now = phi_now().tv_sec;
+
+	for (int i = 0; i < s->nregions; i++)
+		if (!s->r[i].seeding && !(pending & (1u << s->r[i].bit)))
+			s->r[i].complete = now;
+}
+
 /* The oldest pair to upload now; s->lock held.  0 or -ENOENT, and then
  * *wake_ns is when a backoff in the way ends and *pending holds the bits
  * of the regions that still lack something. */
@@ -766,6 +809,8 @@ static int pick(struct cache *c, struct job *j, uint64_t *wake_ns,
 		return rc;
 	rc = queue_walk(c, txn, pick_one, &p);
 	cache_meta_read_end(txn);
+	if (rc == 0)
+		note_complete(c->seal, p.pending);
 	*wake_ns = p.wake_ns;
 	*pending = p.pending;
 	return rc > 0 ? 0 : rc ? rc : -ENOENT;
@@ -844,7 +889,8 @@ static void upload(struct cache *c, const struct job *j, struct buf *data)
 	struct seal_region *r = &s->r[j->region];
 	char key[QKEY_SIZE], name[QFILE_SIZE];
 	struct done_arg a = { &j->it, r->bit, 0 };
-	int rc;
+	uint64_t t0;
+	int put_failed, rc;
 
 	kinds[j->it.kind].names(&j->it, key, name);
 	rc = read_local(c, name, j->it.size, data);
@@ -857,10 +903,14 @@ static void upload(struct cache *c, const struct job *j, struct buf *data)
 			r->name);
 		return;
 	}
+	t0 = phi_mono_ns();
 	rc = backend_put(r->be, key, buf_data(data), buf_len(data));
+	phi_hist_add(&r->put_time, phi_mono_ns() - t0);
+	put_failed = rc != 0;
 	if (rc == 0)
 		rc = cache_meta_write(c, done_txn, &a);
 	lock_take(&s->lock);
+	r->put_errors += put_failed;
 	inflight_del(s, qtag(&j->it, r->bit));
 	cache_upload_health(r, rc);
 	pthread_cond_broadcast(&s->done);

@@ -13,6 +13,7 @@
  * writer, so that is every process that can see the files.
  */
 #include "fs.h"
+#include "fs_int.h"
 
 #include "cache.h"
 #include "phi.h"
@@ -672,7 +673,8 @@ int fs_mount(struct fs **out, struct cache *c, const char *mountpoint,
 		snprintf(err, errlen, "mount options too long");
 		goto fail;
 	}
-	fs->se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), fs);
+	fs->se = fuse_session_new(&args, fs_metrics_wrap(&fs_ops),
+				  sizeof(fs_ops), fs);
 	if (!fs->se) {
 		snprintf(err, errlen, "invalid mount options '%s'",
 			 opts->fuse_opts ? opts->fuse_opts : "");

@@ -62,4 +62,39 @@ unsigned fs_setattr_flags(int to_set);
  */
 int fs_rename_flags(unsigned flags, unsigned *out);
 
+/* --- requests served, for the metrics (fs_metrics.c) --------------- */
+
+/* The kinds of request counted, as FS_OPS(X) lists them: X(name, NAME)
+ * for each, name as the metrics label it ("lookup"). */
+#define FS_OPS(X)							\
+	X(lookup, LOOKUP) X(forget, FORGET) X(forget_multi, FORGET_MULTI) \
+	X(getattr, GETATTR) X(setattr, SETATTR) X(readlink, READLINK)	\
+	X(mknod, MKNOD) X(mkdir, MKDIR) X(symlink, SYMLINK)		\
+	X(link, LINK) X(unlink, UNLINK) X(rmdir, RMDIR)			\
+	X(rename, RENAME) X(open, OPEN) X(create, CREATE) X(read, READ)	\
+	X(write, WRITE) X(flush, FLUSH) X(release, RELEASE)		\
+	X(fsync, FSYNC) X(opendir, OPENDIR) X(readdir, READDIR)		\
+	X(readdirplus, READDIRPLUS) X(releasedir, RELEASEDIR)		\
+	X(fsyncdir, FSYNCDIR) X(statfs, STATFS) X(setxattr, SETXATTR)	\
+	X(getxattr, GETXATTR) X(listxattr, LISTXATTR)			\
+	X(removexattr, REMOVEXATTR) X(access, ACCESS)			\
+	X(fallocate, FALLOCATE)
+
+enum fs_op {
+#define FS_OP_ENUM(name, up) FS_OP_##up,
+	FS_OPS(FS_OP_ENUM)
+#undef FS_OP_ENUM
+	FS_OP_COUNT
+};
+
+struct phi_hist_snap;
+
+/* "lookup" for FS_OP_LOOKUP, and so on. */
+const char *fs_op_name(enum fs_op op);
+
+/* The requests of kind op this process has served and how long each
+ * took (hist.h; the count is out->cum[PHI_HIST_BUCKETS]).  Any thread,
+ * no lock; all zero before a mount. */
+void fs_op_stats(enum fs_op op, struct phi_hist_snap *out);
+
 #endif

@@ -35,6 +35,7 @@ PHIFS_DEPS=(
 	python3-swift
 	memcached
 	awscli
+	prometheus
 )
 
 # Print the packages of PHIFS_DEPS that are not installed, one per line.

@@ -328,6 +328,10 @@ void tool_lease_settle(struct tool_lease *l);
  */
 void tool_lease_close(struct tool_lease *l, int release);
 
+/* How long ago any region last took this mount's lease (its first object
+ * or a renewal), in ms, for the metrics; -1 for NULL.  Any thread. */
+int64_t tool_lease_age_ms(struct tool_lease *l);
+
 /* ---- history in the regions (cmd_recover.c) ------------------------- */
 
 /*

@@ -24,8 +24,9 @@
  * releases the lease.  A read-only mount (-o ro) takes none.
  *
  * Order of the daemon's resources, opened top down and closed bottom up:
- * master key, regions (the replica set owns them), lease, cache, FUSE
- * session.
+ * the metrics socket (metrics_listen), master key, regions (the replica
+ * set owns them), lease, cache, FUSE session; the metrics thread starts
+ * once the mount answers and stops after the unmount.
  * SIGUSR1 (sent by `phifs sync`) asks the cache to seal at once.
  *
  * Logs.  With -f the daemon logs to stderr; in the background to
@@ -40,6 +41,7 @@
 #include "backend.h"
 #include "crypt.h"
 #include "fs.h"
+#include "metrics.h"
 #include "phi.h"
 
 #include <errno.h>
@@ -648,6 +650,7 @@ static int serve(const struct phi_config *cfg, const struct mount_args *a,
 	struct crypt_key *key = NULL;
 	struct backend *regions = NULL;
 	struct tool_lease *lease = NULL;
+	struct tool_metrics *metrics;
 	struct cache *c;
 	struct fs *fs;
 	char err[512], path[PATH_MAX + 16];
@@ -655,14 +658,21 @@ static int serve(const struct phi_config *cfg, const struct mount_args *a,
 
 	catch_sync_signal();
 	raise_fd_limit();
-	if (open_daemon(cfg, a, k, &key, &regions, &lease, &c))
+	/* before the lease: a port in use must stop us first */
+	if (tool_metrics_open(&metrics, cfg))
 		return 1;
+	if (open_daemon(cfg, a, k, &key, &regions, &lease, &c)) {
+		tool_metrics_close(metrics);
+		return 1;
+	}
 	rc = fs_mount(&fs, c, mp, &fo, err, sizeof(err));
 	if (rc) {
 		tool_error("%s", err);
+		tool_metrics_close(metrics);
 		close_daemon(key, regions, lease, c);
 		return 1;
 	}
+	tool_metrics_start(metrics, c, lease);
 	/* Once mounted, while stderr is still the user's terminal. */
 	if (a->log_to == TOOL_LOG_SYSLOG && !phi_log_syslog_available())
 		tool_warn("there is no syslog here (no /dev/log): the mount's "
@@ -676,6 +686,7 @@ static int serve(const struct phi_config *cfg, const struct mount_args *a,
 	log_stop_reason(fs_run(fs));
 	unwatch_end_signals();
 	fs_unmount(fs);
+	tool_metrics_close(metrics);
 	rc = close_daemon(key, regions, lease, c);
 	if (rc)
 		PHI_LOG(PHI_LOG_ERR, "flush at unmount failed: %s",

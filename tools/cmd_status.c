@@ -130,14 +130,15 @@ static void print_json(const struct phi_config *cfg,
 	printf("],\"dirty_blocks\":%llu,\"dirty_bytes\":%llu,"
 	       "\"sealed_objects\":%llu,\"sealed_bytes\":%llu,"
 	       "\"resident_blocks\":%llu,\"evicted_blocks\":%llu,"
-	       "\"sync_waiting\":%llu",
+	       "\"sync_waiting\":%llu,\"dirty_data_bytes\":%llu",
 	       (unsigned long long)s->dirty_blocks,
 	       (unsigned long long)s->dirty_bytes,
 	       (unsigned long long)s->sealed_objects,
 	       (unsigned long long)s->sealed_bytes,
 	       (unsigned long long)s->resident_blocks,
 	       (unsigned long long)s->evicted_blocks,
-	       (unsigned long long)s->sync_waiting);
+	       (unsigned long long)s->sync_waiting,
+	       (unsigned long long)s->dirty_data_bytes);
 	print_json_regions(cfg, s);
 	tool_log_place(cfg, s, &lp);
 	print_json_log(&lp);
@@ -204,11 +205,11 @@ static void print_sealing(const struct cache_stats *s)
 {
 	char dirty[32], sealed[32];
 
-	human(s->dirty_bytes, dirty, sizeof(dirty));
+	human(s->dirty_data_bytes, dirty, sizeof(dirty));
 	human(s->sealed_bytes, sealed, sizeof(sealed));
-	printf("not sealed   %llu block%s (%s)\n",
+	printf("not sealed   %s in %llu block%s\n", dirty,
 	       (unsigned long long)s->dirty_blocks,
-	       s->dirty_blocks == 1 ? "" : "s", dirty);
+	       s->dirty_blocks == 1 ? "" : "s");
 	printf("sealed       %llu object%s (%s) not yet in every region\n",
 	       (unsigned long long)s->sealed_objects,
 	       s->sealed_objects == 1 ? "" : "s", sealed);

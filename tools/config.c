@@ -17,6 +17,7 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -52,6 +53,7 @@ enum key_type {
 	KEY_DURATION,		/* phi_parse_duration(), unsigned ms */
 	KEY_UINT,		/* a decimal number, unsigned */
 	KEY_PERIOD,		/* phi_parse_period(), uint64_t ms */
+	KEY_LISTEN,		/* phi_parse_listen() accepts it, char * */
 };
 
 struct key_def {
@@ -173,6 +175,12 @@ static const struct key_def keys[] = {
 	{ SCOPE_FS, "retention", KEY_PERIOD, FS(retention_ms), "30d", false,
 	  check_retention, "how long history is kept: versions lists "
 	  "moments this far back; 1s to " STR(MAX_RETENTION_DAYS) "d" },
+	{ SCOPE_FS, "metrics_listen", KEY_LISTEN, FS(metrics_listen), NULL,
+	  false, NULL, "serve Prometheus metrics on HOST:PORT (a loopback "
+	  "address unless metrics_allow_remote); unset = none" },
+	{ SCOPE_FS, "metrics_allow_remote", KEY_BOOL,
+	  FS(metrics_allow_remote), "false", false, NULL, "let "
+	  "metrics_listen be an address other machines reach" },
 	{ SCOPE_REGION, "url", KEY_URL, RG(url), NULL, true, NULL,
 	  "dir:/PATH or s3://BUCKET[/PREFIX]" },
 	{ SCOPE_REGION, "endpoint", KEY_STRING, RG(endpoint), NULL, false,
@@ -521,6 +529,69 @@ void phi_format_moment(int64_t ms, char out[32])
 	memcpy(out, text, strlen(text) + 1);
 }
 
+/* The port after the last ':' of s (1 to 65535), or -1. */
+static long listen_port(const char *colon)
+{
+	long port = 0;
+	const char *p = colon + 1;
+
+	if (*p < '0' || *p > '9')
+		return -1;
+	for (; *p >= '0' && *p <= '9' && port <= 65535; p++)
+		port = port * 10 + (*p - '0');
+	return *p || port < 1 || port > 65535 ? -1 : port;
+}
+
+static int ipv6_loopback(const struct in6_addr *a)
+{
+	static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
+
+	return IN6_IS_ADDR_LOOPBACK(a) ||
+	       (memcmp(a->s6_addr, mapped, 12) == 0 && a->s6_addr[12] == 127);
+}
+
+const char *phi_parse_listen(const char *s, struct phi_listen *out)
+{
+	const char *colon = strrchr(s, ':');
+	char host[INET6_ADDRSTRLEN + 2];
+	size_t n = colon ? (size_t)(colon - s) : 0;
+	long port;
+
+	memset(out, 0, sizeof(*out));
+	if (!colon || n == 0 || n >= sizeof(host))
+		return "bad address (use HOST:PORT, e.g. 127.0.0.1:9101)";
+	port = listen_port(colon);
+	if (port < 0)
+		return "bad port (use HOST:PORT with a port from 1 to 65535)";
+	memcpy(host, s, n);
+	host[n] = '\0';
+	if (strcasecmp(host, "localhost") == 0)
+		strcpy(host, "127.0.0.1");
+	if (host[0] == '[' && host[n - 1] == ']') {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&out->addr;
+
+		host[n - 1] = '\0';
+		if (inet_pton(AF_INET6, host + 1, &a->sin6_addr) != 1)
+			return "bad IPv6 address (use [ADDRESS]:PORT, e.g. "
+			       "[::1]:9101)";
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons((uint16_t)port);
+		out->len = sizeof(*a);
+		out->loopback = ipv6_loopback(&a->sin6_addr);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)&out->addr;
+
+		if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
+			return "bad host (use a numeric address, [IPv6] or "
+			       "localhost, then :PORT)";
+		a->sin_family = AF_INET;
+		a->sin_port = htons((uint16_t)port);
+		out->len = sizeof(*a);
+		out->loopback = (ntohl(a->sin_addr.s_addr) >> 24) == 127;
+	}
+	return NULL;
+}
+
 static int parse_bool(const char *s, int *out)
 {
 	static const char *const words[][2] = {
@@ -656,6 +727,17 @@ static int set_url(struct load_ctx *ctx, const struct key_def *k,
 	return set_string(ctx, field, value);
 }
 
+static int set_listen(struct load_ctx *ctx, const struct key_def *k,
+		      char **field, const char *value)
+{
+	struct phi_listen l;
+	const char *why = phi_parse_listen(value, &l);
+
+	if (why)
+		return fail(ctx, ctx->line, k->name, "%s", why);
+	return set_string(ctx, field, value);
+}
+
 /* Parse value into key k of the section struct at base. */
 static int set_key(struct load_ctx *ctx, const struct key_def *k,
 		   void *base, const char *value)
@@ -672,6 +754,8 @@ static int set_key(struct load_ctx *ctx, const struct key_def *k,
 		return set_string(ctx, field, value);
 	case KEY_URL:
 		return set_url(ctx, k, field, value);
+	case KEY_LISTEN:
+		return set_listen(ctx, k, field, value);
 	case KEY_DURATION:
 		assert(k->width == sizeof(unsigned));
 		return set_duration(ctx, k, field, value);
@@ -722,7 +806,8 @@ static void free_strings(enum key_scope scope, void *base)
 		const struct key_def *k = &keys[i];
 
 		if (k->scope == scope && (k->type == KEY_PATH ||
-		    k->type == KEY_STRING || k->type == KEY_URL))
+		    k->type == KEY_STRING || k->type == KEY_URL ||
+		    k->type == KEY_LISTEN))
 			free(*(char **)((char *)base + k->offset));
 	}
 }
@@ -1065,6 +1150,22 @@ static void check_dirty_limit(struct load_ctx *ctx)
 		fail(ctx, line, "dirty_limit", "must be below cache_size");
 }
 
+/* Metrics are for the machine's own monitoring unless the file says
+ * otherwise: they tell who works when, and how much. */
+static void check_metrics(struct load_ctx *ctx)
+{
+	const struct phi_config *cfg = ctx->cfg;
+	struct phi_listen l;
+
+	if (!cfg->metrics_listen || cfg->metrics_allow_remote == 1 ||
+	    phi_parse_listen(cfg->metrics_listen, &l) || l.loopback)
+		return;
+	fail(ctx, ctx->seen[0][find_key(SCOPE_FS, "metrics_listen")],
+	     "metrics_listen", "'%s' is not a loopback address (127.0.0.1, "
+	     "[::1]); set metrics_allow_remote = true to let other machines "
+	     "read the metrics", cfg->metrics_listen);
+}
+
 /* What only the whole file can tell. */
 static void check_config(struct load_ctx *ctx)
 {
@@ -1084,6 +1185,7 @@ static void check_config(struct load_ctx *ctx)
 	}
 	check_cache_size(ctx);
 	check_dirty_limit(ctx);
+	check_metrics(ctx);
 	cfg->block_size_line = ctx->seen[0][find_key(SCOPE_FS, "block_size")];
 }
 
@@ -1116,7 +1218,7 @@ static void print_scope(enum key_scope scope)
 		[KEY_PATH] = "PATH", [KEY_SIZE] = "SIZE", [KEY_SIZE0] = "SIZE",
 		[KEY_STRING] = "TEXT", [KEY_BOOL] = "BOOL", [KEY_URL] = "URL",
 		[KEY_DURATION] = "TIME", [KEY_UINT] = "N",
-		[KEY_PERIOD] = "PERIOD",
+		[KEY_PERIOD] = "PERIOD", [KEY_LISTEN] = "ADDR",
 	};
 
 	for (size_t i = 0; i < N_KEYS; i++) {
@@ -1142,5 +1244,7 @@ void phi_config_print_help(void)
 	       "1024): 4096, 1M, 20G.\nTIME: a number with ms, s, m or h; "
 	       "seconds without: 500ms, 5s, 2m.\nPERIOD: the same, "
 	       "with d for days too: 30d, 12h.\nBOOL: true/false, yes/no, "
-	       "on/off or 1/0.  PATH: absolute.  N: a whole number.\n");
+	       "on/off or 1/0.  PATH: absolute.  N: a whole number.\n"
+	       "ADDR: HOST:PORT, HOST a numeric address or localhost: "
+	       "127.0.0.1:9101, [::1]:9101.\n");
 }

@@ -77,6 +77,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,8 +168,9 @@ struct tool_lease {
 	 * only by tool_lease_close() after the join. */
 	int64_t last_ms;		/* time in our newest name */
 	uint32_t ok_mask;		/* regions whose last put succeeded */
-	int64_t last_ok_ms;		/* the last put any region took, at
-					   first the mount */
+	_Atomic int64_t last_ok_ms;	/* the last put any region took, at
+					   first the mount; also read by
+					   tool_lease_age_ms() */
 	int late_logged;		/* "not renewed anywhere" was logged */
 
 	pthread_t thread;
@@ -1003,4 +1005,9 @@ void tool_lease_close(struct tool_lease *l, int release)
 	if (release)
 		lease_release(l);
 	lease_free(l);
+}
+
+int64_t tool_lease_age_ms(struct tool_lease *l)
+{
+	return l ? now_ms() - atomic_load(&l->last_ok_ms) : -1;
 }

@@ -33,6 +33,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "hist.h"
 
 /* ---- region urls ---------------------------------------------------- */
 
@@ -384,6 +385,21 @@ int backend_replica_get_verified(struct backend *be, const char *key,
 				 uint64_t off, uint64_t len, struct buf *out,
 				 backend_verify_fn *verify, void *ctx,
 				 int *bad_mask);
+
+/* Gets of objects (not heads) that went to one region of a set. */
+struct backend_get_stats {
+	uint64_t errors;	/* ended in an error, a copy verify refused
+				   or none (-ENOENT) */
+	struct phi_hist_snap time;	/* how long each took */
+};
+
+/*
+ * The gets region i of the replica set be has served since the set was
+ * opened, for the metrics; all zero for a backend that is not a replica
+ * set.  Any thread; takes no lock.
+ */
+void backend_replica_get_stats(struct backend *be, int i,
+			       struct backend_get_stats *out);
 
 /* ---- the fault backend (tests only) --------------------------------- */
 

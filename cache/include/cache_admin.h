@@ -17,6 +17,7 @@
 #include <sys/types.h>
 
 #include "cache.h"
+#include "hist.h"
 
 /*
  * Create a new, empty filesystem in cfg->dir (root directory owned by
@@ -87,6 +88,8 @@ struct cache_stats {
 	 * folds its state every two seconds) */
 	uint64_t dirty_blocks;	/* written, not yet sealed */
 	uint64_t dirty_bytes;	/* the same in bytes (whole blocks) */
+	uint64_t dirty_data_bytes;	/* the bytes they hold: of each, the
+					   part within its file's size */
 	uint64_t sealed_objects;	/* objects sealed locally, not yet in
 					   every region */
 	uint64_t sealed_bytes;
@@ -104,6 +107,28 @@ struct cache_stats {
 /* Fill *out; a read-only open reports what the mount last recorded.
  * 0 or a negative code. */
 int cache_stats(struct cache *c, struct cache_stats *out);
+
+/* What the mount has counted since cache_open(), for the metrics. */
+struct cache_region_counters {
+	char name[65];
+	int up;			/* not marked down */
+	uint64_t upload_errors;	/* uploads that failed */
+	uint64_t fetch_errors;	/* fetches it failed (backend_get_stats) */
+	struct phi_hist_snap upload;	/* how long uploads took */
+	struct phi_hist_snap fetch;	/* how long fetches took */
+	int64_t complete;	/* epoch seconds it last held every object
+				   sealed so far; 0 not yet seen */
+};
+
+struct cache_counters {
+	uint64_t evictions;	/* blocks evicted */
+	int nregions;		/* 0 without regions */
+	struct cache_region_counters regions[16];
+};
+
+/* Fill *out from memory: cheap, takes no transaction.  Any thread of the
+ * process that opened c read-write. */
+void cache_counters(struct cache *c, struct cache_counters *out);
 
 /* --- history in the regions ------------------------------------------ */
 

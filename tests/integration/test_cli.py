@@ -1087,6 +1087,24 @@ NEW_STATUS_KEYS = ("dirty_bytes", "dirty_blocks", "sealed_objects",
                    "sealed_bytes", "resident_blocks", "evicted_blocks")
 
 
+def test_status_counts_the_bytes_written_not_whole_blocks(phifs_bare):
+    fs = phifs_bare
+    with open(fs.config) as f:
+        text = f.read()
+    fs.write_config(text.replace("seal_delay = 1s", "seal_delay = 1h"))
+    fs.mkfs()
+    fs.mount()
+    write_file(fs.path("a"), os.urandom(6 * 1024))
+    write_file(fs.path("b"), os.urandom(6 * 1024))
+    st = fs.wait_status(lambda s: s.get("dirty_data_bytes") == 12 * 1024)
+    assert st["dirty_data_bytes"] == 12 * 1024, st
+    assert st["dirty_blocks"] == 2, st
+    assert st["dirty_bytes"] == 2 * MiB, st     # whole blocks, as before
+    p = fs.run("status", fs.config)
+    assert p.returncode == 0, p.stderr
+    assert "not sealed   12.0 KiB in 2 blocks\n" in p.stdout, p.stdout
+
+
 def test_status_json_sealing_and_regions(phifs):
     write_file(phifs.path("f"), os.urandom(MiB))
     st = phifs.status()

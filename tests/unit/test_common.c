@@ -15,6 +15,7 @@
 
 #include "buf.h"
 #include "crc32c.h"
+#include "hist.h"
 #include "phi.h"
 #include "test.h"
 
@@ -397,6 +398,28 @@ TEST(mono_deadline_carries_into_seconds)
 	}
 }
 
+TEST(hist_buckets_are_cumulative_upper_bounds)
+{
+	static struct phi_hist h;	/* zero: empty and ready */
+	struct phi_hist_snap s;
+
+	phi_hist_read(&h, &s);
+	ASSERT_EQ(s.cum[PHI_HIST_BUCKETS], 0);
+	for (int i = 1; i < PHI_HIST_BUCKETS; i++)
+		ASSERT_TRUE(phi_hist_bounds_ns[i] > phi_hist_bounds_ns[i - 1]);
+	phi_hist_add(&h, 0);				/* first bucket */
+	phi_hist_add(&h, phi_hist_bounds_ns[0]);	/* on the bound: in */
+	phi_hist_add(&h, phi_hist_bounds_ns[0] + 1);	/* the next one */
+	phi_hist_add(&h, phi_hist_bounds_ns[PHI_HIST_BUCKETS - 1] + 1);
+	phi_hist_read(&h, &s);
+	ASSERT_EQ(s.cum[0], 2);
+	ASSERT_EQ(s.cum[1], 3);
+	ASSERT_EQ(s.cum[PHI_HIST_BUCKETS - 1], 3);
+	ASSERT_EQ(s.cum[PHI_HIST_BUCKETS], 4);		/* +Inf: all */
+	ASSERT_EQ(s.sum_ns, 2 * phi_hist_bounds_ns[0] + 1 +
+		  phi_hist_bounds_ns[PHI_HIST_BUCKETS - 1] + 1);
+}
+
 TEST_MAIN(TEST_ENTRY(crc32c_check_values),
 	  TEST_ENTRY(crc32c_fast_path_matches_table),
 	  TEST_ENTRY(buf_nul_after_contents),
@@ -409,4 +432,5 @@ TEST_MAIN(TEST_ENTRY(crc32c_check_values),
 	  TEST_ENTRY(log_to_file_lines),
 	  TEST_ENTRY(log_open_file_refuses_non_files),
 	  TEST_ENTRY(now_is_wall_clock),
-	  TEST_ENTRY(mono_deadline_carries_into_seconds))
+	  TEST_ENTRY(mono_deadline_carries_into_seconds),
+	  TEST_ENTRY(hist_buckets_are_cumulative_upper_bounds))

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -750,7 +751,8 @@ TEST(help_lists_every_key)
 		"gc_credentials_file", "key_file", "seal_delay", "5s",
 		"uploaders", "pack_size", "4M", "dirty_limit", "TIME",
 		"metadata_interval", "30s", "retention", "30d", "PERIOD",
-		"log_file", NULL,
+		"log_file", "metrics_listen", "metrics_allow_remote", "ADDR",
+		NULL,
 	};
 	char out[8192];
 
@@ -849,6 +851,80 @@ TEST(parse_duration)
 		ASSERT_ERR(phi_parse_duration(bad[i], &v), -EINVAL);
 		ASSERT_EQ(v, 42);
 	}
+}
+
+TEST(metrics_keys_load)
+{
+	static const char *const loopback[] = {
+		"127.0.0.1:9101", "127.8.9.10:1", "localhost:65535",
+		"[::1]:9101", "[::ffff:127.0.0.1]:80", NULL,
+	};
+	struct phi_config cfg;
+	struct phi_listen l;
+	char text[256];
+
+	load_ok(FS, &cfg);
+	ASSERT_TRUE(cfg.metrics_listen == NULL);
+	ASSERT_EQ(cfg.metrics_allow_remote, 0);
+	phi_config_release(&cfg);
+	for (const char *const *a = loopback; *a; a++) {
+		snprintf(text, sizeof(text), FS "metrics_listen = %s\n", *a);
+		load_ok(text, &cfg);
+		ASSERT_STREQ(cfg.metrics_listen, *a);
+		ASSERT_TRUE(phi_parse_listen(*a, &l) == NULL);
+		ASSERT_EQ(l.loopback, 1);
+		phi_config_release(&cfg);
+	}
+	load_ok(FS "metrics_listen = 0.0.0.0:9101\n"
+		"metrics_allow_remote = yes\n", &cfg);
+	ASSERT_EQ(cfg.metrics_allow_remote, 1);
+	ASSERT_TRUE(phi_parse_listen(cfg.metrics_listen, &l) == NULL);
+	ASSERT_EQ(l.loopback, 0);
+	ASSERT_EQ(l.addr.ss_family, AF_INET);
+	phi_config_release(&cfg);
+	load_ok(FS "metrics_allow_remote = true\n"
+		"metrics_listen = [2001:db8::1]:9101\n", &cfg);
+	ASSERT_TRUE(phi_parse_listen(cfg.metrics_listen, &l) == NULL);
+	ASSERT_EQ(l.addr.ss_family, AF_INET6);
+	ASSERT_EQ(l.loopback, 0);
+	phi_config_release(&cfg);
+}
+
+#define NOT_LOOPBACK "is not a loopback address (127.0.0.1, [::1]); set " \
+	"metrics_allow_remote = true to let other machines read the metrics"
+#define BAD_PORT "bad port (use HOST:PORT with a port from 1 to 65535)"
+#define BAD_HOST "bad host (use a numeric address, [IPv6] or localhost, " \
+	"then :PORT)"
+
+TEST(bad_metrics_keys)
+{
+	expect_error(FS "metrics_listen = 192.168.1.5:9101\n",
+		     ":3: metrics_listen: '192.168.1.5:9101' " NOT_LOOPBACK);
+	expect_error(FS "metrics_listen = 0.0.0.0:9101\n\n"
+		     "metrics_allow_remote = false\n",
+		     ":3: metrics_listen: '0.0.0.0:9101' " NOT_LOOPBACK);
+	expect_error(FS "\nmetrics_listen = [::]:9101\n",
+		     ":4: metrics_listen: '[::]:9101' " NOT_LOOPBACK);
+	expect_error(FS "metrics_listen = 127.0.0.1:0\n",
+		     ":3: metrics_listen: " BAD_PORT);
+	expect_error(FS "metrics_listen = 127.0.0.1:65536\n",
+		     ":3: metrics_listen: " BAD_PORT);
+	expect_error(FS "metrics_listen = 127.0.0.1:http\n",
+		     ":3: metrics_listen: " BAD_PORT);
+	expect_error(FS "metrics_listen = 127.0.0.1:\n",
+		     ":3: metrics_listen: " BAD_PORT);
+	expect_error(FS "metrics_listen = 127.0.0.1\n",
+		     ":3: metrics_listen: bad address (use HOST:PORT, e.g. "
+		     "127.0.0.1:9101)");
+	expect_error(FS "metrics_listen = prometheus.example:9101\n",
+		     ":3: metrics_listen: " BAD_HOST);
+	expect_error(FS "metrics_listen = [::1:9101\n",
+		     ":3: metrics_listen: " BAD_HOST);
+	expect_error(FS "metrics_listen = [::1x]:9101\n",
+		     ":3: metrics_listen: bad IPv6 address (use [ADDRESS]:PORT, "
+		     "e.g. [::1]:9101)");
+	expect_error(FS "metrics_allow_remote = maybe\n",
+		     ":3: metrics_allow_remote: bad boolean 'maybe' " BAD_BOOL);
 }
 
 TEST(log_file_loads)
@@ -1118,6 +1194,8 @@ TEST_MAIN(
 	TEST_ENTRY(bad_dirty_limit),
 	TEST_ENTRY(error_is_one_line_and_fits),
 	TEST_ENTRY(log_file_loads),
+	TEST_ENTRY(metrics_keys_load),
+	TEST_ENTRY(bad_metrics_keys),
 	TEST_ENTRY(history_keys_load),
 	TEST_ENTRY(bad_history_keys),
 	TEST_ENTRY(parse_period),

@@ -702,6 +702,55 @@ TEST(dirty_data_fills_cache_enospc)
 	env_done(&e);
 }
 
+TEST(stats_and_counters_for_the_metrics)
+{
+	static unsigned char want[2 * BLOCK_SIZE + 60];
+	struct cache_counters k;
+	struct cache_file *f;
+	struct cache_stats st;
+	struct env e;
+	uint64_t ino;
+
+	env_init(&e, 1ull << 30);
+	fill(want, 100, 7);
+	fill(want + 2 * BLOCK_SIZE + 10, 50, 8);
+	ino = mkfile(e.c, "m");
+	put(e.c, ino, 0, want, 100);
+	put(e.c, ino, 2 * BLOCK_SIZE + 10, want + 2 * BLOCK_SIZE + 10, 50);
+	ASSERT_OK(cache_file_open(e.c, ino, 0, &f));	/* records it all */
+	ASSERT_OK(cache_fsync(e.c, f, 0));
+	cache_file_release(e.c, f);
+	/* block 0 lies within the size whole; block 2 holds 60 bytes */
+	ASSERT_OK(cache_stats(e.c, &st));
+	ASSERT_EQ(st.dirty_blocks, 2);
+	ASSERT_EQ(st.dirty_bytes, 2 * BLOCK_SIZE);
+	ASSERT_EQ(st.dirty_data_bytes, BLOCK_SIZE + 60);
+	sync_ok(&e);
+	ASSERT_OK(cache_stats(e.c, &st));
+	ASSERT_EQ(st.dirty_data_bytes, 0);
+	cache_counters(e.c, &k);
+	ASSERT_EQ(k.nregions, 2);
+	ASSERT_EQ(k.evictions, 0);
+	for (int i = 0; i < 2; i++) {
+		ASSERT_STREQ(k.regions[i].name, names[i]);
+		ASSERT_EQ(k.regions[i].up, 1);
+		ASSERT_EQ(k.regions[i].upload_errors, 0);
+		ASSERT_TRUE(k.regions[i].upload.cum[PHI_HIST_BUCKETS] > 0);
+		ASSERT_EQ(k.regions[i].fetch.cum[PHI_HIST_BUCKETS], 0);
+	}
+	ASSERT_TRUE(cache_evict(e.c, UINT64_MAX) > 0);
+	cache_counters(e.c, &k);
+	ASSERT_EQ(k.evictions, 2);
+	fault(&e, 0, 1, 0);
+	expect(e.c, ino, want, sizeof(want));	/* from b */
+	cache_counters(e.c, &k);
+	ASSERT_TRUE(k.regions[0].fetch_errors > 0);
+	ASSERT_EQ(k.regions[1].fetch_errors, 0);
+	ASSERT_TRUE(k.regions[1].fetch.cum[PHI_HIST_BUCKETS] >= 2);
+	fault(&e, 0, 0, 0);
+	env_done(&e);
+}
+
 TEST_MAIN(
 	TEST_ENTRY(sealed_objects_in_both_regions_say_nothing),
 	TEST_ENTRY(small_files_share_packs),
@@ -720,4 +769,5 @@ TEST_MAIN(
 	TEST_ENTRY(cut_and_grow_while_sealing_leaves_no_stale_block),
 	TEST_ENTRY(working_set_larger_than_cache),
 	TEST_ENTRY(dirty_data_fills_cache_enospc),
+	TEST_ENTRY(stats_and_counters_for_the_metrics),
 )

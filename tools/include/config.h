@@ -29,6 +29,9 @@
  *                          this long unless renewed (default 5m; 1s..1h)
  *   log_file   = PATH      a mount in the background appends its log
  *                          lines to this file instead of syslog
+ *   metrics_listen = ADDR  serve Prometheus metrics over HTTP on
+ *                          HOST:PORT (a loopback address unless
+ *                          metrics_allow_remote = true)
  *
  *   [region NAME]          one per region; NAME is [A-Za-z0-9_.-]{1,64}
  *   url = dir:PATH | s3://BUCKET[/PREFIX]
@@ -46,6 +49,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include <sys/socket.h>
 
 #include "backend.h"
 
@@ -68,6 +73,10 @@ struct phi_config {
 	unsigned lease_time_ms;	/* the lease expires this long after its
 				   last renewal (lease.c) */
 	char *log_file;		/* absolute path, or NULL: syslog */
+	char *metrics_listen;	/* HOST:PORT as phi_parse_listen() takes
+				   it, or NULL: no metrics */
+	int metrics_allow_remote;	/* 1: metrics_listen may be an address
+					   other than loopback */
 	int nregions;
 	struct backend_region regions[PHI_MAX_REGIONS];	/* in file order;
 							   released with cfg */
@@ -86,6 +95,20 @@ struct phi_config {
  */
 int phi_config_load(struct phi_config *cfg, const char *path, char *err,
 		    size_t errlen);
+
+/* An address to listen on, as metrics_listen gives it. */
+struct phi_listen {
+	struct sockaddr_storage addr;	/* AF_INET or AF_INET6, port set */
+	socklen_t len;
+	int loopback;		/* 127.0.0.0/8, ::1 (or ::ffff:127.x) */
+};
+
+/*
+ * Parse HOST:PORT into *out: HOST a numeric IPv4 address, an IPv6 one in
+ * brackets, or localhost (127.0.0.1); PORT 1 to 65535.  NULL on success,
+ * else why not, for a message (*out zeroed).
+ */
+const char *phi_parse_listen(const char *s, struct phi_listen *out);
 
 /* Free what phi_config_load() allocated. */
 void phi_config_release(struct phi_config *cfg);
