@@ -39,6 +39,7 @@ void tool_error(const char *fmt, ...)
 {
 	va_list ap;
 
+	tool_progress_erase();
 	fputs("phifs: ", stderr);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
@@ -50,6 +51,7 @@ void tool_warn(const char *fmt, ...)
 {
 	va_list ap;
 
+	tool_progress_erase();
 	fputs("phifs: warning: ", stderr);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
@@ -219,6 +221,7 @@ int main(int argc, char **argv)
 	 * Sockets to the regions are no different: their writes fail
 	 * with an error the driver handles. */
 	signal(SIGPIPE, SIG_IGN);
+	phi_log_set_sink(tool_log_sink);	/* erases a progress line */
 	if (argc < 2) {
 		usage(stderr);
 		return 2;

@@ -339,6 +339,10 @@ struct cache_gc_args {
 	int dry_run;
 	cache_report_fn *report;
 	void *ctx;
+	cache_progress_fn *progress;	/* may be NULL; gets ctx: first the
+					   "metadata objects" read, then per
+					   region the "objects of region
+					   NAME" looked at */
 };
 
 struct cache_gc_result {
