@@ -35,6 +35,8 @@ PHIFS_DEPS=(
 	python3-swift
 	memcached
 	awscli
+	man-db
+	groff-base
 )
 
 # Print the packages of PHIFS_DEPS that are not installed, one per line.
