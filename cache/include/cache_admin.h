@@ -288,6 +288,8 @@ struct cache_compare_args {
 	const struct crypt_key *key;
 	cache_report_fn *report;	/* lines naming paths, as above */
 	void *ctx;
+	cache_progress_fn *progress;	/* may be NULL; gets ctx: the
+					   "blocks" fetched and compared */
 };
 
 struct cache_compare_result {

@@ -102,6 +102,11 @@ def test_scrub_and_repair_show_progress_on_a_terminal_only(phifs):
     assert rc == 0, out + term
     lines = progress_lines(term, "scrub")
     assert lines and "objects" in lines[-1], repr(term)
+    # then each region's history is read and compared with this machine
+    for region in ("a", "b"):
+        assert progress_lines(term, "reading region " + region), repr(term)
+        lines = progress_lines(term, "comparing with region " + region)
+        assert lines and "blocks" in lines[-1], repr(term)
     assert_erased(term)
     assert "regions: " in out
     rc, out, term = run_tty(phifs, "fsck", phifs.config, "--repair")
