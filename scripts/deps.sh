@@ -15,6 +15,8 @@ PHIFS_DEPS=(
 	meson
 	ninja-build
 	pkg-config
+	man-db
+	groff-base
 	libfuse3-dev
 	fuse3
 	liblmdb-dev
@@ -35,8 +37,6 @@ PHIFS_DEPS=(
 	python3-swift
 	memcached
 	awscli
-	man-db
-	groff-base
 )
 
 # Print the packages of PHIFS_DEPS that are not installed, one per line.

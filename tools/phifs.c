@@ -215,13 +215,13 @@ static int help(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	phi_log_set_sink(tool_log_sink);	/* erases a progress line */
 	/* A reader that stops early (phifs versions ... | head) is a
 	 * normal end, not a death by SIGPIPE: writes to it fail with EPIPE
 	 * instead, which stdio swallows and tool_stdout_gone() reports.
 	 * Sockets to the regions are no different: their writes fail
 	 * with an error the driver handles. */
 	signal(SIGPIPE, SIG_IGN);
-	phi_log_set_sink(tool_log_sink);	/* erases a progress line */
 	if (argc < 2) {
 		usage(stderr);
 		return 2;
