@@ -37,7 +37,8 @@ def run_help(phifs, *args):
 
 def commands(phifs):
     """[(name, summary)] from `phifs help`, in its order, help included;
-    a summary's continuation lines are joined to it."""
+    a summary's continuation lines are joined to it.  A line of the list
+    that is neither stops the build: the pages must not lose a command."""
     out = []
     listing = False
     for line in run_help(phifs).splitlines():
@@ -46,11 +47,15 @@ def commands(phifs):
             continue
         if not listing or not line.strip():
             continue
-        m = re.match(r"  (\w+) +(\S.*)$", line)
+        m = re.match(r"  ([\w-]+) +(\S.*)$", line)
         if m:
             out.append([m.group(1), m.group(2)])
-        elif out and line.startswith("   "):
+        elif out and line.startswith("    "):
             out[-1][1] += " " + line.strip()
+        else:
+            raise SystemExit("phifs help: cannot read the line %r" % line)
+    if not out:
+        raise SystemExit("phifs help: no commands listed")
     return [tuple(c) for c in out]
 
 
@@ -69,20 +74,31 @@ def command_help(phifs, name):
 def config_keys(phifs):
     """(sections, notes) from `phifs help config`: sections is
     [(section, note, [(key, type, default, meaning)])], notes the lines
-    after the table (what the value types mean)."""
+    after the table (what the value types mean), which ends at the first
+    blank line.  A line of the table that is neither a section nor a key
+    stops the build: the pages must not lose a key."""
     sections, notes = [], []
+    table = True
     for line in run_help(phifs, "config").splitlines():
-        if not line.strip() or line.lstrip().startswith("KEY "):
+        if not line.strip():
+            table = not sections
+            continue
+        if not table:
+            notes.append(line.strip())
+            continue
+        if line.lstrip().startswith("KEY "):
             continue
         m = re.match(r"(\[[^\]]+\])\s*(.*)$", line)
+        k = re.match(r"  ([\w-]+)\s+(\S+)\s+(\S+)\s+(\S.*)$", line)
         if m:
             sections.append((m.group(1), m.group(2), []))
-            continue
-        m = re.match(r"  (\w+)\s+(\S+)\s+(\S+)\s+(\S.*)$", line)
-        if m and sections and not notes:
-            sections[-1][2].append(m.groups())
-            continue
-        notes.append(line.strip())
+        elif k and sections:
+            sections[-1][2].append(k.groups())
+        else:
+            raise SystemExit("phifs help config: cannot read the line %r"
+                             % line)
+    if not sections or not all(keys for _, _, keys in sections):
+        raise SystemExit("phifs help config: a section without keys")
     return sections, notes
 
 
@@ -207,7 +223,7 @@ def config_roff(phifs):
 def fill(template, phifs, version):
     out = []
     for line in template.splitlines():
-        m = re.fullmatch(r"@HELP (\w+)@", line)
+        m = re.fullmatch(r"@HELP ([\w-]+)@", line)
         if line == "@SYNOPSIS@":
             out += synopsis_roff(phifs)
         elif line == "@COMMANDS@":
@@ -218,7 +234,7 @@ def fill(template, phifs, version):
             out += body_roff(command_help(phifs, m.group(1))[1])
         else:
             out.append(line.replace("@VERSION@", version))
-    left = [x for x in out if re.fullmatch(r"@[A-Z]+(?: \w+)?@", x)]
+    left = [x for x in out if re.fullmatch(r"@[A-Z]+(?: [\w-]+)?@", x)]
     if left:
         raise SystemExit("unknown placeholder: %s" % left[0])
     return "\n".join(out) + "\n"

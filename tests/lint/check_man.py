@@ -56,7 +56,7 @@ def readme_usages(readme):
         if line.lstrip().startswith("```"):
             fenced = not fenced
             continue
-        m = re.match(r"phifs (\w+)", line)
+        m = re.match(r"phifs ([\w-]+)", line)
         if fenced and m:
             out.setdefault(m.group(1), []).append(line)
     return out
