@@ -740,7 +740,6 @@ static int gc_collect(struct gc *g)
 
 		if (a->progress)
 			a->progress(a->ctx, "metadata objects", i + 1, g->n);
-
 		if (r == 0)
 			r = collect_packs(buf_data(&plain), buf_len(&plain),
 					  keep ? &g->live : &g->old);
