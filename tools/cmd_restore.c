@@ -543,7 +543,7 @@ static void show_progress(struct restore *r)
 	fprintf(stderr, "\r%s: %" PRIu64 " of %" PRIu64 " entries, %s of %s "
 		"(%.0f%%)%s\033[K", p->label, r->done_entries,
 		r->total_entries, done, total, 100 * f, left);
-	tool_progress_drawn(p);
+	tool_progress_drawn();
 }
 
 enum verdict { V_CREATE, V_REPLACE, V_FIX, V_SAME };

@@ -24,8 +24,10 @@
 
 #define PROGRESS_NS (UINT64_C(250) * 1000000)
 
-static struct tool_progress *drawn;	/* the line on the terminal, or
-					   NULL; under stderr's lock */
+/* Whether a progress line is on the terminal; under stderr's lock.  A
+ * flag, not the struct: a command may end with its line erased by an
+ * error message, its struct gone, and never call tool_progress_end(). */
+static int drawn;
 
 /* Erase the line drawn, if any; stderr's lock held. */
 static void erase_locked(void)
@@ -33,8 +35,8 @@ static void erase_locked(void)
 	if (!drawn)
 		return;
 	fputs("\r\033[K", stderr);
-	drawn->shown = 0;
-	drawn = NULL;
+	fflush(stderr);
+	drawn = 0;
 }
 
 void tool_progress_erase(void)
@@ -122,29 +124,20 @@ void tool_progress_show(void *ctx, const char *what, uint64_t done,
 		d, t, bytes ? "" : " ", bytes ? "" : what,
 		total ? 100.0 * (double)done / (double)total : 100.0, r, left);
 	fflush(stderr);
-	p->shown = 1;
-	drawn = p;
+	drawn = 1;
 	funlockfile(stderr);
 }
 
-void tool_progress_drawn(struct tool_progress *p)
+void tool_progress_drawn(void)
 {
 	flockfile(stderr);
 	fflush(stderr);
-	p->shown = 1;
-	drawn = p;
+	drawn = 1;
 	funlockfile(stderr);
 }
 
 void tool_progress_end(struct tool_progress *p)
 {
-	flockfile(stderr);
-	if (p->shown) {
-		fputs("\r\033[K", stderr);
-		fflush(stderr);
-	}
-	p->shown = 0;
-	if (drawn == p)
-		drawn = NULL;
-	funlockfile(stderr);
+	(void)p;	/* one line at a time: whichever is drawn is p's */
+	tool_progress_erase();
 }

@@ -1235,3 +1235,21 @@ def test_gc_shows_progress_on_a_terminal_only(phifs):
     assert p.returncode == 0, p.stderr
     assert_no_progress(p)
     assert p.stderr == ""
+
+
+def test_restore_shows_progress_on_a_terminal_only(phifs):
+    write_file(phifs.path("scan.bin"), os.urandom(200_000))
+    p = phifs.run("sync", phifs.config, "--timeout", "60", timeout=120)
+    assert p.returncode == 0, p.stderr
+    for dest in ("tty", "pipe"):
+        os.mkdir(os.path.join(phifs.base, dest))
+    rc, out, term = run_tty(phifs, "restore", phifs.config, "scan.bin",
+                            os.path.join(phifs.base, "tty"))
+    assert rc == 0, out + term
+    assert progress_lines(term, "reading history"), repr(term)
+    assert_erased(term)
+    assert "history read from region" in term     # its line, whole
+    p = phifs.run("restore", phifs.config, "scan.bin",
+                  os.path.join(phifs.base, "pipe"))
+    assert p.returncode == 0, p.stderr
+    assert_no_progress(p)
