@@ -647,7 +647,17 @@ struct gc {
 				 * SIZE_MAX: all history is kept */
 	struct keyset live;	/* packs a kept moment names */
 	struct keyset old;	/* packs an older moment names */
+	char what[96];		/* progress in the region gc_region() is in */
+	uint64_t done, total;
 };
+
+/* One more object of the region looked at, for a->progress. */
+static void gc_step(struct gc *g)
+{
+	g->done++;
+	if (g->a->progress)
+		g->a->progress(g->a->ctx, g->what, g->done, g->total);
+}
 
 /* Add the moments of v whose keys g->all lacks to it. */
 static int gc_merge(struct gc *g, const struct cache_moment *v, size_t nv)
@@ -728,6 +738,8 @@ static int gc_collect(struct gc *g)
 		int keep = g->all[i].seq >= g->all[g->base].seq;
 		int r = read_meta(a, g->all[i].key, &plain);
 
+		if (a->progress)
+			a->progress(a->ctx, "metadata objects", i + 1, g->n);
 		if (r == 0)
 			r = collect_packs(buf_data(&plain), buf_len(&plain),
 					  keep ? &g->live : &g->old);
@@ -751,6 +763,7 @@ static void gc_packs(struct gc *g, int i, const struct keyset *packs)
 	for (size_t k = 0; k < packs->n && g->base != SIZE_MAX; k++) {
 		const char *key = packs->k[k];
 
+		gc_step(g);
 		if (keyset_has(&g->live, key))
 			continue;
 		if (!keyset_has(&g->old, key)) {
@@ -770,6 +783,7 @@ static void gc_packs(struct gc *g, int i, const struct keyset *packs)
 static void gc_meta(struct gc *g, int i)
 {
 	for (size_t k = 0; k < g->n && g->base != SIZE_MAX; k++) {
+		gc_step(g);
 		if (g->all[k].seq >= g->all[g->base].seq)
 			continue;
 		g->out->meta_deleted++;
@@ -791,6 +805,7 @@ static void gc_leases(struct gc *g, int i, const struct keyset *leases)
 	for (size_t k = 0; k < leases->n; k++) {
 		int64_t now = (int64_t)time(NULL) * 1000;
 
+		gc_step(g);
 		if (lease_time(a, leases->k[k], &t) || t == newest ||
 		    now - t < LEASE_KEEP_MS)
 			continue;
@@ -813,6 +828,11 @@ static void gc_region(struct gc *g, int i)
 		cache_say(a->report, a->ctx, "region %s: cannot list: %s",
 		    a->names[i], phi_strerror(r));
 	} else {
+		snprintf(g->what, sizeof(g->what), "objects of region %s",
+			 a->names[i]);
+		g->done = 0;
+		g->total = (g->base != SIZE_MAX ? packs.n + g->n : 0) +
+			   leases.n;
 		/* packs first: an interrupted run leaves no metadata that
 		 * names a deleted pack */
 		gc_packs(g, i, &packs);

@@ -360,6 +360,7 @@ struct cmp {
 	int pending;		/* local changes not yet in every region */
 	cache_report_fn *fn;
 	void *ctx;
+	cache_progress_fn *progress;
 	struct cache_compare_result *out;
 	struct frame_ref *f;
 	size_t nf, capf;
@@ -623,6 +624,8 @@ static void compare_content(struct cmp *m)
 			j++;
 		}
 		i = j;
+		if (m->progress)
+			m->progress(m->ctx, "blocks", j, m->nf);
 	}
 	buf_release(&obj);
 	buf_release(&plain);
@@ -635,7 +638,8 @@ long cache_compare(struct cache *c, struct cache *view,
 {
 	struct cmp m = { .c = c, .view = view, .region = a->region,
 			 .label = a->label, .key = a->key, .fn = a->report,
-			 .ctx = a->ctx, .out = out, .last_ino = 0 };
+			 .ctx = a->ctx, .progress = a->progress, .out = out,
+			 .last_ino = 0 };
 	MDB_txn *lt, *vt = NULL;
 	int rc;
 

@@ -77,7 +77,7 @@ static const char *level_name(enum phi_log_level level)
 	return "log";
 }
 
-static void sink_stderr(enum phi_log_level level, const char *msg)
+void phi_log_sink_stderr(enum phi_log_level level, const char *msg)
 {
 	fprintf(stderr, "phifs: %s: %s\n", level_name(level), msg);
 }
@@ -168,7 +168,7 @@ void phi_log_write(enum phi_log_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	(log_sink ? log_sink : sink_stderr)(level, msg);
+	(log_sink ? log_sink : phi_log_sink_stderr)(level, msg);
 }
 
 struct timespec phi_now(void)

@@ -67,6 +67,10 @@ typedef void phi_log_sink_fn(enum phi_log_level level, const char *msg);
 /* Replace the sink (NULL restores stderr).  Call before threads start. */
 void phi_log_set_sink(phi_log_sink_fn *sink);
 
+/* The default sink: "phifs: LEVEL: MESSAGE" on stderr (for a sink that
+ * wraps it). */
+void phi_log_sink_stderr(enum phi_log_level level, const char *msg);
+
 /* Send messages to syslog instead of stderr (for a daemonized mount). */
 void phi_log_to_syslog(const char *ident);
 

@@ -15,6 +15,8 @@ PHIFS_DEPS=(
 	meson
 	ninja-build
 	pkg-config
+	man-db
+	groff-base
 	libfuse3-dev
 	fuse3
 	liblmdb-dev

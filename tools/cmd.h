@@ -411,19 +411,26 @@ int tool_time_arg(const char *opt, const char *text, int64_t *ms);
 /* Whether process pid exists and is not a zombie. */
 int tool_pid_alive(long pid);
 
+/* ---- progress.c ----------------------------------------------------- */
+
 /* "1.5 MiB" */
 void tool_human_size(uint64_t n, char *buf, size_t len);
 
 /*
  * A progress line on stderr, only when it is a terminal: done of total,
  * rate and time left, redrawn a few times a second.  Usable as a
- * cache_progress_fn with the struct as ctx.
+ * cache_progress_fn with the struct as ctx.  A call with another `what`
+ * than the last starts a new phase: its rate counts from then.  Nothing
+ * else may be written to the terminal while the line is drawn: erase it
+ * first with tool_progress_end() (the next show draws it again).  One
+ * line is drawn at a time, by one thread; the erasing functions below
+ * may run on any thread.
  */
 struct tool_progress {
 	int on;
 	const char *label;
 	uint64_t start_ns, last_ns;
-	int shown;
+	char what[96];		/* the unit of the phase shown */
 };
 /* Start a line labelled label (shown only if stderr is a terminal);
  * tool_progress_show() is the cache_progress_fn that redraws it. */
@@ -432,6 +439,15 @@ void tool_progress_show(void *ctx, const char *what, uint64_t done,
 			uint64_t total);
 /* Erase the line, if one was drawn. */
 void tool_progress_end(struct tool_progress *p);
+/* For a command that draws its own line (restore): record that it is on
+ * the terminal, so that what erases lines knows it. */
+void tool_progress_drawn(void);
+/* Erase whatever progress line is drawn (tool_error() and tool_warn()
+ * call it); the next show draws it again. */
+void tool_progress_erase(void);
+/* The log sink of the command (set by main()): phi_log_sink_stderr(),
+ * after erasing a progress line. */
+void tool_log_sink(enum phi_log_level level, const char *msg);
 
 /*
  * fsck --scrub, end to end (verify.c).  tool_verify_local() checks this

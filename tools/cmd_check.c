@@ -48,23 +48,14 @@ static const char gc_usage[] =
 	"filesystem is mounted,\nhere or elsewhere.\n\n"
 	"  --dry-run  say what would be deleted, delete nothing\n";
 
+/* A report line; ctx is the progress line, if one may be drawn, which
+ * is erased first so that the two never share a line of the terminal. */
 static void print_line(void *ctx, const char *line)
 {
-	(void)ctx;
+	if (ctx)
+		tool_progress_end(ctx);
 	printf("%s\n", line);
 	fflush(stdout);
-}
-
-static void progress(void *ctx, const char *what, uint64_t done,
-		     uint64_t total)
-{
-	(void)ctx;
-	if (!isatty(2))
-		return;
-	fprintf(stderr, "\r%llu of %llu %s checked", (unsigned long long)done,
-		(unsigned long long)total, what);
-	if (done == total)
-		fputc('\n', stderr);
 }
 
 struct regions {
@@ -253,9 +244,10 @@ static int scrub_regions(const struct phi_config *cfg, int repair,
 	struct cache_scrub_result res;
 	struct crypt_key *key = NULL;
 	struct regions r = { .n = 0 };
+	struct tool_progress prog;
 	uint8_t fsid[16];
 	struct buf sb;
-	int rc = -1;
+	int rc = -1, stopped;
 
 	buf_init(&sb, CRYPT_SUPER_SIZE);
 	if (unlock(cfg, &key, fsid, &sb) || regions_open(cfg, 0, &r))
@@ -267,13 +259,17 @@ static int scrub_regions(const struct phi_config *cfg, int repair,
 	a.fsid = fsid;
 	a.repair = repair;
 	a.report = print_line;
-	a.progress = progress;
+	a.progress = tool_progress_show;
+	a.ctx = &prog;
 	a.superblock = buf_data(&sb);
 	a.superblock_len = buf_len(&sb);
 	rc = 0;
 	/* why a superblock is bad, in words; cache_scrub() counts it */
 	check_superblocks(&r, key, fsid);
-	if (cache_scrub(&a, &res)) {
+	tool_progress_init(&prog, repair ? "repair" : "scrub");
+	stopped = cache_scrub(&a, &res);
+	tool_progress_end(&prog);
+	if (stopped) {
 		tool_error("scrub stopped: a region could not be listed");
 		(*problems)++;
 	} else {
@@ -339,6 +335,7 @@ int cmd_gc(int argc, char **argv)
 	struct phi_config cfg;
 	const char *path = NULL;
 	struct regions r = { .n = 0 };
+	struct tool_progress prog;
 	uint8_t fsid[16];
 	struct buf sb;
 	int dry = 0, rc = 1;
@@ -374,7 +371,12 @@ int cmd_gc(int argc, char **argv)
 			  (int64_t)cfg.retention_ms;
 	a.dry_run = dry;
 	a.report = print_line;
-	if (cache_gc(&a, &res) == 0) {
+	a.progress = tool_progress_show;
+	a.ctx = &prog;
+	tool_progress_init(&prog, "gc");
+	rc = cache_gc(&a, &res) ? 1 : 0;
+	tool_progress_end(&prog);
+	if (rc == 0)
 		printf("%s %llu metadata objects, %llu packs, %llu lease "
 		       "objects; kept %llu packs no history names yet\n",
 		       dry ? "would delete" : "deleted",
@@ -382,8 +384,6 @@ int cmd_gc(int argc, char **argv)
 		       (unsigned long long)res.packs_deleted,
 		       (unsigned long long)res.leases_deleted,
 		       (unsigned long long)res.kept_unreferenced);
-		rc = 0;
-	}
 out:
 	regions_close(&r);
 	crypt_key_free(key);

@@ -66,22 +66,8 @@ static const char recover_usage[] =
 	"accepts it.\n";
 
 #define SCRATCH_PREFIX ".phifs-scratch-"
-#define PROGRESS_NS (UINT64_C(250) * 1000000)
 
 /* ---- small helpers -------------------------------------------------- */
-
-void tool_human_size(uint64_t n, char *buf, size_t len)
-{
-	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-	double v = (double)n;
-	int u = 0;
-
-	while (v >= 1024 && u < 4) {
-		v /= 1024;
-		u++;
-	}
-	snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
-}
 
 int tool_time_arg(const char *opt, const char *text, int64_t *ms)
 {
@@ -116,58 +102,6 @@ int tool_pid_alive(long pid)
 	buf[n] = '\0';
 	p = strrchr(buf, ')');
 	return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
-}
-
-/* ---- progress --------------------------------------------------------- */
-
-void tool_progress_init(struct tool_progress *p, const char *label)
-{
-	memset(p, 0, sizeof(*p));
-	p->on = isatty(STDERR_FILENO);
-	p->label = label;
-	p->start_ns = phi_mono_ns();
-}
-
-static void amount(const char *what, uint64_t n, char *buf, size_t len)
-{
-	if (strcmp(what, "bytes") == 0)
-		tool_human_size(n, buf, len);
-	else
-		snprintf(buf, len, "%" PRIu64, n);
-}
-
-void tool_progress_show(void *ctx, const char *what, uint64_t done,
-			uint64_t total)
-{
-	struct tool_progress *p = ctx;
-	uint64_t now = phi_mono_ns();
-	double secs, rate;
-	char d[32], t[32], r[32], left[32] = "";
-
-	if (!p->on || (now - p->last_ns < PROGRESS_NS && done < total))
-		return;
-	p->last_ns = now;
-	secs = (double)(now - p->start_ns) / 1e9;
-	rate = secs > 0 ? (double)done / secs : 0;
-	amount(what, done, d, sizeof(d));
-	amount(what, total, t, sizeof(t));
-	amount(what, (uint64_t)rate, r, sizeof(r));
-	if (rate > 0 && total > done)
-		snprintf(left, sizeof(left), ", %.0f s left",
-			 (double)(total - done) / rate);
-	fprintf(stderr, "\r%s: %s of %s%s%s (%.0f%%), %s/s%s\033[K", p->label,
-		d, t, strcmp(what, "bytes") == 0 ? "" : " ",
-		strcmp(what, "bytes") == 0 ? "" : what,
-		total ? 100.0 * (double)done / (double)total : 100.0, r, left);
-	fflush(stderr);
-	p->shown = 1;
-}
-
-void tool_progress_end(struct tool_progress *p)
-{
-	if (p->shown)
-		fputs("\r\033[K", stderr);
-	p->shown = 0;
 }
 
 /* ---- the regions and the key ---------------------------------------- */

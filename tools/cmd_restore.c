@@ -543,8 +543,7 @@ static void show_progress(struct restore *r)
 	fprintf(stderr, "\r%s: %" PRIu64 " of %" PRIu64 " entries, %s of %s "
 		"(%.0f%%)%s\033[K", p->label, r->done_entries,
 		r->total_entries, done, total, 100 * f, left);
-	fflush(stderr);
-	p->shown = 1;
+	tool_progress_drawn();
 }
 
 enum verdict { V_CREATE, V_REPLACE, V_FIX, V_SAME };

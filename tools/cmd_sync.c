@@ -15,7 +15,9 @@
  * the same way.
  *
  * Either way: exit 0 with one line on stdout, or 1 with one line on
- * stderr that names each region still lacking something.  Without
+ * stderr that names each region still lacking something.  On a terminal
+ * a progress line counts the bytes not yet in every region (unsealed,
+ * plus what each region still lacks) down from the most seen.  Without
  * --timeout it waits as long as some region answers, and gives up once
  * every region has been down for a minute.
  */
@@ -56,6 +58,8 @@ struct sync_wait {
 	uint64_t start_ns;		/* when the waiting began */
 	uint64_t deadline_ns;		/* 0 = none */
 	uint64_t all_down_since;	/* 0 while some region is up */
+	struct tool_progress prog;
+	uint64_t most_waiting;		/* the most bytes seen waiting */
 };
 
 /* The clock starts once there is something to wait for: not while a
@@ -65,6 +69,26 @@ static void start_waiting(struct sync_wait *w)
 	w->start_ns = phi_mono_ns();
 	w->deadline_ns = w->timeout_ns ? w->start_ns + w->timeout_ns : 0;
 	w->all_down_since = 0;
+	tool_progress_init(&w->prog, "sync");
+	w->most_waiting = 0;
+}
+
+/* Redraw the progress line from a look at s. */
+static void show_progress(struct sync_wait *w, const struct cache_stats *s)
+{
+	uint64_t waiting = s->dirty_bytes;
+
+	for (int i = 0; i < w->cfg->nregions; i++) {
+		struct cache_region_stats r;
+
+		tool_region_stats(w->cfg, s, i, &r);
+		waiting += r.waiting_bytes;
+	}
+	if (waiting > w->most_waiting)
+		w->most_waiting = waiting;
+	if (w->most_waiting)
+		tool_progress_show(&w->prog, "bytes",
+				   w->most_waiting - waiting, w->most_waiting);
 }
 
 static void sleep_ms(unsigned ms)
@@ -73,19 +97,6 @@ static void sleep_ms(unsigned ms)
 
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
-}
-
-static void human(uint64_t n, char *buf, size_t len)
-{
-	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-	double v = (double)n;
-	int u = 0;
-
-	while (v >= 1024 && u < 4) {
-		v /= 1024;
-		u++;
-	}
-	snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
 }
 
 /* "region a: down, 3 objects (1.2 MiB) waiting, 4 failed uploads in a
@@ -104,7 +115,7 @@ static void describe_missing(const struct phi_config *cfg,
 		tool_region_stats(cfg, s, i, &r);
 		if (!r.waiting && !r.down)
 			continue;
-		human(r.waiting_bytes, size, sizeof(size));
+		tool_human_size(r.waiting_bytes, size, sizeof(size));
 		n += (size_t)snprintf(out + n, len - n, "%sregion %s: %s, "
 				      "%llu object%s (%s) waiting, %u failed "
 				      "upload%s in a row", n ? "; " : "",
@@ -120,19 +131,21 @@ static void describe_missing(const struct phi_config *cfg,
 			 s->sync_waiting == 1 ? "" : "s");
 }
 
-static void report_missing(const struct sync_wait *w,
-			   const struct cache_stats *s, const char *why)
+static void report_missing(struct sync_wait *w, const struct cache_stats *s,
+			   const char *why)
 {
 	char what[2048];
 
+	tool_progress_end(&w->prog);
 	describe_missing(w->cfg, s, what, sizeof(what));
 	tool_error("sync not finished (%s): %s", why, what);
 }
 
-static void report_done(const struct sync_wait *w)
+static void report_done(struct sync_wait *w)
 {
 	double secs = (double)(phi_mono_ns() - w->start_ns) / 1e9;
 
+	tool_progress_end(&w->prog);
 	printf("synced: every region holds everything written before the "
 	       "sync (%d region%s, %.1f s)\n", w->cfg->nregions,
 	       w->cfg->nregions == 1 ? "" : "s", secs);
@@ -180,6 +193,7 @@ static int sync_mounted(struct sync_wait *w, long pid)
 		if (tool_fs_stats(w->cfg, &s))
 			return 1;
 		if (!s.mounted || s.pid != pid) {
+			tool_progress_end(&w->prog);
 			tool_error("the mount (pid %ld) stopped before the sync "
 				   "finished; run phifs sync again", pid);
 			return 1;
@@ -188,6 +202,7 @@ static int sync_mounted(struct sync_wait *w, long pid)
 			report_done(w);
 			return 0;
 		}
+		show_progress(w, &s);
 		/* A signal that came before the mount could take it. */
 		if (s.sync_mark_ns <= asked &&
 		    phi_mono_ns() - signalled >= RESIGNAL_NS) {
@@ -208,6 +223,8 @@ static int wait_here(struct sync_wait *w, struct cache *c)
 	struct cache_stats s;
 	const char *why;
 
+	if (cache_stats(c, &s) == 0)
+		show_progress(w, &s);
 	for (;;) {
 		unsigned slice = SLICE_MS;
 		int rc;
@@ -225,11 +242,13 @@ static int wait_here(struct sync_wait *w, struct cache *c)
 			return 0;
 		}
 		if (rc != -ETIMEDOUT) {
+			tool_progress_end(&w->prog);
 			tool_error("sync failed: %s", phi_strerror(rc));
 			return 1;
 		}
 		rc = cache_stats(c, &s);
 		if (rc) {
+			tool_progress_end(&w->prog);
 			tool_error("sync: cannot read the state: %s",
 				   phi_strerror(rc));
 			return 1;
@@ -239,6 +258,7 @@ static int wait_here(struct sync_wait *w, struct cache *c)
 			report_missing(w, &s, why);
 			return 1;
 		}
+		show_progress(w, &s);
 	}
 }
 

@@ -39,6 +39,7 @@ void tool_error(const char *fmt, ...)
 {
 	va_list ap;
 
+	tool_progress_erase();
 	fputs("phifs: ", stderr);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
@@ -50,6 +51,7 @@ void tool_warn(const char *fmt, ...)
 {
 	va_list ap;
 
+	tool_progress_erase();
 	fputs("phifs: warning: ", stderr);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
@@ -213,6 +215,7 @@ static int help(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	phi_log_set_sink(tool_log_sink);	/* erases a progress line */
 	/* A reader that stops early (phifs versions ... | head) is a
 	 * normal end, not a death by SIGPIPE: writes to it fail with EPIPE
 	 * instead, which stdio swallows and tool_stdout_gone() reports.

@@ -96,7 +96,19 @@ struct compare_ctx {
 	char **lines;		/* what this attempt found, to print at the end */
 	size_t nlines, caplines;
 	int nomem;
+	struct tool_progress prog;	/* reading, then comparing */
+	char label[96];
 };
+
+/* The report goes to keep_line(), which prints nothing: ctx is the
+ * compare_ctx for both. */
+static void compare_progress(void *ctx, const char *what, uint64_t done,
+			     uint64_t total)
+{
+	struct compare_ctx *x = ctx;
+
+	tool_progress_show(&x->prog, what, done, total);
+}
 
 static void keep_line(void *ctx, const char *line)
 {
@@ -198,7 +210,13 @@ static int compare_in(void *arg, const char *dir)
 		return 2;
 	}
 	tool_history_args(&h, dir, INT64_MAX, &ra);
+	snprintf(x->label, sizeof(x->label), "reading region %s",
+		 tool_history_region(&h));
+	tool_progress_init(&x->prog, x->label);
+	ra.progress = tool_progress_show;
+	ra.progress_ctx = &x->prog;
 	rc = cache_recover(&ra, &info);
+	tool_progress_end(&x->prog);
 	if (rc)
 		rc = tool_history_error(&h, INT64_MAX, rc);
 	if (rc == 0)
@@ -209,7 +227,12 @@ static int compare_in(void *arg, const char *dir)
 		ca.key = h.key;
 		ca.report = keep_line;
 		ca.ctx = x;
+		ca.progress = compare_progress;
+		snprintf(x->label, sizeof(x->label), "comparing with region "
+			 "%s", ca.label);
+		tool_progress_init(&x->prog, x->label);
 		n = cache_compare(c, view, &ca, &res);
+		tool_progress_end(&x->prog);
 		if (n > 0 && !res.was_pending &&
 		    res.seq_there < res.seq_here && !x->last) {
 			flush_kept(x, 0);
@@ -236,8 +259,8 @@ int tool_verify_regions(const struct phi_config *cfg, long *problems)
 	int status = 0;
 
 	for (int i = 0; i < cfg->nregions; i++) {
-		struct compare_ctx x = { cfg, cfg->regions[i].name, 0, NULL,
-					 0, 0, 0 };
+		struct compare_ctx x = { .cfg = cfg,
+					 .region = cfg->regions[i].name };
 		int rc = 3;
 
 		for (int t = 0; rc == 3 && t < COMPARE_TRIES; t++) {

@@ -313,6 +313,8 @@ struct cache_compare_args {
 	const struct crypt_key *key;
 	cache_report_fn *report;	/* lines naming paths, as above */
 	void *ctx;
+	cache_progress_fn *progress;	/* may be NULL; gets ctx: the
+					   "blocks" fetched and compared */
 };
 
 struct cache_compare_result {
@@ -364,6 +366,10 @@ struct cache_gc_args {
 	int dry_run;
 	cache_report_fn *report;
 	void *ctx;
+	cache_progress_fn *progress;	/* may be NULL; gets ctx: first the
+					   "metadata objects" read, then per
+					   region the "objects of region
+					   NAME" looked at */
 };
 
 struct cache_gc_result {
