@@ -60,10 +60,13 @@
 #include <unistd.h>
 
 static const char mount_usage[] =
-	"usage: phifs mount CONFIG MOUNTPOINT [-f] [--force] "
+	"usage: phifs mount CONFIG [MOUNTPOINT] [-f] [--force] "
 	"[-o OPT[,OPT...]]\n\n"
-	"Mount the filesystem of CONFIG on MOUNTPOINT.  Returns once it is "
-	"mounted\nand keeps serving it in the background, unless -f.\n"
+	"Mount the filesystem of CONFIG on MOUNTPOINT (without it: on the\n"
+	"mountpoint CONFIG names).  Returns once it is mounted and keeps\n"
+	"serving it in the background, unless -f.\n"
+	"Under systemd (NOTIFY_SOCKET set, with -f) it reports ready once the\n"
+	"mount answers, and its state in the status line.\n"
 	"A writable mount holds a lease in the regions: while another mount\n"
 	"(here or on another machine) holds it, mounting is refused.\n\n"
 	"  -f            stay in the foreground, log to stderr (in the\n"
@@ -146,7 +149,7 @@ static int parse_mount_args(int argc, char **argv, struct mount_args *a)
 			return -1;
 		}
 	}
-	return npos == 2 ? 0 : -1;
+	return npos >= 1 ? 0 : -1;
 }
 
 /* Undo the octal escapes of /proc/self/mountinfo in place. */
@@ -648,6 +651,7 @@ static int serve(const struct phi_config *cfg, const struct mount_args *a,
 	struct crypt_key *key = NULL;
 	struct backend *regions = NULL;
 	struct tool_lease *lease = NULL;
+	struct tool_notify *notify;
 	struct cache *c;
 	struct fs *fs;
 	char err[512], path[PATH_MAX + 16];
@@ -673,9 +677,15 @@ static int serve(const struct phi_config *cfg, const struct mount_args *a,
 	record_log_place(cfg, a);
 	PHI_LOG(PHI_LOG_NOTICE, "mounted (pid %ld)", (long)getpid());
 	watch_end_signals();
+	rc = tool_notify_start(&notify, c, cfg, mp);
+	if (rc)
+		PHI_LOG(PHI_LOG_WARNING, "cannot report to the service "
+			"manager: %s", phi_strerror(rc));
 	log_stop_reason(fs_run(fs));
+	tool_notify_stopping(notify);
 	unwatch_end_signals();
 	fs_unmount(fs);
+	tool_notify_close(notify);
 	rc = close_daemon(key, regions, lease, c);
 	if (rc)
 		PHI_LOG(PHI_LOG_ERR, "flush at unmount failed: %s",
@@ -813,12 +823,20 @@ int cmd_mount(int argc, char **argv)
 	if (tool_want_help(argc, argv, mount_usage))
 		return 0;
 	if (parse_mount_args(argc, argv, &a)) {
-		tool_error("usage: phifs mount CONFIG MOUNTPOINT [-f] "
+		tool_error("usage: phifs mount CONFIG [MOUNTPOINT] [-f] "
 			   "[--force] [-o OPT[,OPT...]]");
 		return 2;
 	}
 	if (tool_load_config(a.config, &cfg))
 		return 1;
+	if (!a.mountpoint)
+		a.mountpoint = cfg.mountpoint;
+	if (!a.mountpoint) {
+		tool_error("%s: no mountpoint: give one after CONFIG or set "
+			   "mountpoint in [filesystem]", cfg.path);
+		phi_config_release(&cfg);
+		return 2;
+	}
 	buf_init(&sb, CRYPT_SUPER_SIZE);
 	k.sb = &sb;
 	/* Everything local first: nothing may reach a region (the lease)

@@ -29,6 +29,8 @@
  *                          this long unless renewed (default 5m; 1s..1h)
  *   log_file   = PATH      a mount in the background appends its log
  *                          lines to this file instead of syslog
+ *   mountpoint = PATH      where `phifs mount CONFIG` (no MOUNTPOINT
+ *                          argument) mounts, as phifs@.service does
  *
  *   [region NAME]          one per region; NAME is [A-Za-z0-9_.-]{1,64}
  *   url = dir:PATH | s3://BUCKET[/PREFIX]
@@ -68,6 +70,7 @@ struct phi_config {
 	unsigned lease_time_ms;	/* the lease expires this long after its
 				   last renewal (lease.c) */
 	char *log_file;		/* absolute path, or NULL: syslog */
+	char *mountpoint;	/* absolute path, or NULL: given to mount */
 	int nregions;
 	struct backend_region regions[PHI_MAX_REGIONS];	/* in file order;
 							   released with cfg */
