@@ -35,6 +35,11 @@ PHIFS_DEPS=(
 	python3-swift
 	memcached
 	awscli
+	libsystemd-dev
+	debhelper
+	dpkg-dev
+	fakeroot
+	lintian
 )
 
 # Print the packages of PHIFS_DEPS that are not installed, one per line.

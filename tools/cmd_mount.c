@@ -27,6 +27,8 @@
  * master key, regions (the replica set owns them), lease, cache, FUSE
  * session.
  * SIGUSR1 (sent by `phifs sync`) asks the cache to seal at once.
+ * Under systemd (NOTIFY_SOCKET) notify.c says READY=1 once the mount
+ * answers, and STOPPING=1 once the session loop has ended.
  *
  * Logs.  With -f the daemon logs to stderr; in the background to
  * log_file when it is set (opened by the parent, so that a bad path is
