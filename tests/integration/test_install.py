@@ -16,11 +16,13 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 
 import pytest
 
+import conftest
 from conftest import (PHIFS, is_fuse_mounted, pid_alive, read_file,
                       wait_pid_gone, write_file)
 
@@ -47,15 +49,30 @@ def add_config(fs, **keys):
                                  1))
 
 
+@pytest.fixture(scope="module")
+def workdir():
+    """This file's private directory (in the run's test_tmp()), removed
+    at the end."""
+    path = tempfile.mkdtemp(prefix="phifs-install-", dir=conftest.test_tmp())
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def tmp_dir(workdir, request):
+    """A fresh folder in workdir for one test."""
+    return tempfile.mkdtemp(prefix=request.node.name[:40] + "-", dir=workdir)
+
+
 # --- meson install ------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory):
+def installed(workdir):
     """`meson install --destdir` of the build under test: (destdir,
     prefix)."""
     if not os.path.isfile(os.path.join(BUILD, "build.ninja")):
         pytest.skip(f"{BUILD} is not a meson build directory")
-    dest = str(tmp_path_factory.mktemp("destdir"))
+    dest = os.path.join(workdir, "destdir")
     p = run(["meson", "install", "-C", BUILD, "--no-rebuild", "--quiet",
              "--destdir", dest])
     assert p.returncode == 0, p.stdout + p.stderr
@@ -89,7 +106,7 @@ def test_meson_install_lists_the_files(installed):
     assert "Type=notify\n" in text, text
 
 
-def test_systemd_analyze_verify(installed, tmp_path):
+def test_systemd_analyze_verify(installed, tmp_dir):
     """The unit as installed, its ExecStart pointed at the binary under
     test (verify wants the program to exist), for an instance."""
     if shutil.which("systemd-analyze") is None:
@@ -99,9 +116,10 @@ def test_systemd_analyze_verify(installed, tmp_path):
     text = text.replace(f"ExecStart={prefix}/bin/phifs ",
                         f"ExecStart={PHIFS} ")
     assert f"ExecStart={PHIFS} mount" in text
-    unit = tmp_path / "phifs@clinic.service"
-    unit.write_text(text)
-    p = run(["systemd-analyze", "verify", str(unit)])
+    unit = os.path.join(tmp_dir, "phifs@clinic.service")
+    with open(unit, "w") as f:
+        f.write(text)
+    p = run(["systemd-analyze", "verify", unit])
     assert p.returncode == 0, p.stdout + p.stderr
     assert "phifs" not in p.stdout + p.stderr, p.stdout + p.stderr
 
@@ -221,11 +239,11 @@ def test_mount_without_mountpoint_needs_the_key(phifs_bare):
 # --- mount.phifs ---------------------------------------------------------------
 
 @pytest.fixture
-def helper(tmp_path):
+def helper(tmp_dir):
     """mount.phifs as meson installs it: a link to the phifs binary."""
-    path = tmp_path / "mount.phifs"
-    path.symlink_to(PHIFS)
-    return str(path)
+    path = os.path.join(tmp_dir, "mount.phifs")
+    os.symlink(PHIFS, path)
+    return path
 
 
 def helper_mount(fs, helper, *args):
@@ -299,10 +317,13 @@ def test_mount_helper_usage(helper):
 
 def copy_source(dest):
     """The source tree without build directories or VCS data."""
+    tmp = os.path.realpath(conftest.test_tmp())
+
     def ignore(d, names):
         top = os.path.realpath(d) == SRC
         return [n for n in names
                 if n in (".git", "__pycache__", ".pytest_cache")
+                or os.path.realpath(os.path.join(d, n)) == tmp
                 or (top and (n.startswith("build") or n.startswith("obj-")))]
     shutil.copytree(SRC, dest, ignore=ignore, symlinks=True)
 
@@ -314,12 +335,13 @@ def package_installed():
 
 
 @pytest.fixture(scope="module")
-def package(tmp_path_factory):
+def package(workdir):
     """dpkg-buildpackage -us -uc -b on a copy of the tree: the .deb."""
     for tool in ("dpkg-buildpackage", "dh", "lintian"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} is not installed (scripts/deps.sh)")
-    top = tmp_path_factory.mktemp("package")
+    top = os.path.join(workdir, "package")
+    os.mkdir(top)
     src = os.path.join(top, "phifs")
     copy_source(src)
     env = dict(os.environ, DEB_BUILD_OPTIONS="nocheck")
