@@ -40,6 +40,16 @@ def run(args, timeout=120, **kw):
                           text=True, errors="replace", timeout=timeout, **kw)
 
 
+def readme_fstab_options():
+    """The options of the fstab line the README shows."""
+    with open(os.path.join(SRC, "README.md")) as f:
+        lines = [m.group(1) for m in (re.match(
+            r"^/etc/phifs/\S+\s+/\S+\s+phifs\s+(\S+)\s+0\s+0$", x)
+            for x in f) if m]
+    assert len(lines) == 1, f"README shows {len(lines)} fstab lines"
+    return lines[0]
+
+
 def add_config(fs, **keys):
     """Set KEY = VALUE in the [filesystem] section of fs.config."""
     text = "".join(x for x in read_file(fs.config).decode().splitlines(True)
@@ -122,6 +132,37 @@ def test_systemd_analyze_verify(installed, tmp_dir):
     p = run(["systemd-analyze", "verify", unit])
     assert p.returncode == 0, p.stdout + p.stderr
     assert "phifs" not in p.stdout + p.stderr, p.stdout + p.stderr
+
+
+def test_readme_fstab_line_through_systemd(tmp_dir):
+    """systemd's fstab generator makes an automount, ordered after the
+    network, from the README's line, and the units it makes verify."""
+    gen = "/lib/systemd/system-generators/systemd-fstab-generator"
+    if not os.access(gen, os.X_OK) or not shutil.which("systemd-analyze"):
+        pytest.skip("systemd is not installed")
+    opts = readme_fstab_options()
+    assert "x-systemd.automount" in opts.split(","), opts
+    mnt = os.path.join(tmp_dir, "records")
+    os.mkdir(mnt)
+    fstab = os.path.join(tmp_dir, "fstab")
+    with open(fstab, "w") as f:
+        f.write(f"/etc/phifs/clinic.ini {mnt} phifs {opts} 0 0\n")
+    out = os.path.join(tmp_dir, "units")
+    os.mkdir(out)
+    p = run([gen, out, out, out], env=dict(os.environ, SYSTEMD_FSTAB=fstab,
+                                           SYSTEMD_PROC_CMDLINE=""))
+    assert p.returncode == 0, p.stderr
+    name = run(["systemd-escape", "--path", mnt]).stdout.strip()
+    automount = os.path.join(out, name + ".automount")
+    mount = os.path.join(out, name + ".mount")
+    assert os.path.isfile(automount) and os.path.isfile(mount), \
+        os.listdir(out)
+    assert os.path.exists(os.path.join(out, "remote-fs.target.wants",
+                                       name + ".automount"))
+    text = read_file(mount).decode()
+    assert "Type=phifs\n" in text and f"Options={opts}\n" in text, text
+    p = run(["systemd-analyze", "verify", mount, automount])
+    assert p.returncode == 0, p.stdout + p.stderr
 
 
 # --- NOTIFY_SOCKET ------------------------------------------------------------
@@ -409,9 +450,8 @@ def test_package_installs_mounts_and_purges(dpkg_installed, phifs_bare):
 
     fstab = os.path.join(fs.base, "fstab")
     with open(fstab, "w") as f:
-        f.write("# made by test_install.py\n"
-                f"{fs.config} {fs.mnt} phifs "
-                "noauto,nofail,_netdev,allow_other,x-systemd.automount "
+        f.write("# made by test_install.py, with the README's options\n"
+                f"{fs.config} {fs.mnt} phifs {readme_fstab_options()} "
                 "0 0\n")
     p = run(["mount", "--fstab", fstab, fs.mnt], cwd=fs.base,
             env=fs.environ())
