@@ -116,7 +116,7 @@ static int set_flags(struct helper_args *a, const char *arg)
 		else if (*f == 'v')
 			a->verbose = 1;
 		else if (*f != 'n') {
-			tool_error("mount.phifs: unknown flag '-%c' (see "
+			tool_error("unknown mount.phifs flag '-%c' (see "
 				   "mount.phifs --help)", *f);
 			return -1;
 		}
@@ -128,7 +128,7 @@ static int check_type(const char *type)
 {
 	if (strcmp(type, "phifs") == 0 || strcmp(type, "fuse.phifs") == 0)
 		return 0;
-	tool_error("mount.phifs: type '%s' is not phifs", type);
+	tool_error("mount.phifs -t %s: the type is not phifs", type);
 	return -1;
 }
 
@@ -185,7 +185,7 @@ static int parse_helper_args(int argc, char **argv, struct helper_args *a)
 			if (check_type(v))
 				return 1;
 		} else if (opt_value(argc, argv, &i, 'N')) {
-			tool_error("mount.phifs: -N (another mount namespace) "
+			tool_error("mount.phifs -N (another mount namespace) "
 				   "is not supported");
 			return 1;
 		} else if (argv[i][0] == '-' && argv[i][1]) {

@@ -350,8 +350,12 @@ def test_mount_helper_usage(helper):
                                "MOUNTPOINT"), p.stderr
     p = run([helper, "c", "m", "-t", "ext4"])
     assert p.returncode == 1
-    assert p.stderr.strip() == "phifs: mount.phifs: type 'ext4' is not " \
-                               "phifs", p.stderr
+    assert p.stderr.strip() == "phifs: mount.phifs -t ext4: the type " \
+                               "is not phifs", p.stderr
+    p = run([helper, "c", "m", "-x"])
+    assert p.returncode == 1
+    assert p.stderr.strip() == "phifs: unknown mount.phifs flag '-x' " \
+                               "(see mount.phifs --help)", p.stderr
 
 
 # --- the Debian package ---------------------------------------------------------
