@@ -364,12 +364,17 @@ def copy_source(dest):
     """The source tree without build directories or VCS data."""
     tmp = os.path.realpath(conftest.test_tmp())
 
+    left = (".debhelper", "phifs", "phifs-dbgsym", "debhelper-build-stamp",
+            "files")     # by a dpkg-buildpackage in the checkout
+
     def ignore(d, names):
         top = os.path.realpath(d) == SRC
+        deb = os.path.realpath(d) == os.path.join(SRC, "debian")
         return [n for n in names
                 if n in (".git", "__pycache__", ".pytest_cache")
                 or os.path.realpath(os.path.join(d, n)) == tmp
-                or (top and (n.startswith("build") or n.startswith("obj-")))]
+                or (top and (n.startswith("build") or n.startswith("obj-")))
+                or (deb and (n in left or n.endswith(".substvars")))]
     shutil.copytree(SRC, dest, ignore=ignore, symlinks=True)
 
 
