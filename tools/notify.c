@@ -15,7 +15,7 @@
  *
  * and tool_notify_stopping(), from the thread that ran fs_run(), sends
  * STOPPING=1 once the session loop has ended, before the unmount and the
- * flush.  The thread is joined by tool_notify_close() only after
+ * flush; nothing is sent after it (both sends hold the lock).  The thread is joined by tool_notify_close() only after
  * fs_unmount(): a statfs() still waiting for the session would otherwise
  * never return.
  *
@@ -130,16 +130,21 @@ static void status_text(const struct tool_notify *n, char *out, size_t len)
 			 n->cfg->nregions, names);
 }
 
-/* Send STATUS= (with READY=1 the first time) when the text changed. */
+/* Send STATUS= (with READY=1 the first time) when the text changed;
+ * nothing once STOPPING=1 is sent (under the lock, so never after it). */
 static void send_status(struct tool_notify *n, int ready)
 {
 	char text[sizeof(n->last)];
-	int rc;
+	int rc = 0;
 
 	status_text(n, text, sizeof(text));
 	if (!ready && strcmp(text, n->last) == 0)
 		return;
-	rc = sd_notifyf(0, "%sSTATUS=%s", ready ? "READY=1\n" : "", text);
+	pthread_mutex_lock(&n->lock);
+	if (!n->stop)
+		rc = sd_notifyf(0, "%sSTATUS=%s", ready ? "READY=1\n" : "",
+				text);
+	pthread_mutex_unlock(&n->lock);
 	if (rc < 0)
 		PHI_LOG(PHI_LOG_WARNING, "cannot notify the service manager: "
 			"%s", phi_strerror(rc));
@@ -194,33 +199,35 @@ int tool_notify_start(struct tool_notify **out, struct cache *c,
 	return 0;
 }
 
-static void tell_stop(struct tool_notify *n)
+/* Stop the thread; with what (STOPPING=1), say so while holding the
+ * lock that send_status() takes. */
+static void tell_stop(struct tool_notify *n, const char *what)
 {
+	int rc = 0;
+
 	pthread_mutex_lock(&n->lock);
+	if (what && !n->stop)
+		rc = sd_notify(0, what);
 	n->stop = 1;
 	pthread_cond_signal(&n->wake);
 	pthread_mutex_unlock(&n->lock);
+	if (rc < 0)
+		PHI_LOG(PHI_LOG_WARNING, "cannot notify the service manager: "
+			"%s", phi_strerror(rc));
 }
 
 void tool_notify_stopping(struct tool_notify *n)
 {
-	int rc;
-
-	if (!n)
-		return;
-	tell_stop(n);
-	rc = sd_notify(0, "STOPPING=1\nSTATUS=stopping: unmounting and "
-		       "flushing to the local disk");
-	if (rc < 0)
-		PHI_LOG(PHI_LOG_WARNING, "cannot notify the service manager: "
-			"%s", phi_strerror(rc));
+	if (n)
+		tell_stop(n, "STOPPING=1\nSTATUS=stopping: unmounting and "
+			  "flushing to the local disk");
 }
 
 void tool_notify_close(struct tool_notify *n)
 {
 	if (!n)
 		return;
-	tell_stop(n);
+	tell_stop(n, NULL);
 	pthread_join(n->thread, NULL);
 	pthread_cond_destroy(&n->wake);
 	pthread_mutex_destroy(&n->lock);

@@ -181,7 +181,7 @@ class NotifyListener:
         self.sock.settimeout(timeout)
         try:
             data = self.sock.recv(4096)
-        except socket.timeout:
+        except (socket.timeout, BlockingIOError):
             return None
         msg = dict(line.split("=", 1)
                    for line in data.decode().splitlines() if "=" in line)
@@ -255,6 +255,7 @@ def test_notify_ready_status_stopping(phifs_bare):
         assert stopping["STOPPING"] == "1"
         assert fs.proc.wait(timeout=60) == 0, fs.log_tail()
         fs.proc = fs.pid = None
+        assert listener.next(timeout=0) is None, "sent after STOPPING=1"
         assert not is_fuse_mounted(fs.mnt)
         assert "unmounted cleanly" in fs.log_tail()
         assert all("READY" not in m for m in listener.messages[1:])
