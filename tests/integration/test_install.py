@@ -448,6 +448,14 @@ def wait_unmounted(fs, pid):
 def test_package_installs_mounts_and_purges(dpkg_installed, phifs_bare):
     fs = phifs_bare
     fs.mkfs()
+    # the unit as installed, for an instance
+    unit = os.path.join(fs.base, "phifs@clinic.service")
+    shutil.copy("/lib/systemd/system/phifs@.service", unit)
+    assert "ExecStart=/usr/bin/phifs mount -f" in read_file(unit).decode()
+    if shutil.which("systemd-analyze"):
+        p = run(["systemd-analyze", "verify", unit])
+        assert p.returncode == 0, p.stdout + p.stderr
+
     p = run(["mount", "-t", "phifs", fs.config, fs.mnt, "-o",
              "allow_other,_netdev,nofail"], cwd=fs.base, env=fs.environ())
     assert p.returncode == 0, p.stdout + p.stderr
