@@ -38,6 +38,11 @@ PHIFS_DEPS=(
 	memcached
 	awscli
 	prometheus
+	libsystemd-dev
+	debhelper
+	dpkg-dev
+	fakeroot
+	lintian
 )
 
 # Print the packages of PHIFS_DEPS that are not installed, one per line.

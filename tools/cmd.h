@@ -275,6 +275,41 @@ struct tool_log_place {
 void tool_log_place(const struct phi_config *cfg,
 		    const struct cache_stats *s, struct tool_log_place *out);
 
+/* ---- the service manager (notify.c; notify_none.c without libsystemd) */
+
+/* A mount's reports to systemd (Type=notify).  Opaque. */
+struct tool_notify;
+
+/*
+ * In the serving process, just before fs_run(): under a service manager
+ * (NOTIFY_SOCKET set) start a thread that sends READY=1 once FUSE answers
+ * a statfs() of mountpoint, then STATUS= lines (dirty bytes, bytes
+ * waiting for the regions, regions down) when they change.  c and cfg
+ * are borrowed and must outlive tool_notify_close(); mountpoint is
+ * copied.  *out is NULL when there is no service manager (or no
+ * libsystemd in the build).  0 or a negative errno (nothing started).
+ */
+int tool_notify_start(struct tool_notify **out, struct cache *c,
+		      const struct phi_config *cfg, const char *mountpoint);
+
+/* Once fs_run() has returned: STOPPING=1, and no more STATUS=.  NULL is
+ * a no-op. */
+void tool_notify_stopping(struct tool_notify *n);
+
+/* After fs_unmount() (a statfs() of the thread may wait for the session
+ * until then): end the thread, free n.  NULL is a no-op. */
+void tool_notify_close(struct tool_notify *n);
+
+/* ---- the mount(8) helper (mount_helper.c) ---------------------------- */
+
+/*
+ * mount.phifs CONFIG MOUNTPOINT [-sfnv] [-o OPTIONS]: what mount(8) and
+ * fstab run, argv[0] being mount.phifs (a link to phifs).  Drops the
+ * options meant for mount, fstab and systemd, then runs cmd_mount().
+ * Exit code as cmd_mount().
+ */
+int cmd_mount_helper(int argc, char **argv);
+
 /* ---- the single-writer lease (lease.c) ------------------------------ */
 
 /* A writable mount's lease in the regions.  Opaque. */

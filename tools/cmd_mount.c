@@ -28,6 +28,8 @@
  * set owns them), lease, cache, FUSE session; the metrics thread starts
  * once the mount answers and stops after the unmount.
  * SIGUSR1 (sent by `phifs sync`) asks the cache to seal at once.
+ * Under systemd (NOTIFY_SOCKET) notify.c says READY=1 once the mount
+ * answers, and STOPPING=1 once the session loop has ended.
  *
  * Logs.  With -f the daemon logs to stderr; in the background to
  * log_file when it is set (opened by the parent, so that a bad path is
@@ -62,10 +64,13 @@
 #include <unistd.h>
 
 static const char mount_usage[] =
-	"usage: phifs mount CONFIG MOUNTPOINT [-f] [--force] "
+	"usage: phifs mount CONFIG [MOUNTPOINT] [-f] [--force] "
 	"[-o OPT[,OPT...]]\n\n"
-	"Mount the filesystem of CONFIG on MOUNTPOINT.  Returns once it is "
-	"mounted\nand keeps serving it in the background, unless -f.\n"
+	"Mount the filesystem of CONFIG on MOUNTPOINT (without it: on the\n"
+	"mountpoint CONFIG names).  Returns once it is mounted and keeps\n"
+	"serving it in the background, unless -f.\n"
+	"Under systemd (NOTIFY_SOCKET set, with -f) it reports ready once the\n"
+	"mount answers, and its state in the status line.\n"
 	"A writable mount holds a lease in the regions: while another mount\n"
 	"(here or on another machine) holds it, mounting is refused.\n\n"
 	"  -f            stay in the foreground, log to stderr (in the\n"
@@ -148,7 +153,7 @@ static int parse_mount_args(int argc, char **argv, struct mount_args *a)
 			return -1;
 		}
 	}
-	return npos == 2 ? 0 : -1;
+	return npos >= 1 ? 0 : -1;
 }
 
 /* Undo the octal escapes of /proc/self/mountinfo in place. */
@@ -651,6 +656,7 @@ static int serve(const struct phi_config *cfg, const struct mount_args *a,
 	struct backend *regions = NULL;
 	struct tool_lease *lease = NULL;
 	struct tool_metrics *metrics;
+	struct tool_notify *notify;
 	struct cache *c;
 	struct fs *fs;
 	char err[512], path[PATH_MAX + 16];
@@ -683,10 +689,16 @@ static int serve(const struct phi_config *cfg, const struct mount_args *a,
 	record_log_place(cfg, a);
 	PHI_LOG(PHI_LOG_NOTICE, "mounted (pid %ld)", (long)getpid());
 	watch_end_signals();
+	rc = tool_notify_start(&notify, c, cfg, mp);
+	if (rc)
+		PHI_LOG(PHI_LOG_WARNING, "cannot report to the service "
+			"manager: %s", phi_strerror(rc));
 	log_stop_reason(fs_run(fs));
+	tool_notify_stopping(notify);
 	unwatch_end_signals();
 	fs_unmount(fs);
 	tool_metrics_close(metrics);
+	tool_notify_close(notify);
 	rc = close_daemon(key, regions, lease, c);
 	if (rc)
 		PHI_LOG(PHI_LOG_ERR, "flush at unmount failed: %s",
@@ -824,12 +836,20 @@ int cmd_mount(int argc, char **argv)
 	if (tool_want_help(argc, argv, mount_usage))
 		return 0;
 	if (parse_mount_args(argc, argv, &a)) {
-		tool_error("usage: phifs mount CONFIG MOUNTPOINT [-f] "
+		tool_error("usage: phifs mount CONFIG [MOUNTPOINT] [-f] "
 			   "[--force] [-o OPT[,OPT...]]");
 		return 2;
 	}
 	if (tool_load_config(a.config, &cfg))
 		return 1;
+	if (!a.mountpoint)
+		a.mountpoint = cfg.mountpoint;
+	if (!a.mountpoint) {
+		tool_error("%s: no mountpoint: give one after CONFIG or set "
+			   "mountpoint in [filesystem]", cfg.path);
+		phi_config_release(&cfg);
+		return 2;
+	}
 	buf_init(&sb, CRYPT_SUPER_SIZE);
 	k.sb = &sb;
 	/* Everything local first: nothing may reach a region (the lease)

@@ -169,6 +169,9 @@ static const struct key_def keys[] = {
 	{ SCOPE_FS, "log_file", KEY_PATH, FS(log_file), NULL, false, NULL,
 	  "a mount in the background appends its log here; unset = "
 	  "syslog" },
+	{ SCOPE_FS, "mountpoint", KEY_PATH, FS(mountpoint), NULL, false, NULL,
+	  "where mount mounts when no MOUNTPOINT is given (for "
+	  "phifs@.service)" },
 	{ SCOPE_FS, "metadata_interval", KEY_DURATION,
 	  FS(metadata_interval_ms), "30s", false, check_metadata_interval,
 	  "metadata changes reach the regions within this, 100ms to 1h" },

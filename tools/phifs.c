@@ -213,6 +213,14 @@ static int help(int argc, char **argv)
 	return 2;
 }
 
+/* Run as mount.phifs (the link mount(8) finds in /sbin)? */
+static int is_mount_helper(const char *argv0)
+{
+	const char *base = argv0 ? strrchr(argv0, '/') : NULL;
+
+	return argv0 && strcmp(base ? base + 1 : argv0, "mount.phifs") == 0;
+}
+
 int main(int argc, char **argv)
 {
 	phi_log_set_sink(tool_log_sink);	/* erases a progress line */
@@ -222,6 +230,8 @@ int main(int argc, char **argv)
 	 * Sockets to the regions are no different: their writes fail
 	 * with an error the driver handles. */
 	signal(SIGPIPE, SIG_IGN);
+	if (is_mount_helper(argv[0]))
+		return cmd_mount_helper(argc, argv);
 	if (argc < 2) {
 		usage(stderr);
 		return 2;

@@ -752,7 +752,7 @@ TEST(help_lists_every_key)
 		"uploaders", "pack_size", "4M", "dirty_limit", "TIME",
 		"metadata_interval", "30s", "retention", "30d", "PERIOD",
 		"log_file", "metrics_listen", "metrics_allow_remote", "ADDR",
-		NULL,
+		"mountpoint", NULL,
 	};
 	char out[8192];
 
@@ -939,6 +939,20 @@ TEST(log_file_loads)
 	phi_config_release(&cfg);
 	expect_error(FS "log_file = phifs.log\n",
 		     ":3: log_file: must be an absolute path");
+}
+
+TEST(mountpoint_loads)
+{
+	struct phi_config cfg;
+
+	load_ok(FS, &cfg);
+	ASSERT_TRUE(cfg.mountpoint == NULL);
+	phi_config_release(&cfg);
+	load_ok(FS "mountpoint = /srv/records/\n", &cfg);
+	ASSERT_STREQ(cfg.mountpoint, "/srv/records");
+	phi_config_release(&cfg);
+	expect_error(FS "mountpoint = records\n",
+		     ":3: mountpoint: must be an absolute path");
 }
 
 TEST(history_keys_load)
@@ -1196,6 +1210,7 @@ TEST_MAIN(
 	TEST_ENTRY(log_file_loads),
 	TEST_ENTRY(metrics_keys_load),
 	TEST_ENTRY(bad_metrics_keys),
+	TEST_ENTRY(mountpoint_loads),
 	TEST_ENTRY(history_keys_load),
 	TEST_ENTRY(bad_history_keys),
 	TEST_ENTRY(parse_period),

@@ -32,6 +32,8 @@
  *   metrics_listen = ADDR  serve Prometheus metrics over HTTP on
  *                          HOST:PORT (a loopback address unless
  *                          metrics_allow_remote = true)
+ *   mountpoint = PATH      where `phifs mount CONFIG` (no MOUNTPOINT
+ *                          argument) mounts, as phifs@.service does
  *
  *   [region NAME]          one per region; NAME is [A-Za-z0-9_.-]{1,64}
  *   url = dir:PATH | s3://BUCKET[/PREFIX]
@@ -77,6 +79,7 @@ struct phi_config {
 				   it, or NULL: no metrics */
 	int metrics_allow_remote;	/* 1: metrics_listen may be an address
 					   other than loopback */
+	char *mountpoint;	/* absolute path, or NULL: given to mount */
 	int nregions;
 	struct backend_region regions[PHI_MAX_REGIONS];	/* in file order;
 							   released with cfg */
