@@ -76,6 +76,15 @@ def sync(fs, timeout=120):
     assert p.returncode == 0, f"phifs sync: {p.stderr.strip()}"
 
 
+def acl_value(*entries, version=2):
+    """A posix_acl_xattr value from (tag, perm, id) entries."""
+    out = version.to_bytes(4, "little")
+    for tag, perm, ident in entries:
+        out += tag.to_bytes(2, "little") + perm.to_bytes(2, "little") + \
+            ident.to_bytes(4, "little")
+    return out
+
+
 def acl_tree(root):
     """A tree with access and default ACLs, named users and groups."""
     os.makedirs(os.path.join(root, "patient", "scans"))
@@ -135,11 +144,38 @@ def test_setfacl_getfacl_round_trip_as_ext4(phifs):
 
 @needs_acl
 def test_an_acl_the_mode_says_is_not_stored(phifs):
-    f = phifs.path("f")
-    write_file(f, b"x", 0o600)
-    sh("setfacl", "-m", "u::rwx,g::r,o::x", f)
-    assert stat.S_IMODE(os.stat(f).st_mode) == 0o741
+    m, e = both(phifs, "d")
+    for root in (m, e):
+        f = os.path.join(root, "f")
+        write_file(f, b"x", 0o600)
+        sh("setfacl", "-m", f"u:{OTHER_UID}:rw", f)
+        # an ACL with no named entry nor mask, set over the one there
+        os.setxattr(f, ACL_ACCESS, acl_value((1, 7, 0xffffffff),
+                                             (4, 4, 0xffffffff),
+                                             (0x20, 1, 0xffffffff)))
+    f = os.path.join(m, "f")
+    assert stat.S_IMODE(os.stat(f).st_mode) == 0o741 == \
+        stat.S_IMODE(os.stat(os.path.join(e, "f")).st_mode)
     assert ACL_ACCESS not in os.listxattr(f)
+    assert getfacl(f) == getfacl(os.path.join(e, "f"))
+
+
+@needs_acl
+def test_setting_an_acl_outside_the_group_clears_setgid(phifs):
+    m, e = both(phifs, "d")
+    for root in (m, e):
+        os.chmod(root, 0o777)
+        for name, group in (("member", OTHER_GID), ("outsider", 4444)):
+            f = os.path.join(root, name)
+            write_file(f, b"x")
+            os.chown(f, OTHER_UID, group)
+            os.chmod(f, 0o2775)
+            run_as(OTHER_UID, OTHER_GID, sh, "setfacl", "-m", "u:4445:r", f)
+    for name in ("member", "outsider"):
+        assert os.stat(os.path.join(m, name)).st_mode == \
+            os.stat(os.path.join(e, name)).st_mode, name
+    assert os.stat(os.path.join(m, "member")).st_mode & stat.S_ISGID
+    assert not os.stat(os.path.join(m, "outsider")).st_mode & stat.S_ISGID
 
 
 @needs_acl
@@ -151,15 +187,6 @@ def test_acls_survive_a_remount(phifs):
     assert getfacl_tree(phifs.mnt) == want
     assert os.getxattr(phifs.path("patient", "letter.txt"),
                        "security.NTACL") == b"\x04\x00windows acl\xff"
-
-
-def acl_value(*entries, version=2):
-    """A posix_acl_xattr value from (tag, perm, id) entries."""
-    out = version.to_bytes(4, "little")
-    for tag, perm, ident in entries:
-        out += tag.to_bytes(2, "little") + perm.to_bytes(2, "little") + \
-            ident.to_bytes(4, "little")
-    return out
 
 
 def test_malformed_acls_are_refused_as_ext4(phifs):
