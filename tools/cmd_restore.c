@@ -358,13 +358,15 @@ static int privileged_name(const char *name)
 	return 1;
 }
 
-/* Whether restore makes the target's attribute name equal to the
- * source's: user.* and the POSIX ACLs always, privileged_name()s as
- * root. */
-static int restored_name(const struct restore *r, const char *name)
+/* Whether restore makes the attribute name of a target of this mode
+ * equal to the source's: user.* (which Linux keeps on files and folders
+ * only) and the POSIX ACLs always, privileged_name()s as root. */
+static int restored_name(const struct restore *r, const char *name,
+			 mode_t mode)
 {
-	return strncmp(name, "user.", 5) == 0 ||
-	       strcmp(name, "system.posix_acl_access") == 0 ||
+	if (strncmp(name, "user.", 5) == 0)
+		return S_ISREG(mode) || S_ISDIR(mode);
+	return strcmp(name, "system.posix_acl_access") == 0 ||
 	       strcmp(name, "system.posix_acl_default") == 0 ||
 	       (r->as_root && privileged_name(name));
 }
@@ -426,7 +428,8 @@ static char *target_xattr_names(const char *path, ssize_t *len)
 
 /* Whether path's xattrs equal ino's, as far as restore makes them so
  * (restored_name()).  1 same, 0 not, -1 error. */
-static int xattrs_same(struct restore *r, uint64_t ino, const char *path)
+static int xattrs_same(struct restore *r, uint64_t ino, mode_t mode,
+		       const char *path)
 {
 	char *src = NULL, *dst;
 	ssize_t dlen;
@@ -437,14 +440,14 @@ static int xattrs_same(struct restore *r, uint64_t ino, const char *path)
 		return fail_code("cannot list the attributes of", r->path, slen);
 	dst = target_xattr_names(path, &dlen);
 	for (ssize_t i = 0; same && i < dlen; i += (ssize_t)strlen(dst + i) + 1)
-		if (restored_name(r, dst + i) &&
+		if (restored_name(r, dst + i, mode) &&
 		    !in_list(src, (size_t)slen, dst + i))
 			same = 0;
 	for (int i = 0; same && i < slen; i += (int)strlen(src + i) + 1) {
 		int a;
 		ssize_t b;
 
-		if (!restored_name(r, src + i))
+		if (!restored_name(r, src + i, mode))
 			continue;
 		a = source_xattr(r, ino, src + i, r->buf);
 		b = lgetxattr(path, src + i, r->buf2, CACHE_XATTR_SIZE_MAX);
@@ -465,7 +468,8 @@ static void no_xattrs(struct restore *r)
 }
 
 /* Make path's xattrs those of ino (restored_name()).  0 or -1 (printed). */
-static int set_xattrs(struct restore *r, uint64_t ino, const char *path)
+static int set_xattrs(struct restore *r, uint64_t ino, mode_t mode,
+		      const char *path)
 {
 	char *src = NULL, *dst;
 	ssize_t dlen;
@@ -476,13 +480,13 @@ static int set_xattrs(struct restore *r, uint64_t ino, const char *path)
 		return fail_code("cannot list the attributes of", r->path, slen);
 	dst = target_xattr_names(path, &dlen);
 	for (ssize_t i = 0; i < dlen; i += (ssize_t)strlen(dst + i) + 1)
-		if (restored_name(r, dst + i) &&
+		if (restored_name(r, dst + i, mode) &&
 		    !in_list(src, (size_t)slen, dst + i))
 			lremovexattr(path, dst + i);
 	for (int i = 0; rc == 0 && i < slen; i += (int)strlen(src + i) + 1) {
 		int n;
 
-		if (!restored_name(r, src + i)) {
+		if (!restored_name(r, src + i, mode)) {
 			if (privileged_name(src + i) && !r->priv_warned++)
 				tool_warn("restoring without security.* and "
 					  "trusted.* attributes: only root "
@@ -506,10 +510,10 @@ static int set_xattrs(struct restore *r, uint64_t ino, const char *path)
 	return rc;
 }
 
-/* Linux keeps user.* attributes on files and folders only. */
+/* Symlinks have no ACLs nor user.* attributes: restore sets none. */
 static int keeps_xattrs(mode_t mode)
 {
-	return S_ISREG(mode) || S_ISDIR(mode);
+	return !S_ISLNK(mode);
 }
 
 /* Owner, xattrs, mode and times of ino onto path, in an order where no
@@ -522,7 +526,8 @@ static int set_attrs(struct restore *r, uint64_t ino, const struct stat *st,
 
 	if (r->as_root && lchown(path, st->st_uid, st->st_gid))
 		return fail_errno("cannot set the owner of", path);
-	if (keeps_xattrs(st->st_mode) && set_xattrs(r, ino, path))
+	if (keeps_xattrs(st->st_mode) &&
+	    set_xattrs(r, ino, st->st_mode, path))
 		return -1;
 	if (!S_ISLNK(st->st_mode) && chmod(path, st->st_mode & 07777))
 		return fail_errno("cannot set the mode of", path);
@@ -551,7 +556,7 @@ static int diff_attrs(struct restore *r, uint64_t ino, const struct stat *st,
 		n += (size_t)snprintf(out + n, len - n, "%smtime",
 				      n ? ", " : "");
 	if (keeps_xattrs(st->st_mode))
-		x = xattrs_same(r, ino, path);
+		x = xattrs_same(r, ino, st->st_mode, path);
 	if (x < 0)
 		return -1;
 	if (!x)

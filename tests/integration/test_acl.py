@@ -51,8 +51,12 @@ def getfacl(path, *opts):
 
 
 def getfacl_tree(root):
-    """getfacl -R of root, relative names, so two trees compare."""
-    return sh("getfacl", "-R", "-p", "-n", ".", cwd=root)
+    """getfacl -R of root, relative names, one block per entry sorted by
+    name (getfacl lists in readdir order, which differs between
+    filesystems), so two trees compare."""
+    out = sh("getfacl", "-R", "-p", "-n", ".", cwd=root)
+    blocks = [b.strip("\n") for b in out.split("\n\n") if b.strip()]
+    return "\n\n".join(sorted(blocks)) + "\n"
 
 
 def ext4_dir(fs, name):
@@ -96,6 +100,8 @@ def acl_tree(root):
        os.path.join(root, "patient"))
     sh("setfacl", "-m", f"u:{OTHER_UID}:rx",
        os.path.join(root, "patient", "scans"))
+    # made after the default ACL: it inherits an access ACL
+    os.mkfifo(os.path.join(root, "patient", "pipe"), 0o660)
     os.setxattr(os.path.join(root, "patient", "letter.txt"),
                 "security.NTACL", b"\x04\x00windows acl\xff")
     os.setxattr(os.path.join(root, "patient", "scans"),
