@@ -372,23 +372,25 @@ struct set_arg {
 	enum xns ns;
 };
 
-/* An access ACL being set: the mode follows it, and one that says no
- * more than the mode is not stored (a->value becomes NULL). */
-static void acl_set_mode(struct set_arg *a, struct inode_rec *rec)
+/* An access ACL being set: the mode follows it.  1 if the ACL says no
+ * more than the mode, and is not to be stored. */
+static int acl_set_mode(const struct set_arg *a, struct inode_rec *rec)
 {
 	mode_t perms;
 	size_t n = (a->size - ACL_HDR) / ACL_ENT;
+	int equiv = acl_mode(a->value, n, &perms);
 
-	if (acl_mode(a->value, n, &perms))
-		a->value = NULL;
 	rec->mode = (rec->mode & ~(uint32_t)0777) | perms;
 	if (a->flags & CACHE_XATTR_KILL_SGID)
 		rec->mode &= ~(uint32_t)S_ISGID;
+	return equiv;
 }
 
 static int set_txn(struct cache *c, MDB_txn *txn, void *arg)
 {
-	struct set_arg *a = arg;
+	const struct set_arg *a = arg;
+	/* NULL removes (xattr_put()); an empty value may come as NULL */
+	const void *value = a->remove ? NULL : a->value ? a->value : "";
 	struct inode_rec rec;
 	struct xkey k;
 	MDB_val old;
@@ -412,10 +414,9 @@ static int set_txn(struct cache *c, MDB_txn *txn, void *arg)
 		return -EEXIST;
 	if (a->ns == XNS_ACL_DEFAULT && !a->remove && !S_ISDIR(rec.mode))
 		return -EACCES;
-	if (a->ns == XNS_ACL_ACCESS && !a->remove)
-		acl_set_mode(a, &rec);
-	rc = xattr_put(c, txn, a->ino, a->name, a->remove ? NULL : a->value,
-		       a->size);
+	if (a->ns == XNS_ACL_ACCESS && value && acl_set_mode(a, &rec))
+		value = NULL;	/* the mode says it all: drop any old one */
+	rc = xattr_put(c, txn, a->ino, a->name, value, a->size);
 	if (rc)
 		return rc;
 	cache_rec_set_time(&rec.ctime_sec, &rec.ctime_nsec, phi_now());
