@@ -113,6 +113,9 @@ TEST(recover_rebuilds_tree_from_one_region)
 {
 	struct env e, r;
 	static unsigned char big[700 * KiB];
+	/* a default ACL: owner rwx, group r-x, other --- */
+	static const char acl[] = "\2\0\0\0" "\1\0\7\0\377\377\377\377"
+		"\4\0\5\0\377\377\377\377" "\40\0\0\0\377\377\377\377";
 	struct stat st, want_f, want_d;
 	uint64_t d, f, sub, l;
 	char buf[64];
@@ -131,6 +134,9 @@ TEST(recover_rebuilds_tree_from_one_region)
 	cache_forget(e.c, st.st_ino, 1);
 	l = st.st_ino;
 	ASSERT_OK(cache_setxattr(e.c, f, "user.modality", "CT", 2, 0));
+	ASSERT_OK(cache_setxattr(e.c, f, "security.NTACL", "nt", 2, 0));
+	ASSERT_OK(cache_setxattr(e.c, d, "system.posix_acl_default", acl,
+				 sizeof(acl) - 1, 0));
 	ASSERT_OK(cache_getattr(e.c, f, &want_f));
 	ASSERT_OK(cache_getattr(e.c, d, &want_d));
 	sync_ok(&e);
@@ -152,6 +158,12 @@ TEST(recover_rebuilds_tree_from_one_region)
 	ASSERT_STREQ(buf, "scans/ct.raw");
 	n = cache_getxattr(r.c, f, "user.modality", buf, sizeof(buf));
 	ASSERT_EQ(n, 2);
+	n = cache_getxattr(r.c, f, "security.NTACL", buf, sizeof(buf));
+	ASSERT_EQ(n, 2);
+	n = cache_getxattr(r.c, d, "system.posix_acl_default", buf,
+			   sizeof(buf));
+	ASSERT_EQ(n, (int)sizeof(acl) - 1);
+	ASSERT_TRUE(memcmp(buf, acl, sizeof(acl) - 1) == 0);
 	expect(r.c, f, big, sizeof(big));	/* fetched from the regions */
 	/* the recovered filesystem goes on: new inodes, new history */
 	ASSERT_TRUE(mkfile_in(r.c, d, "after") > l);
