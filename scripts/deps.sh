@@ -35,6 +35,11 @@ PHIFS_DEPS=(
 	python3-swift
 	memcached
 	awscli
+	samba
+	samba-vfs-modules
+	smbclient
+	samba-testsuite
+	libnss-wrapper
 )
 
 # Print the packages of PHIFS_DEPS that are not installed, one per line.

@@ -1,0 +1,443 @@
+"""Samba sharing a phifs mount, driven by Samba's own clients.
+
+Each test starts a private smbd on 127.0.0.1 (a free port), with its
+smb.conf and every directory it writes (private, lock, state, cache, pid,
+ncalrpc, log) inside the test's directory, so that a system smbd and
+/etc/samba are never touched.  Its users live in a private passwd file
+that smbd, smbpasswd and the clients read through nss_wrapper (Debian's
+libnss-wrapper), each with a password made afresh for the run and handed
+to the clients in a mode 0600 authentication file, never on a command
+line.
+
+smbd shares two folders with the share stanza that the README tells
+clinics to use, read out of the README verbatim (only `path` differs):
+[records], a folder on the phifs mount (mounted allow_other, so that
+smbd's processes, running as the connected user, reach it), and
+[reference], a folder on the local disk beside it.  A test that finds a
+difference runs the same thing against [reference] to show whether the
+difference is phifs's or Samba's.
+
+Teardown always stops smbd (its whole process group) before the phifs
+fixture unmounts, also when the test failed.
+"""
+
+import contextlib
+import glob
+import hashlib
+import os
+import random
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import OTHER_GID, OTHER_UID, read_file, write_file
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+README = os.path.join(HERE, "..", "..", "README.md")
+README_SECTION = "## Sharing with Samba"
+README_SHARE_PATH = "/srv/records"
+
+SAMBA_TOOLS = ("smbd", "smbpasswd", "smbclient", "smbcacls", "smbtorture")
+NETBIOS_NAME = "PHIFSTEST"
+# the users smbd knows: name -> uid (gid the same); clinic is the uid the
+# other integration tests use for "another user"
+USERS = {"clinic": OTHER_UID, "reader": OTHER_UID + 1}
+assert OTHER_GID == OTHER_UID
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+MiB = 1 << 20
+
+
+# --- the share stanza of the README -----------------------------------
+
+def readme_share_stanza():
+    """The first ```ini block of the README's Samba section, verbatim."""
+    with open(README, encoding="utf-8") as f:
+        text = f.read()
+    start = text.find("\n" + README_SECTION + "\n")
+    assert start >= 0, f"README has no '{README_SECTION}' section"
+    section = text[start + 1:]
+    nxt = re.search(r"^## ", section[len(README_SECTION):], re.M)
+    if nxt:
+        section = section[:len(README_SECTION) + nxt.start()]
+    m = re.search(r"^```ini\n(.*?)^```$", section, re.M | re.S)
+    assert m, f"README's '{README_SECTION}' has no ```ini block"
+    return m.group(1)
+
+
+def share_stanza(name, path):
+    """The README's stanza with its share name and path replaced."""
+    lines = readme_share_stanza().splitlines()
+    heads = [i for i, ln in enumerate(lines) if re.match(r"^\[.+\]\s*$", ln)]
+    paths = [i for i, ln in enumerate(lines)
+             if re.match(r"^\s*path\s*=\s*" + re.escape(README_SHARE_PATH)
+                         + r"\s*$", ln)]
+    assert len(heads) == 1, f"README's stanza has {len(heads)} sections"
+    assert len(paths) == 1, \
+        f"README's stanza has no single 'path = {README_SHARE_PATH}' line"
+    lines[heads[0]] = f"[{name}]"
+    lines[paths[0]] = re.sub(r"=.*", "= " + path, lines[paths[0]])
+    return "\n".join(lines) + "\n"
+
+
+# --- a private smbd ------------------------------------------------------
+
+def nss_wrapper_lib():
+    found = glob.glob("/usr/lib/*/libnss_wrapper.so") + \
+        glob.glob("/usr/lib/libnss_wrapper.so")
+    return found[0] if found else None
+
+
+def missing_tools():
+    missing = [t for t in SAMBA_TOOLS
+               if shutil.which(t) is None and
+               not os.access(f"/usr/sbin/{t}", os.X_OK)]
+    if nss_wrapper_lib() is None:
+        missing.append("libnss_wrapper.so")
+    return missing
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+GLOBAL_CONF = """\
+[global]
+  netbios name = {netbios}
+  workgroup = {netbios}
+  server role = standalone server
+  interfaces = 127.0.0.1
+  bind interfaces only = yes
+  smb ports = {port}
+  disable netbios = yes
+  private dir = {dir}/private
+  lock directory = {dir}/lock
+  state directory = {dir}/state
+  cache directory = {dir}/cache
+  pid directory = {dir}/pid
+  ncalrpc dir = {dir}/ncalrpc
+  binddns dir = {dir}/bind-dns
+  winbindd socket directory = {dir}/winbindd
+  passdb backend = tdbsam:{dir}/private/passdb.tdb
+  smb passwd file = {dir}/private/smbpasswd
+  usershare path = {dir}/usershares
+  log file = {dir}/log/smbd.log
+  max log size = 0
+  log level = 1
+  load printers = no
+  printing = bsd
+  printcap name = /dev/null
+  disable spoolss = yes
+  unix password sync = no
+  obey pam restrictions = no
+
+"""
+
+
+class Samba:
+    """One private smbd; see the top of this file."""
+
+    def __init__(self, parent):
+        self.dir = os.path.join(parent, "samba")
+        self.conf = os.path.join(self.dir, "smb.conf")
+        self.log = os.path.join(self.dir, "log", "smbd.log")
+        for sub in ("", "private", "lock", "state", "cache", "pid",
+                    "ncalrpc", "bind-dns", "winbindd", "usershares", "log",
+                    "auth"):
+            os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
+        os.chmod(os.path.join(self.dir, "private"), 0o700)
+        os.chmod(os.path.join(self.dir, "auth"), 0o700)
+        passwd = os.path.join(self.dir, "passwd")
+        group = os.path.join(self.dir, "group")
+        with open(passwd, "w") as f:
+            f.write("root:x:0:0:root:/root:/bin/sh\n"
+                    "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
+            for name, uid in USERS.items():
+                f.write(f"{name}:x:{uid}:{uid}:{name}:/nonexistent:"
+                        "/bin/false\n")
+        with open(group, "w") as f:
+            f.write("root:x:0:\nnogroup:x:65534:\n")
+            for name, uid in USERS.items():
+                f.write(f"{name}:x:{uid}:\n")
+        self.env = dict(os.environ)
+        self.env.update(LD_PRELOAD=nss_wrapper_lib(),
+                        NSS_WRAPPER_PASSWD=passwd, NSS_WRAPPER_GROUP=group,
+                        # never ask a system winbindd
+                        _NO_WINBINDD="1")
+        self.passwords = {u: secrets.token_urlsafe(24) for u in USERS}
+        self.shares = []
+        self.port = None
+        self.proc = None
+
+    def share(self, name, path):
+        """Share path as name with the README's stanza."""
+        self.shares.append(share_stanza(name, path))
+
+    def write_conf(self):
+        with open(self.conf, "w") as f:
+            f.write(GLOBAL_CONF.format(netbios=NETBIOS_NAME, port=self.port,
+                                       dir=self.dir))
+            f.write("\n".join(self.shares))
+
+    def run(self, args, stdin=None, timeout=60):
+        return subprocess.run(args, input=stdin, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True,
+                              errors="replace", env=self.env, cwd=self.dir,
+                              timeout=timeout)
+
+    def add_users(self):
+        for user, pw in self.passwords.items():
+            p = self.run(["smbpasswd", "-c", self.conf, "-a", "-s", user],
+                         stdin=f"{pw}\n{pw}\n")
+            assert p.returncode == 0, \
+                f"smbpasswd -a {user} exited {p.returncode}: {p.stdout}"
+            auth = self.auth_file(user)
+            fd = os.open(auth, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(f"username = {user}\npassword = {pw}\n"
+                        f"domain = {NETBIOS_NAME}\n")
+
+    def auth_file(self, user):
+        return os.path.join(self.dir, "auth", user)
+
+    def start(self):
+        """Start smbd and wait until it answers on its port."""
+        assert self.proc is None
+        for _ in range(3):     # another program may take the free port
+            self.port = free_port()
+            self.write_conf()
+            if not os.path.exists(os.path.join(self.dir, "private",
+                                               "passdb.tdb")):
+                self.add_users()
+            self.proc = subprocess.Popen(
+                [shutil.which("smbd") or "/usr/sbin/smbd", "-F",
+                 "--no-process-group",
+                 "-s", self.conf],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, env=self.env, cwd=self.dir,
+                start_new_session=True)
+            if self.wait_listening():
+                return
+            self.stop()
+        raise AssertionError(f"smbd did not start: {self.log_tail()}")
+
+    def wait_listening(self):
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return False
+            with contextlib.suppress(OSError):
+                socket.create_connection(("127.0.0.1", self.port),
+                                         timeout=1).close()
+                return True
+            time.sleep(0.05)
+        return False
+
+    def stop(self):
+        """Stop smbd and every process it forked (its process group)."""
+        if self.proc is None:
+            return
+        pgid = self.proc.pid
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            pass
+        # children may outlive the parent for a moment
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=STOP_TIMEOUT)
+        self.proc = None
+
+    def log_tail(self, n=4000):
+        try:
+            with open(self.log, "rb") as f:
+                data = f.read()
+        except OSError:
+            return "(no smbd log)"
+        return "smbd log:\n" + data[-n:].decode("utf-8", "replace")
+
+    # clients
+
+    def client_args(self, user):
+        return ["-s", self.conf, "-p", str(self.port),
+                "-A", self.auth_file(user)]
+
+    def smbclient(self, share, commands, user="clinic", check=True):
+        """Run `smbclient -c COMMANDS` against share; returns its output.
+        With check, any NT_STATUS error or a non-zero exit fails."""
+        p = self.run(["smbclient", f"//127.0.0.1/{share}"] +
+                     self.client_args(user) + ["-c", commands])
+        if check:
+            assert p.returncode == 0 and "NT_STATUS_" not in p.stdout, \
+                f"smbclient {commands!r} exited {p.returncode}: {p.stdout}"
+        return p.stdout
+
+    def smbcacls(self, share, path, *args, user="clinic", check=True):
+        p = self.run(["smbcacls", f"//127.0.0.1/{share}", path] +
+                     self.client_args(user) + list(args))
+        if check:
+            assert p.returncode == 0, \
+                f"smbcacls {path} {' '.join(args)} exited {p.returncode}: " \
+                f"{p.stdout}"
+        return p.stdout
+
+    def smbtorture(self, share, test, user="clinic"):
+        """Run one smbtorture test; return {subtest: result} with result
+        success, failure, error, skip or xfail."""
+        p = self.run(["smbtorture", f"//127.0.0.1/{share}"] +
+                     self.client_args(user) + [test], timeout=120)
+        res = {}
+        for line in p.stdout.splitlines():
+            m = re.match(r"^(success|failure|error|skip|xfail): (\S+)", line)
+            if m:
+                res[m.group(2)] = m.group(1)
+        assert res, f"smbtorture {test} ran nothing: {p.stdout[-3000:]}"
+        return res, p.stdout
+
+
+@pytest.fixture
+def samba(phifs, request):
+    """smbd sharing [records] (a folder on the phifs mount) and
+    [reference] (a folder on the local disk), both owned by the user
+    clinic, with the README's stanza."""
+    missing = missing_tools()
+    if missing:
+        pytest.skip(f"Samba test tools missing ({', '.join(missing)}): "
+                    "bash scripts/deps.sh installs them")
+    s = Samba(phifs.base)
+    s.records = phifs.path("records")
+    s.reference = os.path.join(phifs.base, "reference")
+    for name, path in (("records", s.records), ("reference", s.reference)):
+        os.mkdir(path)
+        os.chown(path, USERS["clinic"], USERS["clinic"])
+        os.chmod(path, 0o755)
+        s.share(name, path)
+    try:
+        s.start()
+        yield s
+    finally:
+        s.stop()
+        call = getattr(request.node, "rep_call", None)
+        if call is None or call.failed:
+            sys.stderr.write(s.log_tail() + "\n")
+
+
+# --- helpers ---------------------------------------------------------------
+
+def tree(root):
+    """{relative path: bytes, or None for a folder} of everything under
+    root, root itself left out."""
+    out = {}
+    for d, dirs, files in os.walk(root):
+        rel = os.path.relpath(d, root)
+        for name in dirs:
+            out[os.path.normpath(os.path.join(rel, name))] = None
+        for name in files:
+            out[os.path.normpath(os.path.join(rel, name))] = \
+                read_file(os.path.join(d, name))
+    return out
+
+
+def tree_differences(want, got):
+    """Lines naming what differs between two tree() results."""
+    lines = []
+    for p in sorted(set(want) | set(got)):
+        if p not in got:
+            lines.append(f"missing: {p}")
+        elif p not in want:
+            lines.append(f"unexpected: {p}")
+        elif want[p] != got[p]:
+            if want[p] is None or got[p] is None:
+                lines.append(f"file/folder mix-up: {p}")
+            else:
+                lines.append(
+                    f"differs: {p} ({len(want[p])} bytes "
+                    f"{hashlib.sha256(want[p]).hexdigest()[:12]}, got "
+                    f"{len(got[p])} bytes "
+                    f"{hashlib.sha256(got[p]).hexdigest()[:12]})")
+    return lines
+
+
+# a patient folder as a practice keeps it: nested folders, names with
+# spaces, commas, apostrophes, parentheses and UTF-8 (NFC), a few MB in
+# all, sizes on and across the 1 MiB block boundary, and an empty file
+PATIENT = "Müller-Lüdenscheidt, Anna (1957-03-02)"
+PATIENT_FILES = {
+    "Stammdaten.txt": 2_000,
+    "Befunde 2024/Röntgen Thorax p.a. 12.03.2024.dcm": MiB + 1,
+    "Befunde 2024/Labor – Blutbild & CRP.pdf": 180_000,
+    "Befunde 2024/leer.txt": 0,
+    "Befunde 2024/Kardiologie/EKG Ruhe (12 Kanal).xml": MiB,
+    "Befunde 2024/Kardiologie/Échographie cœur.pdf": 700_000,
+    "Briefe/Arztbrief an Dr. O'Brien.docx": 45_000,
+    "Briefe/Überweisung Ørthopädie 日本語.odt": 33_333,
+    "Briefe/Alt/Brief  mit  zwei  Leerzeichen.txt": 1_234,
+    "Bilder/Wunde Tag 1.jpg": 2 * MiB - 17,
+}
+
+
+def make_patient_folder(root, rng):
+    for rel, size in PATIENT_FILES.items():
+        path = os.path.join(root, PATIENT, rel)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        write_file(path, rng.randbytes(size))
+    os.makedirs(os.path.join(root, PATIENT, "Briefe", "leerer Ordner"))
+
+
+# --- tests -------------------------------------------------------------------
+
+def test_readme_share_stanza_is_what_the_tests_use():
+    stanza = readme_share_stanza()
+    got = share_stanza("records", "/x")
+    # everything but the path line is the README's, byte for byte
+    assert [ln for ln in got.splitlines() if "path" not in ln] == \
+        [ln for ln in stanza.splitlines() if "path" not in ln]
+    for key in ("vfs objects = acl_xattr", "map acl inherit = yes",
+                "store dos attributes = yes", "strict sync = yes"):
+        assert key in stanza, f"README's share has no '{key}'"
+
+
+def test_patient_folder_in_and_out(samba, phifs):
+    rng = random.Random(13)
+    src = os.path.join(phifs.base, "src")
+    os.mkdir(src)
+    make_patient_folder(src, rng)
+    want = tree(src)
+    samba.smbclient("records", f'lcd "{src}"; prompt off; recurse on; '
+                               f'mput "{PATIENT}"')
+    got = tree(samba.records)
+    assert not tree_differences(want, got), \
+        "copied in over SMB:\n" + "\n".join(tree_differences(want, got))
+
+    # what smbd wrote is on the disk: stop smbd, remount, copy out again
+    samba.stop()
+    phifs.remount()
+    samba.start()
+    out = os.path.join(phifs.base, "out")
+    os.mkdir(out)
+    samba.smbclient("records", f'lcd "{out}"; prompt off; recurse on; '
+                               f'mget "{PATIENT}"')
+    got = tree(out)
+    assert not tree_differences(want, got), \
+        "copied out over SMB after a remount:\n" + \
+        "\n".join(tree_differences(want, got))
