@@ -40,6 +40,7 @@ PHIFS_DEPS=(
 	smbclient
 	samba-testsuite
 	libnss-wrapper
+	iproute2
 )
 
 # Print the packages of PHIFS_DEPS that are not installed, one per line.
