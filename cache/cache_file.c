@@ -398,8 +398,12 @@ static int setattr_txn(struct cache *c, MDB_txn *txn, void *arg)
 		if (rc)
 			return rc;
 	}
-	if (a->set & CACHE_SET_MODE)
+	if (a->set & CACHE_SET_MODE) {
 		rec->mode = (rec->mode & S_IFMT) | (a->in->st_mode & 07777);
+		rc = cache_acl_chmod(c, txn, a->ino, rec->mode);
+		if (rc)
+			return rc;
+	}
 	if (a->set & CACHE_SET_UID)
 		rec->uid = a->in->st_uid;
 	if (a->set & CACHE_SET_GID)

@@ -571,6 +571,18 @@ void cache_lru_flush(struct cache *c);
 
 /* === floor 5 files ===================================================== */
 
+/* --- cache_xattr.c: ACLs on the way of other changes ------------------ */
+
+/* In the transaction creating ino in parent: give ino the ACLs parent's
+ * default ACL calls for, and make *mode (type and permission bits as
+ * asked) the mode to store: masked by that ACL, else by umask. */
+int cache_acl_inherit(struct cache *c, MDB_txn *txn, uint64_t parent,
+		      uint64_t ino, mode_t *mode, mode_t umask);
+
+/* In a chmod's transaction: a stored access ACL of ino takes mode's
+ * owner, group (its mask entry, if any) and other bits. */
+int cache_acl_chmod(struct cache *c, MDB_txn *txn, uint64_t ino, mode_t mode);
+
 /* --- cache_file.c: file content --------------------------------------- */
 
 /* Make ino's content durable if it has unsynced writes: called before a

@@ -279,6 +279,9 @@ static int mknod_txn(struct cache *c, MDB_txn *txn, void *arg)
 	if (S_ISDIR(a->mode) && prec.nlink >= UINT32_MAX - 1)
 		return -EMLINK;
 	rc = alloc_ino(c, txn, &a->ino);
+	if (rc == 0)
+		rc = cache_acl_inherit(c, txn, a->parent, a->ino, &a->mode,
+				       a->cred->umask);
 	if (rc)
 		return rc;
 	init_rec(&a->rec, a, &prec, now);

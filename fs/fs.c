@@ -37,6 +37,8 @@
 struct fs {
 	struct fuse_session *se;
 	struct cache *c;
+	int acl;	/* the kernel enforces POSIX ACLs and leaves the umask
+			   to make_node() (fs_init()) */
 };
 
 int fs_errno(int code)
@@ -96,7 +98,16 @@ static void reply_entry(fuse_req_t req, fuse_ino_t parent, int rc,
 
 static void fs_init(void *data, struct fuse_conn_info *conn)
 {
-	(void)data;
+	struct fs *fs = data;
+
+	/* The kernel checks access against the ACLs it reads from us; new
+	 * nodes inherit default ACLs in cache_mknod(), which also applies
+	 * the umask where no default ACL replaces it. */
+	if ((conn->capable & FUSE_CAP_POSIX_ACL) &&
+	    (conn->capable & FUSE_CAP_DONT_MASK)) {
+		conn->want |= FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
+		fs->acl = 1;
+	}
 	if (conn->capable & FUSE_CAP_SPLICE_WRITE)
 		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
@@ -201,7 +212,9 @@ static int make_node(fuse_req_t req, fuse_ino_t parent, const char *name,
 		     struct stat *st)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
-	struct cache_cred cred = { ctx->uid, ctx->gid };
+	struct fs *fs = fuse_req_userdata(req);
+	struct cache_cred cred = { ctx->uid, ctx->gid,
+				   fs->acl ? ctx->umask : 0 };
 
 	return cache_mknod(cache_of(req), parent, name, mode, rdev, target,
 			   &cred, st);
@@ -484,6 +497,25 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
 		fuse_reply_statfs(req, &sv);
 }
 
+/* Whether the caller may keep a file's setgid bit when it sets the
+ * file's ACL: root, or a member of its group (in_group_or_capable()). */
+static int in_group_or_root(fuse_req_t req, fuse_ino_t ino)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	gid_t groups[64];
+	struct stat st;
+	int n;
+
+	if (ctx->uid == 0 || cache_getattr(cache_of(req), ino, &st) ||
+	    !(st.st_mode & S_ISGID) || ctx->gid == st.st_gid)
+		return 1;
+	n = fuse_req_getgroups(req, 64, groups);
+	for (int i = 0; i < n && i < 64; i++)
+		if (groups[i] == st.st_gid)
+			return 1;
+	return 0;
+}
+
 static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			const char *value, size_t size, int flags)
 {
@@ -493,13 +525,16 @@ static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		cflags |= CACHE_XATTR_CREATE;
 	if (flags & XATTR_REPLACE)
 		cflags |= CACHE_XATTR_REPLACE;
+	if (strcmp(name, "system.posix_acl_access") == 0 &&
+	    !in_group_or_root(req, ino))
+		cflags |= CACHE_XATTR_KILL_SGID;
 	reply_err(req, ino, cache_setxattr(cache_of(req), ino, name, value,
 					   size, cflags));
 }
 
 /* Shared by getxattr and listxattr: size 0 asks for the length. */
 static void reply_xattr(fuse_req_t req, fuse_ino_t ino, size_t size,
-			int (*get)(struct cache *, uint64_t, const char *,
+			int (*get)(fuse_req_t, uint64_t, const char *,
 				   char *, size_t),
 			const char *name)
 {
@@ -510,7 +545,7 @@ static void reply_xattr(fuse_req_t req, fuse_ino_t ino, size_t size,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	rc = get(cache_of(req), ino, name, buf, size);
+	rc = get(req, ino, name, buf, size);
 	if (rc < 0)
 		reply_err(req, ino, rc);
 	else if (size == 0)
@@ -520,17 +555,20 @@ static void reply_xattr(fuse_req_t req, fuse_ino_t ino, size_t size,
 	free(buf);
 }
 
-static int get_one(struct cache *c, uint64_t ino, const char *name,
+static int get_one(fuse_req_t req, uint64_t ino, const char *name,
 		   char *buf, size_t size)
 {
-	return cache_getxattr(c, ino, name, buf, size);
+	return cache_getxattr(cache_of(req), ino, name, buf, size);
 }
 
-static int get_list(struct cache *c, uint64_t ino, const char *name,
+/* trusted.* names are root's to see, as on ext4 */
+static int get_list(fuse_req_t req, uint64_t ino, const char *name,
 		    char *buf, size_t size)
 {
+	unsigned flags = fuse_req_ctx(req)->uid == 0 ? CACHE_XATTR_TRUSTED : 0;
+
 	(void)name;
-	return cache_listxattr(c, ino, buf, size);
+	return cache_listxattr_as(cache_of(req), ino, flags, buf, size);
 }
 
 static void fs_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,

@@ -24,6 +24,8 @@ PHIFS_DEPS=(
 	python3
 	python3-pytest
 	attr
+	acl
+	rsync
 	libcurl4-openssl-dev
 	libexpat1-dev
 	curl

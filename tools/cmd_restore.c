@@ -95,6 +95,7 @@ struct restore {
 	struct cache *c;
 	int as_root;
 	int xattr_warned;
+	int priv_warned;	/* security.* or trusted.* left out */
 	struct link_slot *links;
 	size_t nlinks, links_cap;
 	char *buf, *buf2;	/* CHUNK each */
@@ -337,7 +338,37 @@ static char *last_part(const char *path)
 
 /* ---- attributes --------------------------------------------------------- */
 
-/* The user.* xattrs of ino: NUL-separated names in *names (malloc).
+/* A trusted.* or security.* name (Samba's security.NTACL, file
+ * capabilities), which only root may set, other than the labels a
+ * security module gives: those stay the ones of where a file lands. */
+static int privileged_name(const char *name)
+{
+	static const char *const labels[] = {
+		"security.selinux", "security.SMACK64", "security.apparmor",
+		"security.ima", "security.evm",
+	};
+
+	if (strncmp(name, "trusted.", 8) != 0 &&
+	    strncmp(name, "security.", 9) != 0)
+		return 0;
+	for (size_t i = 0; i < sizeof(labels) / sizeof(labels[0]); i++)
+		if (strncmp(name, labels[i], strlen(labels[i])) == 0)
+			return 0;
+	return 1;
+}
+
+/* Whether restore makes the target's attribute name equal to the
+ * source's: user.* and the POSIX ACLs always, privileged_name()s as
+ * root. */
+static int restored_name(const struct restore *r, const char *name)
+{
+	return strncmp(name, "user.", 5) == 0 ||
+	       strcmp(name, "system.posix_acl_access") == 0 ||
+	       strcmp(name, "system.posix_acl_default") == 0 ||
+	       (r->as_root && privileged_name(name));
+}
+
+/* The xattrs of ino: NUL-separated names in *names (malloc).
  * Returns the list's length or a negative code. */
 static int source_xattr_names(struct restore *r, uint64_t ino, char **names)
 {
@@ -371,7 +402,7 @@ static int in_list(const char *list, size_t len, const char *name)
 	return 0;
 }
 
-/* The target's user.* names (NUL-separated, malloc) or NULL; *len. */
+/* The target's xattr names (NUL-separated, malloc) or NULL; *len. */
 static char *target_xattr_names(const char *path, ssize_t *len)
 {
 	ssize_t n = llistxattr(path, NULL, 0);
@@ -392,7 +423,8 @@ static char *target_xattr_names(const char *path, ssize_t *len)
 	return list;
 }
 
-/* Whether path's user.* xattrs equal ino's.  1 same, 0 not, -1 error. */
+/* Whether path's xattrs equal ino's, as far as restore makes them so
+ * (restored_name()).  1 same, 0 not, -1 error. */
 static int xattrs_same(struct restore *r, uint64_t ino, const char *path)
 {
 	char *src = NULL, *dst;
@@ -404,14 +436,17 @@ static int xattrs_same(struct restore *r, uint64_t ino, const char *path)
 		return fail_code("cannot list the attributes of", r->path, slen);
 	dst = target_xattr_names(path, &dlen);
 	for (ssize_t i = 0; same && i < dlen; i += (ssize_t)strlen(dst + i) + 1)
-		if (strncmp(dst + i, "user.", 5) == 0 &&
+		if (restored_name(r, dst + i) &&
 		    !in_list(src, (size_t)slen, dst + i))
 			same = 0;
 	for (int i = 0; same && i < slen; i += (int)strlen(src + i) + 1) {
-		int a = source_xattr(r, ino, src + i, r->buf);
-		ssize_t b = lgetxattr(path, src + i, r->buf2,
-				      CACHE_XATTR_SIZE_MAX);
+		int a;
+		ssize_t b;
 
+		if (!restored_name(r, src + i))
+			continue;
+		a = source_xattr(r, ino, src + i, r->buf);
+		b = lgetxattr(path, src + i, r->buf2, CACHE_XATTR_SIZE_MAX);
 		same = a >= 0 && b == a && memcmp(r->buf, r->buf2,
 						  (size_t)a) == 0;
 	}
@@ -424,11 +459,11 @@ static void no_xattrs(struct restore *r)
 {
 	if (r->xattr_warned++)
 		return;
-	tool_warn("%s does not keep extended attributes (user.*); restoring "
-		  "without them", r->dest);
+	tool_warn("%s does not keep extended attributes (user.*, ACLs); "
+		  "restoring without them", r->dest);
 }
 
-/* Make path's user.* xattrs those of ino.  0 or -1 (printed). */
+/* Make path's xattrs those of ino (restored_name()).  0 or -1 (printed). */
 static int set_xattrs(struct restore *r, uint64_t ino, const char *path)
 {
 	char *src = NULL, *dst;
@@ -440,12 +475,20 @@ static int set_xattrs(struct restore *r, uint64_t ino, const char *path)
 		return fail_code("cannot list the attributes of", r->path, slen);
 	dst = target_xattr_names(path, &dlen);
 	for (ssize_t i = 0; i < dlen; i += (ssize_t)strlen(dst + i) + 1)
-		if (strncmp(dst + i, "user.", 5) == 0 &&
+		if (restored_name(r, dst + i) &&
 		    !in_list(src, (size_t)slen, dst + i))
 			lremovexattr(path, dst + i);
 	for (int i = 0; rc == 0 && i < slen; i += (int)strlen(src + i) + 1) {
-		int n = source_xattr(r, ino, src + i, r->buf);
+		int n;
 
+		if (!restored_name(r, src + i)) {
+			if (privileged_name(src + i) && !r->priv_warned++)
+				tool_warn("restoring without security.* and "
+					  "trusted.* attributes: only root "
+					  "may set them");
+			continue;
+		}
+		n = source_xattr(r, ino, src + i, r->buf);
 		if (n < 0)
 			rc = fail_code("cannot read an attribute of", r->path,
 				       n);

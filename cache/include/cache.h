@@ -177,10 +177,12 @@ int cache_setattr(struct cache *c, uint64_t ino, unsigned set,
 		  const struct stat *in, struct stat *out);
 
 /* Who creates a node: its owner, and the group unless the directory is
- * setgid. */
+ * setgid; and the umask cache_mknod() applies when the directory has no
+ * default ACL (0 when the kernel applied it already). */
 struct cache_cred {
 	uid_t uid;
 	gid_t gid;
+	mode_t umask;
 };
 
 /*
@@ -188,6 +190,9 @@ struct cache_cred {
  * device (mode's type bits), or a symlink to `target` when S_ISLNK(mode).
  * EEXIST if the name exists, ENAMETOOLONG past CACHE_NAME_MAX bytes,
  * ENOTDIR if parent is no directory.  Takes a lookup reference.
+ * If parent has a default ACL, the node (not a symlink) gets it as its
+ * access ACL, masked by mode, which loses what the ACL does not grant; a
+ * directory also gets it as its default; the umask is not applied.
  */
 int cache_mknod(struct cache *c, uint64_t parent, const char *name,
 		mode_t mode, dev_t rdev, const char *target,
@@ -236,29 +241,56 @@ typedef int cache_dirent_fn(void *ctx, const char *name,
 int cache_readdir(struct cache *c, uint64_t ino, uint64_t off, int plus,
 		  cache_dirent_fn *fn, void *ctx);
 
-/* --- extended attributes (user.* namespace) ---------------------------- */
+/* --- extended attributes and POSIX ACLs -------------------------------- */
 
+/*
+ * Stored: user.*, security.*, trusted.*, system.posix_acl_access and
+ * system.posix_acl_default.  Who may read or write which is checked by
+ * the kernel before these calls; the cache keeps the values and, for the
+ * two ACLs, what ext4 keeps around them (cache_xattr.c): setting an
+ * access ACL sets the mode's permission bits (the group bits show the
+ * mask), and one the mode says all of is not stored; chmod
+ * (cache_setattr()) moves a stored access ACL with the mode; a node made
+ * by cache_mknod() inherits its directory's default ACL.
+ */
 enum cache_xattr_flags {
 	CACHE_XATTR_CREATE = 1 << 0,	/* XATTR_CREATE: EEXIST if present */
 	CACHE_XATTR_REPLACE = 1 << 1,	/* XATTR_REPLACE: ENODATA if absent */
+	CACHE_XATTR_KILL_SGID = 1 << 2,	/* setting an access ACL also clears
+					   the setgid bit (the caller is
+					   neither in the file's group nor
+					   privileged) */
+	CACHE_XATTR_TRUSTED = 1 << 3,	/* cache_listxattr_as(): name the
+					   trusted.* ones too */
 };
 
-/* Names outside user.* get -EOPNOTSUPP from every xattr call (they are
- * not stored); values over CACHE_XATTR_SIZE_MAX get -E2BIG. */
+/*
+ * Names in no stored namespace get -EOPNOTSUPP from every xattr call;
+ * values over CACHE_XATTR_SIZE_MAX get -E2BIG.  An ACL value must be the
+ * kernel's posix_acl_xattr format and valid as the kernel checks it (one
+ * owner, group and other entry in that order, named entries after their
+ * kind's own, a mask when there are named ones), else -EINVAL; a default ACL on a non-directory is -EACCES.
+ */
 int cache_setxattr(struct cache *c, uint64_t ino, const char *name,
 		   const void *value, size_t size, unsigned flags);
 
 /* With size 0, return the value's length; -ERANGE if size is too small,
- * -ENODATA if absent (-EOPNOTSUPP outside user.*).  Otherwise copy and
- * return the length. */
+ * -ENODATA if absent (-EOPNOTSUPP outside the stored namespaces).
+ * Otherwise copy and return the length. */
 int cache_getxattr(struct cache *c, uint64_t ino, const char *name,
 		   void *value, size_t size);
 
-/* NUL-separated names, same size rules as cache_getxattr(). */
+/* NUL-separated names, same size rules as cache_getxattr(); all of them. */
 int cache_listxattr(struct cache *c, uint64_t ino, char *list, size_t size);
 
-/* Remove name: 0, -ENODATA if absent, -EPERM for user.phifs.state
- * (-EOPNOTSUPP outside user.*). */
+/* The same, for a caller: trusted.* names only with CACHE_XATTR_TRUSTED
+ * in flags (the kernel shows them to CAP_SYS_ADMIN only). */
+int cache_listxattr_as(struct cache *c, uint64_t ino, unsigned flags,
+		       char *list, size_t size);
+
+/* Remove name: 0, -ENODATA if absent (0 for an absent ACL, as on ext4),
+ * -EPERM for user.phifs.state (-EOPNOTSUPP outside the stored
+ * namespaces). */
 int cache_removexattr(struct cache *c, uint64_t ino, const char *name);
 
 /* --- file content ------------------------------------------------------ */

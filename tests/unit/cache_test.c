@@ -14,7 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-const struct cache_cred cred = { 1000, 1001 };
+const struct cache_cred cred = { 1000, 1001, 0 };
 
 /* --- helpers ------------------------------------------------------------ */
 

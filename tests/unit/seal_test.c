@@ -18,7 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-const struct cache_cred cred = { 1000, 1000 };
+const struct cache_cred cred = { 1000, 1000, 0 };
 const char *const names[2] = { "a", "b" };
 
 /* --- the filesystem and its regions ------------------------------------- */
