@@ -37,10 +37,12 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
 
+import conftest
 from conftest import (OTHER_GID, OTHER_UID, errno_of, read_file, run_as,
                       write_file)
 
@@ -49,7 +51,8 @@ README = os.path.join(HERE, "..", "..", "README.md")
 README_SECTION = "## Sharing with Samba"
 README_SHARE_PATH = "/srv/records"
 
-SAMBA_TOOLS = ("smbd", "smbpasswd", "smbclient", "smbcacls", "smbtorture")
+SAMBA_TOOLS = ("smbd", "smbpasswd", "smbclient", "smbcacls", "smbtorture",
+               "testparm")
 NETBIOS_NAME = "PHIFSTEST"
 # the users smbd knows: name -> uid (gid the same); clinic is the uid the
 # other integration tests use for "another user"
@@ -115,7 +118,7 @@ def missing_tools():
 GLOBAL_CONF = """\
 [global]
   netbios name = {netbios}
-  workgroup = {netbios}
+  workgroup = WORKGROUP
   server role = standalone server
   interfaces = 127.0.0.1
   bind interfaces only = yes
@@ -219,16 +222,20 @@ class Samba:
                                            "passdb.tdb")):
             self.add_users()
         smbd = shutil.which("smbd") or "/usr/sbin/smbd"
-        self.proc = subprocess.Popen(
-            ["unshare", "--net", "--", "sh", "-c",
-             'ip link set lo up && exec "$0" -F --no-process-group -s "$1"',
-             smbd, self.conf],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, env=self.env, cwd=self.dir,
-            start_new_session=True)
+        out = os.path.join(self.dir, "log", "start.log")
+        with open(out, "ab") as f:
+            self.proc = subprocess.Popen(
+                ["unshare", "--net", "--", "sh", "-c",
+                 'ip link set lo up && exec "$0" -F --no-process-group '
+                 '-s "$1"', smbd, self.conf],
+                stdin=subprocess.DEVNULL, stdout=f, stderr=f, env=self.env,
+                cwd=self.dir, start_new_session=True)
         if not self.wait_listening():
             self.stop()
-            raise AssertionError(f"smbd did not start: {self.log_tail()}")
+            with open(out, errors="replace") as f:
+                started = f.read().strip()
+            raise AssertionError(f"smbd did not start: {started}\n"
+                                 f"{self.log_tail()}")
 
     def listening(self):
         """True once smbd's namespace has a socket listening on
@@ -415,15 +422,41 @@ def make_patient_folder(root, rng):
 
 # --- tests -------------------------------------------------------------------
 
-def test_readme_share_stanza_is_what_the_tests_use():
+def test_readme_share_stanza_is_valid():
+    """testparm takes every line of the README's share as written: no
+    unknown parameter (smbd would only log and ignore it), and each value
+    is the one the share gets."""
+    missing = missing_tools()
+    if missing:
+        pytest.skip(f"Samba test tools missing ({', '.join(missing)}): "
+                    "bash scripts/deps.sh installs them")
     stanza = readme_share_stanza()
-    got = share_stanza("records", "/x")
-    # everything but the path line is the README's, byte for byte
-    assert [ln for ln in got.splitlines() if "path" not in ln] == \
-        [ln for ln in stanza.splitlines() if "path" not in ln]
-    for key in ("vfs objects = acl_xattr", "map acl inherit = yes",
-                "store dos attributes = yes", "strict sync = yes"):
-        assert key in stanza, f"README's share has no '{key}'"
+    settings = [tuple(x.strip() for x in ln.split("=", 1))
+                for ln in stanza.splitlines()[1:]
+                if ln.strip() and not ln.lstrip().startswith(("#", ";"))]
+    keys = [k for k, _ in settings]
+    for key in ("vfs objects", "map acl inherit", "store dos attributes",
+                "strict sync", "kernel oplocks", "posix locking"):
+        assert key in keys, f"README's share does not set '{key}'"
+    base = tempfile.mkdtemp(prefix="phifs-samba-", dir=conftest.test_tmp())
+    try:
+        s = Samba(base)
+        s.share("records", base)
+        s.write_conf()
+        p = s.run(["testparm", "-s", s.conf])
+        bad = [ln for ln in p.stdout.splitlines()
+               if re.search(r"unknown parameter|^ERROR|^WARNING", ln, re.I)]
+        assert p.returncode == 0 and not bad, p.stdout
+        for key, value in settings:
+            if key == "path":
+                continue
+            p = s.run(["testparm", "-s", "--section-name=records",
+                       f"--parameter-name={key}", s.conf])
+            got = p.stdout.splitlines()[-1].strip() if p.stdout else ""
+            assert got.lower() == value.lower(), \
+                f"testparm: {key} = {got!r}, README says {value!r}"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_patient_folder_in_and_out(samba, phifs):
