@@ -52,7 +52,7 @@ README_SECTION = "## Sharing with Samba"
 README_SHARE_PATH = "/srv/records"
 
 SAMBA_TOOLS = ("smbd", "smbpasswd", "smbclient", "smbcacls", "smbtorture",
-               "testparm")
+               "testparm", "unshare", "nsenter", "ip")
 NETBIOS_NAME = "PHIFSTEST"
 # the users smbd knows: name -> uid (gid the same); clinic is the uid the
 # other integration tests use for "another user"
@@ -394,6 +394,17 @@ def tree_differences(want, got):
     return lines
 
 
+def dos_info(allinfo):
+    """The attributes and creation time from smbclient's allinfo."""
+    out = {}
+    for ln in allinfo.splitlines():
+        key, _, value = ln.partition(":")
+        if key in ("attributes", "create_time"):
+            out[key] = value.strip()
+    assert len(out) == 2, f"allinfo: {allinfo}"
+    return out
+
+
 # a patient folder as a practice keeps it: nested folders, names with
 # spaces, commas, apostrophes, parentheses and UTF-8 (NFC), a few MB in
 # all, sizes on and across the 1 MiB block boundary, and an empty file
@@ -471,10 +482,17 @@ def test_patient_folder_in_and_out(samba, phifs):
     assert not tree_differences(want, got), \
         "copied in over SMB:\n" + "\n".join(tree_differences(want, got))
 
+    # DOS attributes and the creation time (user.DOSATTRIB)
+    stamm = f"{PATIENT}/Stammdaten.txt"
+    samba.smbclient("records", f'setmode "{stamm}" +hs')
+    info = dos_info(samba.smbclient("records", f'allinfo "{stamm}"'))
+    assert info["attributes"].startswith("HSA"), info
+
     # what smbd wrote is on the disk: stop smbd, remount, copy out again
     samba.stop()
     phifs.remount()
     samba.start()
+    assert dos_info(samba.smbclient("records", f'allinfo "{stamm}"')) == info
     out = os.path.join(phifs.base, "out")
     os.mkdir(out)
     samba.smbclient("records", f'lcd "{out}"; prompt off; recurse on; '
