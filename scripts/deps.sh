@@ -43,6 +43,7 @@ PHIFS_DEPS=(
 	samba-testsuite
 	libnss-wrapper
 	iproute2
+	strace
 )
 
 # Print the packages of PHIFS_DEPS that are not installed, one per line.

@@ -629,3 +629,41 @@ def test_windows_acls_set_and_read_back(samba, phifs, share):
     samba.start()
     after = {p: samba.smbcacls(share, p) for p in before}
     assert after == before
+
+
+def traced_by(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("TracerPid:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_windows_flush_is_an_fsync_on_phifs(samba):
+    """strict sync: an SMB2 FLUSH (smbtorture's flush_flush sends two)
+    makes smbd fsync the file on the phifs mount before it answers."""
+    if shutil.which("strace") is None:
+        pytest.skip("strace is missing: bash scripts/deps.sh installs it")
+    trace = os.path.join(samba.dir, "log", "strace")
+    tracer = subprocess.Popen(
+        ["strace", "-f", "-qq", "-y", "-e", "trace=fsync,fdatasync",
+         "-o", trace, "-p", str(samba.proc.pid)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while traced_by(samba.proc.pid) != tracer.pid:
+            assert tracer.poll() is None, "strace could not attach to smbd"
+            assert time.monotonic() < deadline, "strace did not attach"
+            time.sleep(0.02)
+        res, out = samba.smbtorture("records",
+                                    "smb2.compound_async.flush_flush")
+        assert set(res.values()) == {"success"}, out[-3000:]
+    finally:
+        tracer.terminate()
+        tracer.wait(timeout=STOP_TIMEOUT)
+    with open(trace, errors="replace") as f:
+        calls = [ln for ln in f
+                 if re.search(r"\b(fsync|fdatasync)\(\d+<" +
+                              re.escape(samba.records) + r"/.*= 0$", ln)]
+    assert calls, "smbd did not fsync a file on the phifs mount"
