@@ -37,6 +37,8 @@ PHIFS_DEPS=(
 	python3-swift
 	memcached
 	awscli
+	# test_samba.py runs its own smbd (on a machine with systemd, installing
+	# samba also starts Debian's smbd and nmbd services)
 	samba
 	samba-vfs-modules
 	smbclient
