@@ -45,6 +45,15 @@ PHIFS_DEPS=(
 	dpkg-dev
 	fakeroot
 	lintian
+	# test_samba.py runs its own smbd (on a machine with systemd, installing
+	# samba also starts Debian's smbd and nmbd services)
+	samba
+	samba-vfs-modules
+	smbclient
+	samba-testsuite
+	libnss-wrapper
+	iproute2
+	strace
 )
 
 # Print the packages of PHIFS_DEPS that are not installed, one per line.
