@@ -1034,8 +1034,14 @@ static void check_xattr(void)
 		CHECK_OK(close(fd));
 	}
 
-	if (geteuid() == 0)
-		CHECK_ERR(setxattr(P("f"), "trusted.x", "v", 1, 0), ENOTSUP);
+	/* trusted.* is root's, as on ext4: kept, read back, removed */
+	if (geteuid() == 0) {
+		CHECK_OK(setxattr(P("f"), "trusted.x", "v", 1, 0));
+		CHECK_EQ(getxattr(P("f"), "trusted.x", buf, sizeof(buf)), 1);
+		CHECK_OK(removexattr(P("f"), "trusted.x"));
+		CHECK_ERR(getxattr(P("f"), "trusted.x", buf, sizeof(buf)),
+			  ENODATA);
+	}
 }
 
 static void check_fallocate(void)
