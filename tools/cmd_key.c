@@ -76,6 +76,9 @@ struct keyop {
 	struct crypt_key *key;
 	int slot;			/* the slot that opened */
 	struct crypt_super_info info;	/* of sb, before the edit */
+	struct tool_secret secret;	/* what opened it, until the newest
+					   copy is known */
+	int adopted;			/* sb is a region's newer copy */
 	struct backend *be[PHI_MAX_REGIONS];	/* NULL: not opened */
 	int good[PHI_MAX_REGIONS];	/* holds a good copy: put the new one */
 };
@@ -86,6 +89,7 @@ static void keyop_release(struct keyop *k)
 		if (k->be[i])
 			backend_close(k->be[i]);
 	crypt_key_free(k->key);
+	tool_secret_wipe(&k->secret);
 	buf_release(&k->sb);
 	if (k->lockfd >= 0)
 		close(k->lockfd);
@@ -110,7 +114,6 @@ static const char *kind_name(enum crypt_slot_type t)
 /* Read and unlock the superblock as mount does; k->sb, k->key, k->slot. */
 static int open_local(struct keyop *k)
 {
-	struct tool_secret secret = { 0 };
 	char path[4200];
 	uint8_t fsid[16];
 	int rc = -1;
@@ -118,11 +121,10 @@ static int open_local(struct keyop *k)
 	snprintf(path, sizeof(path), "%s/superblock", k->cfg.cache_dir);
 	k->have_local = access(path, F_OK) == 0;
 	if (tool_superblock_find(&k->cfg, &k->sb, fsid) == 0 &&
-	    tool_secret_read(&k->cfg, &secret) == 0 &&
-	    tool_unlock_slot(&k->cfg, &k->sb, &secret, &k->key,
+	    tool_secret_read(&k->cfg, &k->secret) == 0 &&
+	    tool_unlock_slot(&k->cfg, &k->sb, &k->secret, &k->key,
 			     &k->slot) == 0)
 		rc = 0;
-	tool_secret_wipe(&secret);
 	if (rc == 0)
 		rc = crypt_super_parse(buf_data(&k->sb), buf_len(&k->sb),
 				       &k->info) ? -1 : 0;
@@ -163,6 +165,7 @@ static int look_at_region(struct keyop *k, int i, char *why, size_t len)
 			buf_reset(&k->sb);
 			buf_add(&k->sb, buf_data(&copy), buf_len(&copy));
 			k->info = ri;
+			k->adopted = 1;
 		}
 	}
 	buf_release(&copy);
@@ -196,6 +199,26 @@ static int look_at_regions(struct keyop *k)
 	return 0;
 }
 
+/*
+ * The change is authorised by the copy it edits: when that is a region's
+ * newer one, the secret must open a slot there too (it may have been
+ * removed or changed since cache_dir's copy was written).
+ */
+static int reauthorise(struct keyop *k)
+{
+	struct crypt_key *key = NULL;
+
+	if (k->adopted) {
+		if (tool_unlock_slot(&k->cfg, &k->sb, &k->secret, &key,
+				     &k->slot))
+			return -1;
+		crypt_key_free(k->key);
+		k->key = key;
+	}
+	tool_secret_wipe(&k->secret);
+	return 0;
+}
+
 /* Load the config, take the lock, unlock, look at the regions. */
 static int keyop_begin(struct keyop *k, const char *path, int force)
 {
@@ -208,9 +231,9 @@ static int keyop_begin(struct keyop *k, const char *path, int force)
 	k->cfg_loaded = 1;
 	crypt_harden_process();
 	k->lockfd = tool_superblock_lock(&k->cfg);
-	if (k->lockfd < 0 || open_local(k))
+	if (k->lockfd < 0 || open_local(k) || look_at_regions(k))
 		return -1;
-	return look_at_regions(k);
+	return reauthorise(k);
 }
 
 /* Write the edited k->sb everywhere it goes.  0, or -1 (printed). */
@@ -375,6 +398,17 @@ out:
 	return rc;
 }
 
+/* What crypt_super_add_slot() takes as a label. */
+static int label_ok(const char *label)
+{
+	size_t n = strlen(label);
+
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)label[i] < 0x20 || label[i] == 0x7f)
+			return 0;
+	return n <= CRYPT_LABEL_MAX;
+}
+
 static int key_add(int argc, char **argv)
 {
 	struct add_args a = { 0 };
@@ -404,19 +438,10 @@ static int key_add(int argc, char **argv)
 			   "[--key-file PATH | --recovery] [--force]");
 		return 2;
 	}
-	if (a.label) {
-		size_t n = strlen(a.label);
-
-		for (size_t i = 0; i < n; i++)
-			if ((unsigned char)a.label[i] < 0x20 ||
-			    a.label[i] == 0x7f)
-				n = SIZE_MAX;
-		if (n > CRYPT_LABEL_MAX) {
-			tool_error("--label: at most %d bytes of text, "
-				   "without control characters",
-				   CRYPT_LABEL_MAX);
-			return 2;
-		}
+	if (a.label && !label_ok(a.label)) {
+		tool_error("--label: at most %d bytes of text, without control "
+			   "characters", CRYPT_LABEL_MAX);
+		return 2;
 	}
 	rc = keyop_begin(&k, path, force);
 	if (rc == 0)
