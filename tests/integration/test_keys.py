@@ -334,3 +334,20 @@ def test_format1_filesystem_mounts_and_lifts(phifs_bare):
     fs.env["PHIFS_PASSPHRASE"] = "new pass"
     fs.mount()
     assert read_file(fs.path("f")) == b"old fs"
+
+
+def test_removed_slot_cannot_authorise_through_older_local_copy(phifs_bare):
+    """A passphrase removed in the regions' newer superblock cannot make
+    changes by opening an older cache_dir copy that still has it."""
+    fs = phifs_bare
+    passphrase_fs(fs)
+    ok(key(fs, "add", fs.config, pw="first pass", new="second pass"))
+    old_local = copies(fs)[0]
+    ok(key(fs, "remove", fs.config, "0", pw="second pass"))
+    newest = copies(fs)[1]
+    write_file(os.path.join(fs.cache_dir, "superblock"), old_local, 0o600)
+    line = one_error(key(fs, "add", fs.config, pw="first pass",
+                         new="sneaky"))
+    assert "wrong passphrase" in line, line
+    assert copies(fs)[1:] == [newest, newest]
+    assert copies(fs)[0] == old_local
