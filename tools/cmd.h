@@ -383,7 +383,8 @@ struct tool_history {
 	int nothers;
 	int lacks_sb[PHI_MAX_REGIONS];	/* [i]: region i answered, but holds
 					   no superblock (emptied) */
-	struct buf sb;		/* the chosen region's superblock */
+	struct buf sb;		/* the newest (highest serial) superblock of
+				   the regions kept, which opened key */
 	struct crypt_super_info info;
 	struct crypt_key *key;
 };

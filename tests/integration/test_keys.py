@@ -351,3 +351,36 @@ def test_removed_slot_cannot_authorise_through_older_local_copy(phifs_bare):
     assert "wrong passphrase" in line, line
     assert copies(fs)[1:] == [newest, newest]
     assert copies(fs)[0] == old_local
+
+
+def test_recover_takes_the_newest_superblock(phifs_bare):
+    """On a new machine, recover stores the newest superblock of the
+    regions, not the first region's older one: a slot removed while
+    region a was down opens nothing there."""
+    fs = phifs_bare
+    passphrase_fs(fs)
+    fs.env["PHIFS_PASSPHRASE"] = "first pass"
+    fs.mount()
+    write_file(fs.path("f"), b"kept")
+    p = fs.run("sync", fs.config, "--timeout", "60s", timeout=120)
+    assert p.returncode == 0, p.stderr
+    fs.umount()
+    del fs.env["PHIFS_PASSPHRASE"]
+    ok(key(fs, "add", fs.config, pw="first pass", new="second pass"))
+    fs.set_faults("a", "fail_all")
+    ok(key(fs, "remove", fs.config, "0", "--force", pw="second pass"))
+    fs.set_faults("a", None)
+    newest = copies(fs)[2]
+    assert copies(fs)[1] != newest
+    shutil.rmtree(fs.cache_dir)
+    os.mkdir(fs.cache_dir)
+    p = fs.run("recover", fs.config, env={"PHIFS_PASSPHRASE": "first pass"})
+    assert p.returncode == 1 and "wrong passphrase" in p.stderr, p.stderr
+    assert os.listdir(fs.cache_dir) == []
+    p = fs.run("recover", fs.config,
+               env={"PHIFS_PASSPHRASE": "second pass"})
+    assert p.returncode == 0, p.stderr
+    assert read_file(os.path.join(fs.cache_dir, "superblock")) == newest
+    fs.env["PHIFS_PASSPHRASE"] = "second pass"
+    fs.mount()
+    assert read_file(fs.path("f")) == b"kept"
