@@ -13,8 +13,9 @@
  *
  *   1. takes tool_superblock_lock() (a flock on the cache_dir folder), so
  *      two changes never interleave;
- *   2. reads cache_dir's copy (or, on a machine without one, the first
- *      region's), unlocks it, then reads every region's copy: a copy of
+ *   2. reads cache_dir's copy (a machine without one is refused: the
+ *      copy a mount reads must never be left behind), unlocks it, then
+ *      reads every region's copy: a copy of
  *      this filesystem whose MAC holds under the key and whose serial is
  *      higher becomes the one edited, so an older copy never wins;
  *   3. refuses, naming it, when a region does not answer (unless
@@ -72,7 +73,6 @@ struct keyop {
 	int lockfd;
 	int force;
 	struct buf sb;			/* the copy being edited */
-	int have_local;			/* cache_dir holds a superblock */
 	struct crypt_key *key;
 	int slot;			/* the slot that opened */
 	struct crypt_super_info info;	/* of sb, before the edit */
@@ -119,7 +119,13 @@ static int open_local(struct keyop *k)
 	int rc = -1;
 
 	snprintf(path, sizeof(path), "%s/superblock", k->cfg.cache_dir);
-	k->have_local = access(path, F_OK) == 0;
+	if (access(path, F_OK) != 0) {
+		/* the copy a mount reads would be left behind */
+		tool_error("%s holds no superblock: change keys on the machine "
+			   "that mounts this filesystem, whose cache_dir is "
+			   "changed too", k->cfg.cache_dir);
+		return -1;
+	}
 	if (tool_superblock_find(&k->cfg, &k->sb, fsid) == 0 &&
 	    tool_secret_read(&k->cfg, &k->secret) == 0 &&
 	    tool_unlock_slot(&k->cfg, &k->sb, &k->secret, &k->key,
@@ -236,13 +242,15 @@ static int keyop_begin(struct keyop *k, const char *path, int force)
 	return reauthorise(k);
 }
 
-/* Write the edited k->sb everywhere it goes.  0, or -1 (printed). */
+/* Write the edited k->sb everywhere it goes.  0; 1 when cache_dir has it
+ * but a region could not take it; -1 when nothing was changed (all
+ * printed). */
 static int keyop_commit(struct keyop *k)
 {
 	char why[512];
 	int failed = 0;
 
-	if (k->have_local && tool_superblock_replace(&k->cfg, &k->sb))
+	if (tool_superblock_replace(&k->cfg, &k->sb))
 		return -1;
 	for (int i = 0; i < k->cfg.nregions; i++) {
 		int rc;
@@ -262,7 +270,7 @@ static int keyop_commit(struct keyop *k)
 			   k->cfg.path);
 		failed = 1;
 	}
-	return failed ? -1 : 0;
+	return failed;
 }
 
 /* Say why an edit of the superblock failed. */
@@ -381,7 +389,7 @@ static int do_add(struct keyop *k, const struct add_args *a)
 		goto out;
 	}
 	rc = keyop_commit(k);
-	if (rc && !k->have_local)
+	if (rc < 0)
 		goto out;
 	/* in cache_dir at least: the slot exists, so say what opens it */
 	printf("added slot %d (%s)\n", slot, kind_name(ns.type));
@@ -478,7 +486,7 @@ static int do_passwd(struct keyop *k)
 			edit_error(rc);
 		else
 			rc = keyop_commit(k);
-		if (rc == 0 || k->have_local)
+		if (rc >= 0)
 			printf("changed the passphrase of slot %d\n", k->slot);
 	}
 	tool_secret_wipe(&s);
@@ -506,7 +514,7 @@ static int do_remove(struct keyop *k, int slot)
 		return -1;
 	}
 	rc = keyop_commit(k);
-	if (rc == 0 || k->have_local)
+	if (rc >= 0)
 		printf("removed slot %d\n", slot);
 	return rc;
 }

@@ -7,8 +7,8 @@ or not; a removed or changed passphrase no longer opens any copy.
 
 Probes.  Whether a secret opens cache_dir's copy: `phifs fsck --scrub`
 (it unlocks cache_dir's superblock first).  Whether it opens region R's
-copy: `phifs versions CONFIG / --region R` (it unlocks the superblock of
-that region).  Both print "wrong passphrase" when nothing opens, and
+copy: `phifs versions CONFIG / --region R` while the other region is down
+(it unlocks the newest superblock of the regions that answer).  Both print "wrong passphrase" when nothing opens, and
 something else (the filesystem has no history yet) when a slot does.
 """
 
@@ -87,8 +87,15 @@ def opens_local(fs, pw):
 
 
 def opens_region(fs, region, pw):
-    p = fs.run("versions", fs.config, "/", "--region", region,
-               env={"PHIFS_PASSPHRASE": pw})
+    # the other region is down meanwhile: versions unlocks the newest
+    # superblock of the regions that answer, and must see this one's
+    other = "b" if region == "a" else "a"
+    fs.set_faults(other, "fail_all")
+    try:
+        p = fs.run("versions", fs.config, "/", "--region", region,
+                   env={"PHIFS_PASSPHRASE": pw})
+    finally:
+        fs.set_faults(other, None)
     return "wrong passphrase" not in p.stderr
 
 
@@ -384,3 +391,19 @@ def test_recover_takes_the_newest_superblock(phifs_bare):
     fs.env["PHIFS_PASSPHRASE"] = "second pass"
     fs.mount()
     assert read_file(fs.path("f")) == b"kept"
+
+
+def test_change_refused_without_local_superblock(phifs_bare):
+    """Keys change on the machine that mounts: elsewhere (no superblock in
+    cache_dir) the copy that machine's mount reads would stay behind.
+    Listing works anywhere."""
+    fs = phifs_bare
+    passphrase_fs(fs)
+    before = copies(fs)[1:]
+    os.unlink(os.path.join(fs.cache_dir, "superblock"))
+    line = one_error(key(fs, "add", fs.config, pw="first pass",
+                         new="second pass"))
+    assert "holds no superblock" in line, line
+    assert [read_file(os.path.join(d, "superblock"))
+            for d in (fs.region_dir_a, fs.region_dir_b)] == before
+    assert slots(fs) == {0: ("passphrase", "")}
