@@ -138,7 +138,7 @@ static int open_local(struct keyop *k)
 }
 
 /* Region i's copy: adopt it when newer; note whether it gets the change.
- * 0, or 1 when the region does not answer (why in why). */
+ * 0; 1 when the region does not answer (why in why); -1 (printed). */
 static int look_at_region(struct keyop *k, int i, char *why, size_t len)
 {
 	const char *name = k->cfg.regions[i].name;
@@ -169,7 +169,11 @@ static int look_at_region(struct keyop *k, int i, char *why, size_t len)
 			tool_warn("region %s holds a newer superblock than "
 				  "cache_dir; changing that one", name);
 			buf_reset(&k->sb);
-			buf_add(&k->sb, buf_data(&copy), buf_len(&copy));
+			if (buf_add(&k->sb, buf_data(&copy), buf_len(&copy))) {
+				tool_error("out of memory");
+				buf_release(&copy);
+				return -1;
+			}
 			k->info = ri;
 			k->adopted = 1;
 		}
@@ -184,8 +188,13 @@ static int look_at_regions(struct keyop *k)
 	char why[512];
 
 	for (int i = 0; i < k->cfg.nregions; i++) {
-		if (look_at_region(k, i, why, sizeof(why)) == 0)
+		int rc = look_at_region(k, i, why, sizeof(why));
+
+		if (rc <= 0) {
+			if (rc < 0)
+				return -1;
 			continue;
+		}
 		if (!k->force) {
 			tool_error("region %s does not answer (%s); nothing "
 				   "changed: retry when it answers, or use "
