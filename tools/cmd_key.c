@@ -393,13 +393,15 @@ static int do_add(struct keyop *k, const struct add_args *a)
 	if (made_file && tool_keyfile_create(a->key_file, &s))
 		goto out;
 	slot = crypt_super_add_slot(&k->sb, k->key, &ns);
-	if (slot < 0) {
+	if (slot < 0)
 		edit_error(slot);
+	else
+		rc = keyop_commit(k);
+	if (rc < 0) {
+		if (made_file)	/* it opens nothing */
+			unlink(a->key_file);
 		goto out;
 	}
-	rc = keyop_commit(k);
-	if (rc < 0)
-		goto out;
 	/* in cache_dir at least: the slot exists, so say what opens it */
 	printf("added slot %d (%s)\n", slot, kind_name(ns.type));
 	if (made_file)
