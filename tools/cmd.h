@@ -265,6 +265,18 @@ void tool_region_stats(const struct phi_config *cfg,
 		       const struct cache_stats *s, int i,
 		       struct cache_region_stats *out);
 
+/*
+ * Of the superblocks the regions be[0..n) hold (NULL entries and regions
+ * that do not answer are skipped), the newest copy of the filesystem of
+ * sb whose MAC holds under key, when its serial is higher than sb's: a
+ * key change that sb (cache_dir's copy) missed.  1 with the copy in
+ * newer (cap CRYPT_SUPER_SIZE) and *which its index; 0 when there is
+ * none.  Prints nothing.
+ */
+int tool_super_newer(struct backend *const *be, int n,
+		     const struct crypt_key *key, const struct buf *sb,
+		     struct buf *newer, int *which);
+
 /* ---- mounts and places (cmd_mount.c, regions.c) --------------------- */
 
 /* Called per line of /proc/self/mountinfo, mountpoint unescaped; a

@@ -288,25 +288,39 @@ def test_region_down_refuses_then_force_and_repair(phifs_bare):
 
 
 def test_newer_region_copy_wins(phifs_bare):
-    """cache_dir holding an older superblock than a region (restored from
-    a backup, say): key edits the newest, and repair never spreads the
-    older one."""
+    """cache_dir holding an older superblock than the regions (restored
+    from a backup, say): key edits the newest, repair never spreads the
+    older one but brings cache_dir up to date, and mount refuses until
+    then."""
     fs = phifs_bare
     passphrase_fs(fs)
     old_local = copies(fs)[0]
+    local = os.path.join(fs.cache_dir, "superblock")
     ok(key(fs, "add", fs.config, "--label", "new", pw="first pass",
            new="second pass"))
-    write_file(os.path.join(fs.cache_dir, "superblock"), old_local, 0o600)
-    p = fs.run("fsck", fs.config, "--repair",
-               env={"PHIFS_PASSPHRASE": "first pass"})
-    assert "newer" in p.stdout, p.stdout
-    assert copies(fs)[1] != old_local and copies(fs)[2] != old_local
+    write_file(local, old_local, 0o600)
     p = ok(key(fs, "add", fs.config, "--label", "third", pw="first pass",
                new="third pass"))
     assert "holds a newer superblock than cache_dir" in p.stderr
     assert slots(fs) == {0: ("passphrase", ""), 1: ("passphrase", "new"),
                          2: ("passphrase", "third")}
     assert_copies_equal(fs)
+    newest = copies(fs)[0]
+
+    write_file(local, old_local, 0o600)
+    p = fs.run("mount", fs.config, fs.mnt, "-o", MOUNT_OPTS,
+               env={"PHIFS_PASSPHRASE": "first pass"})
+    assert p.returncode != 0, p.stderr
+    assert "region a holds a newer superblock" in p.stderr, p.stderr
+    assert not is_fuse_mounted(fs.mnt)
+    p = fs.run("fsck", fs.config, "--repair",
+               env={"PHIFS_PASSPHRASE": "first pass"})
+    assert "region a: superblock is newer" in p.stdout, p.stdout
+    assert "cache_dir: superblock brought up to date from region a" \
+        in p.stdout, p.stdout
+    assert copies(fs) == [newest, newest, newest]
+    fs.env["PHIFS_PASSPHRASE"] = "third pass"
+    fs.mount()
 
 
 # --- filesystems made before key management -------------------------------
@@ -358,6 +372,11 @@ def test_removed_slot_cannot_authorise_through_older_local_copy(phifs_bare):
     assert "wrong passphrase" in line, line
     assert copies(fs)[1:] == [newest, newest]
     assert copies(fs)[0] == old_local
+    # nor mount with it
+    p = fs.run("mount", fs.config, fs.mnt, "-o", MOUNT_OPTS,
+               env={"PHIFS_PASSPHRASE": "first pass"})
+    assert p.returncode != 0 and "newer superblock" in p.stderr, p.stderr
+    assert not is_fuse_mounted(fs.mnt)
 
 
 def test_recover_takes_the_newest_superblock(phifs_bare):
