@@ -421,10 +421,34 @@ static void scrub_one(const struct cache_scrub_args *a, const char *name,
 }
 
 /*
+ * Whether copy is a superblock of this filesystem, whole under a->key,
+ * with a higher serial (crypt.h) than a->superblock: a key change made
+ * while this machine's copy was older.  Such a copy is never replaced by
+ * the older one.
+ */
+static int copy_is_newer(const struct cache_scrub_args *a,
+			 const struct buf *copy, uint64_t *serial,
+			 uint64_t *mine)
+{
+	struct crypt_super_info here, there;
+
+	if (crypt_super_parse(a->superblock, a->superblock_len, &here) ||
+	    crypt_super_parse(buf_data(copy), buf_len(copy), &there) ||
+	    memcmp(here.fsid, there.fsid, 16) != 0 ||
+	    crypt_super_verify(buf_data(copy), buf_len(copy), a->key))
+		return 0;
+	*serial = there.serial;
+	*mine = here.serial;
+	return there.serial > here.serial;
+}
+
+/*
  * The superblock of each region against a->superblock, the copy that
  * opened the key.  Last, so that a repair stores it only into a region
  * that received everything else: a region without one is refused by
- * mount, which is better than one accepted while it lacks objects.
+ * mount, which is better than one accepted while it lacks objects.  The
+ * newest copy wins: a region's copy with a higher serial is reported,
+ * never overwritten.
  */
 static void scrub_superblocks(const struct cache_scrub_args *a,
 			      struct buf *copy, int *incomplete,
@@ -445,11 +469,22 @@ static void scrub_superblocks(const struct cache_scrub_args *a,
 		}
 		if (r == 0) {
 			out->bytes += buf_len(copy);
+			uint64_t theirs, mine;
+
 			if (buf_len(copy) == a->superblock_len &&
 			    memcmp(buf_data(copy), a->superblock,
 				   a->superblock_len) == 0)
 				continue;
 			out->bad++;
+			if (copy_is_newer(a, copy, &theirs, &mine)) {
+				cache_say(a->report, a->ctx, "region %s: "
+				    "superblock is newer than the one that "
+				    "opens the key (serial %llu, not %llu); "
+				    "left as it is", a->names[i],
+				    (unsigned long long)theirs,
+				    (unsigned long long)mine);
+				continue;
+			}
 		} else {
 			out->missing++;
 		}

@@ -14,6 +14,10 @@
  * Edits work on a stack copy of the superblock (edit_begin/edit_commit):
  * parse, check the MAC, change the copy, MAC it again, then copy it back
  * over the caller's buffer, so a failure leaves the buffer as it was.
+ * The copy is always format 2: edit_begin() lifts a format-1 superblock
+ * into it (header, then each slot's 112 bytes, which keep their wraps:
+ * the wrap's associated data is the same in both formats), and
+ * edit_commit() raises the serial.
  * Every KEK lives on the stack and is wiped before return; an unwrapped
  * master key is decrypted straight into its locked page.
  */
@@ -23,9 +27,11 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/params.h>
 
 #define SB_MAGIC "PHIFSSB"		/* and its NUL: 8 bytes */
@@ -34,9 +40,13 @@
 #define OFF_SB_BSIZE 28
 #define OFF_SB_CREATED 32
 #define OFF_SB_NSLOTS 40
-#define OFF_SB_SLOTS 44
-#define SLOT_SIZE 112
+#define OFF_SB_SERIAL 44	/* format 2 */
+#define OFF_SB_SLOTS 64
+#define SLOT_SIZE 192
 #define OFF_SB_MAC (OFF_SB_SLOTS + CRYPT_MAX_SLOTS * SLOT_SIZE)
+#define OFF_V1_SLOTS 44		/* format 1 */
+#define SLOT_V1_SIZE 112
+#define OFF_V1_MAC (OFF_V1_SLOTS + CRYPT_MAX_SLOTS * SLOT_V1_SIZE)
 
 #define SL_TYPE 0
 #define SL_N 4
@@ -46,13 +56,42 @@
 #define SL_NONCE 52		/* also the length of the slot's AAD */
 #define SL_WRAP 64
 #define SL_TAG 96
+#define SL_ADDED 112		/* format 2 */
+#define SL_LABEL 120
+#define SL_LABEL_LEN 64
+#define SL_END 184
 #define SALT_LEN 32
 
 static_assert(OFF_SB_MAC + 32 == CRYPT_SUPER_SIZE, "superblock layout");
-static_assert(SL_TAG + CRYPT_TAG_LEN == SLOT_SIZE, "slot layout");
+static_assert(OFF_V1_MAC + 32 == CRYPT_SUPER_SIZE_V1, "format 1 layout");
+static_assert(SL_TAG + CRYPT_TAG_LEN == SLOT_V1_SIZE, "slot layout");
+static_assert(SL_END + 8 == SLOT_SIZE, "slot layout");
+static_assert(CRYPT_LABEL_MAX < SL_LABEL_LEN, "label and its NUL");
 
 static const char LABEL_MAC[] = "phifs superblock mac v1";
 static const char LABEL_KEYFILE[] = "phifs keyfile kek v1";
+static const char LABEL_RECOVERY[] = "phifs recovery kek v1";
+
+/* Where the slots and the MAC of a superblock of format version v lie. */
+static size_t slots_off(uint32_t v)
+{
+	return v == 1 ? OFF_V1_SLOTS : OFF_SB_SLOTS;
+}
+
+static size_t slot_size(uint32_t v)
+{
+	return v == 1 ? SLOT_V1_SIZE : SLOT_SIZE;
+}
+
+static size_t mac_off(uint32_t v)
+{
+	return v == 1 ? OFF_V1_MAC : OFF_SB_MAC;
+}
+
+static const uint8_t *slot_at(const uint8_t *sb, uint32_t v, int i)
+{
+	return sb + slots_off(v) + (size_t)i * slot_size(v);
+}
 
 /* The bound the header promises on scrypt's memory, 128 * n * r. */
 #define KDF_MEM_MAX ((uint64_t)2 << 30)
@@ -92,12 +131,39 @@ static bool all_zero(const uint8_t *p, size_t n)
 	return acc == 0;
 }
 
-static int slot_parse(const uint8_t *s, struct crypt_slot_info *si)
+static bool label_char_ok(uint8_t c)
+{
+	return c >= 0x20 && c != 0x7f;
+}
+
+/* A label field: text, then NUL bytes to its end. */
+static int label_parse(const uint8_t *l, char out[CRYPT_LABEL_MAX + 1])
+{
+	size_t n = 0;
+
+	while (n < SL_LABEL_LEN && l[n])
+		if (!label_char_ok(l[n++]))
+			return PHI_ECORRUPT;
+	if (n > CRYPT_LABEL_MAX || !all_zero(l + n, SL_LABEL_LEN - n))
+		return PHI_ECORRUPT;
+	memcpy(out, l, n);
+	out[n] = '\0';
+	return 0;
+}
+
+static int slot_parse(const uint8_t *s, uint32_t v,
+		      struct crypt_slot_info *si)
 {
 	memset(si, 0, sizeof(*si));
+	if (s[SL_TYPE] == CRYPT_SLOT_EMPTY)
+		return all_zero(s, slot_size(v)) ? 0 : PHI_ECORRUPT;
+	if (v != 1) {
+		si->added = (int64_t)crypt__get_be64(s + SL_ADDED);
+		if (label_parse(s + SL_LABEL, si->label) ||
+		    !all_zero(s + SL_END, SLOT_SIZE - SL_END))
+			return PHI_ECORRUPT;
+	}
 	switch (s[SL_TYPE]) {
-	case CRYPT_SLOT_EMPTY:
-		return all_zero(s, SLOT_SIZE) ? 0 : PHI_ECORRUPT;
 	case CRYPT_SLOT_PASSPHRASE:
 		si->kdf.n = crypt__get_be64(s + SL_N);
 		si->kdf.r = crypt__get_be32(s + SL_R);
@@ -107,6 +173,10 @@ static int slot_parse(const uint8_t *s, struct crypt_slot_info *si)
 		break;
 	case CRYPT_SLOT_KEYFILE:
 		if (!all_zero(s + SL_N, SL_SALT - SL_N))
+			return PHI_ECORRUPT;
+		break;
+	case CRYPT_SLOT_RECOVERY:
+		if (v == 1 || !all_zero(s + SL_N, SL_SALT - SL_N))
 			return PHI_ECORRUPT;
 		break;
 	default:
@@ -125,20 +195,29 @@ int crypt_super_parse(const void *sb, size_t len,
 	struct crypt_super_info in;
 	int used = 0, rc;
 
-	if (len != CRYPT_SUPER_SIZE || memcmp(b, SB_MAGIC, 8) != 0)
+	if (len < OFF_SB_FSID || memcmp(b, SB_MAGIC, 8) != 0)
 		return PHI_ECORRUPT;
 	in.version = crypt__get_be32(b + OFF_SB_VERSION);
-	if (in.version != CRYPT_SUPER_VERSION)
+	if (in.version != 1 && in.version != CRYPT_SUPER_VERSION)
 		return PHI_EVERSION;
+	if (len != mac_off(in.version) + 32)
+		return PHI_ECORRUPT;
 	memcpy(in.fsid, b + OFF_SB_FSID, 16);
 	in.block_size = crypt__get_be32(b + OFF_SB_BSIZE);
 	in.created = (int64_t)crypt__get_be64(b + OFF_SB_CREATED);
 	in.nslots = b[OFF_SB_NSLOTS];
+	in.serial = 0;
+	if (in.version != 1) {
+		in.serial = crypt__get_be64(b + OFF_SB_SERIAL);
+		if (!all_zero(b + OFF_SB_SERIAL + 8,
+			      OFF_SB_SLOTS - OFF_SB_SERIAL - 8))
+			return PHI_ECORRUPT;
+	}
 	if (in.block_size == 0 || in.block_size > CRYPT_MAX_BLOCK ||
-	    !all_zero(b + OFF_SB_NSLOTS + 1, OFF_SB_SLOTS - OFF_SB_NSLOTS - 1))
+	    !all_zero(b + OFF_SB_NSLOTS + 1, 3))
 		return PHI_ECORRUPT;
 	for (int i = 0; i < CRYPT_MAX_SLOTS; i++) {
-		rc = slot_parse(b + OFF_SB_SLOTS + i * SLOT_SIZE,
+		rc = slot_parse(slot_at(b, in.version, i), in.version,
 				&in.slots[i]);
 		if (rc < 0)
 			return rc;
@@ -150,9 +229,9 @@ int crypt_super_parse(const void *sb, size_t len,
 	return 0;
 }
 
-/* The MAC of sb[0..OFF_SB_MAC) under the master key's superblock key. */
+/* The MAC of sb[0..mac_off(v)) under the master key's superblock key. */
 static int super_mac(const struct crypt_key *mk, const uint8_t *sb,
-		     uint8_t mac[32])
+		     uint32_t v, uint8_t mac[32])
 {
 	uint8_t key[CRYPT_KEY_LEN];
 	int rc;
@@ -160,18 +239,19 @@ static int super_mac(const struct crypt_key *mk, const uint8_t *sb,
 	rc = crypt__hkdf(mk->master, sizeof(mk->master), sb + OFF_SB_FSID,
 			 16, LABEL_MAC, NULL, 0, key, sizeof(key));
 	if (rc == 0)
-		rc = crypt__hmac(key, sb, OFF_SB_MAC, mac);
+		rc = crypt__hmac(key, sb, mac_off(v), mac);
 	OPENSSL_cleanse(key, sizeof(key));
 	return rc;
 }
 
-static int super_check_mac(const struct crypt_key *mk, const uint8_t *sb)
+static int super_check_mac(const struct crypt_key *mk, const uint8_t *sb,
+			   uint32_t v)
 {
 	uint8_t mac[32];
 	int rc;
 
-	rc = super_mac(mk, sb, mac);
-	if (rc == 0 && CRYPTO_memcmp(mac, sb + OFF_SB_MAC, 32) != 0)
+	rc = super_mac(mk, sb, v, mac);
+	if (rc == 0 && CRYPTO_memcmp(mac, sb + mac_off(v), 32) != 0)
 		rc = PHI_ECORRUPT;
 	return rc;
 }
@@ -184,7 +264,7 @@ int crypt_super_verify(const void *sb, size_t len, const struct crypt_key *mk)
 	assert(mk);
 	rc = crypt_super_parse(sb, len, &info);
 	if (rc == 0)
-		rc = super_check_mac(mk, sb);
+		rc = super_check_mac(mk, sb, info.version);
 	return rc;
 }
 
@@ -207,13 +287,26 @@ int crypt_super_create(const struct crypt_key *mk,
 	memcpy(sb + OFF_SB_FSID, info->fsid, 16);
 	crypt__put_be32(sb + OFF_SB_BSIZE, info->block_size);
 	crypt__put_be64(sb + OFF_SB_CREATED, (uint64_t)info->created);
-	rc = super_mac(mk, sb, sb + OFF_SB_MAC);
+	crypt__put_be64(sb + OFF_SB_SERIAL, 1);
+	rc = super_mac(mk, sb, CRYPT_SUPER_VERSION, sb + OFF_SB_MAC);
 	if (rc == 0)
 		rc = buf_add(out, sb, sizeof(sb));
 	return rc;
 }
 
-/* Copy the superblock in b to sb if it parses and its MAC holds. */
+/* Lift the format-1 superblock old into sb, format 2 without its MAC. */
+static void lift_v1(const uint8_t *old, uint8_t sb[CRYPT_SUPER_SIZE])
+{
+	memset(sb, 0, CRYPT_SUPER_SIZE);
+	memcpy(sb, old, OFF_V1_SLOTS);
+	crypt__put_be32(sb + OFF_SB_VERSION, CRYPT_SUPER_VERSION);
+	for (int i = 0; i < CRYPT_MAX_SLOTS; i++)
+		memcpy(sb + OFF_SB_SLOTS + i * SLOT_SIZE,
+		       old + OFF_V1_SLOTS + i * SLOT_V1_SIZE, SLOT_V1_SIZE);
+}
+
+/* Copy the superblock in b to sb, as format 2, if it parses and its MAC
+ * holds. */
 static int edit_begin(const struct buf *b, const struct crypt_key *mk,
 		      uint8_t sb[CRYPT_SUPER_SIZE],
 		      struct crypt_super_info *info)
@@ -223,23 +316,34 @@ static int edit_begin(const struct buf *b, const struct crypt_key *mk,
 	assert(mk);
 	rc = crypt_super_parse(buf_data(b), buf_len(b), info);
 	if (rc == 0)
-		rc = super_check_mac(mk, buf_data(b));
-	if (rc == 0)
+		rc = super_check_mac(mk, buf_data(b), info->version);
+	if (rc)
+		return rc;
+	if (info->version == 1)
+		lift_v1(buf_data(b), sb);
+	else
 		memcpy(sb, buf_data(b), CRYPT_SUPER_SIZE);
-	return rc;
+	return 0;
 }
 
-/* Set the slot count, MAC the copy and write it over b. */
+/* Set the slot count, raise the serial, MAC the copy and write it over
+ * b, which grows when it held format 1 (-E2BIG or -ENOMEM: unchanged). */
 static int edit_commit(struct buf *b, const struct crypt_key *mk,
 		       uint8_t sb[CRYPT_SUPER_SIZE], int nslots)
 {
 	int rc;
 
 	sb[OFF_SB_NSLOTS] = (uint8_t)nslots;
-	rc = super_mac(mk, sb, sb + OFF_SB_MAC);
-	if (rc == 0)
-		memcpy(buf_mut(b), sb, CRYPT_SUPER_SIZE);
-	return rc;
+	crypt__put_be64(sb + OFF_SB_SERIAL,
+			crypt__get_be64(sb + OFF_SB_SERIAL) + 1);
+	rc = super_mac(mk, sb, CRYPT_SUPER_VERSION, sb + OFF_SB_MAC);
+	if (rc == 0 && buf_len(b) < CRYPT_SUPER_SIZE)
+		rc = buf_reserve(b, CRYPT_SUPER_SIZE - buf_len(b));
+	if (rc)
+		return rc;
+	memcpy(buf_mut(b), sb, CRYPT_SUPER_SIZE);
+	buf_setlen(b, CRYPT_SUPER_SIZE);
+	return 0;
 }
 
 static int free_slot(const struct crypt_super_info *info)
@@ -283,13 +387,14 @@ static int scrypt_kek(const char *pass, size_t plen, const uint8_t *salt,
 }
 
 static int keyfile_kek(const void *kf, size_t kflen, const uint8_t *salt,
-		       uint8_t kek[CRYPT_KEY_LEN])
+		       const char *label, uint8_t kek[CRYPT_KEY_LEN])
 {
-	return crypt__hkdf(kf, kflen, salt, SALT_LEN, LABEL_KEYFILE, NULL, 0,
+	return crypt__hkdf(kf, kflen, salt, SALT_LEN, label, NULL, 0,
 			   kek, CRYPT_KEY_LEN);
 }
 
-/* The secret that opens a slot: a passphrase or a key file's bytes. */
+/* The secret that opens a slot: a passphrase, a key file's bytes, or a
+ * recovery secret. */
 struct slot_secret {
 	enum crypt_slot_type type;
 	const void *p;
@@ -302,34 +407,43 @@ static int slot_kek(const struct slot_secret *sec, const uint8_t *slot,
 	struct crypt_kdf_params kp;
 
 	if (sec->type == CRYPT_SLOT_KEYFILE)
-		return keyfile_kek(sec->p, sec->n, slot + SL_SALT, kek);
+		return keyfile_kek(sec->p, sec->n, slot + SL_SALT,
+				   LABEL_KEYFILE, kek);
+	if (sec->type == CRYPT_SLOT_RECOVERY)
+		return keyfile_kek(sec->p, sec->n, slot + SL_SALT,
+				   LABEL_RECOVERY, kek);
 	kp.n = crypt__get_be64(slot + SL_N);
 	kp.r = crypt__get_be32(slot + SL_R);
 	kp.p = crypt__get_be32(slot + SL_P);
 	return scrypt_kek(sec->p, sec->n, slot + SL_SALT, &kp, kek);
 }
 
-/* Fill the empty slot at s: header, fresh salt and nonce, wrapped key. */
+/* Fill the slot at s: header, fresh salt and nonce, wrapped key, time
+ * and label (checked by new_slot_ok()). */
 static int slot_fill(uint8_t *s, const uint8_t *fsid,
-		     const struct crypt_key *mk, const struct slot_secret *sec,
-		     const struct crypt_kdf_params *kp)
+		     const struct crypt_key *mk,
+		     const struct crypt_slot_new *ns)
 {
+	struct slot_secret sec = { ns->type, ns->secret, ns->len };
 	struct crypt_span aad[2] = { { s, SL_NONCE }, { fsid, 16 } };
 	uint8_t kek[CRYPT_KEY_LEN];
 	int rc;
 
 	memset(s, 0, SLOT_SIZE);
-	s[SL_TYPE] = (uint8_t)sec->type;
-	if (kp) {
-		crypt__put_be64(s + SL_N, kp->n);
-		crypt__put_be32(s + SL_R, kp->r);
-		crypt__put_be32(s + SL_P, kp->p);
+	s[SL_TYPE] = (uint8_t)ns->type;
+	if (ns->type == CRYPT_SLOT_PASSPHRASE) {
+		crypt__put_be64(s + SL_N, ns->kdf.n);
+		crypt__put_be32(s + SL_R, ns->kdf.r);
+		crypt__put_be32(s + SL_P, ns->kdf.p);
 	}
+	crypt__put_be64(s + SL_ADDED, (uint64_t)ns->added);
+	if (ns->label)
+		memcpy(s + SL_LABEL, ns->label, strlen(ns->label));
 	rc = crypt_random_bytes(s + SL_SALT, SALT_LEN);
 	if (rc == 0)
 		rc = crypt_random_bytes(s + SL_NONCE, CRYPT_NONCE_LEN);
 	if (rc == 0)
-		rc = slot_kek(sec, s, kek);
+		rc = slot_kek(&sec, s, kek);
 	if (rc == 0)
 		rc = crypt__gcm_seal(kek, s + SL_NONCE, aad, 2, mk->master,
 				     CRYPT_KEY_LEN, s + SL_WRAP, s + SL_TAG);
@@ -337,46 +451,100 @@ static int slot_fill(uint8_t *s, const uint8_t *fsid,
 	return rc;
 }
 
-static int super_add(struct buf *b, const struct crypt_key *mk,
-		     const struct slot_secret *sec,
-		     const struct crypt_kdf_params *kp)
+static bool new_slot_ok(const struct crypt_slot_new *ns)
+{
+	size_t n;
+
+	if (!ns->secret)
+		return false;
+	if (ns->label) {
+		n = strlen(ns->label);
+		if (n > CRYPT_LABEL_MAX)
+			return false;
+		for (size_t i = 0; i < n; i++)
+			if (!label_char_ok((uint8_t)ns->label[i]))
+				return false;
+	}
+	switch (ns->type) {
+	case CRYPT_SLOT_PASSPHRASE:
+		return ns->len > 0 && kdf_params_ok(&ns->kdf);
+	case CRYPT_SLOT_KEYFILE:
+		return ns->len >= CRYPT_KEYFILE_MIN;
+	case CRYPT_SLOT_RECOVERY:
+		return ns->len == CRYPT_RECOVERY_SECRET;
+	default:
+		return false;
+	}
+}
+
+/* Fill slot number slot (free_slot() when negative) with ns. */
+static int super_put(struct buf *b, const struct crypt_key *mk, int slot,
+		     const struct crypt_slot_new *ns)
 {
 	uint8_t sb[CRYPT_SUPER_SIZE];
 	struct crypt_super_info info;
-	int slot, rc;
+	int nslots, rc;
 
+	if (!new_slot_ok(ns))
+		return -EINVAL;
 	rc = edit_begin(b, mk, sb, &info);
 	if (rc < 0)
 		return rc;
-	slot = free_slot(&info);
-	if (slot < 0)
-		return slot;
+	nslots = info.nslots;
+	if (slot < 0) {
+		slot = free_slot(&info);
+		if (slot < 0)
+			return slot;
+		nslots++;
+	} else if (slot >= CRYPT_MAX_SLOTS ||
+		   info.slots[slot].type == CRYPT_SLOT_EMPTY) {
+		return -ENOENT;
+	}
 	rc = slot_fill(sb + OFF_SB_SLOTS + slot * SLOT_SIZE, sb + OFF_SB_FSID,
-		       mk, sec, kp);
+		       mk, ns);
 	if (rc == 0)
-		rc = edit_commit(b, mk, sb, info.nslots + 1);
+		rc = edit_commit(b, mk, sb, nslots);
+	OPENSSL_cleanse(sb, sizeof(sb));
 	return rc < 0 ? rc : slot;
+}
+
+int crypt_super_add_slot(struct buf *sb, const struct crypt_key *mk,
+			 const struct crypt_slot_new *ns)
+{
+	return super_put(sb, mk, -1, ns);
+}
+
+int crypt_super_replace_slot(struct buf *sb, const struct crypt_key *mk,
+			     int slot, const struct crypt_slot_new *ns)
+{
+	int rc;
+
+	if (slot < 0)
+		return -ENOENT;
+	rc = super_put(sb, mk, slot, ns);
+	return rc < 0 ? rc : 0;
 }
 
 int crypt_super_add_passphrase(struct buf *sb, const struct crypt_key *mk,
 			       const char *pass, size_t plen,
 			       const struct crypt_kdf_params *p)
 {
-	struct slot_secret sec = { CRYPT_SLOT_PASSPHRASE, pass, plen };
+	struct crypt_slot_new ns = { CRYPT_SLOT_PASSPHRASE, pass, plen,
+				     { 0, 0, 0 }, (int64_t)time(NULL), NULL };
 
-	if (!pass || plen == 0 || !p || !kdf_params_ok(p))
+	if (!p)
 		return -EINVAL;
-	return super_add(sb, mk, &sec, p);
+	ns.kdf = *p;
+	return super_put(sb, mk, -1, &ns);
 }
 
 int crypt_super_add_keyfile(struct buf *sb, const struct crypt_key *mk,
 			    const void *kf, size_t kflen)
 {
-	struct slot_secret sec = { CRYPT_SLOT_KEYFILE, kf, kflen };
+	struct crypt_slot_new ns = { CRYPT_SLOT_KEYFILE, kf, kflen,
+				     { 0, 0, 0 }, (int64_t)time(NULL), NULL };
 
-	if (!kf || kflen < CRYPT_KEYFILE_MIN)
-		return -EINVAL;
-	return super_add(sb, mk, &sec, NULL);
+	return super_put(sb, mk, -1, &ns);
 }
 
 int crypt_super_remove_slot(struct buf *b, const struct crypt_key *mk,
@@ -423,32 +591,32 @@ static int slot_open(const uint8_t *s, const uint8_t *fsid,
 }
 
 /* Try the slots of sec's type in order; on the first that opens, finish
- * the key and check the MAC. */
+ * the key and check the MAC.  The number of the slot, or a code. */
 static int super_unlock(const uint8_t *sb, const struct crypt_super_info *info,
 			const struct slot_secret *sec, struct crypt_key *k)
 {
 	const uint8_t *fsid = sb + OFF_SB_FSID;
 
 	for (int i = 0; i < CRYPT_MAX_SLOTS; i++) {
-		const uint8_t *s = sb + OFF_SB_SLOTS + i * SLOT_SIZE;
 		int rc;
 
 		if (info->slots[i].type != sec->type)
 			continue;
-		rc = slot_open(s, fsid, sec, k);
+		rc = slot_open(slot_at(sb, info->version, i), fsid, sec, k);
 		if (rc == PHI_EAUTHFAIL)
 			continue;
 		if (rc == 0)
 			rc = crypt__key_finish(k);
 		if (rc == 0)
-			rc = super_check_mac(k, sb);
-		return rc;
+			rc = super_check_mac(k, sb, info->version);
+		return rc < 0 ? rc : i;
 	}
 	return PHI_EBADKEY;
 }
 
 static int unlock_with(const void *sb, size_t len,
-		       const struct slot_secret *sec, struct crypt_key **out)
+		       const struct slot_secret *sec, struct crypt_key **out,
+		       int *slot)
 {
 	struct crypt_super_info info;
 	struct crypt_key *k;
@@ -465,27 +633,169 @@ static int unlock_with(const void *sb, size_t len,
 		crypt_key_free(k);
 		return rc;
 	}
+	if (slot)
+		*slot = rc;
 	*out = k;
 	return 0;
+}
+
+int crypt_super_unlock(const void *sb, size_t len, enum crypt_slot_type type,
+		       const void *secret, size_t slen, struct crypt_key **out,
+		       int *slot)
+{
+	struct slot_secret sec = { type, secret, slen };
+	size_t min = type == CRYPT_SLOT_KEYFILE ? CRYPT_KEYFILE_MIN :
+		     type == CRYPT_SLOT_RECOVERY ? CRYPT_RECOVERY_SECRET : 1;
+
+	if (!secret || slen < min ||
+	    (type == CRYPT_SLOT_RECOVERY && slen != CRYPT_RECOVERY_SECRET))
+		return PHI_EBADKEY;
+	return unlock_with(sb, len, &sec, out, slot);
 }
 
 int crypt_super_unlock_passphrase(const void *sb, size_t len,
 				  const char *pass, size_t plen,
 				  struct crypt_key **out)
 {
-	struct slot_secret sec = { CRYPT_SLOT_PASSPHRASE, pass, plen };
-
-	if (!pass || plen == 0)
-		return PHI_EBADKEY;
-	return unlock_with(sb, len, &sec, out);
+	return crypt_super_unlock(sb, len, CRYPT_SLOT_PASSPHRASE, pass, plen,
+				  out, NULL);
 }
 
 int crypt_super_unlock_keyfile(const void *sb, size_t len, const void *kf,
 			       size_t kflen, struct crypt_key **out)
 {
-	struct slot_secret sec = { CRYPT_SLOT_KEYFILE, kf, kflen };
+	return crypt_super_unlock(sb, len, CRYPT_SLOT_KEYFILE, kf, kflen, out,
+				  NULL);
+}
 
-	if (!kf || kflen < CRYPT_KEYFILE_MIN)
-		return PHI_EBADKEY;
-	return unlock_with(sb, len, &sec, out);
+/* ------------------------------------------------------------------ */
+/* Recovery codes                                                      */
+/* ------------------------------------------------------------------ */
+
+static const char B32[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+#define RC_DATA_CHARS 52	/* 256 bits and 4 zero bits */
+#define RC_CHARS (CRYPT_RECOVERY_GROUPS * 4)
+
+/* The 20 check bits of secret. */
+static int recovery_check(const uint8_t *secret, uint32_t *out)
+{
+	static const char label[] = "phifs recovery check v1";
+	uint8_t in[sizeof(label) + CRYPT_RECOVERY_SECRET], md[32];
+	unsigned int mdlen = 0;
+	int rc = -ENOMEM;
+
+	memcpy(in, label, sizeof(label));
+	memcpy(in + sizeof(label), secret, CRYPT_RECOVERY_SECRET);
+	if (EVP_Digest(in, sizeof(in), md, &mdlen, EVP_sha256(), NULL) == 1) {
+		*out = (uint32_t)md[0] << 12 | (uint32_t)md[1] << 4 |
+		       md[2] >> 4;
+		rc = 0;
+	}
+	OPENSSL_cleanse(in, sizeof(in));
+	OPENSSL_cleanse(md, sizeof(md));
+	return rc;
+}
+
+/* Bit i (from the most significant of byte 0) of p. */
+static unsigned bit_at(const uint8_t *p, size_t i)
+{
+	return p[i / 8] >> (7 - i % 8) & 1;
+}
+
+int crypt_recovery_format(const uint8_t secret[CRYPT_RECOVERY_SECRET],
+			  char out[CRYPT_RECOVERY_TEXT])
+{
+	uint8_t sym[RC_CHARS];
+	uint32_t check;
+	size_t o = 0;
+	int rc;
+
+	rc = recovery_check(secret, &check);
+	if (rc)
+		return rc;
+	for (size_t c = 0; c < RC_DATA_CHARS; c++) {
+		unsigned v = 0;
+
+		for (size_t b = 0; b < 5; b++) {
+			size_t i = c * 5 + b;
+
+			v = v << 1 | (i < 256 ? bit_at(secret, i) : 0);
+		}
+		sym[c] = (uint8_t)v;
+	}
+	for (size_t c = 0; c < 4; c++)
+		sym[RC_DATA_CHARS + c] = (uint8_t)(check >> (15 - 5 * c) & 31);
+	for (size_t c = 0; c < RC_CHARS; c++) {
+		if (c && c % 4 == 0)
+			out[o++] = '-';
+		out[o++] = B32[sym[c]];
+	}
+	out[o] = '\0';
+	OPENSSL_cleanse(sym, sizeof(sym));
+	return 0;
+}
+
+/* The value of a typed base32 character; -1 if it is none. */
+static int b32_value(char ch)
+{
+	const char *p;
+
+	if (ch >= 'a' && ch <= 'z')
+		ch = (char)(ch - 'a' + 'A');
+	if (ch == 'O')
+		ch = '0';
+	else if (ch == 'I' || ch == 'L')
+		ch = '1';
+	p = ch ? strchr(B32, ch) : NULL;
+	return p ? (int)(p - B32) : -1;
+}
+
+/* The symbols of text into sym; -EINVAL unless there are RC_CHARS. */
+static int recovery_symbols(const char *text, size_t len, uint8_t *sym)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		int v;
+
+		if (text[i] == '-' || text[i] == ' ')
+			continue;
+		v = b32_value(text[i]);
+		if (v < 0 || n == RC_CHARS)
+			return -EINVAL;
+		sym[n++] = (uint8_t)v;
+	}
+	return n == RC_CHARS ? 0 : -EINVAL;
+}
+
+int crypt_recovery_parse(const char *text, size_t len,
+			 uint8_t secret[CRYPT_RECOVERY_SECRET])
+{
+	uint8_t sym[RC_CHARS], sec[CRYPT_RECOVERY_SECRET] = { 0 };
+	uint32_t want = 0, check;
+	int rc;
+
+	rc = recovery_symbols(text, len, sym);
+	for (size_t c = 0; rc == 0 && c < RC_DATA_CHARS; c++)
+		for (size_t b = 0; b < 5; b++) {
+			size_t i = c * 5 + b;
+			unsigned v = sym[c] >> (4 - b) & 1;
+
+			if (i < 256)
+				sec[i / 8] |= (uint8_t)(v << (7 - i % 8));
+			else if (v)
+				rc = -EILSEQ;	/* the pad bits are zero */
+		}
+	for (size_t c = 0; rc == 0 && c < 4; c++)
+		want = want << 5 | sym[RC_DATA_CHARS + c];
+	if (rc == 0)
+		rc = recovery_check(sec, &check);
+	if (rc == 0 && check != want)
+		rc = -EILSEQ;
+	if (rc == 0)
+		memcpy(secret, sec, sizeof(sec));
+	OPENSSL_cleanse(sym, sizeof(sym));
+	OPENSSL_cleanse(sec, sizeof(sec));
+	return rc;
 }

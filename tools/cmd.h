@@ -32,6 +32,7 @@ int cmd_restore(int argc, char **argv);
 int cmd_versions(int argc, char **argv);
 int cmd_fsck(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
+int cmd_key(int argc, char **argv);
 
 /* One line on stderr, "phifs: " first. */
 void tool_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -117,6 +118,11 @@ int tool_keyfile_create(const char *path, const struct tool_secret *s);
  */
 int tool_passphrase_read(struct tool_secret *s, int confirm);
 
+/* A new passphrase, for `phifs key`: PHIFS_NEW_PASSPHRASE (wiped from
+ * the environment as PHIFS_PASSPHRASE is), else asked twice on
+ * /dev/tty.  0 or -1 (printed). */
+int tool_new_passphrase_read(struct tool_secret *s);
+
 /* For mount and sync: cfg's key_file if set, else a passphrase (asked
  * once).  0 or -1 (printed). */
 int tool_secret_read(const struct phi_config *cfg, struct tool_secret *s);
@@ -128,6 +134,15 @@ int tool_secret_read(const struct phi_config *cfg, struct tool_secret *s);
  */
 int tool_unlock(const struct phi_config *cfg, const struct buf *sb,
 		const struct tool_secret *s, struct crypt_key **out);
+
+/*
+ * tool_unlock(), and *slot (when not NULL) the number of the slot that
+ * opened.  A passphrase that reads as a recovery code (crypt.h) is tried
+ * on the recovery slots first, then on the passphrase slots.
+ */
+int tool_unlock_slot(const struct phi_config *cfg, const struct buf *sb,
+		     const struct tool_secret *s, struct crypt_key **out,
+		     int *slot);
 
 /* fsid as 32 lowercase hex digits and a NUL. */
 void tool_fsid_hex(const uint8_t fsid[16], char out[33]);
@@ -152,6 +167,28 @@ int tool_superblock_find(const struct phi_config *cfg, struct buf *sb,
 /* Write sb to a new cache_dir/superblock (mode 0600), durably.  0 or -1
  * (printed; nothing left behind). */
 int tool_superblock_store(const struct phi_config *cfg, const struct buf *sb);
+
+/*
+ * Replace cache_dir/superblock with sb atomically: write
+ * superblock.new, fsync, rename over, fsync cache_dir.  Readers (a mount
+ * starting, fsck) see the old copy or the new, never a mix.  Only under
+ * tool_superblock_lock().  0 or -1 (printed).
+ */
+int tool_superblock_replace(const struct phi_config *cfg,
+			    const struct buf *sb);
+
+/*
+ * The lock every change of the superblock takes (`phifs key`): an
+ * exclusive flock() on the cache_dir folder itself, which nothing else
+ * locks (a mount holds cache_dir/lock, so key changes work mounted or
+ * not).  Waits for another change to end.  The fd to close to release
+ * it, or -1 (printed).
+ */
+int tool_superblock_lock(const struct phi_config *cfg);
+
+/* PHIFS_KDF_N (a test hook, hooks.h) or crypt_kdf_default(): the scrypt
+ * cost of a new passphrase slot.  0 or -1 (printed). */
+int tool_kdf_params(struct crypt_kdf_params *p);
 
 /* ---- regions (regions.c) -------------------------------------------- */
 
@@ -192,7 +229,7 @@ int tool_regions_attach_empty(const struct phi_config *cfg,
  * parsing, of filesystem fsid (NULL: any) and, with key (NULL: not
  * checked), its MAC verifying under it.  0, or PHI_ECORRUPT (or what
  * crypt_super_verify() failed with) and why = a short reason for a
- * message ("100 bytes, where a superblock has 972: truncated or
+ * message ("100 bytes, where a superblock has 1632: truncated or
  * overwritten").
  */
 int tool_super_judge(const struct buf *sb, const struct crypt_key *key,
@@ -227,6 +264,18 @@ int tool_regions_check_super(const struct phi_config *cfg,
 void tool_region_stats(const struct phi_config *cfg,
 		       const struct cache_stats *s, int i,
 		       struct cache_region_stats *out);
+
+/*
+ * Of the superblocks the regions be[0..n) hold (NULL entries and regions
+ * that do not answer are skipped), the newest copy of the filesystem of
+ * sb whose MAC holds under key, when its serial is higher than sb's: a
+ * key change that sb (cache_dir's copy) missed.  1 with the copy in
+ * newer (cap CRYPT_SUPER_SIZE) and *which its index; 0 when there is
+ * none.  Prints nothing.
+ */
+int tool_super_newer(struct backend *const *be, int n,
+		     const struct crypt_key *key, const struct buf *sb,
+		     struct buf *newer, int *which);
 
 /* ---- mounts and places (cmd_mount.c, regions.c) --------------------- */
 
@@ -385,7 +434,8 @@ struct tool_history {
 	int nothers;
 	int lacks_sb[PHI_MAX_REGIONS];	/* [i]: region i answered, but holds
 					   no superblock (emptied) */
-	struct buf sb;		/* the chosen region's superblock */
+	struct buf sb;		/* the newest (highest serial) superblock of
+				   the regions kept, which opened key */
 	struct crypt_super_info info;
 	struct crypt_key *key;
 };

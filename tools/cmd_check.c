@@ -235,6 +235,44 @@ static void note_mended(const struct phi_config *cfg, const struct regions *r,
 	}
 }
 
+/*
+ * --repair: a region's superblock newer than cache_dir's (a key change
+ * cache_dir missed; cache_scrub() reports it and leaves it) replaces
+ * cache_dir's, under the lock phifs key takes, and only on a machine
+ * whose cache_dir holds one.
+ */
+static void adopt_newer_super(const struct phi_config *cfg,
+			      const struct regions *r,
+			      const struct crypt_key *key, long *problems)
+{
+	struct buf cur, newer;
+	uint8_t fsid[16];
+	char path[4200];
+	int fd, which = 0;
+
+	snprintf(path, sizeof(path), "%s/superblock", cfg->cache_dir);
+	if (access(path, F_OK) != 0)
+		return;
+	fd = tool_superblock_lock(cfg);
+	if (fd < 0) {
+		(*problems)++;
+		return;
+	}
+	buf_init(&cur, CRYPT_SUPER_SIZE);
+	buf_init(&newer, CRYPT_SUPER_SIZE);
+	if (tool_superblock_find(cfg, &cur, fsid) == 0 &&
+	    tool_super_newer(r->be, r->n, key, &cur, &newer, &which)) {
+		if (tool_superblock_replace(cfg, &newer) == 0)
+			printf("cache_dir: superblock brought up to date from "
+			       "region %s\n", r->names[which]);
+		else
+			(*problems)++;
+	}
+	buf_release(&newer);
+	buf_release(&cur);
+	close(fd);
+}
+
 /* --scrub and --repair: every region against the others.  0, adding
  * what is still wrong to *problems, or -1 (printed). */
 static int scrub_regions(const struct phi_config *cfg, int repair,
@@ -278,6 +316,8 @@ static int scrub_regions(const struct phi_config *cfg, int repair,
 		*problems += (long)(res.bad + res.missing - res.repaired +
 				    res.lost + res.unreadable);
 		note_mended(cfg, &r, res.unmended);
+		if (repair)
+			adopt_newer_super(cfg, &r, key, problems);
 	}
 out:
 	regions_close(&r);

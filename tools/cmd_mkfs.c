@@ -171,7 +171,7 @@ static int get_secret(struct mkfs *m)
 
 /* PHIFS_KDF_N: a cheap scrypt for tests, in a build with test hooks
  * (hooks.h).  0, or -1 (printed). */
-static int kdf_params(struct crypt_kdf_params *p)
+int tool_kdf_params(struct crypt_kdf_params *p)
 {
 	const char *env = tool_test_env("PHIFS_KDF_N");
 	char *end;
@@ -200,7 +200,7 @@ static int add_slot(struct mkfs *m, const struct crypt_key *mk)
 	if (m->secret.is_keyfile)
 		rc = crypt_super_add_keyfile(&m->sb, mk, m->secret.data,
 					     m->secret.len);
-	else if (kdf_params(&p))
+	else if (tool_kdf_params(&p))
 		return -1;
 	else
 		rc = crypt_super_add_passphrase(&m->sb, mk,

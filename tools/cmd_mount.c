@@ -367,6 +367,38 @@ static int take_lease(const struct phi_config *cfg,
 			       a->force ? TOOL_LEASE_FORCE : 0);
 }
 
+/*
+ * cache_dir's superblock must be the newest: a key change it missed (a
+ * cache_dir restored from a backup) may have removed the very slot that
+ * just opened it.  0 or -1 (printed).
+ */
+static int check_newest_super(const struct phi_config *cfg,
+			      struct backend *regions,
+			      const struct crypt_key *key, const struct buf *sb)
+{
+	struct backend *be[PHI_MAX_REGIONS];
+	struct buf newer;
+	int n, which = 0, found;
+
+	if (!regions)
+		return 0;
+	n = backend_replica_count(regions);
+	if (n > cfg->nregions)
+		n = cfg->nregions;
+	for (int i = 0; i < n; i++)
+		be[i] = backend_replica_region(regions, i);
+	buf_init(&newer, CRYPT_SUPER_SIZE);
+	found = tool_super_newer(be, n, key, sb, &newer, &which);
+	buf_release(&newer);
+	if (!found)
+		return 0;
+	tool_error("region %s holds a newer superblock than %s/superblock "
+		   "(a key change this cache_dir missed); refusing to mount: "
+		   "run phifs fsck %s --repair to bring it up to date",
+		   cfg->regions[which].name, cfg->cache_dir, cfg->path);
+	return -1;
+}
+
 /* Unlock, attach the regions, take the lease, open the cache.  0, or 1
  * (printed, all closed again). */
 static int open_daemon(const struct phi_config *cfg,
@@ -393,7 +425,8 @@ static int open_daemon(const struct phi_config *cfg,
 		crypt_key_free(*key);
 		return 1;
 	}
-	if (tool_regions_check_super(cfg, *regions, *key, k->sb)) {
+	if (tool_regions_check_super(cfg, *regions, *key, k->sb) ||
+	    check_newest_super(cfg, *regions, *key, k->sb)) {
 		backend_close(*regions);
 		crypt_key_free(*key);
 		return 1;

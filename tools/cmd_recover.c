@@ -246,6 +246,28 @@ static int make_set(const struct phi_config *cfg, struct probe *p,
 	return 0;
 }
 
+/* Of the kept regions' superblocks of this filesystem, the one with the
+ * highest serial (crypt.h): a key change reaches every region, but one
+ * down at the time keeps an older copy, which must not win.  Unlocking
+ * it checks its MAC. */
+static int newest_super(const struct probe *p, const int *keep, int n,
+			int chosen, const struct tool_history *h)
+{
+	struct crypt_super_info info;
+	uint64_t best = h->info.serial;
+
+	for (int i = 0; i < n; i++)
+		if (keep[i] && p[i].rc == 0 &&
+		    crypt_super_parse(buf_data(&p[i].sb), buf_len(&p[i].sb),
+				      &info) == 0 &&
+		    memcmp(info.fsid, h->info.fsid, 16) == 0 &&
+		    info.serial > best) {
+			best = info.serial;
+			chosen = i;
+		}
+	return chosen;
+}
+
 static int open_regions(const struct phi_config *cfg, const char *want,
 			struct tool_history *h)
 {
@@ -258,9 +280,13 @@ static int open_regions(const struct phi_config *cfg, const char *want,
 		probe_region(cfg, i, &p[i]);
 	chosen = choose(cfg, want, p);
 	if (chosen >= 0 && sort_regions(cfg, p, chosen, h, keep) == 0) {
+		int sb = newest_super(p, keep, cfg->nregions, chosen, h);
+
 		buf_reset(&h->sb);
-		rc = buf_add(&h->sb, buf_data(&p[chosen].sb),
-				buf_len(&p[chosen].sb));
+		rc = buf_add(&h->sb, buf_data(&p[sb].sb), buf_len(&p[sb].sb));
+		if (rc == 0)	/* parsed by newest_super() */
+			crypt_super_parse(buf_data(&h->sb), buf_len(&h->sb),
+					  &h->info);
 		if (rc)
 			tool_error("out of memory");
 		else

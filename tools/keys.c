@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <termios.h>
@@ -306,9 +307,11 @@ static void env_scrub(const char *name)
 	unsetenv(name);
 }
 
-int tool_passphrase_read(struct tool_secret *s, int confirm)
+/* A passphrase from the environment variable var, else the terminal. */
+static int passphrase_from(const char *var, struct tool_secret *s,
+			   int confirm)
 {
-	const char *env = getenv("PHIFS_PASSPHRASE");
+	const char *env = getenv(var);
 	size_t n;
 	int rc = -1;
 
@@ -324,7 +327,7 @@ int tool_passphrase_read(struct tool_secret *s, int confirm)
 	}
 	n = strlen(env);
 	if (n == 0 || n >= PASSPHRASE_MAX) {
-		tool_error("PHIFS_PASSPHRASE: %s", n ? "too long" : "empty");
+		tool_error("%s: %s", var, n ? "too long" : "empty");
 	} else if (secret_alloc(s, PASSPHRASE_MAX, 0)) {
 		tool_error("out of memory");
 	} else {
@@ -332,8 +335,18 @@ int tool_passphrase_read(struct tool_secret *s, int confirm)
 		s->len = n;
 		rc = 0;
 	}
-	env_scrub("PHIFS_PASSPHRASE");
+	env_scrub(var);
 	return rc;
+}
+
+int tool_passphrase_read(struct tool_secret *s, int confirm)
+{
+	return passphrase_from("PHIFS_PASSPHRASE", s, confirm);
+}
+
+int tool_new_passphrase_read(struct tool_secret *s)
+{
+	return passphrase_from("PHIFS_NEW_PASSPHRASE", s, 1);
 }
 
 int tool_secret_read(const struct phi_config *cfg, struct tool_secret *s)
@@ -343,21 +356,58 @@ int tool_secret_read(const struct phi_config *cfg, struct tool_secret *s)
 	return tool_passphrase_read(s, 0);
 }
 
+/*
+ * A typed secret that reads as a recovery code (crypt.h) is tried on the
+ * recovery slots first, then, like any other, on the passphrase slots: a
+ * passphrase that happens to look like a code still opens its slot.
+ * *typo is set when it looked like a code whose check failed.
+ */
+static int unlock_typed(const struct buf *sb, const struct tool_secret *s,
+			struct crypt_key **out, int *slot, int *typo)
+{
+	uint8_t code[CRYPT_RECOVERY_SECRET];
+	int rc;
+
+	rc = crypt_recovery_parse((const char *)s->data, s->len, code);
+	*typo = rc == -EILSEQ;
+	if (rc == 0) {
+		rc = crypt_super_unlock(buf_data(sb), buf_len(sb),
+					CRYPT_SLOT_RECOVERY, code,
+					sizeof(code), out, slot);
+		explicit_bzero(code, sizeof(code));
+		if (rc != PHI_EBADKEY)
+			return rc;
+	}
+	return crypt_super_unlock(buf_data(sb), buf_len(sb),
+				  CRYPT_SLOT_PASSPHRASE, s->data, s->len, out,
+				  slot);
+}
+
 int tool_unlock(const struct phi_config *cfg, const struct buf *sb,
 		const struct tool_secret *s, struct crypt_key **out)
 {
-	int rc;
+	return tool_unlock_slot(cfg, sb, s, out, NULL);
+}
+
+int tool_unlock_slot(const struct phi_config *cfg, const struct buf *sb,
+		     const struct tool_secret *s, struct crypt_key **out,
+		     int *slot)
+{
+	int rc, typo = 0;
 
 	if (s->is_keyfile)
-		rc = crypt_super_unlock_keyfile(buf_data(sb), buf_len(sb),
-						s->data, s->len, out);
+		rc = crypt_super_unlock(buf_data(sb), buf_len(sb),
+					CRYPT_SLOT_KEYFILE, s->data, s->len,
+					out, slot);
 	else
-		rc = crypt_super_unlock_passphrase(buf_data(sb), buf_len(sb),
-						   (const char *)s->data,
-						   s->len, out);
+		rc = unlock_typed(sb, s, out, slot, &typo);
 	if (rc == 0)
 		return 0;
-	if (rc == PHI_EBADKEY)
+	if (rc == PHI_EBADKEY && typo)
+		tool_error("wrong passphrase or key file: no key slot opens "
+			   "(it looks like a recovery code with a typo: its "
+			   "last group does not match the others)");
+	else if (rc == PHI_EBADKEY)
 		tool_error("wrong passphrase or key file: no key slot opens");
 	else if (rc == PHI_ECORRUPT)
 		tool_error("%s/superblock: damaged or altered (its MAC does "
@@ -401,6 +451,56 @@ int tool_superblock_store(const struct phi_config *cfg, const struct buf *sb)
 	return rc ? -1 : 0;
 }
 
+int tool_superblock_replace(const struct phi_config *cfg, const struct buf *sb)
+{
+	char path[4200], tmp[4210];
+	int fd, rc = 0;
+
+	superblock_path(cfg, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	/* a .new left by a crash is ours to overwrite: the caller holds
+	 * the lock of tool_superblock_lock() */
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+		  0600);
+	if (fd < 0)
+		rc = -errno;
+	else {
+		if (write(fd, buf_data(sb), buf_len(sb)) !=
+		    (ssize_t)buf_len(sb))
+			rc = errno ? -errno : -EIO;
+		if (rc == 0 && fsync(fd))
+			rc = -errno;
+		if (close(fd) && rc == 0)
+			rc = -errno;
+	}
+	if (rc == 0 && rename(tmp, path))
+		rc = -errno;
+	if (rc == 0)
+		rc = sync_parent(path);
+	if (rc) {
+		unlink(tmp);
+		tool_error("cannot write %s: %s", path, phi_strerror(rc));
+	}
+	return rc ? -1 : 0;
+}
+
+int tool_superblock_lock(const struct phi_config *cfg)
+{
+	int fd = open(cfg->cache_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0) {
+		tool_error("cache_dir %s: %s", cfg->cache_dir, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX)) {
+		tool_error("cache_dir %s: cannot lock it: %s", cfg->cache_dir,
+			   strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 /* 0 and the file in sb; -ENOENT if there is none; -1 (printed). */
 static int read_local(const char *path, struct buf *sb)
 {
@@ -415,13 +515,16 @@ static int read_local(const char *path, struct buf *sb)
 		tool_error("cannot read %s: %s", path, strerror(errno));
 		return -1;
 	}
-	if (fstat(fd, &st) == 0 && st.st_size != CRYPT_SUPER_SIZE) {
+	if (fstat(fd, &st)) {
+		tool_error("cannot read %s: %s", path, strerror(errno));
+	} else if (st.st_size != CRYPT_SUPER_SIZE &&
+		   st.st_size != CRYPT_SUPER_SIZE_V1) {
 		tool_error("%s: not a phifs superblock (%lld bytes)", path,
 			   (long long)st.st_size);
-	} else if (buf_reserve(sb, CRYPT_SUPER_SIZE) == 0) {
-		n = pread(fd, buf_mut(sb), CRYPT_SUPER_SIZE, 0);
-		if (n == CRYPT_SUPER_SIZE) {
-			buf_setlen(sb, CRYPT_SUPER_SIZE);
+	} else if (buf_reserve(sb, (size_t)st.st_size) == 0) {
+		n = pread(fd, buf_mut(sb), (size_t)st.st_size, 0);
+		if (n == st.st_size) {
+			buf_setlen(sb, (size_t)st.st_size);
 			rc = 0;
 		} else {
 			tool_error("cannot read %s: %s", path, n < 0 ?

@@ -31,6 +31,8 @@ static const struct command {
 	{ "fsck", cmd_fsck, "check the metadata; --scrub/--repair the "
 	  "regions' objects" },
 	{ "gc", cmd_gc, "delete what no moment within retention needs" },
+	{ "key", cmd_key, "list, add, change or remove the keys that open "
+	  "it" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -215,7 +215,8 @@ int tool_super_judge(const struct buf *sb, const struct crypt_key *key,
 	char hex[33];
 	int rc;
 
-	if (buf_len(sb) != CRYPT_SUPER_SIZE) {
+	if (buf_len(sb) != CRYPT_SUPER_SIZE &&
+	    buf_len(sb) != CRYPT_SUPER_SIZE_V1) {
 		snprintf(why, len, "%zu bytes, where a superblock has %d: "
 			 "truncated or overwritten", buf_len(sb),
 			 CRYPT_SUPER_SIZE);
@@ -310,6 +311,40 @@ int tool_regions_check_super(const struct phi_config *cfg,
 	tool_error("no region holds a good superblock (%s); refusing to "
 		   "mount", all);
 	return -1;
+}
+
+int tool_super_newer(struct backend *const *be, int n,
+		     const struct crypt_key *key, const struct buf *sb,
+		     struct buf *newer, int *which)
+{
+	struct crypt_super_info mine, info;
+	uint64_t best;
+	struct buf copy;
+	int found = 0;
+
+	if (crypt_super_parse(buf_data(sb), buf_len(sb), &mine))
+		return 0;
+	best = mine.serial;
+	buf_init(&copy, CRYPT_SUPER_SIZE);
+	for (int i = 0; i < n; i++) {
+		buf_reset(&copy);
+		if (!be[i] ||
+		    backend_get(be[i], "superblock", 0, 0, &copy) ||
+		    crypt_super_parse(buf_data(&copy), buf_len(&copy),
+				      &info) ||
+		    memcmp(info.fsid, mine.fsid, 16) != 0 ||
+		    info.serial <= best ||
+		    crypt_super_verify(buf_data(&copy), buf_len(&copy), key))
+			continue;
+		buf_reset(newer);
+		if (buf_add(newer, buf_data(&copy), buf_len(&copy)))
+			continue;
+		best = info.serial;
+		*which = i;
+		found = 1;
+	}
+	buf_release(&copy);
+	return found;
 }
 
 /* ---- places ------------------------------------------------------------ */

@@ -278,7 +278,10 @@ struct cache_scrub_result {
  * has a bad one or none.  A region's superblock is repaired last, and
  * only once every other object of that region was repaired, so that an
  * emptied region is either whole again or still refused by mount (never
- * accepted half full).  Safe while mounted: objects are immutable and a
+ * accepted half full).  A region's superblock of this filesystem that
+ * verifies under a->key with a higher serial than a->superblock (crypt.h)
+ * is newer: counted bad and reported, never overwritten, so the newest
+ * key slots win.  Safe while mounted: objects are immutable and a
  * repair writes the same bytes.  Returns 0 (problems are in *out and the
  * report) or a region error that stopped it.
  */

@@ -224,42 +224,64 @@ int crypt_unseal(const struct crypt_key *mk, const uint8_t fsid[16],
 /* ------------------------------------------------------------------ */
 
 /*
- * Superblock format, version 1 (integers big-endian), always
+ * Superblock format, version 2 (integers big-endian), always
  * CRYPT_SUPER_SIZE bytes:
  *
  *	offset	size	field
  *	0	8	magic "PHIFSSB" and a NUL
- *	8	4	format version (1)
+ *	8	4	format version (2)
  *	12	16	filesystem id
  *	28	4	block size
  *	32	8	creation time, seconds since the epoch (signed)
  *	40	1	number of slots in use
  *	41	3	zero
- *	44	8*112	key slots 0..7, in place: a slot keeps its number
- *	940	32	HMAC-SHA256 of bytes 0..940 under
+ *	44	8	serial: 1 when made, one more at each edit, so that
+ *			of two copies of one filesystem's superblock the
+ *			newer is known (scrub and repair spread the newest)
+ *	52	12	zero
+ *	64	8*192	key slots 0..7, in place: a slot keeps its number
+ *	1600	32	HMAC-SHA256 of bytes 0..1600 under
  *			HKDF(master key, salt = fsid, "phifs superblock mac v1")
  *
- * A key slot (112 bytes; all zero when empty):
+ * A key slot (192 bytes; all zero when empty):
  *
- *	0	1	type: 1 passphrase, 2 key file
+ *	0	1	type: 1 passphrase, 2 key file, 3 recovery code
  *	1	3	zero
- *	4	8	scrypt N   } passphrase slots; zero for key files
+ *	4	8	scrypt N   } passphrase slots; zero for the others
  *	12	4	scrypt r   }
  *	16	4	scrypt p   }
  *	20	32	salt, random per slot
  *	52	12	nonce
  *	64	32	the master key, encrypted with AES-256-GCM under the KEK
  *	96	16	GCM tag
+ *	112	8	when the slot was added, seconds since the epoch
+ *			(0: unknown, a slot carried over from format 1)
+ *	120	64	label: up to CRYPT_LABEL_MAX bytes of text (no control
+ *			characters), then NUL bytes
+ *	184	8	zero
  *
  * KEK of a passphrase slot: scrypt(passphrase, salt, N, r, p), 32 bytes.
  * KEK of a key-file slot: HKDF-SHA256(ikm = the file's bytes, salt,
- * "phifs keyfile kek v1"), 32 bytes.  AAD of the wrap: slot bytes 0..52
- * (type, KDF parameters, salt) || fsid, so a slot cannot be moved to
- * another filesystem nor its parameters changed.
+ * "phifs keyfile kek v1"), 32 bytes.  KEK of a recovery slot:
+ * HKDF-SHA256(ikm = the 32-byte recovery secret, salt, "phifs recovery
+ * kek v1").  AAD of the wrap: slot bytes 0..52 (type, KDF parameters,
+ * salt) || fsid, so a slot cannot be moved to another filesystem nor its
+ * parameters changed; its time and label are covered by the MAC.
+ *
+ * Format 1 (CRYPT_SUPER_SIZE_V1 bytes, written by phifs before key
+ * management) is read too: the same header without the serial (taken as
+ * 0), slots of the first 112 bytes above from offset 44, the MAC at 940
+ * over bytes 0..940.  Every edit writes format 2: an edited format-1
+ * superblock grows to CRYPT_SUPER_SIZE bytes, its slots keep their
+ * numbers and wraps, with no time and no label.
  */
-#define CRYPT_SUPER_VERSION 1
+#define CRYPT_SUPER_VERSION 2
 #define CRYPT_MAX_SLOTS 8
-#define CRYPT_SUPER_SIZE 972
+#define CRYPT_SUPER_SIZE 1632
+#define CRYPT_SUPER_SIZE_V1 972
+
+/* The longest slot label, in bytes. */
+#define CRYPT_LABEL_MAX 63
 
 /* The largest block size a superblock may record. */
 #define CRYPT_MAX_BLOCK ((uint32_t)16 << 20)
@@ -284,27 +306,31 @@ enum crypt_slot_type {
 	CRYPT_SLOT_EMPTY = 0,
 	CRYPT_SLOT_PASSPHRASE = 1,
 	CRYPT_SLOT_KEYFILE = 2,
+	CRYPT_SLOT_RECOVERY = 3,
 };
 
 struct crypt_slot_info {
 	enum crypt_slot_type type;
 	struct crypt_kdf_params kdf;	/* passphrase slots; else zero */
+	int64_t added;			/* seconds since the epoch; 0 unknown */
+	char label[CRYPT_LABEL_MAX + 1];	/* NUL-terminated; "" none */
 };
 
 /* What a superblock says, readable without a key. */
 struct crypt_super_info {
-	uint32_t version;	/* CRYPT_SUPER_VERSION */
+	uint32_t version;	/* 1 or CRYPT_SUPER_VERSION */
 	uint8_t fsid[16];
 	uint32_t block_size;	/* 1..CRYPT_MAX_BLOCK */
 	int64_t created;	/* seconds since the epoch */
+	uint64_t serial;	/* 0 for format 1 */
 	int nslots;		/* slots in use */
 	struct crypt_slot_info slots[CRYPT_MAX_SLOTS];
 };
 
 /*
- * Append a new superblock without key slots to out, MACed under mk.
- * Taken from info: fsid, block_size, created; version, nslots and slots
- * are ignored.  Add at least one slot before storing it: a superblock
+ * Append a new superblock (format 2, serial 1) without key slots to
+ * out, MACed under mk.  Taken from info: fsid, block_size, created;
+ * version, serial, nslots and slots are ignored.  Add at least one slot before storing it: a superblock
  * without one can never be unlocked.
  *
  * Returns 0; -EINVAL if block_size is 0 or above CRYPT_MAX_BLOCK; -E2BIG
@@ -316,8 +342,8 @@ int crypt_super_create(const struct crypt_key *mk,
 /*
  * Read the superblock sb[0..len) without a key into *info.  Checks its
  * structure only; its MAC needs the master key (the unlock functions
- * check it).  Returns 0, PHI_ECORRUPT (wrong size, bad magic, bad
- * fields), or PHI_EVERSION.
+ * check it).  Reads format 1 and format 2.  Returns 0, PHI_ECORRUPT
+ * (wrong size, bad magic, bad fields), or PHI_EVERSION.
  */
 int crypt_super_parse(const void *sb, size_t len,
 		      struct crypt_super_info *info);
@@ -325,10 +351,14 @@ int crypt_super_parse(const void *sb, size_t len,
 /*
  * Add a key slot that opens with the passphrase pass[0..plen) (any
  * bytes, not necessarily NUL-terminated) to the superblock that sb holds,
- * and nothing else (modified in place; its length does not change),
- * using the scrypt parameters *p (crypt_kdf_default() for real use).
- * Takes as long as the KDF.  mk must be the filesystem's master key: the MAC is checked
- * before and rewritten after.
+ * and nothing else, using the scrypt parameters *p (crypt_kdf_default()
+ * for real use); the slot records the time now and no label.  Takes as
+ * long as the KDF.  mk must be the filesystem's master key: the MAC is
+ * checked before and rewritten after.
+ *
+ * Every edit (this one, and all below) rewrites sb in place as format 2
+ * with the serial one higher: a format-1 superblock grows to
+ * CRYPT_SUPER_SIZE bytes, so sb's cap must allow that (else -E2BIG).
  *
  * Returns the number of the slot used (0..CRYPT_MAX_SLOTS-1); -EINVAL
  * for an empty passphrase or parameters outside the limits above;
@@ -358,6 +388,74 @@ int crypt_super_add_keyfile(struct buf *sb, const struct crypt_key *mk,
  */
 int crypt_super_remove_slot(struct buf *sb, const struct crypt_key *mk,
 			    int slot);
+
+/* What a new slot opens with, and what it records. */
+struct crypt_slot_new {
+	enum crypt_slot_type type;	/* not CRYPT_SLOT_EMPTY */
+	const void *secret;	/* passphrase bytes; key file contents
+				   (>= CRYPT_KEYFILE_MIN); recovery secret
+				   (CRYPT_RECOVERY_SECRET bytes) */
+	size_t len;
+	struct crypt_kdf_params kdf;	/* passphrase slots only */
+	int64_t added;		/* when, seconds since the epoch */
+	const char *label;	/* NULL or "" for none; at most
+				   CRYPT_LABEL_MAX bytes, no byte below
+				   0x20 nor 0x7f */
+};
+
+/*
+ * Add the slot ns to the superblock in sb, in the lowest free number.
+ * Returns that number; -EINVAL for an argument outside the limits of
+ * struct crypt_slot_new; the rest as crypt_super_add_passphrase().
+ */
+int crypt_super_add_slot(struct buf *sb, const struct crypt_key *mk,
+			 const struct crypt_slot_new *ns);
+
+/*
+ * Put ns in place of the slot in use numbered slot (a changed
+ * passphrase keeps its slot's number).  Returns 0; -ENOENT if that slot
+ * is empty or out of range; the rest as crypt_super_add_slot().
+ */
+int crypt_super_replace_slot(struct buf *sb, const struct crypt_key *mk,
+			     int slot, const struct crypt_slot_new *ns);
+
+/*
+ * Try every slot of the type type of sb[0..len) with secret[0..slen)
+ * (a passphrase, a key file's contents, a recovery secret); on the first
+ * that opens, check the MAC, set *out to the master key and, when slot
+ * is not NULL, *slot to that slot's number.  Returns as
+ * crypt_super_unlock_passphrase(); PHI_EBADKEY for a secret too short
+ * for its type.
+ */
+int crypt_super_unlock(const void *sb, size_t len, enum crypt_slot_type type,
+		       const void *secret, size_t slen, struct crypt_key **out,
+		       int *slot);
+
+/*
+ * Recovery codes.  A recovery secret is 256 random bits, shown to a
+ * person once as CRYPT_RECOVERY_GROUPS groups of 4 characters of
+ * Crockford's base32 (0-9 and A-Z without I, L, O, U) joined by '-': 13
+ * groups carry the 256 bits (and 4 zero bits), the last group is a check
+ * of 20 bits (the first bits of SHA-256("phifs recovery check v1" NUL
+ * secret)), so that a mistyped code is told apart from a wrong one.
+ */
+#define CRYPT_RECOVERY_SECRET 32
+#define CRYPT_RECOVERY_GROUPS 14
+#define CRYPT_RECOVERY_TEXT (CRYPT_RECOVERY_GROUPS * 5)	/* with NUL */
+
+/* The text of secret into out (NUL-terminated).  Returns 0 or -ENOMEM. */
+int crypt_recovery_format(const uint8_t secret[CRYPT_RECOVERY_SECRET],
+			  char out[CRYPT_RECOVERY_TEXT]);
+
+/*
+ * The secret a typed recovery code text[0..len) holds.  Case, spaces and
+ * dashes do not matter, and O reads as 0, I and L as 1.  Returns 0;
+ * -EINVAL if the text is not shaped like a recovery code (not 56
+ * base32 characters); -EILSEQ if it is, but its check fails (a typo);
+ * -ENOMEM.  secret is set only on success.
+ */
+int crypt_recovery_parse(const char *text, size_t len,
+			 uint8_t secret[CRYPT_RECOVERY_SECRET]);
 
 /*
  * Try every passphrase slot of sb[0..len) with pass[0..plen); on the
