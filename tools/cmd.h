@@ -114,9 +114,15 @@ int tool_keyfile_create(const char *path, const struct tool_secret *s);
  * A passphrase from PHIFS_PASSPHRASE, else asked on /dev/tty without
  * echo (with confirm: twice, and both must match).  0 or -1 (printed).
  * PHIFS_PASSPHRASE is wiped from the process's environment, /proc/PID/
- * environ included, once read (good or bad): a process reads it once.
+ * environ included, once read (good or bad); a good one is kept in
+ * locked memory for the command's later reads until
+ * tool_passphrase_forget().
  */
 int tool_passphrase_read(struct tool_secret *s, int confirm);
+
+/* Wipe what tool_passphrase_read() kept of PHIFS_PASSPHRASE: mount does
+ * before it forks, so that the daemon never holds it. */
+void tool_passphrase_forget(void);
 
 /* A new passphrase, for `phifs key`: PHIFS_NEW_PASSPHRASE (wiped from
  * the environment as PHIFS_PASSPHRASE is), else asked twice on

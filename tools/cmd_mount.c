@@ -842,6 +842,7 @@ static int prepare_keys(const struct phi_config *cfg, struct buf *sb,
 			struct tool_secret *secret)
 {
 	struct cache_stats st;
+	int rc;
 
 	if (tool_fs_stats(cfg, &st))
 		return -1;
@@ -853,7 +854,9 @@ static int prepare_keys(const struct phi_config *cfg, struct buf *sb,
 		return -1;
 	if (tool_superblock_load(cfg, st.fsid, sb))
 		return -1;
-	return tool_secret_read(cfg, secret);
+	rc = tool_secret_read(cfg, secret);
+	tool_passphrase_forget();	/* the daemon holds this copy only */
+	return rc;
 }
 
 int cmd_mount(int argc, char **argv)

@@ -307,14 +307,42 @@ static void env_scrub(const char *name)
 	unsetenv(name);
 }
 
-/* A passphrase from the environment variable var, else the terminal. */
+/*
+ * PHIFS_PASSPHRASE as first read, for a command that unlocks more than
+ * once (fsck --scrub: the scrub, then each region's history) after the
+ * environment has been wiped.  In locked pages of its own, like every
+ * secret; tool_passphrase_forget() wipes it.
+ */
+static struct tool_secret env_kept;
+
+static int secret_copy(struct tool_secret *to, const struct tool_secret *from)
+{
+	if (secret_alloc(to, PASSPHRASE_MAX, 0)) {
+		tool_error("out of memory");
+		return -1;
+	}
+	memcpy(to->data, from->data, from->len);
+	to->len = from->len;
+	return 0;
+}
+
+void tool_passphrase_forget(void)
+{
+	tool_secret_wipe(&env_kept);
+}
+
+/* A passphrase from the environment variable var, else (with keep) what
+ * an earlier read kept of it, else the terminal.  With keep, a
+ * passphrase read from var is kept there too. */
 static int passphrase_from(const char *var, struct tool_secret *s,
-			   int confirm)
+			   int confirm, struct tool_secret *keep)
 {
 	const char *env = getenv(var);
 	size_t n;
 	int rc = -1;
 
+	if (!env && keep && keep->len)
+		return secret_copy(s, keep);
 	if (!env) {
 		if (ask_tty(s, confirm))
 			return -1;
@@ -334,6 +362,10 @@ static int passphrase_from(const char *var, struct tool_secret *s,
 		memcpy(s->data, env, n);
 		s->len = n;
 		rc = 0;
+		if (keep && !keep->len && secret_copy(keep, s)) {
+			tool_secret_wipe(s);
+			rc = -1;
+		}
 	}
 	env_scrub(var);
 	return rc;
@@ -341,12 +373,12 @@ static int passphrase_from(const char *var, struct tool_secret *s,
 
 int tool_passphrase_read(struct tool_secret *s, int confirm)
 {
-	return passphrase_from("PHIFS_PASSPHRASE", s, confirm);
+	return passphrase_from("PHIFS_PASSPHRASE", s, confirm, &env_kept);
 }
 
 int tool_new_passphrase_read(struct tool_secret *s)
 {
-	return passphrase_from("PHIFS_NEW_PASSPHRASE", s, 1);
+	return passphrase_from("PHIFS_NEW_PASSPHRASE", s, 1, NULL);
 }
 
 int tool_secret_read(const struct phi_config *cfg, struct tool_secret *s)
