@@ -81,10 +81,12 @@ struct keyop {
 	int adopted;			/* sb is a region's newer copy */
 	struct backend *be[PHI_MAX_REGIONS];	/* NULL: not opened */
 	int good[PHI_MAX_REGIONS];	/* holds a good copy: put the new one */
+	struct tool_progress prog;	/* the regions read, then written */
 };
 
 static void keyop_release(struct keyop *k)
 {
+	tool_progress_end(&k->prog);
 	for (int i = 0; i < PHI_MAX_REGIONS; i++)
 		if (k->be[i])
 			backend_close(k->be[i]);
@@ -185,10 +187,15 @@ static int look_at_region(struct keyop *k, int i, char *why, size_t len)
 /* Every region: newest copy wins; refuse on one down without --force. */
 static int look_at_regions(struct keyop *k)
 {
+	int n = k->cfg.nregions;
 	char why[512];
 
-	for (int i = 0; i < k->cfg.nregions; i++) {
-		int rc = look_at_region(k, i, why, sizeof(why));
+	for (int i = 0; i < n; i++) {
+		int rc;
+
+		tool_progress_show(&k->prog, "regions read", (uint64_t)i,
+				   (uint64_t)n);
+		rc = look_at_region(k, i, why, sizeof(why));
 
 		if (rc <= 0) {
 			if (rc < 0)
@@ -211,6 +218,8 @@ static int look_at_regions(struct keyop *k)
 			  tool_strip_region(why, k->cfg.regions[i].name),
 			  k->cfg.path);
 	}
+	tool_progress_show(&k->prog, "regions read", (uint64_t)n, (uint64_t)n);
+	tool_progress_end(&k->prog);	/* a prompt for a new secret may follow */
 	return 0;
 }
 
@@ -240,6 +249,7 @@ static int keyop_begin(struct keyop *k, const char *path, int force)
 	memset(k, 0, sizeof(*k));
 	k->lockfd = -1;
 	k->force = force;
+	tool_progress_init(&k->prog, "key");
 	buf_init(&k->sb, CRYPT_SUPER_SIZE);
 	if (tool_load_config(path, &k->cfg))
 		return -1;
@@ -264,6 +274,8 @@ static int keyop_commit(struct keyop *k)
 	for (int i = 0; i < k->cfg.nregions; i++) {
 		int rc;
 
+		tool_progress_show(&k->prog, "regions written", (uint64_t)i,
+				   (uint64_t)k->cfg.nregions);
 		if (!k->good[i])
 			continue;
 		rc = backend_put(k->be[i], "superblock", buf_data(&k->sb),
@@ -279,6 +291,9 @@ static int keyop_commit(struct keyop *k)
 			   k->cfg.path);
 		failed = 1;
 	}
+	tool_progress_show(&k->prog, "regions written",
+			   (uint64_t)k->cfg.nregions, (uint64_t)k->cfg.nregions);
+	tool_progress_end(&k->prog);
 	return failed;
 }
 

@@ -1283,3 +1283,20 @@ def test_restore_shows_progress_on_a_terminal_only(phifs):
                   os.path.join(phifs.base, "pipe"))
     assert p.returncode == 0, p.stderr
     assert_no_progress(p)
+
+
+def test_key_shows_progress_on_a_terminal_only(phifs_bare):
+    fs = phifs_bare
+    fs.mkfs()
+    env = {"PHIFS_NEW_PASSPHRASE": "a colleague's passphrase"}
+    fs.env.update(env)
+    rc, out, term = run_tty(fs, "key", "add", fs.config, "--label", "tty")
+    assert rc == 0, out + term
+    lines = progress_lines(term, "key")
+    assert any("regions read" in s for s in lines), repr(term)
+    assert any("2 of 2 regions written" in s for s in lines), repr(term)
+    assert_erased(term)
+    assert "added slot" in out
+    p = fs.run("key", "add", fs.config, "--label", "pipe")
+    assert p.returncode == 0, p.stderr
+    assert_no_progress(p)
