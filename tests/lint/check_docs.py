@@ -37,6 +37,9 @@ import os
 import re
 import sys
 
+sys.dont_write_bytecode = True     # no __pycache__ in the checkout
+from tap import run_rules  # noqa: E402  (tests/lint/tap.py)
+
 SKIP_PREFIXES = (".", "build")
 CODE_SPAN = re.compile(r"`([^`]+)`")
 GLOB_CHARS = set("*?[<")
@@ -262,17 +265,8 @@ def main(argv):
                            os.path.join(os.path.dirname(__file__), "..", ".."))
     rules = [("every .c file is listed in its folder's README", check_readmes),
              ("every public function has a comment", check_headers)]
-    print("1..%d" % len(rules))
-    failed = False
-    for k, (what, check) in enumerate(rules, 1):
-        problems = check(root)
-        for p in problems:
-            print(p, file=sys.stderr)
-        sys.stderr.flush()
-        print("%s %d - %s" % ("not ok" if problems else "ok", k, what))
-        sys.stdout.flush()
-        failed |= bool(problems)
-    return 1 if failed else 0
+    return run_rules([(what, lambda check=check: check(root))
+                      for what, check in rules])
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ sys.dont_write_bytecode = True     # no __pycache__ in doc/
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "..", "doc"))
 import gen_man  # noqa: E402  (doc/gen_man.py: the parse of the help)
+from tap import run_rules  # noqa: E402  (tests/lint/tap.py)
 
 CODE_SPAN = re.compile(r"`([^`]+)`")
 
@@ -154,17 +155,7 @@ def main(argv):
         rules.append(("man --warnings is silent on %s"
                       % os.path.basename(page),
                       lambda page=page: check_page(page)))
-    print("1..%d" % len(rules))
-    failed = False
-    for k, (what, check) in enumerate(rules, 1):
-        problems = check()
-        for p in problems:
-            print(p, file=sys.stderr)
-        sys.stderr.flush()
-        print("%s %d - %s" % ("not ok" if problems else "ok", k, what))
-        sys.stdout.flush()
-        failed |= bool(problems)
-    return 1 if failed else 0
+    return run_rules(rules)
 
 
 if __name__ == "__main__":
