@@ -149,12 +149,9 @@ size_t crypt_pad_size(size_t len)
 
 size_t crypt_seal_bound(size_t len)
 {
-	size_t n;
-
 	if (len > CRYPT_SEAL_MAX)
 		return SIZE_MAX;
-	n = crypt_pad_size(len + IN_HEADER);
-	return n + CRYPT_FRAME_OVERHEAD;
+	return crypt_pad_size(len + IN_HEADER) + CRYPT_FRAME_OVERHEAD;
 }
 
 static int check_id(const char *object_id, size_t *idlen)

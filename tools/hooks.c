@@ -35,9 +35,9 @@ const char *tool_test_env(const char *name)
 		if (strcmp(name, hook_names[i]) == 0)
 			break;
 	assert(i < NHOOKS);
-	if (PHIFS_TEST_HOOKS || !v)
-		return PHIFS_TEST_HOOKS ? v : NULL;
-	if (i < NHOOKS && !warned[i]) {
+	if (PHIFS_TEST_HOOKS)
+		return v;
+	if (v && i < NHOOKS && !warned[i]) {
 		warned[i] = 1;
 		fprintf(stderr, "phifs: warning: %s is ignored: this build has "
 			"no test hooks (meson -Dtest_hooks=true)\n", name);
