@@ -145,19 +145,6 @@ static void print_json(const struct phi_config *cfg,
 	printf("}\n");
 }
 
-static void human(uint64_t n, char *buf, size_t len)
-{
-	static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-	double v = (double)n;
-	int u = 0;
-
-	while (v >= 1024 && u < 4) {
-		v /= 1024;
-		u++;
-	}
-	snprintf(buf, len, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
-}
-
 /* "up", "up, 3 objects (1.2 MiB) waiting, 2 failed uploads in a row,
  * last upload 2024-05-01 10:00:00" and the like. */
 static void region_line(const struct cache_region_stats *r, char *out,
@@ -168,7 +155,7 @@ static void region_line(const struct cache_region_stats *r, char *out,
 
 	n = (size_t)snprintf(out, len, "%s", r->down ? "down" : "up");
 	if (r->waiting && n < len) {
-		human(r->waiting_bytes, size, sizeof(size));
+		tool_human_size(r->waiting_bytes, size, sizeof(size));
 		n += (size_t)snprintf(out + n, len - n, ", %llu object%s (%s) "
 				      "waiting", (unsigned long long)r->waiting,
 				      r->waiting == 1 ? "" : "s", size);
@@ -182,8 +169,8 @@ static void region_line(const struct cache_region_stats *r, char *out,
 				      "repair", (unsigned long long)r->bad,
 				      r->bad == 1 ? "y" : "ies");
 	if (r->seeding && n < len) {
-		human(r->seed_bytes, size, sizeof(size));
-		human(r->seed_bytes_total, total, sizeof(total));
+		tool_human_size(r->seed_bytes, size, sizeof(size));
+		tool_human_size(r->seed_bytes_total, total, sizeof(total));
 		n += (size_t)snprintf(out + n, len - n, ", not complete: being "
 				      "filled from the other regions: %llu of "
 				      "%llu objects (%s of %s) copied",
@@ -205,8 +192,8 @@ static void print_sealing(const struct cache_stats *s)
 {
 	char dirty[32], sealed[32];
 
-	human(s->dirty_data_bytes, dirty, sizeof(dirty));
-	human(s->sealed_bytes, sealed, sizeof(sealed));
+	tool_human_size(s->dirty_data_bytes, dirty, sizeof(dirty));
+	tool_human_size(s->sealed_bytes, sealed, sizeof(sealed));
 	printf("not sealed   %s in %llu block%s\n", dirty,
 	       (unsigned long long)s->dirty_blocks,
 	       s->dirty_blocks == 1 ? "" : "s");
@@ -242,9 +229,9 @@ static void print_text(const struct phi_config *cfg,
 	struct tool_log_place lp;
 	char used[32], limit[32], bs[32], state[512];
 
-	human(s->used_bytes, used, sizeof(used));
-	human(s->size_limit, limit, sizeof(limit));
-	human(s->block_size, bs, sizeof(bs));
+	tool_human_size(s->used_bytes, used, sizeof(used));
+	tool_human_size(s->size_limit, limit, sizeof(limit));
+	tool_human_size(s->block_size, bs, sizeof(bs));
 	printf("filesystem   %s\n", s->fsid);
 	printf("cache_dir    %s\n", cfg->cache_dir);
 	if (s->mounted)
