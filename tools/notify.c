@@ -116,7 +116,7 @@ static void status_text(const struct tool_notify *n, char *out, size_t len)
 		snprintf(out, len, "mounted (state unreadable)");
 		return;
 	}
-	tool_human_size(s.dirty_bytes, dirty, sizeof(dirty));
+	tool_human_size(s.dirty_data_bytes, dirty, sizeof(dirty));
 	tool_human_size(s.sealed_bytes, waiting, sizeof(waiting));
 	down = regions_down(n, &s, names, sizeof(names));
 	if (n->cfg->nregions == 0)
