@@ -27,7 +27,9 @@
 static const char fsck_usage[] =
 	"usage: phifs fsck CONFIG [--scrub] [--repair]\n\n"
 	"Check the local metadata of the filesystem of CONFIG (also while it "
-	"is\nmounted).\n\n"
+	"is\nmounted: it then sees what the mount has recorded, which "
+	"lags close()\nby up to two seconds; fsync or phifs sync first to "
+	"include the latest\nwrites).\n\n"
 	"  --scrub    also fetch every object from every region and "
 	"authenticate it,\n"
 	"             check the local store against its checksums, and "
