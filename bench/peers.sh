@@ -31,7 +31,7 @@ ALL_SYSTEMS=(phifs s3fs rclone passthrough ext4)
 read -r -a WANTED <<<"${PEERS_SYSTEMS:-${ALL_SYSTEMS[*]}}"
 
 say() { echo "peers.sh: $*" >&2; }
-die() { say "$*"; exit 1; }
+die() { say "$*"; KEEP_LOGS=1; exit 1; }
 
 case $SCALE in
 full)	N_CREATE=10000 N_SMALL=1000 N_LEGACY=200 N_CT=500 BIG_MIB=100
@@ -73,6 +73,7 @@ MNT[ext4]=$BASE/ext4
 SEQ_MNT=$BASE/mnt/phifs-seq	# the phifs of the sequential write, see README
 SERVERS=()
 PHIFS=
+KEEP_LOGS=0	# 1 once something failed: the logs outlive the run
 
 is_mounted() { awk -v m="$1" '$2 == m { f = 1 } END { exit !f }' /proc/mounts; }
 
@@ -118,10 +119,16 @@ cleanup() {
 			left=1
 		fi
 	done
-	[ "$left" -eq 1 ] || rm -rf "$BASE"
+	if [ "$left" -eq 0 ]; then
+		if [ "$KEEP_LOGS" -eq 1 ] && [ -d "$LOG" ]; then
+			rm -rf "$BASE-logs"
+			mv "$LOG" "$BASE-logs" && say "the logs are kept in $BASE-logs"
+		fi
+		rm -rf "$BASE"
+	fi
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'say "interrupted; cleaning up"; exit 130' INT TERM
 
 # ---- what it needs -----------------------------------------------------
 
@@ -388,6 +395,7 @@ ROWS=(
 	"smallread|s|$N_SMALL × 4 KiB, cold read from the cloud"
 	"bigw|s|$BIG_MIB MiB written, until the writer returns"
 	"bigcloud|+s|$BIG_MIB MiB written, then until in the cloud"
+	"bigtotal|s|$BIG_MIB MiB: from the writer's start until in the cloud"
 	"seq|rate|sequential write $SEQ_MIB MiB, cached (MiB/s)"
 	"ls|s|\`ls -l\` of $N_SMALL cold files"
 	"smallcloud|s|$N_SMALL files of 4 KiB: from the writer's start until in the cloud"
@@ -405,6 +413,7 @@ record() {	# ROW SYSTEM VALUE
 
 fail() {	# ROW SYSTEM WHAT
 	echo "$1 $2 $ROUND" >>"$FAILED"
+	KEEP_LOGS=1
 	say "round $ROUND: $2: $1 failed: $3"
 }
 
@@ -418,7 +427,8 @@ work() { "$PY" "$WORK" "$BASE/pool" "$@" 2>>"$LOG/work.log"; }
 # A system that failed to mount again is out for the rest of the run.
 lost() {	# SYSTEM
 	UP[$1]=0
-	say "$1: cannot mount it again (logs in $LOG); leaving it out from here on"
+	KEEP_LOGS=1
+	say "$1: cannot mount it again (see the logs); leaving it out from here on"
 }
 
 writes() {	# SYSTEM: the write rows, in the round's folder
@@ -450,7 +460,11 @@ writes() {	# SYSTEM: the write rows, in the round's folder
 		if t=$(work write "$d/big" "big:$BIG_MIB" $((ROUND * 10 + 4))); then
 			record bigw "$s" "$t"
 			t0=$EPOCHREALTIME
-			to_cloud "$s" && record bigcloud "$s" "$(secs "$t0" "$EPOCHREALTIME")"
+			if to_cloud "$s"; then
+				t0=$(secs "$t0" "$EPOCHREALTIME")
+				record bigcloud "$s" "$t0"
+				record bigtotal "$s" "$(add "$t" "$t0")"
+			fi
 		else
 			fail bigw "$s" "$(tail -n 1 "$LOG/work.log")"
 		fi
@@ -617,16 +631,23 @@ chmod 600 "$BASE/cred"
 # Four servers: phifs's two regions, and one each for s3fs and rclone,
 # so that no bucket's data fills another's tmpfs.
 say "starting the S3 servers on 127.0.0.1"
-start_server a phifs-a
-PORT_A=$PORT
-start_server b phifs-b
-PORT_B=$PORT
-start_server s peers-s3fs
-PORT_S=$PORT
-start_server r peers-rclone
-PORT_R=$PORT
-pick_port
-PORT_RC=$PORT
+wanted() { case " ${WANTED[*]} " in *" $1 "*) return 0 ;; esac; return 1; }
+if wanted phifs; then
+	start_server a phifs-a
+	PORT_A=$PORT
+	start_server b phifs-b
+	PORT_B=$PORT
+fi
+if wanted s3fs; then
+	start_server s peers-s3fs
+	PORT_S=$PORT
+fi
+if wanted rclone; then
+	start_server r peers-rclone
+	PORT_R=$PORT
+	pick_port
+	PORT_RC=$PORT
+fi
 
 SYSTEMS=()
 for s in "${WANTED[@]}"; do
@@ -635,8 +656,9 @@ for s in "${WANTED[@]}"; do
 		SYSTEMS+=("$s")
 		say "$s: mounted"
 	else
-		say "$s: cannot be set up or mounted (logs in $LOG); the table has no $s column"
-		[ -f "$LOG/$s.log" ] && tail -n 5 "$LOG/$s.log" >&2
+		KEEP_LOGS=1
+		say "$s: cannot be set up or mounted (see the logs); the table has no $s column"
+		for f in "$LOG/$s"*.log; do [ -s "$f" ] && tail -n 5 "$f" >&2; done
 	fi
 done
 [ ${#SYSTEMS[@]} -gt 0 ] || die "no system could be mounted"
@@ -659,6 +681,6 @@ done
 
 table
 if [ -f "$FAILED" ]; then
-	say "some measurements failed (above); logs were in $LOG"
+	say "some measurements failed (above)"
 	exit 1
 fi
