@@ -438,7 +438,11 @@ writes() {	# SYSTEM: the write rows, in the round's folder
 		record small "$s" "$t"
 		if is_cloud "$s"; then
 			t0=$EPOCHREALTIME
-			to_cloud "$s" && record smallcloud "$s" "$(add "$t" "$(secs "$t0" "$EPOCHREALTIME")")"
+			if to_cloud "$s"; then
+				record smallcloud "$s" "$(add "$t" "$(secs "$t0" "$EPOCHREALTIME")")"
+			else
+				fail smallcloud "$s" "the upload did not finish"
+			fi
 		fi
 	else
 		fail small "$s" "$(tail -n 1 "$LOG/work.log")"
@@ -464,6 +468,8 @@ writes() {	# SYSTEM: the write rows, in the round's folder
 				t0=$(secs "$t0" "$EPOCHREALTIME")
 				record bigcloud "$s" "$t0"
 				record bigtotal "$s" "$(add "$t" "$t0")"
+			else
+				fail bigcloud "$s" "the upload did not finish"
 			fi
 		else
 			fail bigw "$s" "$(tail -n 1 "$LOG/work.log")"
@@ -473,7 +479,11 @@ writes() {	# SYSTEM: the write rows, in the round's folder
 		record mixw "$s" "$t"
 		if is_cloud "$s"; then
 			t0=$EPOCHREALTIME
-			to_cloud "$s" && record mixcloud "$s" "$(add "$t" "$(secs "$t0" "$EPOCHREALTIME")")"
+			if to_cloud "$s"; then
+				record mixcloud "$s" "$(add "$t" "$(secs "$t0" "$EPOCHREALTIME")")"
+			else
+				fail mixcloud "$s" "the upload did not finish"
+			fi
 		fi
 	else
 		fail mixw "$s" "$(tail -n 1 "$LOG/work.log")"
@@ -526,6 +536,11 @@ cold_read() {	# ROW SYSTEM SET SALT-OFFSET FOLDER
 	fi
 }
 
+check() {	# SYSTEM SET SALT-OFFSET FOLDER: read back, untimed
+	work read "${MNT[$1]}/r$ROUND/$4" "$2" $((ROUND * 10 + $3)) >/dev/null ||
+		fail "check-$4" "$1" "$(tail -n 1 "$LOG/work.log")"
+}
+
 reads() {	# SYSTEM: the cold rows
 	local s=$1 t0
 	cold "$s" || { lost "$s"; return; }
@@ -535,7 +550,12 @@ reads() {	# SYSTEM: the cold rows
 	else
 		fail ls "$s" "ls -l"
 	fi
-	is_cloud "$s" || return 0
+	if ! is_cloud "$s"; then	# no timing: only check what was written
+		check "$s" "small:$N_SMALL" 1 small
+		check "$s" "ct:$N_CT" 3 ct
+		check "$s" "mix:$MIX" 5 mix
+		return 0
+	fi
 	cold_read smallread "$s" "small:$N_SMALL" 1 small
 	cold_read ctread "$s" "ct:$N_CT" 3 ct
 	cold_read bigread "$s" "big:$BIG_MIB" 4 big
