@@ -682,6 +682,8 @@ struct gc {
 				 * SIZE_MAX: all history is kept */
 	struct keyset live;	/* packs a kept moment names */
 	struct keyset old;	/* packs an older moment names */
+	struct keyset kept;	/* of those, packs rules and holds keep */
+	uint64_t meta_from;	/* metadata from this moment on stays */
 	char what[96];		/* progress in the region gc_region() is in */
 	uint64_t done, total;
 };
@@ -756,10 +758,40 @@ static size_t gc_base(const struct gc *g)
 	return base;
 }
 
-/* Gather the packs kept moments name (live) and older ones name (old). */
+static int cmp_seq(const void *x, const void *y)
+{
+	const struct cache_moment *a = x, *b = y;
+
+	return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+static int kept_add(void *ctx, const char *pack_key)
+{
+	return keyset_add(ctx, pack_key);
+}
+
+/* Metadata from the snapshot at or before the moment the oldest version
+ * rules and holds keep began stays too, so that restore reaches it. */
+static void gc_meta_from(struct gc *g, uint64_t oldest)
+{
+	g->meta_from = g->all[g->base].seq;
+	if (oldest >= g->meta_from)
+		return;
+	g->meta_from = 0;	/* no snapshot before it: keep all */
+	for (size_t i = 0; i < g->n; i++)
+		if (g->all[i].snapshot && g->all[i].seq <= oldest)
+			g->meta_from = g->all[i].seq;
+}
+
+/*
+ * Gather the packs kept moments name (live) and older ones name (old),
+ * oldest moment first; with rules or holds, replay every moment to learn
+ * which old packs they keep (kept).
+ */
 static int gc_collect(struct gc *g)
 {
 	const struct cache_gc_args *a = g->a;
+	struct keep *k = NULL;
 	struct buf plain;
 	int rc = 0;
 
@@ -767,6 +799,12 @@ static int gc_collect(struct gc *g)
 		cache_say(a->report, a->ctx, "all history is younger than "
 		    "retention: no metadata or packs to delete");
 		return 0;
+	}
+	if (a->nkeep) {
+		rc = cache_keep_new(a->keep, a->nkeep, a->now_ms, kept_add,
+				    &g->kept, &k);
+		if (rc)
+			return rc;
 	}
 	buf_init(&plain, SIZE_MAX);
 	for (size_t i = 0; i < g->n && rc == 0; i++) {
@@ -778,14 +816,21 @@ static int gc_collect(struct gc *g)
 		if (r == 0)
 			r = collect_packs(buf_data(&plain), buf_len(&plain),
 					  keep ? &g->live : &g->old);
-		if (r && keep) {
+		if (r == 0 && k)
+			r = cache_keep_apply(k, buf_data(&plain),
+					     buf_len(&plain));
+		if (r && (keep || k)) {
 			cache_say(a->report, a->ctx, "%s, needed by a kept "
-			    "moment, cannot be read (%s): nothing deleted",
-			    g->all[i].key, phi_strerror(r));
+			    "moment%s, cannot be read (%s): nothing deleted",
+			    g->all[i].key, keep ? "" : " or to apply "
+			    "retention rules and holds", phi_strerror(r));
 			rc = r;
 		}
 	}
 	buf_release(&plain);
+	if (rc == 0)
+		gc_meta_from(g, k ? cache_keep_oldest(k) : UINT64_MAX);
+	cache_keep_free(k);
 	return rc;
 }
 
@@ -805,6 +850,10 @@ static void gc_packs(struct gc *g, int i, const struct keyset *packs)
 			g->out->kept_unreferenced++;
 			continue;
 		}
+		if (keyset_has(&g->kept, key)) {
+			g->out->kept_by_rules++;
+			continue;
+		}
 		g->out->packs_deleted++;
 		if (!a->dry_run && backend_del(a->regions[i], key) &&
 		    backend_head(a->regions[i], key, &size) == 0)
@@ -819,7 +868,7 @@ static void gc_meta(struct gc *g, int i)
 {
 	for (size_t k = 0; k < g->n && g->base != SIZE_MAX; k++) {
 		gc_step(g);
-		if (g->all[k].seq >= g->all[g->base].seq)
+		if (g->all[k].seq >= g->meta_from)
 			continue;
 		g->out->meta_deleted++;
 		g->out->bytes_deleted += g->all[k].size;
@@ -887,15 +936,19 @@ int cache_gc(const struct cache_gc_args *a, struct cache_gc_result *out)
 	rc = gc_history(&g);
 	if (rc)
 		goto out;
+	if (g.n)
+		qsort(g.all, g.n, sizeof(*g.all), cmp_seq);
 	g.base = gc_base(&g);
 	rc = gc_collect(&g);
 	keyset_sort(&g.live);
 	keyset_sort(&g.old);
+	keyset_sort(&g.kept);
 	for (int i = 0; i < a->nregions && rc == 0; i++)
 		gc_region(&g, i);
 out:
 	free(g.live.k);
 	free(g.old.k);
+	free(g.kept.k);
 	free(g.all);
 	return rc;
 }

@@ -752,4 +752,26 @@ int cache_check_object(const struct crypt_key *key, const uint8_t *fsid,
 void cache_say(cache_report_fn *fn, void *ctx, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* --- cache_keep.c: what retention rules and holds keep from gc -------- */
+
+/* Called with the key ("d/<hex>") of each pack a protected version is
+ * in (a pack may come more than once); non-zero stops the replay. */
+typedef int cache_keep_fn(void *ctx, const char *pack_key);
+
+struct keep;
+
+/* A replay under rules[0..nrules) (borrowed until cache_keep_free()),
+ * judged at now_ms.  0 or -ENOMEM. */
+int cache_keep_new(const struct cache_keep_rule *rules, size_t nrules,
+		   int64_t now_ms, cache_keep_fn *fn, void *ctx,
+		   struct keep **out);
+/* Apply the plaintext of the next metadata object, oldest first: each
+ * version it ends that a rule still protects goes to fn.  0,
+ * PHI_ECORRUPT, -ENOMEM or what fn returned. */
+int cache_keep_apply(struct keep *k, const uint8_t *d, size_t len);
+/* The sequence number of the moment the oldest protected version began,
+ * or UINT64_MAX when none is. */
+uint64_t cache_keep_oldest(const struct keep *k);
+void cache_keep_free(struct keep *k);
+
 #endif

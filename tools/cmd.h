@@ -33,6 +33,7 @@ int cmd_versions(int argc, char **argv);
 int cmd_fsck(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_key(int argc, char **argv);
+int cmd_hold(int argc, char **argv);
 
 /* One line on stderr, "phifs: " first. */
 void tool_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -205,6 +206,46 @@ int tool_kdf_params(struct crypt_kdf_params *p);
  */
 int tool_region_open(const struct phi_config *cfg, int i,
 		     struct backend **out, char *err, size_t errlen);
+
+/* Every region of cfg, each opened on its own (no network I/O). */
+struct tool_regions {
+	struct backend *be[PHI_MAX_REGIONS];
+	const char *names[PHI_MAX_REGIONS];	/* cfg's */
+	int n;
+};
+
+/* Open them all, with a region's gc_credentials_file when for_gc and it
+ * has one (cmd_check.c).  0, or -1 after printing why (none left open). */
+int tool_regions_open(const struct phi_config *cfg, int for_gc,
+		      struct tool_regions *r);
+void tool_regions_close(struct tool_regions *r);
+
+/* The master key and the filesystem id, from wherever the superblock is
+ * (cache_dir or a region), unlocked as mount does; the superblock itself
+ * into sb (an empty buffer).  0, or -1 after printing why. */
+int tool_unlock_any(const struct phi_config *cfg, struct crypt_key **key,
+		    uint8_t fsid[16], struct buf *sb);
+
+/* A legal hold (cmd_hold.c), as the regions keep it. */
+struct tool_hold {
+	char key[40];		/* its object: "h/<32 hex>" */
+	char id[9];		/* what a user names it by: 8 hex digits */
+	char path[PHI_RULE_PATH_MAX];
+	char reason[1024];
+	int64_t until_ms;	/* 0: until removed */
+	int64_t created_ms;
+	char by[320];		/* "USER (uid N) on HOST" */
+};
+
+/*
+ * Every hold any region of r keeps (the union: a hold that reached one
+ * region only still stands), into a malloc()ed array, oldest first.  0, or
+ * -1 after printing why: a region whose holds cannot be listed, or a hold
+ * no region has a good copy of; gc then deletes nothing.
+ */
+int tool_holds_load(const struct tool_regions *r,
+		    const struct crypt_key *key, const uint8_t fsid[16],
+		    struct tool_hold **out, size_t *n);
 
 /* Why the call on region be (named name) failed with rc: the driver's
  * message when it kept one, else phi_strerror(rc); never a secret. */

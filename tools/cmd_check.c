@@ -48,6 +48,10 @@ static const char gc_usage[] =
 	"older\nmetadata, the packs only it named, old lease objects.  Uses "
 	"a region's\ngc_credentials_file when it has one.  Safe while the "
 	"filesystem is mounted,\nhere or elsewhere.\n\n"
+	"Versions of files under a path of the [retention] section are kept "
+	"that\nlong after they were replaced or deleted, and versions under "
+	"a legal hold\n(phifs hold) however old; gc deletes nothing when a "
+	"region's holds cannot\nbe read.\n\n"
 	"  --dry-run  say what would be deleted, delete nothing\n";
 
 /* A report line; ctx is the progress line, if one may be drawn, which
@@ -60,22 +64,15 @@ static void print_line(void *ctx, const char *line)
 	fflush(stdout);
 }
 
-struct regions {
-	struct backend *be[PHI_MAX_REGIONS];
-	const char *names[PHI_MAX_REGIONS];
-	int n;
-};
-
-static void regions_close(struct regions *r)
+void tool_regions_close(struct tool_regions *r)
 {
 	for (int i = 0; i < r->n; i++)
 		backend_close(r->be[i]);
 	r->n = 0;
 }
 
-/* Open every region, each on its own; gc swaps in gc credentials. */
-static int regions_open(const struct phi_config *cfg, int for_gc,
-			struct regions *r)
+int tool_regions_open(const struct phi_config *cfg, int for_gc,
+		      struct tool_regions *r)
 {
 	struct phi_config c = *cfg;	/* borrows cfg's strings: never
 					   released */
@@ -89,7 +86,7 @@ static int regions_open(const struct phi_config *cfg, int for_gc,
 				cfg->regions[i].gc_credentials_file;
 		if (tool_region_open(&c, i, &r->be[r->n], err, sizeof(err))) {
 			tool_error("%s", err);
-			regions_close(r);
+			tool_regions_close(r);
 			return -1;
 		}
 		r->names[r->n++] = cfg->regions[i].name;
@@ -97,10 +94,8 @@ static int regions_open(const struct phi_config *cfg, int for_gc,
 	return 0;
 }
 
-/* The master key and the filesystem id, from wherever the superblock is;
- * the superblock itself into sb (an empty buffer). */
-static int unlock(const struct phi_config *cfg, struct crypt_key **key,
-		  uint8_t fsid[16], struct buf *sb)
+int tool_unlock_any(const struct phi_config *cfg, struct crypt_key **key,
+		    uint8_t fsid[16], struct buf *sb)
 {
 	struct tool_secret secret = { 0 };
 	int rc = -1;
@@ -154,7 +149,7 @@ static int local_fsck(const struct phi_config *cfg, long *problems)
 
 /* Say why each region's superblock is bad, where it is corrupt (one
  * that holds none, or another good one, is for cache_scrub()). */
-static void check_superblocks(const struct regions *r,
+static void check_superblocks(const struct tool_regions *r,
 			      const struct crypt_key *key,
 			      const uint8_t fsid[16])
 {
@@ -208,7 +203,7 @@ static int serves_mount(long pid)
  * stops showing them.  A mount holds cache_dir, and it looks again by
  * itself when asked to sync: ask it (as phifs sync does).
  */
-static void note_mended(const struct phi_config *cfg, const struct regions *r,
+static void note_mended(const struct phi_config *cfg, const struct tool_regions *r,
 			uint32_t unmended)
 {
 	struct cache_config cc;
@@ -244,7 +239,7 @@ static void note_mended(const struct phi_config *cfg, const struct regions *r,
  * whose cache_dir holds one.
  */
 static void adopt_newer_super(const struct phi_config *cfg,
-			      const struct regions *r,
+			      const struct tool_regions *r,
 			      const struct crypt_key *key, long *problems)
 {
 	struct buf cur, newer;
@@ -283,14 +278,15 @@ static int scrub_regions(const struct phi_config *cfg, int repair,
 	struct cache_scrub_args a = { 0 };
 	struct cache_scrub_result res;
 	struct crypt_key *key = NULL;
-	struct regions r = { .n = 0 };
+	struct tool_regions r = { .n = 0 };
 	struct tool_progress prog;
 	uint8_t fsid[16];
 	struct buf sb;
 	int rc = -1, stopped;
 
 	buf_init(&sb, CRYPT_SUPER_SIZE);
-	if (unlock(cfg, &key, fsid, &sb) || regions_open(cfg, 0, &r))
+	if (tool_unlock_any(cfg, &key, fsid, &sb) ||
+	    tool_regions_open(cfg, 0, &r))
 		goto out;
 	a.regions = r.be;
 	a.names = r.names;
@@ -322,7 +318,7 @@ static int scrub_regions(const struct phi_config *cfg, int repair,
 			adopt_newer_super(cfg, &r, key, problems);
 	}
 out:
-	regions_close(&r);
+	tool_regions_close(&r);
 	crypt_key_free(key);
 	buf_release(&sb);
 	return rc;
@@ -369,6 +365,44 @@ out:
 	return rc;
 }
 
+/*
+ * What gc keeps beyond retention: the [retention] rules and the holds that
+ * stand (every region's), into *rules (malloc()ed; its paths point into
+ * cfg and *holds, which must outlive it).  0, or -1 after printing why.
+ */
+static int keep_rules(const struct phi_config *cfg,
+		      const struct tool_regions *r, const struct crypt_key *key,
+		      const uint8_t fsid[16], int64_t now,
+		      struct cache_keep_rule **rules, size_t *n,
+		      struct tool_hold **holds)
+{
+	size_t nh = 0;
+
+	*rules = NULL;
+	*n = 0;
+	*holds = NULL;
+	if (tool_holds_load(r, key, fsid, holds, &nh)) {
+		tool_error("nothing deleted: gc must know every legal hold");
+		return -1;
+	}
+	*rules = calloc((size_t)cfg->nrules + nh + 1, sizeof(**rules));
+	if (!*rules) {
+		tool_error("out of memory");
+		return -1;
+	}
+	for (int i = 0; i < cfg->nrules; i++) {
+		(*rules)[*n].path = cfg->rules[i].path;
+		(*rules)[(*n)++].period_ms = (int64_t)cfg->rules[i].period_ms;
+	}
+	for (size_t i = 0; i < nh; i++) {
+		if ((*holds)[i].until_ms && (*holds)[i].until_ms <= now)
+			continue;	/* lapsed */
+		(*rules)[*n].path = (*holds)[i].path;
+		(*rules)[(*n)++].period_ms = INT64_MAX;
+	}
+	return 0;
+}
+
 int cmd_gc(int argc, char **argv)
 {
 	struct cache_gc_args a = { 0 };
@@ -376,7 +410,9 @@ int cmd_gc(int argc, char **argv)
 	struct crypt_key *key = NULL;
 	struct phi_config cfg;
 	const char *path = NULL;
-	struct regions r = { .n = 0 };
+	struct tool_regions r = { .n = 0 };
+	struct cache_keep_rule *rules = NULL;
+	struct tool_hold *holds = NULL;
 	struct tool_progress prog;
 	uint8_t fsid[16];
 	struct buf sb;
@@ -402,15 +438,20 @@ int cmd_gc(int argc, char **argv)
 	if (tool_load_config(path, &cfg))
 		return 1;
 	buf_init(&sb, CRYPT_SUPER_SIZE);
-	if (unlock(&cfg, &key, fsid, &sb) || regions_open(&cfg, 1, &r))
+	if (tool_unlock_any(&cfg, &key, fsid, &sb) ||
+	    tool_regions_open(&cfg, 1, &r))
 		goto out;
 	a.regions = r.be;
 	a.names = r.names;
 	a.nregions = r.n;
 	a.key = key;
 	a.fsid = fsid;
-	a.keep_after_ms = (int64_t)time(NULL) * 1000 -
-			  (int64_t)cfg.retention_ms;
+	a.now_ms = (int64_t)time(NULL) * 1000;
+	a.keep_after_ms = a.now_ms - (int64_t)cfg.retention_ms;
+	if (keep_rules(&cfg, &r, key, fsid, a.now_ms, &rules, &a.nkeep,
+		       &holds))
+		goto out;
+	a.keep = rules;
 	a.dry_run = dry;
 	a.report = print_line;
 	a.progress = tool_progress_show;
@@ -426,8 +467,14 @@ int cmd_gc(int argc, char **argv)
 		       (unsigned long long)res.packs_deleted,
 		       (unsigned long long)res.leases_deleted,
 		       (unsigned long long)res.kept_unreferenced);
+	if (rc == 0 && a.nkeep)
+		printf("kept %llu packs for versions that retention rules "
+		       "and legal holds protect\n",
+		       (unsigned long long)res.kept_by_rules);
 out:
-	regions_close(&r);
+	free(rules);
+	free(holds);
+	tool_regions_close(&r);
 	crypt_key_free(key);
 	buf_release(&sb);
 	phi_config_release(&cfg);

@@ -1,6 +1,7 @@
 /*
  * cmd_versions.c - phifs versions CONFIG PATH [--region NAME]: the moments
- * at which PATH changed, within retention.
+ * at which PATH changed, within retention (or the longer period of a
+ * [retention] rule over PATH).
  *
  * cache_history_walk() replays a region's history in a scratch folder
  * (tool_with_scratch()) from its oldest snapshot, and after each metadata
@@ -28,7 +29,8 @@ static const char versions_usage[] =
 	"usage: phifs versions CONFIG PATH [--region NAME]\n\n"
 	"List the moments at which the file or folder PATH (a path from the "
 	"root of\nthe filesystem) changed, oldest first, going back as far as "
-	"retention\n(default 30d), one line each:\n\n"
+	"retention\n(default 30d), or a [retention] rule's longer period "
+	"over PATH, one line\neach:\n\n"
 	"  2026-11-29T10:00:03.120Z  size 12345  mtime "
 	"2026-11-29T10:00:02.999Z\n"
 	"  2026-11-29T10:05:00.004Z  deleted\n\n"
@@ -50,6 +52,8 @@ struct state {
 struct versions {
 	const struct phi_config *cfg;
 	const char *path, *region;
+	uint64_t reach_ms;	/* retention, or a longer [retention] rule's
+				   period over the path */
 	int64_t cutoff_ms;	/* changes before this are not listed */
 	struct state prev;	/* at the moment before */
 	int64_t prev_ms;	/* when prev began */
@@ -229,7 +233,7 @@ static int versions_in(void *ctx, const char *dir)
 	} else if (rc < 0) {
 		tool_history_error(&h, INT64_MAX, rc);
 	} else if (rc == 0 && !v->printed) {
-		period(v->cfg->retention_ms, keep, sizeof(keep));
+		period(v->reach_ms, keep, sizeof(keep));
 		if (v->seen)
 			tool_error("%s: no version within retention (%s): it "
 				   "was deleted before", v->path, keep);
@@ -242,6 +246,35 @@ static int versions_in(void *ctx, const char *dir)
 		tool_history_say_choice(&h, latest);
 	tool_history_close(&h);
 	return rc ? 1 : 0;
+}
+
+/* Whether path a lies under path b ("/" and absolute, or relative to the
+ * root, no trailing '/'). */
+static int lies_under(const char *a, const char *b)
+{
+	size_t n;
+
+	a += *a == '/';
+	b += *b == '/';
+	n = strlen(b);
+	if (n && b[n - 1] == '/')
+		n--;
+	return n == 0 || (strncmp(a, b, n) == 0 &&
+			  (a[n] == '\0' || a[n] == '/'));
+}
+
+/* How far back path's versions reach: retention, or longer where a
+ * [retention] rule covers it or something under it. */
+static uint64_t reach_of(const struct phi_config *cfg, const char *path)
+{
+	uint64_t ms = cfg->retention_ms;
+
+	for (int i = 0; i < cfg->nrules; i++)
+		if ((lies_under(path, cfg->rules[i].path) ||
+		     lies_under(cfg->rules[i].path, path)) &&
+		    cfg->rules[i].period_ms > ms)
+			ms = cfg->rules[i].period_ms;
+	return ms;
 }
 
 static int parse_versions_args(int argc, char **argv, const char **config,
@@ -285,8 +318,9 @@ int cmd_versions(int argc, char **argv)
 		return 1;
 	now = phi_now();
 	v.cfg = &cfg;
+	v.reach_ms = reach_of(&cfg, v.path);
 	v.cutoff_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 -
-		      (int64_t)cfg.retention_ms;
+		      (int64_t)v.reach_ms;
 	rc = tool_with_scratch(&cfg, versions_in, &v);
 	phi_config_release(&cfg);
 	return rc;

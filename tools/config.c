@@ -209,8 +209,10 @@ struct load_ctx {
 	struct phi_config *cfg;
 	FILE *f;
 	int line;		/* lines read so far: the one inih is parsing */
-	int sect;		/* -1 none, 0 [filesystem], 1 + i region i */
+	int sect;		/* -1 none, 0 [filesystem], 1 + i region i,
+				   SECT_RETENTION */
 	int fs_line;		/* line of [filesystem], 0 while absent */
+	int retention_line;	/* line of [retention], 0 while absent */
 	int seen[1 + PHI_MAX_REGIONS][N_KEYS];	/* line a key was set on */
 	int read_errno;		/* fgets() failed with this */
 	int rc;			/* the error to return, 0 while none */
@@ -361,7 +363,8 @@ int phi_parse_period(const char *s, uint64_t *ms)
 {
 	static const struct time_unit units[] = {
 		{ "", 1000 }, { "ms", 1 }, { "s", 1000 }, { "m", 60000 },
-		{ "h", 3600000 }, { "d", DAY_MS },
+		{ "h", 3600000 }, { "d", DAY_MS }, { "w", 7 * DAY_MS },
+		{ "y", 365 * DAY_MS },
 	};
 
 	return parse_with_units(s, units, sizeof(units) / sizeof(units[0]),
@@ -691,7 +694,7 @@ static int set_period(struct load_ctx *ctx, const struct key_def *k,
 
 	if (phi_parse_period(value, &ms) < 0)
 		return fail(ctx, ctx->line, k->name, "bad period '%s' (use "
-			    "a number with s, m, h or d)", value);
+			    "a number with s, m, h, d, w or y)", value);
 	why = k->check ? k->check(ms) : NULL;
 	if (why)
 		return fail(ctx, ctx->line, k->name, "%s", why);
@@ -818,6 +821,9 @@ static void free_strings(enum key_scope scope, void *base)
 /* A region's strings, secrets included, are backend/'s to free. */
 void phi_config_release(struct phi_config *cfg)
 {
+	for (int i = 0; i < cfg->nrules; i++)
+		free(cfg->rules[i].path);
+	free(cfg->rules);
 	free(cfg->path);
 	free_strings(SCOPE_FS, cfg);
 	for (int i = 0; i < cfg->nregions; i++)
@@ -885,6 +891,86 @@ static void open_region(struct load_ctx *ctx, const char *label,
 	apply_defaults(ctx, SCOPE_REGION, r);
 }
 
+#define SECT_RETENTION (-2)
+
+static void open_retention(struct load_ctx *ctx, const char *label)
+{
+	if (ctx->retention_line) {
+		fail(ctx, ctx->line, label, "duplicate section (first on "
+		     "line %d)", ctx->retention_line);
+		return;
+	}
+	ctx->retention_line = ctx->line;
+	ctx->sect = SECT_RETENTION;
+}
+
+/* Why path cannot name a folder or file of the filesystem, or NULL. */
+const char *phi_rule_path_error(const char *path)
+{
+	const char *p = path;
+
+	if (path[0] != '/')
+		return "a path in the filesystem must start with '/'";
+	if (strlen(path) >= PHI_RULE_PATH_MAX)
+		return "path too long";
+	while (*p == '/' && p[1]) {
+		size_t n = strcspn(p + 1, "/");
+
+		if (n == 0 || (n == 1 && p[1] == '.') ||
+		    (n == 2 && p[1] == '.' && p[2] == '.'))
+			return "use a plain path: no empty, '.' or '..' parts";
+		p += 1 + n;
+	}
+	return NULL;
+}
+
+/* One PATH = PERIOD line of [retention]. */
+static int take_rule(struct load_ctx *ctx, const char *name,
+		     const char *value)
+{
+	struct phi_config *cfg = ctx->cfg;
+	struct phi_rule *r;
+	const char *why;
+	uint64_t ms;
+	size_t n;
+
+	why = phi_rule_path_error(name);
+	if (why)
+		return fail(ctx, ctx->line, name, "%s", why);
+	n = strlen(name);
+	if (n > 1 && name[n - 1] == '/')
+		n--;			/* "/Patients/" is "/Patients" */
+	for (int i = 0; i < cfg->nrules; i++)
+		if (strlen(cfg->rules[i].path) == n &&
+		    strncmp(cfg->rules[i].path, name, n) == 0)
+			return fail(ctx, ctx->line, name, "duplicate path "
+				    "(first on line %d)", cfg->rules[i].line);
+	if (!value || value[0] == '\0')
+		return fail(ctx, ctx->line, name, "empty value");
+	if (phi_parse_period(value, &ms) < 0)
+		return fail(ctx, ctx->line, name, "bad period '%s' (use a "
+			    "number with s, m, h, d, w or y)", value);
+	why = check_retention(ms);
+	if (why)
+		return fail(ctx, ctx->line, name, "%s", why);
+	if (cfg->nrules % 16 == 0) {
+		void *p = realloc(cfg->rules, (cfg->nrules + 16) *
+				  sizeof(*cfg->rules));
+
+		if (!p)
+			return nomem(ctx);
+		cfg->rules = p;
+	}
+	r = &cfg->rules[cfg->nrules];
+	r->path = strndup(name, n);
+	if (!r->path)
+		return nomem(ctx);
+	r->period_ms = ms;
+	r->line = ctx->line;
+	cfg->nrules++;
+	return 0;
+}
+
 /* After ']' only blanks or a comment may follow; inih would ignore it. */
 static bool header_tail_ok(const char *s)
 {
@@ -914,6 +1000,8 @@ static void open_section(struct load_ctx *ctx, const char *buf)
 	head = label + 1;
 	if (strcmp(head, "filesystem]") == 0)
 		open_filesystem(ctx, label);
+	else if (strcmp(head, "retention]") == 0)
+		open_retention(ctx, label);
 	else if (strcmp(head, "region]") == 0)
 		open_region(ctx, label, "");
 	else if (strncmp(head, "region ", 7) == 0) {
@@ -924,7 +1012,7 @@ static void open_section(struct load_ctx *ctx, const char *buf)
 		open_region(ctx, label, name);
 	} else
 		fail(ctx, ctx->line, label, "unknown section (use "
-		     "[filesystem] or [region NAME])");
+		     "[filesystem], [region NAME] or [retention])");
 }
 
 /* True if buf holds a whole line; otherwise the rest of the line is
@@ -998,6 +1086,8 @@ static int take_key(struct load_ctx *ctx, const char *name, const char *value)
 
 	if (name[0] == '\0')
 		return fail(ctx, ctx->line, NULL, "missing key before '='");
+	if (ctx->sect == SECT_RETENTION)
+		return take_rule(ctx, name, value);
 	if (ctx->sect < 0)
 		return fail(ctx, ctx->line, name, "not in a section (put it "
 			    "under [filesystem] or [region NAME])");
@@ -1243,10 +1333,16 @@ void phi_config_print_help(void)
 	printf("[region NAME]   at most %d; NAME is 1 to 64 of A-Z a-z 0-9 "
 	       "_ . -\n", PHI_MAX_REGIONS);
 	print_scope(SCOPE_REGION);
+	printf("[retention]     optional; one line per path, such as "
+	       "/Patients = 10y\n");
+	printf("  %-20s %-6s %-9s %s\n", "PATH", "PERIOD", "unset",
+	       "every version of a file under PATH (absolute, in the "
+	       "filesystem) is kept by gc this long after it was replaced "
+	       "or deleted, on top of retention");
 	printf("\nSIZE: a number with an optional K, M, G or T (powers of "
 	       "1024): 4096, 1M, 20G.\nTIME: a number with ms, s, m or h; "
 	       "seconds without: 500ms, 5s, 2m.\nPERIOD: the same, "
-	       "with d for days too: 30d, 12h.\nBOOL: true/false, yes/no, "
+	       "with d, w and y (365 days) too: 30d, 12h, 10y.\nBOOL: true/false, yes/no, "
 	       "on/off or 1/0.  PATH: absolute.  N: a whole number.\n"
 	       "ADDR: HOST:PORT, HOST a numeric address or localhost: "
 	       "127.0.0.1:9101, [::1]:9101.\n");

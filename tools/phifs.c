@@ -33,6 +33,8 @@ static const struct command {
 	{ "gc", cmd_gc, "delete what no moment within retention needs" },
 	{ "key", cmd_key, "list, add, change or remove the keys that open "
 	  "it" },
+	{ "hold", cmd_hold, "legal holds: what gc may not delete, however "
+	  "old" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

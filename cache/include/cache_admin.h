@@ -357,6 +357,15 @@ long cache_compare(struct cache *c, struct cache *view,
  */
 int cache_region_mended(struct cache *c, const char *region);
 
+/* A retention rule or a legal hold: every version of a file under path
+ * (absolute, no trailing '/': "/" or "/Patients/anna") stays for
+ * period_ms after it was replaced or deleted; INT64_MAX: a hold, kept
+ * however old. */
+struct cache_keep_rule {
+	const char *path;
+	int64_t period_ms;
+};
+
 struct cache_gc_args {
 	struct backend *const *regions;	/* opened with the credentials
 					   that may delete */
@@ -366,6 +375,10 @@ struct cache_gc_args {
 	const uint8_t *fsid;
 	int64_t keep_after_ms;	/* now - retention: every moment after it
 				   stays restorable */
+	int64_t now_ms;		/* the time rules and holds are judged at */
+	const struct cache_keep_rule *keep;	/* rules and holds, on top
+						   of keep_after_ms */
+	size_t nkeep;
 	int dry_run;
 	cache_report_fn *report;
 	void *ctx;
@@ -380,12 +393,18 @@ struct cache_gc_result {
 	uint64_t bytes_deleted;
 	uint64_t kept_unreferenced;	/* packs no history names (in flight
 					   from a mount, or left by a crash) */
+	uint64_t kept_by_rules;	/* packs only retention rules and holds
+				   keep */
 };
 
 /*
  * Delete what no moment after keep_after_ms needs: metadata objects older
  * than the last snapshot at or before it, packs only they referred to,
- * and old lease objects.  Packs no metadata object has ever named are
+ * and old lease objects.  With rules (keep[0..nkeep)), the whole history
+ * is replayed first: a pack that holds a version a rule still protects
+ * stays, and so does the metadata from the snapshot before the oldest such
+ * version began; a metadata object that cannot be read then stops the
+ * run with nothing deleted.  Packs no metadata object has ever named are
  * kept (a mount may be uploading them).  Packs go first, then metadata,
  * so an interrupted run leaves nothing dangling.  Safe while mounted.
  */

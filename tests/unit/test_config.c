@@ -416,17 +416,17 @@ TEST(header_with_trailing_text)
 TEST(unknown_section)
 {
 	expect_error(FS "\n[cache]\nsize = 1G\n",
-		     ":4: [cache]: unknown section (use [filesystem] or "
-		     "[region NAME])");
+		     ":4: [cache]: unknown section (use [filesystem], "
+		     "[region NAME] or [retention])");
 	expect_error("[Filesystem]\ncache_dir = /c\n",
-		     ":1: [Filesystem]: unknown section (use [filesystem] or "
-		     "[region NAME])");
+		     ":1: [Filesystem]: unknown section (use [filesystem], "
+		     "[region NAME] or [retention])");
 }
 
 TEST(empty_section_is_still_checked)
 {
 	expect_error(FS "[bogus]\n", ":3: [bogus]: unknown section (use "
-		     "[filesystem] or [region NAME])");
+		     "[filesystem], [region NAME] or [retention])");
 	expect_error(FS "[region a]\n", ":3: [region a]: url is required");
 }
 
@@ -552,7 +552,7 @@ TEST(bad_region_name)
 	expect_error(FS "[region ]\n",
 		     ":3: [region ]: a region needs a name ([region NAME])");
 	expect_error(FS "[regions]\n", ":3: [regions]: unknown section "
-		     "(use [filesystem] or [region NAME])");
+		     "(use [filesystem], [region NAME] or [retention])");
 }
 
 TEST(region_name_65_chars)
@@ -1003,21 +1003,66 @@ TEST(bad_history_keys)
 		     ":3: retention: must be from 1s to 36500d");
 	expect_error(FS "retention = 36501d\n",
 		     ":3: retention: must be from 1s to 36500d");
-	expect_error(FS "retention = 1w\n",
-		     ":3: retention: bad period '1w' (use a number with s, m, "
-		     "h or d)");
+	expect_error(FS "retention = 1x\n",
+		     ":3: retention: bad period '1x' (use a number with s, m, "
+		     "h, d, w or y)");
 	expect_error(FS "retention = -1d\n",
 		     ":3: retention: bad period '-1d' (use a number with s, "
-		     "m, h or d)");
+		     "m, h, d, w or y)");
 	expect_error(FS "retention = 1.5d\n",
 		     ":3: retention: bad period '1.5d' (use a number with s, "
-		     "m, h or d)");
+		     "m, h, d, w or y)");
+	expect_error(FS "retention = 101y\n",
+		     ":3: retention: must be from 1s to 36500d");
+}
+
+TEST(retention_rules)
+{
+	struct phi_config cfg;
+
+	load_ok(FS "retention = 30d\n[retention]\n/Patients = 10y\n"
+		"/Scratch/ = 7d\n/ = 2w\n", &cfg);
+	ASSERT_EQ(cfg.nrules, 3);
+	ASSERT_STREQ(cfg.rules[0].path, "/Patients");
+	ASSERT_EQ(cfg.rules[0].period_ms, 3650ULL * 86400000);
+	ASSERT_EQ(cfg.rules[0].line, 5);
+	ASSERT_STREQ(cfg.rules[1].path, "/Scratch");
+	ASSERT_EQ(cfg.rules[1].period_ms, 7ULL * 86400000);
+	ASSERT_STREQ(cfg.rules[2].path, "/");
+	ASSERT_EQ(cfg.rules[2].period_ms, 14ULL * 86400000);
+	phi_config_release(&cfg);
+	/* the section may come first, and be empty */
+	load_ok("[retention]\n" FS, &cfg);
+	ASSERT_EQ(cfg.nrules, 0);
+	phi_config_release(&cfg);
+}
+
+TEST(bad_retention_rules)
+{
+	expect_error(FS "[retention]\nPatients = 1y\n",
+		     ":4: Patients: a path in the filesystem must start with "
+		     "'/'");
+	expect_error(FS "[retention]\n/a//b = 1y\n",
+		     ":4: /a//b: use a plain path: no empty, '.' or '..' parts");
+	expect_error(FS "[retention]\n/a/../b = 1y\n",
+		     ":4: /a/../b: use a plain path: no empty, '.' or '..' "
+		     "parts");
+	expect_error(FS "[retention]\n/a = 1y\n/a/ = 2y\n",
+		     ":5: /a/: duplicate path (first on line 4)");
+	expect_error(FS "[retention]\n/a = soon\n",
+		     ":4: /a: bad period 'soon' (use a number with s, m, h, d, "
+		     "w or y)");
+	expect_error(FS "[retention]\n/a = 0\n",
+		     ":4: /a: must be from 1s to 36500d");
+	expect_error(FS "[retention]\n/a =\n", ":4: /a: empty value");
+	expect_error(FS "[retention]\n[retention]\n",
+		     ":4: [retention]: duplicate section (first on line 3)");
 }
 
 TEST(parse_period)
 {
 	static const char *const bad[] = {
-		"", "d", "1 d", "-1d", "1dd", "1w", "1.5d",
+		"", "d", "1 d", "-1d", "1dd", "1x", "1.5d", "1yy",
 		"213503982334602d",
 	};
 	uint64_t v = 42;
@@ -1030,6 +1075,10 @@ TEST(parse_period)
 	ASSERT_EQ(v, 5000);
 	ASSERT_OK(phi_parse_period("250ms", &v));
 	ASSERT_EQ(v, 250);
+	ASSERT_OK(phi_parse_period("2w", &v));
+	ASSERT_EQ(v, 14ULL * 86400000);
+	ASSERT_OK(phi_parse_period("10y", &v));
+	ASSERT_EQ(v, 3650ULL * 86400000);
 	v = 42;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		if (phi_parse_period(bad[i], &v) == 0)
@@ -1109,12 +1158,13 @@ TEST(parse_moment_relative)
 	expect_moment("-2h", T0 - 7200000);
 	expect_moment("-3d", T0 - 3 * 86400000LL);
 	expect_moment("-500ms", T0 - 500);
+	expect_moment("-2w", T0 - 14 * 86400000LL);
 }
 
 TEST(parse_moment_rejects)
 {
 	static const char *const bad[] = {
-		"", "yesterday", "-90", "-", "-2w", "--2h", "+2h", "-2 h",
+		"", "yesterday", "-90", "-", "-2x", "--2h", "+2h", "-2 h",
 		"2026", "2026-11", "2026-11-29T", "2026-11-29X10:00:00Z",
 		"2026-13-01", "2026-00-10", "2026-02-29", "2026-11-31",
 		"2026-11-00", "1969-12-31T23:59:59Z", "2026-11-29T24:00:00Z",
@@ -1213,6 +1263,8 @@ TEST_MAIN(
 	TEST_ENTRY(mountpoint_loads),
 	TEST_ENTRY(history_keys_load),
 	TEST_ENTRY(bad_history_keys),
+	TEST_ENTRY(retention_rules),
+	TEST_ENTRY(bad_retention_rules),
 	TEST_ENTRY(parse_period),
 	TEST_ENTRY(parse_moment_utc_and_offsets),
 	TEST_ENTRY(parse_moment_local_time),

@@ -58,6 +58,22 @@
 
 #define PHI_MAX_REGIONS 16
 
+/* The longest path a [retention] rule may name, with its NUL. */
+#define PHI_RULE_PATH_MAX 4096
+
+/* One line of [retention]: every version of a file under path is kept
+ * by gc for period_ms after it was replaced or deleted. */
+struct phi_rule {
+	char *path;		/* absolute, no trailing '/' but "/" */
+	uint64_t period_ms;
+	int line;		/* where the file says so */
+};
+
+/* Why path (a [retention] rule's, a hold's) cannot name a file or folder
+ * of the filesystem: not absolute, too long, or with empty, "." or ".."
+ * parts; NULL when it can.  One trailing '/' is allowed. */
+const char *phi_rule_path_error(const char *path);
+
 struct phi_config {
 	char *path;		/* the file it came from */
 	char *cache_dir;	/* absolute path */
@@ -80,6 +96,8 @@ struct phi_config {
 	int metrics_allow_remote;	/* 1: metrics_listen may be an address
 					   other than loopback */
 	char *mountpoint;	/* absolute path, or NULL: given to mount */
+	struct phi_rule *rules;	/* [retention], in file order */
+	int nrules;
 	int nregions;
 	struct backend_region regions[PHI_MAX_REGIONS];	/* in file order;
 							   released with cfg */
@@ -126,8 +144,9 @@ void phi_format_size(uint64_t v, char *buf, size_t len);
  * -EINVAL otherwise (*ms untouched). */
 int phi_parse_duration(const char *s, uint64_t *ms);
 
-/* Parse PERIOD (TIME, or a number of days with d) into milliseconds;
- * 0 on success, -EINVAL otherwise (*ms untouched). */
+/* Parse PERIOD (TIME, or a number of days with d, weeks with w, years
+ * of 365 days with y) into milliseconds; 0 on success, -EINVAL otherwise
+ * (*ms untouched). */
 int phi_parse_period(const char *s, uint64_t *ms);
 
 /*
