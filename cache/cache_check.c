@@ -507,7 +507,8 @@ static void scrub_superblocks(const struct cache_scrub_args *a,
 int cache_scrub(const struct cache_scrub_args *a,
 		struct cache_scrub_result *out)
 {
-	static const char *const prefixes[] = { "d/", "m/" };
+	/* packs, metadata, legal holds (sealed under their keys too) */
+	static const char *const prefixes[] = { "d/", "m/", "h/" };
 	int incomplete[BACKEND_REPLICA_MAX] = { 0 };
 	struct keyset all = { 0 };
 	struct buf good, copy, scratch;
@@ -515,7 +516,8 @@ int cache_scrub(const struct cache_scrub_args *a,
 
 	memset(out, 0, sizeof(*out));
 	for (int i = 0; i < a->nregions; i++)
-		for (size_t p = 0; p < 2; p++) {
+		for (size_t p = 0; p < sizeof(prefixes) / sizeof(*prefixes);
+		     p++) {
 			int r = backend_list(a->regions[i], prefixes[p],
 					     list_add, &all);
 

@@ -170,6 +170,10 @@ def test_hold_refuses_bad_input_and_a_silent_region(phifs_bare):
     fs = phifs_bare
     configure(fs)
     fs.mkfs()
+    fs.mount()                          # a history for fsck to compare
+    write_file(fs.path("f"), b"x")
+    sync(fs)
+    fs.umount()
 
     def refused(*args, code=2):
         p = fs.run("hold", *args)
@@ -206,3 +210,14 @@ def test_hold_refuses_bad_input_and_a_silent_region(phifs_bare):
     fs.set_faults("a", None)
     p = fs.run("hold", "list", fs.config)
     assert p.returncode == 0 and "/a  until removed" in p.stdout, p.stdout
+    # the scrub finds the hold missing from region a; repair copies it
+    holds = lambda root: sorted(os.listdir(os.path.join(root, "h"))) \
+        if os.path.isdir(os.path.join(root, "h")) else []
+    assert holds(fs.region_dir_a) == [] and len(holds(fs.region_dir_b)) == 1
+    p = fs.run("fsck", fs.config, "--scrub")
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert re.search(r"^region a: h/[0-9a-f]{32} is missing$", p.stdout,
+                     re.M), p.stdout
+    p = fs.run("fsck", fs.config, "--repair")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert holds(fs.region_dir_a) == holds(fs.region_dir_b)
