@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "backend.h"
 #include "phi.h"
 
 static const char versions_usage[] =
@@ -30,7 +31,8 @@ static const char versions_usage[] =
 	"List the moments at which the file or folder PATH (a path from the "
 	"root of\nthe filesystem) changed, oldest first, going back as far as "
 	"retention\n(default 30d), or a [retention] rule's longer period "
-	"over PATH, one line\neach:\n\n"
+	"over PATH, or through\nthe whole history under a legal hold, one "
+	"line each:\n\n"
 	"  2026-11-29T10:00:03.120Z  size 12345  mtime "
 	"2026-11-29T10:00:02.999Z\n"
 	"  2026-11-29T10:05:00.004Z  deleted\n\n"
@@ -206,6 +208,53 @@ static void period(uint64_t ms, char *buf, size_t len)
 	}
 }
 
+/* Whether path a lies under path b ("/" and absolute, or relative to the
+ * root, no trailing '/'). */
+static int lies_under(const char *a, const char *b)
+{
+	size_t n;
+
+	a += *a == '/';
+	b += *b == '/';
+	n = strlen(b);
+	if (n && b[n - 1] == '/')
+		n--;
+	return n == 0 || (strncmp(a, b, n) == 0 &&
+			  (a[n] == '\0' || a[n] == '/'));
+}
+
+/*
+ * A legal hold over path, or over something under it, keeps all of its
+ * history from gc: versions then lists every moment the region holds.
+ * Holds that cannot be read leave the cutoff as it is, with a warning.
+ */
+static void reach_holds(struct versions *v, struct tool_history *h)
+{
+	struct tool_regions r = { .n = 0 };	/* borrowed from h */
+	struct tool_hold *holds = NULL;
+	struct timespec now = phi_now();
+	int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	size_t n = 0;
+
+	for (int i = 0; i < h->nset; i++)
+		for (int j = 0; j < h->nothers; j++)
+			if (h->others[j] == backend_replica_region(h->set, i)) {
+				r.be[r.n] = h->others[j];
+				r.names[r.n++] = h->names[i];
+			}
+	if (tool_holds_load(&r, h->key, h->info.fsid, &holds, &n)) {
+		tool_warn("the legal holds were not read: versions goes back "
+			  "only as far as retention and [retention] say");
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		if ((!holds[i].until_ms || holds[i].until_ms > now_ms) &&
+		    (lies_under(v->path, holds[i].path) ||
+		     lies_under(holds[i].path, v->path)))
+			v->cutoff_ms = INT64_MIN;
+	free(holds);
+}
+
 static int versions_in(void *ctx, const char *dir)
 {
 	struct versions *v = ctx;
@@ -217,6 +266,7 @@ static int versions_in(void *ctx, const char *dir)
 
 	if (tool_history_open(v->cfg, v->region, &h))
 		return 1;
+	reach_holds(v, &h);
 	if (!v->region)
 		tool_history_choose_latest(&h, INT64_MAX, &latest);
 	tool_history_args(&h, dir, INT64_MAX, &a);
@@ -248,20 +298,6 @@ static int versions_in(void *ctx, const char *dir)
 	return rc ? 1 : 0;
 }
 
-/* Whether path a lies under path b ("/" and absolute, or relative to the
- * root, no trailing '/'). */
-static int lies_under(const char *a, const char *b)
-{
-	size_t n;
-
-	a += *a == '/';
-	b += *b == '/';
-	n = strlen(b);
-	if (n && b[n - 1] == '/')
-		n--;
-	return n == 0 || (strncmp(a, b, n) == 0 &&
-			  (a[n] == '\0' || a[n] == '/'));
-}
 
 /* How far back path's versions reach: retention, or longer where a
  * [retention] rule covers it or something under it. */

@@ -151,6 +151,11 @@ def test_a_legal_hold_keeps_everything_under_it_until_removed(phifs_bare):
         for d, _, files in os.walk(root):
             for f in files:
                 assert b"2026-17" not in read_file(os.path.join(d, f))
+    # versions reaches every moment the hold keeps, retention or not
+    p = fs.run("versions", fs.config, "/Patients/bob/scan")
+    assert p.returncode == 0, p.stderr
+    held = p.stdout.splitlines()
+    assert len(held) == 3, p.stdout     # version 0, 1 and the last
     deleted, out = gc(fs)
     assert deleted == 0, out
     assert re.search(r"^kept 2 packs for versions", out, re.M), out
@@ -160,6 +165,8 @@ def test_a_legal_hold_keeps_everything_under_it_until_removed(phifs_bare):
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == f"hold {hid} on /Patients/bob removed"
     assert fs.run("hold", "list", fs.config).stdout == "no legal holds\n"
+    p = fs.run("versions", fs.config, "/Patients/bob/scan")
+    assert p.returncode == 0 and len(p.stdout.splitlines()) < 3, p.stdout
     deleted, out = gc(fs)
     assert deleted == 2, out
     data, p = restore(fs, "/Patients/bob/scan", bob[0])
