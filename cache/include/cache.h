@@ -320,9 +320,16 @@ struct cache_extent {
 };
 
 /* Where to read [off, off+len) of the file, clamped to its size (len 0 at
- * or past the end).  Holes read as zeros. */
+ * or past the end).  Holes read as zeros.  The file's blocks stay in
+ * the data file until cache_read_end() (or cache_file_release()): call
+ * it once the bytes are copied out, after each call that returned 0, or
+ * the file keeps every block here while it is open. */
 int cache_read_extent(struct cache *c, struct cache_file *f, uint64_t off,
 		      size_t len, struct cache_extent *out);
+
+/* The bytes of an extent cache_read_extent() gave are copied out: its
+ * blocks may be evicted again. */
+void cache_read_end(struct cache *c, struct cache_file *f);
 
 /* Write len bytes at off; returns len or a negative code (-ENOSPC once
  * the local store would pass cache_size). */
