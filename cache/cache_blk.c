@@ -66,9 +66,12 @@
  * is sealed as found (the issue on encryption at rest authenticates
  * every local block, dirty ones too).
  *
- * Eviction punches holes into data files of files that have no open
- * handle, so that a read spliced from the data file after the node lock
- * was dropped can never meet a hole being punched under it.
+ * Eviction punches holes into data files of open files too (a file
+ * larger than the cache is written in one open), but never into one with
+ * n->pinned set: a read spliced from the data file after the node lock
+ * was dropped (until cache_read_end()), or a read or write between the
+ * fetches of its blocks, must never meet a hole punched under it.  Every
+ * other use of the bytes (writes, seals, fetches landing) holds the lock.
  */
 #include "cache_int.h"
 #include "backend.h"

@@ -14,6 +14,7 @@
  */
 #include "cache_int.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -190,8 +191,6 @@ void cache_file_release(struct cache *c, struct cache_file *f)
 	lock_drop(&c->files_lock);
 	lock_take(&f->node->lock);
 	closed = --f->node->handles == 0 && f->node->dblk.n;
-	if (f->node->handles == 0)
-		f->node->pinned = 0;	/* no extent outlives its handle */
 	lock_drop(&f->node->lock);
 	if (closed)
 		cache_inbox_closed(c, f->node->ino);
@@ -220,18 +219,21 @@ int cache_read_extent(struct cache *c, struct cache_file *f, uint64_t off,
 	out->len = off >= n->size ? 0 :
 		   n->size - off < len ? (size_t)(n->size - off) : len;
 	lock_drop(&n->lock);	/* pinned until cache_read_end() */
+	cache_node_hold(c, n);	/* which may come after the release */
+	out->pin = n;
 	return 0;
 }
 
-void cache_read_end(struct cache *c, struct cache_file *f)
+void cache_read_end(struct cache *c, struct cache_extent *ext)
 {
-	struct cnode *n = f->node;
+	struct cnode *n = ext->pin;
 
-	(void)c;
 	lock_take(&n->lock);
-	if (n->pinned)
-		n->pinned--;
+	assert(n->pinned > 0);
+	n->pinned--;
 	lock_drop(&n->lock);
+	cache_node_release(c, n);
+	ext->pin = NULL;
 }
 
 static ssize_t write_all(int fd, const char *buf, size_t len, uint64_t off)

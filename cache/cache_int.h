@@ -200,8 +200,7 @@ struct cnode {
 				   cache_read_end() did not end yet (a
 				   reader may be copying them out of the
 				   data file), and the fetches of a read or
-				   write, which drop this lock (0 once
-				   handles is) */
+				   write, which drop this lock */
 	uint64_t size;
 	struct timespec mtime, ctime;
 	uint64_t alloc;		/* bytes the data file had at last fstat */

@@ -207,7 +207,7 @@ static uint64_t evict_one(struct cache *c, uint64_t ino)
 	if (!n)
 		return 0;
 	lock_take(&n->lock);
-	rc = n->handles && n->pinned ? -EBUSY : cache_node_load(c, n);
+	rc = n->pinned ? -EBUSY : cache_node_load(c, n);
 	if (rc == 0)
 		rc = cache_blk_evictable(c, n, &go, &left);
 	if (rc == 0 && go.n) {

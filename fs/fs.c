@@ -354,11 +354,10 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(0);
 	struct cache_extent ext;
-	struct cache_file *f = file_of(fi);
-	struct cache *c;
+	struct cache *c = cache_of(req);	/* req is gone once replied to */
 	int rc;
 
-	rc = cache_read_extent(cache_of(req), f, (uint64_t)off, size, &ext);
+	rc = cache_read_extent(c, file_of(fi), (uint64_t)off, size, &ext);
 	if (rc) {
 		reply_err(req, ino, rc);
 		return;
@@ -367,9 +366,8 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	buf.buf[0].fd = ext.fd;
 	buf.buf[0].pos = (off_t)ext.off;
-	c = cache_of(req);	/* req is gone once replied to */
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
-	cache_read_end(c, f);
+	cache_read_end(c, &ext);
 }
 
 static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *data,
