@@ -40,7 +40,9 @@
  *             LMDB's pages both outlive the process.
  *   seal      the sealer reads the bytes under n->lock, records their
  *             CRC-32C in the new `blocks` entry, and drops the `dirty`
- *             record only if n->gen did not move (cache_seal.c).
+ *             record only if n->gen did not move, or else afterwards
+ *             under n->lock if the block is not in n->dblk again
+ *             (cache_seal.c, settle_kept()).
  *   cut       the size and the dirty record of the block it splits are
  *             committed before ftruncate() (cache_file.c).
  *   fetch     writes an authenticated plaintext into a hole; it is

@@ -194,8 +194,9 @@ static int lru_del_txn(struct cache *c, MDB_txn *txn, void *arg)
  * Evict what can go of ino; returns the bytes freed.  An open file is no
  * exception: what can go is clean and in every region, and every write,
  * fetch and seal of its blocks happens under n->lock, held here.  Only a
- * read the kernel is still being served from the data file, with the
- * lock dropped, or a read or write fetching blocks back (n->pinned), keeps the file's blocks where they are.
+ * read the kernel is still being served from the data file with the
+ * lock dropped, or a read or write fetching blocks back (n->pinned),
+ * keeps the file's blocks where they are.
  */
 static uint64_t evict_one(struct cache *c, uint64_t ino)
 {
