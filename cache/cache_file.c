@@ -31,11 +31,11 @@
  * is evicted.  Without that reserve, writes could fill the cache with
  * dirty blocks and sealing them would then take up to as much again
  * (dirty_blocks counts whole blocks; what they hold is at most what the
- * data files hold).
+ * data files hold).  growth: bytes written not yet in c->used.
  */
-static uint64_t used_total(struct cache *c)
+static uint64_t used_total(struct cache *c, uint64_t growth)
 {
-	uint64_t used = atomic_load(&c->used);
+	uint64_t used = atomic_load(&c->used) + growth;
 	uint64_t dirty = atomic_load(&c->inbox.dirty_blocks);
 
 	dirty = dirty > used / c->block_size ? used : dirty * c->block_size;
@@ -48,10 +48,10 @@ static int room_for(struct cache *c, struct cnode *n, uint64_t len)
 {
 	if (n->growth > GROWTH_RECHECK)
 		cache_blk_refresh_alloc(c, n);
-	if (used_total(c) + n->growth + len <= c->size_limit)
+	if (used_total(c, n->growth) + len <= c->size_limit)
 		return 0;
 	cache_blk_refresh_alloc(c, n);
-	if (used_total(c) + len <= c->size_limit)
+	if (used_total(c, 0) + len <= c->size_limit)
 		return 0;
 	return -ENOSPC;
 }
@@ -78,11 +78,11 @@ static int make_room(struct cache *c, struct cnode *n, uint64_t len)
 		return rc;
 	lock_drop(&n->lock);
 	for (;;) {
-		uint64_t over = used_total(c) + len + c->size_limit / 10;
+		uint64_t over = used_total(c, 0) + len + c->size_limit / 10;
 
 		if (over > c->size_limit)
 			cache_lru_evict(c, over - c->size_limit);
-		if (used_total(c) + len <= c->size_limit ||
+		if (used_total(c, 0) + len <= c->size_limit ||
 		    !cache_inbox_regions_up(c) || phi_mono_ns() > deadline ||
 		    atomic_load(&c->latched))
 			break;
