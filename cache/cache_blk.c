@@ -40,7 +40,9 @@
  *             LMDB's pages both outlive the process.
  *   seal      the sealer reads the bytes under n->lock, records their
  *             CRC-32C in the new `blocks` entry, and drops the `dirty`
- *             record only if n->gen did not move (cache_seal.c).
+ *             record only if n->gen did not move, or else afterwards
+ *             under n->lock if the block is not in n->dblk again
+ *             (cache_seal.c, settle_kept()).
  *   cut       the size and the dirty record of the block it splits are
  *             committed before ftruncate() (cache_file.c).
  *   fetch     writes an authenticated plaintext into a hole; it is
@@ -66,9 +68,12 @@
  * is sealed as found (the issue on encryption at rest authenticates
  * every local block, dirty ones too).
  *
- * Eviction punches holes into data files of files that have no open
- * handle, so that a read spliced from the data file after the node lock
- * was dropped can never meet a hole being punched under it.
+ * Eviction punches holes into data files of open files too (a file
+ * larger than the cache is written in one open), but never into one with
+ * n->pinned set: a read spliced from the data file after the node lock
+ * was dropped (until cache_read_end()), or a read or write between the
+ * fetches of its blocks, must never meet a hole punched under it.  Every
+ * other use of the bytes (writes, seals, fetches landing) holds the lock.
  */
 #include "cache_int.h"
 #include "backend.h"

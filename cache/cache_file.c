@@ -14,6 +14,7 @@
  */
 #include "cache_int.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -23,9 +24,23 @@
 /* Re-measure a node's allocation after this many bytes of writes. */
 #define GROWTH_RECHECK (64ull << 20)
 
-static uint64_t used_total(struct cache *c)
+/*
+ * What the local store holds, and what it will hold once the dirty
+ * blocks are sealed: each of them goes into a pack while its plaintext
+ * stays in the data file until the pack is in every region and the block
+ * is evicted.  Without that reserve, writes could fill the cache with
+ * dirty blocks and sealing them would then take up to as much again
+ * (dirty_blocks counts whole blocks; what they hold is at most what the
+ * data files hold).  growth: bytes written not yet in c->used.
+ */
+static uint64_t used_total(struct cache *c, uint64_t growth)
 {
-	return atomic_load(&c->used) + atomic_load(&c->packs_used);
+	uint64_t used = atomic_load(&c->used) + growth;
+	uint64_t dirty = atomic_load(&c->inbox.dirty_blocks);
+
+	dirty = dirty > used / c->block_size ? used : dirty * c->block_size;
+	return used + dirty + atomic_load(&c->packs_used) +
+	       atomic_load(&c->sealing_bytes);
 }
 
 /* -ENOSPC if writing len more bytes could pass cache_size. */
@@ -33,21 +48,24 @@ static int room_for(struct cache *c, struct cnode *n, uint64_t len)
 {
 	if (n->growth > GROWTH_RECHECK)
 		cache_blk_refresh_alloc(c, n);
-	if (used_total(c) + n->growth + len <= c->size_limit)
+	if (used_total(c, n->growth) + len <= c->size_limit)
 		return 0;
 	cache_blk_refresh_alloc(c, n);
-	if (used_total(c) + len <= c->size_limit)
+	if (used_total(c, 0) + len <= c->size_limit)
 		return 0;
 	return -ENOSPC;
 }
 
 /*
- * room_for(), evicting replicated blocks of other files when the cache is
- * full.  What is dirty or not yet in every region cannot go: while every
- * region is up, the write waits (at most ROOM_WAIT_MS) for the sealer and
- * the uploaders to turn it into something that can; with a region down,
- * or after that, it fails with ENOSPC rather than hang.  Eviction takes
- * other nodes' locks (and nodes_lock), so n->lock is dropped meanwhile.
+ * room_for(), evicting replicated blocks when the cache is full: of other
+ * files, and of this one, whose blocks written earlier in this same open
+ * may be sealed and in every region by now (so that a file larger than
+ * cache_size can be written in one go).  What is dirty or not yet in
+ * every region cannot go: while every region is up, the write waits (at
+ * most ROOM_WAIT_MS) for the sealer and the uploaders to turn it into
+ * something that can; with a region down, or after that, it fails with
+ * ENOSPC rather than hang.  Eviction takes other nodes' locks (and
+ * nodes_lock) and this one's, so n->lock is dropped meanwhile.
  */
 #define ROOM_WAIT_MS 30000
 
@@ -60,11 +78,11 @@ static int make_room(struct cache *c, struct cnode *n, uint64_t len)
 		return rc;
 	lock_drop(&n->lock);
 	for (;;) {
-		uint64_t over = used_total(c) + len + c->size_limit / 10;
+		uint64_t over = used_total(c, 0) + len + c->size_limit / 10;
 
 		if (over > c->size_limit)
 			cache_lru_evict(c, over - c->size_limit);
-		if (used_total(c) + len <= c->size_limit ||
+		if (used_total(c, 0) + len <= c->size_limit ||
 		    !cache_inbox_regions_up(c) || phi_mono_ns() > deadline ||
 		    atomic_load(&c->latched))
 			break;
@@ -187,8 +205,12 @@ int cache_read_extent(struct cache *c, struct cache_file *f, uint64_t off,
 	int rc;
 
 	lock_take(&n->lock);
+	/* Pinned from the start: eviction must not take back a block
+	 * fetched for this read while the next one is fetched. */
+	n->pinned++;
 	rc = cache_blk_prepare_read(c, n, off, len);
 	if (rc) {
+		n->pinned--;
 		lock_drop(&n->lock);
 		return rc;
 	}
@@ -196,8 +218,22 @@ int cache_read_extent(struct cache *c, struct cache_file *f, uint64_t off,
 	out->off = off;
 	out->len = off >= n->size ? 0 :
 		   n->size - off < len ? (size_t)(n->size - off) : len;
-	lock_drop(&n->lock);
+	lock_drop(&n->lock);	/* pinned until cache_read_end() */
+	cache_node_hold(c, n);	/* which may come after the release */
+	out->pin = n;
 	return 0;
+}
+
+void cache_read_end(struct cache *c, struct cache_extent *ext)
+{
+	struct cnode *n = ext->pin;
+
+	lock_take(&n->lock);
+	assert(n->pinned > 0);
+	n->pinned--;
+	lock_drop(&n->lock);
+	cache_node_release(c, n);
+	ext->pin = NULL;
 }
 
 static ssize_t write_all(int fd, const char *buf, size_t len, uint64_t off)
@@ -232,8 +268,11 @@ ssize_t cache_write(struct cache *c, struct cache_file *f, uint64_t off,
 		return -EFBIG;
 	lock_take(&n->lock);
 	rc = make_room(c, n, len);
-	if (rc == 0)
+	if (rc == 0) {
+		n->pinned++;	/* as in cache_read_extent() */
 		rc = cache_blk_prepare_write(c, n, off, len);
+		n->pinned--;
+	}
 	w = rc ? rc : write_all(n->fd, buf, len, off);
 	if (w > 0) {
 		cache_blk_mark_dirty(c, n, off, (uint64_t)w);

@@ -194,6 +194,13 @@ struct cnode {
 					   this lock dropped (fetch()) */
 	pthread_cond_t fetch_done;	/* one of those fetches ended */
 	int handles;		/* open cache_files */
+	int pinned;		/* reads and writes under way that eviction
+				   must not punch under: extents
+				   cache_read_extent() handed out and
+				   cache_read_end() did not end yet (a
+				   reader may be copying them out of the
+				   data file), and the fetches of a read or
+				   write, which drop this lock */
 	uint64_t size;
 	struct timespec mtime, ctime;
 	uint64_t alloc;		/* bytes the data file had at last fstat */
@@ -253,6 +260,8 @@ struct cache {
 	atomic_int latched;	/* first uncertain failure, 0 if none */
 	atomic_uint_fast64_t used;	/* bytes of the data files */
 	atomic_uint_fast64_t packs_used;	/* bytes of packs/ */
+	atomic_uint_fast64_t sealing_bytes;	/* of the pack being sealed,
+						   not in packs_used yet */
 	atomic_uint_fast64_t evictions;	/* blocks evicted since open
 					   (cache_blk_evict_blocks()) */
 	pthread_mutex_t nodes_lock;
@@ -563,9 +572,12 @@ void cache_lru_init(struct cache *c);
 void cache_lru_free(struct cache *c);
 /* cache_blk_persist_node() for every node with fetched blocks (sealer). */
 void cache_lru_persist_fetched(struct cache *c);
-/* Evict clean, replicated blocks of files not open, least recently used
- * first, until `want` bytes are freed or nothing more can go.  Takes no
- * lock on entry.  Returns the bytes freed. */
+/* Evict clean, replicated blocks of files, least recently used first,
+ * until `want` bytes are freed or nothing more can go.  A file open for
+ * writing gives up its replicated blocks too (so that one larger than
+ * cache_size can be written); a file with a read in flight
+ * (n->pinned) gives up none.  Takes no lock on entry.  Returns the
+ * bytes freed. */
 uint64_t cache_lru_evict(struct cache *c, uint64_t want);
 /* Note a use of ino for the LRU order. */
 void cache_lru_touch(struct cache *c, uint64_t ino);

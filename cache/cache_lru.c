@@ -190,7 +190,14 @@ static int lru_del_txn(struct cache *c, MDB_txn *txn, void *arg)
 	return rc == MDB_NOTFOUND ? 0 : cache_meta_err(rc);
 }
 
-/* Evict what can go of ino; returns the bytes freed. */
+/*
+ * Evict what can go of ino; returns the bytes freed.  An open file is no
+ * exception: what can go is clean and in every region, and every write,
+ * fetch and seal of its blocks happens under n->lock, held here.  Only a
+ * read the kernel is still being served from the data file with the
+ * lock dropped, or a read or write fetching blocks back (n->pinned),
+ * keeps the file's blocks where they are.
+ */
 static uint64_t evict_one(struct cache *c, uint64_t ino)
 {
 	struct blkset go = { 0 };
@@ -201,7 +208,7 @@ static uint64_t evict_one(struct cache *c, uint64_t ino)
 	if (!n)
 		return 0;
 	lock_take(&n->lock);
-	rc = n->handles ? -EBUSY : cache_node_load(c, n);
+	rc = n->pinned ? -EBUSY : cache_node_load(c, n);
 	if (rc == 0)
 		rc = cache_blk_evictable(c, n, &go, &left);
 	if (rc == 0 && go.n) {

@@ -77,8 +77,11 @@ static struct cnode *unhook_if_unused(struct cache *c, struct cnode *n)
 	return n;
 }
 
-static void node_free(struct cnode *n)
+static void node_free(struct cache *c, struct cnode *n)
 {
+	/* its dirty blocks leave the count with it (a next node loads
+	 * them again); room_for() reserves space by it */
+	atomic_fetch_sub(&c->inbox.dirty_blocks, n->dblk.n);
 	if (n->fd >= 0)
 		close(n->fd);
 	cache_blkset_free(&n->dblk);
@@ -179,7 +182,7 @@ void cache_node_release(struct cache *c, struct cnode *n)
 	dead = n->dirty ? NULL : unhook_if_unused(c, n);
 	lock_drop(&c->nodes_lock);
 	if (dead) {
-		node_free(dead);
+		node_free(c, dead);
 		cache_node_maybe_free(c, ino);
 	}
 }
@@ -244,7 +247,7 @@ void cache_forget(struct cache *c, uint64_t ino, uint64_t nlookup)
 		cache_node_release(c, n);	/* nref 1, nlookup 0: folds,
 						   unhooks */
 	} else if (dead) {
-		node_free(dead);
+		node_free(c, dead);
 		cache_node_maybe_free(c, ino);
 	}
 }
@@ -577,7 +580,7 @@ void cache_node_table_free(struct cache *c)
 			struct cnode *n = c->nodes[i];
 
 			c->nodes[i] = n->next;
-			node_free(n);
+			node_free(c, n);
 		}
 	}
 }

@@ -18,8 +18,11 @@
  *
  * A block written again while it was being sealed stays dirty: the node's
  * generation counter, read without a lock inside the transaction, tells
- * that the dirty entry must stay (it may keep one too many, which costs
- * one more seal, never a lost write).
+ * that the dirty entry must stay.  It moves with a write to any block of
+ * the file, so after the commit settle_kept() looks again, per block and
+ * under the node's lock, and drops the entries of the blocks that were
+ * not written again: so the blocks of a file being written on become
+ * clean, replicated and evictable while it is still open.
  *
  * Frames are sealed for the object id "d/<pack id>@<offset>", so that a
  * frame moved within a pack, or into another, fails to open.
@@ -53,6 +56,8 @@ struct pack_entry {
 	uint32_t crc;		/* phi_crc32c() of the plaintext */
 	unsigned gen;		/* n->gen when the block was read */
 	unsigned cuts;		/* n->cuts likewise */
+	int kept;		/* recorded, but its dirty entry kept: n->gen
+				   moved (settle_kept()) */
 };
 
 struct packer {
@@ -78,6 +83,7 @@ static void packer_drop(struct cache *c, struct packer *p)
 	}
 	p->n = 0;
 	buf_reset(&p->data);
+	atomic_store(&c->sealing_bytes, 0);
 }
 
 int cache_store_durably(struct cache *c, const char *dir, const char *name,
@@ -174,9 +180,10 @@ static int record_pack(struct cache *c, MDB_txn *txn, const struct packer *p,
 	return cache_meta_err(rc);
 }
 
-/* Point e's block at its frame, and drop its dirty entry if n->gen held. */
+/* Point e's block at its frame, and drop its dirty entry if n->gen held
+ * (else e->kept is set). */
 static int record_frame(struct cache *c, MDB_txn *txn, const struct packer *p,
-			uint64_t seq, const struct pack_entry *e)
+			uint64_t seq, struct pack_entry *e)
 {
 	struct block_rec br = { .seq = seq, .off = e->off,
 				.len = e->len, .plain = e->plain,
@@ -188,6 +195,7 @@ static int record_frame(struct cache *c, MDB_txn *txn, const struct packer *p,
 	int rc;
 
 	memcpy(br.pack, p->id, 16);
+	e->kept = 0;
 	/* Freed, or cut below this block since it was read: the frame is
 	 * garbage already. */
 	rc = cache_inode_get(c, txn, e->n->ino, &rec, NULL, NULL);
@@ -212,8 +220,11 @@ static int record_frame(struct cache *c, MDB_txn *txn, const struct packer *p,
 		rc = lru_enter(c, txn, e->n->ino);
 	if (rc)
 		return cache_meta_err(rc);
-	if (atomic_load(&e->n->gen) != e->gen)
-		return 0;	/* written again meanwhile */
+	if (atomic_load(&e->n->gen) != e->gen) {
+		e->kept = 1;	/* some block written meanwhile: maybe
+				   this one (settle_kept()) */
+		return 0;
+	}
 	rc = mdb_del(txn, c->db_dirty, &key, NULL);
 	if (rc && rc != MDB_NOTFOUND)
 		return cache_meta_err(rc);
@@ -229,6 +240,84 @@ static int commit_txn(struct cache *c, MDB_txn *txn, void *arg)
 	for (size_t i = 0; rc == 0 && i < a->p->n; i++)
 		rc = record_frame(c, txn, a->p, a->seq, &a->p->e[i]);
 	return rc;
+}
+
+struct undirty_arg {
+	uint64_t ino;
+	const uint64_t *blk;
+	size_t n;
+};
+
+static int undirty_txn(struct cache *c, MDB_txn *txn, void *arg)
+{
+	struct undirty_arg *a = arg;
+
+	for (size_t i = 0; i < a->n; i++) {
+		uint8_t k[16];
+		MDB_val key = { sizeof(k), k };
+		int rc;
+
+		cache_blk_key(k, a->ino, a->blk[i]);
+		rc = mdb_del(txn, c->db_dirty, &key, NULL);
+		if (rc && rc != MDB_NOTFOUND)
+			return cache_meta_err(rc);
+	}
+	return 0;
+}
+
+/*
+ * The kept entries p->e[from, to), all of node n: drop the dirty entries
+ * of the blocks that were not written again since take_block() read
+ * them.  Under n->lock that is exact: every write puts its blocks back
+ * into n->dblk under it (cache_blk_prepare_write()), and the commit here
+ * runs before the lock is let go, so no write slips in between.
+ */
+static void settle_node(struct cache *c, struct packer *p, size_t from,
+			size_t to)
+{
+	struct cnode *n = p->e[from].n;
+	uint64_t sblk[64], *blk = sblk;
+	struct undirty_arg a = { n->ino, NULL, 0 };
+
+	if (to - from > 64 && !(blk = malloc((to - from) * sizeof(*blk))))
+		return;		/* kept: sealed once more, later */
+	lock_take(&n->lock);
+	for (size_t i = from; i < to; i++) {
+		const struct pack_entry *e = &p->e[i];
+
+		if (e->kept && atomic_load(&n->cuts) == e->cuts &&
+		    !cache_blkset_has(&n->dblk, e->blk))
+			blk[a.n++] = e->blk;
+	}
+	a.blk = blk;
+	if (a.n)
+		cache_meta_write(c, undirty_txn, &a);	/* failing, the
+							   entries stay */
+	lock_drop(&n->lock);
+	if (blk != sblk)
+		free(blk);
+}
+
+/*
+ * After the pack's commit: the per-node generation of record_frame() is
+ * coarse, and a file written on while its earlier blocks are sealed (one
+ * larger than the cache, in one open) moves it all the time.  Its
+ * blocks must still become clean, or they could never be evicted.
+ */
+static void settle_kept(struct cache *c, struct packer *p)
+{
+	size_t i = 0;
+
+	while (i < p->n) {
+		size_t j = i + 1;
+		int any = p->e[i].kept;
+
+		for (; j < p->n && p->e[j].n == p->e[i].n; j++)
+			any |= p->e[j].kept;
+		if (any)
+			settle_node(c, p, i, j);
+		i = j;
+	}
 }
 
 /* Store and record the pack; the entries' blocks stay dirty on failure. */
@@ -266,6 +355,7 @@ static int pack_commit(struct cache *c, struct packer *p)
 		PHI_LOG(PHI_LOG_ERR, "cannot store sealed object %s: %s; "
 			"will retry", p->key, phi_strerror(rc));
 	} else {
+		settle_kept(c, p);
 		atomic_fetch_add(&c->packs_used, buf_len(&p->data));
 		p->packs++;
 		p->bytes_out += buf_len(&p->data);
@@ -321,7 +411,8 @@ static int pack_add(struct cache *c, struct packer *p, struct cnode *n,
 					    (uint32_t)(buf_len(&p->data) - off),
 					    (uint32_t)len,
 					    phi_crc32c(0, buf_data(&p->plain), len),
-					    gen, cuts };
+					    gen, cuts, 0 };
+	atomic_fetch_add(&c->sealing_bytes, buf_len(&p->data) - off);
 	p->bytes_in += len;
 	return 0;
 }

@@ -354,10 +354,10 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 {
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(0);
 	struct cache_extent ext;
+	struct cache *c = cache_of(req);	/* req is gone once replied to */
 	int rc;
 
-	rc = cache_read_extent(cache_of(req), file_of(fi), (uint64_t)off, size,
-			       &ext);
+	rc = cache_read_extent(c, file_of(fi), (uint64_t)off, size, &ext);
 	if (rc) {
 		reply_err(req, ino, rc);
 		return;
@@ -367,6 +367,7 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	buf.buf[0].fd = ext.fd;
 	buf.buf[0].pos = (off_t)ext.off;
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
+	cache_read_end(c, &ext);
 }
 
 static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *data,

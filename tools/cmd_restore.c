@@ -698,8 +698,10 @@ static int read_source(struct restore *r, struct cache_file *f, uint64_t off,
 
 		if (k < 0 && errno == EINTR)
 			continue;
-		if (k < 0)
-			return -errno;
+		if (k < 0) {
+			rc = -errno;
+			break;
+		}
 		if (k == 0) {
 			/* past the end of a sparse local file: a hole */
 			memset(r->buf + got, 0, ext.len - got);
@@ -707,8 +709,10 @@ static int read_source(struct restore *r, struct cache_file *f, uint64_t off,
 		}
 		got += (size_t)k;
 	}
-	*n = ext.len;
-	return 0;
+	cache_read_end(r->c, &ext);
+	if (rc == 0)
+		*n = ext.len;
+	return rc;
 }
 
 static int write_all(int fd, const char *p, size_t n, off_t off)

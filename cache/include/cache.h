@@ -312,17 +312,28 @@ int cache_file_flush(struct cache *c, struct cache_file *f);
 void cache_file_release(struct cache *c, struct cache_file *f);
 
 /* A range of content readable in place: read len bytes of fd at off.
- * fd is borrowed and valid until cache_file_release(). */
+ * fd is borrowed and valid until cache_file_release(); pin is cache/'s,
+ * for cache_read_end(). */
 struct cache_extent {
 	int fd;
 	uint64_t off;
 	size_t len;
+	void *pin;
 };
 
 /* Where to read [off, off+len) of the file, clamped to its size (len 0 at
- * or past the end).  Holes read as zeros. */
+ * or past the end).  Holes read as zeros.  On success the file's blocks
+ * stay in the data file, where eviction would punch holes, until
+ * cache_read_end(out), which every successful call must be followed by
+ * once the bytes are copied out. */
 int cache_read_extent(struct cache *c, struct cache_file *f, uint64_t off,
 		      size_t len, struct cache_extent *out);
+
+/* The bytes of ext (from cache_read_extent()) are copied out: the file's
+ * blocks may be evicted again.  Needs no handle: it may come after
+ * cache_file_release() (a reader served may close the file before the
+ * thread that served it gets here). */
+void cache_read_end(struct cache *c, struct cache_extent *ext);
 
 /* Write len bytes at off; returns len or a negative code (-ENOSPC once
  * the local store would pass cache_size). */

@@ -13,6 +13,8 @@ import re
 import shutil
 import subprocess
 
+import pytest
+
 from conftest import read_file, write_file
 
 MiB = 1 << 20
@@ -369,3 +371,61 @@ def test_a_new_region_is_filled(phifs_bare):
     p = fs.run("fsck", fs.config, "--scrub")
     assert p.returncode == 0, p.stdout + p.stderr
     check_tree(fs, made)
+
+
+def local_store_bytes(fs):
+    """What the cache's local store takes on the disk: the data files and
+    the sealed objects waiting for upload (not LMDB, not journals)."""
+    total = 0
+    for sub in ("data", "packs"):
+        for d, _, files in os.walk(os.path.join(fs.cache_dir, sub)):
+            for f in files:
+                try:
+                    total += os.lstat(os.path.join(d, f)).st_blocks * 512
+                except FileNotFoundError:
+                    pass        # a pack deleted once both regions had it
+    return total
+
+
+@pytest.mark.parametrize("fsync_midway", [False, True],
+                         ids=["one-open", "fsync-midway"])
+def test_file_four_times_the_cache_in_one_open(phifs_bare, fsync_midway):
+    """A file larger than cache_size is written in one open, sequentially:
+    its blocks are sealed, replicated and evicted while it is still open,
+    so only what is not in every region yet is bounded by the cache."""
+    fs = phifs_bare
+    small_cache(fs, "16M")
+    data = blob(64, 64 * MiB)
+    most = 0
+    fd = os.open(fs.path("big"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+                 0o644)
+    try:
+        for off in range(0, len(data), MiB):
+            view = memoryview(data)[off:off + MiB]
+            while view:
+                view = view[os.write(fd, view):]
+            if fsync_midway and off == 32 * MiB:
+                os.fsync(fd)
+            most = max(most, local_store_bytes(fs))
+    finally:
+        os.close(fd)
+    most = max(most, local_store_bytes(fs))
+    assert most <= 16 * MiB, f"the local store reached {most} bytes"
+    sync(fs)
+    st = fs.wait_status(lambda s: s["evicted_blocks"] > 0)
+    assert st["evicted_blocks"] > 0, st
+    assert st["used_bytes"] <= 16 * MiB, st
+    assert digest(read_file(fs.path("big"))) == digest(data)
+    fs.remount()
+    assert digest(read_file(fs.path("big"))) == digest(data)
+    for region in ("a", "b"):
+        dest = os.path.join(fs.base, f"restore-{region}")
+        os.mkdir(dest)
+        p = fs.run("restore", fs.config, "/", dest, "--region", region,
+                   timeout=300)
+        assert p.returncode == 0, \
+            f"restore --region {region} exited {p.returncode}: " \
+            f"{p.stderr.strip()}"
+        assert digest(read_file(os.path.join(dest, "big"))) == \
+            digest(data), f"region {region}"
+        shutil.rmtree(dest)

@@ -129,6 +129,7 @@ size_t rd(struct cache *c, struct cache_file *f, uint64_t off, void *buf,
 		ASSERT_TRUE(n > 0);
 		done += (size_t)n;
 	}
+	cache_read_end(c, &ext);
 	return ext.len;
 }
 

@@ -132,6 +132,7 @@ int get(struct cache *c, uint64_t ino, uint64_t off, void *buf, size_t len,
 		ASSERT_EQ(pread(ext.fd, buf, ext.len, (off_t)ext.off),
 			  (ssize_t)ext.len);
 		*got = ext.len;
+		cache_read_end(c, &ext);
 	}
 	cache_file_release(c, f);
 	return rc;
@@ -149,9 +150,12 @@ int try_get(struct cache *c, uint64_t ino, uint64_t off, void *buf,
 	if (rc)
 		return rc;
 	rc = cache_read_extent(c, f, off, len, &ext);
-	if (rc == 0 && pread(ext.fd, buf, ext.len, (off_t)ext.off) !=
-	    (ssize_t)ext.len)
-		rc = -EIO;
+	if (rc == 0) {
+		if (pread(ext.fd, buf, ext.len, (off_t)ext.off) !=
+		    (ssize_t)ext.len)
+			rc = -EIO;
+		cache_read_end(c, &ext);
+	}
 	if (rc == 0)
 		*got = ext.len;
 	cache_file_release(c, f);

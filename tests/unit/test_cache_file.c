@@ -28,6 +28,7 @@ TEST(file_write_read)
 	f = fopen_(c, ino, 0);
 	ASSERT_OK(cache_read_extent(c, f, 0, 10, &ext));
 	ASSERT_EQ(ext.len, 0u);
+	cache_read_end(c, &ext);
 	fill(a, sizeof(a), 1);
 	wr(c, f, 0, a, sizeof(a));
 	ASSERT_EQ(rd(c, f, 0, b, sizeof(b)), sizeof(b));
@@ -39,8 +40,10 @@ TEST(file_write_read)
 	ASSERT_TRUE(memcmp(a + sizeof(a) - 10, b, 10) == 0);
 	ASSERT_OK(cache_read_extent(c, f, sizeof(a), 10, &ext));
 	ASSERT_EQ(ext.len, 0u);
+	cache_read_end(c, &ext);
 	ASSERT_OK(cache_read_extent(c, f, sizeof(a) + 5000, 10, &ext));
 	ASSERT_EQ(ext.len, 0u);
+	cache_read_end(c, &ext);
 
 	/* overwrite a piece in the middle */
 	fill(b, 3000, 2);

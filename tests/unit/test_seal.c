@@ -702,6 +702,43 @@ TEST(dirty_data_fills_cache_enospc)
 	env_done(&e);
 }
 
+TEST(open_file_gives_up_replicated_blocks_but_not_under_a_read)
+{
+	struct env e;
+	static unsigned char a[4 * BLOCK_SIZE], b[2 * BLOCK_SIZE];
+	static unsigned char back[6 * BLOCK_SIZE];
+	struct cache_extent ext;
+	struct cache_file *f;
+	uint64_t ino;
+
+	env_init(&e, 1ull << 30);
+	fill(a, sizeof(a), 31);
+	fill(b, sizeof(b), 32);
+	ino = mkfile(e.c, "open");
+	ASSERT_OK(cache_file_open(e.c, ino, 0, &f));
+	ASSERT_EQ(cache_write(e.c, f, 0, a, sizeof(a)), (ssize_t)sizeof(a));
+	sync_ok(&e);
+	/* a read in flight: its bytes are still being copied out of the
+	 * data file, so nothing of the file may be punched */
+	ASSERT_OK(cache_read_extent(e.c, f, 0, BLOCK_SIZE, &ext));
+	ASSERT_EQ(ext.len, BLOCK_SIZE);
+	ASSERT_EQ(cache_evict(e.c, UINT64_MAX), 0);
+	ASSERT_EQ(pread(ext.fd, back, ext.len, (off_t)ext.off),
+		  (ssize_t)ext.len);
+	ASSERT_TRUE(memcmp(back, a, BLOCK_SIZE) == 0);
+	cache_read_end(e.c, &ext);
+	/* still open, its replicated blocks go */
+	ASSERT_TRUE(cache_evict(e.c, UINT64_MAX) >= sizeof(a));
+	/* and the handle writes on and reads back through the regions */
+	ASSERT_EQ(cache_write(e.c, f, sizeof(a), b, sizeof(b)),
+		  (ssize_t)sizeof(b));
+	cache_file_release(e.c, f);
+	memcpy(back, a, sizeof(a));
+	memcpy(back + sizeof(a), b, sizeof(b));
+	expect(e.c, ino, back, sizeof(back));
+	env_done(&e);
+}
+
 TEST(stats_and_counters_for_the_metrics)
 {
 	static unsigned char want[2 * BLOCK_SIZE + 60];
@@ -774,4 +811,5 @@ TEST_MAIN(
 	TEST_ENTRY(working_set_larger_than_cache),
 	TEST_ENTRY(dirty_data_fills_cache_enospc),
 	TEST_ENTRY(stats_and_counters_for_the_metrics),
+	TEST_ENTRY(open_file_gives_up_replicated_blocks_but_not_under_a_read),
 )
