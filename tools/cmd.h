@@ -33,6 +33,7 @@ int cmd_versions(int argc, char **argv);
 int cmd_fsck(int argc, char **argv);
 int cmd_gc(int argc, char **argv);
 int cmd_key(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
 
 /* One line on stderr, "phifs: " first. */
 void tool_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

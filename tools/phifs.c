@@ -33,6 +33,8 @@ static const struct command {
 	{ "gc", cmd_gc, "delete what no moment within retention needs" },
 	{ "key", cmd_key, "list, add, change or remove the keys that open "
 	  "it" },
+	{ "audit", cmd_audit, "who opened, changed or removed what: the "
+	  "audit trail" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
