@@ -9,6 +9,7 @@
 #include "audit.h"
 #include "phi.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
@@ -127,6 +128,15 @@ int audit_decode(const void *rec, size_t len, struct audit_event *ev,
 		if (!ev->s[i])
 			ev->s[i] = "";
 	return 0;
+}
+
+void audit_patch(uint8_t *rec, size_t len, int err, uint64_t ino)
+{
+	(void)len;	/* for the assert */
+	assert(len >= HEAD && rec[8] == VERSION);
+	put_u32(rec + 12, (uint32_t)err);
+	if (get_n(rec, 8) == 0)
+		put_u64(rec, ino);
 }
 
 const char *audit_kind_name(enum audit_kind kind)
@@ -272,6 +282,15 @@ void audit_names(uid_t uid, gid_t gid, char *user, size_t ulen,
 	name_of(gid, 1, group, glen);
 }
 
+static int procfd = -1;
+static pthread_once_t proc_once = PTHREAD_ONCE_INIT;
+
+/* /proc, opened once: each lookup then starts there, not at the root. */
+static void proc_init(void)
+{
+	procfd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
 void audit_comm(pid_t pid, char *out, size_t size)
 {
 	char path[64];
@@ -279,8 +298,9 @@ void audit_comm(pid_t pid, char *out, size_t size)
 	int fd;
 
 	out[0] = '\0';
-	snprintf(path, sizeof(path), "/proc/%ld/comm", (long)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	pthread_once(&proc_once, proc_init);
+	snprintf(path, sizeof(path), "%ld/comm", (long)pid);
+	fd = procfd >= 0 ? openat(procfd, path, O_RDONLY | O_CLOEXEC) : -1;
 	if (fd >= 0) {
 		n = read(fd, out, size - 1);
 		close(fd);

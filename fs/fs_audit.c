@@ -23,7 +23,9 @@
  * holds, so a path is found by walking up the table to the root.
  *
  * Reads and writes are counted per open handle (by the file handle the
- * kernel quotes) and recorded once, in the release event.
+ * kernel quotes) and recorded once, in the release event; an open whose
+ * reads the kernel's page cache answered moved nothing through phifs and
+ * has no release event.
  */
 #include "fs.h"
 #include "fs_int.h"
@@ -498,9 +500,8 @@ static void finish(struct evb *b)
 	b->ev.err = fs_answer.err;
 	if (!b->ev.ino)
 		b->ev.ino = fs_answer.ino;
-	encode(b);
-	rc = b->len > 0 ? cache_audit_queue(audit_cache, b->rec,
-					    (size_t)b->len) : -E2BIG;
+	audit_patch(b->rec, (size_t)b->len, b->ev.err, b->ev.ino);
+	rc = cache_audit_queue(audit_cache, b->rec, (size_t)b->len);
 	if (rc)
 		PHI_LOG(PHI_LOG_ERR, "cannot record audit event for inode "
 			"%llu: %s", (unsigned long long)b->ev.ino,
@@ -719,11 +720,19 @@ static void a_write(R q, I i, const char *d, size_t s, off_t o, F *f)
 		count_bytes(f->fh, fs_answer.bytes, 1);
 }
 
+/* Only an open that moved bytes through phifs has a release event: one
+ * whose reads the page cache answered has said all in its open event. */
 static void a_release(R q, I i, F *f)
 {
 	struct handle *h = take_handle(f->fh);
 	struct evb b;
 
+	if (h && !atomic_load(&h->bytes_read) &&
+	    !atomic_load(&h->bytes_written)) {
+		free(h);
+		inner.release(q, i, f);
+		return;
+	}
 	begin(&b, q, AUDIT_RELEASE, i);
 	if (h) {
 		who(&b, h->uid, h->gid, h->pid);

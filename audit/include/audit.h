@@ -85,6 +85,13 @@ int audit_encode(const struct audit_event *ev, uint8_t *out, size_t size);
 int audit_decode(const void *rec, size_t len, struct audit_event *ev,
 		 char *buf, size_t bufsize);
 
+/*
+ * Set the errno of the encoded event rec (len bytes, from
+ * audit_encode()), and its inode if that is 0, without encoding it
+ * again.
+ */
+void audit_patch(uint8_t *rec, size_t len, int err, uint64_t ino);
+
 /* "open", "rename", ...; "?" for a kind this build does not know. */
 const char *audit_kind_name(enum audit_kind kind);
 
