@@ -7,7 +7,9 @@
 # with default options) and a plain directory beside it, runs each
 # measurement BENCH_RUNS times (default 3) on both, and prints the median.
 # With BENCH_PHIFS_BEFORE=PATH (a phifs binary built from an older commit)
-# it also measures that one, in the same run, for a before/after column.
+# it also measures that one, in the same run, for a before/after column;
+# BENCH_BEFORE_CONF adds lines to that one's [filesystem] (with the same
+# binary, BENCH_BEFORE_CONF="audit = off" compares audit on and off).
 # See bench/README.md for what each line measures and the other BENCH_*
 # settings.  Needs about 4 GiB free in /var/tmp; removes everything it
 # made, and always unmounts.
@@ -17,6 +19,7 @@ shopt -s inherit_errexit
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PHIFS=${BENCH_PHIFS:-$ROOT/build/tools/phifs}
 BEFORE=${BENCH_PHIFS_BEFORE:-}
+BEFORE_CONF=${BENCH_BEFORE_CONF:-}
 RUNS=${BENCH_RUNS:-3}
 BASE=${BENCH_TMP:-/var/tmp}/phifs-bench.$$
 MNT=$BASE/mnt
@@ -66,7 +69,8 @@ need_mib=$((3 * SIZE_MIB + 2 * RUNS * NFILES * 4 / 1024 + 512))	# 3 big files, 2
 [ "$avail_kib" -ge $((need_mib * 1024)) ] ||
 	die "needs $need_mib MiB free under $(dirname "$BASE"), has $((avail_kib / 1024)) MiB"
 
-# make_fs BIN DIR CONFIG MNT: a fresh filesystem in DIR, mounted at MNT
+# make_fs BIN DIR CONFIG MNT [LINES]: a fresh filesystem in DIR, mounted
+# at MNT, with LINES added to [filesystem]
 make_fs() {
 	mkdir -p "$2/cache" "$2/region" "$4"
 	cat >"$3" <<EOF
@@ -74,6 +78,7 @@ make_fs() {
 cache_dir = $2/cache
 cache_size = 8G
 key_file = $2/key
+${5:-}
 
 [region bench]
 url = dir:$2/region
@@ -85,7 +90,7 @@ mkdir -p "$PLAIN"
 make_fs "$PHIFS" "$BASE" "$CONFIG" "$MNT"
 TARGETS=(phifs plain)
 if [ -n "$BEFORE" ]; then
-	make_fs "$BEFORE" "$BASE/before" "$BCONFIG" "$BMNT"
+	make_fs "$BEFORE" "$BASE/before" "$BCONFIG" "$BMNT" "$BEFORE_CONF"
 	TARGETS=(phifs before plain)
 fi
 
@@ -165,6 +170,23 @@ EOF
 	rate "$NFILES" "$t0" "$t1"
 }
 
+run_cached() {	# TARGET: read back the small files the page cache holds
+	local d t0 t1
+	d=$(dir_of "$1")/small.$((RUNS - 1))
+	cat "$d"/* >/dev/null	# in the page cache now
+	t0=$(now)
+	/usr/bin/python3 - "$d" <<'EOF'
+import os, sys
+d = sys.argv[1]
+for name in sorted(os.listdir(d)):
+    with open(os.path.join(d, name), "rb") as f:
+        while f.read(4096):
+            pass
+EOF
+	t1=$(now)
+	rate "$(ls "$d" | wc -l)" "$t0" "$t1"
+}
+
 run_ls() {	# TARGET
 	local d t0 t1
 	d=$(dir_of "$1")/small.$((RUNS - 1))	# the last one run_create made
@@ -195,7 +217,7 @@ head -c "${SIZE_MIB}M" /dev/urandom >"$RANDOM_FILE"
 # Each measurement on every target in turn, so that a noisy moment of the
 # machine falls on all of them alike.
 for m in "wzero run_write /dev/zero" "wrand run_write $RANDOM_FILE" \
-	"read run_read" "create run_create" "ls run_ls"; do
+	"read run_read" "create run_create" "cached run_cached" "ls run_ls"; do
 	# shellcheck disable=SC2086  # words on purpose
 	set -- $m
 	for t in "${TARGETS[@]}"; do
@@ -228,6 +250,7 @@ row "write $size_label, zeros, fsync" MiB/s wzero
 row "write $size_label, random data, fsync" MiB/s wrand
 row "read $size_label, cold" MiB/s read
 row "create $NFILES 4 KiB files + sync" files/s create
+row "read $NFILES 4 KiB files, cached" files/s cached
 row "ls -l $NFILES entries, cold" seconds ls
 echo "ratio = phifs/plain: below 1 is slower for MiB/s and files/s, above 1 is slower for seconds"
 [ -z "$BEFORE" ] || echo "vs-before = phifs/before, read the same way"

@@ -294,6 +294,7 @@ static void *folder_main(void *arg)
 			break;
 		lock_drop(&c->folder_lock);
 		cache_node_fold_all(c);
+		cache_audit_flush(c);
 		cache_trash_empty(c);
 		cache_lru_flush(c);
 		lock_take(&c->folder_lock);
@@ -345,15 +346,23 @@ int cache_open(struct cache **out, const struct cache_config *cfg,
 	c->size_limit = cfg->size_limit;
 	pthread_mutex_init(&c->nodes_lock, NULL);
 	pthread_mutex_init(&c->files_lock, NULL);
+	pthread_mutex_init(&c->audit_lock, NULL);
+	c->audit_tail = &c->audit_head;
 	cache_inbox_init(c);
 	cache_lru_init(c);
 	c->dir = strdup(cfg->dir);
 	rc = c->dir ? open_files(c, cfg, flags) : -ENOMEM;
 	if (rc == 0)
-		rc = env_create(&c->env, c->dir, c->rdonly ? MDB_RDONLY :
-				MDB_NOMETASYNC);
+		rc = env_create(&c->env, c->dir,
+				!c->rdonly ? MDB_NOMETASYNC :
+				(flags & CACHE_OPEN_AUDIT) ? 0 : MDB_RDONLY);
 	if (rc == 0)
 		rc = read_super(c);
+	if (rc == 0)
+		rc = cache_audit_open_db(c, !c->rdonly ||
+					 (flags & CACHE_OPEN_AUDIT));
+	if (rc == 0 && (flags & CACHE_OPEN_AUDIT))
+		c->audit_append = 1;
 	if (rc == 0 && !c->rdonly)
 		rc = cache_trash_open(c);
 	if (rc == 0 && !c->rdonly)
@@ -397,6 +406,9 @@ int cache_close(struct cache *c)
 		rc = cache_node_fold_all(c);
 		if (syncfs(c->datafd) && rc == 0)
 			rc = -errno;
+		rc2 = cache_audit_flush(c);
+		if (rc == 0)
+			rc = rc2;
 		rc2 = cache_sync(c);
 		if (rc == 0)
 			rc = rc2;
@@ -418,6 +430,8 @@ int cache_close(struct cache *c)
 		close(c->dirfd);
 	pthread_mutex_destroy(&c->nodes_lock);
 	pthread_mutex_destroy(&c->files_lock);
+	cache_audit_free(c);
+	pthread_mutex_destroy(&c->audit_lock);
 	cache_lru_free(c);
 	cache_inbox_free(c);
 	free(c->dir);

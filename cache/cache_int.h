@@ -285,6 +285,16 @@ struct cache {
 
 	/* sealing and replication (cache_seal.c, cache_upload.c) */
 	struct seal *seal;	/* NULL: local only */
+
+	/* the audit trail (cache_audit.c) */
+	MDB_dbi db_audit;
+	int db_audit_open;	/* the `audit` table exists and is open */
+	int audit_append;	/* CACHE_OPEN_AUDIT: a read-only open that
+				   may still append events */
+	pthread_mutex_t audit_lock;
+	struct audit_ev *audit_head;	/* queued events, by audit_lock */
+	struct audit_ev **audit_tail;	/* by audit_lock */
+	atomic_uint_fast64_t audit_bytes;	/* queued, approximate */
 };
 
 /*
@@ -446,6 +456,31 @@ int cache_inbox_wait(struct cache *c, unsigned handled, unsigned tick_ms);
 int cache_inbox_over_dirty_limit(struct cache *c, uint64_t block_size);
 /* Whether no region was found down at the uploaders' last report. */
 int cache_inbox_regions_up(struct cache *c);
+
+/* --- the audit trail (cache_audit.c) --------------------------------- */
+
+struct audit_ev;
+
+/* The inode the calling thread's transaction has just made, for the
+ * event it may have staged (alloc_ino()). */
+void cache_audit_note_ino(uint64_t ino);
+
+/*
+ * Commit txn (cache_meta_write() only), first writing into it the queued
+ * events and the calling thread's staged one.  Returns what
+ * mdb_txn_commit() returns, or a negative code if an event could not be
+ * written (txn is then aborted; the queue is left as it was).
+ */
+int cache_audit_commit(struct cache *c, MDB_txn *txn);
+
+/* Open the `audit` table, creating it if create (cache_open()). */
+int cache_audit_open_db(struct cache *c, int create);
+
+/* A transaction that changes nothing: its commit writes the queue. */
+meta_fn cache_audit_only;
+
+/* Drop the queued events (cache_close(), after the last flush). */
+void cache_audit_free(struct cache *c);
 
 /* === floor 2 blocks ==================================================== */
 

@@ -74,7 +74,7 @@ int cache_meta_write(struct cache *c, meta_fn *fn, void *arg)
 	MDB_txn *txn;
 	int rc;
 
-	if (c->rdonly)
+	if (c->rdonly && !(c->audit_append && fn == cache_audit_only))
 		return -EROFS;
 	if (atomic_load(&c->latched))
 		return PHI_ELATCHED;
@@ -86,7 +86,10 @@ int cache_meta_write(struct cache *c, meta_fn *fn, void *arg)
 		mdb_txn_abort(txn);
 		return rc;
 	}
-	rc = mdb_txn_commit(txn);
+	/* commits the transaction, with the audit events that wait */
+	rc = cache_audit_commit(c, txn);
+	if (rc < 0)
+		return rc;
 	if (rc == MDB_PANIC || rc == EIO)
 		return cache_latch(c, cache_meta_err(rc));
 	return cache_meta_err(rc);

@@ -236,6 +236,7 @@ static int alloc_ino(struct cache *c, MDB_txn *txn, uint64_t *out)
 	if (rc)
 		return rc;
 	*out = next++;
+	cache_audit_note_ino(*out);
 	rc = mdb_put(txn, c->db_super, &k, &v, 0);
 	if (rc == 0)
 		rc = cache_jnote(c, txn, JDB_SUPER, &k);

@@ -74,7 +74,8 @@ static void reply_err(fuse_req_t req, fuse_ino_t ino, int code)
 	if (code <= -PHI_ERR_BASE)
 		PHI_LOG(PHI_LOG_ERR, "request on inode %llu failed: %s",
 			(unsigned long long)ino, phi_strerror(code));
-	fuse_reply_err(req, fs_errno(code));
+	fs_answer.err = fs_errno(code);
+	fuse_reply_err(req, fs_answer.err);
 }
 
 static void reply_entry(fuse_req_t req, fuse_ino_t parent, int rc,
@@ -95,6 +96,8 @@ static void reply_entry(fuse_req_t req, fuse_ino_t parent, int rc,
 	 * lookup reference the cache took for it. */
 	if (fuse_reply_entry(req, &e) == -ENOENT)
 		cache_forget(cache_of(req), e.ino, 1);
+	else
+		fs_answer.ino = e.ino;
 }
 
 static void fs_init(void *data, struct fuse_conn_info *conn)
@@ -307,6 +310,8 @@ static int open_file(fuse_req_t req, fuse_ino_t ino,
 	fi->fh = (uintptr_t)f;
 	/* Every change passes through this kernel: its pages stay valid. */
 	fi->keep_cache = 1;
+	if (fs_audit_on)
+		fs_audit_opened(req, ino, fi);
 	return 0;
 }
 
@@ -346,6 +351,8 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
 		cache_file_release(cache_of(req), file_of(fi));
 		cache_forget(cache_of(req), e.ino, 1);
+	} else {
+		fs_answer.ino = e.ino;
 	}
 }
 
@@ -366,6 +373,7 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	buf.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
 	buf.buf[0].fd = ext.fd;
 	buf.buf[0].pos = (off_t)ext.off;
+	fs_answer.bytes = ext.len;
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 	cache_read_end(c, &ext);
 }
@@ -376,10 +384,12 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *data,
 	ssize_t w = cache_write(cache_of(req), file_of(fi), (uint64_t)off,
 				data, size);
 
-	if (w < 0)
+	if (w < 0) {
 		reply_err(req, ino, (int)w);
-	else
-		fuse_reply_write(req, (size_t)w);
+		return;
+	}
+	fs_answer.bytes = (uint64_t)w;
+	fuse_reply_write(req, (size_t)w);
 }
 
 static void fs_flush(fuse_req_t req, fuse_ino_t ino,
@@ -417,6 +427,7 @@ struct dir_ctx {
 	int plus;
 	uint64_t *taken;	/* readdirplus: inodes given a reference */
 	size_t ntaken;
+	uint64_t dir;
 };
 
 static int add_dirent(void *arg, const char *name, const struct stat *st,
@@ -438,6 +449,8 @@ static int add_dirent(void *arg, const char *name, const struct stat *st,
 					   &e, (off_t)next);
 		if (n <= room && !dot)
 			d->taken[d->ntaken++] = st->st_ino;
+		if (n <= room && !dot && fs_audit_on)
+			fs_audit_entry(d->dir, name, st->st_ino);
 	} else {
 		n = fuse_add_direntry(d->req, d->buf + d->used, room, name, st,
 				      (off_t)next);
@@ -451,7 +464,7 @@ static int add_dirent(void *arg, const char *name, const struct stat *st,
 static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size,
 			   off_t off, int plus)
 {
-	struct dir_ctx d = { req, NULL, size, 0, plus, NULL, 0 };
+	struct dir_ctx d = { req, NULL, size, 0, plus, NULL, 0, ino };
 	int rc;
 
 	d.buf = malloc(size ? size : 1);
@@ -702,6 +715,7 @@ int fs_mount(struct fs **out, struct cache *c, const char *mountpoint,
 {
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fs *fs = calloc(1, sizeof(*fs));
+	const struct fuse_lowlevel_ops *ops;
 	int rc;
 
 	if (!fs)
@@ -712,7 +726,16 @@ int fs_mount(struct fs **out, struct cache *c, const char *mountpoint,
 		snprintf(err, errlen, "mount options too long");
 		goto fail;
 	}
-	fs->se = fuse_session_new(&args, fs_metrics_wrap(&fs_ops),
+	ops = &fs_ops;
+	if (opts->audit) {
+		rc = fs_audit_setup(c, opts->patient_folders);
+		if (rc) {
+			snprintf(err, errlen, "invalid patient_folders");
+			goto fail;
+		}
+		ops = fs_audit_wrap(ops);
+	}
+	fs->se = fuse_session_new(&args, fs_metrics_wrap(ops),
 				  sizeof(fs_ops), fs);
 	if (!fs->se) {
 		snprintf(err, errlen, "invalid mount options '%s'",

@@ -19,6 +19,10 @@ struct fs;
 struct fs_options {
 	const char *fuse_opts;	/* user's -o list, comma separated, or NULL */
 	int debug;		/* FUSE request tracing to stderr */
+	int audit;		/* record an audit event per operation (audit.h,
+				   cache_audit_stage()) */
+	const char *patient_folders;	/* with audit: where patient folders
+					   are (audit_patients_parse()) */
 };
 
 /*

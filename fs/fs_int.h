@@ -4,6 +4,9 @@
 #ifndef FS_INT_H
 #define FS_INT_H
 
+#include <fuse_lowlevel.h>
+#include <stdint.h>
+
 struct fuse_lowlevel_ops;
 
 /*
@@ -15,5 +18,47 @@ struct fuse_lowlevel_ops;
  */
 const struct fuse_lowlevel_ops *fs_metrics_wrap(
 	const struct fuse_lowlevel_ops *ops);
+
+/* --- the audit trail (fs_audit.c) ------------------------------------ */
+
+struct cache;
+struct fuse_file_info;
+
+/*
+ * What the handler running on this thread answered, for fs_audit.c: err
+ * is the errno replied (0 for success), ino the inode of an entry
+ * replied, bytes what a read or write moved.  fs.c's reply helpers set
+ * it; a wrapper clears it before calling the handler.
+ */
+struct fs_answer {
+	int err;
+	uint64_t ino;
+	uint64_t bytes;
+};
+extern _Thread_local struct fs_answer fs_answer;
+
+/* Set by fs_audit_setup(): events are being made. */
+extern int fs_audit_on;
+
+/*
+ * Make audit events for the requests of this process's mount, kept in c,
+ * naming the patient folders patient_folders gives (audit.h).  0 or
+ * -EINVAL for a bad patient_folders.  Before fs_audit_wrap().
+ */
+int fs_audit_setup(struct cache *c, const char *patient_folders);
+
+/* The handlers of ops, wrapped to make audit events; like
+ * fs_metrics_wrap(), one table per process, built before the threads. */
+const struct fuse_lowlevel_ops *fs_audit_wrap(
+	const struct fuse_lowlevel_ops *ops);
+
+/* The kernel got an entry for ino named (parent, name) outside lookup
+ * (readdirplus). */
+void fs_audit_entry(uint64_t parent, const char *name, uint64_t ino);
+
+/* A file was opened as fi->fh: its reads and writes count from now on.
+ * Called before the open is replied. */
+void fs_audit_opened(fuse_req_t req, uint64_t ino,
+		     const struct fuse_file_info *fi);
 
 #endif

@@ -684,7 +684,8 @@ static void log_stop_reason(int rc)
 static int serve(const struct phi_config *cfg, const struct mount_args *a,
 		 const char *mp, int notify_fd, struct mount_keys *k)
 {
-	struct fs_options fo = { a->opts, a->debug };
+	struct fs_options fo = { a->opts, a->debug, cfg->audit == 1,
+				 cfg->patient_folders };
 	struct crypt_key *key = NULL;
 	struct backend *regions = NULL;
 	struct tool_lease *lease = NULL;
@@ -789,7 +790,7 @@ static int daemonize_and_serve(const struct phi_config *cfg,
 /* The -o options, as fs_mount() will parse them.  0 or -1 (printed). */
 static int check_options(const struct mount_args *a)
 {
-	struct fs_options fo = { a->opts, a->debug };
+	struct fs_options fo = { a->opts, a->debug, 0, NULL };
 	char err[512];
 
 	if (fs_check_options(&fo, err, sizeof(err)) == 0)

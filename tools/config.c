@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "backend.h"
 #include "phi.h"
 
@@ -54,6 +55,7 @@ enum key_type {
 	KEY_UINT,		/* a decimal number, unsigned */
 	KEY_PERIOD,		/* phi_parse_period(), uint64_t ms */
 	KEY_LISTEN,		/* phi_parse_listen() accepts it, char * */
+	KEY_PATIENTS,		/* audit_patients_parse() accepts it, char * */
 };
 
 struct key_def {
@@ -184,6 +186,11 @@ static const struct key_def keys[] = {
 	{ SCOPE_FS, "metrics_allow_remote", KEY_BOOL,
 	  FS(metrics_allow_remote), "false", false, NULL, "let "
 	  "metrics_listen be an address other machines reach" },
+	{ SCOPE_FS, "audit", KEY_BOOL, FS(audit), "on", false, NULL,
+	  "record who opened, changed or removed what (phifs audit)" },
+	{ SCOPE_FS, "patient_folders", KEY_PATIENTS, FS(patient_folders),
+	  NULL, false, NULL, "which folders are patients' in the audit "
+	  "trail: a glob under the root (/Patients/*) or a depth (1)" },
 	{ SCOPE_REGION, "url", KEY_URL, RG(url), NULL, true, NULL,
 	  "dir:/PATH or s3://BUCKET[/PREFIX]" },
 	{ SCOPE_REGION, "endpoint", KEY_STRING, RG(endpoint), NULL, false,
@@ -744,6 +751,18 @@ static int set_listen(struct load_ctx *ctx, const struct key_def *k,
 	return set_string(ctx, field, value);
 }
 
+static int set_patients(struct load_ctx *ctx, const struct key_def *k,
+			void *field, const char *value)
+{
+	struct audit_patients p;
+
+	if (audit_patients_parse(value, &p) || !p.depth)
+		return fail(ctx, ctx->line, k->name, "bad patient folders "
+			    "'%s' (a glob under the root such as /Patients/*, "
+			    "or a depth such as 1)", value);
+	return set_string(ctx, field, value);
+}
+
 /* Parse value into key k of the section struct at base. */
 static int set_key(struct load_ctx *ctx, const struct key_def *k,
 		   void *base, const char *value)
@@ -762,6 +781,8 @@ static int set_key(struct load_ctx *ctx, const struct key_def *k,
 		return set_url(ctx, k, field, value);
 	case KEY_LISTEN:
 		return set_listen(ctx, k, field, value);
+	case KEY_PATIENTS:
+		return set_patients(ctx, k, field, value);
 	case KEY_DURATION:
 		assert(k->width == sizeof(unsigned));
 		return set_duration(ctx, k, field, value);
@@ -813,7 +834,7 @@ static void free_strings(enum key_scope scope, void *base)
 
 		if (k->scope == scope && (k->type == KEY_PATH ||
 		    k->type == KEY_STRING || k->type == KEY_URL ||
-		    k->type == KEY_LISTEN))
+		    k->type == KEY_LISTEN || k->type == KEY_PATIENTS))
 			free(*(char **)((char *)base + k->offset));
 	}
 }
@@ -1312,6 +1333,7 @@ static void print_scope(enum key_scope scope)
 		[KEY_STRING] = "TEXT", [KEY_BOOL] = "BOOL", [KEY_URL] = "URL",
 		[KEY_DURATION] = "TIME", [KEY_UINT] = "N",
 		[KEY_PERIOD] = "PERIOD", [KEY_LISTEN] = "ADDR",
+		[KEY_PATIENTS] = "GLOB|N",
 	};
 
 	for (size_t i = 0; i < N_KEYS; i++) {

@@ -68,7 +68,7 @@ static int dropped(const char *o)
  * the rest).  1, or 0 with why in err. */
 static int known(const char *o, char *err, size_t len)
 {
-	struct fs_options fo = { o, 0 };
+	struct fs_options fo = { o, 0, 0, NULL };
 
 	return strcmp(o, "debug") == 0 ||
 	       fs_check_options(&fo, err, len) == 0;

@@ -35,6 +35,8 @@ static const struct command {
 	  "it" },
 	{ "hold", cmd_hold, "legal holds: what gc may not delete, however "
 	  "old" },
+	{ "audit", cmd_audit, "who opened, changed or removed what: the "
+	  "audit trail" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

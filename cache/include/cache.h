@@ -117,6 +117,10 @@ enum cache_open_flags {
 	CACHE_OPEN_FETCH_ONLY = 1 << 1,	/* restore: read gone blocks back from
 					   the regions, but seal, upload and
 					   journal nothing (no threads) */
+	CACHE_OPEN_AUDIT = 1 << 2,	/* with RDONLY: no lock and no writes
+					   but cache_audit_append(), which
+					   may run while a mount has the cache
+					   open read-write */
 };
 
 /*
@@ -347,5 +351,54 @@ int cache_fsync(struct cache *c, struct cache_file *f, int datasync);
 /* fallocate(2) mode 0 only (others: -EOPNOTSUPP); may extend the size. */
 int cache_fallocate(struct cache *c, struct cache_file *f, int mode,
 		    uint64_t off, uint64_t len);
+
+/* --- the audit trail (cache_audit.c) ---------------------------------
+ *
+ * The cache keeps audit events in its LMDB environment, in the order they
+ * were made, and never reads them: an event is opaque bytes, at least 8
+ * long, whose first 8 are the inode it names (little-endian).  Events
+ * are as durable as metadata (cache.h, Durability), and cost no
+ * transaction of their own.
+ */
+
+/*
+ * Stage the event of the operation the calling thread is about to ask
+ * for: the first metadata change that thread commits before
+ * cache_audit_unstage() writes it in the same transaction, so that it is
+ * durable exactly when the change is.  If its inode is 0 and the
+ * transaction makes an inode, the stored event names that one.  rec is
+ * borrowed until cache_audit_unstage().
+ */
+void cache_audit_stage(struct cache *c, const void *rec, size_t len);
+
+/* End the staging: 1 if the staged event was written, else 0. */
+int cache_audit_unstage(struct cache *c);
+
+/*
+ * Queue an event (copied) that has no change of its own: it is written
+ * with the next metadata change of any thread, and within two seconds
+ * by the folder thread.  -ENOSPC if 64 MiB of events already wait,
+ * -ENOMEM.  Any thread.
+ */
+int cache_audit_queue(struct cache *c, const void *rec, size_t len);
+
+/* Write the queued events now.  0, or an error of cache_meta_write(). */
+int cache_audit_flush(struct cache *c);
+
+/*
+ * Queue rec and write it at once, for a tool: read-write opens, and
+ * read-only ones with CACHE_OPEN_AUDIT.  -EROFS on other read-only opens.
+ */
+int cache_audit_append(struct cache *c, const void *rec, size_t len);
+
+/*
+ * Call fn for each stored event numbered from `from` on, in order (the
+ * first is 1); rec is valid during the call only.  A nonzero return of
+ * fn stops the walk and is returned.  0 when there is no trail.
+ */
+typedef int cache_audit_fn(void *arg, uint64_t seq, const void *rec,
+			   size_t len);
+int cache_audit_walk(struct cache *c, uint64_t from, cache_audit_fn *fn,
+		     void *arg);
 
 #endif

@@ -107,7 +107,7 @@ TEST(rename_flags)
 static int check_quietly(const char *opts, char *err, size_t errlen,
 			 char *said, size_t saidlen)
 {
-	struct fs_options o = { opts, 0 };
+	struct fs_options o = { opts, 0, 0, NULL };
 	char path[4200];
 	int fd, saved, rc;
 	ssize_t n;
@@ -204,7 +204,7 @@ TEST(mount_refuses_before_mounting)
 	struct cache_config cfg = { .dir = test_tmpdir(),
 				    .size_limit = 64 << 20,
 				    .block_size = 1 << 20 };
-	struct fs_options o = { "bogus", 0 };
+	struct fs_options o = { "bogus", 0, 0, NULL };
 	struct fs *fs = (struct fs *)&cfg;	/* any non-NULL marker */
 	struct cache *c = NULL;
 	char err[256], mnt[4200];

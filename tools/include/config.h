@@ -34,6 +34,10 @@
  *                          metrics_allow_remote = true)
  *   mountpoint = PATH      where `phifs mount CONFIG` (no MOUNTPOINT
  *                          argument) mounts, as phifs@.service does
+ *   audit      = BOOL      record the audit trail (default on)
+ *   patient_folders = GLOB|DEPTH  which folders name a patient in the
+ *                          audit trail: a glob under the root, or a
+ *                          depth such as 1 (default none)
  *
  *   [region NAME]          one per region; NAME is [A-Za-z0-9_.-]{1,64}
  *   url = dir:PATH | s3://BUCKET[/PREFIX]
@@ -98,6 +102,9 @@ struct phi_config {
 	char *mountpoint;	/* absolute path, or NULL: given to mount */
 	struct phi_rule *rules;	/* [retention], in file order */
 	int nrules;
+	int audit;		/* 1: the mount records the audit trail */
+	char *patient_folders;	/* audit_patients_parse() accepts it, or
+				   NULL: no patient folders */
 	int nregions;
 	struct backend_region regions[PHI_MAX_REGIONS];	/* in file order;
 							   released with cfg */

@@ -1,0 +1,493 @@
+/*
+ * audit.c - events of the audit trail: their byte format, their patient,
+ * the names of who made them, and their text and JSON forms.
+ *
+ * The format is in audit.h.  A reader skips strings it does not know, so
+ * a later version may add strings at the end without a new version
+ * number; anything else new needs one.
+ */
+#include "audit.h"
+#include "phi.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <grp.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define VERSION 1
+#define HEAD 56		/* bytes before the strings */
+#define STR_MAX 4095
+
+static void put_u16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static uint64_t get_n(const uint8_t *p, int n)
+{
+	uint64_t v = 0;
+
+	for (int i = n - 1; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+int audit_encode(const struct audit_event *ev, uint8_t *out, size_t size)
+{
+	size_t at = HEAD;
+
+	if (size < HEAD)
+		return -ENOSPC;
+	put_u64(out, ev->ino);
+	out[8] = VERSION;
+	out[9] = (uint8_t)ev->kind;
+	put_u16(out + 10, AUDIT_S_END);
+	put_u32(out + 12, (uint32_t)ev->err);
+	put_u64(out + 16, ev->time_ns);
+	put_u32(out + 24, ev->uid);
+	put_u32(out + 28, ev->gid);
+	put_u32(out + 32, ev->pid);
+	put_u32(out + 36, ev->flags);
+	put_u64(out + 40, ev->bytes_read);
+	put_u64(out + 48, ev->bytes_written);
+	for (int i = 0; i < AUDIT_S_END; i++) {
+		const char *s = ev->s[i] ? ev->s[i] : "";
+		size_t n = strnlen(s, STR_MAX);
+
+		if (at + 2 + n > size)
+			return -ENOSPC;
+		put_u16(out + at, (uint16_t)n);
+		memcpy(out + at + 2, s, n);
+		at += 2 + n;
+	}
+	return (int)at;
+}
+
+int audit_decode(const void *rec, size_t len, struct audit_event *ev,
+		 char *buf, size_t bufsize)
+{
+	const uint8_t *p = rec;
+	size_t at = HEAD, used = 0;
+	unsigned count;
+
+	if (len < HEAD || p[8] != VERSION)
+		return PHI_ECORRUPT;
+	memset(ev, 0, sizeof(*ev));
+	ev->ino = get_n(p, 8);
+	ev->kind = (enum audit_kind)p[9];
+	count = (unsigned)get_n(p + 10, 2);
+	ev->err = (int)get_n(p + 12, 4);
+	ev->time_ns = get_n(p + 16, 8);
+	ev->uid = (uint32_t)get_n(p + 24, 4);
+	ev->gid = (uint32_t)get_n(p + 28, 4);
+	ev->pid = (uint32_t)get_n(p + 32, 4);
+	ev->flags = (uint32_t)get_n(p + 36, 4);
+	ev->bytes_read = get_n(p + 40, 8);
+	ev->bytes_written = get_n(p + 48, 8);
+	for (unsigned i = 0; i < count; i++) {
+		size_t n;
+
+		if (at + 2 > len)
+			return PHI_ECORRUPT;
+		n = (size_t)get_n(p + at, 2);
+		if (at + 2 + n > len)
+			return PHI_ECORRUPT;
+		if (i < AUDIT_S_END) {
+			if (used + n + 1 > bufsize)
+				return PHI_ECORRUPT;
+			memcpy(buf + used, p + at + 2, n);
+			buf[used + n] = '\0';
+			ev->s[i] = buf + used;
+			used += n + 1;
+		}
+		at += 2 + n;
+	}
+	for (int i = 0; i < AUDIT_S_END; i++)
+		if (!ev->s[i])
+			ev->s[i] = "";
+	return 0;
+}
+
+void audit_patch(uint8_t *rec, size_t len, int err, uint64_t ino)
+{
+	(void)len;	/* for the assert */
+	assert(len >= HEAD && rec[8] == VERSION);
+	put_u32(rec + 12, (uint32_t)err);
+	if (get_n(rec, 8) == 0)
+		put_u64(rec, ino);
+}
+
+const char *audit_kind_name(enum audit_kind kind)
+{
+	static const char *const names[AUDIT_KIND_END] = {
+		[AUDIT_OPEN] = "open", [AUDIT_RELEASE] = "release",
+		[AUDIT_CREATE] = "create", [AUDIT_MKDIR] = "mkdir",
+		[AUDIT_MKNOD] = "mknod", [AUDIT_SYMLINK] = "symlink",
+		[AUDIT_LINK] = "link", [AUDIT_RENAME] = "rename",
+		[AUDIT_UNLINK] = "unlink", [AUDIT_RMDIR] = "rmdir",
+		[AUDIT_TRUNCATE] = "truncate", [AUDIT_CHMOD] = "chmod",
+		[AUDIT_CHOWN] = "chown", [AUDIT_UTIMES] = "utimes",
+		[AUDIT_SETXATTR] = "setxattr",
+		[AUDIT_REMOVEXATTR] = "removexattr", [AUDIT_QUERY] = "query",
+	};
+
+	if ((int)kind <= 0 || kind >= AUDIT_KIND_END)
+		return "?";
+	return names[kind];
+}
+
+/* --- patient folders -------------------------------------------------- */
+
+int audit_patients_parse(const char *spec, struct audit_patients *out)
+{
+	char *end;
+	long depth;
+	int n = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (!spec || !*spec)
+		return 0;
+	if (spec[0] != '/') {
+		depth = strtol(spec, &end, 10);
+		if (*end || depth < 1 || depth > 32)
+			return -EINVAL;
+		for (long i = 0; i < depth; i++)
+			memcpy(out->glob + 2 * i, "/*", 3);
+		out->depth = (int)depth;
+		return 0;
+	}
+	if (strlen(spec) >= sizeof(out->glob) || strstr(spec, "//"))
+		return -EINVAL;
+	for (const char *p = spec; *p; p++)
+		if (*p == '/' && p[1])
+			n++;
+	if (n < 1 || n > 32)
+		return -EINVAL;
+	strcpy(out->glob, spec);
+	if (out->glob[strlen(out->glob) - 1] == '/')
+		out->glob[strlen(out->glob) - 1] = '\0';
+	out->depth = n;
+	return 0;
+}
+
+int audit_patient_of(const struct audit_patients *p, const char *path,
+		     char *out, size_t size)
+{
+	char prefix[4096];
+	const char *q = path, *last;
+	size_t n;
+
+	out[0] = '\0';
+	if (!p->depth || !path || path[0] != '/')
+		return 0;
+	for (int i = 0; i < p->depth; i++) {
+		if (*q != '/' || !q[1])
+			return 0;
+		q = strchrnul(q + 1, '/');
+	}
+	n = (size_t)(q - path);
+	if (n >= sizeof(prefix))
+		return 0;
+	memcpy(prefix, path, n);
+	prefix[n] = '\0';
+	if (fnmatch(p->glob, prefix, FNM_PATHNAME | FNM_PERIOD))
+		return 0;
+	last = strrchr(prefix, '/') + 1;
+	snprintf(out, size, "%s", last);
+	return 1;
+}
+
+/* --- who ------------------------------------------------------------------ */
+
+#define NAME_SLOTS 64
+#define NAME_TTL_NS (60ull * 1000000000ull)
+
+struct name_slot {
+	uint32_t id;
+	int is_group;
+	uint64_t at;		/* CLOCK_MONOTONIC ns; 0 = empty */
+	char name[64];
+};
+
+static struct name_slot name_slots[NAME_SLOTS];	/* by name_lock */
+static pthread_mutex_t name_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void lookup_name(uint32_t id, int is_group, char *out, size_t size)
+{
+	char buf[4096];
+	struct passwd pw, *pwp = NULL;
+	struct group gr, *grp = NULL;
+
+	out[0] = '\0';
+	if (is_group) {
+		if (getgrgid_r(id, &gr, buf, sizeof(buf), &grp) == 0 && grp)
+			snprintf(out, size, "%s", grp->gr_name);
+	} else if (getpwuid_r(id, &pw, buf, sizeof(buf), &pwp) == 0 && pwp) {
+		snprintf(out, size, "%s", pwp->pw_name);
+	}
+}
+
+static void name_of(uint32_t id, int is_group, char *out, size_t size)
+{
+	struct name_slot *s = &name_slots[(id * 2 + (unsigned)is_group) %
+					  NAME_SLOTS];
+	uint64_t now = phi_mono_ns();
+	char name[64];
+
+	pthread_mutex_lock(&name_lock);
+	if (s->at && s->id == id && s->is_group == is_group &&
+	    now - s->at < NAME_TTL_NS) {
+		snprintf(out, size, "%s", s->name);
+		pthread_mutex_unlock(&name_lock);
+		return;
+	}
+	pthread_mutex_unlock(&name_lock);
+	/* NSS may be slow (LDAP): look up without the lock */
+	lookup_name(id, is_group, name, sizeof(name));
+	pthread_mutex_lock(&name_lock);
+	s->id = id;
+	s->is_group = is_group;
+	s->at = now ? now : 1;
+	memcpy(s->name, name, sizeof(name));
+	pthread_mutex_unlock(&name_lock);
+	snprintf(out, size, "%s", name);
+}
+
+void audit_names(uid_t uid, gid_t gid, char *user, size_t ulen,
+		 char *group, size_t glen)
+{
+	name_of(uid, 0, user, ulen);
+	name_of(gid, 1, group, glen);
+}
+
+static int procfd = -1;
+static pthread_once_t proc_once = PTHREAD_ONCE_INIT;
+
+/* /proc, opened once: each lookup then starts there, not at the root. */
+static void proc_init(void)
+{
+	procfd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+void audit_comm(pid_t pid, char *out, size_t size)
+{
+	char path[64];
+	ssize_t n = -1;
+	int fd;
+
+	out[0] = '\0';
+	pthread_once(&proc_once, proc_init);
+	snprintf(path, sizeof(path), "%ld/comm", (long)pid);
+	fd = procfd >= 0 ? openat(procfd, path, O_RDONLY | O_CLOEXEC) : -1;
+	if (fd >= 0) {
+		n = read(fd, out, size - 1);
+		close(fd);
+	}
+	if (n <= 0) {
+		out[0] = '\0';
+		return;
+	}
+	out[n] = '\0';
+	out[strcspn(out, "\n")] = '\0';
+}
+
+static char host[256];
+static pthread_once_t host_once = PTHREAD_ONCE_INIT;
+
+static void host_init(void)
+{
+	if (gethostname(host, sizeof(host) - 1))
+		host[0] = '\0';
+}
+
+const char *audit_host(void)
+{
+	pthread_once(&host_once, host_init);
+	return host;
+}
+
+/* --- showing ---------------------------------------------------------- */
+
+struct out {
+	char *p;
+	size_t size, len;
+};
+
+static void emit(struct out *o, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void emit(struct out *o, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (o->len + 1 >= o->size)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(o->p + o->len, o->size - o->len, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		o->len += (size_t)n;
+	if (o->len >= o->size)
+		o->len = o->size - 1;
+}
+
+/* A JSON string: control characters, quotes and backslashes escaped;
+ * other bytes as they are (names are UTF-8 or bytes, as given). */
+static void emit_json_str(struct out *o, const char *key, const char *s)
+{
+	emit(o, ",\"%s\":\"", key);
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			emit(o, "\\%c", ch);
+		else if (ch < 0x20 || ch == 0x7f)
+			emit(o, "\\u%04x", ch);
+		else
+			emit(o, "%c", ch);
+	}
+	emit(o, "\"");
+}
+
+/* Text: spaces and unprintable bytes in names as \xNN, so that a line
+ * splits into its fields at spaces. */
+static void emit_text_str(struct out *o, const char *key, const char *s)
+{
+	emit(o, " %s=", key);
+	if (!*s)
+		emit(o, "-");
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch <= 0x20 || ch == 0x7f || ch == '\\' || ch == '=')
+			emit(o, "\\x%02x", ch);
+		else
+			emit(o, "%c", ch);
+	}
+}
+
+static void format_time(uint64_t ns, char *buf, size_t size)
+{
+	time_t sec = (time_t)(ns / 1000000000ull);
+	struct tm tm;
+
+	gmtime_r(&sec, &tm);
+	snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%09lluZ",
+		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		 tm.tm_min, tm.tm_sec,
+		 (unsigned long long)(ns % 1000000000ull));
+}
+
+static const char *const str_keys[AUDIT_S_END] = {
+	[AUDIT_S_COMM] = "process", [AUDIT_S_USER] = "user",
+	[AUDIT_S_GROUP] = "group", [AUDIT_S_HOST] = "host",
+	[AUDIT_S_PATH] = "path", [AUDIT_S_PATH2] = "path2",
+	[AUDIT_S_PATIENT] = "patient", [AUDIT_S_PATIENT2] = "patient2",
+	[AUDIT_S_DETAIL] = "detail",
+};
+
+size_t audit_format(const struct audit_event *ev, uint64_t seq, int json,
+		    char *out, size_t size)
+{
+	struct out o = { out, size, 0 };
+	char when[48];
+
+	out[0] = '\0';
+	format_time(ev->time_ns, when, sizeof(when));
+	if (json)
+		emit(&o, "{\"seq\":%llu,\"time\":\"%s\",\"time_ns\":%llu,"
+		     "\"event\":\"%s\",\"errno\":%d", (unsigned long long)seq,
+		     when, (unsigned long long)ev->time_ns,
+		     audit_kind_name(ev->kind), ev->err);
+	else
+		emit(&o, "%s %s %s", when, audit_kind_name(ev->kind),
+		     ev->err ? strerrorname_np(ev->err) ? strerrorname_np(
+		     ev->err) : "error" : "ok");
+	if (json)
+		emit(&o, ",\"uid\":%u,\"gid\":%u,\"pid\":%u,\"ino\":%llu,"
+		     "\"flags\":%u,\"bytes_read\":%llu,\"bytes_written\":%llu",
+		     ev->uid, ev->gid, ev->pid, (unsigned long long)ev->ino,
+		     ev->flags, (unsigned long long)ev->bytes_read,
+		     (unsigned long long)ev->bytes_written);
+	else
+		emit(&o, " uid=%u gid=%u pid=%u ino=%llu", ev->uid, ev->gid,
+		     ev->pid, (unsigned long long)ev->ino);
+	for (int i = 0; i < AUDIT_S_END; i++) {
+		const char *v = ev->s[i] ? ev->s[i] : "";
+
+		if (json)
+			emit_json_str(&o, str_keys[i], v);
+		else if (*v || i <= AUDIT_S_PATH)
+			emit_text_str(&o, str_keys[i], v);
+	}
+	if (json)
+		emit(&o, "}\n");
+	else if (ev->kind == AUDIT_OPEN)
+		emit(&o, " mode=%s\n", (ev->flags & 3) == 0 ? "read" :
+		     (ev->flags & 3) == 1 ? "write" : "read-write");
+	else if (ev->kind == AUDIT_RELEASE)
+		emit(&o, " read=%llu written=%llu\n",
+		     (unsigned long long)ev->bytes_read,
+		     (unsigned long long)ev->bytes_written);
+	else
+		emit(&o, "\n");
+	if (o.len + 1 >= size && size > 1)
+		out[size - 2] = '\n';
+	return o.len;
+}
+
+int audit_parse_time(const char *s, uint64_t *ns)
+{
+	struct tm tm;
+	const char *end;
+	char *e;
+	time_t t;
+
+	if (s[0] == '@') {
+		long long v = strtoll(s + 1, &e, 10);
+
+		if (e == s + 1 || *e || v < 0)
+			return -EINVAL;
+		*ns = (uint64_t)v * 1000000000ull;
+		return 0;
+	}
+	memset(&tm, 0, sizeof(tm));
+	end = strptime(s, "%Y-%m-%d", &tm);
+	if (end && (*end == 'T' || *end == ' ')) {
+		const char *e2 = strptime(end + 1, "%H:%M:%S", &tm);
+
+		end = e2 ? e2 : strptime(end + 1, "%H:%M", &tm);
+	}
+	if (end && *end == 'Z')
+		end++;
+	if (!end || *end)
+		return -EINVAL;
+	t = timegm(&tm);
+	if (t < 0)
+		return -EINVAL;
+	*ns = (uint64_t)t * 1000000000ull;
+	return 0;
+}

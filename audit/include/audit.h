@@ -1,0 +1,152 @@
+/*
+ * audit.h - the audit trail's events: what one records, how it is stored,
+ * which patient it names, and how a query shows it.
+ *
+ * An event is one operation on the filesystem (or one query of the trail)
+ * with who made it and what it touched.  This module owns the event's
+ * byte format; cache/ stores the bytes in order (cache_audit_*() in
+ * cache.h) without reading them, fs/ makes events as requests arrive
+ * (fs_audit.c), and tools/ reads them back (`phifs audit`).  It calls no
+ * other module.
+ *
+ * The stored form (version 1), all integers little-endian:
+ *
+ *   u64 ino          first, as cache.h requires; 0 = the inode the
+ *                    change made (filled in by cache/)
+ *   u8  version (1)  u8 kind  u16 count of strings
+ *   i32 err          0 or the positive errno the request was answered with
+ *   u64 time_ns      UTC, nanoseconds since 1970
+ *   u32 uid, gid, pid, flags
+ *   u64 bytes_read, bytes_written
+ *   then each string as u16 length and its bytes, in the order of
+ *   enum audit_str; a reader takes the strings it knows and skips the rest
+ *
+ * Threads: every function may be called from any thread.
+ */
+#ifndef AUDIT_H
+#define AUDIT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum audit_kind {
+	AUDIT_OPEN = 1,		/* flags: the open(2) access mode */
+	AUDIT_RELEASE,		/* the last close of an open: bytes moved */
+	AUDIT_CREATE, AUDIT_MKDIR, AUDIT_MKNOD, AUDIT_SYMLINK, AUDIT_LINK,
+	AUDIT_RENAME,		/* path: the old name, path2: the new one */
+	AUDIT_UNLINK, AUDIT_RMDIR,
+	AUDIT_TRUNCATE, AUDIT_CHMOD, AUDIT_CHOWN, AUDIT_UTIMES,
+	AUDIT_SETXATTR, AUDIT_REMOVEXATTR,	/* detail: the name */
+	AUDIT_QUERY,		/* `phifs audit`: detail says what it asked */
+	AUDIT_KIND_END
+};
+
+enum audit_str {
+	AUDIT_S_COMM,		/* process name (/proc/PID/comm) */
+	AUDIT_S_USER,		/* user name of uid then; "" if none */
+	AUDIT_S_GROUP,		/* group name of gid then; "" if none */
+	AUDIT_S_HOST,
+	AUDIT_S_PATH,		/* from the root, as it was then */
+	AUDIT_S_PATH2,		/* rename: the new path; link: the new name;
+				   symlink: the target */
+	AUDIT_S_PATIENT,	/* the patient folder of path, or "" */
+	AUDIT_S_PATIENT2,	/* the patient folder of path2, or "" */
+	AUDIT_S_DETAIL,		/* kind-specific: an xattr name, a mode */
+	AUDIT_S_END
+};
+
+/* One event, decoded or to be encoded; strings are borrowed (see
+ * audit_decode()), NULL reads as "". */
+struct audit_event {
+	uint64_t ino;
+	enum audit_kind kind;
+	int err;
+	uint64_t time_ns;
+	uint32_t uid, gid, pid, flags;
+	uint64_t bytes_read, bytes_written;
+	const char *s[AUDIT_S_END];
+};
+
+/* An encoded event: 4 KiB per path is the most the kernel sends. */
+#define AUDIT_REC_MAX (64 + AUDIT_S_END * 2 + 3 * 4096 + 5 * 256)
+
+/*
+ * Encode ev into out (size bytes).  Strings longer than 4095 bytes are
+ * cut.  Returns the length, or -ENOSPC if size is too small.
+ */
+int audit_encode(const struct audit_event *ev, uint8_t *out, size_t size);
+
+/*
+ * Decode rec (len bytes) into ev; the strings of ev point into buf
+ * (bufsize bytes, AUDIT_REC_MAX is always enough) and live as long as it.
+ * Returns 0, or PHI_ECORRUPT if rec is not an event of a known version.
+ */
+int audit_decode(const void *rec, size_t len, struct audit_event *ev,
+		 char *buf, size_t bufsize);
+
+/*
+ * Set the errno of the encoded event rec (len bytes, from
+ * audit_encode()), and its inode if that is 0, without encoding it
+ * again.
+ */
+void audit_patch(uint8_t *rec, size_t len, int err, uint64_t ino);
+
+/* "open", "rename", ...; "?" for a kind this build does not know. */
+const char *audit_kind_name(enum audit_kind kind);
+
+/* --- patient folders -------------------------------------------------- */
+
+/* Where patient folders are, parsed (audit_patients_parse()). */
+struct audit_patients {
+	char glob[1024];	/* "" = none */
+	int depth;		/* components of glob */
+};
+
+/*
+ * Where patient folders are: spec is `patient_folders` of the
+ * configuration, a glob of folders under the root ("/Patients/" and a
+ * star) or a depth ("1": every folder in the root).  Returns 0 and fills *out, or
+ * -EINVAL (the spec is neither, or is deeper than 32 levels).  NULL or
+ * "" means no patient folders.
+ */
+int audit_patients_parse(const char *spec, struct audit_patients *out);
+
+/*
+ * The patient folder path lies in: the name of its ancestor (or itself)
+ * at the depth of the glob, if that folder matches.  Writes it into out
+ * (size bytes) and returns 1; returns 0 and writes "" if none.
+ */
+int audit_patient_of(const struct audit_patients *p, const char *path,
+		     char *out, size_t size);
+
+/* --- who ------------------------------------------------------------------ */
+
+/*
+ * The user and group names of uid and gid on this machine now, "" for
+ * an id with no name.  Looked up at most once a minute per id.
+ */
+void audit_names(uid_t uid, gid_t gid, char *user, size_t ulen,
+		 char *group, size_t glen);
+
+/* The name of process pid (/proc/PID/comm), "" if it is gone. */
+void audit_comm(pid_t pid, char *out, size_t size);
+
+/* This machine's host name, looked up once. */
+const char *audit_host(void);
+
+/* --- showing ---------------------------------------------------------- */
+
+/*
+ * Write ev as one line of text, or as one JSON object on one line
+ * (json != 0), ending in a newline, into out.  Returns the length
+ * (cut to size - 1 if longer).
+ */
+size_t audit_format(const struct audit_event *ev, uint64_t seq, int json,
+		    char *out, size_t size);
+
+/* Parse a time given to a query: seconds since 1970 ("@1700000000"),
+ * or "YYYY-MM-DD[THH:MM[:SS]][Z]" as UTC.  0 and *ns, or -EINVAL. */
+int audit_parse_time(const char *s, uint64_t *ns);
+
+#endif

@@ -1,0 +1,330 @@
+"""The audit trail: one event per operation, who made it, what it
+touched, and `phifs audit` to ask.
+
+Each test mounts its own filesystem with patient_folders = /Patients/*
+and reads the trail back with `phifs audit --format json` (one object per
+line).  Operations run as another uid in a forked child whose process name
+is set with prctl(PR_SET_NAME), so that the uid and the process name the
+trail shows are the child's, not the test's.
+"""
+
+import ctypes
+import errno
+import json
+import math
+import os
+import time
+
+from conftest import OTHER_GID, OTHER_UID, run_as, write_file
+
+COMM = "audtest"
+PR_SET_NAME = 15
+
+
+def mount_with(phifs_factory, extra="patient_folders = /Patients/*\n"):
+    """A filesystem with extra lines in [filesystem], mounted, with a
+    /Patients folder everyone may write to."""
+    fs = phifs_factory(mounted=False, tag="audit")
+    with open(fs.config) as f:
+        text = f.read()
+    fs.write_config(text.replace("[filesystem]\n",
+                                 "[filesystem]\n" + extra, 1))
+    fs.mkfs()
+    fs.mount()
+    os.mkdir(fs.path("Patients"))
+    os.chmod(fs.path("Patients"), 0o777)
+    return fs
+
+
+def events(fs, *args, kinds=None):
+    """The trail through `phifs audit --format json`; the query events
+    (which every call adds) are left out unless kinds names them."""
+    p = fs.run("audit", fs.config, "--format", "json", *args)
+    assert p.returncode == 0, f"phifs audit exited {p.returncode}: {p.stderr}"
+    out = [json.loads(line) for line in p.stdout.splitlines()]
+    if kinds is None:
+        return [e for e in out if e["event"] != "query"]
+    return [e for e in out if e["event"] in kinds]
+
+
+def named(comm):
+    """Set this process's name, as /proc/PID/comm shows it."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_NAME,
+                                            comm.encode(), 0, 0, 0)
+
+
+def as_other(fn, *args):
+    """fn(*args) as OTHER_UID in a child named COMM."""
+    def body():
+        named(COMM)
+        return fn(*args)
+    return run_as(OTHER_UID, OTHER_GID, body)
+
+
+def settle(fs):
+    """Make a change, so that the events of requests that changed
+    nothing (opens, releases, refusals), which wait for the next change
+    or at most two seconds, are written before the test reads them."""
+    os.mkdir(fs.path("settle.%d" % time.monotonic_ns()))
+
+
+def one(evs, kind, path=None):
+    found = [e for e in evs if e["event"] == kind and
+             (path is None or e["path"] == path)]
+    assert len(found) == 1, f"want one {kind} {path}, got {found} in {evs}"
+    return found[0]
+
+
+def every_kind(mnt):
+    p = os.path.join(mnt, "Patients", "Doe^Jane")
+    os.mkdir(p)
+    f = os.path.join(p, "note.txt")
+    fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    os.write(fd, b"x" * 100)
+    os.close(fd)
+    fd = os.open(f, os.O_RDONLY)
+    os.read(fd, 1000)
+    os.close(fd)
+    os.mkfifo(os.path.join(p, "fifo"))
+    os.symlink("note.txt", os.path.join(p, "sym"))
+    os.link(f, os.path.join(p, "hard"))
+    os.rename(os.path.join(p, "hard"), os.path.join(p, "hard2"))
+    os.truncate(f, 10)
+    os.chmod(f, 0o600)
+    os.chown(f, OTHER_UID, OTHER_GID)
+    os.utime(f, (1000, 2000))
+    os.setxattr(f, "user.tag", b"v")
+    os.removexattr(f, "user.tag")
+    os.unlink(os.path.join(p, "hard2"))
+    os.mkdir(os.path.join(p, "sub"))
+    os.rmdir(os.path.join(p, "sub"))
+    return os.stat(f).st_ino
+
+
+def test_every_kind_names_user_process_paths_patient(phifs_factory):
+    fs = mount_with(phifs_factory)
+    ino = as_other(every_kind, fs.mnt)
+    d = "/Patients/Doe^Jane"
+    f = d + "/note.txt"
+    settle(fs)
+    evs = [e for e in events(fs) if e["uid"] == OTHER_UID]
+    for e in evs:
+        assert e["process"] == COMM, e
+        assert e["gid"] == OTHER_GID, e
+        assert e["patient"] == "Doe^Jane", json.dumps(evs)
+        assert e["errno"] == 0, e
+        assert e["host"] == os.uname().nodename, e
+    assert one(evs, "mkdir", d)
+    create = one(evs, "create", f)
+    assert create["ino"] == ino
+    opens = [e for e in evs if e["event"] == "open" and e["path"] == f]
+    assert len(opens) == 1 and opens[0]["flags"] & 3 == os.O_RDONLY
+    rel = [e for e in evs if e["event"] == "release" and e["path"] == f]
+    assert [(e["bytes_written"], e["bytes_read"]) for e in rel] == \
+        [(100, 0), (0, 100)]
+    assert one(evs, "mknod", d + "/fifo")
+    sym = one(evs, "symlink", d + "/sym")
+    assert sym["path2"] == "note.txt"
+    link = one(evs, "link", f)
+    assert link["path2"] == d + "/hard"
+    ren = one(evs, "rename", d + "/hard")
+    assert ren["path2"] == d + "/hard2" and ren["ino"] == ino
+    assert one(evs, "truncate", f)["detail"] == "size=10"
+    assert one(evs, "chmod", f)["detail"] == "mode=0600"
+    assert one(evs, "chown", f)["ino"] == ino
+    assert one(evs, "utimes", f)["ino"] == ino
+    assert one(evs, "setxattr", f)["detail"] == "user.tag"
+    assert one(evs, "removexattr", f)["detail"] == "user.tag"
+    assert one(evs, "unlink", d + "/hard2")["ino"] == ino
+    assert one(evs, "rmdir", d + "/sub")
+    # names at the time, as this machine has them
+    for e in evs:
+        assert e["user"] == _name_of_uid(OTHER_UID), e
+
+
+def _name_of_uid(uid):
+    import pwd
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return ""
+
+
+def test_rename_and_unlink_of_an_open_file(phifs_factory):
+    fs = mount_with(phifs_factory)
+    d = fs.path("Patients", "P1")
+    os.mkdir(d)
+    fd = os.open(os.path.join(d, "a"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, b"1" * 10)
+        os.rename(os.path.join(d, "a"), os.path.join(d, "b"))
+        os.write(fd, b"2" * 10)
+        os.unlink(os.path.join(d, "b"))
+        os.write(fd, b"3" * 10)
+    finally:
+        os.close(fd)
+    settle(fs)
+    evs = events(fs, "--path", "/Patients/P1")
+    ino = one(evs, "create", "/Patients/P1/a")["ino"]
+    ren = one(evs, "rename", "/Patients/P1/a")
+    assert (ren["path2"], ren["ino"]) == ("/Patients/P1/b", ino)
+    assert one(evs, "unlink", "/Patients/P1/b")["ino"] == ino
+    # the release names the file as it was last called, and counts all
+    rel = one(evs, "release")
+    assert (rel["path"], rel["ino"], rel["bytes_written"]) == \
+        ("/Patients/P1/b", ino, 30)
+    kinds = [e["event"] for e in evs if e["event"] != "mkdir"]
+    assert kinds == ["create", "rename", "unlink", "release"]
+
+
+def test_small_reads_make_one_event_with_the_byte_count(phifs_factory):
+    fs = mount_with(phifs_factory)
+    f = fs.path("Patients", "scan.dat")
+    write_file(f, os.urandom(256 << 10))
+    fd = os.open(f, os.O_RDONLY)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # reads reach phifs
+    os.close(fd)
+
+    def read_small():
+        n = 0
+        with open(f, "rb", buffering=0) as fh:
+            while True:
+                b = fh.read(4096)
+                if not b:
+                    return n
+                n += len(b)
+
+    assert as_other(read_small) == 256 << 10
+    settle(fs)
+    evs = [e for e in events(fs) if e["path"] == "/Patients/scan.dat" and
+           e["uid"] == OTHER_UID]
+    assert [e["event"] for e in evs] == ["open", "release"], evs
+    assert evs[1]["bytes_read"] == 256 << 10
+    assert evs[1]["uid"] == OTHER_UID and evs[1]["process"] == COMM
+
+
+def test_refusals_phifs_answers_are_recorded_with_their_errno(
+        phifs_factory):
+    fs = mount_with(phifs_factory)
+    f = fs.path("Patients", "x")
+    write_file(f, b"x")
+    os.mkdir(fs.path("Patients", "full"))
+    write_file(fs.path("Patients", "full", "y"), b"y")
+
+    def refused():
+        named(COMM)
+        out = []
+        for fn in (lambda: os.setxattr(f, "user.phifs.state", b"x"),
+                   lambda: os.rmdir(fs.path("Patients", "full")),
+                   lambda: os.removexattr(f, "user.none")):
+            try:
+                fn()
+                out.append(0)
+            except OSError as e:
+                out.append(e.errno)
+        return out
+
+    # as root: the kernel's permission checks let everything through
+    assert run_as(None, None, refused) == \
+        [errno.EPERM, errno.ENOTEMPTY, errno.ENODATA]
+    settle(fs)
+    evs = events(fs)
+    assert one(evs, "setxattr", "/Patients/x")["errno"] == errno.EPERM
+    assert one(evs, "rmdir", "/Patients/full")["errno"] == errno.ENOTEMPTY
+    assert one(evs, "removexattr", "/Patients/x")["errno"] == errno.ENODATA
+    p = fs.run("audit", fs.config, "--path", "/Patients/full")
+    assert p.returncode == 0
+    line = [x for x in p.stdout.splitlines() if " rmdir " in x]
+    assert len(line) == 1 and " ENOTEMPTY " in line[0], p.stdout
+
+
+def test_events_survive_kill9_for_every_operation_that_did(phifs_factory):
+    fs = mount_with(phifs_factory)
+    d = fs.path("Patients", "P9")
+    os.mkdir(d)
+    names = []
+    for i in range(200):
+        name = f"f{i}"
+        write_file(os.path.join(d, name), b"z" * 100)
+        names.append(name)
+        if i % 3 == 0:
+            os.rename(os.path.join(d, name), os.path.join(d, name + ".r"))
+    fs.kill9()
+    fs.mount()
+    there = set(os.listdir(d))
+    evs = events(fs, "--patient", "P9")
+    created = {e["path"].rsplit("/", 1)[1] for e in evs
+               if e["event"] == "create" and e["errno"] == 0}
+    renamed = {e["path2"].rsplit("/", 1)[1] for e in evs
+               if e["event"] == "rename" and e["errno"] == 0}
+    for name in there:
+        if name.endswith(".r"):
+            assert name in renamed, f"{name} survived, its rename event not"
+            assert name[:-2] in created, f"{name} survived, its create not"
+        else:
+            assert name in created, f"{name} survived, its create event not"
+    assert there, "nothing survived: the test tested nothing"
+
+
+def test_queries_by_patient_user_path_and_time_and_the_query_recorded(
+        phifs_factory):
+    fs = mount_with(phifs_factory)
+    os.mkdir(fs.path("Patients", "A"))
+    os.mkdir(fs.path("Patients", "B"))
+    os.chmod(fs.path("Patients", "A"), 0o777)
+    mid = math.ceil(time.time()) + 1   # --since takes whole seconds
+    write_file(fs.path("Patients", "A", "root.txt"), b"r")
+    while time.time() < mid + 0.1:
+        time.sleep(0.1)
+    as_other(write_file, fs.path("Patients", "A", "other.txt"), b"o")
+    write_file(fs.path("Patients", "B", "b.txt"), b"b")
+    write_file(fs.path("elsewhere.txt"), b"e")
+
+    pa = events(fs, "--patient", "A")
+    assert pa and all(e["patient"] == "A" for e in pa)
+    assert {e["path"] for e in pa} == {"/Patients/A", "/Patients/A/root.txt",
+                                       "/Patients/A/other.txt"}
+    by_user = events(fs, "--user", str(OTHER_UID))
+    assert by_user and all(e["uid"] == OTHER_UID for e in by_user)
+    assert {e["path"] for e in by_user} == {"/Patients/A/other.txt"}
+    by_path = events(fs, "--path", "/Patients/B")
+    assert {e["path"] for e in by_path} == {"/Patients/B",
+                                            "/Patients/B/b.txt"}
+    since = events(fs, "--since", "@%d" % mid)
+    assert {e["path"] for e in since} >= {"/Patients/A/other.txt",
+                                          "/Patients/B/b.txt",
+                                          "/elsewhere.txt"}
+    assert "/Patients/A/root.txt" not in {e["path"] for e in since}
+    until = events(fs, "--until", "@%d" % mid)
+    assert "/Patients/A/root.txt" in {e["path"] for e in until}
+    assert "/Patients/B/b.txt" not in {e["path"] for e in until}
+
+    # who looked: the query names its asker and what it asked about,
+    # mounted or not
+    fs.umount()
+    p = fs.run("audit", fs.config, "--patient", "A", "--format", "json")
+    assert p.returncode == 0, p.stderr
+    queries = [json.loads(x) for x in p.stdout.splitlines()
+               if json.loads(x)["event"] == "query"]
+    asked = [q for q in queries if q["patient"] == "A"]
+    assert len(asked) == 2, queries   # the one above and this one
+    assert asked[-1]["uid"] == os.getuid()
+    assert asked[-1]["process"] == "phifs"
+    fs.mount()
+
+
+def test_audit_off_records_nothing(phifs_factory):
+    fs = mount_with(phifs_factory, extra="audit = off\n")
+    write_file(fs.path("Patients", "x"), b"x")
+    assert events(fs) == []
+
+
+def test_bad_patient_folders_is_refused_with_one_line(phifs_bare):
+    with open(phifs_bare.config) as f:
+        text = f.read()
+    phifs_bare.write_config(text.replace(
+        "[filesystem]\n", "[filesystem]\npatient_folders = Patients\n", 1))
+    p = phifs_bare.run("mkfs", phifs_bare.config)
+    assert p.returncode != 0
+    assert len(p.stderr.strip().splitlines()) == 1
+    assert "patient_folders" in p.stderr

@@ -1,0 +1,186 @@
+/*
+ * test_audit.c - audit/: the event format, patient folders, the text and
+ * JSON forms and query times, through audit.h only.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "audit.h"
+#include "phi.h"
+#include "test.h"
+
+static struct audit_event sample(void)
+{
+	struct audit_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.ino = 0x0102030405060708ull;
+	ev.kind = AUDIT_RENAME;
+	ev.err = EACCES;
+	ev.time_ns = 1764979200123456789ull;
+	ev.uid = 1000;
+	ev.gid = 100;
+	ev.pid = 4242;
+	ev.flags = 2;
+	ev.bytes_read = 7;
+	ev.bytes_written = 1ull << 40;
+	ev.s[AUDIT_S_COMM] = "cat";
+	ev.s[AUDIT_S_USER] = "alice";
+	ev.s[AUDIT_S_PATH] = "/Patients/Doe^Jane/a b";
+	ev.s[AUDIT_S_PATH2] = "/Patients/Doe^Jane/c";
+	ev.s[AUDIT_S_PATIENT] = "Doe^Jane";
+	return ev;
+}
+
+TEST(encode_decode_round_trip)
+{
+	struct audit_event ev = sample(), back;
+	uint8_t rec[AUDIT_REC_MAX];
+	char buf[AUDIT_REC_MAX];
+	int len = audit_encode(&ev, rec, sizeof(rec));
+
+	ASSERT_TRUE(len > 56);
+	/* the inode first, little-endian, as cache.h requires */
+	ASSERT_EQ(rec[0], 0x08);
+	ASSERT_EQ(rec[7], 0x01);
+	ASSERT_OK(audit_decode(rec, (size_t)len, &back, buf, sizeof(buf)));
+	ASSERT_EQ(back.ino, ev.ino);
+	ASSERT_EQ(back.kind, AUDIT_RENAME);
+	ASSERT_EQ(back.err, EACCES);
+	ASSERT_EQ(back.time_ns, ev.time_ns);
+	ASSERT_EQ(back.uid, 1000);
+	ASSERT_EQ(back.gid, 100);
+	ASSERT_EQ(back.pid, 4242);
+	ASSERT_EQ(back.flags, 2);
+	ASSERT_EQ(back.bytes_read, 7);
+	ASSERT_EQ(back.bytes_written, 1ull << 40);
+	ASSERT_STREQ(back.s[AUDIT_S_COMM], "cat");
+	ASSERT_STREQ(back.s[AUDIT_S_GROUP], "");	/* NULL was given */
+	ASSERT_STREQ(back.s[AUDIT_S_PATH], "/Patients/Doe^Jane/a b");
+	ASSERT_STREQ(back.s[AUDIT_S_PATH2], "/Patients/Doe^Jane/c");
+	ASSERT_STREQ(back.s[AUDIT_S_PATIENT], "Doe^Jane");
+}
+
+TEST(decode_refuses_cut_and_unknown_records)
+{
+	struct audit_event ev = sample(), back;
+	uint8_t rec[AUDIT_REC_MAX];
+	char buf[AUDIT_REC_MAX];
+	int len = audit_encode(&ev, rec, sizeof(rec));
+
+	for (int cut = 0; cut < len; cut += 7)
+		ASSERT_ERR(audit_decode(rec, (size_t)cut, &back, buf,
+					sizeof(buf)), PHI_ECORRUPT);
+	rec[8] = 2;	/* a version this build does not know */
+	ASSERT_ERR(audit_decode(rec, (size_t)len, &back, buf, sizeof(buf)),
+		   PHI_ECORRUPT);
+	ASSERT_ERR(audit_encode(&ev, rec, 60), -ENOSPC);
+}
+
+TEST(decode_skips_strings_it_does_not_know)
+{
+	struct audit_event ev = sample(), back;
+	uint8_t rec[AUDIT_REC_MAX];
+	char buf[AUDIT_REC_MAX];
+	int len = audit_encode(&ev, rec, sizeof(rec));
+
+	/* one more string, as a later writer may add */
+	rec[10] = AUDIT_S_END + 1;
+	rec[len] = 3;
+	rec[len + 1] = 0;
+	memcpy(rec + len + 2, "new", 3);
+	ASSERT_OK(audit_decode(rec, (size_t)len + 5, &back, buf, sizeof(buf)));
+	ASSERT_STREQ(back.s[AUDIT_S_PATIENT], "Doe^Jane");
+}
+
+TEST(patients_by_glob)
+{
+	struct audit_patients p;
+	char out[256];
+
+	ASSERT_OK(audit_patients_parse("/Patients/*", &p));
+	ASSERT_EQ(p.depth, 2);
+	ASSERT_EQ(audit_patient_of(&p, "/Patients/Doe^Jane/x/y", out,
+				   sizeof(out)), 1);
+	ASSERT_STREQ(out, "Doe^Jane");
+	ASSERT_EQ(audit_patient_of(&p, "/Patients/Doe^Jane", out,
+				   sizeof(out)), 1);
+	ASSERT_STREQ(out, "Doe^Jane");
+	ASSERT_EQ(audit_patient_of(&p, "/Patients", out, sizeof(out)), 0);
+	ASSERT_STREQ(out, "");
+	ASSERT_EQ(audit_patient_of(&p, "/Other/Doe/x", out, sizeof(out)), 0);
+	ASSERT_EQ(audit_patient_of(&p, "/Patients/.hidden/x", out,
+				   sizeof(out)), 0);
+	ASSERT_OK(audit_patients_parse("/Clinic/*/Patients/P*", &p));
+	ASSERT_EQ(audit_patient_of(&p, "/Clinic/North/Patients/P17/scan",
+				   out, sizeof(out)), 1);
+	ASSERT_STREQ(out, "P17");
+	ASSERT_EQ(audit_patient_of(&p, "/Clinic/North/Patients/Q1/scan",
+				   out, sizeof(out)), 0);
+}
+
+TEST(patients_by_depth_and_bad_specs)
+{
+	struct audit_patients p;
+	char out[256];
+
+	ASSERT_OK(audit_patients_parse("1", &p));
+	ASSERT_EQ(audit_patient_of(&p, "/Smith/notes.txt", out, sizeof(out)),
+		  1);
+	ASSERT_STREQ(out, "Smith");
+	ASSERT_EQ(audit_patient_of(&p, "/", out, sizeof(out)), 0);
+	ASSERT_OK(audit_patients_parse(NULL, &p));
+	ASSERT_EQ(audit_patient_of(&p, "/Smith/x", out, sizeof(out)), 0);
+	ASSERT_ERR(audit_patients_parse("Patients", &p), -EINVAL);
+	ASSERT_ERR(audit_patients_parse("0", &p), -EINVAL);
+	ASSERT_ERR(audit_patients_parse("33", &p), -EINVAL);
+	ASSERT_ERR(audit_patients_parse("/", &p), -EINVAL);
+	ASSERT_ERR(audit_patients_parse("/a//b", &p), -EINVAL);
+}
+
+TEST(formats_text_and_json)
+{
+	struct audit_event ev = sample();
+	char out[8192];
+
+	ev.s[AUDIT_S_DETAIL] = "say \"hi\"\n";
+	audit_format(&ev, 9, 0, out, sizeof(out));
+	ASSERT_TRUE(strncmp(out, "2025-12-06T00:00:00.123456789Z rename "
+			    "EACCES uid=1000", 46) == 0);
+	/* one line, fields split at spaces */
+	ASSERT_TRUE(strstr(out, " path=/Patients/Doe^Jane/a\\x20b ") != NULL);
+	ASSERT_TRUE(strchr(out, '\n') == out + strlen(out) - 1);
+	audit_format(&ev, 9, 1, out, sizeof(out));
+	ASSERT_TRUE(strncmp(out, "{\"seq\":9,\"time\":\"2025-12-06T00:00:00."
+			    "123456789Z\"", 45) == 0);
+	ASSERT_TRUE(strstr(out, "\"detail\":\"say \\\"hi\\\"\\u000a\"") !=
+		    NULL);
+	ASSERT_TRUE(strstr(out, "\"errno\":13,") != NULL);
+	ASSERT_TRUE(strchr(out, '\n') == out + strlen(out) - 1);
+}
+
+TEST(query_times)
+{
+	uint64_t ns;
+
+	ASSERT_OK(audit_parse_time("@1764979200", &ns));
+	ASSERT_EQ(ns, 1764979200000000000ull);
+	ASSERT_OK(audit_parse_time("2025-12-06", &ns));
+	ASSERT_EQ(ns, 1764979200000000000ull);
+	ASSERT_OK(audit_parse_time("2025-12-06T01:02:03Z", &ns));
+	ASSERT_EQ(ns, (1764979200ull + 3723) * 1000000000ull);
+	ASSERT_OK(audit_parse_time("2025-12-06T01:02", &ns));
+	ASSERT_EQ(ns, (1764979200ull + 3720) * 1000000000ull);
+	ASSERT_ERR(audit_parse_time("yesterday", &ns), -EINVAL);
+	ASSERT_ERR(audit_parse_time("@", &ns), -EINVAL);
+	ASSERT_ERR(audit_parse_time("2025-12-06T", &ns), -EINVAL);
+}
+
+TEST_MAIN(TEST_ENTRY(encode_decode_round_trip),
+	  TEST_ENTRY(decode_refuses_cut_and_unknown_records),
+	  TEST_ENTRY(decode_skips_strings_it_does_not_know),
+	  TEST_ENTRY(patients_by_glob),
+	  TEST_ENTRY(patients_by_depth_and_bad_specs),
+	  TEST_ENTRY(formats_text_and_json),
+	  TEST_ENTRY(query_times))

@@ -1,0 +1,256 @@
+/*
+ * cmd_audit.c - phifs audit CONFIG [filters] [--format text|json]: the
+ * events of the local audit trail that match, oldest first.
+ *
+ * The trail is read from cache_dir through a read-only open, mounted or
+ * not.  Looking is itself recorded: before anything is shown, the query
+ * (who ran it, on which host, with which filters) is appended to the
+ * trail as a `query` event naming the patient and path it asked about;
+ * if that cannot be written, nothing is shown.
+ */
+#include "cmd.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "audit.h"
+#include "phi.h"
+
+static const char audit_usage[] =
+	"usage: phifs audit CONFIG [--patient NAME] [--user USER] "
+	"[--path PATH] [--since TIME] [--until TIME] [--format text|json]\n\n"
+	"Show the events of the audit trail kept in cache_dir (mounted or "
+	"not),\noldest first: who opened, made, changed or removed what, "
+	"when, from which\nprogram.  Text is one line per event; json is one "
+	"object per line.  Each\nquery is itself recorded in the trail.\n\n"
+	"  --patient NAME  events in the patient folder NAME (patient_folders)\n"
+	"  --user USER     events by USER (a name, or a uid)\n"
+	"  --path PATH     events on PATH or anything under it (from the "
+	"root)\n"
+	"  --since TIME    events at or after TIME: YYYY-MM-DD[THH:MM[:SS]] "
+	"UTC,\n                  or @SECONDS since 1970\n"
+	"  --until TIME    events at or before TIME\n"
+	"  --format F      text (default) or json\n";
+
+struct query {
+	const char *config, *patient, *user, *path, *since_s, *until_s;
+	uint64_t since, until;
+	int json;
+	uint64_t shown;
+	int gone;
+	char buf[AUDIT_REC_MAX];
+	char line[4 * AUDIT_REC_MAX];
+};
+
+static int opt(char **argv, int argc, int *i, const char *name,
+	       const char **out)
+{
+	size_t n = strlen(name);
+
+	if (strcmp(argv[*i], name) == 0 && *i + 1 < argc) {
+		*out = argv[++*i];
+		return 1;
+	}
+	if (strncmp(argv[*i], name, n) == 0 && argv[*i][n] == '=') {
+		*out = argv[*i] + n + 1;
+		return 1;
+	}
+	return 0;
+}
+
+static int parse_audit_args(int argc, char **argv, struct query *q)
+{
+	const char *format = "text";
+
+	for (int i = 1; i < argc; i++) {
+		if (opt(argv, argc, &i, "--patient", &q->patient) ||
+		    opt(argv, argc, &i, "--user", &q->user) ||
+		    opt(argv, argc, &i, "--path", &q->path) ||
+		    opt(argv, argc, &i, "--since", &q->since_s) ||
+		    opt(argv, argc, &i, "--until", &q->until_s) ||
+		    opt(argv, argc, &i, "--format", &format))
+			continue;
+		if (argv[i][0] == '-' || q->config)
+			return -1;
+		q->config = argv[i];
+	}
+	if (strcmp(format, "json") == 0)
+		q->json = 1;
+	else if (strcmp(format, "text") != 0)
+		return -1;
+	return q->config ? 0 : -1;
+}
+
+/* path is p or under it. */
+static int under(const char *path, const char *p)
+{
+	size_t n = strlen(p);
+
+	while (n > 1 && p[n - 1] == '/')
+		n--;
+	if (n == 1 && p[0] == '/')
+		return path[0] == '/';
+	return strncmp(path, p, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+static int user_match(const struct audit_event *ev, const char *user)
+{
+	char *end;
+	unsigned long uid = strtoul(user, &end, 10);
+
+	if (*user && !*end)
+		return ev->uid == uid;
+	return strcmp(ev->s[AUDIT_S_USER], user) == 0;
+}
+
+static int matches(const struct query *q, const struct audit_event *ev)
+{
+	if (q->patient && strcmp(ev->s[AUDIT_S_PATIENT], q->patient) &&
+	    strcmp(ev->s[AUDIT_S_PATIENT2], q->patient))
+		return 0;
+	if (q->user && !user_match(ev, q->user))
+		return 0;
+	if (q->path && !under(ev->s[AUDIT_S_PATH], q->path) &&
+	    !(ev->kind == AUDIT_RENAME || ev->kind == AUDIT_LINK ?
+	      under(ev->s[AUDIT_S_PATH2], q->path) : 0))
+		return 0;
+	if (q->since_s && ev->time_ns < q->since)
+		return 0;
+	if (q->until_s && ev->time_ns > q->until)
+		return 0;
+	return 1;
+}
+
+static int show(void *arg, uint64_t seq, const void *rec, size_t len)
+{
+	struct query *q = arg;
+	struct audit_event ev;
+	size_t n;
+
+	if (audit_decode(rec, len, &ev, q->buf, sizeof(q->buf))) {
+		tool_warn("audit event %llu is not readable; skipped",
+			  (unsigned long long)seq);
+		return 0;
+	}
+	if (!matches(q, &ev))
+		return 0;
+	n = audit_format(&ev, seq, q->json, q->line, sizeof(q->line));
+	fwrite(q->line, 1, n, stdout);
+	q->shown++;
+	if (q->shown % 256 == 0 && tool_stdout_gone()) {
+		q->gone = 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* The query as an event of its own. */
+static int record_query(struct cache *c, const struct query *q)
+{
+	struct audit_event ev;
+	char comm[64], user[64], group[64], detail[1024];
+	uint8_t rec[AUDIT_REC_MAX];
+	struct timespec now = phi_now();
+	int len;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = AUDIT_QUERY;
+	ev.time_ns = (uint64_t)now.tv_sec * 1000000000ull +
+		     (uint64_t)now.tv_nsec;
+	ev.uid = (uint32_t)getuid();
+	ev.gid = (uint32_t)getgid();
+	ev.pid = (uint32_t)getpid();
+	audit_comm(getpid(), comm, sizeof(comm));
+	audit_names(getuid(), getgid(), user, sizeof(user), group,
+		    sizeof(group));
+	snprintf(detail, sizeof(detail), "%s%s%s%s%s%s%s%s",
+		 q->user ? "user=" : "", q->user ? q->user : "",
+		 q->since_s ? " since=" : "", q->since_s ? q->since_s : "",
+		 q->until_s ? " until=" : "", q->until_s ? q->until_s : "",
+		 q->json ? " format=json" : "", "");
+	ev.s[AUDIT_S_COMM] = comm;
+	ev.s[AUDIT_S_USER] = user;
+	ev.s[AUDIT_S_GROUP] = group;
+	ev.s[AUDIT_S_HOST] = audit_host();
+	ev.s[AUDIT_S_PATH] = q->path;
+	ev.s[AUDIT_S_PATIENT] = q->patient;
+	ev.s[AUDIT_S_DETAIL] = detail[0] == ' ' ? detail + 1 : detail;
+	len = audit_encode(&ev, rec, sizeof(rec));
+	return len < 0 ? len : cache_audit_append(c, rec, (size_t)len);
+}
+
+static int run_query(const struct phi_config *cfg, struct query *q)
+{
+	struct cache_config cc;
+	struct cache *c;
+	int rc;
+
+	tool_cache_config(cfg, &cc);
+	rc = cache_open(&c, &cc, CACHE_OPEN_RDONLY | CACHE_OPEN_AUDIT);
+	if (rc) {
+		tool_cache_error(cfg, rc);
+		return 1;
+	}
+	rc = record_query(c, q);
+	if (rc) {
+		tool_error("%s: cannot record this query in the audit trail: "
+			   "%s", cfg->path, phi_strerror(rc));
+		cache_close(c);
+		return 1;
+	}
+	rc = cache_audit_walk(c, 1, show, q);
+	cache_close(c);
+	if (q->gone)
+		return 0;
+	if (rc < 0) {
+		tool_error("%s: cannot read the audit trail: %s", cfg->path,
+			   phi_strerror(rc));
+		return 1;
+	}
+	if (fflush(stdout) == EOF && !tool_stdout_gone()) {
+		tool_error("cannot write the events: %s", strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
+int cmd_audit(int argc, char **argv)
+{
+	struct phi_config cfg;
+	struct query *q;
+	int rc;
+
+	if (tool_want_help(argc, argv, audit_usage))
+		return 0;
+	q = calloc(1, sizeof(*q));
+	if (!q) {
+		tool_error("out of memory");
+		return 1;
+	}
+	if (parse_audit_args(argc, argv, q)) {
+		tool_error("usage: phifs audit CONFIG [--patient NAME] "
+			   "[--user USER] [--path PATH] [--since TIME] "
+			   "[--until TIME] [--format text|json]");
+		free(q);
+		return 2;
+	}
+	if ((q->since_s && audit_parse_time(q->since_s, &q->since)) ||
+	    (q->until_s && audit_parse_time(q->until_s, &q->until))) {
+		tool_error("bad time '%s' (use YYYY-MM-DD[THH:MM[:SS]] in UTC, "
+			   "or @SECONDS)", q->since_s && audit_parse_time(
+			   q->since_s, &q->since) ? q->since_s : q->until_s);
+		free(q);
+		return 2;
+	}
+	if (tool_load_config(q->config, &cfg)) {
+		free(q);
+		return 1;
+	}
+	rc = run_query(&cfg, q);
+	phi_config_release(&cfg);
+	free(q);
+	return rc;
+}
