@@ -30,8 +30,9 @@ static const char audit_usage[] =
 	"  --user USER     events by USER (a name, or a uid)\n"
 	"  --path PATH     events on PATH or anything under it (from the "
 	"root)\n"
-	"  --since TIME    events at or after TIME: YYYY-MM-DD[THH:MM[:SS]] "
-	"UTC,\n                  or @SECONDS since 1970\n"
+	"  --since TIME    events at or after TIME: as restore --at takes it "
+	"(2026-11-29,\n                  2026-11-29T10:00:00Z, -2h, -30d), or "
+	"@SECONDS since 1970\n"
 	"  --until TIME    events at or before TIME\n"
 	"  --format F      text (default) or json\n";
 
@@ -217,6 +218,25 @@ static int run_query(const struct phi_config *cfg, struct query *q)
 	return 0;
 }
 
+/* TIME of --since or --until into ns: @SECONDS, or a moment as --at
+ * takes it (tool_time_arg()).  0, or -1 after printing why. */
+static int query_time(const char *opt, const char *text, uint64_t *ns)
+{
+	int64_t ms;
+
+	if (text[0] == '@') {
+		if (audit_parse_time(text, ns) == 0)
+			return 0;
+		tool_error("%s: bad time '%s' (@ and a whole number of seconds "
+			   "since 1970)", opt, text);
+		return -1;
+	}
+	if (tool_time_arg(opt, text, &ms))
+		return -1;
+	*ns = (uint64_t)ms * 1000000;
+	return 0;
+}
+
 int cmd_audit(int argc, char **argv)
 {
 	struct phi_config cfg;
@@ -237,11 +257,8 @@ int cmd_audit(int argc, char **argv)
 		free(q);
 		return 2;
 	}
-	if ((q->since_s && audit_parse_time(q->since_s, &q->since)) ||
-	    (q->until_s && audit_parse_time(q->until_s, &q->until))) {
-		tool_error("bad time '%s' (use YYYY-MM-DD[THH:MM[:SS]] in UTC, "
-			   "or @SECONDS)", q->since_s && audit_parse_time(
-			   q->since_s, &q->since) ? q->since_s : q->until_s);
+	if ((q->since_s && query_time("--since", q->since_s, &q->since)) ||
+	    (q->until_s && query_time("--until", q->until_s, &q->until))) {
 		free(q);
 		return 2;
 	}

@@ -298,6 +298,17 @@ def test_queries_by_patient_user_path_and_time_and_the_query_recorded(
     until = events(fs, "--until", "@%d" % mid)
     assert "/Patients/A/root.txt" in {e["path"] for e in until}
     assert "/Patients/B/b.txt" not in {e["path"] for e in until}
+    # TIME as --at takes it elsewhere: ISO 8601, a date, a time back
+    iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(mid))
+    assert events(fs, "--since", iso) == since
+    assert events(fs, "--until", iso) == until
+    assert {e["path"] for e in events(fs, "--since", "-1h")} >= \
+        {"/Patients/A/root.txt", "/Patients/B/b.txt"}
+    assert events(fs, "--since", "2999-01-01") == []
+    p = fs.run("audit", fs.config, "--since", "last week")
+    assert p.returncode == 2 and p.stdout == "", p.stdout
+    assert p.stderr.startswith("phifs: --since: bad time 'last week'"), \
+        p.stderr
 
     # who looked: the query names its asker and what it asked about,
     # mounted or not
