@@ -291,20 +291,64 @@ static void proc_init(void)
 	procfd = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
+/*
+ * /proc/PID/comm of the last process seen per slot, kept open: a read of
+ * it is one pread() instead of an open, a read and a close per request.
+ * It is never stale: the file is bound to the process, not to its
+ * number, so it shows the name after an exec or a rename, and once the
+ * process is gone it fails (ESRCH) even when the number is in use again;
+ * then the slot opens the new one.
+ */
+#define COMM_SLOTS 64
+
+static struct comm_slot {
+	pthread_mutex_t lock;
+	pid_t pid;
+	int fd;			/* -1: none */
+} comm_slots[COMM_SLOTS];
+
+static void comm_slots_init(void)
+{
+	for (int i = 0; i < COMM_SLOTS; i++) {
+		pthread_mutex_init(&comm_slots[i].lock, NULL);
+		comm_slots[i].fd = -1;
+	}
+	proc_init();
+}
+
+static ssize_t comm_read(int fd, char *out, size_t size)
+{
+	return pread(fd, out, size - 1, 0);
+}
+
 void audit_comm(pid_t pid, char *out, size_t size)
 {
+	struct comm_slot *s;
 	char path[64];
 	ssize_t n = -1;
-	int fd;
 
 	out[0] = '\0';
-	pthread_once(&proc_once, proc_init);
-	snprintf(path, sizeof(path), "%ld/comm", (long)pid);
-	fd = procfd >= 0 ? openat(procfd, path, O_RDONLY | O_CLOEXEC) : -1;
-	if (fd >= 0) {
-		n = read(fd, out, size - 1);
-		close(fd);
+	pthread_once(&proc_once, comm_slots_init);
+	s = &comm_slots[(unsigned)pid % COMM_SLOTS];
+	pthread_mutex_lock(&s->lock);
+	if (s->fd >= 0 && s->pid == pid)
+		n = comm_read(s->fd, out, size);
+	if (n <= 0 && s->fd >= 0) {	/* gone, or another process */
+		close(s->fd);
+		s->fd = -1;
 	}
+	if (n <= 0 && procfd >= 0 && pid > 0) {
+		snprintf(path, sizeof(path), "%ld/comm", (long)pid);
+		s->fd = openat(procfd, path, O_RDONLY | O_CLOEXEC);
+		s->pid = pid;
+		if (s->fd >= 0)
+			n = comm_read(s->fd, out, size);
+		if (n <= 0 && s->fd >= 0) {
+			close(s->fd);
+			s->fd = -1;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
 	if (n <= 0) {
 		out[0] = '\0';
 		return;

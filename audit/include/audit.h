@@ -129,7 +129,9 @@ int audit_patient_of(const struct audit_patients *p, const char *path,
 void audit_names(uid_t uid, gid_t gid, char *user, size_t ulen,
 		 char *group, size_t glen);
 
-/* The name of process pid (/proc/PID/comm), "" if it is gone. */
+/* The name of process pid (/proc/PID/comm) now, "" if it is gone.  Keeps
+ * the file of the last 64 processes open, bound to the process, not to
+ * its number: never a stale name, one pread() per call. */
 void audit_comm(pid_t pid, char *out, size_t size);
 
 /* This machine's host name, looked up once. */

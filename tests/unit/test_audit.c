@@ -3,8 +3,12 @@
  * JSON forms and query times, through audit.h only.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "audit.h"
 #include "phi.h"
@@ -177,10 +181,70 @@ TEST(query_times)
 	ASSERT_ERR(audit_parse_time("2025-12-06T", &ns), -EINVAL);
 }
 
+/* A child that names itself what the parent writes to it, then says so. */
+static void child_main(int in, int out)
+{
+	char name[16];
+	ssize_t n;
+
+	while ((n = read(in, name, sizeof(name) - 1)) > 0) {
+		name[n] = '\0';
+		prctl(PR_SET_NAME, name);
+		if (write(out, "k", 1) != 1)
+			break;
+	}
+	_exit(0);
+}
+
+static void child_rename(int to, int from, const char *name)
+{
+	char k;
+
+	ASSERT_EQ(write(to, name, strlen(name)), (ssize_t)strlen(name));
+	ASSERT_EQ(read(from, &k, 1), 1);
+}
+
+/* The name is the process's now: after a rename, and "" once it is gone,
+ * though the name was asked for before. */
+TEST(process_names_are_never_stale)
+{
+	int down[2], up[2];
+	char name[64];
+	pid_t pid;
+
+	ASSERT_OK(pipe(down));
+	ASSERT_OK(pipe(up));
+	pid = fork();
+	ASSERT_TRUE(pid >= 0);
+	if (pid == 0) {
+		close(down[1]);
+		close(up[0]);
+		child_main(down[0], up[1]);
+	}
+	close(down[0]);
+	close(up[1]);
+	child_rename(down[1], up[0], "first");
+	audit_comm(pid, name, sizeof(name));
+	ASSERT_STREQ(name, "first");
+	audit_comm(pid, name, sizeof(name));
+	ASSERT_STREQ(name, "first");
+	child_rename(down[1], up[0], "second");
+	audit_comm(pid, name, sizeof(name));
+	ASSERT_STREQ(name, "second");
+	close(down[1]);		/* the child exits */
+	ASSERT_EQ(waitpid(pid, NULL, 0), pid);
+	close(up[0]);
+	audit_comm(pid, name, sizeof(name));
+	ASSERT_STREQ(name, "");
+	audit_comm(getpid(), name, sizeof(name));
+	ASSERT_TRUE(name[0] != '\0');
+}
+
 TEST_MAIN(TEST_ENTRY(encode_decode_round_trip),
 	  TEST_ENTRY(decode_refuses_cut_and_unknown_records),
 	  TEST_ENTRY(decode_skips_strings_it_does_not_know),
 	  TEST_ENTRY(patients_by_glob),
 	  TEST_ENTRY(patients_by_depth_and_bad_specs),
 	  TEST_ENTRY(formats_text_and_json),
-	  TEST_ENTRY(query_times))
+	  TEST_ENTRY(query_times),
+	  TEST_ENTRY(process_names_are_never_stale))
