@@ -151,6 +151,8 @@ const char *audit_kind_name(enum audit_kind kind)
 		[AUDIT_CHOWN] = "chown", [AUDIT_UTIMES] = "utimes",
 		[AUDIT_SETXATTR] = "setxattr",
 		[AUDIT_REMOVEXATTR] = "removexattr", [AUDIT_QUERY] = "query",
+		[AUDIT_HOLD_ADD] = "hold-add",
+		[AUDIT_HOLD_REMOVE] = "hold-remove", [AUDIT_GC] = "gc",
 	};
 
 	if ((int)kind <= 0 || kind >= AUDIT_KIND_END)

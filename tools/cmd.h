@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "audit.h"
 #include "buf.h"
 #include "cache.h"
 #include "cache_admin.h"
@@ -35,6 +36,17 @@ int cmd_gc(int argc, char **argv);
 int cmd_key(int argc, char **argv);
 int cmd_hold(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
+
+/*
+ * Record what a command did (kind: AUDIT_HOLD_ADD, ...; err its outcome,
+ * 0 or an errno) in the audit trail of cache_dir, beside the mount's
+ * events (it may be mounted), with who ran it and the patient of path
+ * (may be NULL).  Nothing with audit = off; a warning and 0 when this
+ * machine has no cache_dir for the filesystem.  0, or -1 after printing
+ * why it could not be recorded (cmd_audit.c).
+ */
+int tool_audit_command(const struct phi_config *cfg, enum audit_kind kind,
+		       int err, const char *path, const char *detail);
 
 /* One line on stderr, "phifs: " first. */
 void tool_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -148,17 +148,20 @@ static int show(void *arg, uint64_t seq, const void *rec, size_t len)
 	return 0;
 }
 
-/* The query as an event of its own. */
-static int record_query(struct cache *c, const struct query *q)
+/* An event of this process (a command, not a FUSE request) into c. */
+static int append_event(struct cache *c, enum audit_kind kind, int err,
+			const char *path, const char *patient,
+			const char *detail)
 {
 	struct audit_event ev;
-	char comm[64], user[64], group[64], detail[1024];
+	char comm[64], user[64], group[64];
 	uint8_t rec[AUDIT_REC_MAX];
 	struct timespec now = phi_now();
 	int len;
 
 	memset(&ev, 0, sizeof(ev));
-	ev.kind = AUDIT_QUERY;
+	ev.kind = kind;
+	ev.err = err;
 	ev.time_ns = (uint64_t)now.tv_sec * 1000000000ull +
 		     (uint64_t)now.tv_nsec;
 	ev.uid = (uint32_t)getuid();
@@ -167,20 +170,64 @@ static int record_query(struct cache *c, const struct query *q)
 	audit_comm(getpid(), comm, sizeof(comm));
 	audit_names(getuid(), getgid(), user, sizeof(user), group,
 		    sizeof(group));
+	ev.s[AUDIT_S_COMM] = comm;
+	ev.s[AUDIT_S_USER] = user;
+	ev.s[AUDIT_S_GROUP] = group;
+	ev.s[AUDIT_S_HOST] = audit_host();
+	ev.s[AUDIT_S_PATH] = path;
+	ev.s[AUDIT_S_PATIENT] = patient;
+	ev.s[AUDIT_S_DETAIL] = detail;
+	len = audit_encode(&ev, rec, sizeof(rec));
+	return len < 0 ? len : cache_audit_append(c, rec, (size_t)len);
+}
+
+/* The query as an event of its own. */
+static int record_query(struct cache *c, const struct query *q)
+{
+	char detail[1024];
+
 	snprintf(detail, sizeof(detail), "%s%s%s%s%s%s%s%s",
 		 q->user ? "user=" : "", q->user ? q->user : "",
 		 q->since_s ? " since=" : "", q->since_s ? q->since_s : "",
 		 q->until_s ? " until=" : "", q->until_s ? q->until_s : "",
 		 q->json ? " format=json" : "", "");
-	ev.s[AUDIT_S_COMM] = comm;
-	ev.s[AUDIT_S_USER] = user;
-	ev.s[AUDIT_S_GROUP] = group;
-	ev.s[AUDIT_S_HOST] = audit_host();
-	ev.s[AUDIT_S_PATH] = q->path;
-	ev.s[AUDIT_S_PATIENT] = q->patient;
-	ev.s[AUDIT_S_DETAIL] = detail[0] == ' ' ? detail + 1 : detail;
-	len = audit_encode(&ev, rec, sizeof(rec));
-	return len < 0 ? len : cache_audit_append(c, rec, (size_t)len);
+	return append_event(c, AUDIT_QUERY, 0, q->path, q->patient,
+			    detail[0] == ' ' ? detail + 1 : detail);
+}
+
+int tool_audit_command(const struct phi_config *cfg, enum audit_kind kind,
+		       int err, const char *path, const char *detail)
+{
+	struct audit_patients pat;
+	struct cache_config cc;
+	char patient[256] = "";
+	struct cache *c;
+	int rc;
+
+	if (cfg->audit == 0)
+		return 0;
+	tool_cache_config(cfg, &cc);
+	rc = cache_open(&c, &cc, CACHE_OPEN_RDONLY | CACHE_OPEN_AUDIT);
+	if (rc == PHI_ENOFS) {
+		tool_warn("not in an audit trail: the filesystem has no "
+			  "cache_dir on this machine to keep one");
+		return 0;
+	}
+	if (rc) {
+		tool_error("cannot record this in the audit trail: %s",
+			   phi_strerror(rc));
+		return -1;
+	}
+	if (path && audit_patients_parse(cfg->patient_folders, &pat) == 0)
+		audit_patient_of(&pat, path, patient, sizeof(patient));
+	rc = append_event(c, kind, err, path, patient, detail);
+	cache_close(c);
+	if (rc) {
+		tool_error("cannot record this in the audit trail: %s",
+			   phi_strerror(rc));
+		return -1;
+	}
+	return 0;
 }
 
 static int run_query(const struct phi_config *cfg, struct query *q)

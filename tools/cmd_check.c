@@ -471,6 +471,21 @@ int cmd_gc(int argc, char **argv)
 		printf("kept %llu packs for versions that retention rules "
 		       "and legal holds protect\n",
 		       (unsigned long long)res.kept_by_rules);
+	if (rc == 0) {
+		char detail[256];
+
+		fflush(stdout);
+		snprintf(detail, sizeof(detail), "%s%llu metadata objects, "
+			 "%llu packs, %llu lease objects deleted; %llu packs "
+			 "kept by retention rules and holds",
+			 dry ? "dry run: " : "",
+			 (unsigned long long)res.meta_deleted,
+			 (unsigned long long)res.packs_deleted,
+			 (unsigned long long)res.leases_deleted,
+			 (unsigned long long)res.kept_by_rules);
+		if (tool_audit_command(&cfg, AUDIT_GC, 0, NULL, detail))
+			rc = 1;
+	}
 out:
 	free(rules);
 	free(holds);

@@ -351,7 +351,7 @@ static int hold_add(struct holdop *o, const char *path, const char *reason,
 {
 	struct tool_hold h = { 0 };
 	struct buf plain, sealed;
-	char id[33], when[32];
+	char id[33], when[32], detail[sizeof(h.reason) + 128];
 	int failed = 0, rc;
 	int up[PHI_MAX_REGIONS];
 	size_t n = strlen(path);
@@ -421,6 +421,12 @@ static int hold_add(struct holdop *o, const char *path, const char *reason,
 	printf("hold %.8s placed on %s%s%s, in %zu of %d regions\n", id,
 	       h.path, until ? " until " : "", until ? when : "", n,
 	       o->r.n);
+	fflush(stdout);
+	snprintf(detail, sizeof(detail), "id=%.8s until=%s regions=%zu/%d "
+		 "reason=%s", id, until ? when : "removed", n, o->r.n,
+		 h.reason);
+	if (tool_audit_command(&o->cfg, AUDIT_HOLD_ADD, 0, h.path, detail))
+		return 1;
 	return failed || (int)n < o->r.n ? 1 : 0;
 }
 
@@ -458,6 +464,7 @@ static int hold_remove(struct holdop *o, const char *id)
 {
 	struct tool_hold *v = NULL, *h = NULL;
 	struct tool_regions up = { .n = 0 };	/* borrowed from o->r */
+	char detail[128];
 	size_t n = 0, hits = 0;
 	int failed = 0;
 
@@ -506,6 +513,12 @@ static int hold_remove(struct holdop *o, const char *id)
 	failed |= up.n < o->r.n;
 	printf("hold %s on %s %s\n", id, h->path, failed ? "removed from "
 	       "some regions only" : "removed");
+	fflush(stdout);
+	snprintf(detail, sizeof(detail), "id=%s regions=%d/%d", id,
+		 up.n - failed, o->r.n);
+	if (tool_audit_command(&o->cfg, AUDIT_HOLD_REMOVE, 0, h->path,
+			       detail))
+		failed = 1;
 	free(v);
 	return failed;
 }

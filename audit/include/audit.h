@@ -39,6 +39,10 @@ enum audit_kind {
 	AUDIT_TRUNCATE, AUDIT_CHMOD, AUDIT_CHOWN, AUDIT_UTIMES,
 	AUDIT_SETXATTR, AUDIT_REMOVEXATTR,	/* detail: the name */
 	AUDIT_QUERY,		/* `phifs audit`: detail says what it asked */
+	AUDIT_HOLD_ADD,		/* `phifs hold add`: path held; detail: the
+				   hold's id, until and reason */
+	AUDIT_HOLD_REMOVE,	/* `phifs hold remove`: path; detail: id */
+	AUDIT_GC,		/* `phifs gc`: detail: what it deleted */
 	AUDIT_KIND_END
 };
 

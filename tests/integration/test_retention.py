@@ -5,6 +5,7 @@ filesystem's retention within a test; the rules and holds then decide.
 Each version is synced on its own, so that it sits in packs of its own.
 """
 
+import json
 import os
 import re
 import time
@@ -171,6 +172,22 @@ def test_a_legal_hold_keeps_everything_under_it_until_removed(phifs_bare):
     assert deleted == 2, out
     data, p = restore(fs, "/Patients/bob/scan", bob[0])
     assert data is None
+    # every hold change, and every gc, is in the audit trail
+    p = fs.run("audit", fs.config, "--format", "json")
+    assert p.returncode == 0, p.stderr
+    trail = [json.loads(line) for line in p.stdout.splitlines()]
+    mine = [e for e in trail if e["event"] in ("hold-add", "hold-remove",
+                                               "gc")]
+    assert [e["event"] for e in mine] == ["hold-add", "gc", "hold-remove",
+                                          "gc"], mine
+    add, kept, remove, gone = mine
+    assert add["path"] == remove["path"] == "/Patients/bob"
+    assert f"id={hid}" in add["detail"] and f"id={hid}" in remove["detail"]
+    assert "reason=Case 2026-17, asked by counsel" in add["detail"]
+    assert all(e["user"] == "root" and e["uid"] == 0 and e["errno"] == 0
+               for e in mine), mine
+    assert "2 packs kept" in kept["detail"], kept
+    assert "2 packs, " in gone["detail"], gone
 
 
 def test_hold_refuses_bad_input_and_a_silent_region(phifs_bare):
