@@ -813,6 +813,9 @@ static void *sealer_main(void *arg)
 
 		req = atomic_load(&c->inbox.sync_req);
 		force = req != handled;
+		if (force)
+			cache_upload_retry_now(c);	/* a sync does not wait
+							   out a backoff */
 		mark = phi_mono_ns();
 		/* Metadata goes out every metadata_interval: everything
 		 * written is sealed first, so that a segment never names a
@@ -838,8 +841,8 @@ static void *sealer_main(void *arg)
 			handled = req;
 		}
 		if (atomic_load(&c->inbox.sync_req) != handled)
-			cache_upload_retry_now(c);	/* a sync does not wait
-							   out a backoff */
+			cache_upload_retry_now(c);	/* nor one asked for
+							   during the pass */
 		maybe_evict(c);
 	}
 	sealer_finish(c, &p);
