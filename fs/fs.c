@@ -75,6 +75,7 @@ static void reply_err(fuse_req_t req, fuse_ino_t ino, int code)
 		PHI_LOG(PHI_LOG_ERR, "request on inode %llu failed: %s",
 			(unsigned long long)ino, phi_strerror(code));
 	fs_answer.err = fs_errno(code);
+	fs_answer_ready();
 	fuse_reply_err(req, fs_answer.err);
 }
 
@@ -92,12 +93,15 @@ static void reply_entry(fuse_req_t req, fuse_ino_t parent, int rc,
 	e.attr = *st;
 	e.attr_timeout = TIMEOUT;
 	e.entry_timeout = TIMEOUT;
+	fs_answer.ino = e.ino;
+	fs_answer_ready();
 	/* An interrupted request never reaches the kernel, nor does the
 	 * lookup reference the cache took for it. */
-	if (fuse_reply_entry(req, &e) == -ENOENT)
+	if (fuse_reply_entry(req, &e) == -ENOENT) {
 		cache_forget(cache_of(req), e.ino, 1);
-	else
-		fs_answer.ino = e.ino;
+		if (fs_audit_on)
+			fs_audit_entry_lost(e.ino);
+	}
 }
 
 static void fs_init(void *data, struct fuse_conn_info *conn)
@@ -348,11 +352,13 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	e.ino = e.attr.st_ino;
 	e.attr_timeout = TIMEOUT;
 	e.entry_timeout = TIMEOUT;
+	fs_answer.ino = e.ino;
+	fs_answer_ready();
 	if (fuse_reply_create(req, &e, fi) == -ENOENT) {
 		cache_file_release(cache_of(req), file_of(fi));
 		cache_forget(cache_of(req), e.ino, 1);
-	} else {
-		fs_answer.ino = e.ino;
+		if (fs_audit_on)
+			fs_audit_entry_lost(e.ino);
 	}
 }
 
@@ -374,6 +380,7 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	buf.buf[0].fd = ext.fd;
 	buf.buf[0].pos = (off_t)ext.off;
 	fs_answer.bytes = ext.len;
+	fs_answer_ready();
 	fuse_reply_data(req, &buf, FUSE_BUF_SPLICE_MOVE);
 	cache_read_end(c, &ext);
 }
@@ -389,6 +396,7 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *data,
 		return;
 	}
 	fs_answer.bytes = (uint64_t)w;
+	fs_answer_ready();
 	fuse_reply_write(req, (size_t)w);
 }
 

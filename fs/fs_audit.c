@@ -10,7 +10,10 @@
  * it in the transaction of the change (cache_audit_stage()); what the
  * handler answered comes back through fs_answer, which fs.c's reply
  * helpers set.  An event whose request made no change (an open, a
- * refusal) is queued instead, with the answer's errno.
+ * refusal) is queued instead, with the answer's errno.  What a wrapper
+ * keeps of an answer (the names below, a handle's byte counts) is kept
+ * by the reply helpers just before the answer leaves (fs_answer_ready()):
+ * the program's next request, served by another thread, may depend on it.
  *
  * Paths.  The kernel names a file by its parent's inode and its name; the
  * trail wants the path from the root as it is at that moment.  The names
@@ -508,6 +511,72 @@ static void finish(struct evb *b)
 			phi_strerror(rc));
 }
 
+/* --- what a wrapper keeps of the answer -------------------------------- */
+
+/*
+ * What the wrapper on this thread keeps of its handler's answer, done by
+ * keep_answer() through fs_answer_ready() just before the answer leaves
+ * (fs_int.h says why then).  The names point into the request, which
+ * outlives the handler.
+ */
+enum keep_what {
+	KEEP_NOTHING,
+	KEEP_NAME,		/* the entry replied is reached by (parent, name) */
+	KEEP_UNLINKED,		/* (parent, name) is gone */
+	KEEP_MOVED,		/* (parent, name) moved to (newparent, newname) */
+	KEEP_READ,		/* bytes read through handle fh */
+	KEEP_WRITTEN,		/* bytes written through handle fh */
+};
+
+static _Thread_local struct {
+	enum keep_what what;
+	uint64_t parent, newparent, fh;
+	const char *name, *newname;
+	int exchange;
+} keep;
+
+static void keep_answer(void)
+{
+	switch (keep.what) {
+	case KEEP_NAME:
+		if (fs_answer.ino)
+			names_set(keep.parent, keep.name, fs_answer.ino, 1);
+		break;
+	case KEEP_UNLINKED:
+		if (!fs_answer.err)
+			names_unlinked(keep.parent, keep.name);
+		break;
+	case KEEP_MOVED:
+		if (!fs_answer.err)
+			names_moved(keep.parent, keep.name, keep.newparent,
+				    keep.newname, keep.exchange);
+		break;
+	case KEEP_READ:
+	case KEEP_WRITTEN:
+		if (!fs_answer.err && fs_answer.bytes)
+			count_bytes(keep.fh, fs_answer.bytes,
+				    keep.what == KEEP_WRITTEN);
+		break;
+	case KEEP_NOTHING:
+		break;
+	}
+	keep.what = KEEP_NOTHING;
+}
+
+/* Keep `what` of the answer of the handler about to run. */
+static void expect(enum keep_what what, uint64_t parent, const char *name)
+{
+	keep.what = what;
+	keep.parent = parent;
+	keep.name = name;
+	fs_answer.ready = keep_answer;
+}
+
+void fs_audit_entry_lost(uint64_t ino)
+{
+	names_forget(ino, 1);
+}
+
 /* --- the wrappers ----------------------------------------------------- */
 
 typedef fuse_req_t R;
@@ -517,9 +586,9 @@ typedef struct fuse_file_info F;
 static void a_lookup(R q, I p, const char *n)
 {
 	fs_answer.ino = 0;
+	expect(KEEP_NAME, p, n);
 	inner.lookup(q, p, n);
-	if (fs_answer.ino)
-		names_set(p, n, fs_answer.ino, 1);
+	fs_answer_ready();
 }
 
 static void a_forget(R q, I i, uint64_t n)
@@ -535,12 +604,12 @@ static void a_forget_multi(R q, size_t n, struct fuse_forget_data *f)
 	inner.forget_multi(q, n, f);
 }
 
-/* After a request that hands the kernel a new name for an inode. */
-static void after_made(struct evb *b, I p, const char *n)
+/* After a request that hands the kernel a new name for an inode (its
+ * wrapper expect()ed KEEP_NAME). */
+static void after_made(struct evb *b)
 {
+	fs_answer_ready();
 	finish(b);
-	if (fs_answer.ino)
-		names_set(p, n, fs_answer.ino, 1);
 }
 
 static void a_mknod(R q, I p, const char *n, mode_t m, dev_t d)
@@ -551,8 +620,9 @@ static void a_mknod(R q, I p, const char *n, mode_t m, dev_t d)
 	child_path(p, n, b.path, sizeof(b.path));
 	snprintf(b.detail, sizeof(b.detail), "mode=%06o", (unsigned)m);
 	stage(&b);
+	expect(KEEP_NAME, p, n);
 	inner.mknod(q, p, n, m, d);
-	after_made(&b, p, n);
+	after_made(&b);
 }
 
 static void a_mkdir(R q, I p, const char *n, mode_t m)
@@ -563,8 +633,9 @@ static void a_mkdir(R q, I p, const char *n, mode_t m)
 	child_path(p, n, b.path, sizeof(b.path));
 	snprintf(b.detail, sizeof(b.detail), "mode=%04o", (unsigned)m & 07777);
 	stage(&b);
+	expect(KEEP_NAME, p, n);
 	inner.mkdir(q, p, n, m);
-	after_made(&b, p, n);
+	after_made(&b);
 }
 
 static void a_symlink(R q, const char *l, I p, const char *n)
@@ -575,8 +646,9 @@ static void a_symlink(R q, const char *l, I p, const char *n)
 	child_path(p, n, b.path, sizeof(b.path));
 	snprintf(b.path2, sizeof(b.path2), "%s", l);
 	stage(&b);
+	expect(KEEP_NAME, p, n);
 	inner.symlink(q, l, p, n);
-	after_made(&b, p, n);
+	after_made(&b);
 }
 
 static void a_link(R q, I i, I np, const char *nn)
@@ -587,8 +659,9 @@ static void a_link(R q, I i, I np, const char *nn)
 	path_of(i, b.path, sizeof(b.path));
 	child_path(np, nn, b.path2, sizeof(b.path2));
 	stage(&b);
+	expect(KEEP_NAME, np, nn);
 	inner.link(q, i, np, nn);
-	after_made(&b, np, nn);
+	after_made(&b);
 }
 
 static void a_unlink(R q, I p, const char *n)
@@ -598,10 +671,10 @@ static void a_unlink(R q, I p, const char *n)
 	begin(&b, q, AUDIT_UNLINK, names_ino(p, n));
 	child_path(p, n, b.path, sizeof(b.path));
 	stage(&b);
+	expect(KEEP_UNLINKED, p, n);
 	inner.unlink(q, p, n);
+	fs_answer_ready();
 	finish(&b);
-	if (!fs_answer.err)
-		names_unlinked(p, n);
 }
 
 static void a_rmdir(R q, I p, const char *n)
@@ -611,10 +684,10 @@ static void a_rmdir(R q, I p, const char *n)
 	begin(&b, q, AUDIT_RMDIR, names_ino(p, n));
 	child_path(p, n, b.path, sizeof(b.path));
 	stage(&b);
+	expect(KEEP_UNLINKED, p, n);
 	inner.rmdir(q, p, n);
+	fs_answer_ready();
 	finish(&b);
-	if (!fs_answer.err)
-		names_unlinked(p, n);
 }
 
 static void a_rename(R q, I p, const char *n, I np, const char *nn,
@@ -627,10 +700,13 @@ static void a_rename(R q, I p, const char *n, I np, const char *nn,
 	child_path(np, nn, b.path2, sizeof(b.path2));
 	b.ev.flags = fl;
 	stage(&b);
+	expect(KEEP_MOVED, p, n);
+	keep.newparent = np;
+	keep.newname = nn;
+	keep.exchange = !!(fl & RENAME_EXCHANGE);
 	inner.rename(q, p, n, np, nn, fl);
+	fs_answer_ready();
 	finish(&b);
-	if (!fs_answer.err)
-		names_moved(p, n, np, nn, !!(fl & RENAME_EXCHANGE));
 }
 
 /* What a setattr changes, most telling first, and its new values. */
@@ -698,26 +774,29 @@ static void a_create(R q, I p, const char *n, mode_t m, F *f)
 	b.ev.flags = (uint32_t)(f->flags & (O_ACCMODE | O_TRUNC | O_APPEND));
 	snprintf(b.detail, sizeof(b.detail), "mode=%04o", (unsigned)m & 07777);
 	stage(&b);
+	expect(KEEP_NAME, p, n);
 	inner.create(q, p, n, m, f);
-	after_made(&b, p, n);
+	after_made(&b);
 }
 
 static void a_read(R q, I i, size_t s, off_t o, F *f)
 {
 	fs_answer.err = 0;
 	fs_answer.bytes = 0;
+	expect(KEEP_READ, 0, NULL);
+	keep.fh = f->fh;
 	inner.read(q, i, s, o, f);
-	if (!fs_answer.err && fs_answer.bytes)
-		count_bytes(f->fh, fs_answer.bytes, 0);
+	fs_answer_ready();
 }
 
 static void a_write(R q, I i, const char *d, size_t s, off_t o, F *f)
 {
 	fs_answer.err = 0;
 	fs_answer.bytes = 0;
+	expect(KEEP_WRITTEN, 0, NULL);
+	keep.fh = f->fh;
 	inner.write(q, i, d, s, o, f);
-	if (!fs_answer.err && fs_answer.bytes)
-		count_bytes(f->fh, fs_answer.bytes, 1);
+	fs_answer_ready();
 }
 
 /* Only an open that moved bytes through phifs has a release event: one

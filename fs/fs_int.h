@@ -34,8 +34,30 @@ struct fs_answer {
 	int err;
 	uint64_t ino;
 	uint64_t bytes;
+	/* What the wrapper keeps of this answer (the names the kernel now
+	 * holds, the bytes a handle moved), set by the wrapper before it
+	 * calls the handler: fs_answer_ready() runs it. */
+	void (*ready)(void);
 };
 extern _Thread_local struct fs_answer fs_answer;
+
+/*
+ * Called by fs.c's reply helpers once err, ino and bytes are set, just
+ * before the answer leaves: it runs fs_answer.ready, once.  The program
+ * may make its next request as soon as the answer reaches the kernel,
+ * and another thread may serve it (an unlink of the name a rename just
+ * gave, the release after the last read), so what the wrapper keeps must
+ * be in place before.  A wrapper calls it again after the handler, for
+ * an answer that left some other way.
+ */
+static inline void fs_answer_ready(void)
+{
+	void (*fn)(void) = fs_answer.ready;
+
+	fs_answer.ready = NULL;
+	if (fn)
+		fn();
+}
 
 /* Set by fs_audit_setup(): events are being made. */
 extern int fs_audit_on;
@@ -55,6 +77,10 @@ const struct fuse_lowlevel_ops *fs_audit_wrap(
 /* The kernel got an entry for ino named (parent, name) outside lookup
  * (readdirplus). */
 void fs_audit_entry(uint64_t parent, const char *name, uint64_t ino);
+
+/* An entry for ino, kept by fs_answer_ready(), never reached the kernel
+ * (the request was interrupted): the kernel holds one lookup fewer. */
+void fs_audit_entry_lost(uint64_t ino);
 
 /* A file was opened as fi->fh: its reads and writes count from now on.
  * Called before the open is replied. */

@@ -68,6 +68,26 @@ def settle(fs):
     os.mkdir(fs.path("settle.%d" % time.monotonic_ns()))
 
 
+def events_when(fs, done, *args):
+    """The trail, once done(events) holds, or as it is after a minute.
+    A release reaches phifs after close() has returned (the kernel sends
+    it on its own), so a test that wants a release event waits for it;
+    the test's own assertions then say what is missing."""
+    deadline = time.monotonic() + 60
+    while True:
+        settle(fs)
+        evs = events(fs, *args)
+        if done(evs) or time.monotonic() > deadline:
+            return evs
+        time.sleep(0.1)
+
+
+def releases(n, path=None):
+    """A done() for events_when(): n release events (on path)."""
+    return lambda evs: len([e for e in evs if e["event"] == "release" and
+                            (path is None or e["path"] == path)]) >= n
+
+
 def one(evs, kind, path=None):
     found = [e for e in evs if e["event"] == kind and
              (path is None or e["path"] == path)]
@@ -106,8 +126,8 @@ def test_every_kind_names_user_process_paths_patient(phifs_factory):
     ino = as_other(every_kind, fs.mnt)
     d = "/Patients/Doe^Jane"
     f = d + "/note.txt"
-    settle(fs)
-    evs = [e for e in events(fs) if e["uid"] == OTHER_UID]
+    evs = [e for e in events_when(fs, releases(2, f))
+           if e["uid"] == OTHER_UID]
     for e in evs:
         assert e["process"] == COMM, e
         assert e["gid"] == OTHER_GID, e
@@ -163,8 +183,7 @@ def test_rename_and_unlink_of_an_open_file(phifs_factory):
         os.write(fd, b"3" * 10)
     finally:
         os.close(fd)
-    settle(fs)
-    evs = events(fs, "--path", "/Patients/P1")
+    evs = events_when(fs, releases(1), "--path", "/Patients/P1")
     ino = one(evs, "create", "/Patients/P1/a")["ino"]
     ren = one(evs, "rename", "/Patients/P1/a")
     assert (ren["path2"], ren["ino"]) == ("/Patients/P1/b", ino)
@@ -177,13 +196,47 @@ def test_rename_and_unlink_of_an_open_file(phifs_factory):
     assert kinds == ["create", "rename", "unlink", "release"]
 
 
+def test_names_and_counts_are_kept_before_the_answer_leaves(phifs_factory):
+    """The program's next request may reach another thread of the
+    daemon as soon as the answer reaches the kernel: a create in a folder
+    just made, an unlink of the name a rename just gave, the release
+    after the last write.  Each must find what the answer before it
+    told the kernel."""
+    fs = mount_with(phifs_factory)
+    rounds = 150
+
+    def churn():
+        for i in range(rounds):
+            d = fs.path("Patients", f"P{i}")
+            os.mkdir(d)
+            fd = os.open(os.path.join(d, "a"), os.O_RDWR | os.O_CREAT,
+                         0o644)
+            os.write(fd, b"1" * 10)
+            os.rename(os.path.join(d, "a"), os.path.join(d, "b"))
+            os.unlink(os.path.join(d, "b"))
+            os.write(fd, b"2" * 10)
+            os.close(fd)
+    churn()
+    evs = events_when(fs, releases(rounds))
+    for i in range(rounds):
+        d = f"/Patients/P{i}"
+        mine = [e for e in evs if e["patient"] == f"P{i}"]
+        create = one(mine, "create", d + "/a")
+        ino = create["ino"]
+        assert one(mine, "rename", d + "/a")["ino"] == ino
+        assert one(mine, "unlink", d + "/b")["ino"] == ino
+        rel = one(mine, "release", d + "/b")
+        assert (rel["ino"], rel["bytes_written"]) == (ino, 20)
+
+
 def test_small_reads_make_one_event_with_the_byte_count(phifs_factory):
     fs = mount_with(phifs_factory)
     f = fs.path("Patients", "scan.dat")
     write_file(f, os.urandom(256 << 10))
-    fd = os.open(f, os.O_RDONLY)
-    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # reads reach phifs
-    os.close(fd)
+    # a fresh mount has none of the file in the kernel's page cache, so
+    # every byte read reaches phifs (fadvise(DONTNEED) may leave pages)
+    fs.umount()
+    fs.mount()
 
     def read_small():
         n = 0
@@ -195,9 +248,8 @@ def test_small_reads_make_one_event_with_the_byte_count(phifs_factory):
                 n += len(b)
 
     assert as_other(read_small) == 256 << 10
-    settle(fs)
-    evs = [e for e in events(fs) if e["path"] == "/Patients/scan.dat" and
-           e["uid"] == OTHER_UID]
+    evs = [e for e in events_when(fs, releases(2, "/Patients/scan.dat"))
+           if e["path"] == "/Patients/scan.dat" and e["uid"] == OTHER_UID]
     assert [e["event"] for e in evs] == ["open", "release"], evs
     assert evs[1]["bytes_read"] == 256 << 10
     assert evs[1]["uid"] == OTHER_UID and evs[1]["process"] == COMM
@@ -227,8 +279,9 @@ def test_refusals_phifs_answers_are_recorded_with_their_errno(
     # as root: the kernel's permission checks let everything through
     assert run_as(None, None, refused) == \
         [errno.EPERM, errno.ENOTEMPTY, errno.ENODATA]
-    settle(fs)
-    evs = events(fs)
+    # a refusal's event is queued once the answer has left: wait for it
+    evs = events_when(fs, lambda evs: {"setxattr", "rmdir", "removexattr"}
+                      <= {e["event"] for e in evs})
     assert one(evs, "setxattr", "/Patients/x")["errno"] == errno.EPERM
     assert one(evs, "rmdir", "/Patients/full")["errno"] == errno.ENOTEMPTY
     assert one(evs, "removexattr", "/Patients/x")["errno"] == errno.ENODATA
@@ -279,6 +332,8 @@ def test_queries_by_patient_user_path_and_time_and_the_query_recorded(
     as_other(write_file, fs.path("Patients", "A", "other.txt"), b"o")
     write_file(fs.path("Patients", "B", "b.txt"), b"b")
     write_file(fs.path("elsewhere.txt"), b"e")
+    # every release is in before the queries compare what they see
+    events_when(fs, releases(4))
 
     pa = events(fs, "--patient", "A")
     assert pa and all(e["patient"] == "A" for e in pa)
