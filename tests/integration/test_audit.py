@@ -8,6 +8,7 @@ is set with prctl(PR_SET_NAME), so that the uid and the process name the
 trail shows are the child's, not the test's.
 """
 
+import base64
 import ctypes
 import errno
 import json
@@ -339,3 +340,118 @@ def test_bad_patient_folders_is_refused_with_one_line(phifs_bare):
     assert p.returncode != 0
     assert len(p.stderr.strip().splitlines()) == 1
     assert "patient_folders" in p.stderr
+
+
+# --- FHIR ---------------------------------------------------------------
+
+DCM = "http://dicom.nema.org/resources/ontology/DCM"
+ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
+
+
+def fhir(fs, *args):
+    """The trail through `phifs audit --format fhir`: one resource per
+    line, every line JSON."""
+    p = fs.run("audit", fs.config, "--format", "fhir", *args)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.endswith("\n")
+    return [json.loads(line) for line in p.stdout.splitlines()]
+
+
+def kind_of(r):
+    """phifs's name of the event, the subtype without a code system."""
+    return [c["code"] for c in r["subtype"] if "system" not in c][0]
+
+
+def path_of(r):
+    what = r["entity"][0].get("what", {})
+    return what.get("display")
+
+
+def patients_of(r):
+    return [e["what"]["display"] for e in r["entity"]
+            if e.get("role", {}).get("system") == ROLE and
+            e["role"]["code"] == "1"]
+
+
+def test_fhir_one_resource_per_event_with_codes_agents_and_patient(
+        phifs_factory):
+    fs = mount_with(phifs_factory)
+    d = fs.path("Patients", "Doe^Jane")
+    os.mkdir(d)
+    write_file(os.path.join(d, "note"), b"n" * 10)      # create, release
+    fd = os.open(os.path.join(d, "note"), os.O_RDONLY)  # open for read
+    os.close(fd)
+    fd = os.open(os.path.join(d, "note"), os.O_WRONLY)  # open for write
+    os.close(fd)
+    write_file(fs.path("elsewhere"), b"e")
+    odd = os.path.join(os.fsencode(d), b'q"\x01\xff')   # not UTF-8
+    write_file(odd, b"o")
+    try:
+        os.removexattr(os.path.join(d, "note"), "user.none")
+    except OSError as e:
+        assert e.errno == errno.ENODATA
+    os.unlink(os.path.join(d, "note"))
+    settle(fs)
+    res = fhir(fs)
+    # one resource per event: all the trail held, and this query
+    p = fs.run("audit", fs.config, "--format", "json")
+    every = [json.loads(x) for x in p.stdout.splitlines()]
+    assert len(res) == len(every) - 1, (len(res), len(every))
+    for r, e in zip(res, every):
+        assert r["resourceType"] == "AuditEvent"
+        assert kind_of(r) == e["event"]
+        assert r["recorded"] == e["time"]
+        user, proc = r["agent"]
+        assert user["requestor"] is True and proc["requestor"] is False
+        assert user["who"]["identifier"]["value"] == str(e["uid"])
+        assert proc["who"]["identifier"]["value"] == str(e["pid"])
+        assert user["network"] == {"address": os.uname().nodename,
+                                   "type": "1"}
+        assert r["source"]["observer"]["display"] == \
+            "phifs on " + os.uname().nodename
+        assert r["source"]["type"][0]["code"] == "4"
+        if e["errno"] == 0:
+            assert r["outcome"] == "0" and "outcomeDesc" not in r
+        if e["ino"]:
+            assert r["entity"][0]["what"]["identifier"]["value"] == \
+                str(e["ino"])
+
+    def find(kind, path, pred=lambda r: True):
+        found = [r for r in res if kind_of(r) == kind and
+                 path_of(r) == path and pred(r)]
+        assert len(found) >= 1, (kind, path)
+        return found[0]
+
+    note = "/Patients/Doe^Jane/note"
+    assert find("create", note)["action"] == "C"
+    assert find("mkdir", "/Patients/Doe^Jane")["action"] == "C"
+    opens = {r["action"] for r in res
+             if kind_of(r) == "open" and path_of(r) == note}
+    assert opens == {"R", "U"}, opens
+    assert find("unlink", note)["action"] == "D"
+    q = [r for r in res if kind_of(r) == "query"]
+    assert q and all(r["action"] == "E" and r["type"] ==
+                     {"system": DCM, "code": "110112", "display": "Query"}
+                     for r in q)
+    assert find("create", note)["type"]["code"] == "110110"
+    # the patient as a second entity, a person in the role of patient
+    c = find("create", note)
+    assert patients_of(c) == ["Doe^Jane"]
+    pat = c["entity"][1]
+    assert pat["type"]["code"] == "1" and pat["type"]["display"] == "Person"
+    assert find("create", "/elsewhere")["entity"][1:] == []
+    assert patients_of(find("create", "/elsewhere")) == []
+    # a refusal: a minor failure, with the errno in words
+    rx = find("removexattr", note)
+    assert rx["outcome"] == "4"
+    assert rx["outcomeDesc"].startswith("ENODATA: ")
+    # a name that is not UTF-8: U+FFFD shown, the bytes kept in base64
+    bad = [r for r in res if kind_of(r) == "create" and
+           "\ufffd" in (path_of(r) or "")]
+    assert len(bad) == 1
+    assert path_of(bad[0]) == '/Patients/Doe^Jane/q"\x01\ufffd'
+    raw = [x["valueBase64Binary"] for x in bad[0]["entity"][0]["detail"]
+           if x["type"] == "path bytes"]
+    assert [base64.b64decode(x) for x in raw] == \
+        [b'/Patients/Doe^Jane/q"\x01\xff']
+
