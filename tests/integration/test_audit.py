@@ -455,3 +455,114 @@ def test_fhir_one_resource_per_event_with_codes_agents_and_patient(
     assert [base64.b64decode(x) for x in raw] == \
         [b'/Patients/Doe^Jane/q"\x01\xff']
 
+
+# --- administrative commands ---------------------------------------------
+
+def admin(fs, kind):
+    """The one event of kind in the trail, checked to name this process's
+    user on this host."""
+    found = events(fs, kinds={kind})
+    assert len(found) == 1, f"want one {kind}, got {found}"
+    e = found[0]
+    assert e["uid"] == os.getuid() and e["errno"] == 0, e
+    assert e["host"] == os.uname().nodename, e
+    assert e["process"] == "phifs", e
+    return e
+
+
+def test_mount_and_unmount_are_recorded_in_order(phifs_factory):
+    fs = mount_with(phifs_factory)
+    pid = fs.pid
+    write_file(fs.path("Patients", "x"), b"x")
+    fs.umount()
+    evs = [e for e in events(fs, kinds={"mount", "unmount", "create",
+                                        "mkdir"})]
+    kinds = [e["event"] for e in evs]
+    # the first mount made /Patients: its mount event comes first
+    assert kinds == ["mount", "mkdir", "create", "unmount"], kinds
+    m, u = admin(fs, "mount"), admin(fs, "unmount")
+    assert m["pid"] == pid and u["pid"] == pid
+    assert m["detail"].startswith("mountpoint=" + fs.mnt), m
+    assert u["detail"] == "unmounted", u
+    fs.mount()
+    assert [e["event"] for e in events(fs, kinds={"mount"})] == \
+        ["mount", "mount"]
+
+
+def test_restore_is_recorded_with_what_when_and_where(phifs_factory):
+    fs = mount_with(phifs_factory)
+    os.mkdir(fs.path("Patients", "P"))
+    write_file(fs.path("Patients", "P", "a"), b"a" * 100)
+    p = fs.run("sync", fs.config, "--timeout", "120", timeout=180)
+    assert p.returncode == 0, p.stderr
+    dest = os.path.join(fs.base, "dest")
+    os.mkdir(dest)
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 1))
+    p = fs.run("restore", fs.config, "/Patients/P/a", dest, "--at", at)
+    assert p.returncode == 0, p.stderr
+    assert os.path.exists(os.path.join(dest, "a"))
+    e = admin(fs, "restore")
+    assert e["path"] == "/Patients/P/a" and e["patient"] == "P", e
+    d = dict(x.split("=", 1) for x in e["detail"].split(" "))
+    assert d["at"] == at.replace("Z", ".000Z"), d
+    assert d["dest"] == os.path.realpath(dest), d
+    assert d["region"] in ("a", "b"), d
+    assert d["moment"] <= d["at"], d
+
+
+def test_recover_is_recorded_in_the_trail_it_made(phifs_factory):
+    fs = mount_with(phifs_factory)
+    write_file(fs.path("Patients", "f"), b"f")
+    p = fs.run("sync", fs.config, "--timeout", "120", timeout=180)
+    assert p.returncode == 0, p.stderr
+    other = phifs_factory(mounted=False, tag="audrec")
+    with open(fs.config) as f:
+        text = f.read()
+    other.write_config(text.replace(fs.cache_dir, other.cache_dir))
+    p = other.run("recover", other.config, "--region", "b")
+    assert p.returncode == 0, p.stderr
+    e = admin(other, "recover")
+    assert e["detail"].startswith("region=b at=latest moment=20"), e
+    assert events(fs, kinds={"recover"}) == []
+
+
+def test_fsck_repair_is_recorded_and_a_scrub_is_not(phifs_factory):
+    fs = mount_with(phifs_factory)
+    write_file(fs.path("Patients", "f"), b"f")
+    p = fs.run("sync", fs.config, "--timeout", "120", timeout=180)
+    assert p.returncode == 0, p.stderr
+    p = fs.run("fsck", fs.config, "--scrub")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert events(fs, kinds={"fsck-repair"}) == []
+    p = fs.run("fsck", fs.config, "--repair")
+    assert p.returncode == 0, p.stdout + p.stderr
+    e = admin(fs, "fsck-repair")
+    assert " 0 repaired, 0 with no good copy" in e["detail"], e
+
+
+def test_key_changes_are_recorded_without_the_secret(phifs_factory):
+    fs = mount_with(phifs_factory)
+    fs.env["PHIFS_KDF_N"] = "1024"      # cheap scrypt (test hook)
+    secret = "an unguessable passphrase"
+    p = fs.run("key", "add", fs.config, "--label", "front desk",
+               env={"PHIFS_NEW_PASSPHRASE": secret})
+    assert p.returncode == 0, p.stderr
+    e = admin(fs, "key-add")
+    assert e["detail"] == "slot=1 kind=passphrase label=front desk " \
+                          "by-slot=0", e
+    # passwd changes the slot that opens: open with the passphrase
+    with open(fs.config) as f:
+        text = f.read()
+    fs.write_config(text.replace(f"key_file = {fs.key_file}\n", ""))
+    p = fs.run("key", "passwd", fs.config,
+               env={"PHIFS_PASSPHRASE": secret,
+                    "PHIFS_NEW_PASSPHRASE": secret + " 2"})
+    assert p.returncode == 0, p.stderr
+    assert admin(fs, "key-passwd")["detail"] == "slot=1 by-slot=1"
+    fs.write_config(text)
+    p = fs.run("key", "remove", fs.config, "1")
+    assert p.returncode == 0, p.stderr
+    assert admin(fs, "key-remove")["detail"] == "slot=1 by-slot=0"
+    for fmt in ("text", "json", "fhir"):
+        p = fs.run("audit", fs.config, "--format", fmt)
+        assert p.returncode == 0 and secret not in p.stdout
