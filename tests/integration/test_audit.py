@@ -510,6 +510,28 @@ def test_restore_is_recorded_with_what_when_and_where(phifs_factory):
     assert d["moment"] <= d["at"], d
 
 
+def test_restore_where_there_is_no_trail_works_and_says_so(phifs_factory):
+    fs = mount_with(phifs_factory)
+    write_file(fs.path("Patients", "f"), b"f")
+    p = fs.run("sync", fs.config, "--timeout", "120", timeout=180)
+    assert p.returncode == 0, p.stderr
+    other = phifs_factory(mounted=False, tag="audnew")    # no filesystem
+    with open(fs.config) as f:
+        text = f.read()
+    other.write_config(text.replace(fs.cache_dir, other.cache_dir))
+    dest = os.path.join(other.base, "dest")
+    os.mkdir(dest)
+    p = other.run("restore", other.config, "/Patients/f", dest)
+    assert p.returncode == 0, p.stderr
+    with open(os.path.join(dest, "f"), "rb") as f:
+        assert f.read() == b"f"
+    warned = [x for x in p.stderr.splitlines() if "audit trail" in x]
+    assert warned == ["phifs: warning: not in an audit trail: the "
+                      "filesystem has no cache_dir on this machine to keep "
+                      "one"], p.stderr
+    assert events(fs, kinds={"restore"}) == []
+
+
 def test_recover_is_recorded_in_the_trail_it_made(phifs_factory):
     fs = mount_with(phifs_factory)
     write_file(fs.path("Patients", "f"), b"f")
