@@ -2,9 +2,11 @@
  * audit.c - events of the audit trail: their byte format, their patient,
  * the names of who made them, and their text and JSON forms.
  *
- * The format is in audit.h.  A reader skips strings it does not know, so
- * a later version may add strings at the end without a new version
- * number; anything else new needs one.
+ * The format is in audit.h.  A reader skips strings it does not know,
+ * and shows a kind it does not know as "?" with the rest of the event,
+ * so a later version may add strings at the end, or kinds at the end of
+ * enum audit_kind, without a new version number; anything else new
+ * needs one.
  */
 #include "audit.h"
 #include "phi.h"
@@ -153,6 +155,11 @@ const char *audit_kind_name(enum audit_kind kind)
 		[AUDIT_REMOVEXATTR] = "removexattr", [AUDIT_QUERY] = "query",
 		[AUDIT_HOLD_ADD] = "hold-add",
 		[AUDIT_HOLD_REMOVE] = "hold-remove", [AUDIT_GC] = "gc",
+		[AUDIT_MOUNT] = "mount", [AUDIT_UNMOUNT] = "unmount",
+		[AUDIT_RESTORE] = "restore", [AUDIT_RECOVER] = "recover",
+		[AUDIT_REPAIR] = "fsck-repair", [AUDIT_KEY_ADD] = "key-add",
+		[AUDIT_KEY_PASSWD] = "key-passwd",
+		[AUDIT_KEY_REMOVE] = "key-remove",
 	};
 
 	if ((int)kind <= 0 || kind >= AUDIT_KIND_END)
@@ -503,6 +510,461 @@ size_t audit_format(const struct audit_event *ev, uint64_t seq, int json,
 	if (o.len + 1 >= size && size > 1)
 		out[size - 2] = '\n';
 	return o.len;
+}
+
+/* --- FHIR R4 AuditEvent ------------------------------------------------
+ *
+ * One resource per event, written by hand: the shape is fixed, and a
+ * query of a million events must not pay for a JSON library.  Strings
+ * are copied byte by byte (put()), not through printf.
+ */
+
+#define DCM "http://dicom.nema.org/resources/ontology/DCM"
+#define HL7 "http://terminology.hl7.org/CodeSystem/"
+
+static void put(struct out *o, const char *s, size_t n)
+{
+	if (o->len + n >= o->size) {
+		o->len = o->size ? o->size - 1 : 0;	/* full: see the end */
+		return;
+	}
+	memcpy(o->p + o->len, s, n);
+	o->len += n;
+	o->p[o->len] = '\0';
+}
+
+static void puts_(struct out *o, const char *s)
+{
+	put(o, s, strlen(s));
+}
+
+/* Length of the valid UTF-8 sequence s starts with (1 to 4), or 0: an
+ * overlong form, a surrogate, past U+10FFFF, or cut.  s ends in a NUL,
+ * which no test below reads past. */
+static int utf8_len(const unsigned char *s)
+{
+	unsigned c = s[0], lo = 0x80, hi = 0xbf;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		return (s[1] & 0xc0) == 0x80 ? 2 : 0;
+	if (c >= 0xe0 && c <= 0xef) {
+		lo = c == 0xe0 ? 0xa0 : lo;
+		hi = c == 0xed ? 0x9f : hi;
+		return s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 ?
+		       3 : 0;
+	}
+	if (c >= 0xf0 && c <= 0xf4) {
+		lo = c == 0xf0 ? 0x90 : lo;
+		hi = c == 0xf4 ? 0x8f : hi;
+		return s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 &&
+		       (s[3] & 0xc0) == 0x80 ? 4 : 0;
+	}
+	return 0;
+}
+
+static int utf8_valid(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	int n;
+
+	for (; *p; p += n)
+		if ((n = utf8_len(p)) == 0)
+			return 0;
+	return 1;
+}
+
+/* s as a JSON string: quotes, backslashes and control characters
+ * escaped, valid UTF-8 as it is, each byte of anything else as U+FFFD. */
+static void put_json(struct out *o, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	char esc[8];
+
+	put(o, "\"", 1);
+	while (*p) {
+		int n = utf8_len(p);
+
+		if (n == 0) {
+			put(o, "\\ufffd", 6);
+			p++;
+			continue;
+		}
+		if (*p == '"' || *p == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)*p;
+			put(o, esc, 2);
+		} else if (*p < 0x20 || *p == 0x7f) {
+			snprintf(esc, sizeof(esc), "\\u%04x", *p);
+			put(o, esc, 6);
+		} else {
+			put(o, (const char *)p, (size_t)n);
+		}
+		p += n;
+	}
+	put(o, "\"", 1);
+}
+
+/* ,"key":"value" */
+static void put_field(struct out *o, const char *key, const char *value)
+{
+	put(o, ",\"", 2);
+	puts_(o, key);
+	put(o, "\":", 2);
+	put_json(o, value);
+}
+
+static void put_base64(struct out *o, const char *s)
+{
+	static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmn"
+				  "opqrstuvwxyz0123456789+/";
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s);
+	char q[4];
+
+	put(o, "\"", 1);
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16 |
+			     (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) |
+			     (i + 2 < n ? p[i + 2] : 0);
+
+		q[0] = abc[v >> 18 & 63];
+		q[1] = abc[v >> 12 & 63];
+		q[2] = i + 1 < n ? abc[v >> 6 & 63] : '=';
+		q[3] = i + 2 < n ? abc[v & 63] : '=';
+		put(o, q, 4);
+	}
+	put(o, "\"", 1);
+}
+
+/* {"system":...,"code":...,"display":...}; no system when NULL. */
+static void put_coding(struct out *o, const char *system, const char *code,
+		       const char *display)
+{
+	put(o, "{", 1);
+	if (system) {
+		put(o, "\"system\":", 9);
+		put_json(o, system);
+		put(o, ",", 1);
+	}
+	put(o, "\"code\":", 7);
+	put_json(o, code);
+	put_field(o, "display", display);
+	put(o, "}", 1);
+}
+
+/* What kind of event it is: the DICOM event type, a DICOM subtype
+ * (NULL: none fits), and the action. */
+struct fhir_kind {
+	const char *type, *type_name, *sub, *sub_name;
+	char action;
+};
+
+static char fhir_action(const struct audit_event *ev)
+{
+	switch (ev->kind) {
+	case AUDIT_OPEN:
+		return (ev->flags & O_ACCMODE) == O_RDONLY ? 'R' : 'U';
+	case AUDIT_RELEASE:
+		return ev->bytes_written ? 'U' : 'R';
+	case AUDIT_CREATE: case AUDIT_MKDIR: case AUDIT_MKNOD:
+	case AUDIT_SYMLINK: case AUDIT_LINK:
+		return 'C';
+	case AUDIT_UNLINK: case AUDIT_RMDIR:
+		return 'D';
+	case AUDIT_RENAME: case AUDIT_TRUNCATE: case AUDIT_CHMOD:
+	case AUDIT_CHOWN: case AUDIT_UTIMES: case AUDIT_SETXATTR:
+	case AUDIT_REMOVEXATTR:
+		return 'U';
+	default:		/* queries and commands */
+		return 'E';
+	}
+}
+
+static struct fhir_kind fhir_kind_of(const struct audit_event *ev)
+{
+	struct fhir_kind k = { "110100", "Application Activity", NULL, NULL,
+			       fhir_action(ev) };
+
+	if (ev->kind >= AUDIT_OPEN && ev->kind <= AUDIT_REMOVEXATTR) {
+		k.type = "110110";
+		k.type_name = "Patient Record";
+	} else if (ev->kind == AUDIT_QUERY) {
+		k.type = "110112";
+		k.type_name = "Query";
+	} else if (ev->kind == AUDIT_RESTORE) {
+		k.type = "110106";	/* data copied out of phifs */
+		k.type_name = "Export";
+	} else if (ev->kind == AUDIT_RECOVER) {
+		k.type = "110107";	/* a region's history made local */
+		k.type_name = "Import";
+	} else if (ev->kind == AUDIT_MOUNT || ev->kind == AUDIT_UNMOUNT) {
+		k.sub = ev->kind == AUDIT_MOUNT ? "110120" : "110121";
+		k.sub_name = ev->kind == AUDIT_MOUNT ? "Application Start" :
+			     "Application Stop";
+	} else if (ev->kind >= AUDIT_KEY_ADD && ev->kind <= AUDIT_KEY_REMOVE) {
+		k.type = "110113";
+		k.type_name = "Security Alert";
+		k.sub = "110129";
+		k.sub_name = "Security Configuration";
+	}
+	return k;
+}
+
+/* 0 success; 8 when phifs or the machine failed (an HTTP 500); 4 when
+ * the request was refused (an HTTP 400). */
+static const char *fhir_outcome(int err)
+{
+	switch (err) {
+	case 0:
+		return "0";
+	case EIO: case ENOSPC: case EDQUOT: case EROFS: case ENOMEM:
+	case EUCLEAN: case ENOTRECOVERABLE:
+		return "8";
+	default:
+		return "4";
+	}
+}
+
+static void fhir_head(struct out *o, const struct audit_event *ev)
+{
+	struct fhir_kind k = fhir_kind_of(ev);
+	char when[48], desc[160];
+
+	puts_(o, "{\"resourceType\":\"AuditEvent\",\"type\":");
+	put_coding(o, DCM, k.type, k.type_name);
+	put(o, ",\"subtype\":[", 12);
+	if (k.sub) {
+		put_coding(o, DCM, k.sub, k.sub_name);
+		put(o, ",", 1);
+	}
+	/* phifs's own name of the kind: no code system has these */
+	put_coding(o, NULL, audit_kind_name(ev->kind),
+		   audit_kind_name(ev->kind));
+	emit(o, "],\"action\":\"%c\"", k.action);
+	format_time(ev->time_ns, when, sizeof(when));
+	put_field(o, "recorded", when);
+	put_field(o, "outcome", fhir_outcome(ev->err));
+	if (ev->err) {
+		snprintf(desc, sizeof(desc), "%s: %s",
+			 strerrorname_np(ev->err) ? strerrorname_np(ev->err) :
+			 "error", strerrordesc_np(ev->err) ?
+			 strerrordesc_np(ev->err) : "unknown error");
+		put_field(o, "outcomeDesc", desc);
+	}
+}
+
+/* Where an agent was: the host, by name (network type 1). */
+static void put_network(struct out *o, const char *where)
+{
+	if (!*where)
+		return;
+	puts_(o, ",\"network\":{\"address\":");
+	put_json(o, where);
+	puts_(o, ",\"type\":\"1\"}");
+}
+
+/* The user, who asked, and the process that did it. */
+static void fhir_agents(struct out *o, const struct audit_event *ev)
+{
+	const char *where = ev->s[AUDIT_S_HOST], *user = ev->s[AUDIT_S_USER];
+	const char *comm = ev->s[AUDIT_S_COMM], *group = ev->s[AUDIT_S_GROUP];
+	char role[128];
+
+	puts_(o, ",\"agent\":[{\"type\":{\"coding\":[");
+	put_coding(o, HL7 "extra-security-role-type", "humanuser",
+		   "human user");
+	snprintf(role, sizeof(role), "group %.64s%s(gid %u)", group,
+		 *group ? " " : "", ev->gid);
+	puts_(o, "]},\"role\":[{\"text\":");
+	put_json(o, role);
+	emit(o, "}],\"who\":{\"identifier\":{\"type\":{\"text\":\"uid\"},"
+	     "\"value\":\"%u\"}", ev->uid);
+	if (*user)
+		put_field(o, "display", user);
+	put(o, "}", 1);
+	if (*user)
+		put_field(o, "name", user);
+	puts_(o, ",\"requestor\":true");
+	put_network(o, where);
+	puts_(o, "},{\"type\":{\"coding\":[");
+	put_coding(o, DCM, "110150", "Application");
+	emit(o, "]},\"who\":{\"identifier\":{\"type\":{\"text\":\"process ID\"},"
+	     "\"value\":\"%u\"}", ev->pid);
+	if (*comm)
+		put_field(o, "display", comm);
+	put(o, "}", 1);
+	if (*comm)
+		put_field(o, "name", comm);
+	puts_(o, ",\"requestor\":false");
+	put_network(o, where);
+	puts_(o, "}]");
+}
+
+/* phifs on this host: the application server that saw it. */
+static void fhir_source(struct out *o, const struct audit_event *ev)
+{
+	const char *where = ev->s[AUDIT_S_HOST];
+	char observer[STR_MAX + 16];
+
+	puts_(o, ",\"source\":{");
+	if (*where) {
+		put(o, "\"site\":", 7);
+		put_json(o, where);
+		put(o, ",", 1);
+	}
+	snprintf(observer, sizeof(observer), "phifs%s%s", *where ? " on " : "",
+		 where);
+	puts_(o, "\"observer\":{\"display\":");
+	put_json(o, observer);
+	puts_(o, "},\"type\":[");
+	put_coding(o, HL7 "security-source-type", "4", "Application Server");
+	puts_(o, "]}");
+}
+
+/* ,{"type":"TYPE","valueString":"VALUE"} (or valueBase64Binary). */
+static void put_detail(struct out *o, int *first, const char *type,
+		       const char *value, int base64)
+{
+	put(o, *first ? "" : ",", *first ? 0 : 1);
+	*first = 0;
+	put(o, "{\"type\":", 8);
+	put_json(o, type);
+	puts_(o, base64 ? ",\"valueBase64Binary\":" : ",\"valueString\":");
+	if (base64)
+		put_base64(o, value);
+	else
+		put_json(o, value);
+	put(o, "}", 1);
+}
+
+/* The entity a path names: a system object, with its inode. */
+static void fhir_object(struct out *o, const char *path, uint64_t ino,
+			const char *role, const char *role_name)
+{
+	put(o, "{", 1);
+	if (*path || ino) {
+		put(o, "\"what\":{", 8);
+		if (ino)
+			emit(o, "\"identifier\":{\"type\":{\"text\":\"inode\"},"
+			     "\"value\":\"%llu\"}", (unsigned long long)ino);
+		if (*path) {
+			put(o, ino ? ",\"display\":" : "\"display\":",
+			    ino ? 11 : 10);
+			put_json(o, path);
+		}
+		put(o, "},", 2);
+	}
+	puts_(o, "\"type\":");
+	put_coding(o, HL7 "audit-entity-type", "2", "System Object");
+	if (role) {
+		puts_(o, ",\"role\":");
+		put_coding(o, HL7 "object-role", role, role_name);
+	}
+}
+
+/* The details of the first entity, if it has any. */
+static void fhir_details(struct out *o, const struct audit_event *ev,
+			 int bad, int bad2)
+{
+	const char *path = ev->s[AUDIT_S_PATH], *path2 = ev->s[AUDIT_S_PATH2];
+	int first = 1;
+	char n[32];
+
+	puts_(o, ",\"detail\":[");
+	if (ev->kind == AUDIT_SYMLINK)
+		put_detail(o, &first, "target", path2, 0);
+	if (ev->kind == AUDIT_OPEN)
+		put_detail(o, &first, "mode", (ev->flags & O_ACCMODE) ==
+			   O_RDONLY ? "read" : (ev->flags & O_ACCMODE) ==
+			   O_WRONLY ? "write" : "read-write", 0);
+	if (ev->kind == AUDIT_RELEASE) {
+		snprintf(n, sizeof(n), "%llu",
+			 (unsigned long long)ev->bytes_read);
+		put_detail(o, &first, "bytes read", n, 0);
+		snprintf(n, sizeof(n), "%llu",
+			 (unsigned long long)ev->bytes_written);
+		put_detail(o, &first, "bytes written", n, 0);
+	}
+	if (bad)
+		put_detail(o, &first, "path bytes", path, 1);
+	if (bad2)
+		put_detail(o, &first, ev->kind == AUDIT_SYMLINK ?
+			   "target bytes" : "new path bytes", path2, 1);
+	put(o, "]", 1);
+}
+
+/* The first entity: the path (or what a command acted on) with what the
+ * kind adds; for a rename or link, the new name as a second one. */
+static void fhir_main_entity(struct out *o, const struct audit_event *ev)
+{
+	const char *path = ev->s[AUDIT_S_PATH], *path2 = ev->s[AUDIT_S_PATH2];
+	const char *detail = ev->s[AUDIT_S_DETAIL];
+	int two = ev->kind == AUDIT_RENAME || ev->kind == AUDIT_LINK;
+	int sym = ev->kind == AUDIT_SYMLINK;
+	int bad = !utf8_valid(path), bad2 = (two || sym) && !utf8_valid(path2);
+
+	if (ev->kind == AUDIT_QUERY)
+		fhir_object(o, path, ev->ino, "24", "Query");
+	else
+		fhir_object(o, path, ev->ino, NULL, NULL);
+	if (*detail)
+		put_field(o, "description", detail);
+	/* FHIR has no empty arrays */
+	if (sym || ev->kind == AUDIT_OPEN || ev->kind == AUDIT_RELEASE ||
+	    bad || bad2)
+		fhir_details(o, ev, bad, bad2);
+	put(o, "}", 1);
+	if (two) {
+		put(o, ",", 1);
+		fhir_object(o, path2, 0, NULL, NULL);
+		put_field(o, "description", ev->kind == AUDIT_RENAME ?
+			  "new name" : "new link");
+		put(o, "}", 1);
+	}
+}
+
+/* A patient the event names: a person, in the role of patient. */
+static void fhir_patient(struct out *o, const char *patient)
+{
+	puts_(o, ",{\"what\":{\"display\":");
+	put_json(o, patient);
+	puts_(o, "},\"type\":");
+	put_coding(o, HL7 "audit-entity-type", "1", "Person");
+	puts_(o, ",\"role\":");
+	put_coding(o, HL7 "object-role", "1", "Patient");
+	put_field(o, "name", patient);
+	put(o, "}", 1);
+}
+
+int audit_format_fhir(const struct audit_event *ev, char *out, size_t size)
+{
+	struct out o = { out, size, 0 };
+	struct audit_event e = *ev;	/* NULL strings read as "" */
+	const char *p1, *p2;
+
+	if (size < 2)
+		return -ENOSPC;
+	for (int i = 0; i < AUDIT_S_END; i++)
+		if (!e.s[i])
+			e.s[i] = "";
+	p1 = e.s[AUDIT_S_PATIENT];
+	p2 = e.s[AUDIT_S_PATIENT2];
+	out[0] = '\0';
+	fhir_head(&o, &e);
+	fhir_agents(&o, &e);
+	fhir_source(&o, &e);
+	puts_(&o, ",\"entity\":[");
+	fhir_main_entity(&o, &e);
+	if (*p1)
+		fhir_patient(&o, p1);
+	if (*p2 && strcmp(p1, p2) != 0)
+		fhir_patient(&o, p2);
+	puts_(&o, "]}\n");
+	if (o.len + 1 >= size)
+		return -ENOSPC;		/* cut: not JSON */
+	return (int)o.len;
 }
 
 int audit_parse_time(const char *s, uint64_t *ns)

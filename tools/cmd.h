@@ -48,6 +48,18 @@ int cmd_audit(int argc, char **argv);
 int tool_audit_command(const struct phi_config *cfg, enum audit_kind kind,
 		       int err, const char *path, const char *detail);
 
+/*
+ * Record an event of the mount itself (AUDIT_MOUNT, AUDIT_UNMOUNT) in c,
+ * the cache the daemon has open, with the daemon's uid, pid and name.
+ * 0, or the error of cache_audit_append() after logging it.
+ */
+int tool_audit_daemon(struct cache *c, enum audit_kind kind, int err,
+		      const char *detail);
+
+/* ms since 1970 as an event's detail shows a moment (UTC, ISO 8601 with
+ * ms), or "latest" for INT64_MAX (no --at given). */
+void tool_audit_time(int64_t ms, char *buf, size_t size);
+
 /* One line on stderr, "phifs: " first. */
 void tool_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -1,6 +1,6 @@
 /*
- * cmd_audit.c - phifs audit CONFIG [filters] [--format text|json]: the
- * events of the local audit trail that match, oldest first.
+ * cmd_audit.c - phifs audit CONFIG [filters] [--format text|json|fhir]:
+ * the events of the local audit trail that match, oldest first.
  *
  * The trail is read from cache_dir through a read-only open, mounted or
  * not.  Looking is itself recorded: before anything is shown, the query
@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "audit.h"
@@ -21,11 +22,15 @@
 
 static const char audit_usage[] =
 	"usage: phifs audit CONFIG [--patient NAME] [--user USER] "
-	"[--path PATH] [--since TIME] [--until TIME] [--format text|json]\n\n"
+	"[--path PATH] [--since TIME] [--until TIME] "
+	"[--format text|json|fhir]\n\n"
 	"Show the events of the audit trail kept in cache_dir (mounted or "
 	"not),\noldest first: who opened, made, changed or removed what, "
 	"when, from which\nprogram.  Text is one line per event; json is one "
-	"object per line.  Each\nquery is itself recorded in the trail.\n\n"
+	"object per line; fhir is\none FHIR R4 AuditEvent resource per line "
+	"(NDJSON).  Each query is itself\nrecorded in the trail, and so are "
+	"mount and unmount, restore, recover,\nfsck --repair, gc, key and "
+	"hold changes.\n\n"
 	"  --patient NAME  events in the patient folder NAME (patient_folders)\n"
 	"  --user USER     events by USER (a name, or a uid)\n"
 	"  --path PATH     events on PATH or anything under it (from the "
@@ -34,16 +39,18 @@ static const char audit_usage[] =
 	"(2026-11-29,\n                  2026-11-29T10:00:00Z, -2h, -30d), or "
 	"@SECONDS since 1970\n"
 	"  --until TIME    events at or before TIME\n"
-	"  --format F      text (default) or json\n";
+	"  --format F      text (default), json or fhir\n";
 
 struct query {
 	const char *config, *patient, *user, *path, *since_s, *until_s;
 	uint64_t since, until;
 	int json;
+	int fhir;
 	uint64_t shown;
 	int gone;
 	char buf[AUDIT_REC_MAX];
 	char line[4 * AUDIT_REC_MAX];
+	char fhir_line[AUDIT_FHIR_MAX];
 };
 
 static int opt(char **argv, int argc, int *i, const char *name,
@@ -80,6 +87,8 @@ static int parse_audit_args(int argc, char **argv, struct query *q)
 	}
 	if (strcmp(format, "json") == 0)
 		q->json = 1;
+	else if (strcmp(format, "fhir") == 0)
+		q->fhir = 1;
 	else if (strcmp(format, "text") != 0)
 		return -1;
 	return q->config ? 0 : -1;
@@ -125,6 +134,21 @@ static int matches(const struct query *q, const struct audit_event *ev)
 	return 1;
 }
 
+/* ev as one FHIR AuditEvent line in q->fhir_line: its length, 0 if it
+ * cannot be one (said on stderr). */
+static size_t fhir_line(struct query *q, uint64_t seq,
+			const struct audit_event *ev)
+{
+	int n = audit_format_fhir(ev, q->fhir_line, sizeof(q->fhir_line));
+
+	if (n < 0) {
+		tool_warn("audit event %llu does not fit a FHIR resource; "
+			  "skipped", (unsigned long long)seq);
+		return 0;
+	}
+	return (size_t)n;
+}
+
 static int show(void *arg, uint64_t seq, const void *rec, size_t len)
 {
 	struct query *q = arg;
@@ -138,8 +162,9 @@ static int show(void *arg, uint64_t seq, const void *rec, size_t len)
 	}
 	if (!matches(q, &ev))
 		return 0;
-	n = audit_format(&ev, seq, q->json, q->line, sizeof(q->line));
-	fwrite(q->line, 1, n, stdout);
+	n = q->fhir ? fhir_line(q, seq, &ev) :
+	    audit_format(&ev, seq, q->json, q->line, sizeof(q->line));
+	fwrite(q->fhir ? q->fhir_line : q->line, 1, n, stdout);
 	q->shown++;
 	if (q->shown % 256 == 0 && tool_stdout_gone()) {
 		q->gone = 1;
@@ -190,7 +215,8 @@ static int record_query(struct cache *c, const struct query *q)
 		 q->user ? "user=" : "", q->user ? q->user : "",
 		 q->since_s ? " since=" : "", q->since_s ? q->since_s : "",
 		 q->until_s ? " until=" : "", q->until_s ? q->until_s : "",
-		 q->json ? " format=json" : "", "");
+		 q->json ? " format=json" : "",
+		 q->fhir ? " format=fhir" : "");
 	return append_event(c, AUDIT_QUERY, 0, q->path, q->patient,
 			    detail[0] == ' ' ? detail + 1 : detail);
 }
@@ -228,6 +254,31 @@ int tool_audit_command(const struct phi_config *cfg, enum audit_kind kind,
 		return -1;
 	}
 	return 0;
+}
+
+int tool_audit_daemon(struct cache *c, enum audit_kind kind, int err,
+		      const char *detail)
+{
+	int rc = append_event(c, kind, err, NULL, NULL, detail);
+
+	if (rc)
+		PHI_LOG(PHI_LOG_ERR, "cannot record %s in the audit trail: %s",
+			audit_kind_name(kind), phi_strerror(rc));
+	return rc;
+}
+
+void tool_audit_time(int64_t ms, char *buf, size_t size)
+{
+	time_t sec = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (ms == INT64_MAX || !gmtime_r(&sec, &tm)) {
+		snprintf(buf, size, "latest");
+		return;
+	}
+	snprintf(buf, size, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		 tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }
 
 static int run_query(const struct phi_config *cfg, struct query *q)
@@ -300,7 +351,7 @@ int cmd_audit(int argc, char **argv)
 	if (parse_audit_args(argc, argv, q)) {
 		tool_error("usage: phifs audit CONFIG [--patient NAME] "
 			   "[--user USER] [--path PATH] [--since TIME] "
-			   "[--until TIME] [--format text|json]");
+			   "[--until TIME] [--format text|json|fhir]");
 		free(q);
 		return 2;
 	}

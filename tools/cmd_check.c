@@ -270,6 +270,25 @@ static void adopt_newer_super(const struct phi_config *cfg,
 	close(fd);
 }
 
+/* fsck --repair in the audit trail: what it found and mended; EIO when
+ * it stopped.  0, or -1 (printed). */
+static int audit_repair(const struct phi_config *cfg,
+			const struct cache_scrub_result *res, int stopped)
+{
+	char detail[256] = "stopped: a region could not be listed";
+
+	if (!stopped)
+		snprintf(detail, sizeof(detail), "%llu objects checked; %llu "
+			 "bad, %llu missing, %llu repaired, %llu with no good "
+			 "copy", (unsigned long long)res->objects,
+		 (unsigned long long)res->bad,
+		 (unsigned long long)res->missing,
+		 (unsigned long long)res->repaired,
+		 (unsigned long long)res->lost);
+	return tool_audit_command(cfg, AUDIT_REPAIR, stopped ? EIO : 0, NULL,
+				  detail);
+}
+
 /* --scrub and --repair: every region against the others.  0, adding
  * what is still wrong to *problems, or -1 (printed). */
 static int scrub_regions(const struct phi_config *cfg, int repair,
@@ -317,6 +336,8 @@ static int scrub_regions(const struct phi_config *cfg, int repair,
 		if (repair)
 			adopt_newer_super(cfg, &r, key, problems);
 	}
+	if (repair && audit_repair(cfg, &res, stopped))
+		(*problems)++;
 out:
 	tool_regions_close(&r);
 	crypt_key_free(key);

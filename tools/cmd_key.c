@@ -308,6 +308,23 @@ static void edit_error(int rc)
 			   phi_strerror(rc));
 }
 
+/*
+ * A key change in the audit trail of cache_dir (which every change
+ * edits): the slot changed and the slot that authorised it, never a
+ * secret.  partial: some region kept the old superblock.  0, or -1
+ * (printed).
+ */
+static int audit_key(const struct keyop *k, enum audit_kind kind, int slot,
+		     const char *what, int partial)
+{
+	char detail[256];
+
+	snprintf(detail, sizeof(detail), "slot=%d%s by-slot=%d%s", slot, what,
+		 k->slot, partial ? " regions=some (run phifs fsck --repair)" :
+		 "");
+	return tool_audit_command(&k->cfg, kind, 0, NULL, detail);
+}
+
 /* ---- list ---------------------------------------------------------- */
 
 static int key_list(const char *path)
@@ -387,7 +404,7 @@ static int do_add(struct keyop *k, const struct add_args *a)
 {
 	struct crypt_slot_new ns = { 0 };
 	struct tool_secret s = { 0 };
-	char code[CRYPT_RECOVERY_TEXT];
+	char code[CRYPT_RECOVERY_TEXT], what[CRYPT_LABEL_MAX + 64];
 	int made_file, slot, rc = -1;
 
 	if (add_secret(a, &s, &made_file))
@@ -419,6 +436,10 @@ static int do_add(struct keyop *k, const struct add_args *a)
 	}
 	/* in cache_dir at least: the slot exists, so say what opens it */
 	printf("added slot %d (%s)\n", slot, kind_name(ns.type));
+	snprintf(what, sizeof(what), " kind=%s label=%s",
+		 ns.type == CRYPT_SLOT_PASSPHRASE ? "passphrase" :
+		 ns.type == CRYPT_SLOT_KEYFILE ? "key-file" : "recovery-code",
+		 a->label ? a->label : "");
 	if (made_file)
 		printf("new key file %s: keep a copy apart from this machine\n",
 		       a->key_file);
@@ -426,6 +447,9 @@ static int do_add(struct keyop *k, const struct add_args *a)
 		printf("recovery code: %s\nWrite it down and keep it in a "
 		       "safe: it is shown only now.  Type it where a "
 		       "passphrase is asked (or in PHIFS_PASSPHRASE).\n", code);
+	fflush(stdout);
+	if (audit_key(k, AUDIT_KEY_ADD, slot, what, rc == 1))
+		rc = -1;
 out:
 	explicit_bzero(code, sizeof(code));
 	tool_secret_wipe(&s);
@@ -514,6 +538,9 @@ static int do_passwd(struct keyop *k)
 			rc = keyop_commit(k);
 		if (rc >= 0)
 			printf("changed the passphrase of slot %d\n", k->slot);
+		if (rc >= 0 && audit_key(k, AUDIT_KEY_PASSWD, k->slot, "",
+					 rc == 1))
+			rc = -1;
 	}
 	tool_secret_wipe(&s);
 	return rc;
@@ -542,6 +569,8 @@ static int do_remove(struct keyop *k, int slot)
 	rc = keyop_commit(k);
 	if (rc >= 0)
 		printf("removed slot %d\n", slot);
+	if (rc >= 0 && audit_key(k, AUDIT_KEY_REMOVE, slot, "", rc == 1))
+		rc = -1;
 	return rc;
 }
 

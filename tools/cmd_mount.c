@@ -680,6 +680,47 @@ static void log_stop_reason(int rc)
 			"-u, umount or phifs umount)");
 }
 
+/*
+ * The mount's own audit events, with the daemon as the one who acted:
+ * mount once it answers, unmount (and why) before the cache closes, so
+ * that both are in the trail beside the events of the requests between.
+ */
+static void audit_mount(const struct phi_config *cfg, struct cache *c,
+			const struct mount_args *a, const char *mp)
+{
+	char detail[PATH_MAX + 2200];
+
+	if (!cfg->audit)
+		return;
+	snprintf(detail, sizeof(detail), "mountpoint=%s%s%s%s", mp,
+		 a->opts[0] ? " options=" : "", a->opts,
+		 a->readonly ? " read-only" : "");
+	tool_audit_daemon(c, AUDIT_MOUNT, 0, detail);
+}
+
+static void audit_unmount(const struct phi_config *cfg, struct cache *c,
+			  int rc)
+{
+	char detail[128];
+
+	if (!cfg->audit)
+		return;
+	if (end_signal && end_sender > 0)
+		snprintf(detail, sizeof(detail), "%s from pid %ld",
+			 signal_name(end_signal), (long)end_sender);
+	else if (end_signal)
+		snprintf(detail, sizeof(detail), "%s",
+			 signal_name(end_signal));
+	else if (rc < 0)
+		snprintf(detail, sizeof(detail), "serving the mount failed: %s",
+			 phi_strerror(rc));
+	else
+		snprintf(detail, sizeof(detail), "unmounted");
+	/* the event's err is an errno: a phifs code is an I/O error */
+	tool_audit_daemon(c, AUDIT_UNMOUNT, rc >= 0 ? 0 :
+			  rc > -PHI_ERR_BASE ? -rc : EIO, detail);
+}
+
 /* Open, mount, serve, flush.  Runs in the daemon (or with -f). */
 static int serve(const struct phi_config *cfg, const struct mount_args *a,
 		 const char *mp, int notify_fd, struct mount_keys *k)
@@ -722,15 +763,18 @@ static int serve(const struct phi_config *cfg, const struct mount_args *a,
 		detach(notify_fd, a);
 	record_log_place(cfg, a);
 	PHI_LOG(PHI_LOG_NOTICE, "mounted (pid %ld)", (long)getpid());
+	audit_mount(cfg, c, a, mp);
 	watch_end_signals();
 	rc = tool_notify_start(&notify, c, cfg, mp);
 	if (rc)
 		PHI_LOG(PHI_LOG_WARNING, "cannot report to the service "
 			"manager: %s", phi_strerror(rc));
-	log_stop_reason(fs_run(fs));
+	rc = fs_run(fs);
+	log_stop_reason(rc);
 	tool_notify_stopping(notify);
 	unwatch_end_signals();
 	fs_unmount(fs);
+	audit_unmount(cfg, c, rc);
 	tool_metrics_close(metrics);
 	tool_notify_close(notify);
 	rc = close_daemon(key, regions, lease, c);

@@ -737,6 +737,22 @@ static void report(const struct phi_config *cfg,
 	       (double)(phi_mono_ns() - start_ns) / 1e9);
 }
 
+/* The recovery in the audit trail of the cache_dir it made: the region,
+ * the moment asked for and the one found.  0, or -1 (printed). */
+static int audit_recover(const struct phi_config *cfg,
+			 const struct tool_history *h, int64_t at_ms,
+			 const struct cache_recover_info *info)
+{
+	char asked[40], found[40], detail[256];
+
+	tool_audit_time(at_ms, asked, sizeof(asked));
+	tool_audit_time(info->time_ms, found, sizeof(found));
+	snprintf(detail, sizeof(detail), "region=%s at=%s moment=%s "
+		 "objects=%llu", h->names[h->chosen], asked, found,
+		 (unsigned long long)info->objects);
+	return tool_audit_command(cfg, AUDIT_RECOVER, 0, NULL, detail);
+}
+
 static int recover(const struct phi_config *cfg, const struct recover_args *ra,
 		   int64_t at_ms)
 {
@@ -779,6 +795,8 @@ static int recover(const struct phi_config *cfg, const struct recover_args *ra,
 		mark_seeds(cfg, &h);
 		reseed(&h);
 		tool_history_compare(&h, at_ms, info.time_ms);
+		if (audit_recover(cfg, &h, at_ms, &info))
+			rc = 1;
 	}
 	tool_history_close(&h);
 	return rc ? 1 : 0;

@@ -1262,6 +1262,29 @@ static int open_copy(struct restore *r, struct tool_history *h,
 	return 0;
 }
 
+/*
+ * The restore in the audit trail of this machine's cache_dir: PATH, the
+ * moment asked for and the one found, where to, from which region; err
+ * EIO when it stopped partway (some of PATH may have reached DEST).
+ * 0, or -1 after printing why it could not be recorded.
+ */
+static int audit_restore(const struct restore *r,
+			 const struct tool_history *h,
+			 const struct cache_recover_info *info, int failed)
+{
+	char asked[40], found[40], dest[PATH_MAX], detail[PATH_MAX + 400];
+
+	tool_audit_time(r->at_ms, asked, sizeof(asked));
+	tool_audit_time(info->time_ms, found, sizeof(found));
+	if (!realpath(r->dest, dest))
+		snprintf(dest, sizeof(dest), "%s", r->dest);
+	snprintf(detail, sizeof(detail), "at=%s moment=%s dest=%s region=%s%s",
+		 asked, found, dest, h->names[h->chosen],
+		 r->dry_run ? " dry-run" : "");
+	return tool_audit_command(r->cfg, AUDIT_RESTORE, failed ? EIO : 0,
+				  r->path, detail);
+}
+
 static int restore_in(void *ctx, const char *dir)
 {
 	struct restore *r = ctx;
@@ -1300,6 +1323,8 @@ static int restore_in(void *ctx, const char *dir)
 		r->prog.on &= !r->dry_run;	/* its lines are the output */
 		rc = copy_out(r, &info, start);
 		cache_close(r->c);
+		if (audit_restore(r, &h, &info, rc != 0))
+			rc = 1;
 	}
 	if (rc == 0)
 		tool_history_say_choice(&h, latest);

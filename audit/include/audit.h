@@ -43,6 +43,21 @@ enum audit_kind {
 				   hold's id, until and reason */
 	AUDIT_HOLD_REMOVE,	/* `phifs hold remove`: path; detail: id */
 	AUDIT_GC,		/* `phifs gc`: detail: what it deleted */
+	/* Later kinds: a reader that does not know one shows it as "?"
+	 * (audit_kind_name()) and keeps the rest of the event. */
+	AUDIT_MOUNT,		/* the mount began; detail: mountpoint and
+				   options */
+	AUDIT_UNMOUNT,		/* the mount ended; detail: why (unmounted,
+				   a signal and its sender) */
+	AUDIT_RESTORE,		/* `phifs restore`: path restored; detail:
+				   the moment asked for, the moment found,
+				   where to, which region */
+	AUDIT_RECOVER,		/* `phifs recover`: detail: region, moment */
+	AUDIT_REPAIR,		/* `phifs fsck --repair`: detail: counts */
+	AUDIT_KEY_ADD,		/* `phifs key add`: detail: slot, kind,
+				   label; never the secret */
+	AUDIT_KEY_PASSWD,	/* `phifs key passwd`: detail: slot */
+	AUDIT_KEY_REMOVE,	/* `phifs key remove`: detail: slot */
 	AUDIT_KIND_END
 };
 
@@ -150,6 +165,28 @@ const char *audit_host(void);
  */
 size_t audit_format(const struct audit_event *ev, uint64_t seq, int json,
 		    char *out, size_t size);
+
+/*
+ * The most audit_format_fhir() writes for one event: every string of an
+ * event escaped (6 bytes for a byte at most), several of them more than
+ * once, and the paths in base64 too.
+ */
+#define AUDIT_FHIR_MAX (1u << 20)
+
+/*
+ * Write ev as one FHIR R4 AuditEvent resource in JSON, on one line ending
+ * in a newline (NDJSON), into out (size bytes, AUDIT_FHIR_MAX is always
+ * enough).  type and subtype are DICOM codes (DCM) for the kind, action
+ * is C, R, U, D or E, outcome 0, 4 or 8 with the errno's text; agents
+ * are the user (requestor, uid as identifier, the host as network
+ * address) and the process (pid); the source is phifs on the host; the
+ * entities are the path(s) with the inode and the patient (role
+ * Patient).  Strings are JSON-escaped; a string that is not valid UTF-8
+ * is written with U+FFFD for each bad byte, and a path so damaged also
+ * as its bytes in base64 (an entity detail), so nothing is lost.
+ * Returns the length, or -ENOSPC (nothing usable in out).
+ */
+int audit_format_fhir(const struct audit_event *ev, char *out, size_t size);
 
 /* Parse a time given to a query: seconds since 1970 ("@1700000000"),
  * or "YYYY-MM-DD[THH:MM[:SS]][Z]" as UTC.  0 and *ns, or -EINVAL. */

@@ -8,6 +8,7 @@ is set with prctl(PR_SET_NAME), so that the uid and the process name the
 trail shows are the child's, not the test's.
 """
 
+import base64
 import ctypes
 import errno
 import json
@@ -394,3 +395,251 @@ def test_bad_patient_folders_is_refused_with_one_line(phifs_bare):
     assert p.returncode != 0
     assert len(p.stderr.strip().splitlines()) == 1
     assert "patient_folders" in p.stderr
+
+
+# --- FHIR ---------------------------------------------------------------
+
+DCM = "http://dicom.nema.org/resources/ontology/DCM"
+ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
+
+
+def fhir(fs, *args):
+    """The trail through `phifs audit --format fhir`: one resource per
+    line, every line JSON."""
+    p = fs.run("audit", fs.config, "--format", "fhir", *args)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.endswith("\n")
+    return [json.loads(line) for line in p.stdout.splitlines()]
+
+
+def kind_of(r):
+    """phifs's name of the event, the subtype without a code system."""
+    return [c["code"] for c in r["subtype"] if "system" not in c][0]
+
+
+def path_of(r):
+    what = r["entity"][0].get("what", {})
+    return what.get("display")
+
+
+def patients_of(r):
+    return [e["what"]["display"] for e in r["entity"]
+            if e.get("role", {}).get("system") == ROLE and
+            e["role"]["code"] == "1"]
+
+
+def test_fhir_one_resource_per_event_with_codes_agents_and_patient(
+        phifs_factory):
+    fs = mount_with(phifs_factory)
+    d = fs.path("Patients", "Doe^Jane")
+    os.mkdir(d)
+    write_file(os.path.join(d, "note"), b"n" * 10)      # create, release
+    fd = os.open(os.path.join(d, "note"), os.O_RDONLY)  # open for read
+    os.close(fd)
+    fd = os.open(os.path.join(d, "note"), os.O_WRONLY)  # open for write
+    os.close(fd)
+    write_file(fs.path("elsewhere"), b"e")
+    odd = os.path.join(os.fsencode(d), b'q"\x01\xff')   # not UTF-8
+    write_file(odd, b"o")
+    try:
+        os.removexattr(os.path.join(d, "note"), "user.none")
+    except OSError as e:
+        assert e.errno == errno.ENODATA
+    os.unlink(os.path.join(d, "note"))
+    settle(fs)
+    res = fhir(fs)
+    # one resource per event: all the trail held, and this query
+    p = fs.run("audit", fs.config, "--format", "json")
+    every = [json.loads(x) for x in p.stdout.splitlines()]
+    assert len(res) == len(every) - 1, (len(res), len(every))
+    for r, e in zip(res, every):
+        assert r["resourceType"] == "AuditEvent"
+        assert kind_of(r) == e["event"]
+        assert r["recorded"] == e["time"]
+        user, proc = r["agent"]
+        assert user["requestor"] is True and proc["requestor"] is False
+        assert user["who"]["identifier"]["value"] == str(e["uid"])
+        assert proc["who"]["identifier"]["value"] == str(e["pid"])
+        assert user["network"] == {"address": os.uname().nodename,
+                                   "type": "1"}
+        assert r["source"]["observer"]["display"] == \
+            "phifs on " + os.uname().nodename
+        assert r["source"]["type"][0]["code"] == "4"
+        if e["errno"] == 0:
+            assert r["outcome"] == "0" and "outcomeDesc" not in r
+        if e["ino"]:
+            assert r["entity"][0]["what"]["identifier"]["value"] == \
+                str(e["ino"])
+
+    def find(kind, path, pred=lambda r: True):
+        found = [r for r in res if kind_of(r) == kind and
+                 path_of(r) == path and pred(r)]
+        assert len(found) >= 1, (kind, path)
+        return found[0]
+
+    note = "/Patients/Doe^Jane/note"
+    assert find("create", note)["action"] == "C"
+    assert find("mkdir", "/Patients/Doe^Jane")["action"] == "C"
+    opens = {r["action"] for r in res
+             if kind_of(r) == "open" and path_of(r) == note}
+    assert opens == {"R", "U"}, opens
+    assert find("unlink", note)["action"] == "D"
+    q = [r for r in res if kind_of(r) == "query"]
+    assert q and all(r["action"] == "E" and r["type"] ==
+                     {"system": DCM, "code": "110112", "display": "Query"}
+                     for r in q)
+    assert find("create", note)["type"]["code"] == "110110"
+    # the patient as a second entity, a person in the role of patient
+    c = find("create", note)
+    assert patients_of(c) == ["Doe^Jane"]
+    pat = c["entity"][1]
+    assert pat["type"]["code"] == "1" and pat["type"]["display"] == "Person"
+    assert find("create", "/elsewhere")["entity"][1:] == []
+    assert patients_of(find("create", "/elsewhere")) == []
+    # a refusal: a minor failure, with the errno in words
+    rx = find("removexattr", note)
+    assert rx["outcome"] == "4"
+    assert rx["outcomeDesc"].startswith("ENODATA: ")
+    # a name that is not UTF-8: U+FFFD shown, the bytes kept in base64
+    bad = [r for r in res if kind_of(r) == "create" and
+           "\ufffd" in (path_of(r) or "")]
+    assert len(bad) == 1
+    assert path_of(bad[0]) == '/Patients/Doe^Jane/q"\x01\ufffd'
+    raw = [x["valueBase64Binary"] for x in bad[0]["entity"][0]["detail"]
+           if x["type"] == "path bytes"]
+    assert [base64.b64decode(x) for x in raw] == \
+        [b'/Patients/Doe^Jane/q"\x01\xff']
+
+
+# --- administrative commands ---------------------------------------------
+
+def admin(fs, kind):
+    """The one event of kind in the trail, checked to name this process's
+    user on this host."""
+    found = events(fs, kinds={kind})
+    assert len(found) == 1, f"want one {kind}, got {found}"
+    e = found[0]
+    assert e["uid"] == os.getuid() and e["errno"] == 0, e
+    assert e["host"] == os.uname().nodename, e
+    assert e["process"] == "phifs", e
+    return e
+
+
+def test_mount_and_unmount_are_recorded_in_order(phifs_factory):
+    fs = mount_with(phifs_factory)
+    pid = fs.pid
+    write_file(fs.path("Patients", "x"), b"x")
+    fs.umount()
+    evs = [e for e in events(fs, kinds={"mount", "unmount", "create",
+                                        "mkdir"})]
+    kinds = [e["event"] for e in evs]
+    # the first mount made /Patients: its mount event comes first
+    assert kinds == ["mount", "mkdir", "create", "unmount"], kinds
+    m, u = admin(fs, "mount"), admin(fs, "unmount")
+    assert m["pid"] == pid and u["pid"] == pid
+    assert m["detail"].startswith("mountpoint=" + fs.mnt), m
+    assert u["detail"] == "unmounted", u
+    fs.mount()
+    assert [e["event"] for e in events(fs, kinds={"mount"})] == \
+        ["mount", "mount"]
+
+
+def test_restore_is_recorded_with_what_when_and_where(phifs_factory):
+    fs = mount_with(phifs_factory)
+    os.mkdir(fs.path("Patients", "P"))
+    write_file(fs.path("Patients", "P", "a"), b"a" * 100)
+    p = fs.run("sync", fs.config, "--timeout", "120", timeout=180)
+    assert p.returncode == 0, p.stderr
+    dest = os.path.join(fs.base, "dest")
+    os.mkdir(dest)
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 1))
+    p = fs.run("restore", fs.config, "/Patients/P/a", dest, "--at", at)
+    assert p.returncode == 0, p.stderr
+    assert os.path.exists(os.path.join(dest, "a"))
+    e = admin(fs, "restore")
+    assert e["path"] == "/Patients/P/a" and e["patient"] == "P", e
+    d = dict(x.split("=", 1) for x in e["detail"].split(" "))
+    assert d["at"] == at.replace("Z", ".000Z"), d
+    assert d["dest"] == os.path.realpath(dest), d
+    assert d["region"] in ("a", "b"), d
+    assert d["moment"] <= d["at"], d
+
+
+def test_restore_where_there_is_no_trail_works_and_says_so(phifs_factory):
+    fs = mount_with(phifs_factory)
+    write_file(fs.path("Patients", "f"), b"f")
+    p = fs.run("sync", fs.config, "--timeout", "120", timeout=180)
+    assert p.returncode == 0, p.stderr
+    other = phifs_factory(mounted=False, tag="audnew")    # no filesystem
+    with open(fs.config) as f:
+        text = f.read()
+    other.write_config(text.replace(fs.cache_dir, other.cache_dir))
+    dest = os.path.join(other.base, "dest")
+    os.mkdir(dest)
+    p = other.run("restore", other.config, "/Patients/f", dest)
+    assert p.returncode == 0, p.stderr
+    with open(os.path.join(dest, "f"), "rb") as f:
+        assert f.read() == b"f"
+    warned = [x for x in p.stderr.splitlines() if "audit trail" in x]
+    assert warned == ["phifs: warning: not in an audit trail: the "
+                      "filesystem has no cache_dir on this machine to keep "
+                      "one"], p.stderr
+    assert events(fs, kinds={"restore"}) == []
+
+
+def test_recover_is_recorded_in_the_trail_it_made(phifs_factory):
+    fs = mount_with(phifs_factory)
+    write_file(fs.path("Patients", "f"), b"f")
+    p = fs.run("sync", fs.config, "--timeout", "120", timeout=180)
+    assert p.returncode == 0, p.stderr
+    other = phifs_factory(mounted=False, tag="audrec")
+    with open(fs.config) as f:
+        text = f.read()
+    other.write_config(text.replace(fs.cache_dir, other.cache_dir))
+    p = other.run("recover", other.config, "--region", "b")
+    assert p.returncode == 0, p.stderr
+    e = admin(other, "recover")
+    assert e["detail"].startswith("region=b at=latest moment=20"), e
+    assert events(fs, kinds={"recover"}) == []
+
+
+def test_fsck_repair_is_recorded_and_a_scrub_is_not(phifs_factory):
+    fs = mount_with(phifs_factory)
+    write_file(fs.path("Patients", "f"), b"f")
+    p = fs.run("sync", fs.config, "--timeout", "120", timeout=180)
+    assert p.returncode == 0, p.stderr
+    p = fs.run("fsck", fs.config, "--scrub")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert events(fs, kinds={"fsck-repair"}) == []
+    p = fs.run("fsck", fs.config, "--repair")
+    assert p.returncode == 0, p.stdout + p.stderr
+    e = admin(fs, "fsck-repair")
+    assert " 0 repaired, 0 with no good copy" in e["detail"], e
+
+
+def test_key_changes_are_recorded_without_the_secret(phifs_factory):
+    fs = mount_with(phifs_factory)
+    fs.env["PHIFS_KDF_N"] = "1024"      # cheap scrypt (test hook)
+    secret = "an unguessable passphrase"
+    p = fs.run("key", "add", fs.config, "--label", "front desk",
+               env={"PHIFS_NEW_PASSPHRASE": secret})
+    assert p.returncode == 0, p.stderr
+    e = admin(fs, "key-add")
+    assert e["detail"] == "slot=1 kind=passphrase label=front desk " \
+                          "by-slot=0", e
+    # passwd changes the slot that opens: open with the passphrase
+    with open(fs.config) as f:
+        text = f.read()
+    fs.write_config(text.replace(f"key_file = {fs.key_file}\n", ""))
+    p = fs.run("key", "passwd", fs.config,
+               env={"PHIFS_PASSPHRASE": secret,
+                    "PHIFS_NEW_PASSPHRASE": secret + " 2"})
+    assert p.returncode == 0, p.stderr
+    assert admin(fs, "key-passwd")["detail"] == "slot=1 by-slot=1"
+    fs.write_config(text)
+    p = fs.run("key", "remove", fs.config, "1")
+    assert p.returncode == 0, p.stderr
+    assert admin(fs, "key-remove")["detail"] == "slot=1 by-slot=0"
+    for fmt in ("text", "json", "fhir"):
+        p = fs.run("audit", fs.config, "--format", fmt)
+        assert p.returncode == 0 and secret not in p.stdout

@@ -3,6 +3,8 @@
  * JSON forms and query times, through audit.h only.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
@@ -164,6 +166,210 @@ TEST(formats_text_and_json)
 	ASSERT_TRUE(strchr(out, '\n') == out + strlen(out) - 1);
 }
 
+/* How many times needle is in hay. */
+static int count(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = hay; (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	return n;
+}
+
+static char fhir_out[AUDIT_FHIR_MAX];
+
+static const char *fhir(const struct audit_event *ev)
+{
+	int n = audit_format_fhir(ev, fhir_out, sizeof(fhir_out));
+
+	ASSERT_TRUE(n > 0);
+	ASSERT_EQ((size_t)n, strlen(fhir_out));
+	/* one line: NDJSON */
+	ASSERT_TRUE(strchr(fhir_out, '\n') == fhir_out + n - 1);
+	return fhir_out;
+}
+
+TEST(fhir_resource_fields)
+{
+	struct audit_event ev = sample();
+	const char *out;
+
+	ev.s[AUDIT_S_HOST] = "ward7";
+	ev.s[AUDIT_S_GROUP] = "staff";
+	out = fhir(&ev);
+	ASSERT_TRUE(strncmp(out, "{\"resourceType\":\"AuditEvent\",\"type\":"
+			    "{\"system\":\"http://dicom.nema.org/resources/"
+			    "ontology/DCM\",\"code\":\"110110\",\"display\":"
+			    "\"Patient Record\"}", 131) == 0);
+	ASSERT_TRUE(strstr(out, "{\"code\":\"rename\",\"display\":\"rename\"}"));
+	ASSERT_TRUE(strstr(out, ",\"action\":\"U\","));
+	ASSERT_TRUE(strstr(out, ",\"recorded\":\"2025-12-06T00:00:00."
+			   "123456789Z\","));
+	/* a refusal is a minor failure, with the errno's name and text */
+	ASSERT_TRUE(strstr(out, ",\"outcome\":\"4\",\"outcomeDesc\":"
+			   "\"EACCES: Permission denied\""));
+	/* the user asked, the process did it, both on the host */
+	ASSERT_TRUE(strstr(out, "\"who\":{\"identifier\":{\"type\":{\"text\":"
+			   "\"uid\"},\"value\":\"1000\"},\"display\":"
+			   "\"alice\"},\"name\":\"alice\",\"requestor\":true,"
+			   "\"network\":{\"address\":\"ward7\",\"type\":\"1\"}"));
+	ASSERT_TRUE(strstr(out, "\"role\":[{\"text\":\"group staff (gid "
+			   "100)\"}]"));
+	ASSERT_TRUE(strstr(out, "\"who\":{\"identifier\":{\"type\":{\"text\":"
+			   "\"process ID\"},\"value\":\"4242\"},\"display\":"
+			   "\"cat\"},\"name\":\"cat\",\"requestor\":false"));
+	ASSERT_TRUE(strstr(out, "\"source\":{\"site\":\"ward7\",\"observer\":"
+			   "{\"display\":\"phifs on ward7\"},\"type\":[{"
+			   "\"system\":\"http://terminology.hl7.org/"
+			   "CodeSystem/security-source-type\",\"code\":\"4\","
+			   "\"display\":\"Application Server\"}]}"));
+	/* the old and new names, the inode, and the patient once */
+	ASSERT_TRUE(strstr(out, "{\"what\":{\"identifier\":{\"type\":{\"text\":"
+			   "\"inode\"},\"value\":\"72623859790382856\"},"
+			   "\"display\":\"/Patients/Doe^Jane/a b\"}"));
+	ASSERT_TRUE(strstr(out, "{\"what\":{\"display\":\"/Patients/Doe^Jane/"
+			   "c\"}"));
+	ASSERT_EQ(count(out, "\"role\":{\"system\":\"http://terminology.hl7."
+			"org/CodeSystem/object-role\",\"code\":\"1\","
+			"\"display\":\"Patient\"}"), 1);
+	ASSERT_TRUE(strstr(out, "\"code\":\"1\",\"display\":\"Person\"}"));
+	ASSERT_TRUE(strstr(out, "\"name\":\"Doe^Jane\"}]}\n"));
+	/* FHIR has no empty strings and no empty arrays */
+	ASSERT_EQ(count(out, "\"\""), 0);
+	ASSERT_EQ(count(out, "[]"), 0);
+}
+
+TEST(fhir_actions_and_types_per_kind)
+{
+	static const struct {
+		enum audit_kind kind;
+		uint32_t flags;
+		uint64_t written;
+		const char *action, *type;
+	} want[] = {
+		{ AUDIT_OPEN, O_RDONLY, 0, "R", "110110" },
+		{ AUDIT_OPEN, O_RDWR, 0, "U", "110110" },
+		{ AUDIT_RELEASE, 0, 0, "R", "110110" },
+		{ AUDIT_RELEASE, 0, 5, "U", "110110" },
+		{ AUDIT_CREATE, 0, 0, "C", "110110" },
+		{ AUDIT_MKDIR, 0, 0, "C", "110110" },
+		{ AUDIT_TRUNCATE, 0, 0, "U", "110110" },
+		{ AUDIT_CHMOD, 0, 0, "U", "110110" },
+		{ AUDIT_UNLINK, 0, 0, "D", "110110" },
+		{ AUDIT_RMDIR, 0, 0, "D", "110110" },
+		{ AUDIT_QUERY, 0, 0, "E", "110112" },
+		{ AUDIT_RESTORE, 0, 0, "E", "110106" },
+		{ AUDIT_RECOVER, 0, 0, "E", "110107" },
+		{ AUDIT_MOUNT, 0, 0, "E", "110100" },
+		{ AUDIT_KEY_ADD, 0, 0, "E", "110113" },
+		{ AUDIT_GC, 0, 0, "E", "110100" },
+	};
+	char s[64];
+
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		struct audit_event ev = sample();
+		const char *out;
+
+		ev.kind = want[i].kind;
+		ev.flags = want[i].flags;
+		ev.bytes_written = want[i].written;
+		ev.err = 0;
+		out = fhir(&ev);
+		snprintf(s, sizeof(s), ",\"action\":\"%s\",", want[i].action);
+		ASSERT_TRUE(strstr(out, s) != NULL);
+		snprintf(s, sizeof(s), "\"code\":\"%s\"", want[i].type);
+		ASSERT_TRUE(strstr(out, s) != NULL);
+		ASSERT_TRUE(strstr(out, ",\"outcome\":\"0\",\"agent\""));
+		snprintf(s, sizeof(s), "\"code\":\"%s\"",
+			 audit_kind_name(want[i].kind));
+		ASSERT_TRUE(strstr(out, s) != NULL);
+	}
+}
+
+TEST(fhir_outcomes_patients_and_commands)
+{
+	struct audit_event ev = sample();
+	const char *out;
+
+	ev.err = EIO;		/* phifs failed: serious */
+	out = fhir(&ev);
+	ASSERT_TRUE(strstr(out, "\"outcome\":\"8\",\"outcomeDesc\":\"EIO: "
+			   "Input/output error\""));
+	/* outside patient folders no patient; a move into one names it */
+	ev.s[AUDIT_S_PATIENT] = NULL;
+	out = fhir(&ev);
+	ASSERT_TRUE(strstr(out, "\"display\":\"Patient\"") == NULL);
+	ASSERT_TRUE(strstr(out, "Person") == NULL);
+	ev.s[AUDIT_S_PATIENT2] = "Roe^Rick";
+	out = fhir(&ev);
+	ASSERT_EQ(count(out, "\"display\":\"Patient\""), 1);
+	ASSERT_TRUE(strstr(out, "\"name\":\"Roe^Rick\""));
+	/* a command with no path: what it did, no inode, no path */
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = AUDIT_UNMOUNT;
+	ev.s[AUDIT_S_DETAIL] = "unmounted";
+	out = fhir(&ev);
+	ASSERT_TRUE(strstr(out, "\"subtype\":[{\"system\":\"http://dicom.nema."
+			   "org/resources/ontology/DCM\",\"code\":\"110121\","
+			   "\"display\":\"Application Stop\"}"));
+	ASSERT_TRUE(strstr(out, "\"entity\":[{\"type\":"));
+	ASSERT_TRUE(strstr(out, "\"description\":\"unmounted\"}]}\n"));
+	ASSERT_TRUE(strstr(out, "\"what\"") == NULL);
+	ASSERT_TRUE(strstr(out, "\"observer\":{\"display\":\"phifs\"}"));
+	ASSERT_EQ(count(out, "\"\""), 0);
+	ASSERT_ERR(audit_format_fhir(&ev, fhir_out, 100), -ENOSPC);
+}
+
+/* Quotes, control bytes, UTF-8 and bytes that are not UTF-8. */
+TEST(fhir_escapes_every_string)
+{
+	struct audit_event ev = sample();
+	const char *out;
+
+	ev.kind = AUDIT_CREATE;
+	ev.s[AUDIT_S_PATH] = "/P/\"q\"\\\x01\t\xc3\xa9\xff\xed\xa0\x80"
+			     "\xf0\x9f\x98\x80";
+	ev.s[AUDIT_S_COMM] = "a\"b";
+	ev.s[AUDIT_S_DETAIL] = "\x7f";
+	out = fhir(&ev);
+	/* é and the emoji as they are; 0xff and the surrogate (3 bytes)
+	 * as U+FFFD each */
+	ASSERT_TRUE(strstr(out, "\"display\":\"/P/\\\"q\\\"\\\\\\u0001\\u0009"
+			   "\xc3\xa9\\ufffd\\ufffd\\ufffd\\ufffd\xf0\x9f\x98"
+			   "\x80\"}"));
+	/* and the bytes themselves, so that nothing is lost */
+	ASSERT_TRUE(strstr(out, "{\"type\":\"path bytes\",\"valueBase64Binary"
+			   "\":\"L1AvInEiXAEJw6n/7aCA8J+YgA==\"}"));
+	ASSERT_TRUE(strstr(out, "\"name\":\"a\\\"b\""));
+	ASSERT_TRUE(strstr(out, "\"description\":\"\\u007f\""));
+	/* valid UTF-8 needs no bytes */
+	ev.s[AUDIT_S_PATH] = "/P/\xc3\xa9";
+	out = fhir(&ev);
+	ASSERT_TRUE(strstr(out, "path bytes") == NULL);
+	/* a cut sequence at the end */
+	ev.s[AUDIT_S_PATH] = "/P/\xe2\x82";
+	out = fhir(&ev);
+	ASSERT_TRUE(strstr(out, "\"display\":\"/P/\\ufffd\\ufffd\""));
+}
+
+/* A kind added after a reader was built decodes, named "?". */
+TEST(unknown_kinds_decode)
+{
+	struct audit_event ev = sample(), back;
+	uint8_t rec[AUDIT_REC_MAX];
+	char buf[AUDIT_REC_MAX];
+	int len;
+
+	ev.kind = (enum audit_kind)200;
+	len = audit_encode(&ev, rec, sizeof(rec));
+	ASSERT_OK(audit_decode(rec, (size_t)len, &back, buf, sizeof(buf)));
+	ASSERT_STREQ(audit_kind_name(back.kind), "?");
+	ASSERT_STREQ(back.s[AUDIT_S_PATH], "/Patients/Doe^Jane/a b");
+	ASSERT_STREQ(audit_kind_name(AUDIT_KEY_REMOVE), "key-remove");
+	ASSERT_STREQ(audit_kind_name(AUDIT_REPAIR), "fsck-repair");
+	ASSERT_TRUE(strstr(fhir(&back), "\"action\":\"E\""));
+}
+
 TEST(query_times)
 {
 	uint64_t ns;
@@ -246,5 +452,10 @@ TEST_MAIN(TEST_ENTRY(encode_decode_round_trip),
 	  TEST_ENTRY(patients_by_glob),
 	  TEST_ENTRY(patients_by_depth_and_bad_specs),
 	  TEST_ENTRY(formats_text_and_json),
+	  TEST_ENTRY(fhir_resource_fields),
+	  TEST_ENTRY(fhir_actions_and_types_per_kind),
+	  TEST_ENTRY(fhir_outcomes_patients_and_commands),
+	  TEST_ENTRY(fhir_escapes_every_string),
+	  TEST_ENTRY(unknown_kinds_decode),
 	  TEST_ENTRY(query_times),
 	  TEST_ENTRY(process_names_are_never_stale))
