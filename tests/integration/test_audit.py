@@ -446,7 +446,10 @@ def test_fhir_one_resource_per_event_with_codes_agents_and_patient(
     except OSError as e:
         assert e.errno == errno.ENODATA
     os.unlink(os.path.join(d, "note"))
-    settle(fs)
+    # the three releases and the refusal are in before the two queries
+    # are compared event by event
+    events_when(fs, lambda evs: releases(3)(evs) and
+                "removexattr" in {e["event"] for e in evs})
     res = fhir(fs)
     # one resource per event: all the trail held, and this query
     p = fs.run("audit", fs.config, "--format", "json")
