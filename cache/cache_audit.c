@@ -93,8 +93,15 @@ int cache_audit_queue(struct cache *c, const void *rec, size_t len)
 {
 	struct audit_ev *ev;
 
-	if (atomic_load(&c->audit_bytes) + len > AUDIT_QUEUE_MAX)
-		return -ENOSPC;
+	/* A burst of events that change nothing (opens of files read from
+	 * the page cache) outran the folder thread: this thread writes the
+	 * queue out rather than hold more or drop one. */
+	if (atomic_load(&c->audit_bytes) + len > AUDIT_QUEUE_MAX) {
+		int rc = cache_audit_flush(c);
+
+		if (rc)
+			return rc;
+	}
 	ev = malloc(sizeof(*ev) + len);
 	if (!ev)
 		return -ENOMEM;

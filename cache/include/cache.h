@@ -377,8 +377,9 @@ int cache_audit_unstage(struct cache *c);
 /*
  * Queue an event (copied) that has no change of its own: it is written
  * with the next metadata change of any thread, and within two seconds
- * by the folder thread.  -ENOSPC if 64 MiB of events already wait,
- * -ENOMEM.  Any thread.
+ * by the folder thread.  When 64 MiB of events already wait, the caller
+ * writes them first (cache_audit_flush()).  0, -ENOMEM, or an error of
+ * that write.  Any thread holding no cache lock.
  */
 int cache_audit_queue(struct cache *c, const void *rec, size_t len);
 

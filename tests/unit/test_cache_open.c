@@ -349,6 +349,46 @@ TEST(statfs_counts)
 	ASSERT_OK(cache_close(c));
 }
 
+/* The events of a burst larger than the queue's 64 MiB are all kept, in
+ * order: the queue is written out, never full. */
+struct walked {
+	uint64_t n;
+	int in_order;
+};
+
+static int count_events(void *arg, uint64_t seq, const void *rec,
+			size_t len)
+{
+	struct walked *w = arg;
+	uint64_t first;
+
+	(void)seq;
+	ASSERT_EQ(len, 4096);
+	memcpy(&first, (const char *)rec + 8, sizeof(first));
+	if (first != w->n)
+		w->in_order = 0;
+	w->n++;
+	return 0;
+}
+
+TEST(audit_burst_beyond_the_queue_is_all_kept)
+{
+	struct cache *c = fresh();
+	static char rec[4096];
+	const uint64_t n = (80ull << 20) / sizeof(rec);	/* 80 MiB */
+	struct walked w = { 0, 1 };
+
+	for (uint64_t i = 0; i < n; i++) {
+		memcpy(rec + 8, &i, sizeof(i));
+		ASSERT_OK(cache_audit_queue(c, rec, sizeof(rec)));
+	}
+	ASSERT_OK(cache_audit_flush(c));
+	ASSERT_OK(cache_audit_walk(c, 1, count_events, &w));
+	ASSERT_EQ(w.n, n);
+	ASSERT_TRUE(w.in_order);
+	ASSERT_OK(cache_close(c));
+}
+
 TEST_MAIN(
 	TEST_ENTRY(format_fresh),
 	TEST_ENTRY(format_twice),
@@ -360,4 +400,5 @@ TEST_MAIN(
 	TEST_ENTRY(persistence_across_reopen),
 	TEST_ENTRY(close_with_open_handles),
 	TEST_ENTRY(statfs_counts),
+	TEST_ENTRY(audit_burst_beyond_the_queue_is_all_kept),
 )
