@@ -288,11 +288,25 @@ show_logs() {
 	done
 }
 
+# Every server listens: the proxy answering a listing (account server) says
+# nothing of the container and object servers, which a slow start on a
+# loaded machine may still be bringing up.
+all_listening() {
+	local p
+	for p in 1 2 3 4; do
+		port_free $((S3_PORT + p)) && return 1
+	done
+	return 0
+}
+
 wait_ready() {
 	local dir=$1 i dead
+	# shellcheck disable=SC1091
+	. "$dir/instance.env"
 	for i in $(seq 1 120); do
 		if dead=$(all_alive "$dir"); then
-			py "$dir" sign GET / >/dev/null 2>&1 && return 0
+			all_listening &&
+				py "$dir" sign GET / >/dev/null 2>&1 && return 0
 		else
 			echo "s3server.sh: $dead exited" >&2
 			return 1
@@ -303,14 +317,21 @@ wait_ready() {
 	return 1
 }
 
+# A 503 is the proxy finding a storage server not answering yet (it
+# marks it down for a while): asked again for up to 30 s.  Anything else
+# is final.
 make_buckets() {
-	local dir=$1 b out
+	local dir=$1 b out i
 	shift
 	for b in "$@"; do
-		out=$(py "$dir" sign PUT "/$b") || {
-			echo "s3server.sh: cannot create bucket $b: $out" >&2
-			return 1
-		}
+		for i in $(seq 1 60); do
+			out=$(py "$dir" sign PUT "/$b") && break
+			if [ "${out%%$'\n'*}" != 503 ] || [ "$i" -eq 60 ]; then
+				echo "s3server.sh: cannot create bucket $b: $out" >&2
+				return 1
+			fi
+			sleep 0.5
+		done
 	done
 }
 
