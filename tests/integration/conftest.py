@@ -462,9 +462,10 @@ class PhiFS:
             raise AssertionError(f"status --json is no JSON ({e}): "
                                  f"{p.stdout!r}")
 
-    def wait_status(self, pred, timeout=10.0):
+    def wait_status(self, pred, timeout=60.0):
         """Poll `phifs status --json` until pred(status) holds (sizes are
-        recorded by the daemon within a few seconds); return the last."""
+        recorded by the daemon within a few seconds; an ASan build on a
+        loaded machine takes many times that); return the last."""
         deadline = time.monotonic() + timeout
         while True:
             st = self.status()

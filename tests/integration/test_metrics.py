@@ -109,8 +109,9 @@ def val(samples, name, **labels):
     return samples[key]
 
 
-def wait_for(port, pred, timeout=20.0):
-    """Scrape until pred(samples) holds; return the last scrape."""
+def wait_for(port, pred, timeout=60.0):
+    """Scrape until pred(samples) holds; return the last scrape.  The
+    deadline allows for an ASan build on a loaded machine."""
     deadline = time.monotonic() + timeout
     while True:
         s = scrape(port)

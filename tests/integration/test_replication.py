@@ -251,8 +251,7 @@ def test_repaired_copies_leave_the_bad_count(phifs_bare):
     p = fs.run("fsck", fs.config, "--repair")
     assert p.returncode == 0, p.stdout + p.stderr
     # the mount looks at the copies it recorded again
-    st = fs.wait_status(lambda s: region_state(s, "a")["bad"] == 0,
-                        timeout=30)
+    st = fs.wait_status(lambda s: region_state(s, "a")["bad"] == 0)
     assert region_state(st, "a")["bad"] == 0, st
     # and once more with the filesystem not mounted
     write_tree(fs, 6, MiB, seed=5)      # pushes the first files out
