@@ -82,6 +82,18 @@ def lease_objects(fs):
     return res
 
 
+def wait_lease_objects(fs, pred, timeout=60.0):
+    """Poll lease_objects(fs) until pred(objects) holds (renewals are
+    written by the mount's thread, later under a slow build or a loaded
+    machine); return the last."""
+    deadline = time.monotonic() + timeout
+    while True:
+        objs = lease_objects(fs)
+        if pred(objs) or time.monotonic() > deadline:
+            return objs
+        time.sleep(0.1)
+
+
 def assert_only_grew(before, after):
     gone = sorted(k for k in before if k not in after)
     changed = sorted(k for k in before if k in after and after[k] != before[k])
@@ -189,14 +201,18 @@ def test_mounts_racing_one_wins(phifs_factory):
 # --- taking over ------------------------------------------------------------
 
 def test_takeover_after_expiry(phifs_factory):
-    fs = first_machine(phifs_factory, lease_time="3s")
-    other = second_machine(phifs_factory, fs, lease_time="3s")
+    # long enough that the refused mount below surely reads the leases
+    # before the crashed mount's expires, however slow the build
+    lease = 20
+    fs = first_machine(phifs_factory, lease_time=f"{lease}s")
+    other = second_machine(phifs_factory, fs, lease_time=f"{lease}s")
     fs.mount()
     old = fs.pid
     fs.kill9()                      # a crash: no release
+    killed = time.monotonic()       # no renewal after this
     p = other.run("mount", other.config, other.mnt, "-o", MOUNT_OPTS)
     assert f"(pid {old})" in refusal(p)
-    time.sleep(4)
+    time.sleep(max(0.0, killed + lease + 1 - time.monotonic()))
     other.mount()
     log = log_text(other)
     assert f"phifs: warning: taking over an expired lease: the mount on " \
@@ -329,8 +345,8 @@ def test_mount_never_deletes_or_overwrites(phifs_factory):
         x.set_faults("b", "fail_all error=eacces del")
     seen = lease_objects(fs)
     fs.mount()
-    time.sleep(2.5)                         # renewed every 333 ms
-    now = lease_objects(fs)
+    # renewed every 333 ms: the first and three more, in each region
+    now = wait_lease_objects(fs, lambda o: len(o) >= len(seen) + 2 * 4)
     assert_only_grew(seen, now)
     assert len(now) >= len(seen) + 2 * 4, (len(seen), len(now))
     seen = now
@@ -353,9 +369,11 @@ def test_mount_never_deletes_or_overwrites(phifs_factory):
 
 def test_lease_names_say_nothing(phifs_factory):
     fs = first_machine(phifs_factory, lease_time="1s")
+    before = lease_objects(fs)
     fs.mount()
     pid = fs.pid
-    time.sleep(1.2)
+    # the first object and a renewal, in each region (every 333 ms)
+    wait_lease_objects(fs, lambda o: len(o) >= len(before) + 2 * 2)
     fs.umount()
     objs = lease_objects(fs)
     names = {n for _, n in objs}
