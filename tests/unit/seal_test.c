@@ -94,7 +94,7 @@ void env_done(struct env *e)
 
 void sync_ok(struct env *e)
 {
-	ASSERT_OK(cache_sync_regions(e->c, 20000));
+	ASSERT_OK(cache_sync_regions(e->c, 120000));
 }
 
 /* --- files and their content ------------------------------------------ */

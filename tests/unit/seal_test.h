@@ -67,7 +67,8 @@ void env_init(struct env *e, uint64_t limit);
 /* Close e if it is open, and free its key. */
 void env_done(struct env *e);
 
-/* cache_sync_regions() with 20 s to spare; asserts that it returns 0. */
+/* cache_sync_regions() with 120 s to spare (an ASan or TSan build on a
+ * loaded machine); asserts that it returns 0. */
 void sync_ok(struct env *e);
 
 /* --- files and their content ------------------------------------------ */

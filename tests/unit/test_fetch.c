@@ -121,7 +121,7 @@ static uint64_t evicted_file(struct env *e, unsigned char *data, unsigned seed)
 
 	fill(data, 3 * BS, seed);
 	put(e->c, ino, 0, data, 3 * BS);
-	ASSERT_OK(cache_sync_regions(e->c, 20000));
+	sync_ok(e);
 	ASSERT_TRUE(cache_evict(e->c, UINT64_MAX) >= 3 * BS);
 	return ino;
 }
@@ -195,7 +195,7 @@ TEST(whole_block_write_during_a_fetch_wins)
 	slow_gets(&e, 0);
 	memcpy(data + BS, fresh, BS);
 	expect(e.c, ino, data, sizeof(data));
-	ASSERT_OK(cache_sync_regions(e.c, 20000));
+	sync_ok(&e);
 	ASSERT_TRUE(cache_evict(e.c, UINT64_MAX) >= 3 * BS);
 	expect(e.c, ino, data, sizeof(data));
 	env_close(&e);
@@ -233,7 +233,7 @@ TEST(truncate_during_a_fetch_leaves_no_stale_block)
 	slow_gets(&e, 0);
 	memset(data + BS, 0, 2 * BS);
 	expect(e.c, ino, data, sizeof(data));
-	ASSERT_OK(cache_sync_regions(e.c, 20000));
+	sync_ok(&e);
 	cache_evict(e.c, UINT64_MAX);
 	expect(e.c, ino, data, sizeof(data));
 	env_close(&e);

@@ -296,7 +296,7 @@ TEST(region_dropped_from_config_leaves_nothing_waiting)
 	ASSERT_OK(backend_replica_open(&e.rs, &dir, 1));
 	e.cfg.regions = e.rs;
 	ASSERT_OK(cache_open(&e.c, &e.cfg, 0));
-	ASSERT_OK(cache_sync_regions(e.c, 20000));
+	sync_ok(&e);
 	ASSERT_OK(cache_stats(e.c, &st));
 	ASSERT_EQ(st.nregions, 1);
 	ASSERT_EQ(st.sealed_objects, 0);
@@ -662,8 +662,10 @@ TEST(working_set_larger_than_cache)
 			fill(a, sizeof(a), 200 + (unsigned)i);
 			expect(e.c, ino[i], a, sizeof(a));
 		}
-	/* what fetching brought back goes again, in the background */
-	for (int i = 0; i < 100; i++) {
+	/* what fetching brought back goes again, in the background (up to
+	 * a minute: the sealer's eviction is slow under a sanitizer on a
+	 * loaded machine) */
+	for (int i = 0; i < 1200; i++) {
 		ASSERT_OK(cache_stats(e.c, &st));
 		if (st.used_bytes <= 3 * MiB)
 			break;
