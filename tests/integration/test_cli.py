@@ -83,9 +83,16 @@ def names_file_line_key(line, path, lineno, key):
         f"{line!r}"
 
 
-def no_daemon_left(fs):
-    time.sleep(0.2)
-    left = [p for p in pids_referencing(fs.base) if pid_alive(p)]
+def no_daemon_left(fs, timeout=30.0):
+    """No process of fs's is left running: one that failed may still be
+    on its way out (an ASan build checks for leaks as it exits), so wait
+    for that, with a deadline no lingering daemon outlives."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [p for p in pids_referencing(fs.base) if pid_alive(p)]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert not left, f"processes left running: {left}"
     assert not fuse_mounts_under(fs.base), "a mount was left behind"
 
