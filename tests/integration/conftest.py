@@ -52,7 +52,7 @@ PHIFS = os.environ.get("PHIFS")
 MOUNT_OPTS = "allow_other,default_permissions"
 OTHER_UID = 1234
 OTHER_GID = 1234
-MOUNT_TIMEOUT = 20.0
+MOUNT_TIMEOUT = 60.0     # a deadline on a poll: ASan on a loaded box
 UMOUNT_TIMEOUT = 60.0
 
 
