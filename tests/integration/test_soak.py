@@ -152,7 +152,9 @@ def test_reading_evicted_files_sends_nothing(phifs_bare):
     # twice: the first sync's own records may still be on their way
     fs.run("sync", fs.config, check=True)
     before = metadata_objects(fs.region_dir_a)
-    evicted = fs.status()["evicted_blocks"]
+    # eviction is the daemon's, in the background
+    evicted = fs.wait_status(lambda s: s["evicted_blocks"] > 0)[
+        "evicted_blocks"]
     assert evicted > 0, "nothing was evicted: the reads would not fetch"
     for p, data in files.items():
         assert read_file(p) == data, f"{p} reads back other content"
