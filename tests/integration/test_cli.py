@@ -1074,6 +1074,15 @@ def test_sync_timeout_names_faulted_region(phifs_bare):
     fs.mount()
     data = os.urandom(2 * MiB)
     write_file(fs.path("f"), data)
+
+    def waits(st, name):
+        return [r for r in st["region_state"] if r["name"] == name][0][
+            "waiting"]
+    # region b has it all before the sync starts its 5 s, however slow
+    # the machine: only region a can be what the sync still waits for
+    st = fs.wait_status(lambda st: st["dirty_blocks"] == 0 and
+                        waits(st, "b") == 0 and waits(st, "a") > 0)
+    assert waits(st, "b") == 0 and waits(st, "a") > 0, st
     p = fs.run("sync", fs.config, "--timeout", "5")
     line = one_error_line(p)
     assert p.returncode == 1, p.returncode
