@@ -205,10 +205,13 @@ def test_s3_region_stopped_during_writes(servers, phifs_bare):
         p = sync(fs, timeout=8, check=False)
         assert p.returncode != 0
         assert "a" in p.stderr + p.stdout
-        st = fs.status()
-        ra = [r for r in st["region_state"] if r["name"] == "a"][0]
-        rb = [r for r in st["region_state"] if r["name"] == "b"][0]
-        assert ra["waiting"] > 0 and rb["waiting"] == 0, st
+        def waits(st, name):
+            return [r for r in st["region_state"] if r["name"] == name][0][
+                "waiting"]
+        # b may still be taking the last of it on a slow machine: wait
+        st = fs.wait_status(lambda st: waits(st, "a") > 0 and
+                            waits(st, "b") == 0)
+        assert waits(st, "a") > 0 and waits(st, "b") == 0, st
     finally:
         servers[0].resume()
     sync(fs)
