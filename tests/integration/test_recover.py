@@ -456,6 +456,15 @@ def test_a_lagging_region_is_named(phifs_bare):
     write_file(fs.path("second"), b"only in region a")
     p = fs.run("sync", fs.config, "--timeout", "3")
     assert p.returncode == 1, p.stdout + p.stderr
+
+    def waits(st, name):
+        return [r for r in st["region_state"] if r["name"] == name][0][
+            "waiting"]
+    # region a may still be taking the change on a slow machine: wait
+    # until it has everything and b lacks something
+    st = fs.wait_status(lambda st: st["dirty_blocks"] == 0 and
+                        waits(st, "a") == 0 and waits(st, "b") > 0)
+    assert waits(st, "a") == 0 and waits(st, "b") > 0, st
     config2, cache2 = second_config(fs)
     p = ok(fs.run("recover", config2, "--region", "b"), "recover")
     assert re.search(r"^phifs: warning: region a holds a later moment "

@@ -193,7 +193,9 @@ def test_region_a_fails_during_writes_and_catches_up(phifs_bare):
     p = sync(fs, timeout=5, check=False)
     assert p.returncode != 0
     assert "a" in p.stderr or "a" in p.stdout
-    st = fs.status()
+    # b may still be taking the last of it on a slow machine: wait
+    st = fs.wait_status(lambda st: region_state(st, "a")["waiting"] > 0 and
+                        region_state(st, "b")["waiting"] == 0)
     assert region_state(st, "a")["waiting"] > 0, st
     assert region_state(st, "b")["waiting"] == 0, st
     assert not objects(fs.region_dir_a)
