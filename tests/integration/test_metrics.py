@@ -196,7 +196,8 @@ def test_unreachable_region_goes_down_and_counts_errors(phifs_bare):
     assert val(s, "phifs_region_upload_errors_total", region="b") >= 3
     assert val(s, "phifs_region_upload_errors_total", region="a") == 0
     s = wait_for(port, lambda s: val(
-        s, "phifs_region_waiting_objects", region="b") > 0)
+        s, "phifs_region_waiting_objects", region="b") > 0 and val(
+        s, "phifs_region_waiting_objects", region="a") == 0)
     assert val(s, "phifs_region_waiting_objects", region="b") > 0
     assert val(s, "phifs_region_waiting_bytes", region="b") > 0
     assert val(s, "phifs_region_waiting_objects", region="a") == 0
