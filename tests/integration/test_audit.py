@@ -326,8 +326,12 @@ def test_queries_by_patient_user_path_and_time_and_the_query_recorded(
     os.mkdir(fs.path("Patients", "A"))
     os.mkdir(fs.path("Patients", "B"))
     os.chmod(fs.path("Patients", "A"), 0o777)
-    mid = math.ceil(time.time()) + 1   # --since takes whole seconds
     write_file(fs.path("Patients", "A", "root.txt"), b"r")
+    # the moment between is taken once root.txt's last event (its
+    # release, which the kernel sends after close() returns) is in the
+    # trail, so that it is before the moment however slow the machine
+    events_when(fs, releases(1, "/Patients/A/root.txt"))
+    mid = math.ceil(time.time()) + 1   # --since takes whole seconds
     while time.time() < mid + 0.1:
         time.sleep(0.1)
     as_other(write_file, fs.path("Patients", "A", "other.txt"), b"o")
