@@ -129,8 +129,11 @@ static int apply_record(struct cache *c, MDB_txn *txn, struct apply_arg *a,
 {
 	int rc;
 
+	/* next_ino, and the audit trail's head so that its numbers and
+	 * its chain go on after the regions' segments */
 	if (r->db == JDB_SUPER && (r->k.mv_size != 8 ||
-				   memcmp(r->k.mv_data, "next_ino", 8)))
+				   memcmp(r->k.mv_data, "next_ino", 8)) &&
+	    (r->k.mv_size != 10 || memcmp(r->k.mv_data, "audit_head", 10)))
 		return 0;	/* version, fsid, block size: ours */
 	if (r->op == JOURNAL_OP_DEL) {
 		rc = mdb_del(txn, cache_journal_db(c, r->db), &r->k, NULL);
@@ -396,7 +399,7 @@ static int move_into_place(int dirfd)
 static int target_open(const char *dir)
 {
 	static const char *const left[] = { "recover.tmp", "data", "lock",
-					    "packs", "journal" };
+					    "packs", "journal", "audit" };
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	if (fd < 0)

@@ -234,6 +234,134 @@ int cache_history_walk(const struct cache_recover_args *a,
 /* One line of a report (fsck, scrub, gc); never names a file. */
 typedef void cache_report_fn(void *ctx, const char *line);
 
+/* --- the audit trail in the regions (cache_auditseg.c) --------------- */
+
+/*
+ * The mount seals the events of the local trail into segments "a/" and
+ * 16 hex digits of the first event's number, each holding a run of
+ * events with no number left out and the SHA-256 of the segment before
+ * it; the newest metadata object binds the chain's head.  Format and
+ * crash argument: the top of cache_auditseg.c.  These functions read
+ * and check a region with only its key (no cache_dir), or build and
+ * parse a segment's plaintext (for tests).
+ */
+struct buf;
+
+#define CACHE_AUDIT_KEY_LEN 18		/* "a/" + 16 hex digits */
+#define CACHE_AUDIT_BASE_KEY "a/base"	/* where a chain cut by gc starts */
+#define CACHE_AUDIT_SEG_HEADER 64
+#define CACHE_AUDIT_HEAD_SIZE 40
+
+/* The end of a chain: its last event, and the SHA-256 of the plaintext
+ * of the segment holding it.  seq 0 (and a zero hash): no segment. */
+struct cache_audit_head {
+	uint64_t seq;
+	uint8_t hash[32];
+};
+
+/* A segment's plaintext, parsed; events borrowed from it. */
+struct cache_audit_seg {
+	uint64_t first, last;	/* its events' numbers, first <= last */
+	int64_t time_ms;	/* when it was cut */
+	uint8_t prev[32];	/* SHA-256 of the segment before (zero: none) */
+	uint8_t hash[32];	/* SHA-256 of this plaintext */
+	const uint8_t *events;	/* length (4, big-endian) and bytes, each */
+	size_t len;
+};
+
+/* "a/<16 hex of first>"; and back: 0, or -EINVAL if key is not one. */
+void cache_audit_seg_key(uint64_t first, char out[CACHE_AUDIT_KEY_LEN + 1]);
+int cache_audit_seg_key_parse(const char *key, uint64_t *first);
+
+/* A head as CACHE_AUDIT_HEAD_SIZE bytes (the number big-endian, then the
+ * hash), as metadata objects carry it; decode: 0 or PHI_ECORRUPT. */
+void cache_audit_head_encode(const struct cache_audit_head *h,
+			     uint8_t out[CACHE_AUDIT_HEAD_SIZE]);
+int cache_audit_head_decode(const void *p, size_t len,
+			    struct cache_audit_head *h);
+
+/*
+ * Build a segment's plaintext in b (its contents replaced): begin with
+ * the number of its first event (>= 1) and the hash of the segment
+ * before it, then add each event in order.  0, -EINVAL, or -E2BIG /
+ * -ENOMEM from the buffer.
+ */
+int cache_audit_seg_begin(struct buf *b, uint64_t first,
+			  const uint8_t prev[32], int64_t time_ms);
+int cache_audit_seg_add(struct buf *b, const void *rec, size_t len);
+
+/* Parse plaintext (len bytes) into s, its hash included: 0, or
+ * PHI_ECORRUPT (bad header, no event, a count that does not match the
+ * numbers, a truncated event). */
+int cache_audit_seg_parse(const void *plain, size_t len,
+			  struct cache_audit_seg *s);
+
+/* fn(arg, seq, event, len) on each event of s in order; fn's nonzero
+ * return stops it and is returned. */
+int cache_audit_seg_events(const struct cache_audit_seg *s,
+			   cache_audit_fn *fn, void *arg);
+
+/* A chain checked segment by segment, from a start (zero: seq 0, no
+ * hash; or what "a/base" says). */
+struct cache_audit_chain {
+	struct cache_audit_head head;	/* after the segments so far */
+	uint64_t segments, events;
+};
+
+enum {
+	CACHE_AUDIT_GAP = 1,	/* events between the head and s missing */
+	CACHE_AUDIT_OVERLAP,	/* s starts at or before the head */
+	CACHE_AUDIT_BROKEN,	/* s's prev is not the head's hash */
+};
+
+/* Add s after ch's head: 0 if it follows it, or CACHE_AUDIT_*; the
+ * head moves to s either way. */
+int cache_audit_chain_add(struct cache_audit_chain *ch,
+			  const struct cache_audit_seg *s);
+
+/* What "a/base" of region says the kept chain starts after: 0, a
+ * region error (-ENOENT: none), PHI_EAUTHFAIL or PHI_ECORRUPT. */
+int cache_audit_base_read(struct backend *region, const struct crypt_key *key,
+			  const uint8_t fsid[16], struct cache_audit_head *h);
+
+/* The head the newest metadata object of region binds (seq 0: none, or
+ * no metadata), and that object's key into mkey ("" if none).  0, a
+ * region error, PHI_EAUTHFAIL or PHI_ECORRUPT. */
+int cache_audit_bound_head(struct backend *region,
+			   const struct crypt_key *key,
+			   const uint8_t fsid[16], struct cache_audit_head *h,
+			   char mkey[40]);
+
+/*
+ * fn on each event of region's segments, oldest first (`phifs audit
+ * --region`).  Stops at a segment that cannot be read and returns its
+ * code (PHI_EAUTHFAIL, PHI_ECORRUPT, a region error); fn's nonzero
+ * return stops it and is returned.
+ */
+int cache_audit_region_walk(struct backend *region,
+			    const struct crypt_key *key,
+			    const uint8_t fsid[16], cache_audit_fn *fn,
+			    void *arg);
+
+struct cache_audit_verify {
+	uint64_t segments, events;	/* read and chained */
+	uint64_t problems;		/* lines reported */
+};
+
+/*
+ * Check region's trail (`phifs audit verify`): every segment opens (is
+ * unaltered), they follow each other with no event missing from the
+ * start ("a/base" or event 1), each names the hash of the one before,
+ * and the chain reaches, with the same hash, the head its newest
+ * metadata object binds.  Each problem is one line through fn naming
+ * the object (the region is the caller's to name).  Returns 0 (problems
+ * in *out), or a region error when the region could not be read.
+ */
+int cache_audit_region_verify(struct backend *region,
+			      const struct crypt_key *key,
+			      const uint8_t fsid[16], cache_report_fn *fn,
+			      void *ctx, struct cache_audit_verify *out);
+
 /*
  * Check the local metadata: directory entries and their readdir twins,
  * link counts, parents, block maps, orphans.  Reports each problem
