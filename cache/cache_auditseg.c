@@ -701,8 +701,8 @@ static int verify_one(struct verify *vf, struct cache_audit_chain *ch,
 	if (rc == -EIO || rc == PHI_EUNREACHABLE)
 		return rc;		/* the region, not the object */
 	if (rc) {
-		problem(vf, "object %s: cannot be opened: %s (altered or "
-			"damaged)", okey, phi_strerror(rc));
+		problem(vf, "object %s: cannot be opened: %s", okey,
+			phi_strerror(rc));
 		*resync = 1;
 		return 0;
 	}
