@@ -507,8 +507,9 @@ static void scrub_superblocks(const struct cache_scrub_args *a,
 int cache_scrub(const struct cache_scrub_args *a,
 		struct cache_scrub_result *out)
 {
-	/* packs, metadata, legal holds (sealed under their keys too) */
-	static const char *const prefixes[] = { "d/", "m/", "h/" };
+	/* packs, metadata, legal holds, audit segments (sealed under
+	 * their keys too) */
+	static const char *const prefixes[] = { "d/", "m/", "h/", "a/" };
 	int incomplete[BACKEND_REPLICA_MAX] = { 0 };
 	struct keyset all = { 0 };
 	struct buf good, copy, scratch;

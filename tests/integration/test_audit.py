@@ -516,3 +516,19 @@ def test_kill9_then_remount_leaves_no_gap(phifs_factory):
     assert "/Patients/after" in paths and "/Patients/k39" in paths
     p = verify(fs)
     assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_scrub_finds_and_repair_mends_a_lost_segment(phifs_factory):
+    fs = mount_with(phifs_factory)
+    segs = three_segments(fs)
+    fs.umount()
+    os.unlink(os.path.join(fs.region_dir_b, "a", segs[1]))
+    p = fs.run("fsck", fs.config, "--scrub")
+    assert p.returncode != 0, p.stdout + p.stderr
+    assert f"region b: a/{segs[1]} is missing" in p.stdout, p.stdout
+    p = fs.run("fsck", fs.config, "--repair")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert segments(fs.region_dir_b) == segs
+    p = verify(fs)
+    assert p.returncode == 0, p.stdout + p.stderr
+    fs.mount()
