@@ -619,6 +619,7 @@ struct verify {
 	cache_report_fn *fn;
 	void *ctx;
 	struct cache_audit_verify *out;
+	uint64_t base_seq;	/* "a/base" says the kept chain starts after */
 };
 
 static void problem(struct verify *vf, const char *fmt, ...)
@@ -649,6 +650,7 @@ static void chain_start(struct verify *vf, int base,
 	if (rc)
 		problem(vf, "object %s: cannot be read: %s",
 			CACHE_AUDIT_BASE_KEY, phi_strerror(rc));
+	vf->base_seq = ch->head.seq;
 }
 
 static void chain_problem(struct verify *vf, const char *okey, int rc,
@@ -706,6 +708,8 @@ static int verify_one(struct verify *vf, struct cache_audit_chain *ch,
 		*resync = 1;
 		return 0;
 	}
+	if (vf->base_seq && s.last <= vf->base_seq)
+		return 0;	/* left by a gc cut short: before the start */
 	if (*resync) {
 		ch->head.seq = s.first - 1;
 		memcpy(ch->head.hash, s.prev, 32);
@@ -724,7 +728,7 @@ int cache_audit_region_verify(struct backend *region,
 			      const uint8_t fsid[16], cache_report_fn *fn,
 			      void *ctx, struct cache_audit_verify *out)
 {
-	struct verify vf = { region, key, fsid, fn, ctx, out };
+	struct verify vf = { region, key, fsid, fn, ctx, out, 0 };
 	char mkey[40], last[CACHE_AUDIT_KEY_LEN + 1] = "a/";
 	struct cache_audit_head bound;
 	struct cache_audit_chain ch;
@@ -759,6 +763,86 @@ int cache_audit_region_verify(struct backend *region,
 		cache_audit_seg_key(v[n - 1], last);
 	if (rc == 0)
 		check_head(&vf, &ch, &bound, mkey, last, matched);
+	free(v);
+	return rc;
+}
+
+/* --- gc: deleting the oldest segments ---------------------------------- */
+
+/* Store "a/base": the kept chain starts after h. */
+static int base_write(struct backend *region, const struct crypt_key *key,
+		      const uint8_t fsid[16], const struct cache_audit_head *h)
+{
+	uint8_t plain[8 + CACHE_AUDIT_HEAD_SIZE];
+	struct buf sealed;
+	int rc;
+
+	memcpy(plain, "PHIB\1\0\0\0", 8);
+	cache_audit_head_encode(h, plain + 8);
+	buf_init(&sealed, SIZE_MAX);
+	rc = buf_reserve(&sealed, crypt_seal_bound(sizeof(plain)));
+	if (rc == 0)
+		rc = crypt_seal(key, fsid, CACHE_AUDIT_BASE_KEY, plain,
+				sizeof(plain), &sealed);
+	if (rc == 0)
+		rc = backend_put(region, CACHE_AUDIT_BASE_KEY,
+				 buf_data(&sealed), buf_len(&sealed));
+	buf_release(&sealed);
+	return rc;
+}
+
+/* How many of the n oldest segments v[] may go: each cut before
+ * keep_after_ms, read whole, never the newest; *last the head after the
+ * last of them. */
+static size_t gc_prefix(struct backend *region, const struct crypt_key *key,
+			const uint8_t fsid[16], const uint64_t *v, size_t n,
+			int64_t keep_after_ms, struct cache_audit_head *last)
+{
+	struct cache_audit_seg s;
+	struct buf plain;
+	size_t cut = 0;
+
+	buf_init(&plain, SIZE_MAX);
+	while (cut + 1 < n &&
+	       seg_read(region, key, fsid, v[cut], &plain, &s) == 0 &&
+	       s.time_ms < keep_after_ms) {
+		last->seq = s.last;
+		memcpy(last->hash, s.hash, 32);
+		cut++;
+	}
+	buf_release(&plain);
+	return cut;
+}
+
+int cache_audit_region_gc(struct backend *region, const struct crypt_key *key,
+			  const uint8_t fsid[16], int64_t keep_after_ms,
+			  int dry_run, uint64_t *deleted)
+{
+	struct cache_audit_head last = { 0 };
+	uint64_t *v = NULL;
+	size_t n = 0, cut;
+	int base, rc = seg_list(region, &v, &n, &base);
+
+	*deleted = 0;
+	if (rc)
+		return rc;
+	cut = gc_prefix(region, key, fsid, v, n, keep_after_ms, &last);
+	/* the start is recorded before anything goes: a run cut short
+	 * leaves segments that verify passes over, never a chain with no
+	 * known start */
+	if (cut && !dry_run)
+		rc = base_write(region, key, fsid, &last);
+	for (size_t i = 0; rc == 0 && i < cut; i++) {
+		char okey[CACHE_AUDIT_KEY_LEN + 1];
+
+		cache_audit_seg_key(v[i], okey);
+		if (!dry_run)
+			rc = backend_del(region, okey);
+		if (rc == -ENOENT)
+			rc = 0;
+		if (rc == 0)
+			(*deleted)++;
+	}
 	free(v);
 	return rc;
 }

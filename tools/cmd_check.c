@@ -403,6 +403,17 @@ static int keep_rules(const struct phi_config *cfg,
 	return 0;
 }
 
+/* What gc did to the audit trail's segments, on one line. */
+static void print_audit_gc(const struct cache_gc_result *res, int dry)
+{
+	if (res->audit_held)
+		printf("kept every audit trail segment: a legal hold stands\n");
+	else
+		printf("%s %llu audit trail segments older than "
+		       "audit_retention\n", dry ? "would delete" : "deleted",
+		       (unsigned long long)res->audit_deleted);
+}
+
 int cmd_gc(int argc, char **argv)
 {
 	struct cache_gc_args a = { 0 };
@@ -448,6 +459,7 @@ int cmd_gc(int argc, char **argv)
 	a.fsid = fsid;
 	a.now_ms = (int64_t)time(NULL) * 1000;
 	a.keep_after_ms = a.now_ms - (int64_t)cfg.retention_ms;
+	a.audit_keep_after_ms = a.now_ms - (int64_t)cfg.audit_retention_ms;
 	if (keep_rules(&cfg, &r, key, fsid, a.now_ms, &rules, &a.nkeep,
 		       &holds))
 		goto out;
@@ -471,6 +483,8 @@ int cmd_gc(int argc, char **argv)
 		printf("kept %llu packs for versions that retention rules "
 		       "and legal holds protect\n",
 		       (unsigned long long)res.kept_by_rules);
+	if (rc == 0)
+		print_audit_gc(&res, dry);
 	if (rc == 0) {
 		char detail[256];
 

@@ -363,6 +363,18 @@ int cache_audit_region_verify(struct backend *region,
 			      void *ctx, struct cache_audit_verify *out);
 
 /*
+ * Delete the oldest segments of region cut before keep_after_ms (every
+ * event in them is older), oldest first, never the newest one and never
+ * past one that cannot be read; first "a/base" is stored with the head
+ * after the last of them, where verify then starts the chain.  With
+ * dry_run nothing changes.  The number deleted (or that would be) into
+ * *deleted; 0 or a region error (some may be deleted then).  For gc.
+ */
+int cache_audit_region_gc(struct backend *region, const struct crypt_key *key,
+			  const uint8_t fsid[16], int64_t keep_after_ms,
+			  int dry_run, uint64_t *deleted);
+
+/*
  * Check the local metadata: directory entries and their readdir twins,
  * link counts, parents, block maps, orphans.  Reports each problem
  * through fn and returns how many there were (0: consistent), or a
@@ -514,6 +526,10 @@ struct cache_gc_args {
 					   "metadata objects" read, then per
 					   region the "objects of region
 					   NAME" looked at */
+	int64_t audit_keep_after_ms;	/* now - audit_retention: audit
+					   segments cut before it may go
+					   (0: none), unless a legal hold
+					   stands */
 };
 
 struct cache_gc_result {
@@ -523,6 +539,8 @@ struct cache_gc_result {
 					   from a mount, or left by a crash) */
 	uint64_t kept_by_rules;	/* packs only retention rules and holds
 				   keep */
+	uint64_t audit_deleted;	/* audit segments, over every region */
+	int audit_held;		/* none deleted: a legal hold stands */
 };
 
 /*
@@ -535,6 +553,9 @@ struct cache_gc_result {
  * run with nothing deleted.  Packs no metadata object has ever named are
  * kept (a mount may be uploading them).  Packs go first, then metadata,
  * so an interrupted run leaves nothing dangling.  Safe while mounted.
+ * Then the audit trail's segments older than audit_keep_after_ms
+ * (cache_audit_region_gc()), in no region while a hold (a keep rule of
+ * INT64_MAX) stands: the trail about held records is evidence too.
  */
 int cache_gc(const struct cache_gc_args *a, struct cache_gc_result *out);
 

@@ -937,10 +937,10 @@ static void no_line(void *ctx, const char *line)
 	ASSERT_TRUE(line == NULL);
 }
 
-/* Both regions hold events 1..last whole, bound by their metadata. */
-static void trail_whole(struct env *e, uint64_t last)
+/* Regions from..1 hold events 1..last whole, bound by their metadata. */
+static void trail_whole_from(struct env *e, int from, uint64_t last)
 {
-	for (int r = 0; r < 2; r++) {
+	for (int r = from; r < 2; r++) {
 		struct cache_audit_verify v;
 		struct cache_audit_head h;
 		struct seen seen = { 1, 0 };
@@ -958,6 +958,12 @@ static void trail_whole(struct env *e, uint64_t last)
 						 &h, mkey));
 		ASSERT_EQ(h.seq, last);
 	}
+}
+
+/* Both regions hold events 1..last whole, bound by their metadata. */
+static void trail_whole(struct env *e, uint64_t last)
+{
+	trail_whole_from(e, 0, last);
 }
 
 TEST(audit_segments_reach_both_regions_chained_and_bound)
@@ -1019,6 +1025,86 @@ TEST(audit_segments_wait_for_a_region_down_and_survive_reopen)
 	env_done(&e);
 }
 
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void copy_file(const char *from, const char *to)
+{
+	char buf[65536];
+	int in = open(from, O_RDONLY), out;
+	ssize_t n;
+
+	ASSERT_TRUE(in >= 0);
+	out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ASSERT_TRUE(out >= 0);
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		ASSERT_EQ(write(out, buf, (size_t)n), n);
+	close(in);
+	close(out);
+}
+
+TEST(audit_gc_deletes_a_prefix_and_the_rest_verifies_from_base)
+{
+	char seg1[4400], keep[4400];
+	struct cache_audit_verify v;
+	struct cache_audit_head base;
+	struct seen seen = { 21, 0 };
+	uint64_t n = 42;
+	struct env e;
+
+	env_init(&e, 64 * MiB);
+	append_events(e.c, 1, 10);
+	sync_ok(&e);
+	append_events(e.c, 11, 20);
+	sync_ok(&e);
+	append_events(e.c, 21, 30);
+	sync_ok(&e);
+	/* nothing is old enough: nothing goes, and no base is written */
+	ASSERT_OK(cache_audit_region_gc(e.fault[0], e.key, e.fsid, 1, 0, &n));
+	ASSERT_EQ(n, 0);
+	ASSERT_ERR(cache_audit_base_read(e.fault[0], e.key, e.fsid, &base),
+		   -ENOENT);
+	/* a dry run says what would go, and leaves it */
+	ASSERT_OK(cache_audit_region_gc(e.fault[0], e.key, e.fsid,
+					wall_ms() + 1000, 1, &n));
+	ASSERT_EQ(n, 2);
+	/* everything is old: all but the newest segment goes */
+	snprintf(seg1, sizeof(seg1), "%s/a/%016x", e.regdir[0], 1);
+	snprintf(keep, sizeof(keep), "%s/../seg1", e.regdir[0]);
+	copy_file(seg1, keep);
+	ASSERT_OK(cache_audit_region_gc(e.fault[0], e.key, e.fsid,
+					wall_ms() + 1000, 0, &n));
+	ASSERT_EQ(n, 2);
+	ASSERT_OK(cache_audit_base_read(e.fault[0], e.key, e.fsid, &base));
+	ASSERT_EQ(base.seq, 20);
+	ASSERT_OK(cache_audit_region_verify(e.fault[0], e.key, e.fsid,
+					    no_line, NULL, &v));
+	ASSERT_EQ(v.segments, 1);
+	ASSERT_EQ(v.events, 10);
+	ASSERT_OK(cache_audit_region_walk(e.fault[0], e.key, e.fsid, seen_one,
+					  &seen));
+	ASSERT_EQ(seen.next, 31);
+	ASSERT_EQ(seen.bad, 0);
+	/* a run cut short after the base left an old segment: passed over */
+	copy_file(keep, seg1);
+	ASSERT_OK(cache_audit_region_verify(e.fault[0], e.key, e.fsid,
+					    no_line, NULL, &v));
+	ASSERT_EQ(v.segments, 1);
+	/* the chain goes on after gc */
+	append_events(e.c, 31, 35);
+	sync_ok(&e);
+	ASSERT_OK(cache_audit_region_verify(e.fault[0], e.key, e.fsid,
+					    no_line, NULL, &v));
+	ASSERT_EQ(v.events, 15);
+	trail_whole_from(&e, 1, 35);
+	env_done(&e);
+}
+
 TEST_MAIN(
 	TEST_ENTRY(sealed_objects_in_both_regions_say_nothing),
 	TEST_ENTRY(small_files_share_packs),
@@ -1044,4 +1130,5 @@ TEST_MAIN(
 	TEST_ENTRY(audit_segments_reach_both_regions_chained_and_bound),
 	TEST_ENTRY(audit_cut_again_after_a_crash_before_commit_replaces_the_orphan),
 	TEST_ENTRY(audit_segments_wait_for_a_region_down_and_survive_reopen),
+	TEST_ENTRY(audit_gc_deletes_a_prefix_and_the_rest_verifies_from_base),
 )
