@@ -532,3 +532,45 @@ def test_scrub_finds_and_repair_mends_a_lost_segment(phifs_factory):
     p = verify(fs)
     assert p.returncode == 0, p.stdout + p.stderr
     fs.mount()
+
+
+def test_gc_keeps_recent_segments_and_every_one_under_a_hold(phifs_factory):
+    fs = mount_with(phifs_factory, extra="patient_folders = /Patients/*\n"
+                    "audit_retention = 2s\n")
+    old = three_segments(fs)
+    time.sleep(3)               # the three are now past audit_retention
+    os.makedirs(fs.path("Patients", "late"))
+    sealed(fs)
+    segs = segments(fs.region_dir_a)
+    assert segs[:len(old)] == old and len(segs) > len(old), segs
+
+    # while a legal hold stands, none goes
+    p = fs.run("hold", "add", fs.config, "/Patients/P0", "--reason", "case")
+    assert p.returncode == 0, p.stderr
+    hid = p.stdout.split()[1]
+    p = fs.run("gc", fs.config)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "kept every audit trail segment: a legal hold stands" in p.stdout
+    assert segments(fs.region_dir_a) == segs
+    assert fs.run("hold", "remove", fs.config, hid).returncode == 0
+
+    p = fs.run("gc", fs.config, "--dry-run")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert f"would delete {2 * len(old)} audit trail segments" in p.stdout
+    assert segments(fs.region_dir_a) == segs
+    p = fs.run("gc", fs.config)
+    assert p.returncode == 0, p.stdout + p.stderr
+    # in both regions: the old ones, never the newest
+    assert f"deleted {2 * len(old)} audit trail segments" in p.stdout
+    for d in (fs.region_dir_a, fs.region_dir_b):
+        assert segments(d) == segs[len(old):]
+        assert os.path.exists(os.path.join(d, "a", "base"))
+    p = verify(fs)
+    assert p.returncode == 0, p.stdout + p.stderr
+    paths = {e["path"] for e in region_events(fs, "a")}
+    assert "/Patients/late" in paths and "/Patients/P0" not in paths
+    # the chain goes on from what gc left
+    write_file(fs.path("Patients", "later"), b"l")
+    sealed(fs)
+    p = verify(fs)
+    assert p.returncode == 0, p.stdout + p.stderr
