@@ -846,3 +846,31 @@ int cache_audit_region_gc(struct backend *region, const struct crypt_key *key,
 	free(v);
 	return rc;
 }
+
+/* --- where a region's trail ends --------------------------------------- */
+
+int cache_auditseg_region_end(struct backend *region,
+			      const struct crypt_key *key,
+			      const uint8_t fsid[16], struct cache_audit_head *h)
+{
+	struct cache_audit_seg s;
+	struct buf plain;
+	uint64_t *v = NULL;
+	size_t n = 0;
+	int base, rc = seg_list(region, &v, &n, &base);
+
+	buf_init(&plain, SIZE_MAX);
+	/* the newest segment that opens; one that does not is fsck's */
+	while (rc == 0 && n > 0) {
+		if (seg_read(region, key, fsid, v[--n], &plain, &s) != 0)
+			continue;
+		if (s.last > h->seq) {
+			h->seq = s.last;
+			memcpy(h->hash, s.hash, 32);
+		}
+		break;
+	}
+	buf_release(&plain);
+	free(v);
+	return rc;
+}

@@ -765,6 +765,14 @@ int cache_auditseg_cut(struct cache *c, MDB_txn *txn, uint64_t mseq,
 		       struct cache_auditseg_undo *u);
 /* Unlink the local copies u stored (its transaction did not commit). */
 void cache_auditseg_undo(struct cache *c, const struct cache_auditseg_undo *u);
+/* Move h to the end of region's trail (its newest segment that opens)
+ * if that is further: a cache recovered from the regions, perhaps as
+ * at an earlier moment, must number its events after every segment
+ * there and never remake one under a name in use.  0 or a region
+ * error. */
+int cache_auditseg_region_end(struct backend *region,
+			      const struct crypt_key *key,
+			      const uint8_t fsid[16], struct cache_audit_head *h);
 /* The local copy of segment key ("a/..."), relative to cache_dir. */
 void cache_auditseg_file(const char *key, char *out, size_t size);
 /* The number of the last metadata object written here (or, in a copy

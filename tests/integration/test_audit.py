@@ -13,6 +13,7 @@ import errno
 import json
 import math
 import os
+import shutil
 import time
 
 from conftest import OTHER_GID, OTHER_UID, run_as, write_file
@@ -572,5 +573,42 @@ def test_gc_keeps_recent_segments_and_every_one_under_a_hold(phifs_factory):
     # the chain goes on from what gc left
     write_file(fs.path("Patients", "later"), b"l")
     sealed(fs)
+    p = verify(fs)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_recover_as_at_an_earlier_moment_goes_on_after_the_trail(
+        phifs_factory):
+    fs = mount_with(phifs_factory)
+    write_file(fs.path("Patients", "early"), b"e")
+    sealed(fs)
+    time.sleep(1.1)             # a moment between the two syncs
+    mid = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    time.sleep(1.1)
+    write_file(fs.path("Patients", "late"), b"l")
+    sealed(fs)
+    before = segments(fs.region_dir_a)
+    fs.umount()
+    # the local disk is lost; the filesystem comes back as it was at mid
+    for name in os.listdir(fs.cache_dir):
+        p = os.path.join(fs.cache_dir, name)
+        if os.path.isdir(p):
+            shutil.rmtree(p)
+        else:
+            os.unlink(p)
+    p = fs.run("recover", fs.config, "--at", mid)
+    assert p.returncode == 0, p.stdout + p.stderr
+    fs.mount()
+    assert not os.path.exists(fs.path("Patients", "late"))
+    write_file(fs.path("Patients", "after"), b"a")
+    sealed(fs)
+    after = segments(fs.region_dir_a)
+    # no segment remade under a name in use: the old ones are as they
+    # were, and the numbers go on after them
+    assert after[:len(before)] == before and len(after) > len(before)
+    seqs = [e["seq"] for e in region_events(fs, "a")]
+    assert seqs == list(range(1, len(seqs) + 1)), seqs
+    paths = [e["path"] for e in region_events(fs, "b")]
+    assert "/Patients/late" in paths and "/Patients/after" in paths
     p = verify(fs)
     assert p.returncode == 0, p.stdout + p.stderr
