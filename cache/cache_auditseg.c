@@ -53,6 +53,18 @@
  * Order: a metadata object goes to a region only once every segment cut
  * with it or before it is there (cache_upload.c), so a region never binds
  * a head it does not hold.
+ *
+ * Recovery (cache_recover.c) takes the head from the history, then moves
+ * it to the newest segment any region holds (cache_auditseg_region_end()):
+ * a cache recovered as at an earlier moment, or from metadata that had
+ * not bound the newest segment yet, numbers its events after every
+ * segment there and never remakes one under a name in use.
+ *
+ * Only gc deletes segments (cache_audit_region_gc()): a prefix of the
+ * chain, never the newest segment.  It first stores "a/base" (sealed:
+ * "PHIB", version 1, three zero bytes, then the head after the last
+ * segment it deletes), where verify then starts the chain; segments a
+ * run cut short left at or before that head are passed over.
  */
 #include "cache_int.h"
 #include "backend.h"
