@@ -145,7 +145,6 @@ static int meta_open_block_dbs(struct cache *c, MDB_txn *txn, unsigned flags)
 		&c->db_blocks, &c->db_dirty, &c->db_packs, &c->db_regions,
 		&c->db_lru, &c->db_repair, &c->db_changed, &c->db_metaq,
 	};
-
 	int rc;
 
 	if (!c->rdonly)
