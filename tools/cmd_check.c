@@ -491,12 +491,13 @@ int cmd_gc(int argc, char **argv)
 		fflush(stdout);
 		snprintf(detail, sizeof(detail), "%s%llu metadata objects, "
 			 "%llu packs, %llu lease objects deleted; %llu packs "
-			 "kept by retention rules and holds",
-			 dry ? "dry run: " : "",
+			 "kept by retention rules and holds; %llu audit "
+			 "segments deleted", dry ? "dry run: " : "",
 			 (unsigned long long)res.meta_deleted,
 			 (unsigned long long)res.packs_deleted,
 			 (unsigned long long)res.leases_deleted,
-			 (unsigned long long)res.kept_by_rules);
+			 (unsigned long long)res.kept_by_rules,
+			 (unsigned long long)res.audit_deleted);
 		if (tool_audit_command(&cfg, AUDIT_GC, 0, NULL, detail))
 			rc = 1;
 	}

@@ -570,6 +570,8 @@ def test_gc_keeps_recent_segments_and_every_one_under_a_hold(phifs_factory):
     assert p.returncode == 0, p.stdout + p.stderr
     paths = {e["path"] for e in region_events(fs, "a")}
     assert "/Patients/late" in paths and "/Patients/P0" not in paths
+    gcs = events(fs, kinds=("gc",))
+    assert f"{2 * len(old)} audit segments deleted" in gcs[-1]["detail"]
     # the chain goes on from what gc left
     write_file(fs.path("Patients", "later"), b"l")
     sealed(fs)
