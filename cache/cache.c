@@ -32,7 +32,7 @@ static int env_create(MDB_env **out, const char *dir, unsigned flags)
 	rc = mdb_env_create(&env);
 	if (rc)
 		return cache_meta_err(rc);
-	mdb_env_set_maxdbs(env, 16);
+	mdb_env_set_maxdbs(env, 32);
 	mdb_env_set_maxreaders(env, 512);
 	mdb_env_set_mapsize(env, MAP_SIZE);
 	rc = mdb_env_open(env, path, flags | MDB_NOTLS, 0600);

@@ -159,6 +159,18 @@ static void free_list(struct cache *c, struct audit_ev *list)
 	}
 }
 
+/* The last number sealed into the regions' segments ("audit_head",
+ * cache_auditseg.c), 0 if none: a cache recovered from a region starts
+ * with an empty table but must go on numbering after it. */
+static uint64_t sealed_upto(struct cache *c, MDB_txn *txn)
+{
+	MDB_val k = { 10, (void *)"audit_head" }, v;
+
+	if (mdb_get(txn, c->db_super, &k, &v) || v.mv_size < 8)
+		return 0;
+	return key_get_u64(v.mv_data);
+}
+
 static int next_seq(struct cache *c, MDB_txn *txn, uint64_t *seq)
 {
 	MDB_cursor *cur;
@@ -169,15 +181,15 @@ static int next_seq(struct cache *c, MDB_txn *txn, uint64_t *seq)
 		return cache_meta_err(rc);
 	rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
 	mdb_cursor_close(cur);
-	if (rc == MDB_NOTFOUND) {
-		*seq = 1;
-		return 0;
-	}
-	if (rc)
+	*seq = 1;
+	if (rc && rc != MDB_NOTFOUND)
 		return cache_meta_err(rc);
-	if (k.mv_size != 8)
+	if (rc == 0 && k.mv_size != 8)
 		return PHI_ECORRUPT;
-	*seq = key_get_u64(k.mv_data) + 1;
+	if (rc == 0)
+		*seq = key_get_u64(k.mv_data) + 1;
+	if (*seq <= sealed_upto(c, txn))
+		*seq = sealed_upto(c, txn) + 1;
 	return 0;
 }
 

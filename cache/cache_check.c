@@ -507,8 +507,9 @@ static void scrub_superblocks(const struct cache_scrub_args *a,
 int cache_scrub(const struct cache_scrub_args *a,
 		struct cache_scrub_result *out)
 {
-	/* packs, metadata, legal holds (sealed under their keys too) */
-	static const char *const prefixes[] = { "d/", "m/", "h/" };
+	/* packs, metadata, legal holds, audit segments (sealed under
+	 * their keys too) */
+	static const char *const prefixes[] = { "d/", "m/", "h/", "a/" };
 	int incomplete[BACKEND_REPLICA_MAX] = { 0 };
 	struct keyset all = { 0 };
 	struct buf good, copy, scratch;
@@ -929,6 +930,29 @@ static void gc_region(struct gc *g, int i)
 	free(leases.k);
 }
 
+/* The audit trail's oldest segments, in each region; none while a
+ * hold stands. */
+static void gc_audit(const struct cache_gc_args *a, struct cache_gc_result *out)
+{
+	for (size_t k = 0; k < a->nkeep; k++)
+		if (a->keep[k].period_ms == INT64_MAX)
+			out->audit_held = 1;
+	if (out->audit_held || a->audit_keep_after_ms <= 0)
+		return;
+	for (int i = 0; i < a->nregions; i++) {
+		uint64_t n = 0;
+		int r = cache_audit_region_gc(a->regions[i], a->key, a->fsid,
+					      a->audit_keep_after_ms,
+					      a->dry_run, &n);
+
+		out->audit_deleted += n;
+		if (r)
+			cache_say(a->report, a->ctx, "region %s: cannot delete "
+			    "old audit segments: %s", a->names[i],
+			    phi_strerror(r));
+	}
+}
+
 int cache_gc(const struct cache_gc_args *a, struct cache_gc_result *out)
 {
 	struct gc g = { .a = a, .out = out };
@@ -947,6 +971,8 @@ int cache_gc(const struct cache_gc_args *a, struct cache_gc_result *out)
 	keyset_sort(&g.kept);
 	for (int i = 0; i < a->nregions && rc == 0; i++)
 		gc_region(&g, i);
+	if (rc == 0)
+		gc_audit(a, out);
 out:
 	free(g.live.k);
 	free(g.old.k);

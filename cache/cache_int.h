@@ -23,6 +23,11 @@
  *                                      since the last journal segment
  *   metaq       meta seq            -> struct meta_rec: a journal segment
  *                                      or snapshot not yet in every region
+ *   auditq      meta seq << 16 | i  -> struct meta_rec: an audit segment
+ *                                      ("a/", cache_auditseg.c) cut with
+ *                                      metadata object meta seq, not yet
+ *                                      in every region
+ *   audit       event seq           -> one event (cache_audit.c)
  *
  * Lock order: c->nodes_lock before node->lock (close_data()), and
  * node->lock before an LMDB write transaction (cache_node_fold()).  Never
@@ -286,8 +291,11 @@ struct cache {
 	/* sealing and replication (cache_seal.c, cache_upload.c) */
 	struct seal *seal;	/* NULL: local only */
 
-	/* the audit trail (cache_audit.c) */
-	MDB_dbi db_audit;
+	/* the audit trail (cache_audit.c) and its segments' upload queue
+	 * (cache_auditseg.c; absent from a cache made before, opened
+	 * read-only) */
+	MDB_dbi db_audit, db_auditq;
+	int have_auditq;
 	int db_audit_open;	/* the `audit` table exists and is open */
 	int audit_append;	/* CACHE_OPEN_AUDIT: a read-only open that
 				   may still append events */
@@ -728,6 +736,45 @@ int cache_journal_set_u64(struct cache *c, MDB_txn *txn, const char *key,
 int cache_journal_flush(struct cache *c, uint64_t *seq);
 /* Something to write (changes, or a snapshot owed). */
 int cache_journal_pending(struct cache *c);
+
+/* --- cache_auditseg.c: the audit trail's segments --------------------- */
+
+#define CACHE_AUDITSEG_PER_FLUSH 65536	/* segments cut with one metadata
+					   object, at most (auditq keys) */
+#define CACHE_AUDITSEG_UNDO_MAX 64
+
+/* The local copies stored by one cut, to unlink if its transaction
+ * does not commit. */
+struct cache_auditseg_undo {
+	uint64_t first[CACHE_AUDITSEG_UNDO_MAX];
+	size_t n;
+	uint64_t cut;		/* segments cut */
+	uint64_t bytes;		/* sealed bytes stored */
+};
+
+/* The chain's head as the superblock records it (zero if none). */
+int cache_auditseg_head(struct cache *c, MDB_txn *txn,
+			struct cache_audit_head *h);
+/* Whether the table holds events not sealed yet. */
+int cache_auditseg_pending(struct cache *c, MDB_txn *txn);
+/* Seal every event after the head into segments stored in audit/, queue
+ * them in auditq under mseq (the metadata object written in txn next)
+ * and advance the head; in txn (cache_journal.c's flush).  u says what
+ * was stored. */
+int cache_auditseg_cut(struct cache *c, MDB_txn *txn, uint64_t mseq,
+		       struct cache_auditseg_undo *u);
+/* Unlink the local copies u stored (its transaction did not commit). */
+void cache_auditseg_undo(struct cache *c, const struct cache_auditseg_undo *u);
+/* Move h to the end of region's trail (its newest segment that opens)
+ * if that is further: a cache recovered from the regions, perhaps as
+ * at an earlier moment, must number its events after every segment
+ * there and never remake one under a name in use.  0 or a region
+ * error. */
+int cache_auditseg_region_end(struct backend *region,
+			      const struct crypt_key *key,
+			      const uint8_t fsid[16], struct cache_audit_head *h);
+/* The local copy of segment key ("a/..."), relative to cache_dir. */
+void cache_auditseg_file(const char *key, char *out, size_t size);
 /* The number of the last metadata object written here (or, in a copy
  * rebuilt by cache_recover(), the last one the region held). */
 uint64_t cache_journal_seq(struct cache *c, MDB_txn *txn);

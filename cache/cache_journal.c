@@ -258,6 +258,7 @@ int cache_journal_set_u64(struct cache *c, MDB_txn *txn, const char *key,
 struct flush_arg {
 	uint64_t seq;		/* out: 0 if there was nothing to write */
 	char file[80];		/* out: the local copy, for undo */
+	struct cache_auditseg_undo audit;	/* out: segments stored */
 };
 
 /* Where the journal stands, read at the start of a flush. */
@@ -285,6 +286,24 @@ static void journal_state(struct cache *c, MDB_txn *txn, struct jstate *js)
 	js->t = now_ms();
 }
 
+/* The audit trail's head, if a segment was ever cut, in every object:
+ * the newest one in a region says where its "a/" chain must reach
+ * (cache_auditseg.c).  A reader before it skips the record (a
+ * superblock key not its own). */
+static int add_audit_head(struct cache *c, MDB_txn *txn, struct jbuf *j)
+{
+	static const char hk[] = "audit_head";
+	struct cache_audit_head h;
+	uint8_t v[CACHE_AUDIT_HEAD_SIZE];
+	int rc = cache_auditseg_head(c, txn, &h);
+
+	if (rc || h.seq == 0)
+		return rc;
+	cache_audit_head_encode(&h, v);
+	rec_add(j, JDB_SUPER, OP_PUT, hk, sizeof(hk) - 1, v, sizeof(v));
+	return j->err;
+}
+
 /* Build the object's plaintext (header and records) in j, its name in key. */
 static int build_plain(struct cache *c, MDB_txn *txn, const struct jstate *js,
 		       struct jbuf *j, char key[PACK_KEY_LEN + 1])
@@ -302,6 +321,8 @@ static int build_plain(struct cache *c, MDB_txn *txn, const struct jstate *js,
 	j->err = buf_add(&j->b, h, sizeof(h));
 	rc = j->err ? j->err : js->snapshot ? dump_all(c, txn, j) :
 	     dump_changed(c, txn, j);
+	if (rc == 0)
+		rc = add_audit_head(c, txn, j);
 	if (rc == 0) {
 		put_be((uint8_t *)buf_mut(&j->b) + 32, j->count, 8);
 		rc = meta_name(c->seal->key, c->fsid, h[5], js->seq, js->t, key);
@@ -365,7 +386,12 @@ static int flush_txn(struct cache *c, MDB_txn *txn, void *arg)
 	journal_state(c, txn, &js);
 	if (mdb_stat(txn, c->db_changed, &st))
 		return -EIO;
-	if (st.ms_entries == 0 && !js.need && js.seq > 1)
+	/* the audit events first: this object binds the head they make */
+	memset(&a->audit, 0, sizeof(a->audit));
+	rc = cache_auditseg_cut(c, txn, js.seq, &a->audit);
+	if (rc)
+		return rc;
+	if (st.ms_entries == 0 && !js.need && js.seq > 1 && !a->audit.cut)
 		return 0;		/* nothing new */
 	js.snapshot = js.seq == 1 || js.need ||
 		      js.seq - js.snap_seq >= SNAPSHOT_EVERY ||
@@ -396,7 +422,7 @@ static int flush_txn(struct cache *c, MDB_txn *txn, void *arg)
 
 int cache_journal_flush(struct cache *c, uint64_t *seq)
 {
-	struct flush_arg a = { 0, "" };
+	struct flush_arg a = { 0, "", { { 0 }, 0, 0, 0 } };
 	int rc;
 
 	*seq = 0;
@@ -405,6 +431,10 @@ int cache_journal_flush(struct cache *c, uint64_t *seq)
 	rc = cache_meta_write(c, flush_txn, &a);
 	if (rc && a.file[0])
 		unlinkat(c->dirfd, a.file, 0);	/* never recorded */
+	if (rc)
+		cache_auditseg_undo(c, &a.audit);
+	if (rc == 0)
+		atomic_fetch_add(&c->packs_used, a.audit.bytes);
 	if (rc == 0 && a.seq) {
 		struct stat st;
 
@@ -431,6 +461,8 @@ int cache_journal_pending(struct cache *c)
 	if (!any)
 		any = super_u64(c, txn, "need_snapshot", 0) ||
 		      super_u64(c, txn, "meta_seq", 0) == 0;
+	if (!any)
+		any = cache_auditseg_pending(c, txn);
 	cache_meta_read_end(txn);
 	return any;
 }

@@ -10,8 +10,8 @@
  * runs, as "seed/<name>" in `super` (struct seed_rec: the progress), so
  * that a crash part way leaves a record the next open resumes.  Then:
  *
- *   SEED_SUPER   list what the other regions hold (packs, and metadata
- *                objects by sequence number) and what the region holds
+ *   SEED_SUPER   list what the other regions hold (packs and audit
+ *                segments, and metadata objects by sequence number) and what the region holds
  *                already; record the totals; store the superblock.
  *                Nothing else may go to the region before (the
  *                uploaders skip it), so a crash here leaves it empty but
@@ -572,6 +572,9 @@ static int list_source(struct cache *c, struct backend *src,
 	int rc;
 
 	rc = backend_list(src, "d/", list_pack, all);
+	/* the audit trail's segments before the metadata binding them */
+	if (rc == 0)
+		rc = backend_list(src, "a/", list_pack, all);
 	if (rc == 0)
 		rc = cache_history_list(src, c->seal->key, c->fsid, &m, &n);
 	for (size_t k = 0; rc == 0 && k < n; k++)
@@ -618,6 +621,8 @@ static int seed_list(struct cache *c, int i, struct items *todo,
 		rc = backend_list(r->be, "d/", list_pack, &here);
 	if (rc == 0)
 		rc = backend_list(r->be, "m/", list_pack, &here);
+	if (rc == 0)
+		rc = backend_list(r->be, "a/", list_pack, &here);
 	if (rc == 0) {
 		rc = backend_head(r->be, "superblock", &size);
 		*have_sb = rc == 0;

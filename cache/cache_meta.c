@@ -145,12 +145,13 @@ static int meta_open_block_dbs(struct cache *c, MDB_txn *txn, unsigned flags)
 		&c->db_blocks, &c->db_dirty, &c->db_packs, &c->db_regions,
 		&c->db_lru, &c->db_repair, &c->db_changed, &c->db_metaq,
 	};
+	int rc;
 
 	if (!c->rdonly)
 		flags |= MDB_CREATE;
 	c->have_blockdbs = 0;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		int rc = mdb_dbi_open(txn, names[i], flags, dbis[i]);
+		rc = mdb_dbi_open(txn, names[i], flags, dbis[i]);
 
 		if (rc == MDB_NOTFOUND)
 			return 0;
@@ -159,6 +160,15 @@ static int meta_open_block_dbs(struct cache *c, MDB_txn *txn, unsigned flags)
 	}
 	c->have_blockdbs = 1;
 	c->journal = !c->rdonly;
+	/* came with the audit trail's segments: a read-only open of an
+	 * older cache does without */
+	c->have_auditq = 0;
+	rc = mdb_dbi_open(txn, "auditq", flags, &c->db_auditq);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return cache_meta_err(rc);
+	c->have_auditq = 1;
 	return 0;
 }
 

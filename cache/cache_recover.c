@@ -129,8 +129,11 @@ static int apply_record(struct cache *c, MDB_txn *txn, struct apply_arg *a,
 {
 	int rc;
 
+	/* next_ino, and the audit trail's head so that its numbers and
+	 * its chain go on after the regions' segments */
 	if (r->db == JDB_SUPER && (r->k.mv_size != 8 ||
-				   memcmp(r->k.mv_data, "next_ino", 8)))
+				   memcmp(r->k.mv_data, "next_ino", 8)) &&
+	    (r->k.mv_size != 10 || memcmp(r->k.mv_data, "audit_head", 10)))
 		return 0;	/* version, fsid, block size: ours */
 	if (r->op == JOURNAL_OP_DEL) {
 		rc = mdb_del(txn, cache_journal_db(c, r->db), &r->k, NULL);
@@ -203,7 +206,33 @@ static int fetch_object(struct cache *c, struct backend *region,
 struct after_arg {
 	uint64_t max_seq;
 	uint64_t max_block_seq;
+	struct cache_audit_head audit;	/* where the regions' trail ends */
 };
+
+/* The end of the audit trail over the regions: the head the history
+ * bound, or a later segment of any region. */
+static int audit_end(const struct cache_recover_args *a, struct cache *c,
+		     struct cache_audit_head *h)
+{
+	MDB_txn *txn;
+	int rc;
+
+	txn = cache_meta_read_begin(c, &rc);
+	if (!txn)
+		return rc;
+	rc = cache_auditseg_head(c, txn, h);
+	cache_meta_read_end(txn);
+	if (rc == 0)
+		rc = cache_auditseg_region_end(a->region, a->key, a->fsid, h);
+	for (int i = 0; rc == 0 && i < a->nothers; i++)
+		if (a->others[i] && a->others[i] != a->region &&
+		    cache_auditseg_region_end(a->others[i], a->key, a->fsid,
+					      h))
+			PHI_LOG(PHI_LOG_WARNING, "cannot list the audit trail "
+				"of a region; its numbers go on after the "
+				"others'");
+	return rc;
+}
 
 /* Recovery is done: the next mount starts a new line with a snapshot, and
  * numbers packs and metadata after everything seen. */
@@ -215,6 +244,14 @@ static int after_txn(struct cache *c, MDB_txn *txn, void *arg)
 	int rc;
 
 	rc = cache_journal_set_u64(c, txn, "meta_seq", a->max_seq);
+	if (rc == 0 && a->audit.seq) {
+		uint8_t hv[CACHE_AUDIT_HEAD_SIZE];
+		MDB_val hk = { 10, (void *)"audit_head" }, hvv = { sizeof(hv),
+								  hv };
+
+		cache_audit_head_encode(&a->audit, hv);
+		rc = mdb_put(txn, c->db_super, &hk, &hvv, 0);
+	}
 	if (rc == 0)
 		rc = cache_journal_set_u64(c, txn, "need_snapshot", 1);
 	if (rc == 0)
@@ -396,7 +433,7 @@ static int move_into_place(int dirfd)
 static int target_open(const char *dir)
 {
 	static const char *const left[] = { "recover.tmp", "data", "lock",
-					    "packs", "journal" };
+					    "packs", "journal", "audit" };
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	if (fd < 0)
@@ -440,7 +477,7 @@ static int recover_scratch(struct replay *r, int dirfd,
 			   struct cache_recover_info *info)
 {
 	struct cache_recover_args sa = *r->a;
-	struct after_arg aa = { 0, 0 };
+	struct after_arg aa = { 0, 0, { 0, { 0 } } };
 	struct cache *c = NULL;
 	char tmp[4096];
 	int rc = 0;
@@ -456,6 +493,9 @@ static int recover_scratch(struct replay *r, int dirfd,
 	if (rc == 0) {
 		count_skipped(r, info);
 		aa.max_seq = r->max_seq;
+		rc = audit_end(r->a, c, &aa.audit);
+	}
+	if (rc == 0) {
 		rc = cache_meta_write(c, after_txn, &aa);
 	}
 	if (rc == 0)

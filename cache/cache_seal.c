@@ -898,6 +898,8 @@ int cache_seal_start(struct cache *c, const struct cache_config *cfg,
 		return -errno;
 	if (mkdirat(c->dirfd, "journal", 0700) && errno != EEXIST)
 		return -errno;
+	if (mkdirat(c->dirfd, "audit", 0700) && errno != EEXIST)
+		return -errno;
 	rc = load_state(c);
 	if (rc == 0)
 		rc = cache_upload_regions_load(c, cfg->region_names);

@@ -1,9 +1,10 @@
 /*
  * cache_upload.c - the upload queue: every sealed object to every region.
  *
- * The queue holds two kinds of object, each kind in its own db with its
- * own record, both as they have always been on disk: packs (`packs`,
- * struct pack_rec, local copies in packs/) and metadata objects, the
+ * The queue holds three kinds of object, each kind in its own db with its
+ * own record, as they have always been on disk: packs (`packs`,
+ * struct pack_rec, local copies in packs/), the audit trail's segments
+ * (`auditq`, struct meta_rec, in audit/) and metadata objects, the
  * journal segments and snapshots (`metaq`, struct meta_rec, in journal/).
  * An entry is an object not yet in every region, with a bit per region
  * still to receive it.  A kind descriptor (struct qkind) says where its
@@ -21,7 +22,8 @@
  * other bytes.
  *
  * Order: a metadata object goes to a region only once every pack it may
- * point into (all packs up to meta_rec.dep) is there.  A region being
+ * point into (all packs up to meta_rec.dep) is there, and every audit
+ * segment cut with it or before it (whose head it binds).  A region being
  * re-seeded (cache_mend.c) receives nothing before its superblock, and no
  * metadata object before it is whole.
  *
@@ -76,7 +78,7 @@ static int db_walk(MDB_txn *txn, MDB_dbi dbi, size_t size, rec_fn *fn,
 
 /* --- the queue: kinds and objects -------------------------------------- */
 
-enum { QK_PACK, QK_META, QKINDS };	/* walked in this order */
+enum { QK_PACK, QK_AUDIT, QK_META, QKINDS };	/* walked in this order */
 
 #define QKEY_SIZE 48		/* an object key and its NUL */
 #define QFILE_SIZE 80		/* a local copy's name and its NUL */
@@ -102,6 +104,9 @@ struct qkind {
 	size_t pending_at;	/* where the region bits are */
 	int dep_on;		/* a kind this one waits for, or -1 */
 	size_t dep_at;		/* where the last object of it waited for is */
+	int dep_key_on;		/* a kind whose objects with keys up to
+				   (its key << 16 | 0xffff) it waits for, or
+				   -1 */
 	unsigned seeding;	/* bits 1 << seal_region.seeding of the
 				   regions that may receive it */
 	uint64_t tag;		/* set in its in-flight tags */
@@ -123,6 +128,13 @@ static void meta_names(const struct qitem *it, char *key, char *file)
 	cache_journal_file(key, file, QFILE_SIZE);
 }
 
+static void audit_names(const struct qitem *it, char *key, char *file)
+{
+	snprintf(key, QKEY_SIZE, "%.*s", (int)sizeof(it->rec.mr.key),
+		 it->rec.mr.key);
+	cache_auditseg_file(key, file, QFILE_SIZE);
+}
+
 static const struct qkind kinds[QKINDS] = {
 	[QK_PACK] = {
 		.db = offsetof(struct cache, db_packs),
@@ -130,10 +142,25 @@ static const struct qkind kinds[QKINDS] = {
 		.size_at = offsetof(struct pack_rec, size),
 		.pending_at = offsetof(struct pack_rec, pending),
 		.dep_on = -1,
+		.dep_key_on = -1,
 		.seeding = 1u << 0 | 1u << SEED_COPY,
 		.tag = 0,
 		.dir = "packs",
 		.names = pack_names,
+	},
+	[QK_AUDIT] = {
+		/* the audit trail's segments: keyed by the metadata object
+		 * cut with them, which binds their head and waits for them */
+		.db = offsetof(struct cache, db_auditq),
+		.size = sizeof(struct meta_rec),
+		.size_at = offsetof(struct meta_rec, size),
+		.pending_at = offsetof(struct meta_rec, pending),
+		.dep_on = -1,
+		.dep_key_on = -1,
+		.seeding = 1u << 0,
+		.tag = 1ull << 62,
+		.dir = "audit",
+		.names = audit_names,
 	},
 	[QK_META] = {
 		.db = offsetof(struct cache, db_metaq),
@@ -142,6 +169,7 @@ static const struct qkind kinds[QKINDS] = {
 		.pending_at = offsetof(struct meta_rec, pending),
 		.dep_on = QK_PACK,	/* the packs it may point into */
 		.dep_at = offsetof(struct meta_rec, dep),
+		.dep_key_on = QK_AUDIT,	/* the segments whose head it binds */
 		/* whole regions only: a re-seeded region's history stays a
 		 * prefix of the others' */
 		.seeding = 1u << 0,
@@ -237,6 +265,8 @@ static int walk_kind(struct cache *c, MDB_txn *txn, int kind, qitem_fn *fn,
 {
 	struct kind_walk w = { c, kind, fn, ctx };
 
+	if (kind == QK_AUDIT && !c->have_auditq)
+		return 0;	/* an older cache, opened read-only */
 	return db_walk(txn, qdb(c, kind), kinds[kind].size, walk_one, &w);
 }
 
@@ -300,12 +330,15 @@ static int waiting_one(MDB_cursor *cur, const MDB_val *key,
 uint64_t cache_upload_queue_waiting(struct cache *c, MDB_txn *txn, uint64_t seq,
 				    uint64_t mseq)
 {
-	const uint64_t upto[QKINDS] = { [QK_PACK] = seq, [QK_META] = mseq };
+	const uint64_t upto[QKINDS] = { [QK_PACK] = seq,
+		[QK_AUDIT] = mseq << 16 | 0xffff, [QK_META] = mseq };
 	struct waiting w = { 0, 0 };
 
 	/* every entry counts, whether it reads or not: one that does not
 	 * is not in every region either */
 	for (int k = 0; k < QKINDS; k++) {
+		if (k == QK_AUDIT && !c->have_auditq)
+			continue;
 		w.upto = upto[k];
 		db_walk(txn, qdb(c, k), 0, waiting_one, &w);
 	}
@@ -751,6 +784,9 @@ static int may_take(struct pick *p, const struct qitem *it,
 		return 0;
 	/* an object it may point into is not there yet */
 	if (k->dep_on >= 0 && p->oldest[k->dep_on][r->bit] <= it->dep)
+		return 0;
+	if (k->dep_key_on >= 0 &&
+	    p->oldest[k->dep_key_on][r->bit] <= (it->seq << 16 | 0xffff))
 		return 0;
 	if (r->retry_ns > p->now) {
 		if (r->retry_ns < p->wake_ns)

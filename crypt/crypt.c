@@ -180,6 +180,17 @@ int crypt_block_hash(const struct crypt_key *mk, const void *data,
 	return crypt__hmac(mk->hash_key, data, len, out);
 }
 
+int crypt_sha256(const void *data, size_t len, uint8_t out[32])
+{
+	uint8_t md[EVP_MAX_MD_SIZE];
+	unsigned int n = 0;
+
+	if (!EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) || n != 32)
+		return -ENOMEM;
+	memcpy(out, md, 32);
+	return 0;
+}
+
 /* ------------------------------------------------------------------ */
 
 int crypt__hkdf(const uint8_t *ikm, size_t ikmlen, const uint8_t *salt,

@@ -36,6 +36,13 @@ int cmd_gc(int argc, char **argv);
 int cmd_key(int argc, char **argv);
 int cmd_hold(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
+/* `phifs audit verify` (argv[0] is "verify"; cmd_audit_region.c). */
+int cmd_audit_verify(int argc, char **argv);
+/* fn on each event of region name's audit segments, oldest first
+ * (cmd_audit_region.c); fn's nonzero return stops it and is returned.
+ * -1 after printing why. */
+int tool_audit_region_walk(const struct phi_config *cfg, const char *name,
+			   cache_audit_fn *fn, void *arg);
 
 /*
  * Record what a command did (kind: AUDIT_HOLD_ADD, ...; err its outcome,

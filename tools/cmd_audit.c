@@ -39,10 +39,15 @@ static const char audit_usage[] =
 	"(2026-11-29,\n                  2026-11-29T10:00:00Z, -2h, -30d), or "
 	"@SECONDS since 1970\n"
 	"  --until TIME    events at or before TIME\n"
+	"  --region NAME   the events as region NAME keeps them (its sealed "
+	"segments),\n                  not cache_dir's: needs only the "
+	"configuration and a key;\n                  `phifs audit verify "
+	"CONFIG [--region NAME]` checks them\n"
 	"  --format F      text (default), json or fhir\n";
 
 struct query {
 	const char *config, *patient, *user, *path, *since_s, *until_s;
+	const char *region;	/* --region: read its segments */
 	uint64_t since, until;
 	int json;
 	int fhir;
@@ -79,6 +84,7 @@ static int parse_audit_args(int argc, char **argv, struct query *q)
 		    opt(argv, argc, &i, "--path", &q->path) ||
 		    opt(argv, argc, &i, "--since", &q->since_s) ||
 		    opt(argv, argc, &i, "--until", &q->until_s) ||
+		    opt(argv, argc, &i, "--region", &q->region) ||
 		    opt(argv, argc, &i, "--format", &format))
 			continue;
 		if (argv[i][0] == '-' || q->config)
@@ -316,6 +322,32 @@ static int run_query(const struct phi_config *cfg, struct query *q)
 	return 0;
 }
 
+/* The query from region q->region's segments (no cache_dir needed); the
+ * query is recorded where this machine keeps a trail. */
+static int run_region_query(const struct phi_config *cfg, struct query *q)
+{
+	char detail[1200];
+	int rc;
+
+	snprintf(detail, sizeof(detail), "region=%s%s%s%s%s%s%s%s",
+		 q->region, q->user ? " user=" : "", q->user ? q->user : "",
+		 q->since_s ? " since=" : "", q->since_s ? q->since_s : "",
+		 q->until_s ? " until=" : "", q->until_s ? q->until_s : "",
+		 q->json ? " format=json" : "");
+	if (tool_audit_command(cfg, AUDIT_QUERY, 0, q->path, detail))
+		return 1;
+	rc = tool_audit_region_walk(cfg, q->region, show, q);
+	if (q->gone)
+		return 0;
+	if (rc < 0)
+		return 1;
+	if (fflush(stdout) == EOF && !tool_stdout_gone()) {
+		tool_error("cannot write the events: %s", strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
 /* TIME of --since or --until into ns: @SECONDS, or a moment as --at
  * takes it (tool_time_arg()).  0, or -1 after printing why. */
 static int query_time(const char *opt, const char *text, uint64_t *ns)
@@ -341,6 +373,8 @@ int cmd_audit(int argc, char **argv)
 	struct query *q;
 	int rc;
 
+	if (argc > 1 && strcmp(argv[1], "verify") == 0)
+		return cmd_audit_verify(argc - 1, argv + 1);
 	if (tool_want_help(argc, argv, audit_usage))
 		return 0;
 	q = calloc(1, sizeof(*q));
@@ -364,7 +398,7 @@ int cmd_audit(int argc, char **argv)
 		free(q);
 		return 1;
 	}
-	rc = run_query(&cfg, q);
+	rc = q->region ? run_region_query(&cfg, q) : run_query(&cfg, q);
 	phi_config_release(&cfg);
 	free(q);
 	return rc;

@@ -424,6 +424,17 @@ static int keep_rules(const struct phi_config *cfg,
 	return 0;
 }
 
+/* What gc did to the audit trail's segments, on one line. */
+static void print_audit_gc(const struct cache_gc_result *res, int dry)
+{
+	if (res->audit_held)
+		printf("kept every audit trail segment: a legal hold stands\n");
+	else
+		printf("%s %llu audit trail segments older than "
+		       "audit_retention\n", dry ? "would delete" : "deleted",
+		       (unsigned long long)res->audit_deleted);
+}
+
 int cmd_gc(int argc, char **argv)
 {
 	struct cache_gc_args a = { 0 };
@@ -469,6 +480,7 @@ int cmd_gc(int argc, char **argv)
 	a.fsid = fsid;
 	a.now_ms = (int64_t)time(NULL) * 1000;
 	a.keep_after_ms = a.now_ms - (int64_t)cfg.retention_ms;
+	a.audit_keep_after_ms = a.now_ms - (int64_t)cfg.audit_retention_ms;
 	if (keep_rules(&cfg, &r, key, fsid, a.now_ms, &rules, &a.nkeep,
 		       &holds))
 		goto out;
@@ -492,18 +504,21 @@ int cmd_gc(int argc, char **argv)
 		printf("kept %llu packs for versions that retention rules "
 		       "and legal holds protect\n",
 		       (unsigned long long)res.kept_by_rules);
+	if (rc == 0)
+		print_audit_gc(&res, dry);
 	if (rc == 0) {
 		char detail[256];
 
 		fflush(stdout);
 		snprintf(detail, sizeof(detail), "%s%llu metadata objects, "
 			 "%llu packs, %llu lease objects deleted; %llu packs "
-			 "kept by retention rules and holds",
-			 dry ? "dry run: " : "",
+			 "kept by retention rules and holds; %llu audit "
+			 "segments deleted", dry ? "dry run: " : "",
 			 (unsigned long long)res.meta_deleted,
 			 (unsigned long long)res.packs_deleted,
 			 (unsigned long long)res.leases_deleted,
-			 (unsigned long long)res.kept_by_rules);
+			 (unsigned long long)res.kept_by_rules,
+			 (unsigned long long)res.audit_deleted);
 		if (tool_audit_command(&cfg, AUDIT_GC, 0, NULL, detail))
 			rc = 1;
 	}

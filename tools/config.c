@@ -191,6 +191,10 @@ static const struct key_def keys[] = {
 	{ SCOPE_FS, "patient_folders", KEY_PATIENTS, FS(patient_folders),
 	  NULL, false, NULL, "which folders are patients' in the audit "
 	  "trail: a glob under the root (/Patients/*) or a depth (1)" },
+	{ SCOPE_FS, "audit_retention", KEY_PERIOD, FS(audit_retention_ms),
+	  "6y", false, check_retention, "how long gc keeps the audit trail "
+	  "in the regions (for ever while a legal hold stands); 1s to "
+	  STR(MAX_RETENTION_DAYS) "d" },
 	{ SCOPE_REGION, "url", KEY_URL, RG(url), NULL, true, NULL,
 	  "dir:/PATH or s3://BUCKET[/PREFIX]" },
 	{ SCOPE_REGION, "endpoint", KEY_STRING, RG(endpoint), NULL, false,

@@ -234,6 +234,146 @@ int cache_history_walk(const struct cache_recover_args *a,
 /* One line of a report (fsck, scrub, gc); never names a file. */
 typedef void cache_report_fn(void *ctx, const char *line);
 
+/* --- the audit trail in the regions (cache_auditseg.c) --------------- */
+
+/*
+ * The mount seals the events of the local trail into segments "a/" and
+ * 16 hex digits of the first event's number, each holding a run of
+ * events with no number left out and the SHA-256 of the segment before
+ * it; the newest metadata object binds the chain's head.  Format and
+ * crash argument: the top of cache_auditseg.c.  These functions read
+ * and check a region with only its key (no cache_dir), or build and
+ * parse a segment's plaintext (for tests).
+ */
+struct buf;
+
+#define CACHE_AUDIT_KEY_LEN 18		/* "a/" + 16 hex digits */
+#define CACHE_AUDIT_BASE_KEY "a/base"	/* where a chain cut by gc starts */
+#define CACHE_AUDIT_SEG_HEADER 64
+#define CACHE_AUDIT_HEAD_SIZE 40
+
+/* The end of a chain: its last event, and the SHA-256 of the plaintext
+ * of the segment holding it.  seq 0 (and a zero hash): no segment. */
+struct cache_audit_head {
+	uint64_t seq;
+	uint8_t hash[32];
+};
+
+/* A segment's plaintext, parsed; events borrowed from it. */
+struct cache_audit_seg {
+	uint64_t first, last;	/* its events' numbers, first <= last */
+	int64_t time_ms;	/* when it was cut */
+	uint8_t prev[32];	/* SHA-256 of the segment before (zero: none) */
+	uint8_t hash[32];	/* SHA-256 of this plaintext */
+	const uint8_t *events;	/* length (4, big-endian) and bytes, each */
+	size_t len;
+};
+
+/* "a/<16 hex of first>"; and back: 0, or -EINVAL if key is not one. */
+void cache_audit_seg_key(uint64_t first, char out[CACHE_AUDIT_KEY_LEN + 1]);
+int cache_audit_seg_key_parse(const char *key, uint64_t *first);
+
+/* A head as CACHE_AUDIT_HEAD_SIZE bytes (the number big-endian, then the
+ * hash), as metadata objects carry it; decode: 0 or PHI_ECORRUPT. */
+void cache_audit_head_encode(const struct cache_audit_head *h,
+			     uint8_t out[CACHE_AUDIT_HEAD_SIZE]);
+int cache_audit_head_decode(const void *p, size_t len,
+			    struct cache_audit_head *h);
+
+/*
+ * Build a segment's plaintext in b (its contents replaced): begin with
+ * the number of its first event (>= 1) and the hash of the segment
+ * before it, then add each event in order.  0, -EINVAL, or -E2BIG /
+ * -ENOMEM from the buffer.
+ */
+int cache_audit_seg_begin(struct buf *b, uint64_t first,
+			  const uint8_t prev[32], int64_t time_ms);
+int cache_audit_seg_add(struct buf *b, const void *rec, size_t len);
+
+/* Parse plaintext (len bytes) into s, its hash included: 0, or
+ * PHI_ECORRUPT (bad header, no event, a count that does not match the
+ * numbers, a truncated event). */
+int cache_audit_seg_parse(const void *plain, size_t len,
+			  struct cache_audit_seg *s);
+
+/* fn(arg, seq, event, len) on each event of s in order; fn's nonzero
+ * return stops it and is returned. */
+int cache_audit_seg_events(const struct cache_audit_seg *s,
+			   cache_audit_fn *fn, void *arg);
+
+/* A chain checked segment by segment, from a start (zero: seq 0, no
+ * hash; or what "a/base" says). */
+struct cache_audit_chain {
+	struct cache_audit_head head;	/* after the segments so far */
+	uint64_t segments, events;
+};
+
+enum {
+	CACHE_AUDIT_GAP = 1,	/* events between the head and s missing */
+	CACHE_AUDIT_OVERLAP,	/* s starts at or before the head */
+	CACHE_AUDIT_BROKEN,	/* s's prev is not the head's hash */
+};
+
+/* Add s after ch's head: 0 if it follows it, or CACHE_AUDIT_*; the
+ * head moves to s either way. */
+int cache_audit_chain_add(struct cache_audit_chain *ch,
+			  const struct cache_audit_seg *s);
+
+/* What "a/base" of region says the kept chain starts after: 0, a
+ * region error (-ENOENT: none), PHI_EAUTHFAIL or PHI_ECORRUPT. */
+int cache_audit_base_read(struct backend *region, const struct crypt_key *key,
+			  const uint8_t fsid[16], struct cache_audit_head *h);
+
+/* The head the newest metadata object of region binds (seq 0: none, or
+ * no metadata), and that object's key into mkey ("" if none).  0, a
+ * region error, PHI_EAUTHFAIL or PHI_ECORRUPT. */
+int cache_audit_bound_head(struct backend *region,
+			   const struct crypt_key *key,
+			   const uint8_t fsid[16], struct cache_audit_head *h,
+			   char mkey[40]);
+
+/*
+ * fn on each event of region's segments, oldest first (`phifs audit
+ * --region`).  Stops at a segment that cannot be read and returns its
+ * code (PHI_EAUTHFAIL, PHI_ECORRUPT, a region error); fn's nonzero
+ * return stops it and is returned.
+ */
+int cache_audit_region_walk(struct backend *region,
+			    const struct crypt_key *key,
+			    const uint8_t fsid[16], cache_audit_fn *fn,
+			    void *arg);
+
+struct cache_audit_verify {
+	uint64_t segments, events;	/* read and chained */
+	uint64_t problems;		/* lines reported */
+};
+
+/*
+ * Check region's trail (`phifs audit verify`): every segment opens (is
+ * unaltered), they follow each other with no event missing from the
+ * start ("a/base" or event 1), each names the hash of the one before,
+ * and the chain reaches, with the same hash, the head its newest
+ * metadata object binds.  Each problem is one line through fn naming
+ * the object (the region is the caller's to name).  Returns 0 (problems
+ * in *out), or a region error when the region could not be read.
+ */
+int cache_audit_region_verify(struct backend *region,
+			      const struct crypt_key *key,
+			      const uint8_t fsid[16], cache_report_fn *fn,
+			      void *ctx, struct cache_audit_verify *out);
+
+/*
+ * Delete the oldest segments of region cut before keep_after_ms (every
+ * event in them is older), oldest first, never the newest one and never
+ * past one that cannot be read; first "a/base" is stored with the head
+ * after the last of them, where verify then starts the chain.  With
+ * dry_run nothing changes.  The number deleted (or that would be) into
+ * *deleted; 0 or a region error (some may be deleted then).  For gc.
+ */
+int cache_audit_region_gc(struct backend *region, const struct crypt_key *key,
+			  const uint8_t fsid[16], int64_t keep_after_ms,
+			  int dry_run, uint64_t *deleted);
+
 /*
  * Check the local metadata: directory entries and their readdir twins,
  * link counts, parents, block maps, orphans.  Reports each problem
@@ -386,6 +526,10 @@ struct cache_gc_args {
 					   "metadata objects" read, then per
 					   region the "objects of region
 					   NAME" looked at */
+	int64_t audit_keep_after_ms;	/* now - audit_retention: audit
+					   segments cut before it may go
+					   (0: none), unless a legal hold
+					   stands */
 };
 
 struct cache_gc_result {
@@ -395,6 +539,8 @@ struct cache_gc_result {
 					   from a mount, or left by a crash) */
 	uint64_t kept_by_rules;	/* packs only retention rules and holds
 				   keep */
+	uint64_t audit_deleted;	/* audit segments, over every region */
+	int audit_held;		/* none deleted: a legal hold stands */
 };
 
 /*
@@ -407,6 +553,9 @@ struct cache_gc_result {
  * run with nothing deleted.  Packs no metadata object has ever named are
  * kept (a mount may be uploading them).  Packs go first, then metadata,
  * so an interrupted run leaves nothing dangling.  Safe while mounted.
+ * Then the audit trail's segments older than audit_keep_after_ms
+ * (cache_audit_region_gc()), in no region while a hold (a keep rule of
+ * INT64_MAX) stands: the trail about held records is evidence too.
  */
 int cache_gc(const struct cache_gc_args *a, struct cache_gc_result *out);
 

@@ -102,6 +102,13 @@ int crypt_block_hash(const struct crypt_key *mk, const void *data,
 		     size_t len, uint8_t out[32]);
 
 /*
+ * The SHA-256 of data[0..len) into out: a plain hash, for chaining
+ * objects whose plaintext only the key holder reads (the audit trail's
+ * segments).  Returns 0 or -ENOMEM (out untouched).
+ */
+int crypt_sha256(const void *data, size_t len, uint8_t out[32]);
+
+/*
  * Names that only the key holder can read.  An object name the regions
  * see must say nothing, yet recovery must learn from a listing which
  * object is which (a journal segment, its sequence number and time).

@@ -14,6 +14,7 @@ import errno
 import json
 import math
 import os
+import shutil
 import time
 
 from conftest import OTHER_GID, OTHER_UID, run_as, write_file
@@ -650,3 +651,282 @@ def test_key_changes_are_recorded_without_the_secret(phifs_factory):
     for fmt in ("text", "json", "fhir"):
         p = fs.run("audit", fs.config, "--format", fmt)
         assert p.returncode == 0 and secret not in p.stdout
+
+
+# --- the trail in the regions: sealed segments, the chain, verify -------
+
+def sealed(fs, nrel=0):
+    """Make every event so far reach the table (settle; with nrel, until
+    the trail holds nrel release events, which the kernel sends after
+    close() returns), then sync: the flush it forces cuts them into
+    segments that reach every region."""
+    if nrel:
+        events_when(fs, releases(nrel))
+    else:
+        settle(fs)
+    fs.run("sync", fs.config, check=True)
+
+
+def segments(region_dir):
+    """The audit segments a dir: region holds, oldest first."""
+    d = os.path.join(region_dir, "a")
+    if not os.path.isdir(d):
+        return []
+    return sorted(n for n in os.listdir(d) if n != "base" and
+                  not n.startswith("."))
+
+
+def region_events(fs, region, *args):
+    p = fs.run("audit", fs.config, "--region", region, "--format", "json",
+               *args)
+    assert p.returncode == 0, f"audit --region exited {p.returncode}: " \
+        f"{p.stderr}"
+    return [json.loads(line) for line in p.stdout.splitlines()]
+
+
+def verify(fs, *args):
+    return fs.run("audit", "verify", fs.config, *args)
+
+
+def three_segments(fs):
+    """Events in three syncs: at least three segments in each region."""
+    for i in range(3):
+        os.makedirs(fs.path("Patients", "P%d" % i))
+        write_file(fs.path("Patients", "P%d" % i, "n.txt"), b"x" * i)
+        sealed(fs, i)       # P0 gets b"", which moves no byte: no release
+    segs = segments(fs.region_dir_a)
+    assert len(segs) >= 3, segs
+    assert segments(fs.region_dir_b) == segs
+    return segs
+
+
+def test_segments_reach_every_region_and_read_back(phifs_factory):
+    fs = mount_with(phifs_factory)
+    write_file(fs.path("Patients", "Roe^Ann.txt"), b"r")
+    as_other(lambda: os.mkdir(os.path.join(fs.mnt, "Patients", "Roe^Bob")))
+    sealed(fs, 1)
+    segs = segments(fs.region_dir_a)
+    assert segs and segments(fs.region_dir_b) == segs
+    # the objects are sealed: no path of an event is readable in them
+    for s in segs:
+        with open(os.path.join(fs.region_dir_a, "a", s), "rb") as f:
+            assert b"Roe^" not in f.read()
+
+    local = events(fs)
+    for region in ("a", "b"):
+        got = [e for e in region_events(fs, region) if e["event"] != "query"]
+        assert got == local
+    # filters apply as to the local table
+    by = [e for e in region_events(fs, "a", "--user", str(OTHER_UID))]
+    assert [e["path"] for e in by] == ["/Patients/Roe^Bob"]
+    # looking is recorded, naming the region
+    q = events(fs, kinds=("query",))
+    assert any("region=a" in e.get("detail", "") for e in q), q
+
+    p = verify(fs)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "2 regions: whole" in p.stdout, p.stdout
+
+
+def test_region_query_without_cache_dir(phifs_factory):
+    fs = mount_with(phifs_factory)
+    write_file(fs.path("Patients", "Poe^Al.txt"), b"p")
+    sealed(fs, 1)
+    local = events(fs)
+    fs.umount()
+    # an auditor's machine: the configuration and the key, no cache_dir
+    with open(fs.config) as f:
+        text = f.read()
+    empty = os.path.join(fs.base, "empty-cache")
+    os.mkdir(empty)
+    fs.write_config(text.replace(fs.cache_dir, empty))
+    try:
+        got = [e for e in region_events(fs, "b") if e["event"] != "query"]
+        assert got == local
+        p = verify(fs, "--region", "b")
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert "1 region: whole" in p.stdout
+    finally:
+        fs.write_config(text)
+    fs.mount()
+
+
+def expect_broken(fs, region, obj):
+    p = verify(fs)
+    assert p.returncode == 1, p.stdout + p.stderr
+    bad = [line for line in p.stdout.splitlines()
+           if line.startswith("region ")]
+    assert bad, p.stdout
+    assert all(line.startswith(f"region {region}: ") for line in bad), bad
+    assert any(obj in line for line in bad), (obj, bad)
+    assert "NOT whole" in p.stdout.splitlines()[-1]
+    other = "b" if region == "a" else "a"
+    p = verify(fs, "--region", other)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_verify_detects_truncated_tail(phifs_factory):
+    fs = mount_with(phifs_factory)
+    segs = three_segments(fs)
+    fs.umount()
+    os.unlink(os.path.join(fs.region_dir_a, "a", segs[-1]))
+    # names the segment it now ends at, and that the metadata binds more
+    expect_broken(fs, "a", "a/" + segs[-2])
+    fs.mount()
+
+
+def test_verify_detects_altered_segment(phifs_factory):
+    fs = mount_with(phifs_factory)
+    segs = three_segments(fs)
+    fs.umount()
+    path = os.path.join(fs.region_dir_a, "a", segs[1])
+    with open(path, "r+b") as f:
+        data = bytearray(f.read())
+        data[len(data) // 2] ^= 0x01
+        f.seek(0)
+        f.write(data)
+    expect_broken(fs, "a", "a/" + segs[1])
+    fs.mount()
+
+
+def test_verify_detects_missing_middle_segment(phifs_factory):
+    fs = mount_with(phifs_factory)
+    segs = three_segments(fs)
+    fs.umount()
+    os.unlink(os.path.join(fs.region_dir_b, "a", segs[1]))
+    # the one after the hole says which events are missing before it
+    expect_broken(fs, "b", "a/" + segs[2])
+    fs.mount()
+
+
+def test_verify_detects_segment_from_another_place(phifs_factory):
+    fs = mount_with(phifs_factory)
+    segs = three_segments(fs)
+    fs.umount()
+    # a segment copied over another name fails to open (sealed to it)
+    src = os.path.join(fs.region_dir_a, "a", segs[0])
+    dst = os.path.join(fs.region_dir_a, "a", segs[1])
+    with open(src, "rb") as f, open(dst, "wb") as g:
+        g.write(f.read())
+    expect_broken(fs, "a", "a/" + segs[1])
+    fs.mount()
+
+
+def test_kill9_then_remount_leaves_no_gap(phifs_factory):
+    fs = mount_with(phifs_factory)
+    for i in range(5):
+        write_file(fs.path("Patients", "k%d" % i), b"k")
+    sealed(fs, 5)
+    for i in range(5, 40):
+        write_file(fs.path("Patients", "k%d" % i), b"k")
+    fs.kill9()
+    fs.mount()
+    write_file(fs.path("Patients", "after"), b"a")
+    sealed(fs)
+    for region in ("a", "b"):
+        seqs = [e["seq"] for e in region_events(fs, region)]
+        assert seqs == list(range(1, len(seqs) + 1)), seqs
+    local = events(fs)
+    got = [e for e in region_events(fs, "a") if e["event"] != "query"]
+    assert got == local[:len(got)]
+    paths = {e["path"] for e in got}
+    assert "/Patients/after" in paths and "/Patients/k39" in paths
+    p = verify(fs)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_scrub_finds_and_repair_mends_a_lost_segment(phifs_factory):
+    fs = mount_with(phifs_factory)
+    segs = three_segments(fs)
+    fs.umount()
+    os.unlink(os.path.join(fs.region_dir_b, "a", segs[1]))
+    p = fs.run("fsck", fs.config, "--scrub")
+    assert p.returncode != 0, p.stdout + p.stderr
+    assert f"region b: a/{segs[1]} is missing" in p.stdout, p.stdout
+    p = fs.run("fsck", fs.config, "--repair")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert segments(fs.region_dir_b) == segs
+    p = verify(fs)
+    assert p.returncode == 0, p.stdout + p.stderr
+    fs.mount()
+
+
+def test_gc_keeps_recent_segments_and_every_one_under_a_hold(phifs_factory):
+    fs = mount_with(phifs_factory, extra="patient_folders = /Patients/*\n"
+                    "audit_retention = 2s\n")
+    old = three_segments(fs)
+    time.sleep(3)               # the three are now past audit_retention
+    os.makedirs(fs.path("Patients", "late"))
+    sealed(fs)
+    segs = segments(fs.region_dir_a)
+    assert segs[:len(old)] == old and len(segs) > len(old), segs
+
+    # while a legal hold stands, none goes
+    p = fs.run("hold", "add", fs.config, "/Patients/P0", "--reason", "case")
+    assert p.returncode == 0, p.stderr
+    hid = p.stdout.split()[1]
+    p = fs.run("gc", fs.config)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "kept every audit trail segment: a legal hold stands" in p.stdout
+    assert segments(fs.region_dir_a) == segs
+    assert fs.run("hold", "remove", fs.config, hid).returncode == 0
+
+    p = fs.run("gc", fs.config, "--dry-run")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert f"would delete {2 * len(old)} audit trail segments" in p.stdout
+    assert segments(fs.region_dir_a) == segs
+    p = fs.run("gc", fs.config)
+    assert p.returncode == 0, p.stdout + p.stderr
+    # in both regions: the old ones, never the newest
+    assert f"deleted {2 * len(old)} audit trail segments" in p.stdout
+    for d in (fs.region_dir_a, fs.region_dir_b):
+        assert segments(d) == segs[len(old):]
+        assert os.path.exists(os.path.join(d, "a", "base"))
+    p = verify(fs)
+    assert p.returncode == 0, p.stdout + p.stderr
+    paths = {e["path"] for e in region_events(fs, "a")}
+    assert "/Patients/late" in paths and "/Patients/P0" not in paths
+    gcs = events(fs, kinds=("gc",))
+    assert f"{2 * len(old)} audit segments deleted" in gcs[-1]["detail"]
+    # the chain goes on from what gc left
+    write_file(fs.path("Patients", "later"), b"l")
+    sealed(fs)
+    p = verify(fs)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_recover_as_at_an_earlier_moment_goes_on_after_the_trail(
+        phifs_factory):
+    fs = mount_with(phifs_factory)
+    write_file(fs.path("Patients", "early"), b"e")
+    sealed(fs, 1)
+    time.sleep(1.1)             # a moment between the two syncs
+    mid = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    time.sleep(1.1)
+    write_file(fs.path("Patients", "late"), b"l")
+    sealed(fs, 2)
+    before = segments(fs.region_dir_a)
+    fs.umount()
+    # the local disk is lost; the filesystem comes back as it was at mid
+    for name in os.listdir(fs.cache_dir):
+        p = os.path.join(fs.cache_dir, name)
+        if os.path.isdir(p):
+            shutil.rmtree(p)
+        else:
+            os.unlink(p)
+    p = fs.run("recover", fs.config, "--at", mid)
+    assert p.returncode == 0, p.stdout + p.stderr
+    fs.mount()
+    assert not os.path.exists(fs.path("Patients", "late"))
+    write_file(fs.path("Patients", "after"), b"a")
+    sealed(fs)
+    after = segments(fs.region_dir_a)
+    # no segment remade under a name in use: the old ones are as they
+    # were, and the numbers go on after them
+    assert after[:len(before)] == before and len(after) > len(before)
+    seqs = [e["seq"] for e in region_events(fs, "a")]
+    assert seqs == list(range(1, len(seqs) + 1)), seqs
+    paths = [e["path"] for e in region_events(fs, "b")]
+    assert "/Patients/late" in paths and "/Patients/after" in paths
+    p = verify(fs)
+    assert p.returncode == 0, p.stdout + p.stderr

@@ -794,6 +794,319 @@ TEST(stats_and_counters_for_the_metrics)
 	env_done(&e);
 }
 
+/* --- the audit trail's segments (cache_auditseg.c) --------------------- */
+
+/* An event of n bytes whose first 8 (the inode, for cache/) are i. */
+static size_t event_of(uint64_t i, uint8_t *ev)
+{
+	size_t n = 8 + (size_t)(i % 50);
+
+	memset(ev, (int)(i & 0xff), n);
+	memcpy(ev, &i, 8);
+	return n;
+}
+
+struct seen {
+	uint64_t next;		/* the number the next event must carry */
+	int bad;
+};
+
+static int seen_one(void *arg, uint64_t seq, const void *rec, size_t len)
+{
+	struct seen *s = arg;
+	uint8_t want[64];
+
+	if (seq != s->next || len != event_of(seq, want) ||
+	    memcmp(rec, want, len))
+		s->bad++;
+	s->next = seq + 1;
+	return 0;
+}
+
+/* The plaintext of a segment of events first..last after prev. */
+static void seg_make(struct buf *b, uint64_t first, uint64_t last,
+		     const uint8_t prev[32])
+{
+	uint8_t ev[64];
+
+	ASSERT_OK(cache_audit_seg_begin(b, first, prev, 1234));
+	for (uint64_t i = first; i <= last; i++)
+		ASSERT_OK(cache_audit_seg_add(b, ev, event_of(i, ev)));
+}
+
+TEST(audit_segment_encodes_and_parses_back)
+{
+	static const uint8_t zero[32];
+	struct cache_audit_seg s;
+	struct seen seen = { 5, 0 };
+	struct buf b;
+	uint64_t first;
+	char key[CACHE_AUDIT_KEY_LEN + 1];
+
+	buf_init(&b, SIZE_MAX);
+	seg_make(&b, 5, 40, zero);
+	ASSERT_OK(cache_audit_seg_parse(buf_data(&b), buf_len(&b), &s));
+	ASSERT_EQ(s.first, 5);
+	ASSERT_EQ(s.last, 40);
+	ASSERT_EQ(s.time_ms, 1234);
+	ASSERT_OK(cache_audit_seg_events(&s, seen_one, &seen));
+	ASSERT_EQ(seen.next, 41);
+	ASSERT_EQ(seen.bad, 0);
+	/* cut short, one byte too many, another version: refused */
+	ASSERT_EQ(cache_audit_seg_parse(buf_data(&b), buf_len(&b) - 1, &s),
+		  PHI_ECORRUPT);
+	ASSERT_OK(buf_add(&b, "x", 1));
+	ASSERT_EQ(cache_audit_seg_parse(buf_data(&b), buf_len(&b), &s),
+		  PHI_ECORRUPT);
+	((uint8_t *)buf_mut(&b))[4] = 2;
+	ASSERT_EQ(cache_audit_seg_parse(buf_data(&b), buf_len(&b) - 1, &s),
+		  PHI_ECORRUPT);
+	/* a header with no event is not a segment */
+	ASSERT_OK(cache_audit_seg_begin(&b, 7, zero, 0));
+	ASSERT_EQ(cache_audit_seg_parse(buf_data(&b), buf_len(&b), &s),
+		  PHI_ECORRUPT);
+	cache_audit_seg_key(0x1f, key);
+	ASSERT_STREQ(key, "a/000000000000001f");
+	ASSERT_OK(cache_audit_seg_key_parse(key, &first));
+	ASSERT_EQ(first, 0x1f);
+	ASSERT_EQ(cache_audit_seg_key_parse("a/base", &first), -EINVAL);
+	ASSERT_EQ(cache_audit_seg_key_parse("a/000000000000001F", &first),
+		  -EINVAL);
+	buf_release(&b);
+}
+
+TEST(audit_chain_finds_gap_overlap_and_broken_link)
+{
+	static const uint8_t zero[32];
+	struct cache_audit_seg s1, s2, s3;
+	struct cache_audit_chain ch;
+	struct buf b1, b2, b3;
+
+	buf_init(&b1, SIZE_MAX);
+	buf_init(&b2, SIZE_MAX);
+	buf_init(&b3, SIZE_MAX);
+	seg_make(&b1, 1, 10, zero);
+	ASSERT_OK(cache_audit_seg_parse(buf_data(&b1), buf_len(&b1), &s1));
+	seg_make(&b2, 11, 12, s1.hash);
+	ASSERT_OK(cache_audit_seg_parse(buf_data(&b2), buf_len(&b2), &s2));
+	seg_make(&b3, 13, 20, s2.hash);
+	ASSERT_OK(cache_audit_seg_parse(buf_data(&b3), buf_len(&b3), &s3));
+
+	memset(&ch, 0, sizeof(ch));
+	ASSERT_OK(cache_audit_chain_add(&ch, &s1));
+	ASSERT_OK(cache_audit_chain_add(&ch, &s2));
+	ASSERT_OK(cache_audit_chain_add(&ch, &s3));
+	ASSERT_EQ(ch.segments, 3);
+	ASSERT_EQ(ch.events, 20);
+	ASSERT_EQ(ch.head.seq, 20);
+	ASSERT_TRUE(memcmp(ch.head.hash, s3.hash, 32) == 0);
+
+	memset(&ch, 0, sizeof(ch));	/* s2 taken out */
+	ASSERT_OK(cache_audit_chain_add(&ch, &s1));
+	ASSERT_EQ(cache_audit_chain_add(&ch, &s3), CACHE_AUDIT_GAP);
+	memset(&ch, 0, sizeof(ch));	/* the start taken out */
+	ASSERT_EQ(cache_audit_chain_add(&ch, &s2), CACHE_AUDIT_GAP);
+	memset(&ch, 0, sizeof(ch));	/* s1 twice */
+	ASSERT_OK(cache_audit_chain_add(&ch, &s1));
+	ASSERT_EQ(cache_audit_chain_add(&ch, &s1), CACHE_AUDIT_OVERLAP);
+
+	/* s2 made again with the same numbers and other events: its
+	 * successor no longer chains to it */
+	seg_make(&b2, 11, 12, s1.hash);
+	((uint8_t *)buf_mut(&b2))[buf_len(&b2) - 1] ^= 1;
+	ASSERT_OK(cache_audit_seg_parse(buf_data(&b2), buf_len(&b2), &s2));
+	memset(&ch, 0, sizeof(ch));
+	ASSERT_OK(cache_audit_chain_add(&ch, &s1));
+	ASSERT_OK(cache_audit_chain_add(&ch, &s2));
+	ASSERT_EQ(cache_audit_chain_add(&ch, &s3), CACHE_AUDIT_BROKEN);
+	buf_release(&b1);
+	buf_release(&b2);
+	buf_release(&b3);
+}
+
+static void append_events(struct cache *c, uint64_t from, uint64_t to)
+{
+	uint8_t ev[64];
+
+	for (uint64_t i = from; i <= to; i++)
+		ASSERT_OK(cache_audit_append(c, ev, event_of(i, ev)));
+}
+
+static void no_line(void *ctx, const char *line)
+{
+	(void)ctx;
+	test_diag("unexpected problem: %s", line);
+	ASSERT_TRUE(line == NULL);
+}
+
+/* Regions from..1 hold events 1..last whole, bound by their metadata. */
+static void trail_whole_from(struct env *e, int from, uint64_t last)
+{
+	for (int r = from; r < 2; r++) {
+		struct cache_audit_verify v;
+		struct cache_audit_head h;
+		struct seen seen = { 1, 0 };
+		char mkey[40];
+
+		ASSERT_OK(cache_audit_region_verify(e->fault[r], e->key,
+						    e->fsid, no_line, NULL, &v));
+		ASSERT_EQ(v.problems, 0);
+		ASSERT_EQ(v.events, last);
+		ASSERT_OK(cache_audit_region_walk(e->fault[r], e->key, e->fsid,
+						  seen_one, &seen));
+		ASSERT_EQ(seen.next, last + 1);
+		ASSERT_EQ(seen.bad, 0);
+		ASSERT_OK(cache_audit_bound_head(e->fault[r], e->key, e->fsid,
+						 &h, mkey));
+		ASSERT_EQ(h.seq, last);
+	}
+}
+
+/* Both regions hold events 1..last whole, bound by their metadata. */
+static void trail_whole(struct env *e, uint64_t last)
+{
+	trail_whole_from(e, 0, last);
+}
+
+TEST(audit_segments_reach_both_regions_chained_and_bound)
+{
+	struct env e;
+
+	env_init(&e, 64 * MiB);
+	append_events(e.c, 1, 30);
+	sync_ok(&e);
+	trail_whole(&e, 30);
+	append_events(e.c, 31, 31);
+	sync_ok(&e);
+	append_events(e.c, 32, 100);
+	sync_ok(&e);
+	sync_ok(&e);		/* nothing new: no empty segment */
+	trail_whole(&e, 100);
+	env_done(&e);
+}
+
+TEST(audit_cut_again_after_a_crash_before_commit_replaces_the_orphan)
+{
+	char path[4400];
+	struct env e;
+	int fd;
+
+	env_init(&e, 64 * MiB);
+	append_events(e.c, 1, 10);
+	sync_ok(&e);
+	/* As a crash between storing a segment and the commit that would
+	 * record it leaves things: the head still at 10, a local copy of a
+	 * segment from 11 that no entry names, holding fewer events. */
+	snprintf(path, sizeof(path), "%s/audit/%016x", e.cfg.dir, 11);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ASSERT_TRUE(fd >= 0);
+	ASSERT_EQ(write(fd, "stale", 5), 5);
+	close(fd);
+	append_events(e.c, 11, 25);
+	sync_ok(&e);
+	trail_whole(&e, 25);
+	env_done(&e);
+}
+
+TEST(audit_segments_wait_for_a_region_down_and_survive_reopen)
+{
+	struct env e;
+
+	env_init(&e, 64 * MiB);
+	append_events(e.c, 1, 5);
+	sync_ok(&e);
+	fault(&e, 1, 1, 0);	/* b refuses every call */
+	append_events(e.c, 6, 20);
+	ASSERT_EQ(cache_sync_regions(e.c, 1500), -ETIMEDOUT);
+	env_close(&e);		/* queued for b, not sent */
+	env_open(&e);
+	fault(&e, 1, 0, 0);
+	append_events(e.c, 21, 22);
+	sync_ok(&e);
+	trail_whole(&e, 22);
+	env_done(&e);
+}
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void copy_file(const char *from, const char *to)
+{
+	char buf[65536];
+	int in = open(from, O_RDONLY), out;
+	ssize_t n;
+
+	ASSERT_TRUE(in >= 0);
+	out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ASSERT_TRUE(out >= 0);
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		ASSERT_EQ(write(out, buf, (size_t)n), n);
+	close(in);
+	close(out);
+}
+
+TEST(audit_gc_deletes_a_prefix_and_the_rest_verifies_from_base)
+{
+	char seg1[4400], keep[4400];
+	struct cache_audit_verify v;
+	struct cache_audit_head base;
+	struct seen seen = { 21, 0 };
+	uint64_t n = 42;
+	struct env e;
+
+	env_init(&e, 64 * MiB);
+	append_events(e.c, 1, 10);
+	sync_ok(&e);
+	append_events(e.c, 11, 20);
+	sync_ok(&e);
+	append_events(e.c, 21, 30);
+	sync_ok(&e);
+	/* nothing is old enough: nothing goes, and no base is written */
+	ASSERT_OK(cache_audit_region_gc(e.fault[0], e.key, e.fsid, 1, 0, &n));
+	ASSERT_EQ(n, 0);
+	ASSERT_ERR(cache_audit_base_read(e.fault[0], e.key, e.fsid, &base),
+		   -ENOENT);
+	/* a dry run says what would go, and leaves it */
+	ASSERT_OK(cache_audit_region_gc(e.fault[0], e.key, e.fsid,
+					wall_ms() + 1000, 1, &n));
+	ASSERT_EQ(n, 2);
+	/* everything is old: all but the newest segment goes */
+	snprintf(seg1, sizeof(seg1), "%s/a/%016x", e.regdir[0], 1);
+	snprintf(keep, sizeof(keep), "%s/../seg1", e.regdir[0]);
+	copy_file(seg1, keep);
+	ASSERT_OK(cache_audit_region_gc(e.fault[0], e.key, e.fsid,
+					wall_ms() + 1000, 0, &n));
+	ASSERT_EQ(n, 2);
+	ASSERT_OK(cache_audit_base_read(e.fault[0], e.key, e.fsid, &base));
+	ASSERT_EQ(base.seq, 20);
+	ASSERT_OK(cache_audit_region_verify(e.fault[0], e.key, e.fsid,
+					    no_line, NULL, &v));
+	ASSERT_EQ(v.segments, 1);
+	ASSERT_EQ(v.events, 10);
+	ASSERT_OK(cache_audit_region_walk(e.fault[0], e.key, e.fsid, seen_one,
+					  &seen));
+	ASSERT_EQ(seen.next, 31);
+	ASSERT_EQ(seen.bad, 0);
+	/* a run cut short after the base left an old segment: passed over */
+	copy_file(keep, seg1);
+	ASSERT_OK(cache_audit_region_verify(e.fault[0], e.key, e.fsid,
+					    no_line, NULL, &v));
+	ASSERT_EQ(v.segments, 1);
+	/* the chain goes on after gc */
+	append_events(e.c, 31, 35);
+	sync_ok(&e);
+	ASSERT_OK(cache_audit_region_verify(e.fault[0], e.key, e.fsid,
+					    no_line, NULL, &v));
+	ASSERT_EQ(v.events, 15);
+	trail_whole_from(&e, 1, 35);
+	env_done(&e);
+}
+
 TEST_MAIN(
 	TEST_ENTRY(sealed_objects_in_both_regions_say_nothing),
 	TEST_ENTRY(small_files_share_packs),
@@ -814,4 +1127,10 @@ TEST_MAIN(
 	TEST_ENTRY(dirty_data_fills_cache_enospc),
 	TEST_ENTRY(stats_and_counters_for_the_metrics),
 	TEST_ENTRY(open_file_gives_up_replicated_blocks_but_not_under_a_read),
+	TEST_ENTRY(audit_segment_encodes_and_parses_back),
+	TEST_ENTRY(audit_chain_finds_gap_overlap_and_broken_link),
+	TEST_ENTRY(audit_segments_reach_both_regions_chained_and_bound),
+	TEST_ENTRY(audit_cut_again_after_a_crash_before_commit_replaces_the_orphan),
+	TEST_ENTRY(audit_segments_wait_for_a_region_down_and_survive_reopen),
+	TEST_ENTRY(audit_gc_deletes_a_prefix_and_the_rest_verifies_from_base),
 )

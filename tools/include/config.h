@@ -92,6 +92,7 @@ struct phi_config {
 	uint64_t dirty_limit;	/* 0 = cache_size / 4 (the cache's default) */
 	unsigned metadata_interval_ms;
 	uint64_t retention_ms;
+	uint64_t audit_retention_ms;	/* gc keeps audit segments this long */
 	unsigned lease_time_ms;	/* the lease expires this long after its
 				   last renewal (lease.c) */
 	char *log_file;		/* absolute path, or NULL: syslog */
