@@ -16,7 +16,8 @@
 #   everything   every event, as json, to /dev/null: the reference the
 #                other two are given as a ratio of
 #
-# Removes everything it made, and always unmounts.
+# It also prints the bytes the region's a/ segments take per 1,000
+# events.  Removes everything it made, and always unmounts.
 set -eu
 shopt -s inherit_errexit
 
@@ -87,6 +88,8 @@ for i in range(events - 3 * patients):
     os.close(os.open(files[i % patients], os.O_RDONLY))
 PY
 t1=$(date +%s.%N)
+# every event sealed into the region's a/ segments, for their size
+"$PHIFS" sync "$CONFIG" >&2
 "$PHIFS" umount "$MNT" >&2
 awk -v a="$t0" -v b="$t1" -v n="$EVENTS" \
 	'BEGIN { printf "made in %.1f s (%.0f events/s through the mount)\n", b - a, n / (b - a) }' >&2
@@ -121,7 +124,10 @@ for q in patient path all; do
 done
 
 total=$("$PHIFS" audit "$CONFIG" --format json | wc -l)
+abytes=$(find "$BASE/region/a" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
 printf '%s events in the trail; medians of %s runs\n' "$total" "$RUNS"
+awk -v b="$abytes" -v n="$total" 'BEGIN { printf "sealed in the region: %d bytes of a/ segments, %.0f bytes per 1,000 events\n", b, b * 1000 / n }'
+
 printf '%-12s %9s %9s %9s\n' query seconds events "x all"
 for q in patient path all; do
 	awk -v q="$q" -v t="${med[$q]}" -v n="${lines[$q]}" -v r="${med[all]}" \
