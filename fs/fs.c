@@ -198,10 +198,12 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	(void)fi;
 	rc = cache_setattr(cache_of(req), ino, fs_setattr_flags(to_set), attr,
 			   &st);
-	if (rc)
+	if (rc) {
 		reply_err(req, ino, rc);
-	else
-		fuse_reply_attr(req, &st, TIMEOUT);
+		return;
+	}
+	fs_answer_ready();
+	fuse_reply_attr(req, &st, TIMEOUT);
 }
 
 static void fs_readlink(fuse_req_t req, fuse_ino_t ino)
@@ -324,9 +326,12 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino,
 {
 	int rc = open_file(req, ino, fi);
 
-	if (rc)
+	if (rc) {
 		reply_err(req, ino, rc);
-	else if (fuse_reply_open(req, fi) == -ENOENT)
+		return;
+	}
+	fs_answer_ready();
+	if (fuse_reply_open(req, fi) == -ENOENT)
 		cache_file_release(cache_of(req), file_of(fi));
 }
 
@@ -411,6 +416,7 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino,
 {
 	(void)ino;
 	cache_file_release(cache_of(req), file_of(fi));
+	fs_answer_ready();
 	fuse_reply_err(req, 0);
 }
 

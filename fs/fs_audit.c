@@ -421,6 +421,33 @@ static struct handle *take_handle(uint64_t fh)
 	return h;
 }
 
+/* --- what a wrapper keeps of the answer -------------------------------- */
+
+/*
+ * What the wrapper on this thread keeps of its handler's answer, done by
+ * keep_answer() through fs_answer_ready() just before the answer leaves
+ * (fs_int.h says why then): names, byte counts, and the event itself, so
+ * that a queued event (an open) is in the queue before any event of a
+ * request the answer lets the program make (its release).  The names
+ * point into the request, which outlives the handler.
+ */
+enum keep_what {
+	KEEP_NOTHING,
+	KEEP_NAME,		/* the entry replied is reached by (parent, name) */
+	KEEP_UNLINKED,		/* (parent, name) is gone */
+	KEEP_MOVED,		/* (parent, name) moved to (newparent, newname) */
+	KEEP_READ,		/* bytes read through handle fh */
+	KEEP_WRITTEN,		/* bytes written through handle fh */
+};
+
+static _Thread_local struct {
+	enum keep_what what;
+	uint64_t parent, newparent, fh;
+	const char *name, *newname;
+	int exchange;
+	struct evb *b;		/* the event staged, finished with the answer */
+} keep;
+
 /* --- events ----------------------------------------------------------- */
 
 struct evb {
@@ -483,15 +510,22 @@ static void encode(struct evb *b)
 	b->len = audit_encode(&b->ev, b->rec, sizeof(b->rec));
 }
 
+static void keep_answer(void);
+static void finish(struct evb *b);
+
+/* Stage b with the cache; keep_answer() finishes it before the answer
+ * leaves, or the wrapper's fs_answer_ready() after the handler. */
 static void stage(struct evb *b)
 {
 	encode(b);
 	if (b->len > 0)
 		cache_audit_stage(audit_cache, b->rec, (size_t)b->len);
+	keep.b = b;
+	fs_answer.ready = keep_answer;
 }
 
-/* After the handler: keep the event, in the change's transaction if it
- * made one, else queued with what the handler answered. */
+/* With the handler's answer: keep the event, in the change's transaction
+ * if it made one, else queued with what the handler answered. */
 static void finish(struct evb *b)
 {
 	int rc;
@@ -510,30 +544,6 @@ static void finish(struct evb *b)
 			"%llu: %s", (unsigned long long)b->ev.ino,
 			phi_strerror(rc));
 }
-
-/* --- what a wrapper keeps of the answer -------------------------------- */
-
-/*
- * What the wrapper on this thread keeps of its handler's answer, done by
- * keep_answer() through fs_answer_ready() just before the answer leaves
- * (fs_int.h says why then).  The names point into the request, which
- * outlives the handler.
- */
-enum keep_what {
-	KEEP_NOTHING,
-	KEEP_NAME,		/* the entry replied is reached by (parent, name) */
-	KEEP_UNLINKED,		/* (parent, name) is gone */
-	KEEP_MOVED,		/* (parent, name) moved to (newparent, newname) */
-	KEEP_READ,		/* bytes read through handle fh */
-	KEEP_WRITTEN,		/* bytes written through handle fh */
-};
-
-static _Thread_local struct {
-	enum keep_what what;
-	uint64_t parent, newparent, fh;
-	const char *name, *newname;
-	int exchange;
-} keep;
 
 static void keep_answer(void)
 {
@@ -561,6 +571,12 @@ static void keep_answer(void)
 		break;
 	}
 	keep.what = KEEP_NOTHING;
+	if (keep.b) {
+		struct evb *b = keep.b;
+
+		keep.b = NULL;
+		finish(b);
+	}
 }
 
 /* Keep `what` of the answer of the handler about to run. */
@@ -604,14 +620,6 @@ static void a_forget_multi(R q, size_t n, struct fuse_forget_data *f)
 	inner.forget_multi(q, n, f);
 }
 
-/* After a request that hands the kernel a new name for an inode (its
- * wrapper expect()ed KEEP_NAME). */
-static void after_made(struct evb *b)
-{
-	fs_answer_ready();
-	finish(b);
-}
-
 static void a_mknod(R q, I p, const char *n, mode_t m, dev_t d)
 {
 	struct evb b;
@@ -622,7 +630,7 @@ static void a_mknod(R q, I p, const char *n, mode_t m, dev_t d)
 	stage(&b);
 	expect(KEEP_NAME, p, n);
 	inner.mknod(q, p, n, m, d);
-	after_made(&b);
+	fs_answer_ready();
 }
 
 static void a_mkdir(R q, I p, const char *n, mode_t m)
@@ -635,7 +643,7 @@ static void a_mkdir(R q, I p, const char *n, mode_t m)
 	stage(&b);
 	expect(KEEP_NAME, p, n);
 	inner.mkdir(q, p, n, m);
-	after_made(&b);
+	fs_answer_ready();
 }
 
 static void a_symlink(R q, const char *l, I p, const char *n)
@@ -648,7 +656,7 @@ static void a_symlink(R q, const char *l, I p, const char *n)
 	stage(&b);
 	expect(KEEP_NAME, p, n);
 	inner.symlink(q, l, p, n);
-	after_made(&b);
+	fs_answer_ready();
 }
 
 static void a_link(R q, I i, I np, const char *nn)
@@ -661,7 +669,7 @@ static void a_link(R q, I i, I np, const char *nn)
 	stage(&b);
 	expect(KEEP_NAME, np, nn);
 	inner.link(q, i, np, nn);
-	after_made(&b);
+	fs_answer_ready();
 }
 
 static void a_unlink(R q, I p, const char *n)
@@ -674,7 +682,6 @@ static void a_unlink(R q, I p, const char *n)
 	expect(KEEP_UNLINKED, p, n);
 	inner.unlink(q, p, n);
 	fs_answer_ready();
-	finish(&b);
 }
 
 static void a_rmdir(R q, I p, const char *n)
@@ -687,7 +694,6 @@ static void a_rmdir(R q, I p, const char *n)
 	expect(KEEP_UNLINKED, p, n);
 	inner.rmdir(q, p, n);
 	fs_answer_ready();
-	finish(&b);
 }
 
 static void a_rename(R q, I p, const char *n, I np, const char *nn,
@@ -706,7 +712,6 @@ static void a_rename(R q, I p, const char *n, I np, const char *nn,
 	keep.exchange = !!(fl & RENAME_EXCHANGE);
 	inner.rename(q, p, n, np, nn, fl);
 	fs_answer_ready();
-	finish(&b);
 }
 
 /* What a setattr changes, most telling first, and its new values. */
@@ -750,7 +755,7 @@ static void a_setattr(R q, I i, struct stat *a, int s, F *f)
 	path_of(i, b.path, sizeof(b.path));
 	stage(&b);
 	inner.setattr(q, i, a, s, f);
-	finish(&b);
+	fs_answer_ready();
 }
 
 static void a_open(R q, I i, F *f)
@@ -762,7 +767,7 @@ static void a_open(R q, I i, F *f)
 	b.ev.flags = (uint32_t)(f->flags & (O_ACCMODE | O_TRUNC | O_APPEND));
 	stage(&b);
 	inner.open(q, i, f);
-	finish(&b);
+	fs_answer_ready();
 }
 
 static void a_create(R q, I p, const char *n, mode_t m, F *f)
@@ -776,7 +781,7 @@ static void a_create(R q, I p, const char *n, mode_t m, F *f)
 	stage(&b);
 	expect(KEEP_NAME, p, n);
 	inner.create(q, p, n, m, f);
-	after_made(&b);
+	fs_answer_ready();
 }
 
 static void a_read(R q, I i, size_t s, off_t o, F *f)
@@ -824,7 +829,7 @@ static void a_release(R q, I i, F *f)
 	path_of(i, b.path, sizeof(b.path));
 	stage(&b);
 	inner.release(q, i, f);
-	finish(&b);
+	fs_answer_ready();
 }
 
 static void a_setxattr(R q, I i, const char *n, const char *v, size_t s,
@@ -837,7 +842,7 @@ static void a_setxattr(R q, I i, const char *n, const char *v, size_t s,
 	snprintf(b.detail, sizeof(b.detail), "%s", n);
 	stage(&b);
 	inner.setxattr(q, i, n, v, s, fl);
-	finish(&b);
+	fs_answer_ready();
 }
 
 static void a_removexattr(R q, I i, const char *n)
@@ -849,7 +854,7 @@ static void a_removexattr(R q, I i, const char *n)
 	snprintf(b.detail, sizeof(b.detail), "%s", n);
 	stage(&b);
 	inner.removexattr(q, i, n);
-	finish(&b);
+	fs_answer_ready();
 }
 
 void fs_audit_entry(uint64_t parent, const char *name, uint64_t ino)

@@ -218,8 +218,14 @@ def test_names_and_counts_are_kept_before_the_answer_leaves(phifs_factory):
             os.unlink(os.path.join(d, "b"))
             os.write(fd, b"2" * 10)
             os.close(fd)
+            # an open's event is queued: before its own release's (the
+            # kernel may send the release of the write_file() after it)
+            write_file(os.path.join(d, "c"), b"c")
+            fd = os.open(os.path.join(d, "c"), os.O_WRONLY)
+            os.write(fd, b"xy")
+            os.close(fd)
     churn()
-    evs = events_when(fs, releases(rounds))
+    evs = events_when(fs, releases(3 * rounds))
     for i in range(rounds):
         d = f"/Patients/P{i}"
         mine = [e for e in evs if e["patient"] == f"P{i}"]
@@ -229,6 +235,11 @@ def test_names_and_counts_are_kept_before_the_answer_leaves(phifs_factory):
         assert one(mine, "unlink", d + "/b")["ino"] == ino
         rel = one(mine, "release", d + "/b")
         assert (rel["ino"], rel["bytes_written"]) == (ino, 20)
+        c = [e for e in mine if e["path"] == d + "/c"]
+        assert sorted(e["event"] for e in c) == \
+            ["create", "open", "release", "release"], c
+        assert [e["event"] for e in c].index("open") < \
+            [e["bytes_written"] for e in c].index(2), c
 
 
 def test_small_reads_make_one_event_with_the_byte_count(phifs_factory):
