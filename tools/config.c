@@ -56,6 +56,7 @@ enum key_type {
 	KEY_PERIOD,		/* phi_parse_period(), uint64_t ms */
 	KEY_LISTEN,		/* phi_parse_listen() accepts it, char * */
 	KEY_PATIENTS,		/* audit_patients_parse() accepts it, char * */
+	KEY_SYSLOG,		/* phi_parse_syslog() accepts it, char * */
 };
 
 struct key_def {
@@ -191,6 +192,14 @@ static const struct key_def keys[] = {
 	{ SCOPE_FS, "patient_folders", KEY_PATIENTS, FS(patient_folders),
 	  NULL, false, NULL, "which folders are patients' in the audit "
 	  "trail: a glob under the root (/Patients/*) or a depth (1)" },
+	{ SCOPE_FS, "audit_syslog", KEY_SYSLOG, FS(audit_syslog), NULL,
+	  false, NULL, "forward each audit event live as an RFC 5424 "
+	  "message: local (/dev/log, authpriv) or tls://HOST:PORT "
+	  "(RFC 5425); unset = off" },
+	{ SCOPE_FS, "audit_syslog_ca_file", KEY_PATH,
+	  FS(audit_syslog_ca_file), NULL, false, NULL, "CA that signed "
+	  "the audit_syslog receiver's certificate (its name is checked "
+	  "too); unset = the system's CA store" },
 	{ SCOPE_REGION, "url", KEY_URL, RG(url), NULL, true, NULL,
 	  "dir:/PATH or s3://BUCKET[/PREFIX]" },
 	{ SCOPE_REGION, "endpoint", KEY_STRING, RG(endpoint), NULL, false,
@@ -605,6 +614,36 @@ const char *phi_parse_listen(const char *s, struct phi_listen *out)
 	return NULL;
 }
 
+const char *phi_parse_syslog(const char *s, struct phi_syslog *out)
+{
+	const char *colon, *host = s + 6;
+	size_t n;
+
+	memset(out, 0, sizeof(*out));
+	if (strcmp(s, "local") == 0)
+		return NULL;
+	if (strncmp(s, "tls://", 6) != 0)
+		return "use local or tls://HOST:PORT";
+	colon = strrchr(host, ':');
+	n = colon ? (size_t)(colon - host) : 0;
+	if (!colon || listen_port(colon) < 0)
+		return "use tls://HOST:PORT with a port from 1 to 65535";
+	if (host[0] == '[' && n > 2 && host[n - 1] == ']') {
+		host++;		/* [IPv6]: the brackets are not the host */
+		n -= 2;
+	}
+	if (n == 0 || n >= sizeof(out->host) ||
+	    strcspn(host, " \t/?#@[]") < n) {
+		memset(out, 0, sizeof(*out));
+		return "bad host (use tls://HOST:PORT, HOST a name or an "
+		       "address, [IPv6] in brackets)";
+	}
+	out->tls = 1;
+	memcpy(out->host, host, n);
+	snprintf(out->port, sizeof(out->port), "%s", colon + 1);
+	return NULL;
+}
+
 static int parse_bool(const char *s, int *out)
 {
 	static const char *const words[][2] = {
@@ -763,6 +802,18 @@ static int set_patients(struct load_ctx *ctx, const struct key_def *k,
 	return set_string(ctx, field, value);
 }
 
+static int set_syslog(struct load_ctx *ctx, const struct key_def *k,
+		      char **field, const char *value)
+{
+	struct phi_syslog d;
+	const char *why = phi_parse_syslog(value, &d);
+
+	if (why)
+		return fail(ctx, ctx->line, k->name, "bad value '%s' (%s)",
+			    value, why);
+	return set_string(ctx, field, value);
+}
+
 /* Parse value into key k of the section struct at base. */
 static int set_key(struct load_ctx *ctx, const struct key_def *k,
 		   void *base, const char *value)
@@ -783,6 +834,8 @@ static int set_key(struct load_ctx *ctx, const struct key_def *k,
 		return set_listen(ctx, k, field, value);
 	case KEY_PATIENTS:
 		return set_patients(ctx, k, field, value);
+	case KEY_SYSLOG:
+		return set_syslog(ctx, k, field, value);
 	case KEY_DURATION:
 		assert(k->width == sizeof(unsigned));
 		return set_duration(ctx, k, field, value);
@@ -834,7 +887,8 @@ static void free_strings(enum key_scope scope, void *base)
 
 		if (k->scope == scope && (k->type == KEY_PATH ||
 		    k->type == KEY_STRING || k->type == KEY_URL ||
-		    k->type == KEY_LISTEN || k->type == KEY_PATIENTS))
+		    k->type == KEY_LISTEN || k->type == KEY_PATIENTS ||
+		    k->type == KEY_SYSLOG))
 			free(*(char **)((char *)base + k->offset));
 	}
 }
@@ -1280,6 +1334,25 @@ static void check_metrics(struct load_ctx *ctx)
 	     "read the metrics", cfg->metrics_listen);
 }
 
+/* audit_syslog forwards the trail: it needs one, and the CA file is for
+ * tls:// only. */
+static void check_syslog(struct load_ctx *ctx)
+{
+	const struct phi_config *cfg = ctx->cfg;
+	int line = ctx->seen[0][find_key(SCOPE_FS, "audit_syslog")];
+	int ca_line = ctx->seen[0][find_key(SCOPE_FS,
+					    "audit_syslog_ca_file")];
+
+	if (cfg->audit_syslog && cfg->audit == 0)
+		fail(ctx, line, "audit_syslog", "forwards the audit trail, "
+		     "but audit is off (set audit = on or remove "
+		     "audit_syslog)");
+	else if (cfg->audit_syslog_ca_file && (!cfg->audit_syslog ||
+		 strncmp(cfg->audit_syslog, "tls://", 6) != 0))
+		fail(ctx, ca_line, "audit_syslog_ca_file", "is for audit_syslog "
+		     "= tls://HOST:PORT only");
+}
+
 /* What only the whole file can tell. */
 static void check_config(struct load_ctx *ctx)
 {
@@ -1300,6 +1373,7 @@ static void check_config(struct load_ctx *ctx)
 	check_cache_size(ctx);
 	check_dirty_limit(ctx);
 	check_metrics(ctx);
+	check_syslog(ctx);
 	cfg->block_size_line = ctx->seen[0][find_key(SCOPE_FS, "block_size")];
 }
 
@@ -1333,7 +1407,7 @@ static void print_scope(enum key_scope scope)
 		[KEY_STRING] = "TEXT", [KEY_BOOL] = "BOOL", [KEY_URL] = "URL",
 		[KEY_DURATION] = "TIME", [KEY_UINT] = "N",
 		[KEY_PERIOD] = "PERIOD", [KEY_LISTEN] = "ADDR",
-		[KEY_PATIENTS] = "GLOB|N",
+		[KEY_PATIENTS] = "GLOB|N", [KEY_SYSLOG] = "DEST",
 	};
 
 	for (size_t i = 0; i < N_KEYS; i++) {
@@ -1367,5 +1441,7 @@ void phi_config_print_help(void)
 	       "with d, w and y (365 days) too: 30d, 12h, 10y.\nBOOL: true/false, yes/no, "
 	       "on/off or 1/0.  PATH: absolute.  N: a whole number.\n"
 	       "ADDR: HOST:PORT, HOST a numeric address or localhost: "
-	       "127.0.0.1:9101, [::1]:9101.\n");
+	       "127.0.0.1:9101, [::1]:9101.\n"
+	       "DEST: local (the local syslog, /dev/log) or tls://HOST:PORT "
+	       "(an audit repository, RFC 5425).\n");
 }
