@@ -358,6 +358,28 @@ def test_outage_loses_nothing_and_sends_nothing_twice(phifs_factory,
     assert msgs[-1]["msgid"] == "unmount", msgs[-1]
 
 
+def test_kill9_goes_on_from_the_cursor(phifs_factory, receiver):
+    """The cursor is in cache_dir: after kill -9 and a remount the mount
+    goes on after the last event the receiver took, sends the events made
+    while it was down, and sends none of the earlier ones again."""
+    receiver.start()
+    fs = mount_with(phifs_factory, config_for(receiver))
+    write_file(fs.path("Patients", "a.txt"), b"1")
+    settle(fs)
+    st = fs.wait_status(lambda st: st["audit_syslog"]["waiting"] == 0)
+    assert st["audit_syslog"]["waiting"] == 0, st
+    fs.kill9()
+    q = fs.run("audit", fs.config)      # an event while nothing is mounted
+    assert q.returncode == 0, q.stderr
+    fs.mount()
+    write_file(fs.path("Patients", "b.txt"), b"2")
+    settle(fs)
+    last = max(e["seq"] for e in all_events(fs))
+    msgs = received_until(receiver, last)
+    assert_in_order(msgs)
+    assert msgs[-1]["seq"] >= last
+
+
 def test_wrong_ca_is_refused_and_events_wait(phifs_factory, receiver):
     receiver.start()
     other = make_ca(receiver.dir, "other")
