@@ -200,6 +200,13 @@ static const struct key_def keys[] = {
 	  FS(audit_syslog_ca_file), NULL, false, NULL, "CA that signed "
 	  "the audit_syslog receiver's certificate (its name is checked "
 	  "too); unset = the system's CA store" },
+	{ SCOPE_FS, "audit_syslog_cert_file", KEY_PATH,
+	  FS(audit_syslog_cert_file), NULL, false, NULL, "client "
+	  "certificate (PEM, with its chain) shown to the audit_syslog "
+	  "receiver (mutual TLS); unset = none" },
+	{ SCOPE_FS, "audit_syslog_key_file", KEY_PATH,
+	  FS(audit_syslog_key_file), NULL, false, NULL, "the key of "
+	  "audit_syslog_cert_file (PEM, mode 0600)" },
 	{ SCOPE_REGION, "url", KEY_URL, RG(url), NULL, true, NULL,
 	  "dir:/PATH or s3://BUCKET[/PREFIX]" },
 	{ SCOPE_REGION, "endpoint", KEY_STRING, RG(endpoint), NULL, false,
@@ -1334,23 +1341,38 @@ static void check_metrics(struct load_ctx *ctx)
 	     "read the metrics", cfg->metrics_listen);
 }
 
-/* audit_syslog forwards the trail: it needs one, and the CA file is for
- * tls:// only. */
+/* audit_syslog forwards the trail: it needs one; the CA file and the
+ * client certificate are for tls:// only, the certificate with its key. */
 static void check_syslog(struct load_ctx *ctx)
 {
 	const struct phi_config *cfg = ctx->cfg;
 	int line = ctx->seen[0][find_key(SCOPE_FS, "audit_syslog")];
 	int ca_line = ctx->seen[0][find_key(SCOPE_FS,
 					    "audit_syslog_ca_file")];
+	int cert_line = ctx->seen[0][find_key(SCOPE_FS,
+					      "audit_syslog_cert_file")];
+	int key_line = ctx->seen[0][find_key(SCOPE_FS,
+					     "audit_syslog_key_file")];
+	int tls = cfg->audit_syslog &&
+		  strncmp(cfg->audit_syslog, "tls://", 6) == 0;
 
 	if (cfg->audit_syslog && cfg->audit == 0)
 		fail(ctx, line, "audit_syslog", "forwards the audit trail, "
 		     "but audit is off (set audit = on or remove "
 		     "audit_syslog)");
-	else if (cfg->audit_syslog_ca_file && (!cfg->audit_syslog ||
-		 strncmp(cfg->audit_syslog, "tls://", 6) != 0))
+	else if (cfg->audit_syslog_ca_file && !tls)
 		fail(ctx, ca_line, "audit_syslog_ca_file", "is for audit_syslog "
 		     "= tls://HOST:PORT only");
+	else if ((cfg->audit_syslog_cert_file || cfg->audit_syslog_key_file) &&
+		 !tls)
+		fail(ctx, cert_line ? cert_line : key_line, cert_line ?
+		     "audit_syslog_cert_file" : "audit_syslog_key_file",
+		     "is for audit_syslog = tls://HOST:PORT only");
+	else if (!cfg->audit_syslog_cert_file != !cfg->audit_syslog_key_file)
+		fail(ctx, cert_line ? cert_line : key_line, cert_line ?
+		     "audit_syslog_cert_file" : "audit_syslog_key_file",
+		     "needs %s too", cert_line ? "audit_syslog_key_file" :
+		     "audit_syslog_cert_file");
 }
 
 /* What only the whole file can tell. */
@@ -1416,14 +1438,14 @@ static void print_scope(enum key_scope scope)
 				  k->required ? "required" : "unset";
 
 		if (k->scope == scope)
-			printf("  %-20s %-6s %-9s %s\n", k->name,
+			printf("  %-22s %-6s %-9s %s\n", k->name,
 			       type_names[k->type], def, k->help);
 	}
 }
 
 void phi_config_print_help(void)
 {
-	printf("  %-20s %-6s %-9s %s\n", "KEY", "TYPE", "DEFAULT", "MEANING");
+	printf("  %-22s %-6s %-9s %s\n", "KEY", "TYPE", "DEFAULT", "MEANING");
 	printf("[filesystem]\n");
 	print_scope(SCOPE_FS);
 	printf("[region NAME]   at most %d; NAME is 1 to 64 of A-Z a-z 0-9 "
@@ -1431,7 +1453,7 @@ void phi_config_print_help(void)
 	print_scope(SCOPE_REGION);
 	printf("[retention]     optional; one line per path, such as "
 	       "/Patients = 10y\n");
-	printf("  %-20s %-6s %-9s %s\n", "PATH", "PERIOD", "unset",
+	printf("  %-22s %-6s %-9s %s\n", "PATH", "PERIOD", "unset",
 	       "every version of a file under PATH (absolute, in the "
 	       "filesystem) is kept by gc this long after it was replaced "
 	       "or deleted, on top of retention");

@@ -97,6 +97,44 @@ static const char *ssl_why(const char *fallback)
 	return r ? r : fallback;
 }
 
+/*
+ * The client certificate and its key (mutual TLS, as IHE ATNA asks).
+ * With one, TLS 1.2 at most: there the receiver refuses a certificate
+ * inside the handshake, whereas TLS 1.3 lets the handshake end first
+ * and the refusal would only show after a batch had been written.
+ */
+static int load_client_cert(struct tool_syslog *s,
+			    const struct phi_config *cfg)
+{
+	const char *key = cfg->audit_syslog_key_file;
+	struct stat st;
+
+	if (!cfg->audit_syslog_cert_file)
+		return 0;
+	if (stat(key, &st) == 0 && (st.st_mode & 077)) {
+		tool_error("%s: audit_syslog_key_file %s may be read by group "
+			   "or others (mode %04o): run chmod 600 %s", cfg->path,
+			   key, (unsigned)(st.st_mode & 07777), key);
+		return -1;
+	}
+	if (SSL_CTX_use_certificate_chain_file(s->ctx,
+			cfg->audit_syslog_cert_file) != 1) {
+		tool_error("%s: audit_syslog_cert_file %s: cannot load it: %s",
+			   cfg->path, cfg->audit_syslog_cert_file,
+			   ssl_why("not a PEM certificate"));
+		return -1;
+	}
+	if (SSL_CTX_use_PrivateKey_file(s->ctx, key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(s->ctx) != 1) {
+		tool_error("%s: audit_syslog_key_file %s: cannot use it with "
+			   "the certificate: %s", cfg->path, key,
+			   ssl_why("not its PEM key"));
+		return -1;
+	}
+	SSL_CTX_set_max_proto_version(s->ctx, TLS1_2_VERSION);
+	return 0;
+}
+
 static int open_tls(struct tool_syslog *s, const struct phi_config *cfg)
 {
 	s->ctx = SSL_CTX_new(TLS_client_method());
@@ -122,7 +160,7 @@ static int open_tls(struct tool_syslog *s, const struct phi_config *cfg)
 			   ssl_why("unknown error"));
 		return -1;
 	}
-	return 0;
+	return load_client_cert(s, cfg);
 }
 
 static void syslog_free(struct tool_syslog *s)

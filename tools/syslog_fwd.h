@@ -5,7 +5,8 @@
  * every audit event, in order, as one RFC 5424 message
  * (audit_format_syslog()) to the local syslog (`local`: a datagram to
  * /dev/log) or to an audit repository over TCP and TLS (`tls://HOST:PORT`,
- * RFC 5425 octet-counted frames).  It reads the events from the cache's
+ * RFC 5425 octet-counted frames; with audit_syslog_cert_file, a client
+ * certificate for mutual TLS).  It reads the events from the cache's
  * `audit` table after the forwarding cursor (cache_audit_forwarded()),
  * sends up to a batch, and moves the cursor once the batch is written:
  *
@@ -36,7 +37,7 @@ struct tool_syslog;
 
 /*
  * Check cfg's audit_syslog settings and load the TLS trust (the CA file,
- * or the system's store without one).  *out is NULL when audit_syslog is
+ * or the system's store without one) and the client certificate.  *out is NULL when audit_syslog is
  * unset or audit is off.  0, or -1 after printing one line.  cfg must
  * outlive *out.  Makes no connection.
  */

@@ -49,15 +49,18 @@ def make_ca(d, name):
     return os.path.join(d, name + ".pem")
 
 
-def make_server_cert(d, ca):
-    """server.pem for 127.0.0.1 and localhost, signed by CA ca."""
+def make_cert(d, ca, name, cn="localhost"):
+    """NAME.pem for 127.0.0.1 and localhost, signed by CA ca, and its key
+    NAME.key (mode 0600).  Returns (certificate, key)."""
     with open(os.path.join(d, "ext.cnf"), "w") as f:
         f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key",
-            "-out", "server.csr", "-subj", "/CN=localhost", cwd=d)
-    openssl("x509", "-req", "-in", "server.csr", "-CA", ca + ".pem",
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key",
+            "-out", name + ".csr", "-subj", "/CN=" + cn, cwd=d)
+    openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".pem",
             "-CAkey", ca + ".key", "-CAcreateserial", "-days", "2",
-            "-out", "server.pem", "-extfile", "ext.cnf", cwd=d)
+            "-out", name + ".pem", "-extfile", "ext.cnf", cwd=d)
+    os.chmod(os.path.join(d, name + ".key"), 0o600)
+    return os.path.join(d, name + ".pem"), os.path.join(d, name + ".key")
 
 
 def free_port():
@@ -82,14 +85,15 @@ class Receiver:
     datagram socket of its own, as /dev/log is), every message as it
     arrived (%rawmsg%) one per line in received.log."""
 
-    def __init__(self, local=False):
+    def __init__(self, local=False, mutual=False):
         self.dir = tempfile.mkdtemp(prefix="phifs-rsyslog-",
                                     dir=conftest.test_tmp())
         self.local = local
+        self.mutual = mutual
         self.sock = os.path.join(self.dir, "log")
         if not local:
             self.ca = make_ca(self.dir, "ca")
-            make_server_cert(self.dir, "ca")
+            make_cert(self.dir, "ca", "server")
             self.port = free_port()
         self.log = os.path.join(self.dir, "received.log")
         self.proc = None
@@ -112,7 +116,7 @@ global(workDirectory="{d}"
        DefaultNetstreamDriverCertFile="{d}/server.pem"
        DefaultNetstreamDriverKeyFile="{d}/server.key")
 module(load="imtcp" StreamDriver.Name="ossl" StreamDriver.Mode="1"
-       StreamDriver.AuthMode="anon")
+       StreamDriver.AuthMode="{'x509/certvalid' if self.mutual else 'anon'}")
 input(type="imtcp" port="{self.port}" address="127.0.0.1")
 template(name="raw" type="string" string="%rawmsg%\\n")
 action(type="omfile" file="{self.log}" template="raw")
@@ -169,6 +173,15 @@ action(type="omfile" file="{self.log}" template="raw")
 @pytest.fixture
 def receiver():
     r = Receiver()
+    try:
+        yield r
+    finally:
+        r.cleanup()
+
+
+@pytest.fixture
+def mutual_receiver():
+    r = Receiver(mutual=True)
     try:
         yield r
     finally:
@@ -253,10 +266,14 @@ def all_events(fs):
     return [json.loads(line) for line in p.stdout.splitlines()]
 
 
-def config_for(r, ca=None):
-    return ("patient_folders = /Patients/*\n"
+def config_for(r, ca=None, client=None):
+    text = ("patient_folders = /Patients/*\n"
             f"audit_syslog = tls://127.0.0.1:{r.port}\n"
             f"audit_syslog_ca_file = {ca or r.ca}\n")
+    if client:
+        text += (f"audit_syslog_cert_file = {client[0]}\n"
+                 f"audit_syslog_key_file = {client[1]}\n")
+    return text
 
 
 def assert_in_order(msgs):
@@ -396,6 +413,49 @@ def test_wrong_ca_is_refused_and_events_wait(phifs_factory, receiver):
     assert receiver.lines() == []
 
 
+def test_client_certificate_for_a_receiver_that_asks(phifs_factory,
+                                                      mutual_receiver):
+    """Mutual TLS: the receiver takes the events of a mount whose client
+    certificate its CA signed, and refuses one another CA signed (one
+    log line; the events wait)."""
+    r = mutual_receiver
+    r.start()
+    good = make_cert(r.dir, "ca", "client", cn="clinic1")
+    make_ca(r.dir, "other")
+    bad = make_cert(r.dir, "other", "stranger", cn="clinic2")
+
+    fs = mount_with(phifs_factory, config_for(r, client=bad))
+    settle(fs)
+    assert wait_log(fs, "TLS handshake failed") == 1, fs.log_tail()
+    fs.umount()
+    assert received(r) == []
+
+    fs2 = mount_with(phifs_factory, config_for(r, client=good))
+    write_file(fs2.path("Patients", "a.txt"), b"1")
+    settle(fs2)
+    last = max(e["seq"] for e in all_events(fs2))
+    msgs = received_until(r, last)
+    assert_in_order(msgs)
+    assert msgs[-1]["seq"] >= last
+
+
+def test_client_key_readable_by_others_stops_the_mount(phifs_factory,
+                                                       receiver):
+    cert, key = make_cert(receiver.dir, "ca", "client")
+    os.chmod(key, 0o644)
+    fs = phifs_factory(mounted=False, tag="audit")
+    with open(fs.config) as f:
+        text = f.read()
+    fs.write_config(text.replace(
+        "[filesystem]\n", "[filesystem]\n" +
+        config_for(receiver, client=(cert, key)), 1))
+    fs.mkfs()
+    p = fs.run("mount", fs.config, fs.mnt)
+    assert p.returncode != 0
+    err = p.stderr.strip()
+    assert len(err.splitlines()) == 1 and "chmod 600" in err, err
+
+
 @pytest.mark.parametrize("lines, words", [
     ("audit_syslog = udp://127.0.0.1:514\n", "use local or tls://"),
     ("audit_syslog = tls://127.0.0.1\n", "port from 1 to 65535"),
@@ -405,6 +465,12 @@ def test_wrong_ca_is_refused_and_events_wait(phifs_factory, receiver):
     ("audit_syslog = local\naudit_syslog_ca_file = /etc/ca.pem\n",
      "for audit_syslog = tls://HOST:PORT only"),
     ("audit_syslog_ca_file = /etc/ca.pem\n",
+     "for audit_syslog = tls://HOST:PORT only"),
+    ("audit_syslog = tls://127.0.0.1:6514\n"
+     "audit_syslog_cert_file = /etc/c.pem\n",
+     "needs audit_syslog_key_file too"),
+    ("audit_syslog = local\naudit_syslog_cert_file = /etc/c.pem\n"
+     "audit_syslog_key_file = /etc/c.key\n",
      "for audit_syslog = tls://HOST:PORT only"),
 ])
 def test_bad_config_is_refused_with_one_line(phifs_factory, lines, words):

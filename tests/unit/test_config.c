@@ -909,6 +909,13 @@ TEST(syslog_keys)
 	ASSERT_STREQ(d.host, "audit.example.org");
 	ASSERT_STREQ(d.port, "6514");
 	ASSERT_STREQ(cfg.audit_syslog_ca_file, "/etc/phifs/ca.pem");
+	ASSERT_TRUE(cfg.audit_syslog_cert_file == NULL);
+	phi_config_release(&cfg);
+	load_ok(FS "audit_syslog = tls://10.0.0.5:6514\n"
+		"audit_syslog_cert_file = /etc/phifs/c.pem\n"
+		"audit_syslog_key_file = /etc/phifs/c.key\n", &cfg);
+	ASSERT_STREQ(cfg.audit_syslog_cert_file, "/etc/phifs/c.pem");
+	ASSERT_STREQ(cfg.audit_syslog_key_file, "/etc/phifs/c.key");
 	phi_config_release(&cfg);
 	ASSERT_TRUE(phi_parse_syslog("tls://[::1]:514", &d) == NULL);
 	ASSERT_STREQ(d.host, "::1");
@@ -942,6 +949,18 @@ TEST(bad_syslog_keys)
 	expect_error(FS "audit_syslog = local\n"
 		     "audit_syslog_ca_file = /etc/ca.pem\n",
 		     ":4: audit_syslog_ca_file: is for audit_syslog = "
+		     "tls://HOST:PORT only");
+	expect_error(FS "audit_syslog = tls://h:1\n"
+		     "audit_syslog_key_file = /etc/k.pem\n",
+		     ":4: audit_syslog_key_file: needs audit_syslog_cert_file "
+		     "too");
+	expect_error(FS "audit_syslog = tls://h:1\n"
+		     "audit_syslog_cert_file = /etc/c.pem\n",
+		     ":4: audit_syslog_cert_file: needs audit_syslog_key_file "
+		     "too");
+	expect_error(FS "audit_syslog_cert_file = /etc/c.pem\n"
+		     "audit_syslog_key_file = /etc/k.pem\n",
+		     ":3: audit_syslog_cert_file: is for audit_syslog = "
 		     "tls://HOST:PORT only");
 	expect_error(FS "audit_syslog_ca_file = ca.pem\n",
 		     ":3: audit_syslog_ca_file: must be an absolute path");

@@ -42,6 +42,8 @@
  *                          as an RFC 5424 message (default unset: off)
  *   audit_syslog_ca_file = PATH  CA that signed the receiver's
  *                          certificate (default: the system's CA store)
+ *   audit_syslog_cert_file, audit_syslog_key_file = PATH  a client
+ *                          certificate and its key (mutual TLS)
  *
  *   [region NAME]          one per region; NAME is [A-Za-z0-9_.-]{1,64}
  *   url = dir:PATH | s3://BUCKET[/PREFIX]
@@ -113,6 +115,9 @@ struct phi_config {
 				   events are not forwarded */
 	char *audit_syslog_ca_file;	/* absolute path, or NULL: the
 					   system's CA store */
+	char *audit_syslog_cert_file;	/* absolute paths of a client
+					   certificate (PEM, chain) */
+	char *audit_syslog_key_file;	/* and its key, both or neither */
 	int nregions;
 	struct backend_region regions[PHI_MAX_REGIONS];	/* in file order;
 							   released with cfg */
