@@ -967,6 +967,104 @@ int audit_format_fhir(const struct audit_event *ev, char *out, size_t size)
 	return (int)o.len;
 }
 
+/* --- RFC 5424 syslog ------------------------------------------------- */
+
+#define SYSLOG_AUTHPRIV 10
+#define SYSLOG_WARNING 4
+#define SYSLOG_NOTICE 5
+
+/* A PARAM-VALUE of RFC 5424: UTF-8 with '"', '\' and ']' escaped by a
+ * backslash; control characters and bytes that are not UTF-8 as U+FFFD,
+ * so that one message stays one line in any receiver's file. */
+static void put_sd_value(struct out *o, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	char esc[2] = { '\\', 0 };
+
+	while (*p) {
+		int n = utf8_len(p);
+
+		if (n == 0 || *p < 0x20 || *p == 0x7f) {
+			put(o, "\xef\xbf\xbd", 3);
+			p += n ? n : 1;
+			continue;
+		}
+		if (*p == '"' || *p == '\\' || *p == ']') {
+			esc[1] = (char)*p;
+			put(o, esc, 2);
+		} else {
+			put(o, (const char *)p, (size_t)n);
+		}
+		p += n;
+	}
+}
+
+/* HOSTNAME: PRINTUSASCII, at most 255, or the NILVALUE. */
+static void put_sd_host(struct out *o, const char *name)
+{
+	size_t n = 0;
+
+	for (; name[n] && n < 255; n++) {
+		char ch = name[n] > ' ' && name[n] < 0x7f ? name[n] : '_';
+
+		put(o, &ch, 1);
+	}
+	if (n == 0)
+		put(o, "-", 1);
+}
+
+static void put_sd_num(struct out *o, const char *name, unsigned long long v)
+{
+	emit(o, " %s=\"%llu\"", name, v);
+}
+
+int audit_format_syslog(const struct audit_event *ev, uint64_t seq,
+			long procid, char *out, size_t size)
+{
+	struct out o = { out, size, 0 };
+	time_t sec = (time_t)(ev->time_ns / 1000000000ull);
+	struct tm tm;
+	size_t n;
+
+	if (size == 0)
+		return -ENOSPC;
+	out[0] = '\0';
+	gmtime_r(&sec, &tm);
+	emit(&o, "<%d>1 %04d-%02d-%02dT%02d:%02d:%02d.%06lluZ ",
+	     SYSLOG_AUTHPRIV * 8 + (ev->err ? SYSLOG_WARNING : SYSLOG_NOTICE),
+	     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+	     tm.tm_min, tm.tm_sec,
+	     (unsigned long long)(ev->time_ns % 1000000000ull / 1000));
+	put_sd_host(&o, ev->s[AUDIT_S_HOST] ? ev->s[AUDIT_S_HOST] : "");
+	emit(&o, " phifs %ld %s [" AUDIT_SYSLOG_SDID, procid,
+	     audit_kind_name(ev->kind));
+	put_sd_num(&o, "seq", seq);
+	put_sd_num(&o, "errno", (unsigned)ev->err);
+	put_sd_num(&o, "uid", ev->uid);
+	put_sd_num(&o, "gid", ev->gid);
+	put_sd_num(&o, "pid", ev->pid);
+	put_sd_num(&o, "ino", ev->ino);
+	put_sd_num(&o, "bytes_read", ev->bytes_read);
+	put_sd_num(&o, "bytes_written", ev->bytes_written);
+	for (int i = 0; i < AUDIT_S_END; i++) {
+		if (i == AUDIT_S_HOST || !ev->s[i] || !ev->s[i][0])
+			continue;
+		emit(&o, " %s=\"", str_keys[i]);
+		put_sd_value(&o, ev->s[i]);
+		put(&o, "\"", 1);
+	}
+	put(&o, "] ", 2);
+	if (o.len + 2 >= size)
+		return -ENOSPC;
+	n = audit_format(ev, seq, 0, out + o.len, size - o.len);
+	if (o.len + n + 1 >= size)
+		return -ENOSPC;		/* the text was cut */
+	o.len += n;
+	if (o.len && out[o.len - 1] == '\n')
+		out[--o.len] = '\0';
+	return (int)o.len;
+}
+
 int audit_parse_time(const char *s, uint64_t *ns)
 {
 	struct tm tm;

@@ -345,3 +345,53 @@ void cache_audit_free(struct cache *c)
 {
 	free_list(c, take_queue(c));
 }
+
+/* --- the forwarding cursor ------------------------------------------ */
+
+#define FORWARDED_KEY "audit_forwarded"
+
+static uint64_t forwarded_in(struct cache *c, MDB_txn *txn)
+{
+	MDB_val k = { sizeof(FORWARDED_KEY) - 1, (void *)FORWARDED_KEY }, v;
+
+	if (mdb_get(txn, c->db_super, &k, &v) || v.mv_size != 8)
+		return 0;
+	return key_get_u64(v.mv_data);
+}
+
+int cache_audit_forwarded(struct cache *c, uint64_t *sent, uint64_t *last)
+{
+	MDB_txn *txn;
+	int rc = 0;
+
+	txn = cache_meta_read_begin(c, &rc);
+	if (!txn)
+		return rc;
+	*sent = forwarded_in(c, txn);
+	*last = 0;
+	if (c->db_audit_open) {
+		rc = next_seq(c, txn, last);
+		if (rc == 0)
+			(*last)--;
+	}
+	cache_meta_read_end(txn);
+	return rc;
+}
+
+static int put_forwarded(struct cache *c, MDB_txn *txn, void *arg)
+{
+	uint64_t seq = *(const uint64_t *)arg;
+	uint8_t b[8];
+	MDB_val k = { sizeof(FORWARDED_KEY) - 1, (void *)FORWARDED_KEY },
+		v = { sizeof(b), b };
+
+	if (seq <= forwarded_in(c, txn))
+		return 0;
+	key_put_u64(b, seq);
+	return cache_meta_err(mdb_put(txn, c->db_super, &k, &v, 0));
+}
+
+int cache_audit_set_forwarded(struct cache *c, uint64_t seq)
+{
+	return cache_meta_write(c, put_forwarded, &seq);
+}

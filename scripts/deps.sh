@@ -54,6 +54,10 @@ PHIFS_DEPS=(
 	libnss-wrapper
 	iproute2
 	strace
+	# test_audit_syslog.py runs its own rsyslogd with a TLS listener (on a
+	# machine with systemd, installing rsyslog also starts Debian's)
+	rsyslog
+	rsyslog-openssl
 )
 
 # Print the packages of PHIFS_DEPS that are not installed, one per line.

@@ -44,6 +44,7 @@
 #include "crypt.h"
 #include "fs.h"
 #include "metrics.h"
+#include "syslog_fwd.h"
 #include "phi.h"
 
 #include <errno.h>
@@ -731,6 +732,7 @@ static int serve(const struct phi_config *cfg, const struct mount_args *a,
 	struct backend *regions = NULL;
 	struct tool_lease *lease = NULL;
 	struct tool_metrics *metrics;
+	struct tool_syslog *fwd;
 	struct tool_notify *notify;
 	struct cache *c;
 	struct fs *fs;
@@ -742,13 +744,19 @@ static int serve(const struct phi_config *cfg, const struct mount_args *a,
 	/* before the lease: a port in use must stop us first */
 	if (tool_metrics_open(&metrics, cfg))
 		return 1;
+	if (tool_syslog_open(&fwd, cfg)) {
+		tool_metrics_close(metrics);
+		return 1;
+	}
 	if (open_daemon(cfg, a, k, &key, &regions, &lease, &c)) {
+		tool_syslog_close(fwd);
 		tool_metrics_close(metrics);
 		return 1;
 	}
 	rc = fs_mount(&fs, c, mp, &fo, err, sizeof(err));
 	if (rc) {
 		tool_error("%s", err);
+		tool_syslog_close(fwd);
 		tool_metrics_close(metrics);
 		close_daemon(key, regions, lease, c);
 		return 1;
@@ -764,6 +772,7 @@ static int serve(const struct phi_config *cfg, const struct mount_args *a,
 	record_log_place(cfg, a);
 	PHI_LOG(PHI_LOG_NOTICE, "mounted (pid %ld)", (long)getpid());
 	audit_mount(cfg, c, a, mp);
+	tool_syslog_start(fwd, c);
 	watch_end_signals();
 	rc = tool_notify_start(&notify, c, cfg, mp);
 	if (rc)
@@ -775,6 +784,7 @@ static int serve(const struct phi_config *cfg, const struct mount_args *a,
 	unwatch_end_signals();
 	fs_unmount(fs);
 	audit_unmount(cfg, c, rc);
+	tool_syslog_close(fwd);
 	tool_metrics_close(metrics);
 	tool_notify_close(notify);
 	rc = close_daemon(key, regions, lease, c);

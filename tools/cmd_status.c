@@ -17,7 +17,8 @@ static const char status_usage[] =
 	"Show the state of the filesystem of CONFIG: whether it is mounted "
 	"and\nwhere its log goes, its inodes, how much of cache_size the local "
 	"store\nuses, what is written but not yet sealed, and per region what "
-	"it still\nlacks and whether it answers.  Works while mounted (the "
+	"it still\nlacks and whether it answers, and with audit_syslog how many "
+	"audit events\nare not yet forwarded.  Works while mounted (the "
 	"mount records\nits state every two seconds).  --json prints one JSON "
 	"object.\n";
 
@@ -101,9 +102,30 @@ static void print_json_log(const struct tool_log_place *lp)
 	       lp->syslog_available ? "true" : "false");
 }
 
+/* Events stored but not yet taken by the audit_syslog receiver, or -1
+ * when forwarding is off or the count cannot be read. */
+static long long syslog_waiting(const struct phi_config *cfg)
+{
+	struct cache_config cc;
+	struct cache *c;
+	uint64_t sent = 0, last = 0;
+	int rc;
+
+	if (!cfg->audit_syslog || cfg->audit != 1)
+		return -1;
+	tool_cache_config(cfg, &cc);
+	rc = cache_open(&c, &cc, CACHE_OPEN_RDONLY);
+	if (rc)
+		return -1;
+	rc = cache_audit_forwarded(c, &sent, &last);
+	cache_close(c);
+	return rc ? -1 : last > sent ? (long long)(last - sent) : 0;
+}
+
 static void print_json(const struct phi_config *cfg,
 		       const struct cache_stats *s)
 {
+	long long waiting = syslog_waiting(cfg);
 	struct tool_log_place lp;
 
 	printf("{\"fsid\":\"%s\",\"cache_dir\":", s->fsid);
@@ -142,6 +164,14 @@ static void print_json(const struct phi_config *cfg,
 	print_json_regions(cfg, s);
 	tool_log_place(cfg, s, &lp);
 	print_json_log(&lp);
+	printf(",\"audit_syslog\":");
+	if (waiting >= 0) {
+		printf("{\"to\":");
+		json_str(cfg->audit_syslog);
+		printf(",\"waiting\":%lld}", waiting);
+	} else {
+		printf("null");
+	}
 	printf("}\n");
 }
 
@@ -228,6 +258,7 @@ static void print_text(const struct phi_config *cfg,
 {
 	struct tool_log_place lp;
 	char used[32], limit[32], bs[32], state[512];
+	long long waiting = syslog_waiting(cfg);
 
 	tool_human_size(s->used_bytes, used, sizeof(used));
 	tool_human_size(s->size_limit, limit, sizeof(limit));
@@ -255,6 +286,9 @@ static void print_text(const struct phi_config *cfg,
 		printf("region       %s  %s  %s\n", cfg->regions[i].name,
 		       cfg->regions[i].url, state);
 	}
+	if (waiting >= 0)
+		printf("audit syslog %s  %lld event%s not yet forwarded\n",
+		       cfg->audit_syslog, waiting, waiting == 1 ? "" : "s");
 }
 
 int cmd_status(int argc, char **argv)

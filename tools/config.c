@@ -56,6 +56,7 @@ enum key_type {
 	KEY_PERIOD,		/* phi_parse_period(), uint64_t ms */
 	KEY_LISTEN,		/* phi_parse_listen() accepts it, char * */
 	KEY_PATIENTS,		/* audit_patients_parse() accepts it, char * */
+	KEY_SYSLOG,		/* phi_parse_syslog() accepts it, char * */
 };
 
 struct key_def {
@@ -195,6 +196,21 @@ static const struct key_def keys[] = {
 	  "6y", false, check_retention, "how long gc keeps the audit trail "
 	  "in the regions (for ever while a legal hold stands); 1s to "
 	  STR(MAX_RETENTION_DAYS) "d" },
+	{ SCOPE_FS, "audit_syslog", KEY_SYSLOG, FS(audit_syslog), NULL,
+	  false, NULL, "forward each audit event live as an RFC 5424 "
+	  "message: local (/dev/log, authpriv) or tls://HOST:PORT "
+	  "(RFC 5425); unset = off" },
+	{ SCOPE_FS, "audit_syslog_ca_file", KEY_PATH,
+	  FS(audit_syslog_ca_file), NULL, false, NULL, "CA that signed "
+	  "the audit_syslog receiver's certificate (its name is checked "
+	  "too); unset = the system's CA store" },
+	{ SCOPE_FS, "audit_syslog_cert_file", KEY_PATH,
+	  FS(audit_syslog_cert_file), NULL, false, NULL, "client "
+	  "certificate (PEM, with its chain) shown to the audit_syslog "
+	  "receiver (mutual TLS); unset = none" },
+	{ SCOPE_FS, "audit_syslog_key_file", KEY_PATH,
+	  FS(audit_syslog_key_file), NULL, false, NULL, "the key of "
+	  "audit_syslog_cert_file (PEM, mode 0600)" },
 	{ SCOPE_REGION, "url", KEY_URL, RG(url), NULL, true, NULL,
 	  "dir:/PATH or s3://BUCKET[/PREFIX]" },
 	{ SCOPE_REGION, "endpoint", KEY_STRING, RG(endpoint), NULL, false,
@@ -609,6 +625,36 @@ const char *phi_parse_listen(const char *s, struct phi_listen *out)
 	return NULL;
 }
 
+const char *phi_parse_syslog(const char *s, struct phi_syslog *out)
+{
+	const char *colon, *host = s + 6;
+	size_t n;
+
+	memset(out, 0, sizeof(*out));
+	if (strcmp(s, "local") == 0)
+		return NULL;
+	if (strncmp(s, "tls://", 6) != 0)
+		return "use local or tls://HOST:PORT";
+	colon = strrchr(host, ':');
+	n = colon ? (size_t)(colon - host) : 0;
+	if (!colon || listen_port(colon) < 0)
+		return "use tls://HOST:PORT with a port from 1 to 65535";
+	if (host[0] == '[' && n > 2 && host[n - 1] == ']') {
+		host++;		/* [IPv6]: the brackets are not the host */
+		n -= 2;
+	}
+	if (n == 0 || n >= sizeof(out->host) ||
+	    strcspn(host, " \t/?#@[]") < n) {
+		memset(out, 0, sizeof(*out));
+		return "bad host (use tls://HOST:PORT, HOST a name or an "
+		       "address, [IPv6] in brackets)";
+	}
+	out->tls = 1;
+	memcpy(out->host, host, n);
+	snprintf(out->port, sizeof(out->port), "%s", colon + 1);
+	return NULL;
+}
+
 static int parse_bool(const char *s, int *out)
 {
 	static const char *const words[][2] = {
@@ -767,6 +813,18 @@ static int set_patients(struct load_ctx *ctx, const struct key_def *k,
 	return set_string(ctx, field, value);
 }
 
+static int set_syslog(struct load_ctx *ctx, const struct key_def *k,
+		      char **field, const char *value)
+{
+	struct phi_syslog d;
+	const char *why = phi_parse_syslog(value, &d);
+
+	if (why)
+		return fail(ctx, ctx->line, k->name, "bad value '%s' (%s)",
+			    value, why);
+	return set_string(ctx, field, value);
+}
+
 /* Parse value into key k of the section struct at base. */
 static int set_key(struct load_ctx *ctx, const struct key_def *k,
 		   void *base, const char *value)
@@ -787,6 +845,8 @@ static int set_key(struct load_ctx *ctx, const struct key_def *k,
 		return set_listen(ctx, k, field, value);
 	case KEY_PATIENTS:
 		return set_patients(ctx, k, field, value);
+	case KEY_SYSLOG:
+		return set_syslog(ctx, k, field, value);
 	case KEY_DURATION:
 		assert(k->width == sizeof(unsigned));
 		return set_duration(ctx, k, field, value);
@@ -838,7 +898,8 @@ static void free_strings(enum key_scope scope, void *base)
 
 		if (k->scope == scope && (k->type == KEY_PATH ||
 		    k->type == KEY_STRING || k->type == KEY_URL ||
-		    k->type == KEY_LISTEN || k->type == KEY_PATIENTS))
+		    k->type == KEY_LISTEN || k->type == KEY_PATIENTS ||
+		    k->type == KEY_SYSLOG))
 			free(*(char **)((char *)base + k->offset));
 	}
 }
@@ -1284,6 +1345,40 @@ static void check_metrics(struct load_ctx *ctx)
 	     "read the metrics", cfg->metrics_listen);
 }
 
+/* audit_syslog forwards the trail: it needs one; the CA file and the
+ * client certificate are for tls:// only, the certificate with its key. */
+static void check_syslog(struct load_ctx *ctx)
+{
+	const struct phi_config *cfg = ctx->cfg;
+	int line = ctx->seen[0][find_key(SCOPE_FS, "audit_syslog")];
+	int ca_line = ctx->seen[0][find_key(SCOPE_FS,
+					    "audit_syslog_ca_file")];
+	int cert_line = ctx->seen[0][find_key(SCOPE_FS,
+					      "audit_syslog_cert_file")];
+	int key_line = ctx->seen[0][find_key(SCOPE_FS,
+					     "audit_syslog_key_file")];
+	int tls = cfg->audit_syslog &&
+		  strncmp(cfg->audit_syslog, "tls://", 6) == 0;
+
+	if (cfg->audit_syslog && cfg->audit == 0)
+		fail(ctx, line, "audit_syslog", "forwards the audit trail, "
+		     "but audit is off (set audit = on or remove "
+		     "audit_syslog)");
+	else if (cfg->audit_syslog_ca_file && !tls)
+		fail(ctx, ca_line, "audit_syslog_ca_file", "is for audit_syslog "
+		     "= tls://HOST:PORT only");
+	else if ((cfg->audit_syslog_cert_file || cfg->audit_syslog_key_file) &&
+		 !tls)
+		fail(ctx, cert_line ? cert_line : key_line, cert_line ?
+		     "audit_syslog_cert_file" : "audit_syslog_key_file",
+		     "is for audit_syslog = tls://HOST:PORT only");
+	else if (!cfg->audit_syslog_cert_file != !cfg->audit_syslog_key_file)
+		fail(ctx, cert_line ? cert_line : key_line, cert_line ?
+		     "audit_syslog_cert_file" : "audit_syslog_key_file",
+		     "needs %s too", cert_line ? "audit_syslog_key_file" :
+		     "audit_syslog_cert_file");
+}
+
 /* What only the whole file can tell. */
 static void check_config(struct load_ctx *ctx)
 {
@@ -1304,6 +1399,7 @@ static void check_config(struct load_ctx *ctx)
 	check_cache_size(ctx);
 	check_dirty_limit(ctx);
 	check_metrics(ctx);
+	check_syslog(ctx);
 	cfg->block_size_line = ctx->seen[0][find_key(SCOPE_FS, "block_size")];
 }
 
@@ -1337,7 +1433,7 @@ static void print_scope(enum key_scope scope)
 		[KEY_STRING] = "TEXT", [KEY_BOOL] = "BOOL", [KEY_URL] = "URL",
 		[KEY_DURATION] = "TIME", [KEY_UINT] = "N",
 		[KEY_PERIOD] = "PERIOD", [KEY_LISTEN] = "ADDR",
-		[KEY_PATIENTS] = "GLOB|N",
+		[KEY_PATIENTS] = "GLOB|N", [KEY_SYSLOG] = "DEST",
 	};
 
 	for (size_t i = 0; i < N_KEYS; i++) {
@@ -1346,14 +1442,14 @@ static void print_scope(enum key_scope scope)
 				  k->required ? "required" : "unset";
 
 		if (k->scope == scope)
-			printf("  %-20s %-6s %-9s %s\n", k->name,
+			printf("  %-22s %-6s %-9s %s\n", k->name,
 			       type_names[k->type], def, k->help);
 	}
 }
 
 void phi_config_print_help(void)
 {
-	printf("  %-20s %-6s %-9s %s\n", "KEY", "TYPE", "DEFAULT", "MEANING");
+	printf("  %-22s %-6s %-9s %s\n", "KEY", "TYPE", "DEFAULT", "MEANING");
 	printf("[filesystem]\n");
 	print_scope(SCOPE_FS);
 	printf("[region NAME]   at most %d; NAME is 1 to 64 of A-Z a-z 0-9 "
@@ -1361,7 +1457,7 @@ void phi_config_print_help(void)
 	print_scope(SCOPE_REGION);
 	printf("[retention]     optional; one line per path, such as "
 	       "/Patients = 10y\n");
-	printf("  %-20s %-6s %-9s %s\n", "PATH", "PERIOD", "unset",
+	printf("  %-22s %-6s %-9s %s\n", "PATH", "PERIOD", "unset",
 	       "every version of a file under PATH (absolute, in the "
 	       "filesystem) is kept by gc this long after it was replaced "
 	       "or deleted, on top of retention");
@@ -1371,5 +1467,7 @@ void phi_config_print_help(void)
 	       "with d, w and y (365 days) too: 30d, 12h, 10y.\nBOOL: true/false, yes/no, "
 	       "on/off or 1/0.  PATH: absolute.  N: a whole number.\n"
 	       "ADDR: HOST:PORT, HOST a numeric address or localhost: "
-	       "127.0.0.1:9101, [::1]:9101.\n");
+	       "127.0.0.1:9101, [::1]:9101.\n"
+	       "DEST: local (the local syslog, /dev/log) or tls://HOST:PORT "
+	       "(an audit repository, RFC 5425).\n");
 }

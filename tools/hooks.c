@@ -16,7 +16,8 @@
 #error "PHIFS_TEST_HOOKS must be defined to 0 or 1 by the build"
 #endif
 
-static const char *const hook_names[] = { "PHIFS_KDF_N", "PHIFS_FAULT_DIR" };
+static const char *const hook_names[] = { "PHIFS_KDF_N", "PHIFS_FAULT_DIR",
+					   "PHIFS_SYSLOG_SOCKET" };
 
 #define NHOOKS (sizeof(hook_names) / sizeof(hook_names[0]))
 

@@ -188,6 +188,31 @@ size_t audit_format(const struct audit_event *ev, uint64_t seq, int json,
  */
 int audit_format_fhir(const struct audit_event *ev, char *out, size_t size);
 
+/* The SD-ID of audit_format_syslog()'s structured data: a private
+ * name under the placeholder enterprise number 32473, which RFC 5612
+ * reserves for documentation. */
+#define AUDIT_SYSLOG_SDID "phifs@32473"
+
+/*
+ * Write ev as one RFC 5424 syslog message, without framing or newline:
+ *
+ *   <PRI>1 TIMESTAMP HOST phifs PROCID KIND [phifs@32473 seq="" ...] TEXT
+ *
+ * PRI is facility authpriv (10) with severity notice (5) for a success,
+ * warning (4) for a refusal; TIMESTAMP is the event's time in UTC to the
+ * microsecond; HOST the event's host ("-" if none); procid the sending
+ * process; KIND audit_kind_name().  The structured data carries seq,
+ * errno, uid, gid, pid, ino, bytes_read, bytes_written and each string
+ * of the event that is not empty (user, group, process, path, path2,
+ * patient, patient2, detail), values escaped as RFC 5424 says ('"', '\'
+ * and ']' after a backslash) with control characters and bytes that are
+ * not UTF-8 as U+FFFD.  The message is audit_format()'s text line
+ * without its newline (MSG-ANY: no BOM).  Returns the length, or
+ * -ENOSPC if it does not fit in size bytes (AUDIT_FHIR_MAX always does).
+ */
+int audit_format_syslog(const struct audit_event *ev, uint64_t seq,
+			long procid, char *out, size_t size);
+
 /* Parse a time given to a query: seconds since 1970 ("@1700000000"),
  * or "YYYY-MM-DD[THH:MM[:SS]][Z]" as UTC.  0 and *ns, or -EINVAL. */
 int audit_parse_time(const char *s, uint64_t *ns);

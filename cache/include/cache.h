@@ -402,4 +402,15 @@ typedef int cache_audit_fn(void *arg, uint64_t seq, const void *rec,
 int cache_audit_walk(struct cache *c, uint64_t from, cache_audit_fn *fn,
 		     void *arg);
 
+/*
+ * The forwarding cursor (audit_syslog): the last event a receiver has
+ * taken, 0 for none, kept in the superblock table (local state, never
+ * replicated).  cache_audit_forwarded() reads it and the number of the
+ * last stored event (0 when the trail is empty) into *sent and *last;
+ * any open.  cache_audit_set_forwarded() records seq, read-write opens
+ * only; it never moves the cursor back.  0 or an LMDB error.
+ */
+int cache_audit_forwarded(struct cache *c, uint64_t *sent, uint64_t *last);
+int cache_audit_set_forwarded(struct cache *c, uint64_t seq);
+
 #endif

@@ -166,6 +166,46 @@ TEST(formats_text_and_json)
 	ASSERT_TRUE(strchr(out, '\n') == out + strlen(out) - 1);
 }
 
+TEST(syslog_message_is_rfc5424)
+{
+	struct audit_event ev = sample();
+	static char out[AUDIT_FHIR_MAX];
+	const char *sd;
+	int n;
+
+	ev.s[AUDIT_S_HOST] = "clinic1";
+	ev.s[AUDIT_S_PATH] = "/Patients/a\"b]c\\d\ne\xff";
+	n = audit_format_syslog(&ev, 9, 77, out, sizeof(out));
+	ASSERT_TRUE(n > 0);
+	ASSERT_EQ((size_t)n, strlen(out));
+	/* a refusal: authpriv.warning; UTC to the microsecond */
+	ASSERT_TRUE(strncmp(out, "<84>1 2025-12-06T00:00:00.123456Z clinic1 "
+			    "phifs 77 rename [phifs@32473 seq=\"9\" "
+			    "errno=\"13\" uid=\"1000\" gid=\"100\" "
+			    "pid=\"4242\" ino=\"72623859790382856\" "
+			    "bytes_read=\"7\" bytes_written=\"1099511627776\""
+			    " process=\"cat\" user=\"alice\" ", 218) == 0);
+	/* '"', ']' and '\' escaped; a newline and a byte that is not UTF-8
+	 * as U+FFFD; strings that are empty left out */
+	ASSERT_TRUE(strstr(out, " path=\"/Patients/a\\\"b\\]c\\\\d\xef\xbf\xbd"
+			   "e\xef\xbf\xbd\" ") != NULL);
+	ASSERT_TRUE(strstr(out, " group=\"") == NULL);
+	ASSERT_TRUE(strstr(out, " host=\"") == NULL);	/* HOSTNAME has it */
+	/* then the text line, without its newline */
+	sd = strstr(out, "\"] 2025-12-06T00:00:00.123456789Z rename EACCES ");
+	ASSERT_TRUE(sd != NULL);
+	ASSERT_TRUE(strchr(out, '\n') == NULL);
+
+	/* a success: authpriv.notice; no host: the NILVALUE */
+	ev.err = 0;
+	ev.s[AUDIT_S_HOST] = NULL;
+	ASSERT_TRUE(audit_format_syslog(&ev, 1, 77, out, sizeof(out)) > 0);
+	ASSERT_TRUE(strncmp(out, "<85>1 2025-12-06T00:00:00.123456Z - phifs 77 "
+			    "rename [", 53) == 0);
+	/* too small: refused, never cut */
+	ASSERT_ERR(audit_format_syslog(&ev, 1, 77, out, 200), -ENOSPC);
+}
+
 /* How many times needle is in hay. */
 static int count(const char *hay, const char *needle)
 {
@@ -452,6 +492,7 @@ TEST_MAIN(TEST_ENTRY(encode_decode_round_trip),
 	  TEST_ENTRY(patients_by_glob),
 	  TEST_ENTRY(patients_by_depth_and_bad_specs),
 	  TEST_ENTRY(formats_text_and_json),
+	  TEST_ENTRY(syslog_message_is_rfc5424),
 	  TEST_ENTRY(fhir_resource_fields),
 	  TEST_ENTRY(fhir_actions_and_types_per_kind),
 	  TEST_ENTRY(fhir_outcomes_patients_and_commands),

@@ -389,6 +389,37 @@ TEST(audit_burst_beyond_the_queue_is_all_kept)
 	ASSERT_OK(cache_close(c));
 }
 
+/* The forwarding cursor of audit_syslog: 0 at first, kept across a
+ * reopen, never moved back, and readable from a read-only open. */
+TEST(audit_forwarded_cursor)
+{
+	struct cache_config cfg = format_limit(20 * GiB);
+	struct cache *c = open_rw(&cfg), *ro;
+	static char rec[64];
+	uint64_t sent = 99, last = 99;
+
+	ASSERT_OK(cache_audit_forwarded(c, &sent, &last));
+	ASSERT_EQ(sent, 0);
+	ASSERT_EQ(last, 0);
+	for (int i = 0; i < 5; i++)
+		ASSERT_OK(cache_audit_queue(c, rec, sizeof(rec)));
+	ASSERT_OK(cache_audit_flush(c));
+	ASSERT_OK(cache_audit_set_forwarded(c, 3));
+	ASSERT_OK(cache_audit_set_forwarded(c, 2));	/* not back */
+	ASSERT_OK(cache_audit_forwarded(c, &sent, &last));
+	ASSERT_EQ(sent, 3);
+	ASSERT_EQ(last, 5);
+	ASSERT_OK(cache_close(c));
+	c = open_rw(&cfg);
+	ASSERT_OK(cache_open(&ro, &cfg, CACHE_OPEN_RDONLY));
+	ASSERT_OK(cache_audit_forwarded(ro, &sent, &last));
+	ASSERT_EQ(sent, 3);
+	ASSERT_EQ(last, 5);
+	ASSERT_ERR(cache_audit_set_forwarded(ro, 5), -EROFS);
+	ASSERT_OK(cache_close(ro));
+	ASSERT_OK(cache_close(c));
+}
+
 TEST_MAIN(
 	TEST_ENTRY(format_fresh),
 	TEST_ENTRY(format_twice),
@@ -401,4 +432,5 @@ TEST_MAIN(
 	TEST_ENTRY(close_with_open_handles),
 	TEST_ENTRY(statfs_counts),
 	TEST_ENTRY(audit_burst_beyond_the_queue_is_all_kept),
+	TEST_ENTRY(audit_forwarded_cursor),
 )

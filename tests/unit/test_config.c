@@ -890,6 +890,82 @@ TEST(metrics_keys_load)
 	phi_config_release(&cfg);
 }
 
+TEST(syslog_keys)
+{
+	struct phi_config cfg;
+	struct phi_syslog d;
+
+	load_ok(FS, &cfg);
+	ASSERT_TRUE(cfg.audit_syslog == NULL);
+	ASSERT_TRUE(cfg.audit_syslog_ca_file == NULL);
+	phi_config_release(&cfg);
+	load_ok(FS "audit_syslog = local\n", &cfg);
+	ASSERT_STREQ(cfg.audit_syslog, "local");
+	phi_config_release(&cfg);
+	load_ok(FS "audit_syslog = tls://audit.example.org:6514\n"
+		"audit_syslog_ca_file = /etc/phifs/ca.pem\n", &cfg);
+	ASSERT_TRUE(phi_parse_syslog(cfg.audit_syslog, &d) == NULL);
+	ASSERT_EQ(d.tls, 1);
+	ASSERT_STREQ(d.host, "audit.example.org");
+	ASSERT_STREQ(d.port, "6514");
+	ASSERT_STREQ(cfg.audit_syslog_ca_file, "/etc/phifs/ca.pem");
+	ASSERT_TRUE(cfg.audit_syslog_cert_file == NULL);
+	phi_config_release(&cfg);
+	load_ok(FS "audit_syslog = tls://10.0.0.5:6514\n"
+		"audit_syslog_cert_file = /etc/phifs/c.pem\n"
+		"audit_syslog_key_file = /etc/phifs/c.key\n", &cfg);
+	ASSERT_STREQ(cfg.audit_syslog_cert_file, "/etc/phifs/c.pem");
+	ASSERT_STREQ(cfg.audit_syslog_key_file, "/etc/phifs/c.key");
+	phi_config_release(&cfg);
+	ASSERT_TRUE(phi_parse_syslog("tls://[::1]:514", &d) == NULL);
+	ASSERT_STREQ(d.host, "::1");
+	ASSERT_TRUE(phi_parse_syslog("local", &d) == NULL);
+	ASSERT_EQ(d.tls, 0);
+}
+
+#define SYSLOG_PORT "use tls://HOST:PORT with a port from 1 to 65535"
+
+TEST(bad_syslog_keys)
+{
+	expect_error(FS "audit_syslog = udp://127.0.0.1:514\n",
+		     ":3: audit_syslog: bad value 'udp://127.0.0.1:514' (use "
+		     "local or tls://HOST:PORT)");
+	expect_error(FS "audit_syslog = tls://127.0.0.1\n",
+		     ":3: audit_syslog: bad value 'tls://127.0.0.1' ("
+		     SYSLOG_PORT ")");
+	expect_error(FS "audit_syslog = tls://h:65536\n",
+		     ":3: audit_syslog: bad value 'tls://h:65536' ("
+		     SYSLOG_PORT ")");
+	expect_error(FS "audit_syslog = tls://a b:514\n",
+		     ":3: audit_syslog: bad value 'tls://a b:514' (bad host "
+		     "(use tls://HOST:PORT, HOST a name or an address, [IPv6] "
+		     "in brackets))");
+	expect_error(FS "audit_syslog = LOCAL\n",
+		     ":3: audit_syslog: bad value 'LOCAL' (use local or "
+		     "tls://HOST:PORT)");
+	expect_error(FS "audit = off\n\naudit_syslog = local\n",
+		     ":5: audit_syslog: forwards the audit trail, but audit "
+		     "is off (set audit = on or remove audit_syslog)");
+	expect_error(FS "audit_syslog = local\n"
+		     "audit_syslog_ca_file = /etc/ca.pem\n",
+		     ":4: audit_syslog_ca_file: is for audit_syslog = "
+		     "tls://HOST:PORT only");
+	expect_error(FS "audit_syslog = tls://h:1\n"
+		     "audit_syslog_key_file = /etc/k.pem\n",
+		     ":4: audit_syslog_key_file: needs audit_syslog_cert_file "
+		     "too");
+	expect_error(FS "audit_syslog = tls://h:1\n"
+		     "audit_syslog_cert_file = /etc/c.pem\n",
+		     ":4: audit_syslog_cert_file: needs audit_syslog_key_file "
+		     "too");
+	expect_error(FS "audit_syslog_cert_file = /etc/c.pem\n"
+		     "audit_syslog_key_file = /etc/k.pem\n",
+		     ":3: audit_syslog_cert_file: is for audit_syslog = "
+		     "tls://HOST:PORT only");
+	expect_error(FS "audit_syslog_ca_file = ca.pem\n",
+		     ":3: audit_syslog_ca_file: must be an absolute path");
+}
+
 #define NOT_LOOPBACK "is not a loopback address (127.0.0.1, [::1]); set " \
 	"metrics_allow_remote = true to let other machines read the metrics"
 #define BAD_PORT "bad port (use HOST:PORT with a port from 1 to 65535)"
@@ -1260,6 +1336,8 @@ TEST_MAIN(
 	TEST_ENTRY(log_file_loads),
 	TEST_ENTRY(metrics_keys_load),
 	TEST_ENTRY(bad_metrics_keys),
+	TEST_ENTRY(syslog_keys),
+	TEST_ENTRY(bad_syslog_keys),
 	TEST_ENTRY(mountpoint_loads),
 	TEST_ENTRY(history_keys_load),
 	TEST_ENTRY(bad_history_keys),

@@ -38,6 +38,12 @@
  *   patient_folders = GLOB|DEPTH  which folders name a patient in the
  *                          audit trail: a glob under the root, or a
  *                          depth such as 1 (default none)
+ *   audit_syslog = local | tls://HOST:PORT  forward each audit event live
+ *                          as an RFC 5424 message (default unset: off)
+ *   audit_syslog_ca_file = PATH  CA that signed the receiver's
+ *                          certificate (default: the system's CA store)
+ *   audit_syslog_cert_file, audit_syslog_key_file = PATH  a client
+ *                          certificate and its key (mutual TLS)
  *
  *   [region NAME]          one per region; NAME is [A-Za-z0-9_.-]{1,64}
  *   url = dir:PATH | s3://BUCKET[/PREFIX]
@@ -106,6 +112,13 @@ struct phi_config {
 	int audit;		/* 1: the mount records the audit trail */
 	char *patient_folders;	/* audit_patients_parse() accepts it, or
 				   NULL: no patient folders */
+	char *audit_syslog;	/* phi_parse_syslog() accepts it, or NULL:
+				   events are not forwarded */
+	char *audit_syslog_ca_file;	/* absolute path, or NULL: the
+					   system's CA store */
+	char *audit_syslog_cert_file;	/* absolute paths of a client
+					   certificate (PEM, chain) */
+	char *audit_syslog_key_file;	/* and its key, both or neither */
 	int nregions;
 	struct backend_region regions[PHI_MAX_REGIONS];	/* in file order;
 							   released with cfg */
@@ -124,6 +137,20 @@ struct phi_config {
  */
 int phi_config_load(struct phi_config *cfg, const char *path, char *err,
 		    size_t errlen);
+
+/* Where audit_syslog sends events. */
+struct phi_syslog {
+	int tls;		/* 0: local syslog (/dev/log), 1: tls:// */
+	char host[256];		/* tls: a name or a numeric address */
+	char port[6];		/* tls: 1 to 65535, as text */
+};
+
+/*
+ * Parse audit_syslog's value: "local", or "tls://HOST:PORT" with HOST a
+ * name, an IPv4 address or an IPv6 one in brackets.  NULL on success,
+ * else why not, for a message (*out zeroed).
+ */
+const char *phi_parse_syslog(const char *s, struct phi_syslog *out);
 
 /* An address to listen on, as metrics_listen gives it. */
 struct phi_listen {
