@@ -747,7 +747,7 @@ int cache_audit_region_verify(struct backend *region,
 	struct buf plain;
 	uint64_t *v = NULL;
 	size_t n = 0;
-	int base, resync = 0, matched = 0;
+	int base = 0, resync = 0, matched = 0;
 	int rc = seg_list(region, &v, &n, &base);
 
 	memset(out, 0, sizeof(*out));
