@@ -199,12 +199,14 @@ static int serves_mount(long pid)
 
 /*
  * What a scrub proved whole needs no repair any more: forget the bad
- * copies and failed uploads recorded for those regions, so that status
- * stops showing them.  A mount holds cache_dir, and it looks again by
- * itself when asked to sync: ask it (as phifs sync does).
+ * copies and failed uploads recorded for those regions (cfg's, by index:
+ * bit i of unmended set for one that is not whole), so that status stops
+ * showing them.  A mount holds cache_dir, and it looks again by itself
+ * when asked to sync: ask it (as phifs sync does).  That makes the mount
+ * seal and send what waits, so it comes after fsck's comparison with
+ * this machine, which names what waits as such.
  */
-static void note_mended(const struct phi_config *cfg, const struct tool_regions *r,
-			uint32_t unmended)
+static void note_mended(const struct phi_config *cfg, uint32_t unmended)
 {
 	struct cache_config cc;
 	struct cache_stats st;
@@ -214,9 +216,9 @@ static void note_mended(const struct phi_config *cfg, const struct tool_regions 
 	tool_cache_config(cfg, &cc);
 	rc = cache_open(&c, &cc, 0);
 	if (rc == 0) {
-		for (int i = 0; i < r->n && rc == 0; i++)
+		for (int i = 0; i < cfg->nregions && rc == 0; i++)
 			if (!(unmended & (1u << i)))
-				rc = cache_region_mended(c, r->names[i]);
+				rc = cache_region_mended(c, cfg->regions[i].name);
 		if (cache_close(c) && rc == 0)
 			rc = -EIO;
 		if (rc)
@@ -291,8 +293,10 @@ static int audit_repair(const struct phi_config *cfg,
 
 /* --scrub and --repair: every region against the others.  0, adding
  * what is still wrong to *problems, or -1 (printed). */
+/* *unmended: bit i for cfg's region i not found whole; left alone
+ * unless the scrub ran through. */
 static int scrub_regions(const struct phi_config *cfg, int repair,
-			 long *problems)
+			 long *problems, int64_t *unmended)
 {
 	struct cache_scrub_args a = { 0 };
 	struct cache_scrub_result res;
@@ -332,7 +336,7 @@ static int scrub_regions(const struct phi_config *cfg, int repair,
 		/* what was not mended, and what could not be looked at */
 		*problems += (long)(res.bad + res.missing - res.repaired +
 				    res.lost + res.unreadable);
-		note_mended(cfg, &r, res.unmended);
+		*unmended = res.unmended;
 		if (repair)
 			adopt_newer_super(cfg, &r, key, problems);
 	}
@@ -351,6 +355,7 @@ int cmd_fsck(int argc, char **argv)
 	int scrub = 0, repair = 0, rc = 1;
 	const char *path = NULL;
 	long problems = 0;
+	int64_t unmended = -1;	/* the scrub did not run through */
 
 	if (tool_want_help(argc, argv, fsck_usage))
 		return 0;
@@ -375,11 +380,13 @@ int cmd_fsck(int argc, char **argv)
 		return 1;
 	if (local_fsck(&cfg, &problems))
 		goto out;
-	if (scrub && scrub_regions(&cfg, repair, &problems))
+	if (scrub && scrub_regions(&cfg, repair, &problems, &unmended))
 		goto out;
 	if (scrub && (tool_verify_local(&cfg, &problems) ||
 		      tool_verify_regions(&cfg, &problems)))
 		problems++;
+	if (unmended >= 0)
+		note_mended(&cfg, (uint32_t)unmended);
 	rc = problems ? 1 : 0;
 out:
 	phi_config_release(&cfg);
