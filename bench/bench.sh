@@ -21,6 +21,7 @@ PHIFS=${BENCH_PHIFS:-$ROOT/build/tools/phifs}
 BEFORE=${BENCH_PHIFS_BEFORE:-}
 BEFORE_CONF=${BENCH_BEFORE_CONF:-}
 RUNS=${BENCH_RUNS:-3}
+ONLY=${BENCH_ONLY:-wzero wrand read create cached ls}
 BASE=${BENCH_TMP:-/var/tmp}/phifs-bench.$$
 MNT=$BASE/mnt
 PLAIN=$BASE/plain
@@ -40,6 +41,16 @@ die() { echo "bench.sh: $*" >&2; exit 1; }
 for v in "$RUNS" "$SIZE_MIB" "$NFILES"; do
 	case $v in '' | *[!0-9]* | 0) die "BENCH_RUNS, BENCH_SIZE_MIB and BENCH_FILES must be positive numbers" ;; esac
 done
+only() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
+for k in $ONLY; do
+	case $k in wzero | wrand | read | create | cached | ls) ;;
+	*) die "BENCH_ONLY: no measurement '$k' (wzero wrand read create cached ls)" ;;
+	esac
+done
+{ only create || ! { only cached || only ls; }; } ||
+	die "BENCH_ONLY: cached and ls read the files create makes: add create"
+only read && ! only wzero && ! only wrand &&
+	die "BENCH_ONLY: read reads the file wzero or wrand writes: add one"
 size_label="$SIZE_MIB MiB"
 [ $((SIZE_MIB % 1024)) -ne 0 ] || size_label="$((SIZE_MIB / 1024)) GiB"
 
@@ -117,6 +128,14 @@ cold() {
 	fi
 }
 
+# quiet: let every phifs finish sealing what earlier steps wrote (and
+# queue the audit events they made), so that background work of one step
+# or one target does not land in the timing of the next.
+quiet() {
+	"$PHIFS" sync "$CONFIG" >/dev/null
+	[ -z "$BEFORE" ] || "$BEFORE" sync "$BCONFIG" >/dev/null
+}
+
 now() { date +%s.%N; }
 # rate AMOUNT T0 T1: AMOUNT per second
 rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.1f", n / (b - a) }'; }
@@ -134,6 +153,7 @@ run_write() {	# TARGET SOURCE
 	rm -f "$d/big"
 	sync
 	[ "$2" = /dev/zero ] || cat "$2" >/dev/null	# source from memory
+	quiet
 	t0=$(now)
 	dd if="$2" of="$d/big" bs=1M count="$SIZE_MIB" conv=fsync status=none
 	t1=$(now)
@@ -143,6 +163,7 @@ run_write() {	# TARGET SOURCE
 run_read() {	# TARGET
 	local d t0 t1
 	d=$(dir_of "$1")
+	quiet
 	cold "$1"
 	t0=$(now)
 	dd if="$d/big" of=/dev/null bs=1M status=none
@@ -156,6 +177,7 @@ run_create() {	# TARGET
 	d=$(dir_of "$1")/small.$RUN
 	mkdir "$d"
 	sync
+	quiet
 	t0=$(now)
 	/usr/bin/python3 - "$d" "$NFILES" <<'EOF'
 import os, sys
@@ -174,6 +196,7 @@ run_cached() {	# TARGET: read back the small files the page cache holds
 	local d t0 t1
 	d=$(dir_of "$1")/small.$((RUNS - 1))
 	cat "$d"/* >/dev/null	# in the page cache now
+	quiet
 	t0=$(now)
 	/usr/bin/python3 - "$d" <<'EOF'
 import os, sys
@@ -197,42 +220,51 @@ run_ls() {	# TARGET
 	secs "$t0" "$t1"
 }
 
-declare -A RESULT
-measure() {	# KEY TARGET FUNCTION ARGS...
-	local key=$1 target=$2 i v
-	shift 2
-	local vals=()
-	for ((i = 0; i < RUNS; i++)); do
-		RUN=$i
-		v=$("$@")
-		vals+=("$v")
-	done
-	RESULT[$key,$target]=$(median "${vals[@]}")
-	echo "  $key on $target: ${vals[*]} -> median ${RESULT[$key,$target]}" >&2
-}
+declare -A RESULT VALS
 
 echo "bench.sh: generating $size_label of random data" >&2
 head -c "${SIZE_MIB}M" /dev/urandom >"$RANDOM_FILE"
 
-# Each measurement on every target in turn, so that a noisy moment of the
-# machine falls on all of them alike.
+# Each run of a measurement on every target in turn, the first one
+# changing from run to run, so that a noisy moment of the machine, or a
+# drift over the runs, falls on all of them alike.
+nt=${#TARGETS[@]}
 for m in "wzero run_write /dev/zero" "wrand run_write $RANDOM_FILE" \
 	"read run_read" "create run_create" "cached run_cached" "ls run_ls"; do
 	# shellcheck disable=SC2086  # words on purpose
 	set -- $m
-	for t in "${TARGETS[@]}"; do
-		echo "bench.sh: $1 on $t" >&2
-		measure "$1" "$t" "$2" "$t" "${@:3}"
+	only "$1" || continue
+	for ((i = 0; i < RUNS; i++)); do
+		RUN=$i
+		for ((j = 0; j < nt; j++)); do
+			t=${TARGETS[(i + j) % nt]}
+			echo "bench.sh: $1 on $t, run $((i + 1)) of $RUNS" >&2
+			VALS[$1,$t]+=" $("$2" "$t" "${@:3}")"
+		done
 	done
+	for t in "${TARGETS[@]}"; do
+		# shellcheck disable=SC2086  # the values, one word each
+		RESULT[$1,$t]=$(median ${VALS[$1,$t]})
+		echo "  $1 on $t:${VALS[$1,$t]} -> median ${RESULT[$1,$t]}" >&2
+	done
+	if [ -n "$BEFORE" ]; then	# runs i of phifs and before ran side by side
+		# shellcheck disable=SC2086  # the values, one word each
+		RESULT[$1,pair]=$(paste -d ' ' <(printf '%s\n' ${VALS[$1,phifs]}) \
+			<(printf '%s\n' ${VALS[$1,before]}) |
+			awk '{ printf "%.3f\n", ($2 > 0 ? $1 / $2 : 0) }' | sort -g |
+			awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+		echo "  $1, phifs/before run by run -> median ${RESULT[$1,pair]}" >&2
+	fi
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 row() {	# LABEL UNIT KEY
+	only "$3" || return 0
 	local p=${RESULT[$3,phifs]} q=${RESULT[$3,plain]} b
 	if [ -n "$BEFORE" ]; then
 		b=${RESULT[$3,before]}
 		printf '%-34s %12s %12s %12s %8s %9s  %s\n' "$1" "$p" "$b" "$q" \
-			"$(ratio "$p" "$q")" "$(ratio "$p" "$b")" "$2"
+			"$(ratio "$p" "$q")" "${RESULT[$3,pair]}" "$2"
 	else
 		printf '%-34s %12s %12s %8s  %s\n' "$1" "$p" "$q" "$(ratio "$p" "$q")" "$2"
 	fi
@@ -253,4 +285,5 @@ row "create $NFILES 4 KiB files + sync" files/s create
 row "read $NFILES 4 KiB files, cached" files/s cached
 row "ls -l $NFILES entries, cold" seconds ls
 echo "ratio = phifs/plain: below 1 is slower for MiB/s and files/s, above 1 is slower for seconds"
-[ -z "$BEFORE" ] || echo "vs-before = phifs/before, read the same way"
+[ -z "$BEFORE" ] ||
+	echo "vs-before = the median of phifs/before over the runs, each run of the two side by side; read the same way"
