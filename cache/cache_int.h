@@ -602,8 +602,13 @@ int cache_node_stat(struct cache *c, MDB_txn *txn, uint64_t ino,
 int cache_node_load(struct cache *c, struct cnode *n);
 /* Write pending size/times into the inode record; n->lock held. */
 int cache_node_fold(struct cache *c, struct cnode *n);
-/* Fold every node (unmount, sync). */
+/* Fold every node (unmount, sync, the folder thread, dirty pressure):
+ * a walk of the whole node table. */
 int cache_node_fold_all(struct cache *c);
+/* Fold the nodes of inos[0..count), sorted (repeats allowed; an inode
+ * with no node or a clean one is skipped): what the sealer does for the
+ * files just closed, at a cost that does not grow with the table. */
+int cache_node_fold_inos(struct cache *c, const uint64_t *inos, size_t count);
 /* Free the table (cache_close). */
 void cache_node_table_free(struct cache *c);
 

@@ -477,6 +477,30 @@ static void batch_collect(struct cache *c, struct batch *b, size_t *bucket)
 }
 
 /*
+ * Pick the dirty nodes of inos[*pos..count) (sorted: a repeat is
+ * skipped), each with a temporary reference, until BATCH are taken.
+ */
+static void batch_collect_inos(struct cache *c, struct batch *b,
+			       const uint64_t *inos, size_t count, size_t *pos)
+{
+	b->count = 0;
+	lock_take(&c->nodes_lock);
+	for (; *pos < count && b->count < BATCH; (*pos)++) {
+		struct cnode *n;
+
+		if (*pos > 0 && inos[*pos] == inos[*pos - 1])
+			continue;
+		n = find(c, inos[*pos]);
+		if (!n || !n->dirty)
+			continue;
+		n->nref++;
+		b->locked[b->count] = 0;
+		b->n[b->count++] = n;
+	}
+	lock_drop(&c->nodes_lock);
+}
+
+/*
  * Fold every node of the batch whose lock is free into one transaction.
  * Taking node locks inside a write transaction reverses the lock order,
  * so only trylock is used here: a busy node is left for the next pass.
@@ -546,10 +570,12 @@ static size_t batch_finish(struct cache *c, struct batch *b, int committed)
 	return taken;
 }
 
-int cache_node_fold_all(struct cache *c)
+/* Fold the dirty nodes of inos[0..count), or of the whole table when
+ * inos is NULL, a batch per transaction.  First error returned. */
+static int fold_batches(struct cache *c, const uint64_t *inos, size_t count)
 {
 	struct batch *b = malloc(sizeof(*b));
-	size_t bucket = 0;
+	size_t bucket = 0, pos = 0;
 	int first = 0;
 
 	if (!b)
@@ -557,7 +583,10 @@ int cache_node_fold_all(struct cache *c)
 	for (;;) {
 		int rc;
 
-		batch_collect(c, b, &bucket);
+		if (inos)
+			batch_collect_inos(c, b, inos, count, &pos);
+		else
+			batch_collect(c, b, &bucket);
 		if (b->count == 0)
 			break;
 		rc = cache_meta_write(c, batch_txn, b);
@@ -565,12 +594,24 @@ int cache_node_fold_all(struct cache *c)
 			rc = batch_fold_each(c, b);
 		if (rc && !first)
 			first = rc;
-		/* Every node busy: their writers fold them; stop the pass. */
-		if (batch_finish(c, b, rc == 0) == 0)
+		/* Every node busy: their writers fold them.  A pass over the
+		 * table stops there (its next batch would be the same one);
+		 * a list goes on with its next nodes. */
+		if (batch_finish(c, b, rc == 0) == 0 && !inos)
 			break;
 	}
 	free(b);
 	return first;
+}
+
+int cache_node_fold_all(struct cache *c)
+{
+	return fold_batches(c, NULL, 0);
+}
+
+int cache_node_fold_inos(struct cache *c, const uint64_t *inos, size_t count)
+{
+	return fold_batches(c, inos, count);
 }
 
 void cache_node_table_free(struct cache *c)

@@ -621,8 +621,15 @@ static void seal_pass(struct cache *c, struct packer *p, int force)
 	if (d.nclosed)	/* qsort() of NULL is undefined, even for 0 */
 		qsort(d.closed, d.nclosed, sizeof(uint64_t), cmp_u64);
 	d.pressure = cache_inbox_over_dirty_limit(c, c->block_size);
-	if (force || d.pressure || d.nclosed)
-		cache_node_fold_all(c);	/* every dirty block into `dirty` */
+	/* Dirty blocks into `dirty`: every node's when all are due, else
+	 * those of the files just closed.  The folder thread folds the
+	 * rest within FOLD_INTERVAL_MS, well before seal_delay makes them
+	 * due.  A walk of the whole table per close made small-file
+	 * creation slow down as the table grew. */
+	if (force || d.pressure)
+		cache_node_fold_all(c);
+	else if (d.nclosed)
+		cache_node_fold_inos(c, d.closed, d.nclosed);
 	count = dirty_inodes(c, &inos);
 	for (size_t i = 0; i < count && rc != PHI_ELATCHED; i++) {
 		int r = seal_inode(c, p, inos[i], &d);
