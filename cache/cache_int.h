@@ -53,7 +53,10 @@
 #include <stdatomic.h>
 
 #define CACHE_FORMAT_VERSION 1
-#define NODE_BUCKETS 4096
+/* The node table's buckets: chains of about 16 at a million nodes in
+ * memory (the kernel may keep that many inodes); 512 KiB of pointers. */
+#define NODE_HASH_BITS 16
+#define NODE_BUCKETS (1u << NODE_HASH_BITS)
 #define FOLD_INTERVAL_MS 2000	/* the folder thread's period (cache.c) */
 
 /* A sorted set of block numbers (in-memory state of a node). */

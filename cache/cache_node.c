@@ -27,7 +27,8 @@
 
 static struct cnode **bucket(struct cache *c, uint64_t ino)
 {
-	return &c->nodes[(ino * 0x9E3779B97F4A7C15ull) >> 52];
+	return &c->nodes[(ino * 0x9E3779B97F4A7C15ull) >>
+			 (64 - NODE_HASH_BITS)];
 }
 
 /* Find ino; nodes_lock held. */
