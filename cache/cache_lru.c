@@ -23,7 +23,17 @@ void cache_lru_persist_fetched(struct cache *c)
 
 	if (!c->seal || !cache_inbox_take_fetched(c))
 		return;
+	/*
+	 * Rounds of 256 from the start of the table, each clearing the flag
+	 * of the nodes it recorded.  A node it cannot record (a full disk, a
+	 * failed fdatasync) keeps its flag, so it is picked again by the next
+	 * round: a round that recorded none stops the pass, or 256 such
+	 * nodes would be picked for ever and hold up the sealer.  They are
+	 * tried again when a fetch next raises the inbox flag.
+	 */
 	do {
+		size_t cleared = 0;
+
 		count = cache_node_collect_fetched(c, nodes, 256);
 		for (size_t i = 0; i < count; i++) {
 			struct cnode *n = nodes[i];
@@ -31,12 +41,16 @@ void cache_lru_persist_fetched(struct cache *c)
 			lock_take(&n->lock);
 			if (n->fetched.n && cache_node_load(c, n) == 0)
 				cache_blk_persist_node(c, n);
-			if (!n->fetched.n)
+			if (!n->fetched.n) {
 				atomic_store_explicit(&n->fetched_any, 0,
 						      memory_order_relaxed);
+				cleared++;
+			}
 			lock_drop(&n->lock);
 			cache_node_release(c, n);
 		}
+		if (cleared == 0)
+			break;
 	} while (count == 256);
 }
 
