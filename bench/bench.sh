@@ -248,11 +248,11 @@ for m in "wzero run_write /dev/zero" "wrand run_write $RANDOM_FILE" \
 		echo "  $1 on $t:${VALS[$1,$t]} -> median ${RESULT[$1,$t]}" >&2
 	done
 	if [ -n "$BEFORE" ]; then	# runs i of phifs and before ran side by side
-		# shellcheck disable=SC2086  # the values, one word each
-		RESULT[$1,pair]=$(paste -d ' ' <(printf '%s\n' ${VALS[$1,phifs]}) \
+		# shellcheck disable=SC2086,SC2046  # the values, one word each
+		RESULT[$1,pair]=$(median $(paste -d ' ' \
+			<(printf '%s\n' ${VALS[$1,phifs]}) \
 			<(printf '%s\n' ${VALS[$1,before]}) |
-			awk '{ printf "%.3f\n", ($2 > 0 ? $1 / $2 : 0) }' | sort -g |
-			awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+			awk '{ printf "%.3f\n", ($2 > 0 ? $1 / $2 : 0) }'))
 		echo "  $1, phifs/before run by run -> median ${RESULT[$1,pair]}" >&2
 	fi
 done
