@@ -467,13 +467,6 @@ static int list_one(void *arg, const char *name, uint64_t size)
 	return 0;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /* The first numbers of the segments in region, sorted; *base whether
  * "a/base" is there.  Free *out. */
 static int seg_list(struct backend *region, uint64_t **out, size_t *n,
@@ -489,7 +482,7 @@ static int seg_list(struct backend *region, uint64_t **out, size_t *n,
 		return rc;
 	}
 	if (l.n)
-		qsort(l.v, l.n, sizeof(*l.v), cmp_u64);
+		qsort(l.v, l.n, sizeof(*l.v), cache_cmp_u64);
 	*out = l.v;
 	*n = l.n;
 	*base = l.base;

@@ -354,6 +354,14 @@ static inline void key_put_u64(uint8_t *p, uint64_t v)
 		p[i] = (uint8_t)v;
 }
 
+/* qsort() order of uint64_t values, ascending. */
+static inline int cache_cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 static inline uint64_t key_get_u64(const void *p)
 {
 	const uint8_t *b = p;

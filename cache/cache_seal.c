@@ -427,19 +427,12 @@ struct due {
 	size_t nclosed;
 };
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 static int is_due(struct cache *c, struct cnode *n, const struct due *d)
 {
 	if (d->force || d->pressure || n->last_write_ns == 0)
 		return 1;
 	if (d->nclosed && bsearch(&n->ino, d->closed, d->nclosed,
-				  sizeof(uint64_t), cmp_u64))
+				  sizeof(uint64_t), cache_cmp_u64))
 		return 1;
 	return d->now - n->last_write_ns >= c->seal->delay_ns;
 }
@@ -619,7 +612,7 @@ static void seal_pass(struct cache *c, struct packer *p, int force)
 
 	d.nclosed = cache_inbox_take_closed(c, &d.closed);
 	if (d.nclosed)	/* qsort() of NULL is undefined, even for 0 */
-		qsort(d.closed, d.nclosed, sizeof(uint64_t), cmp_u64);
+		qsort(d.closed, d.nclosed, sizeof(uint64_t), cache_cmp_u64);
 	d.pressure = cache_inbox_over_dirty_limit(c, c->block_size);
 	/* Dirty blocks into `dirty`: every node's when all are due, else
 	 * those of the files just closed.  The folder thread folds the
