@@ -108,8 +108,9 @@ fail:
 
 int crypt__key_finish(struct crypt_key *k)
 {
-	return crypt__hkdf(k->master, sizeof(k->master), NULL, 0, LABEL_HASH,
-			   NULL, 0, k->hash_key, sizeof(k->hash_key));
+	return crypt__hkdf(k->master[k->gen], CRYPT_KEY_LEN, NULL, 0,
+			   LABEL_HASH, NULL, 0, k->hash_key,
+			   sizeof(k->hash_key));
 }
 
 int crypt_key_new_random(struct crypt_key **out)
@@ -120,7 +121,7 @@ int crypt_key_new_random(struct crypt_key **out)
 	rc = crypt__key_alloc(&k);
 	if (rc < 0)
 		return rc;
-	rc = crypt_random_bytes(k->master, sizeof(k->master));
+	rc = crypt_random_bytes(k->master[0], CRYPT_KEY_LEN);
 	if (rc == 0)
 		rc = crypt__key_finish(k);
 	if (rc < 0) {
@@ -129,6 +130,11 @@ int crypt_key_new_random(struct crypt_key **out)
 	}
 	*out = k;
 	return 0;
+}
+
+uint32_t crypt_key_generation(const struct crypt_key *k)
+{
+	return k->gen;
 }
 
 void crypt_key_free(struct crypt_key *k)
@@ -366,7 +372,7 @@ static int name_block(const struct crypt_key *mk, const uint8_t fsid[16],
 	EVP_CIPHER_CTX *ctx;
 	int n = 0, rc = -ENOMEM;
 
-	if (crypt__hkdf(mk->master, sizeof(mk->master), fsid, 16, LABEL_NAME,
+	if (crypt__hkdf(mk->master[0], CRYPT_KEY_LEN, fsid, 16, LABEL_NAME,
 			NULL, 0, key, sizeof(key)))
 		return -ENOMEM;
 	ctx = EVP_CIPHER_CTX_new();

@@ -17,12 +17,13 @@
 #define CRYPT_TAG_LEN 16
 
 /*
- * A master key and the subkeys derived from it once, when it is made.
- * Lives alone in its own mlock()ed, MADV_DONTDUMP page (crypt__key_alloc),
- * so nothing else shares the page's fate.
+ * The master keys of every generation 0..gen, and the subkeys derived
+ * once from the newest.  Lives alone in its own mlock()ed, MADV_DONTDUMP
+ * page (crypt__key_alloc), so nothing else shares the page's fate.
  */
 struct crypt_key {
-	uint8_t master[CRYPT_KEY_LEN];
+	uint8_t master[CRYPT_MAX_GENS][CRYPT_KEY_LEN];
+	uint32_t gen;				/* the newest, which seals */
 	uint8_t hash_key[CRYPT_KEY_LEN];	/* crypt_block_hash() */
 };
 
@@ -40,7 +41,7 @@ const struct crypt_algs *crypt__algs(void);
 /* A zeroed key in its own locked page; 0 or a negative errno. */
 int crypt__key_alloc(struct crypt_key **out);
 
-/* Derive the subkeys of k from k->master; 0 or -ENOMEM. */
+/* Derive the subkeys of k from k->master[k->gen]; 0 or -ENOMEM. */
 int crypt__key_finish(struct crypt_key *k);
 
 /*

@@ -10,8 +10,10 @@
  *
  * Frames are sealed in format version 2, whose clear header tells only
  * the payload's size class (crypt_pad_size()): the flags and both lengths
- * are encrypted with the data, and zeros pad it to its class.  Version 1
- * frames, which the regions keep from before, still unseal.
+ * are encrypted with the data, and zeros pad it to its class.  Version 3
+ * is version 2 with the key generation in the header (written from
+ * generation 1 on).  Version 1 frames, which the regions keep from
+ * before, still unseal.
  *
  * Unsealing checks everything that can be checked without the key first
  * (magic, version, flags, lengths), so a cut or garbled object is
@@ -46,10 +48,12 @@
 #define OFF_FLAGS 5
 #define OFF_NONCE 6
 #define OFF_PLEN 18
+#define OFF_GEN 18		/* version 3 */
 #define OFF_CLEN 26
 
 /* Version 2: the payload's plaintext begins with an inner header. */
 #define FRAME_V1 1
+#define FRAME_V3 3		/* CRYPT_FRAME_VERSION with a generation */
 #define IN_FLAGS 0		/* FLAG_ZSTD */
 #define IN_PLEN 1		/* plaintext length, before compression */
 #define IN_DLEN 9		/* stored data length (zstd frame or raw) */
@@ -164,11 +168,14 @@ static int check_id(const char *object_id, size_t *idlen)
 	return 0;
 }
 
-static int object_key(const struct crypt_key *mk, const uint8_t fsid[16],
-		      const char *object_id, size_t idlen,
-		      uint8_t key[CRYPT_KEY_LEN])
+/* The key of one object under master key generation gen of mk. */
+static int object_key(const struct crypt_key *mk, uint32_t gen,
+		      const uint8_t fsid[16], const char *object_id,
+		      size_t idlen, uint8_t key[CRYPT_KEY_LEN])
 {
-	return crypt__hkdf(mk->master, sizeof(mk->master), fsid, 16,
+	if (gen > mk->gen)
+		return PHI_EAUTHFAIL;	/* a key this holder never had */
+	return crypt__hkdf(mk->master[gen], CRYPT_KEY_LEN, fsid, 16,
 			   LABEL_OBJECT, object_id, idlen, key,
 			   CRYPT_KEY_LEN);
 }
@@ -190,8 +197,8 @@ static size_t compress_into(void *dst, const void *src, size_t len)
 }
 
 /*
- * Seal plain[0..len) as a version 2 frame at frame (room for
- * crypt_seal_bound(len)).  The data, compressed when that shrinks it,
+ * Seal plain[0..len) as a version 2 frame (version 3 from generation 1
+ * on) at frame (room for crypt_seal_bound(len)).  The data, compressed when that shrinks it,
  * goes after the inner header in the payload's place and is encrypted
  * there together with the header and the zeros of its size class.
  */
@@ -219,13 +226,14 @@ static int seal_frame(const struct crypt_key *mk, const uint8_t fsid[16],
 	crypt__put_be64(payload + IN_DLEN, dlen);
 	memset(payload + IN_HEADER + dlen, 0, clen - IN_HEADER - dlen);
 	memcpy(frame, FRAME_MAGIC, 4);
-	frame[OFF_VERSION] = CRYPT_FRAME_VERSION;
+	frame[OFF_VERSION] = mk->gen ? FRAME_V3 : CRYPT_FRAME_VERSION;
 	frame[OFF_FLAGS] = 0;
-	crypt__put_be64(frame + OFF_PLEN, 0);
+	crypt__put_be32(frame + OFF_GEN, mk->gen);
+	crypt__put_be32(frame + OFF_GEN + 4, 0);
 	crypt__put_be64(frame + OFF_CLEN, clen);
 	rc = crypt_random_bytes(frame + OFF_NONCE, CRYPT_NONCE_LEN);
 	if (rc == 0)
-		rc = object_key(mk, fsid, object_id, idlen, key);
+		rc = object_key(mk, mk->gen, fsid, object_id, idlen, key);
 	if (rc == 0)
 		rc = crypt__gcm_seal(key, frame + OFF_NONCE, aad, 3, payload,
 				     clen, payload, payload + clen);
@@ -267,12 +275,13 @@ int crypt_seal(const struct crypt_key *mk, const uint8_t fsid[16],
 /* ------------------------------------------------------------------ */
 
 /* What unseal needs from a frame that passed the structural checks;
- * for version 2, plen and zipped are known only once it is opened. */
+ * from version 2 on, plen and zipped are known only once it is opened. */
 struct frame_view {
 	const uint8_t *head, *payload, *tag;
 	uint64_t plen, clen;
+	uint32_t gen;		/* of the master key that sealed it */
 	bool zipped;
-	uint8_t version;
+	uint8_t version;	/* 1, or 2 for versions 2 and 3 */
 };
 
 static int frame_parse(const void *frame, size_t len, struct frame_view *v)
@@ -283,13 +292,24 @@ static int frame_parse(const void *frame, size_t len, struct frame_view *v)
 	if (len < CRYPT_FRAME_OVERHEAD || memcmp(f, FRAME_MAGIC, 4) != 0)
 		return PHI_ECORRUPT;
 	v->version = f[OFF_VERSION];
-	if (v->version != FRAME_V1 && v->version != CRYPT_FRAME_VERSION)
+	v->gen = 0;
+	if (v->version == FRAME_V3) {
+		/* version 2 with the generation where it had zeros */
+		v->gen = crypt__get_be32(f + OFF_GEN);
+		if (v->gen == 0 || v->gen >= CRYPT_MAX_GENS)
+			return PHI_ECORRUPT;
+		v->version = CRYPT_FRAME_VERSION;
+		if (crypt__get_be32(f + OFF_GEN + 4))
+			return PHI_ECORRUPT;
+	} else if (v->version != FRAME_V1 &&
+		   v->version != CRYPT_FRAME_VERSION) {
 		return PHI_EVERSION;
+	}
 	flags = f[OFF_FLAGS];
 	if (flags & ~FLAG_ZSTD)
 		return PHI_ECORRUPT;
 	v->zipped = flags & FLAG_ZSTD;
-	v->plen = crypt__get_be64(f + OFF_PLEN);
+	v->plen = v->gen ? 0 : crypt__get_be64(f + OFF_PLEN);
 	v->clen = crypt__get_be64(f + OFF_CLEN);
 	if (v->plen > CRYPT_SEAL_MAX ||
 	    v->clen != len - CRYPT_FRAME_OVERHEAD)
@@ -438,7 +458,7 @@ int crypt_unseal(const struct crypt_key *mk, const uint8_t fsid[16],
 	rc = frame_parse(frame, len, &v);
 	if (rc < 0)
 		return rc;
-	rc = object_key(mk, fsid, object_id, idlen, key);
+	rc = object_key(mk, v.gen, fsid, object_id, idlen, key);
 	if (rc == 0 && v.version == CRYPT_FRAME_VERSION)
 		rc = unseal_v2(key, fsid, object_id, idlen, &v, out);
 	else if (rc == 0 && v.zipped)

@@ -14,12 +14,23 @@
  * Edits work on a stack copy of the superblock (edit_begin/edit_commit):
  * parse, check the MAC, change the copy, MAC it again, then copy it back
  * over the caller's buffer, so a failure leaves the buffer as it was.
- * The copy is always format 2: edit_begin() lifts a format-1 superblock
- * into it (header, then each slot's 112 bytes, which keep their wraps:
- * the wrap's associated data is the same in both formats), and
+ * The copy is always format 3: edit_begin() lifts an older superblock
+ * into it (header, then each slot's 112 or 192 bytes, which keep their
+ * wraps: the wrap's associated data is the same in every format), and
  * edit_commit() raises the serial.
- * Every KEK lives on the stack and is wiped before return; an unwrapped
- * master key is decrypted straight into its locked page.
+ *
+ * Rotation.  A sealed slot holds an X25519 key pair: the private key
+ * wrapped under the slot's KEK, the public key in the clear, and the
+ * master key sealed to the public key (an ephemeral key pair, HKDF of
+ * their shared secret, AES-256-GCM).  So crypt_super_rotate(), which
+ * knows the master key and no slot's secret, can seal a new master key
+ * to every slot, and what a slot removed earlier could open (in an old
+ * copy of the superblock) stays the old key.  The older keys ride in the
+ * chain, encrypted under the newest.
+ *
+ * Every KEK, private key and shared secret lives on the stack and is
+ * wiped before return; an unwrapped master key is decrypted straight
+ * into its locked page.
  */
 #include "crypt_int.h"
 
@@ -34,21 +45,31 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#include "phi.h"
+
 #define SB_MAGIC "PHIFSSB"		/* and its NUL: 8 bytes */
 #define OFF_SB_VERSION 8
 #define OFF_SB_FSID 12
 #define OFF_SB_BSIZE 28
 #define OFF_SB_CREATED 32
 #define OFF_SB_NSLOTS 40
-#define OFF_SB_SERIAL 44	/* format 2 */
+#define OFF_SB_SERIAL 44	/* format 2 on */
+#define OFF_SB_GEN 52		/* format 3 */
 #define OFF_SB_SLOTS 64
-#define SLOT_SIZE 192
-#define OFF_SB_MAC (OFF_SB_SLOTS + CRYPT_MAX_SLOTS * SLOT_SIZE)
+#define SLOT_SIZE 320
+#define OFF_SB_CHAIN (OFF_SB_SLOTS + CRYPT_MAX_SLOTS * SLOT_SIZE)
+#define CHAIN_KEYS ((CRYPT_MAX_GENS - 1) * CRYPT_KEY_LEN)
+#define CHAIN_SIZE (CRYPT_NONCE_LEN + CHAIN_KEYS + CRYPT_TAG_LEN)
+#define OFF_SB_MAC (OFF_SB_CHAIN + CHAIN_SIZE)
+#define SLOT_V2_SIZE 192	/* format 2 */
+#define OFF_V2_MAC (OFF_SB_SLOTS + CRYPT_MAX_SLOTS * SLOT_V2_SIZE)
 #define OFF_V1_SLOTS 44		/* format 1 */
 #define SLOT_V1_SIZE 112
 #define OFF_V1_MAC (OFF_V1_SLOTS + CRYPT_MAX_SLOTS * SLOT_V1_SIZE)
 
 #define SL_TYPE 0
+#define SL_FLAGS 1		/* format 3 */
+#define SLF_SEALED 0x01
 #define SL_N 4
 #define SL_R 12
 #define SL_P 16
@@ -60,17 +81,30 @@
 #define SL_LABEL 120
 #define SL_LABEL_LEN 64
 #define SL_END 184
+#define SX_PUB 192		/* sealed slots */
+#define SX_EPH 224
+#define SX_NONCE 256
+#define SX_WRAP 268
+#define SX_TAG 300
+#define SX_END 316
 #define SALT_LEN 32
+#define X25519_LEN 32
 
 static_assert(OFF_SB_MAC + 32 == CRYPT_SUPER_SIZE, "superblock layout");
+static_assert(OFF_V2_MAC + 32 == CRYPT_SUPER_SIZE_V2, "format 2 layout");
 static_assert(OFF_V1_MAC + 32 == CRYPT_SUPER_SIZE_V1, "format 1 layout");
 static_assert(SL_TAG + CRYPT_TAG_LEN == SLOT_V1_SIZE, "slot layout");
-static_assert(SL_END + 8 == SLOT_SIZE, "slot layout");
+static_assert(SL_END + 8 == SLOT_V2_SIZE, "slot layout");
+static_assert(SX_PUB == SLOT_V2_SIZE && SX_END + 4 == SLOT_SIZE,
+	      "sealed slot layout");
+static_assert(SX_TAG == SX_WRAP + CRYPT_KEY_LEN, "sealed slot layout");
 static_assert(CRYPT_LABEL_MAX < SL_LABEL_LEN, "label and its NUL");
 
 static const char LABEL_MAC[] = "phifs superblock mac v1";
 static const char LABEL_KEYFILE[] = "phifs keyfile kek v1";
 static const char LABEL_RECOVERY[] = "phifs recovery kek v1";
+static const char LABEL_SLOT_SEAL[] = "phifs slot seal v1";
+static const char LABEL_CHAIN[] = "phifs key chain v1";
 
 /* Where the slots and the MAC of a superblock of format version v lie. */
 static size_t slots_off(uint32_t v)
@@ -80,12 +114,18 @@ static size_t slots_off(uint32_t v)
 
 static size_t slot_size(uint32_t v)
 {
-	return v == 1 ? SLOT_V1_SIZE : SLOT_SIZE;
+	return v == 1 ? SLOT_V1_SIZE : v == 2 ? SLOT_V2_SIZE : SLOT_SIZE;
 }
 
 static size_t mac_off(uint32_t v)
 {
-	return v == 1 ? OFF_V1_MAC : OFF_SB_MAC;
+	return v == 1 ? OFF_V1_MAC : v == 2 ? OFF_V2_MAC : OFF_SB_MAC;
+}
+
+/* The key generation of a superblock of format version v. */
+static uint32_t sb_gen(const uint8_t *sb, uint32_t v)
+{
+	return v == CRYPT_SUPER_VERSION ? crypt__get_be32(sb + OFF_SB_GEN) : 0;
 }
 
 static const uint8_t *slot_at(const uint8_t *sb, uint32_t v, int i)
@@ -160,7 +200,15 @@ static int slot_parse(const uint8_t *s, uint32_t v,
 	if (v != 1) {
 		si->added = (int64_t)crypt__get_be64(s + SL_ADDED);
 		if (label_parse(s + SL_LABEL, si->label) ||
-		    !all_zero(s + SL_END, SLOT_SIZE - SL_END))
+		    !all_zero(s + SL_END, SLOT_V2_SIZE - SL_END))
+			return PHI_ECORRUPT;
+	}
+	if (v == CRYPT_SUPER_VERSION) {
+		if (s[SL_FLAGS] & ~SLF_SEALED)
+			return PHI_ECORRUPT;
+		si->sealed = s[SL_FLAGS] & SLF_SEALED;
+		if (si->sealed ? !all_zero(s + SX_END, SLOT_SIZE - SX_END) :
+		    !all_zero(s + SX_PUB, SLOT_SIZE - SX_PUB))
 			return PHI_ECORRUPT;
 	}
 	switch (s[SL_TYPE]) {
@@ -182,7 +230,8 @@ static int slot_parse(const uint8_t *s, uint32_t v,
 	default:
 		return PHI_ECORRUPT;
 	}
-	if (!all_zero(s + 1, SL_N - 1))
+	if ((v != CRYPT_SUPER_VERSION && s[SL_FLAGS]) ||
+	    !all_zero(s + SL_FLAGS + 1, SL_N - SL_FLAGS - 1))
 		return PHI_ECORRUPT;
 	si->type = s[SL_TYPE];
 	return 0;
@@ -198,7 +247,7 @@ int crypt_super_parse(const void *sb, size_t len,
 	if (len < OFF_SB_FSID || memcmp(b, SB_MAGIC, 8) != 0)
 		return PHI_ECORRUPT;
 	in.version = crypt__get_be32(b + OFF_SB_VERSION);
-	if (in.version != 1 && in.version != CRYPT_SUPER_VERSION)
+	if (in.version < 1 || in.version > CRYPT_SUPER_VERSION)
 		return PHI_EVERSION;
 	if (len != mac_off(in.version) + 32)
 		return PHI_ECORRUPT;
@@ -207,12 +256,18 @@ int crypt_super_parse(const void *sb, size_t len,
 	in.created = (int64_t)crypt__get_be64(b + OFF_SB_CREATED);
 	in.nslots = b[OFF_SB_NSLOTS];
 	in.serial = 0;
+	in.generation = sb_gen(b, in.version);
 	if (in.version != 1) {
+		size_t z = in.version == 2 ? OFF_SB_GEN : OFF_SB_GEN + 4;
+
 		in.serial = crypt__get_be64(b + OFF_SB_SERIAL);
-		if (!all_zero(b + OFF_SB_SERIAL + 8,
-			      OFF_SB_SLOTS - OFF_SB_SERIAL - 8))
+		if (!all_zero(b + z, OFF_SB_SLOTS - z))
 			return PHI_ECORRUPT;
 	}
+	if (in.generation >= CRYPT_MAX_GENS ||
+	    (in.version == CRYPT_SUPER_VERSION && in.generation == 0 &&
+	     !all_zero(b + OFF_SB_CHAIN, CHAIN_SIZE)))
+		return PHI_ECORRUPT;
 	if (in.block_size == 0 || in.block_size > CRYPT_MAX_BLOCK ||
 	    !all_zero(b + OFF_SB_NSLOTS + 1, 3))
 		return PHI_ECORRUPT;
@@ -222,6 +277,10 @@ int crypt_super_parse(const void *sb, size_t len,
 		if (rc < 0)
 			return rc;
 		used += in.slots[i].type != CRYPT_SLOT_EMPTY;
+		/* a direct slot opens master key 0 only */
+		if (in.slots[i].type != CRYPT_SLOT_EMPTY &&
+		    !in.slots[i].sealed && in.generation)
+			return PHI_ECORRUPT;
 	}
 	if (used != in.nslots)
 		return PHI_ECORRUPT;
@@ -229,14 +288,18 @@ int crypt_super_parse(const void *sb, size_t len,
 	return 0;
 }
 
-/* The MAC of sb[0..mac_off(v)) under the master key's superblock key. */
+/* The MAC of sb[0..mac_off(v)) under the superblock key of the master
+ * key of sb's generation (PHI_ECORRUPT if mk does not hold it). */
 static int super_mac(const struct crypt_key *mk, const uint8_t *sb,
 		     uint32_t v, uint8_t mac[32])
 {
 	uint8_t key[CRYPT_KEY_LEN];
+	uint32_t g = sb_gen(sb, v);
 	int rc;
 
-	rc = crypt__hkdf(mk->master, sizeof(mk->master), sb + OFF_SB_FSID,
+	if (g > mk->gen)
+		return PHI_ECORRUPT;
+	rc = crypt__hkdf(mk->master[g], CRYPT_KEY_LEN, sb + OFF_SB_FSID,
 			 16, LABEL_MAC, NULL, 0, key, sizeof(key));
 	if (rc == 0)
 		rc = crypt__hmac(key, sb, mac_off(v), mac);
@@ -279,7 +342,8 @@ int crypt_super_create(const struct crypt_key *mk,
 	int rc;
 
 	assert(mk && info);
-	if (info->block_size == 0 || info->block_size > CRYPT_MAX_BLOCK)
+	if (info->block_size == 0 || info->block_size > CRYPT_MAX_BLOCK ||
+	    mk->gen != 0)
 		return -EINVAL;
 	memset(sb, 0, sizeof(sb));
 	memcpy(sb, SB_MAGIC, 8);
@@ -294,19 +358,20 @@ int crypt_super_create(const struct crypt_key *mk,
 	return rc;
 }
 
-/* Lift the format-1 superblock old into sb, format 2 without its MAC. */
-static void lift_v1(const uint8_t *old, uint8_t sb[CRYPT_SUPER_SIZE])
+/* Lift the superblock old of format v (1 or 2) into sb, format 3 of
+ * generation 0 with direct slots, without its MAC. */
+static void lift(const uint8_t *old, uint32_t v, uint8_t sb[CRYPT_SUPER_SIZE])
 {
 	memset(sb, 0, CRYPT_SUPER_SIZE);
-	memcpy(sb, old, OFF_V1_SLOTS);
+	memcpy(sb, old, slots_off(v));
 	crypt__put_be32(sb + OFF_SB_VERSION, CRYPT_SUPER_VERSION);
 	for (int i = 0; i < CRYPT_MAX_SLOTS; i++)
-		memcpy(sb + OFF_SB_SLOTS + i * SLOT_SIZE,
-		       old + OFF_V1_SLOTS + i * SLOT_V1_SIZE, SLOT_V1_SIZE);
+		memcpy(sb + OFF_SB_SLOTS + i * SLOT_SIZE, slot_at(old, v, i),
+		       slot_size(v));
 }
 
-/* Copy the superblock in b to sb, as format 2, if it parses and its MAC
- * holds. */
+/* Copy the superblock in b to sb, as format 3, if it parses, its MAC
+ * holds and it is of mk's newest generation (-ESTALE if older). */
 static int edit_begin(const struct buf *b, const struct crypt_key *mk,
 		      uint8_t sb[CRYPT_SUPER_SIZE],
 		      struct crypt_super_info *info)
@@ -317,17 +382,20 @@ static int edit_begin(const struct buf *b, const struct crypt_key *mk,
 	rc = crypt_super_parse(buf_data(b), buf_len(b), info);
 	if (rc == 0)
 		rc = super_check_mac(mk, buf_data(b), info->version);
+	if (rc == 0 && info->generation != mk->gen)
+		rc = -ESTALE;
 	if (rc)
 		return rc;
-	if (info->version == 1)
-		lift_v1(buf_data(b), sb);
+	if (info->version != CRYPT_SUPER_VERSION)
+		lift(buf_data(b), info->version, sb);
 	else
 		memcpy(sb, buf_data(b), CRYPT_SUPER_SIZE);
 	return 0;
 }
 
-/* Set the slot count, raise the serial, MAC the copy and write it over
- * b, which grows when it held format 1 (-E2BIG or -ENOMEM: unchanged). */
+/* Set the slot count, raise the serial, MAC the copy (under mk's key of
+ * the copy's generation) and write it over b, which grows when it held
+ * an older format (-E2BIG or -ENOMEM: unchanged). */
 static int edit_commit(struct buf *b, const struct crypt_key *mk,
 		       uint8_t sb[CRYPT_SUPER_SIZE], int nslots)
 {
@@ -418,19 +486,183 @@ static int slot_kek(const struct slot_secret *sec, const uint8_t *slot,
 	return scrypt_kek(sec->p, sec->n, slot + SL_SALT, &kp, kek);
 }
 
-/* Fill the slot at s: header, fresh salt and nonce, wrapped key, time
- * and label (checked by new_slot_ok()). */
+/* The X25519 public key of priv. */
+static int x25519_public(const uint8_t priv[X25519_LEN],
+			 uint8_t pub[X25519_LEN])
+{
+	EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL,
+						   priv, X25519_LEN);
+	size_t n = X25519_LEN;
+	int rc = -ENOMEM;
+
+	if (k && EVP_PKEY_get_raw_public_key(k, pub, &n) == 1 &&
+	    n == X25519_LEN)
+		rc = 0;
+	EVP_PKEY_free(k);
+	return rc;
+}
+
+/* The X25519 shared secret of priv and peer's public key; PHI_EAUTHFAIL
+ * for a peer key that gives none (a small-order point: altered). */
+static int x25519_shared(const uint8_t priv[X25519_LEN],
+			 const uint8_t peer[X25519_LEN],
+			 uint8_t out[X25519_LEN])
+{
+	EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL,
+						   priv, X25519_LEN);
+	EVP_PKEY *p = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL,
+						  peer, X25519_LEN);
+	EVP_PKEY_CTX *ctx = k && p ? EVP_PKEY_CTX_new(k, NULL) : NULL;
+	size_t n = X25519_LEN;
+	int rc = -ENOMEM;
+
+	if (ctx && EVP_PKEY_derive_init(ctx) == 1) {
+		rc = PHI_EAUTHFAIL;
+		if (EVP_PKEY_derive_set_peer(ctx, p) == 1 &&
+		    EVP_PKEY_derive(ctx, out, &n) == 1 && n == X25519_LEN &&
+		    !all_zero(out, X25519_LEN))
+			rc = 0;
+	}
+	EVP_PKEY_CTX_free(ctx);
+	EVP_PKEY_free(p);
+	EVP_PKEY_free(k);
+	return rc;
+}
+
+/* The key that seals master key gen to the sealed slot s, from the
+ * X25519 secret of its public key and the ephemeral one. */
+static int seal_key(const uint8_t *s, const uint8_t *fsid,
+		    const uint8_t shared[X25519_LEN],
+		    uint8_t key[CRYPT_KEY_LEN])
+{
+	return crypt__hkdf(shared, X25519_LEN, fsid, 16, LABEL_SLOT_SEAL,
+			   s + SX_PUB, 2 * X25519_LEN, key, CRYPT_KEY_LEN);
+}
+
+/* Seal master (of generation gen) to the public key of the sealed slot
+ * s, with a fresh ephemeral key pair and nonce. */
+static int slot_seal_master(uint8_t *s, const uint8_t *fsid,
+			    const uint8_t master[CRYPT_KEY_LEN], uint32_t gen)
+{
+	uint8_t eph[X25519_LEN], shared[X25519_LEN], key[CRYPT_KEY_LEN];
+	uint8_t g[4];
+	struct crypt_span aad[2] = { { fsid, 16 }, { g, 4 } };
+	int rc;
+
+	crypt__put_be32(g, gen);
+	rc = crypt_random_bytes(eph, sizeof(eph));
+	if (rc == 0)
+		rc = x25519_public(eph, s + SX_EPH);
+	if (rc == 0)
+		rc = x25519_shared(eph, s + SX_PUB, shared);
+	if (rc == 0)
+		rc = seal_key(s, fsid, shared, key);
+	if (rc == 0)
+		rc = crypt_random_bytes(s + SX_NONCE, CRYPT_NONCE_LEN);
+	if (rc == 0)
+		rc = crypt__gcm_seal(key, s + SX_NONCE, aad, 2, master,
+				     CRYPT_KEY_LEN, s + SX_WRAP, s + SX_TAG);
+	OPENSSL_cleanse(eph, sizeof(eph));
+	OPENSSL_cleanse(shared, sizeof(shared));
+	OPENSSL_cleanse(key, sizeof(key));
+	return rc;
+}
+
+/* Open the master key of generation gen sealed to the sealed slot s,
+ * whose private key is priv, into out. */
+static int slot_open_master(const uint8_t *s, const uint8_t *fsid,
+			    const uint8_t priv[X25519_LEN], uint32_t gen,
+			    uint8_t out[CRYPT_KEY_LEN])
+{
+	uint8_t shared[X25519_LEN], key[CRYPT_KEY_LEN], g[4];
+	struct crypt_span aad[2] = { { fsid, 16 }, { g, 4 } };
+	int rc;
+
+	crypt__put_be32(g, gen);
+	rc = x25519_shared(priv, s + SX_EPH, shared);
+	if (rc == 0)
+		rc = seal_key(s, fsid, shared, key);
+	if (rc == 0)
+		rc = crypt__gcm_open(key, s + SX_NONCE, aad, 2, s + SX_WRAP,
+				     CRYPT_KEY_LEN, out, s + SX_TAG);
+	OPENSSL_cleanse(shared, sizeof(shared));
+	OPENSSL_cleanse(key, sizeof(key));
+	return rc;
+}
+
+/* The key that encrypts the chain of a superblock of generation gen. */
+static int chain_key(const uint8_t *sb, const struct crypt_key *k,
+		     uint32_t gen, uint8_t key[CRYPT_KEY_LEN])
+{
+	return crypt__hkdf(k->master[gen], CRYPT_KEY_LEN, sb + OFF_SB_FSID, 16,
+			   LABEL_CHAIN, NULL, 0, key, CRYPT_KEY_LEN);
+}
+
+/* Put k's master keys 0..k->gen-1 into the chain of sb (format 3, of
+ * generation k->gen >= 1), encrypted under master key k->gen. */
+static int chain_seal(uint8_t *sb, const struct crypt_key *k)
+{
+	uint8_t key[CRYPT_KEY_LEN], keys[CHAIN_KEYS], g[4];
+	uint8_t *c = sb + OFF_SB_CHAIN;
+	struct crypt_span aad[2] = { { sb + OFF_SB_FSID, 16 }, { g, 4 } };
+	int rc;
+
+	crypt__put_be32(g, k->gen);
+	memset(keys, 0, sizeof(keys));
+	memcpy(keys, k->master, (size_t)k->gen * CRYPT_KEY_LEN);
+	rc = crypt_random_bytes(c, CRYPT_NONCE_LEN);
+	if (rc == 0)
+		rc = chain_key(sb, k, k->gen, key);
+	if (rc == 0)
+		rc = crypt__gcm_seal(key, c, aad, 2, keys, CHAIN_KEYS,
+				     c + CRYPT_NONCE_LEN,
+				     c + CRYPT_NONCE_LEN + CHAIN_KEYS);
+	OPENSSL_cleanse(keys, sizeof(keys));
+	OPENSSL_cleanse(key, sizeof(key));
+	return rc;
+}
+
+/* Open the chain of sb (generation gen, whose master key k holds) into
+ * k->master[0..gen-1].  Nothing to do for generation 0. */
+static int chain_open(const uint8_t *sb, uint32_t gen, struct crypt_key *k)
+{
+	uint8_t key[CRYPT_KEY_LEN], keys[CHAIN_KEYS], g[4];
+	const uint8_t *c = sb + OFF_SB_CHAIN;
+	struct crypt_span aad[2] = { { sb + OFF_SB_FSID, 16 }, { g, 4 } };
+	int rc;
+
+	if (gen == 0)
+		return 0;
+	crypt__put_be32(g, gen);
+	rc = chain_key(sb, k, gen, key);
+	if (rc == 0)
+		rc = crypt__gcm_open(key, c, aad, 2, c + CRYPT_NONCE_LEN,
+				     CHAIN_KEYS, keys,
+				     c + CRYPT_NONCE_LEN + CHAIN_KEYS);
+	if (rc == PHI_EAUTHFAIL)
+		rc = PHI_ECORRUPT;	/* the slot opened: sb was altered */
+	if (rc == 0)
+		memcpy(k->master, keys, (size_t)gen * CRYPT_KEY_LEN);
+	OPENSSL_cleanse(keys, sizeof(keys));
+	OPENSSL_cleanse(key, sizeof(key));
+	return rc;
+}
+
+/* Fill the slot at s: header, fresh salt and nonce, a key pair whose
+ * private key is wrapped under the KEK, the newest master key of mk
+ * sealed to it, time and label (checked by new_slot_ok()). */
 static int slot_fill(uint8_t *s, const uint8_t *fsid,
 		     const struct crypt_key *mk,
 		     const struct crypt_slot_new *ns)
 {
 	struct slot_secret sec = { ns->type, ns->secret, ns->len };
 	struct crypt_span aad[2] = { { s, SL_NONCE }, { fsid, 16 } };
-	uint8_t kek[CRYPT_KEY_LEN];
+	uint8_t kek[CRYPT_KEY_LEN], priv[X25519_LEN];
 	int rc;
 
 	memset(s, 0, SLOT_SIZE);
 	s[SL_TYPE] = (uint8_t)ns->type;
+	s[SL_FLAGS] = SLF_SEALED;
 	if (ns->type == CRYPT_SLOT_PASSPHRASE) {
 		crypt__put_be64(s + SL_N, ns->kdf.n);
 		crypt__put_be32(s + SL_R, ns->kdf.r);
@@ -443,11 +675,18 @@ static int slot_fill(uint8_t *s, const uint8_t *fsid,
 	if (rc == 0)
 		rc = crypt_random_bytes(s + SL_NONCE, CRYPT_NONCE_LEN);
 	if (rc == 0)
+		rc = crypt_random_bytes(priv, sizeof(priv));
+	if (rc == 0)
+		rc = x25519_public(priv, s + SX_PUB);
+	if (rc == 0)
 		rc = slot_kek(&sec, s, kek);
 	if (rc == 0)
-		rc = crypt__gcm_seal(kek, s + SL_NONCE, aad, 2, mk->master,
-				     CRYPT_KEY_LEN, s + SL_WRAP, s + SL_TAG);
+		rc = crypt__gcm_seal(kek, s + SL_NONCE, aad, 2, priv,
+				     X25519_LEN, s + SL_WRAP, s + SL_TAG);
+	if (rc == 0)
+		rc = slot_seal_master(s, fsid, mk->master[mk->gen], mk->gen);
 	OPENSSL_cleanse(kek, sizeof(kek));
+	OPENSSL_cleanse(priv, sizeof(priv));
 	return rc;
 }
 
@@ -566,45 +805,108 @@ int crypt_super_remove_slot(struct buf *b, const struct crypt_key *mk,
 	return edit_commit(b, mk, sb, info.nslots - 1);
 }
 
+int crypt_super_rotate(struct buf *b, const struct crypt_key *mk,
+		       struct crypt_key **out)
+{
+	uint8_t sb[CRYPT_SUPER_SIZE];
+	struct crypt_super_info info;
+	struct crypt_key *nk = NULL;
+	uint32_t g;
+	int rc;
+
+	rc = edit_begin(b, mk, sb, &info);
+	if (rc < 0)
+		return rc;
+	g = info.generation;
+	for (int i = 0; i < CRYPT_MAX_SLOTS && rc == 0; i++)
+		if (info.slots[i].type != CRYPT_SLOT_EMPTY &&
+		    !info.slots[i].sealed)
+			rc = -EPERM;
+	if (rc == 0 && g + 1 >= CRYPT_MAX_GENS)
+		rc = -EOVERFLOW;
+	if (rc == 0)
+		rc = crypt__key_alloc(&nk);
+	if (rc == 0) {
+		memcpy(nk->master, mk->master, (size_t)(g + 1) * CRYPT_KEY_LEN);
+		nk->gen = g + 1;
+		rc = crypt_random_bytes(nk->master[g + 1], CRYPT_KEY_LEN);
+	}
+	if (rc == 0)
+		rc = crypt__key_finish(nk);
+	crypt__put_be32(sb + OFF_SB_GEN, g + 1);
+	for (int i = 0; i < CRYPT_MAX_SLOTS && rc == 0; i++)
+		if (info.slots[i].type != CRYPT_SLOT_EMPTY)
+			rc = slot_seal_master(sb + OFF_SB_SLOTS + i * SLOT_SIZE,
+					      sb + OFF_SB_FSID,
+					      nk->master[g + 1], g + 1);
+	if (rc == 0)
+		rc = chain_seal(sb, nk);
+	if (rc == 0)
+		rc = edit_commit(b, nk, sb, info.nslots);
+	OPENSSL_cleanse(sb, sizeof(sb));
+	if (rc < 0) {
+		crypt_key_free(nk);
+		return rc;
+	}
+	*out = nk;
+	return 0;
+}
+
 /* ------------------------------------------------------------------ */
 /* Unlocking                                                           */
 /* ------------------------------------------------------------------ */
 
 /*
- * Unwrap the slot at s into k->master.  PHI_EAUTHFAIL when the secret is
- * not this slot's; k->master then holds garbage the caller overwrites or
- * wipes.
+ * Open the slot at s (sealed or direct, as si says) into k->master[gen].
+ * PHI_EAUTHFAIL when the secret is not this slot's; k->master[gen] then
+ * holds garbage the caller overwrites or wipes.
  */
-static int slot_open(const uint8_t *s, const uint8_t *fsid,
-		     const struct slot_secret *sec, struct crypt_key *k)
+static int slot_open(const uint8_t *s, const struct crypt_slot_info *si,
+		     const uint8_t *fsid, const struct slot_secret *sec,
+		     uint32_t gen, struct crypt_key *k)
 {
 	struct crypt_span aad[2] = { { s, SL_NONCE }, { fsid, 16 } };
-	uint8_t kek[CRYPT_KEY_LEN];
+	uint8_t kek[CRYPT_KEY_LEN], priv[X25519_LEN];
 	int rc;
 
 	rc = slot_kek(sec, s, kek);
-	if (rc == 0)
+	if (rc == 0 && !si->sealed)
 		rc = crypt__gcm_open(kek, s + SL_NONCE, aad, 2, s + SL_WRAP,
-				     CRYPT_KEY_LEN, k->master, s + SL_TAG);
+				     CRYPT_KEY_LEN, k->master[gen],
+				     s + SL_TAG);
+	else if (rc == 0)
+		rc = crypt__gcm_open(kek, s + SL_NONCE, aad, 2, s + SL_WRAP,
+				     X25519_LEN, priv, s + SL_TAG);
+	/* the slot's own wrap held: a failure past it is an alteration */
+	if (rc == 0 && si->sealed &&
+	    slot_open_master(s, fsid, priv, gen, k->master[gen]) != 0)
+		rc = PHI_ECORRUPT;
 	OPENSSL_cleanse(kek, sizeof(kek));
+	OPENSSL_cleanse(priv, sizeof(priv));
 	return rc;
 }
 
-/* Try the slots of sec's type in order; on the first that opens, finish
- * the key and check the MAC.  The number of the slot, or a code. */
+/* Try the slots of sec's type in order; on the first that opens, read
+ * the chain, finish the key and check the MAC.  The number of the slot,
+ * or a code. */
 static int super_unlock(const uint8_t *sb, const struct crypt_super_info *info,
 			const struct slot_secret *sec, struct crypt_key *k)
 {
 	const uint8_t *fsid = sb + OFF_SB_FSID;
+	uint32_t gen = info->generation;
 
 	for (int i = 0; i < CRYPT_MAX_SLOTS; i++) {
 		int rc;
 
 		if (info->slots[i].type != sec->type)
 			continue;
-		rc = slot_open(slot_at(sb, info->version, i), fsid, sec, k);
+		rc = slot_open(slot_at(sb, info->version, i), &info->slots[i],
+			       fsid, sec, gen, k);
 		if (rc == PHI_EAUTHFAIL)
 			continue;
+		k->gen = gen;
+		if (rc == 0)
+			rc = chain_open(sb, gen, k);
 		if (rc == 0)
 			rc = crypt__key_finish(k);
 		if (rc == 0)

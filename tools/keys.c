@@ -549,8 +549,7 @@ static int read_local(const char *path, struct buf *sb)
 	}
 	if (fstat(fd, &st)) {
 		tool_error("cannot read %s: %s", path, strerror(errno));
-	} else if (st.st_size != CRYPT_SUPER_SIZE &&
-		   st.st_size != CRYPT_SUPER_SIZE_V1) {
+	} else if (!crypt_super_size_known((size_t)st.st_size)) {
 		tool_error("%s: not a phifs superblock (%lld bytes)", path,
 			   (long long)st.st_size);
 	} else if (buf_reserve(sb, (size_t)st.st_size) == 0) {

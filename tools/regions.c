@@ -215,8 +215,7 @@ int tool_super_judge(const struct buf *sb, const struct crypt_key *key,
 	char hex[33];
 	int rc;
 
-	if (buf_len(sb) != CRYPT_SUPER_SIZE &&
-	    buf_len(sb) != CRYPT_SUPER_SIZE_V1) {
+	if (!crypt_super_size_known(buf_len(sb))) {
 		snprintf(why, len, "%zu bytes, where a superblock has %d: "
 			 "truncated or overwritten", buf_len(sb),
 			 CRYPT_SUPER_SIZE);

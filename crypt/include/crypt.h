@@ -21,7 +21,12 @@
  *     scrypt, or a key file through HKDF) and whose MAC, under a key
  *     derived from the master key, proves nothing else in it was altered.
  *     Adding or removing a slot rewrites only the superblock; data is
- *     never re-encrypted.
+ *     never re-encrypted;
+ *   - key generations: crypt_super_rotate() makes a new master key that
+ *     seals everything from then on, and keeps the older ones (encrypted
+ *     under the new one) to open what they sealed.  A struct crypt_key
+ *     holds every generation of its filesystem; a frame names the one
+ *     that sealed it.
  *
  * Errors.  Functions return 0 (or a documented non-negative value) on
  * success and a negative code on failure: a negative errno, or one of
@@ -66,11 +71,22 @@
  */
 int crypt_harden_process(void);
 
-/* A 256-bit master key in locked, undumpable memory.  Opaque. */
+/*
+ * The master keys of one filesystem, one per generation (0 when made,
+ * one more at each crypt_super_rotate()), in locked, undumpable memory.
+ * The newest seals; every one opens what it sealed.  Opaque.
+ */
 struct crypt_key;
 
+/* How many generations a filesystem can have: rotations stop there. */
+#define CRYPT_MAX_GENS 32
+
+/* The generation that seals: the newest k holds. */
+uint32_t crypt_key_generation(const struct crypt_key *k);
+
 /*
- * Make a new random master key (OpenSSL's CSPRNG) into *out.  Returns 0,
+ * Make a new random master key (OpenSSL's CSPRNG), generation 0, into
+ * *out.  Returns 0,
  * -ENOMEM, -EIO if the random generator fails, or the negative errno of
  * mlock() (-ENOMEM or -EPERM when RLIMIT_MEMLOCK is too low: each key
  * locks one page).  Free with crypt_key_free().
@@ -113,8 +129,11 @@ int crypt_sha256(const void *data, size_t len, uint8_t out[32]);
  * see must say nothing, yet recovery must learn from a listing which
  * object is which (a journal segment, its sequence number and time).
  * crypt_name_encode() encrypts a 16-byte plaintext with AES-256 (one
- * block, a keyed permutation) under HKDF(master key, salt = fsid,
- * "phifs object names v1") into 32 lowercase hex digits and a NUL;
+ * block, a keyed permutation) under HKDF(master key of generation 0,
+ * salt = fsid, "phifs object names v1") into 32 lowercase hex digits and
+ * a NUL (names keep the first generation's key: a listing must be read
+ * the same way before and after a rotation, and a name holds no
+ * content, only a kind, a sequence number and a time);
  * crypt_name_decode() reverses it.  The caller puts a check value into
  * the plaintext to tell a name of this filesystem from anything else.
  * Returns 0, -EINVAL (decode: not 32 hex digits) or -ENOMEM.
@@ -136,7 +155,8 @@ int crypt_name_decode(const struct crypt_key *mk, const uint8_t fsid[16],
  *	4	1	format version (2)
  *	5	1	flags: zero
  *	6	12	nonce, random per seal
- *	18	8	zero
+ *	18	4	key generation (version 3; zero in version 2)
+ *	22	4	zero
  *	26	8	payload length n: a size class, crypt_pad_size()
  *	34	n	ciphertext of the payload:
  *			  0   1  flags: bit 0 = the data is a zstd frame
@@ -153,10 +173,14 @@ int crypt_name_decode(const struct crypt_key *mk, const uint8_t fsid[16],
  * region sees one frame of at most 1,074 bytes (the class 1,024 and 50).
  * Version 1 frames, which regions keep from before, had the flags at 5,
  * the plaintext length at 18, and n exactly the data length; they still
- * unseal.
+ * unseal.  A frame sealed under generation 0 is version 2, so that a
+ * phifs from before rotation reads it; a later generation writes version
+ * 3, the same layout with the generation at 18 (which that older phifs
+ * refuses as a version it does not know).
  *
- * Key: HKDF-SHA256(ikm = master key, salt = fsid,
- *		    info = "phifs object v1" NUL object_id), 32 bytes.
+ * Key: HKDF-SHA256(ikm = the master key of the frame's generation,
+ *		    salt = fsid, info = "phifs object v1" NUL object_id),
+ *		    32 bytes.
  * AAD: the 34 header bytes || fsid (16 bytes) || object_id (its bytes).
  * So every header field is authenticated, and an object opened under
  * another name, another filesystem or another key fails its tag.  The
@@ -165,7 +189,7 @@ int crypt_name_decode(const struct crypt_key *mk, const uint8_t fsid[16],
  */
 #define CRYPT_FRAME_HEADER 34
 #define CRYPT_FRAME_OVERHEAD (CRYPT_FRAME_HEADER + 16)
-#define CRYPT_FRAME_VERSION 2
+#define CRYPT_FRAME_VERSION 2	/* generation 0; 3 for the others */
 
 /* The largest plaintext crypt_seal() takes (blocks are up to 16 MiB;
  * metadata snapshots may be larger). */
@@ -213,7 +237,8 @@ int crypt_seal(const struct crypt_key *mk, const uint8_t fsid[16],
  * plaintext to out.  object_id and fsid must be those it was sealed for.
  *
  * Returns 0; PHI_EAUTHFAIL if the tag does not verify (a bit flipped, or
- * another object id, filesystem id or master key); PHI_ECORRUPT if the
+ * another object id, filesystem id or master key) or the frame names a
+ * generation mk does not hold; PHI_ECORRUPT if the
  * frame is malformed (bad magic, truncated, unknown flags, lengths that
  * contradict each other, a payload that does not decompress to the
  * stated length); PHI_EVERSION for a format version this build does not
@@ -231,12 +256,12 @@ int crypt_unseal(const struct crypt_key *mk, const uint8_t fsid[16],
 /* ------------------------------------------------------------------ */
 
 /*
- * Superblock format, version 2 (integers big-endian), always
+ * Superblock format, version 3 (integers big-endian), always
  * CRYPT_SUPER_SIZE bytes:
  *
  *	offset	size	field
  *	0	8	magic "PHIFSSB" and a NUL
- *	8	4	format version (2)
+ *	8	4	format version (3)
  *	12	16	filesystem id
  *	28	4	block size
  *	32	8	creation time, seconds since the epoch (signed)
@@ -245,27 +270,51 @@ int crypt_unseal(const struct crypt_key *mk, const uint8_t fsid[16],
  *	44	8	serial: 1 when made, one more at each edit, so that
  *			of two copies of one filesystem's superblock the
  *			newer is known (scrub and repair spread the newest)
- *	52	12	zero
- *	64	8*192	key slots 0..7, in place: a slot keeps its number
- *	1600	32	HMAC-SHA256 of bytes 0..1600 under
- *			HKDF(master key, salt = fsid, "phifs superblock mac v1")
+ *	52	4	key generation g of the master key the slots open
+ *	56	8	zero
+ *	64	8*320	key slots 0..7, in place: a slot keeps its number
+ *	2624	12	chain nonce     } the master keys of generations
+ *	2636	992	chain           } 0..g-1, 32 bytes each, then zeros,
+ *	3628	16	chain tag       } AES-256-GCM under HKDF(master key g,
+ *					  salt = fsid, "phifs key chain v1"),
+ *					  AAD fsid || g; all zero when g = 0
+ *	3644	32	HMAC-SHA256 of bytes 0..3644 under HKDF(master key g,
+ *			salt = fsid, "phifs superblock mac v1")
  *
- * A key slot (192 bytes; all zero when empty):
+ * A key slot (320 bytes; all zero when empty):
  *
  *	0	1	type: 1 passphrase, 2 key file, 3 recovery code
- *	1	3	zero
+ *	1	1	flags: 1 = sealed slot (below); 0 = direct slot
+ *	2	2	zero
  *	4	8	scrypt N   } passphrase slots; zero for the others
  *	12	4	scrypt r   }
  *	16	4	scrypt p   }
  *	20	32	salt, random per slot
  *	52	12	nonce
- *	64	32	the master key, encrypted with AES-256-GCM under the KEK
+ *	64	32	direct slot: the master key; sealed slot: the slot's
+ *			X25519 private key; encrypted with AES-256-GCM
+ *			under the KEK
  *	96	16	GCM tag
  *	112	8	when the slot was added, seconds since the epoch
  *			(0: unknown, a slot carried over from format 1)
  *	120	64	label: up to CRYPT_LABEL_MAX bytes of text (no control
  *			characters), then NUL bytes
  *	184	8	zero
+ *	192	32	sealed slot: the slot's X25519 public key
+ *	224	32	  an ephemeral X25519 public key
+ *	256	12	  nonce
+ *	268	32	  master key g, AES-256-GCM under HKDF(the X25519
+ *			  secret of the two, salt = fsid, "phifs slot seal
+ *			  v1" NUL public key || ephemeral key), AAD fsid || g
+ *	300	16	  its tag
+ *	316	4	zero (all of 192..320 for a direct slot)
+ *
+ * Sealed slots are what makes rotation possible: crypt_super_rotate(),
+ * holding the master key but no slot's secret, seals the new master key
+ * to every slot's public key, while the private key only that slot's
+ * secret unwraps stays as it was.  Every slot written since format 3 is
+ * sealed; a direct slot (carried over from format 1 or 2) wraps master
+ * key 0 itself and can exist only while g is 0.
  *
  * KEK of a passphrase slot: scrypt(passphrase, salt, N, r, p), 32 bytes.
  * KEK of a key-file slot: HKDF-SHA256(ikm = the file's bytes, salt,
@@ -273,19 +322,31 @@ int crypt_unseal(const struct crypt_key *mk, const uint8_t fsid[16],
  * HKDF-SHA256(ikm = the 32-byte recovery secret, salt, "phifs recovery
  * kek v1").  AAD of the wrap: slot bytes 0..52 (type, KDF parameters,
  * salt) || fsid, so a slot cannot be moved to another filesystem nor its
- * parameters changed; its time and label are covered by the MAC.
+ * parameters changed (nor a sealed slot made direct); its time, label
+ * and public key are covered by the MAC.
  *
- * Format 1 (CRYPT_SUPER_SIZE_V1 bytes, written by phifs before key
- * management) is read too: the same header without the serial (taken as
+ * Older formats are read too, as generation 0 with direct slots.
+ * Format 2 (CRYPT_SUPER_SIZE_V2 bytes, written before rotation): slots of
+ * the first 192 bytes above, no generation, no chain, the MAC at 1600
+ * over bytes 0..1600.  Format 1 (CRYPT_SUPER_SIZE_V1 bytes, written
+ * before key management): the same header without the serial (taken as
  * 0), slots of the first 112 bytes above from offset 44, the MAC at 940
- * over bytes 0..940.  Every edit writes format 2: an edited format-1
+ * over bytes 0..940.  Every edit writes format 3: an edited older
  * superblock grows to CRYPT_SUPER_SIZE bytes, its slots keep their
- * numbers and wraps, with no time and no label.
+ * numbers and wraps (format-1 slots with no time and no label).
  */
-#define CRYPT_SUPER_VERSION 2
+#define CRYPT_SUPER_VERSION 3
 #define CRYPT_MAX_SLOTS 8
-#define CRYPT_SUPER_SIZE 1632
+#define CRYPT_SUPER_SIZE 3676
+#define CRYPT_SUPER_SIZE_V2 1632
 #define CRYPT_SUPER_SIZE_V1 972
+
+/* Whether len is the size of a superblock of some format. */
+static inline int crypt_super_size_known(size_t len)
+{
+	return len == CRYPT_SUPER_SIZE || len == CRYPT_SUPER_SIZE_V2 ||
+	       len == CRYPT_SUPER_SIZE_V1;
+}
 
 /* The longest slot label, in bytes. */
 #define CRYPT_LABEL_MAX 63
@@ -318,6 +379,7 @@ enum crypt_slot_type {
 
 struct crypt_slot_info {
 	enum crypt_slot_type type;
+	int sealed;			/* 1: a sealed slot; 0: direct */
 	struct crypt_kdf_params kdf;	/* passphrase slots; else zero */
 	int64_t added;			/* seconds since the epoch; 0 unknown */
 	char label[CRYPT_LABEL_MAX + 1];	/* NUL-terminated; "" none */
@@ -325,19 +387,20 @@ struct crypt_slot_info {
 
 /* What a superblock says, readable without a key. */
 struct crypt_super_info {
-	uint32_t version;	/* 1 or CRYPT_SUPER_VERSION */
+	uint32_t version;	/* 1, 2 or CRYPT_SUPER_VERSION */
 	uint8_t fsid[16];
 	uint32_t block_size;	/* 1..CRYPT_MAX_BLOCK */
 	int64_t created;	/* seconds since the epoch */
 	uint64_t serial;	/* 0 for format 1 */
+	uint32_t generation;	/* of the master key; 0 before format 3 */
 	int nslots;		/* slots in use */
 	struct crypt_slot_info slots[CRYPT_MAX_SLOTS];
 };
 
 /*
- * Append a new superblock (format 2, serial 1) without key slots to
- * out, MACed under mk.  Taken from info: fsid, block_size, created;
- * version, serial, nslots and slots are ignored.  Add at least one slot before storing it: a superblock
+ * Append a new superblock (format 3, serial 1, generation 0) without key
+ * slots to out, MACed under mk, which must be of generation 0.  Taken
+ * from info: fsid, block_size, created; the rest is ignored.  Add at least one slot before storing it: a superblock
  * without one can never be unlocked.
  *
  * Returns 0; -EINVAL if block_size is 0 or above CRYPT_MAX_BLOCK; -E2BIG
@@ -349,7 +412,7 @@ int crypt_super_create(const struct crypt_key *mk,
 /*
  * Read the superblock sb[0..len) without a key into *info.  Checks its
  * structure only; its MAC needs the master key (the unlock functions
- * check it).  Reads format 1 and format 2.  Returns 0, PHI_ECORRUPT
+ * check it).  Reads formats 1 to 3.  Returns 0, PHI_ECORRUPT
  * (wrong size, bad magic, bad fields), or PHI_EVERSION.
  */
 int crypt_super_parse(const void *sb, size_t len,
@@ -363,9 +426,11 @@ int crypt_super_parse(const void *sb, size_t len,
  * long as the KDF.  mk must be the filesystem's master key: the MAC is
  * checked before and rewritten after.
  *
- * Every edit (this one, and all below) rewrites sb in place as format 2
- * with the serial one higher: a format-1 superblock grows to
+ * Every edit (this one, and all below) rewrites sb in place as format 3
+ * with the serial one higher: an older superblock grows to
  * CRYPT_SUPER_SIZE bytes, so sb's cap must allow that (else -E2BIG).
+ * mk must be of sb's generation (else PHI_ECORRUPT, as for a MAC that
+ * fails); the slot added is sealed.
  *
  * Returns the number of the slot used (0..CRYPT_MAX_SLOTS-1); -EINVAL
  * for an empty passphrase or parameters outside the limits above;
@@ -425,6 +490,24 @@ int crypt_super_add_slot(struct buf *sb, const struct crypt_key *mk,
  */
 int crypt_super_replace_slot(struct buf *sb, const struct crypt_key *mk,
 			     int slot, const struct crypt_slot_new *ns);
+
+/*
+ * Rotate the master key of the superblock in sb (in place): a new random
+ * master key of generation g + 1 is sealed to every slot's public key,
+ * and the keys of generations 0..g go into the chain under it.  *out is
+ * set to the keys of the new superblock (all generations; the new one
+ * seals).  No slot's secret is needed, and none changes.  What an older
+ * copy of the superblock opens (with a slot it held, perhaps removed
+ * since) is at most master key g: nothing sealed after the rotation.
+ *
+ * Returns 0; -EPERM if some slot is direct (carried over from format 1
+ * or 2: it wraps master key 0 itself, and only its secret could make it
+ * sealed, crypt_super_replace_slot()); -EOVERFLOW if g + 1 would reach
+ * CRYPT_MAX_GENS; the rest as crypt_super_add_passphrase().  On failure
+ * sb is unchanged and *out is not set.
+ */
+int crypt_super_rotate(struct buf *sb, const struct crypt_key *mk,
+		       struct crypt_key **out);
 
 /*
  * Try every slot of the type type of sb[0..len) with secret[0..slen)
@@ -490,8 +573,10 @@ int crypt_super_unlock_keyfile(const void *sb, size_t len, const void *kf,
 
 /*
  * Whether sb[0..len) is a whole, unaltered superblock of the filesystem
- * whose master key is mk: crypt_super_parse() and its MAC under mk.  For
- * checking the copies the regions hold.  Returns 0; PHI_ECORRUPT (wrong
+ * whose master key is mk: crypt_super_parse() and its MAC under mk's key
+ * of sb's generation (an older copy, from before a rotation, still
+ * verifies; one of a generation mk does not hold fails).  For checking
+ * the copies the regions hold.  Returns 0; PHI_ECORRUPT (wrong
  * size, bad fields, or a MAC that fails: damaged, altered, or another
  * filesystem's); PHI_EVERSION; -ENOMEM.
  */
