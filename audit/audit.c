@@ -160,6 +160,7 @@ const char *audit_kind_name(enum audit_kind kind)
 		[AUDIT_REPAIR] = "fsck-repair", [AUDIT_KEY_ADD] = "key-add",
 		[AUDIT_KEY_PASSWD] = "key-passwd",
 		[AUDIT_KEY_REMOVE] = "key-remove",
+		[AUDIT_KEY_ROTATE] = "key-rotate",
 	};
 
 	if ((int)kind <= 0 || kind >= AUDIT_KIND_END)
@@ -703,7 +704,7 @@ static struct fhir_kind fhir_kind_of(const struct audit_event *ev)
 		k.sub = ev->kind == AUDIT_MOUNT ? "110120" : "110121";
 		k.sub_name = ev->kind == AUDIT_MOUNT ? "Application Start" :
 			     "Application Stop";
-	} else if (ev->kind >= AUDIT_KEY_ADD && ev->kind <= AUDIT_KEY_REMOVE) {
+	} else if (ev->kind >= AUDIT_KEY_ADD && ev->kind <= AUDIT_KEY_ROTATE) {
 		k.type = "110113";
 		k.type_name = "Security Alert";
 		k.sub = "110129";

@@ -28,18 +28,27 @@
  *      `phifs fsck --repair`: a superblock must never land in a region
  *      before the objects it describes.
  *
- * Mounted or not.  The mount holds cache_dir/lock and LMDB, which this
- * command never touches; cache_dir/superblock is the tools' own file,
- * read by a mount only when it starts.  So a change while mounted takes
- * effect in cache_dir and the regions at once, and the running mount
- * goes on with the same master key.
+ * Mounted or not.  The mount holds cache_dir/lock and LMDB, which list,
+ * add, passwd and remove never touch; cache_dir/superblock is the tools'
+ * own file, read by a mount only when it starts.  So such a change while
+ * mounted takes effect in cache_dir and the regions at once, and the
+ * running mount goes on with the same master key.
+ *
+ * Rotation (crypt_super_rotate()) makes a new master key, which the
+ * running mount would not have: it would go on sealing under the old
+ * one.  So rotate takes cache_dir/lock itself, without waiting, for the
+ * whole change: a mounted filesystem (or one another command has open)
+ * is refused, and no mount can start with the old superblock while the
+ * new one is being written.
  */
 #include "cmd.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -53,6 +62,7 @@ static const char key_usage[] =
 	"--recovery] [--force]\n"
 	"       phifs key passwd CONFIG [--force]\n"
 	"       phifs key remove CONFIG SLOT [--force]\n"
+	"       phifs key rotate CONFIG [--force]\n"
 	"\n"
 	"Manage the key slots that open the filesystem (up to 8).\n"
 	"  list     slots: number, kind, when added, label\n"
@@ -61,10 +71,15 @@ static const char key_usage[] =
 	"           printed once, to keep in a safe\n"
 	"  passwd   change the passphrase of the slot that opens\n"
 	"  remove   empty slot SLOT; the last slot is never removed\n"
+	"  rotate   a new master key seals everything written from now on;\n"
+	"           every slot opens it, and older copies of the superblock\n"
+	"           (with slots removed since) open only the old key; the\n"
+	"           filesystem must not be mounted\n"
 	"A change is authorised as mount is (key_file, PHIFS_PASSPHRASE, a\n"
 	"prompt) and reaches cache_dir and every region; a region that does\n"
 	"not answer stops it unless --force (then run phifs fsck CONFIG\n"
-	"--repair once the region is back).  Works mounted or not.\n";
+	"--repair once the region is back).  list, add, passwd and remove\n"
+	"work mounted or not.\n";
 
 /* One change of the superblock, from the lock to the last put. */
 struct keyop {
@@ -310,16 +325,18 @@ static void edit_error(int rc)
 
 /*
  * A key change in the audit trail of cache_dir (which every change
- * edits): the slot changed and the slot that authorised it, never a
- * secret.  partial: some region kept the old superblock.  0, or -1
- * (printed).
+ * edits): the slot changed (none when slot < 0: what then begins the
+ * detail) and the slot that authorised it, never a secret.  partial:
+ * some region kept the old superblock.  0, or -1 (printed).
  */
 static int audit_key(const struct keyop *k, enum audit_kind kind, int slot,
 		     const char *what, int partial)
 {
-	char detail[256];
+	char detail[256], which[32] = "";
 
-	snprintf(detail, sizeof(detail), "slot=%d%s by-slot=%d%s", slot, what,
+	if (slot >= 0)
+		snprintf(which, sizeof(which), "slot=%d", slot);
+	snprintf(detail, sizeof(detail), "%s%s by-slot=%d%s", which, what,
 		 k->slot, partial ? " regions=some (run phifs fsck --repair)" :
 		 "");
 	return tool_audit_command(&k->cfg, kind, 0, NULL, detail);
@@ -341,8 +358,9 @@ static int key_list(const char *path)
 	if (tool_superblock_find(&cfg, &sb, fsid) ||
 	    crypt_super_parse(buf_data(&sb), buf_len(&sb), &info))
 		goto out;
-	printf("superblock format %u, serial %llu, %d of %d slots in use\n",
-	       info.version, (unsigned long long)info.serial, info.nslots,
+	printf("superblock format %u, serial %llu, key generation %u, %d of "
+	       "%d slots in use\n", info.version,
+	       (unsigned long long)info.serial, info.generation, info.nslots,
 	       CRYPT_MAX_SLOTS);
 	printf("%-5s %-14s %-23s %s\n", "slot", "kind", "added", "label");
 	for (int i = 0; i < CRYPT_MAX_SLOTS; i++) {
@@ -642,12 +660,121 @@ static int key_remove(int argc, char **argv)
 	return rc ? 1 : 0;
 }
 
+/* ---- rotate -------------------------------------------------------- */
+
+/*
+ * Hold cache_dir/lock as a mount does, so none runs or starts while the
+ * master key changes.  The fd to close, or -1 (printed).
+ */
+static int rotate_lock(const struct keyop *k)
+{
+	char path[4200];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/lock", k->cfg.cache_dir);
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		tool_error("cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+		return fd;
+	if (errno == EWOULDBLOCK)
+		tool_error("the filesystem of %s is mounted or in use by "
+			   "another phifs command: unmount it (phifs umount) "
+			   "and run phifs key rotate again; a running mount "
+			   "would go on sealing under the old key",
+			   k->cfg.path);
+	else
+		tool_error("cannot lock %s: %s", path, strerror(errno));
+	close(fd);
+	return -1;
+}
+
+/* Say which slots stop a rotation (direct slots from before format 3). */
+static void direct_slots_error(const struct keyop *k)
+{
+	char list[CRYPT_MAX_SLOTS * 8] = "";
+	size_t n = 0;
+
+	for (int i = 0; i < CRYPT_MAX_SLOTS; i++) {
+		const struct crypt_slot_info *s = &k->info.slots[i];
+
+		if (s->type != CRYPT_SLOT_EMPTY && !s->sealed)
+			n += (size_t)snprintf(list + n, sizeof(list) - n,
+					      "%s%d", n ? ", " : "", i);
+	}
+	tool_error("slots %s were made before key rotation existed and open "
+		   "only the current key: make each again first (a "
+		   "passphrase: phifs key passwd, opened with it, may keep "
+		   "the same passphrase; a key file or recovery code: phifs "
+		   "key add a new one, then phifs key remove the old); "
+		   "nothing changed", list);
+}
+
+static int do_rotate(struct keyop *k)
+{
+	struct crypt_key *nk = NULL;
+	char what[64];
+	uint32_t gen;
+	int rc;
+
+	rc = crypt_super_rotate(&k->sb, k->key, &nk);
+	if (rc == -EPERM) {
+		direct_slots_error(k);
+		return -1;
+	}
+	if (rc == -EOVERFLOW) {
+		tool_error("this filesystem has had %d key rotations, the most "
+			   "it can have; nothing changed", CRYPT_MAX_GENS - 1);
+		return -1;
+	}
+	if (rc) {
+		edit_error(rc);
+		return -1;
+	}
+	gen = crypt_key_generation(nk);
+	crypt_key_free(k->key);
+	k->key = nk;
+	rc = keyop_commit(k);
+	if (rc < 0)
+		return rc;
+	printf("rotated the master key: generation %u seals everything "
+	       "written from now on; every slot opens it\n", gen);
+	fflush(stdout);
+	snprintf(what, sizeof(what), "generation=%u", gen);
+	if (audit_key(k, AUDIT_KEY_ROTATE, -1, what, rc == 1))
+		rc = -1;
+	return rc;
+}
+
+static int key_rotate(int argc, char **argv)
+{
+	const char *path = NULL;
+	struct keyop k;
+	int force = 0, lockfd = -1, rc;
+
+	rc = plain_args(argc, argv, "phifs key rotate CONFIG [--force]",
+			&path, NULL, &force);
+	if (rc)
+		return rc;
+	rc = keyop_begin(&k, path, force);
+	if (rc == 0) {
+		lockfd = rotate_lock(&k);
+		rc = lockfd < 0 ? -1 : do_rotate(&k);
+	}
+	keyop_release(&k);
+	if (lockfd >= 0)
+		close(lockfd);
+	return rc ? 1 : 0;
+}
+
 int cmd_key(int argc, char **argv)
 {
 	if (argc < 2 || tool_want_help(argc, argv, key_usage)) {
 		if (argc < 2)
-			tool_error("usage: phifs key list|add|passwd|remove "
-				   "CONFIG ... (see phifs key --help)");
+			tool_error("usage: phifs key list|add|passwd|remove|"
+				   "rotate CONFIG ... (see phifs key --help)");
 		return argc < 2 ? 2 : 0;
 	}
 	if (strcmp(argv[1], "list") == 0) {
@@ -663,7 +790,9 @@ int cmd_key(int argc, char **argv)
 		return key_passwd(argc, argv);
 	if (strcmp(argv[1], "remove") == 0)
 		return key_remove(argc, argv);
-	tool_error("key: unknown subcommand '%s' (list, add, passwd, remove)",
-		   argv[1]);
+	if (strcmp(argv[1], "rotate") == 0)
+		return key_rotate(argc, argv);
+	tool_error("key: unknown subcommand '%s' (list, add, passwd, remove, "
+		   "rotate)", argv[1]);
 	return 2;
 }

@@ -58,6 +58,8 @@ enum audit_kind {
 				   label; never the secret */
 	AUDIT_KEY_PASSWD,	/* `phifs key passwd`: detail: slot */
 	AUDIT_KEY_REMOVE,	/* `phifs key remove`: detail: slot */
+	AUDIT_KEY_ROTATE,	/* `phifs key rotate`: detail: the new key
+				   generation, the slot that authorised it */
 	AUDIT_KIND_END
 };
 

@@ -1,4 +1,5 @@
-"""phifs key: list, add, passwd, remove, and where each change lands.
+"""phifs key: list, add, passwd, remove, rotate, and where each change
+lands.
 
 A change must reach cache_dir/superblock and every region's "superblock",
 byte for byte; a region that does not answer stops it (unless --force,
@@ -77,7 +78,7 @@ def copies(fs):
 
 def assert_copies_equal(fs):
     local, a, b = copies(fs)
-    assert len(local) == 1632
+    assert len(local) == 3676
     assert a == local and b == local
 
 
@@ -111,7 +112,7 @@ def test_list_after_mkfs(phifs_bare):
     fs.mkfs()
     p = ok(key(fs, "list", fs.config))
     assert p.stdout.splitlines()[0] == \
-        "superblock format 2, serial 2, 1 of 8 slots in use"
+        "superblock format 3, serial 2, key generation 0, 1 of 8 slots in use"
     assert slots(fs) == {0: ("key file", "")}
     assert "unknown" not in p.stdout
 
@@ -340,7 +341,7 @@ def test_format1_filesystem_mounts_and_lifts(phifs_bare):
     no_key_file(fs)
     assert [len(c) for c in copies(fs)] == [972, 972, 972]
     assert ok(key(fs, "list", fs.config)).stdout.splitlines()[0] == \
-        "superblock format 1, serial 0, 1 of 8 slots in use"
+        "superblock format 1, serial 0, key generation 0, 1 of 8 slots in use"
     assert slots(fs) == {0: ("passphrase", "")}
     fs.env["PHIFS_PASSPHRASE"] = "old pass"
     fs.mount()
@@ -426,3 +427,130 @@ def test_change_refused_without_local_superblock(phifs_bare):
     assert [read_file(os.path.join(d, "superblock"))
             for d in (fs.region_dir_a, fs.region_dir_b)] == before
     assert slots(fs) == {0: ("passphrase", "")}
+
+
+# --- rotate ---------------------------------------------------------------
+
+def frame_versions(region_dir):
+    """{frame version byte: count} of the sealed objects under d/ of a
+    dir: region (each object starts with a frame: "PHIS" and a version)."""
+    out = {}
+    for root, _dirs, files in os.walk(os.path.join(region_dir, "d")):
+        for name in files:
+            head = read_file(os.path.join(root, name))[:5]
+            assert head[:4] == b"PHIS", name
+            out[head[4]] = out.get(head[4], 0) + 1
+    return out
+
+
+def synced_write(fs, pw, name, data):
+    fs.env["PHIFS_PASSPHRASE"] = pw
+    fs.mount()
+    write_file(fs.path(name), data)
+    p = fs.run("sync", fs.config, "--timeout", "60s", timeout=120)
+    assert p.returncode == 0, p.stderr
+    fs.umount()
+    del fs.env["PHIFS_PASSPHRASE"]
+
+
+def test_rotate_seals_new_content_under_a_new_key(phifs_bare):
+    """After rotate every slot opens the filesystem, old and new content
+    read back, and what is sealed from then on carries the new
+    generation; a slot removed before the rotation, through the copy of
+    the superblock it still opens, cannot read the new content."""
+    fs = phifs_bare
+    passphrase_fs(fs)
+    ok(key(fs, "add", fs.config, pw="first pass", new="leaked pass"))
+    synced_write(fs, "first pass", "old", b"before the rotation")
+    assert set(frame_versions(fs.region_dir_a)) == {2}
+    leaked_copy = copies(fs)[1]
+    ok(key(fs, "remove", fs.config, "1", pw="first pass"))
+    p = ok(key(fs, "rotate", fs.config, pw="first pass"))
+    assert p.stdout.splitlines() == [
+        "rotated the master key: generation 1 seals everything written "
+        "from now on; every slot opens it"]
+    assert_copies_equal(fs)
+    assert ok(key(fs, "list", fs.config)).stdout.splitlines()[0] == \
+        "superblock format 3, serial 5, key generation 1, 1 of 8 slots in use"
+    synced_write(fs, "first pass", "new", b"after the rotation")
+    assert frame_versions(fs.region_dir_a).get(3, 0) > 0
+    fs.env["PHIFS_PASSPHRASE"] = "first pass"
+    fs.mount()
+    assert read_file(fs.path("old")) == b"before the rotation"
+    assert read_file(fs.path("new")) == b"after the rotation"
+    fs.umount()
+    del fs.env["PHIFS_PASSPHRASE"]
+
+    # someone with the old copy and the removed passphrase, on a new
+    # machine with region a: nothing sealed since opens
+    for d in (fs.region_dir_b,):
+        shutil.rmtree(d)
+    write_file(os.path.join(fs.region_dir_a, "superblock"), leaked_copy,
+               0o600)
+    shutil.rmtree(fs.cache_dir)
+    os.mkdir(fs.cache_dir)
+    p = fs.run("recover", fs.config, env={"PHIFS_PASSPHRASE": "leaked pass"})
+    assert p.returncode != 0, p.stdout
+    assert "failed authentication" in p.stderr, p.stderr
+
+
+def test_rotate_refused_while_mounted(phifs_bare):
+    fs = phifs_bare
+    passphrase_fs(fs)
+    before = copies(fs)
+    fs.env["PHIFS_PASSPHRASE"] = "first pass"
+    fs.mount()
+    line = one_error(key(fs, "rotate", fs.config, pw="first pass"))
+    assert "is mounted or in use" in line and "phifs umount" in line, line
+    assert copies(fs) == before
+    write_file(fs.path("f"), b"still here")
+    fs.umount()
+    ok(key(fs, "rotate", fs.config, pw="first pass"))
+    fs.mount()
+    assert read_file(fs.path("f")) == b"still here"
+
+
+def test_rotate_region_down_then_force_and_repair(phifs_bare):
+    fs = phifs_bare
+    passphrase_fs(fs)
+    before = copies(fs)
+    fs.set_faults("b", "fail_all")
+    line = one_error(key(fs, "rotate", fs.config, pw="first pass"))
+    assert "region b does not answer" in line and "--force" in line, line
+    assert copies(fs) == before
+    ok(key(fs, "rotate", fs.config, "--force", pw="first pass"))
+    local, a, b = copies(fs)
+    assert a == local and b == before[2]
+    fs.set_faults("b", None)
+    p = fs.run("fsck", fs.config, "--repair",
+               env={"PHIFS_PASSPHRASE": "first pass"})
+    assert "region b: superblock differs" in p.stdout, p.stdout
+    assert_copies_equal(fs)
+    synced_write(fs, "first pass", "f", b"generation 1")
+
+
+def test_rotate_waits_for_slots_from_before_rotation(phifs_bare):
+    """A format-1 filesystem's slot opens only the old key itself: rotate
+    names it and changes nothing until passwd (which may keep the same
+    passphrase) makes it again."""
+    fs = phifs_bare
+    for d in (fs.cache_dir, fs.region_dir_a, fs.region_dir_b):
+        shutil.rmtree(d)
+    with tarfile.open(os.path.join(HERE, "fixtures",
+                                   "format1-fs.tar.gz")) as t:
+        t.extractall(fs.base)
+    os.rename(os.path.join(fs.base, "cache"), fs.cache_dir)
+    no_key_file(fs)
+    fs.env["PHIFS_KDF_N"] = KDF
+    before = copies(fs)
+    line = one_error(key(fs, "rotate", fs.config, pw="old pass"))
+    assert "slots 0 were made before key rotation" in line, line
+    assert "phifs key passwd" in line, line
+    assert copies(fs) == before
+    ok(key(fs, "passwd", fs.config, pw="old pass", new="old pass"))
+    ok(key(fs, "rotate", fs.config, pw="old pass"))
+    assert_copies_equal(fs)
+    synced_write(fs, "old pass", "g", b"new")
+    fs.env["PHIFS_PASSPHRASE"] = "old pass"
+    fs.mount()
+    assert read_file(fs.path("g")) == b"new"

@@ -406,6 +406,7 @@ TEST(unknown_kinds_decode)
 	ASSERT_STREQ(audit_kind_name(back.kind), "?");
 	ASSERT_STREQ(back.s[AUDIT_S_PATH], "/Patients/Doe^Jane/a b");
 	ASSERT_STREQ(audit_kind_name(AUDIT_KEY_REMOVE), "key-remove");
+	ASSERT_STREQ(audit_kind_name(AUDIT_KEY_ROTATE), "key-rotate");
 	ASSERT_STREQ(audit_kind_name(AUDIT_REPAIR), "fsck-repair");
 	ASSERT_TRUE(strstr(fhir(&back), "\"action\":\"E\""));
 }

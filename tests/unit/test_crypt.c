@@ -675,7 +675,8 @@ TEST(super_slots_full)
 TEST(super_edit_needs_key)
 {
 	struct crypt_key *mk = new_key(), *other = new_key();
-	uint8_t kf[32] = "a key file of thirty-two bytes!", before[2048];
+	uint8_t kf[32] = "a key file of thirty-two bytes!";
+	uint8_t before[CRYPT_SUPER_SIZE];
 	struct buf sb;
 
 	new_super(mk, &sb);
@@ -793,11 +794,13 @@ TEST(super_parse_garbage)
 	b[29] = 0;			/* block size 0 */
 	ASSERT_ERR(crypt_super_parse(b, buf_len(&sb), &info), PHI_ECORRUPT);
 	b[29] = 0x10;
-	b[11] = 3;			/* a later format */
+	b[11] = 4;			/* a later format */
 	ASSERT_ERR(crypt_super_parse(b, buf_len(&sb), &info), PHI_EVERSION);
-	b[11] = 1;			/* format 1 is 972 bytes, not 1632 */
+	b[11] = 1;			/* format 1 is 972 bytes, not 3676 */
 	ASSERT_ERR(crypt_super_parse(b, buf_len(&sb), &info), PHI_ECORRUPT);
-	b[11] = 2;
+	b[11] = 2;			/* format 2 is 1632 */
+	ASSERT_ERR(crypt_super_parse(b, buf_len(&sb), &info), PHI_ECORRUPT);
+	b[11] = 3;
 	ASSERT_OK(crypt_super_parse(b, buf_len(&sb), &info));
 	free(junk);
 	buf_release(&sb);
@@ -826,9 +829,9 @@ TEST(super_verify)
 	b[64 + 30] ^= 1;
 	ASSERT_ERR(crypt_super_verify(b, buf_len(&sb), mk), PHI_ECORRUPT);
 	b[64 + 30] ^= 1;
-	b[11] = 3;
+	b[11] = 4;
 	ASSERT_ERR(crypt_super_verify(b, buf_len(&sb), mk), PHI_EVERSION);
-	b[11] = 2;
+	b[11] = 3;
 	ASSERT_OK(crypt_super_verify(b, buf_len(&sb), mk));
 	free(kf);
 	buf_release(&sb);
