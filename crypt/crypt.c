@@ -81,11 +81,16 @@ static size_t key_page_size(void)
 
 int crypt__key_alloc(struct crypt_key **out)
 {
+	static_assert(sizeof(struct crypt_key) <= 4096, "key fits a page");
+	return crypt__page_alloc((void **)out);
+}
+
+int crypt__page_alloc(void **out)
+{
 	size_t size = key_page_size();
 	void *p;
 	int rc;
 
-	static_assert(sizeof(struct crypt_key) <= 4096, "key fits a page");
 	p = mmap(NULL, size, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
@@ -108,7 +113,7 @@ fail:
 
 int crypt__key_finish(struct crypt_key *k)
 {
-	return crypt__hkdf(k->master[k->gen], CRYPT_KEY_LEN, NULL, 0,
+	return crypt__hkdf(k->master[0], CRYPT_KEY_LEN, NULL, 0,
 			   LABEL_HASH, NULL, 0, k->hash_key,
 			   sizeof(k->hash_key));
 }
@@ -137,15 +142,20 @@ uint32_t crypt_key_generation(const struct crypt_key *k)
 	return k->gen;
 }
 
-void crypt_key_free(struct crypt_key *k)
+void crypt__page_free(void *p, size_t used)
 {
 	size_t size = key_page_size();
 
-	if (!k)
+	if (!p)
 		return;
-	OPENSSL_cleanse(k, sizeof(*k));
-	munlock(k, size);
-	munmap(k, size);
+	OPENSSL_cleanse(p, used);
+	munlock(p, size);
+	munmap(p, size);
+}
+
+void crypt_key_free(struct crypt_key *k)
+{
+	crypt__page_free(k, sizeof(*k));
 }
 
 /* ------------------------------------------------------------------ */

@@ -18,12 +18,15 @@
 
 /*
  * The master keys of every generation 0..gen, and the subkeys derived
- * once from the newest.  Lives alone in its own mlock()ed, MADV_DONTDUMP
- * page (crypt__key_alloc), so nothing else shares the page's fate.
+ * once from generation 0's.  Lives alone in its own mlock()ed,
+ * MADV_DONTDUMP page (crypt__key_alloc), so nothing else shares the
+ * page's fate.  gen only grows, and only once master[gen] is written
+ * (crypt_handoff_open(), while other threads seal): a reader loads it
+ * once and uses what it loaded.
  */
 struct crypt_key {
 	uint8_t master[CRYPT_MAX_GENS][CRYPT_KEY_LEN];
-	uint32_t gen;				/* the newest, which seals */
+	_Atomic uint32_t gen;			/* the newest, which seals */
 	uint8_t hash_key[CRYPT_KEY_LEN];	/* crypt_block_hash() */
 };
 
@@ -41,7 +44,13 @@ const struct crypt_algs *crypt__algs(void);
 /* A zeroed key in its own locked page; 0 or a negative errno. */
 int crypt__key_alloc(struct crypt_key **out);
 
-/* Derive the subkeys of k from k->master[k->gen]; 0 or -ENOMEM. */
+/* A zeroed, locked, undumpable page of at least 4096 bytes for secrets;
+ * 0 or a negative errno.  crypt__page_free() wipes its first used bytes
+ * and returns it. */
+int crypt__page_alloc(void **out);
+void crypt__page_free(void *p, size_t used);
+
+/* Derive the subkeys of k from k->master[0]; 0 or -ENOMEM. */
 int crypt__key_finish(struct crypt_key *k);
 
 /*

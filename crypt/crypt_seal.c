@@ -208,6 +208,7 @@ static int seal_frame(const struct crypt_key *mk, const uint8_t fsid[16],
 {
 	uint8_t key[CRYPT_KEY_LEN], *payload = frame + CRYPT_FRAME_HEADER;
 	size_t dlen = compress_into(payload + IN_HEADER, plain, len), clen;
+	uint32_t gen = crypt_key_generation(mk);	/* once: it may grow */
 	bool zipped = dlen > 0;
 	struct crypt_span aad[3] = {
 		{ frame, CRYPT_FRAME_HEADER }, { fsid, 16 },
@@ -226,14 +227,14 @@ static int seal_frame(const struct crypt_key *mk, const uint8_t fsid[16],
 	crypt__put_be64(payload + IN_DLEN, dlen);
 	memset(payload + IN_HEADER + dlen, 0, clen - IN_HEADER - dlen);
 	memcpy(frame, FRAME_MAGIC, 4);
-	frame[OFF_VERSION] = mk->gen ? FRAME_V3 : CRYPT_FRAME_VERSION;
+	frame[OFF_VERSION] = gen ? FRAME_V3 : CRYPT_FRAME_VERSION;
 	frame[OFF_FLAGS] = 0;
-	crypt__put_be32(frame + OFF_GEN, mk->gen);
+	crypt__put_be32(frame + OFF_GEN, gen);
 	crypt__put_be32(frame + OFF_GEN + 4, 0);
 	crypt__put_be64(frame + OFF_CLEN, clen);
 	rc = crypt_random_bytes(frame + OFF_NONCE, CRYPT_NONCE_LEN);
 	if (rc == 0)
-		rc = object_key(mk, mk->gen, fsid, object_id, idlen, key);
+		rc = object_key(mk, gen, fsid, object_id, idlen, key);
 	if (rc == 0)
 		rc = crypt__gcm_seal(key, frame + OFF_NONCE, aad, 3, payload,
 				     clen, payload, payload + clen);

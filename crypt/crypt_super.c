@@ -288,23 +288,31 @@ int crypt_super_parse(const void *sb, size_t len,
 	return 0;
 }
 
-/* The MAC of sb[0..mac_off(v)) under the superblock key of the master
- * key of sb's generation (PHI_ECORRUPT if mk does not hold it). */
-static int super_mac(const struct crypt_key *mk, const uint8_t *sb,
-		     uint32_t v, uint8_t mac[32])
+/* The MAC of sb[0..mac_off(v)) under the superblock key of master. */
+static int mac_with(const uint8_t master[CRYPT_KEY_LEN], const uint8_t *sb,
+		    uint32_t v, uint8_t mac[32])
 {
 	uint8_t key[CRYPT_KEY_LEN];
-	uint32_t g = sb_gen(sb, v);
 	int rc;
 
-	if (g > mk->gen)
-		return PHI_ECORRUPT;
-	rc = crypt__hkdf(mk->master[g], CRYPT_KEY_LEN, sb + OFF_SB_FSID,
+	rc = crypt__hkdf(master, CRYPT_KEY_LEN, sb + OFF_SB_FSID,
 			 16, LABEL_MAC, NULL, 0, key, sizeof(key));
 	if (rc == 0)
 		rc = crypt__hmac(key, sb, mac_off(v), mac);
 	OPENSSL_cleanse(key, sizeof(key));
 	return rc;
+}
+
+/* The MAC of sb[0..mac_off(v)) under the master key of sb's generation
+ * (PHI_ECORRUPT if mk does not hold it). */
+static int super_mac(const struct crypt_key *mk, const uint8_t *sb,
+		     uint32_t v, uint8_t mac[32])
+{
+	uint32_t g = sb_gen(sb, v);
+
+	if (g > mk->gen)
+		return PHI_ECORRUPT;
+	return mac_with(mk->master[g], sb, v, mac);
 }
 
 static int super_check_mac(const struct crypt_key *mk, const uint8_t *sb,
@@ -850,6 +858,140 @@ int crypt_super_rotate(struct buf *b, const struct crypt_key *mk,
 	}
 	*out = nk;
 	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Handing a new generation to a running mount                          */
+/* ------------------------------------------------------------------ */
+
+static const char LABEL_HANDOFF[] = "phifs key handoff v1";
+
+#define HO_EPH 0
+#define HO_NONCE 32
+#define HO_GEN 44
+#define HO_KEY 48
+#define HO_TAG 80
+static_assert(HO_TAG + CRYPT_TAG_LEN == CRYPT_HANDOFF_SIZE, "handoff");
+
+struct crypt_receiver {
+	uint8_t priv[X25519_LEN];
+	uint8_t pub[X25519_LEN];
+};
+
+int crypt_receiver_new(struct crypt_receiver **out,
+		       uint8_t pub[CRYPT_HANDOFF_PUB])
+{
+	struct crypt_receiver *r;
+	int rc;
+
+	rc = crypt__page_alloc((void **)&r);
+	if (rc < 0)
+		return rc;
+	rc = crypt_random_bytes(r->priv, sizeof(r->priv));
+	if (rc == 0)
+		rc = x25519_public(r->priv, r->pub);
+	if (rc < 0) {
+		crypt_receiver_free(r);
+		return rc;
+	}
+	memcpy(pub, r->pub, X25519_LEN);
+	*out = r;
+	return 0;
+}
+
+void crypt_receiver_free(struct crypt_receiver *r)
+{
+	crypt__page_free(r, sizeof(*r));
+}
+
+/* The key of a handoff message from the X25519 secret of its two keys. */
+static int handoff_key(const uint8_t shared[X25519_LEN],
+		       const uint8_t *fsid, const uint8_t *pub,
+		       const uint8_t *eph, uint8_t key[CRYPT_KEY_LEN])
+{
+	uint8_t both[2 * X25519_LEN];
+	int rc;
+
+	memcpy(both, pub, X25519_LEN);
+	memcpy(both + X25519_LEN, eph, X25519_LEN);
+	rc = crypt__hkdf(shared, X25519_LEN, fsid, 16, LABEL_HANDOFF, both,
+			 sizeof(both), key, CRYPT_KEY_LEN);
+	return rc;
+}
+
+int crypt_handoff_seal(const struct crypt_key *k, const uint8_t fsid[16],
+		       const uint8_t pub[CRYPT_HANDOFF_PUB],
+		       uint8_t out[CRYPT_HANDOFF_SIZE])
+{
+	uint8_t eph[X25519_LEN], shared[X25519_LEN], key[CRYPT_KEY_LEN];
+	uint8_t m[CRYPT_HANDOFF_SIZE];
+	struct crypt_span aad[2] = { { m, HO_KEY }, { fsid, 16 } };
+	uint32_t gen = crypt_key_generation(k);
+	int rc;
+
+	if (gen == 0)
+		return -EINVAL;
+	crypt__put_be32(m + HO_GEN, gen);
+	rc = crypt_random_bytes(eph, sizeof(eph));
+	if (rc == 0)
+		rc = x25519_public(eph, m + HO_EPH);
+	if (rc == 0)
+		rc = x25519_shared(eph, pub, shared);
+	if (rc == 0)
+		rc = handoff_key(shared, fsid, pub, m + HO_EPH, key);
+	if (rc == 0)
+		rc = crypt_random_bytes(m + HO_NONCE, CRYPT_NONCE_LEN);
+	if (rc == 0)
+		rc = crypt__gcm_seal(key, m + HO_NONCE, aad, 2, k->master[gen],
+				     CRYPT_KEY_LEN, m + HO_KEY, m + HO_TAG);
+	if (rc == 0)
+		memcpy(out, m, sizeof(m));
+	OPENSSL_cleanse(eph, sizeof(eph));
+	OPENSSL_cleanse(shared, sizeof(shared));
+	OPENSSL_cleanse(key, sizeof(key));
+	OPENSSL_cleanse(m, sizeof(m));
+	return rc;
+}
+
+int crypt_handoff_open(const struct crypt_receiver *r, const uint8_t fsid[16],
+		       const uint8_t msg[CRYPT_HANDOFF_SIZE], const void *sb,
+		       size_t sblen, struct crypt_key *k, uint32_t *gen)
+{
+	uint8_t shared[X25519_LEN], key[CRYPT_KEY_LEN], mac[32];
+	struct crypt_span aad[2] = { { msg, HO_KEY }, { fsid, 16 } };
+	struct crypt_super_info info;
+	uint32_t g = crypt__get_be32(msg + HO_GEN), have = k->gen;
+	int rc;
+
+	rc = x25519_shared(r->priv, msg + HO_EPH, shared);
+	if (rc == 0)
+		rc = handoff_key(shared, fsid, r->pub, msg + HO_EPH, key);
+	if (rc == 0 && (g != have + 1 || g >= CRYPT_MAX_GENS))
+		rc = -ESTALE;
+	/* master[g] is past the generation anyone reads: write it there */
+	if (rc == 0)
+		rc = crypt__gcm_open(key, msg + HO_NONCE, aad, 2, msg + HO_KEY,
+				     CRYPT_KEY_LEN, k->master[g],
+				     msg + HO_TAG);
+	if (rc == 0)
+		rc = crypt_super_parse(sb, sblen, &info);
+	if (rc == 0 && (info.generation != g ||
+			memcmp(info.fsid, fsid, 16) != 0))
+		rc = PHI_ECORRUPT;
+	if (rc == 0)
+		rc = mac_with(k->master[g], sb, info.version, mac);
+	if (rc == 0 && CRYPTO_memcmp(mac, (const uint8_t *)sb +
+				     mac_off(info.version), 32) != 0)
+		rc = PHI_ECORRUPT;
+	if (rc == 0) {
+		k->gen = g;	/* publish: sealing moves to it */
+		*gen = g;
+	} else if (g == have + 1 && g < CRYPT_MAX_GENS) {
+		OPENSSL_cleanse(k->master[g], CRYPT_KEY_LEN);
+	}
+	OPENSSL_cleanse(shared, sizeof(shared));
+	OPENSSL_cleanse(key, sizeof(key));
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */

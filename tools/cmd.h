@@ -229,6 +229,32 @@ int tool_superblock_lock(const struct phi_config *cfg);
  * cost of a new passphrase slot.  0 or -1 (printed). */
 int tool_kdf_params(struct crypt_kdf_params *p);
 
+/* ---- key rotation of a running mount (rekey.c) --------------------- */
+
+struct tool_rekey;
+
+/*
+ * In the mount, once it answers: a receiver for the master key of a
+ * `phifs key rotate` (SIGUSR2 wakes its thread, which adds the new
+ * generation to key, the mount's own, if cache_dir/superblock verifies
+ * under it).  0, or a negative code (*out NULL) when no thread could be
+ * made; a failure to publish the receiver is logged, and rotate then
+ * refuses this mount.  Stop with tool_rekey_stop() (NULL is a no-op)
+ * before key is freed.
+ */
+int tool_rekey_start(struct tool_rekey **out, const struct phi_config *cfg,
+		     struct crypt_key *key, const uint8_t fsid[16]);
+void tool_rekey_stop(struct tool_rekey *r);
+
+/*
+ * In `phifs key rotate`, with the new superblock stored: hand key's
+ * newest generation to the mount pid and wait (up to 30 s) until it
+ * seals with it.  0, or -1 with why (a phrase) in why[0..len).
+ */
+int tool_rekey_send(const struct phi_config *cfg, long pid,
+		    const struct crypt_key *key, const uint8_t fsid[16],
+		    char *why, size_t len);
+
 /* ---- regions (regions.c) -------------------------------------------- */
 
 /*

@@ -34,12 +34,15 @@
  * mounted takes effect in cache_dir and the regions at once, and the
  * running mount goes on with the same master key.
  *
- * Rotation (crypt_super_rotate()) makes a new master key, which the
- * running mount would not have: it would go on sealing under the old
- * one.  So rotate takes cache_dir/lock itself, without waiting, for the
- * whole change: a mounted filesystem (or one another command has open)
- * is refused, and no mount can start with the old superblock while the
- * new one is being written.
+ * Rotation (crypt_super_rotate()) makes a new master key, which a
+ * running mount does not have.  So rotate first tries cache_dir/lock
+ * itself, without waiting.  If it gets it, nothing is mounted, and it
+ * holds the lock for the whole change: no mount can start with the old
+ * superblock while the new one is being written.  If a mount holds it,
+ * the change is made as usual, and then the new key is handed to the
+ * mount (rekey.c), which seals under it from then on; rotate succeeds
+ * only once the mount says so.  Another command holding the lock (a sync
+ * or fsck of the unmounted filesystem) makes rotate refuse.
  */
 #include "cmd.h"
 
@@ -73,13 +76,12 @@ static const char key_usage[] =
 	"  remove   empty slot SLOT; the last slot is never removed\n"
 	"  rotate   a new master key seals everything written from now on;\n"
 	"           every slot opens it, and older copies of the superblock\n"
-	"           (with slots removed since) open only the old key; the\n"
-	"           filesystem must not be mounted\n"
+	"           (with slots removed since) open only the old key; a\n"
+	"           running mount takes it at once\n"
 	"A change is authorised as mount is (key_file, PHIFS_PASSPHRASE, a\n"
 	"prompt) and reaches cache_dir and every region; a region that does\n"
 	"not answer stops it unless --force (then run phifs fsck CONFIG\n"
-	"--repair once the region is back).  list, add, passwd and remove\n"
-	"work mounted or not.\n";
+	"--repair once the region is back).  Works mounted or not.\n";
 
 /* One change of the superblock, from the lock to the last put. */
 struct keyop {
@@ -663,14 +665,17 @@ static int key_remove(int argc, char **argv)
 /* ---- rotate -------------------------------------------------------- */
 
 /*
- * Hold cache_dir/lock as a mount does, so none runs or starts while the
- * master key changes.  The fd to close, or -1 (printed).
+ * Hold cache_dir/lock as a mount does, so none starts while the master
+ * key changes.  The fd to close; or -1 with *pid set to the mount's when
+ * the filesystem is mounted; or -1 with *pid 0 (printed).
  */
-static int rotate_lock(const struct keyop *k)
+static int rotate_lock(const struct keyop *k, long *pid)
 {
+	struct cache_stats st;
 	char path[4200];
 	int fd;
 
+	*pid = 0;
 	snprintf(path, sizeof(path), "%s/lock", k->cfg.cache_dir);
 	fd = open(path, O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
@@ -679,14 +684,15 @@ static int rotate_lock(const struct keyop *k)
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) == 0)
 		return fd;
-	if (errno == EWOULDBLOCK)
-		tool_error("the filesystem of %s is mounted or in use by "
-			   "another phifs command: unmount it (phifs umount) "
-			   "and run phifs key rotate again; a running mount "
-			   "would go on sealing under the old key",
-			   k->cfg.path);
-	else
+	if (errno != EWOULDBLOCK)
 		tool_error("cannot lock %s: %s", path, strerror(errno));
+	else if (tool_fs_stats(&k->cfg, &st) == 0 && st.mounted && st.pid > 0)
+		*pid = st.pid;
+	else
+		tool_error("the filesystem of %s is in use by another phifs "
+			   "command (a sync or fsck); nothing changed: run "
+			   "phifs key rotate again when it is done",
+			   k->cfg.path);
 	close(fd);
 	return -1;
 }
@@ -712,7 +718,25 @@ static void direct_slots_error(const struct keyop *k)
 		   "nothing changed", list);
 }
 
-static int do_rotate(struct keyop *k)
+/* The mount pid seals under k->key's newest generation once this
+ * returns 0; -1 (printed) when it did not take it. */
+static int hand_to_mount(const struct keyop *k, long pid, uint32_t gen)
+{
+	char why[512];
+
+	if (tool_rekey_send(&k->cfg, pid, k->key, k->info.fsid, why,
+			    sizeof(why)) == 0) {
+		printf("the mount (pid %ld) seals under it now\n", pid);
+		return 0;
+	}
+	tool_error("the superblock holds key generation %u, but the mount "
+		   "(pid %ld) did not take it (%s): until it is unmounted and "
+		   "mounted again it seals under the old key", gen, pid, why);
+	return -1;
+}
+
+/* Rotate; pid: the mount's, 0 when not mounted. */
+static int do_rotate(struct keyop *k, long pid)
 {
 	struct crypt_key *nk = NULL;
 	char what[64];
@@ -745,6 +769,8 @@ static int do_rotate(struct keyop *k)
 	snprintf(what, sizeof(what), "generation=%u", gen);
 	if (audit_key(k, AUDIT_KEY_ROTATE, -1, what, rc == 1))
 		rc = -1;
+	if (pid > 0 && hand_to_mount(k, pid, gen))
+		rc = -1;
 	return rc;
 }
 
@@ -753,6 +779,7 @@ static int key_rotate(int argc, char **argv)
 	const char *path = NULL;
 	struct keyop k;
 	int force = 0, lockfd = -1, rc;
+	long pid = 0;
 
 	rc = plain_args(argc, argv, "phifs key rotate CONFIG [--force]",
 			&path, NULL, &force);
@@ -760,8 +787,8 @@ static int key_rotate(int argc, char **argv)
 		return rc;
 	rc = keyop_begin(&k, path, force);
 	if (rc == 0) {
-		lockfd = rotate_lock(&k);
-		rc = lockfd < 0 ? -1 : do_rotate(&k);
+		lockfd = rotate_lock(&k, &pid);
+		rc = lockfd < 0 && pid == 0 ? -1 : do_rotate(&k, pid);
 	}
 	keyop_release(&k);
 	if (lockfd >= 0)

@@ -27,7 +27,9 @@
  * the metrics socket (metrics_listen), master key, regions (the replica
  * set owns them), lease, cache, FUSE session; the metrics thread starts
  * once the mount answers and stops after the unmount.
- * SIGUSR1 (sent by `phifs sync`) asks the cache to seal at once.
+ * SIGUSR1 (sent by `phifs sync`) asks the cache to seal at once;
+ * SIGUSR2 (sent by `phifs key rotate`) hands it a new master key
+ * (rekey.c).
  * Under systemd (NOTIFY_SOCKET) notify.c says READY=1 once the mount
  * answers, and STOPPING=1 once the session loop has ended.
  *
@@ -722,6 +724,25 @@ static void audit_unmount(const struct phi_config *cfg, struct cache *c,
 			  rc > -PHI_ERR_BASE ? -rc : EIO, detail);
 }
 
+/* Take the keys of `phifs key rotate` while mounted (rekey.c); a mount
+ * that cannot only logs why. */
+static struct tool_rekey *start_rekey(const struct phi_config *cfg,
+				      const struct mount_keys *k,
+				      struct crypt_key *key)
+{
+	struct crypt_super_info info;
+	struct tool_rekey *r = NULL;
+	int rc;
+
+	rc = crypt_super_parse(buf_data(k->sb), buf_len(k->sb), &info);
+	if (rc == 0)
+		rc = tool_rekey_start(&r, cfg, key, info.fsid);
+	if (rc)
+		PHI_LOG(PHI_LOG_WARNING, "phifs key rotate cannot reach this "
+			"mount: %s", phi_strerror(rc));
+	return r;
+}
+
 /* Open, mount, serve, flush.  Runs in the daemon (or with -f). */
 static int serve(const struct phi_config *cfg, const struct mount_args *a,
 		 const char *mp, int notify_fd, struct mount_keys *k)
@@ -734,6 +755,7 @@ static int serve(const struct phi_config *cfg, const struct mount_args *a,
 	struct tool_metrics *metrics;
 	struct tool_syslog *fwd;
 	struct tool_notify *notify;
+	struct tool_rekey *rekey;
 	struct cache *c;
 	struct fs *fs;
 	char err[512], path[PATH_MAX + 16];
@@ -762,6 +784,7 @@ static int serve(const struct phi_config *cfg, const struct mount_args *a,
 		return 1;
 	}
 	tool_metrics_start(metrics, c, lease);
+	rekey = start_rekey(cfg, k, key);
 	/* Once mounted, while stderr is still the user's terminal. */
 	if (a->log_to == TOOL_LOG_SYSLOG && !phi_log_syslog_available())
 		tool_warn("there is no syslog here (no /dev/log): the mount's "
@@ -783,6 +806,7 @@ static int serve(const struct phi_config *cfg, const struct mount_args *a,
 	tool_notify_stopping(notify);
 	unwatch_end_signals();
 	fs_unmount(fs);
+	tool_rekey_stop(rekey);
 	audit_unmount(cfg, c, rc);
 	tool_syslog_close(fwd);
 	tool_metrics_close(metrics);

@@ -40,8 +40,10 @@
  *
  * Threads.  Every function may be called from any thread at the same
  * time, provided no two threads use the same struct buf at once.  A
- * struct crypt_key is read-only once made and may be shared by all
- * threads; crypt_key_free() must not race with its use.
+ * struct crypt_key may be shared by all threads: it is read-only once
+ * made, but for crypt_handoff_open(), which adds a generation while
+ * others seal and unseal with it; crypt_key_free() must not race with
+ * its use.
  *
  * Fork.  Memory locks are not inherited by a child process: make or
  * unlock the master key after daemonizing, not before.
@@ -112,7 +114,7 @@ int crypt_random_id(char out[33]);
  * The deduplication hash of a block: HMAC-SHA256 of data under a key
  * derived from mk, never a plain hash, so equal blocks of two filesystems
  * (or a guessed document) cannot be recognised from their hashes.  Stable
- * for one master key.  Returns 0 or -ENOMEM (out untouched).
+ * for one filesystem: the key derives from generation 0's master key.  Returns 0 or -ENOMEM (out untouched).
  */
 int crypt_block_hash(const struct crypt_key *mk, const void *data,
 		     size_t len, uint8_t out[32]);
@@ -520,6 +522,61 @@ int crypt_super_rotate(struct buf *sb, const struct crypt_key *mk,
 int crypt_super_unlock(const void *sb, size_t len, enum crypt_slot_type type,
 		       const void *secret, size_t slen, struct crypt_key **out,
 		       int *slot);
+
+/*
+ * Handing a new key generation to a running mount.  The mount makes a
+ * receiver (an X25519 key pair in locked memory) and publishes its public
+ * key; `phifs key rotate`, having rotated the superblock, seals the new
+ * master key to it (crypt_handoff_seal()); the mount opens that and adds
+ * the generation to the key it seals with (crypt_handoff_open()), once
+ * the new superblock proves the key genuine.  The message (integers
+ * big-endian, CRYPT_HANDOFF_SIZE bytes):
+ *
+ *	0	32	ephemeral X25519 public key
+ *	32	12	nonce
+ *	44	4	the generation g
+ *	48	32	master key g, AES-256-GCM under HKDF(X25519 secret,
+ *			salt = fsid, "phifs key handoff v1" NUL receiver's
+ *			public key || ephemeral key), AAD bytes 0..48 || fsid
+ *	80	16	GCM tag
+ */
+#define CRYPT_HANDOFF_PUB 32
+#define CRYPT_HANDOFF_SIZE 96
+
+struct crypt_receiver;
+
+/*
+ * A new receiver into *out and its public key into pub.  Returns 0,
+ * -ENOMEM, -EIO, or the errno of mlock() (as crypt_key_new_random()).
+ */
+int crypt_receiver_new(struct crypt_receiver **out,
+		       uint8_t pub[CRYPT_HANDOFF_PUB]);
+
+/* Wipe and free r.  NULL is a no-op. */
+void crypt_receiver_free(struct crypt_receiver *r);
+
+/*
+ * Seal the newest master key of k (and its generation) for the receiver
+ * whose public key is pub, into out.  Returns 0, -EINVAL if k is of
+ * generation 0 (there is nothing to hand over), PHI_EAUTHFAIL for a
+ * public key that is no X25519 key, -ENOMEM or -EIO.
+ */
+int crypt_handoff_seal(const struct crypt_key *k, const uint8_t fsid[16],
+		       const uint8_t pub[CRYPT_HANDOFF_PUB],
+		       uint8_t out[CRYPT_HANDOFF_SIZE]);
+
+/*
+ * Open msg with r and, if the superblock sb[0..sblen) is of the
+ * generation it holds and its MAC verifies under the key it holds, make
+ * that generation k's newest: from then on every crypt_seal() with k
+ * uses it.  *gen is set to it.  Returns 0; PHI_EAUTHFAIL if msg was not
+ * sealed for r (or was altered); PHI_ECORRUPT if sb is not a superblock
+ * of that generation under that key; -ESTALE if the generation is not
+ * the one after k's newest; -ENOMEM.  On failure k is unchanged.
+ */
+int crypt_handoff_open(const struct crypt_receiver *r, const uint8_t fsid[16],
+		       const uint8_t msg[CRYPT_HANDOFF_SIZE], const void *sb,
+		       size_t sblen, struct crypt_key *k, uint32_t *gen);
 
 /*
  * Recovery codes.  A recovery secret is 256 random bits, shown to a

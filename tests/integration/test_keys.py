@@ -494,20 +494,43 @@ def test_rotate_seals_new_content_under_a_new_key(phifs_bare):
     assert "failed authentication" in p.stderr, p.stderr
 
 
-def test_rotate_refused_while_mounted(phifs_bare):
+def test_rotate_while_mounted(phifs_bare):
+    """A running mount takes the new key at once: what it seals after
+    rotate returns carries the new generation, and everything reads back,
+    then and after a new mount."""
     fs = phifs_bare
     passphrase_fs(fs)
-    before = copies(fs)
     fs.env["PHIFS_PASSPHRASE"] = "first pass"
     fs.mount()
-    line = one_error(key(fs, "rotate", fs.config, pw="first pass"))
-    assert "is mounted or in use" in line and "phifs umount" in line, line
-    assert copies(fs) == before
-    write_file(fs.path("f"), b"still here")
+    write_file(fs.path("before"), b"sealed under generation 0")
+    p = fs.run("sync", fs.config, "--timeout", "60s", timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert set(frame_versions(fs.region_dir_a)) == {2}
+    p = ok(key(fs, "rotate", fs.config, pw="first pass"))
+    lines = p.stdout.splitlines()
+    assert lines[0].startswith("rotated the master key: generation 1"), lines
+    assert re.fullmatch(r"the mount \(pid \d+\) seals under it now",
+                        lines[1]), lines
+    assert_copies_equal(fs)
+    for name in ("rekey.msg", "rekey.ack"):
+        assert not os.path.exists(os.path.join(fs.cache_dir, name))
+    write_file(fs.path("after"), b"sealed under generation 1")
+    p = fs.run("sync", fs.config, "--timeout", "60s", timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert frame_versions(fs.region_dir_a).get(3, 0) > 0
+    assert read_file(fs.path("before")) == b"sealed under generation 0"
     fs.umount()
-    ok(key(fs, "rotate", fs.config, pw="first pass"))
+    assert not os.path.exists(os.path.join(fs.cache_dir, "rekey.pub"))
     fs.mount()
-    assert read_file(fs.path("f")) == b"still here"
+    assert read_file(fs.path("before")) == b"sealed under generation 0"
+    assert read_file(fs.path("after")) == b"sealed under generation 1"
+    # and a second rotation, mounted again
+    p = ok(key(fs, "rotate", fs.config, pw="first pass"))
+    assert p.stdout.startswith("rotated the master key: generation 2")
+    write_file(fs.path("later"), b"generation 2")
+    fs.umount()
+    fs.mount()
+    assert read_file(fs.path("later")) == b"generation 2"
 
 
 def test_rotate_region_down_then_force_and_repair(phifs_bare):

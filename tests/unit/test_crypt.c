@@ -1427,6 +1427,63 @@ TEST(super_rotate_altered)
 	crypt_key_free(mk);
 }
 
+/* A running mount's key takes the new generation from a handoff, and
+ * only a genuine one: sealed for its receiver, matching the superblock. */
+TEST(handoff_to_a_running_mount)
+{
+	struct crypt_key *mk = new_key(), *k1 = NULL;
+	struct crypt_receiver *r = NULL, *other = NULL;
+	uint8_t pub[CRYPT_HANDOFF_PUB], opub[CRYPT_HANDOFF_PUB];
+	uint8_t msg[CRYPT_HANDOFF_SIZE], bad[CRYPT_HANDOFF_SIZE];
+	uint8_t *kf = random_data(64);
+	struct buf sb, old, f1;
+	uint32_t gen = 99;
+	char text[64];
+
+	two_slot_super(mk, kf, &sb);
+	buf_init(&old, 4096);
+	ASSERT_OK(buf_add(&old, buf_data(&sb), buf_len(&sb)));
+	ASSERT_OK(crypt_receiver_new(&r, pub));
+	ASSERT_OK(crypt_receiver_new(&other, opub));
+	ASSERT_ERR(crypt_handoff_seal(mk, FSID, pub, msg), -EINVAL);
+	ASSERT_OK(crypt_super_rotate(&sb, mk, &k1));
+	ASSERT_OK(crypt_handoff_seal(k1, FSID, pub, msg));
+
+	/* not for this receiver, altered, or with the old superblock */
+	ASSERT_ERR(crypt_handoff_open(other, FSID, msg, buf_data(&sb),
+				      buf_len(&sb), mk, &gen), PHI_EAUTHFAIL);
+	memcpy(bad, msg, sizeof(bad));
+	bad[50] ^= 1;
+	ASSERT_ERR(crypt_handoff_open(r, FSID, bad, buf_data(&sb),
+				      buf_len(&sb), mk, &gen), PHI_EAUTHFAIL);
+	ASSERT_ERR(crypt_handoff_open(r, FSID, msg, buf_data(&old),
+				      buf_len(&old), mk, &gen), PHI_ECORRUPT);
+	ASSERT_ERR(crypt_handoff_open(r, FSID2, msg, buf_data(&sb),
+				      buf_len(&sb), mk, &gen), PHI_EAUTHFAIL);
+	ASSERT_EQ(crypt_key_generation(mk), 0u);
+	ASSERT_EQ(gen, 99u);
+
+	ASSERT_OK(crypt_handoff_open(r, FSID, msg, buf_data(&sb), buf_len(&sb),
+				     mk, &gen));
+	ASSERT_EQ(gen, 1u);
+	ASSERT_EQ(crypt_key_generation(mk), 1u);
+	seal_note(mk, "sealed by the mount", &f1);
+	ASSERT_EQ(((const uint8_t *)buf_data(&f1))[4], 3);
+	ASSERT_OK(open_note(k1, &f1, text, sizeof(text)));
+	ASSERT_STREQ(text, "sealed by the mount");
+	ASSERT_ERR(crypt_handoff_open(r, FSID, msg, buf_data(&sb), buf_len(&sb),
+				      mk, &gen), -ESTALE);
+
+	buf_release(&f1);
+	buf_release(&old);
+	buf_release(&sb);
+	crypt_receiver_free(other);
+	crypt_receiver_free(r);
+	free(kf);
+	crypt_key_free(k1);
+	crypt_key_free(mk);
+}
+
 /*
  * A format-2 superblock, as phifs wrote it before rotation (made by that
  * code with FSID, block size 1 MiB, created 1700000000): slot 0 opens
@@ -1719,5 +1776,6 @@ TEST_MAIN(
 	TEST_ENTRY(super_rotate_to_the_last_generation),
 	TEST_ENTRY(super_rotate_altered),
 	TEST_ENTRY(super_format2_read_and_rotated),
+	TEST_ENTRY(handoff_to_a_running_mount),
 	TEST_ENTRY(measure),
 )
