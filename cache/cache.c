@@ -344,6 +344,7 @@ int cache_open(struct cache **out, const struct cache_config *cfg,
 	c->dirfd = c->datafd = c->lockfd = c->trashfd = -1;
 	c->rdonly = !!(flags & CACHE_OPEN_RDONLY);
 	c->size_limit = cfg->size_limit;
+	c->read_ahead = cfg->read_ahead;
 	pthread_mutex_init(&c->nodes_lock, NULL);
 	pthread_mutex_init(&c->files_lock, NULL);
 	pthread_mutex_init(&c->audit_lock, NULL);
@@ -381,6 +382,8 @@ int cache_open(struct cache **out, const struct cache_config *cfg,
 	 * cache_seal_start() has set up what it reads. */
 	if (rc == 0)
 		rc = cache_seal_start(c, cfg, flags);
+	if (rc == 0)
+		rc = cache_ahead_start(c);	/* with regions only */
 	if (rc == 0 && !c->rdonly)
 		rc = folder_start(c);
 	if (rc) {
@@ -398,6 +401,7 @@ int cache_close(struct cache *c)
 	/* Handles the kernel never released (the session ended on a
 	 * signal with files open) are dropped here, so that their pending
 	 * sizes are folded below and no memory is left behind. */
+	cache_ahead_stop(c);
 	while (c->files)
 		cache_file_release(c, c->files);
 	cache_seal_stop(c);

@@ -68,6 +68,15 @@
  * is sealed as found (the issue on encryption at rest authenticates
  * every local block, dirty ones too).
  *
+ * A fetch writes into the data file without an fdatasync (a clean block
+ * is guarded by its checksum).  A write that makes such a block dirty
+ * must not: were the fetched bytes lost in a power loss, the dirty
+ * record would make the hole, not the sealed copy, the block's content,
+ * and the part of it the write did not cover would be lost.  So
+ * n->fetch_unsynced, set by every fetch (a reader's, a writer's or one
+ * ahead of a reader), makes the next write fdatasync first
+ * (cache_blk_prepare_write()).
+ *
  * Eviction punches holes into data files of open files too (a file
  * larger than the cache is written in one open), but never into one with
  * n->pinned set: a read spliced from the data file after the node lock
@@ -479,6 +488,7 @@ static int fetch_install(struct cache *c, struct cnode *n, uint64_t blk,
 	    (ssize_t)len)
 		return errno == ENOSPC ? -ENOSPC : -EIO;
 	cache_blkset_del(&n->gone, blk);
+	n->fetch_unsynced = 1;
 	cache_blkset_add(&n->checked, blk);	/* authenticated: good as
 						   it is */
 	cache_blk_refresh_alloc(c, n);
@@ -905,18 +915,126 @@ int cache_blk_prepare_write(struct cache *c, struct cnode *n, uint64_t off,
 	rc = check_range(c, n, off, len, 1);
 	if (rc == 0)
 		rc = fetch_range(c, n, off, len, 1, &fetched);
-	/* A fetched block becomes dirty below: its plaintext must be on the
-	 * disk before a record says the data file is its truth. */
-	if (rc == 0 && fetched && fdatasync(n->fd))
-		rc = cache_latch(c, -errno);
+	/* A fetched block (this write's, or an earlier read's) becomes
+	 * dirty below: its plaintext must be on the disk before a record
+	 * says the data file is its truth. */
+	if (rc == 0 && (fetched || n->fetch_unsynced)) {
+		if (fdatasync(n->fd))
+			rc = cache_latch(c, -errno);
+		else
+			n->fetch_unsynced = 0;
+	}
 	if (rc == 0)
 		rc = write_ahead(c, n, off, len);
 	return rc;
 }
 
+/* --- read-ahead --------------------------------------------------------- */
+
+void cache_blk_ahead_init(struct cache *c, uint64_t window)
+{
+	struct ahead_queue *q = &c->ahead;
+
+	pthread_mutex_init(&q->lock, NULL);
+	pthread_cond_init(&q->cond, NULL);
+	q->head = q->n = 0;
+	q->stop = 0;
+	q->window = window;
+	atomic_store(&q->on, 1);
+}
+
+int cache_blk_ahead_take(struct cache *c, uint64_t *ino, uint64_t *blk)
+{
+	struct ahead_queue *q = &c->ahead;
+	int rc = -1;
+
+	lock_take(&q->lock);
+	while (!q->n && !q->stop)
+		pthread_cond_wait(&q->cond, &q->lock);
+	if (!q->stop) {
+		*ino = q->q[q->head][0];
+		*blk = q->q[q->head][1];
+		q->head = (q->head + 1) % AHEAD_QUEUE;
+		q->n--;
+		rc = 0;
+	}
+	lock_drop(&q->lock);
+	return rc;
+}
+
+void cache_blk_ahead_stop(struct cache *c)
+{
+	struct ahead_queue *q = &c->ahead;
+
+	if (!atomic_exchange(&q->on, 0))
+		return;
+	lock_take(&q->lock);
+	q->stop = 1;
+	pthread_cond_broadcast(&q->cond);
+	lock_drop(&q->lock);
+}
+
+/* Queue block blk of n (best effort: a full queue drops it). */
+static void ahead_queue(struct cache *c, uint64_t ino, uint64_t blk)
+{
+	struct ahead_queue *q = &c->ahead;
+
+	lock_take(&q->lock);
+	if (q->n < AHEAD_QUEUE && !q->stop) {
+		size_t tail = (q->head + q->n) % AHEAD_QUEUE;
+
+		q->q[tail][0] = ino;
+		q->q[tail][1] = blk;
+		q->n++;
+		pthread_cond_signal(&q->cond);
+	}
+	lock_drop(&q->lock);
+}
+
+/*
+ * A read of blocks [first, last] of n: if it follows the last read (in
+ * the block it ended in or the next), queue the gone blocks of the window
+ * past it that are not queued yet; any other read starts the count
+ * again.  n->lock held.
+ */
+static void ahead_note(struct cache *c, struct cnode *n, uint64_t first,
+		       uint64_t last)
+{
+	uint64_t bs = c->block_size, from, to;
+	int seq = first == n->ahead_next || first + 1 == n->ahead_next;
+
+	n->ahead_next = last + 1;
+	if (!seq || !atomic_load(&c->ahead.on)) {
+		n->ahead_to = last + 1;
+		return;
+	}
+	from = n->ahead_to > last + 1 ? n->ahead_to : last + 1;
+	to = last + c->ahead.window;		/* inclusive */
+	for (uint64_t b = from; b <= to && b * bs < n->size; b++)
+		if (cache_blkset_has(&n->gone, b) && !fetch_busy(n, b))
+			ahead_queue(c, n->ino, b);
+	if (to + 1 > n->ahead_to)
+		n->ahead_to = to + 1;
+}
+
+void cache_blk_fetch_ahead(struct cache *c, struct cnode *n, uint64_t blk)
+{
+	lock_take(&n->lock);
+	/* pinned: eviction must not punch the block it brings while the
+	 * lock is dropped, as for a reader's fetch */
+	if (n->fd >= 0 && n->loaded && cache_blkset_has(&n->gone, blk) &&
+	    !fetch_busy(n, blk)) {
+		n->pinned++;
+		fetch(c, n, blk);
+		n->pinned--;
+	}
+	lock_drop(&n->lock);
+}
+
 int cache_blk_prepare_read(struct cache *c, struct cnode *n, uint64_t off,
 			   uint64_t len)
 {
+	uint64_t bs = c->block_size;
 	int fetched = 0, rc;
 
 	if (!c->seal || off >= n->size)
@@ -924,6 +1042,8 @@ int cache_blk_prepare_read(struct cache *c, struct cnode *n, uint64_t off,
 	if (len > n->size - off)
 		len = n->size - off;
 	rc = check_range(c, n, off, len, 0);
+	if (rc == 0 && n->gone.n)
+		ahead_note(c, n, off / bs, (off + len - 1) / bs);
 	return rc ? rc : fetch_range(c, n, off, len, 0, &fetched);
 }
 
@@ -1144,6 +1264,8 @@ int cache_blk_persist_node(struct cache *c, struct cnode *n)
 		return 0;
 	if (n->fetched_unsummed && fdatasync(n->fd))
 		return -errno;
+	if (n->fetched_unsummed)
+		n->fetch_unsynced = 0;
 	rc = cache_meta_write(c, flags_txn, &a);
 	if (rc == 0) {
 		n->fetched.n = 0;

@@ -320,6 +320,7 @@ static int sync_content(struct cache *c, struct cnode *n)
 		if (fdatasync(n->fd))
 			return cache_latch(c, -errno);
 		n->unsynced = 0;
+		n->fetch_unsynced = 0;
 	}
 	if (rc == 0 && n->created) {
 		rc = sync_data_dir(c, n->ino);

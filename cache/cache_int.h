@@ -183,6 +183,13 @@ struct cnode {
 				   lock by collect_fetched() */
 	int fetched_unsummed;	/* one of them has no checksum: its bytes
 				   must be synced before the flag */
+	int fetch_unsynced;	/* a fetch wrote into the data file since
+				   its last fdatasync: synced before a
+				   write makes such a block dirty */
+	uint64_t ahead_next;	/* read-ahead: the block after the last
+				   read (sequential if the next read starts
+				   there or in the block before) */
+	uint64_t ahead_to;	/* blocks below this are queued already */
 	struct blkset sealing;	/* in a pack not stored yet */
 	struct blkset checked;	/* clean blocks whose local bytes were
 				   found to match their record since the
@@ -241,6 +248,20 @@ struct inbox {
 	atomic_int regions_down;	/* regions the uploaders find down */
 };
 
+/* Read-ahead: gone blocks just past a sequential read, queued by
+ * cache_blk.c for the threads of cache_ahead.c.  By lock. */
+#define AHEAD_QUEUE 64
+struct ahead_queue {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	uint64_t q[AHEAD_QUEUE][2];	/* ino, block; a ring */
+	size_t head, n;
+	atomic_int on;		/* threads take from it (lock and cond
+				   are set up) */
+	int stop;		/* they are to end */
+	uint64_t window;	/* blocks fetched past a read */
+};
+
 /* Uses of files (ino, CLOCK_REALTIME ns) noted in memory (cache_lru.c). */
 struct lru_notes {
 	pthread_mutex_t lock;
@@ -290,6 +311,11 @@ struct cache {
 	struct inbox inbox;
 	/* uses of files not yet in the `lru` db (cache_lru.c) */
 	struct lru_notes lru;
+	/* read-ahead (queued by cache_blk.c, fetched by cache_ahead.c) */
+	struct ahead_queue ahead;
+	pthread_t ahead_threads[4];
+	int ahead_nthreads;
+	int read_ahead;		/* cache_config's */
 
 	/* sealing and replication (cache_seal.c, cache_upload.c) */
 	struct seal *seal;	/* NULL: local only */
@@ -567,6 +593,15 @@ int cache_blk_evictable(struct cache *c, struct cnode *n, struct blkset *out,
  * n->lock held; the caller folds n. */
 int cache_blk_evict_blocks(struct cache *c, struct cnode *n,
 			   const struct blkset *go, uint64_t *freed);
+/* Read-ahead queue.  cache_blk_ahead_init() once at open;
+ * cache_blk_ahead_take() waits for the next (ino, block) to fetch ahead:
+ * 0, or -1 once cache_blk_ahead_stop() was called (no lock held). */
+void cache_blk_ahead_init(struct cache *c, uint64_t window);
+int cache_blk_ahead_take(struct cache *c, uint64_t *ino, uint64_t *blk);
+void cache_blk_ahead_stop(struct cache *c);
+/* Fetch gone block blk of n ahead of a reader, if it is still gone and
+ * nobody fetches it; failures are left to the reader.  Takes n->lock. */
+void cache_blk_fetch_ahead(struct cache *c, struct cnode *n, uint64_t blk);
 /* Add delta to c->used (the data files' bytes), never below zero. */
 void cache_blk_used_adjust(struct cache *c, int64_t delta);
 /* Re-measure the data file's allocation into n->alloc and c->used;
@@ -642,6 +677,13 @@ uint64_t cache_lru_evict(struct cache *c, uint64_t want);
 void cache_lru_touch(struct cache *c, uint64_t ino);
 /* Write pending LRU times (folder thread). */
 void cache_lru_flush(struct cache *c);
+
+/* --- cache_ahead.c: read-ahead threads -------------------------------- */
+
+/* Start the threads that fetch queued blocks ahead of sequential reads
+ * (only with regions); stop them (a no-op when none run). */
+int cache_ahead_start(struct cache *c);
+void cache_ahead_stop(struct cache *c);
 
 /* === floor 5 files ===================================================== */
 

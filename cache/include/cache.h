@@ -95,6 +95,9 @@ struct cache_config {
 				   at once (size_limit / 4) */
 	unsigned metadata_interval_ms;	/* metadata changes reach the
 					   regions within this (30000) */
+	int read_ahead;		/* gone blocks fetched past a sequential
+				   read: 0 the default (8, and at most an
+				   eighth of the cache), -1 none */
 
 	/* Re-seeding (read-write opens; see cache_mend.c).  A region named
 	 * here, or recorded so by an earlier open, is brought to a whole

@@ -73,6 +73,7 @@ void env_init_with(struct env *e, uint64_t limit,
 	e->cfg.seal_delay_ms = 100;
 	e->cfg.pack_size = 1 * MiB;
 	e->cfg.uploaders = 2;
+	e->cfg.read_ahead = -1;	/* each test counts its own fetches */
 	ASSERT_OK(crypt_key_new_random(&e->key));
 	ASSERT_OK(crypt_random_bytes(e->fsid, sizeof(e->fsid)));
 	e->cfg.fsid = e->fsid;

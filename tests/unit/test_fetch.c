@@ -277,6 +277,50 @@ TEST(second_reader_waits_for_the_fetch_under_way)
  * count cache/ keeps through phi_lock_note()), so that the tests above,
  * and every other, would catch a fetch under the node lock again.
  */
+/*
+ * A file read in order has the gone blocks just past the read fetched by
+ * the read-ahead threads: after the read of block 0, the gets of the
+ * blocks after it are made without the reader, and reading them then
+ * makes none.
+ */
+TEST(sequential_read_fetches_ahead)
+{
+	static unsigned char data[6 * BS], buf[BS];
+	struct cache_extent ext;
+	struct cache_file *f;
+	struct env e;
+	uint64_t ino;
+
+	env_init(&e, 1ull << 30);
+	ino = mkfile(e.c, "f");
+	fill(data, sizeof(data), 4);
+	put(e.c, ino, 0, data, sizeof(data));
+	sync_ok(&e);
+	ASSERT_TRUE(cache_evict(e.c, UINT64_MAX) >= sizeof(data));
+	env_close(&e);
+	e.cfg.read_ahead = 0;		/* the default: 8 blocks */
+	env_open(&e);
+
+	ASSERT_OK(cache_file_open(e.c, ino, 0, &f));
+	for (uint64_t b = 0; b < 6; b++) {
+		ASSERT_OK(cache_read_extent(e.c, f, b * BS, BS, &ext));
+		ASSERT_EQ(ext.len, (size_t)BS);
+		ASSERT_EQ(pread(ext.fd, buf, BS, (off_t)ext.off), (ssize_t)BS);
+		cache_read_end(e.c, &ext);
+		ASSERT_TRUE(memcmp(buf, data + b * BS, BS) == 0);
+		if (b > 0)
+			continue;
+		/* the other five are fetched ahead, one get each */
+		for (int i = 0; i < 60000 && (gets_made(&e) < 6 ||
+					      gets_busy(&e)); i++)
+			nanosleep(&(struct timespec){ 0, 1000000L }, NULL);
+		ASSERT_EQ(gets_made(&e), 6);
+	}
+	ASSERT_EQ(gets_made(&e), 6);	/* none of the reader's own */
+	cache_file_release(e.c, f);
+	env_done(&e);
+}
+
 TEST(region_call_with_a_lock_held_stops_a_debug_build)
 {
 	struct backend *dir;
@@ -312,5 +356,6 @@ TEST_MAIN(
 	TEST_ENTRY(whole_block_write_during_a_fetch_wins),
 	TEST_ENTRY(truncate_during_a_fetch_leaves_no_stale_block),
 	TEST_ENTRY(second_reader_waits_for_the_fetch_under_way),
+	TEST_ENTRY(sequential_read_fetches_ahead),
 	TEST_ENTRY(region_call_with_a_lock_held_stops_a_debug_build),
 )
