@@ -56,7 +56,7 @@
 #define OFF_SB_SERIAL 44	/* format 2 on */
 #define OFF_SB_GEN 52		/* format 3 */
 #define OFF_SB_SLOTS 64
-#define SLOT_SIZE 320
+#define SLOT_SIZE 352
 #define OFF_SB_CHAIN (OFF_SB_SLOTS + CRYPT_MAX_SLOTS * SLOT_SIZE)
 #define CHAIN_KEYS ((CRYPT_MAX_GENS - 1) * CRYPT_KEY_LEN)
 #define CHAIN_SIZE (CRYPT_NONCE_LEN + CHAIN_KEYS + CRYPT_TAG_LEN)
@@ -86,7 +86,8 @@
 #define SX_NONCE 256
 #define SX_WRAP 268
 #define SX_TAG 300
-#define SX_END 316
+#define SX_COMMIT 316
+#define SX_END 348
 #define SALT_LEN 32
 #define X25519_LEN 32
 
@@ -105,6 +106,8 @@ static const char LABEL_KEYFILE[] = "phifs keyfile kek v1";
 static const char LABEL_RECOVERY[] = "phifs recovery kek v1";
 static const char LABEL_SLOT_SEAL[] = "phifs slot seal v1";
 static const char LABEL_CHAIN[] = "phifs key chain v1";
+static const char LABEL_COMMIT[] = "phifs slot commit v1";
+static const char LABEL_ROOT[] = "phifs key root v1";
 
 /* Where the slots and the MAC of a superblock of format version v lie. */
 static size_t slots_off(uint32_t v)
@@ -304,14 +307,14 @@ static int mac_with(const uint8_t master[CRYPT_KEY_LEN], const uint8_t *sb,
 }
 
 /* The MAC of sb[0..mac_off(v)) under the master key of sb's generation
- * (PHI_ECORRUPT if mk does not hold it). */
+ * (-ESTALE if mk does not hold it: a rotation since mk was unlocked). */
 static int super_mac(const struct crypt_key *mk, const uint8_t *sb,
 		     uint32_t v, uint8_t mac[32])
 {
 	uint32_t g = sb_gen(sb, v);
 
 	if (g > mk->gen)
-		return PHI_ECORRUPT;
+		return -ESTALE;
 	return mac_with(mk->master[g], sb, v, mac);
 }
 
@@ -598,11 +601,12 @@ static int slot_open_master(const uint8_t *s, const uint8_t *fsid,
 	return rc;
 }
 
-/* The key that encrypts the chain of a superblock of generation gen. */
-static int chain_key(const uint8_t *sb, const struct crypt_key *k,
-		     uint32_t gen, uint8_t key[CRYPT_KEY_LEN])
+/* The key that encrypts the chain of a superblock whose newest master
+ * key is master. */
+static int chain_key(const uint8_t *sb, const uint8_t master[CRYPT_KEY_LEN],
+		     uint8_t key[CRYPT_KEY_LEN])
 {
-	return crypt__hkdf(k->master[gen], CRYPT_KEY_LEN, sb + OFF_SB_FSID, 16,
+	return crypt__hkdf(master, CRYPT_KEY_LEN, sb + OFF_SB_FSID, 16,
 			   LABEL_CHAIN, NULL, 0, key, CRYPT_KEY_LEN);
 }
 
@@ -620,7 +624,7 @@ static int chain_seal(uint8_t *sb, const struct crypt_key *k)
 	memcpy(keys, k->master, (size_t)k->gen * CRYPT_KEY_LEN);
 	rc = crypt_random_bytes(c, CRYPT_NONCE_LEN);
 	if (rc == 0)
-		rc = chain_key(sb, k, k->gen, key);
+		rc = chain_key(sb, k->master[k->gen], key);
 	if (rc == 0)
 		rc = crypt__gcm_seal(key, c, aad, 2, keys, CHAIN_KEYS,
 				     c + CRYPT_NONCE_LEN,
@@ -630,42 +634,94 @@ static int chain_seal(uint8_t *sb, const struct crypt_key *k)
 	return rc;
 }
 
-/* Open the chain of sb (generation gen, whose master key k holds) into
- * k->master[0..gen-1].  Nothing to do for generation 0. */
-static int chain_open(const uint8_t *sb, uint32_t gen, struct crypt_key *k)
+/* Decrypt the chain of sb (generation gen >= 1, whose master key is
+ * master) into keys: master keys 0..gen-1, then zeros.  PHI_ECORRUPT if
+ * it fails its tag (the caller opened master key gen: sb was altered). */
+static int chain_decrypt(const uint8_t *sb, uint32_t gen,
+			 const uint8_t master[CRYPT_KEY_LEN],
+			 uint8_t keys[CHAIN_KEYS])
 {
-	uint8_t key[CRYPT_KEY_LEN], keys[CHAIN_KEYS], g[4];
+	uint8_t key[CRYPT_KEY_LEN], g[4];
 	const uint8_t *c = sb + OFF_SB_CHAIN;
 	struct crypt_span aad[2] = { { sb + OFF_SB_FSID, 16 }, { g, 4 } };
 	int rc;
 
-	if (gen == 0)
-		return 0;
 	crypt__put_be32(g, gen);
-	rc = chain_key(sb, k, gen, key);
+	rc = chain_key(sb, master, key);
 	if (rc == 0)
 		rc = crypt__gcm_open(key, c, aad, 2, c + CRYPT_NONCE_LEN,
 				     CHAIN_KEYS, keys,
 				     c + CRYPT_NONCE_LEN + CHAIN_KEYS);
 	if (rc == PHI_EAUTHFAIL)
-		rc = PHI_ECORRUPT;	/* the slot opened: sb was altered */
-	if (rc == 0)
-		memcpy(k->master, keys, (size_t)gen * CRYPT_KEY_LEN);
-	OPENSSL_cleanse(keys, sizeof(keys));
+		rc = PHI_ECORRUPT;
+	if (rc)
+		OPENSSL_cleanse(keys, CHAIN_KEYS);
 	OPENSSL_cleanse(key, sizeof(key));
 	return rc;
 }
 
+/* Open the chain of sb (generation gen, whose master key k holds) into
+ * k->master[0..gen-1].  Nothing to do for generation 0. */
+static int chain_open(const uint8_t *sb, uint32_t gen, struct crypt_key *k)
+{
+	uint8_t keys[CHAIN_KEYS];
+	int rc;
+
+	if (gen == 0)
+		return 0;
+	rc = chain_decrypt(sb, gen, k->master[gen], keys);
+	if (rc == 0)
+		memcpy(k->master, keys, (size_t)gen * CRYPT_KEY_LEN);
+	OPENSSL_cleanse(keys, sizeof(keys));
+	return rc;
+}
+
+/*
+ * The commitment of a sealed slot to its filesystem's first master key.
+ * Sealing to a public key needs no secret, so without it whoever can
+ * write the superblock could seal a master key of their own to a slot
+ * (and MAC the superblock under it), and the slot's secret would then
+ * open that key.  The commitment is an HMAC, under a key derived from
+ * the slot's KEK, of the slot's public key and a fingerprint of master
+ * key 0 (which never changes): only the secret's holder could make it,
+ * and a substituted key fails it.  ckey: HKDF(KEK, salt, "phifs slot
+ * commit v1"); root: HKDF(master key 0, fsid, "phifs key root v1").
+ */
+static int slot_commit_key(const uint8_t kek[CRYPT_KEY_LEN], const uint8_t *s,
+			   uint8_t ckey[CRYPT_KEY_LEN])
+{
+	return crypt__hkdf(kek, CRYPT_KEY_LEN, s + SL_SALT, SALT_LEN,
+			   LABEL_COMMIT, NULL, 0, ckey, CRYPT_KEY_LEN);
+}
+
+static int slot_commit(const uint8_t ckey[CRYPT_KEY_LEN], const uint8_t *s,
+		       const uint8_t *fsid, const struct crypt_key *k,
+		       uint8_t out[32])
+{
+	uint8_t msg[16 + X25519_LEN + CRYPT_KEY_LEN];
+	int rc;
+
+	memcpy(msg, fsid, 16);
+	memcpy(msg + 16, s + SX_PUB, X25519_LEN);
+	rc = crypt__hkdf(k->master[0], CRYPT_KEY_LEN, fsid, 16, LABEL_ROOT,
+			 NULL, 0, msg + 16 + X25519_LEN, CRYPT_KEY_LEN);
+	if (rc == 0)
+		rc = crypt__hmac(ckey, msg, sizeof(msg), out);
+	OPENSSL_cleanse(msg, sizeof(msg));
+	return rc;
+}
+
 /* Fill the slot at s: header, fresh salt and nonce, a key pair whose
- * private key is wrapped under the KEK, the newest master key of mk
- * sealed to it, time and label (checked by new_slot_ok()). */
+ * private key is wrapped under the KEK, its commitment, the newest master
+ * key of mk sealed to it, time and label (checked by new_slot_ok()). */
 static int slot_fill(uint8_t *s, const uint8_t *fsid,
 		     const struct crypt_key *mk,
 		     const struct crypt_slot_new *ns)
 {
 	struct slot_secret sec = { ns->type, ns->secret, ns->len };
 	struct crypt_span aad[2] = { { s, SL_NONCE }, { fsid, 16 } };
-	uint8_t kek[CRYPT_KEY_LEN], priv[X25519_LEN];
+	uint8_t kek[CRYPT_KEY_LEN], priv[X25519_LEN], ckey[CRYPT_KEY_LEN];
+	uint32_t gen = crypt_key_generation(mk);
 	int rc;
 
 	memset(s, 0, SLOT_SIZE);
@@ -692,8 +748,13 @@ static int slot_fill(uint8_t *s, const uint8_t *fsid,
 		rc = crypt__gcm_seal(kek, s + SL_NONCE, aad, 2, priv,
 				     X25519_LEN, s + SL_WRAP, s + SL_TAG);
 	if (rc == 0)
-		rc = slot_seal_master(s, fsid, mk->master[mk->gen], mk->gen);
+		rc = slot_commit_key(kek, s, ckey);
+	if (rc == 0)
+		rc = slot_commit(ckey, s, fsid, mk, s + SX_COMMIT);
+	if (rc == 0)
+		rc = slot_seal_master(s, fsid, mk->master[gen], gen);
 	OPENSSL_cleanse(kek, sizeof(kek));
+	OPENSSL_cleanse(ckey, sizeof(ckey));
 	OPENSSL_cleanse(priv, sizeof(priv));
 	return rc;
 }
@@ -865,6 +926,7 @@ int crypt_super_rotate(struct buf *b, const struct crypt_key *mk,
 /* ------------------------------------------------------------------ */
 
 static const char LABEL_HANDOFF[] = "phifs key handoff v1";
+static const char LABEL_RECEIVER[] = "phifs key handoff receiver v1";
 
 #define HO_EPH 0
 #define HO_NONCE 32
@@ -953,44 +1015,88 @@ int crypt_handoff_seal(const struct crypt_key *k, const uint8_t fsid[16],
 	return rc;
 }
 
+int crypt_handoff_pub_tag(const struct crypt_key *k, uint32_t gen,
+			  const uint8_t fsid[16],
+			  const uint8_t pub[CRYPT_HANDOFF_PUB], uint8_t tag[32])
+{
+	uint8_t key[CRYPT_KEY_LEN], msg[CRYPT_HANDOFF_PUB + 4];
+	int rc;
+
+	if (gen > crypt_key_generation(k))
+		return PHI_EAUTHFAIL;
+	memcpy(msg, pub, CRYPT_HANDOFF_PUB);
+	crypt__put_be32(msg + CRYPT_HANDOFF_PUB, gen);
+	rc = crypt__hkdf(k->master[gen], CRYPT_KEY_LEN, fsid, 16,
+			 LABEL_RECEIVER, NULL, 0, key, sizeof(key));
+	if (rc == 0)
+		rc = crypt__hmac(key, msg, sizeof(msg), tag);
+	OPENSSL_cleanse(key, sizeof(key));
+	return rc;
+}
+
+int crypt_handoff_pub_check(const struct crypt_key *k, uint32_t gen,
+			    const uint8_t fsid[16],
+			    const uint8_t pub[CRYPT_HANDOFF_PUB],
+			    const uint8_t tag[32])
+{
+	uint8_t want[32];
+	int rc = crypt_handoff_pub_tag(k, gen, fsid, pub, want);
+
+	if (rc == 0 && CRYPTO_memcmp(want, tag, 32) != 0)
+		rc = PHI_EAUTHFAIL;
+	return rc;
+}
+
 int crypt_handoff_open(const struct crypt_receiver *r, const uint8_t fsid[16],
 		       const uint8_t msg[CRYPT_HANDOFF_SIZE], const void *sb,
 		       size_t sblen, struct crypt_key *k, uint32_t *gen)
 {
 	uint8_t shared[X25519_LEN], key[CRYPT_KEY_LEN], mac[32];
+	uint8_t newk[CRYPT_KEY_LEN], keys[CHAIN_KEYS];
 	struct crypt_span aad[2] = { { msg, HO_KEY }, { fsid, 16 } };
 	struct crypt_super_info info;
 	uint32_t g = crypt__get_be32(msg + HO_GEN), have = k->gen;
 	int rc;
 
+	memset(keys, 0, sizeof(keys));
 	rc = x25519_shared(r->priv, msg + HO_EPH, shared);
 	if (rc == 0)
 		rc = handoff_key(shared, fsid, r->pub, msg + HO_EPH, key);
-	if (rc == 0 && (g != have + 1 || g >= CRYPT_MAX_GENS))
-		rc = -ESTALE;
-	/* master[g] is past the generation anyone reads: write it there */
 	if (rc == 0)
 		rc = crypt__gcm_open(key, msg + HO_NONCE, aad, 2, msg + HO_KEY,
-				     CRYPT_KEY_LEN, k->master[g],
-				     msg + HO_TAG);
+				     CRYPT_KEY_LEN, newk, msg + HO_TAG);
+	if (rc == 0 && (g <= have || g >= CRYPT_MAX_GENS))
+		rc = -ESTALE;
+	/* the superblock must be of that generation and MACed under it ... */
 	if (rc == 0)
 		rc = crypt_super_parse(sb, sblen, &info);
 	if (rc == 0 && (info.generation != g ||
 			memcmp(info.fsid, fsid, 16) != 0))
 		rc = PHI_ECORRUPT;
 	if (rc == 0)
-		rc = mac_with(k->master[g], sb, info.version, mac);
+		rc = mac_with(newk, sb, info.version, mac);
 	if (rc == 0 && CRYPTO_memcmp(mac, (const uint8_t *)sb +
 				     mac_off(info.version), 32) != 0)
 		rc = PHI_ECORRUPT;
+	/* ... and chain every key k holds: only a holder of them made it
+	 * (sealing to the receiver needs nothing but its public key) */
+	if (rc == 0)
+		rc = chain_decrypt(sb, g, newk, keys);
+	if (rc == 0 && CRYPTO_memcmp(keys, k->master,
+				     (size_t)(have + 1) * CRYPT_KEY_LEN) != 0)
+		rc = PHI_ECORRUPT;
 	if (rc == 0) {
-		k->gen = g;	/* publish: sealing moves to it */
+		/* past the generation anyone reads: write, then publish */
+		memcpy(k->master[have + 1], keys + (have + 1) * CRYPT_KEY_LEN,
+		       (size_t)(g - have - 1) * CRYPT_KEY_LEN);
+		memcpy(k->master[g], newk, CRYPT_KEY_LEN);
+		k->gen = g;	/* sealing moves to it */
 		*gen = g;
-	} else if (g == have + 1 && g < CRYPT_MAX_GENS) {
-		OPENSSL_cleanse(k->master[g], CRYPT_KEY_LEN);
 	}
 	OPENSSL_cleanse(shared, sizeof(shared));
 	OPENSSL_cleanse(key, sizeof(key));
+	OPENSSL_cleanse(newk, sizeof(newk));
+	OPENSSL_cleanse(keys, sizeof(keys));
 	return rc;
 }
 
@@ -999,13 +1105,16 @@ int crypt_handoff_open(const struct crypt_receiver *r, const uint8_t fsid[16],
 /* ------------------------------------------------------------------ */
 
 /*
- * Open the slot at s (sealed or direct, as si says) into k->master[gen].
- * PHI_EAUTHFAIL when the secret is not this slot's; k->master[gen] then
- * holds garbage the caller overwrites or wipes.
+ * Open the slot at s (sealed or direct, as si says) into k->master[gen],
+ * and for a sealed slot its commitment key into ckey (checked once the
+ * chain gave master key 0: slot_commit()).  PHI_EAUTHFAIL when the
+ * secret is not this slot's; k->master[gen] then holds garbage the caller
+ * overwrites or wipes.
  */
 static int slot_open(const uint8_t *s, const struct crypt_slot_info *si,
 		     const uint8_t *fsid, const struct slot_secret *sec,
-		     uint32_t gen, struct crypt_key *k)
+		     uint32_t gen, struct crypt_key *k,
+		     uint8_t ckey[CRYPT_KEY_LEN])
 {
 	struct crypt_span aad[2] = { { s, SL_NONCE }, { fsid, 16 } };
 	uint8_t kek[CRYPT_KEY_LEN], priv[X25519_LEN];
@@ -1023,6 +1132,8 @@ static int slot_open(const uint8_t *s, const struct crypt_slot_info *si,
 	if (rc == 0 && si->sealed &&
 	    slot_open_master(s, fsid, priv, gen, k->master[gen]) != 0)
 		rc = PHI_ECORRUPT;
+	if (rc == 0 && si->sealed)
+		rc = slot_commit_key(kek, s, ckey);
 	OPENSSL_cleanse(kek, sizeof(kek));
 	OPENSSL_cleanse(priv, sizeof(priv));
 	return rc;
@@ -1038,17 +1149,24 @@ static int super_unlock(const uint8_t *sb, const struct crypt_super_info *info,
 	uint32_t gen = info->generation;
 
 	for (int i = 0; i < CRYPT_MAX_SLOTS; i++) {
+		const uint8_t *s = slot_at(sb, info->version, i);
+		uint8_t ckey[CRYPT_KEY_LEN], c[32];
 		int rc;
 
 		if (info->slots[i].type != sec->type)
 			continue;
-		rc = slot_open(slot_at(sb, info->version, i), &info->slots[i],
-			       fsid, sec, gen, k);
+		rc = slot_open(s, &info->slots[i], fsid, sec, gen, k, ckey);
 		if (rc == PHI_EAUTHFAIL)
 			continue;
 		k->gen = gen;
 		if (rc == 0)
 			rc = chain_open(sb, gen, k);
+		if (rc == 0 && info->slots[i].sealed) {
+			rc = slot_commit(ckey, s, fsid, k, c);
+			if (rc == 0 && CRYPTO_memcmp(c, s + SX_COMMIT, 32))
+				rc = PHI_ECORRUPT;	/* another key */
+		}
+		OPENSSL_cleanse(ckey, sizeof(ckey));
 		if (rc == 0)
 			rc = crypt__key_finish(k);
 		if (rc == 0)

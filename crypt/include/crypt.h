@@ -274,16 +274,16 @@ int crypt_unseal(const struct crypt_key *mk, const uint8_t fsid[16],
  *			newer is known (scrub and repair spread the newest)
  *	52	4	key generation g of the master key the slots open
  *	56	8	zero
- *	64	8*320	key slots 0..7, in place: a slot keeps its number
- *	2624	12	chain nonce     } the master keys of generations
- *	2636	992	chain           } 0..g-1, 32 bytes each, then zeros,
- *	3628	16	chain tag       } AES-256-GCM under HKDF(master key g,
+ *	64	8*352	key slots 0..7, in place: a slot keeps its number
+ *	2880	12	chain nonce     } the master keys of generations
+ *	2892	992	chain           } 0..g-1, 32 bytes each, then zeros,
+ *	3884	16	chain tag       } AES-256-GCM under HKDF(master key g,
  *					  salt = fsid, "phifs key chain v1"),
  *					  AAD fsid || g; all zero when g = 0
- *	3644	32	HMAC-SHA256 of bytes 0..3644 under HKDF(master key g,
+ *	3900	32	HMAC-SHA256 of bytes 0..3900 under HKDF(master key g,
  *			salt = fsid, "phifs superblock mac v1")
  *
- * A key slot (320 bytes; all zero when empty):
+ * A key slot (352 bytes; all zero when empty):
  *
  *	0	1	type: 1 passphrase, 2 key file, 3 recovery code
  *	1	1	flags: 1 = sealed slot (below); 0 = direct slot
@@ -309,7 +309,13 @@ int crypt_unseal(const struct crypt_key *mk, const uint8_t fsid[16],
  *			  secret of the two, salt = fsid, "phifs slot seal
  *			  v1" NUL public key || ephemeral key), AAD fsid || g
  *	300	16	  its tag
- *	316	4	zero (all of 192..320 for a direct slot)
+ *	316	32	  commitment: HMAC-SHA256 under HKDF(KEK, salt,
+ *			  "phifs slot commit v1") of fsid || public key ||
+ *			  HKDF(master key 0, salt = fsid, "phifs key root
+ *			  v1"), checked at unlock: whoever can write the
+ *			  superblock but lacks the secret cannot seal a key
+ *			  of their own to the slot
+ *	348	4	zero (all of 192..352 for a direct slot)
  *
  * Sealed slots are what makes rotation possible: crypt_super_rotate(),
  * holding the master key but no slot's secret, seals the new master key
@@ -339,7 +345,7 @@ int crypt_unseal(const struct crypt_key *mk, const uint8_t fsid[16],
  */
 #define CRYPT_SUPER_VERSION 3
 #define CRYPT_MAX_SLOTS 8
-#define CRYPT_SUPER_SIZE 3676
+#define CRYPT_SUPER_SIZE 3932
 #define CRYPT_SUPER_SIZE_V2 1632
 #define CRYPT_SUPER_SIZE_V1 972
 
@@ -431,8 +437,8 @@ int crypt_super_parse(const void *sb, size_t len,
  * Every edit (this one, and all below) rewrites sb in place as format 3
  * with the serial one higher: an older superblock grows to
  * CRYPT_SUPER_SIZE bytes, so sb's cap must allow that (else -E2BIG).
- * mk must be of sb's generation (else PHI_ECORRUPT, as for a MAC that
- * fails); the slot added is sealed.
+ * mk must be of sb's generation (else -ESTALE: sb is older or newer than
+ * mk's newest); the slot added is sealed.
  *
  * Returns the number of the slot used (0..CRYPT_MAX_SLOTS-1); -EINVAL
  * for an empty passphrase or parameters outside the limits above;
@@ -566,17 +572,38 @@ int crypt_handoff_seal(const struct crypt_key *k, const uint8_t fsid[16],
 		       uint8_t out[CRYPT_HANDOFF_SIZE]);
 
 /*
- * Open msg with r and, if the superblock sb[0..sblen) is of the
- * generation it holds and its MAC verifies under the key it holds, make
- * that generation k's newest: from then on every crypt_seal() with k
- * uses it.  *gen is set to it.  Returns 0; PHI_EAUTHFAIL if msg was not
- * sealed for r (or was altered); PHI_ECORRUPT if sb is not a superblock
- * of that generation under that key; -ESTALE if the generation is not
- * the one after k's newest; -ENOMEM.  On failure k is unchanged.
+ * Open msg with r and adopt the key it holds, if the superblock
+ * sb[0..sblen) is of its generation, its MAC verifies under it, and its
+ * chain holds every key k holds (so only someone who had them made it:
+ * sealing to r needs only r's public key).  The keys between k's newest
+ * and the new one come from that chain too (a mount that missed a
+ * handoff catches up).  The new generation becomes k's newest: from then
+ * on every crypt_seal() with k uses it.  *gen is set to it.  Returns 0;
+ * PHI_EAUTHFAIL if msg was not sealed for r (or was altered); -ESTALE if
+ * its generation is not newer than k's; PHI_ECORRUPT if sb is not a
+ * superblock of that generation under that key, or its chain is not k's
+ * keys; -ENOMEM.  On failure k is unchanged.
  */
 int crypt_handoff_open(const struct crypt_receiver *r, const uint8_t fsid[16],
 		       const uint8_t msg[CRYPT_HANDOFF_SIZE], const void *sb,
 		       size_t sblen, struct crypt_key *k, uint32_t *gen);
+
+/*
+ * The tag a mount publishes with its receiver's public key, so that
+ * rotate seals the new key only to a receiver that a holder of the
+ * filesystem's keys made: HMAC-SHA256 under HKDF(master key gen, salt =
+ * fsid, "phifs key handoff receiver v1") of pub || gen.
+ * crypt_handoff_pub_tag() writes it; crypt_handoff_pub_check() checks
+ * one.  Return 0; PHI_EAUTHFAIL if k lacks generation gen or the tag
+ * does not match; -ENOMEM.
+ */
+int crypt_handoff_pub_tag(const struct crypt_key *k, uint32_t gen,
+			  const uint8_t fsid[16],
+			  const uint8_t pub[CRYPT_HANDOFF_PUB], uint8_t tag[32]);
+int crypt_handoff_pub_check(const struct crypt_key *k, uint32_t gen,
+			    const uint8_t fsid[16],
+			    const uint8_t pub[CRYPT_HANDOFF_PUB],
+			    const uint8_t tag[32]);
 
 /*
  * Recovery codes.  A recovery secret is 256 random bits, shown to a
@@ -632,10 +659,11 @@ int crypt_super_unlock_keyfile(const void *sb, size_t len, const void *kf,
  * Whether sb[0..len) is a whole, unaltered superblock of the filesystem
  * whose master key is mk: crypt_super_parse() and its MAC under mk's key
  * of sb's generation (an older copy, from before a rotation, still
- * verifies; one of a generation mk does not hold fails).  For checking
- * the copies the regions hold.  Returns 0; PHI_ECORRUPT (wrong
- * size, bad fields, or a MAC that fails: damaged, altered, or another
- * filesystem's); PHI_EVERSION; -ENOMEM.
+ * verifies).  For checking the copies the regions hold.  Returns 0;
+ * -ESTALE if sb is of a newer generation than mk holds (a rotation made
+ * since mk was unlocked: it is newer, and only a slot's secret can check
+ * it); PHI_ECORRUPT (wrong size, bad fields, or a MAC that fails:
+ * damaged, altered, or another filesystem's); PHI_EVERSION; -ENOMEM.
  */
 int crypt_super_verify(const void *sb, size_t len, const struct crypt_key *mk);
 

@@ -796,7 +796,7 @@ TEST(super_parse_garbage)
 	b[29] = 0x10;
 	b[11] = 4;			/* a later format */
 	ASSERT_ERR(crypt_super_parse(b, buf_len(&sb), &info), PHI_EVERSION);
-	b[11] = 1;			/* format 1 is 972 bytes, not 3676 */
+	b[11] = 1;			/* format 1 is 972 bytes, not 3932 */
 	ASSERT_ERR(crypt_super_parse(b, buf_len(&sb), &info), PHI_ECORRUPT);
 	b[11] = 2;			/* format 2 is 1632 */
 	ASSERT_ERR(crypt_super_parse(b, buf_len(&sb), &info), PHI_ECORRUPT);
@@ -1291,13 +1291,14 @@ TEST(super_rotate)
 	ASSERT_ERR(open_note(k, &f1, text, sizeof(text)), PHI_EAUTHFAIL);
 	crypt_key_free(k);
 
-	/* the old copy still verifies under the new keys, not the reverse;
-	 * an edit goes to the newest generation only */
+	/* the old copy still verifies under the new keys; the new one is
+	 * newer than the old key (not damaged); an edit goes to the newest
+	 * generation only */
 	ASSERT_OK(crypt_super_verify(buf_data(&old), buf_len(&old), k1));
 	ASSERT_ERR(crypt_super_verify(buf_data(&sb), buf_len(&sb), mk),
-		   PHI_ECORRUPT);
+		   -ESTALE);
 	ASSERT_ERR(crypt_super_add_keyfile(&old, k1, kf, 64), -ESTALE);
-	ASSERT_ERR(crypt_super_add_keyfile(&sb, mk, kf, 64), PHI_ECORRUPT);
+	ASSERT_ERR(crypt_super_add_keyfile(&sb, mk, kf, 64), -ESTALE);
 
 	/* a slot added after the rotation opens generation 1 too */
 	ASSERT_EQ(crypt_super_add_passphrase(&sb, k1, "night shift", 11,
@@ -1394,12 +1395,13 @@ TEST(super_rotate_to_the_last_generation)
  * corrupt, not a wrong passphrase. */
 TEST(super_rotate_altered)
 {
-	static const size_t chain = 64 + CRYPT_MAX_SLOTS * 320;
+	static const size_t chain = 64 + CRYPT_MAX_SLOTS * 352;
 	static const size_t offs[] = {
 		chain + 12 + 5,			/* the chain */
 		55,				/* the generation */
 		64 + 192 + 7,			/* slot 0's public key */
 		64 + 268 + 3,			/* slot 0's sealed master */
+		64 + 316 + 9,			/* slot 0's commitment */
 	};
 	struct crypt_key *mk = new_key(), *k1 = NULL, *k = NULL;
 	uint8_t *kf = random_data(64);
@@ -1428,15 +1430,17 @@ TEST(super_rotate_altered)
 }
 
 /* A running mount's key takes the new generation from a handoff, and
- * only a genuine one: sealed for its receiver, matching the superblock. */
+ * only a genuine one: sealed for its receiver, matching the superblock,
+ * whose chain holds the keys the mount has. */
 TEST(handoff_to_a_running_mount)
 {
-	struct crypt_key *mk = new_key(), *k1 = NULL;
+	struct crypt_key *mk = new_key(), *k1 = NULL, *k2 = NULL;
+	struct crypt_key *evil = new_key(), *e1 = NULL;
 	struct crypt_receiver *r = NULL, *other = NULL;
 	uint8_t pub[CRYPT_HANDOFF_PUB], opub[CRYPT_HANDOFF_PUB];
-	uint8_t msg[CRYPT_HANDOFF_SIZE], bad[CRYPT_HANDOFF_SIZE];
+	uint8_t msg[CRYPT_HANDOFF_SIZE], bad[CRYPT_HANDOFF_SIZE], tag[32];
 	uint8_t *kf = random_data(64);
-	struct buf sb, old, f1;
+	struct buf sb, old, forged, f1;
 	uint32_t gen = 99;
 	char text[64];
 
@@ -1446,10 +1450,25 @@ TEST(handoff_to_a_running_mount)
 	ASSERT_OK(crypt_receiver_new(&r, pub));
 	ASSERT_OK(crypt_receiver_new(&other, opub));
 	ASSERT_ERR(crypt_handoff_seal(mk, FSID, pub, msg), -EINVAL);
-	ASSERT_OK(crypt_super_rotate(&sb, mk, &k1));
-	ASSERT_OK(crypt_handoff_seal(k1, FSID, pub, msg));
 
-	/* not for this receiver, altered, or with the old superblock */
+	/* the receiver's public key, tagged by the mount, checked by rotate */
+	ASSERT_OK(crypt_handoff_pub_tag(mk, 0, FSID, pub, tag));
+	ASSERT_OK(crypt_super_rotate(&sb, mk, &k1));
+	ASSERT_OK(crypt_handoff_pub_check(k1, 0, FSID, pub, tag));
+	ASSERT_ERR(crypt_handoff_pub_check(k1, 0, FSID, opub, tag),
+		   PHI_EAUTHFAIL);
+	ASSERT_ERR(crypt_handoff_pub_check(k1, 0, FSID2, pub, tag),
+		   PHI_EAUTHFAIL);
+	ASSERT_ERR(crypt_handoff_pub_check(mk, 1, FSID, pub, tag),
+		   PHI_EAUTHFAIL);
+
+	/* two rotations while the mount missed the first */
+	ASSERT_OK(crypt_super_rotate(&sb, k1, &k2));
+	seal_note(k1, "sealed under generation 1", &f1);
+	ASSERT_OK(crypt_handoff_seal(k2, FSID, pub, msg));
+
+	/* not for this receiver, altered, with an older superblock, or for
+	 * another filesystem */
 	ASSERT_ERR(crypt_handoff_open(other, FSID, msg, buf_data(&sb),
 				      buf_len(&sb), mk, &gen), PHI_EAUTHFAIL);
 	memcpy(bad, msg, sizeof(bad));
@@ -1460,26 +1479,42 @@ TEST(handoff_to_a_running_mount)
 				      buf_len(&old), mk, &gen), PHI_ECORRUPT);
 	ASSERT_ERR(crypt_handoff_open(r, FSID2, msg, buf_data(&sb),
 				      buf_len(&sb), mk, &gen), PHI_EAUTHFAIL);
+
+	/* a key of someone else's making, with a superblock of theirs that
+	 * MACs under it: its chain is not the mount's keys */
+	two_slot_super(evil, kf, &forged);
+	ASSERT_OK(crypt_super_rotate(&forged, evil, &e1));
+	ASSERT_OK(crypt_handoff_seal(e1, FSID, pub, bad));
+	ASSERT_ERR(crypt_handoff_open(r, FSID, bad, buf_data(&forged),
+				      buf_len(&forged), mk, &gen),
+		   PHI_ECORRUPT);
 	ASSERT_EQ(crypt_key_generation(mk), 0u);
 	ASSERT_EQ(gen, 99u);
 
 	ASSERT_OK(crypt_handoff_open(r, FSID, msg, buf_data(&sb), buf_len(&sb),
 				     mk, &gen));
-	ASSERT_EQ(gen, 1u);
-	ASSERT_EQ(crypt_key_generation(mk), 1u);
+	ASSERT_EQ(gen, 2u);
+	ASSERT_EQ(crypt_key_generation(mk), 2u);
+	ASSERT_OK(open_note(mk, &f1, text, sizeof(text)));	/* caught up */
+	ASSERT_STREQ(text, "sealed under generation 1");
+	buf_release(&f1);
 	seal_note(mk, "sealed by the mount", &f1);
 	ASSERT_EQ(((const uint8_t *)buf_data(&f1))[4], 3);
-	ASSERT_OK(open_note(k1, &f1, text, sizeof(text)));
+	ASSERT_OK(open_note(k2, &f1, text, sizeof(text)));
 	ASSERT_STREQ(text, "sealed by the mount");
 	ASSERT_ERR(crypt_handoff_open(r, FSID, msg, buf_data(&sb), buf_len(&sb),
 				      mk, &gen), -ESTALE);
 
 	buf_release(&f1);
+	buf_release(&forged);
 	buf_release(&old);
 	buf_release(&sb);
 	crypt_receiver_free(other);
 	crypt_receiver_free(r);
 	free(kf);
+	crypt_key_free(e1);
+	crypt_key_free(evil);
+	crypt_key_free(k2);
 	crypt_key_free(k1);
 	crypt_key_free(mk);
 }
