@@ -229,6 +229,11 @@ int tool_superblock_lock(const struct phi_config *cfg);
  * cost of a new passphrase slot.  0 or -1 (printed). */
 int tool_kdf_params(struct crypt_kdf_params *p);
 
+/* Whether pid serves a phifs mount (its source is "phifs:PID"), so that
+ * a signal meant for a mount never reaches another holder of the lock or
+ * a process that took a dead mount's pid (cmd_mount.c). */
+int tool_serves_mount(long pid);
+
 /* ---- key rotation of a running mount (rekey.c) --------------------- */
 
 struct tool_rekey;
@@ -247,11 +252,23 @@ int tool_rekey_start(struct tool_rekey **out, const struct phi_config *cfg,
 void tool_rekey_stop(struct tool_rekey *r);
 
 /*
- * In `phifs key rotate`, with the new superblock stored: hand key's
- * newest generation to the mount pid and wait (up to 30 s) until it
- * seals with it.  0, or -1 with why (a phrase) in why[0..len).
+ * In `phifs key rotate`, before anything changes: whether pid serves the
+ * mount and has published a receiver whose tag verifies under key (the
+ * keys before the rotation); its public key into pub.  0, or -1 with why
+ * (a phrase) in why[0..len).
+ */
+int tool_rekey_prepare(const struct phi_config *cfg, long pid,
+		       const struct crypt_key *key, const uint8_t fsid[16],
+		       uint8_t pub[CRYPT_HANDOFF_PUB], char *why, size_t len);
+
+/*
+ * With the new superblock stored: hand key's newest generation to the
+ * receiver pub of the mount pid and wait (up to 30 s) until it seals
+ * with it.  0; 1 when the mount ended meanwhile (the next one reads the
+ * new superblock); -1 with why.
  */
 int tool_rekey_send(const struct phi_config *cfg, long pid,
+		    const uint8_t pub[CRYPT_HANDOFF_PUB],
 		    const struct crypt_key *key, const uint8_t fsid[16],
 		    char *why, size_t len);
 
@@ -375,7 +392,9 @@ void tool_region_stats(const struct phi_config *cfg,
  * that do not answer are skipped), the newest copy of the filesystem of
  * sb whose MAC holds under key, when its serial is higher than sb's: a
  * key change that sb (cache_dir's copy) missed.  1 with the copy in
- * newer (cap CRYPT_SUPER_SIZE) and *which its index; 0 when there is
+ * newer (cap CRYPT_SUPER_SIZE) and *which its index (a copy of a newer
+ * key generation than key is taken unchecked: crypt_super_verify() says
+ * -ESTALE, and only a slot's secret can check it); 0 when there is
  * none.  Prints nothing.
  */
 int tool_super_newer(struct backend *const *be, int n,

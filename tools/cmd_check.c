@@ -179,24 +179,6 @@ static void scrub_report(const struct cache_scrub_result *res)
 	printf("\n");
 }
 
-/* Whether pid serves a phifs mount (its source is "phifs:PID"), so that
- * a signal meant for a mount never reaches another holder of the lock. */
-static int serves_mount(long pid)
-{
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char line[8192], want[40];
-	int found = 0;
-
-	if (!f)
-		return 0;
-	snprintf(want, sizeof(want), " phifs:%ld ", pid);
-	while (!found && fgets(line, sizeof(line), f))
-		found = strstr(line, " - fuse.phifs ") &&
-			strstr(strstr(line, " - fuse.phifs "), want);
-	fclose(f);
-	return found;
-}
-
 /*
  * What a scrub proved whole needs no repair any more: forget the bad
  * copies and failed uploads recorded for those regions (cfg's, by index:
@@ -228,7 +210,7 @@ static void note_mended(const struct phi_config *cfg, uint32_t unmended)
 	} else if (rc == PHI_EBUSYFS &&
 		   cache_open(&c, &cc, CACHE_OPEN_RDONLY) == 0) {
 		if (cache_stats(c, &st) == 0 && st.mounted && st.pid > 0 &&
-		    serves_mount(st.pid))
+		    tool_serves_mount(st.pid))
 			kill((pid_t)st.pid, SIGUSR1);
 		cache_close(c);
 	}
@@ -240,6 +222,34 @@ static void note_mended(const struct phi_config *cfg, uint32_t unmended)
  * cache_dir's, under the lock phifs key takes, and only on a machine
  * whose cache_dir holds one.
  */
+/*
+ * A newer copy of a later key generation than key (a rotation this
+ * cache_dir missed) is checked by opening it with the secret, read again,
+ * before it replaces cache_dir's.  0 when sb may be adopted, or -1
+ * (printed).
+ */
+static int newer_generation_opens(const struct phi_config *cfg,
+				  const struct crypt_key *key,
+				  const struct buf *sb, const char *region)
+{
+	struct tool_secret secret = { 0 };
+	struct crypt_key *k = NULL;
+	int rc;
+
+	if (crypt_super_verify(buf_data(sb), buf_len(sb), key) != -ESTALE)
+		return 0;
+	rc = tool_secret_read(cfg, &secret) == 0 &&
+	     tool_unlock(cfg, sb, &secret, &k) == 0 ? 0 : -1;
+	tool_secret_wipe(&secret);
+	crypt_key_free(k);
+	if (rc)
+		tool_error("region %s holds a superblock of a newer key "
+			   "generation (a rotation this cache_dir missed), and "
+			   "the secret given does not open it; cache_dir keeps "
+			   "its own", region);
+	return rc;
+}
+
 static void adopt_newer_super(const struct phi_config *cfg,
 			      const struct tool_regions *r,
 			      const struct crypt_key *key, long *problems)
@@ -261,11 +271,12 @@ static void adopt_newer_super(const struct phi_config *cfg,
 	buf_init(&newer, CRYPT_SUPER_SIZE);
 	if (tool_superblock_find(cfg, &cur, fsid) == 0 &&
 	    tool_super_newer(r->be, r->n, key, &cur, &newer, &which)) {
-		if (tool_superblock_replace(cfg, &newer) == 0)
+		if (newer_generation_opens(cfg, key, &newer, r->names[which]) ||
+		    tool_superblock_replace(cfg, &newer))
+			(*problems)++;
+		else
 			printf("cache_dir: superblock brought up to date from "
 			       "region %s\n", r->names[which]);
-		else
-			(*problems)++;
 	}
 	buf_release(&newer);
 	buf_release(&cur);

@@ -320,6 +320,10 @@ static void edit_error(int rc)
 	if (rc == -ENOSPC)
 		tool_error("every key slot is in use (%d): remove one first",
 			   CRYPT_MAX_SLOTS);
+	else if (rc == -ESTALE)
+		tool_error("the superblock is of another key generation than "
+			   "the key that opened it (a rotation made meanwhile); "
+			   "nothing changed: run the command again");
 	else
 		tool_error("cannot change the superblock: %s",
 			   phi_strerror(rc));
@@ -686,7 +690,8 @@ static int rotate_lock(const struct keyop *k, long *pid)
 		return fd;
 	if (errno != EWOULDBLOCK)
 		tool_error("cannot lock %s: %s", path, strerror(errno));
-	else if (tool_fs_stats(&k->cfg, &st) == 0 && st.mounted && st.pid > 0)
+	else if (tool_fs_stats(&k->cfg, &st) == 0 && st.mounted &&
+		 st.pid > 0 && tool_serves_mount(st.pid))
 		*pid = st.pid;
 	else
 		tool_error("the filesystem of %s is in use by another phifs "
@@ -719,30 +724,46 @@ static void direct_slots_error(const struct keyop *k)
 }
 
 /* The mount pid seals under k->key's newest generation once this
- * returns 0; -1 (printed) when it did not take it. */
-static int hand_to_mount(const struct keyop *k, long pid, uint32_t gen)
+ * returns 0 (or it ended meanwhile); -1 (printed) when it did not take
+ * it. */
+static int hand_to_mount(const struct keyop *k, long pid,
+			 const uint8_t pub[CRYPT_HANDOFF_PUB], uint32_t gen)
 {
 	char why[512];
+	int rc = tool_rekey_send(&k->cfg, pid, pub, k->key, k->info.fsid,
+				 why, sizeof(why));
 
-	if (tool_rekey_send(&k->cfg, pid, k->key, k->info.fsid, why,
-			    sizeof(why)) == 0) {
+	if (rc == 0)
 		printf("the mount (pid %ld) seals under it now\n", pid);
-		return 0;
-	}
-	tool_error("the superblock holds key generation %u, but the mount "
-		   "(pid %ld) did not take it (%s): until it is unmounted and "
-		   "mounted again it seals under the old key", gen, pid, why);
-	return -1;
+	else if (rc == 1)
+		printf("the mount (pid %ld) ended meanwhile; the next mount "
+		       "reads the new key\n", pid);
+	else
+		tool_error("the superblock holds key generation %u, but the "
+			   "mount (pid %ld) did not take it (%s): until it is "
+			   "unmounted and mounted again it seals under the old "
+			   "key", gen, pid, why);
+	return rc < 0 ? -1 : 0;
 }
 
 /* Rotate; pid: the mount's, 0 when not mounted. */
 static int do_rotate(struct keyop *k, long pid)
 {
+	uint8_t pub[CRYPT_HANDOFF_PUB];
 	struct crypt_key *nk = NULL;
-	char what[64];
+	char what[64], why[512];
 	uint32_t gen;
 	int rc;
 
+	/* a mount that could not take the key refuses before any change */
+	if (pid > 0 && tool_rekey_prepare(&k->cfg, pid, k->key, k->info.fsid,
+					  pub, why, sizeof(why))) {
+		tool_error("the filesystem is mounted (pid %ld), and that mount "
+			   "cannot take a new key (%s); nothing changed: "
+			   "unmount it and run phifs key rotate again", pid,
+			   why);
+		return -1;
+	}
 	rc = crypt_super_rotate(&k->sb, k->key, &nk);
 	if (rc == -EPERM) {
 		direct_slots_error(k);
@@ -769,7 +790,7 @@ static int do_rotate(struct keyop *k, long pid)
 	snprintf(what, sizeof(what), "generation=%u", gen);
 	if (audit_key(k, AUDIT_KEY_ROTATE, -1, what, rc == 1))
 		rc = -1;
-	if (pid > 0 && hand_to_mount(k, pid, gen))
+	if (pid > 0 && hand_to_mount(k, pid, pub, gen))
 		rc = -1;
 	return rc;
 }

@@ -724,6 +724,22 @@ static void audit_unmount(const struct phi_config *cfg, struct cache *c,
 			  rc > -PHI_ERR_BASE ? -rc : EIO, detail);
 }
 
+int tool_serves_mount(long pid)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[8192], want[40];
+	int found = 0;
+
+	if (!f)
+		return 0;
+	snprintf(want, sizeof(want), " phifs:%ld ", pid);
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, " - fuse.phifs ") &&
+			strstr(strstr(line, " - fuse.phifs "), want);
+	fclose(f);
+	return found;
+}
+
 /* Take the keys of `phifs key rotate` while mounted (rekey.c); a mount
  * that cannot only logs why. */
 static struct tool_rekey *start_rekey(const struct phi_config *cfg,

@@ -237,6 +237,9 @@ int tool_super_judge(const struct buf *sb, const struct crypt_key *key,
 		return PHI_ECORRUPT;
 	}
 	rc = key ? crypt_super_verify(buf_data(sb), buf_len(sb), key) : 0;
+	if (rc == -ESTALE)
+		return 0;	/* of a key generation newer than key: a
+				   rotation since; the serial says newer */
 	if (rc == PHI_ECORRUPT)
 		snprintf(why, len, "damaged or altered: its MAC does not "
 			 "verify");
@@ -319,7 +322,7 @@ int tool_super_newer(struct backend *const *be, int n,
 	struct crypt_super_info mine, info;
 	uint64_t best;
 	struct buf copy;
-	int found = 0;
+	int found = 0, rc;
 
 	if (crypt_super_parse(buf_data(sb), buf_len(sb), &mine))
 		return 0;
@@ -332,8 +335,12 @@ int tool_super_newer(struct backend *const *be, int n,
 		    crypt_super_parse(buf_data(&copy), buf_len(&copy),
 				      &info) ||
 		    memcmp(info.fsid, mine.fsid, 16) != 0 ||
-		    info.serial <= best ||
-		    crypt_super_verify(buf_data(&copy), buf_len(&copy), key))
+		    info.serial <= best)
+			continue;
+		/* a newer key generation cannot be checked with key, but
+		 * it is newer: a slot's secret checks it (tool_unlock()) */
+		rc = crypt_super_verify(buf_data(&copy), buf_len(&copy), key);
+		if (rc && rc != -ESTALE)
 			continue;
 		buf_reset(newer);
 		if (buf_add(newer, buf_data(&copy), buf_len(&copy)))

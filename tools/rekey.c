@@ -5,8 +5,10 @@
  * The mount keeps a receiver (an X25519 key pair in locked memory) and
  * publishes its public key in cache_dir:
  *
- *   rekey.pub   "PID HEX\n": the mount's pid and the receiver's public
- *               key; written when the mount answers, removed at unmount
+ *   rekey.pub   "PID GEN PUB TAG\n": the mount's pid, its key generation,
+ *               the receiver's public key and crypt_handoff_pub_tag() of
+ *               it under that generation (hex); written when the mount
+ *               answers, removed at unmount
  *   rekey.msg   the handoff message (CRYPT_HANDOFF_SIZE bytes), written
  *               by rotate once the new superblock is in cache_dir and the
  *               regions; the mount removes it when it has read it
@@ -15,12 +17,17 @@
  *
  * Each is written whole (FILE.tmp, then rename), mode 0600, and holds
  * nothing secret: the message opens only with the receiver's private
- * key, which never leaves the mount's memory.  rotate signals the mount
- * with SIGUSR2; the handler only posts a semaphore, and a thread of the
- * mount does the rest: reads the message and cache_dir/superblock, and
- * adopts the key only if that superblock (of the new generation) verifies
- * under it (crypt_handoff_open()).  Under tool_superblock_lock(), held by
- * rotate, so one handoff at a time.
+ * key, which never leaves the mount's memory.  Neither side trusts the
+ * files: rotate seals the key only to a receiver whose tag verifies
+ * under the filesystem's keys (someone who could write to cache_dir but
+ * holds no key cannot have it sealed to a receiver of theirs), checks
+ * that the pid serves the mount (tool_serves_mount()), and does all that
+ * before it changes anything; the mount adopts a key only if
+ * cache_dir/superblock, of the new generation, verifies under it and
+ * chains the keys the mount already has (crypt_handoff_open()).  rotate
+ * signals the mount with SIGUSR2; the handler only posts a semaphore,
+ * and a thread of the mount does the rest.  Under tool_superblock_lock(),
+ * held by rotate, so one handoff at a time.
  */
 #include "cmd.h"
 
@@ -116,6 +123,35 @@ static ssize_t get_file(const struct phi_config *cfg, const char *name,
 	return n;
 }
 
+/* Two hex digits per byte of p[0..n) at out; 2n. */
+static size_t hex_put(char *out, const uint8_t *p, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = hex[p[i] >> 4];
+		out[2 * i + 1] = hex[p[i] & 15];
+	}
+	return 2 * n;
+}
+
+/* n bytes from 2n hex digits at in, then a space or the end; the
+ * position after them, or NULL. */
+static const char *hex_get(const char *in, uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned v;
+
+		if (sscanf(in + 2 * i, "%2x", &v) != 1 ||
+		    !strchr("0123456789abcdef", in[2 * i]) ||
+		    !strchr("0123456789abcdef", in[2 * i + 1]))
+			return NULL;
+		p[i] = (uint8_t)v;
+	}
+	in += 2 * n;
+	return *in == ' ' || *in == '\0' ? in : NULL;
+}
+
 /* ---- the mount's side ---------------------------------------------- */
 
 /* Take the message, if there is one, and say how it went in the ack. */
@@ -145,10 +181,12 @@ static void rekey_take(struct tool_rekey *r)
 			gen);
 		snprintf(ack, sizeof(ack), "%ld %u\n", (long)getpid(), gen);
 	} else {
-		PHI_LOG(PHI_LOG_ERR, "cannot take the rotated key: %s",
-			phi_strerror(rc));
+		const char *why = rc == -ESTALE ? "not newer than the key it "
+				  "seals with" : phi_strerror(rc);
+
+		PHI_LOG(PHI_LOG_ERR, "cannot take the rotated key: %s", why);
 		snprintf(ack, sizeof(ack), "%ld error %s\n", (long)getpid(),
-			 phi_strerror(rc));
+			 why);
 	}
 	rc = put_file(r->cfg, REKEY_ACK, ack, strlen(ack));
 	if (rc)
@@ -183,8 +221,9 @@ static void on_sigusr2(int sig)
 int tool_rekey_start(struct tool_rekey **out, const struct phi_config *cfg,
 		     struct crypt_key *key, const uint8_t fsid[16])
 {
-	uint8_t pub[CRYPT_HANDOFF_PUB];
-	char line[64 + 2 * CRYPT_HANDOFF_PUB], path[PATH_MAX + 16];
+	uint8_t pub[CRYPT_HANDOFF_PUB], tag[32];
+	char line[64 + 2 * CRYPT_HANDOFF_PUB + 64], path[PATH_MAX + 16];
+	uint32_t gen = crypt_key_generation(key);
 	struct tool_rekey *r;
 	struct sigaction sa;
 	size_t n;
@@ -198,7 +237,10 @@ int tool_rekey_start(struct tool_rekey **out, const struct phi_config *cfg,
 	r->key = key;
 	memcpy(r->fsid, fsid, 16);
 	rc = crypt_receiver_new(&r->recv, pub);
+	if (rc == 0)
+		rc = crypt_handoff_pub_tag(key, gen, fsid, pub, tag);
 	if (rc) {
+		crypt_receiver_free(r->recv);
 		free(r);
 		return rc;
 	}
@@ -222,11 +264,11 @@ int tool_rekey_start(struct tool_rekey **out, const struct phi_config *cfg,
 		rc = -errno;
 	} else {
 		/* only now may rotate find us: SIGUSR2 no longer ends us */
-		n = (size_t)snprintf(line, sizeof(line), "%ld ",
-				     (long)getpid());
-		for (int i = 0; i < CRYPT_HANDOFF_PUB; i++)
-			n += (size_t)snprintf(line + n, sizeof(line) - n,
-					      "%02x", pub[i]);
+		n = (size_t)snprintf(line, sizeof(line), "%ld %u ",
+				     (long)getpid(), gen);
+		n += hex_put(line + n, pub, CRYPT_HANDOFF_PUB);
+		line[n++] = ' ';
+		n += hex_put(line + n, tag, sizeof(tag));
 		line[n++] = '\n';
 		rc = put_file(cfg, REKEY_PUB, line, n);
 	}
@@ -255,14 +297,21 @@ void tool_rekey_stop(struct tool_rekey *r)
 
 /* ---- rotate's side ------------------------------------------------- */
 
-/* The public key rekey.pub gives for the mount pid; 0, or -1 with why. */
-static int read_pub(const struct phi_config *cfg, long pid,
-		    uint8_t pub[CRYPT_HANDOFF_PUB], char *why, size_t len)
+int tool_rekey_prepare(const struct phi_config *cfg, long pid,
+		       const struct crypt_key *key, const uint8_t fsid[16],
+		       uint8_t pub[CRYPT_HANDOFF_PUB], char *why, size_t len)
 {
-	char line[64 + 2 * CRYPT_HANDOFF_PUB + 1], *p;
+	char line[64 + 2 * CRYPT_HANDOFF_PUB + 64 + 2], *p;
 	ssize_t n = get_file(cfg, REKEY_PUB, line, sizeof(line) - 1);
+	uint8_t tag[32];
+	unsigned long gen;
+	const char *q;
 	long who;
 
+	if (!tool_serves_mount(pid)) {
+		snprintf(why, len, "process %ld serves no phifs mount", pid);
+		return -1;
+	}
 	if (n < 0) {
 		snprintf(why, len, n == -ENOENT ? "it does not take keys "
 			 "while running (a phifs from before rotation, or "
@@ -271,46 +320,63 @@ static int read_pub(const struct phi_config *cfg, long pid,
 		return -1;
 	}
 	line[n] = '\0';
+	line[strcspn(line, "\n")] = '\0';
 	who = strtol(line, &p, 10);
-	if (who != pid || *p != ' ' ||
-	    strlen(p + 1) != 2 * CRYPT_HANDOFF_PUB + 1) {
+	if (who != pid || *p != ' ') {
 		snprintf(why, len, "%s belongs to another process", REKEY_PUB);
 		return -1;
 	}
-	for (int i = 0; i < CRYPT_HANDOFF_PUB; i++) {
-		unsigned v;
-
-		if (sscanf(p + 1 + 2 * i, "%2x", &v) != 1) {
-			snprintf(why, len, "%s is damaged", REKEY_PUB);
-			return -1;
-		}
-		pub[i] = (uint8_t)v;
+	gen = strtoul(p + 1, &p, 10);
+	q = *p == ' ' && gen < CRYPT_MAX_GENS ?
+	    hex_get(p + 1, pub, CRYPT_HANDOFF_PUB) : NULL;
+	q = q && *q == ' ' ? hex_get(q + 1, tag, sizeof(tag)) : NULL;
+	if (!q || *q) {
+		snprintf(why, len, "%s is damaged", REKEY_PUB);
+		return -1;
+	}
+	if (crypt_handoff_pub_check(key, (uint32_t)gen, fsid, pub, tag)) {
+		snprintf(why, len, "%s was not written by a mount of this "
+			 "filesystem", REKEY_PUB);
+		return -1;
 	}
 	return 0;
 }
 
-/* Wait for the mount's ack; 0 with the generation it took, or -1 and
- * why. */
+/* Wait for the mount's ack; 0 with the generation it took, 1 when the
+ * mount ended meanwhile, or -1 and why. */
 static int wait_ack(const struct phi_config *cfg, long pid, uint32_t want,
 		    char *why, size_t len)
 {
 	struct timespec nap = { 0, ACK_POLL_MS * 1000000L };
 	char ack[256], path[PATH_MAX + 16], *p;
 	ssize_t n = -ENOENT;
+	int gone = 0;
 
 	for (int waited = 0; waited < ACK_WAIT_MS; waited += ACK_POLL_MS) {
 		n = get_file(cfg, REKEY_ACK, ack, sizeof(ack) - 1);
 		if (n != -ENOENT)
 			break;
-		if (kill((pid_t)pid, 0) && errno == ESRCH)
+		if (!tool_serves_mount(pid)) {
+			gone = 1;
 			break;
+		}
 		nanosleep(&nap, NULL);
 	}
 	rekey_path(cfg, REKEY_ACK, path, sizeof(path));
 	unlink(path);
+	if (n == -ENOENT) {
+		/* unanswered: the message must not wait for someone else */
+		rekey_path(cfg, REKEY_MSG, path, sizeof(path));
+		unlink(path);
+		if (gone)
+			return 1;
+		snprintf(why, len, "it did not answer within %d s",
+			 ACK_WAIT_MS / 1000);
+		return -1;
+	}
 	if (n < 0) {
-		snprintf(why, len, n == -ENOENT ? "it did not answer" :
-			 "cannot read its answer: %s", phi_strerror((int)n));
+		snprintf(why, len, "cannot read its answer: %s",
+			 phi_strerror((int)n));
 		return -1;
 	}
 	ack[n] = '\0';
@@ -331,15 +397,14 @@ static int wait_ack(const struct phi_config *cfg, long pid, uint32_t want,
 }
 
 int tool_rekey_send(const struct phi_config *cfg, long pid,
+		    const uint8_t pub[CRYPT_HANDOFF_PUB],
 		    const struct crypt_key *key, const uint8_t fsid[16],
 		    char *why, size_t len)
 {
-	uint8_t pub[CRYPT_HANDOFF_PUB], msg[CRYPT_HANDOFF_SIZE];
+	uint8_t msg[CRYPT_HANDOFF_SIZE];
 	char path[PATH_MAX + 16];
 	int rc;
 
-	if (read_pub(cfg, pid, pub, why, len))
-		return -1;
 	rc = crypt_handoff_seal(key, fsid, pub, msg);
 	if (rc) {
 		snprintf(why, len, "cannot seal the key for it: %s",
@@ -354,10 +419,12 @@ int tool_rekey_send(const struct phi_config *cfg, long pid,
 			 phi_strerror(rc));
 		return -1;
 	}
-	if (kill((pid_t)pid, SIGUSR2)) {
-		snprintf(why, len, "cannot signal it: %s", strerror(errno));
+	if (!tool_serves_mount(pid) || kill((pid_t)pid, SIGUSR2)) {
 		rekey_path(cfg, REKEY_MSG, path, sizeof(path));
 		unlink(path);
+		if (!tool_serves_mount(pid))
+			return 1;	/* it ended meanwhile */
+		snprintf(why, len, "cannot signal it: %s", strerror(errno));
 		return -1;
 	}
 	return wait_ack(cfg, pid, crypt_key_generation(key), why, len);

@@ -13,13 +13,16 @@ copy: `phifs versions CONFIG / --region R` while the other region is down
 something else (the filesystem has no history yet) when a slot does.
 """
 
+import fcntl
 import os
 import re
 import shutil
 import subprocess
 import tarfile
+import time
 
-from conftest import MOUNT_OPTS, is_fuse_mounted, read_file, write_file
+from conftest import (MOUNT_OPTS, PHIFS, is_fuse_mounted, read_file,
+                      write_file)
 
 KDF = "1024"        # cheap scrypt for new passphrase slots (test hook)
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -78,7 +81,7 @@ def copies(fs):
 
 def assert_copies_equal(fs):
     local, a, b = copies(fs)
-    assert len(local) == 3676
+    assert len(local) == 3932
     assert a == local and b == local
 
 
@@ -577,3 +580,103 @@ def test_rotate_waits_for_slots_from_before_rotation(phifs_bare):
     fs.env["PHIFS_PASSPHRASE"] = "old pass"
     fs.mount()
     assert read_file(fs.path("g")) == b"new"
+
+
+def test_stale_cache_dir_after_rotation(phifs_bare):
+    """A cache_dir superblock from before a rotation (restored from a
+    backup) is older than the regions' copies, though the old key cannot
+    check them: the mount refuses, and fsck --repair, opening the newer
+    copy with the secret, brings cache_dir up to date and never writes
+    the older one over the regions'."""
+    fs = phifs_bare
+    passphrase_fs(fs)
+    synced_write(fs, "first pass", "f", b"before")
+    old_local = copies(fs)[0]
+    ok(key(fs, "rotate", fs.config, pw="first pass"))
+    newest = copies(fs)[1]
+    write_file(os.path.join(fs.cache_dir, "superblock"), old_local, 0o600)
+    p = fs.run("mount", fs.config, fs.mnt, "-o", MOUNT_OPTS,
+               env={"PHIFS_PASSPHRASE": "first pass"})
+    assert p.returncode != 0 and "newer superblock" in p.stderr, p.stderr
+    assert not is_fuse_mounted(fs.mnt)
+    p = fs.run("fsck", fs.config, "--repair",
+               env={"PHIFS_PASSPHRASE": "first pass"})
+    assert "superblock brought up to date from region" in p.stdout, \
+        (p.stdout, p.stderr)
+    assert copies(fs) == [newest, newest, newest]
+    synced_write(fs, "first pass", "g", b"after")
+    fs.env["PHIFS_PASSPHRASE"] = "first pass"
+    fs.mount()
+    assert read_file(fs.path("f")) == b"before"
+    assert read_file(fs.path("g")) == b"after"
+
+
+def test_rotate_refused_while_another_command_holds_the_cache(phifs_bare):
+    """Not mounted, but a command (here a sync that waits for a region
+    that is down) holds cache_dir/lock: rotate refuses and changes
+    nothing."""
+    fs = phifs_bare
+    passphrase_fs(fs)
+    synced_write(fs, "first pass", "f", b"data")
+    fs.env["PHIFS_PASSPHRASE"] = "first pass"
+    fs.mount()
+    write_file(fs.path("g"), b"unsent")
+    fs.umount()
+    del fs.env["PHIFS_PASSPHRASE"]
+    before = copies(fs)
+    fs.set_faults("a", "fail_all")
+    fs.set_faults("b", "fail_all")
+    sync = subprocess.Popen([PHIFS, "sync", fs.config, "--timeout", "60s"],
+                            env=fs.environ({"PHIFS_PASSPHRASE":
+                                            "first pass"}),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        lock = os.path.join(fs.cache_dir, "lock")
+        held = False
+        for _ in range(600):    # until the sync holds the lock
+            with open(lock, "rb") as f:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    held = True
+            if held:
+                break
+            assert sync.poll() is None, sync.stderr.read()
+            time.sleep(0.1)
+        assert held
+        line = one_error(key(fs, "rotate", fs.config, "--force",
+                             pw="first pass"))
+        assert "in use by another phifs command" in line, line
+        assert copies(fs) == before
+    finally:
+        sync.kill()
+        sync.wait()
+        fs.set_faults("a", None)
+        fs.set_faults("b", None)
+
+
+def test_rotate_refused_when_the_mount_cannot_take_the_key(phifs_bare):
+    """Mounted, rotate checks the mount's receiver before it changes
+    anything: one written by someone without the key (its tag fails), or
+    none, and nothing changes."""
+    fs = phifs_bare
+    passphrase_fs(fs)
+    fs.env["PHIFS_PASSPHRASE"] = "first pass"
+    fs.mount()
+    del fs.env["PHIFS_PASSPHRASE"]
+    before = copies(fs)
+    pub = os.path.join(fs.cache_dir, "rekey.pub")
+    good = read_file(pub)
+    pid, gen, key_hex, tag = good.decode().split()
+    forged = f"{pid} {gen} {'ab' * 32} {tag}\n".encode()
+    write_file(pub, forged, 0o600)
+    line = one_error(key(fs, "rotate", fs.config, pw="first pass"))
+    assert "was not written by a mount of this filesystem" in line, line
+    assert "nothing changed" in line, line
+    os.unlink(pub)
+    line = one_error(key(fs, "rotate", fs.config, pw="first pass"))
+    assert "does not take keys while running" in line, line
+    assert copies(fs) == before
+    write_file(pub, good, 0o600)
+    ok(key(fs, "rotate", fs.config, pw="first pass"))

@@ -151,7 +151,7 @@ def test_truncated_superblock_in_one_region(phifs_bare):
     p = mount_bg(fs)
     assert p.returncode == 0, p.stderr
     assert "phifs: warning: corrupt superblock in region a (100 bytes, " \
-           "where a superblock has 3676: truncated or overwritten); " \
+           "where a superblock has 3932: truncated or overwritten); " \
            "mounting with the good copy of the other regions" in \
            p.stderr.splitlines(), p.stderr
     assert "region b" not in p.stderr, p.stderr
@@ -161,7 +161,7 @@ def test_truncated_superblock_in_one_region(phifs_bare):
     p = scrub(fs)
     assert p.returncode == 1, (p.stdout, p.stderr)
     assert "region a: corrupt superblock (100 bytes, where a superblock " \
-           "has 3676: truncated or overwritten)" in p.stdout.splitlines(), \
+           "has 3932: truncated or overwritten)" in p.stdout.splitlines(), \
         p.stdout
     assert "region b: corrupt" not in p.stdout, p.stdout
 
@@ -192,7 +192,7 @@ def test_no_good_superblock_refuses_mount(phifs_bare):
     lines = p.stderr.splitlines()
     assert lines == [
         "phifs: no region holds a good superblock (region a: 100 bytes, "
-        "where a superblock has 3676: truncated or overwritten; region b: "
+        "where a superblock has 3932: truncated or overwritten; region b: "
         "damaged or altered: its MAC does not verify); refusing to "
         "mount"], p.stderr
     assert not is_fuse_mounted(fs.mnt)
@@ -208,7 +208,7 @@ def test_truncated_superblock_not_fetched(phifs_bare):
     p = mount_bg(fs)
     assert p.returncode == 0, p.stderr
     assert "phifs: warning: corrupt superblock in region a (100 bytes, " \
-           "where a superblock has 3676: truncated or overwritten); trying " \
+           "where a superblock has 3932: truncated or overwritten); trying " \
            "the next region" in p.stderr, p.stderr
     assert read_file(local) == good
     fs.umount()
