@@ -506,6 +506,7 @@ void cache_counters(struct cache *c, struct cache_counters *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->evictions = atomic_load(&c->evictions);
+	out->commits = atomic_load(&c->commits);
 	cache_upload_counters(c, out);
 }
 

@@ -272,6 +272,8 @@ struct cache {
 						   not in packs_used yet */
 	atomic_uint_fast64_t evictions;	/* blocks evicted since open
 					   (cache_blk_evict_blocks()) */
+	atomic_uint_fast64_t commits;	/* write transactions committed
+					   by cache_meta_write() since open */
 	pthread_mutex_t nodes_lock;
 	struct cnode *nodes[NODE_BUCKETS];	/* by nodes_lock */
 	/* open handles: a signal may end the session before the kernel
