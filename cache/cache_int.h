@@ -235,6 +235,7 @@ struct inbox {
 	int fetched;			/* some node has fetched blocks */
 	uint64_t *closed;		/* inos whose last handle went, dirty */
 	size_t nclosed, capclosed;
+	uint64_t first_closed_ns;	/* when closed[] got its first entry */
 	atomic_uint sync_req;		/* cache_request_sync() */
 	atomic_uint_fast64_t dirty_blocks;	/* in memory, approximate */
 	uint64_t dirty_limit;		/* past it, sealing does not wait */
@@ -462,7 +463,17 @@ void cache_inbox_open(struct cache *c, uint64_t dirty_limit);
 void cache_inbox_stop(struct cache *c);
 /* Wake the sealer (dirty bytes past the limit, space needed). */
 void cache_inbox_kick(struct cache *c);
-/* A file with dirty blocks lost its last handle: seal it soon. */
+/*
+ * A file with dirty blocks lost its last handle: seal it soon.  The
+ * sealer takes the files closed within CLOSE_GATHER_MS of the first one
+ * together (at most CLOSE_BATCH), so that a program writing many small
+ * files one after another costs one fold transaction per batch rather
+ * than one per file.  Nothing waits on that fold: fsync, setattr, a
+ * rename over a file and cache_close() fold for themselves, and a sync
+ * request or a kick ends the wait at once.
+ */
+#define CLOSE_GATHER_MS 20
+#define CLOSE_BATCH 512
 void cache_inbox_closed(struct cache *c, uint64_t ino);
 /* The inos posted by cache_inbox_closed() since the last call, malloc()ed. */
 size_t cache_inbox_take_closed(struct cache *c, uint64_t **out);
@@ -471,7 +482,9 @@ void cache_inbox_fetched(struct cache *c);
 /* Whether cache_inbox_fetched() was called since the last call. */
 int cache_inbox_take_fetched(struct cache *c);
 /* The sealer's wait: until kicked, a sync request past `handled`, a
- * stop, or tick_ms.  Returns 1 when the sealer is to stop. */
+ * stop, CLOSE_GATHER_MS after the first file closed since the last
+ * cache_inbox_take_closed() (or CLOSE_BATCH of them), or tick_ms.
+ * Returns 1 when the sealer is to stop. */
 int cache_inbox_wait(struct cache *c, unsigned handled, unsigned tick_ms);
 /* Whether the dirty blocks counted exceed dirty_limit. */
 int cache_inbox_over_dirty_limit(struct cache *c, uint64_t block_size);

@@ -23,7 +23,9 @@
  * integrity across a power loss); a write() only touches the data file and
  * an in-memory record of the new size and times, folded into LMDB by a
  * background thread every two seconds (one transaction for all files), and
- * at fsync, setattr, the last reference and cache_close().
+ * at fsync, setattr, the last reference and cache_close(); with regions,
+ * the files closed within a few milliseconds of each other are folded
+ * together soon after (one transaction for the lot).
  * cache_fsync() makes one file's data and all metadata durable on the
  * local disk.  A crash loses at most what
  * was written since the last fsync; after a crash the next cache_open()
