@@ -288,6 +288,12 @@ struct cache {
 	pthread_mutex_t folder_lock;
 	pthread_cond_t folder_cond;
 	int folder_stop;	/* by folder_lock */
+	/* unlinked inodes the kernel forgot, freed by the folder thread in
+	 * one transaction (cache_node_free_later()); by free_lock, a leaf */
+	pthread_mutex_t free_lock;
+	uint64_t *freeq;
+	size_t nfreeq, capfreeq;
+	uint64_t freeq_first_ns;	/* when freeq got its first entry */
 
 	/* what the floors below replication hand the sealer (cache_inbox.c) */
 	struct inbox inbox;
@@ -429,6 +435,29 @@ void cache_rec_set_time(int64_t *sec, uint32_t *nsec, struct timespec ts);
 
 /* Free an inode whose nlink reached zero once nothing refers to it. */
 void cache_node_maybe_free(struct cache *c, uint64_t ino);
+
+/*
+ * The same, batched: the inode, if it is an orphan, waits in c->freeq
+ * and the folder thread frees it FREE_GATHER_MS after the first one
+ * queued (at once past FREE_BATCH of them), with the others in one
+ * transaction.  For cache_forget(): `rm -rf` then costs one synced
+ * commit per name instead of two.  Nobody waits for a free (a write
+ * short of room frees the queue itself, and the trash is emptied every
+ * FOLD_INTERVAL_MS anyway), so the gathering time is longer than the
+ * sealer's for closed files (CLOSE_GATHER_MS), whose sealing it delays.  Nothing is lost by the wait: the
+ * unlink committed the orphan record, so a crash leaves an orphan that
+ * the next open frees, and its data goes to the trash (deleted only
+ * after a durable commit) before the transaction that frees it.
+ * Without the folder thread (read-only, or closing) it frees at once.
+ */
+#define FREE_GATHER_MS 100
+#define FREE_BATCH 512
+void cache_node_free_later(struct cache *c, uint64_t ino);
+/* When the folder thread is to call cache_node_free_queued() next
+ * (CLOCK_MONOTONIC ns); UINT64_MAX while nothing waits. */
+uint64_t cache_node_free_due(struct cache *c);
+/* Free every inode cache_node_free_later() queued.  Holding no lock. */
+void cache_node_free_queued(struct cache *c);
 
 /* Free every orphan (after a crash).  Read-write open only. */
 int cache_node_free_orphans(struct cache *c);

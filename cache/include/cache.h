@@ -34,7 +34,12 @@
  * Lookup counts.  Every call that returns an entry (struct stat for a name)
  * to the caller takes one lookup reference on that inode, as the kernel
  * counts them; cache_forget() drops them.  An unlinked inode is freed when
- * its lookup count and open count both reach zero.
+ * its lookup count and open count both reach zero: at once when that is
+ * cache_file_release() or cache_unlink(); when it is cache_forget(), a
+ * background thread frees it a few milliseconds later, with the others
+ * forgotten meanwhile, in one transaction (cache_close() frees those
+ * still waiting).  Until then cache_getattr() still finds it, with
+ * nlink 0.
  *
  * Threads.  All calls may be made concurrently from any thread once
  * cache_open() has returned, except cache_close().
