@@ -135,10 +135,9 @@ void cache_request_sync(struct cache *c)
 int cache_inbox_wait(struct cache *c, unsigned handled, unsigned tick_ms)
 {
 	struct inbox *in = &c->inbox;
+	uint64_t now = phi_mono_ns(), tick = now + tick_ms * 1000000ull;
 	struct timespec ts;
 	int stop;
-
-	uint64_t now = phi_mono_ns(), tick = now + tick_ms * 1000000ull;
 
 	lock_take(&in->lock);
 	while (!in->stop && !in->kicked &&

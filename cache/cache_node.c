@@ -787,37 +787,48 @@ static int free_batch_txn(struct cache *c, MDB_txn *txn, void *arg)
 	return 0;
 }
 
+/* Free inos[0..count), whose data files are in the trash: FREE_BATCH
+ * to a transaction, so that a queue that grew while the folder thread
+ * was busy makes no huge one. */
+static void free_in_batches(struct cache *c, uint64_t *inos, size_t count)
+{
+	for (size_t at = 0; at < count; at += FREE_BATCH) {
+		struct free_batch b = { inos + at, count - at, 0 };
+		int rc;
+
+		if (b.n > FREE_BATCH)
+			b.n = FREE_BATCH;
+		rc = cache_meta_write(c, free_batch_txn, &b);
+		if (rc == 0) {
+			cache_blk_used_adjust(c, -(int64_t)b.freed);
+			continue;
+		}
+		/* one bad inode must not keep the others */
+		for (size_t i = 0; i < b.n; i++)
+			cache_node_maybe_free(c, b.inos[i]);
+	}
+}
+
 void cache_node_free_queued(struct cache *c)
 {
-	struct free_batch b = { NULL, 0, 0 };
-	size_t count;
-	int rc;
+	uint64_t *inos;
+	size_t count, n = 0;
 
 	lock_take(&c->free_lock);
-	b.inos = c->freeq;
+	inos = c->freeq;
 	count = c->nfreeq;
 	c->freeq = NULL;
 	c->nfreeq = c->capfreeq = 0;
 	lock_drop(&c->free_lock);
 	/* The checks of cache_node_maybe_free(), data first for each. */
 	for (size_t i = 0; i < count; i++) {
-		uint64_t ino = b.inos[i];
-
-		if (node_in_use(c, ino) || !is_orphan(c, ino))
+		if (node_in_use(c, inos[i]) || !is_orphan(c, inos[i]))
 			continue;
-		cache_trash_put(c, ino);
-		b.inos[b.n++] = ino;
+		cache_trash_put(c, inos[i]);
+		inos[n++] = inos[i];
 	}
-	if (b.n) {
-		rc = cache_meta_write(c, free_batch_txn, &b);
-		if (rc == 0) {
-			cache_blk_used_adjust(c, -(int64_t)b.freed);
-		} else {	/* one bad inode must not keep the others */
-			for (size_t i = 0; i < b.n; i++)
-				cache_node_maybe_free(c, b.inos[i]);
-		}
-	}
-	free(b.inos);
+	free_in_batches(c, inos, n);
+	free(inos);
 }
 
 int cache_node_free_orphans(struct cache *c)
