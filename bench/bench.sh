@@ -21,7 +21,7 @@ PHIFS=${BENCH_PHIFS:-$ROOT/build/tools/phifs}
 BEFORE=${BENCH_PHIFS_BEFORE:-}
 BEFORE_CONF=${BENCH_BEFORE_CONF:-}
 RUNS=${BENCH_RUNS:-3}
-ONLY=${BENCH_ONLY:-wzero wrand read create cached ls}
+ONLY=${BENCH_ONLY:-wzero wrand read create cached ls rm}
 BASE=${BENCH_TMP:-/var/tmp}/phifs-bench.$$
 MNT=$BASE/mnt
 PLAIN=$BASE/plain
@@ -43,12 +43,12 @@ for v in "$RUNS" "$SIZE_MIB" "$NFILES"; do
 done
 only() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 for k in $ONLY; do
-	case $k in wzero | wrand | read | create | cached | ls) ;;
-	*) die "BENCH_ONLY: no measurement '$k' (wzero wrand read create cached ls)" ;;
+	case $k in wzero | wrand | read | create | cached | ls | rm) ;;
+	*) die "BENCH_ONLY: no measurement '$k' (wzero wrand read create cached ls rm)" ;;
 	esac
 done
-{ only create || ! { only cached || only ls; }; } ||
-	die "BENCH_ONLY: cached and ls read the files create makes: add create"
+{ only create || ! { only cached || only ls || only rm; }; } ||
+	die "BENCH_ONLY: cached, ls and rm use the files create makes: add create"
 only read && ! only wzero && ! only wrand &&
 	die "BENCH_ONLY: read reads the file wzero or wrand writes: add one"
 size_label="$SIZE_MIB MiB"
@@ -220,6 +220,18 @@ run_ls() {	# TARGET
 	secs "$t0" "$t1"
 }
 
+run_rm() {	# TARGET: delete one directory of small files run_create made
+	local d t0 t1
+	d=$(dir_of "$1")/small.$RUN
+	sync
+	quiet
+	t0=$(now)
+	rm -rf "$d"
+	sync
+	t1=$(now)
+	secs "$t0" "$t1"
+}
+
 declare -A RESULT VALS
 
 echo "bench.sh: generating $size_label of random data" >&2
@@ -230,7 +242,8 @@ head -c "${SIZE_MIB}M" /dev/urandom >"$RANDOM_FILE"
 # drift over the runs, falls on all of them alike.
 nt=${#TARGETS[@]}
 for m in "wzero run_write /dev/zero" "wrand run_write $RANDOM_FILE" \
-	"read run_read" "create run_create" "cached run_cached" "ls run_ls"; do
+	"read run_read" "create run_create" "cached run_cached" "ls run_ls" \
+	"rm run_rm"; do
 	# shellcheck disable=SC2086  # words on purpose
 	set -- $m
 	only "$1" || continue
@@ -284,6 +297,7 @@ row "read $size_label, cold" MiB/s read
 row "create $NFILES 4 KiB files + sync" files/s create
 row "read $NFILES 4 KiB files, cached" files/s cached
 row "ls -l $NFILES entries, cold" seconds ls
+row "rm -rf $NFILES 4 KiB files + sync" seconds rm
 echo "ratio = phifs/plain: below 1 is slower for MiB/s and files/s, above 1 is slower for seconds"
 [ -z "$BEFORE" ] ||
 	echo "vs-before = the median of phifs/before over the runs, each run of the two side by side; read the same way"

@@ -281,22 +281,37 @@ static int open_files(struct cache *c, const struct cache_config *cfg,
 	return c->datafd < 0 ? (errno == ENOENT ? PHI_ECORRUPT : -errno) : 0;
 }
 
+/* The folder thread: every FOLD_INTERVAL_MS, fold, write the queued
+ * audit events, empty the trash; and free the unlinked inodes the kernel
+ * forgot when their batch is due (cache_node_free_later()). */
 static void *folder_main(void *arg)
 {
 	struct cache *c = arg;
-	struct timespec until;
+	uint64_t next = phi_mono_ns() + FOLD_INTERVAL_MS * 1000000ull;
 
 	lock_take(&c->folder_lock);
 	while (!c->folder_stop) {
-		until = phi_mono_deadline(FOLD_INTERVAL_MS * 1000000ull);
-		pthread_cond_timedwait(&c->folder_cond, &c->folder_lock, &until);
-		if (c->folder_stop)
-			break;
+		uint64_t now = phi_mono_ns(), until = next;
+		uint64_t due = cache_node_free_due(c);
+		struct timespec ts;
+
+		if (due < until)
+			until = due;
+		if (now < until) {
+			ts = phi_mono_deadline(until - now);
+			pthread_cond_timedwait(&c->folder_cond, &c->folder_lock,
+					       &ts);
+			continue;
+		}
 		lock_drop(&c->folder_lock);
-		cache_node_fold_all(c);
-		cache_audit_flush(c);
-		cache_trash_empty(c);
-		cache_lru_flush(c);
+		cache_node_free_queued(c);
+		if (now >= next) {
+			cache_node_fold_all(c);
+			cache_audit_flush(c);
+			cache_trash_empty(c);
+			cache_lru_flush(c);
+			next = phi_mono_ns() + FOLD_INTERVAL_MS * 1000000ull;
+		}
 		lock_take(&c->folder_lock);
 	}
 	lock_drop(&c->folder_lock);
@@ -347,6 +362,7 @@ int cache_open(struct cache **out, const struct cache_config *cfg,
 	c->read_ahead = cfg->read_ahead;
 	pthread_mutex_init(&c->nodes_lock, NULL);
 	pthread_mutex_init(&c->files_lock, NULL);
+	pthread_mutex_init(&c->free_lock, NULL);
 	pthread_mutex_init(&c->audit_lock, NULL);
 	c->audit_tail = &c->audit_head;
 	cache_inbox_init(c);
@@ -407,6 +423,7 @@ int cache_close(struct cache *c)
 	cache_seal_stop(c);
 	folder_stop(c);
 	if (c->env && !c->rdonly) {
+		cache_node_free_queued(c);
 		rc = cache_node_fold_all(c);
 		if (syncfs(c->datafd) && rc == 0)
 			rc = -errno;
@@ -434,6 +451,8 @@ int cache_close(struct cache *c)
 		close(c->dirfd);
 	pthread_mutex_destroy(&c->nodes_lock);
 	pthread_mutex_destroy(&c->files_lock);
+	pthread_mutex_destroy(&c->free_lock);
+	free(c->freeq);
 	cache_audit_free(c);
 	pthread_mutex_destroy(&c->audit_lock);
 	cache_lru_free(c);
@@ -510,6 +529,7 @@ void cache_counters(struct cache *c, struct cache_counters *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->evictions = atomic_load(&c->evictions);
+	out->commits = atomic_load(&c->commits);
 	cache_upload_counters(c, out);
 }
 

@@ -74,6 +74,12 @@ static int make_room(struct cache *c, struct cnode *n, uint64_t len)
 	uint64_t deadline = phi_mono_ns() + ROOM_WAIT_MS * 1000000ull;
 	int rc = room_for(c, n, len);
 
+	if (rc != -ENOSPC)
+		return rc;
+	lock_drop(&n->lock);
+	cache_node_free_queued(c);	/* files just deleted give room */
+	lock_take(&n->lock);
+	rc = room_for(c, n, len);
 	if (rc != -ENOSPC || !c->seal)
 		return rc;
 	lock_drop(&n->lock);

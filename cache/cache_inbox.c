@@ -83,10 +83,14 @@ void cache_inbox_closed(struct cache *c, uint64_t ino)
 			in->capclosed = cap;
 		}
 	}
+	if (in->nclosed == 0)
+		in->first_closed_ns = phi_mono_ns();
 	if (in->nclosed < in->capclosed)	/* else sealed after the delay */
 		in->closed[in->nclosed++] = ino;
-	in->kicked = 1;
-	pthread_cond_signal(&in->cond);
+	/* The sealer sleeps until the gathering time of the first close
+	 * ends; wake it to set that deadline, and when a batch is full. */
+	if (in->nclosed == 1 || in->nclosed >= CLOSE_BATCH)
+		pthread_cond_signal(&in->cond);
 	lock_drop(&in->lock);
 }
 
@@ -131,14 +135,27 @@ void cache_request_sync(struct cache *c)
 int cache_inbox_wait(struct cache *c, unsigned handled, unsigned tick_ms)
 {
 	struct inbox *in = &c->inbox;
+	uint64_t now = phi_mono_ns(), tick = now + tick_ms * 1000000ull;
 	struct timespec ts;
 	int stop;
 
 	lock_take(&in->lock);
-	if (!in->stop && !in->kicked &&
-	    atomic_load(&in->sync_req) == handled) {
-		ts = phi_mono_deadline(tick_ms * 1000000ull);
+	while (!in->stop && !in->kicked &&
+	       atomic_load(&in->sync_req) == handled && now < tick) {
+		uint64_t until = tick;
+
+		if (in->nclosed) {
+			uint64_t gathered = in->first_closed_ns +
+					    CLOSE_GATHER_MS * 1000000ull;
+
+			if (now >= gathered || in->nclosed >= CLOSE_BATCH)
+				break;
+			if (gathered < until)
+				until = gathered;
+		}
+		ts = phi_mono_deadline(until - now);
 		pthread_cond_timedwait(&in->cond, &in->lock, &ts);
+		now = phi_mono_ns();
 	}
 	stop = in->stop;
 	in->kicked = 0;

@@ -242,6 +242,7 @@ struct inbox {
 	int fetched;			/* some node has fetched blocks */
 	uint64_t *closed;		/* inos whose last handle went, dirty */
 	size_t nclosed, capclosed;
+	uint64_t first_closed_ns;	/* when closed[] got its first entry */
 	atomic_uint sync_req;		/* cache_request_sync() */
 	atomic_uint_fast64_t dirty_blocks;	/* in memory, approximate */
 	uint64_t dirty_limit;		/* past it, sealing does not wait */
@@ -293,6 +294,8 @@ struct cache {
 						   not in packs_used yet */
 	atomic_uint_fast64_t evictions;	/* blocks evicted since open
 					   (cache_blk_evict_blocks()) */
+	atomic_uint_fast64_t commits;	/* write transactions committed
+					   by cache_meta_write() since open */
 	pthread_mutex_t nodes_lock;
 	struct cnode *nodes[NODE_BUCKETS];	/* by nodes_lock */
 	/* open handles: a signal may end the session before the kernel
@@ -306,6 +309,12 @@ struct cache {
 	pthread_mutex_t folder_lock;
 	pthread_cond_t folder_cond;
 	int folder_stop;	/* by folder_lock */
+	/* unlinked inodes the kernel forgot, freed by the folder thread in
+	 * one transaction (cache_node_free_later()); by free_lock, a leaf */
+	pthread_mutex_t free_lock;
+	uint64_t *freeq;
+	size_t nfreeq, capfreeq;
+	uint64_t freeq_first_ns;	/* when freeq got its first entry */
 
 	/* what the floors below replication hand the sealer (cache_inbox.c) */
 	struct inbox inbox;
@@ -453,6 +462,29 @@ void cache_rec_set_time(int64_t *sec, uint32_t *nsec, struct timespec ts);
 /* Free an inode whose nlink reached zero once nothing refers to it. */
 void cache_node_maybe_free(struct cache *c, uint64_t ino);
 
+/*
+ * The same, batched: the inode, if it is an orphan, waits in c->freeq
+ * and the folder thread frees it FREE_GATHER_MS after the first one
+ * queued (at once past FREE_BATCH of them), with the others in one
+ * transaction.  For cache_forget(): `rm -rf` then costs one synced
+ * commit per name instead of two.  Nobody waits for a free (a write
+ * short of room frees the queue itself, and the trash is emptied every
+ * FOLD_INTERVAL_MS anyway), so the gathering time is longer than the
+ * sealer's for closed files (CLOSE_GATHER_MS), whose sealing it delays.  Nothing is lost by the wait: the
+ * unlink committed the orphan record, so a crash leaves an orphan that
+ * the next open frees, and its data goes to the trash (deleted only
+ * after a durable commit) before the transaction that frees it.
+ * Without the folder thread (read-only, or closing) it frees at once.
+ */
+#define FREE_GATHER_MS 100
+#define FREE_BATCH 512
+void cache_node_free_later(struct cache *c, uint64_t ino);
+/* When the folder thread is to call cache_node_free_queued() next
+ * (CLOCK_MONOTONIC ns); UINT64_MAX while nothing waits. */
+uint64_t cache_node_free_due(struct cache *c);
+/* Free every inode cache_node_free_later() queued.  Holding no lock. */
+void cache_node_free_queued(struct cache *c);
+
 /* Free every orphan (after a crash).  Read-write open only. */
 int cache_node_free_orphans(struct cache *c);
 
@@ -486,7 +518,17 @@ void cache_inbox_open(struct cache *c, uint64_t dirty_limit);
 void cache_inbox_stop(struct cache *c);
 /* Wake the sealer (dirty bytes past the limit, space needed). */
 void cache_inbox_kick(struct cache *c);
-/* A file with dirty blocks lost its last handle: seal it soon. */
+/*
+ * A file with dirty blocks lost its last handle: seal it soon.  The
+ * sealer takes the files closed within CLOSE_GATHER_MS of the first one
+ * together (at most CLOSE_BATCH), so that a program writing many small
+ * files one after another costs one fold transaction per batch rather
+ * than one per file.  Nothing waits on that fold: fsync, setattr, a
+ * rename over a file and cache_close() fold for themselves, and a sync
+ * request or a kick ends the wait at once.
+ */
+#define CLOSE_GATHER_MS 20
+#define CLOSE_BATCH 512
 void cache_inbox_closed(struct cache *c, uint64_t ino);
 /* The inos posted by cache_inbox_closed() since the last call, malloc()ed. */
 size_t cache_inbox_take_closed(struct cache *c, uint64_t **out);
@@ -495,7 +537,9 @@ void cache_inbox_fetched(struct cache *c);
 /* Whether cache_inbox_fetched() was called since the last call. */
 int cache_inbox_take_fetched(struct cache *c);
 /* The sealer's wait: until kicked, a sync request past `handled`, a
- * stop, or tick_ms.  Returns 1 when the sealer is to stop. */
+ * stop, CLOSE_GATHER_MS after the first file closed since the last
+ * cache_inbox_take_closed() (or CLOSE_BATCH of them), or tick_ms.
+ * Returns 1 when the sealer is to stop. */
 int cache_inbox_wait(struct cache *c, unsigned handled, unsigned tick_ms);
 /* Whether the dirty blocks counted exceed dirty_limit. */
 int cache_inbox_over_dirty_limit(struct cache *c, uint64_t block_size);

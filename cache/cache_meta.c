@@ -92,6 +92,9 @@ int cache_meta_write(struct cache *c, meta_fn *fn, void *arg)
 		return rc;
 	if (rc == MDB_PANIC || rc == EIO)
 		return cache_latch(c, cache_meta_err(rc));
+	if (rc == 0)
+		atomic_fetch_add_explicit(&c->commits, 1,
+					  memory_order_relaxed);
 	return cache_meta_err(rc);
 }
 

@@ -249,7 +249,7 @@ void cache_forget(struct cache *c, uint64_t ino, uint64_t nlookup)
 						   unhooks */
 	} else if (dead) {
 		node_free(c, dead);
-		cache_node_maybe_free(c, ino);
+		cache_node_free_later(c, ino);
 	}
 }
 
@@ -629,6 +629,17 @@ void cache_node_table_free(struct cache *c)
 
 /* --- freeing unlinked inodes --------------------------------------------- */
 
+/*
+ * An orphan (nlink 0, in `orphans` since the commit that dropped its
+ * last name) is freed once nothing refers to it: its data file moved to
+ * the trash, then one transaction deletes its xattrs, blocks and record
+ * and the orphan entry.  cache_node_maybe_free() does that for one
+ * inode at once; cache_node_free_later() queues it and
+ * cache_node_free_queued() does it for the whole queue, every data file
+ * first and then one transaction.  A crash anywhere in between leaves
+ * orphans that the next open frees (cache_node_free_orphans()).
+ */
+
 struct free_arg {
 	uint64_t ino;
 	uint64_t freed;		/* bytes the inode occupied */
@@ -700,6 +711,124 @@ void cache_node_maybe_free(struct cache *c, uint64_t ino)
 	else
 		PHI_LOG(PHI_LOG_WARNING, "cannot free inode %llu: %s",
 			(unsigned long long)ino, phi_strerror(rc));
+}
+
+void cache_node_free_later(struct cache *c, uint64_t ino)
+{
+	int wake = 0, queued = 0;
+
+	if (c->rdonly || !is_orphan(c, ino))
+		return;
+	/* folder_running is set before cache_open() returns and cleared
+	 * by cache_close() after the kernel's last request */
+	if (!c->folder_running) {
+		cache_node_maybe_free(c, ino);
+		return;
+	}
+	lock_take(&c->free_lock);
+	if (c->nfreeq == c->capfreeq) {
+		size_t cap = c->capfreeq ? 2 * c->capfreeq : 64;
+		uint64_t *v = realloc(c->freeq, cap * sizeof(*v));
+
+		if (v) {
+			c->freeq = v;
+			c->capfreeq = cap;
+		}
+	}
+	if (c->nfreeq < c->capfreeq) {
+		if (c->nfreeq == 0)
+			c->freeq_first_ns = phi_mono_ns();
+		c->freeq[c->nfreeq++] = ino;
+		wake = c->nfreeq == 1 || c->nfreeq == FREE_BATCH;
+		queued = 1;
+	}
+	lock_drop(&c->free_lock);
+	if (wake) {	/* to set its deadline, or to free a full batch */
+		lock_take(&c->folder_lock);
+		pthread_cond_signal(&c->folder_cond);
+		lock_drop(&c->folder_lock);
+	} else if (!queued) {	/* out of memory: no batch */
+		cache_node_maybe_free(c, ino);
+	}
+}
+
+uint64_t cache_node_free_due(struct cache *c)
+{
+	uint64_t due = UINT64_MAX;
+
+	lock_take(&c->free_lock);
+	if (c->nfreeq >= FREE_BATCH)
+		due = 0;
+	else if (c->nfreeq)
+		due = c->freeq_first_ns + FREE_GATHER_MS * 1000000ull;
+	lock_drop(&c->free_lock);
+	return due;
+}
+
+struct free_batch {
+	uint64_t *inos;
+	size_t n;
+	uint64_t freed;		/* bytes */
+};
+
+static int free_batch_txn(struct cache *c, MDB_txn *txn, void *arg)
+{
+	struct free_batch *b = arg;
+
+	b->freed = 0;
+	for (size_t i = 0; i < b->n; i++) {
+		struct free_arg fa = { b->inos[i], 0 };
+		int rc = free_inode_txn(c, txn, &fa);
+
+		if (rc)
+			return rc;
+		b->freed += fa.freed;
+	}
+	return 0;
+}
+
+/* Free inos[0..count), whose data files are in the trash: FREE_BATCH
+ * to a transaction, so that a queue that grew while the folder thread
+ * was busy makes no huge one. */
+static void free_in_batches(struct cache *c, uint64_t *inos, size_t count)
+{
+	for (size_t at = 0; at < count; at += FREE_BATCH) {
+		struct free_batch b = { inos + at, count - at, 0 };
+		int rc;
+
+		if (b.n > FREE_BATCH)
+			b.n = FREE_BATCH;
+		rc = cache_meta_write(c, free_batch_txn, &b);
+		if (rc == 0) {
+			cache_blk_used_adjust(c, -(int64_t)b.freed);
+			continue;
+		}
+		/* one bad inode must not keep the others */
+		for (size_t i = 0; i < b.n; i++)
+			cache_node_maybe_free(c, b.inos[i]);
+	}
+}
+
+void cache_node_free_queued(struct cache *c)
+{
+	uint64_t *inos;
+	size_t count, n = 0;
+
+	lock_take(&c->free_lock);
+	inos = c->freeq;
+	count = c->nfreeq;
+	c->freeq = NULL;
+	c->nfreeq = c->capfreeq = 0;
+	lock_drop(&c->free_lock);
+	/* The checks of cache_node_maybe_free(), data first for each. */
+	for (size_t i = 0; i < count; i++) {
+		if (node_in_use(c, inos[i]) || !is_orphan(c, inos[i]))
+			continue;
+		cache_trash_put(c, inos[i]);
+		inos[n++] = inos[i];
+	}
+	free_in_batches(c, inos, n);
+	free(inos);
 }
 
 int cache_node_free_orphans(struct cache *c)

@@ -792,6 +792,15 @@ static void sealer_finish(struct cache *c, struct packer *p)
 	free(p->e);
 }
 
+/* Drop the files closed since the last pass, unsealed (latched). */
+static void free_closed(struct cache *c)
+{
+	uint64_t *closed;
+
+	cache_inbox_take_closed(c, &closed);
+	free(closed);
+}
+
 /* The sealer thread: each tick, seal, send metadata, answer a sync, evict. */
 static void *sealer_main(void *arg)
 {
@@ -824,6 +833,8 @@ static void *sealer_main(void *arg)
 				 cache_journal_pending(c));
 		if (!atomic_load(&c->latched))
 			seal_pass(c, &p, jdue);
+		else	/* nothing to seal: do not wake again for them */
+			free_closed(c);
 		/* No pack open: keep no pack-sized buffers while idle (the
 		 * daemon's memory goes back to what it serves). */
 		if (p.n == 0) {

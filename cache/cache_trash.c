@@ -5,7 +5,8 @@
  * An unlink commits with MDB_NOMETASYNC: its pages are on disk, its meta
  * page not yet, so a power loss can roll the unlink back.  Had the data
  * file been deleted at once, the rolled-back name would then read as
- * zeros.  So cache_node_maybe_free() only moves the data file into data/trash;
+ * zeros.  So cache_node_maybe_free() (and cache_node_free_queued() for a
+ * batch) only moves the data file into data/trash;
  * cache_trash_empty() deletes what it finds there once mdb_env_sync() has made
  * every earlier commit durable; and cache_trash_recover() at open puts back the
  * data of any inode that is still alive.

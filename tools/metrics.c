@@ -140,6 +140,11 @@ static void local_metrics(struct out *o, const struct cache_stats *s,
 	       "from the local store since the mount began.");
 	put(o, "phifs_cache_evictions_total %llu\n",
 	    (unsigned long long)k->evictions);
+	family(o, "phifs_metadata_commits_total", "counter", "Metadata "
+	       "transactions committed to the local disk since the mount "
+	       "began (each one fdatasync).");
+	put(o, "phifs_metadata_commits_total %llu\n",
+	    (unsigned long long)k->commits);
 }
 
 /* The counters of region name, or NULL. */

@@ -23,7 +23,9 @@
  * integrity across a power loss); a write() only touches the data file and
  * an in-memory record of the new size and times, folded into LMDB by a
  * background thread every two seconds (one transaction for all files), and
- * at fsync, setattr, the last reference and cache_close().
+ * at fsync, setattr, the last reference and cache_close(); with regions,
+ * the files closed within a few milliseconds of each other are folded
+ * together soon after (one transaction for the lot).
  * cache_fsync() makes one file's data and all metadata durable on the
  * local disk.  A crash loses at most what
  * was written since the last fsync; after a crash the next cache_open()
@@ -32,7 +34,12 @@
  * Lookup counts.  Every call that returns an entry (struct stat for a name)
  * to the caller takes one lookup reference on that inode, as the kernel
  * counts them; cache_forget() drops them.  An unlinked inode is freed when
- * its lookup count and open count both reach zero.
+ * its lookup count and open count both reach zero: at once when that is
+ * cache_file_release() or cache_unlink(); when it is cache_forget(), a
+ * background thread frees it a few milliseconds later, with the others
+ * forgotten meanwhile, in one transaction (cache_close() frees those
+ * still waiting).  Until then cache_getattr() still finds it, with
+ * nlink 0.
  *
  * Threads.  All calls may be made concurrently from any thread once
  * cache_open() has returned, except cache_close().

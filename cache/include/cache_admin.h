@@ -122,6 +122,8 @@ struct cache_region_counters {
 
 struct cache_counters {
 	uint64_t evictions;	/* blocks evicted */
+	uint64_t commits;	/* metadata write transactions committed
+				   (each one fdatasync of the LMDB file) */
 	int nregions;		/* 0 without regions */
 	struct cache_region_counters regions[16];
 };

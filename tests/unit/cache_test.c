@@ -98,6 +98,21 @@ struct stat attr(struct cache *c, uint64_t ino)
 	return st;
 }
 
+int gone(struct cache *c, uint64_t ino)
+{
+	struct stat st;
+	int rc;
+
+	/* 1000 x 10 ms: far past FREE_GATHER_MS, also under a sanitizer */
+	for (int i = 0; i < 1000; i++) {
+		rc = cache_getattr(c, ino, &st);
+		if (rc != 0)
+			break;
+		usleep(10000);
+	}
+	return rc;
+}
+
 struct cache_file *fopen_(struct cache *c, uint64_t ino, int trunc)
 {
 	struct cache_file *f = NULL;

@@ -62,6 +62,12 @@ long long look(struct cache *c, uint64_t parent, const char *name);
 /* cache_getattr() of ino; asserts that it succeeds. */
 struct stat attr(struct cache *c, uint64_t ino);
 
+/* cache_getattr() of ino, once an unlinked inode the last cache_forget()
+ * let go of had the time to be freed (the folder thread frees those in
+ * batches, cache.h): polls until it fails, for 10 s at most; returns its
+ * last result (0 if ino is still there). */
+int gone(struct cache *c, uint64_t ino);
+
 /* cache_stats(); asserts that it succeeds. */
 struct cache_stats stats(struct cache *c);
 

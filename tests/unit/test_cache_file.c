@@ -316,6 +316,40 @@ TEST(file_enospc)
 	ASSERT_OK(cache_close(c));
 }
 
+/*
+ * A clean file unlinked and forgotten waits a moment to be freed with
+ * others (cache_node_free_later()); a write that needs its room must not
+ * fail meanwhile: it frees the queue itself.
+ */
+TEST(room_from_a_file_just_forgotten)
+{
+	struct cache_config cfg = format_limit(4 * MiB);
+	struct cache *c = open_rw(&cfg);
+	static unsigned char chunk[64 * 1024];
+	struct cache_file *f;
+	uint64_t ino;
+
+	fill(chunk, sizeof(chunk), 5);
+	ino = mkfile(c, CACHE_ROOT_INO, "f");
+	f = fopen_(c, ino, 0);
+	for (uint64_t off = 0; off < 3 * MiB; off += sizeof(chunk))
+		wr(c, f, off, chunk, sizeof(chunk));
+	ASSERT_OK(cache_fsync(c, f, 0));	/* folded: the node is clean */
+	cache_file_release(c, f);
+	ASSERT_OK(cache_unlink(c, CACHE_ROOT_INO, "f"));
+	cache_forget(c, ino, 1);		/* mknod's reference: queued */
+	test_diag("orphans after the forget: %llu",
+		  (unsigned long long)stats(c).orphans);
+
+	ino = mkfile(c, CACHE_ROOT_INO, "g");
+	f = fopen_(c, ino, 0);
+	for (uint64_t off = 0; off < 3 * MiB; off += sizeof(chunk))
+		wr(c, f, off, chunk, sizeof(chunk));
+	cache_file_release(c, f);
+	ASSERT_EQ(stats(c).orphans, 0u);
+	ASSERT_OK(cache_close(c));
+}
+
 /* === setattr ======================================================== */
 
 TEST(setattr_mode_keeps_type)
@@ -479,6 +513,7 @@ TEST_MAIN(
 	TEST_ENTRY(file_size_pending_and_flushed),
 	TEST_ENTRY(file_fallocate),
 	TEST_ENTRY(file_enospc),
+	TEST_ENTRY(room_from_a_file_just_forgotten),
 	TEST_ENTRY(setattr_mode_keeps_type),
 	TEST_ENTRY(setattr_owner),
 	TEST_ENTRY(setattr_times),

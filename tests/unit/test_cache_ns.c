@@ -6,7 +6,7 @@
  * it read-write.  Lookup references matter wherever an inode is meant to
  * go away: mknod, link, lookup and readdirplus each take one, and the
  * tests drop them with cache_forget() before they expect an unlinked inode
- * to be freed.
+ * to be freed (by the folder thread, in a batch: gone() waits for it).
  */
 #include "cache.h"
 #include "cache_test.h"
@@ -148,7 +148,7 @@ TEST(link_unlink_nlink)
 	cache_forget(c, f, 2);
 	ASSERT_EQ(attr(c, f).st_nlink, (nlink_t)0);
 	cache_forget(c, f, 1);
-	ASSERT_ERR(cache_getattr(c, f, &st), -ENOENT);
+	ASSERT_ERR(gone(c, f), -ENOENT);
 	ASSERT_EQ(stats(c).orphans, 0u);
 	ASSERT_EQ(stats(c).inodes, 3u);
 	ASSERT_OK(cache_close(c));
@@ -202,7 +202,7 @@ TEST(rmdir_errors)
 	ASSERT_ERR(cache_mknod(c, d, "late", S_IFREG | 0644, 0, NULL, &cred,
 			       &st), -ENOENT);
 	cache_forget(c, d, 1);
-	ASSERT_ERR(cache_getattr(c, d, &st), -ENOENT);
+	ASSERT_ERR(gone(c, d), -ENOENT);
 	ASSERT_OK(cache_rmdir(c, CACHE_ROOT_INO, "e"));
 	cache_forget(c, e, 1);
 	ASSERT_EQ(attr(c, CACHE_ROOT_INO).st_nlink, (nlink_t)2);
@@ -242,7 +242,6 @@ TEST(rename_over_file)
 {
 	struct cache *c = fresh();
 	uint64_t a, b;
-	struct stat st;
 
 	a = mkfile(c, CACHE_ROOT_INO, "a");
 	b = mkfile(c, CACHE_ROOT_INO, "b");
@@ -251,7 +250,7 @@ TEST(rename_over_file)
 	ASSERT_EQ(look(c, CACHE_ROOT_INO, "b"), (long long)a);
 	ASSERT_EQ(attr(c, b).st_nlink, (nlink_t)0);	/* still referenced */
 	cache_forget(c, b, 1);
-	ASSERT_ERR(cache_getattr(c, b, &st), -ENOENT);
+	ASSERT_ERR(gone(c, b), -ENOENT);
 	ASSERT_EQ(stats(c).inodes, 2u);
 	ASSERT_OK(cache_close(c));
 }
@@ -260,7 +259,6 @@ TEST(rename_over_empty_dir)
 {
 	struct cache *c = fresh();
 	uint64_t s, d, p;
-	struct stat st;
 
 	p = mkdir_(c, CACHE_ROOT_INO, "p");
 	s = mkdir_(c, CACHE_ROOT_INO, "s");
@@ -276,7 +274,7 @@ TEST(rename_over_empty_dir)
 	ASSERT_EQ(dotdot(c, s), p);
 	ASSERT_TRUE(look(c, s, "inside") > 0);
 	cache_forget(c, d, 1);
-	ASSERT_ERR(cache_getattr(c, d, &st), -ENOENT);
+	ASSERT_ERR(gone(c, d), -ENOENT);
 	ASSERT_OK(cache_close(c));
 }
 
@@ -615,7 +613,7 @@ TEST(readdirplus_takes_refs)
 	st = attr(c, f);				/* ref held */
 	ASSERT_EQ(st.st_nlink, (nlink_t)0);
 	cache_forget(c, f, 1);
-	ASSERT_ERR(cache_getattr(c, f, &st), -ENOENT);
+	ASSERT_ERR(gone(c, f), -ENOENT);
 
 	/* "." and ".." take no references */
 	l = list_dir(c, sub, 0, 1, 0);
