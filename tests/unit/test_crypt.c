@@ -13,6 +13,12 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
+
 #include "crypt.h"
 #include "crypt_v1_frames.h"
 #include "test.h"
@@ -1714,6 +1720,172 @@ TEST(super_format2_read_and_rotated)
 	crypt_key_free(k);
 }
 
+/* A version-3 frame names a generation from 1 up to the last, then
+ * zeros: anything else there is malformed; a version-2 frame relabelled
+ * as one of generation 1 fails its tag. */
+TEST(frame_generation_field)
+{
+	struct crypt_key *mk = new_key(), *k1 = NULL;
+	uint8_t *kf = random_data(64);
+	struct buf sb, f, out;
+	uint8_t *b;
+
+	new_super(mk, &sb);
+	ASSERT_EQ(crypt_super_add_keyfile(&sb, mk, kf, 64), 0);
+	ASSERT_OK(crypt_super_rotate(&sb, mk, &k1));
+	buf_init(&f, SIZE_MAX);
+	ASSERT_OK(crypt_seal(k1, FSID, "obj-1", "note", 4, &f));
+	b = buf_mut(&f);
+	ASSERT_EQ(b[4], 3);
+	ASSERT_EQ(b[21], 1);		/* generation 1, big-endian at 18 */
+	b[21] = 0;
+	expect_corrupt(k1, b, buf_len(&f));
+	b[18] = 0xff;			/* far past the last generation */
+	b[21] = 1;
+	expect_corrupt(k1, b, buf_len(&f));
+	b[18] = 0;
+	b[21] = CRYPT_MAX_GENS;
+	expect_corrupt(k1, b, buf_len(&f));
+	b[21] = 1;
+	b[24] = 1;			/* the zeros after it */
+	expect_corrupt(k1, b, buf_len(&f));
+	b[24] = 0;
+	buf_init(&out, SIZE_MAX);
+	ASSERT_OK(crypt_unseal(k1, FSID, "obj-1", b, buf_len(&f), &out));
+	buf_release(&out);
+	buf_release(&f);
+
+	/* generation 0's frame, its header made to say generation 1 */
+	buf_init(&f, SIZE_MAX);
+	ASSERT_OK(crypt_seal(mk, FSID, "obj-1", "note", 4, &f));
+	b = buf_mut(&f);
+	ASSERT_EQ(b[4], 2);
+	b[4] = 3;
+	b[21] = 1;
+	buf_init(&out, SIZE_MAX);
+	ASSERT_ERR(crypt_unseal(k1, FSID, "obj-1", b, buf_len(&f), &out),
+		   PHI_EAUTHFAIL);
+	buf_release(&out);
+	buf_release(&f);
+	buf_release(&sb);
+	free(kf);
+	crypt_key_free(k1);
+	crypt_key_free(mk);
+}
+
+/* --- what someone who can write the superblock, but holds no secret,
+ * can do: the formats of crypt.h, written here by hand --------------- */
+
+/* HKDF-SHA256 with info = label, NUL, extra (as crypt.h's formats). */
+static void hkdf(const uint8_t *ikm, size_t ikmlen, const uint8_t *salt,
+		 size_t saltlen, const char *label, const uint8_t *extra,
+		 size_t extralen, uint8_t out[32])
+{
+	static char sha256[] = "SHA256";
+	uint8_t info[128];
+	size_t n = strlen(label) + 1;
+	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+	EVP_KDF_CTX *ctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+	OSSL_PARAM p[5];
+
+	ASSERT_TRUE(ctx != NULL && n + extralen <= sizeof(info));
+	memcpy(info, label, n);
+	if (extralen)
+		memcpy(info + n, extra, extralen);
+	p[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
+						sha256, 0);
+	p[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY,
+						 (void *)ikm, ikmlen);
+	p[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT,
+						 (void *)salt, saltlen);
+	p[3] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info,
+						 n + extralen);
+	p[4] = OSSL_PARAM_construct_end();
+	ASSERT_EQ(EVP_KDF_derive(ctx, out, 32, p), 1);
+	EVP_KDF_CTX_free(ctx);
+	EVP_KDF_free(kdf);
+}
+
+/* Seal key to the public key of the slot at s (generation 0), in place. */
+static void forge_slot_seal(uint8_t *s, const uint8_t key[32])
+{
+	uint8_t eph[32], shared[32], wk[32], both[64], g[4] = { 0 };
+	EVP_PKEY *e, *peer;
+	EVP_PKEY_CTX *ctx;
+	EVP_CIPHER_CTX *c;
+	size_t n = 32;
+	int len;
+
+	ASSERT_OK(crypt_random_bytes(eph, sizeof(eph)));
+	e = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, eph, 32);
+	peer = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, s + 192, 32);
+	ASSERT_TRUE(e && peer);
+	ASSERT_EQ(EVP_PKEY_get_raw_public_key(e, s + 224, &n), 1);
+	ctx = EVP_PKEY_CTX_new(e, NULL);
+	n = 32;
+	ASSERT_TRUE(ctx && EVP_PKEY_derive_init(ctx) == 1 &&
+		    EVP_PKEY_derive_set_peer(ctx, peer) == 1 &&
+		    EVP_PKEY_derive(ctx, shared, &n) == 1);
+	memcpy(both, s + 192, 32);
+	memcpy(both + 32, s + 224, 32);
+	hkdf(shared, 32, FSID, 16, "phifs slot seal v1", both, 64, wk);
+	ASSERT_OK(crypt_random_bytes(s + 256, 12));
+	c = EVP_CIPHER_CTX_new();
+	ASSERT_TRUE(c && EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, wk,
+					    s + 256) == 1 &&
+		    EVP_EncryptUpdate(c, NULL, &len, FSID, 16) == 1 &&
+		    EVP_EncryptUpdate(c, NULL, &len, g, 4) == 1 &&
+		    EVP_EncryptUpdate(c, s + 268, &len, key, 32) == 1 &&
+		    EVP_EncryptFinal_ex(c, s + 268 + len, &len) == 1 &&
+		    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, 16,
+					s + 300) == 1);
+	EVP_CIPHER_CTX_free(c);
+	EVP_PKEY_CTX_free(ctx);
+	EVP_PKEY_free(peer);
+	EVP_PKEY_free(e);
+}
+
+/* MAC the superblock sb (format 3, generation 0) under key. */
+static void forge_mac(uint8_t *sb, const uint8_t key[32])
+{
+	uint8_t mk[32];
+	unsigned int n = 32;
+
+	hkdf(key, 32, FSID, 16, "phifs superblock mac v1", NULL, 0, mk);
+	ASSERT_TRUE(HMAC(EVP_sha256(), mk, 32, sb, CRYPT_SUPER_SIZE - 32,
+			 sb + CRYPT_SUPER_SIZE - 32, &n) != NULL);
+}
+
+/*
+ * Someone who can write the superblock (a region's operator, on a
+ * machine that takes it from the regions) seals a master key of their
+ * own to slot 0's public key and MACs the superblock under it: the
+ * passphrase must not open their key: the slot's commitment to the
+ * filesystem's first key fails.  (Checked once by hand that, with the
+ * commitment's check taken out of super_unlock(), the passphrase opens
+ * the forged superblock: the forging itself is right.)
+ */
+TEST(super_slot_cannot_be_given_another_key)
+{
+	struct crypt_key *mk = new_key(), *k = NULL;
+	uint8_t theirs[32], *b;
+	struct buf sb;
+
+	new_super(mk, &sb);
+	ASSERT_EQ(crypt_super_add_passphrase(&sb, mk, "front desk", 10, &FAST),
+		  0);
+	ASSERT_OK(crypt_random_bytes(theirs, sizeof(theirs)));
+	b = buf_mut(&sb);
+	forge_slot_seal(b + 64, theirs);
+	forge_mac(b, theirs);
+	ASSERT_ERR(crypt_super_unlock_passphrase(buf_data(&sb), buf_len(&sb),
+						 "front desk", 10, &k),
+		   PHI_ECORRUPT);
+	ASSERT_TRUE(k == NULL);
+	buf_release(&sb);
+	crypt_key_free(mk);
+}
+
 TEST(measure)
 {
 	struct crypt_key *mk = new_key();
@@ -1786,6 +1958,7 @@ TEST_MAIN(
 	TEST_ENTRY(other_fsid),
 	TEST_ENTRY(other_key),
 	TEST_ENTRY(truncated_or_padded),
+	TEST_ENTRY(frame_generation_field),
 	TEST_ENTRY(bad_arguments),
 	TEST_ENTRY(nonce_is_random),
 	TEST_ENTRY(block_hash_keyed),
@@ -1812,5 +1985,6 @@ TEST_MAIN(
 	TEST_ENTRY(super_rotate_altered),
 	TEST_ENTRY(super_format2_read_and_rotated),
 	TEST_ENTRY(handoff_to_a_running_mount),
+	TEST_ENTRY(super_slot_cannot_be_given_another_key),
 	TEST_ENTRY(measure),
 )
