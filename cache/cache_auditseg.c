@@ -330,7 +330,7 @@ static int seg_store(struct cache *c, MDB_txn *txn, struct buf *plain,
 		rc = cache_meta_err(mdb_put(txn, c->db_auditq, &kk, &vv, 0));
 	}
 	if (rc == 0) {
-		u->bytes += buf_len(&sealed);
+		u->bytes += cache_disk_size(buf_len(&sealed));
 		h->seq = get_be(p + 16, 8);
 		rc = crypt_sha256(p, buf_len(plain), h->hash);
 	}

@@ -73,13 +73,17 @@ static int make_room(struct cache *c, struct cnode *n, uint64_t len)
 {
 	uint64_t deadline = phi_mono_ns() + ROOM_WAIT_MS * 1000000ull;
 	int rc = room_for(c, n, len);
+	size_t freed;
 
 	if (rc != -ENOSPC)
 		return rc;
 	lock_drop(&n->lock);
-	cache_node_free_queued(c);	/* files just deleted give room */
+	freed = cache_node_free_queued(c);	/* files just deleted */
 	lock_take(&n->lock);
-	rc = room_for(c, n, len);
+	/* look again only if they gave room: the loop below evicts with a
+	 * margin, which covers what the counts lag behind the disk */
+	if (freed)
+		rc = room_for(c, n, len);
 	if (rc != -ENOSPC || !c->seal)
 		return rc;
 	lock_drop(&n->lock);

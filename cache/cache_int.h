@@ -344,6 +344,33 @@ struct cache {
 };
 
 /*
+ * c->packs_used counts what the files under packs/ take on the disk:
+ * each file's size rounded up to a whole 4 KiB block, as the disk
+ * allocates it (counting bytes only, a queue of many small objects took
+ * more room than the cache believed).  Added and taken away with these,
+ * never by a load and a store (an add in between would be lost).
+ */
+static inline uint64_t cache_disk_size(uint64_t bytes)
+{
+	return (bytes + 4095) & ~(uint64_t)4095;
+}
+
+static inline void cache_packs_used_add(struct cache *c, uint64_t bytes)
+{
+	atomic_fetch_add(&c->packs_used, cache_disk_size(bytes));
+}
+
+static inline void cache_packs_used_sub(struct cache *c, uint64_t bytes)
+{
+	uint64_t want = cache_disk_size(bytes);
+	uint_fast64_t old = atomic_load(&c->packs_used);
+
+	while (!atomic_compare_exchange_weak(&c->packs_used, &old,
+					     old > want ? old - want : 0))
+		;
+}
+
+/*
  * The declarations below go floor by floor, from the bottom up
  * (README.md): a file may call what is declared in its own floor's
  * sections and the ones above them here, never further down.
@@ -482,8 +509,9 @@ void cache_node_free_later(struct cache *c, uint64_t ino);
 /* When the folder thread is to call cache_node_free_queued() next
  * (CLOCK_MONOTONIC ns); UINT64_MAX while nothing waits. */
 uint64_t cache_node_free_due(struct cache *c);
-/* Free every inode cache_node_free_later() queued.  Holding no lock. */
-void cache_node_free_queued(struct cache *c);
+/* Free every inode cache_node_free_later() queued; how many.  Holding
+ * no lock. */
+size_t cache_node_free_queued(struct cache *c);
 
 /* Free every orphan (after a crash).  Read-write open only. */
 int cache_node_free_orphans(struct cache *c);

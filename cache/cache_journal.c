@@ -434,12 +434,12 @@ int cache_journal_flush(struct cache *c, uint64_t *seq)
 	if (rc)
 		cache_auditseg_undo(c, &a.audit);
 	if (rc == 0)
-		atomic_fetch_add(&c->packs_used, a.audit.bytes);
+		cache_packs_used_add(c, a.audit.bytes);
 	if (rc == 0 && a.seq) {
 		struct stat st;
 
 		if (fstatat(c->dirfd, a.file, &st, 0) == 0)
-			atomic_fetch_add(&c->packs_used, (uint64_t)st.st_size);
+			cache_packs_used_add(c, (uint64_t)st.st_size);
 		*seq = a.seq;
 	}
 	return rc;

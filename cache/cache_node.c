@@ -809,7 +809,7 @@ static void free_in_batches(struct cache *c, uint64_t *inos, size_t count)
 	}
 }
 
-void cache_node_free_queued(struct cache *c)
+size_t cache_node_free_queued(struct cache *c)
 {
 	uint64_t *inos;
 	size_t count, n = 0;
@@ -829,6 +829,7 @@ void cache_node_free_queued(struct cache *c)
 	}
 	free_in_batches(c, inos, n);
 	free(inos);
+	return n;
 }
 
 int cache_node_free_orphans(struct cache *c)

@@ -356,7 +356,7 @@ static int pack_commit(struct cache *c, struct packer *p)
 			"will retry", p->key, phi_strerror(rc));
 	} else {
 		settle_kept(c, p);
-		atomic_fetch_add(&c->packs_used, buf_len(&p->data));
+		cache_packs_used_add(c, buf_len(&p->data));
 		p->packs++;
 		p->bytes_out += buf_len(&p->data);
 		lock_take(&s->lock);

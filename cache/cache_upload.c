@@ -382,7 +382,7 @@ static uint64_t sweep_kind(struct cache *c, int kind)
 		if (walk_kind(c, txn, kind, named_one, de->d_name) == 0)
 			unlinkat(fd, de->d_name, 0);
 		else if (fstatat(fd, de->d_name, &st, 0) == 0)
-			bytes += (uint64_t)st.st_size;
+			bytes += cache_disk_size((uint64_t)st.st_size);
 	}
 	if (txn)
 		cache_meta_read_end(txn);
@@ -951,14 +951,8 @@ static void upload(struct cache *c, const struct job *j, struct buf *data)
 	cache_upload_health(r, rc);
 	pthread_cond_broadcast(&s->done);
 	lock_drop(&s->lock);
-	if (rc == 0 && a.emptied) {
-		uint64_t used = atomic_load(&c->packs_used);
-		uint64_t size = j->it.size;
-
-		if (unlinkat(c->dirfd, name, 0) == 0)
-			atomic_store(&c->packs_used,
-				     used > size ? used - size : 0);
-	}
+	if (rc == 0 && a.emptied && unlinkat(c->dirfd, name, 0) == 0)
+		cache_packs_used_sub(c, j->it.size);
 }
 
 /*

@@ -1230,8 +1230,9 @@ def test_sync_shows_progress_on_a_terminal_only(phifs_bare):
     assert p.returncode == 1
     assert_no_progress(p)
     assert len(p.stderr.strip().splitlines()) == 1, p.stderr
-    # region b answers again: sync finishes, and its line goes away first
-    fs.set_faults("b", None)
+    # region b answers again, slowly, so that the sync has something to
+    # show before it is done: it finishes, and its line goes away first
+    fs.set_faults("b", "latency_ms=1000 put")
     rc, out, term = run_tty(fs, "sync", fs.config, "--timeout", "60")
     assert rc == 0, term
     assert progress_lines(term, "sync"), repr(term)
