@@ -329,12 +329,9 @@ def test_newer_region_copy_wins(phifs_bare):
 
 # --- filesystems made before key management -------------------------------
 
-def test_format1_filesystem_mounts_and_lifts(phifs_bare):
-    """A filesystem made by phifs before this change (a 972-byte format-1
-    superblock; fixtures/format1-fs.tar.gz, made by that binary with the
-    passphrase "old pass") still mounts, and its first key change lifts
-    it to format 2 everywhere."""
-    fs = phifs_bare
+def format1_fs(fs):
+    """Replace fs's cache_dir and regions with fixtures/format1-fs.tar.gz,
+    made by phifs before key management with the passphrase "old pass"."""
     for d in (fs.cache_dir, fs.region_dir_a, fs.region_dir_b):
         shutil.rmtree(d)
     with tarfile.open(os.path.join(HERE, "fixtures",
@@ -342,6 +339,15 @@ def test_format1_filesystem_mounts_and_lifts(phifs_bare):
         t.extractall(fs.base)
     os.rename(os.path.join(fs.base, "cache"), fs.cache_dir)
     no_key_file(fs)
+
+
+def test_format1_filesystem_mounts_and_lifts(phifs_bare):
+    """A filesystem made by phifs before this change (a 972-byte format-1
+    superblock; fixtures/format1-fs.tar.gz, made by that binary with the
+    passphrase "old pass") still mounts, and its first key change lifts
+    it to format 2 everywhere."""
+    fs = phifs_bare
+    format1_fs(fs)
     assert [len(c) for c in copies(fs)] == [972, 972, 972]
     assert ok(key(fs, "list", fs.config)).stdout.splitlines()[0] == \
         "superblock format 1, serial 0, key generation 0, 1 of 8 slots in use"
@@ -560,13 +566,7 @@ def test_rotate_waits_for_slots_from_before_rotation(phifs_bare):
     names it and changes nothing until passwd (which may keep the same
     passphrase) makes it again."""
     fs = phifs_bare
-    for d in (fs.cache_dir, fs.region_dir_a, fs.region_dir_b):
-        shutil.rmtree(d)
-    with tarfile.open(os.path.join(HERE, "fixtures",
-                                   "format1-fs.tar.gz")) as t:
-        t.extractall(fs.base)
-    os.rename(os.path.join(fs.base, "cache"), fs.cache_dir)
-    no_key_file(fs)
+    format1_fs(fs)
     fs.env["PHIFS_KDF_N"] = KDF
     before = copies(fs)
     line = one_error(key(fs, "rotate", fs.config, pw="old pass"))
