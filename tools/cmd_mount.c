@@ -791,16 +791,18 @@ static int serve(const struct phi_config *cfg, const struct mount_args *a,
 		tool_metrics_close(metrics);
 		return 1;
 	}
+	/* before the mount appears: whoever sees it may rotate at once */
+	rekey = start_rekey(cfg, k, key);
 	rc = fs_mount(&fs, c, mp, &fo, err, sizeof(err));
 	if (rc) {
 		tool_error("%s", err);
+		tool_rekey_stop(rekey);
 		tool_syslog_close(fwd);
 		tool_metrics_close(metrics);
 		close_daemon(key, regions, lease, c);
 		return 1;
 	}
 	tool_metrics_start(metrics, c, lease);
-	rekey = start_rekey(cfg, k, key);
 	/* Once mounted, while stderr is still the user's terminal. */
 	if (a->log_to == TOOL_LOG_SYSLOG && !phi_log_syslog_available())
 		tool_warn("there is no syslog here (no /dev/log): the mount's "
