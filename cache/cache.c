@@ -367,6 +367,7 @@ int cache_open(struct cache **out, const struct cache_config *cfg,
 	c->audit_tail = &c->audit_head;
 	cache_inbox_init(c);
 	cache_lru_init(c);
+	cache_packget_init(c);
 	c->dir = strdup(cfg->dir);
 	rc = c->dir ? open_files(c, cfg, flags) : -ENOMEM;
 	if (rc == 0)
@@ -398,6 +399,8 @@ int cache_open(struct cache **out, const struct cache_config *cfg,
 	 * cache_seal_start() has set up what it reads. */
 	if (rc == 0)
 		rc = cache_seal_start(c, cfg, flags);
+	if (rc == 0)
+		cache_packget_start(c);	/* reads what seal_start set */
 	if (rc == 0)
 		rc = cache_ahead_start(c);	/* with regions only */
 	if (rc == 0 && !c->rdonly)
@@ -457,6 +460,7 @@ int cache_close(struct cache *c)
 	pthread_mutex_destroy(&c->audit_lock);
 	cache_lru_free(c);
 	cache_inbox_free(c);
+	cache_packget_free(c);
 	free(c->dir);
 	free(c);
 	return rc;
@@ -530,6 +534,8 @@ void cache_counters(struct cache *c, struct cache_counters *out)
 	memset(out, 0, sizeof(*out));
 	out->evictions = atomic_load(&c->evictions);
 	out->commits = atomic_load(&c->commits);
+	cache_packget_counts(c, &out->packs_fetched_whole,
+			     &out->frames_from_memory);
 	cache_upload_counters(c, out);
 }
 

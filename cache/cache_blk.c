@@ -97,6 +97,11 @@
 #include <string.h>
 #include <unistd.h>
 
+/* A file of one block is fetched with its whole pack (cache_packget.c):
+ * read cold, its neighbours there are likely read next.  Larger files
+ * have read-ahead instead. */
+#define SMALL_FILE(c) ((c)->block_size)
+
 /* --- blkset ------------------------------------------------------------ */
 
 static size_t blkset_pos(const struct blkset *s, uint64_t b)
@@ -373,9 +378,11 @@ static int repair_txn(struct cache *c, MDB_txn *txn, void *arg)
 }
 
 /* Plaintext of block blk of n into plain.  Called with n->lock dropped:
- * reads nothing of n but its inode number. */
+ * reads nothing of n but its inode number.  whole: n is a small file,
+ * whose neighbours in its pack are likely read next (cache_packget.c). */
 static int read_sealed(struct cache *c, struct cnode *n, uint64_t blk,
-		       const struct block_rec *rec, struct buf *plain)
+		       const struct block_rec *rec, int whole,
+		       struct buf *plain)
 {
 	struct buf frame;
 	char fid[PACK_KEY_LEN + 32], key[PACK_KEY_LEN + 1];
@@ -391,11 +398,15 @@ static int read_sealed(struct cache *c, struct cnode *n, uint64_t blk,
 	if (rc == 0)
 		return 0;
 	cache_pack_key(rec->pack, key);
-	buf_init(&frame, SIZE_MAX);
-	rc = backend_replica_get_verified(c->seal->regions, key, rec->off,
-					  rec->len, &frame, verify_frame, &v,
-					  &bad);
-	buf_release(&frame);
+	rc = whole ? cache_packget_frame(c, key, rec->pack, rec->off,
+					 rec->len, verify_frame, &v, &bad) : 1;
+	if (rc == 1) {		/* the frame alone */
+		buf_init(&frame, SIZE_MAX);
+		rc = backend_replica_get_verified(c->seal->regions, key,
+						  rec->off, rec->len, &frame,
+						  verify_frame, &v, &bad);
+		buf_release(&frame);
+	}
 	if (bad) {
 		struct repair_arg a = { rec->seq, bad, 0 };
 
@@ -447,7 +458,7 @@ static void fetch_spoil(struct cnode *n, uint64_t from, uint64_t to)
  * locally or from the regions.  n->lock dropped.  The record's codes as
  * they are (-ENOENT: no record), any other failure -EIO or -ENOSPC. */
 static int fetch_sealed(struct cache *c, struct cnode *n, uint64_t blk,
-			struct block_rec *rec, struct buf *plain)
+			int whole, struct block_rec *rec, struct buf *plain)
 {
 	MDB_txn *txn;
 	int rc;
@@ -459,7 +470,7 @@ static int fetch_sealed(struct cache *c, struct cnode *n, uint64_t blk,
 	cache_meta_read_end(txn);
 	if (rc)
 		return rc;
-	rc = read_sealed(c, n, blk, rec, plain);
+	rc = read_sealed(c, n, blk, rec, whole, plain);
 	if (rc == 0 && buf_len(plain) != rec->plain)
 		rc = PHI_ECORRUPT;
 	return rc == 0 ? 0 : rc == -ENOSPC ? -ENOSPC : -EIO;
@@ -523,7 +534,7 @@ static int fetch(struct cache *c, struct cnode *n, uint64_t blk)
 	struct fetch_slot slot = { blk, 0, NULL }, **p;
 	struct block_rec rec;
 	struct buf plain;
-	int rc, stale;
+	int rc, stale, whole;
 
 	for (;;) {
 		while (fetch_busy(n, blk))
@@ -534,8 +545,9 @@ static int fetch(struct cache *c, struct cnode *n, uint64_t blk)
 		slot.next = n->fetching;
 		n->fetching = &slot;
 		buf_init(&plain, SIZE_MAX);
+		whole = n->size <= SMALL_FILE(c);
 		lock_drop(&n->lock);
-		rc = fetch_sealed(c, n, blk, &rec, &plain);
+		rc = fetch_sealed(c, n, blk, whole, &rec, &plain);
 		lock_take(&n->lock);
 		for (p = &n->fetching; *p != &slot; p = &(*p)->next)
 			;

@@ -43,6 +43,8 @@
 #ifndef CACHE_INT_H
 #define CACHE_INT_H
 
+#include "backend.h"
+#include "buf.h"
 #include "cache.h"
 #include "cache_admin.h"
 #include "hist.h"
@@ -263,6 +265,30 @@ struct ahead_queue {
 	uint64_t window;	/* blocks fetched past a read */
 };
 
+/* Whole packs fetched for small files, in memory (cache_packget.c).
+ * By lock. */
+#define PACKGET_SLOTS 4
+#define PACKGET_MAX (16u << 20)	/* bytes of the largest pack kept */
+struct packget_slot {
+	uint8_t id[16];
+	int state;		/* free, being fetched, ready */
+	int dropped;		/* a frame in it failed: freed by its last
+				   reader, found by no one */
+	unsigned readers;	/* checking a frame of it, lock dropped */
+	uint64_t used;		/* tick of its last use */
+	struct buf data;
+};
+
+struct packget {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;	/* a fetch of a pack ended */
+	int on;			/* with regions, read_ahead not off, and
+				   packs no larger than PACKGET_MAX */
+	uint64_t tick;
+	uint64_t loads, hits;	/* packs fetched whole; frames served */
+	struct packget_slot slot[PACKGET_SLOTS];
+};
+
 /* Uses of files (ino, CLOCK_REALTIME ns) noted in memory (cache_lru.c). */
 struct lru_notes {
 	pthread_mutex_t lock;
@@ -325,6 +351,8 @@ struct cache {
 	pthread_t ahead_threads[4];
 	int ahead_nthreads;
 	int read_ahead;		/* cache_config's */
+	/* whole packs for small files (cache_packget.c) */
+	struct packget packget;
 
 	/* sealing and replication (cache_seal.c, cache_upload.c) */
 	struct seal *seal;	/* NULL: local only */
@@ -665,6 +693,25 @@ int cache_blk_evictable(struct cache *c, struct cnode *n, struct blkset *out,
  * n->lock held; the caller folds n. */
 int cache_blk_evict_blocks(struct cache *c, struct cnode *n,
 			   const struct blkset *go, uint64_t *freed);
+/*
+ * Whole packs (cache_packget.c).  cache_packget_init() first thing at
+ * open, cache_packget_start() after cache_seal_start() (off until then),
+ * cache_packget_free() last at close.
+ * cache_packget_frame(): the frame [off, off+len) of pack id (object key)
+ * through verify(ctx, frame, len), from a pack kept in memory or from the
+ * pack got whole now from the regions and kept.  0 when verify passed; 1
+ * when not taken (off, too large, every slot busy, or the copy kept
+ * failed verify): the caller gets the frame alone; otherwise as
+ * backend_replica_get_verified(), whose bad_mask it sets.  No lock held.
+ */
+void cache_packget_init(struct cache *c);
+void cache_packget_start(struct cache *c);
+void cache_packget_free(struct cache *c);
+int cache_packget_frame(struct cache *c, const char *key,
+			const uint8_t id[16], uint64_t off, uint64_t len,
+			backend_verify_fn *verify, void *ctx, int *bad);
+void cache_packget_counts(struct cache *c, uint64_t *loads, uint64_t *hits);
+
 /* Read-ahead queue.  cache_blk_ahead_init() once at open;
  * cache_blk_ahead_take() waits for the next (ino, block) to fetch ahead:
  * 0, or -1 once cache_blk_ahead_stop() was called (no lock held). */

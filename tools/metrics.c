@@ -145,6 +145,15 @@ static void local_metrics(struct out *o, const struct cache_stats *s,
 	       "began (each one fdatasync).");
 	put(o, "phifs_metadata_commits_total %llu\n",
 	    (unsigned long long)k->commits);
+	family(o, "phifs_pack_prefetches_total", "counter", "Packs got "
+	       "whole from a region for a small file's read, kept in memory "
+	       "for its neighbours.");
+	put(o, "phifs_pack_prefetches_total %llu\n",
+	    (unsigned long long)k->packs_fetched_whole);
+	family(o, "phifs_pack_prefetch_hits_total", "counter", "Blocks "
+	       "read back from such a pack instead of a region.");
+	put(o, "phifs_pack_prefetch_hits_total %llu\n",
+	    (unsigned long long)k->frames_from_memory);
 }
 
 /* The counters of region name, or NULL. */

@@ -98,6 +98,20 @@ void sync_ok(struct env *e)
 	ASSERT_OK(cache_sync_regions(e->c, 120000));
 }
 
+void expect_a_recorded_bad(struct env *e)
+{
+	struct cache_stats st;
+
+	env_close(e);			/* status reads what was recorded */
+	/* still corrupt at the reopen: the mender's recheck must not find a
+	 * good copy and drop the record before the stats are read */
+	e->start[0].corrupt_get = 1;
+	env_open(e);
+	ASSERT_OK(cache_stats(e->c, &st));
+	ASSERT_TRUE(st.regions[0].bad >= 1);
+	ASSERT_EQ(st.regions[1].bad, 0);
+}
+
 /* --- files and their content ------------------------------------------ */
 
 uint64_t mkfile(struct cache *c, const char *name)

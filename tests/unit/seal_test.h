@@ -71,6 +71,10 @@ void env_done(struct env *e);
  * loaded machine); asserts that it returns 0. */
 void sync_ok(struct env *e);
 
+/* Reopen e with region a still returning damaged copies, and assert that
+ * status has a, and only a, recorded for repair. */
+void expect_a_recorded_bad(struct env *e);
+
 /* --- files and their content ------------------------------------------ */
 
 /* A regular file 0644 in the root (as cred); asserts, returns the ino. */

@@ -321,6 +321,148 @@ TEST(sequential_read_fetches_ahead)
 	env_done(&e);
 }
 
+/*
+ * Small files written together share a pack; read back cold, the first
+ * one's fetch gets the pack whole and the others' blocks come from
+ * memory (cache_packget.c).  With read_ahead off, each costs a get.
+ */
+#define LETTERS 24
+#define LETTER (4 * KiB)
+
+static void write_letters(struct env *e, uint64_t ino[LETTERS],
+			  unsigned char data[LETTERS][LETTER])
+{
+	char name[32];
+
+	for (int i = 0; i < LETTERS; i++) {
+		snprintf(name, sizeof(name), "letter-%d", i);
+		ino[i] = mkfile(e->c, name);
+		fill(data[i], LETTER, 100 + (unsigned)i);
+		put(e->c, ino[i], 0, data[i], LETTER);
+	}
+	sync_ok(e);
+}
+
+/* Evict everything and reopen with read_ahead ra. */
+static void cold(struct env *e, int ra)
+{
+	ASSERT_TRUE(cache_evict(e->c, UINT64_MAX) > 0);
+	env_close(e);
+	e->cfg.read_ahead = ra;
+	env_open(e);
+}
+
+TEST(small_files_read_cold_share_a_get_of_their_pack)
+{
+	static unsigned char data[LETTERS][LETTER];
+	struct cache_counters k;
+	uint64_t ino[LETTERS];
+	unsigned long before;
+	struct env e;
+
+	env_init(&e, 1ull << 30);
+	write_letters(&e, ino, data);
+	cold(&e, 0);			/* the default */
+	before = gets_made(&e);
+	for (int i = 0; i < LETTERS; i++)
+		expect(e.c, ino[i], data[i], LETTER);
+	cache_counters(e.c, &k);
+	/* one pack, or two should the sealer have cut it meanwhile */
+	ASSERT_TRUE(k.packs_fetched_whole >= 1 && k.packs_fetched_whole <= 2);
+	ASSERT_EQ(gets_made(&e) - before, k.packs_fetched_whole);
+	ASSERT_EQ(k.frames_from_memory, LETTERS - k.packs_fetched_whole);
+
+	cold(&e, -1);			/* off: a get per letter */
+	before = gets_made(&e);
+	for (int i = 0; i < LETTERS; i++)
+		expect(e.c, ino[i], data[i], LETTER);
+	ASSERT_EQ(gets_made(&e) - before, LETTERS);
+	cache_counters(e.c, &k);
+	ASSERT_EQ(k.packs_fetched_whole, 0);
+	env_done(&e);
+}
+
+struct letter_reader {
+	struct cache *c;
+	const uint64_t *ino;
+	unsigned char (*data)[LETTER];
+	int first, bad;
+};
+
+static void *read_letters(void *arg)
+{
+	struct letter_reader *r = arg;
+	unsigned char buf[LETTER];
+	size_t got;
+
+	for (int i = r->first; i < LETTERS; i += 4)
+		if (try_get(r->c, r->ino[i], 0, buf, LETTER, &got) ||
+		    got != LETTER || memcmp(buf, r->data[i], LETTER))
+			r->bad++;
+	return NULL;
+}
+
+/* Readers of one pack's letters at once: one get of the pack, the others
+ * wait for it rather than ask the regions too. */
+TEST(readers_of_one_pack_at_once_wait_for_its_one_get)
+{
+	static unsigned char data[LETTERS][LETTER];
+	struct letter_reader r[4];
+	struct cache_counters k;
+	uint64_t ino[LETTERS];
+	unsigned long before;
+	pthread_t t[4];
+	struct env e;
+
+	env_init(&e, 1ull << 30);
+	write_letters(&e, ino, data);
+	cold(&e, 0);
+	slow_gets(&e, 200);	/* all four ask while the first get runs */
+	before = gets_made(&e);
+	for (int i = 0; i < 4; i++) {
+		r[i] = (struct letter_reader){ e.c, ino, data, i, 0 };
+		ASSERT_EQ(pthread_create(&t[i], NULL, read_letters, &r[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		ASSERT_EQ(r[i].bad, 0);
+	}
+	cache_counters(e.c, &k);
+	ASSERT_TRUE(k.packs_fetched_whole >= 1 && k.packs_fetched_whole <= 2);
+	ASSERT_EQ(gets_made(&e) - before, k.packs_fetched_whole);
+	slow_gets(&e, 0);
+	env_done(&e);
+}
+
+/*
+ * A pack got whole from a region whose copy is damaged past the frame
+ * asked for (the fault backend flips the byte in the middle of what it
+ * returns) is kept; the letter whose frame the flip hit fails its check
+ * from memory, the pack is dropped and that letter comes from the other
+ * region.  Every letter reads back right.
+ */
+TEST(a_damaged_pack_in_memory_is_dropped_and_the_block_got_again)
+{
+	static unsigned char data[LETTERS][LETTER];
+	struct backend_fault f = { 0 };
+	struct cache_counters k;
+	uint64_t ino[LETTERS];
+	struct env e;
+
+	env_init(&e, 1ull << 30);
+	write_letters(&e, ino, data);
+	cold(&e, 0);
+	f.corrupt_get = 1;
+	backend_fault_set(e.fault[0], &f);
+	for (int i = 0; i < LETTERS; i++)
+		expect(e.c, ino[i], data[i], LETTER);
+	cache_counters(e.c, &k);
+	ASSERT_TRUE(k.packs_fetched_whole >= 1);
+	ASSERT_TRUE(k.frames_from_memory < LETTERS - 1);  /* one failed */
+	expect_a_recorded_bad(&e);
+	env_done(&e);
+}
+
 TEST(region_call_with_a_lock_held_stops_a_debug_build)
 {
 	struct backend *dir;
@@ -357,5 +499,8 @@ TEST_MAIN(
 	TEST_ENTRY(truncate_during_a_fetch_leaves_no_stale_block),
 	TEST_ENTRY(second_reader_waits_for_the_fetch_under_way),
 	TEST_ENTRY(sequential_read_fetches_ahead),
+	TEST_ENTRY(small_files_read_cold_share_a_get_of_their_pack),
+	TEST_ENTRY(readers_of_one_pack_at_once_wait_for_its_one_get),
+	TEST_ENTRY(a_damaged_pack_in_memory_is_dropped_and_the_block_got_again),
 	TEST_ENTRY(region_call_with_a_lock_held_stops_a_debug_build),
 )

@@ -1,0 +1,212 @@
+/*
+ * cache_packget.c - whole packs fetched for small files, kept in memory
+ * for the reads that follow.
+ *
+ * The sealer packs files in the order they were closed, so the letters of
+ * one folder, or the slices of one CT series, copied in together sit side
+ * by side in the same few packs.  Read back cold, each small file would
+ * cost a region round trip of its own for a frame of a few kilobytes.
+ * Instead, the first such fetch from a pack gets the pack whole; the
+ * reads of its neighbours then take their frames from memory.
+ *
+ * A pack is an immutable object (a key is never written with other
+ * bytes), so what is kept here never goes stale.  Nothing here is
+ * trusted: the frame a fetch asked for is authenticated before the pack
+ * is kept (a region whose copy fails it is skipped and reported as
+ * bad, as for a ranged get), and every frame later taken from memory is
+ * authenticated again by the caller's check; a pack with a frame that
+ * fails is dropped, and the caller gets the frame from the regions.
+ *
+ * Bounds: PACKGET_SLOTS packs of at most PACKGET_MAX bytes each, in
+ * memory only (never in cache_dir), the one used longest ago given up
+ * for the next.  A pack larger than that (a pack_size set higher) is not
+ * fetched whole.  No lock is held while a region is asked; a second
+ * fetch from a pack being fetched waits for it.
+ */
+#include "cache_int.h"
+#include "backend.h"
+
+#include <errno.h>
+#include <string.h>
+
+enum { PG_FREE, PG_LOADING, PG_READY };
+
+/* The part of a whole pack a fetch asked for, checked by its verify. */
+struct slice {
+	uint64_t off, len;
+	backend_verify_fn *verify;
+	void *ctx;
+};
+
+static int slice_verify(void *arg, const void *data, size_t len)
+{
+	const struct slice *s = arg;
+
+	if (s->off > len || s->len > len - s->off)
+		return PHI_ECORRUPT;	/* a copy cut short */
+	return s->verify(s->ctx, (const unsigned char *)data + s->off,
+			 s->len);
+}
+
+void cache_packget_init(struct cache *c)
+{
+	pthread_mutex_init(&c->packget.lock, NULL);
+	pthread_cond_init(&c->packget.cond, NULL);
+}
+
+void cache_packget_start(struct cache *c)
+{
+	struct packget *p = &c->packget;
+	uint64_t biggest;
+
+	if (!c->seal || c->read_ahead < 0)
+		return;
+	/* a pack is stored once it reaches pack_size: with the frame that
+	 * crossed it, and the frames' headers, it is at most this */
+	biggest = c->seal->pack_size + c->block_size + (64u << 10);
+	p->on = biggest <= PACKGET_MAX;
+}
+
+void cache_packget_free(struct cache *c)
+{
+	struct packget *p = &c->packget;
+
+	for (int i = 0; i < PACKGET_SLOTS; i++)
+		buf_release(&p->slot[i].data);
+	pthread_cond_destroy(&p->cond);
+	pthread_mutex_destroy(&p->lock);
+}
+
+/* The slot holding or fetching pack id, or NULL.  p->lock held. */
+static struct packget_slot *find(struct packget *p, const uint8_t id[16])
+{
+	for (int i = 0; i < PACKGET_SLOTS; i++) {
+		struct packget_slot *s = &p->slot[i];
+
+		if (s->state != PG_FREE && !s->dropped &&
+		    memcmp(s->id, id, 16) == 0)
+			return s;
+	}
+	return NULL;
+}
+
+/* A slot for a pack to fetch: a free one, or the ready one used longest
+ * ago that no one reads, emptied; NULL when every one is busy.  p->lock
+ * held. */
+static struct packget_slot *claim(struct packget *p)
+{
+	struct packget_slot *best = NULL;
+
+	for (int i = 0; i < PACKGET_SLOTS; i++) {
+		struct packget_slot *s = &p->slot[i];
+
+		if (s->state == PG_FREE)
+			return s;
+		if (s->state == PG_READY && s->readers == 0 &&
+		    (!best || s->used < best->used))
+			best = s;
+	}
+	if (best) {
+		buf_release(&best->data);
+		best->state = PG_FREE;
+	}
+	return best;
+}
+
+/* Authenticate the slice of ready slot s.  p->lock held, dropped
+ * meanwhile (s is pinned by its readers count).  0 or 1 (not taken). */
+static int from_memory(struct packget *p, struct packget_slot *s,
+		       const struct slice *want)
+{
+	int rc;
+
+	s->readers++;
+	s->used = ++p->tick;
+	lock_drop(&p->lock);
+	rc = slice_verify((void *)want, buf_data(&s->data),
+			  buf_len(&s->data));
+	lock_take(&p->lock);
+	if (rc) {
+		s->dropped = 1;	/* a damaged copy: not for the next read */
+		PHI_LOG(PHI_LOG_WARNING, "a pack kept in memory failed its "
+			"check at offset %llu; its frames are fetched from "
+			"the regions", (unsigned long long)want->off);
+	}
+	if (--s->readers == 0 && s->dropped) {
+		buf_release(&s->data);
+		s->state = PG_FREE;
+	}
+	if (rc == 0)
+		p->hits++;
+	return rc ? 1 : 0;
+}
+
+/* Get pack key whole into slot s (loading, p->lock dropped meanwhile),
+ * checking the slice want of it.  p->lock held.  As
+ * cache_packget_frame(). */
+static int load(struct cache *c, struct packget_slot *s, const char *key,
+		const struct slice *want, int *bad)
+{
+	struct packget *p = &c->packget;
+	struct buf data;
+	int rc;
+
+	lock_drop(&p->lock);
+	buf_init(&data, PACKGET_MAX);
+	rc = backend_replica_get_verified(c->seal->regions, key, 0, 0, &data,
+					  slice_verify, (void *)want, bad);
+	lock_take(&p->lock);
+	if (rc == 0) {
+		s->data = data;
+		s->state = PG_READY;
+		s->used = ++p->tick;
+		p->loads++;
+	} else {
+		buf_release(&data);
+		s->state = PG_FREE;
+	}
+	pthread_cond_broadcast(&p->cond);
+	return rc == -E2BIG ? 1 : rc;	/* larger than kept here: ranged */
+}
+
+int cache_packget_frame(struct cache *c, const char *key,
+			const uint8_t id[16], uint64_t off, uint64_t len,
+			backend_verify_fn *verify, void *ctx, int *bad)
+{
+	struct packget *p = &c->packget;
+	const struct slice want = { off, len, verify, ctx };
+	struct packget_slot *s;
+	int rc, waited = 0;
+
+	*bad = 0;
+	if (!p->on)
+		return 1;
+	lock_take(&p->lock);
+	while ((s = find(p, id)) && s->state == PG_LOADING) {
+		pthread_cond_wait(&p->cond, &p->lock);
+		waited = 1;
+	}
+	if (s)
+		rc = from_memory(p, s, &want);
+	else if (waited)
+		rc = 1;		/* the fetch waited for failed: not again */
+	else if ((s = claim(p)) != NULL) {
+		memcpy(s->id, id, 16);
+		s->dropped = 0;
+		s->state = PG_LOADING;
+		rc = load(c, s, key, &want, bad);
+	} else
+		rc = 1;		/* every slot busy */
+	lock_drop(&p->lock);
+	return rc;
+}
+
+void cache_packget_counts(struct cache *c, uint64_t *loads, uint64_t *hits)
+{
+	struct packget *p = &c->packget;
+
+	lock_take(&p->lock);
+	*loads = p->loads;
+	*hits = p->hits;
+	lock_drop(&p->lock);
+}
