@@ -97,11 +97,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* A file of one block is fetched with its whole pack (cache_packget.c):
- * read cold, its neighbours there are likely read next.  Larger files
- * have read-ahead instead. */
-#define SMALL_FILE(c) ((c)->block_size)
-
 /* --- blkset ------------------------------------------------------------ */
 
 static size_t blkset_pos(const struct blkset *s, uint64_t b)
@@ -401,11 +396,14 @@ static int read_sealed(struct cache *c, struct cnode *n, uint64_t blk,
 	rc = whole ? cache_packget_frame(c, key, rec->pack, rec->off,
 					 rec->len, verify_frame, &v, &bad) : 1;
 	if (rc == 1) {		/* the frame alone */
+		int bad2 = 0;
+
 		buf_init(&frame, SIZE_MAX);
 		rc = backend_replica_get_verified(c->seal->regions, key,
 						  rec->off, rec->len, &frame,
-						  verify_frame, &v, &bad);
+						  verify_frame, &v, &bad2);
 		buf_release(&frame);
+		bad |= bad2;
 	}
 	if (bad) {
 		struct repair_arg a = { rec->seq, bad, 0 };
@@ -519,7 +517,9 @@ static int fetch_install(struct cache *c, struct cnode *n, uint64_t blk,
  * Bring gone block blk of n back into the data file.  n->lock is held on
  * entry and on return, but dropped while the frame is read (from the
  * local pack or the regions), so that a stat, or a read of the file's
- * blocks that are here, never waits for the network.  Meanwhile the
+ * blocks that are here, never waits for the network.  reading: for a
+ * read (a file of one block may then get its whole pack,
+ * cache_packget.c), not a write or a cut.  Meanwhile the
  * block has a slot in n->fetching: a second fetch of it waits for this
  * one (n->fetch_done) instead of asking the regions again, and a write
  * over it whole or a cut below it marks the slot stale (fetch_spoil()),
@@ -529,7 +529,8 @@ static int fetch_install(struct cache *c, struct cnode *n, uint64_t blk,
  * read by is still its record (a new one needs a write first), and the
  * invariant above holds as when the lock was kept.
  */
-static int fetch(struct cache *c, struct cnode *n, uint64_t blk)
+static int fetch(struct cache *c, struct cnode *n, uint64_t blk,
+		 int reading)
 {
 	struct fetch_slot slot = { blk, 0, NULL }, **p;
 	struct block_rec rec;
@@ -545,7 +546,9 @@ static int fetch(struct cache *c, struct cnode *n, uint64_t blk)
 		slot.next = n->fetching;
 		n->fetching = &slot;
 		buf_init(&plain, SIZE_MAX);
-		whole = n->size <= SMALL_FILE(c);
+		/* a file of one block, read: its neighbours in its pack
+		 * are likely read next (larger files have read-ahead) */
+		whole = reading && n->size <= c->block_size;
 		lock_drop(&n->lock);
 		rc = fetch_sealed(c, n, blk, whole, &rec, &plain);
 		lock_take(&n->lock);
@@ -564,7 +567,8 @@ static int fetch(struct cache *c, struct cnode *n, uint64_t blk)
 }
 
 /* Fetch every gone block of [off, off+len), except the ones a write
- * covers whole (skip_whole), which stay gone for write_ahead(); *fetched
+ * covers whole (skip_whole: for a write, not a read), which stay gone
+ * for write_ahead(); *fetched
  * is set when something was written into the data file (by this thread
  * or by a fetch it waited for).  n->lock held, dropped meanwhile. */
 static int fetch_range(struct cache *c, struct cnode *n, uint64_t off,
@@ -585,7 +589,7 @@ static int fetch_range(struct cache *c, struct cnode *n, uint64_t off,
 			i++;
 			continue;
 		}
-		rc = fetch(c, n, blk);
+		rc = fetch(c, n, blk, !skip_whole);
 		if (rc)
 			return rc;
 		*fetched = 1;
@@ -1037,7 +1041,7 @@ void cache_blk_fetch_ahead(struct cache *c, struct cnode *n, uint64_t blk)
 	if (n->fd >= 0 && n->loaded && cache_blkset_has(&n->gone, blk) &&
 	    !fetch_busy(n, blk)) {
 		n->pinned++;
-		fetch(c, n, blk);
+		fetch(c, n, blk, 1);
 		n->pinned--;
 	}
 	lock_drop(&n->lock);
@@ -1087,7 +1091,7 @@ int cache_blk_prepare_cut(struct cache *c, struct cnode *n, uint64_t size)
 		 * its head stays and must be good. */
 		rc = check_range(c, n, size / bs * bs, size % bs, 0);
 		if (rc == 0 && cache_blkset_has(&n->gone, size / bs)) {
-			rc = fetch(c, n, size / bs);
+			rc = fetch(c, n, size / bs, 0);
 			if (rc == 0 && fdatasync(n->fd))
 				rc = cache_latch(c, -errno);
 		}

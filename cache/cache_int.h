@@ -34,7 +34,7 @@
  * take nodes_lock while holding a node lock, nor begin a write
  * transaction while holding nodes_lock.  The batch fold, which holds a
  * transaction while it gathers node locks, only ever trylocks them.
- * c->inbox.lock and c->lru.lock are leaves: taken under any of these,
+ * c->inbox.lock, c->lru.lock and c->packget.lock are leaves: taken under any of these,
  * they are held for a few instructions and nothing is taken under
  * them.  Nothing calls out of cache/ with any of these held (a fetch
  * drops node->lock while it reads from the regions, cache_blk.c); debug
@@ -265,13 +265,16 @@ struct ahead_queue {
 	uint64_t window;	/* blocks fetched past a read */
 };
 
-/* Whole packs fetched for small files, in memory (cache_packget.c).
- * By lock. */
+/* Whole packs got for small files, in memory (cache_packget.c).  Every
+ * field but `on` (set at open) by packget.lock; a slot's data also by
+ * its loader alone while it is being got, and read by its pinning
+ * readers with the lock dropped. */
 #define PACKGET_SLOTS 4
 #define PACKGET_MAX (16u << 20)	/* bytes of the largest pack kept */
+#define PACKGET_MISSES 16	/* packs a small file's fetch was noted in */
 struct packget_slot {
 	uint8_t id[16];
-	int state;		/* free, being fetched, ready */
+	int state;		/* free, being got, ready */
 	int dropped;		/* a frame in it failed: freed by its last
 				   reader, found by no one */
 	unsigned readers;	/* checking a frame of it, lock dropped */
@@ -279,14 +282,22 @@ struct packget_slot {
 	struct buf data;
 };
 
+struct packget_miss {
+	uint8_t id[16];
+	int seen;		/* the entry is in use */
+	int too_big;		/* larger than PACKGET_MAX: never whole */
+};
+
 struct packget {
 	pthread_mutex_t lock;
-	pthread_cond_t cond;	/* a fetch of a pack ended */
+	pthread_cond_t cond;	/* a get of a pack ended */
 	int on;			/* with regions, read_ahead not off, and
 				   packs no larger than PACKGET_MAX */
 	uint64_t tick;
-	uint64_t loads, hits;	/* packs fetched whole; frames served */
+	uint64_t loads, hits;	/* packs got whole; frames served */
 	struct packget_slot slot[PACKGET_SLOTS];
+	struct packget_miss miss[PACKGET_MISSES];	/* a ring */
+	unsigned miss_next;
 };
 
 /* Uses of files (ino, CLOCK_REALTIME ns) noted in memory (cache_lru.c). */
@@ -693,25 +704,6 @@ int cache_blk_evictable(struct cache *c, struct cnode *n, struct blkset *out,
  * n->lock held; the caller folds n. */
 int cache_blk_evict_blocks(struct cache *c, struct cnode *n,
 			   const struct blkset *go, uint64_t *freed);
-/*
- * Whole packs (cache_packget.c).  cache_packget_init() first thing at
- * open, cache_packget_start() after cache_seal_start() (off until then),
- * cache_packget_free() last at close.
- * cache_packget_frame(): the frame [off, off+len) of pack id (object key)
- * through verify(ctx, frame, len), from a pack kept in memory or from the
- * pack got whole now from the regions and kept.  0 when verify passed; 1
- * when not taken (off, too large, every slot busy, or the copy kept
- * failed verify): the caller gets the frame alone; otherwise as
- * backend_replica_get_verified(), whose bad_mask it sets.  No lock held.
- */
-void cache_packget_init(struct cache *c);
-void cache_packget_start(struct cache *c);
-void cache_packget_free(struct cache *c);
-int cache_packget_frame(struct cache *c, const char *key,
-			const uint8_t id[16], uint64_t off, uint64_t len,
-			backend_verify_fn *verify, void *ctx, int *bad);
-void cache_packget_counts(struct cache *c, uint64_t *loads, uint64_t *hits);
-
 /* Read-ahead queue.  cache_blk_ahead_init() once at open;
  * cache_blk_ahead_take() waits for the next (ino, block) to fetch ahead:
  * 0, or -1 once cache_blk_ahead_stop() was called (no lock held). */
@@ -721,6 +713,31 @@ void cache_blk_ahead_stop(struct cache *c);
 /* Fetch gone block blk of n ahead of a reader, if it is still gone and
  * nobody fetches it; failures are left to the reader.  Takes n->lock. */
 void cache_blk_fetch_ahead(struct cache *c, struct cnode *n, uint64_t blk);
+
+/*
+ * Whole packs (cache_packget.c, floor 2).  cache_packget_init() first
+ * thing at open, cache_packget_start() after cache_seal_start() (off
+ * until then), cache_packget_free() last at close.
+ * cache_packget_frame(): for a small file's read, the frame
+ * [off, off+len) of pack id (object key) through verify(ctx, frame,
+ * len): from a pack kept in memory, or from the pack got whole now from
+ * the regions (the second such fetch from it) and kept.  0 when verify
+ * passed.  1 when not taken: off; the first fetch from that pack; a pack
+ * too large, every slot busy, a copy kept that fails verify, a get of
+ * the pack this call waited for that failed, or this call's get failing
+ * for a reason the frame alone may not share (too large, no memory, a
+ * copy bad or cut short); the caller then gets the frame alone, and
+ * *bad still names the regions whose whole copy was bad.  Otherwise a
+ * code as backend_replica_get_verified() (no region reached), which set
+ * *bad.  No lock held.
+ */
+void cache_packget_init(struct cache *c);
+void cache_packget_start(struct cache *c);
+void cache_packget_free(struct cache *c);
+int cache_packget_frame(struct cache *c, const char *key,
+			const uint8_t id[16], uint64_t off, uint64_t len,
+			backend_verify_fn *verify, void *ctx, int *bad);
+void cache_packget_counts(struct cache *c, uint64_t *loads, uint64_t *hits);
 /* Add delta to c->used (the data files' bytes), never below zero. */
 void cache_blk_used_adjust(struct cache *c, int64_t delta);
 /* Re-measure the data file's allocation into n->alloc and c->used;

@@ -1,27 +1,31 @@
 /*
- * cache_packget.c - whole packs fetched for small files, kept in memory
- * for the reads that follow.
+ * cache_packget.c - whole packs got for small files read cold, kept in
+ * memory for the reads that follow.
  *
- * The sealer packs files in the order they were closed, so the letters of
- * one folder, or the slices of one CT series, copied in together sit side
- * by side in the same few packs.  Read back cold, each small file would
- * cost a region round trip of its own for a frame of a few kilobytes.
- * Instead, the first such fetch from a pack gets the pack whole; the
- * reads of its neighbours then take their frames from memory.
+ * The sealer packs dirty files in the order of their inode numbers, so
+ * the letters of one folder, or the slices of one CT series, copied in
+ * together sit side by side in the same few packs.  Read back cold, each
+ * small file would cost a region round trip of its own for a frame of a
+ * few kilobytes.  Instead, once a second file of one block is fetched
+ * from the same pack (the first may be a single letter opened alone: a
+ * ranged get, not megabytes over a clinic's line), the pack is got whole
+ * and the reads of its neighbours take their frames from memory.
  *
  * A pack is an immutable object (a key is never written with other
  * bytes), so what is kept here never goes stale.  Nothing here is
  * trusted: the frame a fetch asked for is authenticated before the pack
- * is kept (a region whose copy fails it is skipped and reported as
- * bad, as for a ranged get), and every frame later taken from memory is
- * authenticated again by the caller's check; a pack with a frame that
- * fails is dropped, and the caller gets the frame from the regions.
+ * is kept (a region whose copy fails it is skipped and reported as bad,
+ * as for a ranged get), and every frame later taken from memory is
+ * authenticated again; a pack with a frame that fails is dropped, and
+ * the caller gets the frame from the regions.
  *
  * Bounds: PACKGET_SLOTS packs of at most PACKGET_MAX bytes each, in
  * memory only (never in cache_dir), the one used longest ago given up
- * for the next.  A pack larger than that (a pack_size set higher) is not
- * fetched whole.  No lock is held while a region is asked; a second
- * fetch from a pack being fetched waits for it.
+ * for the next.  A pack larger than that (pack_size set higher when it
+ * was written) is remembered as such and never got whole.  Floor 2, with
+ * the fetching of cache_blk.c, its only caller.  p->lock is a leaf: no
+ * other lock is held with it, and none while a region is asked; a second
+ * fetch from a pack being got waits for it.
  */
 #include "cache_int.h"
 #include "backend.h"
@@ -77,7 +81,7 @@ void cache_packget_free(struct cache *c)
 	pthread_mutex_destroy(&p->lock);
 }
 
-/* The slot holding or fetching pack id, or NULL.  p->lock held. */
+/* The slot holding or getting pack id, or NULL.  p->lock held. */
 static struct packget_slot *find(struct packget *p, const uint8_t id[16])
 {
 	for (int i = 0; i < PACKGET_SLOTS; i++) {
@@ -90,7 +94,35 @@ static struct packget_slot *find(struct packget *p, const uint8_t id[16])
 	return NULL;
 }
 
-/* A slot for a pack to fetch: a free one, or the ready one used longest
+/*
+ * Note a small file's fetch from pack id that found it in no slot: 1 if
+ * the pack is to be got whole now (a fetch from it was noted before), 0
+ * if not (the first, or a pack too large for a slot).  p->lock held.
+ */
+static int second_miss(struct packget *p, const uint8_t id[16])
+{
+	struct packget_miss *m;
+
+	for (int i = 0; i < PACKGET_MISSES; i++) {
+		m = &p->miss[i];
+		if (m->seen && memcmp(m->id, id, 16) == 0)
+			return !m->too_big;
+	}
+	m = &p->miss[p->miss_next++ % PACKGET_MISSES];
+	memcpy(m->id, id, 16);
+	m->seen = 1;
+	m->too_big = 0;
+	return 0;
+}
+
+static void mark_too_big(struct packget *p, const uint8_t id[16])
+{
+	for (int i = 0; i < PACKGET_MISSES; i++)
+		if (p->miss[i].seen && memcmp(p->miss[i].id, id, 16) == 0)
+			p->miss[i].too_big = 1;
+}
+
+/* A slot for a pack to get: a free one, or the ready one used longest
  * ago that no one reads, emptied; NULL when every one is busy.  p->lock
  * held. */
 static struct packget_slot *claim(struct packget *p)
@@ -116,7 +148,7 @@ static struct packget_slot *claim(struct packget *p)
 /* Authenticate the slice of ready slot s.  p->lock held, dropped
  * meanwhile (s is pinned by its readers count).  0 or 1 (not taken). */
 static int from_memory(struct packget *p, struct packget_slot *s,
-		       const struct slice *want)
+		       const char *key, const struct slice *want)
 {
 	int rc;
 
@@ -125,13 +157,13 @@ static int from_memory(struct packget *p, struct packget_slot *s,
 	lock_drop(&p->lock);
 	rc = slice_verify((void *)want, buf_data(&s->data),
 			  buf_len(&s->data));
+	if (rc)
+		PHI_LOG(PHI_LOG_WARNING, "object %s, kept in memory, fails "
+			"its check at offset %llu; its blocks are got from "
+			"the regions", key, (unsigned long long)want->off);
 	lock_take(&p->lock);
-	if (rc) {
+	if (rc)
 		s->dropped = 1;	/* a damaged copy: not for the next read */
-		PHI_LOG(PHI_LOG_WARNING, "a pack kept in memory failed its "
-			"check at offset %llu; its frames are fetched from "
-			"the regions", (unsigned long long)want->off);
-	}
 	if (--s->readers == 0 && s->dropped) {
 		buf_release(&s->data);
 		s->state = PG_FREE;
@@ -141,32 +173,38 @@ static int from_memory(struct packget *p, struct packget_slot *s,
 	return rc ? 1 : 0;
 }
 
-/* Get pack key whole into slot s (loading, p->lock dropped meanwhile),
- * checking the slice want of it.  p->lock held.  As
- * cache_packget_frame(). */
+/* Get pack key whole into slot s, which the caller made PG_LOADING and
+ * so owns, checking the slice want of it.  p->lock held, dropped
+ * meanwhile.  As cache_packget_frame(). */
 static int load(struct cache *c, struct packget_slot *s, const char *key,
 		const struct slice *want, int *bad)
 {
 	struct packget *p = &c->packget;
-	struct buf data;
 	int rc;
 
 	lock_drop(&p->lock);
-	buf_init(&data, PACKGET_MAX);
-	rc = backend_replica_get_verified(c->seal->regions, key, 0, 0, &data,
-					  slice_verify, (void *)want, bad);
+	buf_init(&s->data, PACKGET_MAX);
+	rc = backend_replica_get_verified(c->seal->regions, key, 0, 0,
+					  &s->data, slice_verify, (void *)want,
+					  bad);
 	lock_take(&p->lock);
 	if (rc == 0) {
-		s->data = data;
 		s->state = PG_READY;
 		s->used = ++p->tick;
 		p->loads++;
 	} else {
-		buf_release(&data);
+		buf_release(&s->data);
 		s->state = PG_FREE;
+		if (rc == -E2BIG)
+			mark_too_big(p, s->id);
 	}
 	pthread_cond_broadcast(&p->cond);
-	return rc == -E2BIG ? 1 : rc;	/* larger than kept here: ranged */
+	/* No region reached (none answered with a bad copy or none): the
+	 * frame alone would not come either.  Otherwise (too large, no
+	 * memory, a copy bad or cut short) the frame alone may. */
+	if (rc && *bad == 0 && rc != -E2BIG && rc != -ENOMEM)
+		return rc;
+	return rc ? 1 : 0;
 }
 
 int cache_packget_frame(struct cache *c, const char *key,
@@ -187,9 +225,9 @@ int cache_packget_frame(struct cache *c, const char *key,
 		waited = 1;
 	}
 	if (s)
-		rc = from_memory(p, s, &want);
-	else if (waited)
-		rc = 1;		/* the fetch waited for failed: not again */
+		rc = from_memory(p, s, key, &want);
+	else if (waited || !second_miss(p, id))
+		rc = 1;		/* the get waited for failed; or the first */
 	else if ((s = claim(p)) != NULL) {
 		memcpy(s->id, id, 16);
 		s->dropped = 0;
