@@ -120,6 +120,13 @@ static void fs_init(void *data, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	/* The kernel clears setuid, setgid and security.capability after a
+	 * write, truncate or chown, as on ext4; nothing here does.  libfuse
+	 * 3.14 marks KILLPRIV wanted but never sends it (later versions send
+	 * it only when asked), and has no KILLPRIV_V2, which would save the
+	 * kernel's getxattr only before later writes to a file it has
+	 * checked already (fs/README.md). */
+	conn->want &= ~(unsigned)FUSE_CAP_HANDLE_KILLPRIV;
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
 	conn->max_write = 1 << 20;
 	conn->max_readahead = 1 << 20;
