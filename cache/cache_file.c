@@ -121,7 +121,8 @@ static int cut_data(struct cache *c, struct cnode *n, uint64_t size)
 }
 
 /* O_TRUNC: record size 0 now, then cut. */
-static int truncate_open(struct cache *c, struct cnode *n)
+/* O_TRUNC without set-ID bits to clear: to zero.  n->lock held. */
+static int truncate_zero(struct cache *c, struct cnode *n)
 {
 	uint64_t old = n->size;
 	int rc;
@@ -140,6 +141,8 @@ static int truncate_open(struct cache *c, struct cnode *n)
 	return old ? cut_data(c, n, 0) : 0;
 }
 
+static int truncate_open(struct cache *c, struct cnode *n, unsigned kill);
+
 int cache_file_open(struct cache *c, uint64_t ino, int trunc,
 		    struct cache_file **out)
 {
@@ -156,7 +159,7 @@ int cache_file_open(struct cache *c, uint64_t ino, int trunc,
 	lock_take(&n->lock);
 	rc = cache_node_load(c, n);
 	if (rc == 0 && trunc)
-		rc = c->rdonly ? -EROFS : truncate_open(c, n);
+		rc = c->rdonly ? -EROFS : truncate_open(c, n, (unsigned)trunc);
 	if (rc == 0)
 		n->handles++;
 	lock_drop(&n->lock);
@@ -458,6 +461,10 @@ static int setattr_txn(struct cache *c, MDB_txn *txn, void *arg)
 		rec->uid = a->in->st_uid;
 	if (a->set & CACHE_SET_GID)
 		rec->gid = a->in->st_gid;
+	if (a->set & CACHE_SET_KILL_SUID)
+		rec->mode &= ~(uint32_t)S_ISUID;
+	if (a->set & CACHE_SET_KILL_SGID)
+		rec->mode &= ~(uint32_t)S_ISGID;
 	if ((a->set & CACHE_SET_SIZE) &&
 	    !(a->set & (CACHE_SET_MTIME | CACHE_SET_MTIME_NOW)))
 		cache_rec_set_time(&rec->mtime_sec, &rec->mtime_nsec, now);
@@ -511,6 +518,32 @@ static int setattr_locked(struct cache *c, struct cnode *n,
 	return rc;
 }
 
+/* After setattr_locked() of a loaded node: its times are the record's. */
+static void setattr_settled(struct cnode *n, const struct setattr_arg *a)
+{
+	n->mtime = (struct timespec){ a->rec.mtime_sec, a->rec.mtime_nsec };
+	n->ctime = (struct timespec){ a->rec.ctime_sec, a->rec.ctime_nsec };
+	n->dirty = 0;
+}
+
+/* O_TRUNC: to zero, clearing in the same commit the set-ID bits that
+ * kill names (CACHE_SET_KILL_SUID, CACHE_SET_KILL_SGID).  n->lock held. */
+static int truncate_open(struct cache *c, struct cnode *n, unsigned kill)
+{
+	struct stat in = { 0 };
+	struct setattr_arg a = { n, n->ino, 0, &in, { 0 } };
+	int rc;
+
+	kill &= CACHE_SET_KILL_SUID | CACHE_SET_KILL_SGID;
+	if (!kill)
+		return truncate_zero(c, n);
+	a.set = CACHE_SET_SIZE | kill;
+	rc = setattr_locked(c, n, &a);
+	if (rc == 0)
+		setattr_settled(n, &a);
+	return rc;
+}
+
 int cache_setattr(struct cache *c, uint64_t ino, unsigned set,
 		  const struct stat *in, struct stat *out)
 {
@@ -529,11 +562,8 @@ int cache_setattr(struct cache *c, uint64_t ino, unsigned set,
 		rc = (set & CACHE_SET_SIZE) ? rc : 0;
 	if (rc == 0)
 		rc = setattr_locked(c, n, &a);
-	if (rc == 0 && a.n) {
-		n->mtime = (struct timespec){ a.rec.mtime_sec, a.rec.mtime_nsec };
-		n->ctime = (struct timespec){ a.rec.ctime_sec, a.rec.ctime_nsec };
-		n->dirty = 0;
-	}
+	if (rc == 0 && a.n)
+		setattr_settled(n, &a);
 	lock_drop(&n->lock);
 	cache_node_release(c, n);
 	if (rc == 0)

@@ -311,13 +311,52 @@ static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	reply_err(req, parent, rc);
 }
 
+/* Whether the caller is in group gid (its own, or a supplementary). */
+static int in_group(fuse_req_t req, gid_t gid)
+{
+	gid_t groups[64];
+	int n;
+
+	if (fuse_req_ctx(req)->gid == gid)
+		return 1;
+	n = fuse_req_getgroups(req, 64, groups);
+	for (int i = 0; i < n && i < 64; i++)
+		if (groups[i] == gid)
+			return 1;
+	return 0;
+}
+
+/*
+ * How an O_TRUNC open of ino by the caller truncates (cache_file_open()).
+ * As on ext4, a truncate by a caller without CAP_FSETID (here: anyone but
+ * root) clears setuid, and setgid when the file has group execute or the
+ * caller is outside its group (setattr_should_drop_suidgid()).  With
+ * atomic O_TRUNC the kernel leaves that to us: it sends no setattr.
+ */
+static int open_trunc(fuse_req_t req, fuse_ino_t ino)
+{
+	struct stat st;
+	int trunc = 1;
+
+	if (fuse_req_ctx(req)->uid == 0 ||
+	    cache_getattr(cache_of(req), ino, &st) || !S_ISREG(st.st_mode))
+		return trunc;
+	if (st.st_mode & S_ISUID)
+		trunc |= CACHE_SET_KILL_SUID;
+	if ((st.st_mode & S_ISGID) &&
+	    ((st.st_mode & S_IXGRP) || !in_group(req, st.st_gid)))
+		trunc |= CACHE_SET_KILL_SGID;
+	return trunc;
+}
+
 static int open_file(fuse_req_t req, fuse_ino_t ino,
 		     struct fuse_file_info *fi)
 {
 	struct cache_file *f;
 	int rc;
 
-	rc = cache_file_open(cache_of(req), ino, !!(fi->flags & O_TRUNC), &f);
+	rc = cache_file_open(cache_of(req), ino,
+			     fi->flags & O_TRUNC ? open_trunc(req, ino) : 0, &f);
 	if (rc)
 		return rc;
 	fi->fh = (uintptr_t)f;
@@ -397,11 +436,34 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	cache_read_end(c, &ext);
 }
 
+/*
+ * Before a write by the caller: the one set-ID bit ext4 clears and the
+ * kernel's FUSE code does not.  The kernel clears setuid, and setgid
+ * with group execute, itself (a setattr before the write); since Linux
+ * 6.2 ext4 also clears setgid without group execute when the writer,
+ * lacking CAP_FSETID (here: not root), is outside the file's group
+ * (setattr_should_drop_sgid()), which FUSE leaves to the filesystem only
+ * with HANDLE_KILLPRIV_V2, out of reach of libfuse 3.14 (fs/README.md).
+ */
+static int write_kills_sgid(fuse_req_t req, fuse_ino_t ino)
+{
+	struct stat st, out;
+
+	if (fuse_req_ctx(req)->uid == 0 ||
+	    cache_getattr(cache_of(req), ino, &st) ||
+	    (st.st_mode & (S_ISGID | S_IXGRP)) != S_ISGID ||
+	    in_group(req, st.st_gid))
+		return 0;
+	return cache_setattr(cache_of(req), ino, CACHE_SET_KILL_SGID, &st,
+			     &out);
+}
+
 static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *data,
 		     size_t size, off_t off, struct fuse_file_info *fi)
 {
-	ssize_t w = cache_write(cache_of(req), file_of(fi), (uint64_t)off,
-				data, size);
+	int rc = write_kills_sgid(req, ino);
+	ssize_t w = rc ? rc : cache_write(cache_of(req), file_of(fi),
+					  (uint64_t)off, data, size);
 
 	if (w < 0) {
 		reply_err(req, ino, (int)w);
@@ -537,19 +599,13 @@ static void fs_statfs(fuse_req_t req, fuse_ino_t ino)
  * file's ACL: root, or a member of its group (in_group_or_capable()). */
 static int in_group_or_root(fuse_req_t req, fuse_ino_t ino)
 {
-	const struct fuse_ctx *ctx = fuse_req_ctx(req);
-	gid_t groups[64];
 	struct stat st;
-	int n;
 
-	if (ctx->uid == 0 || cache_getattr(cache_of(req), ino, &st) ||
-	    !(st.st_mode & S_ISGID) || ctx->gid == st.st_gid)
+	if (fuse_req_ctx(req)->uid == 0 ||
+	    cache_getattr(cache_of(req), ino, &st) ||
+	    !(st.st_mode & S_ISGID))
 		return 1;
-	n = fuse_req_getgroups(req, 64, groups);
-	for (int i = 0; i < n && i < 64; i++)
-		if (groups[i] == st.st_gid)
-			return 1;
-	return 0;
+	return in_group(req, st.st_gid);
 }
 
 static void fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,

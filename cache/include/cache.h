@@ -179,6 +179,10 @@ enum cache_set {
 	CACHE_SET_ATIME_NOW = 1 << 6,
 	CACHE_SET_MTIME_NOW = 1 << 7,
 	CACHE_SET_CTIME = 1 << 8,
+	/* clear setuid, setgid from the mode the inode has, in the same
+	 * commit (a change by a caller without CAP_FSETID) */
+	CACHE_SET_KILL_SUID = 1 << 9,
+	CACHE_SET_KILL_SGID = 1 << 10,
 };
 
 /*
@@ -311,8 +315,9 @@ int cache_removexattr(struct cache *c, uint64_t ino, const char *name);
 
 /*
  * Open regular file ino for I/O.  Handles of the same inode share one
- * state.  `trunc` truncates to zero first (O_TRUNC).  *out lives until
- * cache_file_release().
+ * state.  `trunc` non-zero truncates to zero first (O_TRUNC); with
+ * CACHE_SET_KILL_SUID or CACHE_SET_KILL_SGID in it, the truncate's
+ * commit also clears those bits.  *out lives until cache_file_release().
  */
 int cache_file_open(struct cache *c, uint64_t ino, int trunc,
 		    struct cache_file **out);

@@ -267,6 +267,9 @@ SETID_CASES = {
     "write by root": (0o6777, ROOT, False, _write_one, ROOT, 0o6777, False),
     "write by a group member, setgid without group exec":
         (0o2767, (0, OTHER_GID), False, _write_one, OTHER, 0o2767, False),
+    # the kernel's FUSE code leaves this one to phifs (fs_write())
+    "write by another user, setgid without group exec":
+        (0o2767, ROOT, False, _write_one, OTHER, 0o767, False),
     "truncate by another user": (0o6777, ROOT, False,
                                  lambda p: os.truncate(p, 3), OTHER,
                                  0o777, False),
@@ -276,6 +279,13 @@ SETID_CASES = {
                          ROOT, 0o6777, False),
     "O_TRUNC open by root": (0o6777, ROOT, False, _open_trunc, ROOT,
                              0o6777, False),
+    # with atomic O_TRUNC the kernel sends no setattr: phifs clears them
+    "O_TRUNC open by another user": (0o6777, ROOT, False, _open_trunc,
+                                     OTHER, 0o777, False),
+    "O_TRUNC open by another user, setgid without group exec":
+        (0o2767, ROOT, False, _open_trunc, OTHER, 0o767, False),
+    "O_TRUNC open by a group member, setgid without group exec":
+        (0o2767, (0, OTHER_GID), False, _open_trunc, OTHER, 0o2767, False),
     "chown by root": (0o6755, ROOT, False, _chown_other, ROOT, 0o755, False),
     "chown by root, setgid without group exec":
         (0o6745, ROOT, False, _chown_other, ROOT, 0o2745, False),
@@ -295,20 +305,6 @@ SETID_CASES = {
     "capability, chmod keeps it": (0o755, ROOT, True, _chmod_700, ROOT,
                                    0o700, True),
 }
-
-# Where the mount differs from ext4, and why (fs/README.md): name: (mode,
-# owner, change, done by, mode the mount keeps).
-SETID_KNOWN = {
-    # FUSE's atomic O_TRUNC: the kernel truncates in the open request and
-    # drops the setattr that would clear the bits
-    "O_TRUNC open by another user": (0o6777, ROOT, _open_trunc, OTHER,
-                                     0o6777),
-    # the kernel's FUSE setattr clears setgid only with group exec; Linux
-    # 6.2 and later clear it on ext4 for a writer outside the group too
-    "write by another user, setgid without group exec":
-        (0o2767, ROOT, _write_one, OTHER, 0o2767),
-}
-
 
 def _has_cap(p):
     try:
@@ -371,24 +367,6 @@ def test_change_clears_setid_and_capabilities(phifs, plain_dir):
                          f"plain {oct(ref[0])} cap={ref[1]}, "
                          f"expected {oct(want[0])} cap={want[1]}")
     assert not wrong, "\n".join(wrong)
-
-
-def test_setid_known_differences(phifs, plain_dir):
-    """The cases where the mount keeps a bit that ext4 clears: each must
-    either match the plain directory or keep exactly what SETID_KNOWN
-    says, which is reported as an expected failure."""
-    d = _shared_dir(phifs)
-    known = []
-    for name, (mode, owner, change, by, kept) in SETID_KNOWN.items():
-        got = _setid_case(d, name, mode, owner, False, change, by)
-        ref = _setid_case(plain_dir, name, mode, owner, False, change, by)
-        if got == ref:
-            continue
-        assert got[0] == kept, \
-            f"{name}: mount {oct(got[0])}, plain {oct(ref[0])}"
-        known.append(f"{name}: mount {oct(got[0])}, plain {oct(ref[0])}")
-    if known:
-        pytest.xfail("; ".join(known))
 
 
 def test_truncate_down_and_up(phifs):
