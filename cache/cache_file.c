@@ -120,8 +120,8 @@ static int cut_data(struct cache *c, struct cnode *n, uint64_t size)
 	return 0;
 }
 
-/* O_TRUNC: record size 0 now, then cut. */
-/* O_TRUNC without set-ID bits to clear: to zero.  n->lock held. */
+/* O_TRUNC without set-ID bits to clear: record size 0 now, then cut.
+ * n->lock held. */
 static int truncate_zero(struct cache *c, struct cnode *n)
 {
 	uint64_t old = n->size;
