@@ -253,6 +253,49 @@ TEST(seal_appends)
 	crypt_key_free(mk);
 }
 
+/* A frame opens the same into a buffer with room for its whole payload
+ * (opened in place) and into one capped at the plaintext's length (into
+ * a temporary), raw or compressed, after what the buffer held. */
+static void unseal_both_ways(const struct crypt_key *mk, const void *data,
+			     size_t len)
+{
+	struct buf frame, wide, tight;
+
+	buf_init(&frame, SIZE_MAX);
+	buf_init(&wide, SIZE_MAX);
+	buf_init(&tight, len + 2);
+	ASSERT_OK(crypt_seal(mk, FSID, "obj-1", data, len, &frame));
+	ASSERT_OK(buf_add(&wide, "> ", 2));
+	ASSERT_OK(buf_add(&tight, "> ", 2));
+	ASSERT_OK(crypt_unseal(mk, FSID, "obj-1", buf_data(&frame),
+			       buf_len(&frame), &wide));
+	ASSERT_OK(crypt_unseal(mk, FSID, "obj-1", buf_data(&frame),
+			       buf_len(&frame), &tight));
+	ASSERT_EQ(buf_len(&wide), len + 2);
+	ASSERT_EQ(buf_len(&tight), len + 2);
+	ASSERT_TRUE(memcmp(buf_data(&wide), "> ", 2) == 0);
+	ASSERT_TRUE(memcmp((const char *)buf_data(&wide) + 2, data, len) == 0);
+	ASSERT_TRUE(memcmp(buf_data(&tight), buf_data(&wide), len + 2) == 0);
+	ASSERT_EQ(((const char *)buf_data(&wide))[len + 2], '\0');
+	buf_release(&frame);
+	buf_release(&wide);
+	buf_release(&tight);
+}
+
+TEST(unseal_in_place_or_through_a_temporary)
+{
+	struct crypt_key *mk = new_key();
+	uint8_t *data = random_data(MIB);
+	char *text = text_data(MIB);
+
+	unseal_both_ways(mk, data, MIB);	/* raw */
+	unseal_both_ways(mk, text, MIB);	/* compressed */
+	unseal_both_ways(mk, "x", 1);
+	free(text);
+	free(data);
+	crypt_key_free(mk);
+}
+
 /* Flip one bit at off; unseal must fail with a code that says why, and
  * leave out as it was. */
 static void expect_tamper_fails(const struct crypt_key *mk,
@@ -1953,6 +1996,7 @@ TEST_MAIN(
 	TEST_ENTRY(seal_random_stored_raw),
 	TEST_ENTRY(seal_16mib),
 	TEST_ENTRY(seal_appends),
+	TEST_ENTRY(unseal_in_place_or_through_a_temporary),
 	TEST_ENTRY(tamper_detected),
 	TEST_ENTRY(other_object_id),
 	TEST_ENTRY(other_fsid),
