@@ -23,7 +23,7 @@
 #include <pthread.h>
 
 #define AHEAD_THREADS 4
-#define AHEAD_WINDOW 8		/* blocks past a read, at most */
+#define AHEAD_WINDOW 16		/* blocks past a read, at most */
 
 static void *ahead_main(void *arg)
 {

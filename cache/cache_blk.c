@@ -373,10 +373,12 @@ static int repair_txn(struct cache *c, MDB_txn *txn, void *arg)
 }
 
 /* Plaintext of block blk of n into plain.  Called with n->lock dropped:
- * reads nothing of n but its inode number.  whole: n is a small file,
- * whose neighbours in its pack are likely read next (cache_packget.c). */
+ * reads nothing of n but its inode number.  whole: 0, or how a read
+ * may take its frame from the pack got whole (cache_packget.c): n is a
+ * small file whose neighbours in its pack are likely read next, or a
+ * larger file read in order. */
 static int read_sealed(struct cache *c, struct cnode *n, uint64_t blk,
-		       const struct block_rec *rec, int whole,
+		       const struct block_rec *rec, enum packget_mode whole,
 		       struct buf *plain)
 {
 	struct buf frame;
@@ -394,7 +396,10 @@ static int read_sealed(struct cache *c, struct cnode *n, uint64_t blk,
 		return 0;
 	cache_pack_key(rec->pack, key);
 	rc = whole ? cache_packget_frame(c, key, rec->pack, rec->off,
-					 rec->len, verify_frame, &v, &bad) : 1;
+					 rec->len, verify_frame, &v, &bad,
+					 whole) : 1;
+	if (rc == -EINPROGRESS)
+		return rc;	/* read-ahead: the reader takes it */
 	if (rc == 1) {		/* the frame alone */
 		int bad2 = 0;
 
@@ -454,9 +459,11 @@ static void fetch_spoil(struct cnode *n, uint64_t from, uint64_t to)
 
 /* The record of block blk of n into *rec and its plaintext into plain,
  * locally or from the regions.  n->lock dropped.  The record's codes as
- * they are (-ENOENT: no record), any other failure -EIO or -ENOSPC. */
+ * they are (-ENOENT: no record), any other failure -EIO or -ENOSPC;
+ * -EINPROGRESS: for read-ahead, another thread is getting its pack. */
 static int fetch_sealed(struct cache *c, struct cnode *n, uint64_t blk,
-			int whole, struct block_rec *rec, struct buf *plain)
+			enum packget_mode whole, struct block_rec *rec,
+			struct buf *plain)
 {
 	MDB_txn *txn;
 	int rc;
@@ -471,7 +478,7 @@ static int fetch_sealed(struct cache *c, struct cnode *n, uint64_t blk,
 	rc = read_sealed(c, n, blk, rec, whole, plain);
 	if (rc == 0 && buf_len(plain) != rec->plain)
 		rc = PHI_ECORRUPT;
-	return rc == 0 ? 0 : rc == -ENOSPC ? -ENOSPC : -EIO;
+	return rc == 0 || rc == -ENOSPC || rc == -EINPROGRESS ? rc : -EIO;
 }
 
 /* Write what fetch_sealed() brought (rc its code) into the hole of gone
@@ -487,7 +494,7 @@ static int fetch_install(struct cache *c, struct cnode *n, uint64_t blk,
 		return 0;
 	}
 	if (rc)
-		return rc;
+		return rc;	/* -EINPROGRESS too: still gone */
 	if (!(rec->flags & BLOCK_SUMMED))
 		n->fetched_unsummed = 1;
 	len = off >= n->size ? 0 : n->size - off;
@@ -518,8 +525,9 @@ static int fetch_install(struct cache *c, struct cnode *n, uint64_t blk,
  * entry and on return, but dropped while the frame is read (from the
  * local pack or the regions), so that a stat, or a read of the file's
  * blocks that are here, never waits for the network.  reading: for a
- * read (a file of one block may then get its whole pack,
- * cache_packget.c), not a write or a cut.  Meanwhile the
+ * read (a file of one block may then get its whole pack, and so may a
+ * larger file read in order, cache_packget.c), not a write or a cut;
+ * FETCH_AHEAD for a read-ahead thread.  Meanwhile the
  * block has a slot in n->fetching: a second fetch of it waits for this
  * one (n->fetch_done) instead of asking the regions again, and a write
  * over it whole or a cut below it marks the slot stale (fetch_spoil()),
@@ -529,13 +537,16 @@ static int fetch_install(struct cache *c, struct cnode *n, uint64_t blk,
  * read by is still its record (a new one needs a write first), and the
  * invariant above holds as when the lock was kept.
  */
+enum { FETCH_READ = 1, FETCH_AHEAD };
+
 static int fetch(struct cache *c, struct cnode *n, uint64_t blk,
 		 int reading)
 {
 	struct fetch_slot slot = { blk, 0, NULL }, **p;
 	struct block_rec rec;
 	struct buf plain;
-	int rc, stale, whole;
+	enum packget_mode whole;
+	int rc, stale;
 
 	for (;;) {
 		while (fetch_busy(n, blk))
@@ -545,10 +556,13 @@ static int fetch(struct cache *c, struct cnode *n, uint64_t blk,
 		slot.stale = 0;
 		slot.next = n->fetching;
 		n->fetching = &slot;
-		buf_init(&plain, SIZE_MAX);
+		cache_packget_buf_take(c, &plain);
 		/* a file of one block, read: its neighbours in its pack
-		 * are likely read next (larger files have read-ahead) */
-		whole = reading && n->size <= c->block_size;
+		 * are likely read next; a larger one read in order: the
+		 * next blocks are, and read-ahead gets other packs */
+		whole = !reading ? 0 : reading == FETCH_AHEAD ? PACKGET_AHEAD :
+			n->size <= c->block_size ? PACKGET_SMALL :
+			n->ahead_seq ? PACKGET_SEQ : 0;
 		lock_drop(&n->lock);
 		rc = fetch_sealed(c, n, blk, whole, &rec, &plain);
 		lock_take(&n->lock);
@@ -559,7 +573,7 @@ static int fetch(struct cache *c, struct cnode *n, uint64_t blk,
 		stale = slot.stale || !cache_blkset_has(&n->gone, blk);
 		if (!stale)
 			rc = fetch_install(c, n, blk, &rec, &plain, rc);
-		buf_release(&plain);
+		cache_packget_buf_give(c, &plain);
 		pthread_cond_broadcast(&n->fetch_done);
 		if (!stale)
 			return rc;
@@ -589,7 +603,7 @@ static int fetch_range(struct cache *c, struct cnode *n, uint64_t off,
 			i++;
 			continue;
 		}
-		rc = fetch(c, n, blk, !skip_whole);
+		rc = fetch(c, n, blk, skip_whole ? 0 : FETCH_READ);
 		if (rc)
 			return rc;
 		*fetched = 1;
@@ -1020,6 +1034,7 @@ static void ahead_note(struct cache *c, struct cnode *n, uint64_t first,
 	int seq = first == n->ahead_next || first + 1 == n->ahead_next;
 
 	n->ahead_next = last + 1;
+	n->ahead_seq = seq;
 	if (!seq || !atomic_load(&c->ahead.on)) {
 		n->ahead_to = last + 1;
 		return;
@@ -1041,7 +1056,7 @@ void cache_blk_fetch_ahead(struct cache *c, struct cnode *n, uint64_t blk)
 	if (n->fd >= 0 && n->loaded && cache_blkset_has(&n->gone, blk) &&
 	    !fetch_busy(n, blk)) {
 		n->pinned++;
-		fetch(c, n, blk, 1);
+		fetch(c, n, blk, FETCH_AHEAD);
 		n->pinned--;
 	}
 	lock_drop(&n->lock);

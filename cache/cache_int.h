@@ -192,6 +192,7 @@ struct cnode {
 				   read (sequential if the next read starts
 				   there or in the block before) */
 	uint64_t ahead_to;	/* blocks below this are queued already */
+	int ahead_seq;		/* the last read followed the one before */
 	struct blkset sealing;	/* in a pack not stored yet */
 	struct blkset checked;	/* clean blocks whose local bytes were
 				   found to match their record since the
@@ -269,9 +270,10 @@ struct ahead_queue {
  * field but `on` (set at open) by packget.lock; a slot's data also by
  * its loader alone while it is being got, and read by its pinning
  * readers with the lock dropped. */
-#define PACKGET_SLOTS 4
+#define PACKGET_SLOTS 6
 #define PACKGET_MAX (16u << 20)	/* bytes of the largest pack kept */
 #define PACKGET_MISSES 16	/* packs a small file's fetch was noted in */
+#define PACKGET_SPARE 8		/* plaintext buffers kept for fetches */
 struct packget_slot {
 	uint8_t id[16];
 	int state;		/* free, being got, ready */
@@ -298,6 +300,9 @@ struct packget {
 	struct packget_slot slot[PACKGET_SLOTS];
 	struct packget_miss miss[PACKGET_MISSES];	/* a ring */
 	unsigned miss_next;
+	struct buf spare[PACKGET_SPARE];	/* fetches' plaintext
+						   buffers, kept */
+	unsigned nspare;
 };
 
 /* Uses of files (ino, CLOCK_REALTIME ns) noted in memory (cache_lru.c). */
@@ -718,26 +723,39 @@ void cache_blk_fetch_ahead(struct cache *c, struct cnode *n, uint64_t blk);
  * Whole packs (cache_packget.c, floor 2).  cache_packget_init() first
  * thing at open, cache_packget_start() after cache_seal_start() (off
  * until then), cache_packget_free() last at close.
- * cache_packget_frame(): for a small file's read, the frame
- * [off, off+len) of pack id (object key) through verify(ctx, frame,
- * len): from a pack kept in memory, or from the pack got whole now from
- * the regions (the second such fetch from it) and kept.  0 when verify
- * passed.  1 when not taken: off; the first fetch from that pack; a pack
- * too large, every slot busy, a copy kept that fails verify, a get of
- * the pack this call waited for that failed, or this call's get failing
- * for a reason the frame alone may not share (too large, no memory, a
- * copy bad or cut short); the caller then gets the frame alone, and
- * *bad still names the regions whose whole copy was bad.  Otherwise a
- * code as backend_replica_get_verified() (no region reached), which set
+ * cache_packget_frame(): for a read, the frame [off, off+len) of pack
+ * id (object key) through verify(ctx, frame, len): from a pack kept in
+ * memory, or from the pack got whole now from the regions and kept:
+ * for a small file's read (PACKGET_SMALL) the second such fetch from
+ * it; for a sequential read of a larger file (PACKGET_SEQ, and
+ * PACKGET_AHEAD from a read-ahead thread) the first.  0 when verify
+ * passed.  1 when not taken: off; the first small fetch from that pack;
+ * a pack too large, every slot busy, a copy kept that fails verify, a
+ * get of the pack this call waited for that failed, or this call's get
+ * failing for a reason the frame alone may not share (too large, no
+ * memory, a copy bad or cut short); the caller then gets the frame
+ * alone, and *bad still names the regions whose whole copy was bad.
+ * -EINPROGRESS, for PACKGET_AHEAD only: another thread is getting that
+ * pack; a read-ahead thread does not wait for it but goes on to the
+ * next block (the reader takes this one from memory).  Otherwise a code
+ * as backend_replica_get_verified() (no region reached), which set
  * *bad.  No lock held.
  */
+enum packget_mode { PACKGET_SMALL = 1, PACKGET_SEQ, PACKGET_AHEAD };
 void cache_packget_init(struct cache *c);
 void cache_packget_start(struct cache *c);
 void cache_packget_free(struct cache *c);
 int cache_packget_frame(struct cache *c, const char *key,
 			const uint8_t id[16], uint64_t off, uint64_t len,
-			backend_verify_fn *verify, void *ctx, int *bad);
+			backend_verify_fn *verify, void *ctx, int *bad,
+			enum packget_mode mode);
 void cache_packget_counts(struct cache *c, uint64_t *loads, uint64_t *hits);
+/* A buffer for a fetched block's plaintext, empty, into *b: one kept
+ * from an earlier fetch (its memory already faulted in) or a new one;
+ * cache_packget_buf_give() keeps it for the next (at most PACKGET_SPARE)
+ * or frees it.  No lock held. */
+void cache_packget_buf_take(struct cache *c, struct buf *b);
+void cache_packget_buf_give(struct cache *c, struct buf *b);
 /* Add delta to c->used (the data files' bytes), never below zero. */
 void cache_blk_used_adjust(struct cache *c, int64_t delta);
 /* Re-measure the data file's allocation into n->alloc and c->used;

@@ -1,6 +1,6 @@
 /*
- * cache_packget.c - whole packs got for small files read cold, kept in
- * memory for the reads that follow.
+ * cache_packget.c - whole packs got for small files read cold, and for
+ * larger files read in order, kept in memory for the reads that follow.
  *
  * The sealer packs dirty files in the order of their inode numbers, so
  * the letters of one folder, or the slices of one CT series, copied in
@@ -10,6 +10,13 @@
  * from the same pack (the first may be a single letter opened alone: a
  * ranged get, not megabytes over a clinic's line), the pack is got whole
  * and the reads of its neighbours take their frames from memory.
+ *
+ * A larger file read in order (a reader's sequential read, and the
+ * read-ahead threads running past it) gets each of its packs whole at
+ * once: one get of a few megabytes costs an S3 server far less than one
+ * ranged get per block, and the read-ahead threads each get a
+ * different pack at the same time (a thread that finds its pack being
+ * got goes on to the next block instead of waiting).
  *
  * A pack is an immutable object (a key is never written with other
  * bytes), so what is kept here never goes stale.  Nothing here is
@@ -21,7 +28,9 @@
  *
  * Bounds: PACKGET_SLOTS packs of at most PACKGET_MAX bytes each, in
  * memory only (never in cache_dir), the one used longest ago given up
- * for the next.  A pack larger than that (pack_size set higher when it
+ * for the next.  A slot keeps its memory for the next pack (memory
+ * fresh from the system faults in page by page, which costs more than
+ * the pack's decryption), and gives it back at close.  A pack larger than that (pack_size set higher when it
  * was written) is remembered as such and never got whole.  Floor 2, with
  * the fetching of cache_blk.c, its only caller.  p->lock is a leaf: no
  * other lock is held with it, and none while a region is asked; a second
@@ -56,6 +65,8 @@ void cache_packget_init(struct cache *c)
 {
 	pthread_mutex_init(&c->packget.lock, NULL);
 	pthread_cond_init(&c->packget.cond, NULL);
+	for (int i = 0; i < PACKGET_SLOTS; i++)
+		buf_init(&c->packget.slot[i].data, PACKGET_MAX);
 }
 
 void cache_packget_start(struct cache *c)
@@ -77,6 +88,8 @@ void cache_packget_free(struct cache *c)
 
 	for (int i = 0; i < PACKGET_SLOTS; i++)
 		buf_release(&p->slot[i].data);
+	while (p->nspare)
+		buf_release(&p->spare[--p->nspare]);
 	pthread_cond_destroy(&p->cond);
 	pthread_mutex_destroy(&p->lock);
 }
@@ -139,7 +152,7 @@ static struct packget_slot *claim(struct packget *p)
 			best = s;
 	}
 	if (best) {
-		buf_release(&best->data);
+		buf_reset(&best->data);
 		best->state = PG_FREE;
 	}
 	return best;
@@ -165,7 +178,7 @@ static int from_memory(struct packget *p, struct packget_slot *s,
 	if (rc)
 		s->dropped = 1;	/* a damaged copy: not for the next read */
 	if (--s->readers == 0 && s->dropped) {
-		buf_release(&s->data);
+		buf_reset(&s->data);
 		s->state = PG_FREE;
 	}
 	if (rc == 0)
@@ -183,7 +196,7 @@ static int load(struct cache *c, struct packget_slot *s, const char *key,
 	int rc;
 
 	lock_drop(&p->lock);
-	buf_init(&s->data, PACKGET_MAX);
+	buf_reset(&s->data);
 	rc = backend_replica_get_verified(c->seal->regions, key, 0, 0,
 					  &s->data, slice_verify, (void *)want,
 					  bad);
@@ -193,7 +206,7 @@ static int load(struct cache *c, struct packget_slot *s, const char *key,
 		s->used = ++p->tick;
 		p->loads++;
 	} else {
-		buf_release(&s->data);
+		buf_reset(&s->data);
 		s->state = PG_FREE;
 		if (rc == -E2BIG)
 			mark_too_big(p, s->id);
@@ -209,7 +222,8 @@ static int load(struct cache *c, struct packget_slot *s, const char *key,
 
 int cache_packget_frame(struct cache *c, const char *key,
 			const uint8_t id[16], uint64_t off, uint64_t len,
-			backend_verify_fn *verify, void *ctx, int *bad)
+			backend_verify_fn *verify, void *ctx, int *bad,
+			enum packget_mode mode)
 {
 	struct packget *p = &c->packget;
 	const struct slice want = { off, len, verify, ctx };
@@ -221,12 +235,16 @@ int cache_packget_frame(struct cache *c, const char *key,
 		return 1;
 	lock_take(&p->lock);
 	while ((s = find(p, id)) && s->state == PG_LOADING) {
+		if (mode == PACKGET_AHEAD) {
+			lock_drop(&p->lock);
+			return -EINPROGRESS;
+		}
 		pthread_cond_wait(&p->cond, &p->lock);
 		waited = 1;
 	}
 	if (s)
 		rc = from_memory(p, s, key, &want);
-	else if (waited || !second_miss(p, id))
+	else if (waited || (mode == PACKGET_SMALL && !second_miss(p, id)))
 		rc = 1;		/* the get waited for failed; or the first */
 	else if ((s = claim(p)) != NULL) {
 		memcpy(s->id, id, 16);
@@ -247,4 +265,29 @@ void cache_packget_counts(struct cache *c, uint64_t *loads, uint64_t *hits)
 	*loads = p->loads;
 	*hits = p->hits;
 	lock_drop(&p->lock);
+}
+
+void cache_packget_buf_take(struct cache *c, struct buf *b)
+{
+	struct packget *p = &c->packget;
+
+	buf_init(b, SIZE_MAX);
+	lock_take(&p->lock);
+	if (p->nspare)
+		*b = p->spare[--p->nspare];
+	lock_drop(&p->lock);
+}
+
+void cache_packget_buf_give(struct cache *c, struct buf *b)
+{
+	struct packget *p = &c->packget;
+
+	buf_reset(b);
+	lock_take(&p->lock);
+	if (p->nspare < PACKGET_SPARE) {
+		p->spare[p->nspare++] = *b;
+		buf_init(b, SIZE_MAX);
+	}
+	lock_drop(&p->lock);
+	buf_release(b);
 }

@@ -103,7 +103,7 @@ struct cache_config {
 	unsigned metadata_interval_ms;	/* metadata changes reach the
 					   regions within this (30000) */
 	int read_ahead;		/* gone blocks fetched past a sequential
-				   read: 0 the default (8, and at most an
+				   read: 0 the default (16, and at most an
 				   eighth of the cache), -1 none */
 
 	/* Re-seeding (read-write opens; see cache_mend.c).  A region named

@@ -124,7 +124,7 @@ struct cache_counters {
 	uint64_t evictions;	/* blocks evicted */
 	uint64_t commits;	/* metadata write transactions committed
 				   (each one fdatasync of the LMDB file) */
-	uint64_t packs_fetched_whole;	/* for small files (read_ahead) */
+	uint64_t packs_fetched_whole;	/* for reads (read_ahead) */
 	uint64_t frames_from_memory;	/* taken from such a pack */
 	int nregions;		/* 0 without regions */
 	struct cache_region_counters regions[16];

@@ -277,47 +277,81 @@ TEST(second_reader_waits_for_the_fetch_under_way)
  * count cache/ keeps through phi_lock_note()), so that the tests above,
  * and every other, would catch a fetch under the node lock again.
  */
-/*
- * A file read in order has the gone blocks just past the read fetched by
- * the read-ahead threads: after the read of block 0, the gets of the
- * blocks after it are made without the reader, and reading them then
- * makes none.
- */
-TEST(sequential_read_fetches_ahead)
+/* Evict everything and reopen with read_ahead ra. */
+static void cold(struct env *e, int ra)
 {
-	static unsigned char data[6 * BS], buf[BS];
+	ASSERT_TRUE(cache_evict(e->c, UINT64_MAX) > 0);
+	env_close(e);
+	e->cfg.read_ahead = ra;
+	env_open(e);
+}
+
+/*
+ * A file read in order gets each of its packs whole, the read-ahead
+ * threads the packs past the reader's: after the read of block 0, the
+ * gets of the next packs are made without the reader, and reading on
+ * makes none.  No ranged get at all: one get per pack, every other block
+ * from memory.  A read out of order gets its frame alone.
+ */
+#define SEQ_BLOCKS 48		/* three packs of env_init()'s 1 MiB, or more */
+
+static void read_block(struct cache *c, struct cache_file *f, uint64_t b,
+		       const unsigned char *want)
+{
+	static unsigned char buf[BS];
 	struct cache_extent ext;
+
+	ASSERT_OK(cache_read_extent(c, f, b * BS, BS, &ext));
+	ASSERT_EQ(ext.len, (size_t)BS);
+	ASSERT_EQ(pread(ext.fd, buf, BS, (off_t)ext.off), (ssize_t)BS);
+	cache_read_end(c, &ext);
+	ASSERT_TRUE(memcmp(buf, want, BS) == 0);
+}
+
+TEST(sequential_read_gets_whole_packs_ahead)
+{
+	static unsigned char data[SEQ_BLOCKS * BS];
+	struct cache_counters k;
 	struct cache_file *f;
+	unsigned long before;
 	struct env e;
 	uint64_t ino;
 
 	env_init(&e, 1ull << 30);
+	env_close(&e);
+	e.cfg.seal_delay_ms = 3600 * 1000;	/* sealed by sync_ok() alone */
+	env_open(&e);
 	ino = mkfile(e.c, "f");
 	fill(data, sizeof(data), 4);
 	put(e.c, ino, 0, data, sizeof(data));
 	sync_ok(&e);
-	ASSERT_TRUE(cache_evict(e.c, UINT64_MAX) >= sizeof(data));
-	env_close(&e);
-	e.cfg.read_ahead = 0;		/* the default: 8 blocks */
-	env_open(&e);
+	cold(&e, 0);			/* the default window: 16 blocks */
 
+	before = gets_made(&e);
 	ASSERT_OK(cache_file_open(e.c, ino, 0, &f));
-	for (uint64_t b = 0; b < 6; b++) {
-		ASSERT_OK(cache_read_extent(e.c, f, b * BS, BS, &ext));
-		ASSERT_EQ(ext.len, (size_t)BS);
-		ASSERT_EQ(pread(ext.fd, buf, BS, (off_t)ext.off), (ssize_t)BS);
-		cache_read_end(e.c, &ext);
-		ASSERT_TRUE(memcmp(buf, data + b * BS, BS) == 0);
-		if (b > 0)
-			continue;
-		/* the other five are fetched ahead, one get each */
-		for (int i = 0; i < 60000 && (gets_made(&e) < 6 ||
-					      gets_busy(&e)); i++)
-			nanosleep(&(struct timespec){ 0, 1000000L }, NULL);
-		ASSERT_EQ(gets_made(&e), 6);
-	}
-	ASSERT_EQ(gets_made(&e), 6);	/* none of the reader's own */
+	read_block(e.c, f, 0, data);
+	/* block 0's pack, and the next one, past the window, ahead */
+	for (int i = 0; i < 60000 && (gets_made(&e) - before < 2 ||
+				      gets_busy(&e)); i++)
+		nanosleep(&(struct timespec){ 0, 1000000L }, NULL);
+	ASSERT_EQ(gets_made(&e) - before, 2);
+	for (uint64_t b = 1; b < SEQ_BLOCKS; b++)
+		read_block(e.c, f, b, data + b * BS);
 	cache_file_release(e.c, f);
+	cache_counters(e.c, &k);
+	ASSERT_TRUE(k.packs_fetched_whole >= 3);
+	ASSERT_EQ(gets_made(&e) - before, k.packs_fetched_whole);
+	ASSERT_EQ(k.frames_from_memory,
+		  SEQ_BLOCKS - k.packs_fetched_whole);
+
+	cold(&e, 0);			/* out of order: a frame, no pack */
+	before = gets_made(&e);
+	ASSERT_OK(cache_file_open(e.c, ino, 0, &f));
+	read_block(e.c, f, 30, data + 30 * BS);
+	cache_file_release(e.c, f);
+	ASSERT_EQ(gets_made(&e) - before, 1);
+	cache_counters(e.c, &k);
+	ASSERT_EQ(k.packs_fetched_whole, 0);
 	env_done(&e);
 }
 
@@ -347,15 +381,6 @@ static void write_letters(struct env *e, uint64_t ino[LETTERS],
 		put(e->c, ino[i], 0, data[i], LETTER);
 	}
 	sync_ok(e);
-}
-
-/* Evict everything and reopen with read_ahead ra. */
-static void cold(struct env *e, int ra)
-{
-	ASSERT_TRUE(cache_evict(e->c, UINT64_MAX) > 0);
-	env_close(e);
-	e->cfg.read_ahead = ra;
-	env_open(e);
 }
 
 TEST(small_files_read_cold_share_a_get_of_their_pack)
@@ -513,7 +538,7 @@ TEST_MAIN(
 	TEST_ENTRY(whole_block_write_during_a_fetch_wins),
 	TEST_ENTRY(truncate_during_a_fetch_leaves_no_stale_block),
 	TEST_ENTRY(second_reader_waits_for_the_fetch_under_way),
-	TEST_ENTRY(sequential_read_fetches_ahead),
+	TEST_ENTRY(sequential_read_gets_whole_packs_ahead),
 	TEST_ENTRY(small_files_read_cold_share_a_get_of_their_pack),
 	TEST_ENTRY(readers_of_one_pack_at_once_wait_for_its_one_get),
 	TEST_ENTRY(a_damaged_pack_in_memory_is_dropped_and_the_block_got_again),
