@@ -12,7 +12,9 @@
  *
  *   SEED_SUPER   list what the other regions hold (packs and audit
  *                segments, and metadata objects by sequence number) and what the region holds
- *                already; record the totals; store the superblock.
+ *                already; record the totals; store the newest
+ *                superblock (newest_super(): a key change made since
+ *                the open must not be undone in this region).
  *                Nothing else may go to the region before (the
  *                uploaders skip it), so a crash here leaves it empty but
  *                for lease objects, and tools find it empty again.
@@ -56,10 +58,12 @@
 #include "backend.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MEND_TICK_MS 1000
 #define SEED_PREFIX "seed/"
@@ -68,6 +72,7 @@
 #define SEED_RETRY_MAX_NS (UINT64_C(60) * 1000000000)
 #define RECHECK_MIN_NS (UINT64_C(60) * 1000000000)
 #define RECHECK_MAX_NS (UINT64_C(3600) * 1000000000)
+#define STALE_WAIT_NS (UINT64_C(60) * 1000000000)
 
 /* One record of the `repair` db. */
 struct bad_copy {
@@ -276,6 +281,8 @@ struct seed {
 	uint64_t next_ns;	/* no attempt before this */
 	unsigned fails;
 	uint64_t saved_ns;	/* when rec was last recorded */
+	uint64_t stale_ns;	/* when a superblock the key cannot check was
+				   first met (newest_super()); 0 */
 };
 
 struct mend {
@@ -675,7 +682,185 @@ static void set_seeding(struct cache *c, int i, int state)
 	lock_drop(&s->lock);
 }
 
-/* The superblock into region i.  0 or a code. */
+/* --- re-seeding: which superblock ------------------------------------ */
+
+/*
+ * A key change made while mounted (`phifs key`: add, passwd, remove,
+ * rotate) rewrites cache_dir/superblock and every region's copy, but for
+ * a region being seeded, which holds none: the copy this open started
+ * with (m->sb) may since have lost a slot whose secret leaked.  So the
+ * superblock stored is, by serial (crypt.h), the newest of that copy,
+ * cache_dir/superblock as it is now (replaced whole by rename, never
+ * half written) and the copies of the regions it is filled from.  A
+ * candidate counts only if it is of this filesystem and its MAC holds
+ * under the key: whoever can write a region or cache_dir but holds no
+ * key cannot plant one.  One of a key generation the key lacks (a
+ * rotation whose key the mount has not taken yet) cannot be checked: the
+ * seed waits for the key up to STALE_WAIT_NS (rotate hands it over
+ * within seconds, ACK_WAIT_MS in tools/rekey.c), then stores the newest
+ * it can check and says so.  The one chosen becomes m->sb, so no later
+ * seed of this open stores an older one.
+ */
+struct pick {
+	const struct cache *c;
+	struct buf best;	/* the newest so far; empty if none */
+	uint64_t serial;
+	uint64_t stale_serial;	/* the newest of a generation the key
+				   lacks, and that generation; 0 if none */
+	uint32_t stale_gen;
+};
+
+static void pick_one(struct pick *p, const void *sb, size_t len)
+{
+	struct crypt_super_info in;
+	int rc;
+
+	if (crypt_super_parse(sb, len, &in) ||
+	    memcmp(in.fsid, p->c->fsid, sizeof(in.fsid)) != 0 ||
+	    (buf_len(&p->best) && in.serial <= p->serial))
+		return;
+	rc = crypt_super_verify(sb, len, p->c->seal->key);
+	if (rc == -ESTALE && in.serial > p->stale_serial) {
+		p->stale_serial = in.serial;
+		p->stale_gen = in.generation;
+	}
+	if (rc)
+		return;
+	buf_reset(&p->best);
+	buf_add(&p->best, sb, len);	/* reserved: cannot fail */
+	p->serial = in.serial;
+}
+
+/* cache_dir/superblock as it is now into out.  0 or a negative errno. */
+static int local_super(struct cache *c, struct buf *out)
+{
+	int fd = openat(c->dirfd, "superblock",
+			O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	size_t len = 0;
+	int rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	buf_reset(out);
+	for (;;) {
+		ssize_t n = read(fd, (char *)buf_mut(out) + len,
+				 CRYPT_SUPER_SIZE + 1 - len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			rc = -errno;
+		if (n <= 0 || (len += (size_t)n) > CRYPT_SUPER_SIZE)
+			break;
+	}
+	close(fd);
+	if (rc == 0)
+		buf_setlen(out, len);	/* too long: pick_one() refuses it */
+	return rc;
+}
+
+/* The copies of the regions region i is filled from into p.  0 or the
+ * first region's code but "none there". */
+static int source_supers(struct cache *c, int i, struct pick *p,
+			 struct buf *copy)
+{
+	struct seal *s = c->seal;
+
+	for (int j = 0; j < s->nregions; j++) {
+		int rc;
+
+		if (!is_source(s, i, j))
+			continue;
+		buf_reset(copy);
+		rc = backend_get(s->r[j].be, "superblock", 0, 0, copy);
+		if (rc == -ENOENT || rc == -E2BIG)
+			continue;
+		if (rc)
+			return rc;
+		pick_one(p, buf_data(copy), buf_len(copy));
+	}
+	return 0;
+}
+
+/* Whether the seed of region i waits for the key of a newer superblock
+ * (see above); says so. */
+static int wait_for_key(struct cache *c, int i, uint32_t gen)
+{
+	struct seed *sd = &c->seal->mend->seed[i];
+	const char *name = c->seal->r[i].name;
+	uint64_t now = phi_mono_ns();
+
+	if (!sd->stale_ns) {
+		sd->stale_ns = now;
+		PHI_LOG(PHI_LOG_NOTICE, "region %s: a newer superblock is of "
+			"key generation %u, which this mount does not hold "
+			"yet; waiting for it before storing one", name, gen);
+	}
+	if (now - sd->stale_ns < STALE_WAIT_NS)
+		return 1;
+	PHI_LOG(PHI_LOG_WARNING, "region %s: a newer superblock is of key "
+		"generation %u, which this mount does not hold; storing the "
+		"newest it can check: unmount, mount again and run phifs fsck "
+		"--repair", name, gen);
+	return 0;
+}
+
+/* p->best in place of m->sb, which is older (serial started) or NULL.
+ * 0 or -ENOMEM. */
+static int adopt(struct cache *c, int i, const struct pick *p,
+		 uint64_t started)
+{
+	struct mend *m = c->seal->mend;
+	void *sb = malloc(buf_len(&p->best));
+
+	if (!sb)
+		return -ENOMEM;
+	memcpy(sb, buf_data(&p->best), buf_len(&p->best));
+	PHI_LOG(PHI_LOG_NOTICE, "region %s: storing the superblock of serial "
+		"%llu, newer than the one this mount started with (%s%llu)",
+		c->seal->r[i].name, (unsigned long long)p->serial,
+		m->sb ? "" : "none, ", (unsigned long long)started);
+	free(m->sb);
+	m->sb = sb;
+	m->sblen = buf_len(&p->best);
+	return 0;
+}
+
+/* Make m->sb the newest superblock to store into region i (see above).
+ * 0, -ESTALE (waiting for the key), or a code. */
+static int newest_super(struct cache *c, int i)
+{
+	struct mend *m = c->seal->mend;
+	struct pick p = { .c = c };
+	struct crypt_super_info in;
+	uint64_t started = 0;
+	struct buf copy;
+	int rc;
+
+	buf_init(&p.best, CRYPT_SUPER_SIZE + 1);
+	buf_init(&copy, CRYPT_SUPER_SIZE + 1);
+	rc = buf_reserve(&p.best, CRYPT_SUPER_SIZE + 1) ||
+	     buf_reserve(&copy, CRYPT_SUPER_SIZE + 1) ? -ENOMEM : 0;
+	/* the copy that opened the key needs no check */
+	if (rc == 0 && m->sb && buf_add(&p.best, m->sb, m->sblen) == 0 &&
+	    crypt_super_parse(m->sb, m->sblen, &in) == 0)
+		started = p.serial = in.serial;
+	if (rc == 0 && local_super(c, &copy) == 0)
+		pick_one(&p, buf_data(&copy), buf_len(&copy));
+	if (rc == 0)
+		rc = source_supers(c, i, &p, &copy);
+	if (rc == 0 && p.stale_serial <= p.serial)
+		m->seed[i].stale_ns = 0;
+	else if (rc == 0 && wait_for_key(c, i, p.stale_gen))
+		rc = -ESTALE;
+	if (rc == 0 && buf_len(&p.best) && (!m->sb || p.serial > started))
+		rc = adopt(c, i, &p, started);
+	buf_release(&copy);
+	buf_release(&p.best);
+	return rc;
+}
+
+/* The superblock (newest_super()'s) into region i.  0 or a code. */
 static int seed_super(struct cache *c, int i)
 {
 	struct mend *m = c->seal->mend;
@@ -778,6 +963,8 @@ static int seed_region(struct cache *c, int i)
 	int have_sb = 0, rc;
 
 	rc = seed_list(c, i, &todo, &have_sb);
+	if (rc == 0 && !have_sb)
+		rc = newest_super(c, i);
 	if (rc == 0) {
 		sd->rec.objects_total = sd->rec.objects + todo.n + !have_sb;
 		sd->rec.bytes_total = sd->rec.bytes +

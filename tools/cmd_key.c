@@ -30,9 +30,11 @@
  *
  * Mounted or not.  The mount holds cache_dir/lock and LMDB, which list,
  * add, passwd and remove never touch; cache_dir/superblock is the tools'
- * own file, read by a mount only when it starts.  So such a change while
- * mounted takes effect in cache_dir and the regions at once, and the
- * running mount goes on with the same master key.
+ * own file, read by a mount when it starts, and by its re-seeding
+ * (cache_mend.c) before it stores a superblock into a region that holds
+ * none, which takes the newest copy that verifies.  So such a change
+ * while mounted takes effect in cache_dir and the regions at once, and
+ * the running mount goes on with the same master key.
  *
  * Rotation (crypt_super_rotate()) makes a new master key, which a
  * running mount does not have.  So rotate first tries cache_dir/lock

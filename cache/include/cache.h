@@ -118,7 +118,12 @@ struct cache_config {
 					   is sent; NULL = none */
 	const void *superblock;		/* the bytes a region keeps under
 					   "superblock"; copied; NULL = a
-					   seeded region must have one */
+					   seeded region must have one.  A
+					   seeded region gets the newest of
+					   this, cache_dir/superblock when it
+					   is seeded (where `phifs key`
+					   writes) and the other regions'
+					   copies whose MAC holds under key */
 	size_t superblock_len;
 };
 

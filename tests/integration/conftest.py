@@ -604,6 +604,16 @@ def read_file(path):
         return f.read()
 
 
+def empty_dir(root):
+    """Remove everything in root, keeping root (an emptied region)."""
+    for name in os.listdir(root):
+        p = os.path.join(root, name)
+        if os.path.isdir(p):
+            shutil.rmtree(p)
+        else:
+            os.unlink(p)
+
+
 def pread_all(fd, size, off):
     out = bytearray()
     while len(out) < size:

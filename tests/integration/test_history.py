@@ -5,10 +5,9 @@ Two dir: regions; the damage is done by hand to the region folders.
 
 import os
 import re
-import shutil
 import time
 
-from conftest import read_file, write_file
+from conftest import empty_dir, read_file, write_file
 
 
 def sync(fs, timeout=120):
@@ -130,15 +129,6 @@ def region_objects(root):
             if not os.path.relpath(p, root).startswith("l/")}
 
 
-def empty_region(root):
-    for name in os.listdir(root):
-        p = os.path.join(root, name)
-        if os.path.isdir(p):
-            shutil.rmtree(p)
-        else:
-            os.unlink(p)
-
-
 def test_repair_refills_an_emptied_region(phifs):
     fs = phifs
     for i in range(4):
@@ -147,7 +137,7 @@ def test_repair_refills_an_emptied_region(phifs):
     fs.umount()
     want = region_objects(fs.region_dir_b)
     assert "superblock" in want and any(k.startswith("m/") for k in want)
-    empty_region(fs.region_dir_a)
+    empty_dir(fs.region_dir_a)
     p = fs.run("fsck", fs.config, "--scrub")
     assert p.returncode == 1, p.stdout + p.stderr
     assert "region a: superblock is missing" in p.stdout, p.stdout
@@ -165,7 +155,7 @@ def test_repair_refills_an_emptied_region(phifs):
     p = fs.run("fsck", fs.config, "--scrub")
     assert p.returncode == 0, p.stdout + p.stderr
     # region a alone is enough again: the mount takes it, and b can go
-    empty_region(fs.region_dir_b)
+    empty_dir(fs.region_dir_b)
     p = fs.run("fsck", fs.config, "--repair")
     assert p.returncode == 0, p.stdout + p.stderr
     fs.mount()

@@ -21,8 +21,8 @@ import subprocess
 import tarfile
 import time
 
-from conftest import (MOUNT_OPTS, PHIFS, is_fuse_mounted, read_file,
-                      write_file)
+from conftest import (MOUNT_OPTS, PHIFS, empty_dir, is_fuse_mounted,
+                      read_file, write_file)
 
 KDF = "1024"        # cheap scrypt for new passphrase slots (test hook)
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -262,6 +262,115 @@ def test_changes_while_mounted(phifs_bare):
     fs.env["PHIFS_PASSPHRASE"] = "second pass"
     fs.mount()
     assert read_file(fs.path("after")) == b"2"
+
+
+# --- re-seeding an emptied region while mounted (issue 11) -----------------
+
+def mount_with_a_emptied(fs, pw="first pass", synced=False):
+    """fs mounted with region a emptied and refusing puts: the mount holds
+    it to be re-seeded, and cannot store its superblock yet."""
+    if not synced:
+        synced_write(fs, pw, "f", b"kept")
+    empty_dir(fs.region_dir_a)
+    fs.set_faults("a", "fail_all put")
+    fs.env["PHIFS_PASSPHRASE"] = pw
+    fs.mount()
+    del fs.env["PHIFS_PASSPHRASE"]
+
+
+def reseed_a(fs):
+    """Region a takes puts again; its superblock once it is whole."""
+    fs.set_faults("a", None)
+    p = fs.run("sync", fs.config, "--timeout", "60s", timeout=120)
+    assert p.returncode == 0, p.stderr + fs.log_tail()
+    return read_file(os.path.join(fs.region_dir_a, "superblock"))
+
+
+def test_reseed_stores_a_key_change_made_while_mounted(phifs_bare):
+    """A region emptied gets the newest superblock, not the one the mount
+    read when it started: a passphrase removed while mounted does not come
+    back in that region."""
+    fs = phifs_bare
+    passphrase_fs(fs)
+    ok(key(fs, "add", fs.config, pw="first pass", new="leaked pass"))
+    mount_with_a_emptied(fs)
+    p = ok(key(fs, "remove", fs.config, "1", pw="first pass"))
+    assert "region a holds no superblock" in p.stderr, p.stderr
+    newest = read_file(os.path.join(fs.cache_dir, "superblock"))
+    assert reseed_a(fs) == newest
+    assert copies(fs) == [newest, newest, newest]
+    fs.umount()
+    assert opens_region(fs, "a", "leaked pass") is False
+    assert opens_region(fs, "a", "first pass") is True
+
+
+def test_reseed_after_rotate_while_mounted(phifs_bare):
+    """The remedy for a leaked passphrase (remove it, rotate) reaches a
+    region emptied meanwhile: it gets the new generation's superblock,
+    which the mount checks with the key rotate handed it."""
+    fs = phifs_bare
+    passphrase_fs(fs)
+    ok(key(fs, "add", fs.config, pw="first pass", new="leaked pass"))
+    mount_with_a_emptied(fs)
+    ok(key(fs, "remove", fs.config, "1", pw="first pass"))
+    p = ok(key(fs, "rotate", fs.config, pw="first pass"))
+    assert "seals under it now" in p.stdout, p.stdout
+    newest = read_file(os.path.join(fs.cache_dir, "superblock"))
+    assert reseed_a(fs) == newest
+    fs.umount()
+    assert opens_region(fs, "a", "leaked pass") is False
+    fs.env["PHIFS_PASSPHRASE"] = "first pass"
+    fs.mount()
+    assert read_file(fs.path("f")) == b"kept"
+
+
+def test_reseed_takes_the_newest_copy_that_verifies(phifs_bare):
+    """cache_dir's copy may be behind a region's (a key change made from
+    another machine) or altered: the region emptied gets the newest copy
+    whose MAC holds under the key, never an altered one."""
+    fs = phifs_bare
+    passphrase_fs(fs)
+    ok(key(fs, "add", fs.config, pw="first pass", new="leaked pass"))
+    mount_with_a_emptied(fs)
+    ok(key(fs, "remove", fs.config, "1", pw="first pass"))
+    newest = read_file(os.path.join(fs.region_dir_b, "superblock"))
+    # cache_dir: the newest copy with its serial (offset 44) raised,
+    # so that its MAC fails
+    forged = bytearray(newest)
+    forged[44:52] = (1 << 40).to_bytes(8, "big")
+    write_file(os.path.join(fs.cache_dir, "superblock"), bytes(forged),
+               0o600)
+    assert reseed_a(fs) == newest
+    fs.umount()
+    assert opens_region(fs, "a", "leaked pass") is False
+
+
+def test_reseed_waits_for_the_key_of_a_newer_generation(phifs_bare):
+    """A newer superblock of a key generation the mount lacks (here a
+    rotation made through another cache_dir) cannot be checked: while
+    the mount waits for the key, the region being seeded gets none."""
+    fs = phifs_bare
+    passphrase_fs(fs)
+    synced_write(fs, "first pass", "f", b"kept")
+    other = os.path.join(fs.base, "other-cache")
+    shutil.copytree(fs.cache_dir, other)
+    with open(fs.config) as f:
+        text = f.read()
+    other_config = os.path.join(fs.base, "other.conf")
+    with open(other_config, "w") as f:
+        f.write(text.replace(f"cache_dir = {fs.cache_dir}\n",
+                             f"cache_dir = {other}\n"))
+    mount_with_a_emptied(fs, synced=True)
+    ok(key(fs, "rotate", other_config, pw="first pass"))
+    newer = read_file(os.path.join(fs.region_dir_b, "superblock"))
+    assert newer != read_file(os.path.join(fs.cache_dir, "superblock"))
+    fs.set_faults("a", None)
+    p = fs.run("sync", fs.config, "--timeout", "8", timeout=60)
+    assert p.returncode != 0 and "region a" in p.stderr, p.stderr
+    assert not os.path.exists(os.path.join(fs.region_dir_a, "superblock"))
+    assert "which this mount does not hold yet" in fs.log_tail()
+    fs.umount()
+    assert not os.path.exists(os.path.join(fs.region_dir_a, "superblock"))
 
 
 # --- a region down --------------------------------------------------------

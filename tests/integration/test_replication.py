@@ -15,7 +15,7 @@ import subprocess
 
 import pytest
 
-from conftest import read_file, write_file
+from conftest import empty_dir, read_file, write_file
 
 MiB = 1 << 20
 MARKER = b"PHIFS-MARKER-31c9e0d4"
@@ -290,15 +290,6 @@ def test_a_region_that_answers_again_is_up(phifs_bare):
     assert region_state(st, "a")["fails"] == 0, st
 
 
-def empty_region(root):
-    for name in os.listdir(root):
-        p = os.path.join(root, name)
-        if os.path.isdir(p):
-            shutil.rmtree(p)
-        else:
-            os.unlink(p)
-
-
 def test_mount_reseeds_an_emptied_region(phifs_bare):
     fs = phifs_bare
     fs.mkfs()
@@ -309,7 +300,7 @@ def test_mount_reseeds_an_emptied_region(phifs_bare):
     want = objects(fs.region_dir_b)
     size = sum(os.path.getsize(os.path.join(fs.region_dir_b, k))
                for k in want | {"superblock"})
-    empty_region(fs.region_dir_a)
+    empty_dir(fs.region_dir_a)
     # region a answers but takes nothing yet: the copy cannot start
     fs.set_faults("a", "fail_all put")
     fs.mount()
@@ -341,7 +332,7 @@ def test_mount_reseeds_an_emptied_region(phifs_bare):
     assert p.returncode == 0, p.stdout + p.stderr
     # region a alone holds the whole filesystem again
     fs.umount()
-    empty_region(fs.region_dir_b)
+    empty_dir(fs.region_dir_b)
     shutil.rmtree(fs.cache_dir)
     os.mkdir(fs.cache_dir)
     p = fs.run("recover", fs.config, "--region", "a")
