@@ -44,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -889,47 +890,56 @@ static int done_txn(struct cache *c, MDB_txn *txn, void *arg)
 	return rc;
 }
 
-/* Read the local file name of size bytes into out. */
-static int read_local(struct cache *c, const char *name, uint64_t size,
-		      struct buf *out)
+/*
+ * The local file name of size bytes, mapped into *out (munmap() it; ""
+ * when size is 0).  Mapped, not read into a buffer: the sealer has just
+ * written it, so its pages are in the page cache, and a copy into memory
+ * fresh from the system cost more than the put itself (its page faults,
+ * in a profile of a CT series copied in).  A local object is never
+ * changed once named (written whole, then renamed), and one unlinked
+ * while mapped stays readable.  0 or a code; PHI_ECORRUPT if it is
+ * shorter than recorded.
+ */
+static int map_local(struct cache *c, const char *name, uint64_t size,
+		     void **out)
 {
-	size_t done = 0;
-	int fd, rc;
+	struct stat st;
+	void *p;
+	int fd, rc = 0;
 
 	fd = openat(c->dirfd, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	buf_reset(out);
-	rc = buf_reserve(out, size);
-	while (rc == 0 && done < size) {
-		ssize_t r = pread(fd, (char *)buf_mut(out) + done,
-				  size - done, (off_t)done);
-
-		if (r < 0 && errno != EINTR)
-			rc = -errno;
-		else if (r == 0)
-			rc = PHI_ECORRUPT;	/* shorter than recorded */
-		else if (r > 0)
-			done += (size_t)r;
-	}
+	if (fstat(fd, &st))
+		rc = -errno;
+	else if ((uint64_t)st.st_size < size)
+		rc = PHI_ECORRUPT;
+	else if (size == 0)
+		*out = (void *)"";
+	else if (size > SIZE_MAX)
+		rc = -EFBIG;
+	else if ((p = mmap(NULL, (size_t)size, PROT_READ,
+			   MAP_SHARED | MAP_POPULATE, fd, 0)) == MAP_FAILED)
+		rc = -errno;
+	else
+		*out = p;
 	close(fd);
-	if (rc == 0)
-		buf_setlen(out, size);
 	return rc;
 }
 
 /* Upload one pair; called without s->lock. */
-static void upload(struct cache *c, const struct job *j, struct buf *data)
+static void upload(struct cache *c, const struct job *j)
 {
 	struct seal *s = c->seal;
 	struct seal_region *r = &s->r[j->region];
 	char key[QKEY_SIZE], name[QFILE_SIZE];
 	struct done_arg a = { &j->it, r->bit, 0 };
 	uint64_t t0;
+	void *data = NULL;
 	int put_failed, rc;
 
 	kinds[j->it.kind].names(&j->it, key, name);
-	rc = read_local(c, name, j->it.size, data);
+	rc = map_local(c, name, j->it.size, &data);
 	if (rc) {
 		/* The local copy is gone or damaged: nothing to send.  Keep
 		 * the pair in flight for good so that it is not retried in
@@ -940,8 +950,10 @@ static void upload(struct cache *c, const struct job *j, struct buf *data)
 		return;
 	}
 	t0 = phi_mono_ns();
-	rc = backend_put(r->be, key, buf_data(data), buf_len(data));
+	rc = backend_put(r->be, key, data, (size_t)j->it.size);
 	phi_hist_add(&r->put_time, phi_mono_ns() - t0);
+	if (j->it.size)
+		munmap(data, (size_t)j->it.size);
 	put_failed = rc != 0;
 	if (rc == 0)
 		rc = cache_meta_write(c, done_txn, &a);
@@ -993,9 +1005,6 @@ static void *uploader_main(void *arg)
 {
 	struct cache *c = arg;
 	struct seal *s = c->seal;
-	struct buf data;
-
-	buf_init(&data, SIZE_MAX);
 	lock_take(&s->lock);
 	while (!s->stop) {
 		struct job j;
@@ -1009,16 +1018,13 @@ static void *uploader_main(void *arg)
 		    inflight_add(s, qtag(&j.it, s->r[j.region].bit)) == 0) {
 			s->r[j.region].busy++;
 			lock_drop(&s->lock);
-			upload(c, &j, &data);
+			upload(c, &j);
 			lock_take(&s->lock);
 			s->r[j.region].busy--;
 			continue;
 		}
 		if (rc == -ENOENT && probe_down(s, pending))
 			continue;
-		/* Nothing to send now: an idle thread keeps no pack-sized
-		 * buffer (four of them made most of a daemon's memory). */
-		buf_release(&data);
 		now = phi_mono_ns();
 		if (wake > now + IDLE_WAIT_MS * 1000000ull)
 			wake = now + IDLE_WAIT_MS * 1000000ull;
@@ -1026,7 +1032,6 @@ static void *uploader_main(void *arg)
 		pthread_cond_timedwait(&s->done, &s->lock, &ts);
 	}
 	lock_drop(&s->lock);
-	buf_release(&data);
 	return NULL;
 }
 

@@ -18,6 +18,7 @@
 #include "seal_test.h"
 #include "test.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -263,6 +264,60 @@ TEST(region_down_during_writes_catches_up)
 		fill(a, sizeof(a), 100 + (unsigned)i);
 		expect(e.c, ino[i], a, sizeof(a));
 	}
+	env_done(&e);
+}
+
+/* A pack whose local copy is found shorter than recorded is not sent (an
+ * upload maps the file: reading past its end would kill the daemon; a
+ * dir: region's write() would fail with EFAULT), and stays waiting for
+ * that region; the other region has it already. */
+TEST(short_local_pack_is_not_uploaded)
+{
+	static unsigned char a[256 * KiB];
+	struct cache_counters k;
+	struct cache_stats st;
+	char path[4300];
+	struct dirent *d;
+	int packs = 0;
+	struct env e;
+	DIR *dir;
+
+	env_init_with(&e, 1ull << 30,
+		      (struct backend_fault[2]){ { .fail_all = 1 }, { 0 } });
+	ASSERT_OK(crypt_random_bytes(a, sizeof(a)));	/* a pack of pages */
+	put(e.c, mkfile(e.c, "f"), 0, a, sizeof(a));
+	ASSERT_EQ(cache_sync_regions(e.c, 3000), -ETIMEDOUT);
+	env_close(&e);
+	snprintf(path, sizeof(path), "%s/packs", e.cfg.dir);
+	ASSERT_TRUE((dir = opendir(path)) != NULL);
+	while ((d = readdir(dir)) != NULL) {
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/packs/%s", e.cfg.dir,
+			 d->d_name);
+		ASSERT_EQ(truncate(path, 100), 0);
+		packs++;
+	}
+	closedir(dir);
+	ASSERT_TRUE(packs >= 1);
+	e.start[0].fail_all = 0;
+	env_open(&e);			/* region a answers now */
+	/* uploads to a go on (a second file's pack gets there), and the
+	 * short pack, queued first, has been tried by then */
+	put(e.c, mkfile(e.c, "g"), 0, a, sizeof(a));
+	for (int i = 0; i < 60; i++) {
+		ASSERT_EQ(cache_sync_regions(e.c, 1000), -ETIMEDOUT);
+		cache_counters(e.c, &k);
+		if (k.regions[0].upload.cum[PHI_HIST_BUCKETS] >= 1)
+			break;
+	}
+	ASSERT_TRUE(k.regions[0].upload.cum[PHI_HIST_BUCKETS] >= 1);
+	ASSERT_EQ(cache_sync_regions(e.c, 1000), -ETIMEDOUT);
+	ASSERT_OK(cache_stats(e.c, &st));
+	ASSERT_TRUE(st.regions[0].waiting >= 1);	/* the short one */
+	ASSERT_EQ(st.regions[1].waiting, 0);
+	cache_counters(e.c, &k);
+	ASSERT_EQ(k.regions[0].upload_errors, 0);	/* not even tried */
 	env_done(&e);
 }
 
@@ -1107,6 +1162,7 @@ TEST_MAIN(
 	TEST_ENTRY(corrupt_copy_in_a_fails_over_and_is_recorded),
 	TEST_ENTRY(no_region_answers_read_fails_with_eio_writes_go_on),
 	TEST_ENTRY(region_down_during_writes_catches_up),
+	TEST_ENTRY(short_local_pack_is_not_uploaded),
 	TEST_ENTRY(region_dropped_from_config_leaves_nothing_waiting),
 	TEST_ENTRY(open_sweeps_unrecorded_files_and_keeps_queued_ones),
 	TEST_ENTRY(overwrite_and_truncate_evicted_blocks),
