@@ -402,6 +402,7 @@ ROWS=(
 	"mixw|s|clinical mix ($MIX_CT CT slices, $MIX_PDF PDFs, $MIX_LET letters) in, until the writer returns"
 	"mixcloud|s|clinical mix: from the writer's start until in the cloud"
 	"mixread|s|clinical mix, cold read from the cloud"
+	"rawget|s|$BIG_MIB MiB of phifs's largest objects in region a, raw GETs with curl, 4 at a time"
 )
 RESULTS=$BASE/results	# lines: ROW SYSTEM VALUE
 FAILED=$BASE/failed	# lines: ROW SYSTEM ROUND
@@ -559,7 +560,44 @@ reads() {	# SYSTEM: the cold rows
 	cold_read smallread "$s" "small:$N_SMALL" 1 small
 	cold_read ctread "$s" "ct:$N_CT" 3 ct
 	cold_read bigread "$s" "big:$BIG_MIB" 4 big
+	[ "$s" = phifs ] && raw_gets
 	cold_read mixread "$s" "mix:$MIX" 5 mix
+}
+
+# The reference for phifs's cold sequential read: what the same server
+# gives a plain client.  Region a's largest objects (packs), as many as
+# make BIG_MIB, got whole with one curl making 4 requests at a time (the
+# read-ahead threads of phifs are 4); the time is scaled to BIG_MIB.
+raw_gets() {
+	local list total keys t0 t u args=()
+	list=$(bash "$S3SERVER" sign "$BASE/s3-a" GET /phifs-a 2>>"$LOG/rawget.log" |
+		"$PY" -c '
+import re, sys
+xml = sys.stdin.read()
+objs = sorted(((int(s), k) for k, s in re.findall(
+    r"<Key>([^<]*)</Key>.*?<Size>([0-9]+)</Size>", xml, re.S)), reverse=True)
+want, got = int(sys.argv[1]) << 20, 0
+for size, key in objs:
+    if got >= want:
+        break
+    got += size
+    print(size, key)
+' "$BIG_MIB")
+	[ -n "$list" ] || { fail rawget phifs "no objects listed"; return; }
+	total=$(awk '{ s += $1 } END { print s }' <<<"$list")
+	keys=$(awk '{ print "/phifs-a/" $2 }' <<<"$list")
+	# shellcheck disable=SC2086
+	while read -r u; do
+		args+=(-o /dev/null "$u")
+	done < <(bash "$S3SERVER" presign "$BASE/s3-a" GET $keys 2>>"$LOG/rawget.log")
+	t0=$EPOCHREALTIME
+	if curl -sf --parallel --parallel-max 4 "${args[@]}" 2>>"$LOG/rawget.log"; then
+		t=$(secs "$t0" "$EPOCHREALTIME")
+		record rawget phifs "$(awk -v t="$t" -v n="$total" -v m="$BIG_MIB" \
+			'BEGIN { printf "%.4f", t * m * 1048576 / n }')"
+	else
+		fail rawget phifs "curl"
+	fi
 }
 
 # ---- the table ---------------------------------------------------------
@@ -587,7 +625,7 @@ ratio() {	# PHIFS OTHER UNIT
 }
 
 table() {
-	local row key unit text s v p best b peer cells
+	local row key unit text s v p best b peer cells big
 	printf '\n| work (medians of %s interleaved rounds, seconds unless said) |' "$ROUNDS"
 	for s in "${ALL_SYSTEMS[@]}"; do printf ' %s |' "$s"; done
 	printf ' phifs vs best peer | phifs vs passthrough |\n|---|'
@@ -623,6 +661,12 @@ cell failed (see the lines above and the logs). An empty cell: not run.
 phifs's sequential write goes to a second phifs (same binary, a dir:
 region), so that its data does not fill the loopback servers.
 EOF
+	big=$(median bigread phifs)
+	p=$(median rawget phifs)
+	[ -n "$big" ] && [ -n "$p" ] &&
+		printf '\nphifs cold-reads the %s MiB file at %s the rate of raw GETs of its objects (4 at a time).\n' \
+			"$BIG_MIB" "$(ratio "$big" "$p" s)"
+	return 0
 }
 
 # ---- main --------------------------------------------------------------
