@@ -196,6 +196,17 @@ static void trace(const struct backend *be, const char *op, const char *key,
 int backend_put(struct backend *be, const char *key, const void *data,
 		size_t len)
 {
+	return backend_put_digest(be, key, data, len, NULL);
+}
+
+int backend_signs_body(struct backend *be)
+{
+	return be->ops->signs_body ? be->ops->signs_body(be) : 0;
+}
+
+int backend_put_digest(struct backend *be, const char *key, const void *data,
+		       size_t len, const uint8_t sha256[32])
+{
 	int rc;
 
 	assert(be && be->ops && be->ops->put);
@@ -203,7 +214,9 @@ int backend_put(struct backend *be, const char *key, const void *data,
 	assert(data || len == 0);
 	rc = backend_key_check(key);
 	if (rc == 0)
-		rc = be->ops->put(be, key, data, len);
+		rc = sha256 && be->ops->put_digest ?
+		     be->ops->put_digest(be, key, data, len, sha256) :
+		     be->ops->put(be, key, data, len);
 	trace(be, "put", key, rc);
 	return rc;
 }

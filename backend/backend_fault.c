@@ -262,15 +262,27 @@ static int fault_enter(struct fault_backend *fb, enum backend_op op,
 	return rc;
 }
 
-static int fault_put(struct backend *be, const char *key, const void *data,
-		     size_t len)
+static int fault_put_digest(struct backend *be, const char *key,
+			    const void *data, size_t len,
+			    const uint8_t sha256[32])
 {
 	struct fault_backend *fb = fault_of(be);
 	int rc = fault_enter(fb, BACKEND_OP_PUT, NULL);
 
 	if (rc == 0)
-		rc = backend_put(fb->inner, key, data, len);
+		rc = backend_put_digest(fb->inner, key, data, len, sha256);
 	return fault_leave(fb, BACKEND_OP_PUT, rc);
+}
+
+static int fault_signs_body(struct backend *be)
+{
+	return backend_signs_body(fault_of(be)->inner);
+}
+
+static int fault_put(struct backend *be, const char *key, const void *data,
+		     size_t len)
+{
+	return fault_put_digest(be, key, data, len, NULL);
 }
 
 static int fault_get(struct backend *be, const char *key, uint64_t off,
@@ -335,6 +347,8 @@ static void fault_close(struct backend *be)
 static const struct backend_ops fault_ops = {
 	.name = "fault",
 	.put = fault_put,
+	.put_digest = fault_put_digest,
+	.signs_body = fault_signs_body,
 	.get = fault_get,
 	.head = fault_head,
 	.list = fault_list,

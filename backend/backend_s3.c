@@ -452,6 +452,7 @@ struct s3_req {
 	size_t nparams;
 	const void *body;
 	size_t body_len;
+	const uint8_t *body_sha256;	/* its digest if known, or NULL */
 	const char *content_md5;	/* base64, or NULL */
 	const char *content_type;	/* or NULL */
 	const char *range;		/* "bytes=0-9", or NULL */
@@ -581,8 +582,11 @@ static int prepare(struct s3_backend *s, const struct s3_req *req,
 	buf_init(&pr->path, SIZE_MAX);
 	buf_init(&pr->query, SIZE_MAX);
 	buf_init(&pr->url, SIZE_MAX);
-	backend_s3_sha256_hex(req->body ? req->body : "", req->body_len,
-		      pr->payload_hash);
+	if (req->body_sha256)
+		backend_s3_hex(req->body_sha256, 32, pr->payload_hash);
+	else
+		backend_s3_sha256_hex(req->body ? req->body : "",
+				      req->body_len, pr->payload_hash);
 	rc = buf_add(&pr->path, s->bucket_path, strlen(s->bucket_path));
 	if (rc == 0 && (req->key || !s->bucket_path[0]))
 		rc = buf_add(&pr->path, "/", 1);
@@ -893,10 +897,10 @@ static char *full_key(struct s3_backend *s, const char *key)
 /* ---- put ------------------------------------------------------------ */
 
 static int put_single(struct s3_backend *s, const char *k, const void *data,
-		      size_t len)
+		      size_t len, const uint8_t *sha256)
 {
 	struct s3_req req = { .method = "PUT", .key = k, .body = data,
-			      .body_len = len };
+			      .body_len = len, .body_sha256 = sha256 };
 	struct s3_resp r;
 	int rc;
 
@@ -1111,8 +1115,11 @@ static int put_multipart(struct s3_backend *s, const char *k,
 	return rc;
 }
 
-static int s3_put(struct backend *be, const char *key, const void *data,
-		  size_t len)
+/* A multipart upload signs each part: a whole body's digest is of no use
+ * to it. */
+static int s3_put_digest(struct backend *be, const char *key,
+			 const void *data, size_t len,
+			 const uint8_t sha256[32])
 {
 	struct s3_backend *s = s3_of(be);
 	char *k = full_key(s, key);
@@ -1123,9 +1130,21 @@ static int s3_put(struct backend *be, const char *key, const void *data,
 	if (len > s->mp_threshold)
 		rc = put_multipart(s, k, data, len);
 	else
-		rc = put_single(s, k, data, len);
+		rc = put_single(s, k, data, len, sha256);
 	free(k);
 	return rc;
+}
+
+static int s3_signs_body(struct backend *be)
+{
+	(void)be;
+	return 1;
+}
+
+static int s3_put(struct backend *be, const char *key, const void *data,
+		  size_t len)
+{
+	return s3_put_digest(be, key, data, len, NULL);
 }
 
 /* ---- get, head ------------------------------------------------------ */
@@ -1454,6 +1473,8 @@ static void s3_close(struct backend *be)
 static const struct backend_ops s3_ops = {
 	.name = "s3",
 	.put = s3_put,
+	.put_digest = s3_put_digest,
+	.signs_body = s3_signs_body,
 	.get = s3_get,
 	.head = s3_head,
 	.list = s3_list,

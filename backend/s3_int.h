@@ -34,6 +34,8 @@
 #define S3_SHA256_HEX 65	/* 64 lowercase hex digits and a NUL */
 #define S3_MD5_B64 25		/* 24 base64 characters and a NUL */
 
+/* n bytes at p in lower-case hex, NUL-terminated, into out (2n + 1). */
+void backend_s3_hex(const unsigned char *p, size_t n, char *out);
 void backend_s3_sha256_hex(const void *data, size_t len,
 			   char out[S3_SHA256_HEX]);
 void backend_s3_hmac_sha256(const void *key, size_t keylen, const void *msg,

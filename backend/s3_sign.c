@@ -31,7 +31,7 @@
 
 /* ---- hashing -------------------------------------------------------- */
 
-static void hex(const unsigned char *p, size_t n, char *out)
+void backend_s3_hex(const unsigned char *p, size_t n, char *out)
 {
 	static const char digits[] = "0123456789abcdef";
 
@@ -51,7 +51,7 @@ void backend_s3_sha256_hex(const void *data, size_t len,
 	/* only fails on allocation failure inside OpenSSL */
 	if (!EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL))
 		memset(md, 0, sizeof(md));
-	hex(md, sizeof(md), out);
+	backend_s3_hex(md, sizeof(md), out);
 }
 
 void backend_s3_hmac_sha256(const void *key, size_t keylen, const void *msg,
@@ -312,7 +312,7 @@ void backend_s3_signature(const unsigned char key[32],
 
 	backend_s3_hmac_sha256(key, 32, string_to_sign, strlen(string_to_sign),
 			       mac);
-	hex(mac, sizeof(mac), out);
+	backend_s3_hex(mac, sizeof(mac), out);
 }
 
 /* Signature of in (with the query already in place) into sig. */

@@ -925,6 +925,14 @@ struct seal {
 	pthread_t mender;		/* cache_mend.c */
 	int mender_running;
 	struct mend *mend;
+	/* the SHA-256 of objects lately sent to a region, for the others
+	 * (cache_upload.c, digest_of()); by lock */
+	struct upload_digest {
+		int kind;		/* 0: unused */
+		uint64_t seq, size;
+		uint8_t sha256[32];
+	} digests[16];
+	unsigned digest_next;
 };
 
 /* --- cache_journal.c: metadata for the regions ------------------------ */

@@ -927,6 +927,58 @@ static int map_local(struct cache *c, const char *name, uint64_t size,
 	return rc;
 }
 
+/*
+ * The SHA-256 of object it (mapped at data) into sha256, for its put: an
+ * S3 region signs it, and it is the same for every region, so it is
+ * computed for the first region's put and remembered for the others'
+ * (the last 16 objects; a queued object's bytes never change under its
+ * name).  0, or 1 when it cannot be had (the put then hashes).  No lock
+ * held.
+ */
+static int digest_of(struct seal *s, const struct qitem *it,
+		     const void *data, uint8_t sha256[32])
+{
+	const size_t n = sizeof(s->digests) / sizeof(s->digests[0]);
+	struct upload_digest *d;
+	int found = 0;
+
+	lock_take(&s->lock);
+	for (size_t i = 0; i < n && !found; i++) {
+		d = &s->digests[i];
+		if (d->kind == it->kind + 1 && d->seq == it->seq &&
+		    d->size == it->size) {
+			memcpy(sha256, d->sha256, 32);
+			found = 1;
+		}
+	}
+	lock_drop(&s->lock);
+	if (found)
+		return 0;
+	if (crypt_sha256(data, (size_t)it->size, sha256))
+		return 1;
+	lock_take(&s->lock);
+	d = &s->digests[s->digest_next++ % n];
+	d->kind = it->kind + 1;
+	d->seq = it->seq;
+	d->size = it->size;
+	memcpy(d->sha256, sha256, 32);
+	lock_drop(&s->lock);
+	return 0;
+}
+
+/* Forget what digest_of() remembered of it: a put with it failed, and a
+ * wrong digest must not fail every retry. */
+static void digest_forget(struct seal *s, const struct qitem *it)
+{
+	lock_take(&s->lock);
+	for (size_t i = 0; i < sizeof(s->digests) / sizeof(s->digests[0]);
+	     i++)
+		if (s->digests[i].kind == it->kind + 1 &&
+		    s->digests[i].seq == it->seq)
+			s->digests[i].kind = 0;
+	lock_drop(&s->lock);
+}
+
 /* Upload one pair; called without s->lock. */
 static void upload(struct cache *c, const struct job *j)
 {
@@ -936,7 +988,8 @@ static void upload(struct cache *c, const struct job *j)
 	struct done_arg a = { &j->it, r->bit, 0 };
 	uint64_t t0;
 	void *data = NULL;
-	int put_failed, rc;
+	uint8_t sha256[32];
+	int put_failed, rc, hashed;
 
 	kinds[j->it.kind].names(&j->it, key, name);
 	rc = map_local(c, name, j->it.size, &data);
@@ -950,8 +1003,13 @@ static void upload(struct cache *c, const struct job *j)
 		return;
 	}
 	t0 = phi_mono_ns();
-	rc = backend_put(r->be, key, data, (size_t)j->it.size);
+	hashed = backend_signs_body(r->be) &&
+		 digest_of(s, &j->it, data, sha256) == 0;
+	rc = backend_put_digest(r->be, key, data, (size_t)j->it.size,
+				hashed ? sha256 : NULL);
 	phi_hist_add(&r->put_time, phi_mono_ns() - t0);
+	if (rc && hashed)
+		digest_forget(s, &j->it);
 	if (j->it.size)
 		munmap(data, (size_t)j->it.size);
 	put_failed = rc != 0;

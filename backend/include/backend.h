@@ -197,6 +197,19 @@ int backend_put(struct backend *be, const char *key, const void *data,
 		size_t len);
 
 /*
+ * backend_put() of data whose SHA-256 the caller knows already (sha256,
+ * 32 bytes): an S3 region signs that instead of hashing the body again,
+ * so an object sent to several regions is hashed once.  The caller must
+ * pass the digest of exactly these bytes: a wrong one makes the server
+ * refuse the put.  Backends that sign no body ignore it.
+ * backend_signs_body(): whether be would use it (an S3 region, also
+ * behind a fault backend), so that no one hashes for nothing.
+ */
+int backend_put_digest(struct backend *be, const char *key, const void *data,
+		       size_t len, const uint8_t sha256[32]);
+int backend_signs_body(struct backend *be);
+
+/*
  * Append bytes [off, off + len) of the object to out; len 0 means "to the
  * end".  A range reaching past the end is cut at the end, and one starting
  * at or past it appends nothing (like pread).  Returns 0, -ENOENT, -E2BIG

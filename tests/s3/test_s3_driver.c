@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "crypt.h"
 #include "phi.h"
 #include "test.h"
 
@@ -217,6 +218,28 @@ TEST(put_get_head_range)
 	ASSERT_OK(backend_put(be, "basic/obj", "new", 3));
 	expect_get(be, "basic/obj", 0, 0, "new", 3);
 	ASSERT_STREQ(backend_last_error(be), "");
+	free(data);
+	backend_close(be);
+}
+
+/* A put whose body's SHA-256 the caller gives is signed with it, not
+ * hashed again: the right digest stores the object, a wrong one is
+ * refused by the server and stores nothing. */
+TEST(put_with_a_known_digest)
+{
+	struct backend *be = open_default();
+	unsigned char *data = blob(300000, 2);
+	uint8_t sha[32];
+	uint64_t size;
+
+	ASSERT_TRUE(backend_signs_body(be));
+	ASSERT_OK(crypt_sha256(data, 300000, sha));
+	ASSERT_OK(backend_put_digest(be, "digest/right", data, 300000, sha));
+	expect_get(be, "digest/right", 0, 0, data, 300000);
+	sha[5] ^= 1;
+	ASSERT_TRUE(backend_put_digest(be, "digest/wrong", data, 300000,
+				       sha) != 0);
+	ASSERT_ERR(backend_head(be, "digest/wrong", &size), -ENOENT);
 	free(data);
 	backend_close(be);
 }
@@ -797,6 +820,7 @@ TEST(server_stopped)
 
 TEST_MAIN(
 	TEST_ENTRY(put_get_head_range),
+	TEST_ENTRY(put_with_a_known_digest),
 	TEST_ENTRY(missing_objects),
 	TEST_ENTRY(del),
 	TEST_ENTRY(list_pages_and_multi_delete),
