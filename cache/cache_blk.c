@@ -373,10 +373,10 @@ static int repair_txn(struct cache *c, MDB_txn *txn, void *arg)
 }
 
 /* Plaintext of block blk of n into plain.  Called with n->lock dropped:
- * reads nothing of n but its inode number.  whole: 0, or how a read
- * may take its frame from the pack got whole (cache_packget.c): n is a
- * small file whose neighbours in its pack are likely read next, or a
- * larger file read in order. */
+ * reads nothing of n but its inode number.  whole: 0 (not a read), or
+ * how a read may take its frame from a pack got whole (cache_packget.c):
+ * n is a small file whose neighbours in its pack are likely read next, a
+ * larger file read in order, or only from a pack in memory already. */
 static int read_sealed(struct cache *c, struct cnode *n, uint64_t blk,
 		       const struct block_rec *rec, enum packget_mode whole,
 		       struct buf *plain)
@@ -468,10 +468,19 @@ static int fetch_sealed(struct cache *c, struct cnode *n, uint64_t blk,
 	MDB_txn *txn;
 	int rc;
 
+	struct block_rec next;
+
 	txn = cache_meta_read_begin(c, &rc);
 	if (!txn)
 		return rc;
 	rc = cache_blk_rec_get(c, txn, n->ino, blk, rec);
+	/* a pack got whole for a read in order must hold the next block
+	 * too: the blocks of a file sealed among other files' data, a
+	 * pack each, come alone (or from a pack got meanwhile) */
+	if (rc == 0 && (whole == PACKGET_SEQ || whole == PACKGET_AHEAD) &&
+	    (cache_blk_rec_get(c, txn, n->ino, blk + 1, &next) != 0 ||
+	     memcmp(next.pack, rec->pack, sizeof(next.pack)) != 0))
+		whole = PACKGET_PEEK;
 	cache_meta_read_end(txn);
 	if (rc)
 		return rc;
@@ -562,7 +571,7 @@ static int fetch(struct cache *c, struct cnode *n, uint64_t blk,
 		 * next blocks are, and read-ahead gets other packs */
 		whole = !reading ? 0 : reading == FETCH_AHEAD ? PACKGET_AHEAD :
 			n->size <= c->block_size ? PACKGET_SMALL :
-			n->ahead_seq ? PACKGET_SEQ : 0;
+			n->ahead_seq ? PACKGET_SEQ : PACKGET_PEEK;
 		lock_drop(&n->lock);
 		rc = fetch_sealed(c, n, blk, whole, &rec, &plain);
 		lock_take(&n->lock);

@@ -266,7 +266,7 @@ struct ahead_queue {
 	uint64_t window;	/* blocks fetched past a read */
 };
 
-/* Whole packs got for small files, in memory (cache_packget.c).  Every
+/* Whole packs got for reads, in memory (cache_packget.c).  Every
  * field but `on` (set at open) by packget.lock; a slot's data also by
  * its loader alone while it is being got, and read by its pinning
  * readers with the lock dropped. */
@@ -277,8 +277,9 @@ struct ahead_queue {
 struct packget_slot {
 	uint8_t id[16];
 	int state;		/* free, being got, ready */
-	int dropped;		/* a frame in it failed: freed by its last
-				   reader, found by no one */
+	int dropped;		/* a frame in it failed: emptied by its last
+				   reader (its memory kept), found by no
+				   one */
 	unsigned readers;	/* checking a frame of it, lock dropped */
 	uint64_t used;		/* tick of its last use */
 	struct buf data;
@@ -728,8 +729,9 @@ void cache_blk_fetch_ahead(struct cache *c, struct cnode *n, uint64_t blk);
  * memory, or from the pack got whole now from the regions and kept:
  * for a small file's read (PACKGET_SMALL) the second such fetch from
  * it; for a sequential read of a larger file (PACKGET_SEQ, and
- * PACKGET_AHEAD from a read-ahead thread) the first.  0 when verify
- * passed.  1 when not taken: off; the first small fetch from that pack;
+ * PACKGET_AHEAD from a read-ahead thread) the first; for any other read
+ * (PACKGET_PEEK) never.  0 when verify passed.  1 when not taken: off;
+ * the first small fetch from that pack, a look that found it not here;
  * a pack too large, every slot busy, a copy kept that fails verify, a
  * get of the pack this call waited for that failed, or this call's get
  * failing for a reason the frame alone may not share (too large, no
@@ -741,7 +743,12 @@ void cache_blk_fetch_ahead(struct cache *c, struct cnode *n, uint64_t blk);
  * as backend_replica_get_verified() (no region reached), which set
  * *bad.  No lock held.
  */
-enum packget_mode { PACKGET_SMALL = 1, PACKGET_SEQ, PACKGET_AHEAD };
+enum packget_mode {
+	PACKGET_PEEK = 1,	/* from memory only: never gets a pack */
+	PACKGET_SMALL,		/* a small file: the second fetch gets it */
+	PACKGET_SEQ,		/* a file read in order: the first does */
+	PACKGET_AHEAD		/* read-ahead: as SEQ, never waits */
+};
 void cache_packget_init(struct cache *c);
 void cache_packget_start(struct cache *c);
 void cache_packget_free(struct cache *c);

@@ -16,7 +16,11 @@
  * once: one get of a few megabytes costs an S3 server far less than one
  * ranged get per block, and the read-ahead threads each get a
  * different pack at the same time (a thread that finds its pack being
- * got goes on to the next block instead of waiting).
+ * got goes on to the next block instead of waiting).  Only a pack that
+ * holds the file's next block too is got so (cache_blk.c): a file whose
+ * blocks were sealed among other files' data, a pack each, gets its
+ * frames alone.  Any other read looks here first (PACKGET_PEEK): a
+ * block whose pack is in memory, or being got, comes from there.
  *
  * A pack is an immutable object (a key is never written with other
  * bytes), so what is kept here never goes stale.  Nothing here is
@@ -34,7 +38,7 @@
  * was written) is remembered as such and never got whole.  Floor 2, with
  * the fetching of cache_blk.c, its only caller.  p->lock is a leaf: no
  * other lock is held with it, and none while a region is asked; a second
- * fetch from a pack being got waits for it.
+ * fetch from a pack being got waits for it (but a read-ahead thread's).
  */
 #include "cache_int.h"
 #include "backend.h"
@@ -107,6 +111,15 @@ static struct packget_slot *find(struct packget *p, const uint8_t id[16])
 	return NULL;
 }
 
+/* The ring's entry of pack id, or NULL.  p->lock held. */
+static struct packget_miss *noted(struct packget *p, const uint8_t id[16])
+{
+	for (int i = 0; i < PACKGET_MISSES; i++)
+		if (p->miss[i].seen && memcmp(p->miss[i].id, id, 16) == 0)
+			return &p->miss[i];
+	return NULL;
+}
+
 /*
  * Note a small file's fetch from pack id that found it in no slot: 1 if
  * the pack is to be got whole now (a fetch from it was noted before), 0
@@ -114,13 +127,10 @@ static struct packget_slot *find(struct packget *p, const uint8_t id[16])
  */
 static int second_miss(struct packget *p, const uint8_t id[16])
 {
-	struct packget_miss *m;
+	struct packget_miss *m = noted(p, id);
 
-	for (int i = 0; i < PACKGET_MISSES; i++) {
-		m = &p->miss[i];
-		if (m->seen && memcmp(m->id, id, 16) == 0)
-			return !m->too_big;
-	}
+	if (m)
+		return !m->too_big;
 	m = &p->miss[p->miss_next++ % PACKGET_MISSES];
 	memcpy(m->id, id, 16);
 	m->seen = 1;
@@ -128,11 +138,18 @@ static int second_miss(struct packget *p, const uint8_t id[16])
 	return 0;
 }
 
+/* Pack id was found too large for a slot: never got whole again (as
+ * long as the ring remembers it), whatever the mode.  p->lock held. */
 static void mark_too_big(struct packget *p, const uint8_t id[16])
 {
-	for (int i = 0; i < PACKGET_MISSES; i++)
-		if (p->miss[i].seen && memcmp(p->miss[i].id, id, 16) == 0)
-			p->miss[i].too_big = 1;
+	struct packget_miss *m = noted(p, id);
+
+	if (!m) {
+		m = &p->miss[p->miss_next++ % PACKGET_MISSES];
+		memcpy(m->id, id, 16);
+		m->seen = 1;
+	}
+	m->too_big = 1;
 }
 
 /* A slot for a pack to get: a free one, or the ready one used longest
@@ -244,8 +261,11 @@ int cache_packget_frame(struct cache *c, const char *key,
 	}
 	if (s)
 		rc = from_memory(p, s, key, &want);
-	else if (waited || (mode == PACKGET_SMALL && !second_miss(p, id)))
-		rc = 1;		/* the get waited for failed; or the first */
+	else if (waited || mode == PACKGET_PEEK)
+		rc = 1;		/* the get waited for failed; or a look */
+	else if (mode == PACKGET_SMALL ? !second_miss(p, id) :
+		 (noted(p, id) && noted(p, id)->too_big))
+		rc = 1;		/* the first small one; or too large */
 	else if ((s = claim(p)) != NULL) {
 		memcpy(s->id, id, 16);
 		s->dropped = 0;

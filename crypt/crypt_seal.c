@@ -19,10 +19,11 @@
  * (magic, version, flags, lengths), so a cut or garbled object is
  * PHI_ECORRUPT and only a well-formed one that fails its tag is
  * PHI_EAUTHFAIL.  No unauthenticated byte stays in the caller's buffer:
- * a version 1 raw payload is decrypted into out's reserved room and
- * committed only once the tag verifies (wiped otherwise); any other
- * payload is decrypted into a temporary, verified, then copied or
- * decompressed into out.
+ * a payload is decrypted into out's reserved room and committed only
+ * once the tag verifies (wiped otherwise); a compressed one is then
+ * moved aside and decompressed into out.  A temporary is used for a
+ * version 1 compressed payload, and when out may not hold the payload
+ * whole.
  *
  * Each thread keeps one zstd compression and one decompression context
  * (thread-specific data, freed when the thread exits): making a context

@@ -308,6 +308,30 @@ static void read_block(struct cache *c, struct cache_file *f, uint64_t b,
 	ASSERT_TRUE(memcmp(buf, want, BS) == 0);
 }
 
+/* Read blocks [from, to) of ino in order, checking them against data
+ * (the whole file's); the gets made meanwhile. */
+static unsigned long read_in_order(struct env *e, uint64_t ino,
+				   const unsigned char *data, uint64_t from,
+				   uint64_t to)
+{
+	unsigned long before = gets_made(e);
+	struct cache_file *f;
+
+	ASSERT_OK(cache_file_open(e->c, ino, 0, &f));
+	for (uint64_t b = from; b < to; b++)
+		read_block(e->c, f, b, data + b * BS);
+	cache_file_release(e->c, f);
+	return gets_made(e) - before;
+}
+
+static uint64_t packs_got_whole(struct env *e)
+{
+	struct cache_counters k;
+
+	cache_counters(e->c, &k);
+	return k.packs_fetched_whole;
+}
+
 TEST(sequential_read_gets_whole_packs_ahead)
 {
 	static unsigned char data[SEQ_BLOCKS * BS];
@@ -344,14 +368,72 @@ TEST(sequential_read_gets_whole_packs_ahead)
 	ASSERT_EQ(k.frames_from_memory,
 		  SEQ_BLOCKS - k.packs_fetched_whole);
 
-	cold(&e, 0);			/* out of order: a frame, no pack */
-	before = gets_made(&e);
-	ASSERT_OK(cache_file_open(e.c, ino, 0, &f));
-	read_block(e.c, f, 30, data + 30 * BS);
-	cache_file_release(e.c, f);
-	ASSERT_EQ(gets_made(&e) - before, 1);
+	/* evicted, read out of order: from the packs still in memory */
+	ASSERT_TRUE(cache_evict(e.c, UINT64_MAX) > 0);
+	ASSERT_EQ(read_in_order(&e, ino, data, 30, 31), 0);
 	cache_counters(e.c, &k);
-	ASSERT_EQ(k.packs_fetched_whole, 0);
+	ASSERT_EQ(k.frames_from_memory,
+		  SEQ_BLOCKS - k.packs_fetched_whole + 1);
+
+	cold(&e, 0);			/* out of order: a frame, no pack */
+	ASSERT_EQ(read_in_order(&e, ino, data, 30, 31), 1);
+	ASSERT_EQ(packs_got_whole(&e), 0);
+	env_done(&e);
+}
+
+/*
+ * A file whose blocks were sealed a pack each (here: a sync after each
+ * block written) gets no pack whole when read in order: each would bring
+ * mostly other files' data.  One ranged get per block.
+ */
+TEST(blocks_a_pack_each_read_in_order_come_alone)
+{
+	static unsigned char data[4 * BS];
+	struct env e;
+	uint64_t ino;
+
+	env_init(&e, 1ull << 30);
+	ino = mkfile(e.c, "f");
+	fill(data, sizeof(data), 5);
+	for (uint64_t b = 0; b < 4; b++) {
+		put(e.c, ino, b * BS, data + b * BS, BS);
+		sync_ok(&e);
+	}
+	cold(&e, 0);
+	ASSERT_EQ(read_in_order(&e, ino, data, 0, 4), 4);
+	ASSERT_EQ(packs_got_whole(&e), 0);
+	env_done(&e);
+}
+
+/*
+ * A pack larger than a slot (written when pack_size was larger) is tried
+ * whole once, found too large, and never again: one failed get in each
+ * region, then one ranged get per block.
+ */
+TEST(a_pack_too_large_for_memory_is_tried_whole_once)
+{
+	static unsigned char data[SEQ_BLOCKS * 6 * BS];
+	const uint64_t nblk = sizeof(data) / BS;
+	struct env e;
+	uint64_t ino;
+
+	env_init(&e, 1ull << 30);
+	env_close(&e);
+	e.cfg.pack_size = 32 * MiB;		/* one pack of 18 MiB */
+	e.cfg.seal_delay_ms = 3600 * 1000;
+	env_open(&e);
+	ino = mkfile(e.c, "f");
+	fill(data, sizeof(data), 6);
+	put(e.c, ino, 0, data, sizeof(data));
+	sync_ok(&e);
+	ASSERT_TRUE(cache_evict(e.c, UINT64_MAX) > 0);
+	env_close(&e);
+	e.cfg.pack_size = 1 * MiB;		/* slots of 16 MiB on */
+	e.cfg.read_ahead = 0;
+	env_open(&e);
+	/* the whole get, refused in each region, and a frame per block */
+	ASSERT_EQ(read_in_order(&e, ino, data, 0, nblk), nblk + 2);
+	ASSERT_EQ(packs_got_whole(&e), 0);
 	env_done(&e);
 }
 
@@ -539,6 +621,8 @@ TEST_MAIN(
 	TEST_ENTRY(truncate_during_a_fetch_leaves_no_stale_block),
 	TEST_ENTRY(second_reader_waits_for_the_fetch_under_way),
 	TEST_ENTRY(sequential_read_gets_whole_packs_ahead),
+	TEST_ENTRY(blocks_a_pack_each_read_in_order_come_alone),
+	TEST_ENTRY(a_pack_too_large_for_memory_is_tried_whole_once),
 	TEST_ENTRY(small_files_read_cold_share_a_get_of_their_pack),
 	TEST_ENTRY(readers_of_one_pack_at_once_wait_for_its_one_get),
 	TEST_ENTRY(a_damaged_pack_in_memory_is_dropped_and_the_block_got_again),
