@@ -199,9 +199,9 @@ int backend_put(struct backend *be, const char *key, const void *data,
 	return backend_put_digest(be, key, data, len, NULL);
 }
 
-int backend_signs_body(struct backend *be)
+int backend_signs_body(struct backend *be, size_t len)
 {
-	return be->ops->signs_body ? be->ops->signs_body(be) : 0;
+	return be->ops->signs_body ? be->ops->signs_body(be, len) : 0;
 }
 
 int backend_put_digest(struct backend *be, const char *key, const void *data,

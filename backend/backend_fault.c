@@ -274,9 +274,9 @@ static int fault_put_digest(struct backend *be, const char *key,
 	return fault_leave(fb, BACKEND_OP_PUT, rc);
 }
 
-static int fault_signs_body(struct backend *be)
+static int fault_signs_body(struct backend *be, size_t len)
 {
-	return backend_signs_body(fault_of(be)->inner);
+	return backend_signs_body(fault_of(be)->inner, len);
 }
 
 static int fault_put(struct backend *be, const char *key, const void *data,

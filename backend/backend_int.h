@@ -18,12 +18,6 @@ struct backend_ops {
 	const char *name;	/* "dir", "replica", "fault", later "s3" */
 	int (*put)(struct backend *be, const char *key, const void *data,
 		   size_t len);
-	/* optional: put with the body's SHA-256 known (NULL: put), and
-	 * whether it is used (NULL: no) */
-	int (*put_digest)(struct backend *be, const char *key,
-			  const void *data, size_t len,
-			  const uint8_t sha256[32]);
-	int (*signs_body)(struct backend *be);
 	/* len 0 = to the end; appends to out and may leave a partial append
 	 * behind on failure (the wrapper trims it) */
 	int (*get)(struct backend *be, const char *key, uint64_t off,
@@ -35,6 +29,12 @@ struct backend_ops {
 		    backend_list_fn *fn, void *ctx);
 	int (*del)(struct backend *be, const char *key);
 	void (*close)(struct backend *be);
+	/* optional: put with the body's SHA-256 known (NULL: put), and
+	 * whether a put of len bytes would use it (NULL: no) */
+	int (*put_digest)(struct backend *be, const char *key,
+			  const void *data, size_t len,
+			  const uint8_t sha256[32]);
+	int (*signs_body)(struct backend *be, size_t len);
 };
 
 struct backend {

@@ -1135,10 +1135,9 @@ static int s3_put_digest(struct backend *be, const char *key,
 	return rc;
 }
 
-static int s3_signs_body(struct backend *be)
+static int s3_signs_body(struct backend *be, size_t len)
 {
-	(void)be;
-	return 1;
+	return len <= s3_of(be)->mp_threshold;
 }
 
 static int s3_put(struct backend *be, const char *key, const void *data,

@@ -44,7 +44,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -52,6 +51,7 @@
 #define BACKOFF_MIN_NS 500000000ull
 #define BACKOFF_MAX_NS 60000000000ull
 #define IDLE_WAIT_MS 500
+#define UPLOAD_KEEP_NS (UINT64_C(10) * 1000000000)	/* buffer kept idle */
 
 /* --- walking a db ------------------------------------------------------ */
 
@@ -890,45 +890,37 @@ static int done_txn(struct cache *c, MDB_txn *txn, void *arg)
 	return rc;
 }
 
-/*
- * The local file name of size bytes, mapped into *out (munmap() it; ""
- * when size is 0).  Mapped, not read into a buffer: the sealer has just
- * written it, so its pages are in the page cache, and a copy into memory
- * fresh from the system cost more than the put itself (its page faults,
- * in a profile of a CT series copied in).  A local object is never
- * changed once named (written whole, then renamed), and one unlinked
- * while mapped stays readable.  0 or a code; PHI_ECORRUPT if it is
- * shorter than recorded.
- */
-static int map_local(struct cache *c, const char *name, uint64_t size,
-		     void **out)
+/* Read the local file name of size bytes into out. */
+static int read_local(struct cache *c, const char *name, uint64_t size,
+		      struct buf *out)
 {
-	struct stat st;
-	void *p;
-	int fd, rc = 0;
+	size_t done = 0;
+	int fd, rc;
 
 	fd = openat(c->dirfd, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	if (fstat(fd, &st))
-		rc = -errno;
-	else if ((uint64_t)st.st_size < size)
-		rc = PHI_ECORRUPT;
-	else if (size == 0)
-		*out = (void *)"";
-	else if (size > SIZE_MAX)
-		rc = -EFBIG;
-	else if ((p = mmap(NULL, (size_t)size, PROT_READ,
-			   MAP_SHARED | MAP_POPULATE, fd, 0)) == MAP_FAILED)
-		rc = -errno;
-	else
-		*out = p;
+	buf_reset(out);
+	rc = buf_reserve(out, size);
+	while (rc == 0 && done < size) {
+		ssize_t r = pread(fd, (char *)buf_mut(out) + done,
+				  size - done, (off_t)done);
+
+		if (r < 0 && errno != EINTR)
+			rc = -errno;
+		else if (r == 0)
+			rc = PHI_ECORRUPT;	/* shorter than recorded */
+		else if (r > 0)
+			done += (size_t)r;
+	}
 	close(fd);
+	if (rc == 0)
+		buf_setlen(out, size);
 	return rc;
 }
 
 /*
- * The SHA-256 of object it (mapped at data) into sha256, for its put: an
+ * The SHA-256 of object it (its bytes at data) into sha256, for its put: an
  * S3 region signs it, and it is the same for every region, so it is
  * computed for the first region's put and remembered for the others'
  * (the last 16 objects; a queued object's bytes never change under its
@@ -980,19 +972,18 @@ static void digest_forget(struct seal *s, const struct qitem *it)
 }
 
 /* Upload one pair; called without s->lock. */
-static void upload(struct cache *c, const struct job *j)
+static void upload(struct cache *c, const struct job *j, struct buf *data)
 {
 	struct seal *s = c->seal;
 	struct seal_region *r = &s->r[j->region];
 	char key[QKEY_SIZE], name[QFILE_SIZE];
 	struct done_arg a = { &j->it, r->bit, 0 };
 	uint64_t t0;
-	void *data = NULL;
 	uint8_t sha256[32];
 	int put_failed, rc, hashed;
 
 	kinds[j->it.kind].names(&j->it, key, name);
-	rc = map_local(c, name, j->it.size, &data);
+	rc = read_local(c, name, j->it.size, data);
 	if (rc) {
 		/* The local copy is gone or damaged: nothing to send.  Keep
 		 * the pair in flight for good so that it is not retried in
@@ -1002,16 +993,14 @@ static void upload(struct cache *c, const struct job *j)
 			r->name);
 		return;
 	}
+	hashed = backend_signs_body(r->be, buf_len(data)) &&
+		 digest_of(s, &j->it, buf_data(data), sha256) == 0;
 	t0 = phi_mono_ns();
-	hashed = backend_signs_body(r->be) &&
-		 digest_of(s, &j->it, data, sha256) == 0;
-	rc = backend_put_digest(r->be, key, data, (size_t)j->it.size,
+	rc = backend_put_digest(r->be, key, buf_data(data), buf_len(data),
 				hashed ? sha256 : NULL);
 	phi_hist_add(&r->put_time, phi_mono_ns() - t0);
 	if (rc && hashed)
 		digest_forget(s, &j->it);
-	if (j->it.size)
-		munmap(data, (size_t)j->it.size);
 	put_failed = rc != 0;
 	if (rc == 0)
 		rc = cache_meta_write(c, done_txn, &a);
@@ -1063,6 +1052,10 @@ static void *uploader_main(void *arg)
 {
 	struct cache *c = arg;
 	struct seal *s = c->seal;
+	uint64_t idle_since = phi_mono_ns();
+	struct buf data;
+
+	buf_init(&data, SIZE_MAX);
 	lock_take(&s->lock);
 	while (!s->stop) {
 		struct job j;
@@ -1076,20 +1069,32 @@ static void *uploader_main(void *arg)
 		    inflight_add(s, qtag(&j.it, s->r[j.region].bit)) == 0) {
 			s->r[j.region].busy++;
 			lock_drop(&s->lock);
-			upload(c, &j);
+			upload(c, &j, &data);
 			lock_take(&s->lock);
 			s->r[j.region].busy--;
+			idle_since = 0;
 			continue;
 		}
 		if (rc == -ENOENT && probe_down(s, pending))
 			continue;
 		now = phi_mono_ns();
+		/* Nothing to send for UPLOAD_KEEP_NS: keep no pack-sized
+		 * buffer (four of them made most of an idle daemon's
+		 * memory).  While packs keep coming it is kept: a copy into
+		 * memory fresh from the system for every pack faulted in
+		 * page by page, a quarter of the daemon's CPU while a CT
+		 * series was copied in. */
+		if (!idle_since)
+			idle_since = now;
+		else if (now - idle_since >= UPLOAD_KEEP_NS)
+			buf_release(&data);
 		if (wake > now + IDLE_WAIT_MS * 1000000ull)
 			wake = now + IDLE_WAIT_MS * 1000000ull;
 		ts = phi_mono_deadline(wake - now);
 		pthread_cond_timedwait(&s->done, &s->lock, &ts);
 	}
 	lock_drop(&s->lock);
+	buf_release(&data);
 	return NULL;
 }
 

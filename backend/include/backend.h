@@ -202,12 +202,13 @@ int backend_put(struct backend *be, const char *key, const void *data,
  * so an object sent to several regions is hashed once.  The caller must
  * pass the digest of exactly these bytes: a wrong one makes the server
  * refuse the put.  Backends that sign no body ignore it.
- * backend_signs_body(): whether be would use it (an S3 region, also
- * behind a fault backend), so that no one hashes for nothing.
+ * backend_signs_body(): whether be would use it for a put of len bytes
+ * (an S3 region, also behind a fault backend, but for a multipart
+ * upload, which signs each part), so that no one hashes for nothing.
  */
 int backend_put_digest(struct backend *be, const char *key, const void *data,
 		       size_t len, const uint8_t sha256[32]);
-int backend_signs_body(struct backend *be);
+int backend_signs_body(struct backend *be, size_t len);
 
 /*
  * Append bytes [off, off + len) of the object to out; len 0 means "to the

@@ -232,7 +232,7 @@ TEST(put_with_a_known_digest)
 	uint8_t sha[32];
 	uint64_t size;
 
-	ASSERT_TRUE(backend_signs_body(be));
+	ASSERT_TRUE(backend_signs_body(be, 300000));
 	ASSERT_OK(crypt_sha256(data, 300000, sha));
 	ASSERT_OK(backend_put_digest(be, "digest/right", data, 300000, sha));
 	expect_get(be, "digest/right", 0, 0, data, 300000);

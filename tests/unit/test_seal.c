@@ -267,10 +267,10 @@ TEST(region_down_during_writes_catches_up)
 	env_done(&e);
 }
 
-/* A pack whose local copy is found shorter than recorded is not sent (an
- * upload maps the file: reading past its end would kill the daemon; a
- * dir: region's write() would fail with EFAULT), and stays waiting for
- * that region; the other region has it already. */
+/* A pack whose local copy is found shorter than recorded is not sent
+ * (not even tried: a put of what was read would store a damaged copy,
+ * or fail), and stays waiting for that region; the other region has it
+ * already. */
 TEST(short_local_pack_is_not_uploaded)
 {
 	static unsigned char a[256 * KiB];
