@@ -763,6 +763,9 @@ void cache_packget_counts(struct cache *c, uint64_t *loads, uint64_t *hits);
  * or frees it.  No lock held. */
 void cache_packget_buf_take(struct cache *c, struct buf *b);
 void cache_packget_buf_give(struct cache *c, struct buf *b);
+/* Give back the memory of the packs kept and of the buffers kept (a sync
+ * is a point of rest); a pack being got or read stays.  No lock held. */
+void cache_packget_trim(struct cache *c);
 /* Add delta to c->used (the data files' bytes), never below zero. */
 void cache_blk_used_adjust(struct cache *c, int64_t delta);
 /* Re-measure the data file's allocation into n->alloc and c->used;

@@ -34,7 +34,8 @@
  * memory only (never in cache_dir), the one used longest ago given up
  * for the next.  A slot keeps its memory for the next pack (memory
  * fresh from the system faults in page by page, which costs more than
- * the pack's decryption), and gives it back at close.  A pack larger than that (pack_size set higher when it
+ * the pack's decryption), and gives it back at a sync
+ * (cache_packget_trim()) and at close.  A pack larger than that (pack_size set higher when it
  * was written) is remembered as such and never got whole.  Floor 2, with
  * the fetching of cache_blk.c, its only caller.  p->lock is a leaf: no
  * other lock is held with it, and none while a region is asked; a second
@@ -310,4 +311,24 @@ void cache_packget_buf_give(struct cache *c, struct buf *b)
 	}
 	lock_drop(&p->lock);
 	buf_release(b);
+}
+
+void cache_packget_trim(struct cache *c)
+{
+	struct packget *p = &c->packget;
+
+	lock_take(&p->lock);
+	for (int i = 0; i < PACKGET_SLOTS; i++) {
+		struct packget_slot *s = &p->slot[i];
+
+		if (s->state == PG_READY && s->readers == 0) {
+			buf_release(&s->data);
+			s->state = PG_FREE;
+		} else if (s->state == PG_FREE) {
+			buf_release(&s->data);
+		}
+	}
+	while (p->nspare)
+		buf_release(&p->spare[--p->nspare]);
+	lock_drop(&p->lock);
 }

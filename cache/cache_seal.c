@@ -859,6 +859,15 @@ static void *sealer_main(void *arg)
 		if (force) {
 			mark_synced(c, mark);
 			handled = req;
+			/* a sync is a point of rest: what the daemon keeps
+			 * for the next pack or fetch goes back now (the
+			 * uploaders give theirs back once idle, seeing the
+			 * new sync_mark) */
+			if (p.n == 0) {
+				buf_release(&p.data);
+				buf_release(&p.plain);
+			}
+			cache_packget_trim(c);
 		}
 		if (atomic_load(&c->inbox.sync_req) != handled)
 			cache_upload_retry_now(c);	/* nor one asked for

@@ -1052,11 +1052,12 @@ static void *uploader_main(void *arg)
 {
 	struct cache *c = arg;
 	struct seal *s = c->seal;
-	uint64_t idle_since = phi_mono_ns();
+	uint64_t idle_since = phi_mono_ns(), seen_mark;
 	struct buf data;
 
 	buf_init(&data, SIZE_MAX);
 	lock_take(&s->lock);
+	seen_mark = s->sync_mark;
 	while (!s->stop) {
 		struct job j;
 		uint64_t wake = UINT64_MAX, now;
@@ -1078,16 +1079,21 @@ static void *uploader_main(void *arg)
 		if (rc == -ENOENT && probe_down(s, pending))
 			continue;
 		now = phi_mono_ns();
-		/* Nothing to send for UPLOAD_KEEP_NS: keep no pack-sized
-		 * buffer (four of them made most of an idle daemon's
-		 * memory).  While packs keep coming it is kept: a copy into
-		 * memory fresh from the system for every pack faulted in
-		 * page by page, a quarter of the daemon's CPU while a CT
-		 * series was copied in. */
+		/* Nothing to send for UPLOAD_KEEP_NS, or nothing to send
+		 * after a sync: keep no pack-sized buffer (four of them made
+		 * most of an idle daemon's memory).  While packs keep coming
+		 * it is kept: a copy into memory fresh from the system for
+		 * every pack faulted in page by page, a quarter of the
+		 * daemon's CPU while a CT series was copied in. */
 		if (!idle_since)
 			idle_since = now;
-		else if (now - idle_since >= UPLOAD_KEEP_NS)
+		if (now - idle_since >= UPLOAD_KEEP_NS ||
+		    s->sync_mark != seen_mark) {
 			buf_release(&data);
+			/* the sync's last upload done: until the next */
+			if (s->ninflight == 0)
+				seen_mark = s->sync_mark;
+		}
 		if (wake > now + IDLE_WAIT_MS * 1000000ull)
 			wake = now + IDLE_WAIT_MS * 1000000ull;
 		ts = phi_mono_deadline(wake - now);
