@@ -53,6 +53,7 @@
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 
 #define CACHE_FORMAT_VERSION 1
 /* The node table's buckets: chains of about 16 at a million nodes in
@@ -938,7 +939,8 @@ struct seal {
 	/* the SHA-256 of objects lately sent to a region, for the others
 	 * (cache_upload.c, digest_of()); by lock */
 	struct upload_digest {
-		int kind;		/* 0: unused */
+		bool used;		/* holds an object's digest */
+		int kind;		/* QK_* (cache_upload.c) */
 		uint64_t seq, size;
 		uint8_t sha256[32];
 	} digests[16];

@@ -937,7 +937,7 @@ static int digest_of(struct seal *s, const struct qitem *it,
 	lock_take(&s->lock);
 	for (size_t i = 0; i < n && !found; i++) {
 		d = &s->digests[i];
-		if (d->kind == it->kind + 1 && d->seq == it->seq &&
+		if (d->used && d->kind == it->kind && d->seq == it->seq &&
 		    d->size == it->size) {
 			memcpy(sha256, d->sha256, 32);
 			found = 1;
@@ -950,7 +950,8 @@ static int digest_of(struct seal *s, const struct qitem *it,
 		return 1;
 	lock_take(&s->lock);
 	d = &s->digests[s->digest_next++ % n];
-	d->kind = it->kind + 1;
+	d->used = true;
+	d->kind = it->kind;
 	d->seq = it->seq;
 	d->size = it->size;
 	memcpy(d->sha256, sha256, 32);
@@ -965,9 +966,9 @@ static void digest_forget(struct seal *s, const struct qitem *it)
 	lock_take(&s->lock);
 	for (size_t i = 0; i < sizeof(s->digests) / sizeof(s->digests[0]);
 	     i++)
-		if (s->digests[i].kind == it->kind + 1 &&
+		if (s->digests[i].used && s->digests[i].kind == it->kind &&
 		    s->digests[i].seq == it->seq)
-			s->digests[i].kind = 0;
+			s->digests[i].used = false;
 	lock_drop(&s->lock);
 }
 
