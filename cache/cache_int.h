@@ -945,6 +945,7 @@ struct seal {
 		uint8_t sha256[32];
 	} digests[16];
 	unsigned digest_next;
+	uint64_t hashed;		/* objects digest_of() hashed */
 };
 
 /* --- cache_journal.c: metadata for the regions ------------------------ */

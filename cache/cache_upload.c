@@ -715,6 +715,7 @@ void cache_upload_counters(struct cache *c, struct cache_counters *out)
 		r->complete = s->r[i].complete;
 	}
 	out->nregions = s->nregions;
+	out->objects_hashed = s->hashed;
 	lock_drop(&s->lock);
 	for (int i = 0; i < out->nregions; i++) {
 		struct backend_get_stats g;
@@ -949,6 +950,7 @@ static int digest_of(struct seal *s, const struct qitem *it,
 	if (crypt_sha256(data, (size_t)it->size, sha256))
 		return 1;
 	lock_take(&s->lock);
+	s->hashed++;
 	d = &s->digests[s->digest_next++ % n];
 	d->used = true;
 	d->kind = it->kind;
