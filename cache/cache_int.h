@@ -940,12 +940,16 @@ struct seal {
 	 * (cache_upload.c, digest_of()); by lock */
 	struct upload_digest {
 		bool used;		/* holds an object's digest */
+		bool hashing;		/* its digest is being computed
+					   (sha256 not yet set); hashed is
+					   broadcast when it is */
 		int kind;		/* QK_* (cache_upload.c) */
 		uint64_t seq, size;
 		uint8_t sha256[32];
 	} digests[16];
 	unsigned digest_next;
 	uint64_t hashed;		/* objects digest_of() hashed */
+	pthread_cond_t digest_done;	/* an entry stopped hashing */
 };
 
 /* --- cache_journal.c: metadata for the regions ------------------------ */

@@ -922,6 +922,7 @@ int cache_seal_start(struct cache *c, const struct cache_config *cfg,
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&s->done, &ca);
 	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&s->digest_done, NULL);
 	c->seal = s;
 	if (mkdirat(c->dirfd, "packs", 0700) && errno != EEXIST)
 		return -errno;
@@ -984,6 +985,7 @@ void cache_seal_free(struct cache *c)
 		return;
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->done);
+	pthread_cond_destroy(&s->digest_done);
 	free(s->inflight);
 	free(s);
 	c->seal = NULL;

@@ -920,57 +920,97 @@ static int read_local(struct cache *c, const char *name, uint64_t size,
 	return rc;
 }
 
+/* The memo's entry for it, or NULL; s->lock held. */
+static struct upload_digest *digest_find(struct seal *s,
+					 const struct qitem *it)
+{
+	const size_t n = sizeof(s->digests) / sizeof(s->digests[0]);
+
+	for (size_t i = 0; i < n; i++) {
+		struct upload_digest *d = &s->digests[i];
+
+		if (d->used && d->kind == it->kind && d->seq == it->seq &&
+		    d->size == it->size)
+			return d;
+	}
+	return NULL;
+}
+
+/* An entry for it, marked as being hashed, in the slot after the last
+ * one taken that is not being hashed itself (the memo stays as long as
+ * it is); NULL when all are.  s->lock held. */
+static struct upload_digest *digest_claim(struct seal *s,
+					  const struct qitem *it)
+{
+	const size_t n = sizeof(s->digests) / sizeof(s->digests[0]);
+
+	for (size_t i = 0; i < n; i++) {
+		struct upload_digest *d = &s->digests[s->digest_next++ % n];
+
+		if (d->hashing)
+			continue;
+		d->used = true;
+		d->hashing = true;
+		d->kind = it->kind;
+		d->seq = it->seq;
+		d->size = it->size;
+		return d;
+	}
+	return NULL;
+}
+
 /*
  * The SHA-256 of object it (its bytes at data) into sha256, for its put: an
  * S3 region signs it, and it is the same for every region, so it is
- * computed for the first region's put and remembered for the others'
+ * computed for the first region's put and remembered for the others
  * (the last 16 objects; a queued object's bytes never change under its
- * name).  0, or 1 when it cannot be had (the put then hashes).  No lock
- * held.
+ * name).  An uploader that comes for it while another hashes it waits for
+ * that digest instead of hashing the same bytes again.  0, or 1 when it
+ * cannot be had (the put then hashes).  Called without s->lock; it is
+ * not held while hashing.
  */
 static int digest_of(struct seal *s, const struct qitem *it,
 		     const void *data, uint8_t sha256[32])
 {
-	const size_t n = sizeof(s->digests) / sizeof(s->digests[0]);
 	struct upload_digest *d;
-	int found = 0;
+	int rc;
 
 	lock_take(&s->lock);
-	for (size_t i = 0; i < n && !found; i++) {
-		d = &s->digests[i];
-		if (d->used && d->kind == it->kind && d->seq == it->seq &&
-		    d->size == it->size) {
-			memcpy(sha256, d->sha256, 32);
-			found = 1;
-		}
-	}
-	lock_drop(&s->lock);
-	if (found)
+	while ((d = digest_find(s, it)) != NULL && d->hashing)
+		pthread_cond_wait(&s->digest_done, &s->lock);
+	if (d) {
+		memcpy(sha256, d->sha256, 32);
+		lock_drop(&s->lock);
 		return 0;
-	if (crypt_sha256(data, (size_t)it->size, sha256))
-		return 1;
-	lock_take(&s->lock);
+	}
+	d = digest_claim(s, it);
 	s->hashed++;
-	d = &s->digests[s->digest_next++ % n];
-	d->used = true;
-	d->kind = it->kind;
-	d->seq = it->seq;
-	d->size = it->size;
-	memcpy(d->sha256, sha256, 32);
 	lock_drop(&s->lock);
-	return 0;
+	rc = crypt_sha256(data, (size_t)it->size, sha256);
+	if (!d)
+		return rc ? 1 : 0;
+	lock_take(&s->lock);
+	d->hashing = false;
+	if (rc)
+		d->used = false;	/* a waiter hashes it itself */
+	else
+		memcpy(d->sha256, sha256, 32);
+	pthread_cond_broadcast(&s->digest_done);
+	lock_drop(&s->lock);
+	return rc ? 1 : 0;
 }
 
 /* Forget what digest_of() remembered of it: a put with it failed, and a
- * wrong digest must not fail every retry. */
+ * wrong digest must not fail every retry.  An entry being hashed stays:
+ * that digest is of the bytes now, whatever the failed put was given. */
 static void digest_forget(struct seal *s, const struct qitem *it)
 {
+	struct upload_digest *d;
+
 	lock_take(&s->lock);
-	for (size_t i = 0; i < sizeof(s->digests) / sizeof(s->digests[0]);
-	     i++)
-		if (s->digests[i].used && s->digests[i].kind == it->kind &&
-		    s->digests[i].seq == it->seq)
-			s->digests[i].used = false;
+	d = digest_find(s, it);
+	if (d && !d->hashing)
+		d->used = false;
 	lock_drop(&s->lock);
 }
 
