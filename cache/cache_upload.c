@@ -51,7 +51,6 @@
 #define BACKOFF_MIN_NS 500000000ull
 #define BACKOFF_MAX_NS 60000000000ull
 #define IDLE_WAIT_MS 500
-#define UPLOAD_KEEP_NS (UINT64_C(10) * 1000000000)	/* buffer kept idle */
 
 /* --- walking a db ------------------------------------------------------ */
 
@@ -1095,10 +1094,12 @@ static void *uploader_main(void *arg)
 {
 	struct cache *c = arg;
 	struct seal *s = c->seal;
-	uint64_t idle_since = phi_mono_ns(), seen_mark;
+	uint64_t seen_mark;
+	struct kept_buf keep;
 	struct buf data;
 
 	buf_init(&data, SIZE_MAX);
+	kept_buf_init(&keep, &data, NULL, phi_mono_ns());
 	lock_take(&s->lock);
 	seen_mark = s->sync_mark;
 	while (!s->stop) {
@@ -1116,23 +1117,20 @@ static void *uploader_main(void *arg)
 			upload(c, &j, &data);
 			lock_take(&s->lock);
 			s->r[j.region].busy--;
-			idle_since = 0;
+			kept_buf_take(&keep);
 			continue;
 		}
 		if (rc == -ENOENT && probe_down(s, pending))
 			continue;
 		now = phi_mono_ns();
-		/* Nothing to send for UPLOAD_KEEP_NS, or nothing to send
+		/* Nothing to send for KEPT_IDLE_NS, or nothing to send
 		 * after a sync: keep no pack-sized buffer (four of them made
 		 * most of an idle daemon's memory).  While packs keep coming
-		 * it is kept: a copy into memory fresh from the system for
-		 * every pack faulted in page by page, a quarter of the
-		 * daemon's CPU while a CT series was copied in. */
-		if (!idle_since)
-			idle_since = now;
-		if (now - idle_since >= UPLOAD_KEEP_NS ||
-		    s->sync_mark != seen_mark) {
-			buf_release(&data);
+		 * it is kept: faulting a fresh one in for every pack was a
+		 * quarter of the daemon's CPU while a CT series was copied
+		 * in. */
+		if (kept_buf_idle(&keep, now) || s->sync_mark != seen_mark) {
+			kept_buf_trim(&keep);
 			/* the sync's last upload done: until the next */
 			if (s->ninflight == 0)
 				seen_mark = s->sync_mark;
