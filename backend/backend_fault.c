@@ -1,6 +1,7 @@
 /*
  * backend_fault.c - the test-only "fault" driver: wraps another backend
- * and fails, slows or corrupts its calls on demand, and counts them.
+ * and fails, slows or corrupts its calls on demand, counts them, and
+ * can stand for a region that signs bodies (signs_body).
  *
  * A call first takes the lock, counts itself, decides its fate from the
  * current settings (fail_all, then the fail_nth countdown), and drops the

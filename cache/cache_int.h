@@ -990,14 +990,18 @@ struct seal {
 	struct upload_digest {
 		bool used;		/* holds an object's digest */
 		bool hashing;		/* its digest is being computed
-					   (sha256 not yet set); hashed is
-					   broadcast when it is */
+					   (sha256 not yet set);
+					   digest_done is broadcast when
+					   it is */
 		int kind;		/* QK_* (cache_upload.c) */
 		uint64_t seq, size;
 		uint8_t sha256[32];
 	} digests[16];
 	unsigned digest_next;
-	uint64_t hashed;		/* objects digest_of() hashed */
+	uint64_t hashed;		/* hashes digest_of() computed (a
+					   failed one, a retry's and one
+					   with the memo full count too);
+					   by lock */
 	pthread_cond_t digest_done;	/* an entry stopped hashing */
 };
 

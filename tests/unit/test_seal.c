@@ -331,7 +331,7 @@ TEST(regions_that_sign_bodies_hash_each_object_once)
 	static unsigned char a[1 * MiB];
 	const struct backend_fault sign = { .signs_body = 1 };
 	struct cache_counters k;
-	unsigned long puts;
+	unsigned long nput;
 	uint64_t hashed;
 	struct env e;
 	uint64_t ino;
@@ -345,7 +345,7 @@ TEST(regions_that_sign_bodies_hash_each_object_once)
 	env_open(&e);
 	cache_counters(e.c, &k);
 	hashed = k.objects_hashed;
-	puts = backend_fault_calls(e.fault[0], BACKEND_OP_PUT);
+	nput = backend_fault_calls(e.fault[0], BACKEND_OP_PUT);
 	ino = mkfile(e.c, "f");
 	for (unsigned i = 0; i < 32; i++) {
 		ASSERT_OK(crypt_random_bytes(a, sizeof(a)));
@@ -353,15 +353,15 @@ TEST(regions_that_sign_bodies_hash_each_object_once)
 	}
 	sync_ok(&e);
 	cache_counters(e.c, &k);
-	puts = backend_fault_calls(e.fault[0], BACKEND_OP_PUT) - puts;
-	test_diag("objects put to a: %lu, hashed: %llu", puts,
+	nput = backend_fault_calls(e.fault[0], BACKEND_OP_PUT) - nput;
+	test_diag("objects put to a: %lu, hashed: %llu", nput,
 		  (unsigned long long)(k.objects_hashed - hashed));
-	ASSERT_TRUE(puts >= 4);			/* 32 MiB in 8 MiB packs */
+	ASSERT_TRUE(nput >= 4);			/* 32 MiB in 8 MiB packs */
 	ASSERT_EQ(backend_fault_calls(e.fault[1], BACKEND_OP_PUT),
 		  backend_fault_calls(e.fault[0], BACKEND_OP_PUT));
 	ASSERT_EQ(k.regions[0].upload_errors, 0);	/* digests right */
 	ASSERT_EQ(k.regions[1].upload_errors, 0);
-	ASSERT_EQ(k.objects_hashed - hashed, puts);
+	ASSERT_EQ(k.objects_hashed - hashed, nput);
 	env_done(&e);
 }
 
