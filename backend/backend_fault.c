@@ -1,6 +1,7 @@
 /*
  * backend_fault.c - the test-only "fault" driver: wraps another backend
- * and fails, slows or corrupts its calls on demand, and counts them.
+ * and fails, slows or corrupts its calls on demand, counts them, and
+ * can stand for a region that signs bodies (signs_body).
  *
  * A call first takes the lock, counts itself, decides its fate from the
  * current settings (fail_all, then the fail_nth countdown), and drops the
@@ -28,6 +29,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include "phi.h"
 
@@ -116,6 +119,10 @@ static int parse_word(const char *w, struct backend_fault *f)
 	}
 	if (strcmp(w, "corrupt_get") == 0) {
 		f->corrupt_get = 1;
+		return 0;
+	}
+	if (strcmp(w, "signs_body") == 0) {
+		f->signs_body = 1;
 		return 0;
 	}
 	for (int i = 0; i < OP_COUNT; i++) {
@@ -262,6 +269,32 @@ static int fault_enter(struct fault_backend *fb, enum backend_op op,
 	return rc;
 }
 
+/* Whether the settings say to act as a region that signs bodies. */
+static bool pretends_to_sign(struct fault_backend *fb)
+{
+	bool yes;
+
+	pthread_mutex_lock(&fb->lock);
+	reload_locked(fb);
+	yes = fb->f.signs_body != 0;
+	pthread_mutex_unlock(&fb->lock);
+	return yes;
+}
+
+/* What a region that signs bodies says of a put given sha256: 0, or
+ * -EIO when it is not the digest of data (the server refuses it). */
+static int check_digest(const void *data, size_t len,
+			const uint8_t sha256[32])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+
+	if (!EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) ||
+	    mdlen != 32)
+		return -ENOMEM;
+	return memcmp(md, sha256, 32) == 0 ? 0 : -EIO;
+}
+
 static int fault_put_digest(struct backend *be, const char *key,
 			    const void *data, size_t len,
 			    const uint8_t sha256[32])
@@ -269,6 +302,8 @@ static int fault_put_digest(struct backend *be, const char *key,
 	struct fault_backend *fb = fault_of(be);
 	int rc = fault_enter(fb, BACKEND_OP_PUT, NULL);
 
+	if (rc == 0 && sha256 && pretends_to_sign(fb))
+		rc = check_digest(data, len, sha256);
 	if (rc == 0)
 		rc = backend_put_digest(fb->inner, key, data, len, sha256);
 	return fault_leave(fb, BACKEND_OP_PUT, rc);
@@ -276,7 +311,9 @@ static int fault_put_digest(struct backend *be, const char *key,
 
 static int fault_signs_body(struct backend *be, size_t len)
 {
-	return backend_signs_body(fault_of(be)->inner, len);
+	struct fault_backend *fb = fault_of(be);
+
+	return pretends_to_sign(fb) || backend_signs_body(fb->inner, len);
 }
 
 static int fault_put(struct backend *be, const char *key, const void *data,

@@ -53,6 +53,7 @@
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 
 #define CACHE_FORMAT_VERSION 1
 /* The node table's buckets: chains of about 16 at a million nodes in
@@ -871,6 +872,55 @@ int cache_file_sync_for_replace(struct cache *c, uint64_t ino);
 
 /* === floor 6 replication =============================================== */
 
+/* --- buffers kept between uses (cache_seal.c, cache_upload.c) -------- */
+
+/*
+ * Buffers one thread keeps from one use to the next (the sealer's pack
+ * buffers, an uploader's read buffer): memory fresh from the system for
+ * every pack faults in page by page, so they are kept while work goes on,
+ * and given back once idle for KEPT_IDLE_NS or at a sync, a point of rest
+ * (an idle daemon's memory goes back to what it serves).  The owning
+ * thread's alone; no lock.
+ */
+#define KEPT_IDLE_NS (UINT64_C(10) * 1000000000)
+
+struct kept_buf {
+	struct buf *b[2];	/* borrowed from the owner; NULL: none */
+	uint64_t idle_since;	/* first seen idle; 0 while in use */
+};
+
+/* Keep a and b (NULL: none), idle since now. */
+static inline void kept_buf_init(struct kept_buf *k, struct buf *a,
+				 struct buf *b, uint64_t now)
+{
+	k->b[0] = a;
+	k->b[1] = b;
+	k->idle_since = now;
+}
+
+/* They are in use: idle again from the next kept_buf_idle(). */
+static inline void kept_buf_take(struct kept_buf *k)
+{
+	k->idle_since = 0;
+}
+
+/* Whether they have been idle for KEPT_IDLE_NS at now; the first look
+ * after kept_buf_take() starts the count. */
+static inline bool kept_buf_idle(struct kept_buf *k, uint64_t now)
+{
+	if (!k->idle_since)
+		k->idle_since = now;
+	return now - k->idle_since >= KEPT_IDLE_NS;
+}
+
+/* Give their memory back; they grow again at their next use. */
+static inline void kept_buf_trim(struct kept_buf *k)
+{
+	for (size_t i = 0; i < sizeof(k->b) / sizeof(k->b[0]); i++)
+		if (k->b[i])
+			buf_release(k->b[i]);
+}
+
 /* --- cache_seal.c: the sealer ----------------------------------------- */
 
 /* Write data to cache_dir/name (in directory dir) durably: a temporary
@@ -938,11 +988,21 @@ struct seal {
 	/* the SHA-256 of objects lately sent to a region, for the others
 	 * (cache_upload.c, digest_of()); by lock */
 	struct upload_digest {
-		int kind;		/* 0: unused */
+		bool used;		/* holds an object's digest */
+		bool hashing;		/* its digest is being computed
+					   (sha256 not yet set);
+					   digest_done is broadcast when
+					   it is */
+		int kind;		/* QK_* (cache_upload.c) */
 		uint64_t seq, size;
 		uint8_t sha256[32];
 	} digests[16];
 	unsigned digest_next;
+	uint64_t hashed;		/* hashes digest_of() computed (a
+					   failed one, a retry's and one
+					   with the memo full count too);
+					   by lock */
+	pthread_cond_t digest_done;	/* an entry stopped hashing */
 };
 
 /* --- cache_journal.c: metadata for the regions ------------------------ */

@@ -42,7 +42,6 @@
 #include <unistd.h>
 
 #define SEAL_TICK_MS 200
-#define SEAL_KEEP_NS (UINT64_C(10) * 1000000000)	/* buffers kept idle */
 #define DEFAULT_DELAY_MS 5000
 #define DEFAULT_PACK (4ull << 20)
 #define PACK_MAX_AGE_MS 3000	/* a pack not full is stored after this */
@@ -812,15 +811,16 @@ static void *sealer_main(void *arg)
 	 * ran is not lost */
 	unsigned handled = 0;
 	uint64_t last_journal = phi_mono_ns(), sealed_seen = 0;
-	uint64_t idle_since = last_journal;
+	struct kept_buf keep;
 
 	memset(&p, 0, sizeof(p));
 	buf_init(&p.data, SIZE_MAX);
 	buf_init(&p.plain, SIZE_MAX);
+	kept_buf_init(&keep, &p.data, &p.plain, last_journal);
 	while (!cache_inbox_wait(c, handled, SEAL_TICK_MS)) {
 		unsigned req;
 		uint64_t mark;
-		int force, jdue;
+		int force, jdue, idle;
 
 		req = atomic_load(&c->inbox.sync_req);
 		force = req != handled;
@@ -837,19 +837,17 @@ static void *sealer_main(void *arg)
 			seal_pass(c, &p, jdue);
 		else	/* nothing to seal: do not wake again for them */
 			free_closed(c);
-		/* No pack open and nothing sealed for SEAL_KEEP_NS: keep no
-		 * pack-sized buffers while idle (the daemon's memory goes
-		 * back to what it serves).  While writes go on they are
-		 * kept: memory fresh from the system for every pack faulted
-		 * in page by page, a tenth of the daemon's CPU while a CT
-		 * series was copied in. */
+		/* No pack open and nothing sealed for KEPT_IDLE_NS: keep no
+		 * pack-sized buffers while idle.  While writes go on they
+		 * are kept: faulting fresh ones in was a tenth of the
+		 * daemon's CPU while a CT series was copied in. */
 		if (p.bytes_in != sealed_seen) {
 			sealed_seen = p.bytes_in;
-			idle_since = mark;
-		} else if (p.n == 0 && mark - idle_since >= SEAL_KEEP_NS) {
-			buf_release(&p.data);
-			buf_release(&p.plain);
+			kept_buf_take(&keep);
 		}
+		idle = kept_buf_idle(&keep, mark);
+		if (p.n == 0 && idle)
+			kept_buf_trim(&keep);
 		if (jdue && !atomic_load(&c->latched)) {
 			flush_journal(c);
 			last_journal = mark;
@@ -863,10 +861,8 @@ static void *sealer_main(void *arg)
 			 * for the next pack or fetch goes back now (the
 			 * uploaders give theirs back once idle, seeing the
 			 * new sync_mark) */
-			if (p.n == 0) {
-				buf_release(&p.data);
-				buf_release(&p.plain);
-			}
+			if (p.n == 0)
+				kept_buf_trim(&keep);
 			cache_packget_trim(c);
 		}
 		if (atomic_load(&c->inbox.sync_req) != handled)
@@ -922,6 +918,7 @@ int cache_seal_start(struct cache *c, const struct cache_config *cfg,
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&s->done, &ca);
 	pthread_condattr_destroy(&ca);
+	pthread_cond_init(&s->digest_done, NULL);
 	c->seal = s;
 	if (mkdirat(c->dirfd, "packs", 0700) && errno != EEXIST)
 		return -errno;
@@ -984,6 +981,7 @@ void cache_seal_free(struct cache *c)
 		return;
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->done);
+	pthread_cond_destroy(&s->digest_done);
 	free(s->inflight);
 	free(s);
 	c->seal = NULL;

@@ -51,7 +51,6 @@
 #define BACKOFF_MIN_NS 500000000ull
 #define BACKOFF_MAX_NS 60000000000ull
 #define IDLE_WAIT_MS 500
-#define UPLOAD_KEEP_NS (UINT64_C(10) * 1000000000)	/* buffer kept idle */
 
 /* --- walking a db ------------------------------------------------------ */
 
@@ -715,6 +714,7 @@ void cache_upload_counters(struct cache *c, struct cache_counters *out)
 		r->complete = s->r[i].complete;
 	}
 	out->nregions = s->nregions;
+	out->objects_hashed = s->hashed;
 	lock_drop(&s->lock);
 	for (int i = 0; i < out->nregions; i++) {
 		struct backend_get_stats g;
@@ -919,55 +919,97 @@ static int read_local(struct cache *c, const char *name, uint64_t size,
 	return rc;
 }
 
+/* The memo's entry for it, or NULL; s->lock held. */
+static struct upload_digest *digest_find(struct seal *s,
+					 const struct qitem *it)
+{
+	const size_t n = sizeof(s->digests) / sizeof(s->digests[0]);
+
+	for (size_t i = 0; i < n; i++) {
+		struct upload_digest *d = &s->digests[i];
+
+		if (d->used && d->kind == it->kind && d->seq == it->seq &&
+		    d->size == it->size)
+			return d;
+	}
+	return NULL;
+}
+
+/* An entry for it, marked as being hashed, in the slot after the last
+ * one taken that is not being hashed itself (the memo stays as long as
+ * it is); NULL when all are.  s->lock held. */
+static struct upload_digest *digest_claim(struct seal *s,
+					  const struct qitem *it)
+{
+	const size_t n = sizeof(s->digests) / sizeof(s->digests[0]);
+
+	for (size_t i = 0; i < n; i++) {
+		struct upload_digest *d = &s->digests[s->digest_next++ % n];
+
+		if (d->hashing)
+			continue;
+		d->used = true;
+		d->hashing = true;
+		d->kind = it->kind;
+		d->seq = it->seq;
+		d->size = it->size;
+		return d;
+	}
+	return NULL;
+}
+
 /*
  * The SHA-256 of object it (its bytes at data) into sha256, for its put: an
  * S3 region signs it, and it is the same for every region, so it is
- * computed for the first region's put and remembered for the others'
+ * computed for the first region's put and remembered for the others
  * (the last 16 objects; a queued object's bytes never change under its
- * name).  0, or 1 when it cannot be had (the put then hashes).  No lock
- * held.
+ * name).  An uploader that comes for it while another hashes it waits for
+ * that digest instead of hashing the same bytes again.  0, or 1 when it
+ * cannot be had (the put then hashes).  Called without s->lock; it is
+ * not held while hashing.
  */
 static int digest_of(struct seal *s, const struct qitem *it,
 		     const void *data, uint8_t sha256[32])
 {
-	const size_t n = sizeof(s->digests) / sizeof(s->digests[0]);
 	struct upload_digest *d;
-	int found = 0;
+	int rc;
 
 	lock_take(&s->lock);
-	for (size_t i = 0; i < n && !found; i++) {
-		d = &s->digests[i];
-		if (d->kind == it->kind + 1 && d->seq == it->seq &&
-		    d->size == it->size) {
-			memcpy(sha256, d->sha256, 32);
-			found = 1;
-		}
-	}
-	lock_drop(&s->lock);
-	if (found)
+	while ((d = digest_find(s, it)) != NULL && d->hashing)
+		pthread_cond_wait(&s->digest_done, &s->lock);
+	if (d) {
+		memcpy(sha256, d->sha256, 32);
+		lock_drop(&s->lock);
 		return 0;
-	if (crypt_sha256(data, (size_t)it->size, sha256))
-		return 1;
-	lock_take(&s->lock);
-	d = &s->digests[s->digest_next++ % n];
-	d->kind = it->kind + 1;
-	d->seq = it->seq;
-	d->size = it->size;
-	memcpy(d->sha256, sha256, 32);
+	}
+	d = digest_claim(s, it);
+	s->hashed++;
 	lock_drop(&s->lock);
-	return 0;
+	rc = crypt_sha256(data, (size_t)it->size, sha256);
+	if (!d)
+		return rc ? 1 : 0;
+	lock_take(&s->lock);
+	d->hashing = false;
+	if (rc)
+		d->used = false;	/* a waiter hashes it itself */
+	else
+		memcpy(d->sha256, sha256, 32);
+	pthread_cond_broadcast(&s->digest_done);
+	lock_drop(&s->lock);
+	return rc ? 1 : 0;
 }
 
 /* Forget what digest_of() remembered of it: a put with it failed, and a
- * wrong digest must not fail every retry. */
+ * wrong digest must not fail every retry.  An entry being hashed stays:
+ * that digest is of the bytes now, whatever the failed put was given. */
 static void digest_forget(struct seal *s, const struct qitem *it)
 {
+	struct upload_digest *d;
+
 	lock_take(&s->lock);
-	for (size_t i = 0; i < sizeof(s->digests) / sizeof(s->digests[0]);
-	     i++)
-		if (s->digests[i].kind == it->kind + 1 &&
-		    s->digests[i].seq == it->seq)
-			s->digests[i].kind = 0;
+	d = digest_find(s, it);
+	if (d && !d->hashing)
+		d->used = false;
 	lock_drop(&s->lock);
 }
 
@@ -1052,10 +1094,12 @@ static void *uploader_main(void *arg)
 {
 	struct cache *c = arg;
 	struct seal *s = c->seal;
-	uint64_t idle_since = phi_mono_ns(), seen_mark;
+	uint64_t seen_mark;
+	struct kept_buf keep;
 	struct buf data;
 
 	buf_init(&data, SIZE_MAX);
+	kept_buf_init(&keep, &data, NULL, phi_mono_ns());
 	lock_take(&s->lock);
 	seen_mark = s->sync_mark;
 	while (!s->stop) {
@@ -1073,23 +1117,20 @@ static void *uploader_main(void *arg)
 			upload(c, &j, &data);
 			lock_take(&s->lock);
 			s->r[j.region].busy--;
-			idle_since = 0;
+			kept_buf_take(&keep);
 			continue;
 		}
 		if (rc == -ENOENT && probe_down(s, pending))
 			continue;
 		now = phi_mono_ns();
-		/* Nothing to send for UPLOAD_KEEP_NS, or nothing to send
+		/* Nothing to send for KEPT_IDLE_NS, or nothing to send
 		 * after a sync: keep no pack-sized buffer (four of them made
 		 * most of an idle daemon's memory).  While packs keep coming
-		 * it is kept: a copy into memory fresh from the system for
-		 * every pack faulted in page by page, a quarter of the
-		 * daemon's CPU while a CT series was copied in. */
-		if (!idle_since)
-			idle_since = now;
-		if (now - idle_since >= UPLOAD_KEEP_NS ||
-		    s->sync_mark != seen_mark) {
-			buf_release(&data);
+		 * it is kept: faulting a fresh one in for every pack was a
+		 * quarter of the daemon's CPU while a CT series was copied
+		 * in. */
+		if (kept_buf_idle(&keep, now) || s->sync_mark != seen_mark) {
+			kept_buf_trim(&keep);
 			/* the sync's last upload done: until the next */
 			if (s->ninflight == 0)
 				seen_mark = s->sync_mark;

@@ -426,6 +426,11 @@ struct backend_fault {
 				   matching get returns */
 	unsigned latency_ms;	/* sleep before every matching call */
 	int ops_mask;		/* BACKEND_OP_* the above apply to; 0 = all */
+	int signs_body;		/* act as a region that signs a put's body
+				   (S3): backend_signs_body() says yes, and
+				   a put given a digest that is not its
+				   body's fails with -EIO, as the server
+				   refuses it */
 };
 
 /*
@@ -455,7 +460,7 @@ int backend_fault_open_file(struct backend **out, struct backend *inner,
  * Parse fault settings written as words separated by blanks or newlines
  * ('#' comments to the end of the line):
  *
- *   fail_all  fail_nth=N  corrupt_get  latency_ms=N
+ *   fail_all  fail_nth=N  corrupt_get  latency_ms=N  signs_body
  *   error=unreachable|auth|nobucket|clockskew|tls|authfail|corrupt|
  *         eio|enoent|eacces|enospc|etimedout
  *   put get head list del    the methods the faults apply to (ops_mask);

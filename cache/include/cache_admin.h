@@ -126,6 +126,11 @@ struct cache_counters {
 				   (each one fdatasync of the LMDB file) */
 	uint64_t packs_fetched_whole;	/* for reads (read_ahead) */
 	uint64_t frames_from_memory;	/* taken from such a pack */
+	uint64_t objects_hashed;	/* hashes of sealed objects for their
+					   puts to regions that sign the body
+					   (S3): one per object for all such
+					   regions, but for retries after a
+					   failed put */
 	int nregions;		/* 0 without regions */
 	struct cache_region_counters regions[16];
 };

@@ -321,6 +321,50 @@ TEST(short_local_pack_is_not_uploaded)
 	env_done(&e);
 }
 
+/* Regions that sign a put's body (S3) get the SHA-256 of an object
+ * computed once for all of them: the uploaders that take the same pack
+ * for a and for b at the same moment (woken together as it is queued)
+ * hash it once, the second waiting for the first's digest, which is the
+ * body's (a fault backend acting as such a region refuses any other). */
+TEST(regions_that_sign_bodies_hash_each_object_once)
+{
+	static unsigned char a[1 * MiB];
+	const struct backend_fault sign = { .signs_body = 1 };
+	struct cache_counters k;
+	unsigned long nput;
+	uint64_t hashed;
+	struct env e;
+	uint64_t ino;
+
+	env_init_with(&e, 1ull << 30,
+		      (struct backend_fault[2]){ sign, sign });
+	sync_ok(&e);
+	env_close(&e);
+	/* packs that take a while to hash: a wide window for the race */
+	e.cfg.pack_size = 8 * MiB;
+	env_open(&e);
+	cache_counters(e.c, &k);
+	hashed = k.objects_hashed;
+	nput = backend_fault_calls(e.fault[0], BACKEND_OP_PUT);
+	ino = mkfile(e.c, "f");
+	for (unsigned i = 0; i < 32; i++) {
+		ASSERT_OK(crypt_random_bytes(a, sizeof(a)));
+		put(e.c, ino, (uint64_t)i * sizeof(a), a, sizeof(a));
+	}
+	sync_ok(&e);
+	cache_counters(e.c, &k);
+	nput = backend_fault_calls(e.fault[0], BACKEND_OP_PUT) - nput;
+	test_diag("objects put to a: %lu, hashed: %llu", nput,
+		  (unsigned long long)(k.objects_hashed - hashed));
+	ASSERT_TRUE(nput >= 4);			/* 32 MiB in 8 MiB packs */
+	ASSERT_EQ(backend_fault_calls(e.fault[1], BACKEND_OP_PUT),
+		  backend_fault_calls(e.fault[0], BACKEND_OP_PUT));
+	ASSERT_EQ(k.regions[0].upload_errors, 0);	/* digests right */
+	ASSERT_EQ(k.regions[1].upload_errors, 0);
+	ASSERT_EQ(k.objects_hashed - hashed, nput);
+	env_done(&e);
+}
+
 /* A region taken out of the config takes its share of the queue with it:
  * what only it still lacked, packs and metadata objects alike, no longer
  * holds a sync back or shows in status. */
@@ -1163,6 +1207,7 @@ TEST_MAIN(
 	TEST_ENTRY(no_region_answers_read_fails_with_eio_writes_go_on),
 	TEST_ENTRY(region_down_during_writes_catches_up),
 	TEST_ENTRY(short_local_pack_is_not_uploaded),
+	TEST_ENTRY(regions_that_sign_bodies_hash_each_object_once),
 	TEST_ENTRY(region_dropped_from_config_leaves_nothing_waiting),
 	TEST_ENTRY(open_sweeps_unrecorded_files_and_keeps_queued_ones),
 	TEST_ENTRY(overwrite_and_truncate_evicted_blocks),
