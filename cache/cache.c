@@ -365,6 +365,7 @@ int cache_open(struct cache **out, const struct cache_config *cfg,
 	pthread_mutex_init(&c->free_lock, NULL);
 	pthread_mutex_init(&c->audit_lock, NULL);
 	c->audit_tail = &c->audit_head;
+	cache_sect_init(c);
 	cache_inbox_init(c);
 	cache_lru_init(c);
 	cache_packget_init(c);
@@ -387,6 +388,8 @@ int cache_open(struct cache **out, const struct cache_config *cfg,
 		rc = cache_trash_recover(c);
 	if (rc == 0 && !c->rdonly)
 		rc = cache_node_free_orphans(c);
+	if (rc == 0)
+		rc = cache_sect_start(c, cfg->key, !cfg->plain_store);
 	if (rc == 0 && !c->rdonly)
 		rc = cache_blk_settle(c);
 	if (rc == 0 && !c->rdonly && cfg->seed)
@@ -461,6 +464,7 @@ int cache_close(struct cache *c)
 	cache_lru_free(c);
 	cache_inbox_free(c);
 	cache_packget_free(c);
+	cache_sect_free(c);
 	free(c->dir);
 	free(c);
 	return rc;

@@ -174,6 +174,9 @@ struct cnode {
 				   read without the lock by folds */
 	int created;		/* data file new, its directory not synced */
 	int unsynced;		/* data written since the last fdatasync */
+	uint64_t sect_floor;	/* sealed store: counters below this are
+				   durable in the data file (cache_sect.c) */
+	int sect_floor_known;	/* 0 until the first fdatasync */
 	/* blocks (regular files with sealing on; valid while loaded) */
 	struct blkset dblk;	/* dirty blocks: written since last read
 				   for sealing */
@@ -313,6 +316,20 @@ struct lru_notes {
 	size_t n, cap;
 };
 
+/* The local store's sectors (cache_sect.c). */
+struct sect {
+	int sealed;			/* the data files' form */
+	struct crypt_local *keys;	/* NULL: plain, or sealed and no key
+					   (a status): no byte readable */
+	uint32_t spb;			/* sectors per block */
+	uint32_t tag_bytes;		/* entries of a block, whole pages */
+	uint64_t group;			/* data file bytes per block */
+	uint8_t cache_id[16];
+	uint32_t salt;
+	pthread_mutex_t lock;		/* the counters */
+	uint64_t next, limit;		/* reserved up to limit */
+};
+
 struct cache {
 	char *dir;
 	int dirfd;		/* cache_dir */
@@ -324,6 +341,7 @@ struct cache {
 	uint32_t block_size;
 	uint8_t fsid[16];
 	MDB_env *env;
+	struct sect sect;
 	MDB_dbi db_super, db_inodes, db_dirents, db_cookies, db_xattrs,
 		db_orphans, db_blocks, db_dirty, db_packs, db_regions, db_lru,
 		db_repair, db_changed, db_metaq;
@@ -645,6 +663,55 @@ meta_fn cache_audit_only;
 void cache_audit_free(struct cache *c);
 
 /* === floor 2 blocks ==================================================== */
+
+/* --- cache_sect.c: the bytes of the data files ------------------------ */
+
+/* Set up c->sect's lock (cache_open(), first). */
+void cache_sect_init(struct cache *c);
+/* Seal the local store from now on under key: the cache's id (made on
+ * first use), a counter reservation (a synced commit), a salt. */
+int cache_sect_open(struct cache *c, const struct crypt_key *key);
+void cache_sect_free(struct cache *c);
+/*
+ * At open: seal the local store under key when want is 1 (local_seal),
+ * or keep it plain; a read-write open converts the data files it finds
+ * in the other form (crash-safe, see cache_sect.c).  Without key, a
+ * sealed store fails with PHI_EAUTHFAIL.  Returns 0 or a code.
+ */
+int cache_sect_start(struct cache *c, const struct crypt_key *key, int want);
+/*
+ * Read the plaintext [off, off+len) of the data file fd of inode ino into
+ * buf: holes and bytes past the end read as zeros.  Returns 0,
+ * PHI_EAUTHFAIL with the file's sector number (4 KiB units) in *bad (if
+ * not NULL) when a sealed sector fails, or -errno.
+ */
+int cache_sect_read(struct cache *c, int fd, uint64_t ino, void *buf,
+		    uint64_t off, size_t len, uint64_t *bad);
+/* Write buf as the plaintext [off, off+len) of n's data file (n->fd open);
+ * n->lock held.  PHI_EAUTHFAIL (with *bad) if a sector written in part
+ * fails; nothing of that sector is written then. */
+int cache_sect_write(struct cache *c, struct cnode *n, const void *buf,
+		     uint64_t off, size_t len, uint64_t *bad);
+/* fdatasync() n's data file, recording what it made durable; n->lock
+ * held.  Returns 0 or -errno (the caller latches). */
+int cache_sect_sync(struct cache *c, struct cnode *n);
+/* Whether block blk of the data file fd holds anything. */
+int cache_sect_has_data(struct cache *c, int fd, uint64_t blk);
+/* Reserve the space that writing [off, off+len) into fd needs
+ * (fallocate mode 0).  Returns 0 or -errno. */
+int cache_sect_allocate(struct cache *c, int fd, uint64_t off, uint64_t len);
+/* Punch blocks [blk, blk + nblk) out of the data file fd. */
+int cache_sect_punch(struct cache *c, int fd, uint64_t blk, uint64_t nblk);
+/* n's file goes from old bytes to size: past size it reads as zeros
+ * whatever it held.  n->lock held. */
+int cache_sect_resize(struct cache *c, struct cnode *n, uint64_t old,
+		      uint64_t size);
+/* Cut n's data file to size (n->lock held); resize()'s shrinking half. */
+int cache_sect_cut(struct cache *c, struct cnode *n, uint64_t size);
+/* After a crash: undo the torn writes in block blk of the data file fd
+ * of ino (cache_sect.c, "Torn writes").  Returns how many sectors, or a
+ * negative code. */
+int cache_sect_settle(struct cache *c, int fd, uint64_t ino, uint64_t blk);
 
 /* --- cache_blk.c: the local block store ------------------------------- */
 

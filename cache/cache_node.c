@@ -370,9 +370,13 @@ int cache_node_load(struct cache *c, struct cnode *n)
 	 * unsynced tail past it (which must never reappear when the file
 	 * grows again) or, after a power loss, end short of it (the rest
 	 * must read as zeros, not as EOF). */
-	if ((uint64_t)st.st_size != rec.size &&
-	    ftruncate(n->fd, (off_t)rec.size))
-		return -errno;
+	if (c->sect.sealed)
+		rc = cache_sect_cut(c, n, rec.size);
+	else if ((uint64_t)st.st_size != rec.size &&
+		 ftruncate(n->fd, (off_t)rec.size))
+		rc = -errno;
+	if (rc)
+		return rc;
 	cache_blk_punch_gone(c, n);
 	n->size = n->rec_size = rec.size;
 	n->mtime = (struct timespec){ rec.mtime_sec, rec.mtime_nsec };

@@ -560,11 +560,12 @@ TEST(whole_block_write_over_an_evicted_block_that_never_landed)
 	struct env e;
 	static unsigned char a[192 * KiB], n[64 * KiB];
 	char path[4200];
-	uint64_t fa;
+	uint64_t fa, at, len;
 	int fd;
 
 	env_init(&e, 1ull << 30);
 	e.cfg.seal_delay_ms = 600000;
+	cache_data_block(e.c, 1, &at, &len);
 	fill(a, sizeof(a), 12);
 	fa = mkfile(e.c, "a");
 	put(e.c, fa, 0, a, sizeof(a));
@@ -579,7 +580,7 @@ TEST(whole_block_write_over_an_evicted_block_that_never_landed)
 	fd = open(path, O_RDWR);
 	ASSERT_TRUE(fd >= 0);
 	ASSERT_OK(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			    64 * KiB, 64 * KiB));
+			    (off_t)at, (off_t)len));
 	close(fd);
 	env_open(&e);
 	/* the sealed copy stands, not a block of zeros */
@@ -602,10 +603,14 @@ TEST(damaged_local_blocks_are_never_returned)
 	static unsigned char a[200 * KiB], b[200 * KiB];
 	struct stat in = { 0 }, out;
 	char path[4200];
-	uint64_t fa, fb;
+	uint64_t fa, fb, at130k, at100k, at10;
 	int fd;
 
 	env_init(&e, 1ull << 30);
+	/* where those bytes are in the data files (written once: slot 0) */
+	at130k = cache_data_where(e.c, 130000, 0);
+	at100k = cache_data_where(e.c, 100 * KiB, 0);
+	at10 = cache_data_where(e.c, 10, 0);
 	fill(a, sizeof(a), 14);
 	fill(b, 1000, 15);
 	fa = mkfile(e.c, "a");
@@ -620,12 +625,12 @@ TEST(damaged_local_blocks_are_never_returned)
 	data_path(&e, fa, path, sizeof(path));
 	fd = open(path, O_RDWR);
 	ASSERT_TRUE(fd >= 0);
-	ASSERT_EQ(pwrite(fd, "\x5a", 1, 130000), 1);
+	ASSERT_EQ(pwrite(fd, "\x5a", 1, (off_t)at130k), 1);
 	close(fd);
 	data_path(&e, fb, path, sizeof(path));
 	fd = open(path, O_RDWR);
 	ASSERT_TRUE(fd >= 0);
-	ASSERT_EQ(pwrite(fd, "stray", 5, 100 * KiB), 5);
+	ASSERT_EQ(pwrite(fd, "stray", 5, (off_t)at100k), 5);
 	close(fd);
 	env_open(&e);
 	expect(e.c, fa, a, sizeof(a));
@@ -635,7 +640,7 @@ TEST(damaged_local_blocks_are_never_returned)
 	data_path(&e, fa, path, sizeof(path));
 	fd = open(path, O_RDWR);
 	ASSERT_TRUE(fd >= 0);
-	ASSERT_EQ(pwrite(fd, "\xa5", 1, 10), 1);
+	ASSERT_EQ(pwrite(fd, "\xa5", 1, (off_t)at10), 1);
 	close(fd);
 	env_open(&e);
 	memcpy(a + 20, "patch", 5);
@@ -761,6 +766,10 @@ TEST(open_file_gives_up_replicated_blocks_but_not_under_a_read)
 	uint64_t ino;
 
 	env_init(&e, 1ull << 30);
+	/* the extent a read splices from exists in a plain store only */
+	env_close(&e);
+	e.cfg.plain_store = 1;
+	env_open(&e);
 	fill(a, sizeof(a), 31);
 	fill(b, sizeof(b), 32);
 	ino = mkfile(e.c, "open");
