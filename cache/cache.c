@@ -526,6 +526,7 @@ int cache_stats(struct cache *c, struct cache_stats *out)
 	s.size_limit = c->size_limit;
 	s.block_size = c->block_size;
 	s.format_version = CACHE_FORMAT_VERSION;
+	s.local_sealed = c->sect.sealed;
 	for (size_t i = 0; i < sizeof(c->fsid); i++)
 		snprintf(s.fsid + 2 * i, 3, "%02x", c->fsid[i]);
 	lock_holder(c, &s);

@@ -662,6 +662,19 @@ meta_fn cache_audit_only;
 /* Drop the queued events (cache_close(), after the last flush). */
 void cache_audit_free(struct cache *c);
 
+/*
+ * st_blocks for a file of size bytes whose data file takes blocks
+ * 512-byte units: never more than its size in whole 4 KiB pages, as a
+ * sealed store's entries and extra slots (cache_sect.c) are the store's
+ * overhead, not the file's.
+ */
+static inline uint64_t cache_blocks_shown(uint64_t blocks, uint64_t size)
+{
+	uint64_t most = (size + 4095) / 4096 * 8;
+
+	return blocks < most ? blocks : most;
+}
+
 /* === floor 2 blocks ==================================================== */
 
 /* --- cache_sect.c: the bytes of the data files ------------------------ */
@@ -676,7 +689,8 @@ void cache_sect_free(struct cache *c);
  * At open: seal the local store under key when want is 1 (local_seal),
  * or keep it plain; a read-write open converts the data files it finds
  * in the other form (crash-safe, see cache_sect.c).  Without key, a
- * sealed store fails with PHI_EAUTHFAIL.  Returns 0 or a code.
+ * sealed store opens with no data file readable or writable (-EACCES):
+ * for tools that touch metadata only.  Returns 0 or a code.
  */
 int cache_sect_start(struct cache *c, const struct crypt_key *key, int want);
 /*

@@ -284,7 +284,8 @@ static void overlay(const struct cnode *n, struct stat *st)
 	st->st_mtim = n->mtime;
 	st->st_ctim = later(n->ctime, st->st_ctim.tv_sec,
 			    (uint32_t)st->st_ctim.tv_nsec);
-	st->st_blocks = (blkcnt_t)((n->alloc + n->growth) / 512);
+	st->st_blocks = (blkcnt_t)cache_blocks_shown((n->alloc + n->growth) /
+						     512, n->size);
 }
 
 static int read_stat(struct cache *c, MDB_txn *txn, uint64_t ino,

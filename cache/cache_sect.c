@@ -424,7 +424,9 @@ static int open_run(struct cache *c, int fd, uint64_t ino, uint64_t sec,
 int cache_sect_read(struct cache *c, int fd, uint64_t ino, void *buf,
 		    uint64_t off, size_t len, uint64_t *bad)
 {
-	uint8_t ents[CHUNK * ENTRIES], head[SECTOR], tail[SECTOR];
+	/* one array: open_run() may read head and tail in one go */
+	uint8_t ents[CHUNK * ENTRIES], bounce[2 * SECTOR];
+	uint8_t *head = bounce, *tail = bounce + SECTOR;
 
 	if (!c->sect.sealed)
 		return read_full(fd, buf, len, off);
@@ -448,8 +450,7 @@ int cache_sect_read(struct cache *c, int fd, uint64_t ino, void *buf,
 		if (rc == 0)
 			rc = open_run(c, fd, ino, sec, n, ents, dst, bad);
 		if (rc) {
-			OPENSSL_cleanse(head, sizeof(head));
-			OPENSSL_cleanse(tail, sizeof(tail));
+			OPENSSL_cleanse(bounce, sizeof(bounce));
 			return rc;
 		}
 		for (size_t j = 0; j < n; j++)
@@ -461,8 +462,7 @@ int cache_sect_read(struct cache *c, int fd, uint64_t ino, void *buf,
 		off += done;
 		len -= done;
 	}
-	OPENSSL_cleanse(head, sizeof(head));
-	OPENSSL_cleanse(tail, sizeof(tail));
+	OPENSSL_cleanse(bounce, sizeof(bounce));
 	return 0;
 }
 
@@ -526,7 +526,8 @@ static int seal_run(struct cache *c, struct cnode *n, uint64_t sec,
 int cache_sect_write(struct cache *c, struct cnode *n, const void *buf,
 		     uint64_t off, size_t len, uint64_t *bad)
 {
-	uint8_t ents[CHUNK * ENTRIES], head[SECTOR], tail[SECTOR];
+	uint8_t ents[CHUNK * ENTRIES], bounce[2 * SECTOR];
+	uint8_t *head = bounce, *tail = bounce + SECTOR;
 	int rc = 0;
 
 	if (!c->sect.sealed)
@@ -566,8 +567,7 @@ int cache_sect_write(struct cache *c, struct cnode *n, const void *buf,
 		off += done;
 		len -= done;
 	}
-	OPENSSL_cleanse(head, sizeof(head));
-	OPENSSL_cleanse(tail, sizeof(tail));
+	OPENSSL_cleanse(bounce, sizeof(bounce));
 	return rc;
 }
 
@@ -860,7 +860,7 @@ static int convert_file(struct cache *c, int dir, const char *name,
 
 /* Pass 1 (to_sealed or not) or pass 2 over data/XX. */
 static int convert_dir(struct cache *c, int dir, int pass,
-		       struct crypt_local *keys, int to_sealed)
+		       struct crypt_local *keys, int to_sealed, uint64_t *files)
 {
 	DIR *d = fdopendir(dup(dir));
 	struct dirent *e;
@@ -875,9 +875,11 @@ static int convert_dir(struct cache *c, int dir, int pass,
 
 		if (e->d_name[0] < '0' || e->d_name[0] > '9')
 			continue;
-		if (pass == 1 && !dot)
+		if (pass == 1 && !dot) {
 			rc = convert_file(c, dir, e->d_name, ino, keys,
 					  to_sealed);
+			(*files)++;
+		}
 		else if (pass == 1 && strcmp(dot, ".cv") == 0)
 			rc = unlinkat(dir, e->d_name, 0) ? -errno : 0;
 		else if (pass == 2 && dot && strcmp(dot, ".new") == 0 &&
@@ -895,6 +897,7 @@ static int convert_dir(struct cache *c, int dir, int pass,
 static int convert_pass(struct cache *c, int pass, struct crypt_local *keys,
 			int to_sealed)
 {
+	uint64_t files = 0;
 	int rc = 0;
 
 	for (int i = 0; i < 256 && rc == 0; i++) {
@@ -906,9 +909,13 @@ static int convert_pass(struct cache *c, int pass, struct crypt_local *keys,
 			     O_CLOEXEC);
 		if (dir < 0)
 			return -errno;
-		rc = convert_dir(c, dir, pass, keys, to_sealed);
+		rc = convert_dir(c, dir, pass, keys, to_sealed, &files);
 		close(dir);
 	}
+	if (rc == 0 && files)
+		PHI_LOG(PHI_LOG_NOTICE, "the local store: %llu data files %s",
+			(unsigned long long)files, to_sealed ? "sealed" :
+			"turned to plaintext (local_seal = off)");
 	return rc;
 }
 
@@ -921,13 +928,10 @@ int cache_sect_start(struct cache *c, const struct crypt_key *key, int want)
 	if (rc)
 		return rc;
 	if (!key && state != STORE_PLAIN) {
-		if (c->rdonly) {	/* counts only */
-			c->sect.sealed = 1;
-			return 0;
-		}
-		PHI_LOG(PHI_LOG_ERR, "the local store is sealed: it opens "
-			"only with the filesystem's key");
-		return PHI_EAUTHFAIL;
+		/* a tool that edits metadata only: no byte of a data file
+		 * reads or writes (-EACCES), nothing is converted */
+		c->sect.sealed = 1;
+		return 0;
 	}
 	if (!key || (c->rdonly && state == STORE_PLAIN))
 		return 0;
@@ -940,8 +944,6 @@ int cache_sect_start(struct cache *c, const struct crypt_key *key, int want)
 		state = TO_PLAIN_1;
 	to_sealed = state == TO_SEALED_1 || state == TO_SEALED_2;
 	if (state == TO_SEALED_1 || state == TO_PLAIN_1) {
-		PHI_LOG(PHI_LOG_NOTICE, "the local store is being %s",
-			to_sealed ? "sealed" : "turned to plaintext");
 		rc = set_state(c, state);
 		if (rc == 0)
 			rc = convert_pass(c, 1, c->sect.keys, to_sealed);

@@ -81,6 +81,7 @@ struct cache_stats {
 	uint64_t size_limit;	/* cache_size */
 	uint32_t block_size;
 	uint64_t format_version;
+	int local_sealed;	/* the local store is sealed (local_seal) */
 	char fsid[33];		/* filesystem id, hex */
 	int mounted;		/* another process holds the lock */
 	long pid;		/* that process, when mounted */

@@ -59,6 +59,21 @@ static const char *state(struct cache *c, uint64_t ino)
 
 /* --- cases ------------------------------------------------------------- */
 
+/* Files "a" and "b" made with a[0..na) and b[0..nb) of fill(seed) and
+ * fill(seed + 1), in every region. */
+static void two_files_synced(struct env *e, unsigned char *a, size_t na,
+			     unsigned char *b, size_t nb, unsigned seed,
+			     uint64_t *fa, uint64_t *fb)
+{
+	fill(a, na, seed);
+	fill(b, nb, seed + 1);
+	*fa = mkfile(e->c, "a");
+	*fb = mkfile(e->c, "b");
+	put(e->c, *fa, 0, a, na);
+	put(e->c, *fb, 0, b, nb);
+	sync_ok(e);
+}
+
 #define MARKER "PHIFS-MARKER-7f3a9c"
 
 TEST(sealed_objects_in_both_regions_say_nothing)
@@ -124,13 +139,7 @@ TEST(evicted_blocks_read_back_after_reopen)
 	uint64_t fa, fb;
 
 	env_init(&e, 1ull << 30);
-	fill(a, sizeof(a), 1);
-	fill(b, sizeof(b), 2);
-	fa = mkfile(e.c, "a");
-	fb = mkfile(e.c, "b");
-	put(e.c, fa, 0, a, sizeof(a));
-	put(e.c, fb, 0, b, sizeof(b));
-	sync_ok(&e);
+	two_files_synced(&e, a, sizeof(a), b, sizeof(b), 1, &fa, &fb);
 	ASSERT_TRUE(cache_evict(e.c, UINT64_MAX) >= sizeof(a));
 	ASSERT_OK(cache_stats(e.c, &st));
 	ASSERT_EQ(st.resident_blocks, 0);
@@ -650,6 +659,208 @@ TEST(damaged_local_blocks_are_never_returned)
 	ASSERT_TRUE(cache_evict(e.c, UINT64_MAX) > 0);
 	expect(e.c, fa, a, sizeof(a));
 	expect(e.c, fb, b, sizeof(b));
+	env_done(&e);
+}
+
+/* --- the sealed local store ---------------------------------------------- */
+
+/* env_init(), with blocks sealed by a sync only: written ones stay
+ * dirty. */
+static void env_init_held(struct env *e)
+{
+	env_init(e, 1ull << 30);
+	e->cfg.seal_delay_ms = 600000;
+	env_close(e);
+	env_open(e);
+}
+
+static const char LOCAL_MARKER[] = "PATIENT-MARKER-7731";
+
+/* n bytes of text that repeats LOCAL_MARKER. */
+static void marker_fill(unsigned char *buf, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		buf[i] = (unsigned char)LOCAL_MARKER[i % (sizeof(LOCAL_MARKER) -
+							  1)];
+}
+
+/* Whether the file at path holds LOCAL_MARKER. */
+static int file_holds_marker(const char *path)
+{
+	static char m[1 << 20];
+	int fd = open(path, O_RDONLY);
+	ssize_t n;
+
+	ASSERT_TRUE(fd >= 0);
+	n = read(fd, m, sizeof(m));
+	close(fd);
+	ASSERT_TRUE(n > 0);
+	return memmem(m, (size_t)n, LOCAL_MARKER,
+		      sizeof(LOCAL_MARKER) - 1) != NULL;
+}
+
+/* Content written, dirty or sealed, rewritten in part and cut: not a
+ * byte of it under data/ in the clear, while open and after.  And a
+ * store turned plain (local_seal off) and sealed again keeps it all. */
+TEST(local_store_holds_no_plaintext)
+{
+	struct env e;
+	static unsigned char a[300 * KiB], b[5000];
+	struct stat in = { 0 }, out;
+	char data[4300];
+	uint64_t fa, fb;
+
+	env_init_held(&e);
+	ASSERT_EQ(cache_store_sealed(e.c), 1);
+	snprintf(data, sizeof(data), "%s/data", e.cfg.dir);
+	marker_fill(a, sizeof(a));
+	marker_fill(b, sizeof(b));
+	fa = mkfile(e.c, "a");
+	fb = mkfile(e.c, "b");
+	put(e.c, fa, 0, a, sizeof(a));
+	put(e.c, fb, 3, b, sizeof(b));		/* partial sectors */
+	put(e.c, fa, 4096 + 100, b, 3000);	/* a rewrite in place */
+	memcpy(a + 4096 + 100, b, 3000);
+	in.st_size = 250 * KiB + 7;
+	ASSERT_OK(cache_setattr(e.c, fa, CACHE_SET_SIZE, &in, &out));
+	scan(data, LOCAL_MARKER);
+	sync_ok(&e);				/* sealed and replicated */
+	scan(data, LOCAL_MARKER);
+	expect(e.c, fa, a, 250 * KiB + 7);
+	env_close(&e);
+	scan(data, LOCAL_MARKER);
+
+	/* turned plain: the bytes are there in the clear (this test can
+	 * see them), and the content is whole */
+	e.cfg.plain_store = 1;
+	env_open(&e);
+	ASSERT_EQ(cache_store_sealed(e.c), 0);
+	data_path(&e, fa, data, sizeof(data));
+	ASSERT_TRUE(file_holds_marker(data));
+	snprintf(data, sizeof(data), "%s/data", e.cfg.dir);
+	expect(e.c, fa, a, 250 * KiB + 7);
+	env_close(&e);
+	/* and sealed again */
+	e.cfg.plain_store = 0;
+	env_open(&e);
+	ASSERT_EQ(cache_store_sealed(e.c), 1);
+	scan(data, LOCAL_MARKER);
+	expect(e.c, fa, a, 250 * KiB + 7);
+	{
+		static unsigned char want[5003];
+
+		memcpy(want + 3, b, sizeof(b));
+		expect(e.c, fb, want, sizeof(want));
+	}
+	env_done(&e);
+}
+
+/* Sectors moved between files, or within one, fail their seals: a clean
+ * block comes back from the regions whole. */
+TEST(swapped_local_sectors_are_detected)
+{
+	struct env e;
+	static unsigned char a[128 * KiB], b[128 * KiB], s1[4096], s2[4096];
+	char pa[4200], pb[4200];
+	uint64_t fa, fb, w0, w1;
+	int fd;
+
+	env_init(&e, 1ull << 30);
+	w0 = cache_data_where(e.c, 0, 0);
+	w1 = cache_data_where(e.c, 4096, 0);
+	two_files_synced(&e, a, sizeof(a), b, sizeof(b), 41, &fa, &fb);
+	env_close(&e);
+	data_path(&e, fa, pa, sizeof(pa));
+	data_path(&e, fb, pb, sizeof(pb));
+	/* a's sector 0 <-> b's sector 0, and b's sectors 0 and 1 */
+	fd = open(pa, O_RDWR);
+	ASSERT_EQ(pread(fd, s1, sizeof(s1), (off_t)w0), (ssize_t)sizeof(s1));
+	close(fd);
+	fd = open(pb, O_RDWR);
+	ASSERT_EQ(pread(fd, s2, sizeof(s2), (off_t)w0), (ssize_t)sizeof(s2));
+	ASSERT_EQ(pwrite(fd, s1, sizeof(s1), (off_t)w1), (ssize_t)sizeof(s1));
+	close(fd);
+	fd = open(pa, O_RDWR);
+	ASSERT_EQ(pwrite(fd, s2, sizeof(s2), (off_t)w0), (ssize_t)sizeof(s2));
+	close(fd);
+	env_open(&e);
+	expect(e.c, fa, a, sizeof(a));
+	expect(e.c, fb, b, sizeof(b));
+	env_done(&e);
+}
+
+/* A dirty block has no copy elsewhere: a damaged sector in it is EIO to
+ * a reader and a writer in part, and scrub reports it; the rest of the
+ * file reads. */
+static long count_reports(struct cache *c, struct cache_verify_result *r)
+{
+	return cache_verify_local(c, NULL, NULL, r);
+}
+
+TEST(damaged_dirty_sector_is_eio_and_reported)
+{
+	struct env e;
+	static unsigned char a[128 * KiB], buf[4096];
+	struct cache_verify_result r;
+	char path[4200];
+	uint64_t fa, at;
+	size_t got;
+	int fd;
+
+	env_init_held(&e);
+	at = cache_data_where(e.c, 70000, 0);
+	fill(a, sizeof(a), 43);
+	fa = mkfile(e.c, "a");
+	put(e.c, fa, 0, a, sizeof(a));
+	ASSERT_EQ(count_reports(e.c, &r), 0);
+	env_close(&e);
+	data_path(&e, fa, path, sizeof(path));
+	fd = open(path, O_RDWR);
+	ASSERT_EQ(pwrite(fd, "\x01", 1, (off_t)at), 1);
+	close(fd);
+	env_open(&e);
+	ASSERT_STREQ(state(e.c, fa), "dirty");
+	ASSERT_ERR(get(e.c, fa, 68 * KiB, buf, sizeof(buf), &got), -EIO);
+	ASSERT_OK(get(e.c, fa, 0, buf, sizeof(buf), &got));
+	ASSERT_TRUE(memcmp(buf, a, sizeof(buf)) == 0);
+	ASSERT_EQ(count_reports(e.c, &r), 1);
+	ASSERT_EQ(r.damaged, 1u);
+	env_done(&e);
+}
+
+/* A rewrite cut short by a power loss (simulated: the new slot's bytes
+ * never reached the disk, its entry did) reads what the sector held
+ * before; a kill -9 after a rewrite loses nothing. */
+TEST(torn_rewrite_reads_the_version_before)
+{
+	struct env e;
+	static unsigned char a[64 * KiB], n[4096], junk[4096];
+	char path[4200];
+	uint64_t fa, slot1;
+	int fd;
+
+	env_init_held(&e);
+	slot1 = cache_data_where(e.c, 8192, 1);
+	fill(a, sizeof(a), 44);
+	fa = mkfile(e.c, "a");
+	put(e.c, fa, 0, a, sizeof(a));
+	/* a new process rewrites sector 2, then dies: it lands in slot 1,
+	 * the version before stays in slot 0 */
+	fill(n, sizeof(n), 45);
+	write_and_die(&e, fa, 8192, n, sizeof(n));
+	memcpy(a + 8192, n, sizeof(n));
+	expect(e.c, fa, a, sizeof(a));
+	env_close(&e);
+	/* the power goes before slot 1's bytes reach the disk */
+	fill(junk, sizeof(junk), 46);
+	data_path(&e, fa, path, sizeof(path));
+	fd = open(path, O_RDWR);
+	ASSERT_EQ(pwrite(fd, junk, sizeof(junk), (off_t)slot1),
+		  (ssize_t)sizeof(junk));
+	close(fd);
+	env_open(&e);
+	fill(a, sizeof(a), 44);
+	expect(e.c, fa, a, sizeof(a));
 	env_done(&e);
 }
 
@@ -1179,6 +1390,10 @@ TEST_MAIN(
 	TEST_ENTRY(overwrite_of_a_sealed_block_survives_a_crash_and_is_sealed),
 	TEST_ENTRY(whole_block_write_over_an_evicted_block_that_never_landed),
 	TEST_ENTRY(damaged_local_blocks_are_never_returned),
+	TEST_ENTRY(local_store_holds_no_plaintext),
+	TEST_ENTRY(swapped_local_sectors_are_detected),
+	TEST_ENTRY(damaged_dirty_sector_is_eio_and_reported),
+	TEST_ENTRY(torn_rewrite_reads_the_version_before),
 	TEST_ENTRY(cut_and_grow_while_sealing_leaves_no_stale_block),
 	TEST_ENTRY(working_set_larger_than_cache),
 	TEST_ENTRY(dirty_data_fills_cache_enospc),
