@@ -392,6 +392,8 @@ int cache_open(struct cache **out, const struct cache_config *cfg,
 		rc = cache_sect_start(c, cfg->key, !cfg->plain_store);
 	if (rc == 0 && !c->rdonly)
 		rc = cache_blk_settle(c);
+	if (rc == 0)
+		rc = cache_sect_convert(c);
 	if (rc == 0 && !c->rdonly && cfg->seed)
 		rc = cache_mend_record(c, cfg);
 	if (rc == 0)
@@ -442,6 +444,8 @@ int cache_close(struct cache *c)
 		rc2 = cache_trash_empty(c);
 		if (rc == 0)
 			rc = rc2;
+		if (rc == 0)
+			rc = cache_sect_closed_clean(c);
 	}
 	cache_node_table_free(c);
 	cache_seal_free(c);

@@ -741,7 +741,7 @@ int cache_blk_settle(struct cache *c)
 
 	if (c->rdonly || !c->have_blockdbs)
 		return 0;
-	rc = c->sect.keys ? settle_sectors(c) : 0;
+	rc = cache_sect_settling(c) ? settle_sectors(c) : 0;
 	if (rc == 0)
 		rc = cache_meta_write(c, settle_txn, &dropped);
 	if (rc == 0 && dropped)
@@ -1340,6 +1340,27 @@ static int drop_local(struct cache *c, struct cnode *n, uint64_t blk,
 	cache_blk_refresh_alloc(c, n);
 	n->dirty = 1;		/* the record's block count */
 	return 0;
+}
+
+int cache_blk_drop_damaged(struct cache *c, struct cnode *n, uint64_t blk)
+{
+	struct block_rec rec;
+	MDB_txn *txn;
+	int rc, have;
+
+	if (!c->seal || cache_blkset_has(&n->dblk, blk) ||
+	    cache_blkset_has(&n->sealing, blk))
+		return -EIO;		/* its only copy */
+	txn = cache_meta_read_begin(c, &rc);
+	if (!txn)
+		return rc;
+	have = cache_blk_rec_get(c, txn, n->ino, blk, &rec) == 0 &&
+	       !cache_blk_in_dirty(c, txn, n->ino, blk);
+	cache_meta_read_end(txn);
+	if (!have)
+		return -EIO;
+	cache_blkset_del(&n->checked, blk);
+	return drop_local(c, n, blk, 1);
 }
 
 int cache_blk_persist_node(struct cache *c, struct cnode *n)

@@ -258,8 +258,10 @@ static int read_sectors(struct cache *c, struct cnode *n, void *buf,
 	if (rc != PHI_EAUTHFAIL)
 		return rc;
 	blk = bad * CRYPT_SECTOR / c->block_size;
-	if (c->seal && !cache_blkset_has(&n->dblk, blk)) {
-		cache_blkset_del(&n->checked, blk);
+	if (cache_blk_drop_damaged(c, n, blk) == 0) {
+		PHI_LOG(PHI_LOG_WARNING, "inode %" PRIu64 ": local sector %"
+			PRIu64 " fails its seal; its block is fetched again",
+			n->ino, bad);
 		rc = cache_blk_prepare_read(c, n, blk * c->block_size, 1);
 		if (rc == 0)
 			rc = cache_sect_read(c, n->fd, n->ino, buf, off, len,
@@ -279,13 +281,24 @@ ssize_t cache_read(struct cache *c, struct cache_file *f, uint64_t off,
 	struct cnode *n = f->node;
 	int rc;
 
+	/* The disk reads and the decryption run with n->lock dropped,
+	 * pinned as a splice is (cache_read_extent()), so that readers of
+	 * one file do not queue behind each other's disk waits.  A write
+	 * landing meanwhile can make a sector fail its seal (new bytes,
+	 * old entry): such a read is done again under the lock, where
+	 * a failure is damage. */
 	lock_take(&n->lock);
 	n->pinned++;
 	rc = cache_blk_prepare_read(c, n, off, len);
 	len = off >= n->size ? 0 :
 	      n->size - off < len ? (size_t)(n->size - off) : len;
-	if (rc == 0 && len)
-		rc = read_sectors(c, n, buf, off, len);
+	if (rc == 0 && len) {
+		lock_drop(&n->lock);
+		rc = cache_sect_read(c, n->fd, n->ino, buf, off, len, NULL);
+		lock_take(&n->lock);
+		if (rc == PHI_EAUTHFAIL)
+			rc = read_sectors(c, n, buf, off, len);
+	}
 	n->pinned--;
 	lock_drop(&n->lock);
 	return rc ? rc : (ssize_t)len;
@@ -303,20 +316,36 @@ void cache_read_end(struct cache *c, struct cache_extent *ext)
 	ext->pin = NULL;
 }
 
-/* Write buf into n's data file; n->lock held.  A sealed sector that
- * fails is EIO to the program, and logged by its inode and sector. */
+/* Write buf into n's data file, in pieces so that a failure part of the
+ * way returns what was written (as a short pwrite() would); n->lock
+ * held.  A sealed sector that fails is EIO, logged by inode and sector. */
+#define WRITE_PIECE ((size_t)64 << 10)
+
 static ssize_t write_all(struct cache *c, struct cnode *n, const char *buf,
 			 size_t len, uint64_t off)
 {
+	size_t done = 0;
 	uint64_t bad = 0;
-	int rc = cache_sect_write(c, n, buf, off, len, &bad);
+	int rc = 0;
 
+	while (done < len && rc == 0) {
+		/* pieces end on WRITE_PIECE boundaries of the file */
+		size_t want = WRITE_PIECE - (size_t)((off + done) %
+						     WRITE_PIECE);
+
+		if (want > len - done)
+			want = len - done;
+		rc = cache_sect_write(c, n, buf + done, off + done, want,
+				      &bad);
+		if (rc == 0)
+			done += want;
+	}
 	if (rc == PHI_EAUTHFAIL) {
 		PHI_LOG(PHI_LOG_ERR, "inode %" PRIu64 ": local sector %" PRIu64
 			" fails its seal; the write is refused", n->ino, bad);
-		return -EIO;
+		rc = -EIO;
 	}
-	return rc ? rc : (ssize_t)len;
+	return done ? (ssize_t)done : rc;
 }
 
 ssize_t cache_write(struct cache *c, struct cache_file *f, uint64_t off,
@@ -330,7 +359,7 @@ ssize_t cache_write(struct cache *c, struct cache_file *f, uint64_t off,
 		return PHI_ELATCHED;
 	if (c->rdonly)
 		return -EROFS;
-	if (off + len < off || off + len > (uint64_t)INT64_MAX)
+	if (off + len < off || off + len > cache_sect_max_size(c))
 		return -EFBIG;
 	lock_take(&n->lock);
 	rc = make_room(c, n, len);
@@ -436,7 +465,7 @@ int cache_fallocate(struct cache *c, struct cache_file *f, int mode,
 		return -EOPNOTSUPP;
 	if (c->rdonly)
 		return -EROFS;
-	if (off + len < off || off + len > (uint64_t)INT64_MAX)
+	if (off + len < off || off + len > cache_sect_max_size(c))
 		return -EFBIG;
 	lock_take(&n->lock);
 	rc = room_for(c, n, len);
@@ -546,7 +575,7 @@ static int setattr_locked(struct cache *c, struct cnode *n,
 	uint64_t old = n->size, size = (uint64_t)a->in->st_size, before;
 	int rc = 0, resize = a->n && (a->set & CACHE_SET_SIZE);
 
-	if (resize && size > (uint64_t)INT64_MAX)
+	if (resize && size > cache_sect_max_size(c))
 		return -EFBIG;
 	if (resize && size > old)
 		rc = grow_data(c, n, size);

@@ -326,6 +326,10 @@ struct sect {
 	uint64_t group;			/* data file bytes per block */
 	uint8_t cache_id[16];
 	uint32_t salt;
+	int unclean;			/* the last read-write open did not
+					   close cleanly: settle and cut */
+	int want;			/* local_seal */
+	uint64_t state;			/* "local_seal" of the super db */
 	pthread_mutex_t lock;		/* the counters */
 	uint64_t next, limit;		/* reserved up to limit */
 };
@@ -686,13 +690,25 @@ void cache_sect_init(struct cache *c);
 int cache_sect_open(struct cache *c, const struct crypt_key *key);
 void cache_sect_free(struct cache *c);
 /*
- * At open: seal the local store under key when want is 1 (local_seal),
- * or keep it plain; a read-write open converts the data files it finds
- * in the other form (crash-safe, see cache_sect.c).  Without key, a
+ * At open: read the store's form, and with key set up its keys (a
+ * read-write open: the cache's id, counters, whether the last close was
+ * clean).  want is local_seal, for cache_sect_convert().  Without key, a
  * sealed store opens with no data file readable or writable (-EACCES):
- * for tools that touch metadata only.  Returns 0 or a code.
+ * for tools that touch metadata only; so does any store in the middle
+ * of a conversion but for the read-write open that ends it.  Returns 0
+ * or a code.
  */
 int cache_sect_start(struct cache *c, const struct crypt_key *key, int want);
+/* Whether cache_blk_settle() must undo torn writes: a sealed store (not
+ * converting) whose last read-write open did not close cleanly. */
+int cache_sect_settling(const struct cache *c);
+/* The conversion cache_sect_start() found needed, or under way (after
+ * cache_blk_settle(), so that torn writes are undone first).  Returns 0
+ * or a code (printed); the store then stays as it was. */
+int cache_sect_convert(struct cache *c);
+/* A clean close, all synced: the next open need not look for torn
+ * writes.  0 or a code. */
+int cache_sect_closed_clean(struct cache *c);
 /*
  * Read the plaintext [off, off+len) of the data file fd of inode ino into
  * buf: holes and bytes past the end read as zeros.  Returns 0,
@@ -709,6 +725,10 @@ int cache_sect_write(struct cache *c, struct cnode *n, const void *buf,
 /* fdatasync() n's data file, recording what it made durable; n->lock
  * held.  Returns 0 or -errno (the caller latches). */
 int cache_sect_sync(struct cache *c, struct cnode *n);
+/* The largest file the store holds: a sealed data file is about three
+ * times its file's span, and must stay within what the file system
+ * under cache_dir takes (ext4: 16 TiB). */
+uint64_t cache_sect_max_size(const struct cache *c);
 /* Whether block blk of the data file fd holds anything. */
 int cache_sect_has_data(struct cache *c, int fd, uint64_t blk);
 /* Reserve the space that writing [off, off+len) into fd needs
@@ -760,6 +780,11 @@ void cache_blk_mark_dirty(struct cache *c, struct cnode *n, uint64_t off,
  * dropped and taken again while a block is fetched. */
 int cache_blk_prepare_read(struct cache *c, struct cnode *n, uint64_t off,
 			   uint64_t len);
+/* Block blk of n failed its seal locally: if it is clean, punch it and
+ * mark it gone, so that the next read fetches its sealed copy (0); if
+ * the data file is its only copy (dirty, or being sealed), -EIO.  n->lock
+ * held. */
+int cache_blk_drop_damaged(struct cache *c, struct cnode *n, uint64_t blk);
 /* At a read-write open, before any node loads: drop the `dirty` records
  * written ahead of whole-block writes over gone blocks that never reached
  * the data file (DIRTY_WAS_GONE over a hole). */

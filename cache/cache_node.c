@@ -371,8 +371,13 @@ int cache_node_load(struct cache *c, struct cnode *n)
 	 * unsynced tail past it (which must never reappear when the file
 	 * grows again) or, after a power loss, end short of it (the rest
 	 * must read as zeros, not as EOF). */
-	if (c->sect.sealed)
-		rc = cache_sect_cut(c, n, rec.size);
+	if (c->sect.sealed) {
+		/* only a crash leaves a tail past the record; a damaged
+		 * sector there is found by the read that meets it */
+		rc = c->sect.unclean ? cache_sect_cut(c, n, rec.size) : 0;
+		if (rc == PHI_EAUTHFAIL)
+			rc = 0;
+	}
 	else if ((uint64_t)st.st_size != rec.size &&
 		 ftruncate(n->fd, (off_t)rec.size))
 		rc = -errno;

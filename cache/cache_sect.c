@@ -251,12 +251,28 @@ static uint64_t counter_mark(struct cache *c)
 
 /* --- opening ----------------------------------------------------------- */
 
+/* "sect_clean" is 1 from a clean close (everything synced) to the next
+ * read-write open, which notes it (c->sect.unclean) and sets it to 0. */
+static int put_clean(struct cache *c, MDB_txn *txn, uint64_t clean)
+{
+	MDB_val k = { 10, (void *)"sect_clean" }, v = { sizeof(clean), &clean };
+
+	return cache_meta_err(mdb_put(txn, c->db_super, &k, &v, 0));
+}
+
 static int ensure_id_txn(struct cache *c, MDB_txn *txn, void *arg)
 {
 	MDB_val k = { 8, (void *)"cache_id" }, v;
-	int rc = mdb_get(txn, c->db_super, &k, &v);
+	uint64_t clean = 0;
+	int rc;
 
 	(void)arg;
+	c->sect.unclean = cache_meta_super_get_u64(c, txn, "sect_clean",
+						   &clean) != 0 || !clean;
+	rc = put_clean(c, txn, 0);
+	if (rc)
+		return rc;
+	rc = mdb_get(txn, c->db_super, &k, &v);
 	if (rc == 0)
 		return v.mv_size == sizeof(c->sect.cache_id) ?
 		       (memcpy(c->sect.cache_id, v.mv_data, v.mv_size), 0) :
@@ -266,6 +282,22 @@ static int ensure_id_txn(struct cache *c, MDB_txn *txn, void *arg)
 	rc = crypt_random_bytes(c->sect.cache_id, sizeof(c->sect.cache_id));
 	v = (MDB_val){ sizeof(c->sect.cache_id), c->sect.cache_id };
 	return rc ? rc : cache_meta_err(mdb_put(txn, c->db_super, &k, &v, 0));
+}
+
+static int clean_txn(struct cache *c, MDB_txn *txn, void *arg)
+{
+	(void)arg;
+	return put_clean(c, txn, 1);
+}
+
+int cache_sect_closed_clean(struct cache *c)
+{
+	int rc;
+
+	if (c->rdonly || !c->sect.keys)
+		return 0;
+	rc = cache_meta_write(c, clean_txn, NULL);
+	return rc ? rc : cache_meta_err(mdb_env_sync(c->env, 1));
 }
 
 void cache_sect_init(struct cache *c)
@@ -421,6 +453,26 @@ static int open_run(struct cache *c, int fd, uint64_t ino, uint64_t sec,
 	return rc;
 }
 
+/*
+ * A read from the start of a block: ask the kernel to read ahead this
+ * block's entries and slot 0, and the next block's.  Its own read-ahead
+ * cannot follow a sealed file read in order (each read takes entries
+ * from the head of a group, then sectors further on), and would read
+ * the empty slots 1 and 2 between groups.
+ */
+static void read_ahead(struct cache *c, int fd, uint64_t sec)
+{
+	uint64_t blk = sec / c->sect.spb;
+
+	if (sec % c->sect.spb)
+		return;
+	for (uint64_t b = blk; b < blk + 2; b++)
+		posix_fadvise(fd, (off_t)group_off(c, b),
+			      (off_t)(c->sect.tag_bytes +
+				      (uint64_t)c->sect.spb * SECTOR),
+			      POSIX_FADV_WILLNEED);
+}
+
 int cache_sect_read(struct cache *c, int fd, uint64_t ino, void *buf,
 		    uint64_t off, size_t len, uint64_t *bad)
 {
@@ -432,6 +484,8 @@ int cache_sect_read(struct cache *c, int fd, uint64_t ino, void *buf,
 		return read_full(fd, buf, len, off);
 	if (!c->sect.keys)
 		return -EACCES;
+	if (len)
+		read_ahead(c, fd, off / SECTOR);
 	while (len > 0) {
 		uint8_t *dst[CHUNK];
 		struct piece p[CHUNK];
@@ -472,8 +526,10 @@ int cache_sect_sync(struct cache *c, struct cnode *n)
 {
 	uint64_t mark = c->sect.sealed ? counter_mark(c) : 0;
 
+	/* after a failed fdatasync the kernel may have dropped the pages:
+	 * no later one could vouch for them (cache_latch()) */
 	if (fdatasync(n->fd))
-		return -errno;
+		return cache_latch(c, -errno);
 	n->sect_floor = mark;
 	n->sect_floor_known = 1;
 	return 0;
@@ -494,7 +550,7 @@ static int seal_run(struct cache *c, struct cnode *n, uint64_t sec,
 			if (newest(ents + j * ENTRIES) >= 0) {
 				rc = cache_sect_sync(c, n);
 				if (rc)
-					return cache_latch(c, rc);
+					return rc;
 				break;
 			}
 	}
@@ -572,6 +628,15 @@ int cache_sect_write(struct cache *c, struct cnode *n, const void *buf,
 }
 
 /* --- holes, cuts, eviction ----------------------------------------------- */
+
+#define DATA_FILE_MAX ((uint64_t)1 << 44)	/* ext4 with 4 KiB blocks */
+
+uint64_t cache_sect_max_size(const struct cache *c)
+{
+	if (!c->sect.sealed)
+		return (uint64_t)INT64_MAX;
+	return DATA_FILE_MAX / c->sect.group * c->block_size;
+}
 
 int cache_sect_has_data(struct cache *c, int fd, uint64_t blk)
 {
@@ -673,8 +738,14 @@ int cache_sect_settle(struct cache *c, int fd, uint64_t ino, uint64_t blk)
 			      open_run(c, fd, ino, sec, 1, tried, &dst,
 				       NULL) == 0;
 		} while (!got && newest(tried) >= 0);
+		/* none opens: a first write torn (or damage, which a power
+		 * loss cannot be told from); as in a plain store, where the
+		 * lost bytes read as zeros, the sector reads as zeros */
 		if (!got)
-			continue;	/* damage, not a torn write */
+			PHI_LOG(PHI_LOG_WARNING, "inode %" PRIu64 ": local "
+				"sector %" PRIu64 " of a block not yet sealed was "
+				"lost with the power; it reads as zeros", ino,
+				sec);
 		for (k = 0; k < SLOTS; k++)
 			if (key_get_u64(tried + k * ENTRY) == 0)
 				memset(ents + k * ENTRY, 0, ENTRY);
@@ -811,8 +882,8 @@ static int convert_file(struct cache *c, int dir, const char *name,
 	struct buf b;
 	int in, rc = 0;
 
-	snprintf(cv, sizeof(cv), "%s.cv", name);
-	snprintf(done, sizeof(done), "%s.new", name);
+	snprintf(cv, sizeof(cv), "%" PRIu64 ".cv", ino);
+	snprintf(done, sizeof(done), "%" PRIu64 ".new", ino);
 	in = openat(dir, name, O_RDONLY | O_CLOEXEC);
 	if (in < 0)
 		return -errno;
@@ -833,9 +904,11 @@ static int convert_file(struct cache *c, int dir, const char *name,
 		rc = cache_sect_read(c, in, ino, buf_mut(&b), blk * bs, len,
 				     &bad);
 		use_form(c, to_sealed, keys);
-		if (rc == PHI_EAUTHFAIL)	/* damaged: a hole, fetched
-						   again if it is sealed */
-			rc = 0;
+		if (rc == PHI_EAUTHFAIL)
+			PHI_LOG(PHI_LOG_ERR, "inode %" PRIu64 ": local sector "
+				"%" PRIu64 " fails its seal: the store stays "
+				"sealed (mount with local_seal = on and run "
+				"phifs fsck --scrub)", ino, bad);
 		else if (rc == 0)
 			rc = cache_sect_write(c, &out, buf_mut(&b), blk * bs,
 					      len, &bad);
@@ -875,7 +948,7 @@ static int convert_dir(struct cache *c, int dir, int pass,
 
 		if (e->d_name[0] < '0' || e->d_name[0] > '9')
 			continue;
-		if (pass == 1 && !dot) {
+		if (pass == 1 && !dot && *end == '\0') {
 			rc = convert_file(c, dir, e->d_name, ino, keys,
 					  to_sealed);
 			(*files)++;
@@ -922,11 +995,13 @@ static int convert_pass(struct cache *c, int pass, struct crypt_local *keys,
 int cache_sect_start(struct cache *c, const struct crypt_key *key, int want)
 {
 	uint64_t state;
-	int rc = get_state(c, &state), to_sealed;
+	int rc = get_state(c, &state);
 
 	geometry(c);
 	if (rc)
 		return rc;
+	c->sect.want = want;
+	c->sect.state = state;
 	if (!key && state != STORE_PLAIN) {
 		/* a tool that edits metadata only: no byte of a data file
 		 * reads or writes (-EACCES), nothing is converted */
@@ -936,36 +1011,59 @@ int cache_sect_start(struct cache *c, const struct crypt_key *key, int want)
 	if (!key || (c->rdonly && state == STORE_PLAIN))
 		return 0;
 	rc = cache_sect_open(c, key);
-	if (rc || c->rdonly)
-		goto out;
-	if (state == STORE_PLAIN && want)
+	/* a conversion under way holds files of both forms: none is read
+	 * until cache_sect_convert() (read-write) ends it; the keys stay
+	 * for it */
+	c->sect.sealed = state != STORE_PLAIN;
+	if (rc == 0 && c->rdonly && state != STORE_SEALED) {
+		crypt_local_free(c->sect.keys);
+		c->sect.keys = NULL;
+	}
+	return rc;
+}
+
+int cache_sect_settling(const struct cache *c)
+{
+	return c->sect.state == STORE_SEALED && c->sect.keys &&
+	       c->sect.unclean && !c->rdonly;
+}
+
+int cache_sect_convert(struct cache *c)
+{
+	uint64_t state = c->sect.state;
+	struct crypt_local *keys = c->sect.keys;
+	int rc = 0, to_sealed;
+
+	if (c->rdonly || !keys)
+		return 0;
+	if (state == STORE_PLAIN && c->sect.want)
 		state = TO_SEALED_1;
-	else if (state == STORE_SEALED && !want)
+	else if (state == STORE_SEALED && !c->sect.want)
 		state = TO_PLAIN_1;
 	to_sealed = state == TO_SEALED_1 || state == TO_SEALED_2;
 	if (state == TO_SEALED_1 || state == TO_PLAIN_1) {
 		rc = set_state(c, state);
 		if (rc == 0)
-			rc = convert_pass(c, 1, c->sect.keys, to_sealed);
+			rc = convert_pass(c, 1, keys, to_sealed);
 		if (rc == 0)
 			rc = set_state(c, ++state);
 	}
 	if (rc == 0 && (state == TO_SEALED_2 || state == TO_PLAIN_2)) {
-		rc = convert_pass(c, 2, c->sect.keys, to_sealed);
+		rc = convert_pass(c, 2, keys, to_sealed);
 		if (rc == 0)
 			rc = set_state(c, to_sealed ? STORE_SEALED :
 					  STORE_PLAIN);
 		state = to_sealed ? STORE_SEALED : STORE_PLAIN;
 	}
 	if (rc)
-		PHI_LOG(PHI_LOG_ERR, "cannot convert the local store: %s",
+		PHI_LOG(PHI_LOG_ERR, "cannot convert the local store to %s: "
+			"%s", to_sealed ? "sealed" : "plaintext",
 			phi_strerror(rc));
-out:
-	c->sect.sealed = rc == 0 && state == STORE_SEALED;
-	if (!c->sect.sealed) {
-		crypt_local_free(c->sect.keys);
-		c->sect.keys = NULL;
-	}
+	c->sect.state = state;
+	c->sect.sealed = state != STORE_PLAIN;
+	c->sect.keys = rc == 0 && state == STORE_SEALED ? keys : NULL;
+	if (!c->sect.keys)
+		crypt_local_free(keys);
 	return rc;
 }
 

@@ -263,7 +263,15 @@ static int verify_file(struct local_walk *w, MDB_txn *txn, uint64_t ino,
 			rc = c->sect.sealed ? read_local(c, fd, ino, b * bs,
 						       c->block_size,
 						       &w->buf) : 0;
+			/* a mount may be writing it: its new bytes can
+			 * land before their entry; look once more */
 			if (rc == PHI_EAUTHFAIL) {
+				usleep(200 * 1000);
+				rc = read_local(c, fd, ino, b * bs,
+						c->block_size, &w->buf);
+			}
+			if (rc == PHI_EAUTHFAIL &&
+			    cache_blk_in_dirty(c, txn, ino, b)) {
 				w->out->damaged++;
 				report_block(w, ino, b, "local copy damaged "
 					     "(fails its seal) and not yet in "

@@ -70,11 +70,12 @@ void crypt_local_free(struct crypt_local *l)
 /* The key of generation gen, derived on first use. */
 static const uint8_t *local_key(struct crypt_local *l, uint32_t gen)
 {
-	uint32_t bit = (uint32_t)1 << gen;
 	const uint8_t *k = NULL;
+	uint32_t bit;
 
 	if (gen >= CRYPT_MAX_GENS || gen > crypt_key_generation(l->mk))
 		return NULL;
+	bit = (uint32_t)1 << gen;
 	if (atomic_load_explicit(&l->have, memory_order_acquire) & bit)
 		return l->key[gen];
 	pthread_mutex_lock(&l->lock);

@@ -496,11 +496,15 @@ TEST(dirty_blocks_outlive_a_close_and_seal_at_next_open)
 	env_done(&e);
 }
 
+static void data_path(struct env *e, uint64_t ino, char *out, size_t size);
+
 /* Like kill -9 of the daemon: in a child, open the cache, write
  * [off, off+len) with the handle left open, and _exit() at once, before
- * any fold or seal could run. */
-static void write_and_die(struct env *e, uint64_t ino, uint64_t off,
-			  const void *buf, size_t len)
+ * any fold or seal could run.  With tear_at not UINT64_MAX, the child
+ * first overwrites 4 KiB of the data file there with junk, as a power
+ * loss that kept a new entry but not the bytes it names would. */
+static void write_tear_and_die(struct env *e, uint64_t ino, uint64_t off,
+			       const void *buf, size_t len, uint64_t tear_at)
 {
 	pid_t pid;
 	int status;
@@ -524,12 +528,29 @@ static void write_and_die(struct env *e, uint64_t ino, uint64_t off,
 		    cache_file_open(e->c, ino, 0, &f) ||
 		    cache_write(e->c, f, off, buf, len) != (ssize_t)len)
 			_exit(1);
+		if (tear_at != UINT64_MAX) {
+			static char junk[4096], path[4200];
+			int fd;
+
+			memset(junk, 0x6b, sizeof(junk));
+			data_path(e, ino, path, sizeof(path));
+			fd = open(path, O_RDWR);
+			if (fd < 0 || pwrite(fd, junk, sizeof(junk),
+					     (off_t)tear_at) != sizeof(junk))
+				_exit(1);
+		}
 		_exit(0);
 	}
 	ASSERT_EQ(waitpid(pid, &status, 0), pid);
 	ASSERT_TRUE(WIFEXITED(status));
 	ASSERT_EQ(WEXITSTATUS(status), 0);
 	env_open(e);
+}
+
+static void write_and_die(struct env *e, uint64_t ino, uint64_t off,
+			  const void *buf, size_t len)
+{
+	write_tear_and_die(e, ino, off, buf, len, UINT64_MAX);
 }
 
 static void data_path(struct env *e, uint64_t ino, char *out, size_t size)
@@ -834,33 +855,51 @@ TEST(damaged_dirty_sector_is_eio_and_reported)
 TEST(torn_rewrite_reads_the_version_before)
 {
 	struct env e;
-	static unsigned char a[64 * KiB], n[4096], junk[4096];
-	char path[4200];
-	uint64_t fa, slot1;
-	int fd;
+	static unsigned char a[64 * KiB], n[4096];
+	uint64_t fa, slot2;
 
 	env_init_held(&e);
-	slot1 = cache_data_where(e.c, 8192, 1);
+	slot2 = cache_data_where(e.c, 8192, 2);
 	fill(a, sizeof(a), 44);
 	fa = mkfile(e.c, "a");
 	put(e.c, fa, 0, a, sizeof(a));
-	/* a new process rewrites sector 2, then dies: it lands in slot 1,
-	 * the version before stays in slot 0 */
+	/* a new process rewrites sector 2, then dies: the version before
+	 * stays in slot 0, the new one is in slot 1 and reads */
 	fill(n, sizeof(n), 45);
 	write_and_die(&e, fa, 8192, n, sizeof(n));
 	memcpy(a + 8192, n, sizeof(n));
 	expect(e.c, fa, a, sizeof(a));
-	env_close(&e);
-	/* the power goes before slot 1's bytes reach the disk */
-	fill(junk, sizeof(junk), 46);
-	data_path(&e, fa, path, sizeof(path));
-	fd = open(path, O_RDWR);
-	ASSERT_EQ(pwrite(fd, junk, sizeof(junk), (off_t)slot1),
-		  (ssize_t)sizeof(junk));
-	close(fd);
-	env_open(&e);
-	fill(a, sizeof(a), 44);
+	/* again: slot 0 holds the oldest, slot 1 the durable version, so
+	 * the write goes to slot 2, and the power goes before its bytes are
+	 * on the disk: the sector reads what it held before that write */
+	fill(n, sizeof(n), 46);
+	write_tear_and_die(&e, fa, 8192, n, sizeof(n), slot2);
 	expect(e.c, fa, a, sizeof(a));
+	env_done(&e);
+}
+
+/* A first write torn by a power loss (no version before it): its sector
+ * reads as zeros, as a plain store's lost bytes would; the block seals. */
+TEST(torn_first_write_reads_zeros_and_seals)
+{
+	struct env e;
+	static unsigned char a[64 * KiB], n[4096];
+	struct stat in = { 0 }, out;
+	uint64_t fa, slot0;
+
+	env_init_held(&e);
+	slot0 = cache_data_where(e.c, 3 * 4096, 0);
+	fill(a, sizeof(a), 47);
+	fa = mkfile(e.c, "a");
+	put(e.c, fa, 0, a, 3 * 4096);		/* sectors 0-2 */
+	in.st_size = 4 * 4096;			/* and a hole */
+	ASSERT_OK(cache_setattr(e.c, fa, CACHE_SET_SIZE, &in, &out));
+	fill(n, sizeof(n), 48);
+	write_tear_and_die(&e, fa, 3 * 4096, n, sizeof(n), slot0);
+	memset(a + 3 * 4096, 0, 4096);
+	expect(e.c, fa, a, 4 * 4096);
+	sync_ok(&e);
+	ASSERT_STREQ(state(e.c, fa), "replicated");
 	env_done(&e);
 }
 
@@ -1394,6 +1433,7 @@ TEST_MAIN(
 	TEST_ENTRY(swapped_local_sectors_are_detected),
 	TEST_ENTRY(damaged_dirty_sector_is_eio_and_reported),
 	TEST_ENTRY(torn_rewrite_reads_the_version_before),
+	TEST_ENTRY(torn_first_write_reads_zeros_and_seals),
 	TEST_ENTRY(cut_and_grow_while_sealing_leaves_no_stale_block),
 	TEST_ENTRY(working_set_larger_than_cache),
 	TEST_ENTRY(dirty_data_fills_cache_enospc),
