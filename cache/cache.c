@@ -365,6 +365,7 @@ int cache_open(struct cache **out, const struct cache_config *cfg,
 	pthread_mutex_init(&c->free_lock, NULL);
 	pthread_mutex_init(&c->audit_lock, NULL);
 	c->audit_tail = &c->audit_head;
+	cache_sect_init(c);
 	cache_inbox_init(c);
 	cache_lru_init(c);
 	cache_packget_init(c);
@@ -387,8 +388,12 @@ int cache_open(struct cache **out, const struct cache_config *cfg,
 		rc = cache_trash_recover(c);
 	if (rc == 0 && !c->rdonly)
 		rc = cache_node_free_orphans(c);
+	if (rc == 0)
+		rc = cache_sect_start(c, cfg->key, !cfg->plain_store);
 	if (rc == 0 && !c->rdonly)
 		rc = cache_blk_settle(c);
+	if (rc == 0)
+		rc = cache_sect_convert(c);
 	if (rc == 0 && !c->rdonly && cfg->seed)
 		rc = cache_mend_record(c, cfg);
 	if (rc == 0)
@@ -439,6 +444,8 @@ int cache_close(struct cache *c)
 		rc2 = cache_trash_empty(c);
 		if (rc == 0)
 			rc = rc2;
+		if (rc == 0)
+			rc = cache_sect_closed_clean(c);
 	}
 	cache_node_table_free(c);
 	cache_seal_free(c);
@@ -461,6 +468,7 @@ int cache_close(struct cache *c)
 	cache_lru_free(c);
 	cache_inbox_free(c);
 	cache_packget_free(c);
+	cache_sect_free(c);
 	free(c->dir);
 	free(c);
 	return rc;
@@ -522,6 +530,7 @@ int cache_stats(struct cache *c, struct cache_stats *out)
 	s.size_limit = c->size_limit;
 	s.block_size = c->block_size;
 	s.format_version = CACHE_FORMAT_VERSION;
+	s.local_sealed = c->sect.sealed;
 	for (size_t i = 0; i < sizeof(c->fsid); i++)
 		snprintf(s.fsid + 2 * i, 3, "%02x", c->fsid[i]);
 	lock_holder(c, &s);

@@ -509,9 +509,9 @@ static int fetch_install(struct cache *c, struct cnode *n, uint64_t blk,
 	len = off >= n->size ? 0 : n->size - off;
 	if (len > rec->plain)
 		len = rec->plain;
-	if (len && pwrite(n->fd, buf_data(plain), len, (off_t)off) !=
-	    (ssize_t)len)
-		return errno == ENOSPC ? -ENOSPC : -EIO;
+	rc = len ? cache_sect_write(c, n, buf_data(plain), off, len, NULL) : 0;
+	if (rc)
+		return rc == -ENOSPC ? -ENOSPC : -EIO;
 	cache_blkset_del(&n->gone, blk);
 	n->fetch_unsynced = 1;
 	cache_blkset_add(&n->checked, blk);	/* authenticated: good as
@@ -622,14 +622,6 @@ static int fetch_range(struct cache *c, struct cnode *n, uint64_t off,
 	return 0;
 }
 
-/* Whether [off, off+len) of the data file holds any data (not a hole). */
-static int has_data(int fd, uint64_t off, uint64_t len)
-{
-	off_t d = lseek(fd, (off_t)off, SEEK_DATA);
-
-	return d >= 0 && (uint64_t)d < off + len;
-}
-
 /* --- after a crash: writes recorded ahead that never happened ---------- */
 
 /* Whether the write recorded ahead of block blk of ino (DIRTY_WAS_GONE)
@@ -638,7 +630,6 @@ static int has_data(int fd, uint64_t off, uint64_t len)
 static int never_written(struct cache *c, MDB_txn *txn, uint64_t ino,
 			 uint64_t blk)
 {
-	uint64_t bs = c->block_size;
 	struct block_rec rec;
 	char name[32];
 	int fd, hole;
@@ -650,7 +641,7 @@ static int never_written(struct cache *c, MDB_txn *txn, uint64_t ino,
 	fd = openat(c->datafd, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return errno == ENOENT;
-	hole = !has_data(fd, blk * bs, bs);
+	hole = !cache_sect_has_data(c, fd, blk);
 	close(fd);
 	return hole;
 }
@@ -685,6 +676,64 @@ static int settle_txn(struct cache *c, MDB_txn *txn, void *arg)
 	return rc == 0 || rc == MDB_NOTFOUND ? 0 : cache_meta_err(rc);
 }
 
+/* A sealed store: undo the writes a power loss tore in dirty blocks
+ * (cache_sect.c, "Torn writes"); the sealed copies of clean blocks
+ * stand behind them, so only dirty ones need it. */
+static int settle_sectors(struct cache *c)
+{
+	MDB_cursor *cur = NULL;
+	MDB_val key, val;
+	MDB_txn *txn;
+	uint64_t open_ino = 0, fixed = 0;
+	int rc, fd = -1;
+
+	txn = cache_meta_read_begin(c, &rc);
+	if (!txn)
+		return rc;
+	rc = cache_meta_err(mdb_cursor_open(txn, c->db_dirty, &cur));
+	for (int r = rc ? rc : mdb_cursor_get(cur, &key, &val, MDB_FIRST);
+	     rc == 0 && r == 0; r = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) {
+		uint64_t ino, blk;
+		char name[32];
+		int got;
+
+		if (key.mv_size != 16)
+			continue;
+		ino = key_get_u64(key.mv_data);
+		blk = key_get_u64((uint8_t *)key.mv_data + 8);
+		if (ino != open_ino || fd < 0) {
+			if (fd >= 0 && fsync(fd))
+				rc = -errno;
+			if (fd >= 0)
+				close(fd);
+			open_ino = ino;
+			cache_data_name(ino, name, sizeof(name));
+			fd = openat(c->datafd, name, O_RDWR | O_CLOEXEC);
+			if (fd < 0 && errno != ENOENT)
+				rc = -errno;
+			if (fd < 0)
+				continue;
+		}
+		got = cache_sect_settle(c, fd, ino, blk);
+		if (got < 0)
+			rc = got;
+		else
+			fixed += (uint64_t)got;
+	}
+	if (fd >= 0 && fsync(fd) && rc == 0)
+		rc = -errno;
+	if (fd >= 0)
+		close(fd);
+	if (cur)
+		mdb_cursor_close(cur);
+	cache_meta_read_end(txn);
+	if (rc == 0 && fixed)
+		PHI_LOG(PHI_LOG_NOTICE, "%llu local sectors written when the "
+			"power went read what they held before that write",
+			(unsigned long long)fixed);
+	return rc;
+}
+
 int cache_blk_settle(struct cache *c)
 {
 	uint64_t dropped = 0;
@@ -692,7 +741,9 @@ int cache_blk_settle(struct cache *c)
 
 	if (c->rdonly || !c->have_blockdbs)
 		return 0;
-	rc = cache_meta_write(c, settle_txn, &dropped);
+	rc = cache_sect_settling(c) ? settle_sectors(c) : 0;
+	if (rc == 0)
+		rc = cache_meta_write(c, settle_txn, &dropped);
 	if (rc == 0 && dropped)
 		PHI_LOG(PHI_LOG_NOTICE, "%llu block writes recorded ahead of a "
 			"crash never reached the local store; their sealed "
@@ -708,28 +759,33 @@ int cache_blk_settle(struct cache *c)
 static int drop_local(struct cache *c, struct cnode *n, uint64_t blk,
 		      int has_rec);
 
-/* The CRC-32C of len bytes of fd at off (zeros past its end), read a
- * chunk at a time through a buffer that stays in the cache. */
-static int crc_of(int fd, uint64_t off, uint64_t len, uint32_t *out)
+/* The CRC-32C of the plaintext [off, off+len) of n's data file (zeros
+ * past its end), read a chunk at a time through a buffer that stays in
+ * the cache.  A sealed sector that fails is PHI_ECORRUPT, like a CRC
+ * that does not match. */
+static int crc_of(struct cache *c, struct cnode *n, uint64_t off,
+		  uint64_t len, uint32_t *out)
 {
 	static _Thread_local uint8_t chunk[128 << 10];
 	uint32_t crc = 0;
 
 	while (len) {
 		size_t want = len < sizeof(chunk) ? (size_t)len : sizeof(chunk);
-		ssize_t r = pread(fd, chunk, want, (off_t)off);
+		uint64_t bad;
+		int rc = cache_sect_read(c, n->fd, n->ino, chunk, off, want,
+					 &bad);
 
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		if (r == 0) {		/* a data file cut short: zeros */
-			memset(chunk, 0, want);
-			r = (ssize_t)want;
+		if (rc == PHI_EAUTHFAIL) {
+			PHI_LOG(PHI_LOG_WARNING, "inode %" PRIu64 ": local "
+				"sector %" PRIu64 " fails its seal; its block "
+				"is fetched again", n->ino, bad);
+			return PHI_ECORRUPT;
 		}
-		crc = phi_crc32c(crc, chunk, (size_t)r);
-		off += (uint64_t)r;
-		len -= (uint64_t)r;
+		if (rc)
+			return rc;
+		crc = phi_crc32c(crc, chunk, want);
+		off += want;
+		len -= want;
 	}
 	*out = crc;
 	return 0;
@@ -745,12 +801,11 @@ static int check_block(struct cache *c, struct cnode *n, uint64_t blk,
 	int rc;
 
 	if (!have_rec)		/* nothing recorded: a hole */
-		return has_data(n->fd, off, off >= n->size ? 0 :
-				n->size - off < bs ? n->size - off : bs) ?
+		return off < n->size && cache_sect_has_data(c, n->fd, blk) ?
 		       PHI_ECORRUPT : 0;
 	if (!(rec->flags & BLOCK_RESIDENT) || !(rec->flags & BLOCK_SUMMED))
 		return 0;	/* fetched just now, or sealed unsummed */
-	rc = crc_of(n->fd, off, rec->plain, &crc);
+	rc = crc_of(c, n, off, rec->plain, &crc);
 	if (rc)
 		return rc;
 	return crc == rec->crc ? 0 : PHI_ECORRUPT;
@@ -958,8 +1013,9 @@ int cache_blk_prepare_write(struct cache *c, struct cnode *n, uint64_t off,
 	 * dirty below: its plaintext must be on the disk before a record
 	 * says the data file is its truth. */
 	if (rc == 0 && (fetched || n->fetch_unsynced)) {
-		if (fdatasync(n->fd))
-			rc = cache_latch(c, -errno);
+		rc = cache_sect_sync(c, n);
+		if (rc)
+			rc = cache_latch(c, rc);
 		else
 			n->fetch_unsynced = 0;
 	}
@@ -1116,8 +1172,8 @@ int cache_blk_prepare_cut(struct cache *c, struct cnode *n, uint64_t size)
 		rc = check_range(c, n, size / bs * bs, size % bs, 0);
 		if (rc == 0 && cache_blkset_has(&n->gone, size / bs)) {
 			rc = fetch(c, n, size / bs, 0);
-			if (rc == 0 && fdatasync(n->fd))
-				rc = cache_latch(c, -errno);
+			if (rc == 0 && (rc = cache_sect_sync(c, n)))
+				rc = cache_latch(c, rc);
 		}
 		if (rc)
 			return rc;
@@ -1224,19 +1280,12 @@ int cache_blk_free_txn(struct cache *c, MDB_txn *txn, uint64_t ino)
 
 void cache_blk_punch_gone(struct cache *c, struct cnode *n)
 {
-	uint64_t bs = c->block_size;
-
 	/* A block fetched back but not yet recorded as resident when the
 	 * node went (a crash) is a gone block with data in the data file:
 	 * punch it, or it would take space that eviction never frees. */
-	for (size_t i = 0; i < n->gone.n; i++) {
-		off_t off = (off_t)(n->gone.v[i] * bs);
-		off_t data = lseek(n->fd, off, SEEK_DATA);
-
-		if (data >= 0 && data < off + (off_t)bs)
-			fallocate(n->fd, FALLOC_FL_PUNCH_HOLE |
-				  FALLOC_FL_KEEP_SIZE, off, (off_t)bs);
-	}
+	for (size_t i = 0; i < n->gone.n; i++)
+		if (cache_sect_has_data(c, n->fd, n->gone.v[i]))
+			cache_sect_punch(c, n->fd, n->gone.v[i], 1);
 }
 
 struct flags_arg {
@@ -1273,7 +1322,6 @@ static int flags_txn(struct cache *c, MDB_txn *txn, void *arg)
 static int drop_local(struct cache *c, struct cnode *n, uint64_t blk,
 		      int has_rec)
 {
-	uint64_t bs = c->block_size;
 	int rc = 0;
 
 	if (has_rec) {
@@ -1283,15 +1331,36 @@ static int drop_local(struct cache *c, struct cnode *n, uint64_t blk,
 		if (rc)
 			return rc;
 	}
-	if (fallocate(n->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		      (off_t)(blk * bs), (off_t)bs))
-		return cache_latch(c, -errno);
+	rc = cache_sect_punch(c, n->fd, blk, 1);
+	if (rc)
+		return cache_latch(c, rc);
 	cache_blkset_del(&n->fetched, blk);
 	if (has_rec && cache_blkset_add(&n->gone, blk) < 0)
 		return -ENOMEM;
 	cache_blk_refresh_alloc(c, n);
 	n->dirty = 1;		/* the record's block count */
 	return 0;
+}
+
+int cache_blk_drop_damaged(struct cache *c, struct cnode *n, uint64_t blk)
+{
+	struct block_rec rec;
+	MDB_txn *txn;
+	int rc, have;
+
+	if (!c->seal || cache_blkset_has(&n->dblk, blk) ||
+	    cache_blkset_has(&n->sealing, blk))
+		return -EIO;		/* its only copy */
+	txn = cache_meta_read_begin(c, &rc);
+	if (!txn)
+		return rc;
+	have = cache_blk_rec_get(c, txn, n->ino, blk, &rec) == 0 &&
+	       !cache_blk_in_dirty(c, txn, n->ino, blk);
+	cache_meta_read_end(txn);
+	if (!have)
+		return -EIO;
+	cache_blkset_del(&n->checked, blk);
+	return drop_local(c, n, blk, 1);
 }
 
 int cache_blk_persist_node(struct cache *c, struct cnode *n)
@@ -1302,8 +1371,8 @@ int cache_blk_persist_node(struct cache *c, struct cnode *n)
 
 	if (!n->fetched.n || n->fd < 0)
 		return 0;
-	if (n->fetched_unsummed && fdatasync(n->fd))
-		return -errno;
+	if (n->fetched_unsummed && (rc = cache_sect_sync(c, n)))
+		return rc;
 	if (n->fetched_unsummed)
 		n->fetch_unsynced = 0;
 	rc = cache_meta_write(c, flags_txn, &a);
@@ -1394,7 +1463,7 @@ int cache_blk_evict_blocks(struct cache *c, struct cnode *n,
 			   const struct blkset *go, uint64_t *freed)
 {
 	struct flags_arg a = { n, go->v, go->n, 0, BLOCK_RESIDENT };
-	uint64_t bs = c->block_size, before = n->alloc;
+	uint64_t before = n->alloc;
 	size_t done = 0;
 	int rc;
 
@@ -1404,8 +1473,7 @@ int cache_blk_evict_blocks(struct cache *c, struct cnode *n,
 	for (; rc == 0 && done < go->n; done++) {
 		uint64_t b = go->v[done];
 
-		if (fallocate(n->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			      (off_t)(b * bs), (off_t)bs))
+		if (cache_sect_punch(c, n->fd, b, 1))
 			break;
 		cache_blkset_del(&n->fetched, b);
 		cache_blkset_del(&n->checked, b);

@@ -13,10 +13,12 @@
  * could be trusted to mean what it says.
  */
 #include "cache_int.h"
+#include "crypt.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -113,8 +115,10 @@ static int make_room(struct cache *c, struct cnode *n, uint64_t len)
  */
 static int cut_data(struct cache *c, struct cnode *n, uint64_t size)
 {
-	if (ftruncate(n->fd, (off_t)size))
-		return cache_latch(c, -errno);	/* record and file disagree */
+	int rc = cache_sect_cut(c, n, size);
+
+	if (rc)
+		return cache_latch(c, rc);	/* record and file disagree */
 	n->unsynced = 1;
 	cache_blk_refresh_alloc(c, n);
 	return 0;
@@ -237,6 +241,69 @@ int cache_read_extent(struct cache *c, struct cache_file *f, uint64_t off,
 	return 0;
 }
 
+int cache_read_copies(const struct cache *c)
+{
+	return c->sect.sealed;
+}
+
+/* Read [off, off+len) of n into buf; n->lock held.  A sealed sector
+ * that fails in a clean block has its block checked again, which drops
+ * it and fetches its sealed copy; in a dirty block it is EIO. */
+static int read_sectors(struct cache *c, struct cnode *n, void *buf,
+			uint64_t off, size_t len)
+{
+	uint64_t bad = 0, blk;
+	int rc = cache_sect_read(c, n->fd, n->ino, buf, off, len, &bad);
+
+	if (rc != PHI_EAUTHFAIL)
+		return rc;
+	blk = bad * CRYPT_SECTOR / c->block_size;
+	if (cache_blk_drop_damaged(c, n, blk) == 0) {
+		PHI_LOG(PHI_LOG_WARNING, "inode %" PRIu64 ": local sector %"
+			PRIu64 " fails its seal; its block is fetched again",
+			n->ino, bad);
+		rc = cache_blk_prepare_read(c, n, blk * c->block_size, 1);
+		if (rc == 0)
+			rc = cache_sect_read(c, n->fd, n->ino, buf, off, len,
+					     &bad);
+		if (rc != PHI_EAUTHFAIL)
+			return rc;
+	}
+	PHI_LOG(PHI_LOG_ERR, "inode %" PRIu64 ": local sector %" PRIu64
+		" fails its seal and has no sealed copy to fetch; reads of it "
+		"fail (fsck --scrub reports it)", n->ino, bad);
+	return -EIO;
+}
+
+ssize_t cache_read(struct cache *c, struct cache_file *f, uint64_t off,
+		   void *buf, size_t len)
+{
+	struct cnode *n = f->node;
+	int rc;
+
+	/* The disk reads and the decryption run with n->lock dropped,
+	 * pinned as a splice is (cache_read_extent()), so that readers of
+	 * one file do not queue behind each other's disk waits.  A write
+	 * landing meanwhile can make a sector fail its seal (new bytes,
+	 * old entry): such a read is done again under the lock, where
+	 * a failure is damage. */
+	lock_take(&n->lock);
+	n->pinned++;
+	rc = cache_blk_prepare_read(c, n, off, len);
+	len = off >= n->size ? 0 :
+	      n->size - off < len ? (size_t)(n->size - off) : len;
+	if (rc == 0 && len) {
+		lock_drop(&n->lock);
+		rc = cache_sect_read(c, n->fd, n->ino, buf, off, len, NULL);
+		lock_take(&n->lock);
+		if (rc == PHI_EAUTHFAIL)
+			rc = read_sectors(c, n, buf, off, len);
+	}
+	n->pinned--;
+	lock_drop(&n->lock);
+	return rc ? rc : (ssize_t)len;
+}
+
 void cache_read_end(struct cache *c, struct cache_extent *ext)
 {
 	struct cnode *n = ext->pin;
@@ -249,21 +316,36 @@ void cache_read_end(struct cache *c, struct cache_extent *ext)
 	ext->pin = NULL;
 }
 
-static ssize_t write_all(int fd, const char *buf, size_t len, uint64_t off)
+/* Write buf into n's data file, in pieces so that a failure part of the
+ * way returns what was written (as a short pwrite() would); n->lock
+ * held.  A sealed sector that fails is EIO, logged by inode and sector. */
+#define WRITE_PIECE ((size_t)64 << 10)
+
+static ssize_t write_all(struct cache *c, struct cnode *n, const char *buf,
+			 size_t len, uint64_t off)
 {
 	size_t done = 0;
+	uint64_t bad = 0;
+	int rc = 0;
 
-	while (done < len) {
-		ssize_t w = pwrite(fd, buf + done, len - done,
-				   (off_t)(off + done));
+	while (done < len && rc == 0) {
+		/* pieces end on WRITE_PIECE boundaries of the file */
+		size_t want = WRITE_PIECE - (size_t)((off + done) %
+						     WRITE_PIECE);
 
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return done ? (ssize_t)done : -errno;
-		done += (size_t)w;
+		if (want > len - done)
+			want = len - done;
+		rc = cache_sect_write(c, n, buf + done, off + done, want,
+				      &bad);
+		if (rc == 0)
+			done += want;
 	}
-	return (ssize_t)done;
+	if (rc == PHI_EAUTHFAIL) {
+		PHI_LOG(PHI_LOG_ERR, "inode %" PRIu64 ": local sector %" PRIu64
+			" fails its seal; the write is refused", n->ino, bad);
+		rc = -EIO;
+	}
+	return done ? (ssize_t)done : rc;
 }
 
 ssize_t cache_write(struct cache *c, struct cache_file *f, uint64_t off,
@@ -277,7 +359,7 @@ ssize_t cache_write(struct cache *c, struct cache_file *f, uint64_t off,
 		return PHI_ELATCHED;
 	if (c->rdonly)
 		return -EROFS;
-	if (off + len < off || off + len > (uint64_t)INT64_MAX)
+	if (off + len < off || off + len > cache_sect_max_size(c))
 		return -EFBIG;
 	lock_take(&n->lock);
 	rc = make_room(c, n, len);
@@ -286,7 +368,7 @@ ssize_t cache_write(struct cache *c, struct cache_file *f, uint64_t off,
 		rc = cache_blk_prepare_write(c, n, off, len);
 		n->pinned--;
 	}
-	w = rc ? rc : write_all(n->fd, buf, len, off);
+	w = rc ? rc : write_all(c, n, buf, len, off);
 	if (w > 0) {
 		cache_blk_mark_dirty(c, n, off, (uint64_t)w);
 		if (off + (uint64_t)w > n->size)
@@ -330,8 +412,9 @@ static int sync_content(struct cache *c, struct cnode *n)
 		rc = cache_node_load(c, n);	/* the descriptor may be
 						   closed */
 	if (rc == 0 && n->unsynced) {
-		if (fdatasync(n->fd))
-			return cache_latch(c, -errno);
+		rc = cache_sect_sync(c, n);
+		if (rc)
+			return cache_latch(c, rc);
 		n->unsynced = 0;
 		n->fetch_unsynced = 0;
 	}
@@ -382,12 +465,12 @@ int cache_fallocate(struct cache *c, struct cache_file *f, int mode,
 		return -EOPNOTSUPP;
 	if (c->rdonly)
 		return -EROFS;
-	if (off + len < off || off + len > (uint64_t)INT64_MAX)
+	if (off + len < off || off + len > cache_sect_max_size(c))
 		return -EFBIG;
 	lock_take(&n->lock);
 	rc = room_for(c, n, len);
-	if (rc == 0 && fallocate(n->fd, 0, (off_t)off, (off_t)len))
-		rc = -errno;
+	if (rc == 0)
+		rc = cache_sect_allocate(c, n->fd, off, len);
 	if (rc == 0) {
 		cache_blk_refresh_alloc(c, n);
 		if (off + len > n->size) {
@@ -477,8 +560,8 @@ static int grow_data(struct cache *c, struct cnode *n, uint64_t size)
 {
 	int rc = room_for(c, n, 0);
 
-	if (rc == 0 && ftruncate(n->fd, (off_t)size))
-		rc = -errno;
+	if (rc == 0)
+		rc = cache_sect_resize(c, n, n->size, size);
 	if (rc == 0) {
 		n->unsynced = 1;
 		cache_blk_refresh_alloc(c, n);
@@ -492,7 +575,7 @@ static int setattr_locked(struct cache *c, struct cnode *n,
 	uint64_t old = n->size, size = (uint64_t)a->in->st_size, before;
 	int rc = 0, resize = a->n && (a->set & CACHE_SET_SIZE);
 
-	if (resize && size > (uint64_t)INT64_MAX)
+	if (resize && size > cache_sect_max_size(c))
 		return -EFBIG;
 	if (resize && size > old)
 		rc = grow_data(c, n, size);

@@ -175,6 +175,9 @@ struct cnode {
 				   read without the lock by folds */
 	int created;		/* data file new, its directory not synced */
 	int unsynced;		/* data written since the last fdatasync */
+	uint64_t sect_floor;	/* sealed store: counters below this are
+				   durable in the data file (cache_sect.c) */
+	int sect_floor_known;	/* 0 until the first fdatasync */
 	/* blocks (regular files with sealing on; valid while loaded) */
 	struct blkset dblk;	/* dirty blocks: written since last read
 				   for sealing */
@@ -314,6 +317,24 @@ struct lru_notes {
 	size_t n, cap;
 };
 
+/* The local store's sectors (cache_sect.c). */
+struct sect {
+	int sealed;			/* the data files' form */
+	struct crypt_local *keys;	/* NULL: plain, or sealed and no key
+					   (a status): no byte readable */
+	uint32_t spb;			/* sectors per block */
+	uint32_t tag_bytes;		/* entries of a block, whole pages */
+	uint64_t group;			/* data file bytes per block */
+	uint8_t cache_id[16];
+	uint32_t salt;
+	int unclean;			/* the last read-write open did not
+					   close cleanly: settle and cut */
+	int want;			/* local_seal */
+	uint64_t state;			/* "local_seal" of the super db */
+	pthread_mutex_t lock;		/* the counters */
+	uint64_t next, limit;		/* reserved up to limit */
+};
+
 struct cache {
 	char *dir;
 	int dirfd;		/* cache_dir */
@@ -325,6 +346,7 @@ struct cache {
 	uint32_t block_size;
 	uint8_t fsid[16];
 	MDB_env *env;
+	struct sect sect;
 	MDB_dbi db_super, db_inodes, db_dirents, db_cookies, db_xattrs,
 		db_orphans, db_blocks, db_dirty, db_packs, db_regions, db_lru,
 		db_repair, db_changed, db_metaq;
@@ -645,7 +667,86 @@ meta_fn cache_audit_only;
 /* Drop the queued events (cache_close(), after the last flush). */
 void cache_audit_free(struct cache *c);
 
+/*
+ * st_blocks for a file of size bytes whose data file takes blocks
+ * 512-byte units: never more than its size in whole 4 KiB pages, as a
+ * sealed store's entries and extra slots (cache_sect.c) are the store's
+ * overhead, not the file's.
+ */
+static inline uint64_t cache_blocks_shown(uint64_t blocks, uint64_t size)
+{
+	uint64_t most = (size + 4095) / 4096 * 8;
+
+	return blocks < most ? blocks : most;
+}
+
 /* === floor 2 blocks ==================================================== */
+
+/* --- cache_sect.c: the bytes of the data files ------------------------ */
+
+/* Set up c->sect's lock (cache_open(), first). */
+void cache_sect_init(struct cache *c);
+/* Seal the local store from now on under key: the cache's id (made on
+ * first use), a counter reservation (a synced commit), a salt. */
+int cache_sect_open(struct cache *c, const struct crypt_key *key);
+void cache_sect_free(struct cache *c);
+/*
+ * At open: read the store's form, and with key set up its keys (a
+ * read-write open: the cache's id, counters, whether the last close was
+ * clean).  want is local_seal, for cache_sect_convert().  Without key, a
+ * sealed store opens with no data file readable or writable (-EACCES):
+ * for tools that touch metadata only; so does any store in the middle
+ * of a conversion but for the read-write open that ends it.  Returns 0
+ * or a code.
+ */
+int cache_sect_start(struct cache *c, const struct crypt_key *key, int want);
+/* Whether cache_blk_settle() must undo torn writes: a sealed store (not
+ * converting) whose last read-write open did not close cleanly. */
+int cache_sect_settling(const struct cache *c);
+/* The conversion cache_sect_start() found needed, or under way (after
+ * cache_blk_settle(), so that torn writes are undone first).  Returns 0
+ * or a code (printed); the store then stays as it was. */
+int cache_sect_convert(struct cache *c);
+/* A clean close, all synced: the next open need not look for torn
+ * writes.  0 or a code. */
+int cache_sect_closed_clean(struct cache *c);
+/*
+ * Read the plaintext [off, off+len) of the data file fd of inode ino into
+ * buf: holes and bytes past the end read as zeros.  Returns 0,
+ * PHI_EAUTHFAIL with the file's sector number (4 KiB units) in *bad (if
+ * not NULL) when a sealed sector fails, or -errno.
+ */
+int cache_sect_read(struct cache *c, int fd, uint64_t ino, void *buf,
+		    uint64_t off, size_t len, uint64_t *bad);
+/* Write buf as the plaintext [off, off+len) of n's data file (n->fd open);
+ * n->lock held.  PHI_EAUTHFAIL (with *bad) if a sector written in part
+ * fails; nothing of that sector is written then. */
+int cache_sect_write(struct cache *c, struct cnode *n, const void *buf,
+		     uint64_t off, size_t len, uint64_t *bad);
+/* fdatasync() n's data file, recording what it made durable; n->lock
+ * held.  Returns 0 or -errno (the caller latches). */
+int cache_sect_sync(struct cache *c, struct cnode *n);
+/* The largest file the store holds: a sealed data file is about three
+ * times its file's span, and must stay within what the file system
+ * under cache_dir takes (ext4: 16 TiB). */
+uint64_t cache_sect_max_size(const struct cache *c);
+/* Whether block blk of the data file fd holds anything. */
+int cache_sect_has_data(struct cache *c, int fd, uint64_t blk);
+/* Reserve the space that writing [off, off+len) into fd needs
+ * (fallocate mode 0).  Returns 0 or -errno. */
+int cache_sect_allocate(struct cache *c, int fd, uint64_t off, uint64_t len);
+/* Punch blocks [blk, blk + nblk) out of the data file fd. */
+int cache_sect_punch(struct cache *c, int fd, uint64_t blk, uint64_t nblk);
+/* n's file goes from old bytes to size: past size it reads as zeros
+ * whatever it held.  n->lock held. */
+int cache_sect_resize(struct cache *c, struct cnode *n, uint64_t old,
+		      uint64_t size);
+/* Cut n's data file to size (n->lock held); resize()'s shrinking half. */
+int cache_sect_cut(struct cache *c, struct cnode *n, uint64_t size);
+/* After a crash: undo the torn writes in block blk of the data file fd
+ * of ino (cache_sect.c, "Torn writes").  Returns how many sectors, or a
+ * negative code. */
+int cache_sect_settle(struct cache *c, int fd, uint64_t ino, uint64_t blk);
 
 /* --- cache_blk.c: the local block store ------------------------------- */
 
@@ -680,6 +781,11 @@ void cache_blk_mark_dirty(struct cache *c, struct cnode *n, uint64_t off,
  * dropped and taken again while a block is fetched. */
 int cache_blk_prepare_read(struct cache *c, struct cnode *n, uint64_t off,
 			   uint64_t len);
+/* Block blk of n failed its seal locally: if it is clean, punch it and
+ * mark it gone, so that the next read fetches its sealed copy (0); if
+ * the data file is its only copy (dirty, or being sealed), -EIO.  n->lock
+ * held. */
+int cache_blk_drop_damaged(struct cache *c, struct cnode *n, uint64_t blk);
 /* At a read-write open, before any node loads: drop the `dirty` records
  * written ahead of whole-block writes over gone blocks that never reached
  * the data file (DIRTY_WAS_GONE over a hole). */

@@ -261,7 +261,7 @@ void cache_inode_to_stat(uint64_t ino, const struct inode_rec *rec,
 	st->st_gid = rec->gid;
 	st->st_rdev = rec->rdev;
 	st->st_size = (off_t)rec->size;
-	st->st_blocks = (blkcnt_t)rec->blocks;
+	st->st_blocks = (blkcnt_t)cache_blocks_shown(rec->blocks, rec->size);
 	st->st_blksize = 65536;
 	st->st_atim.tv_sec = rec->atime_sec;
 	st->st_atim.tv_nsec = rec->atime_nsec;

@@ -284,7 +284,8 @@ static void overlay(const struct cnode *n, struct stat *st)
 	st->st_mtim = n->mtime;
 	st->st_ctim = later(n->ctime, st->st_ctim.tv_sec,
 			    (uint32_t)st->st_ctim.tv_nsec);
-	st->st_blocks = (blkcnt_t)((n->alloc + n->growth) / 512);
+	st->st_blocks = (blkcnt_t)cache_blocks_shown((n->alloc + n->growth) /
+						     512, n->size);
 }
 
 static int read_stat(struct cache *c, MDB_txn *txn, uint64_t ino,
@@ -370,9 +371,18 @@ int cache_node_load(struct cache *c, struct cnode *n)
 	 * unsynced tail past it (which must never reappear when the file
 	 * grows again) or, after a power loss, end short of it (the rest
 	 * must read as zeros, not as EOF). */
-	if ((uint64_t)st.st_size != rec.size &&
-	    ftruncate(n->fd, (off_t)rec.size))
-		return -errno;
+	if (c->sect.sealed) {
+		/* only a crash leaves a tail past the record; a damaged
+		 * sector there is found by the read that meets it */
+		rc = c->sect.unclean ? cache_sect_cut(c, n, rec.size) : 0;
+		if (rc == PHI_EAUTHFAIL)
+			rc = 0;
+	}
+	else if ((uint64_t)st.st_size != rec.size &&
+		 ftruncate(n->fd, (off_t)rec.size))
+		rc = -errno;
+	if (rc)
+		return rc;
 	cache_blk_punch_gone(c, n);
 	n->size = n->rec_size = rec.size;
 	n->mtime = (struct timespec){ rec.mtime_sec, rec.mtime_nsec };

@@ -461,20 +461,22 @@ static int due_blocks(struct cache *c, struct cnode *n, const struct due *d,
 static int read_plain(struct cache *c, struct packer *p, struct cnode *n,
 		      uint64_t blk, uint64_t len)
 {
-	uint64_t bs = c->block_size;
-	ssize_t r;
+	uint64_t bs = c->block_size, bad = 0;
 	int rc;
 
 	buf_reset(&p->plain);
 	rc = buf_reserve(&p->plain, bs);
-	r = rc ? rc : len ? pread(n->fd, buf_mut(&p->plain), len,
-				  (off_t)(blk * bs)) : 0;
-	if (r >= 0 && (uint64_t)r < len) {	/* past a short file */
-		memset((char *)buf_mut(&p->plain) + r, 0, len - (size_t)r);
-		r = (ssize_t)len;
+	if (rc == 0 && len)
+		rc = cache_sect_read(c, n->fd, n->ino, buf_mut(&p->plain),
+				     blk * bs, len, &bad);
+	if (rc == PHI_EAUTHFAIL) {
+		PHI_LOG(PHI_LOG_ERR, "inode %" PRIu64 ": local sector %" PRIu64
+			" of a dirty block fails its seal; the block is not "
+			"sealed", n->ino, bad);
+		rc = -EIO;
 	}
-	if (r < 0)
-		return rc ? rc : -errno;
+	if (rc)
+		return rc;
 	buf_setlen(&p->plain, len);
 	return 0;
 }

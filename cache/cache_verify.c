@@ -182,19 +182,18 @@ static int open_data_ro(struct cache *c, uint64_t ino)
 }
 
 /* Read a block's plain bytes (zeros past the end of the data file). */
-static int read_local(int fd, uint64_t off, uint32_t len, struct buf *b)
+static int read_local(struct cache *c, int fd, uint64_t ino, uint64_t off,
+		      uint32_t len, struct buf *b)
 {
-	ssize_t r;
+	int rc;
 
 	buf_reset(b);
 	if (buf_reserve(b, len))
 		return -ENOMEM;
-	r = pread(fd, buf_mut(b), len, (off_t)off);
-	if (r < 0)
-		return -errno;
-	memset((char *)buf_mut(b) + r, 0, len - (size_t)r);
-	buf_setlen(b, len);
-	return 0;
+	rc = cache_sect_read(c, fd, ino, buf_mut(b), off, len, NULL);
+	if (rc == 0)
+		buf_setlen(b, len);
+	return rc;
 }
 
 /*
@@ -240,62 +239,78 @@ static void report_block(struct local_walk *w, uint64_t ino, uint64_t blk,
 	w->problems++;
 }
 
-/* Check one file: its resident blocks against their checksums, and that
- * its data file holds no data where no record names any. */
+/* Check one file: its resident blocks against their checksums, its
+ * dirty ones against their seals (a sealed store), and that its data
+ * file holds no data where no record names any. */
 static int verify_file(struct local_walk *w, MDB_txn *txn, uint64_t ino,
 		       uint64_t size)
 {
 	struct cache *c = w->c;
 	uint64_t bs = c->block_size, nblk = (size + bs - 1) / bs;
 	int fd = open_data_ro(c, ino);
-	off_t data, hole;
 
 	if (fd < 0)
 		return errno == ENOENT ? 0 : -errno;
 	w->out->files++;
-	for (data = lseek(fd, 0, SEEK_DATA); data >= 0 &&
-	     (uint64_t)data < size; data = lseek(fd, hole, SEEK_DATA)) {
-		hole = lseek(fd, data, SEEK_HOLE);
-		if (hole < 0)
-			break;
-		for (uint64_t b = (uint64_t)data / bs;
-		     b < nblk && b * bs < (uint64_t)hole; b++) {
-			struct block_rec rec;
-			int have = get_rec(c, txn, ino, b, &rec), rc;
+	for (uint64_t b = 0; b < nblk; b++) {
+		struct block_rec rec;
+		int have, rc;
 
-			if (cache_blk_in_dirty(c, txn, ino, b))
-				continue;
-			if (!have) {
-				if (!still_clean(c, ino, b, NULL))
-					continue;
-				w->out->unrecorded++;
-				report_block(w, ino, b, "holds data no record "
-					     "names (a write lost with the "
-					     "power?)");
-				continue;
+		if (!cache_sect_has_data(c, fd, b))
+			continue;
+		have = get_rec(c, txn, ino, b, &rec);
+		if (cache_blk_in_dirty(c, txn, ino, b)) {
+			rc = c->sect.sealed ? read_local(c, fd, ino, b * bs,
+						       c->block_size,
+						       &w->buf) : 0;
+			/* a mount may be writing it: its new bytes can
+			 * land before their entry; look once more */
+			if (rc == PHI_EAUTHFAIL) {
+				usleep(200 * 1000);
+				rc = read_local(c, fd, ino, b * bs,
+						c->block_size, &w->buf);
 			}
-			if (!(rec.flags & BLOCK_RESIDENT))
-				continue;	/* being fetched or evicted */
-			if (!(rec.flags & BLOCK_SUMMED)) {
-				w->out->unsummed++;
-				continue;
-			}
-			rc = read_local(fd, b * bs, rec.plain, &w->buf);
-			if (rc) {
+			if (rc == PHI_EAUTHFAIL &&
+			    cache_blk_in_dirty(c, txn, ino, b)) {
+				w->out->damaged++;
+				report_block(w, ino, b, "local copy damaged "
+					     "(fails its seal) and not yet in "
+					     "any region: reads of it fail");
+			} else if (rc && rc != PHI_EAUTHFAIL) {
 				close(fd);
 				return rc;
 			}
-			w->out->blocks++;
-			if (phi_crc32c(0, buf_data(&w->buf), rec.plain) ==
-			    rec.crc || !still_clean(c, ino, b, &rec))
-				continue;
-			w->out->damaged++;
-			report_block(w, ino, b, "local copy damaged (fails its "
-				     "checksum); the mount fetches it again "
-				     "on the next read");
+			continue;
 		}
-		if (hole >= (off_t)(nblk * bs))
-			break;
+		if (!have) {
+			if (!still_clean(c, ino, b, NULL))
+				continue;
+			w->out->unrecorded++;
+			report_block(w, ino, b, "holds data no record names (a "
+				     "write lost with the power?)");
+			continue;
+		}
+		if (!(rec.flags & BLOCK_RESIDENT))
+			continue;	/* being fetched or evicted */
+		if (!(rec.flags & BLOCK_SUMMED)) {
+			w->out->unsummed++;
+			continue;
+		}
+		rc = read_local(c, fd, ino, b * bs, rec.plain, &w->buf);
+		if (rc && rc != PHI_EAUTHFAIL) {
+			close(fd);
+			return rc;
+		}
+		w->out->blocks++;
+		if ((rc == 0 && phi_crc32c(0, buf_data(&w->buf), rec.plain) ==
+			       rec.crc) || !still_clean(c, ino, b, &rec))
+			continue;
+		w->out->damaged++;
+		report_block(w, ino, b, rc ? "local copy damaged (fails its "
+			     "seal); the mount fetches it again on the next "
+			     "read" : "local copy damaged (fails its "
+			     "checksum); the mount fetches it again on the "
+			     "next read");
 	}
 	close(fd);
 	return 0;
@@ -575,7 +590,8 @@ static void check_frame(struct cmp *m, const struct frame_ref *r,
 	if (!(r->here.flags & BLOCK_RESIDENT))
 		return;		/* read from this very frame */
 	fd = open_data_ro(m->c, r->ino);
-	rc = fd < 0 ? -errno : read_local(fd, r->blk * m->c->block_size,
+	rc = fd < 0 ? -errno : read_local(m->c, fd, r->ino,
+					  r->blk * m->c->block_size,
 					  r->rec.plain, local);
 	if (fd >= 0)
 		close(fd);

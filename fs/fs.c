@@ -23,6 +23,7 @@
 #include <fuse_log.h>
 #include <fuse_lowlevel.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -413,6 +414,57 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 }
 
+/* A worker thread's read buffer, kept for its next read (a sealed local
+ * store is read through memory). */
+static pthread_key_t read_buf_key;
+static pthread_once_t read_buf_once = PTHREAD_ONCE_INIT;
+
+struct read_buf {
+	size_t cap;
+	char data[];
+};
+
+static int read_buf_ok;
+
+static void read_buf_make(void)
+{
+	read_buf_ok = pthread_key_create(&read_buf_key, free) == 0;
+}
+
+static char *read_buf_get(size_t size)
+{
+	struct read_buf *b;
+
+	pthread_once(&read_buf_once, read_buf_make);
+	if (!read_buf_ok)
+		return NULL;
+	b = pthread_getspecific(read_buf_key);
+	if (b && b->cap >= size)
+		return b->data;
+	free(b);
+	b = malloc(sizeof(*b) + size);
+	if (b)
+		b->cap = size;
+	pthread_setspecific(read_buf_key, b);
+	return b ? b->data : NULL;
+}
+
+static void fs_read_copy(fuse_req_t req, fuse_ino_t ino, size_t size,
+			 off_t off, struct fuse_file_info *fi)
+{
+	char *buf = read_buf_get(size);
+	ssize_t r = buf ? cache_read(cache_of(req), file_of(fi), (uint64_t)off,
+				     buf, size) : -ENOMEM;
+
+	if (r < 0) {
+		reply_err(req, ino, (int)r);
+		return;
+	}
+	fs_answer.bytes = (size_t)r;
+	fs_answer_ready();
+	fuse_reply_buf(req, buf, (size_t)r);
+}
+
 static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
@@ -421,6 +473,10 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct cache *c = cache_of(req);	/* req is gone once replied to */
 	int rc;
 
+	if (cache_read_copies(c)) {
+		fs_read_copy(req, ino, size, off, fi);
+		return;
+	}
 	rc = cache_read_extent(c, file_of(fi), (uint64_t)off, size, &ext);
 	if (rc) {
 		reply_err(req, ino, rc);

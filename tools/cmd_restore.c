@@ -685,34 +685,10 @@ static int all_zero(const char *p, size_t n)
 static int read_source(struct restore *r, struct cache_file *f, uint64_t off,
 		       size_t *n)
 {
-	struct cache_extent ext;
-	size_t got = 0;
-	int rc;
+	ssize_t got = cache_read(r->c, f, off, r->buf, CHUNK);
 
-	rc = cache_read_extent(r->c, f, off, CHUNK, &ext);
-	if (rc)
-		return rc;
-	while (got < ext.len) {
-		ssize_t k = pread(ext.fd, r->buf + got, ext.len - got,
-				  (off_t)(ext.off + got));
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0) {
-			rc = -errno;
-			break;
-		}
-		if (k == 0) {
-			/* past the end of a sparse local file: a hole */
-			memset(r->buf + got, 0, ext.len - got);
-			break;
-		}
-		got += (size_t)k;
-	}
-	cache_read_end(r->c, &ext);
-	if (rc == 0)
-		*n = ext.len;
-	return rc;
+	*n = got > 0 ? (size_t)got : 0;
+	return got < 0 ? (int)got : 0;
 }
 
 static int write_all(int fd, const char *p, size_t n, off_t off)

@@ -137,11 +137,12 @@ static void print_json(const struct phi_config *cfg,
 		printf("null");
 	printf(",\"inodes\":%llu,\"orphans\":%llu,\"used_bytes\":%llu,"
 	       "\"cache_size\":%llu,\"block_size\":%u,\"format_version\":%llu,"
-	       "\"regions\":[",
+	       "\"local_sealed\":%s,\"regions\":[",
 	       (unsigned long long)s->inodes, (unsigned long long)s->orphans,
 	       (unsigned long long)s->used_bytes,
 	       (unsigned long long)s->size_limit, (unsigned)s->block_size,
-	       (unsigned long long)s->format_version);
+	       (unsigned long long)s->format_version,
+	       s->local_sealed ? "true" : "false");
 	for (int i = 0; i < cfg->nregions; i++) {
 		printf("%s{\"name\":", i ? "," : "");
 		json_str(cfg->regions[i].name);
@@ -273,9 +274,11 @@ static void print_text(const struct phi_config *cfg,
 	print_text_log(&lp);
 	printf("inodes       %llu (%llu unlinked but open)\n",
 	       (unsigned long long)s->inodes, (unsigned long long)s->orphans);
-	printf("local store  %s of %s (%.0f%%)\n", used, limit,
+	printf("local store  %s of %s (%.0f%%), %s\n", used, limit,
 	       s->size_limit ? 100.0 * (double)s->used_bytes /
-			       (double)s->size_limit : 0.0);
+			       (double)s->size_limit : 0.0,
+	       s->local_sealed ? "sealed (AES-256-GCM)" :
+	       "plaintext (local_seal = off)");
 	printf("block size   %s\n", bs);
 	print_sealing(s);
 	for (int i = 0; i < cfg->nregions; i++) {

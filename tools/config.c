@@ -187,6 +187,9 @@ static const struct key_def keys[] = {
 	{ SCOPE_FS, "metrics_allow_remote", KEY_BOOL,
 	  FS(metrics_allow_remote), "false", false, NULL, "let "
 	  "metrics_listen be an address other machines reach" },
+	{ SCOPE_FS, "local_seal", KEY_BOOL, FS(local_seal), "on", false,
+	  NULL, "encrypt the cached blocks on this machine's disk; off only "
+	  "for a cache_dir on a disk encrypted already" },
 	{ SCOPE_FS, "audit", KEY_BOOL, FS(audit), "on", false, NULL,
 	  "record who opened, changed or removed what (phifs audit)" },
 	{ SCOPE_FS, "patient_folders", KEY_PATIENTS, FS(patient_folders),

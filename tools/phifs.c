@@ -86,6 +86,7 @@ void tool_cache_config(const struct phi_config *cfg, struct cache_config *out)
 	out->pack_size = cfg->pack_size;
 	out->dirty_limit = cfg->dirty_limit;
 	out->metadata_interval_ms = cfg->metadata_interval_ms;
+	out->plain_store = !cfg->local_seal;
 	/* The cache knows regions by name (upload queue, status); the
 	 * names live as long as cfg, which outlives the cache. */
 	static const char *names[PHI_MAX_REGIONS];

@@ -27,9 +27,11 @@ static void print_line(void *ctx, const char *line)
 	fflush(stdout);
 }
 
-/* The local cache, read-only; NULL (and *none set) when this machine has
- * no filesystem in cache_dir. */
-static struct cache *open_local(const struct phi_config *cfg, int *none)
+/* The local cache, read-only, its sealed store read with key (NULL: a
+ * plain store only); NULL (and *none set) when this machine has no
+ * filesystem in cache_dir. */
+static struct cache *open_local(const struct phi_config *cfg,
+				const struct crypt_key *key, int *none)
 {
 	struct cache_config cc;
 	struct cache *c;
@@ -37,6 +39,7 @@ static struct cache *open_local(const struct phi_config *cfg, int *none)
 
 	*none = 0;
 	tool_cache_config(cfg, &cc);
+	cc.key = key;
 	rc = cache_open(&c, &cc, CACHE_OPEN_RDONLY);
 	if (rc == PHI_ENOFS) {
 		*none = 1;
@@ -52,15 +55,28 @@ static struct cache *open_local(const struct phi_config *cfg, int *none)
 int tool_verify_local(const struct phi_config *cfg, long *problems)
 {
 	struct cache_verify_result res;
+	struct crypt_key *key = NULL;
+	uint8_t fsid[16];
+	struct buf sb;
 	struct cache *c;
 	int none;
 	long n;
 
-	c = open_local(cfg, &none);
-	if (!c)
+	c = open_local(cfg, NULL, &none);
+	if (c && cache_store_sealed(c) < 0) {	/* needs the key */
+		cache_close(c);
+		buf_init(&sb, SIZE_MAX);
+		c = tool_unlock_any(cfg, &key, fsid, &sb) ? NULL :
+		    open_local(cfg, key, &none);
+		buf_release(&sb);
+	}
+	if (!c) {
+		crypt_key_free(key);
 		return none ? 0 : -1;
+	}
 	n = cache_verify_local(c, print_line, NULL, &res);
 	cache_close(c);
+	crypt_key_free(key);
 	if (n < 0) {
 		tool_error("cannot check the local store: %s",
 			   phi_strerror((int)n));
@@ -202,12 +218,12 @@ static int compare_in(void *arg, const char *dir)
 	int none, rc;
 	long n;
 
-	c = open_local(x->cfg, &none);
-	if (!c)
-		return none ? 0 : 2;
-	if (tool_history_open(x->cfg, x->region, &h)) {
-		cache_close(c);
+	if (tool_history_open(x->cfg, x->region, &h))
 		return 2;
+	c = open_local(x->cfg, h.key, &none);
+	if (!c) {
+		tool_history_close(&h);
+		return none ? 0 : 2;
 	}
 	tool_history_args(&h, dir, INT64_MAX, &ra);
 	snprintf(x->label, sizeof(x->label), "reading region %s",
@@ -249,8 +265,8 @@ static int compare_in(void *arg, const char *dir)
 		}
 		cache_close(view);
 	}
+	cache_close(c);		/* before the key it reads with */
 	tool_history_close(&h);
-	cache_close(c);
 	return rc < 0 ? 2 : rc;
 }
 

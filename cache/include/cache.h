@@ -102,6 +102,10 @@ struct cache_config {
 				   at once (size_limit / 4) */
 	unsigned metadata_interval_ms;	/* metadata changes reach the
 					   regions within this (30000) */
+	int plain_store;	/* 1: keep the local store in plaintext
+				   (local_seal off); else it is sealed
+				   under key, when there is one.  An open
+				   converts what it finds */
 	int read_ahead;		/* gone blocks fetched past a sequential
 				   read: 0 the default (16, and at most an
 				   eighth of the cache), -1 none */
@@ -352,6 +356,16 @@ struct cache_extent {
  * once the bytes are copied out. */
 int cache_read_extent(struct cache *c, struct cache_file *f, uint64_t off,
 		      size_t len, struct cache_extent *out);
+
+/* Whether the local store is sealed: reads must then go through
+ * cache_read(), as the data files hold no plaintext to splice. */
+int cache_read_copies(const struct cache *c);
+
+/* Read [off, off+len) of the file into buf, clamped to its size; returns
+ * the bytes read or a negative code (-EIO: a local sector that fails its
+ * seal with no sealed copy to fetch). */
+ssize_t cache_read(struct cache *c, struct cache_file *f, uint64_t off,
+		   void *buf, size_t len);
 
 /* The bytes of ext (from cache_read_extent()) are copied out: the file's
  * blocks may be evicted again.  Needs no handle: it may come after

@@ -81,6 +81,7 @@ struct cache_stats {
 	uint64_t size_limit;	/* cache_size */
 	uint32_t block_size;
 	uint64_t format_version;
+	int local_sealed;	/* the local store is sealed (local_seal) */
 	char fsid[33];		/* filesystem id, hex */
 	int mounted;		/* another process holds the lock */
 	long pid;		/* that process, when mounted */
@@ -436,6 +437,22 @@ struct cache_scrub_result {
  */
 int cache_scrub(const struct cache_scrub_args *a,
 		struct cache_scrub_result *out);
+
+/*
+ * Where the local store keeps the byte at file offset off in a data file:
+ * in slot slot (0, 1 or 2) of its sector when the store is sealed (a
+ * sector written once is in slot 0), at off itself when it is plain.
+ * For tests and for reading a report of damage.
+ */
+uint64_t cache_data_where(const struct cache *c, uint64_t off, int slot);
+
+/* The span [*start, *start + *len) of a data file that block blk takes. */
+void cache_data_block(const struct cache *c, uint64_t blk, uint64_t *start,
+		      uint64_t *len);
+
+/* Whether the local store is sealed (local_seal); -1 if it is but this
+ * open has no key to read it. */
+int cache_store_sealed(const struct cache *c);
 
 struct cache_verify_result {
 	uint64_t files;		/* regular files with a data file */

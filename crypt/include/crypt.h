@@ -254,6 +254,64 @@ int crypt_unseal(const struct crypt_key *mk, const uint8_t fsid[16],
 		 struct buf *out);
 
 /* ------------------------------------------------------------------ */
+/* Sectors of the local store                                          */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The local store keeps files in sectors of CRYPT_SECTOR bytes, each
+ * sealed on its own with AES-256-GCM:
+ *
+ * Key: HKDF-SHA256(ikm = the master key of the sector's generation,
+ *		    salt = fsid, info = "phifs local sectors v1" NUL
+ *		    cache_id), 32 bytes.  cache_id is random per cache.
+ * Nonce: salt (4 bytes) || counter (8 bytes), big-endian.  The caller
+ *	   never uses one counter twice under one cache_id.
+ * AAD: inode (8 bytes) || the sector's number in its file (8 bytes).
+ * Tag: CRYPT_SECTOR_TAG bytes, kept by the caller beside the sector.
+ */
+#define CRYPT_SECTOR 4096
+#define CRYPT_SECTOR_TAG 16
+
+/* The keys of one cache's sectors, in locked, undumpable memory. */
+struct crypt_local;
+
+/*
+ * Keys for the sectors of the cache cache_id of filesystem fsid, derived
+ * from mk as they are needed (mk must outlive the object, and may gain
+ * generations meanwhile).  Returns 0 or a negative errno.
+ */
+int crypt_local_new(const struct crypt_key *mk, const uint8_t fsid[16],
+		    const uint8_t cache_id[16], struct crypt_local **out);
+void crypt_local_free(struct crypt_local *l);
+
+struct crypt_sector {
+	uint64_t index;		/* the sector's number in its file */
+	uint64_t counter;	/* } the nonce */
+	uint32_t salt;		/* } */
+	uint32_t gen;		/* key generation: seal sets it, open reads */
+	uint8_t tag[CRYPT_SECTOR_TAG];	/* seal sets it, open checks it */
+	const void *in;		/* CRYPT_SECTOR bytes */
+	void *out;		/* CRYPT_SECTOR bytes; may be in itself */
+};
+
+/*
+ * Encrypt s[0..n) of inode ino under the newest generation.
+ * Returns 0 or -ENOMEM.
+ */
+int crypt_local_seal(struct crypt_local *l, uint64_t ino,
+		     struct crypt_sector *s, size_t n);
+
+/*
+ * Check and decrypt s[0..n) of inode ino, in order.  Returns 0;
+ * PHI_EAUTHFAIL at the first sector whose tag does not hold (or whose
+ * generation l cannot derive), with its index in s in *failed (if not
+ * NULL) and its out wiped, the sectors before it opened and those after
+ * it untouched; or -ENOMEM.
+ */
+int crypt_local_open(struct crypt_local *l, uint64_t ino,
+		     struct crypt_sector *s, size_t n, size_t *failed);
+
+/* ------------------------------------------------------------------ */
 /* Superblock and key slots                                            */
 /* ------------------------------------------------------------------ */
 

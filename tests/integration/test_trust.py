@@ -166,9 +166,25 @@ def data_file(fs, ino):
                         str(ino))
 
 
-def test_flipped_local_bytes_are_never_returned(phifs_bare):
+def sealed_at(off):
+    """Where a sealed store (local_seal on) keeps the byte at file offset
+    off of a sector written once: slot 0 of its sector, after its block's
+    entry pages (the layout at the top of cache/cache_sect.c)."""
+    sectors = BLOCK // 4096
+    entry_pages = (sectors * 96 + 4095) // 4096
+    group = (entry_pages + 3 * sectors) * 4096
+    blk, sec = off // BLOCK, off % BLOCK // 4096
+    return blk * group + (entry_pages + sec) * 4096 + off % 4096
+
+
+@pytest.mark.parametrize("sealed", [True, False], ids=["sealed", "plain"])
+def test_flipped_local_bytes_are_never_returned(phifs_bare, sealed):
     fs = phifs_bare
     configure(fs)
+    if not sealed:
+        with open(fs.config) as f:
+            fs.write_config(f.read().replace(
+                "[filesystem]\n", "[filesystem]\nlocal_seal = off\n"))
     fs.mkfs()
     fs.mount()
     data = random.Random(9).randbytes(4 * BLOCK + 1000)
@@ -177,10 +193,16 @@ def test_flipped_local_bytes_are_never_returned(phifs_bare):
     ino = os.stat(fs.path("scan.dcm")).st_ino
     fs.umount()
     path = data_file(fs, ino)
-    assert os.path.getsize(path) == len(data), "no local copy to damage"
+    at = sealed_at(BLOCK + 500) if sealed else BLOCK + 500
+    if not sealed:
+        assert os.path.getsize(path) == len(data), "no local copy to damage"
     with open(path, "r+b") as f:           # 32 bytes in block 1
-        f.seek(BLOCK + 500)
-        f.write(bytes(b ^ 0xff for b in data[BLOCK + 500:BLOCK + 532]))
+        f.seek(at)
+        old = f.read(32)
+        assert sealed or old == data[BLOCK + 500:BLOCK + 532]
+        assert any(old), "no local copy to damage"
+        f.seek(at)
+        f.write(bytes(b ^ 0xff for b in old))
     p = fs.run("fsck", fs.config, "--scrub")
     assert p.returncode != 0, f"scrub missed a damaged block: {p.stdout}"
     assert re.search(r"block 1\b.*(damaged|differs|checksum)",

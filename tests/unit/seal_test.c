@@ -134,21 +134,41 @@ void put(struct cache *c, uint64_t ino, uint64_t off, const void *buf,
 	cache_file_release(c, f);
 }
 
+/* Read as fs/ does: through memory from a sealed store, else from the
+ * extent the cache names (splice). */
+int read_file(struct cache *c, struct cache_file *f, uint64_t off,
+	      void *buf, size_t len, size_t *got)
+{
+	struct cache_extent ext;
+	ssize_t r;
+	int rc;
+
+	*got = 0;
+	if (cache_read_copies(c)) {
+		r = cache_read(c, f, off, buf, len);
+		if (r >= 0)
+			*got = (size_t)r;
+		return r < 0 ? (int)r : 0;
+	}
+	rc = cache_read_extent(c, f, off, len, &ext);
+	if (rc == 0) {
+		if (pread(ext.fd, buf, ext.len, (off_t)ext.off) !=
+		    (ssize_t)ext.len)
+			rc = -EIO;
+		*got = rc ? 0 : ext.len;
+		cache_read_end(c, &ext);
+	}
+	return rc;
+}
+
 int get(struct cache *c, uint64_t ino, uint64_t off, void *buf, size_t len,
 	size_t *got)
 {
 	struct cache_file *f;
-	struct cache_extent ext;
 	int rc;
 
 	ASSERT_OK(cache_file_open(c, ino, 0, &f));
-	rc = cache_read_extent(c, f, off, len, &ext);
-	if (rc == 0) {
-		ASSERT_EQ(pread(ext.fd, buf, ext.len, (off_t)ext.off),
-			  (ssize_t)ext.len);
-		*got = ext.len;
-		cache_read_end(c, &ext);
-	}
+	rc = read_file(c, f, off, buf, len, got);
 	cache_file_release(c, f);
 	return rc;
 }
@@ -157,22 +177,13 @@ int try_get(struct cache *c, uint64_t ino, uint64_t off, void *buf,
 	    size_t len, size_t *got)
 {
 	struct cache_file *f;
-	struct cache_extent ext;
 	int rc;
 
 	*got = 0;
 	rc = cache_file_open(c, ino, 0, &f);
 	if (rc)
 		return rc;
-	rc = cache_read_extent(c, f, off, len, &ext);
-	if (rc == 0) {
-		if (pread(ext.fd, buf, ext.len, (off_t)ext.off) !=
-		    (ssize_t)ext.len)
-			rc = -EIO;
-		cache_read_end(c, &ext);
-	}
-	if (rc == 0)
-		*got = ext.len;
+	rc = read_file(c, f, off, buf, len, got);
 	cache_file_release(c, f);
 	return rc;
 }

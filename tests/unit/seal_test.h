@@ -85,6 +85,12 @@ uint64_t mkfile(struct cache *c, const char *name);
 void put(struct cache *c, uint64_t ino, uint64_t off, const void *buf,
 	 size_t len);
 
+/* Read [off, off+len) of f as fs/ does (cache_read() from a sealed store,
+ * else the bytes of cache_read_extent()'s extent) into buf, the bytes
+ * read in *got; returns the cache's code. */
+int read_file(struct cache *c, struct cache_file *f, uint64_t off,
+	      void *buf, size_t len, size_t *got);
+
 /* Read [off, off+len) through cache_read_extent() into buf, the bytes read
  * in *got; asserts that the file opens and that what the extent holds is
  * read, returns cache_read_extent()'s code (*got unchanged unless 0). */

@@ -299,12 +299,10 @@ static void read_block(struct cache *c, struct cache_file *f, uint64_t b,
 		       const unsigned char *want)
 {
 	static unsigned char buf[BS];
-	struct cache_extent ext;
+	size_t got;
 
-	ASSERT_OK(cache_read_extent(c, f, b * BS, BS, &ext));
-	ASSERT_EQ(ext.len, (size_t)BS);
-	ASSERT_EQ(pread(ext.fd, buf, BS, (off_t)ext.off), (ssize_t)BS);
-	cache_read_end(c, &ext);
+	ASSERT_OK(read_file(c, f, b * BS, buf, BS, &got));
+	ASSERT_EQ(got, (size_t)BS);
 	ASSERT_TRUE(memcmp(buf, want, BS) == 0);
 }
 

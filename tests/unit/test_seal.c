@@ -59,6 +59,21 @@ static const char *state(struct cache *c, uint64_t ino)
 
 /* --- cases ------------------------------------------------------------- */
 
+/* Files "a" and "b" made with a[0..na) and b[0..nb) of fill(seed) and
+ * fill(seed + 1), in every region. */
+static void two_files_synced(struct env *e, unsigned char *a, size_t na,
+			     unsigned char *b, size_t nb, unsigned seed,
+			     uint64_t *fa, uint64_t *fb)
+{
+	fill(a, na, seed);
+	fill(b, nb, seed + 1);
+	*fa = mkfile(e->c, "a");
+	*fb = mkfile(e->c, "b");
+	put(e->c, *fa, 0, a, na);
+	put(e->c, *fb, 0, b, nb);
+	sync_ok(e);
+}
+
 #define MARKER "PHIFS-MARKER-7f3a9c"
 
 TEST(sealed_objects_in_both_regions_say_nothing)
@@ -124,13 +139,7 @@ TEST(evicted_blocks_read_back_after_reopen)
 	uint64_t fa, fb;
 
 	env_init(&e, 1ull << 30);
-	fill(a, sizeof(a), 1);
-	fill(b, sizeof(b), 2);
-	fa = mkfile(e.c, "a");
-	fb = mkfile(e.c, "b");
-	put(e.c, fa, 0, a, sizeof(a));
-	put(e.c, fb, 0, b, sizeof(b));
-	sync_ok(&e);
+	two_files_synced(&e, a, sizeof(a), b, sizeof(b), 1, &fa, &fb);
 	ASSERT_TRUE(cache_evict(e.c, UINT64_MAX) >= sizeof(a));
 	ASSERT_OK(cache_stats(e.c, &st));
 	ASSERT_EQ(st.resident_blocks, 0);
@@ -531,11 +540,15 @@ TEST(dirty_blocks_outlive_a_close_and_seal_at_next_open)
 	env_done(&e);
 }
 
+static void data_path(struct env *e, uint64_t ino, char *out, size_t size);
+
 /* Like kill -9 of the daemon: in a child, open the cache, write
  * [off, off+len) with the handle left open, and _exit() at once, before
- * any fold or seal could run. */
-static void write_and_die(struct env *e, uint64_t ino, uint64_t off,
-			  const void *buf, size_t len)
+ * any fold or seal could run.  With tear_at not UINT64_MAX, the child
+ * first overwrites 4 KiB of the data file there with junk, as a power
+ * loss that kept a new entry but not the bytes it names would. */
+static void write_tear_and_die(struct env *e, uint64_t ino, uint64_t off,
+			       const void *buf, size_t len, uint64_t tear_at)
 {
 	pid_t pid;
 	int status;
@@ -559,12 +572,29 @@ static void write_and_die(struct env *e, uint64_t ino, uint64_t off,
 		    cache_file_open(e->c, ino, 0, &f) ||
 		    cache_write(e->c, f, off, buf, len) != (ssize_t)len)
 			_exit(1);
+		if (tear_at != UINT64_MAX) {
+			static char junk[4096], path[4200];
+			int fd;
+
+			memset(junk, 0x6b, sizeof(junk));
+			data_path(e, ino, path, sizeof(path));
+			fd = open(path, O_RDWR);
+			if (fd < 0 || pwrite(fd, junk, sizeof(junk),
+					     (off_t)tear_at) != sizeof(junk))
+				_exit(1);
+		}
 		_exit(0);
 	}
 	ASSERT_EQ(waitpid(pid, &status, 0), pid);
 	ASSERT_TRUE(WIFEXITED(status));
 	ASSERT_EQ(WEXITSTATUS(status), 0);
 	env_open(e);
+}
+
+static void write_and_die(struct env *e, uint64_t ino, uint64_t off,
+			  const void *buf, size_t len)
+{
+	write_tear_and_die(e, ino, off, buf, len, UINT64_MAX);
 }
 
 static void data_path(struct env *e, uint64_t ino, char *out, size_t size)
@@ -604,11 +634,12 @@ TEST(whole_block_write_over_an_evicted_block_that_never_landed)
 	struct env e;
 	static unsigned char a[192 * KiB], n[64 * KiB];
 	char path[4200];
-	uint64_t fa;
+	uint64_t fa, at, len;
 	int fd;
 
 	env_init(&e, 1ull << 30);
 	e.cfg.seal_delay_ms = 600000;
+	cache_data_block(e.c, 1, &at, &len);
 	fill(a, sizeof(a), 12);
 	fa = mkfile(e.c, "a");
 	put(e.c, fa, 0, a, sizeof(a));
@@ -623,7 +654,7 @@ TEST(whole_block_write_over_an_evicted_block_that_never_landed)
 	fd = open(path, O_RDWR);
 	ASSERT_TRUE(fd >= 0);
 	ASSERT_OK(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			    64 * KiB, 64 * KiB));
+			    (off_t)at, (off_t)len));
 	close(fd);
 	env_open(&e);
 	/* the sealed copy stands, not a block of zeros */
@@ -646,10 +677,14 @@ TEST(damaged_local_blocks_are_never_returned)
 	static unsigned char a[200 * KiB], b[200 * KiB];
 	struct stat in = { 0 }, out;
 	char path[4200];
-	uint64_t fa, fb;
+	uint64_t fa, fb, at130k, at100k, at10;
 	int fd;
 
 	env_init(&e, 1ull << 30);
+	/* where those bytes are in the data files (written once: slot 0) */
+	at130k = cache_data_where(e.c, 130000, 0);
+	at100k = cache_data_where(e.c, 100 * KiB, 0);
+	at10 = cache_data_where(e.c, 10, 0);
 	fill(a, sizeof(a), 14);
 	fill(b, 1000, 15);
 	fa = mkfile(e.c, "a");
@@ -664,12 +699,12 @@ TEST(damaged_local_blocks_are_never_returned)
 	data_path(&e, fa, path, sizeof(path));
 	fd = open(path, O_RDWR);
 	ASSERT_TRUE(fd >= 0);
-	ASSERT_EQ(pwrite(fd, "\x5a", 1, 130000), 1);
+	ASSERT_EQ(pwrite(fd, "\x5a", 1, (off_t)at130k), 1);
 	close(fd);
 	data_path(&e, fb, path, sizeof(path));
 	fd = open(path, O_RDWR);
 	ASSERT_TRUE(fd >= 0);
-	ASSERT_EQ(pwrite(fd, "stray", 5, 100 * KiB), 5);
+	ASSERT_EQ(pwrite(fd, "stray", 5, (off_t)at100k), 5);
 	close(fd);
 	env_open(&e);
 	expect(e.c, fa, a, sizeof(a));
@@ -679,7 +714,7 @@ TEST(damaged_local_blocks_are_never_returned)
 	data_path(&e, fa, path, sizeof(path));
 	fd = open(path, O_RDWR);
 	ASSERT_TRUE(fd >= 0);
-	ASSERT_EQ(pwrite(fd, "\xa5", 1, 10), 1);
+	ASSERT_EQ(pwrite(fd, "\xa5", 1, (off_t)at10), 1);
 	close(fd);
 	env_open(&e);
 	memcpy(a + 20, "patch", 5);
@@ -689,6 +724,226 @@ TEST(damaged_local_blocks_are_never_returned)
 	ASSERT_TRUE(cache_evict(e.c, UINT64_MAX) > 0);
 	expect(e.c, fa, a, sizeof(a));
 	expect(e.c, fb, b, sizeof(b));
+	env_done(&e);
+}
+
+/* --- the sealed local store ---------------------------------------------- */
+
+/* env_init(), with blocks sealed by a sync only: written ones stay
+ * dirty. */
+static void env_init_held(struct env *e)
+{
+	env_init(e, 1ull << 30);
+	e->cfg.seal_delay_ms = 600000;
+	env_close(e);
+	env_open(e);
+}
+
+static const char LOCAL_MARKER[] = "PATIENT-MARKER-7731";
+
+/* n bytes of text that repeats LOCAL_MARKER. */
+static void marker_fill(unsigned char *buf, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		buf[i] = (unsigned char)LOCAL_MARKER[i % (sizeof(LOCAL_MARKER) -
+							  1)];
+}
+
+/* Whether the file at path holds LOCAL_MARKER. */
+static int file_holds_marker(const char *path)
+{
+	static char m[1 << 20];
+	int fd = open(path, O_RDONLY);
+	ssize_t n;
+
+	ASSERT_TRUE(fd >= 0);
+	n = read(fd, m, sizeof(m));
+	close(fd);
+	ASSERT_TRUE(n > 0);
+	return memmem(m, (size_t)n, LOCAL_MARKER,
+		      sizeof(LOCAL_MARKER) - 1) != NULL;
+}
+
+/* Content written, dirty or sealed, rewritten in part and cut: not a
+ * byte of it under data/ in the clear, while open and after.  And a
+ * store turned plain (local_seal off) and sealed again keeps it all. */
+TEST(local_store_holds_no_plaintext)
+{
+	struct env e;
+	static unsigned char a[300 * KiB], b[5000];
+	struct stat in = { 0 }, out;
+	char data[4300];
+	uint64_t fa, fb;
+
+	env_init_held(&e);
+	ASSERT_EQ(cache_store_sealed(e.c), 1);
+	snprintf(data, sizeof(data), "%s/data", e.cfg.dir);
+	marker_fill(a, sizeof(a));
+	marker_fill(b, sizeof(b));
+	fa = mkfile(e.c, "a");
+	fb = mkfile(e.c, "b");
+	put(e.c, fa, 0, a, sizeof(a));
+	put(e.c, fb, 3, b, sizeof(b));		/* partial sectors */
+	put(e.c, fa, 4096 + 100, b, 3000);	/* a rewrite in place */
+	memcpy(a + 4096 + 100, b, 3000);
+	in.st_size = 250 * KiB + 7;
+	ASSERT_OK(cache_setattr(e.c, fa, CACHE_SET_SIZE, &in, &out));
+	scan(data, LOCAL_MARKER);
+	sync_ok(&e);				/* sealed and replicated */
+	scan(data, LOCAL_MARKER);
+	expect(e.c, fa, a, 250 * KiB + 7);
+	env_close(&e);
+	scan(data, LOCAL_MARKER);
+
+	/* turned plain: the bytes are there in the clear (this test can
+	 * see them), and the content is whole */
+	e.cfg.plain_store = 1;
+	env_open(&e);
+	ASSERT_EQ(cache_store_sealed(e.c), 0);
+	data_path(&e, fa, data, sizeof(data));
+	ASSERT_TRUE(file_holds_marker(data));
+	snprintf(data, sizeof(data), "%s/data", e.cfg.dir);
+	expect(e.c, fa, a, 250 * KiB + 7);
+	env_close(&e);
+	/* and sealed again */
+	e.cfg.plain_store = 0;
+	env_open(&e);
+	ASSERT_EQ(cache_store_sealed(e.c), 1);
+	scan(data, LOCAL_MARKER);
+	expect(e.c, fa, a, 250 * KiB + 7);
+	{
+		static unsigned char want[5003];
+
+		memcpy(want + 3, b, sizeof(b));
+		expect(e.c, fb, want, sizeof(want));
+	}
+	env_done(&e);
+}
+
+/* Sectors moved between files, or within one, fail their seals: a clean
+ * block comes back from the regions whole. */
+TEST(swapped_local_sectors_are_detected)
+{
+	struct env e;
+	static unsigned char a[128 * KiB], b[128 * KiB], s1[4096], s2[4096];
+	char pa[4200], pb[4200];
+	uint64_t fa, fb, w0, w1;
+	int fd;
+
+	env_init(&e, 1ull << 30);
+	w0 = cache_data_where(e.c, 0, 0);
+	w1 = cache_data_where(e.c, 4096, 0);
+	two_files_synced(&e, a, sizeof(a), b, sizeof(b), 41, &fa, &fb);
+	env_close(&e);
+	data_path(&e, fa, pa, sizeof(pa));
+	data_path(&e, fb, pb, sizeof(pb));
+	/* a's sector 0 <-> b's sector 0, and b's sectors 0 and 1 */
+	fd = open(pa, O_RDWR);
+	ASSERT_EQ(pread(fd, s1, sizeof(s1), (off_t)w0), (ssize_t)sizeof(s1));
+	close(fd);
+	fd = open(pb, O_RDWR);
+	ASSERT_EQ(pread(fd, s2, sizeof(s2), (off_t)w0), (ssize_t)sizeof(s2));
+	ASSERT_EQ(pwrite(fd, s1, sizeof(s1), (off_t)w1), (ssize_t)sizeof(s1));
+	close(fd);
+	fd = open(pa, O_RDWR);
+	ASSERT_EQ(pwrite(fd, s2, sizeof(s2), (off_t)w0), (ssize_t)sizeof(s2));
+	close(fd);
+	env_open(&e);
+	expect(e.c, fa, a, sizeof(a));
+	expect(e.c, fb, b, sizeof(b));
+	env_done(&e);
+}
+
+/* A dirty block has no copy elsewhere: a damaged sector in it is EIO to
+ * a reader and a writer in part, and scrub reports it; the rest of the
+ * file reads. */
+static long count_reports(struct cache *c, struct cache_verify_result *r)
+{
+	return cache_verify_local(c, NULL, NULL, r);
+}
+
+TEST(damaged_dirty_sector_is_eio_and_reported)
+{
+	struct env e;
+	static unsigned char a[128 * KiB], buf[4096];
+	struct cache_verify_result r;
+	char path[4200];
+	uint64_t fa, at;
+	size_t got;
+	int fd;
+
+	env_init_held(&e);
+	at = cache_data_where(e.c, 70000, 0);
+	fill(a, sizeof(a), 43);
+	fa = mkfile(e.c, "a");
+	put(e.c, fa, 0, a, sizeof(a));
+	ASSERT_EQ(count_reports(e.c, &r), 0);
+	env_close(&e);
+	data_path(&e, fa, path, sizeof(path));
+	fd = open(path, O_RDWR);
+	ASSERT_EQ(pwrite(fd, "\x01", 1, (off_t)at), 1);
+	close(fd);
+	env_open(&e);
+	ASSERT_STREQ(state(e.c, fa), "dirty");
+	ASSERT_ERR(get(e.c, fa, 68 * KiB, buf, sizeof(buf), &got), -EIO);
+	ASSERT_OK(get(e.c, fa, 0, buf, sizeof(buf), &got));
+	ASSERT_TRUE(memcmp(buf, a, sizeof(buf)) == 0);
+	ASSERT_EQ(count_reports(e.c, &r), 1);
+	ASSERT_EQ(r.damaged, 1u);
+	env_done(&e);
+}
+
+/* A rewrite cut short by a power loss (simulated: the new slot's bytes
+ * never reached the disk, its entry did) reads what the sector held
+ * before; a kill -9 after a rewrite loses nothing. */
+TEST(torn_rewrite_reads_the_version_before)
+{
+	struct env e;
+	static unsigned char a[64 * KiB], n[4096];
+	uint64_t fa, slot2;
+
+	env_init_held(&e);
+	slot2 = cache_data_where(e.c, 8192, 2);
+	fill(a, sizeof(a), 44);
+	fa = mkfile(e.c, "a");
+	put(e.c, fa, 0, a, sizeof(a));
+	/* a new process rewrites sector 2, then dies: the version before
+	 * stays in slot 0, the new one is in slot 1 and reads */
+	fill(n, sizeof(n), 45);
+	write_and_die(&e, fa, 8192, n, sizeof(n));
+	memcpy(a + 8192, n, sizeof(n));
+	expect(e.c, fa, a, sizeof(a));
+	/* again: slot 0 holds the oldest, slot 1 the durable version, so
+	 * the write goes to slot 2, and the power goes before its bytes are
+	 * on the disk: the sector reads what it held before that write */
+	fill(n, sizeof(n), 46);
+	write_tear_and_die(&e, fa, 8192, n, sizeof(n), slot2);
+	expect(e.c, fa, a, sizeof(a));
+	env_done(&e);
+}
+
+/* A first write torn by a power loss (no version before it): its sector
+ * reads as zeros, as a plain store's lost bytes would; the block seals. */
+TEST(torn_first_write_reads_zeros_and_seals)
+{
+	struct env e;
+	static unsigned char a[64 * KiB], n[4096];
+	struct stat in = { 0 }, out;
+	uint64_t fa, slot0;
+
+	env_init_held(&e);
+	slot0 = cache_data_where(e.c, 3 * 4096, 0);
+	fill(a, sizeof(a), 47);
+	fa = mkfile(e.c, "a");
+	put(e.c, fa, 0, a, 3 * 4096);		/* sectors 0-2 */
+	in.st_size = 4 * 4096;			/* and a hole */
+	ASSERT_OK(cache_setattr(e.c, fa, CACHE_SET_SIZE, &in, &out));
+	fill(n, sizeof(n), 48);
+	write_tear_and_die(&e, fa, 3 * 4096, n, sizeof(n), slot0);
+	memset(a + 3 * 4096, 0, 4096);
+	expect(e.c, fa, a, 4 * 4096);
+	sync_ok(&e);
+	ASSERT_STREQ(state(e.c, fa), "replicated");
 	env_done(&e);
 }
 
@@ -805,6 +1060,10 @@ TEST(open_file_gives_up_replicated_blocks_but_not_under_a_read)
 	uint64_t ino;
 
 	env_init(&e, 1ull << 30);
+	/* the extent a read splices from exists in a plain store only */
+	env_close(&e);
+	e.cfg.plain_store = 1;
+	env_open(&e);
 	fill(a, sizeof(a), 31);
 	fill(b, sizeof(b), 32);
 	ino = mkfile(e.c, "open");
@@ -1215,6 +1474,11 @@ TEST_MAIN(
 	TEST_ENTRY(overwrite_of_a_sealed_block_survives_a_crash_and_is_sealed),
 	TEST_ENTRY(whole_block_write_over_an_evicted_block_that_never_landed),
 	TEST_ENTRY(damaged_local_blocks_are_never_returned),
+	TEST_ENTRY(local_store_holds_no_plaintext),
+	TEST_ENTRY(swapped_local_sectors_are_detected),
+	TEST_ENTRY(damaged_dirty_sector_is_eio_and_reported),
+	TEST_ENTRY(torn_rewrite_reads_the_version_before),
+	TEST_ENTRY(torn_first_write_reads_zeros_and_seals),
 	TEST_ENTRY(cut_and_grow_while_sealing_leaves_no_stale_block),
 	TEST_ENTRY(working_set_larger_than_cache),
 	TEST_ENTRY(dirty_data_fills_cache_enospc),

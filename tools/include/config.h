@@ -110,6 +110,7 @@ struct phi_config {
 	struct phi_rule *rules;	/* [retention], in file order */
 	int nrules;
 	int audit;		/* 1: the mount records the audit trail */
+	int local_seal;		/* 1: the local store is sealed (default) */
 	char *patient_folders;	/* audit_patients_parse() accepts it, or
 				   NULL: no patient folders */
 	char *audit_syslog;	/* phi_parse_syslog() accepts it, or NULL:
