@@ -426,9 +426,20 @@ struct read_buf {
 
 static int read_buf_ok;
 
+/* It held a file's plaintext: wiped before it goes back. */
+static void read_buf_free(void *p)
+{
+	struct read_buf *b = p;
+
+	if (!b)
+		return;
+	explicit_bzero(b->data, b->cap);
+	free(b);
+}
+
 static void read_buf_make(void)
 {
-	read_buf_ok = pthread_key_create(&read_buf_key, free) == 0;
+	read_buf_ok = pthread_key_create(&read_buf_key, read_buf_free) == 0;
 }
 
 static char *read_buf_get(size_t size)
@@ -441,7 +452,7 @@ static char *read_buf_get(size_t size)
 	b = pthread_getspecific(read_buf_key);
 	if (b && b->cap >= size)
 		return b->data;
-	free(b);
+	read_buf_free(b);
 	b = malloc(sizeof(*b) + size);
 	if (b)
 		b->cap = size;
