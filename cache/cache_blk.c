@@ -509,7 +509,8 @@ static int fetch_install(struct cache *c, struct cnode *n, uint64_t blk,
 	len = off >= n->size ? 0 : n->size - off;
 	if (len > rec->plain)
 		len = rec->plain;
-	rc = len ? cache_sect_write(c, n, buf_data(plain), off, len, NULL) : 0;
+	rc = len ? cache_sect_write(c, n, buf_data(plain), off, len, NULL,
+				     NULL) : 0;
 	if (rc)
 		return rc == -ENOSPC ? -ENOSPC : -EIO;
 	cache_blkset_del(&n->gone, blk);

@@ -316,30 +316,16 @@ void cache_read_end(struct cache *c, struct cache_extent *ext)
 	ext->pin = NULL;
 }
 
-/* Write buf into n's data file, in pieces so that a failure part of the
- * way returns what was written (as a short pwrite() would); n->lock
- * held.  A sealed sector that fails is EIO, logged by inode and sector. */
-#define WRITE_PIECE ((size_t)64 << 10)
-
+/* Write buf into n's data file; a failure part of the way returns what
+ * was written, as a short pwrite() would.  n->lock held.  A sealed
+ * sector that fails is EIO, logged by inode and sector. */
 static ssize_t write_all(struct cache *c, struct cnode *n, const char *buf,
 			 size_t len, uint64_t off)
 {
 	size_t done = 0;
 	uint64_t bad = 0;
-	int rc = 0;
+	int rc = cache_sect_write(c, n, buf, off, len, &bad, &done);
 
-	while (done < len && rc == 0) {
-		/* pieces end on WRITE_PIECE boundaries of the file */
-		size_t want = WRITE_PIECE - (size_t)((off + done) %
-						     WRITE_PIECE);
-
-		if (want > len - done)
-			want = len - done;
-		rc = cache_sect_write(c, n, buf + done, off + done, want,
-				      &bad);
-		if (rc == 0)
-			done += want;
-	}
 	if (rc == PHI_EAUTHFAIL) {
 		PHI_LOG(PHI_LOG_ERR, "inode %" PRIu64 ": local sector %" PRIu64
 			" fails its seal; the write is refused", n->ino, bad);
@@ -561,7 +547,7 @@ static int grow_data(struct cache *c, struct cnode *n, uint64_t size)
 	int rc = room_for(c, n, 0);
 
 	if (rc == 0)
-		rc = cache_sect_resize(c, n, n->size, size);
+		rc = cache_sect_grow(c, n, size);
 	if (rc == 0) {
 		n->unsynced = 1;
 		cache_blk_refresh_alloc(c, n);

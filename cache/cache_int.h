@@ -720,9 +720,10 @@ int cache_sect_read(struct cache *c, int fd, uint64_t ino, void *buf,
 		    uint64_t off, size_t len, uint64_t *bad);
 /* Write buf as the plaintext [off, off+len) of n's data file (n->fd open);
  * n->lock held.  PHI_EAUTHFAIL (with *bad) if a sector written in part
- * fails; nothing of that sector is written then. */
+ * fails; nothing of that sector is written then.  *wrote (if not NULL):
+ * the bytes written, also on failure. */
 int cache_sect_write(struct cache *c, struct cnode *n, const void *buf,
-		     uint64_t off, size_t len, uint64_t *bad);
+		     uint64_t off, size_t len, uint64_t *bad, size_t *wrote);
 /* fdatasync() n's data file, recording what it made durable; n->lock
  * held.  Returns 0 or -errno (the caller latches). */
 int cache_sect_sync(struct cache *c, struct cnode *n);
@@ -737,11 +738,10 @@ int cache_sect_has_data(struct cache *c, int fd, uint64_t blk);
 int cache_sect_allocate(struct cache *c, int fd, uint64_t off, uint64_t len);
 /* Punch blocks [blk, blk + nblk) out of the data file fd. */
 int cache_sect_punch(struct cache *c, int fd, uint64_t blk, uint64_t nblk);
-/* n's file goes from old bytes to size: past size it reads as zeros
- * whatever it held.  n->lock held. */
-int cache_sect_resize(struct cache *c, struct cnode *n, uint64_t old,
-		      uint64_t size);
-/* Cut n's data file to size (n->lock held); resize()'s shrinking half. */
+/* n's file grows to size (its new bytes read as zeros); n->lock held. */
+int cache_sect_grow(struct cache *c, struct cnode *n, uint64_t size);
+/* Cut n's data file to size: past it, it reads as zeros whatever it
+ * held.  n->lock held. */
 int cache_sect_cut(struct cache *c, struct cnode *n, uint64_t size);
 /* After a crash: undo the torn writes in block blk of the data file fd
  * of ino (cache_sect.c, "Torn writes").  Returns how many sectors, or a

@@ -171,9 +171,13 @@ static int read_full(int fd, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
-static int write_full(int fd, const void *buf, size_t len, uint64_t off)
+/* pwrite() all of len; *wrote (if not NULL): the bytes written, also
+ * when it fails part of the way. */
+static int write_some(int fd, const void *buf, size_t len, uint64_t off,
+		      size_t *wrote)
 {
 	size_t done = 0;
+	int rc = 0;
 
 	while (done < len) {
 		ssize_t w = pwrite(fd, (const char *)buf + done, len - done,
@@ -181,11 +185,20 @@ static int write_full(int fd, const void *buf, size_t len, uint64_t off)
 
 		if (w < 0 && errno == EINTR)
 			continue;
-		if (w < 0)
-			return -errno;
+		if (w < 0) {
+			rc = -errno;
+			break;
+		}
 		done += (size_t)w;
 	}
-	return 0;
+	if (wrote)
+		*wrote = done;
+	return rc;
+}
+
+static int write_full(int fd, const void *buf, size_t len, uint64_t off)
+{
+	return write_some(fd, buf, len, off, NULL);
 }
 
 /* --- the counter pool ---------------------------------------------------- */
@@ -580,14 +593,17 @@ static int seal_run(struct cache *c, struct cnode *n, uint64_t sec,
 }
 
 int cache_sect_write(struct cache *c, struct cnode *n, const void *buf,
-		     uint64_t off, size_t len, uint64_t *bad)
+		     uint64_t off, size_t len, uint64_t *bad, size_t *wrote)
 {
 	uint8_t ents[CHUNK * ENTRIES], bounce[2 * SECTOR];
 	uint8_t *head = bounce, *tail = bounce + SECTOR;
+	size_t total = 0;
 	int rc = 0;
 
 	if (!c->sect.sealed)
-		return write_full(n->fd, buf, len, off);
+		return write_some(n->fd, buf, len, off, wrote);
+	if (wrote)
+		*wrote = 0;
 	if (!c->sect.keys)
 		return -EACCES;
 	while (len > 0 && rc == 0) {
@@ -618,12 +634,17 @@ int cache_sect_write(struct cache *c, struct cnode *n, const void *buf,
 		}
 		if (rc == 0)
 			rc = seal_run(c, n, sec, cnt, ents, src);
+		if (rc)
+			break;
 		done = p[cnt - 1].at + (p[cnt - 1].to - p[cnt - 1].from);
 		buf = (const uint8_t *)buf + done;
 		off += done;
 		len -= done;
+		total += done;
 	}
 	OPENSSL_cleanse(bounce, sizeof(bounce));
+	if (wrote)
+		*wrote = total;
 	return rc;
 }
 
@@ -757,12 +778,12 @@ int cache_sect_settle(struct cache *c, int fd, uint64_t ino, uint64_t blk)
 	return rc < 0 ? rc : fixed;
 }
 
-int cache_sect_resize(struct cache *c, struct cnode *n, uint64_t old,
-		      uint64_t size)
+int cache_sect_grow(struct cache *c, struct cnode *n, uint64_t size)
 {
+	/* a sealed file's holes read as zeros without being made */
 	if (!c->sect.sealed)
 		return ftruncate(n->fd, (off_t)size) ? -errno : 0;
-	return size < old ? cache_sect_cut(c, n, size) : 0;
+	return 0;
 }
 
 int cache_sect_cut(struct cache *c, struct cnode *n, uint64_t size)
@@ -784,7 +805,8 @@ int cache_sect_cut(struct cache *c, struct cnode *n, uint64_t size)
 		if (rc == 0 && part &&
 		    memcmp(old + part, zeros, SECTOR - part) != 0)
 			rc = cache_sect_write(c, n, zeros, size,
-					      (size_t)(SECTOR - part), &bad);
+					      (size_t)(SECTOR - part), &bad,
+					      NULL);
 		OPENSSL_cleanse(old, sizeof(old));
 		if (rc == 0)
 			rc = clear_from(c, n, blk, sec % c->sect.spb +
@@ -911,7 +933,7 @@ static int convert_file(struct cache *c, int dir, const char *name,
 				"phifs fsck --scrub)", ino, bad);
 		else if (rc == 0)
 			rc = cache_sect_write(c, &out, buf_mut(&b), blk * bs,
-					      len, &bad);
+					      len, &bad, NULL);
 	}
 	use_form(c, 1, keys);
 	if (rc == 0 && !to_sealed && ftruncate(out.fd, (off_t)size))
