@@ -313,9 +313,11 @@ static int rm_rf_at(int dfd, const char *name)
 /* Open a fresh filesystem in dir for applying a history to it. */
 static int scratch_open(const struct cache_recover_args *a, struct cache **c)
 {
+	/* with the key: sealed (local_seal) from its first record, as the
+	 * mount that opens it next wants it */
 	struct cache_config cfg = { .dir = a->dir, .size_limit = UINT64_MAX,
 				    .block_size = a->block_size,
-				    .fsid = a->fsid };
+				    .fsid = a->fsid, .key = a->key };
 	int rc = cache_format(&cfg, 0, 0);
 
 	if (rc == 0)
