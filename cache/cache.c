@@ -351,17 +351,39 @@ static void folder_stop(struct cache *c)
 	c->folder_running = 0;
 }
 
+/* Whether another process has the LMDB environment open: each holds a
+ * shared lock on the first byte of lock.mdb while it does.  Ours must be
+ * closed.  1, 0, or -errno; with 0, *fd holds the lock exclusively
+ * until closed. */
+static int env_shared(struct cache *c, int *fd)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+			    .l_start = 0, .l_len = 1 };
+
+	*fd = openat(c->dirfd, meta_files[1], O_RDWR | O_CLOEXEC);
+	if (*fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (fcntl(*fd, F_SETLK, &fl) == 0)
+		return 0;
+	close(*fd);
+	*fd = -1;
+	return errno == EACCES || errno == EAGAIN ? 1 : -errno;
+}
+
 /*
  * LMDB copies a page on write and leaves the old one on its free list
  * until it is reused: after the names and attributes were sealed
  * (cache_mrec_start()), data.mdb may still hold them in the clear in
  * such pages.  Rewrite it with the live pages only (MDB_CP_COMPACT),
- * durably, over the old one, and open that.  Before any thread runs.
+ * durably, over the old one, and open that: only while no other process
+ * has the environment open (a status, an audit query), else at a later
+ * open ("meta_compact" stays set until done).  Before any thread runs.
+ * The disk blocks of the old file keep what they held until reused.
  */
 static int meta_compact(struct cache *c)
 {
 	static const char tmp[] = "meta/data.mdb.compact";
-	int fd, rc;
+	int fd, lockfd = -1, rc, shared;
 
 	unlinkat(c->dirfd, tmp, 0);
 	fd = openat(c->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
@@ -372,24 +394,33 @@ static int meta_compact(struct cache *c)
 	if (rc == 0 && fsync(fd))
 		rc = -errno;
 	close(fd);
-	if (rc == 0 && renameat(c->dirfd, tmp, c->dirfd, meta_files[0]))
-		rc = -errno;
 	if (rc) {
 		unlinkat(c->dirfd, tmp, 0);
 		return rc;
 	}
-	rc = sync_dirs(c->dirfd);
 	mdb_env_close(c->env);
 	c->env = NULL;
+	shared = env_shared(c, &lockfd);
+	if (shared == 0 && renameat(c->dirfd, tmp, c->dirfd, meta_files[0]))
+		shared = -errno;
+	if (shared)
+		unlinkat(c->dirfd, tmp, 0);
+	rc = shared < 0 ? shared : shared == 0 ? sync_dirs(c->dirfd) : 0;
+	if (lockfd >= 0)
+		close(lockfd);
 	if (rc == 0)
 		rc = env_create(&c->env, c->dir, MDB_NOMETASYNC);
 	if (rc == 0)
 		rc = read_super(c);
 	if (rc == 0)
 		rc = cache_audit_open_db(c, 1);
+	if (rc || shared)
+		return rc;
+	rc = cache_mrec_compacted(c);
 	if (rc == 0 && !c->mcompact_quiet)
 		PHI_LOG(PHI_LOG_NOTICE, "the local store's metadata file "
-			"rewritten without the pages it held in the clear");
+			"rewritten without its free pages, which held names "
+			"in the clear");
 	return rc;
 }
 
@@ -435,7 +466,7 @@ int cache_open(struct cache **out, const struct cache_config *cfg,
 		c->audit_append = 1;
 	if (rc == 0)
 		rc = cache_mrec_start(c, cfg->key, !cfg->plain_store);
-	if (rc == 0 && c->mcompact)
+	if (rc == 0 && c->mcompact && !c->rdonly)
 		rc = meta_compact(c);
 	if (rc == 0 && !c->rdonly)
 		rc = cache_trash_open(c);

@@ -350,8 +350,9 @@ struct cache {
 	struct crypt_local *mkeys;	/* the records' keys (cache_mrec.c);
 					   NULL without the key */
 	int msealed;			/* names and attributes sealed */
-	int mcompact;			/* just sealed: data.mdb to be
-					   rewritten (cache.c) */
+	int mcompact;			/* sealed since data.mdb was last
+					   rewritten ("meta_compact" in the
+					   super table; cache.c) */
 	int mcompact_quiet;		/* and nothing named in it */
 	MDB_dbi db_super, db_inodes, db_dirents, db_cookies, db_xattrs,
 		db_orphans, db_blocks, db_dirty, db_packs, db_regions, db_lru,
@@ -737,6 +738,12 @@ int cache_mrec_format(struct cache *c, MDB_txn *txn,
 		      const struct crypt_key *key);
 /* Keys, and the form the store wants (converting to it, read-write). */
 int cache_mrec_start(struct cache *c, const struct crypt_key *key, int want);
+/* data.mdb was rewritten (c->mcompact): forget that it is owed. */
+int cache_mrec_compacted(struct cache *c);
+/* The form as txn has it, for a process that opened before another
+ * converted the store (an audit appender); -EACCES if it is sealed and
+ * c has no key. */
+int cache_mrec_refresh(struct cache *c, MDB_txn *txn);
 void cache_mrec_free(struct cache *c);
 
 /* --- cache_sect.c: the bytes of the data files ------------------------ */

@@ -141,6 +141,8 @@ int cache_rec_sealed_db(int jdb)
 static int local_key(struct cache *c, int jdb, const MDB_val *k,
 		     uint8_t *buf, MDB_val *out)
 {
+	if (k->mv_size > MAX_KEY)
+		return MDB_BAD_VALSIZE;
 	if (!hashed(jdb)) {
 		*out = *k;
 		return 0;
@@ -233,7 +235,9 @@ static int open_value(struct cache *c, int jdb, MDB_val *lk, MDB_val *lv)
 		lv->mv_size = plen;
 		return 0;
 	}
-	nlen = plen >= 2 ? (size_t)plain[0] << 8 | plain[1] : SIZE_MAX;
+	if (plen < 2)
+		return PHI_ECORRUPT;
+	nlen = (size_t)plain[0] << 8 | plain[1];
 	if (nlen > plen - 2)
 		return PHI_ECORRUPT;
 	key = pool_take(NAME_PREFIX + nlen);
@@ -413,6 +417,8 @@ int cache_rec_cursor(struct cache *c, int jdb, MDB_cursor *cur, MDB_val *key,
 		return mdb_cursor_get(cur, key, val, op);
 	if (!c->mkeys)
 		return -EACCES;
+	MDB_val given = *key;
+
 	if ((op == MDB_SET || op == MDB_SET_KEY || op == MDB_SET_RANGE) &&
 	    hashed(jdb) && key->mv_size > NAME_PREFIX) {
 		MDB_val lk;
@@ -425,7 +431,18 @@ int cache_rec_cursor(struct cache *c, int jdb, MDB_cursor *cur, MDB_val *key,
 	rc = mdb_cursor_get(cur, key, val, op);
 	if (rc == 0)
 		rc = open_value(c, jdb, key, val);
+	else
+		*key = given;	/* never our buffer */
 	return rc;
+}
+
+/* The next journal object is a snapshot (super "need_snapshot"). */
+static int need_snapshot(struct cache *c, MDB_txn *txn)
+{
+	uint64_t one = 1;
+	MDB_val k = { 13, (void *)"need_snapshot" }, v = { sizeof(one), &one };
+
+	return c->have_blockdbs ? mdb_put(txn, c->db_super, &k, &v, 0) : 0;
 }
 
 int cache_rec_del_prefixed(struct cache *c, MDB_txn *txn, int jdb,
@@ -437,6 +454,8 @@ int cache_rec_del_prefixed(struct cache *c, MDB_txn *txn, int jdb,
 	int rc;
 
 	key_put_u64(k, prefix);
+	if (!c->mkeys && sealed_here(c, jdb))
+		return -EACCES;
 	rc = mdb_cursor_open(txn, cache_rec_db(c, jdb), &cur);
 	if (rc)
 		return cache_meta_err(rc);
@@ -446,9 +465,24 @@ int cache_rec_del_prefixed(struct cache *c, MDB_txn *txn, int jdb,
 
 		key.mv_size = sizeof(k);
 		key.mv_data = k;
-		rc = cache_rec_cursor(c, jdb, cur, &key, &val, MDB_SET_RANGE);
+		rc = mdb_cursor_get(cur, &key, &val, MDB_SET_RANGE);
 		if (rc || key.mv_size < 8 || memcmp(key.mv_data, k, 8))
 			break;
+		if (sealed_here(c, jdb) &&
+		    (rc = open_value(c, jdb, &key, &val)) != 0) {
+			/* it cannot be named to the journal: deleted all
+			 * the same, and the next object is a snapshot */
+			PHI_LOG(PHI_LOG_WARNING, "inode %llu: a record that "
+				"fails its seal is deleted with it (%s)",
+				(unsigned long long)prefix, phi_strerror(rc));
+			rc = mdb_cursor_del(cur, 0);
+			if (rc == 0)
+				rc = need_snapshot(c, txn);
+			cache_rec_release(mark);
+			if (rc)
+				break;
+			continue;
+		}
 		rc = mdb_cursor_del(cur, 0);
 		if (rc == 0 && c->journal) {
 			uint8_t lb[LOCAL_HASHED + 1];
@@ -487,6 +521,7 @@ static int id_txn(struct cache *c, MDB_txn *txn, void *arg)
 
 static int read_id(struct cache *c, uint8_t id[16], uint64_t *state)
 {
+	uint64_t pending = 0;
 	int rc;
 	MDB_txn *txn = cache_meta_read_begin(c, &rc);
 
@@ -496,6 +531,10 @@ static int read_id(struct cache *c, uint8_t id[16], uint64_t *state)
 	*state = 0;
 	if (cache_meta_super_get_u64(c, txn, "meta_seal", state))
 		*state = 0;
+	if (cache_meta_super_get_u64(c, txn, "meta_compact", &pending) ||
+	    !pending)
+		pending = 0;
+	c->mcompact = pending != 0;
 	cache_meta_read_end(txn);
 	return rc;
 }
@@ -584,13 +623,18 @@ static int convert_txn(struct cache *c, MDB_txn *txn, void *arg)
 	/* the notes name keys of the old form: the next journal object
 	 * is a snapshot instead */
 	if (rc == 0 && c->have_blockdbs) {
-		uint64_t one = 1;
-		MDB_val nk = { 13, (void *)"need_snapshot" };
-
-		v = (MDB_val){ sizeof(one), &one };
 		rc = mdb_drop(txn, c->db_changed, 0);
 		if (rc == 0)
-			rc = mdb_put(txn, c->db_super, &nk, &v, 0);
+			rc = need_snapshot(c, txn);
+	}
+	/* M1: the old pages are rewritten away by the next open that can
+	 * (cache.c), crash or not */
+	if (rc == 0 && to) {
+		uint64_t one = 1;
+		MDB_val ck = { 12, (void *)"meta_compact" };
+
+		v = (MDB_val){ sizeof(one), &one };
+		rc = mdb_put(txn, c->db_super, &ck, &v, 0);
 	}
 	v = (MDB_val){ sizeof(state), &state };
 	if (rc == 0)
@@ -654,6 +698,31 @@ int cache_mrec_start(struct cache *c, const struct crypt_key *key, int want)
 				"turned to plaintext (local_seal = off)");
 	}
 	return rc;
+}
+
+static int compacted_txn(struct cache *c, MDB_txn *txn, void *arg)
+{
+	MDB_val k = { 12, (void *)"meta_compact" };
+	int rc = mdb_del(txn, c->db_super, &k, NULL);
+
+	(void)arg;
+	return rc == MDB_NOTFOUND ? 0 : cache_meta_err(rc);
+}
+
+int cache_mrec_compacted(struct cache *c)
+{
+	c->mcompact = 0;
+	return cache_meta_write(c, compacted_txn, NULL);
+}
+
+int cache_mrec_refresh(struct cache *c, MDB_txn *txn)
+{
+	uint64_t state = 0;
+
+	if (cache_meta_super_get_u64(c, txn, "meta_seal", &state))
+		state = 0;
+	c->msealed = state != 0;
+	return c->msealed && !c->mkeys ? -EACCES : 0;
 }
 
 void cache_mrec_free(struct cache *c)

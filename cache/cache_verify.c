@@ -324,6 +324,7 @@ long cache_verify_local(struct cache *c, cache_report_fn *fn, void *ctx,
 {
 	struct local_walk w = { c, NULL, fn, ctx, out, { 0 }, 0 };
 	size_t mark;
+	int r = MDB_NOTFOUND;
 	struct paths paths;
 	MDB_cursor *cur = NULL;
 	MDB_val key, val;
@@ -346,8 +347,8 @@ long cache_verify_local(struct cache *c, cache_report_fn *fn, void *ctx,
 	rc = cache_meta_err(mdb_cursor_open(txn, c->db_inodes, &cur));
 	mark = cache_rec_mark();
 	while (rc == 0 && (cache_rec_release(mark),
-			   cache_rec_cursor(c, JDB_INODES, cur, &key, &val,
-					    MDB_NEXT)) == 0) {
+			   (r = cache_rec_cursor(c, JDB_INODES, cur, &key, &val,
+						 MDB_NEXT))) == 0) {
 		struct inode_rec rec;
 
 		if (key.mv_size != 8 || val.mv_size < sizeof(rec))
@@ -357,6 +358,9 @@ long cache_verify_local(struct cache *c, cache_report_fn *fn, void *ctx,
 			rc = verify_file(&w, txn, key_get_u64(key.mv_data),
 					 rec.size);
 	}
+	/* a walk cut short is no clean result */
+	if (rc == 0 && r != MDB_NOTFOUND)
+		rc = cache_meta_err(r);
 	if (cur)
 		mdb_cursor_close(cur);
 	cache_meta_read_end(txn);
@@ -447,8 +451,8 @@ static int compare_names(struct cmp *m, MDB_txn *lt, MDB_txn *vt)
 		if (rc)
 			return cache_meta_err(rc);
 		while (cache_rec_release(mark),
-		       cache_rec_cursor(a, JDB_DIRENTS, cur, &key, &val,
-					MDB_NEXT) == 0) {
+		       (rc = cache_rec_cursor(a, JDB_DIRENTS, cur, &key, &val,
+					      MDB_NEXT)) == 0) {
 			struct dirent_rec d, e;
 			MDB_val k = key;
 
@@ -468,6 +472,8 @@ static int compare_names(struct cmp *m, MDB_txn *lt, MDB_txn *vt)
 					"type");
 		}
 		mdb_cursor_close(cur);
+		if (rc != MDB_NOTFOUND)
+			return cache_meta_err(rc);	/* cut short */
 	}
 	return 0;
 }

@@ -6,6 +6,7 @@ plain (so the search itself is shown to work), and on again seals it,
 with nothing lost either way.
 """
 
+import fcntl
 import json
 import os
 
@@ -123,3 +124,43 @@ def test_local_seal_off_and_on_again_keeps_everything(phifs):
     assert fs.status()["local_sealed"] is True
     fs.mount()
     check(fs, want)
+
+
+def test_rewrite_of_the_metadata_file_waits_for_other_readers(phifs):
+    """Sealing rewrites data.mdb without its free pages, but never under
+    a process that has it open (a status, an audit query): it waits for
+    an open that finds none, and nothing is lost meanwhile."""
+    fs = phifs
+    with open(fs.config) as f:
+        text = f.read()
+    fs.umount()
+    fs.write_config(text.replace("[filesystem]\n",
+                                 "[filesystem]\nlocal_seal = off\n"))
+    fs.mount()
+    want = write_marked_tree(fs)
+    fs.umount()
+    fs.write_config(text)
+    lock = os.path.join(fs.cache_dir, LOCK)
+    # another reader of the environment: LMDB's shared lock on byte 0
+    with open(lock, "r+b") as held:
+        fcntl.lockf(held, fcntl.LOCK_SH, 1, 0, os.SEEK_SET)
+        fs.mount()
+        check(fs, want)
+        fs.umount()
+        assert REWRITTEN not in last_log(fs)
+        fcntl.lockf(held, fcntl.LOCK_UN, 1, 0, os.SEEK_SET)
+    fs.mount()
+    check(fs, want)
+    fs.umount()
+    assert REWRITTEN in last_log(fs)
+    assert holders(fs.cache_dir) == []
+    fs.mount()
+
+
+REWRITTEN = "metadata file rewritten without its free pages"
+
+
+def last_log(fs):
+    """What the daemon of the last mount logged."""
+    with open(os.path.join(fs.base, f"daemon-{fs.mount_count}.log")) as f:
+        return f.read()

@@ -512,6 +512,7 @@ TEST(compare_meets_eviction_and_a_view_behind)
 	vc.dir = path;
 	vc.block_size = e.cfg.block_size;
 	vc.region_names = names;
+	vc.key = e.key;		/* rebuilt sealed, as phifs fsck opens it */
 	ASSERT_OK(cache_open(&view, &vc, CACHE_OPEN_RDONLY));
 
 	ca.region = slow;
