@@ -84,6 +84,9 @@ static int format_txn(struct cache *c, MDB_txn *txn, void *arg)
 		rc = put_super(c, txn, "block_size", &bs, sizeof(bs));
 	if (rc == 0)
 		rc = put_super(c, txn, "next_ino", &next, sizeof(next));
+	/* made sealed, as the first open would make it */
+	if (rc == 0 && a->cfg->key && !a->cfg->plain_store)
+		rc = cache_mrec_format(c, txn, a->cfg->key);
 	if (rc)
 		return rc;
 	root.mode = S_IFDIR | 0755;
@@ -207,6 +210,7 @@ int cache_format(const struct cache_config *cfg, uid_t uid, gid_t gid)
 		if (rc == 0)
 			rc = cache_meta_err(mdb_env_sync(c.env, 1));
 		mdb_env_close(c.env);
+		cache_mrec_free(&c);
 	}
 	if (rc == 0)
 		rc = sync_dirs(dirfd);
@@ -347,6 +351,84 @@ static void folder_stop(struct cache *c)
 	c->folder_running = 0;
 }
 
+/* Whether another process has the LMDB environment open: each holds a
+ * shared lock on the first byte of lock.mdb while it does.  Ours must be
+ * closed.  1, 0, or -errno; with 0, *fd holds the lock exclusively
+ * until closed. */
+static int env_shared(struct cache *c, int *fd)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET,
+			    .l_start = 0, .l_len = 1 };
+
+	*fd = openat(c->dirfd, meta_files[1], O_RDWR | O_CLOEXEC);
+	if (*fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (fcntl(*fd, F_SETLK, &fl) == 0)
+		return 0;
+	close(*fd);
+	*fd = -1;
+	return errno == EACCES || errno == EAGAIN ? 1 : -errno;
+}
+
+/*
+ * LMDB copies a page on write and leaves the old one on its free list
+ * until it is reused: after the names and attributes were sealed
+ * (cache_mrec_start()), data.mdb may still hold them in the clear in
+ * such pages.  Rewrite it with the live pages only (MDB_CP_COMPACT),
+ * durably, over the old one, and open that: only while no other process
+ * has the environment open (a status, an audit query), else at a later
+ * open ("meta_compact" stays set until done).  Before any thread runs.
+ * The disk blocks of the old file keep what they held until reused.
+ */
+static int meta_compact(struct cache *c)
+{
+	static const char tmp[] = "meta/data.mdb.compact";
+	int fd, lockfd = -1, rc, shared;
+
+	unlinkat(c->dirfd, tmp, 0);
+	fd = openat(c->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		    0600);
+	if (fd < 0)
+		return -errno;
+	rc = cache_meta_err(mdb_env_copyfd2(c->env, fd, MDB_CP_COMPACT));
+	if (rc == 0 && fsync(fd))
+		rc = -errno;
+	close(fd);
+	if (rc) {
+		unlinkat(c->dirfd, tmp, 0);
+		return rc;
+	}
+	mdb_env_close(c->env);
+	c->env = NULL;
+	shared = env_shared(c, &lockfd);
+	if (shared == 0 && renameat(c->dirfd, tmp, c->dirfd, meta_files[0]))
+		shared = -errno;
+	if (shared)
+		unlinkat(c->dirfd, tmp, 0);
+	rc = shared < 0 ? shared : shared == 0 ? sync_dirs(c->dirfd) : 0;
+	if (lockfd >= 0)
+		close(lockfd);
+	if (rc == 0)
+		rc = env_create(&c->env, c->dir, MDB_NOMETASYNC);
+	if (rc == 0)
+		rc = read_super(c);
+	if (rc == 0)
+		rc = cache_audit_open_db(c, 1);
+	if (rc || shared)
+		return rc;
+	rc = cache_mrec_compacted(c);
+	if (rc == 0 && !c->mcompact_quiet)
+		PHI_LOG(PHI_LOG_NOTICE, "the local store's metadata file "
+			"rewritten without its free pages, which held names "
+			"in the clear");
+	return rc;
+}
+
+int cache_needs_key(const struct cache *c)
+{
+	return c->msealed && !c->mkeys;
+}
+
 int cache_open(struct cache **out, const struct cache_config *cfg,
 	       unsigned flags)
 {
@@ -382,11 +464,17 @@ int cache_open(struct cache **out, const struct cache_config *cfg,
 					 (flags & CACHE_OPEN_AUDIT));
 	if (rc == 0 && (flags & CACHE_OPEN_AUDIT))
 		c->audit_append = 1;
+	if (rc == 0)
+		rc = cache_mrec_start(c, cfg->key, !cfg->plain_store);
+	if (rc == 0 && c->mcompact && !c->rdonly)
+		rc = meta_compact(c);
 	if (rc == 0 && !c->rdonly)
 		rc = cache_trash_open(c);
 	if (rc == 0 && !c->rdonly)
 		rc = cache_trash_recover(c);
-	if (rc == 0 && !c->rdonly)
+	/* a tool without the key cannot open sealed inodes: the next
+	 * mount frees them */
+	if (rc == 0 && !c->rdonly && !cache_needs_key(c))
 		rc = cache_node_free_orphans(c);
 	if (rc == 0)
 		rc = cache_sect_start(c, cfg->key, !cfg->plain_store);
@@ -469,6 +557,7 @@ int cache_close(struct cache *c)
 	cache_inbox_free(c);
 	cache_packget_free(c);
 	cache_sect_free(c);
+	cache_mrec_free(c);
 	free(c->dir);
 	free(c);
 	return rc;
@@ -531,6 +620,7 @@ int cache_stats(struct cache *c, struct cache_stats *out)
 	s.block_size = c->block_size;
 	s.format_version = CACHE_FORMAT_VERSION;
 	s.local_sealed = c->sect.sealed;
+	s.counts_only = cache_needs_key(c);
 	for (size_t i = 0; i < sizeof(c->fsid); i++)
 		snprintf(s.fsid + 2 * i, 3, "%02x", c->fsid[i]);
 	lock_holder(c, &s);

@@ -196,19 +196,23 @@ static int next_seq(struct cache *c, MDB_txn *txn, uint64_t *seq)
 static int put_one(struct cache *c, MDB_txn *txn, uint64_t seq,
 		   const void *rec, size_t len, uint64_t new_ino)
 {
-	uint8_t k[8];
-	MDB_val key = { sizeof(k), k }, val = { len, NULL };
+	uint8_t k[8], *copy = malloc(len ? len : 1);
+	MDB_val key = { sizeof(k), k }, val = { len, copy };
 	int rc;
 
-	key_put_u64(k, seq);
-	rc = mdb_put(txn, c->db_audit, &key, &val, MDB_APPEND | MDB_RESERVE);
-	if (rc)
-		return cache_meta_err(rc);
-	memcpy(val.mv_data, rec, len);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, rec, len);
 	/* the first 8 bytes are the inode; 0 means the one made here */
-	if (new_ino && get_le64(rec) == 0)
-		put_le64(val.mv_data, new_ino);
-	return 0;
+	if (new_ino && len >= 8 && get_le64(rec) == 0)
+		put_le64(copy, new_ino);
+	key_put_u64(k, seq);
+	/* sealed in a sealed store (cache_mrec.c) */
+	rc = cache_rec_put(c, txn, JDB_AUDIT, &key, &val,
+			   MDB_APPEND | CACHE_REC_QUIET);
+	explicit_bzero(copy, len);
+	free(copy);
+	return cache_meta_err(rc);
 }
 
 /* Write the queue and the thread's staged event into txn. */
@@ -256,10 +260,10 @@ int cache_audit_commit(struct cache *c, MDB_txn *txn)
 
 int cache_audit_only(struct cache *c, MDB_txn *txn, void *arg)
 {
-	(void)c;
-	(void)txn;
 	(void)arg;
-	return 0;
+	/* a tool appending beside a mount: the mount may have sealed the
+	 * store since this process opened it */
+	return c->audit_append ? cache_mrec_refresh(c, txn) : 0;
 }
 
 int cache_audit_flush(struct cache *c)
@@ -311,6 +315,7 @@ int cache_audit_walk(struct cache *c, uint64_t from, cache_audit_fn *fn,
 	MDB_cursor *cur;
 	MDB_txn *txn;
 	int rc, op = MDB_SET_RANGE;
+	size_t mark = cache_rec_mark();
 
 	if (!c->db_audit_open)
 		return 0;
@@ -323,7 +328,8 @@ int cache_audit_walk(struct cache *c, uint64_t from, cache_audit_fn *fn,
 		return rc;
 	}
 	key_put_u64(k, from);
-	while ((rc = mdb_cursor_get(cur, &key, &val, op)) == 0) {
+	while (cache_rec_release(mark),
+	       (rc = cache_rec_cursor(c, JDB_AUDIT, cur, &key, &val, op)) == 0) {
 		op = MDB_NEXT;
 		if (key.mv_size != 8) {
 			rc = PHI_ECORRUPT;

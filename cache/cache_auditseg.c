@@ -341,12 +341,13 @@ static int seg_store(struct cache *c, MDB_txn *txn, struct buf *plain,
 /* Fill plain with the events from cur's one on, while they follow each
  * other and the segment is under SEG_MAX_BYTES; *more says whether the
  * cursor stands on an event not taken. */
-static int seg_fill(MDB_cursor *cur, struct buf *plain,
+static int seg_fill(struct cache *c, MDB_cursor *cur, struct buf *plain,
 		    const struct cache_audit_head *h, int *more)
 {
 	MDB_val k, v;
 	uint64_t first, next;
-	int rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+	size_t mark = cache_rec_mark();
+	int rc = cache_rec_cursor(c, JDB_AUDIT, cur, &k, &v, MDB_GET_CURRENT);
 
 	*more = 0;
 	if (rc || k.mv_size != 8)
@@ -356,9 +357,10 @@ static int seg_fill(MDB_cursor *cur, struct buf *plain,
 	while (rc == 0) {
 		rc = cache_audit_seg_add(plain, v.mv_data, v.mv_size);
 		next++;
+		cache_rec_release(mark);
 		if (rc)
 			break;
-		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+		rc = cache_rec_cursor(c, JDB_AUDIT, cur, &k, &v, MDB_NEXT);
 		if (rc == MDB_NOTFOUND)
 			return 0;
 		if (rc)
@@ -404,7 +406,7 @@ int cache_auditseg_cut(struct cache *c, MDB_txn *txn, uint64_t mseq,
 	rc = cache_meta_err(rc);
 	buf_init(&plain, SIZE_MAX);
 	while (rc == 0 && more && idx < CACHE_AUDITSEG_PER_FLUSH) {
-		rc = seg_fill(cur, &plain, &h, &more);
+		rc = seg_fill(c, cur, &plain, &h, &more);
 		if (rc == 0)
 			rc = seg_store(c, txn, &plain, mseq << 16 | idx++, &h, u);
 	}

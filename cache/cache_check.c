@@ -62,6 +62,7 @@ struct fsck {
 	struct icount *v;		/* every inode, in inode order */
 	size_t n, cap;
 	long problems;
+	size_t mark;			/* opened records given back to */
 };
 
 /* Report one problem and count it. */
@@ -96,6 +97,26 @@ static int fsck_add_inode(struct fsck *f, uint64_t ino,
 	return 0;
 }
 
+/* Open a record a raw cursor gave, in place: 0, or 1 and a problem
+ * reported for one that fails its seal (*rc set when nothing can be
+ * opened: no key). */
+static int fsck_open(struct fsck *f, int jdb, MDB_val *k, MDB_val *d, int *rc)
+{
+	uint64_t at = k->mv_size >= 8 ? key_get_u64(k->mv_data) : 0;
+	int r = cache_rec_open(f->c, jdb, k, d);
+
+	if (r == 0)
+		return 0;
+	if (r == -EACCES || r == -ENOMEM)
+		*rc = r;
+	else
+		fsck_problem(f, "%s: the record of %" PRIu64 " fails its "
+			     "seal", jdb == JDB_INODES ? "inodes" :
+			     jdb == JDB_DIRENTS ? "dirents" : jdb ==
+			     JDB_COOKIES ? "dircookies" : "xattrs", at);
+	return 1;
+}
+
 /* Read every inode record into f->v. */
 static int fsck_load_inodes(struct fsck *f)
 {
@@ -107,6 +128,9 @@ static int fsck_load_inodes(struct fsck *f)
 	while (rc == 0 && mdb_cursor_get(cur, &k, &d, MDB_NEXT) == 0) {
 		struct inode_rec rec;
 
+		cache_rec_release(f->mark);
+		if (fsck_open(f, JDB_INODES, &k, &d, &rc))
+			continue;
 		if (k.mv_size != 8 || d.mv_size < sizeof(rec)) {
 			fsck_problem(f, "inodes: a malformed record");
 			continue;
@@ -124,7 +148,7 @@ static int fsck_load_inodes(struct fsck *f)
 static void fsck_twin(struct fsck *f, int pass, uint64_t parent,
 		      const struct dirent_rec *dr, const MDB_val *d)
 {
-	MDB_dbi twin = pass ? f->c->db_dirents : f->c->db_cookies;
+	int twin = pass ? JDB_DIRENTS : JDB_COOKIES;
 	uint8_t tk[8 + CACHE_NAME_MAX];
 	MDB_val tkey = { 0, tk }, tval;
 	struct dirent_rec tw = { 0 };
@@ -146,7 +170,7 @@ static void fsck_twin(struct fsck *f, int pass, uint64_t parent,
 		memcpy(tk + 8, (uint8_t *)d->mv_data + sizeof(*dr), nl);
 		tkey.mv_size = 8 + nl;
 	}
-	if (mdb_get(f->txn, twin, &tkey, &tval) == 0 &&
+	if (cache_rec_get(f->c, f->txn, twin, &tkey, &tval) == 0 &&
 	    tval.mv_size >= sizeof(tw))
 		memcpy(&tw, tval.mv_data, sizeof(tw));
 	if (tw.ino != dr->ino)
@@ -196,6 +220,10 @@ static int fsck_entries(struct fsck *f, int pass)
 		struct dirent_rec dr;
 		uint64_t parent;
 
+		cache_rec_release(f->mark);
+		if (fsck_open(f, pass ? JDB_COOKIES : JDB_DIRENTS, &k, &d,
+			      &rc))
+			continue;
 		if (k.mv_size < 9 || d.mv_size < sizeof(dr)) {
 			fsck_problem(f, "%s: a malformed entry",
 			    pass ? "dircookies" : "dirents");
@@ -278,6 +306,7 @@ long cache_fsck(struct cache *c, cache_report_fn *fn, void *ctx)
 	f.txn = cache_meta_read_begin(c, &rc);
 	if (!f.txn)
 		return rc;
+	f.mark = cache_rec_mark();
 	rc = fsck_load_inodes(&f);
 	for (int pass = 0; rc == 0 && pass < 2; pass++)
 		rc = fsck_entries(&f, pass);

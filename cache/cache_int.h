@@ -347,6 +347,13 @@ struct cache {
 	uint8_t fsid[16];
 	MDB_env *env;
 	struct sect sect;
+	struct crypt_local *mkeys;	/* the records' keys (cache_mrec.c);
+					   NULL without the key */
+	int msealed;			/* names and attributes sealed */
+	int mcompact;			/* sealed since data.mdb was last
+					   rewritten ("meta_compact" in the
+					   super table; cache.c) */
+	int mcompact_quiet;		/* and nothing named in it */
 	MDB_dbi db_super, db_inodes, db_dirents, db_cookies, db_xattrs,
 		db_orphans, db_blocks, db_dirty, db_packs, db_regions, db_lru,
 		db_repair, db_changed, db_metaq;
@@ -525,6 +532,10 @@ enum jdb {
 	JDB_COOKIES = 4,
 	JDB_XATTRS = 5,
 	JDB_BLOCKS = 6,		/* resident flags are local: not noted */
+	/* local only, never in a journal record; sealed like the four
+	 * above (cache_mrec.c) */
+	JDB_AUDIT = 64,		/* the audit trail */
+	JDB_LRU = 65,		/* the order of use */
 };
 
 /* Note that key of database jdb changed in txn, for the next journal
@@ -681,6 +692,59 @@ static inline uint64_t cache_blocks_shown(uint64_t blocks, uint64_t size)
 }
 
 /* === floor 2 blocks ==================================================== */
+
+/* --- cache_mrec.c: names and attributes in their local form ---------- */
+
+/* Key and value handled in the plain form; the local one is sealed when
+ * c->msealed, for the tables cache_rec_sealed_db() names.  LMDB's codes
+ * (MDB_NOTFOUND, MDB_KEYEXIST...) or -errno and PHI_* codes: -EACCES for
+ * a sealed table and no key, PHI_EAUTHFAIL for a record that fails.
+ * Values got live until the transaction ends (cache_rec_txn_end()). */
+#define CACHE_REC_QUIET 0x1000000	/* flag: note nothing for the journal */
+int cache_rec_sealed_db(int jdb);
+/* The table of journal id jdb (JDB_*). */
+MDB_dbi cache_rec_db(struct cache *c, int jdb);
+int cache_rec_get(struct cache *c, MDB_txn *txn, int jdb, const MDB_val *key,
+		  MDB_val *val);
+/* flags: MDB_NOOVERWRITE, CACHE_REC_QUIET (never MDB_RESERVE); the key is
+ * noted in `changed` unless quiet. */
+int cache_rec_put(struct cache *c, MDB_txn *txn, int jdb, const MDB_val *key,
+		  const MDB_val *val, unsigned flags);
+int cache_rec_del(struct cache *c, MDB_txn *txn, int jdb, const MDB_val *key,
+		  unsigned flags);
+/* mdb_cursor_get() on a cursor of jdb's table, in the plain form.  A
+ * key given to MDB_SET_RANGE in a hashed table is a prefix of 8 bytes or
+ * an exact key. */
+int cache_rec_cursor(struct cache *c, int jdb, MDB_cursor *cur, MDB_val *key,
+		     MDB_val *val, MDB_cursor_op op);
+/* A record as a raw cursor of jdb's table gave it, opened in place to the
+ * plain form. */
+int cache_rec_open(struct cache *c, int jdb, MDB_val *key, MDB_val *val);
+/* Delete (and note) every record of jdb whose key starts with prefix. */
+int cache_rec_del_prefixed(struct cache *c, MDB_txn *txn, int jdb,
+			   uint64_t prefix);
+/* The record a `changed` note (ck, cv) names, in the plain form: 0 with
+ * both, MDB_NOTFOUND with its key only (deleted), or an error. */
+int cache_rec_noted(struct cache *c, MDB_txn *txn, const MDB_val *ck,
+		    const MDB_val *cv, MDB_val *key, MDB_val *val);
+/* Opened values since mark are given back (and wiped). */
+size_t cache_rec_mark(void);
+void cache_rec_release(size_t mark);
+void cache_rec_txn_begin(void);
+void cache_rec_txn_end(void);
+/* In the transaction that formats c: its id, and the tables sealed
+ * under key from the first record on. */
+int cache_mrec_format(struct cache *c, MDB_txn *txn,
+		      const struct crypt_key *key);
+/* Keys, and the form the store wants (converting to it, read-write). */
+int cache_mrec_start(struct cache *c, const struct crypt_key *key, int want);
+/* data.mdb was rewritten (c->mcompact): forget that it is owed. */
+int cache_mrec_compacted(struct cache *c);
+/* The form as txn has it, for a process that opened before another
+ * converted the store (an audit appender); -EACCES if it is sealed and
+ * c has no key. */
+int cache_mrec_refresh(struct cache *c, MDB_txn *txn);
+void cache_mrec_free(struct cache *c);
 
 /* --- cache_sect.c: the bytes of the data files ------------------------ */
 

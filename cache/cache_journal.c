@@ -149,14 +149,7 @@ static void rec_add(struct jbuf *j, int db, int op, const void *k,
 
 MDB_dbi cache_journal_db(struct cache *c, int db)
 {
-	switch (db) {
-	case JDB_SUPER: return c->db_super;
-	case JDB_INODES: return c->db_inodes;
-	case JDB_DIRENTS: return c->db_dirents;
-	case JDB_COOKIES: return c->db_cookies;
-	case JDB_XATTRS: return c->db_xattrs;
-	default: return c->db_blocks;
-	}
+	return cache_rec_db(c, db);
 }
 
 /* The replicated form of a value: a block map entry without its local
@@ -196,10 +189,16 @@ static int dump_all(struct cache *c, MDB_txn *txn, struct jbuf *j)
 		int rc = mdb_cursor_open(txn, cache_journal_db(c, dbs[i]),
 					 &cur);
 
+		size_t mark = cache_rec_mark();
+
 		if (rc)
 			return cache_meta_err(rc);
-		while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0)
+		/* in the plain form: another cache reads it */
+		while ((rc = cache_rec_cursor(c, dbs[i], cur, &k, &v,
+					      MDB_NEXT)) == 0) {
 			add_value(j, dbs[i], &k, &v);
+			cache_rec_release(mark);
+		}
 		mdb_cursor_close(cur);
 		if (rc != MDB_NOTFOUND)
 			return cache_meta_err(rc);
@@ -216,15 +215,21 @@ static int dump_changed(struct cache *c, MDB_txn *txn, struct jbuf *j)
 	if (rc)
 		return cache_meta_err(rc);
 	while ((rc = mdb_cursor_get(cur, &ck, &cv, MDB_NEXT)) == 0) {
-		int db = ((uint8_t *)ck.mv_data)[0];
-		MDB_val k = { ck.mv_size - 1, (uint8_t *)ck.mv_data + 1 }, v;
+		int db = ck.mv_size ? ((uint8_t *)ck.mv_data)[0] : 0;
+		size_t mark = cache_rec_mark();
+		MDB_val k, v;
 
-		if (ck.mv_size < 1 || db < JDB_SUPER || db > JDB_BLOCKS)
+		if (db < JDB_SUPER || db > JDB_BLOCKS)
 			continue;
-		if (mdb_get(txn, cache_journal_db(c, db), &k, &v) == 0)
+		/* the plain form: a sealed name comes back from its note */
+		rc = cache_rec_noted(c, txn, &ck, &cv, &k, &v);
+		if (rc == 0)
 			add_value(j, db, &k, &v);
-		else
+		else if (rc == MDB_NOTFOUND)
 			rec_add(j, db, OP_DEL, k.mv_data, k.mv_size, NULL, 0);
+		cache_rec_release(mark);
+		if (rc && rc != MDB_NOTFOUND)
+			break;
 	}
 	mdb_cursor_close(cur);
 	return rc == MDB_NOTFOUND ? j->err : cache_meta_err(rc);

@@ -113,7 +113,7 @@ static int lru_txn(struct cache *c, MDB_txn *txn, void *arg)
 		if (cache_inode_get(c, txn, a->v[i][0], &rec, NULL, NULL))
 			continue;
 		key_put_u64(k, a->v[i][0]);
-		if (mdb_get(txn, c->db_lru, &key, &old) == 0 &&
+		if (cache_rec_get(c, txn, JDB_LRU, &key, &old) == 0 &&
 		    old.mv_size == 8) {
 			uint64_t t;
 
@@ -121,7 +121,8 @@ static int lru_txn(struct cache *c, MDB_txn *txn, void *arg)
 			if (t > a->v[i][1])
 				continue;	/* a later use is recorded */
 		}
-		rc = mdb_put(txn, c->db_lru, &key, &val, 0);
+		rc = cache_rec_put(c, txn, JDB_LRU, &key, &val,
+				   CACHE_REC_QUIET);
 		if (rc)
 			return cache_meta_err(rc);
 	}
@@ -168,7 +169,11 @@ static size_t lru_order(struct cache *c, uint64_t (**out)[2])
 	if (!txn)
 		return 0;
 	if (mdb_cursor_open(txn, c->db_lru, &cur) == 0) {
-		while (mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0) {
+		size_t mark = cache_rec_mark();
+
+		while (cache_rec_release(mark),
+		       cache_rec_cursor(c, JDB_LRU, cur, &key, &val,
+					MDB_NEXT) == 0) {
 			if (key.mv_size != 8 || val.mv_size != 8)
 				continue;
 			if (n == cap) {

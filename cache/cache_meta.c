@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -37,6 +38,9 @@ int cache_jnote(struct cache *c, MDB_txn *txn, int jdb, const MDB_val *key)
 
 int cache_meta_err(int rc)
 {
+	/* ours (cache_rec_*() pass them on), not LMDB's */
+	if (rc < 0 && (rc < MDB_KEYEXIST || rc > MDB_LAST_ERRCODE))
+		return rc;
 	switch (rc) {
 	case MDB_SUCCESS:
 		return 0;
@@ -69,7 +73,7 @@ int cache_latch(struct cache *c, int code)
 	return PHI_ELATCHED;
 }
 
-int cache_meta_write(struct cache *c, meta_fn *fn, void *arg)
+static int meta_write(struct cache *c, meta_fn *fn, void *arg)
 {
 	MDB_txn *txn;
 	int rc;
@@ -98,18 +102,31 @@ int cache_meta_write(struct cache *c, meta_fn *fn, void *arg)
 	return cache_meta_err(rc);
 }
 
+int cache_meta_write(struct cache *c, meta_fn *fn, void *arg)
+{
+	int rc;
+
+	cache_rec_txn_begin();
+	rc = meta_write(c, fn, arg);
+	cache_rec_txn_end();
+	return rc;
+}
+
 MDB_txn *cache_meta_read_begin(struct cache *c, int *rc)
 {
 	MDB_txn *txn = NULL;
 	int r = mdb_txn_begin(c->env, NULL, MDB_RDONLY, &txn);
 
 	*rc = cache_meta_err(r);
+	if (!r)
+		cache_rec_txn_begin();
 	return r ? NULL : txn;
 }
 
 void cache_meta_read_end(MDB_txn *txn)
 {
 	mdb_txn_abort(txn);
+	cache_rec_txn_end();
 }
 
 static int meta_open_block_dbs(struct cache *c, MDB_txn *txn,
@@ -183,7 +200,7 @@ int cache_inode_get(struct cache *c, MDB_txn *txn, uint64_t ino,
 	int rc;
 
 	key_put_u64(k, ino);
-	rc = mdb_get(txn, c->db_inodes, &key, &val);
+	rc = cache_rec_get(c, txn, JDB_INODES, &key, &val);
 	if (rc)
 		return cache_meta_err(rc);
 	if (val.mv_size < sizeof(*rec))
@@ -199,20 +216,21 @@ int cache_inode_get(struct cache *c, MDB_txn *txn, uint64_t ino,
 int cache_inode_put(struct cache *c, MDB_txn *txn, uint64_t ino,
 	      const struct inode_rec *rec, const char *target, size_t tlen)
 {
-	uint8_t k[8];
+	uint8_t k[8], one[sizeof(*rec) + 64], *v = one;
 	MDB_val key = { sizeof(k), k }, val = { sizeof(*rec) + tlen, NULL };
 	int rc;
 
-	key_put_u64(k, ino);
-	rc = mdb_put(txn, c->db_inodes, &key, &val, MDB_RESERVE);
-	if (rc == 0)
-		rc = cache_jnote(c, txn, JDB_INODES, &key);
-	if (rc)
-		return cache_meta_err(rc);
-	memcpy(val.mv_data, rec, sizeof(*rec));
+	if (val.mv_size > sizeof(one) && !(v = malloc(val.mv_size)))
+		return -ENOMEM;
+	memcpy(v, rec, sizeof(*rec));
 	if (tlen)
-		memcpy((char *)val.mv_data + sizeof(*rec), target, tlen);
-	return 0;
+		memcpy(v + sizeof(*rec), target, tlen);
+	val.mv_data = v;
+	key_put_u64(k, ino);
+	rc = cache_rec_put(c, txn, JDB_INODES, &key, &val, 0);
+	if (v != one)
+		free(v);
+	return cache_meta_err(rc);
 }
 
 int cache_inode_put_local(struct cache *c, MDB_txn *txn, uint64_t ino,
@@ -222,7 +240,8 @@ int cache_inode_put_local(struct cache *c, MDB_txn *txn, uint64_t ino,
 	MDB_val key = { sizeof(k), k }, val = { sizeof(*rec), (void *)rec };
 
 	key_put_u64(k, ino);
-	return cache_meta_err(mdb_put(txn, c->db_inodes, &key, &val, 0));
+	return cache_meta_err(cache_rec_put(c, txn, JDB_INODES, &key, &val,
+					    CACHE_REC_QUIET));
 }
 
 int cache_inode_update(struct cache *c, MDB_txn *txn, uint64_t ino,
@@ -293,6 +312,8 @@ int cache_meta_del_prefixed(struct cache *c, MDB_txn *txn, MDB_dbi dbi, int jdb,
 	MDB_cursor *cur;
 	int rc;
 
+	if (jdb && cache_rec_sealed_db(jdb))
+		return cache_rec_del_prefixed(c, txn, jdb, ino);
 	key_put_u64(k, ino);
 	rc = mdb_cursor_open(txn, dbi, &cur);
 	if (rc)
@@ -314,7 +335,9 @@ int cache_meta_del_prefixed(struct cache *c, MDB_txn *txn, MDB_dbi dbi, int jdb,
 	return rc == MDB_NOTFOUND || rc == 0 ? 0 : cache_meta_err(rc);
 }
 
-int cache_meta_used_bytes(struct cache *c, uint64_t *out)
+/* What the data files take on disk, from the files themselves: the
+ * inode records that count it are sealed. */
+static int used_by_files(struct cache *c, uint64_t *out)
 {
 	MDB_val key, val;
 	MDB_cursor *cur;
@@ -328,14 +351,63 @@ int cache_meta_used_bytes(struct cache *c, uint64_t *out)
 	rc = mdb_cursor_open(txn, c->db_inodes, &cur);
 	if (rc == 0) {
 		while ((rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) == 0) {
-			struct inode_rec rec;
+			char name[64];
+			struct stat st;
 
-			if (val.mv_size < sizeof(rec))
+			if (key.mv_size != 8)
 				continue;
-			memcpy(&rec, val.mv_data, sizeof(rec));
-			sum += rec.blocks * 512;
+			cache_data_name(key_get_u64(key.mv_data), name,
+					sizeof(name));
+			if (fstatat(c->datafd, name, &st,
+				    AT_SYMLINK_NOFOLLOW) == 0)
+				sum += (uint64_t)st.st_blocks * 512;
 		}
 		mdb_cursor_close(cur);
+	}
+	cache_meta_read_end(txn);
+	if (rc != MDB_NOTFOUND)
+		return cache_meta_err(rc);
+	*out = sum;
+	return 0;
+}
+
+int cache_meta_used_bytes(struct cache *c, uint64_t *out)
+{
+	MDB_val key, val;
+	MDB_cursor *cur;
+	MDB_txn *txn;
+	uint64_t sum = 0;
+	int rc;
+
+	if (c->msealed && !c->mkeys)
+		return used_by_files(c, out);	/* a tool without the key */
+	txn = cache_meta_read_begin(c, &rc);
+	if (!txn)
+		return rc;
+	rc = mdb_cursor_open(txn, c->db_inodes, &cur);
+	if (rc == 0) {
+		size_t mark = cache_rec_mark();
+		uint64_t failed = 0;
+
+		while ((rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) == 0) {
+			struct inode_rec rec;
+			int r = cache_rec_open(c, JDB_INODES, &key, &val);
+
+			/* one that fails its seal does not stop a mount:
+			 * reading it says so */
+			if (r)
+				failed++;
+			else if (val.mv_size >= sizeof(rec)) {
+				memcpy(&rec, val.mv_data, sizeof(rec));
+				sum += rec.blocks * 512;
+			}
+			cache_rec_release(mark);
+		}
+		mdb_cursor_close(cur);
+		if (failed)
+			PHI_LOG(PHI_LOG_WARNING, "%llu inode records fail their "
+				"seal; phifs fsck lists them",
+				(unsigned long long)failed);
 	}
 	cache_meta_read_end(txn);
 	if (rc != MDB_NOTFOUND)

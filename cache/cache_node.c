@@ -677,9 +677,7 @@ static int free_inode_txn(struct cache *c, MDB_txn *txn, void *arg)
 	if (rc)
 		return rc;
 	key_put_u64(k, ino);
-	rc = mdb_del(txn, c->db_inodes, &key, NULL);
-	if (rc == 0)
-		rc = cache_jnote(c, txn, JDB_INODES, &key);
+	rc = cache_rec_del(c, txn, JDB_INODES, &key, 0);
 	if (rc)
 		return cache_meta_err(rc);
 	fa->freed = rec.blocks * 512;

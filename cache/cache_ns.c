@@ -59,12 +59,29 @@ static MDB_val *cookie_key(struct dkey *k, uint64_t parent, uint64_t cookie)
 	return &k->val;
 }
 
+/* The readdir twin of entry (parent, name) -> d. */
+static int cookie_put(struct cache *c, MDB_txn *txn, uint64_t parent,
+		      const char *name, const struct dirent_rec *d)
+{
+	uint8_t b[sizeof(*d) + CACHE_NAME_MAX];
+	size_t n = strlen(name);
+	struct dkey k;
+	MDB_val v = { sizeof(*d) + n, b };
+
+	memcpy(b, d, sizeof(*d));
+	memcpy(b + sizeof(*d), name, n);
+	return cache_meta_err(cache_rec_put(c, txn, JDB_COOKIES,
+					    cookie_key(&k, parent, d->cookie),
+					    &v, 0));
+}
+
 static int dirent_get(struct cache *c, MDB_txn *txn, uint64_t parent,
 		      const char *name, struct dirent_rec *out)
 {
 	struct dkey k;
 	MDB_val v;
-	int rc = mdb_get(txn, c->db_dirents, name_key(&k, parent, name), &v);
+	int rc = cache_rec_get(c, txn, JDB_DIRENTS, name_key(&k, parent, name),
+			       &v);
 
 	if (rc)
 		return cache_meta_err(rc);
@@ -80,31 +97,17 @@ static int dirent_add(struct cache *c, MDB_txn *txn, uint64_t parent,
 		      uint32_t type)
 {
 	struct dirent_rec d = { ino, prec->next_cookie++, type, 0 };
-	size_t n = strlen(name);
 	struct dkey k;
 	MDB_val v = { sizeof(d), &d };
 	int rc;
 
-	rc = mdb_put(txn, c->db_dirents, name_key(&k, parent, name), &v,
-		     MDB_NOOVERWRITE);
+	rc = cache_rec_put(c, txn, JDB_DIRENTS, name_key(&k, parent, name),
+			   &v, MDB_NOOVERWRITE);
 	if (rc == MDB_KEYEXIST)
 		return -EEXIST;
-	if (rc == 0)
-		rc = cache_jnote(c, txn, JDB_DIRENTS, &k.val);
 	if (rc)
 		return cache_meta_err(rc);
-	v.mv_size = sizeof(d) + n;
-	v.mv_data = NULL;
-	rc = mdb_put(txn, c->db_cookies, cookie_key(&k, parent, d.cookie), &v,
-		     MDB_RESERVE);
-	if (rc)
-		return cache_meta_err(rc);
-	memcpy(v.mv_data, &d, sizeof(d));
-	memcpy((char *)v.mv_data + sizeof(d), name, n);
-	rc = cache_jnote(c, txn, JDB_COOKIES, &k.val);
-	if (rc)
-		return cache_meta_err(rc);
-	return 0;
+	return cookie_put(c, txn, parent, name, &d);
 }
 
 static int dirent_del(struct cache *c, MDB_txn *txn, uint64_t parent,
@@ -113,14 +116,10 @@ static int dirent_del(struct cache *c, MDB_txn *txn, uint64_t parent,
 	struct dkey k;
 	int rc;
 
-	rc = mdb_del(txn, c->db_dirents, name_key(&k, parent, name), NULL);
+	rc = cache_rec_del(c, txn, JDB_DIRENTS, name_key(&k, parent, name), 0);
 	if (rc == 0)
-		rc = cache_jnote(c, txn, JDB_DIRENTS, &k.val);
-	if (rc == 0)
-		rc = mdb_del(txn, c->db_cookies,
-			     cookie_key(&k, parent, d->cookie), NULL);
-	if (rc == 0)
-		rc = cache_jnote(c, txn, JDB_COOKIES, &k.val);
+		rc = cache_rec_del(c, txn, JDB_COOKIES,
+				   cookie_key(&k, parent, d->cookie), 0);
 	return rc == MDB_NOTFOUND ? PHI_ECORRUPT : cache_meta_err(rc);
 }
 
@@ -535,28 +534,14 @@ static int check_not_below(struct cache *c, MDB_txn *txn, uint64_t dir,
 static int dirent_repoint(struct cache *c, MDB_txn *txn, uint64_t dir,
 			  const char *name, struct dirent_rec d)
 {
-	size_t n = strlen(name);
 	struct dkey k;
 	MDB_val v = { sizeof(d), &d };
 	int rc;
 
-	rc = mdb_put(txn, c->db_dirents, name_key(&k, dir, name), &v, 0);
-	if (rc == 0)
-		rc = cache_jnote(c, txn, JDB_DIRENTS, &k.val);
+	rc = cache_rec_put(c, txn, JDB_DIRENTS, name_key(&k, dir, name), &v, 0);
 	if (rc)
 		return cache_meta_err(rc);
-	v.mv_size = sizeof(d) + n;
-	v.mv_data = NULL;
-	rc = mdb_put(txn, c->db_cookies, cookie_key(&k, dir, d.cookie), &v,
-		     MDB_RESERVE);
-	if (rc)
-		return cache_meta_err(rc);
-	memcpy(v.mv_data, &d, sizeof(d));
-	memcpy((char *)v.mv_data + sizeof(d), name, n);
-	rc = cache_jnote(c, txn, JDB_COOKIES, &k.val);
-	if (rc)
-		return cache_meta_err(rc);
-	return 0;
+	return cookie_put(c, txn, dir, name, &d);
 }
 
 /* Set a moved directory's parent and ctime, or just the ctime. */
@@ -822,13 +807,17 @@ static int emit_entries(struct cache *c, MDB_txn *txn, uint64_t dir,
 	MDB_val key, v;
 	MDB_cursor *cur;
 	int rc = 0, mrc;	/* ours, and LMDB's */
+	size_t mark = cache_rec_mark();
 
 	mrc = mdb_cursor_open(txn, c->db_cookies, &cur);
 	if (mrc)
 		return cache_meta_err(mrc);
 	key = *cookie_key(&k, dir, from);
-	for (mrc = mdb_cursor_get(cur, &key, &v, MDB_SET_RANGE); mrc == 0;
-	     mrc = mdb_cursor_get(cur, &key, &v, MDB_NEXT)) {
+	/* each entry's opened value given back before the next */
+	for (mrc = cache_rec_cursor(c, JDB_COOKIES, cur, &key, &v,
+				    MDB_SET_RANGE); mrc == 0;
+	     cache_rec_release(mark),
+	     mrc = cache_rec_cursor(c, JDB_COOKIES, cur, &key, &v, MDB_NEXT)) {
 		struct dirent_rec d;
 		char name[CACHE_NAME_MAX + 1];
 		struct stat st;

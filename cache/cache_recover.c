@@ -113,14 +113,16 @@ static int apply_inode(struct cache *c, MDB_txn *txn, struct jrec *r)
 	memcpy(&rec, src, sizeof(rec));
 	if (S_ISREG(rec.mode))
 		rec.blocks = 0;
-	rc = mdb_put(txn, c->db_inodes, &r->k, &v, MDB_RESERVE);
-	if (rc)
-		return cache_meta_err(rc);
-	dst = v.mv_data;
+	dst = malloc(v.mv_size);
+	if (!dst)
+		return -ENOMEM;
 	memcpy(dst, &rec, sizeof(rec));
 	memcpy(dst + sizeof(rec), src + sizeof(rec),
 	       r->v.mv_size - sizeof(rec));
-	return 0;
+	v.mv_data = dst;
+	rc = cache_rec_put(c, txn, JDB_INODES, &r->k, &v, CACHE_REC_QUIET);
+	free(dst);
+	return cache_meta_err(rc);
 }
 
 /* Apply one journal record to its database. */
@@ -136,7 +138,7 @@ static int apply_record(struct cache *c, MDB_txn *txn, struct apply_arg *a,
 	    (r->k.mv_size != 10 || memcmp(r->k.mv_data, "audit_head", 10)))
 		return 0;	/* version, fsid, block size: ours */
 	if (r->op == JOURNAL_OP_DEL) {
-		rc = mdb_del(txn, cache_journal_db(c, r->db), &r->k, NULL);
+		rc = cache_rec_del(c, txn, r->db, &r->k, CACHE_REC_QUIET);
 		return rc && rc != MDB_NOTFOUND ? cache_meta_err(rc) : 0;
 	}
 	if (r->db == JDB_INODES && r->v.mv_size >= sizeof(struct inode_rec))
@@ -148,7 +150,7 @@ static int apply_record(struct cache *c, MDB_txn *txn, struct apply_arg *a,
 		if (br.seq > a->max_block_seq)
 			a->max_block_seq = br.seq;
 	}
-	rc = mdb_put(txn, cache_journal_db(c, r->db), &r->k, &r->v, 0);
+	rc = cache_rec_put(c, txn, r->db, &r->k, &r->v, CACHE_REC_QUIET);
 	return rc ? cache_meta_err(rc) : 0;
 }
 
@@ -241,6 +243,7 @@ static int after_txn(struct cache *c, MDB_txn *txn, void *arg)
 	struct after_arg *a = arg;
 	MDB_cursor *cur;
 	MDB_val k, v;
+	size_t mark;
 	int rc;
 
 	rc = cache_journal_set_u64(c, txn, "meta_seq", a->max_seq);
@@ -262,16 +265,19 @@ static int after_txn(struct cache *c, MDB_txn *txn, void *arg)
 	if (rc)
 		return cache_meta_err(rc);
 	/* inodes unlinked while open on the old machine: free at open */
+	mark = cache_rec_mark();
 	rc = mdb_cursor_open(txn, c->db_inodes, &cur);
 	if (rc)
 		return cache_meta_err(rc);
-	while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+	while ((rc = cache_rec_cursor(c, JDB_INODES, cur, &k, &v,
+				      MDB_NEXT)) == 0) {
 		struct inode_rec rec;
 		MDB_val e = { 0, (void *)"" };
 
 		if (v.mv_size < sizeof(rec))
 			continue;
 		memcpy(&rec, v.mv_data, sizeof(rec));
+		cache_rec_release(mark);
 		if (rec.nlink == 0 &&
 		    (rc = mdb_put(txn, c->db_orphans, &k, &e, 0)) != 0)
 			break;
@@ -307,9 +313,11 @@ static int rm_rf_at(int dfd, const char *name)
 /* Open a fresh filesystem in dir for applying a history to it. */
 static int scratch_open(const struct cache_recover_args *a, struct cache **c)
 {
+	/* with the key: sealed (local_seal) from its first record, as the
+	 * mount that opens it next wants it */
 	struct cache_config cfg = { .dir = a->dir, .size_limit = UINT64_MAX,
 				    .block_size = a->block_size,
-				    .fsid = a->fsid };
+				    .fsid = a->fsid, .key = a->key };
 	int rc = cache_format(&cfg, 0, 0);
 
 	if (rc == 0)

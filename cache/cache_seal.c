@@ -150,7 +150,8 @@ static int lru_enter(struct cache *c, MDB_txn *txn, uint64_t ino)
 	clock_gettime(CLOCK_REALTIME, &now);
 	t = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
 	key_put_u64(k, ino);
-	rc = mdb_put(txn, c->db_lru, &key, &val, MDB_NOOVERWRITE);
+	rc = cache_rec_put(c, txn, JDB_LRU, &key, &val,
+			   MDB_NOOVERWRITE | CACHE_REC_QUIET);
 	return rc == MDB_KEYEXIST ? 0 : rc;
 }
 
@@ -1061,9 +1062,12 @@ static void count_dirty(struct cache *c, MDB_txn *txn, struct cache_stats *s)
 		k = key_get_u64(key.mv_data);
 		blk = key_get_u64((const uint8_t *)key.mv_data + 8);
 		if (k != ino) {
-			ino = k;
-			size = cache_inode_get(c, txn, ino, &rec, NULL,
-					       NULL) == 0 ? rec.size : 0;
+			int rc = cache_inode_get(c, txn, ino = k, &rec, NULL,
+						 NULL);
+
+			/* without the key (sealed): whole blocks */
+			size = rc == 0 ? rec.size : rc == -EACCES ? UINT64_MAX
+			       : 0;
 		}
 		if (blk < size / bs)
 			s->dirty_data_bytes += bs;

@@ -106,11 +106,20 @@ static void unlink_trash(struct cache *c, uint64_t ino)
 			(unsigned long long)ino, strerror(errno));
 }
 
+/* A tool without the key, on a sealed store, cannot tell a live inode
+ * (its record is sealed): it leaves the trash alone. */
+static int blind(const struct cache *c)
+{
+	return c->msealed && !c->mkeys;
+}
+
 int cache_trash_empty(struct cache *c)
 {
 	struct ino_list l = { NULL, 0, 0 };
 	int rc;
 
+	if (blind(c))
+		return 0;
 	/* What is listed now was trashed after its unlink committed: one
 	 * sync below makes all those commits durable. */
 	rc = trash_walk(c, collect, &l);
@@ -133,9 +142,16 @@ static int recover_one(struct cache *c, uint64_t ino, void *arg)
 	txn = cache_meta_read_begin(c, &rc);
 	if (!txn)
 		return rc;
-	alive = cache_inode_get(c, txn, ino, &rec, NULL, NULL) == 0 &&
-		rec.nlink > 0;
+	rc = cache_inode_get(c, txn, ino, &rec, NULL, NULL);
+	alive = rc == 0 && rec.nlink > 0;
 	cache_meta_read_end(txn);
+	if (rc && rc != -ENOENT) {
+		/* a record that does not open: keep the data */
+		PHI_LOG(PHI_LOG_WARNING, "inode %llu: its record cannot be "
+			"read (%s); its data stays in the trash",
+			(unsigned long long)ino, phi_strerror(rc));
+		return 0;
+	}
 	if (!alive) {
 		unlink_trash(c, ino);
 		return 0;
@@ -149,5 +165,7 @@ static int recover_one(struct cache *c, uint64_t ino, void *arg)
 
 int cache_trash_recover(struct cache *c)
 {
+	if (blind(c))
+		return 0;
 	return trash_walk(c, recover_one, NULL);
 }

@@ -75,13 +75,16 @@ static int paths_load(struct cache *c, MDB_txn *txn, struct paths *p)
 {
 	MDB_cursor *cur;
 	MDB_val key, val;
+	size_t mark = cache_rec_mark();
 	int rc;
 
 	memset(p, 0, sizeof(*p));
 	rc = mdb_cursor_open(txn, c->db_dirents, &cur);
 	if (rc)
 		return cache_meta_err(rc);
-	while ((rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT)) == 0) {
+	while (cache_rec_release(mark),
+	       (rc = cache_rec_cursor(c, JDB_DIRENTS, cur, &key, &val,
+				      MDB_NEXT)) == 0) {
 		struct dirent_rec d;
 
 		if (key.mv_size <= 8 || val.mv_size != sizeof(d))
@@ -320,6 +323,8 @@ long cache_verify_local(struct cache *c, cache_report_fn *fn, void *ctx,
 			struct cache_verify_result *out)
 {
 	struct local_walk w = { c, NULL, fn, ctx, out, { 0 }, 0 };
+	size_t mark;
+	int r = MDB_NOTFOUND;
 	struct paths paths;
 	MDB_cursor *cur = NULL;
 	MDB_val key, val;
@@ -340,7 +345,10 @@ long cache_verify_local(struct cache *c, cache_report_fn *fn, void *ctx,
 	w.paths = &paths;
 	buf_init(&w.buf, SIZE_MAX);
 	rc = cache_meta_err(mdb_cursor_open(txn, c->db_inodes, &cur));
-	while (rc == 0 && mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0) {
+	mark = cache_rec_mark();
+	while (rc == 0 && (cache_rec_release(mark),
+			   (r = cache_rec_cursor(c, JDB_INODES, cur, &key, &val,
+						 MDB_NEXT))) == 0) {
 		struct inode_rec rec;
 
 		if (key.mv_size != 8 || val.mv_size < sizeof(rec))
@@ -350,6 +358,9 @@ long cache_verify_local(struct cache *c, cache_report_fn *fn, void *ctx,
 			rc = verify_file(&w, txn, key_get_u64(key.mv_data),
 					 rec.size);
 	}
+	/* a walk cut short is no clean result */
+	if (rc == 0 && r != MDB_NOTFOUND)
+		rc = cache_meta_err(r);
 	if (cur)
 		mdb_cursor_close(cur);
 	cache_meta_read_end(txn);
@@ -435,17 +446,20 @@ static int compare_names(struct cmp *m, MDB_txn *lt, MDB_txn *vt)
 		MDB_cursor *cur;
 		MDB_val key, val, other;
 		int rc = mdb_cursor_open(at, a->db_dirents, &cur);
+		size_t mark = cache_rec_mark();
 
 		if (rc)
 			return cache_meta_err(rc);
-		while (mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0) {
+		while (cache_rec_release(mark),
+		       (rc = cache_rec_cursor(a, JDB_DIRENTS, cur, &key, &val,
+					      MDB_NEXT)) == 0) {
 			struct dirent_rec d, e;
 			MDB_val k = key;
 
 			if (val.mv_size != sizeof(d))
 				continue;
 			memcpy(&d, val.mv_data, sizeof(d));
-			if (mdb_get(bt, b->db_dirents, &k, &other) ||
+			if (cache_rec_get(b, bt, JDB_DIRENTS, &k, &other) ||
 			    other.mv_size != sizeof(e)) {
 				differs(m, d.ino, pass ? &m->vpaths : &m->lpaths,
 					pass ? "missing here, present" :
@@ -458,6 +472,8 @@ static int compare_names(struct cmp *m, MDB_txn *lt, MDB_txn *vt)
 					"type");
 		}
 		mdb_cursor_close(cur);
+		if (rc != MDB_NOTFOUND)
+			return cache_meta_err(rc);	/* cut short */
 	}
 	return 0;
 }
@@ -522,8 +538,10 @@ static int compare_files(struct cmp *m, MDB_txn *lt, MDB_txn *vt)
 	MDB_cursor *cur;
 	MDB_val key, val;
 	int rc = cache_meta_err(mdb_cursor_open(lt, m->c->db_inodes, &cur));
+	size_t mark = cache_rec_mark();
 
-	while (rc == 0 && mdb_cursor_get(cur, &key, &val, MDB_NEXT) == 0) {
+	while (rc == 0 && (cache_rec_release(mark),
+			   mdb_cursor_get(cur, &key, &val, MDB_NEXT)) == 0) {
 		struct inode_rec lr, vr;
 		const char *lt_target, *vt_target;
 		size_t ltl, vtl;

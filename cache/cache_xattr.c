@@ -328,13 +328,11 @@ static int xattr_put(struct cache *c, MDB_txn *txn, uint64_t ino,
 	if (rc)
 		return rc;
 	if (value)
-		rc = mdb_put(txn, c->db_xattrs, &k.val, &v, 0);
+		rc = cache_rec_put(c, txn, JDB_XATTRS, &k.val, &v, 0);
 	else
-		rc = mdb_del(txn, c->db_xattrs, &k.val, NULL);
+		rc = cache_rec_del(c, txn, JDB_XATTRS, &k.val, 0);
 	if (rc == MDB_NOTFOUND)
 		return 0;
-	if (rc == 0)
-		rc = cache_jnote(c, txn, JDB_XATTRS, &k.val);
 	return cache_meta_err(rc);
 }
 
@@ -350,7 +348,7 @@ static int xattr_copy(struct cache *c, MDB_txn *txn, uint64_t ino,
 	*out = NULL;
 	if (rc)
 		return rc;
-	rc = mdb_get(txn, c->db_xattrs, &k.val, &v);
+	rc = cache_rec_get(c, txn, JDB_XATTRS, &k.val, &v);
 	if (rc == MDB_NOTFOUND)
 		return 0;
 	if (rc)
@@ -401,7 +399,7 @@ static int set_txn(struct cache *c, MDB_txn *txn, void *arg)
 		rc = xattr_key(&k, a->ino, a->name);
 	if (rc)
 		return rc;
-	rc = mdb_get(txn, c->db_xattrs, &k.val, &old);
+	rc = cache_rec_get(c, txn, JDB_XATTRS, &k.val, &old);
 	if (rc && rc != MDB_NOTFOUND)
 		return cache_meta_err(rc);
 	exists = rc == 0;
@@ -476,7 +474,7 @@ int cache_getxattr(struct cache *c, uint64_t ino, const char *name,
 	txn = cache_meta_read_begin(c, &rc);
 	if (!txn)
 		return rc;
-	rc = mdb_get(txn, c->db_xattrs, &k.val, &v);
+	rc = cache_rec_get(c, txn, JDB_XATTRS, &k.val, &v);
 	if (rc == MDB_NOTFOUND)
 		rc = -ENODATA;
 	else if (rc)
@@ -507,7 +505,7 @@ int cache_listxattr_as(struct cache *c, uint64_t ino, unsigned flags,
 	MDB_val key, v;
 	MDB_cursor *cur;
 	MDB_txn *txn;
-	size_t total = 0;
+	size_t total = 0, mark = cache_rec_mark();
 	int rc;
 
 	xattr_key(&k, ino, "");
@@ -520,8 +518,10 @@ int cache_listxattr_as(struct cache *c, uint64_t ino, unsigned flags,
 		return cache_meta_err(rc);
 	}
 	key = k.val;
-	for (rc = mdb_cursor_get(cur, &key, &v, MDB_SET_RANGE); rc == 0;
-	     rc = mdb_cursor_get(cur, &key, &v, MDB_NEXT)) {
+	for (rc = cache_rec_cursor(c, JDB_XATTRS, cur, &key, &v,
+				   MDB_SET_RANGE); rc == 0;
+	     cache_rec_release(mark),
+	     rc = cache_rec_cursor(c, JDB_XATTRS, cur, &key, &v, MDB_NEXT)) {
 		size_t n = key.mv_size - 8;
 
 		if (key.mv_size < 8 || memcmp(key.mv_data, k.b, 8))

@@ -24,19 +24,27 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
 
 static const char LABEL_LOCAL[] = "phifs local sectors v1";
+static const char LABEL_META[] = "phifs local metadata v1";
+static const char LABEL_NAMES[] = "phifs local names v1";
+static const char LABEL_NONCES[] = "phifs local metadata nonces v1";
+
+enum { KIND_SECTORS, KIND_META, KIND_NONCE, KINDS };
 
 struct crypt_local {
 	const struct crypt_key *mk;
 	uint8_t fsid[16];
 	uint8_t cache_id[16];
 	pthread_mutex_t lock;		/* derivation */
-	_Atomic uint32_t have;		/* bit g: key[g] derived */
-	uint8_t key[CRYPT_MAX_GENS][CRYPT_KEY_LEN];
+	_Atomic uint32_t have[KINDS];	/* bit g: key[kind][g] derived */
+	_Atomic int have_names;
+	uint8_t key[KINDS][CRYPT_MAX_GENS][CRYPT_KEY_LEN];
+	uint8_t names[CRYPT_KEY_LEN];	/* generation 0's, for ever */
 };
 
 int crypt_local_new(const struct crypt_key *mk, const uint8_t fsid[16],
@@ -54,7 +62,9 @@ int crypt_local_new(const struct crypt_key *mk, const uint8_t fsid[16],
 	memcpy(l->fsid, fsid, 16);
 	memcpy(l->cache_id, cache_id, 16);
 	pthread_mutex_init(&l->lock, NULL);
-	atomic_init(&l->have, 0);
+	for (int k = 0; k < KINDS; k++)
+		atomic_init(&l->have[k], 0);
+	atomic_init(&l->have_names, 0);
 	*out = l;
 	return 0;
 }
@@ -67,27 +77,36 @@ void crypt_local_free(struct crypt_local *l)
 	crypt__page_free(l, sizeof(*l));
 }
 
-/* The key of generation gen, derived on first use. */
-static const uint8_t *local_key(struct crypt_local *l, uint32_t gen)
+/* The key of kind for generation gen, derived on first use. */
+static const uint8_t *kind_key(struct crypt_local *l, int kind,
+			       uint32_t gen)
 {
+	const char *label = kind == KIND_SECTORS ? LABEL_LOCAL :
+			    kind == KIND_META ? LABEL_META : LABEL_NONCES;
 	const uint8_t *k = NULL;
 	uint32_t bit;
 
 	if (gen >= CRYPT_MAX_GENS || gen > crypt_key_generation(l->mk))
 		return NULL;
 	bit = (uint32_t)1 << gen;
-	if (atomic_load_explicit(&l->have, memory_order_acquire) & bit)
-		return l->key[gen];
+	if (atomic_load_explicit(&l->have[kind], memory_order_acquire) & bit)
+		return l->key[kind][gen];
 	pthread_mutex_lock(&l->lock);
-	if ((atomic_load(&l->have) & bit) ||
+	if ((atomic_load(&l->have[kind]) & bit) ||
 	    crypt__hkdf(l->mk->master[gen], CRYPT_KEY_LEN, l->fsid, 16,
-			LABEL_LOCAL, l->cache_id, 16, l->key[gen],
+			label, l->cache_id, 16, l->key[kind][gen],
 			CRYPT_KEY_LEN) == 0) {
-		atomic_fetch_or_explicit(&l->have, bit, memory_order_release);
-		k = l->key[gen];
+		atomic_fetch_or_explicit(&l->have[kind], bit,
+					 memory_order_release);
+		k = l->key[kind][gen];
 	}
 	pthread_mutex_unlock(&l->lock);
 	return k;
+}
+
+static const uint8_t *local_key(struct crypt_local *l, uint32_t gen)
+{
+	return kind_key(l, KIND_SECTORS, gen);
 }
 
 static void sector_nonce(const struct crypt_sector *s,
@@ -190,4 +209,117 @@ int crypt_local_open(struct crypt_local *l, uint64_t ino,
 	}
 	EVP_CIPHER_CTX_free(ctx);
 	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Metadata records                                                    */
+/* ------------------------------------------------------------------ */
+
+/* HMAC-SHA256 under key of the pieces, each but the last preceded by its
+ * length (8 bytes), so that no two lists of pieces hash alike. */
+static int hmac_pieces(const uint8_t *key, const struct crypt_span *p,
+		       size_t n, uint8_t mac[32])
+{
+	size_t len = 0, at = 0;
+	uint8_t *msg;
+	int rc;
+
+	for (size_t i = 0; i < n; i++)
+		len += 8 + p[i].n;
+	msg = malloc(len ? len : 1);
+	if (!msg)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		if (i + 1 < n) {
+			crypt__put_be64(msg + at, p[i].n);
+			at += 8;
+		}
+		if (p[i].n)
+			memcpy(msg + at, p[i].p, p[i].n);
+		at += p[i].n;
+	}
+	rc = crypt__hmac(key, msg, at, mac);
+	OPENSSL_cleanse(msg, len);
+	free(msg);
+	return rc;
+}
+
+int crypt_local_name(struct crypt_local *l, uint8_t domain, uint64_t parent,
+		     const void *name, size_t len,
+		     uint8_t out[CRYPT_LOCAL_NAME])
+{
+	uint8_t mac[32], head[9];
+	struct crypt_span p[2] = { { head, sizeof(head) }, { name, len } };
+	int rc = 0;
+
+	if (!atomic_load_explicit(&l->have_names, memory_order_acquire)) {
+		pthread_mutex_lock(&l->lock);
+		if (!atomic_load(&l->have_names))
+			rc = crypt__hkdf(l->mk->master[0], CRYPT_KEY_LEN,
+					 l->fsid, 16, LABEL_NAMES,
+					 l->cache_id, 16, l->names,
+					 CRYPT_KEY_LEN);
+		if (rc == 0)
+			atomic_store_explicit(&l->have_names, 1,
+					      memory_order_release);
+		pthread_mutex_unlock(&l->lock);
+		if (rc)
+			return rc;
+	}
+	head[0] = domain;
+	crypt__put_be64(head + 1, parent);
+	rc = hmac_pieces(l->names, p, 2, mac);
+	if (rc == 0)
+		memcpy(out, mac, CRYPT_LOCAL_NAME);
+	OPENSSL_cleanse(mac, sizeof(mac));
+	return rc;
+}
+
+int crypt_local_seal_value(struct crypt_local *l, const void *aad,
+			   size_t aadlen, const void *in, size_t len,
+			   void *out)
+{
+	uint32_t gen = crypt_key_generation(l->mk);
+	const uint8_t *key = kind_key(l, KIND_META, gen);
+	const uint8_t *nkey = kind_key(l, KIND_NONCE, gen);
+	struct crypt_span span = { aad, aadlen };
+	struct crypt_span p[2] = { { aad, aadlen }, { in, len } };
+	uint8_t *o = out, mac[32];
+	int rc;
+
+	if (!key || !nkey)
+		return -ENOMEM;
+	/* a synthetic nonce: the same only for the same aad and value,
+	 * which then seal alike; no counter to lose in a crash */
+	rc = hmac_pieces(nkey, p, 2, mac);
+	if (rc)
+		return rc;
+	crypt__put_be32(o, gen);
+	memcpy(o + 4, mac, CRYPT_NONCE_LEN);
+	OPENSSL_cleanse(mac, sizeof(mac));
+	return crypt__gcm_seal(key, o + 4, &span, 1, in, len, o + 16,
+			       o + 16 + len);
+}
+
+int crypt_local_open_value(struct crypt_local *l, const void *aad,
+			   size_t aadlen, const void *in, size_t len,
+			   void *out)
+{
+	const uint8_t *i = in;
+	struct crypt_span span = { aad, aadlen };
+	const uint8_t *key;
+	size_t plen;
+	int rc;
+
+	if (len < CRYPT_LOCAL_VALUE_OVERHEAD)
+		return PHI_ECORRUPT;
+	plen = len - CRYPT_LOCAL_VALUE_OVERHEAD;
+	key = kind_key(l, KIND_META, crypt__get_be32(i));
+	if (!key)
+		return PHI_EAUTHFAIL;
+	rc = crypt__gcm_open(key, i + 4, &span, 1, i + 16, plen, out,
+			     i + 16 + plen);
+	if (rc)
+		OPENSSL_cleanse(out, plen);
+	return rc == -ENOMEM ? rc : rc ? PHI_EAUTHFAIL : 0;
 }

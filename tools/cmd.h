@@ -54,6 +54,11 @@ int tool_audit_region_walk(const struct phi_config *cfg, const char *name,
  */
 int tool_audit_command(const struct phi_config *cfg, enum audit_kind kind,
 		       int err, const char *path, const char *detail);
+/* tool_audit_command() by a command that holds the master key already
+ * (phifs key: the secret that opened it may open nothing any more). */
+int tool_audit_command_key(const struct phi_config *cfg,
+			   const struct crypt_key *key, enum audit_kind kind,
+			   int err, const char *path, const char *detail);
 
 /*
  * Record an event of the mount itself (AUDIT_MOUNT, AUDIT_UNMOUNT) in c,
@@ -300,6 +305,17 @@ void tool_regions_close(struct tool_regions *r);
  * into sb (an empty buffer).  0, or -1 after printing why. */
 int tool_unlock_any(const struct phi_config *cfg, struct crypt_key **key,
 		    uint8_t fsid[16], struct buf *sb);
+
+/* cache_open() of cfg's cache_dir with flags, and with the key unlocked
+ * (into *key, to be freed after cache_close()) only when the store is
+ * sealed and what the caller does needs it (the audit trail, names).
+ * cache_open()'s code; -EACCES after printing why the key did not
+ * unlock. */
+int tool_cache_open_keyed(const struct phi_config *cfg, unsigned flags,
+			  struct cache **c, struct crypt_key **key);
+/* The same with the master key given (borrowed until cache_close()). */
+int tool_cache_open_with(const struct phi_config *cfg, unsigned flags,
+			 const struct crypt_key *key, struct cache **c);
 
 /* A legal hold (cmd_hold.c), as the regions keep it. */
 struct tool_hold {

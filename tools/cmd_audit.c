@@ -230,16 +230,28 @@ static int record_query(struct cache *c, const struct query *q)
 int tool_audit_command(const struct phi_config *cfg, enum audit_kind kind,
 		       int err, const char *path, const char *detail)
 {
+	return tool_audit_command_key(cfg, NULL, kind, err, path, detail);
+}
+
+int tool_audit_command_key(const struct phi_config *cfg,
+			   const struct crypt_key *given, enum audit_kind kind,
+			   int err, const char *path, const char *detail)
+{
 	struct audit_patients pat;
-	struct cache_config cc;
+	struct crypt_key *key = NULL;
 	char patient[256] = "";
 	struct cache *c;
 	int rc;
 
 	if (cfg->audit == 0)
 		return 0;
-	tool_cache_config(cfg, &cc);
-	rc = cache_open(&c, &cc, CACHE_OPEN_RDONLY | CACHE_OPEN_AUDIT);
+	/* a sealed trail takes the key to append to */
+	if (given)
+		rc = tool_cache_open_with(cfg, CACHE_OPEN_RDONLY |
+					  CACHE_OPEN_AUDIT, given, &c);
+	else
+		rc = tool_cache_open_keyed(cfg, CACHE_OPEN_RDONLY |
+					   CACHE_OPEN_AUDIT, &c, &key);
 	if (rc == PHI_ENOFS) {
 		tool_warn("not in an audit trail: the filesystem has no "
 			  "cache_dir on this machine to keep one");
@@ -254,6 +266,7 @@ int tool_audit_command(const struct phi_config *cfg, enum audit_kind kind,
 		audit_patient_of(&pat, path, patient, sizeof(patient));
 	rc = append_event(c, kind, err, path, patient, detail);
 	cache_close(c);
+	crypt_key_free(key);
 	if (rc) {
 		tool_error("cannot record this in the audit trail: %s",
 			   phi_strerror(rc));
@@ -289,14 +302,15 @@ void tool_audit_time(int64_t ms, char *buf, size_t size)
 
 static int run_query(const struct phi_config *cfg, struct query *q)
 {
-	struct cache_config cc;
+	struct crypt_key *key = NULL;
 	struct cache *c;
 	int rc;
 
-	tool_cache_config(cfg, &cc);
-	rc = cache_open(&c, &cc, CACHE_OPEN_RDONLY | CACHE_OPEN_AUDIT);
+	rc = tool_cache_open_keyed(cfg, CACHE_OPEN_RDONLY | CACHE_OPEN_AUDIT,
+				   &c, &key);
 	if (rc) {
-		tool_cache_error(cfg, rc);
+		if (rc != -EACCES)
+			tool_cache_error(cfg, rc);
 		return 1;
 	}
 	rc = record_query(c, q);
@@ -304,10 +318,12 @@ static int run_query(const struct phi_config *cfg, struct query *q)
 		tool_error("%s: cannot record this query in the audit trail: "
 			   "%s", cfg->path, phi_strerror(rc));
 		cache_close(c);
+		crypt_key_free(key);
 		return 1;
 	}
 	rc = cache_audit_walk(c, 1, show, q);
 	cache_close(c);
+	crypt_key_free(key);
 	if (q->gone)
 		return 0;
 	if (rc < 0) {

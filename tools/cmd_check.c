@@ -94,6 +94,45 @@ int tool_regions_open(const struct phi_config *cfg, int for_gc,
 	return 0;
 }
 
+int tool_cache_open_with(const struct phi_config *cfg, unsigned flags,
+			 const struct crypt_key *key, struct cache **c)
+{
+	struct cache_config cc;
+
+	tool_cache_config(cfg, &cc);
+	cc.key = key;
+	return cache_open(c, &cc, flags);
+}
+
+int tool_cache_open_keyed(const struct phi_config *cfg, unsigned flags,
+			  struct cache **c, struct crypt_key **key)
+{
+	struct cache_config cc;
+	uint8_t fsid[16];
+	struct buf sb;
+	int rc;
+
+	*key = NULL;
+	tool_cache_config(cfg, &cc);
+	rc = cache_open(c, &cc, flags);
+	if (rc || !cache_needs_key(*c))
+		return rc;
+	cache_close(*c);
+	*c = NULL;
+	buf_init(&sb, CRYPT_SUPER_SIZE);
+	rc = tool_unlock_any(cfg, key, fsid, &sb) ? -EACCES : 0;
+	buf_release(&sb);
+	if (rc == 0) {
+		cc.key = *key;
+		rc = cache_open(c, &cc, flags);
+	}
+	if (rc) {
+		crypt_key_free(*key);
+		*key = NULL;
+	}
+	return rc;
+}
+
 int tool_unlock_any(const struct phi_config *cfg, struct crypt_key **key,
 		    uint8_t fsid[16], struct buf *sb)
 {
@@ -109,7 +148,8 @@ int tool_unlock_any(const struct phi_config *cfg, struct crypt_key **key,
 	return rc;
 }
 
-static int local_fsck(const struct phi_config *cfg, long *problems)
+/* cache_fsck() on cache_dir, with key (NULL: none). */
+static long fsck_with(const struct phi_config *cfg, const struct crypt_key *key)
 {
 	struct cache_stats st;
 	struct cache_config cc;
@@ -118,25 +158,51 @@ static int local_fsck(const struct phi_config *cfg, long *problems)
 	int rc;
 
 	tool_cache_config(cfg, &cc);
+	cc.key = key;
 	rc = cache_open(&c, &cc, CACHE_OPEN_RDONLY);
 	if (rc == PHI_ENOFS) {
 		printf("metadata: no filesystem in %s on this machine; "
 		       "not checked\n", cfg->cache_dir);
-		return 0;
+		return -ENOENT;
 	}
 	if (rc) {
 		tool_cache_error(cfg, rc);
-		return -1;
+		return -EINVAL;
 	}
 	rc = cache_stats(c, &st);
 	if (rc)
 		tool_cache_error(cfg, rc);
 	if (rc || tool_check_block_size(cfg, st.block_size)) {
 		cache_close(c);
-		return -1;
+		return -EINVAL;
 	}
 	n = cache_fsck(c, print_line, NULL);
 	cache_close(c);
+	return n;
+}
+
+static int local_fsck(const struct phi_config *cfg, long *problems)
+{
+	long n = fsck_with(cfg, NULL);
+
+	if (n == -EACCES) {
+		/* names and attributes are sealed: they open with the key */
+		struct crypt_key *key = NULL;
+		uint8_t fsid[16];
+		struct buf sb;
+
+		buf_init(&sb, CRYPT_SUPER_SIZE);
+		if (tool_unlock_any(cfg, &key, fsid, &sb) == 0)
+			n = fsck_with(cfg, key);
+		else
+			n = -EINVAL;	/* tool_unlock_any() said why */
+		crypt_key_free(key);
+		buf_release(&sb);
+	}
+	if (n == -ENOENT)
+		return 0;
+	if (n == -EINVAL)
+		return -1;
 	if (n < 0) {
 		tool_error("cannot check the metadata: %s",
 			   phi_strerror((int)n));

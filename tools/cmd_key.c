@@ -347,7 +347,7 @@ static int audit_key(const struct keyop *k, enum audit_kind kind, int slot,
 	snprintf(detail, sizeof(detail), "%s%s by-slot=%d%s", which, what,
 		 k->slot, partial ? " regions=some (run phifs fsck --repair)" :
 		 "");
-	return tool_audit_command(&k->cfg, kind, 0, NULL, detail);
+	return tool_audit_command_key(&k->cfg, k->key, kind, 0, NULL, detail);
 }
 
 /* ---- list ---------------------------------------------------------- */

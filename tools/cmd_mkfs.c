@@ -54,6 +54,8 @@ struct mkfs {
 	int new_keyfile;	/* key_file does not exist yet */
 	struct buf sb;
 	uint8_t fsid[16];
+	struct crypt_key *key;	/* the new master key: the cache is made
+				   sealed under it (local_seal) */
 	int made_keyfile, put_regions, made_local;
 };
 
@@ -238,7 +240,10 @@ static int make_superblock(struct mkfs *m)
 		tool_error("cannot make the superblock: %s", phi_strerror(rc));
 	else
 		rc = add_slot(m, mk);
-	crypt_key_free(mk);
+	if (rc)
+		crypt_key_free(mk);
+	else
+		m->key = mk;
 	return rc ? -1 : 0;
 }
 
@@ -281,6 +286,7 @@ static int write_everything(struct mkfs *m)
 	m->made_local = 1;
 	tool_cache_config(&m->cfg, &cc);
 	cc.fsid = m->fsid;
+	cc.key = m->key;
 	rc = cache_format(&cc, getuid(), getgid());
 	if (rc) {
 		tool_cache_error(&m->cfg, rc);
@@ -355,6 +361,7 @@ int cmd_mkfs(int argc, char **argv)
 		return 1;
 	buf_init(&m.sb, CRYPT_SUPER_SIZE);
 	rc = mkfs(&m);
+	crypt_key_free(m.key);
 	tool_secret_wipe(&m.secret);
 	buf_release(&m.sb);
 	for (int i = 0; i < m.cfg.nregions; i++)

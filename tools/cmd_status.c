@@ -137,12 +137,13 @@ static void print_json(const struct phi_config *cfg,
 		printf("null");
 	printf(",\"inodes\":%llu,\"orphans\":%llu,\"used_bytes\":%llu,"
 	       "\"cache_size\":%llu,\"block_size\":%u,\"format_version\":%llu,"
-	       "\"local_sealed\":%s,\"regions\":[",
+	       "\"local_sealed\":%s,\"counts_only\":%s,\"regions\":[",
 	       (unsigned long long)s->inodes, (unsigned long long)s->orphans,
 	       (unsigned long long)s->used_bytes,
 	       (unsigned long long)s->size_limit, (unsigned)s->block_size,
 	       (unsigned long long)s->format_version,
-	       s->local_sealed ? "true" : "false");
+	       s->local_sealed ? "true" : "false",
+	       s->counts_only ? "true" : "false");
 	for (int i = 0; i < cfg->nregions; i++) {
 		printf("%s{\"name\":", i ? "," : "");
 		json_str(cfg->regions[i].name);
@@ -280,6 +281,9 @@ static void print_text(const struct phi_config *cfg,
 	       s->local_sealed ? "sealed (AES-256-GCM)" :
 	       "plaintext (local_seal = off)");
 	printf("block size   %s\n", bs);
+	if (s->counts_only)
+		printf("metadata     sealed; without the key, counts only (dirty "
+		       "data in whole blocks)\n");
 	print_sealing(s);
 	for (int i = 0; i < cfg->nregions; i++) {
 		struct cache_region_stats r;

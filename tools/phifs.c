@@ -97,16 +97,27 @@ void tool_cache_config(const struct phi_config *cfg, struct cache_config *out)
 
 int tool_fs_stats(const struct phi_config *cfg, struct cache_stats *out)
 {
+	struct crypt_key *key = NULL;
 	struct cache_config cc;
 	struct cache *c;
 	int rc;
 
 	tool_cache_config(cfg, &cc);
 	rc = cache_open(&c, &cc, CACHE_OPEN_RDONLY);
+	/* sealed: the whole figures with a key that opens without asking
+	 * (key_file, PHIFS_PASSPHRASE), else the counts alone */
+	if (rc == 0 && cache_needs_key(c) &&
+	    (cfg->key_file || getenv("PHIFS_PASSPHRASE"))) {
+		cache_close(c);
+		rc = tool_cache_open_keyed(cfg, CACHE_OPEN_RDONLY, &c, &key);
+	}
 	if (rc == 0) {
 		rc = cache_stats(c, out);
 		cache_close(c);
 	}
+	crypt_key_free(key);
+	if (rc == -EACCES)
+		return -1;	/* the key did not unlock: said why */
 	if (rc) {
 		tool_cache_error(cfg, rc);
 		return -1;

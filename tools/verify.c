@@ -178,6 +178,7 @@ static int open_view(const struct phi_config *cfg,
 	tool_cache_config(cfg, &cc);
 	cc.dir = dir;
 	cc.block_size = h->info.block_size;
+	cc.key = h->key;	/* its names are sealed as this cache's */
 	rc = cache_open(out, &cc, CACHE_OPEN_RDONLY);
 	if (rc)
 		tool_error("cannot open the rebuilt metadata of region %s: %s",

@@ -159,6 +159,11 @@ int cache_open(struct cache **out, const struct cache_config *cfg,
  */
 int cache_close(struct cache *c);
 
+/* 1 if c was opened without the key and its names, attributes and audit
+ * trail are sealed (local_seal): open it again with the key to read or
+ * append them. */
+int cache_needs_key(const struct cache *c);
+
 /* Make all metadata (the LMDB environment) durable on the local disk;
  * file content is cache_fsync()'s. */
 int cache_sync(struct cache *c);

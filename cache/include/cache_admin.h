@@ -82,6 +82,9 @@ struct cache_stats {
 	uint32_t block_size;
 	uint64_t format_version;
 	int local_sealed;	/* the local store is sealed (local_seal) */
+	int counts_only;	/* sealed and opened without the key: no
+				   file's size is known, so dirty_data_bytes
+				   counts whole blocks */
 	char fsid[33];		/* filesystem id, hex */
 	int mounted;		/* another process holds the lock */
 	long pid;		/* that process, when mounted */

@@ -311,6 +311,44 @@ int crypt_local_seal(struct crypt_local *l, uint64_t ino,
 int crypt_local_open(struct crypt_local *l, uint64_t ino,
 		     struct crypt_sector *s, size_t n, size_t *failed);
 
+/*
+ * Metadata records of the local store (LMDB).
+ *
+ * A name becomes a key that says nothing, yet is found again:
+ * crypt_local_name() is HMAC-SHA256 under HKDF(master key of generation
+ * 0, salt = fsid, "phifs local names v1" NUL cache_id) of len(9) ||
+ * domain (1) || parent (8, big-endian) || name, cut to CRYPT_LOCAL_NAME
+ * bytes.  Generation 0's key, so that a rotation does not move every
+ * name; the domain keeps apart names of different tables.
+ *
+ * A value is sealed as: generation (4) || nonce (12) || AES-256-GCM
+ * ciphertext || tag (16), under HKDF(master key of that generation, salt
+ * = fsid, "phifs local metadata v1" NUL cache_id) with the caller's aad
+ * (the record's key, so that a value moved to another key fails).  The
+ * nonce is synthetic: HMAC-SHA256 under a key of its own ("phifs local
+ * metadata nonces v1") of len(aad) || aad || value, cut to 12 bytes.  It
+ * repeats only where aad and value do, and then the sealed bytes are
+ * alike too: no counter to keep across crashes, and nothing learnt but
+ * that a record went back to a value it held before.
+ */
+#define CRYPT_LOCAL_NAME 16
+#define CRYPT_LOCAL_VALUE_OVERHEAD 32
+/* The keyed hash of name in parent, for domain (a table).  0 or -ENOMEM. */
+int crypt_local_name(struct crypt_local *l, uint8_t domain, uint64_t parent,
+		     const void *name, size_t len,
+		     uint8_t out[CRYPT_LOCAL_NAME]);
+/* Seal in[0..len) into out (len + CRYPT_LOCAL_VALUE_OVERHEAD bytes)
+ * under the newest generation.  0 or -ENOMEM. */
+int crypt_local_seal_value(struct crypt_local *l, const void *aad,
+			   size_t aadlen, const void *in, size_t len,
+			   void *out);
+/* Open in[0..len) into out (len - CRYPT_LOCAL_VALUE_OVERHEAD bytes).
+ * 0, PHI_EAUTHFAIL (tag, aad or a generation l lacks), PHI_ECORRUPT
+ * (too short), -ENOMEM. */
+int crypt_local_open_value(struct crypt_local *l, const void *aad,
+			   size_t aadlen, const void *in, size_t len,
+			   void *out);
+
 /* ------------------------------------------------------------------ */
 /* Superblock and key slots                                            */
 /* ------------------------------------------------------------------ */

@@ -512,6 +512,7 @@ TEST(compare_meets_eviction_and_a_view_behind)
 	vc.dir = path;
 	vc.block_size = e.cfg.block_size;
 	vc.region_names = names;
+	vc.key = e.key;		/* rebuilt sealed, as phifs fsck opens it */
 	ASSERT_OK(cache_open(&view, &vc, CACHE_OPEN_RDONLY));
 
 	ca.region = slow;
@@ -560,6 +561,26 @@ static void find_line(void *ctx, const char *line)
 		*found = 1;
 }
 
+/* The LMDB environment of e's closed cache, a write transaction on it
+ * and table name's first record in *k, *v. */
+static void raw_first(struct env *e, const char *name, MDB_env **env,
+		      MDB_txn **txn, MDB_dbi *dbi, MDB_val *k, MDB_val *v)
+{
+	MDB_cursor *cur;
+	char path[4200];
+
+	snprintf(path, sizeof(path), "%s/meta", e->cfg.dir);
+	ASSERT_OK(mdb_env_create(env));
+	mdb_env_set_maxdbs(*env, 16);
+	mdb_env_set_mapsize(*env, 64ull << 30);
+	ASSERT_OK(mdb_env_open(*env, path, MDB_NOTLS, 0600));
+	ASSERT_OK(mdb_txn_begin(*env, NULL, 0, txn));
+	ASSERT_OK(mdb_dbi_open(*txn, name, 0, dbi));
+	ASSERT_OK(mdb_cursor_open(*txn, *dbi, &cur));
+	ASSERT_OK(mdb_cursor_get(cur, k, v, MDB_FIRST));
+	mdb_cursor_close(cur);
+}
+
 /* fsck meets metadata as damaged as it may be: a readdir entry whose name
  * is longer than any name may be is a problem it reports, not a buffer it
  * overruns. */
@@ -569,27 +590,20 @@ TEST(fsck_reports_an_overlong_readdir_name)
 	MDB_env *env;
 	MDB_txn *txn;
 	MDB_dbi dbi;
-	MDB_cursor *cur;
 	MDB_val k, v, nk, nv;
 	uint8_t key[16], val[512];
-	char path[4200];
 	size_t head;
 	int found = 0;
 
+	/* records in the clear, to be edited here (sealed ones: below) */
 	env_init(&e, 1ull << 30);
+	env_close(&e);
+	e.cfg.plain_store = 1;
+	env_open(&e);
 	mkfile(e.c, "f0");
 	env_close(&e);
 
-	snprintf(path, sizeof(path), "%s/meta", e.cfg.dir);
-	ASSERT_OK(mdb_env_create(&env));
-	mdb_env_set_maxdbs(env, 16);
-	mdb_env_set_mapsize(env, 64ull << 30);
-	ASSERT_OK(mdb_env_open(env, path, MDB_NOTLS, 0600));
-	ASSERT_OK(mdb_txn_begin(env, NULL, 0, &txn));
-	ASSERT_OK(mdb_dbi_open(txn, "dircookies", 0, &dbi));
-	ASSERT_OK(mdb_cursor_open(txn, dbi, &cur));
-	ASSERT_OK(mdb_cursor_get(cur, &k, &v, MDB_FIRST));
-	mdb_cursor_close(cur);
+	raw_first(&e, "dircookies", &env, &txn, &dbi, &k, &v);
 	/* the one entry names "f0": the record is what comes before it */
 	ASSERT_TRUE(k.mv_size == 16 && v.mv_size > 2 && v.mv_size < 64);
 	head = v.mv_size - 2;
@@ -609,6 +623,51 @@ TEST(fsck_reports_an_overlong_readdir_name)
 	env_done(&e);
 }
 
+static void find_seal_line(void *ctx, const char *line)
+{
+	int *found = ctx;
+
+	if (strstr(line, "dirents") && strstr(line, "fails its seal"))
+		*found = 1;
+}
+
+/* Sealed names: a record changed on disk fails its seal; fsck says so,
+ * and a lookup of it is an error, not another file. */
+TEST(fsck_reports_a_name_that_fails_its_seal)
+{
+	struct env e;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k, v, nv;
+	uint8_t val[512];
+	struct stat st;
+	int found = 0;
+
+	env_init(&e, 1ull << 30);
+	mkfile(e.c, "f0");
+	env_close(&e);
+
+	raw_first(&e, "dirents", &env, &txn, &dbi, &k, &v);
+	/* the name is no longer in the key: 8 bytes of parent, a hash */
+	ASSERT_TRUE(k.mv_size == 8 + 16);
+	ASSERT_TRUE(memmem(k.mv_data, k.mv_size, "f0", 2) == NULL);
+	ASSERT_TRUE(v.mv_size < sizeof(val));
+	memcpy(val, v.mv_data, v.mv_size);
+	val[v.mv_size / 2] ^= 1;
+	nv = (MDB_val){ v.mv_size, val };
+	ASSERT_OK(mdb_put(txn, dbi, &k, &nv, 0));
+	ASSERT_OK(mdb_txn_commit(txn));
+	mdb_env_close(env);
+
+	env_open(&e);
+	ASSERT_TRUE(cache_fsck(e.c, find_seal_line, &found) > 0);
+	ASSERT_TRUE(found);
+	ASSERT_ERR(cache_lookup(e.c, CACHE_ROOT_INO, "f0", &st),
+		   PHI_EAUTHFAIL);
+	env_done(&e);
+}
+
 TEST_MAIN(
 	TEST_ENTRY(recover_rebuilds_tree_from_one_region),
 	TEST_ENTRY(recover_as_at_a_moment),
@@ -619,4 +678,5 @@ TEST_MAIN(
 	TEST_ENTRY(gc_keeps_every_moment_within_retention),
 	TEST_ENTRY(compare_meets_eviction_and_a_view_behind),
 	TEST_ENTRY(fsck_reports_an_overlong_readdir_name),
+	TEST_ENTRY(fsck_reports_a_name_that_fails_its_seal),
 )

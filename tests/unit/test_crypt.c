@@ -2129,6 +2129,84 @@ TEST(local_sectors_across_a_rotation)
 	free(out);
 }
 
+/* Names of the local metadata: found again, told apart by parent, name
+ * and cache, the same after a rotation.  Values: open only under their
+ * key (aad), unaltered, with the generation that sealed them. */
+TEST(local_metadata_names_and_values)
+{
+	struct crypt_key *mk = new_key(), *k1 = NULL;
+	struct crypt_local *l = NULL, *l2 = NULL, *l1 = NULL;
+	uint8_t a[CRYPT_LOCAL_NAME], b[CRYPT_LOCAL_NAME];
+	static const char value[] = "Patient Doe, DOB 1970-01-01";
+	uint8_t sealed[sizeof(value) + CRYPT_LOCAL_VALUE_OVERHEAD];
+	uint8_t sealed1[sizeof(value) + CRYPT_LOCAL_VALUE_OVERHEAD];
+	char out[sizeof(value)];
+	struct buf sb;
+
+	ASSERT_OK(crypt_local_new(mk, FSID, CACHE1, &l));
+	ASSERT_OK(crypt_local_new(mk, FSID, CACHE2, &l2));
+	ASSERT_OK(crypt_local_name(l, 0, 1, "Doe^John", 8, a));
+	ASSERT_OK(crypt_local_name(l, 0, 1, "Doe^John", 8, b));
+	ASSERT_TRUE(memcmp(a, b, sizeof(a)) == 0);
+	ASSERT_OK(crypt_local_name(l, 0, 2, "Doe^John", 8, b));
+	ASSERT_TRUE(memcmp(a, b, sizeof(a)) != 0);
+	ASSERT_OK(crypt_local_name(l, 0, 1, "Doe^Joan", 8, b));
+	ASSERT_TRUE(memcmp(a, b, sizeof(a)) != 0);
+	ASSERT_OK(crypt_local_name(l2, 0, 1, "Doe^John", 8, b));
+	ASSERT_TRUE(memcmp(a, b, sizeof(a)) != 0);
+	ASSERT_OK(crypt_local_name(l, 1, 1, "Doe^John", 8, b));
+	ASSERT_TRUE(memcmp(a, b, sizeof(a)) != 0);	/* another domain */
+
+	ASSERT_OK(crypt_local_seal_value(l, "k1", 2, value,
+					 sizeof(value), sealed));
+	ASSERT_TRUE(memmem(sealed, sizeof(sealed), "Doe", 3) == NULL);
+	/* the nonce follows aad and value: alike only where both are */
+	ASSERT_OK(crypt_local_seal_value(l, "k1", 2, value, sizeof(value),
+					 sealed1));
+	ASSERT_TRUE(memcmp(sealed, sealed1, sizeof(sealed)) == 0);
+	ASSERT_OK(crypt_local_seal_value(l, "k2", 2, value, sizeof(value),
+					 sealed1));
+	ASSERT_TRUE(memcmp(sealed + 4, sealed1 + 4, 12) != 0);
+	ASSERT_OK(crypt_local_open_value(l, "k1", 2, sealed, sizeof(sealed),
+					 out));
+	ASSERT_TRUE(memcmp(out, value, sizeof(value)) == 0);
+	ASSERT_ERR(crypt_local_open_value(l, "k2", 2, sealed, sizeof(sealed),
+					  out), PHI_EAUTHFAIL);
+	ASSERT_ERR(crypt_local_open_value(l2, "k1", 2, sealed,
+					  sizeof(sealed), out), PHI_EAUTHFAIL);
+	sealed[20] ^= 4;
+	ASSERT_ERR(crypt_local_open_value(l, "k1", 2, sealed, sizeof(sealed),
+					  out), PHI_EAUTHFAIL);
+	sealed[20] ^= 4;
+	ASSERT_ERR(crypt_local_open_value(l, "k1", 2, sealed, 31, out),
+		   PHI_ECORRUPT);
+
+	/* a rotation: names stay, new values seal under generation 1,
+	 * old ones still open; the old key opens only the old ones */
+	new_super(mk, &sb);
+	ASSERT_EQ(crypt_super_add_passphrase(&sb, mk, "pw", 2, &FAST), 0);
+	ASSERT_OK(crypt_super_rotate(&sb, mk, &k1));
+	ASSERT_OK(crypt_local_new(k1, FSID, CACHE1, &l1));
+	ASSERT_OK(crypt_local_name(l1, 0, 1, "Doe^John", 8, b));
+	ASSERT_TRUE(memcmp(a, b, sizeof(a)) == 0);
+	ASSERT_OK(crypt_local_seal_value(l1, "k1", 2, value,
+					 sizeof(value), sealed1));
+	ASSERT_OK(crypt_local_open_value(l1, "k1", 2, sealed, sizeof(sealed),
+					 out));
+	ASSERT_OK(crypt_local_open_value(l1, "k1", 2, sealed1,
+					 sizeof(sealed1), out));
+	ASSERT_TRUE(memcmp(out, value, sizeof(value)) == 0);
+	ASSERT_ERR(crypt_local_open_value(l, "k1", 2, sealed1,
+					  sizeof(sealed1), out), PHI_EAUTHFAIL);
+
+	crypt_local_free(l);
+	crypt_local_free(l2);
+	crypt_local_free(l1);
+	crypt_key_free(mk);
+	crypt_key_free(k1);
+	buf_release(&sb);
+}
+
 /* Sealing and opening 1 MiB as local sectors, in calls of 32 sectors
  * (a FUSE read of 128 KiB). */
 static void measure_sectors(const struct crypt_key *mk, uint8_t *data)
@@ -2276,5 +2354,6 @@ TEST_MAIN(
 	TEST_ENTRY(local_sectors_round_trip),
 	TEST_ENTRY(local_sectors_bound_to_their_place),
 	TEST_ENTRY(local_sectors_across_a_rotation),
+	TEST_ENTRY(local_metadata_names_and_values),
 	TEST_ENTRY(measure),
 )
