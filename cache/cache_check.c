@@ -120,7 +120,7 @@ static int fsck_open(struct fsck *f, int jdb, MDB_val *k, MDB_val *d, int *rc)
 /* Read every inode record into f->v. */
 static int fsck_load_inodes(struct fsck *f)
 {
-	MDB_cursor *cur;
+	MDB_cursor *cur = NULL;
 	MDB_val k, d;
 	int rc;
 
@@ -138,7 +138,7 @@ static int fsck_load_inodes(struct fsck *f)
 		memcpy(&rec, d.mv_data, sizeof(rec));
 		rc = fsck_add_inode(f, key_get_u64(k.mv_data), &rec);
 	}
-	if (rc == 0)
+	if (cur)	/* also when a record stopped the walk */
 		mdb_cursor_close(cur);
 	/* keys are big-endian: the cursor gave them in order already */
 	return rc;
@@ -211,7 +211,7 @@ static void fsck_entry(struct fsck *f, uint64_t parent,
 static int fsck_entries(struct fsck *f, int pass)
 {
 	MDB_dbi dbi = pass ? f->c->db_cookies : f->c->db_dirents;
-	MDB_cursor *cur;
+	MDB_cursor *cur = NULL;
 	MDB_val k, d;
 	int rc;
 
@@ -235,7 +235,7 @@ static int fsck_entries(struct fsck *f, int pass)
 		if (pass == 0)
 			fsck_entry(f, parent, &dr);
 	}
-	if (rc == 0)
+	if (cur)	/* also when a record stopped the walk */
 		mdb_cursor_close(cur);
 	return rc;
 }
@@ -272,7 +272,7 @@ static void fsck_link_counts(struct fsck *f)
 /* Report block map entries that lie outside every regular file. */
 static int fsck_blocks(struct fsck *f)
 {
-	MDB_cursor *cur;
+	MDB_cursor *cur = NULL;
 	MDB_val k, d;
 	int rc;
 
@@ -293,7 +293,7 @@ static int fsck_blocks(struct fsck *f)
 			fsck_problem(f, "inode %" PRIu64 ": block %" PRIu64
 			    " is mapped but not part of a file", ino, blk);
 	}
-	if (rc == 0)
+	if (cur)	/* also when a record stopped the walk */
 		mdb_cursor_close(cur);
 	return rc;
 }
