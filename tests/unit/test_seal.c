@@ -542,6 +542,20 @@ TEST(dirty_blocks_outlive_a_close_and_seal_at_next_open)
 
 static void data_path(struct env *e, uint64_t ino, char *out, size_t size);
 
+/* Write n bytes over ino's data file at at (a place the store keeps). */
+static void poke(struct env *e, uint64_t ino, uint64_t at, const void *bytes,
+		 size_t n)
+{
+	char path[4200];
+	int fd;
+
+	data_path(e, ino, path, sizeof(path));
+	fd = open(path, O_RDWR);
+	ASSERT_TRUE(fd >= 0);
+	ASSERT_EQ(pwrite(fd, bytes, n, (off_t)at), (ssize_t)n);
+	close(fd);
+}
+
 /* Copy cache_dir's meta/data.mdb to name (or back, with back). */
 static int copy_meta(struct env *e, const char *name, int back)
 {
@@ -715,9 +729,7 @@ TEST(damaged_local_blocks_are_never_returned)
 	struct env e;
 	static unsigned char a[200 * KiB], b[200 * KiB];
 	struct stat in = { 0 }, out;
-	char path[4200];
 	uint64_t fa, fb, at130k, at100k, at10;
-	int fd;
 
 	env_init(&e, 1ull << 30);
 	/* where those bytes are in the data files (written once: slot 0) */
@@ -735,26 +747,14 @@ TEST(damaged_local_blocks_are_never_returned)
 	sync_ok(&e);
 	env_close(&e);
 	/* a flipped byte in a sealed block of a; data in b's hole */
-	data_path(&e, fa, path, sizeof(path));
-	fd = open(path, O_RDWR);
-	ASSERT_TRUE(fd >= 0);
-	ASSERT_EQ(pwrite(fd, "\x5a", 1, (off_t)at130k), 1);
-	close(fd);
-	data_path(&e, fb, path, sizeof(path));
-	fd = open(path, O_RDWR);
-	ASSERT_TRUE(fd >= 0);
-	ASSERT_EQ(pwrite(fd, "stray", 5, (off_t)at100k), 5);
-	close(fd);
+	poke(&e, fa, at130k, "\x5a", 1);
+	poke(&e, fb, at100k, "stray", 5);
 	env_open(&e);
 	expect(e.c, fa, a, sizeof(a));
 	expect(e.c, fb, b, sizeof(b));
 	/* a partial write into a damaged block keeps the sealed rest */
 	env_close(&e);
-	data_path(&e, fa, path, sizeof(path));
-	fd = open(path, O_RDWR);
-	ASSERT_TRUE(fd >= 0);
-	ASSERT_EQ(pwrite(fd, "\xa5", 1, (off_t)at10), 1);
-	close(fd);
+	poke(&e, fa, at10, "\xa5", 1);
 	env_open(&e);
 	memcpy(a + 20, "patch", 5);
 	put(e.c, fa, 20, "patch", 5);
@@ -994,10 +994,8 @@ TEST(a_write_into_a_damaged_clean_sector_fetches_its_block)
 	struct env e;
 	static unsigned char a[BLOCK_SIZE], got[4096];
 	struct cache_file *f;
-	char path[4200];
 	uint64_t fa, at10;
 	size_t n = 0;
-	int fd;
 
 	env_init(&e, 1ull << 30);
 	at10 = cache_data_where(e.c, 10, 0);
@@ -1006,11 +1004,7 @@ TEST(a_write_into_a_damaged_clean_sector_fetches_its_block)
 	put(e.c, fa, 0, a, sizeof(a));
 	sync_ok(&e);
 	env_close(&e);
-	data_path(&e, fa, path, sizeof(path));
-	fd = open(path, O_RDWR);
-	ASSERT_TRUE(fd >= 0);
-	ASSERT_EQ(pwrite(fd, "\xa5", 1, (off_t)at10), 1);
-	close(fd);
+	poke(&e, fa, at10, "\xa5", 1);
 	env_open(&e);
 	/* one handle: the node, and what its read checked, stay loaded */
 	ASSERT_OK(cache_file_open(e.c, fa, 0, &f));
