@@ -1185,7 +1185,7 @@ int cache_blk_prepare_cut(struct cache *c, struct cnode *n, uint64_t size)
 	if (size % bs && size < n->size) {
 		/* The block the cut splits changes: its tail becomes zeros,
 		 * its head stays and must be good. */
-		rc = check_range(c, n, size / bs * bs, size % bs, 0);
+		rc = check_range(c, n, size / bs * bs, size % bs, 1);
 		if (rc == 0 && cache_blkset_has(&n->gone, size / bs)) {
 			rc = fetch(c, n, size / bs, 0);
 			if (rc == 0 && (rc = cache_sect_sync(c, n)))

@@ -280,6 +280,8 @@ static void owe(struct cache *c, uint64_t lo, uint64_t hi)
 	uint64_t (*o)[2] = c->sect.owed;
 	int n = c->sect.nowed, i, j;
 
+	if (lo < 1)
+		lo = 1;		/* counters start at 1 */
 	if (lo >= hi)
 		return;
 	o[n][0] = lo;
@@ -330,8 +332,8 @@ static void owe(struct cache *c, uint64_t lo, uint64_t hi)
 static int owed_txn(struct cache *c, MDB_txn *txn)
 {
 	MDB_val k = { 9, (void *)"sect_owed" }, v;
-	uint64_t mark = 0, next = 1;
-	int rc = mdb_get(txn, c->db_super, &k, &v);
+	uint64_t mark = 1, next = 1;
+	int rc = mdb_get(txn, c->db_super, &k, &v), have_mark;
 
 	c->sect.nowed = 0;
 	if (rc == 0 && (v.mv_size % 16 || v.mv_size > 7 * 16))
@@ -342,13 +344,27 @@ static int owed_txn(struct cache *c, MDB_txn *txn)
 	} else if (rc != MDB_NOTFOUND) {
 		return cache_meta_err(rc);
 	}
-	if (!c->sect.unclean)
+	/* a store no clean close of this version marked: everything it
+	 * wrote, as the check on every first read had it before */
+	have_mark = cache_meta_super_get_u64(c, txn, "sect_mark", &mark) == 0;
+	if (!c->sect.unclean && have_mark)
 		return 0;
-	if (cache_meta_super_get_u64(c, txn, "sect_mark", &mark))
-		mark = 0;
+	if (!have_mark)
+		mark = 1;
 	if (cache_meta_super_get_u64(c, txn, "sect_next", &next))
 		next = 1;
 	owe(c, mark, next);
+	v = (MDB_val){ (size_t)c->sect.nowed * 16, c->sect.owed };
+	return c->sect.nowed ? cache_meta_err(mdb_put(txn, c->db_super, &k,
+						      &v, 0)) : 0;
+}
+
+static int owe_txn(struct cache *c, MDB_txn *txn, void *arg)
+{
+	const uint64_t *r = arg;
+	MDB_val k = { 9, (void *)"sect_owed" }, v;
+
+	owe(c, r[0], r[1]);
 	v = (MDB_val){ (size_t)c->sect.nowed * 16, c->sect.owed };
 	return c->sect.nowed ? cache_meta_err(mdb_put(txn, c->db_super, &k,
 						      &v, 0)) : 0;
@@ -1169,7 +1185,7 @@ int cache_sect_settling(const struct cache *c)
 
 int cache_sect_convert(struct cache *c)
 {
-	uint64_t state = c->sect.state;
+	uint64_t state = c->sect.state, owed[2];
 	struct crypt_local *keys = c->sect.keys;
 	int rc = 0, to_sealed;
 
@@ -1180,6 +1196,9 @@ int cache_sect_convert(struct cache *c)
 	else if (state == STORE_SEALED && !c->sect.want)
 		state = TO_PLAIN_1;
 	to_sealed = state == TO_SEALED_1 || state == TO_SEALED_2;
+	/* what a conversion seals it copies from bytes no seal vouched
+	 * for: owed a check like a crashed session's (cache_sect_owed()) */
+	owed[0] = counter_mark(c);
 	if (state == TO_SEALED_1 || state == TO_PLAIN_1) {
 		rc = set_state(c, state);
 		if (rc == 0)
@@ -1189,6 +1208,9 @@ int cache_sect_convert(struct cache *c)
 	}
 	if (rc == 0 && (state == TO_SEALED_2 || state == TO_PLAIN_2)) {
 		rc = convert_pass(c, 2, keys, to_sealed);
+		owed[1] = counter_mark(c);
+		if (rc == 0 && to_sealed)
+			rc = cache_meta_write(c, owe_txn, owed);
 		if (rc == 0)
 			rc = set_state(c, to_sealed ? STORE_SEALED :
 					  STORE_PLAIN);

@@ -609,9 +609,11 @@ static void child_write(struct env *e, uint64_t ino, uint64_t off,
 		}
 		if (backend_replica_open(&e->rs, r, 2))
 			_exit(2);
-		/* no sealer or uploaders when the file is copied while
-		 * open: nothing commits beside the copy */
-		e->cfg.regions = lose_commits ? NULL : e->rs;
+		e->cfg.regions = e->rs;
+		/* the write's dirty record is committed, and nothing seals
+		 * it, before the child dies */
+		if (lose_commits)
+			e->cfg.seal_delay_ms = 600000;
 		if (cache_open(&e->c, &e->cfg, 0) ||
 		    (lose_commits && copy_meta(e, "data.mdb.open", 0)) ||
 		    cache_file_open(e->c, ino, 0, &f) ||
@@ -633,8 +635,14 @@ static void child_write(struct env *e, uint64_t ino, uint64_t off,
 	ASSERT_EQ(waitpid(pid, &status, 0), pid);
 	ASSERT_TRUE(WIFEXITED(status));
 	ASSERT_EQ(WEXITSTATUS(status), 0);
-	if (lose_commits)
+	if (lose_commits) {
+		char gone[4200];
+
 		ASSERT_OK(copy_meta(e, "data.mdb.open", 1));
+		snprintf(gone, sizeof(gone), "%s/meta/data.mdb.open",
+			 e->cfg.dir);
+		ASSERT_OK(unlink(gone));
+	}
 	env_open(e);
 }
 
@@ -983,6 +991,33 @@ TEST(torn_first_write_reads_zeros_and_seals)
 	expect(e.c, fa, a, 4 * 4096);
 	sync_ok(&e);
 	ASSERT_STREQ(state(e.c, fa), "replicated");
+	env_done(&e);
+}
+
+/* The same lost commit in a plain store, then local_seal turned on: the
+ * conversion seals the newer bytes, but does not vouch for them; the
+ * block is still checked and fetched again. */
+TEST(a_conversion_does_not_vouch_for_bytes_newer_than_their_record)
+{
+	struct env e;
+	static unsigned char a[BLOCK_SIZE], b[BLOCK_SIZE];
+	uint64_t fa;
+
+	env_init(&e, 1ull << 30);
+	env_close(&e);
+	e.cfg.plain_store = 1;
+	env_open(&e);
+	fill(a, sizeof(a), 54);
+	fill(b, sizeof(b), 55);
+	fa = mkfile(e.c, "a");
+	put(e.c, fa, 0, a, sizeof(a));
+	sync_ok(&e);
+	child_write(&e, fa, 0, b, sizeof(b), UINT64_MAX, 1);
+	env_close(&e);
+	e.cfg.plain_store = 0;
+	env_open(&e);
+	ASSERT_TRUE(cache_store_sealed(e.c));
+	expect(e.c, fa, a, sizeof(a));
 	env_done(&e);
 }
 
@@ -1575,6 +1610,7 @@ TEST_MAIN(
 	TEST_ENTRY(torn_rewrite_reads_the_version_before),
 	TEST_ENTRY(torn_first_write_reads_zeros_and_seals),
 	TEST_ENTRY(bytes_a_lost_commit_left_behind_give_way_to_the_sealed_copy),
+	TEST_ENTRY(a_conversion_does_not_vouch_for_bytes_newer_than_their_record),
 	TEST_ENTRY(a_write_into_a_damaged_clean_sector_fetches_its_block),
 	TEST_ENTRY(cut_and_grow_while_sealing_leaves_no_stale_block),
 	TEST_ENTRY(working_set_larger_than_cache),
