@@ -845,6 +845,21 @@ static int check_range(struct cache *c, struct cnode *n, uint64_t off,
 		    cache_blkset_has(&n->gone, b) ||
 		    cache_blkset_has(&n->sealing, b))
 			continue;
+		/* a read of a sealed block no crash could have left newer
+		 * than its record: its seal is check enough, and a read that
+		 * fails it fetches the block again (cache_sect_owed()); a
+		 * write into part of one must find it whole first */
+		if (!partial_only && cache_blkset_has(&n->unowed, b))
+			continue;
+		r = partial_only ? 1 : cache_sect_owed(c, n->fd, b);
+		if (r < 0) {
+			rc = r;
+			break;
+		}
+		if (r == 0) {
+			rc = cache_blkset_add(&n->unowed, b) < 0 ? -ENOMEM : 0;
+			continue;
+		}
 		if (!txn && !(txn = cache_meta_read_begin(c, &rc)))
 			break;
 		r = cache_blk_rec_get(c, txn, n->ino, b, &rec);
@@ -1170,7 +1185,7 @@ int cache_blk_prepare_cut(struct cache *c, struct cnode *n, uint64_t size)
 	if (size % bs && size < n->size) {
 		/* The block the cut splits changes: its tail becomes zeros,
 		 * its head stays and must be good. */
-		rc = check_range(c, n, size / bs * bs, size % bs, 0);
+		rc = check_range(c, n, size / bs * bs, size % bs, 1);
 		if (rc == 0 && cache_blkset_has(&n->gone, size / bs)) {
 			rc = fetch(c, n, size / bs, 0);
 			if (rc == 0 && (rc = cache_sect_sync(c, n)))
@@ -1188,6 +1203,7 @@ int cache_blk_prepare_cut(struct cache *c, struct cnode *n, uint64_t size)
 	blkset_cut(&n->fetched, keep);
 	blkset_cut(&n->sealing, keep);
 	blkset_cut(&n->checked, keep);
+	blkset_cut(&n->unowed, keep);
 	fetch_spoil(n, keep, UINT64_MAX);
 	if (keep < n->cut_from)
 		n->cut_from = keep;
@@ -1361,6 +1377,7 @@ int cache_blk_drop_damaged(struct cache *c, struct cnode *n, uint64_t blk)
 	if (!have)
 		return -EIO;
 	cache_blkset_del(&n->checked, blk);
+	cache_blkset_del(&n->unowed, blk);
 	return drop_local(c, n, blk, 1);
 }
 
@@ -1478,6 +1495,7 @@ int cache_blk_evict_blocks(struct cache *c, struct cnode *n,
 			break;
 		cache_blkset_del(&n->fetched, b);
 		cache_blkset_del(&n->checked, b);
+		cache_blkset_del(&n->unowed, b);
 		if (cache_blkset_add(&n->gone, b) < 0)
 			break;
 	}

@@ -252,13 +252,16 @@ int cache_read_copies(const struct cache *c)
 static int read_sectors(struct cache *c, struct cnode *n, void *buf,
 			uint64_t off, size_t len)
 {
-	uint64_t bad = 0, blk;
+	uint64_t bad = 0, blk, last = UINT64_MAX;
 	int rc = cache_sect_read(c, n->fd, n->ino, buf, off, len, &bad);
 
-	if (rc != PHI_EAUTHFAIL)
-		return rc;
-	blk = bad * CRYPT_SECTOR / c->block_size;
-	if (cache_blk_drop_damaged(c, n, blk) == 0) {
+	/* each block of the range may have one: fetched again in turn,
+	 * until the same block fails twice */
+	while (rc == PHI_EAUTHFAIL) {
+		blk = bad * CRYPT_SECTOR / c->block_size;
+		if (blk == last || cache_blk_drop_damaged(c, n, blk) != 0)
+			break;
+		last = blk;
 		PHI_LOG(PHI_LOG_WARNING, "inode %" PRIu64 ": local sector %"
 			PRIu64 " fails its seal; its block is fetched again",
 			n->ino, bad);
@@ -266,9 +269,9 @@ static int read_sectors(struct cache *c, struct cnode *n, void *buf,
 		if (rc == 0)
 			rc = cache_sect_read(c, n->fd, n->ino, buf, off, len,
 					     &bad);
-		if (rc != PHI_EAUTHFAIL)
-			return rc;
 	}
+	if (rc != PHI_EAUTHFAIL)
+		return rc;
 	PHI_LOG(PHI_LOG_ERR, "inode %" PRIu64 ": local sector %" PRIu64
 		" fails its seal and has no sealed copy to fetch; reads of it "
 		"fail (fsck --scrub reports it)", n->ino, bad);

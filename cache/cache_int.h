@@ -201,6 +201,10 @@ struct cnode {
 	struct blkset checked;	/* clean blocks whose local bytes were
 				   found to match their record since the
 				   node was loaded (blk_check_range()) */
+	struct blkset unowed;	/* sealed clean blocks read unchecked: no
+				   crash owed them a check, and a read
+				   checks what it opens; a write into
+				   part of one still checks it first */
 	uint64_t rec_size;	/* the size the inode record holds (as of
 				   the last fold): a crash cuts the data
 				   file back to it (cache_node_load()) */
@@ -333,6 +337,11 @@ struct sect {
 	uint64_t state;			/* "local_seal" of the super db */
 	pthread_mutex_t lock;		/* the counters */
 	uint64_t next, limit;		/* reserved up to limit */
+	uint64_t owed[8][2];		/* counters [lo, hi) sessions that
+					   ended unclean used: a clean block
+					   holding one is checked against its
+					   record before it is read */
+	int nowed;
 };
 
 struct cache {
@@ -748,6 +757,12 @@ void cache_mrec_free(struct cache *c);
 
 /* --- cache_sect.c: the bytes of the data files ------------------------ */
 
+/* 1 if clean block blk of fd must be checked against its record before
+ * it is read (cache_blk.c): always in a plain store; in a sealed one only
+ * if the newest version of one of its sectors was written by a session
+ * that ended unclean (its dirty record may be lost while its bytes
+ * stayed).  0 if not, or -errno. */
+int cache_sect_owed(struct cache *c, int fd, uint64_t blk);
 /* Set up c->sect's lock (cache_open(), first). */
 void cache_sect_init(struct cache *c);
 /* Seal the local store from now on under key: the cache's id (made on

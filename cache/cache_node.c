@@ -91,6 +91,7 @@ static void node_free(struct cache *c, struct cnode *n)
 	cache_blkset_free(&n->fetched);
 	cache_blkset_free(&n->sealing);
 	cache_blkset_free(&n->checked);
+	cache_blkset_free(&n->unowed);
 	pthread_cond_destroy(&n->fetch_done);
 	pthread_mutex_destroy(&n->lock);
 	free(n);

@@ -273,6 +273,130 @@ static int put_clean(struct cache *c, MDB_txn *txn, uint64_t clean)
 	return cache_meta_err(mdb_put(txn, c->db_super, &k, &v, 0));
 }
 
+/* Add [lo, hi) to the owed ranges, merged, at most 8 (the two nearest
+ * joined when there would be more). */
+static void owe(struct cache *c, uint64_t lo, uint64_t hi)
+{
+	uint64_t (*o)[2] = c->sect.owed;
+	int n = c->sect.nowed, i, j;
+
+	if (lo < 1)
+		lo = 1;		/* counters start at 1 */
+	if (lo >= hi)
+		return;
+	o[n][0] = lo;
+	o[n][1] = hi;
+	n++;
+	for (i = 1; i < n; i++)		/* by lo: few, insertion */
+		for (j = i; j > 0 && o[j][0] < o[j - 1][0]; j--) {
+			uint64_t t0 = o[j][0], t1 = o[j][1];
+
+			o[j][0] = o[j - 1][0];
+			o[j][1] = o[j - 1][1];
+			o[j - 1][0] = t0;
+			o[j - 1][1] = t1;
+		}
+	for (i = 1, j = 0; i < n; i++) {	/* overlapping ones merged */
+		if (o[i][0] <= o[j][1]) {
+			if (o[i][1] > o[j][1])
+				o[j][1] = o[i][1];
+		} else {
+			j++;
+			o[j][0] = o[i][0];
+			o[j][1] = o[i][1];
+		}
+	}
+	n = j + 1;
+	while (n > 7) {			/* room for the next one */
+		int best = 0;
+
+		for (i = 1; i + 1 < n; i++)
+			if (o[i + 1][0] - o[i][1] < o[best + 1][0] - o[best][1])
+				best = i;
+		o[best][1] = o[best + 1][1];
+		for (i = best + 1; i + 1 < n; i++) {
+			o[i][0] = o[i + 1][0];
+			o[i][1] = o[i + 1][1];
+		}
+		n--;
+	}
+	c->sect.nowed = n;
+}
+
+/*
+ * The checks a crash left owed (cache_sect_owed()).  "sect_mark" is the
+ * counter mark of the last clean close: a session that ended unclean
+ * used counters from there up to "sect_next" as it stood (its reserve),
+ * and those ranges stay in "sect_owed" (pairs of 8 bytes) for good.
+ */
+static int owed_txn(struct cache *c, MDB_txn *txn)
+{
+	MDB_val k = { 9, (void *)"sect_owed" }, v;
+	uint64_t mark = 1, next = 1;
+	int rc = mdb_get(txn, c->db_super, &k, &v), have_mark;
+
+	c->sect.nowed = 0;
+	if (rc == 0 && (v.mv_size % 16 || v.mv_size > 7 * 16))
+		return PHI_ECORRUPT;
+	if (rc == 0) {
+		c->sect.nowed = (int)(v.mv_size / 16);
+		memcpy(c->sect.owed, v.mv_data, v.mv_size);
+	} else if (rc != MDB_NOTFOUND) {
+		return cache_meta_err(rc);
+	}
+	/* a store no clean close of this version marked: everything it
+	 * wrote, as the check on every first read had it before */
+	have_mark = cache_meta_super_get_u64(c, txn, "sect_mark", &mark) == 0;
+	if (!c->sect.unclean && have_mark)
+		return 0;
+	if (!have_mark)
+		mark = 1;
+	if (cache_meta_super_get_u64(c, txn, "sect_next", &next))
+		next = 1;
+	owe(c, mark, next);
+	v = (MDB_val){ (size_t)c->sect.nowed * 16, c->sect.owed };
+	return c->sect.nowed ? cache_meta_err(mdb_put(txn, c->db_super, &k,
+						      &v, 0)) : 0;
+}
+
+static int owe_txn(struct cache *c, MDB_txn *txn, void *arg)
+{
+	const uint64_t *r = arg;
+	MDB_val k = { 9, (void *)"sect_owed" }, v;
+
+	owe(c, r[0], r[1]);
+	v = (MDB_val){ (size_t)c->sect.nowed * 16, c->sect.owed };
+	return c->sect.nowed ? cache_meta_err(mdb_put(txn, c->db_super, &k,
+						      &v, 0)) : 0;
+}
+
+int cache_sect_owed(struct cache *c, int fd, uint64_t blk)
+{
+	uint8_t *p;
+	int rc, owed = 0;
+
+	if (!c->sect.sealed || !c->sect.keys)
+		return 1;
+	if (c->sect.nowed == 0)
+		return 0;
+	p = malloc(c->sect.tag_bytes);
+	if (!p)
+		return -ENOMEM;
+	rc = read_full(fd, p, c->sect.tag_bytes, group_off(c, blk));
+	for (uint32_t i = 0; rc == 0 && !owed && i < c->sect.spb; i++) {
+		const uint8_t *e = p + (size_t)i * ENTRIES;
+		int k = newest(e);
+		uint64_t ctr = k < 0 ? 0 : key_get_u64(e + k * ENTRY);
+
+		for (int r = 0; k >= 0 && r < c->sect.nowed; r++)
+			if (ctr >= c->sect.owed[r][0] &&
+			    ctr < c->sect.owed[r][1])
+				owed = 1;
+	}
+	free(p);
+	return rc ? rc : owed;
+}
+
 static int ensure_id_txn(struct cache *c, MDB_txn *txn, void *arg)
 {
 	MDB_val k = { 8, (void *)"cache_id" }, v;
@@ -282,7 +406,9 @@ static int ensure_id_txn(struct cache *c, MDB_txn *txn, void *arg)
 	(void)arg;
 	c->sect.unclean = cache_meta_super_get_u64(c, txn, "sect_clean",
 						   &clean) != 0 || !clean;
-	rc = put_clean(c, txn, 0);
+	rc = owed_txn(c, txn);
+	if (rc == 0)
+		rc = put_clean(c, txn, 0);
 	if (rc)
 		return rc;
 	rc = mdb_get(txn, c->db_super, &k, &v);
@@ -299,17 +425,24 @@ static int ensure_id_txn(struct cache *c, MDB_txn *txn, void *arg)
 
 static int clean_txn(struct cache *c, MDB_txn *txn, void *arg)
 {
-	(void)arg;
-	return put_clean(c, txn, 1);
+	uint64_t mark = *(const uint64_t *)arg;
+	MDB_val k = { 9, (void *)"sect_mark" }, v = { sizeof(mark), &mark };
+	int rc = put_clean(c, txn, 1);
+
+	/* every counter below the mark was used by a session that ended
+	 * clean, or is owed */
+	return rc ? rc : cache_meta_err(mdb_put(txn, c->db_super, &k, &v, 0));
 }
 
 int cache_sect_closed_clean(struct cache *c)
 {
+	uint64_t mark;
 	int rc;
 
 	if (c->rdonly || !c->sect.keys)
 		return 0;
-	rc = cache_meta_write(c, clean_txn, NULL);
+	mark = counter_mark(c);
+	rc = cache_meta_write(c, clean_txn, &mark);
 	return rc ? rc : cache_meta_err(mdb_env_sync(c->env, 1));
 }
 
@@ -1052,7 +1185,7 @@ int cache_sect_settling(const struct cache *c)
 
 int cache_sect_convert(struct cache *c)
 {
-	uint64_t state = c->sect.state;
+	uint64_t state = c->sect.state, owed[2];
 	struct crypt_local *keys = c->sect.keys;
 	int rc = 0, to_sealed;
 
@@ -1063,6 +1196,9 @@ int cache_sect_convert(struct cache *c)
 	else if (state == STORE_SEALED && !c->sect.want)
 		state = TO_PLAIN_1;
 	to_sealed = state == TO_SEALED_1 || state == TO_SEALED_2;
+	/* what a conversion seals it copies from bytes no seal vouched
+	 * for: owed a check like a crashed session's (cache_sect_owed()) */
+	owed[0] = counter_mark(c);
 	if (state == TO_SEALED_1 || state == TO_PLAIN_1) {
 		rc = set_state(c, state);
 		if (rc == 0)
@@ -1072,6 +1208,9 @@ int cache_sect_convert(struct cache *c)
 	}
 	if (rc == 0 && (state == TO_SEALED_2 || state == TO_PLAIN_2)) {
 		rc = convert_pass(c, 2, keys, to_sealed);
+		owed[1] = counter_mark(c);
+		if (rc == 0 && to_sealed)
+			rc = cache_meta_write(c, owe_txn, owed);
 		if (rc == 0)
 			rc = set_state(c, to_sealed ? STORE_SEALED :
 					  STORE_PLAIN);

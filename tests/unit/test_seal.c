@@ -542,13 +542,55 @@ TEST(dirty_blocks_outlive_a_close_and_seal_at_next_open)
 
 static void data_path(struct env *e, uint64_t ino, char *out, size_t size);
 
+/* Write n bytes over ino's data file at at (a place the store keeps). */
+static void poke(struct env *e, uint64_t ino, uint64_t at, const void *bytes,
+		 size_t n)
+{
+	char path[4200];
+	int fd;
+
+	data_path(e, ino, path, sizeof(path));
+	fd = open(path, O_RDWR);
+	ASSERT_TRUE(fd >= 0);
+	ASSERT_EQ(pwrite(fd, bytes, n, (off_t)at), (ssize_t)n);
+	close(fd);
+}
+
+/* Copy cache_dir's meta/data.mdb to name (or back, with back). */
+static int copy_meta(struct env *e, const char *name, int back)
+{
+	char a[4200], b[4200];
+	static char buf[1 << 20];
+	int in, out, rc = 0;
+	ssize_t n;
+
+	snprintf(a, sizeof(a), "%s/meta/data.mdb", e->cfg.dir);
+	snprintf(b, sizeof(b), "%s/meta/%s", e->cfg.dir, name);
+	in = open(back ? b : a, O_RDONLY);
+	out = open(back ? a : b, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (in < 0 || out < 0)
+		rc = -1;
+	while (rc == 0 && (n = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, (size_t)n) != n)
+			rc = -1;
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	return rc;
+}
+
 /* Like kill -9 of the daemon: in a child, open the cache, write
  * [off, off+len) with the handle left open, and _exit() at once, before
  * any fold or seal could run.  With tear_at not UINT64_MAX, the child
  * first overwrites 4 KiB of the data file there with junk, as a power
- * loss that kept a new entry but not the bytes it names would. */
-static void write_tear_and_die(struct env *e, uint64_t ino, uint64_t off,
-			       const void *buf, size_t len, uint64_t tear_at)
+ * loss that kept a new entry but not the bytes it names would.  With
+ * lose_commits, the LMDB file goes back to what it was just after the
+ * child's open, as a power loss that kept the written bytes but lost
+ * the commits after the open's (the write's dirty record) would. */
+static void child_write(struct env *e, uint64_t ino, uint64_t off,
+			const void *buf, size_t len, uint64_t tear_at,
+			int lose_commits)
 {
 	pid_t pid;
 	int status;
@@ -568,7 +610,12 @@ static void write_tear_and_die(struct env *e, uint64_t ino, uint64_t off,
 		if (backend_replica_open(&e->rs, r, 2))
 			_exit(2);
 		e->cfg.regions = e->rs;
+		/* the write's dirty record is committed, and nothing seals
+		 * it, before the child dies */
+		if (lose_commits)
+			e->cfg.seal_delay_ms = 600000;
 		if (cache_open(&e->c, &e->cfg, 0) ||
+		    (lose_commits && copy_meta(e, "data.mdb.open", 0)) ||
 		    cache_file_open(e->c, ino, 0, &f) ||
 		    cache_write(e->c, f, off, buf, len) != (ssize_t)len)
 			_exit(1);
@@ -588,7 +635,21 @@ static void write_tear_and_die(struct env *e, uint64_t ino, uint64_t off,
 	ASSERT_EQ(waitpid(pid, &status, 0), pid);
 	ASSERT_TRUE(WIFEXITED(status));
 	ASSERT_EQ(WEXITSTATUS(status), 0);
+	if (lose_commits) {
+		char gone[4200];
+
+		ASSERT_OK(copy_meta(e, "data.mdb.open", 1));
+		snprintf(gone, sizeof(gone), "%s/meta/data.mdb.open",
+			 e->cfg.dir);
+		ASSERT_OK(unlink(gone));
+	}
 	env_open(e);
+}
+
+static void write_tear_and_die(struct env *e, uint64_t ino, uint64_t off,
+			       const void *buf, size_t len, uint64_t tear_at)
+{
+	child_write(e, ino, off, buf, len, tear_at, 0);
 }
 
 static void write_and_die(struct env *e, uint64_t ino, uint64_t off,
@@ -676,9 +737,7 @@ TEST(damaged_local_blocks_are_never_returned)
 	struct env e;
 	static unsigned char a[200 * KiB], b[200 * KiB];
 	struct stat in = { 0 }, out;
-	char path[4200];
 	uint64_t fa, fb, at130k, at100k, at10;
-	int fd;
 
 	env_init(&e, 1ull << 30);
 	/* where those bytes are in the data files (written once: slot 0) */
@@ -696,26 +755,14 @@ TEST(damaged_local_blocks_are_never_returned)
 	sync_ok(&e);
 	env_close(&e);
 	/* a flipped byte in a sealed block of a; data in b's hole */
-	data_path(&e, fa, path, sizeof(path));
-	fd = open(path, O_RDWR);
-	ASSERT_TRUE(fd >= 0);
-	ASSERT_EQ(pwrite(fd, "\x5a", 1, (off_t)at130k), 1);
-	close(fd);
-	data_path(&e, fb, path, sizeof(path));
-	fd = open(path, O_RDWR);
-	ASSERT_TRUE(fd >= 0);
-	ASSERT_EQ(pwrite(fd, "stray", 5, (off_t)at100k), 5);
-	close(fd);
+	poke(&e, fa, at130k, "\x5a", 1);
+	poke(&e, fb, at100k, "stray", 5);
 	env_open(&e);
 	expect(e.c, fa, a, sizeof(a));
 	expect(e.c, fb, b, sizeof(b));
 	/* a partial write into a damaged block keeps the sealed rest */
 	env_close(&e);
-	data_path(&e, fa, path, sizeof(path));
-	fd = open(path, O_RDWR);
-	ASSERT_TRUE(fd >= 0);
-	ASSERT_EQ(pwrite(fd, "\xa5", 1, (off_t)at10), 1);
-	close(fd);
+	poke(&e, fa, at10, "\xa5", 1);
 	env_open(&e);
 	memcpy(a + 20, "patch", 5);
 	put(e.c, fa, 20, "patch", 5);
@@ -943,6 +990,89 @@ TEST(torn_first_write_reads_zeros_and_seals)
 	memset(a + 3 * 4096, 0, 4096);
 	expect(e.c, fa, a, 4 * 4096);
 	sync_ok(&e);
+	ASSERT_STREQ(state(e.c, fa), "replicated");
+	env_done(&e);
+}
+
+/* The same lost commit in a plain store, then local_seal turned on: the
+ * conversion seals the newer bytes, but does not vouch for them; the
+ * block is still checked and fetched again. */
+TEST(a_conversion_does_not_vouch_for_bytes_newer_than_their_record)
+{
+	struct env e;
+	static unsigned char a[BLOCK_SIZE], b[BLOCK_SIZE];
+	uint64_t fa;
+
+	env_init(&e, 1ull << 30);
+	env_close(&e);
+	e.cfg.plain_store = 1;
+	env_open(&e);
+	fill(a, sizeof(a), 54);
+	fill(b, sizeof(b), 55);
+	fa = mkfile(e.c, "a");
+	put(e.c, fa, 0, a, sizeof(a));
+	sync_ok(&e);
+	child_write(&e, fa, 0, b, sizeof(b), UINT64_MAX, 1);
+	env_close(&e);
+	e.cfg.plain_store = 0;
+	env_open(&e);
+	ASSERT_TRUE(cache_store_sealed(e.c));
+	expect(e.c, fa, a, sizeof(a));
+	env_done(&e);
+}
+
+/* A read of one part of a sealed block checks only what it opens: a
+ * write into part of another sector of it that fails its seal fetches
+ * the block again, as a read would, instead of failing. */
+TEST(a_write_into_a_damaged_clean_sector_fetches_its_block)
+{
+	struct env e;
+	static unsigned char a[BLOCK_SIZE], got[4096];
+	struct cache_file *f;
+	uint64_t fa, at10;
+	size_t n = 0;
+
+	env_init(&e, 1ull << 30);
+	at10 = cache_data_where(e.c, 10, 0);
+	fill(a, sizeof(a), 53);
+	fa = mkfile(e.c, "a");
+	put(e.c, fa, 0, a, sizeof(a));
+	sync_ok(&e);
+	env_close(&e);
+	poke(&e, fa, at10, "\xa5", 1);
+	env_open(&e);
+	/* one handle: the node, and what its read checked, stay loaded */
+	ASSERT_OK(cache_file_open(e.c, fa, 0, &f));
+	ASSERT_OK(read_file(e.c, f, 5 * 4096, got, sizeof(got), &n));
+	ASSERT_EQ(n, sizeof(got));
+	ASSERT_TRUE(memcmp(got, a + 5 * 4096, sizeof(got)) == 0);
+	memcpy(a + 20, "patch", 5);
+	ASSERT_EQ(cache_write(e.c, f, 20, "patch", 5), 5);
+	cache_file_release(e.c, f);
+	expect(e.c, fa, a, sizeof(a));
+	env_done(&e);
+}
+
+/* A power loss that kept a rewrite's bytes but lost the commit of its
+ * dirty record: the block's record still says clean, with the checksum of
+ * what the regions hold.  The open after it owes the block a check
+ * (cache_sect_owed()), which finds the bytes newer than the record and
+ * fetches the sealed copy again: local and regions agree. */
+TEST(bytes_a_lost_commit_left_behind_give_way_to_the_sealed_copy)
+{
+	struct env e;
+	static unsigned char a[BLOCK_SIZE], b[BLOCK_SIZE];
+	uint64_t fa;
+
+	env_init(&e, 1ull << 30);
+	fill(a, sizeof(a), 51);
+	fill(b, sizeof(b), 52);
+	fa = mkfile(e.c, "a");
+	put(e.c, fa, 0, a, sizeof(a));
+	sync_ok(&e);
+	ASSERT_STREQ(state(e.c, fa), "replicated");
+	child_write(&e, fa, 0, b, sizeof(b), UINT64_MAX, 1);
+	expect(e.c, fa, a, sizeof(a));
 	ASSERT_STREQ(state(e.c, fa), "replicated");
 	env_done(&e);
 }
@@ -1479,6 +1609,9 @@ TEST_MAIN(
 	TEST_ENTRY(damaged_dirty_sector_is_eio_and_reported),
 	TEST_ENTRY(torn_rewrite_reads_the_version_before),
 	TEST_ENTRY(torn_first_write_reads_zeros_and_seals),
+	TEST_ENTRY(bytes_a_lost_commit_left_behind_give_way_to_the_sealed_copy),
+	TEST_ENTRY(a_conversion_does_not_vouch_for_bytes_newer_than_their_record),
+	TEST_ENTRY(a_write_into_a_damaged_clean_sector_fetches_its_block),
 	TEST_ENTRY(cut_and_grow_while_sealing_leaves_no_stale_block),
 	TEST_ENTRY(working_set_larger_than_cache),
 	TEST_ENTRY(dirty_data_fills_cache_enospc),
