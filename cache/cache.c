@@ -426,7 +426,7 @@ static int meta_compact(struct cache *c)
 
 int cache_needs_key(const struct cache *c)
 {
-	return c->msealed && !c->mkeys;
+	return cache_rec_keyless(c);
 }
 
 int cache_open(struct cache **out, const struct cache_config *cfg,

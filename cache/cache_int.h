@@ -711,6 +711,8 @@ static inline uint64_t cache_blocks_shown(uint64_t blocks, uint64_t size)
  * Values got live until the transaction ends (cache_rec_txn_end()). */
 #define CACHE_REC_QUIET 0x1000000	/* flag: note nothing for the journal */
 int cache_rec_sealed_db(int jdb);
+/* 1 if the tables are sealed and c was opened without the key. */
+int cache_rec_keyless(const struct cache *c);
 /* The table of journal id jdb (JDB_*). */
 MDB_dbi cache_rec_db(struct cache *c, int jdb);
 int cache_rec_get(struct cache *c, MDB_txn *txn, int jdb, const MDB_val *key,

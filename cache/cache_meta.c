@@ -379,7 +379,7 @@ int cache_meta_used_bytes(struct cache *c, uint64_t *out)
 	uint64_t sum = 0;
 	int rc;
 
-	if (c->msealed && !c->mkeys)
+	if (cache_rec_keyless(c))
 		return used_by_files(c, out);	/* a tool without the key */
 	txn = cache_meta_read_begin(c, &rc);
 	if (!txn)

@@ -252,6 +252,11 @@ static int open_value(struct cache *c, int jdb, MDB_val *lk, MDB_val *lv)
 	return 0;
 }
 
+int cache_rec_keyless(const struct cache *c)
+{
+	return c->msealed && !c->mkeys;
+}
+
 static int sealed_here(const struct cache *c, int jdb)
 {
 	return c->msealed && cache_rec_sealed_db(jdb);
@@ -722,7 +727,7 @@ int cache_mrec_refresh(struct cache *c, MDB_txn *txn)
 	if (cache_meta_super_get_u64(c, txn, "meta_seal", &state))
 		state = 0;
 	c->msealed = state != 0;
-	return c->msealed && !c->mkeys ? -EACCES : 0;
+	return cache_rec_keyless(c) ? -EACCES : 0;
 }
 
 void cache_mrec_free(struct cache *c)

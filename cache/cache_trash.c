@@ -106,19 +106,14 @@ static void unlink_trash(struct cache *c, uint64_t ino)
 			(unsigned long long)ino, strerror(errno));
 }
 
-/* A tool without the key, on a sealed store, cannot tell a live inode
- * (its record is sealed): it leaves the trash alone. */
-static int blind(const struct cache *c)
-{
-	return c->msealed && !c->mkeys;
-}
-
 int cache_trash_empty(struct cache *c)
 {
 	struct ino_list l = { NULL, 0, 0 };
 	int rc;
 
-	if (blind(c))
+	/* a tool without the key cannot tell a live inode (its record
+	 * is sealed): it leaves the trash alone */
+	if (cache_rec_keyless(c))
 		return 0;
 	/* What is listed now was trashed after its unlink committed: one
 	 * sync below makes all those commits durable. */
@@ -165,7 +160,7 @@ static int recover_one(struct cache *c, uint64_t ino, void *arg)
 
 int cache_trash_recover(struct cache *c)
 {
-	if (blind(c))
+	if (cache_rec_keyless(c))
 		return 0;
 	return trash_walk(c, recover_one, NULL);
 }
