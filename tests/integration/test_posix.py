@@ -706,6 +706,52 @@ def test_sparse_file_with_1gib_hole(phifs):
     check()
 
 
+def read_ahead_kb(mnt):
+    """The read-ahead the kernel uses for the mount at mnt (its device)."""
+    st = os.stat(mnt)
+    dev = f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
+    with open(f"/sys/class/bdi/{dev}/read_ahead_kb") as f:
+        return int(f.read())
+
+
+@pytest.mark.parametrize("local_seal", ["on", "off"])
+def test_reads_in_order_come_whole_and_right(phifs, local_seal):
+    """A file read in order: the kernel reads ahead 4 MiB (phifs raises
+    its device's read_ahead_kb when it mounts as root) in requests of up
+    to 1 MiB, which a plain store answers by splice or, past what a pipe
+    holds, by copy, and a sealed one by copy; every byte comes back, cold
+    and warm, whatever the reader's size and offset."""
+    fs = phifs
+    with open(fs.config) as f:
+        text = f.read()
+    fs.umount()
+    fs.write_config(text.replace(
+        "[filesystem]\n", f"[filesystem]\nlocal_seal = {local_seal}\n"))
+    fs.mount()
+    if os.geteuid() == 0:
+        assert read_ahead_kb(fs.mnt) == 4096
+    data = random.Random(7).randbytes(9 * MiB + 12345)
+    p = fs.path("series.bin")
+    write_file(p, data)
+    fs.remount()                    # cold: nothing in the page cache
+    assert fs.status()["local_sealed"] is (local_seal == "on")
+    for size in (MiB, 3 * MiB + 7, 4096, 1000):
+        got = bytearray()
+        with open(p, "rb", buffering=0) as f:
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+            while chunk := f.read(size):
+                got += chunk
+        assert got == data, f"{size}-byte reads return other bytes"
+    fd = os.open(p, os.O_RDONLY | getattr(os, "O_DIRECT", 0))
+    try:
+        # a read the kernel passes on whole: past 1 MiB it splits it
+        buf = mmap.mmap(-1, 2 * MiB)
+        assert os.preadv(fd, [buf], 3 * MiB) == 2 * MiB
+        assert buf[:] == data[3 * MiB:5 * MiB]
+    finally:
+        os.close(fd)
+
+
 def test_file_over_4gib(phifs):
     p = phifs.path("big")
     off = 5 * GiB
