@@ -71,6 +71,7 @@
 #define SLOTS 3
 #define ENTRIES (SLOTS * ENTRY)	/* the slots of a sector */
 #define CHUNK 16		/* sectors per round: 64 KiB on the stack */
+#define READ_CHUNK 64		/* sectors per round of a read: 256 KiB */
 #define RESERVE ((uint64_t)1 << 32)
 
 struct entry {
@@ -434,6 +435,13 @@ static int clean_txn(struct cache *c, MDB_txn *txn, void *arg)
 	return rc ? rc : cache_meta_err(mdb_put(txn, c->db_super, &k, &v, 0));
 }
 
+int cache_sect_format(struct cache *c, MDB_txn *txn)
+{
+	uint64_t first = 1;	/* counters start at 1 */
+
+	return clean_txn(c, txn, &first);
+}
+
 int cache_sect_closed_clean(struct cache *c)
 {
 	uint64_t mark;
@@ -533,9 +541,9 @@ static void piece_of(uint64_t sec, uint64_t off, size_t len,
 }
 
 /* The sectors of [off, off + len) from the first one on that share its
- * block, at most CHUNK. */
+ * block, at most max. */
 static size_t chunk_of(const struct cache *c, uint64_t off, size_t len,
-		       uint64_t *sec)
+		       size_t max, uint64_t *sec)
 {
 	uint64_t first = off / SECTOR, last = (off + len - 1) / SECTOR;
 	uint64_t in_blk = c->sect.spb - first % c->sect.spb;
@@ -544,21 +552,21 @@ static size_t chunk_of(const struct cache *c, uint64_t off, size_t len,
 	*sec = first;
 	if (n > in_blk)
 		n = in_blk;
-	return n > CHUNK ? CHUNK : (size_t)n;
+	return n > max ? max : (size_t)n;
 }
 
 /*
  * Open the sectors of one block whose entries are ents, sectors
- * sec .. sec + n: read each newest slot into dst[j] (NULL: skip) and
- * decrypt it there.  Empty sectors are zeroed.  *bad: the sector that
- * failed.
+ * sec .. sec + n (n <= READ_CHUNK): read each newest slot into dst[j]
+ * (NULL: skip) and decrypt it there.  Empty sectors are zeroed.  *bad:
+ * the sector that failed.
  */
 static int open_run(struct cache *c, int fd, uint64_t ino, uint64_t sec,
 		    size_t n, const uint8_t *ents, uint8_t *const *dst,
 		    uint64_t *bad)
 {
 	uint64_t blk = sec / c->sect.spb, i0 = sec % c->sect.spb;
-	struct crypt_sector s[CHUNK];
+	struct crypt_sector s[READ_CHUNK];
 	size_t ns = 0, failed = 0;
 	int rc = 0;
 
@@ -600,17 +608,21 @@ static int open_run(struct cache *c, int fd, uint64_t ino, uint64_t sec,
 }
 
 /*
- * A read from the start of a block: ask the kernel to read ahead this
- * block's entries and slot 0, and the next block's.  Its own read-ahead
- * cannot follow a sealed file read in order (each read takes entries
- * from the head of a group, then sectors further on), and would read
- * the empty slots 1 and 2 between groups.
+ * A read of at least AHEAD_MIN from the start of a block: ask the kernel
+ * to read ahead this block's entries and slot 0, and the next block's.
+ * Its own read-ahead cannot follow a sealed file read in order (each
+ * read takes entries from the head of a group, then sectors further on),
+ * and would read the empty slots 1 and 2 between groups.  A smaller read
+ * (a small file's only block, read whole by the sealer) gives no sign
+ * that more will follow.
  */
-static void read_ahead(struct cache *c, int fd, uint64_t sec)
+#define AHEAD_MIN (128 << 10)
+
+static void read_ahead(struct cache *c, int fd, uint64_t sec, size_t len)
 {
 	uint64_t blk = sec / c->sect.spb;
 
-	if (sec % c->sect.spb)
+	if (sec % c->sect.spb || len < AHEAD_MIN)
 		return;
 	for (uint64_t b = blk; b < blk + 2; b++)
 		posix_fadvise(fd, (off_t)group_off(c, b),
@@ -623,20 +635,20 @@ int cache_sect_read(struct cache *c, int fd, uint64_t ino, void *buf,
 		    uint64_t off, size_t len, uint64_t *bad)
 {
 	/* one array: open_run() may read head and tail in one go */
-	uint8_t ents[CHUNK * ENTRIES], bounce[2 * SECTOR];
+	uint8_t ents[READ_CHUNK * ENTRIES], bounce[2 * SECTOR];
 	uint8_t *head = bounce, *tail = bounce + SECTOR;
 
 	if (!c->sect.sealed)
 		return read_full(fd, buf, len, off);
 	if (!c->sect.keys)
 		return -EACCES;
-	if (len)
-		read_ahead(c, fd, off / SECTOR);
+	if (off % SECTOR == 0)
+		read_ahead(c, fd, off / SECTOR, len);
 	while (len > 0) {
-		uint8_t *dst[CHUNK];
-		struct piece p[CHUNK];
+		uint8_t *dst[READ_CHUNK];
+		struct piece p[READ_CHUNK];
 		uint64_t sec;
-		size_t n = chunk_of(c, off, len, &sec), done;
+		size_t n = chunk_of(c, off, len, READ_CHUNK, &sec), done;
 		uint64_t blk = sec / c->sect.spb;
 		int rc;
 
@@ -744,7 +756,7 @@ int cache_sect_write(struct cache *c, struct cnode *n, const void *buf,
 		uint8_t *old[CHUNK];
 		struct piece p[CHUNK];
 		uint64_t sec;
-		size_t cnt = chunk_of(c, off, len, &sec), done;
+		size_t cnt = chunk_of(c, off, len, CHUNK, &sec), done;
 		uint64_t blk = sec / c->sect.spb;
 
 		rc = read_full(n->fd, ents, cnt * ENTRIES, group_off(c, blk) +
