@@ -84,6 +84,8 @@ static int format_txn(struct cache *c, MDB_txn *txn, void *arg)
 		rc = put_super(c, txn, "block_size", &bs, sizeof(bs));
 	if (rc == 0)
 		rc = put_super(c, txn, "next_ino", &next, sizeof(next));
+	if (rc == 0)
+		rc = cache_sect_format(c, txn);
 	/* made sealed, as the first open would make it */
 	if (rc == 0 && a->cfg->key && !a->cfg->plain_store)
 		rc = cache_mrec_format(c, txn, a->cfg->key);

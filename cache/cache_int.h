@@ -791,6 +791,10 @@ int cache_sect_convert(struct cache *c);
 /* A clean close, all synced: the next open need not look for torn
  * writes.  0 or a code. */
 int cache_sect_closed_clean(struct cache *c);
+/* In the transaction that formats a cache: a store with no data file
+ * yet is clean, and no counter was ever used, so its first open owes no
+ * check.  0 or a code. */
+int cache_sect_format(struct cache *c, MDB_txn *txn);
 /*
  * Read the plaintext [off, off+len) of the data file fd of inode ino into
  * buf: holes and bytes past the end read as zeros.  Returns 0,
