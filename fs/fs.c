@@ -35,20 +35,14 @@
 #define TIMEOUT 1.0
 /* Allocations this large get a mapping of their own (fs_run()). */
 #define MMAP_THRESHOLD (256 << 10)
-/* The largest request: the kernel asks for at most max_write's pages at
- * a time, reads included. */
-#define REQUEST_MAX (1 << 20)
-/* How far the kernel reads ahead of a file read in order: four requests
- * in flight, so that the two cores of a small machine can each answer
- * one (a sealed store's reads decrypt). */
-#define READ_AHEAD (4 << 20)
+/* The largest read sent by splice: larger ones are copied (fs_read()). */
+#define SPLICE_MAX (128 << 10)
 
 struct fs {
 	struct fuse_session *se;
 	struct cache *c;
 	int acl;	/* the kernel enforces POSIX ACLs and leaves the umask
 			   to make_node() (fs_init()) */
-	size_t splice_max;	/* the largest read a pipe can carry */
 };
 
 int fs_errno(int code)
@@ -137,8 +131,8 @@ static void fs_init(void *data, struct fuse_conn_info *conn)
 	 * checked already (fs/README.md). */
 	conn->want &= ~(unsigned)FUSE_CAP_HANDLE_KILLPRIV;
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
-	conn->max_write = REQUEST_MAX;
-	conn->max_readahead = READ_AHEAD;
+	conn->max_write = FS_REQUEST_MAX;
+	conn->max_readahead = FS_READ_AHEAD;
 }
 
 static void fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -424,71 +418,99 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 
 /*
  * Buffers for reads answered from memory (a sealed local store, or a read
- * too large for a pipe): REQUEST_MAX bytes each, the most a read can ask
- * for.  Up to READ_BUFS are kept for the next reads, since memory fresh
- * from the system costs a page fault per page on every read; a buffer
- * held plaintext, so it is wiped before it goes back to the system.  So
- * the daemon keeps at most READ_BUFS * REQUEST_MAX bytes for reads, and
- * only the pages reads have touched.
+ * larger than SPLICE_MAX): FS_REQUEST_MAX bytes each, the most a read can
+ * ask for.  Up to READ_BUFS are kept for the next reads, since memory
+ * fresh from the system costs a page fault per page on every read.  So
+ * the daemon keeps at most READ_BUFS * FS_REQUEST_MAX bytes for reads,
+ * and only the pages reads have touched.  A buffer held plaintext: it is
+ * wiped, as far as reads used it, before it goes back to the system,
+ * when more than READ_BUFS are out at once or at fs_unmount().
  */
 #define READ_BUFS 8
 
+struct read_buf {
+	size_t used;		/* the most bytes a read put in it */
+	char data[];
+};
+
 static struct {
 	pthread_mutex_t lock;
-	char *free[READ_BUFS];
+	struct read_buf *free[READ_BUFS];
 	int n;
 } read_bufs = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
-static char *read_buf_get(size_t size)
+static struct read_buf *read_buf_get(size_t size)
 {
-	char *b = NULL;
+	struct read_buf *b = NULL;
 
-	if (size > REQUEST_MAX)		/* not from the kernel we know */
-		return malloc(size);
-	pthread_mutex_lock(&read_bufs.lock);
-	if (read_bufs.n)
-		b = read_bufs.free[--read_bufs.n];
-	pthread_mutex_unlock(&read_bufs.lock);
-	return b ? b : malloc(REQUEST_MAX);
+	if (size <= FS_REQUEST_MAX) {
+		pthread_mutex_lock(&read_bufs.lock);
+		if (read_bufs.n)
+			b = read_bufs.free[--read_bufs.n];
+		pthread_mutex_unlock(&read_bufs.lock);
+	}
+	if (!b) {		/* larger: not from the kernel we know */
+		b = malloc(sizeof(*b) + (size > FS_REQUEST_MAX ? size :
+					 FS_REQUEST_MAX));
+		if (b)
+			b->used = 0;
+	}
+	return b;
 }
 
-static void read_buf_put(char *b, size_t size)
+static void read_buf_free(struct read_buf *b)
 {
+	explicit_bzero(b->data, b->used);
+	free(b);
+}
+
+static void read_buf_put(struct read_buf *b, size_t size)
+{
+	if (size > b->used)
+		b->used = size;
 	pthread_mutex_lock(&read_bufs.lock);
-	if (size <= REQUEST_MAX && read_bufs.n < READ_BUFS) {
+	if (size <= FS_REQUEST_MAX && read_bufs.n < READ_BUFS) {
 		read_bufs.free[read_bufs.n++] = b;
 		b = NULL;
 	}
 	pthread_mutex_unlock(&read_bufs.lock);
-	if (b) {
-		explicit_bzero(b, size > REQUEST_MAX ? size : REQUEST_MAX);
-		free(b);
-	}
+	if (b)
+		read_buf_free(b);
+}
+
+/* At unmount: no read is left to use them. */
+static void read_bufs_release(void)
+{
+	pthread_mutex_lock(&read_bufs.lock);
+	while (read_bufs.n)
+		read_buf_free(read_bufs.free[--read_bufs.n]);
+	pthread_mutex_unlock(&read_bufs.lock);
 }
 
 static void fs_read_copy(fuse_req_t req, fuse_ino_t ino, size_t size,
 			 off_t off, struct fuse_file_info *fi)
 {
-	char *buf = read_buf_get(size);
+	struct read_buf *buf = read_buf_get(size);
 	ssize_t r = buf ? cache_read(cache_of(req), file_of(fi), (uint64_t)off,
-				     buf, size) : -ENOMEM;
+				     buf->data, size) : -ENOMEM;
 
 	if (r < 0) {
 		reply_err(req, ino, (int)r);
 	} else {
 		fs_answer.bytes = (size_t)r;
 		fs_answer_ready();
-		fuse_reply_buf(req, buf, (size_t)r);
+		fuse_reply_buf(req, buf->data, (size_t)r);
 	}
 	if (buf)
 		read_buf_put(buf, size);
 }
 
 /*
- * A read the kernel asks for whole (up to REQUEST_MAX, see
- * raise_read_ahead()) goes out through a pipe only if one can hold it
- * with the reply's header: libfuse would otherwise copy it through a
- * buffer it allocates per read, which costs more than our own copy.
+ * A read of a plain store goes out by splice, from the data file through
+ * a pipe, up to SPLICE_MAX; a larger one (the kernel asks for up to
+ * FS_REQUEST_MAX once its read-ahead is raised) is copied: 1 MiB reads
+ * sent by splice took 4.2 s of the daemon's CPU per GiB read in order,
+ * against 0.5-0.7 s copied (fs/README.md).
  */
 static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
@@ -496,10 +518,9 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct fuse_bufvec buf = FUSE_BUFVEC_INIT(0);
 	struct cache_extent ext;
 	struct cache *c = cache_of(req);	/* req is gone once replied to */
-	struct fs *fs = fuse_req_userdata(req);
 	int rc;
 
-	if (cache_read_copies(c) || size > fs->splice_max) {
+	if (cache_read_copies(c) || size > SPLICE_MAX) {
 		fs_read_copy(req, ino, size, off, fi);
 		return;
 	}
@@ -869,88 +890,6 @@ int fs_check_options(const struct fs_options *opts, char *err,
 	return -EINVAL;
 }
 
-/* The largest read a pipe here can carry with its reply: libfuse wants
- * room for the data and three pages more. */
-static size_t splice_max(void)
-{
-	long page = sysconf(_SC_PAGESIZE);
-	unsigned long max = 0;
-	FILE *f = fopen("/proc/sys/fs/pipe-max-size", "re");
-
-	if (f) {
-		if (fscanf(f, "%lu", &max) != 1)
-			max = 0;
-		fclose(f);
-	}
-	if (page <= 0 || max < 8 * (unsigned long)page)
-		return 0;	/* every read is copied */
-	return max - 4 * (size_t)page;
-}
-
-/* Does the mount point field p of a mountinfo line (its octal escapes
- * for space, tab, newline and backslash still in) name path? */
-static int mountinfo_names(const char *p, const char *path)
-{
-	while (*p && *p != ' ') {
-		int ch = (unsigned char)*p++;
-
-		if (ch == '\\' && p[0] >= '0' && p[0] <= '3' &&
-		    p[1] >= '0' && p[1] <= '7' && p[2] >= '0' && p[2] <= '7') {
-			ch = (p[0] - '0') << 6 | (p[1] - '0') << 3 | (p[2] - '0');
-			p += 3;
-		}
-		if (ch != (unsigned char)*path++)
-			return 0;
-	}
-	return *path == '\0';
-}
-
-/*
- * The kernel reads ahead of a FUSE file by at most its device's
- * read_ahead_kb, 128 KiB unless raised, whatever max_readahead says; so
- * a file read in order came as 128 KiB requests, each paying a round
- * trip and, in a sealed store, its own reads of the sectors' entries.
- * Raise it for this mount's device (the newest mount on mountpoint in
- * mountinfo: the loop is not running yet, so a stat() would wait on
- * ourselves).  Root only; anyone else keeps the kernel's default.
- */
-static void raise_read_ahead(const char *mountpoint)
-{
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char line[8192], path[64];
-	unsigned maj = 0, min = 0;
-	int found = 0;
-
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned a, b;
-		int at = 0;
-
-		/* id parent major:minor root mountpoint ... */
-		if (sscanf(line, "%*u %*u %u:%u %*s %n", &a, &b, &at) == 2 &&
-		    at > 0 && mountinfo_names(line + at, mountpoint)) {
-			maj = a;
-			min = b;
-			found = 1;
-		}
-	}
-	fclose(f);
-	if (!found)
-		return;
-	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb",
-		 maj, min);
-	f = fopen(path, "we");
-	if (!f)
-		return;
-	if (fprintf(f, "%d\n", READ_AHEAD >> 10) < 0 || fclose(f))
-		PHI_LOG(PHI_LOG_DEBUG, "read-ahead of device %u:%u not raised",
-			maj, min);
-	else
-		PHI_LOG(PHI_LOG_DEBUG, "read-ahead of device %u:%u: %d KiB",
-			maj, min, READ_AHEAD >> 10);
-}
-
 int fs_mount(struct fs **out, struct cache *c, const char *mountpoint,
 	     const struct fs_options *opts, char *err, size_t errlen)
 {
@@ -990,8 +929,6 @@ int fs_mount(struct fs **out, struct cache *c, const char *mountpoint,
 		rc = -EIO;
 		goto fail;
 	}
-	fs->splice_max = splice_max();
-	raise_read_ahead(mountpoint);
 	fuse_opt_free_args(&args);
 	*out = fs;
 	return 0;
@@ -1032,4 +969,5 @@ void fs_unmount(struct fs *fs)
 	fuse_remove_signal_handlers(fs->se);
 	fuse_session_destroy(fs->se);
 	free(fs);
+	read_bufs_release();
 }

@@ -16,6 +16,19 @@
 struct cache;
 struct fs;
 
+/*
+ * How far the kernel should read ahead of a file read in order: two
+ * requests of FS_REQUEST_MAX in flight, so that the two cores of a small
+ * machine can each answer one (a sealed store decrypts).  The kernel
+ * caps it at the mount's device's read_ahead_kb (128 KiB unless raised:
+ * tools/cmd_mount.c raises it to this).  It is also how much a page
+ * fault of a file mapped at random reads around the page.
+ */
+#define FS_READ_AHEAD (2 << 20)
+/* The largest request: the kernel asks for at most max_write's pages at
+ * a time, reads included. */
+#define FS_REQUEST_MAX (1 << 20)
+
 struct fs_options {
 	const char *fuse_opts;	/* user's -o list, comma separated, or NULL */
 	int debug;		/* FUSE request tracing to stderr */

@@ -419,10 +419,12 @@ int tool_super_newer(struct backend *const *be, int n,
 
 /* ---- mounts and places (cmd_mount.c, regions.c) --------------------- */
 
-/* Called per line of /proc/self/mountinfo, mountpoint unescaped; a
- * non-zero return stops the walk and is returned. */
+/* Called per line of /proc/self/mountinfo, mountpoint unescaped, dev the
+ * mount's device as "major:minor"; a non-zero return stops the walk and
+ * is returned. */
 typedef int tool_mount_fn(void *ctx, const char *mountpoint,
-			  const char *type, const char *source);
+			  const char *type, const char *source,
+			  const char *dev);
 
 /* Walk the mounts.  fn's stop value, 0, or -1 when mountinfo cannot be
  * read. */

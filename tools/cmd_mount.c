@@ -179,12 +179,13 @@ static void unescape(char *s)
 int tool_mounts_each(tool_mount_fn *fn, void *ctx)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
-	char line[8192];
+	char *line = NULL;	/* whole, however long its options */
+	size_t cap = 0;
 	int rc = 0;
 
 	if (!f)
 		return -1;
-	while (rc == 0 && fgets(line, sizeof(line), f)) {
+	while (rc == 0 && getline(&line, &cap, f) > 0) {
 		char *field[10], *save = NULL, *dash, *type, *source;
 		int n = 0;
 
@@ -201,8 +202,10 @@ int tool_mounts_each(tool_mount_fn *fn, void *ctx)
 		save = NULL;
 		type = strtok_r(dash + 3, " ", &save);
 		source = type ? strtok_r(NULL, " \n", &save) : NULL;
-		rc = fn(ctx, field[4], type ? type : "", source ? source : "");
+		rc = fn(ctx, field[4], type ? type : "", source ? source : "",
+			field[2]);
 	}
+	free(line);
 	fclose(f);
 	return rc;
 }
@@ -215,16 +218,72 @@ struct mount_query {
 };
 
 static int match_mount(void *ctx, const char *mp, const char *type,
-		       const char *source)
+		       const char *source, const char *dev)
 {
 	struct mount_query *q = ctx;
 
+	(void)dev;
 	if (strcmp(mp, q->path) == 0) {
 		snprintf(q->type, q->len, "%s", type);
 		snprintf(q->source, q->len, "%s", source);
 		q->found = 1;	/* keep going: the last mount on top wins */
 	}
 	return 0;
+}
+
+struct own_mount {
+	const char *path;
+	char source[32];	/* "phifs:PID", as fs_mount() names it */
+	char dev[32];
+};
+
+static int match_own(void *ctx, const char *mp, const char *type,
+		     const char *source, const char *dev)
+{
+	struct own_mount *o = ctx;
+
+	if (strcmp(mp, o->path) == 0 && strcmp(type, "fuse.phifs") == 0 &&
+	    strcmp(source, o->source) == 0)
+		snprintf(o->dev, sizeof(o->dev), "%s", dev);
+	return 0;
+}
+
+/*
+ * The kernel reads ahead of a FUSE file by at most the read_ahead_kb of
+ * the mount's device, 128 KiB unless raised, whatever the INIT reply's
+ * max_readahead says: a file read in order then comes as 128 KiB
+ * requests, one at a time.  Raise it to FS_READ_AHEAD for this mount
+ * (this process's, found in mountinfo: the session loop is not running
+ * yet, so a stat() of the mountpoint would wait on ourselves).  Only
+ * root may; anyone else, or root where /sys is read-only, keeps the
+ * kernel's default, and reads work as before.
+ */
+static void raise_read_ahead(const char *mp)
+{
+	struct own_mount o = { .path = mp };
+	char path[96];
+	FILE *f;
+	int bad;
+
+	if (geteuid() != 0)
+		return;
+	snprintf(o.source, sizeof(o.source), "phifs:%ld", (long)getpid());
+	if (tool_mounts_each(match_own, &o) < 0 || !o.dev[0])
+		return;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", o.dev);
+	f = fopen(path, "we");
+	bad = !f;
+	if (f) {
+		bad = fprintf(f, "%d\n", FS_READ_AHEAD >> 10) < 0;
+		if (fclose(f))
+			bad = 1;
+	}
+	if (bad)
+		PHI_LOG(PHI_LOG_DEBUG, "read-ahead of device %s left as it "
+			"was: %s", o.dev, strerror(errno));
+	else
+		PHI_LOG(PHI_LOG_DEBUG, "read-ahead of device %s: %d KiB",
+			o.dev, FS_READ_AHEAD >> 10);
 }
 
 /*
@@ -802,6 +861,7 @@ static int serve(const struct phi_config *cfg, const struct mount_args *a,
 		close_daemon(key, regions, lease, c);
 		return 1;
 	}
+	raise_read_ahead(mp);
 	tool_metrics_start(metrics, c, lease);
 	/* Once mounted, while stderr is still the user's terminal. */
 	if (a->log_to == TOOL_LOG_SYSLOG && !phi_log_syslog_available())

@@ -506,12 +506,13 @@ struct live_check {
 /* A phifs mount must not hold this filesystem's cache, regions or log:
  * recover once wrote a filesystem into a live mount. */
 static int check_live(void *ctx, const char *mp, const char *type,
-		      const char *source)
+		      const char *source, const char *dev)
 {
 	const struct live_check *lc = ctx;
 	char label[PATH_MAX + 96];
 
 	(void)source;
+	(void)dev;
 	if (strcmp(type, "fuse.phifs") != 0)
 		return 0;
 	for (int i = 0; i < lc->n; i++) {

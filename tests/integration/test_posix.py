@@ -7,6 +7,7 @@ where persistence matters the test remounts and checks again.
 
 import ast
 import collections
+import concurrent.futures
 import ctypes
 import errno
 import fcntl
@@ -15,12 +16,14 @@ import mmap
 import os
 import platform
 import random
+import re
 import shutil
 import socket
 import stat
 import struct
 import tempfile
 import time
+import urllib.request
 
 import pytest
 
@@ -706,50 +709,94 @@ def test_sparse_file_with_1gib_hole(phifs):
     check()
 
 
-def read_ahead_kb(mnt):
-    """The read-ahead the kernel uses for the mount at mnt (its device)."""
+def bdi_read_ahead(mnt):
+    """The read_ahead_kb file of the device of the mount at mnt."""
     st = os.stat(mnt)
-    dev = f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
-    with open(f"/sys/class/bdi/{dev}/read_ahead_kb") as f:
-        return int(f.read())
+    return f"/sys/class/bdi/{os.major(st.st_dev)}:{os.minor(st.st_dev)}" \
+        "/read_ahead_kb"
+
+
+def fuse_reads(port):
+    """READ requests the mount has served (its metrics endpoint)."""
+    url = f"http://127.0.0.1:{port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as r:
+        text = r.read().decode()
+    m = re.search(r'^phifs_fuse_operations_total\{op="read"\} (\S+)$',
+                  text, re.M)
+    return float(m.group(1)) if m else 0.0
 
 
 @pytest.mark.parametrize("local_seal", ["on", "off"])
 def test_reads_in_order_come_whole_and_right(phifs, local_seal):
-    """A file read in order: the kernel reads ahead 4 MiB (phifs raises
-    its device's read_ahead_kb when it mounts as root) in requests of up
-    to 1 MiB, which a plain store answers by splice or, past what a pipe
-    holds, by copy, and a sealed one by copy; every byte comes back, cold
-    and warm, whatever the reader's size and offset."""
+    """A file read in order: mounted by root, phifs raises its device's
+    read_ahead_kb to 2 MiB, and the kernel asks in requests of up to
+    1 MiB, which a plain store answers by splice (up to 128 KiB) or by
+    copy, and a sealed one by copy, through a pool of eight buffers that
+    more readers at once overflow; every byte comes back, cold and warm,
+    whatever the reader's size and offset."""
     fs = phifs
+    with socket.socket() as sk:
+        sk.bind(("127.0.0.1", 0))
+        port = sk.getsockname()[1]
     with open(fs.config) as f:
         text = f.read()
     fs.umount()
     fs.write_config(text.replace(
-        "[filesystem]\n", f"[filesystem]\nlocal_seal = {local_seal}\n"))
+        "[filesystem]\n", f"[filesystem]\nlocal_seal = {local_seal}\n"
+        f"metrics_listen = 127.0.0.1:{port}\n"))
     fs.mount()
-    if os.geteuid() == 0:
-        assert read_ahead_kb(fs.mnt) == 4096
-    data = random.Random(7).randbytes(9 * MiB + 12345)
+    raised = os.geteuid() == 0 and os.access(bdi_read_ahead(fs.mnt),
+                                             os.W_OK)
+    if raised:
+        with open(bdi_read_ahead(fs.mnt)) as f:
+            assert int(f.read()) == 2048
+    rng = random.Random(7)
+    data = rng.randbytes(9 * MiB + 12345)
     p = fs.path("series.bin")
     write_file(p, data)
+    others = [rng.randbytes(n) for n in
+              (1, 100, 4096, 4097, 128 << 10, (128 << 10) + 1, MiB - 1,
+               MiB, MiB + 7, 3 * MiB + 5, 2 * MiB, 5 * MiB + 1)]
+    for i, d in enumerate(others):
+        write_file(fs.path(f"slice-{i:02d}"), d)
     fs.remount()                    # cold: nothing in the page cache
     assert fs.status()["local_sealed"] is (local_seal == "on")
-    for size in (MiB, 3 * MiB + 7, 4096, 1000):
+    before = fuse_reads(port)
+    with open(p, "rb", buffering=0) as f:
+        got = bytearray()
+        while chunk := f.read(MiB):
+            got += chunk
+    assert got == data, "1 MiB reads return other bytes"
+    if raised:
+        # 10 requests of up to 1 MiB; 73 of 128 KiB without the raise
+        reads = fuse_reads(port) - before
+        assert reads <= 20, f"{reads:.0f} READ requests for 9 MiB"
+    for size in (3 * MiB + 7, 4096, 1000):
         got = bytearray()
         with open(p, "rb", buffering=0) as f:
             os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
             while chunk := f.read(size):
                 got += chunk
         assert got == data, f"{size}-byte reads return other bytes"
-    fd = os.open(p, os.O_RDONLY | getattr(os, "O_DIRECT", 0))
-    try:
-        # a read the kernel passes on whole: past 1 MiB it splits it
-        buf = mmap.mmap(-1, 2 * MiB)
-        assert os.preadv(fd, [buf], 3 * MiB) == 2 * MiB
-        assert buf[:] == data[3 * MiB:5 * MiB]
-    finally:
+    for off in (1, MiB - 1, 4 * MiB + 4095):
+        assert os.pread(fd := os.open(p, os.O_RDONLY), 2 * MiB, off) == \
+            data[off:off + 2 * MiB]
         os.close(fd)
+
+    # more readers at once than the pool keeps buffers
+    def read_one(i):
+        with open(fs.path(f"slice-{i:02d}"), "rb") as f:
+            return f.read()
+    with concurrent.futures.ThreadPoolExecutor(len(others)) as ex:
+        for _ in range(3):
+            for i, d in enumerate(others):
+                os.posix_fadvise(fd := os.open(fs.path(f"slice-{i:02d}"),
+                                               os.O_RDONLY),
+                                 0, 0, os.POSIX_FADV_DONTNEED)
+                os.close(fd)
+            got = list(ex.map(read_one, range(len(others))))
+            for i, d in enumerate(others):
+                assert got[i] == d, f"slice {i} read at once with others"
 
 
 def test_file_over_4gib(phifs):
