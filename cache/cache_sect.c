@@ -54,6 +54,7 @@
 #include "cache_int.h"
 #include "crypt.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -71,7 +72,8 @@
 #define SLOTS 3
 #define ENTRIES (SLOTS * ENTRY)	/* the slots of a sector */
 #define CHUNK 16		/* sectors per round: 64 KiB on the stack */
-#define READ_CHUNK 64		/* sectors per round of a read: 256 KiB */
+#define READ_CHUNK 64		/* sectors per round of a read (256 KiB of
+				   data; 12 KiB more stack than CHUNK) */
 #define RESERVE ((uint64_t)1 << 32)
 
 struct entry {
@@ -265,8 +267,9 @@ static uint64_t counter_mark(struct cache *c)
 
 /* --- opening ----------------------------------------------------------- */
 
-/* "sect_clean" is 1 from a clean close (everything synced) to the next
- * read-write open, which notes it (c->sect.unclean) and sets it to 0. */
+/* "sect_clean" is 1 from a clean close (everything synced), or from the
+ * format of a cache with no data file yet, to the next read-write open,
+ * which notes it (c->sect.unclean) and sets it to 0. */
 static int put_clean(struct cache *c, MDB_txn *txn, uint64_t clean)
 {
 	MDB_val k = { 10, (void *)"sect_clean" }, v = { sizeof(clean), &clean };
@@ -570,6 +573,8 @@ static int open_run(struct cache *c, int fd, uint64_t ino, uint64_t sec,
 	size_t ns = 0, failed = 0;
 	int rc = 0;
 
+	assert(n <= READ_CHUNK);
+
 	for (size_t j = 0; j < n && rc == 0; j++) {
 		int k = newest(ents + j * ENTRIES);
 		struct entry e;
@@ -608,21 +613,21 @@ static int open_run(struct cache *c, int fd, uint64_t ino, uint64_t sec,
 }
 
 /*
- * A read of at least AHEAD_MIN from the start of a block: ask the kernel
- * to read ahead this block's entries and slot 0, and the next block's.
- * Its own read-ahead cannot follow a sealed file read in order (each
- * read takes entries from the head of a group, then sectors further on),
- * and would read the empty slots 1 and 2 between groups.  A smaller read
- * (a small file's only block, read whole by the sealer) gives no sign
- * that more will follow.
+ * A read of at least AHEAD_MIN of [off, off + len) that holds the start
+ * of a block: ask the kernel to read ahead that block's entries and slot
+ * 0, and the next block's.  Its own read-ahead cannot follow a sealed
+ * file read in order (each read takes entries from the head of a group,
+ * then sectors further on), and would read the empty slots 1 and 2
+ * between groups.  A smaller read (a small file's only block, read whole
+ * by the sealer) gives no sign that more will follow.
  */
 #define AHEAD_MIN (128 << 10)
 
-static void read_ahead(struct cache *c, int fd, uint64_t sec, size_t len)
+static void read_ahead(struct cache *c, int fd, uint64_t off, size_t len)
 {
-	uint64_t blk = sec / c->sect.spb;
+	uint64_t bs = c->block_size, blk = (off + bs - 1) / bs;
 
-	if (sec % c->sect.spb || len < AHEAD_MIN)
+	if (len < AHEAD_MIN || blk * bs >= off + len)
 		return;
 	for (uint64_t b = blk; b < blk + 2; b++)
 		posix_fadvise(fd, (off_t)group_off(c, b),
@@ -642,8 +647,7 @@ int cache_sect_read(struct cache *c, int fd, uint64_t ino, void *buf,
 		return read_full(fd, buf, len, off);
 	if (!c->sect.keys)
 		return -EACCES;
-	if (off % SECTOR == 0)
-		read_ahead(c, fd, off / SECTOR, len);
+	read_ahead(c, fd, off, len);
 	while (len > 0) {
 		uint8_t *dst[READ_CHUNK];
 		struct piece p[READ_CHUNK];
