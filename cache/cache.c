@@ -444,6 +444,7 @@ int cache_open(struct cache **out, const struct cache_config *cfg,
 	c->rdonly = !!(flags & CACHE_OPEN_RDONLY);
 	c->size_limit = cfg->size_limit;
 	c->read_ahead = cfg->read_ahead;
+	c->key = cfg->key;
 	pthread_mutex_init(&c->nodes_lock, NULL);
 	pthread_mutex_init(&c->files_lock, NULL);
 	pthread_mutex_init(&c->free_lock, NULL);

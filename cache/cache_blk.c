@@ -39,10 +39,10 @@
  *             showed).  The commit is not fsync'ed: the page cache and
  *             LMDB's pages both outlive the process.
  *   seal      the sealer reads the bytes under n->lock, records their
- *             CRC-32C in the new `blocks` entry, and drops the `dirty`
- *             record only if n->gen did not move, or else afterwards
- *             under n->lock if the block is not in n->dblk again
- *             (cache_seal.c, settle_kept()).
+ *             CRC-32C (masked: cache_blk_rec_sum()) in the new `blocks`
+ *             entry, and drops the `dirty` record only if n->gen did
+ *             not move, or else afterwards under n->lock if the block
+ *             is not in n->dblk again (cache_seal.c, settle_kept()).
  *   cut       the size and the dirty record of the block it splits are
  *             committed before ftruncate() (cache_file.c).
  *   fetch     writes an authenticated plaintext into a hole; it is
@@ -183,6 +183,35 @@ int cache_blk_rec_get(struct cache *c, MDB_txn *txn, uint64_t ino,
 		return PHI_ECORRUPT;
 	memcpy(rec, val.mv_data, sizeof(*rec));
 	return 0;
+}
+
+int cache_blk_mask_sum(const struct cache *c, uint64_t ino, uint64_t blk,
+		       const uint8_t pack[16], uint64_t off, uint32_t crc,
+		       uint32_t *out)
+{
+	uint32_t mask;
+	int rc;
+
+	if (!c->key)
+		return -EACCES;	/* a cache that seals has its key */
+	rc = crypt_block_sum_mask(c->key, c->fsid, ino, blk, pack, off,
+				  &mask);
+	if (rc == 0)
+		*out = crc ^ mask;
+	return rc;
+}
+
+int cache_blk_rec_sum(const struct cache *c, uint64_t ino, uint64_t blk,
+		      const struct block_rec *rec, uint32_t *crc)
+{
+	if (rec->flags & BLOCK_SUMMED) {
+		*crc = rec->crc;
+		return 0;
+	}
+	if (!(rec->flags & BLOCK_MASKED) || !c->key)
+		return 1;
+	return cache_blk_mask_sum(c, ino, blk, rec->pack, rec->off, rec->crc,
+				  crc);
 }
 
 void cache_blk_used_adjust(struct cache *c, int64_t delta)
@@ -504,7 +533,7 @@ static int fetch_install(struct cache *c, struct cnode *n, uint64_t blk,
 	}
 	if (rc)
 		return rc;	/* -EINPROGRESS too: still gone */
-	if (!(rec->flags & BLOCK_SUMMED))
+	if (!(rec->flags & (BLOCK_SUMMED | BLOCK_MASKED)))
 		n->fetched_unsummed = 1;
 	len = off >= n->size ? 0 : n->size - off;
 	if (len > rec->plain)
@@ -798,18 +827,21 @@ static int check_block(struct cache *c, struct cnode *n, uint64_t blk,
 		       const struct block_rec *rec, int have_rec)
 {
 	uint64_t bs = c->block_size, off = blk * bs;
-	uint32_t crc = 0;
+	uint32_t crc = 0, want = 0;
 	int rc;
 
 	if (!have_rec)		/* nothing recorded: a hole */
 		return off < n->size && cache_sect_has_data(c, n->fd, blk) ?
 		       PHI_ECORRUPT : 0;
-	if (!(rec->flags & BLOCK_RESIDENT) || !(rec->flags & BLOCK_SUMMED))
-		return 0;	/* fetched just now, or sealed unsummed */
+	if (!(rec->flags & BLOCK_RESIDENT))
+		return 0;	/* fetched just now */
+	rc = cache_blk_rec_sum(c, n->ino, blk, rec, &want);
+	if (rc)
+		return rc > 0 ? 0 : rc;	/* sealed unsummed */
 	rc = crc_of(c, n, off, rec->plain, &crc);
 	if (rc)
 		return rc;
-	return crc == rec->crc ? 0 : PHI_ECORRUPT;
+	return crc == want ? 0 : PHI_ECORRUPT;
 }
 
 /*

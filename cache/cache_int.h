@@ -78,6 +78,10 @@ void cache_blkset_free(struct blkset *s);
 				   only: never in a journal record) */
 #define BLOCK_SUMMED 2u		/* crc is the CRC-32C of the plaintext
 				   (records sealed before checksums lack it) */
+#define BLOCK_MASKED 4u		/* crc is that CRC XOR its mask
+				   (crypt_block_sum_mask()): what the sealer
+				   records since; a reader that knows no
+				   mask sees a record without a checksum */
 
 /* Value in `blocks`.  Host byte order, like every record here. */
 struct block_rec {
@@ -87,7 +91,8 @@ struct block_rec {
 	uint32_t len;		/* frame length */
 	uint32_t plain;		/* plaintext length */
 	uint32_t flags;		/* BLOCK_* */
-	uint32_t crc;		/* phi_crc32c() of the plain bytes */
+	uint32_t crc;		/* phi_crc32c() of the plain bytes, masked
+				   if BLOCK_MASKED (cache_blk_rec_sum()) */
 };
 
 /*
@@ -354,6 +359,8 @@ struct cache {
 	uint64_t size_limit;
 	uint32_t block_size;
 	uint8_t fsid[16];
+	const struct crypt_key *key;	/* the master key; NULL: opened
+					   without it */
 	MDB_env *env;
 	struct sect sect;
 	struct crypt_local *mkeys;	/* the records' keys (cache_mrec.c);
@@ -840,6 +847,18 @@ void cache_blk_key(uint8_t k[16], uint64_t ino, uint64_t blk);
 /* The `blocks` entry of block blk of ino: 0, -ENOENT, or a code. */
 int cache_blk_rec_get(struct cache *c, MDB_txn *txn, uint64_t ino,
 		      uint64_t blk, struct block_rec *rec);
+/* The checksum rec keeps of block blk of ino as record_frame() made it
+ * for the pack and frame offset that rec names: its CRC-32C into
+ * *crc (unmasked, for a compare with phi_crc32c()) and 0; 1 if it has
+ * none (a record sealed before checksums, or a masked one and no key);
+ * -ENOMEM. */
+int cache_blk_rec_sum(const struct cache *c, uint64_t ino, uint64_t blk,
+		      const struct block_rec *rec, uint32_t *crc);
+/* The masked form of crc for the frame at off of pack, for block blk
+ * of ino, into *out: 0 or -ENOMEM. */
+int cache_blk_mask_sum(const struct cache *c, uint64_t ino, uint64_t blk,
+		       const uint8_t pack[16], uint64_t off, uint32_t crc,
+		       uint32_t *out);
 /* Whether block blk of ino has a `dirty` entry in txn. */
 int cache_blk_in_dirty(struct cache *c, MDB_txn *txn, uint64_t ino,
 		       uint64_t blk);

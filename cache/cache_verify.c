@@ -257,6 +257,7 @@ static int verify_file(struct local_walk *w, MDB_txn *txn, uint64_t ino,
 	w->out->files++;
 	for (uint64_t b = 0; b < nblk; b++) {
 		struct block_rec rec;
+		uint32_t want = 0;
 		int have, rc;
 
 		if (!cache_sect_has_data(c, fd, b))
@@ -295,18 +296,21 @@ static int verify_file(struct local_walk *w, MDB_txn *txn, uint64_t ino,
 		}
 		if (!(rec.flags & BLOCK_RESIDENT))
 			continue;	/* being fetched or evicted */
-		if (!(rec.flags & BLOCK_SUMMED)) {
+		rc = cache_blk_rec_sum(c, ino, b, &rec, &want);
+		if (rc > 0) {
 			w->out->unsummed++;
 			continue;
 		}
-		rc = read_local(c, fd, ino, b * bs, rec.plain, &w->buf);
+		if (rc == 0)
+			rc = read_local(c, fd, ino, b * bs, rec.plain,
+					&w->buf);
 		if (rc && rc != PHI_EAUTHFAIL) {
 			close(fd);
 			return rc;
 		}
 		w->out->blocks++;
 		if ((rc == 0 && phi_crc32c(0, buf_data(&w->buf), rec.plain) ==
-			       rec.crc) || !still_clean(c, ino, b, &rec))
+			       want) || !still_clean(c, ino, b, &rec))
 			continue;
 		w->out->damaged++;
 		report_block(w, ino, b, rc ? "local copy damaged (fails its "
@@ -497,7 +501,8 @@ static int same_rec(const struct block_rec *a, const struct block_rec *b)
 {
 	return memcmp(a->pack, b->pack, 16) == 0 && a->off == b->off &&
 	       a->len == b->len && a->plain == b->plain &&
-	       (!(a->flags & b->flags & BLOCK_SUMMED) || a->crc == b->crc);
+	       (!(a->flags & b->flags & (BLOCK_SUMMED | BLOCK_MASKED)) ||
+		a->crc == b->crc);
 }
 
 /* The block maps of ino: the same frames block by block; each frame of
@@ -590,7 +595,8 @@ static void check_frame(struct cmp *m, const struct frame_ref *r,
 			struct buf *plain, struct buf *local)
 {
 	char fid[PACK_KEY_LEN + 32];
-	int fd, rc;
+	uint32_t want = 0;
+	int fd, rc, summed;
 
 	snprintf(fid, sizeof(fid), "%s@%" PRIu64, pkey, r->rec.off);
 	buf_reset(plain);
@@ -599,9 +605,13 @@ static void check_frame(struct cmp *m, const struct frame_ref *r,
 			  (const uint8_t *)buf_data(obj) + r->rec.off,
 			  r->rec.len, plain);
 	m->out->blocks++;
+	/* the frame opened: its checksum is a second opinion, skipped
+	 * when it cannot be had (no memory) */
+	summed = rc ? 1 : cache_blk_rec_sum(m->c, r->ino, r->blk, &r->rec,
+					    &want);
 	if (rc || buf_len(plain) != r->rec.plain ||
-	    ((r->rec.flags & BLOCK_SUMMED) &&
-	     phi_crc32c(0, buf_data(plain), r->rec.plain) != r->rec.crc)) {
+	    (summed == 0 &&
+	     phi_crc32c(0, buf_data(plain), r->rec.plain) != want)) {
 		damaged(m, r->ino, r->blk, "cannot be read back from");
 		return;
 	}

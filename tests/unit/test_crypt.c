@@ -1291,6 +1291,35 @@ static void two_slot_super(const struct crypt_key *mk, const uint8_t *kf,
 /* After a rotation every slot opens the new key, which opens old and new
  * frames; the old key, and an old copy of the superblock, open only what
  * was sealed before. */
+/* A block's checksum mask depends on the key, the filesystem, and
+ * each part of the sealed copy's place; the same place gives the same
+ * mask (a record is checked in another process than made it). */
+TEST(block_sum_mask)
+{
+	struct crypt_key *mk = new_key(), *other = new_key();
+	uint8_t pack[16] = "pack id 16 bytes";
+	uint32_t m, again, v[7];
+
+	ASSERT_OK(crypt_block_sum_mask(mk, FSID, 7, 3, pack, 4096, &m));
+	ASSERT_OK(crypt_block_sum_mask(mk, FSID, 7, 3, pack, 4096, &again));
+	ASSERT_EQ(m, again);
+	ASSERT_OK(crypt_block_sum_mask(other, FSID, 7, 3, pack, 4096, &v[0]));
+	ASSERT_OK(crypt_block_sum_mask(mk, FSID2, 7, 3, pack, 4096, &v[1]));
+	ASSERT_OK(crypt_block_sum_mask(mk, FSID, 8, 3, pack, 4096, &v[2]));
+	ASSERT_OK(crypt_block_sum_mask(mk, FSID, 7, 4, pack, 4096, &v[3]));
+	ASSERT_OK(crypt_block_sum_mask(mk, FSID, 7, 3, pack, 4097, &v[4]));
+	ASSERT_OK(crypt_block_sum_mask(mk, FSID, 3, 7, pack, 4096, &v[5]));
+	pack[15] ^= 1;
+	ASSERT_OK(crypt_block_sum_mask(mk, FSID, 7, 3, pack, 4096, &v[6]));
+	for (int i = 0; i < 7; i++) {
+		ASSERT_NE(v[i], m);
+		for (int j = 0; j < i; j++)
+			ASSERT_NE(v[i], v[j]);
+	}
+	crypt_key_free(other);
+	crypt_key_free(mk);
+}
+
 TEST(super_rotate)
 {
 	struct crypt_key *mk = new_key(), *k1 = NULL, *k = NULL;
@@ -1361,6 +1390,18 @@ TEST(super_rotate)
 	ASSERT_OK(crypt_name_encode(mk, FSID, plain, (char *)n0));
 	ASSERT_OK(crypt_name_encode(k1, FSID, plain, (char *)n1));
 	ASSERT_STREQ((char *)n0, (char *)n1);
+
+	/* and so do block checksums: a record compares the same */
+	{
+		static const uint8_t pack[16] = "pack id 16 bytes";
+		uint32_t m0 = 0, m1 = 1;
+
+		ASSERT_OK(crypt_block_sum_mask(mk, FSID, 7, 3, pack, 4096,
+					       &m0));
+		ASSERT_OK(crypt_block_sum_mask(k1, FSID, 7, 3, pack, 4096,
+					       &m1));
+		ASSERT_EQ(m0, m1);
+	}
 
 	buf_release(&f0);
 	buf_release(&f1);
@@ -2344,6 +2385,7 @@ TEST_MAIN(
 	TEST_ENTRY(recovery_code),
 	TEST_ENTRY(super_verify),
 	TEST_ENTRY(kdf_params_round_trip),
+	TEST_ENTRY(block_sum_mask),
 	TEST_ENTRY(super_rotate),
 	TEST_ENTRY(super_rotate_shuts_out_a_removed_slot),
 	TEST_ENTRY(super_rotate_to_the_last_generation),

@@ -14,6 +14,7 @@
 #include "backend.h"
 #include "cache.h"
 #include "cache_admin.h"
+#include "crc32c.h"
 #include "crypt.h"
 #include "seal_test.h"
 #include "test.h"
@@ -21,6 +22,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1053,6 +1055,76 @@ TEST(a_write_into_a_damaged_clean_sector_fetches_its_block)
 	env_done(&e);
 }
 
+/* The flags and checksum of the `blocks` record of block 0 of ino, in
+ * e's closed cache (struct block_rec: 48 bytes, flags at 40, crc at
+ * 44, host order). */
+static void block0_sum(struct env *e, uint64_t ino, uint32_t *flags,
+		       uint32_t *crc)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	uint8_t k[16] = { 0 };
+	MDB_val key = { sizeof(k), k }, v;
+	char path[4200];
+
+	for (int i = 7; i >= 0; i--, ino >>= 8)
+		k[i] = (uint8_t)ino;
+	snprintf(path, sizeof(path), "%s/meta", e->cfg.dir);
+	ASSERT_OK(mdb_env_create(&env));
+	mdb_env_set_maxdbs(env, 16);
+	mdb_env_set_mapsize(env, 64ull << 30);
+	ASSERT_OK(mdb_env_open(env, path, MDB_NOTLS | MDB_RDONLY, 0600));
+	ASSERT_OK(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn));
+	ASSERT_OK(mdb_dbi_open(txn, "blocks", 0, &dbi));
+	ASSERT_OK(mdb_get(txn, dbi, &key, &v));
+	ASSERT_EQ(v.mv_size, (size_t)48);
+	memcpy(flags, (const uint8_t *)v.mv_data + 40, 4);
+	memcpy(crc, (const uint8_t *)v.mv_data + 44, 4);
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+}
+
+/* A block's record keeps its plaintext's checksum masked, so that it
+ * confirms no guess of the content to whoever has cache_dir; yet the
+ * mount unmasks it to vouch for the local copy.  A plain store checks
+ * every block's first read: with no region to fetch from, an intact
+ * block reads and a damaged one fails. */
+TEST(block_checksums_are_masked_yet_vouch_for_local_copies)
+{
+	static const struct backend_fault down = { .fail_all = 1 };
+	struct env e;
+	static unsigned char a[BLOCK_SIZE];
+	unsigned char got[64];
+	uint32_t flags = 0, crc = 0;
+	uint64_t fa, at10;
+	size_t n = 0;
+
+	env_init(&e, 1ull << 30);
+	env_close(&e);
+	e.cfg.plain_store = 1;
+	env_open(&e);
+	at10 = cache_data_where(e.c, 10, 0);
+	fill(a, sizeof(a), 56);
+	fa = mkfile(e.c, "a");
+	put(e.c, fa, 0, a, sizeof(a));
+	sync_ok(&e);
+	env_close(&e);
+
+	block0_sum(&e, fa, &flags, &crc);
+	ASSERT_EQ(flags & 6u, 4u);	/* BLOCK_MASKED, not BLOCK_SUMMED */
+	ASSERT_NE(crc, phi_crc32c(0, a, sizeof(a)));
+
+	e.start[0] = e.start[1] = down;
+	env_open(&e);
+	expect(e.c, fa, a, sizeof(a));
+	env_close(&e);
+	poke(&e, fa, at10, "\xa5", 1);
+	env_open(&e);
+	ASSERT_TRUE(try_get(e.c, fa, 0, got, sizeof(got), &n) < 0);
+	env_done(&e);
+}
+
 /* A power loss that kept a rewrite's bytes but lost the commit of its
  * dirty record: the block's record still says clean, with the checksum of
  * what the regions hold.  The open after it owes the block a check
@@ -1612,6 +1684,7 @@ TEST_MAIN(
 	TEST_ENTRY(bytes_a_lost_commit_left_behind_give_way_to_the_sealed_copy),
 	TEST_ENTRY(a_conversion_does_not_vouch_for_bytes_newer_than_their_record),
 	TEST_ENTRY(a_write_into_a_damaged_clean_sector_fetches_its_block),
+	TEST_ENTRY(block_checksums_are_masked_yet_vouch_for_local_copies),
 	TEST_ENTRY(cut_and_grow_while_sealing_leaves_no_stale_block),
 	TEST_ENTRY(working_set_larger_than_cache),
 	TEST_ENTRY(dirty_data_fills_cache_enospc),
