@@ -89,6 +89,7 @@
 #include "crc32c.h"
 #include "crypt.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -96,6 +97,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <openssl/crypto.h>
 
 /* --- blkset ------------------------------------------------------------ */
 
@@ -168,8 +171,31 @@ void cache_blkset_free(struct blkset *s)
 
 /* --- records ----------------------------------------------------------- */
 
-int cache_blk_rec_get(struct cache *c, MDB_txn *txn, uint64_t ino,
-		      uint64_t blk, struct block_rec *rec)
+/* XOR the masked fields of rec, a record of block blk of ino, with its
+ * mask: masks a plain record, unmasks a masked one. */
+static int rec_mask(const struct cache *c, uint64_t ino, uint64_t blk,
+		    struct block_rec *rec)
+{
+	uint8_t m[CRYPT_BLOCK_REC_MASK];
+	int rc;
+
+	static_assert(CRYPT_BLOCK_REC_MASK == 20, "one byte per masked one");
+	if (!c->key)
+		return -EACCES;
+	rc = crypt_block_rec_mask(c->key, c->fsid, ino, blk, rec->pack, m);
+	if (rc == 0) {	/* off, then len, plain and crc: 8 + 3 * 4 bytes */
+		rec->off ^= key_get_u64(m);
+		rec->len ^= (uint32_t)(key_get_u64(m + 4) & UINT32_MAX);
+		rec->plain ^= (uint32_t)(key_get_u64(m + 8) & UINT32_MAX);
+		rec->crc ^= (uint32_t)(key_get_u64(m + 12) & UINT32_MAX);
+	}
+	OPENSSL_cleanse(m, sizeof(m));
+	return rc;
+}
+
+/* The entry as stored: its pack, seq and flags hold without the key. */
+static int rec_get_stored(struct cache *c, MDB_txn *txn, uint64_t ino,
+			  uint64_t blk, struct block_rec *rec)
 {
 	uint8_t k[16];
 	MDB_val key = { sizeof(k), k }, val;
@@ -185,33 +211,38 @@ int cache_blk_rec_get(struct cache *c, MDB_txn *txn, uint64_t ino,
 	return 0;
 }
 
-int cache_blk_mask_sum(const struct cache *c, uint64_t ino, uint64_t blk,
-		       const uint8_t pack[16], uint64_t off, uint32_t crc,
-		       uint32_t *out)
+int cache_blk_rec_get(struct cache *c, MDB_txn *txn, uint64_t ino,
+		      uint64_t blk, struct block_rec *rec)
 {
-	uint32_t mask;
-	int rc;
+	int rc = rec_get_stored(c, txn, ino, blk, rec);
 
-	if (!c->key)
-		return -EACCES;	/* a cache that seals has its key */
-	rc = crypt_block_sum_mask(c->key, c->fsid, ino, blk, pack, off,
-				  &mask);
-	if (rc == 0)
-		*out = crc ^ mask;
+	if (rc == 0 && (rec->flags & BLOCK_MASKED))
+		rc = rec_mask(c, ino, blk, rec);
 	return rc;
 }
 
-int cache_blk_rec_sum(const struct cache *c, uint64_t ino, uint64_t blk,
-		      const struct block_rec *rec, uint32_t *crc)
+int cache_blk_rec_put(struct cache *c, MDB_txn *txn, uint64_t ino,
+		      uint64_t blk, const struct block_rec *rec)
 {
-	if (rec->flags & BLOCK_SUMMED) {
-		*crc = rec->crc;
-		return 0;
-	}
-	if (!(rec->flags & BLOCK_MASKED) || !c->key)
+	struct block_rec stored = *rec;
+	uint8_t k[16];
+	MDB_val key = { sizeof(k), k }, val = { sizeof(stored), &stored };
+	int rc = 0;
+
+	if (stored.flags & BLOCK_MASKED)
+		rc = rec_mask(c, ino, blk, &stored);
+	if (rc)
+		return rc;
+	cache_blk_key(k, ino, blk);
+	return cache_meta_err(mdb_put(txn, c->db_blocks, &key, &val, 0));
+}
+
+int cache_blk_rec_sum(const struct block_rec *rec, uint32_t *crc)
+{
+	if (!(rec->flags & (BLOCK_SUMMED | BLOCK_MASKED)))
 		return 1;
-	return cache_blk_mask_sum(c, ino, blk, rec->pack, rec->off, rec->crc,
-				  crc);
+	*crc = rec->crc;
+	return 0;
 }
 
 void cache_blk_used_adjust(struct cache *c, int64_t delta)
@@ -664,7 +695,8 @@ static int never_written(struct cache *c, MDB_txn *txn, uint64_t ino,
 	char name[32];
 	int fd, hole;
 
-	if (cache_blk_rec_get(c, txn, ino, blk, &rec) ||
+	/* the flags only: an open without the key settles too */
+	if (rec_get_stored(c, txn, ino, blk, &rec) ||
 	    (rec.flags & BLOCK_RESIDENT))
 		return 0;
 	cache_data_name(ino, name, sizeof(name));
@@ -833,11 +865,8 @@ static int check_block(struct cache *c, struct cnode *n, uint64_t blk,
 	if (!have_rec)		/* nothing recorded: a hole */
 		return off < n->size && cache_sect_has_data(c, n->fd, blk) ?
 		       PHI_ECORRUPT : 0;
-	if (!(rec->flags & BLOCK_RESIDENT))
-		return 0;	/* fetched just now */
-	rc = cache_blk_rec_sum(c, n->ino, blk, rec, &want);
-	if (rc)
-		return rc > 0 ? 0 : rc;	/* sealed unsummed */
+	if (!(rec->flags & BLOCK_RESIDENT) || cache_blk_rec_sum(rec, &want))
+		return 0;	/* fetched just now, or sealed unsummed */
 	rc = crc_of(c, n, off, rec->plain, &crc);
 	if (rc)
 		return rc;
@@ -1349,8 +1378,6 @@ static int flags_txn(struct cache *c, MDB_txn *txn, void *arg)
 	struct flags_arg *a = arg;
 
 	for (size_t i = 0; i < a->count; i++) {
-		uint8_t k[16];
-		MDB_val key = { sizeof(k), k };
 		struct block_rec rec;
 		int rc = cache_blk_rec_get(c, txn, a->n->ino, a->blk[i], &rec);
 
@@ -1359,11 +1386,9 @@ static int flags_txn(struct cache *c, MDB_txn *txn, void *arg)
 		if (rc)
 			return rc;
 		rec.flags = (rec.flags | a->set) & ~a->clear;
-		cache_blk_key(k, a->n->ino, a->blk[i]);
-		MDB_val val = { sizeof(rec), &rec };
-		rc = mdb_put(txn, c->db_blocks, &key, &val, 0);
+		rc = cache_blk_rec_put(c, txn, a->n->ino, a->blk[i], &rec);
 		if (rc)
-			return cache_meta_err(rc);
+			return rc;
 	}
 	return 0;
 }

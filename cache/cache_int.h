@@ -78,10 +78,13 @@ void cache_blkset_free(struct blkset *s);
 				   only: never in a journal record) */
 #define BLOCK_SUMMED 2u		/* crc is the CRC-32C of the plaintext
 				   (records sealed before checksums lack it) */
-#define BLOCK_MASKED 4u		/* crc is that CRC XOR its mask
-				   (crypt_block_sum_mask()): what the sealer
-				   records since; a reader that knows no
-				   mask sees a record without a checksum */
+#define BLOCK_MASKED 4u		/* off, len, plain and crc (the CRC-32C, as
+				   with BLOCK_SUMMED) are kept XORed with
+				   the record's mask (crypt_block_rec_mask()):
+				   what the sealer records since.  Unmasked
+				   by cache_blk_rec_get(), masked again by
+				   cache_blk_rec_put(); a journal record
+				   keeps its stored form */
 
 /* Value in `blocks`.  Host byte order, like every record here. */
 struct block_rec {
@@ -91,8 +94,7 @@ struct block_rec {
 	uint32_t len;		/* frame length */
 	uint32_t plain;		/* plaintext length */
 	uint32_t flags;		/* BLOCK_* */
-	uint32_t crc;		/* phi_crc32c() of the plain bytes, masked
-				   if BLOCK_MASKED (cache_blk_rec_sum()) */
+	uint32_t crc;		/* phi_crc32c() of the plain bytes */
 };
 
 /*
@@ -844,21 +846,19 @@ int cache_sect_settle(struct cache *c, int fd, uint64_t ino, uint64_t blk);
 
 /* Key of block blk of ino in `blocks` and `dirty`. */
 void cache_blk_key(uint8_t k[16], uint64_t ino, uint64_t blk);
-/* The `blocks` entry of block blk of ino: 0, -ENOENT, or a code. */
+/* The `blocks` entry of block blk of ino, unmasked: 0, -ENOENT, -EACCES
+ * (masked, and this open has no key), or a code. */
 int cache_blk_rec_get(struct cache *c, MDB_txn *txn, uint64_t ino,
 		      uint64_t blk, struct block_rec *rec);
-/* The checksum rec keeps of block blk of ino as record_frame() made it
- * for the pack and frame offset that rec names: its CRC-32C into
- * *crc (unmasked, for a compare with phi_crc32c()) and 0; 1 if it has
- * none (a record sealed before checksums, or a masked one and no key);
- * -ENOMEM. */
-int cache_blk_rec_sum(const struct cache *c, uint64_t ino, uint64_t blk,
-		      const struct block_rec *rec, uint32_t *crc);
-/* The masked form of crc for the frame at off of pack, for block blk
- * of ino, into *out: 0 or -ENOMEM. */
-int cache_blk_mask_sum(const struct cache *c, uint64_t ino, uint64_t blk,
-		       const uint8_t pack[16], uint64_t off, uint32_t crc,
-		       uint32_t *out);
+/* Store rec as block blk of ino's `blocks` entry, masked if it says
+ * BLOCK_MASKED: 0, -EACCES (no key to mask it with), -ENOMEM or an LMDB
+ * error (cache_meta_err()). */
+int cache_blk_rec_put(struct cache *c, MDB_txn *txn, uint64_t ino,
+		      uint64_t blk, const struct block_rec *rec);
+/* The CRC-32C of the plaintext that rec (as cache_blk_rec_get() gives
+ * it) names: 0 and *crc, or 1 if it has none (sealed before checksums
+ * were kept). */
+int cache_blk_rec_sum(const struct block_rec *rec, uint32_t *crc);
 /* Whether block blk of ino has a `dirty` entry in txn. */
 int cache_blk_in_dirty(struct cache *c, MDB_txn *txn, uint64_t ino,
 		       uint64_t blk);

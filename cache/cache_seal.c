@@ -53,8 +53,7 @@ struct pack_entry {
 	uint64_t blk;
 	uint64_t off;
 	uint32_t len, plain;
-	uint32_t crc;		/* phi_crc32c() of the plaintext, masked
-				   (cache_blk_mask_sum()) */
+	uint32_t crc;		/* phi_crc32c() of the plaintext */
 	unsigned gen;		/* n->gen when the block was read */
 	unsigned cuts;		/* n->cuts likewise */
 	int kept;		/* recorded, but its dirty entry kept: n->gen
@@ -193,7 +192,7 @@ static int record_frame(struct cache *c, MDB_txn *txn, const struct packer *p,
 				.crc = e->crc };
 	struct inode_rec rec;
 	uint8_t k[16];
-	MDB_val key = { 16, k }, val = { sizeof(br), &br };
+	MDB_val key = { 16, k };
 	int rc;
 
 	memcpy(br.pack, p->id, 16);
@@ -215,9 +214,10 @@ static int record_frame(struct cache *c, MDB_txn *txn, const struct packer *p,
 		return 0;
 	key_put_u64(k, e->n->ino);
 	key_put_u64(k + 8, e->blk);
-	rc = mdb_put(txn, c->db_blocks, &key, &val, 0);
-	if (rc == 0)
-		rc = cache_jnote(c, txn, JDB_BLOCKS, &key);
+	rc = cache_blk_rec_put(c, txn, e->n->ino, e->blk, &br);
+	if (rc)
+		return rc;
+	rc = cache_jnote(c, txn, JDB_BLOCKS, &key);
 	if (rc == 0)
 		rc = lru_enter(c, txn, e->n->ino);
 	if (rc)
@@ -384,7 +384,6 @@ static int pack_add(struct cache *c, struct packer *p, struct cnode *n,
 {
 	char fid[PACK_KEY_LEN + 32];
 	size_t off, len = buf_len(&p->plain);
-	uint32_t sum;
 	int rc;
 
 	if (p->n == 0 && buf_len(&p->data) == 0) {
@@ -406,17 +405,15 @@ static int pack_add(struct cache *c, struct packer *p, struct cnode *n,
 	snprintf(fid, sizeof(fid), "%s@%zu", p->key, off);
 	rc = buf_reserve(&p->data, crypt_seal_bound(len));
 	if (rc == 0)
-		rc = cache_blk_mask_sum(c, n->ino, blk, p->id, off,
-					phi_crc32c(0, buf_data(&p->plain), len),
-					&sum);
-	if (rc == 0)
 		rc = crypt_seal(c->seal->key, c->fsid, fid, buf_data(&p->plain),
 				len, &p->data);
 	if (rc)
 		return rc;
 	p->e[p->n++] = (struct pack_entry){ n, blk, off,
 					    (uint32_t)(buf_len(&p->data) - off),
-					    (uint32_t)len, sum, gen, cuts, 0 };
+					    (uint32_t)len,
+					    phi_crc32c(0, buf_data(&p->plain), len),
+					    gen, cuts, 0 };
 	atomic_fetch_add(&c->sealing_bytes, buf_len(&p->data) - off);
 	p->bytes_in += len;
 	return 0;

@@ -296,14 +296,11 @@ static int verify_file(struct local_walk *w, MDB_txn *txn, uint64_t ino,
 		}
 		if (!(rec.flags & BLOCK_RESIDENT))
 			continue;	/* being fetched or evicted */
-		rc = cache_blk_rec_sum(c, ino, b, &rec, &want);
-		if (rc > 0) {
+		if (cache_blk_rec_sum(&rec, &want)) {
 			w->out->unsummed++;
 			continue;
 		}
-		if (rc == 0)
-			rc = read_local(c, fd, ino, b * bs, rec.plain,
-					&w->buf);
+		rc = read_local(c, fd, ino, b * bs, rec.plain, &w->buf);
 		if (rc && rc != PHI_EAUTHFAIL) {
 			close(fd);
 			return rc;
@@ -605,10 +602,7 @@ static void check_frame(struct cmp *m, const struct frame_ref *r,
 			  (const uint8_t *)buf_data(obj) + r->rec.off,
 			  r->rec.len, plain);
 	m->out->blocks++;
-	/* the frame opened: its checksum is a second opinion, skipped
-	 * when it cannot be had (no memory) */
-	summed = rc ? 1 : cache_blk_rec_sum(m->c, r->ino, r->blk, &r->rec,
-					    &want);
+	summed = rc ? 1 : cache_blk_rec_sum(&r->rec, &want);
 	if (rc || buf_len(plain) != r->rec.plain ||
 	    (summed == 0 &&
 	     phi_crc32c(0, buf_data(plain), r->rec.plain) != want)) {

@@ -413,23 +413,20 @@ int crypt_name_encode(const struct crypt_key *mk, const uint8_t fsid[16],
 	return 0;
 }
 
-static const char LABEL_SUM[] = "phifs block sums v1";
+static const char LABEL_BLOCK_REC[] = "phifs block records v1";
 
-int crypt_block_sum_mask(const struct crypt_key *mk, const uint8_t fsid[16],
+int crypt_block_rec_mask(const struct crypt_key *mk, const uint8_t fsid[16],
 			 uint64_t ino, uint64_t blk, const uint8_t pack[16],
-			 uint64_t off, uint32_t *mask)
+			 uint8_t mask[CRYPT_BLOCK_REC_MASK])
 {
-	uint8_t where[40], out[4];
+	uint8_t where[32];
 
 	crypt__put_be64(where, ino);
 	crypt__put_be64(where + 8, blk);
 	memcpy(where + 16, pack, 16);
-	crypt__put_be64(where + 32, off);
-	if (crypt__hkdf(mk->master[0], CRYPT_KEY_LEN, fsid, 16, LABEL_SUM,
-			where, sizeof(where), out, sizeof(out)))
-		return -ENOMEM;
-	*mask = crypt__get_be32(out);
-	return 0;
+	return crypt__hkdf(mk->master[0], CRYPT_KEY_LEN, fsid, 16,
+			   LABEL_BLOCK_REC, where, sizeof(where), mask,
+			   CRYPT_BLOCK_REC_MASK) ? -ENOMEM : 0;
 }
 
 int crypt_name_decode(const struct crypt_key *mk, const uint8_t fsid[16],

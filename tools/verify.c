@@ -62,8 +62,11 @@ int tool_verify_local(const struct phi_config *cfg, long *problems)
 	int none;
 	long n;
 
+	/* the key reads a sealed store, and any store's block records
+	 * (their lengths and checksums are masked): opened without it
+	 * first, to learn whether there is a filesystem here at all */
 	c = open_local(cfg, NULL, &none);
-	if (c && cache_store_sealed(c) < 0) {	/* needs the key */
+	if (c) {
 		cache_close(c);
 		buf_init(&sb, SIZE_MAX);
 		c = tool_unlock_any(cfg, &key, fsid, &sb) ? NULL :

@@ -145,21 +145,25 @@ int crypt_name_encode(const struct crypt_key *mk, const uint8_t fsid[16],
 int crypt_name_decode(const struct crypt_key *mk, const uint8_t fsid[16],
 		      const char *name, uint8_t plain[16]);
 
+/* Bytes of a block record's mask (crypt_block_rec_mask()). */
+#define CRYPT_BLOCK_REC_MASK 20
+
 /*
- * The mask of a block's checksum.  A block record keeps the CRC-32C of
- * the block's plaintext, to tell a local copy that is no longer what
- * was sealed; kept bare in the local store, it would confirm a guess of
- * a whole block's content.  It is kept XORed with this mask: the first
- * 4 bytes (big-endian) of HKDF(master key of generation 0, salt = fsid,
- * "phifs block sums v1" NUL ino || blk || pack || off), the sealed copy
- * that the record names (its pack's random id and frame offset), so that
+ * The mask of a block record.  A block's record in the local store names
+ * its sealed copy (pack, offset and length of the frame), its plaintext
+ * length and the CRC-32C of its plaintext.  Kept bare, the lengths would
+ * give every file's exact size, and the checksum would confirm a guess
+ * of a block's content; they are kept XORed with CRYPT_BLOCK_REC_MASK
+ * bytes of HKDF(master key of generation 0, salt = fsid, "phifs block
+ * records v1" NUL ino || blk || pack), all big-endian: the pack's id is
+ * random and a pack holds one recorded version of a block at most, so
  * no two versions of a block share a mask.  Generation 0's key, as
  * names: records are compared across copies of the filesystem and
  * rotations.  Returns 0 or -ENOMEM.
  */
-int crypt_block_sum_mask(const struct crypt_key *mk, const uint8_t fsid[16],
+int crypt_block_rec_mask(const struct crypt_key *mk, const uint8_t fsid[16],
 			 uint64_t ino, uint64_t blk, const uint8_t pack[16],
-			 uint64_t off, uint32_t *mask);
+			 uint8_t mask[CRYPT_BLOCK_REC_MASK]);
 
 /* ------------------------------------------------------------------ */
 /* Sealed frames                                                       */

@@ -1055,11 +1055,11 @@ TEST(a_write_into_a_damaged_clean_sector_fetches_its_block)
 	env_done(&e);
 }
 
-/* The flags and checksum of the `blocks` record of block 0 of ino, in
- * e's closed cache (struct block_rec: 48 bytes, flags at 40, crc at
- * 44, host order). */
-static void block0_sum(struct env *e, uint64_t ino, uint32_t *flags,
-		       uint32_t *crc)
+/* The plaintext length, flags and checksum of the `blocks` record of
+ * block 0 of ino as e's closed cache stores it (struct block_rec: 48
+ * bytes, plain at 36, flags at 40, crc at 44, host order). */
+static void block0_rec(struct env *e, uint64_t ino, uint32_t *plain,
+		       uint32_t *flags, uint32_t *crc)
 {
 	MDB_env *env;
 	MDB_txn *txn;
@@ -1079,24 +1079,26 @@ static void block0_sum(struct env *e, uint64_t ino, uint32_t *flags,
 	ASSERT_OK(mdb_dbi_open(txn, "blocks", 0, &dbi));
 	ASSERT_OK(mdb_get(txn, dbi, &key, &v));
 	ASSERT_EQ(v.mv_size, (size_t)48);
+	memcpy(plain, (const uint8_t *)v.mv_data + 36, 4);
 	memcpy(flags, (const uint8_t *)v.mv_data + 40, 4);
 	memcpy(crc, (const uint8_t *)v.mv_data + 44, 4);
 	mdb_txn_abort(txn);
 	mdb_env_close(env);
 }
 
-/* A block's record keeps its plaintext's checksum masked, so that it
- * confirms no guess of the content to whoever has cache_dir; yet the
- * mount unmasks it to vouch for the local copy.  A plain store checks
- * every block's first read: with no region to fetch from, an intact
- * block reads and a damaged one fails. */
+/* A block's record keeps its plaintext's length and checksum masked, so
+ * that it tells no file's size and confirms no guess of the content to
+ * whoever has cache_dir; yet the mount unmasks them to read the block
+ * and vouch for the local copy.  A plain store checks every block's
+ * first read: with no region to fetch from, an intact block reads and a
+ * damaged one fails. */
 TEST(block_checksums_are_masked_yet_vouch_for_local_copies)
 {
 	static const struct backend_fault down = { .fail_all = 1 };
 	struct env e;
 	static unsigned char a[BLOCK_SIZE];
 	unsigned char got[64];
-	uint32_t flags = 0, crc = 0;
+	uint32_t plain = 0, flags = 0, crc = 0;
 	uint64_t fa, at10;
 	size_t n = 0;
 
@@ -1111,8 +1113,9 @@ TEST(block_checksums_are_masked_yet_vouch_for_local_copies)
 	sync_ok(&e);
 	env_close(&e);
 
-	block0_sum(&e, fa, &flags, &crc);
+	block0_rec(&e, fa, &plain, &flags, &crc);
 	ASSERT_EQ(flags & 6u, 4u);	/* BLOCK_MASKED, not BLOCK_SUMMED */
+	ASSERT_NE(plain, (uint32_t)sizeof(a));
 	ASSERT_NE(crc, phi_crc32c(0, a, sizeof(a)));
 
 	e.start[0] = e.start[1] = down;
