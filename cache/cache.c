@@ -238,8 +238,14 @@ static int read_super(struct cache *c)
 	rc = cache_meta_open_dbs(c, txn, 0);
 	if (rc == 0)
 		rc = cache_meta_super_get_u64(c, txn, "version", &version);
-	if (rc == 0 && version != CACHE_FORMAT_VERSION)
+	if (rc == 0 && (version < CACHE_FORMAT_VERSION_MIN ||
+			version > CACHE_FORMAT_VERSION))
 		rc = PHI_EVERSION;
+	/* what this open may write, an older phifs must not misread */
+	if (rc == 0 && version < CACHE_FORMAT_VERSION && !c->rdonly) {
+		version = CACHE_FORMAT_VERSION;
+		rc = put_super(c, txn, "version", &version, sizeof(version));
+	}
 	if (rc == 0)
 		rc = cache_meta_super_get_u64(c, txn, "block_size", &bs);
 	if (rc == 0 && (rc = mdb_get(txn, c->db_super, &k, &v)) != 0)

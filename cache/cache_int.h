@@ -55,7 +55,10 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#define CACHE_FORMAT_VERSION 1
+/* 2: block records may be masked (BLOCK_MASKED).  A read-write open
+ * takes a cache of 1 up to 2; a phifs that knows only 1 refuses 2. */
+#define CACHE_FORMAT_VERSION 2
+#define CACHE_FORMAT_VERSION_MIN 1
 /* The node table's buckets: chains of about 16 at a million nodes in
  * memory (the kernel may keep that many inodes); 512 KiB of pointers. */
 #define NODE_HASH_BITS 16
@@ -1219,7 +1222,8 @@ struct seal {
 
 /* The format of segments and snapshots (described in cache_journal.c),
  * written there and read by cache_recover.c. */
-#define JOURNAL_VERSION 1
+#define JOURNAL_VERSION 2	/* 2: block records may be masked */
+#define JOURNAL_VERSION_MIN 1	/* the oldest still read */
 #define JOURNAL_HEADER 40
 #define JOURNAL_OP_PUT 1
 #define JOURNAL_OP_DEL 2

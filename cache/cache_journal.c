@@ -18,11 +18,12 @@
  * sequence number (48 bits) and the time in ms, so that recovery finds
  * its way from a listing alone, and a region's listing says nothing.
  *
- * Plaintext of a segment or snapshot, format 1 (integers big-endian
- * unless said otherwise):
+ * Plaintext of a segment or snapshot, format 2 (integers big-endian
+ * unless said otherwise; format 1 is the same, and its block records
+ * are never masked):
  *
  *	0	4	"PHIJ"
- *	4	1	format version (1)
+ *	4	1	format version (JOURNAL_VERSION)
  *	5	1	kind, 'S' or 'J'
  *	6	2	zero
  *	8	8	sequence number

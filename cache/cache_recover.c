@@ -197,11 +197,13 @@ static int fetch_object(struct cache *c, struct backend *region,
 		return rc;
 	d = buf_data(plain);
 	if (buf_len(plain) < JOURNAL_HEADER || memcmp(d, "PHIJ", 4) ||
-	    d[4] != JOURNAL_VERSION || d[5] != (m->snapshot ? 'S' : 'J') ||
+	    d[4] < JOURNAL_VERSION_MIN || d[4] > JOURNAL_VERSION ||
+	    d[5] != (m->snapshot ? 'S' : 'J') ||
 	    cache_journal_get_be(d + 8, 8) != m->seq ||
 	    (int64_t)cache_journal_get_be(d + 16, 8) != m->time_ms)
-		return d && buf_len(plain) >= 5 && d[4] != JOURNAL_VERSION &&
-		       memcmp(d, "PHIJ", 4) == 0 ? PHI_EVERSION : PHI_ECORRUPT;
+		return d && buf_len(plain) >= 5 && memcmp(d, "PHIJ", 4) == 0 &&
+		       (d[4] < JOURNAL_VERSION_MIN ||
+			d[4] > JOURNAL_VERSION) ? PHI_EVERSION : PHI_ECORRUPT;
 	return 0;
 }
 

@@ -14,6 +14,7 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <lmdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,53 @@ TEST(format_fresh)
 	ASSERT_EQ(s.mounted, 1);
 	ASSERT_EQ(s.pid, (long)getpid());
 	ASSERT_OK(cache_close(c));
+}
+
+/* The format version in the closed cache at dir: set to *v if set,
+ * else read into *v. */
+static void format_version(const char *dir, uint64_t *v, int set)
+{
+	MDB_val k = { 7, (void *)"version" }, val = { sizeof(*v), v };
+	char path[4200];
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+
+	snprintf(path, sizeof(path), "%s/meta", dir);
+	ASSERT_OK(mdb_env_create(&env));
+	mdb_env_set_maxdbs(env, 32);
+	mdb_env_set_mapsize(env, 64ull << 30);
+	ASSERT_OK(mdb_env_open(env, path, MDB_NOTLS, 0600));
+	ASSERT_OK(mdb_txn_begin(env, NULL, 0, &txn));
+	ASSERT_OK(mdb_dbi_open(txn, "super", 0, &dbi));
+	if (set) {
+		ASSERT_OK(mdb_put(txn, dbi, &k, &val, 0));
+	} else {
+		ASSERT_OK(mdb_get(txn, dbi, &k, &val));
+		ASSERT_EQ(val.mv_size, sizeof(*v));
+		memcpy(v, val.mv_data, sizeof(*v));
+	}
+	ASSERT_OK(mdb_txn_commit(txn));
+	mdb_env_close(env);
+}
+
+/* A cache of the format before (block records never masked) opens, and
+ * a read-write open takes it up, so that an older phifs refuses what
+ * this one may have written there; a newer format is refused. */
+TEST(format_version_taken_up_and_newer_refused)
+{
+	struct cache_config cfg = format_limit(64 * MiB);
+	struct cache *c = NULL;
+	uint64_t v = 1, now = 0;
+
+	format_version(cfg.dir, &v, 1);
+	c = open_rw(&cfg);
+	ASSERT_OK(cache_close(c));
+	format_version(cfg.dir, &now, 0);
+	ASSERT_EQ(now, 2u);
+	v = now + 1;
+	format_version(cfg.dir, &v, 1);
+	ASSERT_ERR(cache_open(&c, &cfg, 0), PHI_EVERSION);
 }
 
 TEST(format_twice)
@@ -422,6 +470,7 @@ TEST(audit_forwarded_cursor)
 
 TEST_MAIN(
 	TEST_ENTRY(format_fresh),
+	TEST_ENTRY(format_version_taken_up_and_newer_refused),
 	TEST_ENTRY(format_twice),
 	TEST_ENTRY(format_missing_dir),
 	TEST_ENTRY(format_not_writable),
