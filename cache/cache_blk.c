@@ -39,7 +39,7 @@
  *             showed).  The commit is not fsync'ed: the page cache and
  *             LMDB's pages both outlive the process.
  *   seal      the sealer reads the bytes under n->lock, records their
- *             CRC-32C (masked: cache_blk_rec_sum()) in the new `blocks`
+ *             CRC-32C (masked: cache_blk_rec_put()) in the new `blocks`
  *             entry, and drops the `dirty` record only if n->gen did
  *             not move, or else afterwards under n->lock if the block
  *             is not in n->dblk again (cache_seal.c, settle_kept()).
@@ -179,15 +179,16 @@ static int rec_mask(const struct cache *c, uint64_t ino, uint64_t blk,
 	uint8_t m[CRYPT_BLOCK_REC_MASK];
 	int rc;
 
-	static_assert(CRYPT_BLOCK_REC_MASK == 20, "one byte per masked one");
+	static_assert(CRYPT_BLOCK_REC_MASK == 8 + 3 * 4,
+		      "off, then len, plain and crc");
 	if (!c->key)
 		return -EACCES;
 	rc = crypt_block_rec_mask(c->key, c->fsid, ino, blk, rec->pack, m);
-	if (rc == 0) {	/* off, then len, plain and crc: 8 + 3 * 4 bytes */
-		rec->off ^= key_get_u64(m);
-		rec->len ^= (uint32_t)(key_get_u64(m + 4) & UINT32_MAX);
-		rec->plain ^= (uint32_t)(key_get_u64(m + 8) & UINT32_MAX);
-		rec->crc ^= (uint32_t)(key_get_u64(m + 12) & UINT32_MAX);
+	if (rc == 0) {
+		rec->off ^= key_get_u64(m);	/* big-endian, as keys */
+		rec->len ^= (uint32_t)(key_get_u64(m + 8) >> 32);
+		rec->plain ^= (uint32_t)key_get_u64(m + 8);
+		rec->crc ^= (uint32_t)key_get_u64(m + 12);
 	}
 	OPENSSL_cleanse(m, sizeof(m));
 	return rc;
@@ -221,20 +222,26 @@ int cache_blk_rec_get(struct cache *c, MDB_txn *txn, uint64_t ino,
 	return rc;
 }
 
+/* Store rec as it is, masked already or never. */
+static int rec_put_stored(struct cache *c, MDB_txn *txn, uint64_t ino,
+			  uint64_t blk, struct block_rec *rec)
+{
+	uint8_t k[16];
+	MDB_val key = { sizeof(k), k }, val = { sizeof(*rec), rec };
+
+	cache_blk_key(k, ino, blk);
+	return cache_meta_err(mdb_put(txn, c->db_blocks, &key, &val, 0));
+}
+
 int cache_blk_rec_put(struct cache *c, MDB_txn *txn, uint64_t ino,
 		      uint64_t blk, const struct block_rec *rec)
 {
 	struct block_rec stored = *rec;
-	uint8_t k[16];
-	MDB_val key = { sizeof(k), k }, val = { sizeof(stored), &stored };
 	int rc = 0;
 
 	if (stored.flags & BLOCK_MASKED)
 		rc = rec_mask(c, ino, blk, &stored);
-	if (rc)
-		return rc;
-	cache_blk_key(k, ino, blk);
-	return cache_meta_err(mdb_put(txn, c->db_blocks, &key, &val, 0));
+	return rc ? rc : rec_put_stored(c, txn, ino, blk, &stored);
 }
 
 int cache_blk_rec_sum(const struct block_rec *rec, uint32_t *crc)
@@ -1377,16 +1384,18 @@ static int flags_txn(struct cache *c, MDB_txn *txn, void *arg)
 {
 	struct flags_arg *a = arg;
 
+	/* the stored form: the flags are not masked, nor is what the mask
+	 * is made from */
 	for (size_t i = 0; i < a->count; i++) {
 		struct block_rec rec;
-		int rc = cache_blk_rec_get(c, txn, a->n->ino, a->blk[i], &rec);
+		int rc = rec_get_stored(c, txn, a->n->ino, a->blk[i], &rec);
 
 		if (rc == -ENOENT)
 			continue;
 		if (rc)
 			return rc;
 		rec.flags = (rec.flags | a->set) & ~a->clear;
-		rc = cache_blk_rec_put(c, txn, a->n->ino, a->blk[i], &rec);
+		rc = rec_put_stored(c, txn, a->n->ino, a->blk[i], &rec);
 		if (rc)
 			return rc;
 	}

@@ -602,7 +602,7 @@ static void check_frame(struct cmp *m, const struct frame_ref *r,
 			  (const uint8_t *)buf_data(obj) + r->rec.off,
 			  r->rec.len, plain);
 	m->out->blocks++;
-	summed = rc ? 1 : cache_blk_rec_sum(&r->rec, &want);
+	summed = cache_blk_rec_sum(&r->rec, &want);
 	if (rc || buf_len(plain) != r->rec.plain ||
 	    (summed == 0 &&
 	     phi_crc32c(0, buf_data(plain), r->rec.plain) != want)) {
