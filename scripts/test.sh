@@ -4,7 +4,7 @@
 #   bash scripts/test.sh [MESON-TEST-ARGS...]      e.g. --suite unit
 #
 # Installs missing Debian packages, configures build/ (wiping a broken one),
-# builds, runs `meson test` one test at a time (integration tests mount),
+# builds, runs `meson test` two tests at a time (PHIFS_TEST_JOBS),
 # then builds build-asan/ with AddressSanitizer and UBSan and runs every
 # test again, then builds build-tsan/ with ThreadSanitizer and runs the
 # unit tests a third time (PHIFS_NO_SANITIZE=1 skips both), and ends with
@@ -88,7 +88,7 @@ run_suite() {	# DIR [MESON-TEST-ARGS...]
 	ninja -C "$dir" || return
 	mkdir -p "$dir/meson-logs"
 	rm -f "$dir"/meson-logs/*.junit.xml "$dir"/meson-logs/testlog*.json
-	meson test -C "$dir" --print-errorlogs --num-processes 1 "$@"
+	meson test -C "$dir" --print-errorlogs --num-processes "$JOBS" "$@"
 }
 
 # Print the MESON-TEST-ARGS of the ThreadSanitizer run, one a line: the
@@ -125,6 +125,18 @@ unit_args() {	# [MESON-TEST-ARGS...]
 	fi
 	printf '%s\n' "${out[@]}" --suite unit
 }
+
+# Tests run two at a time (PHIFS_TEST_JOBS=N for another number): each
+# makes its own directories, mountpoints and servers on ports it checked
+# free, and most of a mounting test's time is spent waiting on fsync,
+# daemons starting and stopping, and deadlines, not on a core.
+JOBS=${PHIFS_TEST_JOBS:-2}
+case $JOBS in
+'' | *[!0-9]* | 0)
+	echo "test.sh: PHIFS_TEST_JOBS must be a positive number" >&2
+	exit 2
+	;;
+esac
 
 # Sourced by a test of this script: functions only.
 [ "${BASH_SOURCE[0]}" = "$0" ] || return 0
