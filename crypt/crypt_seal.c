@@ -198,24 +198,19 @@ static size_t compress_into(void *dst, const void *src, size_t len)
 }
 
 /*
- * Seal plain[0..len) as a version 2 frame (version 3 from generation 1
- * on) at frame (room for crypt_seal_bound(len)).  The data, compressed when that shrinks it,
- * goes after the inner header in the payload's place and is encrypted
- * there together with the header and the zeros of its size class.
+ * Lay plain[0..len) out as the cleartext of a version 2 frame (version 3
+ * from generation 1 on) at frame (room for crypt_seal_bound(len)): the
+ * header without its nonce, then the data, compressed when that shrinks
+ * it, after the inner header in the payload's place, and the zeros of its
+ * size class.  seal_frame() encrypts it in place.
  */
-static int seal_frame(const struct crypt_key *mk, const uint8_t fsid[16],
-		      const char *object_id, size_t idlen, const void *plain,
-		      size_t len, uint8_t *frame, size_t *framelen)
+static void lay_out_frame(const struct crypt_key *mk, const void *plain,
+			  size_t len, uint8_t *frame, size_t *framelen)
 {
-	uint8_t key[CRYPT_KEY_LEN], *payload = frame + CRYPT_FRAME_HEADER;
+	uint8_t *payload = frame + CRYPT_FRAME_HEADER;
 	size_t dlen = compress_into(payload + IN_HEADER, plain, len), clen;
 	uint32_t gen = crypt_key_generation(mk);	/* once: it may grow */
 	bool zipped = dlen > 0;
-	struct crypt_span aad[3] = {
-		{ frame, CRYPT_FRAME_HEADER }, { fsid, 16 },
-		{ object_id, idlen },
-	};
-	int rc;
 
 	if (!zipped) {
 		dlen = len;
@@ -230,17 +225,33 @@ static int seal_frame(const struct crypt_key *mk, const uint8_t fsid[16],
 	memcpy(frame, FRAME_MAGIC, 4);
 	frame[OFF_VERSION] = gen ? FRAME_V3 : CRYPT_FRAME_VERSION;
 	frame[OFF_FLAGS] = 0;
+	memset(frame + OFF_NONCE, 0, CRYPT_NONCE_LEN);
 	crypt__put_be32(frame + OFF_GEN, gen);
 	crypt__put_be32(frame + OFF_GEN + 4, 0);
 	crypt__put_be64(frame + OFF_CLEN, clen);
-	rc = crypt_random_bytes(frame + OFF_NONCE, CRYPT_NONCE_LEN);
+	*framelen = CRYPT_FRAME_HEADER + clen + CRYPT_TAG_LEN;
+}
+
+/* Encrypt the frame lay_out_frame() made, in place, for object_id: a
+ * fresh nonce, the object's key under the generation its header names. */
+static int seal_frame(const struct crypt_key *mk, const uint8_t fsid[16],
+		      const char *object_id, size_t idlen, uint8_t *frame)
+{
+	uint8_t key[CRYPT_KEY_LEN], *payload = frame + CRYPT_FRAME_HEADER;
+	uint32_t gen = crypt__get_be32(frame + OFF_GEN);
+	size_t clen = (size_t)crypt__get_be64(frame + OFF_CLEN);
+	struct crypt_span aad[3] = {
+		{ frame, CRYPT_FRAME_HEADER }, { fsid, 16 },
+		{ object_id, idlen },
+	};
+	int rc = crypt_random_bytes(frame + OFF_NONCE, CRYPT_NONCE_LEN);
+
 	if (rc == 0)
 		rc = object_key(mk, gen, fsid, object_id, idlen, key);
 	if (rc == 0)
 		rc = crypt__gcm_seal(key, frame + OFF_NONCE, aad, 3, payload,
 				     clen, payload, payload + clen);
 	OPENSSL_cleanse(key, sizeof(key));
-	*framelen = CRYPT_FRAME_HEADER + clen + CRYPT_TAG_LEN;
 	return rc;
 }
 
@@ -263,8 +274,8 @@ int crypt_seal(const struct crypt_key *mk, const uint8_t fsid[16],
 	if (rc < 0)
 		return rc;
 	frame = (uint8_t *)buf_mut(out) + olen;
-	rc = seal_frame(mk, fsid, object_id, idlen, plain, len, frame,
-			&framelen);
+	lay_out_frame(mk, plain, len, frame, &framelen);
+	rc = seal_frame(mk, fsid, object_id, idlen, frame);
 	if (rc < 0) {
 		/* the room may hold compressed plaintext */
 		OPENSSL_cleanse(frame, bound);
@@ -272,6 +283,43 @@ int crypt_seal(const struct crypt_key *mk, const uint8_t fsid[16],
 	}
 	buf_setlen(out, olen + framelen);
 	return 0;
+}
+
+int crypt_seal_prepare(const struct crypt_key *mk, const void *plain,
+		       size_t len, void *frame, size_t *framelen)
+{
+	assert(mk && frame && framelen && (plain || len == 0));
+	if (len > CRYPT_SEAL_MAX)
+		return -EINVAL;
+	lay_out_frame(mk, plain, len, frame, framelen);
+	return 0;
+}
+
+int crypt_seal_finish(const struct crypt_key *mk, const uint8_t fsid[16],
+		      const char *object_id, void *frame, size_t framelen)
+{
+	static const uint8_t unset[CRYPT_NONCE_LEN];
+	const uint8_t *f = frame;
+	size_t idlen;
+	int rc;
+
+	assert(mk && fsid && frame);
+	rc = check_id(object_id, &idlen);
+	if (rc < 0)
+		return rc;
+	/* only what lay_out_frame() made, once: anything else would be
+	 * sealed with a header that does not describe it */
+	if (framelen < CRYPT_FRAME_OVERHEAD || memcmp(f, FRAME_MAGIC, 4) ||
+	    memcmp(f + OFF_NONCE, unset, CRYPT_NONCE_LEN) ||
+	    (f[OFF_VERSION] != CRYPT_FRAME_VERSION &&
+	     f[OFF_VERSION] != FRAME_V3) ||
+	    crypt__get_be64(f + OFF_CLEN) !=
+	    framelen - CRYPT_FRAME_OVERHEAD)
+		return -EINVAL;
+	rc = seal_frame(mk, fsid, object_id, idlen, frame);
+	if (rc < 0)
+		OPENSSL_cleanse(frame, framelen);
+	return rc;
 }
 
 /* ------------------------------------------------------------------ */

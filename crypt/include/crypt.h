@@ -255,6 +255,29 @@ int crypt_seal(const struct crypt_key *mk, const uint8_t fsid[16],
 	       struct buf *out);
 
 /*
+ * crypt_seal() in two halves, so that a pack's frames can be compressed
+ * side by side before their places in it, which their object ids name,
+ * are known.
+ *
+ * crypt_seal_prepare() compresses plain[0..len) into the cleartext of a
+ * frame at frame (room for crypt_seal_bound(len)) and sets *framelen: the
+ * size the frame will have.  Returns 0, or -EINVAL if len >
+ * CRYPT_SEAL_MAX.  What it leaves at frame is plaintext: never let it out
+ * unsealed.
+ *
+ * crypt_seal_finish() encrypts such a frame in place for object_id, as
+ * crypt_seal() would have: the result is the same form, opened by
+ * crypt_unseal().  Returns 0; -EINVAL if object_id is empty or too long,
+ * or frame[0..framelen) is not what crypt_seal_prepare() made (or was
+ * finished already: a frame is never encrypted twice); -EIO if
+ * the random generator fails, and then the frame is wiped.
+ */
+int crypt_seal_prepare(const struct crypt_key *mk, const void *plain,
+		       size_t len, void *frame, size_t *framelen);
+int crypt_seal_finish(const struct crypt_key *mk, const uint8_t fsid[16],
+		      const char *object_id, void *frame, size_t framelen);
+
+/*
  * Check, decrypt and decompress the frame frame[0..len) and append the
  * plaintext to out.  object_id and fsid must be those it was sealed for.
  *

@@ -452,6 +452,63 @@ TEST(truncated_or_padded)
 	crypt_key_free(mk);
 }
 
+/* The two halves give what crypt_seal() gives: the same size for the
+ * same input, opened by crypt_unseal() under the id finish was given
+ * only; and finish takes nothing but what prepare made. */
+TEST(seal_in_two_halves)
+{
+	struct crypt_key *mk = new_key();
+	char *text = text_data(8192);
+	uint8_t *data = random_data(5000);
+	struct {
+		const void *p;
+		size_t len;
+	} in[] = { { text, 8192 }, { data, 5000 }, { NULL, 0 } };
+	struct buf whole, plain;
+
+	buf_init(&plain, SIZE_MAX);
+	for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+		size_t bound = crypt_seal_bound(in[i].len), flen = 0;
+		uint8_t *f = malloc(bound);
+
+		ASSERT_TRUE(f != NULL);
+		ASSERT_OK(crypt_seal_prepare(mk, in[i].p, in[i].len, f,
+					     &flen));
+		ASSERT_TRUE(flen <= bound);
+		buf_init(&whole, SIZE_MAX);
+		ASSERT_OK(crypt_seal(mk, FSID, "d/p@0", in[i].p, in[i].len,
+				     &whole));
+		ASSERT_EQ(flen, buf_len(&whole));
+		buf_release(&whole);
+		/* a length other than the one prepare gave */
+		ASSERT_ERR(crypt_seal_finish(mk, FSID, "d/p@0", f, flen + 1),
+			   -EINVAL);
+		ASSERT_ERR(crypt_seal_finish(mk, FSID, "", f, flen), -EINVAL);
+		ASSERT_OK(crypt_seal_finish(mk, FSID, "d/p@0", f, flen));
+		ASSERT_ERR(crypt_unseal(mk, FSID, "d/p@1", f, flen, &plain),
+			   PHI_EAUTHFAIL);
+		buf_reset(&plain);
+		ASSERT_OK(crypt_unseal(mk, FSID, "d/p@0", f, flen, &plain));
+		ASSERT_EQ(buf_len(&plain), in[i].len);
+		ASSERT_TRUE(in[i].len == 0 ||
+			    memcmp(buf_data(&plain), in[i].p, in[i].len) == 0);
+		buf_reset(&plain);
+		/* sealed once already (its nonce is set), or not a frame */
+		ASSERT_ERR(crypt_seal_finish(mk, FSID, "d/p@0", f, flen),
+			   -EINVAL);
+		ASSERT_OK(crypt_seal_prepare(mk, in[i].p, in[i].len, f,
+					     &flen));
+		f[0] ^= 1;
+		ASSERT_ERR(crypt_seal_finish(mk, FSID, "d/p@0", f, flen),
+			   -EINVAL);
+		free(f);
+	}
+	buf_release(&plain);
+	free(text);
+	free(data);
+	crypt_key_free(mk);
+}
+
 TEST(bad_arguments)
 {
 	struct crypt_key *mk = new_key();
@@ -2363,6 +2420,7 @@ TEST_MAIN(
 	TEST_ENTRY(other_key),
 	TEST_ENTRY(truncated_or_padded),
 	TEST_ENTRY(frame_generation_field),
+	TEST_ENTRY(seal_in_two_halves),
 	TEST_ENTRY(bad_arguments),
 	TEST_ENTRY(nonce_is_random),
 	TEST_ENTRY(block_hash_keyed),
