@@ -343,6 +343,7 @@ static int folder_start(struct cache *c)
 	rc = pthread_create(&c->folder, NULL, folder_main, c);
 	if (rc)
 		return -rc;
+	pthread_setname_np(c->folder, "phifs-fold");
 	c->folder_running = 1;
 	return 0;
 }

@@ -64,6 +64,8 @@ int cache_ahead_start(struct cache *c)
 				     ahead_main, c);
 		if (rc)
 			break;
+		pthread_setname_np(c->ahead_threads[c->ahead_nthreads],
+				   "phifs-ahead");
 		c->ahead_nthreads++;
 	}
 	if (rc && c->ahead_nthreads == 0) {

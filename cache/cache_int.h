@@ -1098,16 +1098,17 @@ int cache_file_sync_for_replace(struct cache *c, uint64_t ino);
 #define KEPT_IDLE_NS (UINT64_C(10) * 1000000000)
 
 struct kept_buf {
-	struct buf *b[2];	/* borrowed from the owner; NULL: none */
+	struct buf *b[3];	/* borrowed from the owner; NULL: none */
 	uint64_t idle_since;	/* first seen idle; 0 while in use */
 };
 
-/* Keep a and b (NULL: none), idle since now. */
+/* Keep a, b and d (NULL: none), idle since now. */
 static inline void kept_buf_init(struct kept_buf *k, struct buf *a,
-				 struct buf *b, uint64_t now)
+				 struct buf *b, struct buf *d, uint64_t now)
 {
 	k->b[0] = a;
 	k->b[1] = b;
+	k->b[2] = d;
 	k->idle_since = now;
 }
 
@@ -1193,6 +1194,8 @@ struct seal {
 	size_t ninflight, capinflight;
 	pthread_t sealer;
 	int sealer_running;
+	struct crew *crew;		/* helpers that seal frames beside the
+					   sealer (cache_seal.c); NULL: none */
 	pthread_t uploader[64];
 	int nuploaders;
 	pthread_t mender;		/* cache_mend.c */

@@ -1082,6 +1082,7 @@ int cache_mend_start(struct cache *c)
 
 	if (rc)
 		return -rc;
+	pthread_setname_np(s->mender, "phifs-mend");
 	s->mender_running = 1;
 	return 0;
 }

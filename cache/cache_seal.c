@@ -6,8 +6,19 @@
  * the blocks of those that are due: idle for seal_delay, closed, asked
  * for by a sync, or all of them while the dirty total is past
  * dirty_limit.  A block is read from the data file under its node's
- * lock (and leaves the node's dirty set there), then compressed and
- * encrypted (crypt_seal()) into the current pack without the lock.
+ * lock (and leaves the node's dirty set there) into a batch of about a
+ * pack's worth, then compressed and encrypted into the current pack
+ * without the lock.
+ *
+ * The crew.  Compression is most of the work, and a frame's object id
+ * names its offset in the pack, which the frames before it decide.  So
+ * a batch is sealed in three steps: its blocks are compressed side by
+ * side (crypt_seal_prepare()), by the sealer and seal_threads - 1
+ * helper threads; the sealer places the frames in the pack in order;
+ * and all of them encrypt the frames side by side, each for its place
+ * (crypt_seal_finish()).  A frame is encrypted before its pack is
+ * written anywhere, and the open pack holds only encrypted frames
+ * between batches.
  *
  * A pack is written to cache_dir/packs/ (fdatasync, rename, fsync of the
  * directory) before one transaction records it in `packs` (the upload
@@ -41,10 +52,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #define SEAL_TICK_MS 200
 #define DEFAULT_DELAY_MS 5000
 #define DEFAULT_PACK (4ull << 20)
 #define PACK_MAX_AGE_MS 3000	/* a pack not full is stored after this */
+#define BATCH_MAX 64		/* blocks in a batch, at most */
+#define CREW_MAX 8		/* threads that seal, by default at most */
+#define CREW_MIN_BYTES (256u << 10)	/* a smaller batch is sealed by the
+					   sealer alone: waking the crew
+					   would cost more */
 
 /* --- packs ------------------------------------------------------------- */
 
@@ -60,16 +78,162 @@ struct pack_entry {
 				   moved (settle_kept()) */
 };
 
+/* A block read for sealing, not in the pack yet. */
+struct taken {
+	struct cnode *n;	/* a temporary reference */
+	uint64_t blk;
+	unsigned gen, cuts;	/* as in struct pack_entry */
+	size_t at, len;		/* its plaintext in the stage */
+	size_t fat, flen;	/* its frame's cleartext in frames */
+	uint32_t crc;
+	int rc;			/* of crypt_seal_prepare() */
+};
+
 struct packer {
 	uint8_t id[16];
 	char key[PACK_KEY_LEN + 1];
 	struct buf data;
 	struct pack_entry *e;
 	size_t n, cap;
-	struct buf plain;	/* the block being sealed */
+	size_t fin;		/* e[fin, n) are not encrypted yet */
+	atomic_int fin_rc;	/* the first failure to encrypt one */
+	struct taken *t;	/* the batch */
+	size_t nt, tcap;
+	struct buf stage;	/* the batch's plaintext */
+	struct buf frames;	/* its frames, compressed, in the clear */
 	uint64_t opened_ns;	/* when its first frame was added */
 	uint64_t packs, bytes_in, bytes_out;	/* for the log */
 };
+
+/* --- the crew ---------------------------------------------------------- */
+
+typedef void crew_fn(struct cache *c, struct packer *p, size_t i);
+
+struct crew {
+	pthread_mutex_t lock;
+	pthread_cond_t go;	/* a round begins, or stop */
+	pthread_cond_t idle;	/* busy reached 0 */
+	pthread_t th[2 * CREW_MAX];
+	int n;			/* helpers running */
+	int stop;
+	unsigned round;
+	int busy;		/* helpers not done with this round */
+	/* the round's work, set under lock before it begins */
+	crew_fn *fn;
+	struct cache *c;
+	struct packer *p;
+	size_t count;
+	atomic_size_t next;	/* the next item to take */
+};
+
+static void crew_work(struct crew *w)
+{
+	size_t i;
+
+	while ((i = atomic_fetch_add(&w->next, 1)) < w->count)
+		w->fn(w->c, w->p, i);
+}
+
+static void *crew_main(void *arg)
+{
+	struct crew *w = arg;
+	unsigned seen = 0;
+
+	lock_take(&w->lock);
+	for (;;) {
+		while (!w->stop && w->round == seen)
+			pthread_cond_wait(&w->go, &w->lock);
+		if (w->stop)
+			break;
+		seen = w->round;
+		lock_drop(&w->lock);
+		crew_work(w);
+		lock_take(&w->lock);
+		if (--w->busy == 0)
+			pthread_cond_signal(&w->idle);
+	}
+	lock_drop(&w->lock);
+	return NULL;
+}
+
+/* fn(c, p, i) for every i below count, on the sealer and the crew;
+ * returns once all are done.  bytes: the work's size. */
+static void crew_run(struct crew *w, crew_fn *fn, struct cache *c,
+		     struct packer *p, size_t count, size_t bytes)
+{
+	if (!w || w->n == 0 || count < 2 || bytes < CREW_MIN_BYTES) {
+		for (size_t i = 0; i < count; i++)
+			fn(c, p, i);
+		return;
+	}
+	lock_take(&w->lock);
+	w->fn = fn;
+	w->c = c;
+	w->p = p;
+	w->count = count;
+	atomic_store(&w->next, 0);
+	w->busy = w->n;
+	w->round++;
+	pthread_cond_broadcast(&w->go);
+	lock_drop(&w->lock);
+	crew_work(w);
+	lock_take(&w->lock);
+	while (w->busy)
+		pthread_cond_wait(&w->idle, &w->lock);
+	lock_drop(&w->lock);
+}
+
+/* Stop and free the crew; NULL is none. */
+static void crew_free(struct crew *w)
+{
+	if (!w)
+		return;
+	lock_take(&w->lock);
+	w->stop = 1;
+	pthread_cond_broadcast(&w->go);
+	lock_drop(&w->lock);
+	for (int i = 0; i < w->n; i++)
+		pthread_join(w->th[i], NULL);
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->go);
+	pthread_cond_destroy(&w->idle);
+	free(w);
+}
+
+/* A crew of threads - 1 helpers (threads 0: one per core, at most
+ * CREW_MAX); *out stays NULL when the sealer is to work alone. */
+static int crew_start(unsigned threads, struct crew **out)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	struct crew *w;
+
+	*out = NULL;
+	if (threads == 0)
+		threads = cores < 1 ? 1 : cores > CREW_MAX ? CREW_MAX :
+			  (unsigned)cores;
+	if (threads > 2 * CREW_MAX)
+		threads = 2 * CREW_MAX;
+	if (threads < 2)
+		return 0;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->go, NULL);
+	pthread_cond_init(&w->idle, NULL);
+	for (unsigned i = 0; i + 1 < threads; i++) {
+		int rc = pthread_create(&w->th[i], NULL, crew_main, w);
+
+		if (rc) {
+			crew_free(w);
+			return -rc;
+		}
+		pthread_setname_np(w->th[i], "phifs-crew");
+		w->n++;
+	}
+	*out = w;
+	return 0;
+}
 
 static void packer_drop(struct cache *c, struct packer *p)
 {
@@ -82,6 +246,7 @@ static void packer_drop(struct cache *c, struct packer *p)
 		cache_node_release(c, n);
 	}
 	p->n = 0;
+	p->fin = 0;
 	buf_reset(&p->data);
 	atomic_store(&c->sealing_bytes, 0);
 }
@@ -322,6 +487,54 @@ static void settle_kept(struct cache *c, struct packer *p)
 	}
 }
 
+/* Encrypt frame e[fin + i] of p for its place. */
+static void finish_one(struct cache *c, struct packer *p, size_t i)
+{
+	const struct pack_entry *e = &p->e[p->fin + i];
+	char fid[PACK_KEY_LEN + 32];
+	int rc, none = 0;
+
+	snprintf(fid, sizeof(fid), "%s@%" PRIu64, p->key, e->off);
+	rc = crypt_seal_finish(c->seal->key, c->fsid, fid,
+			       (uint8_t *)buf_mut(&p->data) + e->off, e->len);
+	if (rc)
+		atomic_compare_exchange_strong(&p->fin_rc, &none, rc);
+}
+
+/* Encrypt the frames placed since the last call, side by side. */
+static int finish_frames(struct cache *c, struct packer *p)
+{
+	int rc;
+
+	if (p->fin == p->n)
+		return 0;
+	atomic_store(&p->fin_rc, 0);
+	crew_run(c->seal->crew, finish_one, c, p, p->n - p->fin,
+		 buf_len(&p->data) - p->e[p->fin].off);
+	rc = atomic_load(&p->fin_rc);
+	if (rc == 0)
+		p->fin = p->n;
+	else	/* the frames left in the clear go with the pack */
+		OPENSSL_cleanse((uint8_t *)buf_mut(&p->data) +
+				p->e[p->fin].off,
+				buf_len(&p->data) - p->e[p->fin].off);
+	return rc;
+}
+
+/* Put the pack's blocks back into their nodes' dirty sets (packer_drop()
+ * then lets the nodes go). */
+static void pack_undo(struct cache *c, struct packer *p)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		struct cnode *n = p->e[i].n;
+
+		lock_take(&n->lock);
+		if (cache_blkset_add(&n->dblk, p->e[i].blk) > 0)
+			atomic_fetch_add(&c->inbox.dirty_blocks, 1);
+		lock_drop(&n->lock);
+	}
+}
+
 /* Store and record the pack; the entries' blocks stay dirty on failure. */
 static int pack_commit(struct cache *c, struct packer *p)
 {
@@ -331,7 +544,9 @@ static int pack_commit(struct cache *c, struct packer *p)
 
 	if (p->n == 0)
 		return 0;
-	rc = write_pack(c, p);
+	rc = finish_frames(c, p);
+	if (rc == 0)
+		rc = write_pack(c, p);
 	if (rc == 0) {
 		lock_take(&s->lock);
 		a.seq = s->next_seq++;
@@ -345,15 +560,7 @@ static int pack_commit(struct cache *c, struct packer *p)
 		}
 	}
 	if (rc) {
-		/* Put the blocks back into their nodes' dirty sets. */
-		for (size_t i = 0; i < p->n; i++) {
-			struct cnode *n = p->e[i].n;
-
-			lock_take(&n->lock);
-			if (cache_blkset_add(&n->dblk, p->e[i].blk) > 0)
-				atomic_fetch_add(&c->inbox.dirty_blocks, 1);
-			lock_drop(&n->lock);
-		}
+		pack_undo(c, p);
 		PHI_LOG(PHI_LOG_ERR, "cannot store sealed object %s: %s; "
 			"will retry", p->key, phi_strerror(rc));
 	} else {
@@ -376,47 +583,6 @@ static int packer_begin(struct packer *p)
 	if (rc == 0)
 		cache_pack_key(p->id, p->key);
 	return rc;
-}
-
-/* Seal plain as the next frame of the pack, for block blk of n. */
-static int pack_add(struct cache *c, struct packer *p, struct cnode *n,
-		    uint64_t blk, unsigned gen, unsigned cuts)
-{
-	char fid[PACK_KEY_LEN + 32];
-	size_t off, len = buf_len(&p->plain);
-	int rc;
-
-	if (p->n == 0 && buf_len(&p->data) == 0) {
-		rc = packer_begin(p);
-		if (rc)
-			return rc;
-		p->opened_ns = phi_mono_ns();
-	}
-	if (p->n == p->cap) {
-		size_t cap = p->cap ? 2 * p->cap : 64;
-		void *v = realloc(p->e, cap * sizeof(*p->e));
-
-		if (!v)
-			return -ENOMEM;
-		p->e = v;
-		p->cap = cap;
-	}
-	off = buf_len(&p->data);
-	snprintf(fid, sizeof(fid), "%s@%zu", p->key, off);
-	rc = buf_reserve(&p->data, crypt_seal_bound(len));
-	if (rc == 0)
-		rc = crypt_seal(c->seal->key, c->fsid, fid, buf_data(&p->plain),
-				len, &p->data);
-	if (rc)
-		return rc;
-	p->e[p->n++] = (struct pack_entry){ n, blk, off,
-					    (uint32_t)(buf_len(&p->data) - off),
-					    (uint32_t)len,
-					    phi_crc32c(0, buf_data(&p->plain), len),
-					    gen, cuts, 0 };
-	atomic_fetch_add(&c->sealing_bytes, buf_len(&p->data) - off);
-	p->bytes_in += len;
-	return 0;
 }
 
 /* --- the sealing pass -------------------------------------------------- */
@@ -459,17 +625,19 @@ static int due_blocks(struct cache *c, struct cnode *n, const struct due *d,
 	return rc;
 }
 
-/* Read len bytes of block blk of n into p->plain, zeros past a short file. */
+/* Append len bytes of block blk of n to the stage at *at, zeros past a
+ * short file. */
 static int read_plain(struct cache *c, struct packer *p, struct cnode *n,
-		      uint64_t blk, uint64_t len)
+		      uint64_t blk, uint64_t len, size_t *at)
 {
 	uint64_t bs = c->block_size, bad = 0;
 	int rc;
 
-	buf_reset(&p->plain);
-	rc = buf_reserve(&p->plain, bs);
-	if (rc == 0 && len)
-		rc = cache_sect_read(c, n->fd, n->ino, buf_mut(&p->plain),
+	*at = buf_len(&p->stage);
+	rc = buf_reserve(&p->stage, len);
+	if (rc == 0)
+		rc = cache_sect_read(c, n->fd, n->ino,
+				     (uint8_t *)buf_mut(&p->stage) + *at,
 				     blk * bs, len, &bad);
 	if (rc == PHI_EAUTHFAIL) {
 		PHI_LOG(PHI_LOG_ERR, "inode %" PRIu64 ": local sector %" PRIu64
@@ -479,16 +647,17 @@ static int read_plain(struct cache *c, struct packer *p, struct cnode *n,
 	}
 	if (rc)
 		return rc;
-	buf_setlen(&p->plain, len);
+	buf_setlen(&p->stage, *at + len);
 	return 0;
 }
 
-/* Under n->lock, read block blk and move it from dirty to sealing; 1: skip. */
+/* Under n->lock, read block blk into the batch as t and move it from
+ * dirty to sealing; 1: skip. */
 static int take_block(struct cache *c, struct packer *p, struct cnode *n,
-		      uint64_t blk, unsigned *gen, unsigned *cuts)
+		      uint64_t blk, struct taken *t)
 {
 	uint64_t bs = c->block_size, len;
-	int rc;
+	int rc = 0;
 
 	lock_take(&n->lock);
 	if (!cache_blkset_has(&n->dblk, blk)) {
@@ -497,7 +666,8 @@ static int take_block(struct cache *c, struct packer *p, struct cnode *n,
 	}
 	len = blk * bs >= n->size ? 0 :
 	      n->size - blk * bs < bs ? n->size - blk * bs : bs;
-	rc = read_plain(c, p, n, blk, len);
+	if (len)
+		rc = read_plain(c, p, n, blk, len, &t->at);
 	if (rc) {
 		lock_drop(&n->lock);
 		return rc;
@@ -506,11 +676,15 @@ static int take_block(struct cache *c, struct packer *p, struct cnode *n,
 	/* what the record will say is what the data file holds */
 	cache_blkset_add(&n->checked, blk);
 	atomic_fetch_sub(&c->inbox.dirty_blocks, 1);
-	*gen = atomic_load(&n->gen);
-	*cuts = atomic_load(&n->cuts);
+	t->n = n;
+	t->blk = blk;
+	t->len = (size_t)len;
+	t->gen = atomic_load(&n->gen);
+	t->cuts = atomic_load(&n->cuts);
 	if (len && cache_blkset_add(&n->sealing, blk) < 0) {
 		if (cache_blkset_add(&n->dblk, blk) > 0)
 			atomic_fetch_add(&c->inbox.dirty_blocks, 1);
+		buf_setlen(&p->stage, t->at);
 		lock_drop(&n->lock);
 		return -ENOMEM;
 	}
@@ -520,29 +694,154 @@ static int take_block(struct cache *c, struct packer *p, struct cnode *n,
 	return len == 0;
 }
 
-/* Seal dirty block blk of n into p, and store p once it is full. */
+/* Block blk of n, taken but not sealed: dirty again, and n let go. */
+static void give_back(struct cache *c, struct cnode *n, uint64_t blk)
+{
+	lock_take(&n->lock);
+	cache_blkset_del(&n->sealing, blk);
+	if (cache_blkset_add(&n->dblk, blk) > 0)
+		atomic_fetch_add(&c->inbox.dirty_blocks, 1);
+	lock_drop(&n->lock);
+	cache_node_release(c, n);
+}
+
+/* Compress the batch's block i into its place in frames. */
+static void prepare_one(struct cache *c, struct packer *p, size_t i)
+{
+	struct taken *t = &p->t[i];
+	const uint8_t *plain = (const uint8_t *)buf_data(&p->stage) + t->at;
+
+	t->crc = phi_crc32c(0, plain, t->len);
+	t->rc = crypt_seal_prepare(c->seal->key, plain, t->len,
+				   (uint8_t *)buf_mut(&p->frames) + t->fat,
+				   &t->flen);
+}
+
+/* Append t's prepared frame to the pack (not encrypted yet). */
+static int place(struct cache *c, struct packer *p, const struct taken *t)
+{
+	size_t off;
+	int rc;
+
+	if (p->n == 0 && buf_len(&p->data) == 0) {
+		rc = packer_begin(p);
+		if (rc)
+			return rc;
+		p->opened_ns = phi_mono_ns();
+	}
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? 2 * p->cap : 64;
+		void *v = realloc(p->e, cap * sizeof(*p->e));
+
+		if (!v)
+			return -ENOMEM;
+		p->e = v;
+		p->cap = cap;
+	}
+	off = buf_len(&p->data);
+	rc = buf_reserve(&p->data, t->flen);
+	if (rc)
+		return rc;
+	memcpy((uint8_t *)buf_mut(&p->data) + off,
+	       (const uint8_t *)buf_data(&p->frames) + t->fat, t->flen);
+	buf_setlen(&p->data, off + t->flen);
+	p->e[p->n++] = (struct pack_entry){ t->n, t->blk, off,
+					    (uint32_t)t->flen,
+					    (uint32_t)t->len, t->crc,
+					    t->gen, t->cuts, 0 };
+	atomic_fetch_add(&c->sealing_bytes, t->flen);
+	p->bytes_in += t->len;
+	return 0;
+}
+
+/*
+ * Seal the batch into p: compress its blocks side by side, place their
+ * frames in order, encrypt them side by side, and store each pack that
+ * fills.  A block that fails goes back to dirty; the first failure is
+ * returned.
+ */
+static int seal_batch(struct cache *c, struct packer *p)
+{
+	size_t fat = 0;
+	int rc = 0, first = 0;
+
+	for (size_t i = 0; i < p->nt; i++) {
+		p->t[i].fat = fat;
+		fat += crypt_seal_bound(p->t[i].len);
+	}
+	buf_reset(&p->frames);
+	if (p->nt)
+		rc = buf_reserve(&p->frames, fat);
+	if (rc == 0 && p->nt) {
+		buf_setlen(&p->frames, fat);
+		crew_run(c->seal->crew, prepare_one, c, p, p->nt,
+			 buf_len(&p->stage));
+	}
+	for (size_t i = 0; i < p->nt; i++) {
+		const struct taken *t = &p->t[i];
+		int r = rc ? rc : t->rc;
+
+		if (r == 0)
+			r = place(c, p, t);
+		if (r) {
+			give_back(c, t->n, t->blk);
+			first = first ? first : r;
+		} else if (buf_len(&p->data) >= c->seal->pack_size) {
+			r = pack_commit(c, p);
+			first = first ? first : r;
+		}
+	}
+	/* the open pack keeps encrypted frames only */
+	rc = finish_frames(c, p);
+	if (rc) {
+		PHI_LOG(PHI_LOG_ERR, "cannot seal for object %s: %s; will "
+			"retry", p->key, phi_strerror(rc));
+		pack_undo(c, p);
+		packer_drop(c, p);
+		first = first ? first : rc;
+	}
+	buf_reset(&p->frames);
+	buf_reset(&p->stage);
+	p->nt = 0;
+	return first;
+}
+
+/* Give the batch's blocks back, unsealed. */
+static void batch_drop(struct cache *c, struct packer *p)
+{
+	for (size_t i = 0; i < p->nt; i++)
+		give_back(c, p->t[i].n, p->t[i].blk);
+	p->nt = 0;
+	buf_reset(&p->stage);
+}
+
+/* Take dirty block blk of n into the batch, and seal the batch once it
+ * holds what the pack has room for. */
 static int seal_block(struct cache *c, struct packer *p, struct cnode *n,
 		      uint64_t blk)
 {
-	unsigned gen, cuts;
-	int rc = take_block(c, p, n, blk, &gen, &cuts);
+	uint64_t room;
+	int rc;
 
+	if (p->nt == p->tcap) {
+		size_t cap = p->tcap ? 2 * p->tcap : 16;
+		void *v = realloc(p->t, cap * sizeof(*p->t));
+
+		if (!v)
+			return -ENOMEM;
+		p->t = v;
+		p->tcap = cap;
+	}
+	rc = take_block(c, p, n, blk, &p->t[p->nt]);
 	if (rc)
 		return rc > 0 ? 0 : rc;
 	cache_node_hold(c, n);
-	rc = pack_add(c, p, n, blk, gen, cuts);
-	if (rc) {
-		cache_node_release(c, n);
-		lock_take(&n->lock);
-		cache_blkset_del(&n->sealing, blk);
-		if (cache_blkset_add(&n->dblk, blk) > 0)
-			atomic_fetch_add(&c->inbox.dirty_blocks, 1);
-		lock_drop(&n->lock);
-		return rc;
-	}
-	if (buf_len(&p->data) >= c->seal->pack_size)
-		rc = pack_commit(c, p);
-	return rc;
+	p->nt++;
+	room = c->seal->pack_size > buf_len(&p->data) ?
+	       c->seal->pack_size - buf_len(&p->data) : 0;
+	if (p->nt == BATCH_MAX || buf_len(&p->stage) >= room)
+		return seal_batch(c, p);
+	return 0;
 }
 
 /* Seal the due dirty blocks of ino into p. */
@@ -642,13 +941,22 @@ static void seal_pass(struct cache *c, struct packer *p, int force)
 		if (r && r != -ENOENT && rc == 0)
 			rc = r;
 	}
+	/* what the batch holds is in the pack before it may be stored */
+	if (rc != PHI_ELATCHED) {
+		int r = seal_batch(c, p);
+
+		if (r && rc == 0)
+			rc = r;
+	}
 	/* A pack that is not full stays open across passes for a while,
 	 * so that files saved one by one still share objects. */
 	if (rc != PHI_ELATCHED && (force || phi_mono_ns() - p->opened_ns >=
 				   PACK_MAX_AGE_MS * 1000000ull))
 		pack_commit(c, p);
-	else if (rc == PHI_ELATCHED)
+	else if (rc == PHI_ELATCHED) {
+		batch_drop(c, p);
 		packer_drop(c, p);
+	}
 	free(inos);
 	free(d.closed);
 }
@@ -787,13 +1095,18 @@ static void sealer_finish(struct cache *c, struct packer *p)
 	/* Dirty blocks not sealed yet stay in the `dirty` db, and the next
 	 * mount seals them first thing, so that unmount does not wait for
 	 * sealing. */
-	if (!atomic_load(&c->latched))
+	if (!atomic_load(&c->latched)) {
+		seal_batch(c, p);
 		pack_commit(c, p);
+	}
+	batch_drop(c, p);
 	packer_drop(c, p);
 	cache_lru_persist_fetched(c);
 	buf_release(&p->data);
-	buf_release(&p->plain);
+	buf_release(&p->stage);
+	buf_release(&p->frames);
 	free(p->e);
+	free(p->t);
 }
 
 /* Drop the files closed since the last pass, unsealed (latched). */
@@ -819,8 +1132,9 @@ static void *sealer_main(void *arg)
 
 	memset(&p, 0, sizeof(p));
 	buf_init(&p.data, SIZE_MAX);
-	buf_init(&p.plain, SIZE_MAX);
-	kept_buf_init(&keep, &p.data, &p.plain, last_journal);
+	buf_init(&p.stage, SIZE_MAX);
+	buf_init(&p.frames, SIZE_MAX);
+	kept_buf_init(&keep, &p.data, &p.stage, &p.frames, last_journal);
 	while (!cache_inbox_wait(c, handled, SEAL_TICK_MS)) {
 		unsigned req;
 		uint64_t mark;
@@ -947,9 +1261,13 @@ int cache_seal_start(struct cache *c, const struct cache_config *cfg,
 	atomic_store(&c->packs_used, cache_upload_queue_sweep(c));
 	cache_inbox_open(c, cfg->dirty_limit ? cfg->dirty_limit :
 			 c->size_limit / 4);
+	rc = crew_start(cfg->seal_threads, &s->crew);
+	if (rc)
+		return rc;
 	rc = pthread_create(&s->sealer, NULL, sealer_main, c);
 	if (rc)
 		return -rc;
+	pthread_setname_np(s->sealer, "phifs-seal");
 	s->sealer_running = 1;
 	rc = cache_upload_start(c, cfg->uploaders ? cfg->uploaders : 4);
 	return rc ? rc : cache_mend_start(c);
@@ -969,6 +1287,8 @@ void cache_seal_stop(struct cache *c)
 	if (s->sealer_running)
 		pthread_join(s->sealer, NULL);
 	s->sealer_running = 0;
+	crew_free(s->crew);
+	s->crew = NULL;
 	for (int i = 0; i < s->nuploaders; i++)
 		pthread_join(s->uploader[i], NULL);
 	s->nuploaders = 0;

@@ -1099,7 +1099,7 @@ static void *uploader_main(void *arg)
 	struct buf data;
 
 	buf_init(&data, SIZE_MAX);
-	kept_buf_init(&keep, &data, NULL, phi_mono_ns());
+	kept_buf_init(&keep, &data, NULL, NULL, phi_mono_ns());
 	lock_take(&s->lock);
 	seen_mark = s->sync_mark;
 	while (!s->stop) {
@@ -1156,6 +1156,7 @@ int cache_upload_start(struct cache *c, unsigned threads)
 
 		if (rc)
 			return -rc;
+		pthread_setname_np(s->uploader[i], "phifs-upload");
 		s->nuploaders++;
 	}
 	return 0;

@@ -79,6 +79,7 @@ struct key_def {
 #define MIN_LEASE_TIME_MS (UINT64_C(1000))
 #define MAX_LEASE_TIME_MS (UINT64_C(3600) * 1000)
 #define MAX_UPLOADERS 64
+#define MAX_SEAL_THREADS 16
 #define MIN_PACK_SIZE (UINT64_C(64) << 10)
 #define MAX_PACK_SIZE (UINT64_C(64) << 20)
 #define MIN_META_INTERVAL_MS 100
@@ -117,6 +118,13 @@ static const char *check_uploaders(uint64_t v)
 {
 	if (v < 1 || v > MAX_UPLOADERS)
 		return "must be from 1 to " STR(MAX_UPLOADERS);
+	return NULL;
+}
+
+static const char *check_seal_threads(uint64_t v)
+{
+	if (v > MAX_SEAL_THREADS)
+		return "must be from 0 (one per core) to " STR(MAX_SEAL_THREADS);
 	return NULL;
 }
 
@@ -160,6 +168,9 @@ static const struct key_def keys[] = {
 	  "sealed for the regions" },
 	{ SCOPE_FS, "uploaders", KEY_UINT, FS(uploaders), "4", false,
 	  check_uploaders, "uploads at once, 1 to " STR(MAX_UPLOADERS) },
+	{ SCOPE_FS, "seal_threads", KEY_UINT, FS(seal_threads), "0", false,
+	  check_seal_threads, "threads that compress and encrypt for the "
+	  "regions; 0 = one per core" },
 	{ SCOPE_FS, "pack_size", KEY_SIZE, FS(pack_size), "4M", false,
 	  check_pack_size, "sealed blocks go out in objects this big, "
 	  "64K to 64M" },

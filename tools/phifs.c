@@ -83,6 +83,7 @@ void tool_cache_config(const struct phi_config *cfg, struct cache_config *out)
 	out->block_size = cfg->block_size;
 	out->seal_delay_ms = cfg->seal_delay_ms;
 	out->uploaders = cfg->uploaders;
+	out->seal_threads = cfg->seal_threads;
 	out->pack_size = cfg->pack_size;
 	out->dirty_limit = cfg->dirty_limit;
 	out->metadata_interval_ms = cfg->metadata_interval_ms;

@@ -96,6 +96,9 @@ struct cache_config {
 	unsigned seal_delay_ms;	/* idle time before a dirty block is
 				   sealed (5000) */
 	unsigned uploaders;	/* uploader threads (4) */
+	unsigned seal_threads;	/* threads that seal frames, the sealer
+				   among them (0: one per core, at most
+				   8) */
 	uint64_t pack_size;	/* sealed blocks are packed into objects of
 				   about this size (4 MiB) */
 	uint64_t dirty_limit;	/* past this many dirty bytes, sealing starts

@@ -84,6 +84,7 @@ TEST(minimal_file_gets_defaults)
 	ASSERT_TRUE(cfg.key_file == NULL);
 	ASSERT_EQ(cfg.seal_delay_ms, 5000);
 	ASSERT_EQ(cfg.uploaders, 4);
+	ASSERT_EQ(cfg.seal_threads, 0);
 	ASSERT_EQ(cfg.pack_size, 4u << 20);
 	ASSERT_EQ(cfg.dirty_limit, 0);
 	ASSERT_EQ(cfg.metadata_interval_ms, 30000);
@@ -100,11 +101,13 @@ TEST(sealing_keys_load)
 	load_ok(FS "key_file = /etc/phifs//clinic.key/\n"
 		"seal_delay = 500ms\n"
 		"uploaders = 64\n"
+		"seal_threads = 16\n"
 		"pack_size = 64K\n"
 		"dirty_limit = 1G\n", &cfg);
 	ASSERT_STREQ(cfg.key_file, "/etc/phifs//clinic.key");
 	ASSERT_EQ(cfg.seal_delay_ms, 500);
 	ASSERT_EQ(cfg.uploaders, 64);
+	ASSERT_EQ(cfg.seal_threads, 16);
 	ASSERT_EQ(cfg.pack_size, 64u << 10);
 	ASSERT_EQ(cfg.dirty_limit, 1ULL << 30);
 	phi_config_release(&cfg);
@@ -675,6 +678,10 @@ TEST(bad_uploaders)
 		     ":3: uploaders: must be from 1 to 64");
 	expect_error(FS "uploaders = 65\n",
 		     ":3: uploaders: must be from 1 to 64");
+	expect_error(FS "seal_threads = 17\n",
+		     ":3: seal_threads: must be from 0 (one per core) to 16");
+	expect_error(FS "seal_threads = -1\n",
+		     ":3: seal_threads: bad number '-1'");
 	expect_error(FS "uploaders = four\n",
 		     ":3: uploaders: bad number 'four'");
 	expect_error(FS "uploaders = -1\n", ":3: uploaders: bad number '-1'");

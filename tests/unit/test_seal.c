@@ -133,6 +133,71 @@ TEST(small_files_share_packs)
 	env_done(&e);
 }
 
+/* Text that compresses, each line its own. */
+static void text_fill(unsigned char *buf, size_t n, unsigned seed)
+{
+	size_t at = 0;
+
+	while (at < n) {
+		char line[80];
+		int w = snprintf(line, sizeof(line), "%u: pressure normal, "
+				 "pulse %zu\n", seed, at % 97);
+
+		memcpy(buf + at, line, (size_t)w < n - at ? (size_t)w : n - at);
+		at += (size_t)w;
+	}
+}
+
+/* Sealed side by side by more threads than cores: every frame is placed
+ * where its object id says, each block read back from its frame after
+ * eviction and after a reopen, compressible and not, whole and short. */
+TEST(blocks_sealed_side_by_side_read_back)
+{
+	struct env e;
+	static unsigned char text[3 * MiB + 777], noise[2 * MiB + 5],
+		letters[40][3000];
+	uint64_t ft, fn, fl[40];
+	struct cache_stats st;
+
+	env_init(&e, 1ull << 30);
+	env_close(&e);
+	e.cfg.seal_threads = 4;
+	env_open(&e);
+	text_fill(text, sizeof(text), 1);
+	fill(noise, sizeof(noise), 2);
+	ft = mkfile(e.c, "text");
+	fn = mkfile(e.c, "noise");
+	put(e.c, ft, 0, text, sizeof(text));
+	put(e.c, fn, 0, noise, sizeof(noise));
+	for (int i = 0; i < 40; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "letter-%d", i);
+		if (i % 2)
+			text_fill(letters[i], sizeof(letters[i]), 100 + i);
+		else
+			fill(letters[i], sizeof(letters[i]), 100 + i);
+		fl[i] = mkfile(e.c, name);
+		put(e.c, fl[i], 0, letters[i], sizeof(letters[i]));
+	}
+	sync_ok(&e);
+	ASSERT_TRUE(cache_evict(e.c, UINT64_MAX) >= sizeof(noise));
+	ASSERT_OK(cache_stats(e.c, &st));
+	ASSERT_EQ(st.resident_blocks, 0);
+	expect(e.c, ft, text, sizeof(text));
+	expect(e.c, fn, noise, sizeof(noise));
+	for (int i = 0; i < 40; i++)
+		expect(e.c, fl[i], letters[i], sizeof(letters[i]));
+	env_close(&e);
+
+	e.cfg.seal_threads = 1;		/* read back by a sealer alone */
+	env_open(&e);
+	ASSERT_TRUE(cache_evict(e.c, UINT64_MAX) >= sizeof(noise));
+	expect(e.c, fn, noise, sizeof(noise));
+	expect(e.c, fl[39], letters[39], sizeof(letters[39]));
+	env_done(&e);
+}
+
 TEST(evicted_blocks_read_back_after_reopen)
 {
 	struct env e;
@@ -1665,6 +1730,7 @@ TEST(audit_gc_deletes_a_prefix_and_the_rest_verifies_from_base)
 TEST_MAIN(
 	TEST_ENTRY(sealed_objects_in_both_regions_say_nothing),
 	TEST_ENTRY(small_files_share_packs),
+	TEST_ENTRY(blocks_sealed_side_by_side_read_back),
 	TEST_ENTRY(evicted_blocks_read_back_after_reopen),
 	TEST_ENTRY(region_a_gone_reads_from_b),
 	TEST_ENTRY(corrupt_copy_in_a_fails_over_and_is_recorded),

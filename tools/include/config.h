@@ -94,6 +94,7 @@ struct phi_config {
 	char *key_file;		/* absolute path, or NULL: passphrase */
 	unsigned seal_delay_ms;
 	unsigned uploaders;
+	unsigned seal_threads;	/* 0: one per core */
 	uint64_t pack_size;
 	uint64_t dirty_limit;	/* 0 = cache_size / 4 (the cache's default) */
 	unsigned metadata_interval_ms;
