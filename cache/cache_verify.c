@@ -168,11 +168,16 @@ static void path_of(const struct paths *p, uint64_t ino, char *out,
 
 /* --- the local store --------------------------------------------------- */
 
-/* Whether block blk of ino has a `blocks` entry (then in *rec). */
+/* 1 if block blk of ino has a `blocks` entry (then in *rec), 0 if it
+ * has none, or a negative code if it cannot be read (a damaged record,
+ * no memory): never taken for "none", which would report the block's
+ * data as unrecorded. */
 static int get_rec(struct cache *c, MDB_txn *txn, uint64_t ino,
 		   uint64_t blk, struct block_rec *rec)
 {
-	return cache_blk_rec_get(c, txn, ino, blk, rec) == 0;
+	int rc = cache_blk_rec_get(c, txn, ino, blk, rec);
+
+	return rc == 0 ? 1 : rc == -ENOENT ? 0 : rc;
 }
 
 /* The data file of ino, opened for reading; -1 if there is none. */
@@ -215,7 +220,7 @@ static int still_clean(struct cache *c, uint64_t ino, uint64_t blk,
 	if (!txn)
 		return 1;
 	same = !cache_blk_in_dirty(c, txn, ino, blk) &&
-	       get_rec(c, txn, ino, blk, &now) == (rec != NULL) &&
+	       get_rec(c, txn, ino, blk, &now) == (rec != NULL ? 1 : 0) &&
 	       (!rec || memcmp(&now, rec, sizeof(now)) == 0);
 	cache_meta_read_end(txn);
 	return same;
@@ -263,6 +268,16 @@ static int verify_file(struct local_walk *w, MDB_txn *txn, uint64_t ino,
 		if (!cache_sect_has_data(c, fd, b))
 			continue;
 		have = get_rec(c, txn, ino, b, &rec);
+		if (have == PHI_ECORRUPT) {
+			w->out->damaged++;
+			report_block(w, ino, b, "its block record is damaged: "
+				     "the local copy cannot be checked");
+			continue;
+		}
+		if (have < 0) {
+			close(fd);
+			return have;
+		}
 		if (cache_blk_in_dirty(c, txn, ino, b)) {
 			rc = c->sect.sealed ? read_local(c, fd, ino, b * bs,
 						       c->block_size,
@@ -521,6 +536,14 @@ static int compare_blocks(struct cmp *m, MDB_txn *lt, MDB_txn *vt,
 			m->out->pending++;
 			continue;
 		}
+		if (lh == PHI_ECORRUPT || vh == PHI_ECORRUPT) {
+			snprintf(what, sizeof(what), "block %" PRIu64 " has a "
+				 "damaged record here or", b);
+			differs(m, ino, &m->lpaths, what);
+			continue;
+		}
+		if (lh < 0 || vh < 0)
+			return lh < 0 ? lh : vh;
 		if (!lh && !vh)
 			continue;	/* a hole in both */
 		if (lh != vh || !same_rec(&lr, &vr)) {

@@ -1151,6 +1151,58 @@ static void block0_rec(struct env *e, uint64_t ino, uint32_t *plain,
 	mdb_env_close(env);
 }
 
+/* Cut the `blocks` record of block 0 of ino in e's closed cache to len
+ * bytes: a damaged record. */
+static void block0_rec_cut(struct env *e, uint64_t ino, size_t len)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	uint8_t k[16] = { 0 }, v[48];
+	MDB_val key = { sizeof(k), k }, val;
+	char path[4200];
+
+	for (int i = 7; i >= 0; i--, ino >>= 8)
+		k[i] = (uint8_t)ino;
+	snprintf(path, sizeof(path), "%s/meta", e->cfg.dir);
+	ASSERT_OK(mdb_env_create(&env));
+	mdb_env_set_maxdbs(env, 16);
+	mdb_env_set_mapsize(env, 64ull << 30);
+	ASSERT_OK(mdb_env_open(env, path, MDB_NOTLS, 0600));
+	ASSERT_OK(mdb_txn_begin(env, NULL, 0, &txn));
+	ASSERT_OK(mdb_dbi_open(txn, "blocks", 0, &dbi));
+	ASSERT_OK(mdb_get(txn, dbi, &key, &val));
+	ASSERT_TRUE(len <= val.mv_size && len <= sizeof(v));
+	memcpy(v, val.mv_data, len);
+	val = (MDB_val){ len, v };
+	ASSERT_OK(mdb_put(txn, dbi, &key, &val, 0));
+	ASSERT_OK(mdb_txn_commit(txn));
+	mdb_env_close(env);
+}
+
+/* A scrub of the local store that meets a damaged block record says so,
+ * and does not take the block's data for data no record names. */
+TEST(a_damaged_block_record_is_reported_as_such)
+{
+	struct env e;
+	static unsigned char a[BLOCK_SIZE];
+	struct cache_verify_result r = { 0 };
+	uint64_t fa;
+
+	env_init(&e, 1ull << 30);
+	fill(a, sizeof(a), 57);
+	fa = mkfile(e.c, "a");
+	put(e.c, fa, 0, a, sizeof(a));
+	sync_ok(&e);
+	env_close(&e);
+	block0_rec_cut(&e, fa, 40);
+	env_open(&e);
+	ASSERT_EQ(count_reports(e.c, &r), 1);
+	ASSERT_EQ(r.damaged, 1);
+	ASSERT_EQ(r.unrecorded, 0);
+	env_done(&e);
+}
+
 /* A block's record keeps its plaintext's length and checksum masked, so
  * that it tells no file's size and confirms no guess of the content to
  * whoever has cache_dir; yet the mount unmasks them to read the block
@@ -1754,6 +1806,7 @@ TEST_MAIN(
 	TEST_ENTRY(a_conversion_does_not_vouch_for_bytes_newer_than_their_record),
 	TEST_ENTRY(a_write_into_a_damaged_clean_sector_fetches_its_block),
 	TEST_ENTRY(block_checksums_are_masked_yet_vouch_for_local_copies),
+	TEST_ENTRY(a_damaged_block_record_is_reported_as_such),
 	TEST_ENTRY(cut_and_grow_while_sealing_leaves_no_stale_block),
 	TEST_ENTRY(working_set_larger_than_cache),
 	TEST_ENTRY(dirty_data_fills_cache_enospc),
