@@ -385,7 +385,9 @@ struct cache {
 	atomic_uint_fast64_t used;	/* bytes of the data files */
 	atomic_uint_fast64_t packs_used;	/* bytes of packs/ */
 	atomic_uint_fast64_t sealing_bytes;	/* of the pack being sealed,
-						   not in packs_used yet */
+						   not in packs_used yet, and
+						   the most the sealer's batch
+						   can add to it */
 	atomic_uint_fast64_t evictions;	/* blocks evicted since open
 					   (cache_blk_evict_blocks()) */
 	atomic_uint_fast64_t commits;	/* write transactions committed

@@ -247,8 +247,9 @@ static void packer_drop(struct cache *c, struct packer *p)
 	}
 	p->n = 0;
 	p->fin = 0;
+	/* the batch may still hold blocks: only the pack's bytes go */
+	atomic_fetch_sub(&c->sealing_bytes, buf_len(&p->data));
 	buf_reset(&p->data);
-	atomic_store(&c->sealing_bytes, 0);
 }
 
 int cache_store_durably(struct cache *c, const char *dir, const char *name,
@@ -688,20 +689,27 @@ static int take_block(struct cache *c, struct packer *p, struct cnode *n,
 		lock_drop(&n->lock);
 		return -ENOMEM;
 	}
+	/* no longer a dirty block in the cache's reckoning (used_total()),
+	 * but the frame it will be, at most */
+	if (len)
+		atomic_fetch_add(&c->sealing_bytes, crypt_seal_bound(len));
 	lock_drop(&n->lock);
 	/* past the end: nothing to seal; the entry goes with the next cut
 	 * or seal of the file */
 	return len == 0;
 }
 
-/* Block blk of n, taken but not sealed: dirty again, and n let go. */
-static void give_back(struct cache *c, struct cnode *n, uint64_t blk)
+/* t, taken but not sealed: dirty again, and its node let go. */
+static void give_back(struct cache *c, const struct taken *t)
 {
+	struct cnode *n = t->n;
+
 	lock_take(&n->lock);
-	cache_blkset_del(&n->sealing, blk);
-	if (cache_blkset_add(&n->dblk, blk) > 0)
+	cache_blkset_del(&n->sealing, t->blk);
+	if (cache_blkset_add(&n->dblk, t->blk) > 0)
 		atomic_fetch_add(&c->inbox.dirty_blocks, 1);
 	lock_drop(&n->lock);
+	atomic_fetch_sub(&c->sealing_bytes, crypt_seal_bound(t->len));
 	cache_node_release(c, n);
 }
 
@@ -749,7 +757,8 @@ static int place(struct cache *c, struct packer *p, const struct taken *t)
 					    (uint32_t)t->flen,
 					    (uint32_t)t->len, t->crc,
 					    t->gen, t->cuts, 0 };
-	atomic_fetch_add(&c->sealing_bytes, t->flen);
+	/* the pack holds it now, in place of the most it could have been */
+	atomic_fetch_sub(&c->sealing_bytes, crypt_seal_bound(t->len) - t->flen);
 	p->bytes_in += t->len;
 	return 0;
 }
@@ -757,13 +766,15 @@ static int place(struct cache *c, struct packer *p, const struct taken *t)
 /*
  * Seal the batch into p: compress its blocks side by side, place their
  * frames in order, encrypt them side by side, and store each pack that
- * fills.  A block that fails goes back to dirty; the first failure is
- * returned.
+ * fills.  A block that fails is logged with its inode and goes back to
+ * dirty, for the next pass.  Returns PHI_ELATCHED if the store latched,
+ * else 0: the batch holds blocks of several files, and the one being
+ * taken when it filled is not to blame.
  */
 static int seal_batch(struct cache *c, struct packer *p)
 {
 	size_t fat = 0;
-	int rc = 0, first = 0;
+	int rc = 0, latched = 0;
 
 	for (size_t i = 0; i < p->nt; i++) {
 		p->t[i].fat = fat;
@@ -784,12 +795,14 @@ static int seal_batch(struct cache *c, struct packer *p)
 		if (r == 0)
 			r = place(c, p, t);
 		if (r) {
-			give_back(c, t->n, t->blk);
-			first = first ? first : r;
+			PHI_LOG(PHI_LOG_ERR, "cannot seal inode %" PRIu64 ": %s; "
+				"will retry", t->n->ino, phi_strerror(r));
+			give_back(c, t);
 		} else if (buf_len(&p->data) >= c->seal->pack_size) {
-			r = pack_commit(c, p);
-			first = first ? first : r;
+			r = pack_commit(c, p);	/* logs its failures */
 		}
+		if (r == PHI_ELATCHED)
+			latched = r;
 	}
 	/* the open pack keeps encrypted frames only */
 	rc = finish_frames(c, p);
@@ -798,19 +811,18 @@ static int seal_batch(struct cache *c, struct packer *p)
 			"retry", p->key, phi_strerror(rc));
 		pack_undo(c, p);
 		packer_drop(c, p);
-		first = first ? first : rc;
 	}
 	buf_reset(&p->frames);
 	buf_reset(&p->stage);
 	p->nt = 0;
-	return first;
+	return latched;
 }
 
 /* Give the batch's blocks back, unsealed. */
 static void batch_drop(struct cache *c, struct packer *p)
 {
 	for (size_t i = 0; i < p->nt; i++)
-		give_back(c, p->t[i].n, p->t[i].blk);
+		give_back(c, &p->t[i]);
 	p->nt = 0;
 	buf_reset(&p->stage);
 }

@@ -268,16 +268,6 @@ static int verify_file(struct local_walk *w, MDB_txn *txn, uint64_t ino,
 		if (!cache_sect_has_data(c, fd, b))
 			continue;
 		have = get_rec(c, txn, ino, b, &rec);
-		if (have == PHI_ECORRUPT) {
-			w->out->damaged++;
-			report_block(w, ino, b, "its block record is damaged: "
-				     "the local copy cannot be checked");
-			continue;
-		}
-		if (have < 0) {
-			close(fd);
-			return have;
-		}
 		if (cache_blk_in_dirty(c, txn, ino, b)) {
 			rc = c->sect.sealed ? read_local(c, fd, ino, b * bs,
 						       c->block_size,
@@ -300,6 +290,16 @@ static int verify_file(struct local_walk *w, MDB_txn *txn, uint64_t ino,
 				return rc;
 			}
 			continue;
+		}
+		if (have == PHI_ECORRUPT) {
+			w->out->damaged++;
+			report_block(w, ino, b, "its block record is damaged: "
+				     "the local copy cannot be checked");
+			continue;
+		}
+		if (have < 0) {
+			close(fd);
+			return have;
 		}
 		if (!have) {
 			if (!still_clean(c, ino, b, NULL))

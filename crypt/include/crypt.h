@@ -269,8 +269,9 @@ int crypt_seal(const struct crypt_key *mk, const uint8_t fsid[16],
  * crypt_seal() would have: the result is the same form, opened by
  * crypt_unseal().  Returns 0; -EINVAL if object_id is empty or too long,
  * or frame[0..framelen) is not what crypt_seal_prepare() made (or was
- * finished already: a frame is never encrypted twice); -EIO if
- * the random generator fails, and then the frame is wiped.
+ * finished already: a frame is never encrypted twice); PHI_EAUTHFAIL if
+ * the frame names a key generation mk does not hold; -EIO if the random
+ * generator or the cipher fails, and then the frame is wiped.
  */
 int crypt_seal_prepare(const struct crypt_key *mk, const void *plain,
 		       size_t len, void *frame, size_t *framelen);
