@@ -56,15 +56,21 @@ static uint32_t crc_sse42(uint32_t crc, const uint8_t *p, size_t len)
 	return (uint32_t)c;
 }
 
+static int sse42;
+static pthread_once_t sse42_once = PTHREAD_ONCE_INIT;
+
+static void sse42_init(void)
+{
+	__builtin_cpu_init();
+	sse42 = __builtin_cpu_supports("sse4.2") ? 1 : 0;
+}
+
+/* Asked once, whichever thread comes first (the sealer's crew computes
+ * checksums side by side). */
 static int have_sse42(void)
 {
-	static int known = -1;
-
-	if (known < 0) {
-		__builtin_cpu_init();
-		known = __builtin_cpu_supports("sse4.2") ? 1 : 0;
-	}
-	return known;
+	pthread_once(&sse42_once, sse42_init);
+	return sse42;
 }
 #else
 static uint32_t crc_sse42(uint32_t crc, const uint8_t *p, size_t len)
