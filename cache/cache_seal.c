@@ -6,8 +6,8 @@
  * the blocks of those that are due: idle for seal_delay, closed, asked
  * for by a sync, or all of them while the dirty total is past
  * dirty_limit.  A block is read from the data file under its node's
- * lock (and leaves the node's dirty set there) into a batch of about a
- * pack's worth, then compressed and encrypted into the current pack
+ * lock (and leaves the node's dirty set there) into a batch of up to
+ * BATCH_BYTES, then compressed and encrypted into the current pack
  * without the lock.
  *
  * The crew.  Compression is most of the work, and a frame's object id
@@ -59,6 +59,10 @@
 #define DEFAULT_PACK (4ull << 20)
 #define PACK_MAX_AGE_MS 3000	/* a pack not full is stored after this */
 #define BATCH_MAX 64		/* blocks in a batch, at most */
+#define BATCH_BYTES (1u << 20)	/* plaintext in a batch, at least one
+				   block and at most about this: enough
+				   for a few cores, and the stage and the
+				   frames stay small beside the pack */
 #define CREW_MAX 8		/* threads that seal, by default at most */
 #define CREW_MIN_BYTES (256u << 10)	/* a smaller batch is sealed by the
 					   sealer alone: waking the crew
@@ -851,6 +855,8 @@ static int seal_block(struct cache *c, struct packer *p, struct cnode *n,
 	p->nt++;
 	room = c->seal->pack_size > buf_len(&p->data) ?
 	       c->seal->pack_size - buf_len(&p->data) : 0;
+	if (room > BATCH_BYTES)
+		room = BATCH_BYTES;
 	if (p->nt == BATCH_MAX || buf_len(&p->stage) >= room)
 		return seal_batch(c, p);
 	return 0;
