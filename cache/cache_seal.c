@@ -778,16 +778,17 @@ static int place(struct cache *c, struct packer *p, const struct taken *t)
 static int seal_batch(struct cache *c, struct packer *p)
 {
 	size_t fat = 0;
-	int rc = 0, latched = 0;
+	int rc, latched = 0;
 
+	if (p->nt == 0)		/* and every frame placed is encrypted */
+		return 0;
 	for (size_t i = 0; i < p->nt; i++) {
 		p->t[i].fat = fat;
 		fat += crypt_seal_bound(p->t[i].len);
 	}
 	buf_reset(&p->frames);
-	if (p->nt)
-		rc = buf_reserve(&p->frames, fat);
-	if (rc == 0 && p->nt) {
+	rc = buf_reserve(&p->frames, fat);
+	if (rc == 0) {
 		buf_setlen(&p->frames, fat);
 		crew_run(c->seal->crew, prepare_one, c, p, p->nt,
 			 buf_len(&p->stage));

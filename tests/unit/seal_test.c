@@ -253,3 +253,27 @@ int scan(const char *dir, const char *needle)
 	closedir(d);
 	return count;
 }
+
+void raw_open(struct env *e, const char *name, unsigned flags,
+	      MDB_env **env, MDB_txn **txn, MDB_dbi *dbi)
+{
+	char path[4200];
+
+	snprintf(path, sizeof(path), "%s/meta", e->cfg.dir);
+	ASSERT_OK(mdb_env_create(env));
+	mdb_env_set_maxdbs(*env, 16);
+	mdb_env_set_mapsize(*env, 64ull << 30);
+	ASSERT_OK(mdb_env_open(*env, path, MDB_NOTLS | (flags & MDB_RDONLY),
+			       0600));
+	ASSERT_OK(mdb_txn_begin(*env, NULL, flags & MDB_RDONLY, txn));
+	ASSERT_OK(mdb_dbi_open(*txn, name, 0, dbi));
+}
+
+void raw_close(MDB_env *env, MDB_txn *txn, unsigned flags)
+{
+	if (flags & MDB_RDONLY)
+		mdb_txn_abort(txn);
+	else
+		ASSERT_OK(mdb_txn_commit(txn));
+	mdb_env_close(env);
+}

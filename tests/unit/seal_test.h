@@ -18,6 +18,7 @@
 #include "cache.h"
 #include "crypt.h"
 
+#include <lmdb.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -112,5 +113,14 @@ void expect(struct cache *c, uint64_t ino, const void *want, size_t len);
 
 /* Files under dir, recursively; with needle, asserts none holds it. */
 int scan(const char *dir, const char *needle);
+
+/* --- the closed cache's LMDB, raw ------------------------------------- */
+
+/* Open the LMDB environment of e's closed cache and a transaction on its
+ * table name, read-only if flags holds MDB_RDONLY; raw_close() ends
+ * both, committing a write transaction. */
+void raw_open(struct env *e, const char *name, unsigned flags,
+	      MDB_env **env, MDB_txn **txn, MDB_dbi *dbi);
+void raw_close(MDB_env *env, MDB_txn *txn, unsigned flags);
 
 #endif

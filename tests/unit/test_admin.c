@@ -567,15 +567,8 @@ static void raw_first(struct env *e, const char *name, MDB_env **env,
 		      MDB_txn **txn, MDB_dbi *dbi, MDB_val *k, MDB_val *v)
 {
 	MDB_cursor *cur;
-	char path[4200];
 
-	snprintf(path, sizeof(path), "%s/meta", e->cfg.dir);
-	ASSERT_OK(mdb_env_create(env));
-	mdb_env_set_maxdbs(*env, 16);
-	mdb_env_set_mapsize(*env, 64ull << 30);
-	ASSERT_OK(mdb_env_open(*env, path, MDB_NOTLS, 0600));
-	ASSERT_OK(mdb_txn_begin(*env, NULL, 0, txn));
-	ASSERT_OK(mdb_dbi_open(*txn, name, 0, dbi));
+	raw_open(e, name, 0, env, txn, dbi);
 	ASSERT_OK(mdb_cursor_open(*txn, *dbi, &cur));
 	ASSERT_OK(mdb_cursor_get(cur, k, v, MDB_FIRST));
 	mdb_cursor_close(cur);
@@ -614,8 +607,7 @@ TEST(fsck_reports_an_overlong_readdir_name)
 	nk = (MDB_val){ 16, key };
 	nv = (MDB_val){ head + 300, val };
 	ASSERT_OK(mdb_put(txn, dbi, &nk, &nv, 0));
-	ASSERT_OK(mdb_txn_commit(txn));
-	mdb_env_close(env);
+	raw_close(env, txn, 0);
 
 	env_open(&e);
 	ASSERT_TRUE(cache_fsck(e.c, find_line, &found) > 0);
@@ -657,8 +649,7 @@ TEST(fsck_reports_a_name_that_fails_its_seal)
 	val[v.mv_size / 2] ^= 1;
 	nv = (MDB_val){ v.mv_size, val };
 	ASSERT_OK(mdb_put(txn, dbi, &k, &nv, 0));
-	ASSERT_OK(mdb_txn_commit(txn));
-	mdb_env_close(env);
+	raw_close(env, txn, 0);
 
 	env_open(&e);
 	ASSERT_TRUE(cache_fsck(e.c, find_seal_line, &found) > 0);

@@ -1120,6 +1120,14 @@ TEST(a_write_into_a_damaged_clean_sector_fetches_its_block)
 	env_done(&e);
 }
 
+/* The `blocks` key of block 0 of ino. */
+static void block0_key(uint8_t k[16], uint64_t ino)
+{
+	memset(k, 0, 16);
+	for (int i = 7; i >= 0; i--, ino >>= 8)
+		k[i] = (uint8_t)ino;
+}
+
 /* The plaintext length, flags and checksum of the `blocks` record of
  * block 0 of ino as e's closed cache stores it (struct block_rec: 48
  * bytes, plain at 36, flags at 40, crc at 44, host order). */
@@ -1129,26 +1137,17 @@ static void block0_rec(struct env *e, uint64_t ino, uint32_t *plain,
 	MDB_env *env;
 	MDB_txn *txn;
 	MDB_dbi dbi;
-	uint8_t k[16] = { 0 };
+	uint8_t k[16];
 	MDB_val key = { sizeof(k), k }, v;
-	char path[4200];
 
-	for (int i = 7; i >= 0; i--, ino >>= 8)
-		k[i] = (uint8_t)ino;
-	snprintf(path, sizeof(path), "%s/meta", e->cfg.dir);
-	ASSERT_OK(mdb_env_create(&env));
-	mdb_env_set_maxdbs(env, 16);
-	mdb_env_set_mapsize(env, 64ull << 30);
-	ASSERT_OK(mdb_env_open(env, path, MDB_NOTLS | MDB_RDONLY, 0600));
-	ASSERT_OK(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn));
-	ASSERT_OK(mdb_dbi_open(txn, "blocks", 0, &dbi));
+	block0_key(k, ino);
+	raw_open(e, "blocks", MDB_RDONLY, &env, &txn, &dbi);
 	ASSERT_OK(mdb_get(txn, dbi, &key, &v));
 	ASSERT_EQ(v.mv_size, (size_t)48);
 	memcpy(plain, (const uint8_t *)v.mv_data + 36, 4);
 	memcpy(flags, (const uint8_t *)v.mv_data + 40, 4);
 	memcpy(crc, (const uint8_t *)v.mv_data + 44, 4);
-	mdb_txn_abort(txn);
-	mdb_env_close(env);
+	raw_close(env, txn, MDB_RDONLY);
 }
 
 /* Cut the `blocks` record of block 0 of ino in e's closed cache to len
@@ -1158,26 +1157,17 @@ static void block0_rec_cut(struct env *e, uint64_t ino, size_t len)
 	MDB_env *env;
 	MDB_txn *txn;
 	MDB_dbi dbi;
-	uint8_t k[16] = { 0 }, v[48];
+	uint8_t k[16], v[48];
 	MDB_val key = { sizeof(k), k }, val;
-	char path[4200];
 
-	for (int i = 7; i >= 0; i--, ino >>= 8)
-		k[i] = (uint8_t)ino;
-	snprintf(path, sizeof(path), "%s/meta", e->cfg.dir);
-	ASSERT_OK(mdb_env_create(&env));
-	mdb_env_set_maxdbs(env, 16);
-	mdb_env_set_mapsize(env, 64ull << 30);
-	ASSERT_OK(mdb_env_open(env, path, MDB_NOTLS, 0600));
-	ASSERT_OK(mdb_txn_begin(env, NULL, 0, &txn));
-	ASSERT_OK(mdb_dbi_open(txn, "blocks", 0, &dbi));
+	block0_key(k, ino);
+	raw_open(e, "blocks", 0, &env, &txn, &dbi);
 	ASSERT_OK(mdb_get(txn, dbi, &key, &val));
 	ASSERT_TRUE(len <= val.mv_size && len <= sizeof(v));
 	memcpy(v, val.mv_data, len);
 	val = (MDB_val){ len, v };
 	ASSERT_OK(mdb_put(txn, dbi, &key, &val, 0));
-	ASSERT_OK(mdb_txn_commit(txn));
-	mdb_env_close(env);
+	raw_close(env, txn, 0);
 }
 
 /* A scrub of the local store that meets a damaged block record says so,
