@@ -14,7 +14,10 @@
  * for that fetch instead of asking the regions again, and a write or cut
  * meanwhile wins over what it brings.  A failed fetch is left to the
  * reader, which fetches again and reports.  No lock is held while a
- * region is asked.
+ * region is asked.  While small files are read pack after pack (a walk,
+ * cache_packget.c), a thread here also gets the walk's next pack whole
+ * (cache_blk_pack_ahead()), so that its get overlaps the reads of the
+ * pack before.
  */
 #include "cache_int.h"
 
@@ -31,7 +34,13 @@ static void *ahead_main(void *arg)
 	uint64_t ino, blk;
 
 	while (cache_blk_ahead_take(c, &ino, &blk) == 0) {
-		struct cnode *n = cache_node_find_ref(c, ino);
+		struct cnode *n;
+
+		if (blk == AHEAD_NEXT_PACK) {
+			cache_blk_pack_ahead(c, ino);
+			continue;
+		}
+		n = cache_node_find_ref(c, ino);
 
 		if (!n)
 			continue;	/* closed and gone meanwhile */

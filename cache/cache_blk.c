@@ -616,6 +616,8 @@ static int fetch_install(struct cache *c, struct cnode *n, uint64_t blk,
  */
 enum { FETCH_READ = 1, FETCH_AHEAD };
 
+static void ahead_queue(struct cache *c, uint64_t ino, uint64_t blk);
+
 static int fetch(struct cache *c, struct cnode *n, uint64_t blk,
 		 int reading)
 {
@@ -652,6 +654,11 @@ static int fetch(struct cache *c, struct cnode *n, uint64_t blk,
 			rc = fetch_install(c, n, blk, &rec, &plain, rc);
 		cache_packget_buf_give(c, &plain);
 		pthread_cond_broadcast(&n->fetch_done);
+		/* a walk of small files: the next pack while this one is
+		 * read through */
+		if (rc == 0 && whole == PACKGET_SMALL &&
+		    atomic_load(&c->ahead.on) && cache_packget_walking(c))
+			ahead_queue(c, n->ino, AHEAD_NEXT_PACK);
 		if (!stale)
 			return rc;
 	}
@@ -1209,6 +1216,36 @@ void cache_blk_fetch_ahead(struct cache *c, struct cnode *n, uint64_t blk)
 		n->pinned--;
 	}
 	lock_drop(&n->lock);
+}
+
+#define PACK_AHEAD_SCAN 16	/* inode numbers looked at past a walk's */
+
+void cache_blk_pack_ahead(struct cache *c, uint64_t ino)
+{
+	char fid[PACK_KEY_LEN + 32], key[PACK_KEY_LEN + 1];
+	struct block_rec cur, rec;
+	struct buf plain;
+	struct verify_ctx v = { c, fid, &plain };
+	MDB_txn *txn;
+	int rc, bad, found = 0;
+
+	txn = cache_meta_read_begin(c, &rc);
+	if (!txn)
+		return;
+	rc = cache_blk_rec_get(c, txn, ino, 0, &cur);
+	for (uint64_t k = 1; rc == 0 && !found && k <= PACK_AHEAD_SCAN; k++)
+		found = cache_blk_rec_get(c, txn, ino + k, 0, &rec) == 0 &&
+			!(rec.flags & BLOCK_RESIDENT) &&
+			memcmp(rec.pack, cur.pack, sizeof(rec.pack)) != 0;
+	cache_meta_read_end(txn);
+	if (!found || cache_packget_has(c, rec.pack))
+		return;
+	frame_id(&rec, fid, sizeof(fid));
+	cache_pack_key(rec.pack, key);
+	cache_packget_buf_take(c, &plain);
+	cache_packget_frame(c, key, rec.pack, rec.off, rec.len, verify_frame,
+			    &v, &bad, PACKGET_NEXT);
+	cache_packget_buf_give(c, &plain);
 }
 
 int cache_blk_prepare_read(struct cache *c, struct cnode *n, uint64_t off,

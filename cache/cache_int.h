@@ -300,6 +300,8 @@ struct packget_slot {
 				   one */
 	unsigned readers;	/* checking a frame of it, lock dropped */
 	uint64_t used;		/* tick of its last use */
+	int small;		/* got whole for a small file's read */
+	uint64_t served;	/* frames taken from it since */
 	struct buf data;
 };
 
@@ -319,6 +321,11 @@ struct packget {
 	struct packget_slot slot[PACKGET_SLOTS];
 	struct packget_miss miss[PACKGET_MISSES];	/* a ring */
 	unsigned miss_next;
+	struct packget_slot *last_small;	/* the pack got whole for a
+						   small file last, or NULL */
+	int walk;		/* small files are being read pack after pack:
+				   the next pack's first fetch gets it whole */
+	uint64_t walk_ns;	/* monotonic time of the walk's last read */
 	struct buf spare[PACKGET_SPARE];	/* fetches' plaintext
 						   buffers, kept */
 	unsigned nspare;
@@ -935,6 +942,15 @@ void cache_blk_ahead_stop(struct cache *c);
 /* Fetch gone block blk of n ahead of a reader, if it is still gone and
  * nobody fetches it; failures are left to the reader.  Takes n->lock. */
 void cache_blk_fetch_ahead(struct cache *c, struct cnode *n, uint64_t blk);
+/* As a queued block number: not a block, but the pack after inode ino's
+ * in a walk of small files (cache_blk_pack_ahead()). */
+#define AHEAD_NEXT_PACK UINT64_MAX
+/* During a walk of small files, get whole the first pack other than
+ * ino's that holds block 0 of one of the next few inode numbers, unless
+ * it is in memory already (the sealer packs files in inode order, so it
+ * is likely the walk's next).  Failures are left to the reader.  No lock
+ * held. */
+void cache_blk_pack_ahead(struct cache *c, uint64_t ino);
 
 /*
  * Whole packs (cache_packget.c, floor 2).  cache_packget_init() first
@@ -953,9 +969,11 @@ void cache_blk_fetch_ahead(struct cache *c, struct cnode *n, uint64_t blk);
  * failing for a reason the frame alone may not share (too large, no
  * memory, a copy bad or cut short); the caller then gets the frame
  * alone, and *bad still names the regions whose whole copy was bad.
- * -EINPROGRESS, for PACKGET_AHEAD only: another thread is getting that
- * pack; a read-ahead thread does not wait for it but goes on to the
- * next block (the reader takes this one from memory).  Otherwise a code
+ * PACKGET_NEXT, from a read-ahead thread during a walk of small files,
+ * gets the pack whole at once and counts it as got for a small file.
+ * -EINPROGRESS, for PACKGET_AHEAD and PACKGET_NEXT only: another thread
+ * is getting that pack; a read-ahead thread does not wait for it but
+ * goes on (the reader takes this one from memory).  Otherwise a code
  * as backend_replica_get_verified() (no region reached), which set
  * *bad.  No lock held.
  */
@@ -963,7 +981,8 @@ enum packget_mode {
 	PACKGET_PEEK = 1,	/* from memory only: never gets a pack */
 	PACKGET_SMALL,		/* a small file: the second fetch gets it */
 	PACKGET_SEQ,		/* a file read in order: the first does */
-	PACKGET_AHEAD		/* read-ahead: as SEQ, never waits */
+	PACKGET_AHEAD,		/* read-ahead: as SEQ, never waits */
+	PACKGET_NEXT		/* the next pack of a walk: as AHEAD */
 };
 void cache_packget_init(struct cache *c);
 void cache_packget_start(struct cache *c);
@@ -973,6 +992,10 @@ int cache_packget_frame(struct cache *c, const char *key,
 			backend_verify_fn *verify, void *ctx, int *bad,
 			enum packget_mode mode);
 void cache_packget_counts(struct cache *c, uint64_t *loads, uint64_t *hits);
+/* Whether small files are being read pack after pack (a walk), and
+ * whether pack id is in memory or being got.  No lock held. */
+int cache_packget_walking(struct cache *c);
+int cache_packget_has(struct cache *c, const uint8_t id[16]);
 /* A buffer for a fetched block's plaintext, empty, into *b: one kept
  * from an earlier fetch (its memory already faulted in) or a new one;
  * cache_packget_buf_give() keeps it for the next (at most PACKGET_SPARE)

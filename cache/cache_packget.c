@@ -9,7 +9,15 @@
  * few kilobytes.  Instead, once a second file of one block is fetched
  * from the same pack (the first may be a single letter opened alone: a
  * ranged get, not megabytes over a clinic's line), the pack is got whole
- * and the reads of its neighbours take their frames from memory.
+ * and the reads of its neighbours take their frames from memory.  Once
+ * such a pack has served a neighbour, small files are being read folder
+ * by folder (a walk): the first fetch from the next pack gets it whole
+ * at once, which saves a round trip per pack, and a read-ahead thread
+ * gets that pack while the one before is still being read
+ * (cache_blk_pack_ahead(), PACKGET_NEXT).  The walk ends at a fetch
+ * from a new pack while the pack got last for a small file served none
+ * (single files opened here and there), at a pack got whole for
+ * nothing when its slot goes to another, and after a pause.
  *
  * A larger file read in order (a reader's sequential read, and the
  * read-ahead threads running past it) gets each of its packs whole at
@@ -48,6 +56,9 @@
 #include <string.h>
 
 enum { PG_FREE, PG_LOADING, PG_READY };
+
+/* A walk of small files with no read from a pack for this long is over. */
+#define WALK_PAUSE_NS (2 * 1000000000ull)
 
 /* The part of a whole pack a fetch asked for, checked by its verify. */
 struct slice {
@@ -123,20 +134,25 @@ static struct packget_miss *noted(struct packget *p, const uint8_t id[16])
 
 /*
  * Note a small file's fetch from pack id that found it in no slot: 1 if
- * the pack is to be got whole now (a fetch from it was noted before), 0
- * if not (the first, or a pack too large for a slot).  p->lock held.
+ * the pack is to be got whole now (a fetch from it was noted before, or
+ * the first during a walk), 0 if not (the first otherwise, or a pack too
+ * large for a slot).  p->lock held.
  */
-static int second_miss(struct packget *p, const uint8_t id[16])
+static int small_miss(struct packget *p, const uint8_t id[16])
 {
 	struct packget_miss *m = noted(p, id);
 
 	if (m)
 		return !m->too_big;
+	if (p->last_small && p->last_small->served == 0)
+		p->walk = 0;	/* the last one got whole served nobody */
+	if (phi_mono_ns() - p->walk_ns > WALK_PAUSE_NS)
+		p->walk = 0;	/* the reader has stopped */
 	m = &p->miss[p->miss_next++ % PACKGET_MISSES];
 	memcpy(m->id, id, 16);
 	m->seen = 1;
 	m->too_big = 0;
-	return 0;
+	return p->walk;
 }
 
 /* Pack id was found too large for a slot: never got whole again (as
@@ -170,6 +186,8 @@ static struct packget_slot *claim(struct packget *p)
 			best = s;
 	}
 	if (best) {
+		if (best->small && best->served == 0)
+			p->walk = 0;	/* got whole for nothing */
 		buf_reset(&best->data);
 		best->state = PG_FREE;
 	}
@@ -193,8 +211,15 @@ static int from_memory(struct packget *p, struct packget_slot *s,
 			"its check at offset %llu; its blocks are got from "
 			"the regions", key, (unsigned long long)want->off);
 	lock_take(&p->lock);
-	if (rc)
+	if (rc) {
 		s->dropped = 1;	/* a damaged copy: not for the next read */
+	} else {
+		s->served++;
+		if (s->small) {
+			p->walk = 1;	/* a neighbour read after it */
+			p->walk_ns = phi_mono_ns();
+		}
+	}
 	if (--s->readers == 0 && s->dropped) {
 		buf_reset(&s->data);
 		s->state = PG_FREE;
@@ -253,24 +278,32 @@ int cache_packget_frame(struct cache *c, const char *key,
 		return 1;
 	lock_take(&p->lock);
 	while ((s = find(p, id)) && s->state == PG_LOADING) {
-		if (mode == PACKGET_AHEAD) {
+		if (mode == PACKGET_AHEAD || mode == PACKGET_NEXT) {
 			lock_drop(&p->lock);
 			return -EINPROGRESS;
 		}
 		pthread_cond_wait(&p->cond, &p->lock);
 		waited = 1;
 	}
-	if (s)
+	if (s && mode == PACKGET_NEXT)
+		rc = 0;		/* here already: nothing to get */
+	else if (s)
 		rc = from_memory(p, s, key, &want);
 	else if (waited || mode == PACKGET_PEEK)
 		rc = 1;		/* the get waited for failed; or a look */
-	else if (mode == PACKGET_SMALL ? !second_miss(p, id) :
+	else if (mode == PACKGET_SMALL ? !small_miss(p, id) :
 		 (noted(p, id) && noted(p, id)->too_big))
 		rc = 1;		/* the first small one; or too large */
 	else if ((s = claim(p)) != NULL) {
 		memcpy(s->id, id, 16);
 		s->dropped = 0;
 		s->state = PG_LOADING;
+		s->small = mode == PACKGET_SMALL || mode == PACKGET_NEXT;
+		s->served = 0;
+		if (s->small)
+			p->last_small = s;
+		else if (p->last_small == s)
+			p->last_small = NULL;
 		rc = load(c, s, key, &want, bad);
 	} else
 		rc = 1;		/* every slot busy */
@@ -286,6 +319,30 @@ void cache_packget_counts(struct cache *c, uint64_t *loads, uint64_t *hits)
 	*loads = p->loads;
 	*hits = p->hits;
 	lock_drop(&p->lock);
+}
+
+int cache_packget_walking(struct cache *c)
+{
+	struct packget *p = &c->packget;
+	int walk;
+
+	if (!p->on)
+		return 0;
+	lock_take(&p->lock);
+	walk = p->walk;
+	lock_drop(&p->lock);
+	return walk;
+}
+
+int cache_packget_has(struct cache *c, const uint8_t id[16])
+{
+	struct packget *p = &c->packget;
+	int has;
+
+	lock_take(&p->lock);
+	has = find(p, id) != NULL;
+	lock_drop(&p->lock);
+	return has;
 }
 
 void cache_packget_buf_take(struct cache *c, struct buf *b)

@@ -444,23 +444,31 @@ TEST(a_pack_too_large_for_memory_is_tried_whole_once)
 #define LETTERS 24
 #define LETTER (4 * KiB)
 
-/* LETTERS files of one block in one pack: sealed by sync_ok()'s pass
- * alone, not by the sealer's timer, so that no pack is cut early. */
-static void write_letters(struct env *e, uint64_t ino[LETTERS],
-			  unsigned char data[LETTERS][LETTER])
+/* n files of size bytes each (file i's at data + i * size), sealed by
+ * sync_ok()'s pass alone, not by the sealer's timer, so that no pack is
+ * cut early. */
+static void write_files(struct env *e, int n, size_t size, unsigned seed,
+			uint64_t *ino, unsigned char *data)
 {
 	char name[32];
 
 	env_close(e);
 	e->cfg.seal_delay_ms = 3600 * 1000;
 	env_open(e);
-	for (int i = 0; i < LETTERS; i++) {
-		snprintf(name, sizeof(name), "letter-%d", i);
+	for (int i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "file-%03d", i);
 		ino[i] = mkfile(e->c, name);
-		fill(data[i], LETTER, 100 + (unsigned)i);
-		put(e->c, ino[i], 0, data[i], LETTER);
+		fill(data + (size_t)i * size, size, seed + (unsigned)i);
+		put(e->c, ino[i], 0, data + (size_t)i * size, size);
 	}
 	sync_ok(e);
+}
+
+/* LETTERS files of one block in one pack. */
+static void write_letters(struct env *e, uint64_t ino[LETTERS],
+			  unsigned char data[LETTERS][LETTER])
+{
+	write_files(e, LETTERS, LETTER, 100, ino, data[0]);
 }
 
 TEST(small_files_read_cold_share_a_get_of_their_pack)
@@ -487,6 +495,46 @@ TEST(small_files_read_cold_share_a_get_of_their_pack)
 	for (int i = 0; i < LETTERS; i++)
 		expect(e.c, ino[i], data[i], LETTER);
 	ASSERT_EQ(gets_made(&e) - before, LETTERS);
+	cache_counters(e.c, &k);
+	ASSERT_EQ(k.packs_fetched_whole, 0);
+	env_done(&e);
+}
+
+/*
+ * A series of one-block files (slices of a CT study) spread over several
+ * packs, read back cold in order: the first pack as above (a frame, then
+ * the pack whole), then each next pack whole at its first fetch, by the
+ * reader or ahead of it by a read-ahead thread: one get per pack, and
+ * one more.  Single slices opened far apart get their frames alone.
+ */
+#define SLICES 128		/* of BS: about 16 to a pack of 1 MiB */
+
+TEST(a_series_read_in_order_gets_each_next_pack_whole_at_once)
+{
+	static unsigned char data[SLICES][BS];
+	struct cache_counters k;
+	uint64_t ino[SLICES];
+	unsigned long before;
+	struct env e;
+
+	env_init(&e, 1ull << 30);
+	write_files(&e, SLICES, BS, 300, ino, data[0]);
+	cold(&e, 0);
+	before = gets_made(&e);
+	for (int i = 0; i < SLICES; i++)
+		expect(e.c, ino[i], data[i], BS);
+	cache_counters(e.c, &k);
+	ASSERT_TRUE(k.packs_fetched_whole >= SLICES / 17);
+	ASSERT_EQ(gets_made(&e) - before, k.packs_fetched_whole + 1);
+	ASSERT_TRUE(k.frames_from_memory >= SLICES - 1 - k.packs_fetched_whole);
+
+	/* 40 apart: never two in one pack; none read after its pack's
+	 * first, so none is got whole */
+	cold(&e, 0);
+	before = gets_made(&e);
+	for (int i = 0; i < SLICES; i += 40)
+		expect(e.c, ino[i], data[i], BS);
+	ASSERT_EQ(gets_made(&e) - before, (SLICES + 39) / 40);
 	cache_counters(e.c, &k);
 	ASSERT_EQ(k.packs_fetched_whole, 0);
 	env_done(&e);
@@ -622,6 +670,7 @@ TEST_MAIN(
 	TEST_ENTRY(blocks_a_pack_each_read_in_order_come_alone),
 	TEST_ENTRY(a_pack_too_large_for_memory_is_tried_whole_once),
 	TEST_ENTRY(small_files_read_cold_share_a_get_of_their_pack),
+	TEST_ENTRY(a_series_read_in_order_gets_each_next_pack_whole_at_once),
 	TEST_ENTRY(readers_of_one_pack_at_once_wait_for_its_one_get),
 	TEST_ENTRY(a_damaged_pack_in_memory_is_dropped_and_the_block_got_again),
 	TEST_ENTRY(region_call_with_a_lock_held_stops_a_debug_build),
