@@ -1273,6 +1273,7 @@ void cache_blk_mark_dirty(struct cache *c, struct cnode *n, uint64_t off,
 	if (!c->seal || len == 0)
 		return;
 	n->last_write_ns = phi_mono_ns();
+	cache_inbox_wrote(c, n->last_write_ns);
 	if (cache_inbox_over_dirty_limit(c, bs))
 		cache_inbox_kick(c);
 }

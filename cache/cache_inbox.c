@@ -132,7 +132,20 @@ void cache_request_sync(struct cache *c)
 		atomic_fetch_add(&c->inbox.sync_req, 1);
 }
 
-int cache_inbox_wait(struct cache *c, unsigned handled, unsigned tick_ms)
+void cache_inbox_wrote(struct cache *c, uint64_t now)
+{
+	atomic_store_explicit(&c->inbox.last_write_ns, now,
+			      memory_order_relaxed);
+}
+
+uint64_t cache_inbox_last_write(struct cache *c)
+{
+	return atomic_load_explicit(&c->inbox.last_write_ns,
+				    memory_order_relaxed);
+}
+
+int cache_inbox_wait(struct cache *c, unsigned handled, unsigned tick_ms,
+		     int hold_closed)
 {
 	struct inbox *in = &c->inbox;
 	uint64_t now = phi_mono_ns(), tick = now + tick_ms * 1000000ull;
@@ -144,7 +157,7 @@ int cache_inbox_wait(struct cache *c, unsigned handled, unsigned tick_ms)
 	       atomic_load(&in->sync_req) == handled && now < tick) {
 		uint64_t until = tick;
 
-		if (in->nclosed) {
+		if (in->nclosed && !hold_closed) {
 			uint64_t gathered = in->first_closed_ns +
 					    CLOSE_GATHER_MS * 1000000ull;
 

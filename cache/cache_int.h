@@ -268,6 +268,8 @@ struct inbox {
 	atomic_uint_fast64_t dirty_blocks;	/* in memory, approximate */
 	uint64_t dirty_limit;		/* past it, sealing does not wait */
 	atomic_int regions_down;	/* regions the uploaders find down */
+	atomic_uint_fast64_t last_write_ns;	/* phi_mono_ns() of the last
+						   write to any file */
 };
 
 /* Read-ahead: gone blocks just past a sequential read, queued by
@@ -675,9 +677,16 @@ void cache_inbox_fetched(struct cache *c);
 int cache_inbox_take_fetched(struct cache *c);
 /* The sealer's wait: until kicked, a sync request past `handled`, a
  * stop, CLOSE_GATHER_MS after the first file closed since the last
- * cache_inbox_take_closed() (or CLOSE_BATCH of them), or tick_ms.
- * Returns 1 when the sealer is to stop. */
-int cache_inbox_wait(struct cache *c, unsigned handled, unsigned tick_ms);
+ * cache_inbox_take_closed() (or CLOSE_BATCH of them; not while
+ * hold_closed, when the sealer leaves closed files for later), or
+ * tick_ms.  Returns 1 when the sealer is to stop. */
+int cache_inbox_wait(struct cache *c, unsigned handled, unsigned tick_ms,
+		     int hold_closed);
+/* A write to some file at phi_mono_ns() now (for seal_quiet).  No lock
+ * needed. */
+void cache_inbox_wrote(struct cache *c, uint64_t now);
+/* phi_mono_ns() of the last cache_inbox_wrote(), 0 if none. */
+uint64_t cache_inbox_last_write(struct cache *c);
 /* Whether the dirty blocks counted exceed dirty_limit. */
 int cache_inbox_over_dirty_limit(struct cache *c, uint64_t block_size);
 /* Whether no region was found down at the uploaders' last report. */
@@ -1205,6 +1214,7 @@ struct seal {
 	struct seal_region r[SEAL_MAX_REGIONS];
 	uint32_t all_bits;
 	uint64_t delay_ns;
+	uint64_t quiet_ns;	/* seal_quiet */
 	uint64_t journal_ns;	/* metadata_interval */
 	uint64_t pack_size;
 

@@ -5,7 +5,8 @@
  * with dirty blocks (the `dirty` db, which folds keep current) and seals
  * the blocks of those that are due: idle for seal_delay, closed, asked
  * for by a sync, or all of them while the dirty total is past
- * dirty_limit.  A block is read from the data file under its node's
+ * dirty_limit.  Closed files wait while other files are being written,
+ * for a pause of seal_quiet (yield_to_writers()).  A block is read from the data file under its node's
  * lock (and leaves the node's dirty set there) into a batch of up to
  * BATCH_BYTES, then compressed and encrypted into the current pack
  * without the lock.
@@ -1137,6 +1138,35 @@ static void free_closed(struct cache *c)
 	free(closed);
 }
 
+/*
+ * Whether this pass leaves the files closed since the last one for later
+ * (seal_quiet): files are still being written (the last write was less
+ * than quiet_ns ago), so that sealing and uploading what a copy closed
+ * does not slow the copy down, unless the first pass left so was
+ * delay_ns ago or dirty bytes are past dirty_limit.  A sync, or
+ * metadata due, does not ask.  *since: when the first pass left them,
+ * 0 if none.
+ */
+static int yield_to_writers(struct cache *c, uint64_t now, uint64_t *since)
+{
+	struct seal *s = c->seal;
+	uint64_t last = cache_inbox_last_write(c);
+
+	/* a write stamped after now counts as a write just now */
+	if (s->quiet_ns == 0 || last == 0 || last + s->quiet_ns <= now ||
+	    cache_inbox_over_dirty_limit(c, c->block_size)) {
+		*since = 0;
+		return 0;
+	}
+	if (*since == 0)
+		*since = now;
+	if (now - *since >= s->delay_ns) {
+		*since = 0;
+		return 0;
+	}
+	return 1;
+}
+
 /* The sealer thread: each tick, seal, send metadata, answer a sync, evict. */
 static void *sealer_main(void *arg)
 {
@@ -1146,15 +1176,18 @@ static void *sealer_main(void *arg)
 	/* sync_req starts at 0 with s: a request made before this thread
 	 * ran is not lost */
 	unsigned handled = 0;
-	uint64_t last_journal = phi_mono_ns(), sealed_seen = 0;
+	uint64_t last_journal = phi_mono_ns(), sealed_seen = 0, yielded = 0;
 	struct kept_buf keep;
+	int yield = 0;
 
 	memset(&p, 0, sizeof(p));
 	buf_init(&p.data, SIZE_MAX);
 	buf_init(&p.stage, SIZE_MAX);
 	buf_init(&p.frames, SIZE_MAX);
 	kept_buf_init(&keep, &p.data, &p.stage, &p.frames, last_journal);
-	while (!cache_inbox_wait(c, handled, SEAL_TICK_MS)) {
+	/* while yielding, look again once the writing may have paused */
+	while (!cache_inbox_wait(c, handled, yield ? (unsigned)(s->quiet_ns /
+				 1000000ull) + 1 : SEAL_TICK_MS, yield)) {
 		unsigned req;
 		uint64_t mark;
 		int force, jdue, idle;
@@ -1170,10 +1203,12 @@ static void *sealer_main(void *arg)
 		 * block whose content is not in some pack. */
 		jdue = force || (mark - last_journal >= s->journal_ns &&
 				 cache_journal_pending(c));
-		if (!atomic_load(&c->latched))
+		yield = !jdue && yield_to_writers(c, mark, &yielded);
+		if (atomic_load(&c->latched))
+			free_closed(c);	/* nothing to seal: do not wake
+					   again for them */
+		else if (!yield)
 			seal_pass(c, &p, jdue);
-		else	/* nothing to seal: do not wake again for them */
-			free_closed(c);
 		/* No pack open and nothing sealed for KEPT_IDLE_NS: keep no
 		 * pack-sized buffers while idle.  While writes go on they
 		 * are kept: faulting fresh ones in was a tenth of the
@@ -1246,6 +1281,7 @@ int cache_seal_start(struct cache *c, const struct cache_config *cfg,
 	s->key = cfg->key;
 	s->delay_ns = (uint64_t)(cfg->seal_delay_ms ? cfg->seal_delay_ms :
 				 DEFAULT_DELAY_MS) * 1000000ull;
+	s->quiet_ns = (uint64_t)cfg->seal_quiet_ms * 1000000ull;
 	s->pack_size = cfg->pack_size ? cfg->pack_size : DEFAULT_PACK;
 	s->journal_ns = (uint64_t)(cfg->metadata_interval_ms ?
 				   cfg->metadata_interval_ms : 30000) *

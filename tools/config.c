@@ -76,6 +76,7 @@ struct key_def {
 #define MAX_BLOCK_SIZE (UINT64_C(16) << 20)
 #define MIN_CACHE_BLOCKS 16
 #define MAX_SEAL_DELAY_MS (UINT64_C(3600) * 1000)
+#define MAX_SEAL_QUIET_MS (UINT64_C(60) * 1000)
 #define MIN_LEASE_TIME_MS (UINT64_C(1000))
 #define MAX_LEASE_TIME_MS (UINT64_C(3600) * 1000)
 #define MAX_UPLOADERS 64
@@ -101,6 +102,13 @@ static const char *check_seal_delay(uint64_t ms)
 {
 	if (ms < 1 || ms > MAX_SEAL_DELAY_MS)
 		return "must be from 1ms to 1h";
+	return NULL;
+}
+
+static const char *check_seal_quiet(uint64_t ms)
+{
+	if (ms > MAX_SEAL_QUIET_MS)
+		return "must be from 0 to 1m";
 	return NULL;
 }
 
@@ -166,6 +174,10 @@ static const struct key_def keys[] = {
 	{ SCOPE_FS, "seal_delay", KEY_DURATION, FS(seal_delay_ms), "5s",
 	  false, check_seal_delay, "idle time before a written block is "
 	  "sealed for the regions" },
+	{ SCOPE_FS, "seal_quiet", KEY_DURATION, FS(seal_quiet_ms), "100ms",
+	  false, check_seal_quiet, "while files are being written, closed "
+	  "ones wait for a pause this long (at most seal_delay) before "
+	  "they are sealed; 0 = at once" },
 	{ SCOPE_FS, "uploaders", KEY_UINT, FS(uploaders), "4", false,
 	  check_uploaders, "uploads at once, 1 to " STR(MAX_UPLOADERS) },
 	{ SCOPE_FS, "seal_threads", KEY_UINT, FS(seal_threads), "0", false,

@@ -82,6 +82,7 @@ void tool_cache_config(const struct phi_config *cfg, struct cache_config *out)
 	out->size_limit = cfg->cache_size;
 	out->block_size = cfg->block_size;
 	out->seal_delay_ms = cfg->seal_delay_ms;
+	out->seal_quiet_ms = cfg->seal_quiet_ms;
 	out->uploaders = cfg->uploaders;
 	out->seal_threads = cfg->seal_threads;
 	out->pack_size = cfg->pack_size;

@@ -93,6 +93,10 @@ struct cache_config {
 						   know regions by name */
 	const struct crypt_key *key;	/* the master key, required with
 					   regions; borrowed likewise */
+	unsigned seal_quiet_ms;	/* while any file is written, files
+				   closed wait for a pause this long
+				   before they are sealed, at most
+				   seal_delay (0: at once) */
 	unsigned seal_delay_ms;	/* idle time before a dirty block is
 				   sealed (5000) */
 	unsigned uploaders;	/* uploader threads (4) */

@@ -83,6 +83,7 @@ TEST(minimal_file_gets_defaults)
 	ASSERT_EQ(cfg.block_size, 1u << 20);
 	ASSERT_TRUE(cfg.key_file == NULL);
 	ASSERT_EQ(cfg.seal_delay_ms, 5000);
+	ASSERT_EQ(cfg.seal_quiet_ms, 100);
 	ASSERT_EQ(cfg.uploaders, 4);
 	ASSERT_EQ(cfg.seal_threads, 0);
 	ASSERT_EQ(cfg.pack_size, 4u << 20);
@@ -100,12 +101,14 @@ TEST(sealing_keys_load)
 
 	load_ok(FS "key_file = /etc/phifs//clinic.key/\n"
 		"seal_delay = 500ms\n"
+		"seal_quiet = 0\n"
 		"uploaders = 64\n"
 		"seal_threads = 16\n"
 		"pack_size = 64K\n"
 		"dirty_limit = 1G\n", &cfg);
 	ASSERT_STREQ(cfg.key_file, "/etc/phifs//clinic.key");
 	ASSERT_EQ(cfg.seal_delay_ms, 500);
+	ASSERT_EQ(cfg.seal_quiet_ms, 0);
 	ASSERT_EQ(cfg.uploaders, 64);
 	ASSERT_EQ(cfg.seal_threads, 16);
 	ASSERT_EQ(cfg.pack_size, 64u << 10);
@@ -672,6 +675,16 @@ TEST(bad_seal_delay)
 		     ":3: seal_delay: must be from 1ms to 1h");
 }
 
+TEST(bad_seal_quiet)
+{
+	expect_error(FS "seal_quiet = soon\n", ":3: seal_quiet: bad duration "
+		     "'soon' (use a number with ms, s, m or h)");
+	expect_error(FS "seal_quiet = 61s\n",
+		     ":3: seal_quiet: must be from 0 to 1m");
+	expect_error(FS "seal_quiet = 60001ms\n",
+		     ":3: seal_quiet: must be from 0 to 1m");
+}
+
 TEST(bad_uploaders)
 {
 	expect_error(FS "uploaders = 0\n",
@@ -756,6 +769,7 @@ TEST(help_lists_every_key)
 		"20G", "block_size", "1M", "url", "endpoint", "region",
 		"path_style", "allow_http", "credentials_file", "ca_file",
 		"gc_credentials_file", "key_file", "seal_delay", "5s",
+		"seal_quiet", "100ms",
 		"uploaders", "pack_size", "4M", "dirty_limit", "TIME",
 		"metadata_interval", "30s", "retention", "30d", "PERIOD",
 		"log_file", "metrics_listen", "metrics_allow_remote", "ADDR",
@@ -1336,6 +1350,7 @@ TEST_MAIN(
 	TEST_ENTRY(line_numbers_count_every_line),
 	TEST_ENTRY(key_file_must_be_absolute),
 	TEST_ENTRY(bad_seal_delay),
+	TEST_ENTRY(bad_seal_quiet),
 	TEST_ENTRY(bad_uploaders),
 	TEST_ENTRY(bad_pack_size),
 	TEST_ENTRY(bad_dirty_limit),

@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -566,6 +567,110 @@ TEST(overwrite_and_truncate_evicted_blocks)
 		ASSERT_OK(cache_stats(e.c, &st));
 		ASSERT_EQ(st.resident_blocks + st.evicted_blocks, 0);
 	}
+	env_done(&e);
+}
+
+/*
+ * seal_quiet: a file closed while another is being written waits for a
+ * pause in the writing before it is sealed; with seal_quiet = 0 it is
+ * sealed while the writing goes on.  The writing is a write every 20 ms
+ * against a quiet time of 2 s, so that a loaded machine's stall does not
+ * look like a pause.
+ */
+struct busy_writer {
+	struct cache *c;
+	uint64_t ino;
+	atomic_int stop;
+	int rc;
+	pthread_t t;
+};
+
+static void *busy_writer_main(void *arg)
+{
+	struct busy_writer *w = arg;
+	unsigned char buf[4096];
+	struct cache_file *f;
+	uint64_t off = 0;
+
+	w->rc = cache_file_open(w->c, w->ino, 0, &f);
+	if (w->rc)
+		return NULL;
+	fill(buf, sizeof(buf), 5);
+	while (!atomic_load(&w->stop) && w->rc == 0) {
+		if (cache_write(w->c, f, off % (1u << 20), buf, sizeof(buf)) !=
+		    (ssize_t)sizeof(buf))
+			w->rc = -EIO;
+		off += sizeof(buf);
+		usleep(20000);
+	}
+	cache_file_release(w->c, f);
+	return NULL;
+}
+
+static void busy_writer_start(struct busy_writer *w, struct cache *c,
+			      uint64_t ino)
+{
+	w->c = c;
+	w->ino = ino;
+	atomic_store(&w->stop, 0);
+	w->rc = 0;
+	ASSERT_OK(pthread_create(&w->t, NULL, busy_writer_main, w));
+}
+
+static void busy_writer_stop(struct busy_writer *w)
+{
+	atomic_store(&w->stop, 1);
+	ASSERT_OK(pthread_join(w->t, NULL));
+	ASSERT_OK(w->rc);
+}
+
+/* Seconds until ino is no longer dirty, polled every 50 ms for at most
+ * limit seconds (then limit). */
+static double until_sealed(struct cache *c, uint64_t ino, double limit)
+{
+	double t = 0;
+
+	while (t < limit && strcmp(state(c, ino), "dirty") == 0) {
+		usleep(50000);
+		t += 0.05;
+	}
+	return t;
+}
+
+TEST(a_file_closed_during_writing_is_sealed_at_a_pause)
+{
+	static unsigned char a[64 * KiB];
+	struct busy_writer w;
+	struct env e;
+	uint64_t busy, fa;
+
+	env_init(&e, 1ull << 30);
+	e.cfg.seal_delay_ms = 600000;	/* not by time in this case */
+	e.cfg.seal_quiet_ms = 2000;
+	env_close(&e);
+	env_open(&e);
+	busy = mkfile(e.c, "busy");
+	fa = mkfile(e.c, "a");
+	fill(a, sizeof(a), 11);
+	busy_writer_start(&w, e.c, busy);
+	put(e.c, fa, 0, a, sizeof(a));	/* closed: would be sealed now */
+	/* past the 3 s a pack not full stays open before it is stored
+	 * (and the file with it stops being dirty) */
+	sleep(6);
+	ASSERT_STREQ(state(e.c, fa), "dirty");
+	busy_writer_stop(&w);
+	ASSERT_TRUE(until_sealed(e.c, fa, 60) < 60);
+
+	/* 0: at once, the writing going on */
+	env_close(&e);
+	e.cfg.seal_quiet_ms = 0;
+	env_open(&e);
+	fill(a, sizeof(a), 12);
+	busy_writer_start(&w, e.c, busy);
+	put(e.c, fa, 0, a, sizeof(a));
+	ASSERT_TRUE(until_sealed(e.c, fa, 60) < 60);
+	busy_writer_stop(&w);
+	expect(e.c, fa, a, sizeof(a));
 	env_done(&e);
 }
 
@@ -1783,6 +1888,7 @@ TEST_MAIN(
 	TEST_ENTRY(region_dropped_from_config_leaves_nothing_waiting),
 	TEST_ENTRY(open_sweeps_unrecorded_files_and_keeps_queued_ones),
 	TEST_ENTRY(overwrite_and_truncate_evicted_blocks),
+	TEST_ENTRY(a_file_closed_during_writing_is_sealed_at_a_pause),
 	TEST_ENTRY(dirty_blocks_outlive_a_close_and_seal_at_next_open),
 	TEST_ENTRY(overwrite_of_a_sealed_block_survives_a_crash_and_is_sealed),
 	TEST_ENTRY(whole_block_write_over_an_evicted_block_that_never_landed),

@@ -93,6 +93,7 @@ struct phi_config {
 				   file leaves it out (the default) */
 	char *key_file;		/* absolute path, or NULL: passphrase */
 	unsigned seal_delay_ms;
+	unsigned seal_quiet_ms;
 	unsigned uploaders;
 	unsigned seal_threads;	/* 0: one per core */
 	uint64_t pack_size;
