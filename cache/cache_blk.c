@@ -1238,8 +1238,8 @@ void cache_blk_pack_ahead(struct cache *c, uint64_t ino)
 			!(rec.flags & BLOCK_RESIDENT) &&
 			memcmp(rec.pack, cur.pack, sizeof(rec.pack)) != 0;
 	cache_meta_read_end(txn);
-	if (!found || cache_packget_has(c, rec.pack))
-		return;
+	if (!found)
+		return;	/* PACKGET_NEXT gets nothing already here */
 	frame_id(&rec, fid, sizeof(fid));
 	cache_pack_key(rec.pack, key);
 	cache_packget_buf_take(c, &plain);

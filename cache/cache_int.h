@@ -1001,10 +1001,9 @@ int cache_packget_frame(struct cache *c, const char *key,
 			backend_verify_fn *verify, void *ctx, int *bad,
 			enum packget_mode mode);
 void cache_packget_counts(struct cache *c, uint64_t *loads, uint64_t *hits);
-/* Whether small files are being read pack after pack (a walk), and
- * whether pack id is in memory or being got.  No lock held. */
+/* Whether small files are being read pack after pack (a walk).  No lock
+ * held. */
 int cache_packget_walking(struct cache *c);
-int cache_packget_has(struct cache *c, const uint8_t id[16]);
 /* A buffer for a fetched block's plaintext, empty, into *b: one kept
  * from an earlier fetch (its memory already faulted in) or a new one;
  * cache_packget_buf_give() keeps it for the next (at most PACKGET_SPARE)

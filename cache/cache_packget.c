@@ -334,17 +334,6 @@ int cache_packget_walking(struct cache *c)
 	return walk;
 }
 
-int cache_packget_has(struct cache *c, const uint8_t id[16])
-{
-	struct packget *p = &c->packget;
-	int has;
-
-	lock_take(&p->lock);
-	has = find(p, id) != NULL;
-	lock_drop(&p->lock);
-	return has;
-}
-
 void cache_packget_buf_take(struct cache *c, struct buf *b)
 {
 	struct packget *p = &c->packget;

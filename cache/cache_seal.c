@@ -6,10 +6,10 @@
  * the blocks of those that are due: idle for seal_delay, closed, asked
  * for by a sync, or all of them while the dirty total is past
  * dirty_limit.  Closed files wait while other files are being written,
- * for a pause of seal_quiet (yield_to_writers()).  A block is read from the data file under its node's
- * lock (and leaves the node's dirty set there) into a batch of up to
- * BATCH_BYTES, then compressed and encrypted into the current pack
- * without the lock.
+ * for a pause of seal_quiet (yield_to_writers()).  A block is read from
+ * the data file under its node's lock (and leaves the node's dirty set
+ * there) into a batch of up to BATCH_BYTES, then compressed and
+ * encrypted into the current pack without the lock.
  *
  * The crew.  Compression is most of the work, and a frame's object id
  * names its offset in the pack, which the frames before it decide.  So
